@@ -1,0 +1,22 @@
+// Output helpers shared by every engine.
+#include "bft/engine.h"
+
+#include <iterator>
+
+namespace tally::bft {
+
+namespace {
+template <typename T>
+void move_append(std::vector<T>& into, std::vector<T>& from) {
+    into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+}  // namespace
+
+void Output::append(Output&& other) {
+    move_append(persist, other.persist);
+    move_append(send, other.send);
+    move_append(commit, other.commit);
+    if (other.fetch_state) fetch_state = std::move(other.fetch_state);
+}
+
+}  // namespace tally::bft

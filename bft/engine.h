@@ -1,0 +1,162 @@
+// The consensus engine interface: what PBFT (bft/pbft) and Raft (bft/raft) implement, and
+// what the node (node/) and the simulator (tests/sim) drive.
+//
+// An engine is a pure, deterministic, single-threaded state machine. It has no sockets,
+// threads, clocks, files or randomness of its own: every input arrives through one of the
+// on_* calls below, and every effect leaves as an Output. Fed the same inputs in the same
+// order, two engines produce the same outputs: that is what lets the simulator replay a
+// failing seed exactly.
+//
+// The contract for every Output, in this order:
+//   1. persist — apply every PersistOp, durably (fsync), before anything in `send` leaves.
+//      An honest replica must never contradict after a crash what it signed before it.
+//   2. send    — hand every message to the transport (delivery is not guaranteed).
+//   3. commit  — execute the committed batches in the order given (sequence numbers are
+//      consecutive across outputs), then report each with on_executed(seq, digest).
+//   4. fetch_state — when set, bring the ledger to that checkpoint from peers, then call
+//      on_state_restored().
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "crypto/envelope.h"
+#include "crypto/hash.h"
+#include "crypto/keys.h"
+#include "crypto/result.h"
+
+namespace tally::bft {
+
+using ReplicaId = uint32_t;
+inline constexpr ReplicaId kAllReplicas = std::numeric_limits<ReplicaId>::max();
+
+// What a request's payload says about itself, once authenticated. The engine never reads
+// payloads itself: a RequestAuthenticator does (the ledger's transactions, in the node).
+struct RequestInfo {
+    crypto::PublicKey client{};
+    uint64_t nonce = 0;
+};
+
+// A client's request, authenticated.
+struct ClientRequest {
+    RequestInfo info;
+    std::string payload;  // the client's signed envelope (a transaction), opaque to the engine
+};
+
+// Checks a payload's client signature and reads its client and nonce. It must be a pure
+// function of the payload (the node's caches a verdict per payload digest; the simulator's
+// checks directly). An engine calls it for every request in a batch a peer proposes.
+class RequestAuthenticator {
+public:
+    virtual ~RequestAuthenticator() = default;
+    virtual Result<RequestInfo> authenticate(std::string_view payload) = 0;
+};
+
+// --- Outputs ---------------------------------------------------------------------------
+
+// One message to one replica, or to all others (kAllReplicas): a sealed crypto::Envelope.
+struct Outgoing {
+    ReplicaId to = kAllReplicas;
+    std::string envelope;
+};
+
+// Durable key-value writes. Keys are byte strings ordered as bytes (engines encode numbers
+// big-endian so ranges work). Applied in order, then made durable, before any send.
+struct PersistPut {
+    std::string key;
+    std::string value;
+};
+struct PersistErase {  // erases every key in [from, to)
+    std::string from;
+    std::string to;
+};
+using PersistOp = std::variant<PersistPut, PersistErase>;
+
+// A batch the protocol has committed at `seq`: execute it after seq - 1. An empty batch (a
+// PBFT null request, a Raft no-op) still advances the sequence and makes an (empty) block.
+struct Committed {
+    uint64_t seq = 0;
+    uint64_t view = 0;  // PBFT view or Raft term
+    std::vector<std::string> requests;
+};
+
+// The replica is behind a checkpoint its peers proved: fetch the ledger state at `seq`, which
+// must hash to `digest`, from `peers` (try them in turn; count any that serve a wrong one).
+struct StateTarget {
+    uint64_t seq = 0;
+    crypto::Hash digest{};
+    std::vector<ReplicaId> peers;
+};
+
+struct Output {
+    std::vector<PersistOp> persist;
+    std::vector<Outgoing> send;
+    std::vector<Committed> commit;
+    std::optional<StateTarget> fetch_state;
+
+    bool empty() const { return persist.empty() && send.empty() && commit.empty() && !fetch_state; }
+    // Appends `other` after this output's own effects, keeping the contract's order.
+    void append(Output&& other);
+};
+
+// A misbehaviour an engine detected in a peer (a bad message, a conflicting one, a lie).
+// Counted by the node per sender and kind; shown by `tally net status`.
+struct Detected {
+    ReplicaId from = 0;
+    std::string kind;  // "equivocation", "bad_digest", "stale_view", ...
+};
+
+struct EngineStatus {
+    std::string protocol;  // "pbft" or "raft"
+    std::string role;      // "primary"/"backup", "leader"/"follower"/"candidate"
+    uint64_t view = 0;     // view or term
+    uint64_t last_executed = 0;
+    uint64_t low_water_mark = 0;     // PBFT h; Raft snapshot index
+    uint64_t stable_checkpoint = 0;
+    bool view_changing = false;
+    std::optional<ReplicaId> leader;  // who this replica believes leads, if anyone
+};
+
+// --- The engine ------------------------------------------------------------------------
+
+class Engine {
+public:
+    virtual ~Engine() = default;
+
+    // One logical tick of time has passed. All timeouts are counted in ticks.
+    virtual Output on_tick() = 0;
+
+    // A message from replica `from`. The caller has opened the envelope: its signature is
+    // valid and its sender is replica `from`'s key. `raw` is the envelope's bytes, which an
+    // engine may keep as proof and forward. The body is untrusted until decoded.
+    virtual Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) = 0;
+
+    // A client's request, already authenticated by the caller.
+    virtual Output on_client_request(const ClientRequest& request) = 0;
+
+    // The caller executed Committed{seq} and the ledger's state digest after it is `digest`.
+    virtual Output on_executed(uint64_t seq, const crypto::Hash& digest) = 0;
+
+    // The caller installed state at `seq` with `digest` (after a StateTarget).
+    virtual Output on_state_restored(uint64_t seq, const crypto::Hash& digest) = 0;
+
+    // Called once, before any other input, when the replica starts: `records` is everything
+    // persisted before (sorted by key; empty on a first start), and the ledger has executed
+    // up to `executed_seq` with `digest`.
+    virtual Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
+                            uint64_t executed_seq, const crypto::Hash& digest) = 0;
+
+    virtual EngineStatus status() const = 0;
+
+    // Misbehaviour detected since the last call (the caller counts and logs it).
+    virtual std::vector<Detected> take_detected() = 0;
+};
+
+}  // namespace tally::bft

@@ -1,0 +1,30 @@
+// PBFT (Castro & Liskov, OSDI '99 / TOCS 2002, the variant with signatures), as an Engine.
+// The protocol card is ../shared/PBFT.md; the rules are named where they are implemented.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "bft/engine.h"
+#include "crypto/keys.h"
+
+namespace tally::bft::pbft {
+
+struct Config {
+    ReplicaId id = 0;
+    std::vector<crypto::PublicKey> replicas;  // index = replica id; n = 3f+1
+    uint32_t f = 1;
+    uint32_t batch_size_max = 256;     // requests in one pre-prepare
+    uint32_t pipeline_depth = 8;       // batches the primary keeps in flight at once
+    uint64_t checkpoint_interval = 128;        // K
+    uint64_t watermark_window = 512;           // L: accept sequence numbers in (h, h + L]
+    uint64_t view_change_timeout_ticks = 200;  // T; doubles on each failed view change
+};
+
+// `key` is this replica's signing key (config.replicas[config.id]); `authenticator` checks
+// the client signature of every request in a proposed batch and must outlive the engine.
+std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key,
+                                    RequestAuthenticator& authenticator);
+
+}  // namespace tally::bft::pbft

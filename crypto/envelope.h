@@ -1,0 +1,91 @@
+// The signed envelope: the one wire format between Tally's processes (replica to replica,
+// client to replica, replica to client). A fixed binary frame, strictly decoded:
+//
+//   offset  size  field
+//   0       1     version      (kEnvelopeVersion)
+//   1       1     type         (MessageType)
+//   2       32    sender       (Ed25519 public key)
+//   34      4     body length  (big-endian; must equal what follows, less the signature)
+//   38      n     body         (protobuf bytes, owned by the module of the type)
+//   38+n    64    signature    Ed25519 over kDomainEnvelope || 0x00 || bytes [0, 38+n)
+//
+// Sign bytes, not structures: open() checks sizes, version, type and sender, then the
+// signature, and only then may a caller decode the body. Each rejection has its own
+// error code so a replica can count them separately.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "crypto/keys.h"
+#include "crypto/result.h"
+
+namespace tally::crypto {
+
+inline constexpr uint8_t kEnvelopeVersion = 1;
+inline constexpr size_t kEnvelopeHeaderBytes = 38;
+inline constexpr size_t kEnvelopeOverheadBytes = kEnvelopeHeaderBytes + 64;
+// Large enough for a batch of several thousand transfers or a snapshot chunk.
+inline constexpr size_t kEnvelopeMaxBytes = 8 * 1024 * 1024;
+
+// Every kind of message. Numbers are part of the wire format: never reuse one.
+enum class MessageType : uint8_t {
+    // client <-> replica
+    kRequest = 1,        // a client's signed transaction or query, to be ordered
+    kReply = 2,          // a replica's signed result for one request
+    kReadRequest = 3,    // an unordered read (fast / local consistency)
+    kReadReply = 4,
+    kStatusRequest = 5,  // `tally net status`
+    kStatusReply = 6,
+    // PBFT, replica <-> replica
+    kPrePrepare = 16,
+    kPrepare = 17,
+    kCommit = 18,
+    kCheckpoint = 19,
+    kViewChange = 20,
+    kNewView = 21,
+    kFetchState = 22,
+    kState = 23,
+    // Raft, replica <-> replica
+    kRaftVote = 48,
+    kRaftVoteReply = 49,
+    kRaftAppend = 50,
+    kRaftAppendReply = 51,
+    kRaftSnapshot = 52,
+    kRaftSnapshotReply = 53,
+};
+
+bool is_known_type(uint8_t type);
+std::string_view type_name(MessageType type);
+
+struct Envelope {
+    MessageType type{};
+    PublicKey sender{};
+    std::string body;
+    Signature signature{};
+};
+
+struct OpenOptions {
+    size_t max_bytes = kEnvelopeMaxBytes;
+    // When set, an envelope from any other key is refused with "wrong_sender".
+    std::optional<PublicKey> expected_sender;
+    // False only to read the header of an envelope whose signature was checked already.
+    bool verify_signature = true;
+};
+
+// Frames and signs `body` as a message of `type` from `key`.
+std::string seal(const KeyPair& key, MessageType type, std::string_view body);
+
+// Checks and decodes a frame. Errors, in the order they are checked:
+//   "truncated"     shorter than a frame, or than its body length says
+//   "oversized"     longer than max_bytes
+//   "malformed"     wrong version, or bytes after the signature
+//   "unknown_type"  a type byte that names no MessageType
+//   "wrong_sender"  not expected_sender
+//   "bad_signature" the signature does not verify
+Result<Envelope> open(std::string_view bytes, const OpenOptions& options = {});
+
+}  // namespace tally::crypto

@@ -1,0 +1,59 @@
+// Ed25519 keys, signatures and verification (libsodium).
+//
+// Every signature Tally makes is over a domain tag, then the message:
+//     signed bytes = tag || 0x00 || message
+// The tag names the kind of thing signed, so a signature made for one purpose can never be
+// replayed as another. Tally's messages (transactions included) are all signed envelopes
+// (crypto/envelope.h), whose signed bytes also carry the message type.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "crypto/result.h"
+
+namespace tally::crypto {
+
+using PublicKey = std::array<uint8_t, 32>;
+using Seed = std::array<uint8_t, 32>;
+using Signature = std::array<uint8_t, 64>;
+
+inline constexpr std::string_view kDomainEnvelope = "tally/envelope/v1";
+
+// A key pair. The secret is libsodium's 64-byte form (seed || public key).
+// It is never logged: there is deliberately no to_string or operator<< for it.
+class KeyPair {
+public:
+    static KeyPair generate();                 // from the OS's randomness
+    static KeyPair from_seed(const Seed& seed);  // deterministic (tests, the simulator)
+
+    const PublicKey& public_key() const { return public_key_; }
+    Seed seed() const;
+
+    // Signs tag || 0x00 || message.
+    Signature sign(std::string_view domain, std::string_view message) const;
+    // Plain Ed25519 over `message` (RFC 8032 test vectors); Tally itself always uses a domain.
+    Signature sign_raw(std::string_view message) const;
+
+    ~KeyPair();  // wipes the secret
+    KeyPair(const KeyPair&) = default;
+    KeyPair& operator=(const KeyPair&) = default;
+
+private:
+    KeyPair() = default;
+    PublicKey public_key_{};
+    std::array<uint8_t, 64> secret_{};
+};
+
+// True when `signature` is `key`'s signature of tag || 0x00 || message.
+bool verify(const PublicKey& key, std::string_view domain, std::string_view message,
+            const Signature& signature);
+bool verify_raw(const PublicKey& key, std::string_view message, const Signature& signature);
+
+// An account id / replica key in the CLI: 64 lower-case hex digits.
+std::string key_to_hex(const PublicKey& key);
+Result<PublicKey> key_from_hex(std::string_view hex);
+
+}  // namespace tally::crypto

@@ -1,0 +1,113 @@
+// The ledger: accounts, transactions with their results, and hash-chained blocks, kept in
+// SQLite (WAL mode). A consensus engine orders batches; the ledger applies each batch as one
+// block inside one SQLite transaction, deterministically, so every replica fed the same
+// batches reaches the same blocks and the same state digest.
+//
+// What it trusts: nothing in a batch. Every transaction is decoded strictly and (unless the
+// caller verified it already) its signature checked; each gets a result code.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/hash.h"
+#include "crypto/keys.h"
+#include "crypto/result.h"
+#include "ledger/tx.h"
+
+namespace tally::ledger {
+
+struct Account {
+    crypto::PublicKey key{};
+    uint64_t balance = 0;
+    uint64_t nonce = 0;  // the last applied nonce; the next transfer must carry nonce + 1
+};
+
+struct Genesis {
+    std::vector<Account> accounts;  // nonce 0
+};
+
+struct BlockHeader {
+    uint64_t height = 0;  // == the consensus sequence number it was ordered at
+    uint64_t seq = 0;
+    uint64_t view = 0;    // PBFT view or Raft term
+    crypto::Hash prev_hash{};
+    crypto::Hash tx_root{};       // Merkle root of the transactions' ids, in batch order
+    crypto::Hash state_digest{};  // after the block
+    uint32_t tx_count = 0;
+    crypto::Hash hash() const;    // SHA-256 over every field above, fixed-width, big-endian
+};
+
+// What happened to one transaction of a block (or one query).
+struct Outcome {
+    crypto::Hash tx_id{};
+    ResultCode code = ResultCode::kOk;
+    uint64_t value = 0;        // balance for a balance query; 0 otherwise
+    uint64_t nonce = 0;        // account nonce for a balance query
+    uint64_t seq = 0;          // where the transaction was (first) applied
+    bool duplicate = false;    // already applied earlier: this repeats the first outcome
+};
+
+struct AppliedBlock {
+    BlockHeader header;
+    std::vector<Outcome> outcomes;  // one per transaction, in batch order
+};
+
+enum class Verify {
+    kCheck,    // check every signature (the default: the ledger trusts nothing)
+    kTrusted,  // the caller checked every signature already (consensus did, before ordering)
+};
+
+class State {
+public:
+    // Opens (creating if needed) the ledger at `path`; ":memory:" gives a private in-memory
+    // ledger for the simulator and tests. A new ledger is seeded from `genesis` (block 0).
+    // An existing one ignores `genesis`. Errors: "corrupt" (not a Tally database, or a
+    // failed integrity check), "io".
+    static Result<std::unique_ptr<State>> open(const std::string& path, const Genesis& genesis);
+
+    ~State();
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+
+    // Applies `txs` (transaction envelopes) as block `seq`, which must be last_seq() + 1
+    // (Error "already_applied" when seq <= last_seq(), "gap" when above). All of it commits in
+    // one SQLite transaction, with last_seq; a crash leaves all of it or none.
+    // Error "io" (disk full, ...) leaves the state as it was before the call.
+    Result<AppliedBlock> apply_block(uint64_t seq, uint64_t view, const std::vector<std::string>& txs,
+                                     Verify verify = Verify::kCheck);
+
+    // Answers a query (TxBody with a balance or tx op) from the current state, unordered.
+    Outcome query(std::string_view tx_envelope) const;
+
+    uint64_t last_seq() const;
+    crypto::Hash state_digest() const;  // of the account table, as of last_seq()
+    BlockHeader last_block() const;
+    std::optional<Account> account(const crypto::PublicKey& key) const;
+    std::optional<Outcome> transaction(const crypto::Hash& tx_id) const;
+    std::optional<BlockHeader> block(uint64_t height) const;
+    uint64_t total_balance() const;  // the sum of all balances (for conservation checks)
+    std::vector<Account> accounts() const;  // sorted by key
+
+    // The whole state as Snapshot bytes (ledger.proto).
+    std::string export_snapshot() const;
+    // Replaces the whole state with a snapshot. Refuses ("digest_mismatch") a snapshot whose
+    // accounts do not hash to `expected_digest` or to the digest it states; "malformed" when
+    // the bytes do not decode. On error the state is unchanged.
+    Status import_snapshot(std::string_view snapshot, const crypto::Hash& expected_digest);
+
+private:
+    struct Impl;
+    explicit State(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// The state digest of a list of accounts sorted by key: SHA-256 over each account's
+// key || balance || nonce (big-endian, fixed width). Shared by State and its tests.
+crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts);
+
+}  // namespace tally::ledger

@@ -1,0 +1,68 @@
+// network.json: the one file that describes a network. `tally net up` writes it; every
+// `tallyd` and every client reads it. Paths inside it are relative to its own folder, so a
+// network folder can be moved or copied to another machine as a whole.
+//
+// {
+//   "protocol": "pbft",                      // or "raft"
+//   "f": 1,                                  // PBFT: n = 3f+1; Raft: n = 2f+1
+//   "replicas": [
+//     {"id": 0, "host": "127.0.0.1", "port": 7100,
+//      "public_key": "<64 hex>", "key_file": "keys/replica-0.key", "data_dir": "data/0"}, ...
+//   ],
+//   "genesis": [{"account": "<64 hex>", "balance": 1000000000}, ...],
+//   "consensus": {"tick_ms": 10, "batch_size_max": 256, "pipeline_depth": 8,
+//                 "checkpoint_interval": 128, "watermark_window": 512,
+//                 "view_change_timeout_ticks": 200}
+// }
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "crypto/keys.h"
+#include "crypto/result.h"
+#include "ledger/state.h"
+
+namespace tally::node {
+
+struct ReplicaConfig {
+    uint32_t id = 0;
+    std::string host = "127.0.0.1";
+    uint16_t port = 0;
+    crypto::PublicKey public_key{};
+    std::string key_file;  // absolute once loaded
+    std::string data_dir;  // absolute once loaded
+    std::string endpoint() const { return "tcp://" + host + ":" + std::to_string(port); }
+};
+
+struct ConsensusConfig {
+    uint32_t tick_ms = 10;
+    uint32_t batch_size_max = 256;
+    uint32_t pipeline_depth = 8;
+    uint64_t checkpoint_interval = 128;
+    uint64_t watermark_window = 512;
+    uint64_t view_change_timeout_ticks = 200;
+};
+
+struct NetworkConfig {
+    std::string protocol = "pbft";
+    uint32_t f = 1;
+    std::vector<ReplicaConfig> replicas;
+    ledger::Genesis genesis;
+    ConsensusConfig consensus;
+    std::string dir;  // the folder network.json is in (absolute)
+
+    uint32_t n() const { return static_cast<uint32_t>(replicas.size()); }
+    // f+1: matching replies a client needs.
+    uint32_t reply_quorum() const { return f + 1; }
+};
+
+// Reads and checks network.json. Errors name the file and the field: "not_found", "parse",
+// "invalid" (n does not fit f, duplicate ids or ports, a bad key, ...).
+Result<NetworkConfig> load_network_config(const std::string& path);
+
+// Writes network.json (paths stored relative to config.dir).
+Status save_network_config(const NetworkConfig& config, const std::string& path);
+
+}  // namespace tally::node
