@@ -1,0 +1,111 @@
+// Checkpoints and garbage collection (PBFT.md "Checkpoints and garbage collection"): every K
+// sequence numbers each replica signs its state digest; 2f+1 matching make a stable
+// checkpoint, which moves the low water mark h and lets the log below it go. A replica that
+// sees a stable checkpoint above what it executed asks its caller for state transfer.
+#include "bft/pbft/replica.h"
+
+namespace tally::bft::pbft {
+
+namespace {
+// Checkpoints kept per sender that are not stable yet: enough for a full window of them.
+constexpr size_t kCheckpointsPerSenderMax = 16;
+}  // namespace
+
+void Replica::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& out) {
+    own_checkpoints_[seq] = digest;
+    pb::Checkpoint cp;
+    cp.set_seq(seq);
+    cp.set_state_digest(hash_bytes(digest));
+    std::string raw = seal(crypto::MessageType::kCheckpoint, cp);
+    checkpoints_[seq][digest][config_.id] = raw;
+    out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
+    try_stabilize(seq, out);
+}
+
+void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                            Output& out) {
+    pb::Checkpoint cp;
+    if (!decode(env.body, cp)) return detect(from, "malformed");
+    if (cp.seq() == 0 || cp.seq() % config_.checkpoint_interval != 0)
+        return detect(from, "bad_checkpoint");
+    if (cp.seq() <= low_) return;  // already stable here
+    crypto::Hash d = hash_from_bytes(cp.state_digest());
+    // A sender gets one digest per checkpoint: a second one is a lie to someone.
+    for (const auto& [digest, senders] : checkpoints_[cp.seq()]) {
+        if (digest != d && senders.count(from)) return detect(from, "equivocation");
+    }
+    checkpoints_[cp.seq()][d].emplace(from, std::string(raw));
+    // Bound what one sender can make this replica keep: its newest checkpoints only.
+    size_t kept = 0;
+    for (auto it = checkpoints_.rbegin(); it != checkpoints_.rend(); ++it) {
+        for (auto& [digest, senders] : it->second) {
+            if (senders.count(from) && ++kept > kCheckpointsPerSenderMax) senders.erase(from);
+        }
+    }
+    try_stabilize(cp.seq(), out);
+}
+
+void Replica::try_stabilize(uint64_t seq, Output& out) {
+    if (seq <= low_) return;
+    auto it = checkpoints_.find(seq);
+    if (it == checkpoints_.end()) return;
+    for (const auto& [digest, senders] : it->second) {
+        if (senders.size() < quorum_.quorum()) continue;
+        std::vector<std::string> proof;
+        for (const auto& [sender, envelope] : senders) {
+            if (proof.size() == quorum_.quorum()) break;
+            proof.push_back(envelope);
+        }
+        make_stable(seq, digest, std::move(proof), out);
+        return;
+    }
+}
+
+void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> proof,
+                          Output& out) {
+    auto own = own_checkpoints_.find(seq);
+    bool diverged = own != own_checkpoints_.end() && own->second != digest;
+    if (diverged) detect(config_.id, "state_diverged");
+    low_ = seq;
+    low_digest_ = digest;
+    low_proof_ = std::move(proof);
+    if (last_executed_ < seq || diverged) {
+        // Behind the network (or wrong): the proof tells what state to fetch and from whom.
+        fetching_state_ = true;
+        fetch_target_ = seq;
+        StateTarget target{seq, digest, {}};
+        for (const auto& [sender, envelope] : checkpoints_[seq][digest])
+            if (sender != config_.id) target.peers.push_back(sender);
+        out.fetch_state = std::move(target);
+    }
+    collect_garbage(out);
+    if (active_ && is_primary()) {
+        next_seq_ = std::max(next_seq_, low_ + 1);
+        propose(out);
+    }
+}
+
+// Discards every message, certificate and checkpoint at or below the stable checkpoint.
+void Replica::collect_garbage(Output& out) {
+    log_.erase(log_.begin(), log_.upper_bound(low_));
+    checkpoints_.erase(checkpoints_.begin(), checkpoints_.lower_bound(low_));
+    own_checkpoints_.erase(own_checkpoints_.begin(), own_checkpoints_.lower_bound(low_));
+    view_changes_.erase(view_changes_.begin(), view_changes_.lower_bound(view_));
+    out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(low_ + 1)});
+}
+
+bool Replica::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
+                                     const google::protobuf::RepeatedPtrField<std::string>& proof) const {
+    std::set<ReplicaId> senders;
+    for (const auto& raw : proof) {
+        ReplicaId sender = 0;
+        auto env = open_from(raw, crypto::MessageType::kCheckpoint, &sender);
+        pb::Checkpoint cp;
+        if (!env || !decode(env->body, cp)) return false;
+        if (cp.seq() != seq || hash_from_bytes(cp.state_digest()) != digest) return false;
+        senders.insert(sender);
+    }
+    return senders.size() >= quorum_.quorum();
+}
+
+}  // namespace tally::bft::pbft

@@ -1,0 +1,68 @@
+// PBFT message helpers. See messages.h.
+#include "bft/pbft/messages.h"
+
+#include <algorithm>
+
+namespace tally::bft::pbft {
+
+crypto::Hash batch_digest(const std::vector<std::string>& requests) {
+    crypto::Sha256 h;
+    h.update(std::string_view("tally/pbft/batch/v1"));
+    h.update_u64(requests.size());
+    for (const auto& r : requests) h.update(crypto::sha256(r));
+    return h.finish();
+}
+
+crypto::Hash hash_from_bytes(std::string_view bytes) {
+    crypto::Hash out{};
+    if (bytes.size() == out.size()) std::copy(bytes.begin(), bytes.end(), out.begin());
+    return out;
+}
+
+std::string hash_bytes(const crypto::Hash& hash) { return std::string(crypto::as_bytes(hash)); }
+
+namespace {
+template <typename M>
+bool parse(std::string_view body, M& out) {
+    return out.ParseFromArray(body.data(), static_cast<int>(body.size()));
+}
+}  // namespace
+
+bool decode(std::string_view body, pb::PrePrepare& out) {
+    return parse(body, out) && out.digest().size() == 32;
+}
+bool decode(std::string_view body, pb::Vote& out) {
+    return parse(body, out) && out.digest().size() == 32;
+}
+bool decode(std::string_view body, pb::Checkpoint& out) {
+    return parse(body, out) && out.state_digest().size() == 32;
+}
+bool decode(std::string_view body, pb::ViewChange& out) {
+    return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);
+}
+bool decode(std::string_view body, pb::NewView& out) { return parse(body, out); }
+bool decode(std::string_view body, pb::FetchState& out) { return parse(body, out); }
+
+std::string be64(uint64_t v) {
+    std::string out(8, '\0');
+    for (int i = 7; i >= 0; --i) {
+        out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+        v >>= 8;
+    }
+    return out;
+}
+
+uint64_t read_be64(std::string_view bytes) {
+    if (bytes.size() < 8) return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
+    return v;
+}
+
+std::string slot_key(uint64_t seq, uint64_t view, char kind) {
+    return std::string(1, kKeySlotPrefix) + be64(seq) + be64(view) + std::string(1, kind);
+}
+
+std::string slot_key_bound(uint64_t seq) { return std::string(1, kKeySlotPrefix) + be64(seq); }
+
+}  // namespace tally::bft::pbft

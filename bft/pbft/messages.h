@@ -1,0 +1,43 @@
+// PBFT message helpers: batch digests, store keys, decoding an envelope's body into its
+// protobuf message. Pure functions; no state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bft/engine.h"
+#include "bft/pbft/pbft.pb.h"
+#include "crypto/envelope.h"
+#include "crypto/hash.h"
+
+namespace tally::bft::pbft {
+
+// The digest a pre-prepare names: SHA-256 over the request count and each request's SHA-256.
+// The empty batch (a null request, proposed by NEW-VIEW to fill a gap) has a digest too.
+crypto::Hash batch_digest(const std::vector<std::string>& requests);
+
+crypto::Hash hash_from_bytes(std::string_view bytes);  // all-zero unless exactly 32 bytes
+std::string hash_bytes(const crypto::Hash& hash);
+
+// Strict body decode: false on bytes that do not parse or leave a digest the wrong size.
+bool decode(std::string_view body, pb::PrePrepare& out);
+bool decode(std::string_view body, pb::Vote& out);
+bool decode(std::string_view body, pb::Checkpoint& out);
+bool decode(std::string_view body, pb::ViewChange& out);
+bool decode(std::string_view body, pb::NewView& out);
+bool decode(std::string_view body, pb::FetchState& out);
+
+// Keys of the durable store. Numbers are big-endian, so key order is sequence order.
+std::string be64(uint64_t v);
+uint64_t read_be64(std::string_view bytes);  // 0 unless at least 8 bytes
+inline constexpr std::string_view kKeyView = "view";        // the view this replica is in
+inline constexpr char kKeySlotPrefix = 's';                // s | seq | view | kind
+inline constexpr char kSlotAccepted = 'a';                 // PreparedProof{pre-prepare, own prepare}
+inline constexpr char kSlotPrepared = 'b';                 // PreparedProof: the certificate
+std::string slot_key(uint64_t seq, uint64_t view, char kind);
+std::string slot_key_bound(uint64_t seq);  // the first key at seq (for erasing below it)
+
+}  // namespace tally::bft::pbft

@@ -1,0 +1,221 @@
+// PBFT's normal case (PBFT.md "Normal case"): requests, pre-prepare, prepare, commit, and
+// execution strictly in sequence order.
+#include <algorithm>
+
+#include "bft/pbft/replica.h"
+
+namespace tally::bft::pbft {
+
+namespace {
+// Requests a replica keeps waiting at once; beyond it new ones are refused (the client retries).
+constexpr size_t kWaitingMax = 100000;
+}  // namespace
+
+void Replica::on_request(const ClientRequest& request, Output& out) {
+    crypto::Hash d = crypto::sha256(request.payload);
+    if (waiting_.count(d)) return;  // a retransmission of a request already held
+    if (waiting_.size() >= kWaitingMax) {
+        detect(config_.id, "request_overload");
+        return;
+    }
+    // The view-change timer runs while a request waits; it starts when the first one arrives.
+    if (waiting_.empty()) progress_tick_ = now_;
+    waiting_.emplace(d, Waiting{request.payload, now_, false});
+    if (active_ && is_primary()) {
+        queue_.push_back(d);
+        propose(out);
+    }
+}
+
+std::vector<std::string> Replica::take_batch() {
+    std::vector<std::string> batch;
+    while (!queue_.empty() && batch.size() < config_.batch_size_max) {
+        auto it = waiting_.find(queue_.front());
+        queue_.pop_front();
+        if (it == waiting_.end() || it->second.in_log) continue;  // executed or proposed since
+        it->second.in_log = true;
+        batch.push_back(it->second.payload);
+    }
+    return batch;
+}
+
+// The primary proposes while it has requests, room in the window, and fewer than
+// pipeline_depth batches in flight. No timer: a batch forms from what arrived while the
+// previous ones were in flight, so one client sees no batching delay.
+void Replica::propose(Output& out) {
+    while (active_ && is_primary() && !queue_.empty() && next_seq_ <= high_water_mark() &&
+           next_seq_ - 1 - last_executed_ < config_.pipeline_depth && !fetching_state_) {
+        std::vector<std::string> batch = take_batch();
+        if (batch.empty()) break;
+        uint64_t seq = next_seq_++;
+        crypto::Hash d = batch_digest(batch);
+        pb::PrePrepare pp;
+        pp.set_view(view_);
+        pp.set_seq(seq);
+        pp.set_digest(hash_bytes(d));
+        for (const auto& r : batch) pp.add_requests(r);
+        std::string raw = seal(crypto::MessageType::kPrePrepare, pp);
+        accept_pre_prepare(seq, view_, d, std::move(batch), std::move(raw), out);
+    }
+}
+
+// Rule: a backup accepts PRE-PREPARE(v, s, d) only if it is signed by the primary of v, d is
+// the batch's digest, every request carries a valid client signature, it is in view v, it has
+// not accepted a different digest for (v, s), and h < s <= H.
+void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                             Output& out) {
+    pb::PrePrepare pp;
+    if (!decode(env.body, pp)) return detect(from, "malformed");
+    if (pp.view() < view_) return;  // stale: a view this replica left
+    if (pp.view() > view_ || !active_) {
+        future_.emplace_back(from, env, std::string(raw));
+        if (future_.size() > 4096) future_.pop_front();
+        return;
+    }
+    if (from != primary_of(pp.view())) return detect(from, "not_primary");
+    if (!in_window(pp.seq())) return;
+    crypto::Hash d = hash_from_bytes(pp.digest());
+    auto it = log_.find(pp.seq());
+    if (it != log_.end() && it->second.accepted && it->second.view == pp.view()) {
+        if (it->second.digest != d) detect(from, "equivocation");
+        return;
+    }
+    if (it != log_.end() && it->second.expected && *it->second.expected != d)
+        return detect(from, "new_view_mismatch");
+    if (!valid_batch(from, pp)) return;
+    accept_pre_prepare(pp.seq(), pp.view(), d, {pp.requests().begin(), pp.requests().end()},
+                       std::string(raw), out);
+}
+
+bool Replica::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
+    if (static_cast<uint32_t>(pp.requests_size()) > config_.batch_size_max) {
+        detect(from, "oversized_batch");
+        return false;
+    }
+    std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
+    if (batch_digest(requests) != hash_from_bytes(pp.digest())) {
+        detect(from, "bad_digest");
+        return false;
+    }
+    for (const auto& r : requests) {
+        if (!authenticator_.authenticate(r)) {
+            detect(from, "forged_request");
+            return false;
+        }
+    }
+    return true;
+}
+
+// Logs the pre-prepare, persists what this replica signs for (v, s), then sends: the
+// pre-prepare itself (primary) or a PREPARE (backup).
+void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
+                                 std::vector<std::string> requests, std::string raw, Output& out) {
+    Slot& slot = log_[seq];
+    slot.accepted = true;
+    slot.view = view;
+    slot.digest = digest;
+    slot.prepared = false;
+    slot.committed = false;
+    slot.expected.reset();
+    slot.pre_prepare = raw;
+    for (const auto& r : requests) {
+        auto w = waiting_.find(crypto::sha256(r));
+        if (w != waiting_.end()) w->second.in_log = true;
+    }
+    slot.requests = std::move(requests);
+
+    pb::PreparedProof record;
+    record.set_pre_prepare(raw);
+    if (primary_of(view) == config_.id) {
+        out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
+        out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
+    } else {
+        pb::Vote vote;
+        vote.set_view(view);
+        vote.set_seq(seq);
+        vote.set_digest(hash_bytes(digest));
+        std::string prepare = seal(crypto::MessageType::kPrepare, vote);
+        record.add_prepares(prepare);
+        out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
+        slot.prepares[{view, digest}][config_.id] = prepare;
+        out.send.push_back(Outgoing{kAllReplicas, std::move(prepare)});
+    }
+    advance(seq, out);
+}
+
+void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out) {
+    pb::Vote vote;
+    if (!decode(env.body, vote)) return detect(from, "malformed");
+    if (vote.view() < view_) return;
+    if (vote.view() > view_ || !active_) {
+        future_.emplace_back(from, env, std::string(raw));
+        if (future_.size() > 4096) future_.pop_front();
+        return;
+    }
+    if (!in_window(vote.seq())) return;
+    bool is_prepare = env.type == crypto::MessageType::kPrepare;
+    // The primary's pre-prepare is its vote; a prepare from it is a protocol violation.
+    if (is_prepare && from == primary_of(vote.view())) return detect(from, "prepare_from_primary");
+    Slot& slot = log_[vote.seq()];
+    auto& votes = is_prepare ? slot.prepares : slot.commits;
+    crypto::Hash d = hash_from_bytes(vote.digest());
+    for (const auto& [key, senders] : votes) {
+        if (key.first == vote.view() && key.second != d && senders.count(from))
+            return detect(from, "equivocation");
+    }
+    votes[{vote.view(), d}].emplace(from, std::string(raw));
+    advance(vote.seq(), out);
+}
+
+// Moves a slot forward: prepared(v, s, d) needs the pre-prepare and 2f matching prepares from
+// distinct backups; committed-local needs prepared and 2f+1 matching commits.
+void Replica::advance(uint64_t seq, Output& out) {
+    auto it = log_.find(seq);
+    if (it == log_.end()) return;
+    Slot& slot = it->second;
+    if (!slot.accepted || slot.view != view_ || !active_) return;
+    VoteKey key{view_, slot.digest};
+    if (!slot.prepared) {
+        auto p = slot.prepares.find(key);
+        if (p == slot.prepares.end() || p->second.size() < quorum_.prepares()) return;
+        slot.prepared = true;
+        PreparedCert cert{view_, slot.digest, slot.requests, slot.pre_prepare, {}};
+        for (const auto& [sender, envelope] : p->second) {
+            if (cert.prepares.size() == quorum_.prepares()) break;
+            cert.prepares.push_back(envelope);
+        }
+        // The certificate survives a crash, so a later view change can still report it.
+        pb::PreparedProof record;
+        record.set_pre_prepare(cert.pre_prepare);
+        for (const auto& e : cert.prepares) record.add_prepares(e);
+        out.persist.push_back(PersistPut{slot_key(seq, view_, kSlotPrepared), record.SerializeAsString()});
+        slot.cert = std::move(cert);
+
+        pb::Vote vote;
+        vote.set_view(view_);
+        vote.set_seq(seq);
+        vote.set_digest(hash_bytes(slot.digest));
+        std::string commit = seal(crypto::MessageType::kCommit, vote);
+        slot.commits[key][config_.id] = commit;
+        out.send.push_back(Outgoing{kAllReplicas, std::move(commit)});
+    }
+    if (!slot.committed) {
+        auto c = slot.commits.find(key);
+        if (c == slot.commits.end() || c->second.size() < quorum_.quorum()) return;
+        slot.committed = true;
+        deliver(out);
+    }
+}
+
+// Hands committed batches to the caller strictly in sequence order.
+void Replica::deliver(Output& out) {
+    while (!fetching_state_) {
+        auto it = log_.find(last_delivered_ + 1);
+        if (it == log_.end() || !it->second.committed) break;
+        ++last_delivered_;
+        for (const auto& r : it->second.requests) waiting_.erase(crypto::sha256(r));
+        out.commit.push_back(Committed{it->first, it->second.view, it->second.requests});
+    }
+}
+
+}  // namespace tally::bft::pbft

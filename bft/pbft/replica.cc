@@ -1,0 +1,185 @@
+// The PBFT replica: inputs, dispatch by message type, status and restart.
+// Message families are handled in normal_case.cc, checkpoint.cc and view_change.cc.
+#include "bft/pbft/replica.h"
+
+#include "crypto/assert.h"
+
+namespace tally::bft::pbft {
+
+std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key,
+                                    RequestAuthenticator& authenticator) {
+    return std::make_unique<Replica>(config, key, authenticator);
+}
+
+Replica::Replica(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator)
+    : config_(config),
+      key_(key),
+      authenticator_(authenticator),
+      n_(static_cast<uint32_t>(config.replicas.size())),
+      quorum_{config.f},
+      view_change_timeout_ticks_(config.view_change_timeout_ticks) {
+    TALLY_ASSERT(n_ == quorum_.n());
+    TALLY_ASSERT(config_.id < n_);
+    TALLY_ASSERT(config_.replicas[config_.id] == key_.public_key());
+    TALLY_ASSERT(config_.checkpoint_interval > 0);
+    TALLY_ASSERT(config_.watermark_window >= config_.checkpoint_interval);
+    TALLY_ASSERT(config_.batch_size_max > 0 && config_.pipeline_depth > 0);
+}
+
+std::string Replica::seal(crypto::MessageType type, const google::protobuf::Message& body) const {
+    return crypto::seal(key_, type, body.SerializeAsString());
+}
+
+void Replica::detect(ReplicaId from, std::string kind) {
+    // Bounded: a flood of bad messages between two status reads must not grow memory.
+    if (detected_.size() < 10000) detected_.push_back(Detected{from, std::move(kind)});
+}
+
+std::vector<Detected> Replica::take_detected() { return std::exchange(detected_, {}); }
+
+std::optional<crypto::Envelope> Replica::open_from(std::string_view raw, crypto::MessageType type,
+                                                   ReplicaId* sender) const {
+    auto env = crypto::open(raw);
+    if (!env || env->type != type) return std::nullopt;
+    for (ReplicaId i = 0; i < n_; ++i) {
+        if (config_.replicas[i] == env->sender) {
+            *sender = i;
+            return std::move(env).value();
+        }
+    }
+    return std::nullopt;
+}
+
+Output Replica::on_tick() {
+    Output out;
+    ++now_;
+    tick_view_change(out);
+    if (active_ && is_primary()) propose(out);
+    return out;
+}
+
+Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
+    Output out;
+    if (from >= n_ || from == config_.id) {
+        detect(from, "bad_sender");
+        return out;
+    }
+    switch (env.type) {
+        case crypto::MessageType::kPrePrepare: on_pre_prepare(from, env, raw, out); break;
+        case crypto::MessageType::kPrepare:
+        case crypto::MessageType::kCommit: on_vote(from, env, raw, out); break;
+        case crypto::MessageType::kCheckpoint: on_checkpoint(from, env, raw, out); break;
+        case crypto::MessageType::kViewChange: on_view_change(from, env, raw, out); break;
+        case crypto::MessageType::kNewView: on_new_view(from, env, raw, out); break;
+        default: detect(from, "unexpected_type"); break;
+    }
+    return out;
+}
+
+Output Replica::on_client_request(const ClientRequest& request) {
+    Output out;
+    on_request(request, out);
+    return out;
+}
+
+Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
+    Output out;
+    // The caller executes Committed batches in order, exactly once each.
+    TALLY_ASSERT(seq == last_executed_ + 1 && seq <= last_delivered_);
+    last_executed_ = seq;
+    last_executed_digest_ = digest;
+    progress_tick_ = now_;
+    if (seq % config_.checkpoint_interval == 0) send_checkpoint(seq, digest, out);
+    if (active_ && is_primary()) propose(out);
+    return out;
+}
+
+Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
+    Output out;
+    if (!fetching_state_ || seq < fetch_target_) return out;
+    fetching_state_ = false;
+    last_executed_ = seq;
+    last_delivered_ = std::max(last_delivered_, seq);
+    last_executed_digest_ = digest;
+    next_seq_ = std::max(next_seq_, seq + 1);
+    progress_tick_ = now_;
+    // Requests that executed inside the transferred state no longer wait; the ledger
+    // answers their retransmissions.
+    for (auto it = log_.begin(); it != log_.end() && it->first <= seq;) it = log_.erase(it);
+    deliver(out);
+    return out;
+}
+
+Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>& records,
+                         uint64_t executed_seq, const crypto::Hash& digest) {
+    Output out;
+    last_executed_ = executed_seq;
+    last_delivered_ = executed_seq;
+    last_executed_digest_ = digest;
+    next_seq_ = executed_seq + 1;
+    // The ledger's last block may lie above the last stable checkpoint; the log starts after it.
+    low_ = executed_seq - executed_seq % config_.checkpoint_interval;
+    for (const auto& [key, value] : records) {
+        if (key == kKeyView) {
+            view_ = read_be64(value);
+            active_ = value.size() > 8 ? value[8] != 0 : true;
+            continue;
+        }
+        if (key.size() != 18 || key[0] != kKeySlotPrefix) continue;
+        uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
+        uint64_t view = read_be64(std::string_view(key).substr(9, 8));
+        if (seq <= executed_seq) continue;
+        pb::PreparedProof proof;
+        if (!proof.ParseFromString(value)) continue;
+        ReplicaId primary = 0;
+        auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
+        pb::PrePrepare pp;
+        if (!pp_env || !decode(pp_env->body, pp) || pp.view() != view || pp.seq() != seq) continue;
+        std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
+        crypto::Hash d = hash_from_bytes(pp.digest());
+        Slot& slot = log_[seq];
+        if (key[17] == kSlotAccepted && view >= slot.view) {
+            // What this replica signed for (view, seq): it will never sign another digest there.
+            slot.accepted = true;
+            slot.view = view;
+            slot.digest = d;
+            slot.requests = requests;
+            slot.pre_prepare = proof.pre_prepare();
+            for (const auto& p : proof.prepares()) slot.prepares[{view, d}][config_.id] = p;
+        } else if (key[17] == kSlotPrepared) {
+            PreparedCert cert{view, d, requests, proof.pre_prepare(),
+                              {proof.prepares().begin(), proof.prepares().end()}};
+            if (!slot.cert || slot.cert->view < view) slot.cert = std::move(cert);
+        }
+        next_seq_ = std::max(next_seq_, seq + 1);
+    }
+    // A restarted replica re-enters its view; it learns newer views from its peers.
+    progress_tick_ = now_;
+    return out;
+}
+
+EngineStatus Replica::status() const {
+    EngineStatus s;
+    s.protocol = "pbft";
+    s.role = is_primary() ? "primary" : "backup";
+    s.view = view_;
+    s.last_executed = last_executed_;
+    s.low_water_mark = low_;
+    s.stable_checkpoint = low_;
+    s.view_changing = !active_;
+    if (active_) s.leader = primary_of(view_);
+    return s;
+}
+
+void Replica::check_invariants() const {
+    for (const auto& [seq, slot] : log_) {
+        TALLY_ASSERT(seq > low_ || seq <= last_executed_);
+        TALLY_ASSERT(!slot.prepared || slot.accepted);
+        TALLY_ASSERT(!slot.committed || slot.prepared || seq <= last_delivered_);
+    }
+    TALLY_ASSERT(last_executed_ <= last_delivered_);
+    TALLY_ASSERT(low_ <= last_executed_ || fetching_state_);
+    TALLY_ASSERT(queue_.size() <= waiting_.size());
+}
+
+}  // namespace tally::bft::pbft

@@ -1,0 +1,189 @@
+// The PBFT replica: one Engine, split by message family over several files —
+//   replica.cc      construction, inputs, status, restart, shared helpers
+//   normal_case.cc  request, pre-prepare, prepare, commit, execution order
+//   checkpoint.cc   checkpoints, stable checkpoints, water marks, garbage collection
+//   view_change.cc  view-change timer, VIEW-CHANGE, NEW-VIEW
+//
+// Deterministic: ordered containers only; time is the tick count; no randomness.
+// Untrusted input (every message body, every request in a batch) is validated before any
+// state changes; a bad message is dropped and reported through take_detected(), never asserted on.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bft/engine.h"
+#include "bft/pbft/messages.h"
+#include "bft/pbft/pbft.h"
+#include "bft/quorum.h"
+
+namespace tally::bft::pbft {
+
+class Replica final : public Engine {
+public:
+    Replica(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator);
+
+    Output on_tick() override;
+    Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
+    Output on_client_request(const ClientRequest& request) override;
+    Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
+    Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;
+    Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
+                    uint64_t executed_seq, const crypto::Hash& digest) override;
+    EngineStatus status() const override;
+    std::vector<Detected> take_detected() override;
+
+    // Checks the invariants that hold between inputs; aborts on a broken one. The simulator
+    // calls it after every input.
+    void check_invariants() const;
+
+private:
+    using VoteKey = std::pair<uint64_t, crypto::Hash>;        // (view, digest)
+    using Votes = std::map<ReplicaId, std::string>;            // sender -> envelope
+
+    struct PreparedCert {
+        uint64_t view = 0;
+        crypto::Hash digest{};
+        std::vector<std::string> requests;
+        std::string pre_prepare;            // envelope
+        std::vector<std::string> prepares;  // 2f envelopes from distinct backups
+    };
+
+    // Everything known about one sequence number.
+    struct Slot {
+        // The pre-prepare accepted in `view` (the current view once accepted).
+        bool accepted = false;
+        uint64_t view = 0;
+        crypto::Hash digest{};
+        std::vector<std::string> requests;
+        std::string pre_prepare;
+        bool prepared = false;   // Invariant: prepared => accepted, in `view`
+        bool committed = false;  // Invariant: committed => prepared (committed-local)
+        // Set by NEW-VIEW: the only digest a pre-prepare for this seq in the new view may carry.
+        std::optional<crypto::Hash> expected;
+        // Votes of every view, by (view, digest): a certificate needs them as envelopes.
+        std::map<VoteKey, Votes> prepares;
+        std::map<VoteKey, Votes> commits;
+        // The prepared certificate of the highest view this replica prepared in (for P).
+        std::optional<PreparedCert> cert;
+    };
+
+    // --- replica.cc
+    ReplicaId primary_of(uint64_t view) const { return static_cast<ReplicaId>(view % n_); }
+    bool is_primary() const { return primary_of(view_) == config_.id; }
+    uint64_t high_water_mark() const { return low_ + config_.watermark_window; }
+    bool in_window(uint64_t seq) const { return seq > low_ && seq <= high_water_mark(); }
+    std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
+    void detect(ReplicaId from, std::string kind);
+    std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
+                                              ReplicaId* sender) const;
+
+    // --- normal_case.cc
+    void on_request(const ClientRequest& request, Output& out);
+    void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
+    void on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
+    // Validates a pre-prepare's body: digest, size, every request's client signature.
+    bool valid_batch(ReplicaId from, const pb::PrePrepare& pp);
+    void accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
+                            std::vector<std::string> requests, std::string raw, Output& out);
+    void propose(Output& out);
+    void advance(uint64_t seq, Output& out);
+    void deliver(Output& out);
+    std::vector<std::string> take_batch();
+
+    // --- checkpoint.cc
+    void on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
+    void send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& out);
+    void try_stabilize(uint64_t seq, Output& out);
+    void make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> proof,
+                     Output& out);
+    void collect_garbage(Output& out);
+    // Checks a checkpoint proof (2f+1 distinct valid checkpoint envelopes for seq/digest).
+    bool valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
+                                const google::protobuf::RepeatedPtrField<std::string>& proof) const;
+
+    // --- view_change.cc
+    void tick_view_change(Output& out);
+    void start_view_change(uint64_t new_view, Output& out);
+    void on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
+    void on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
+    void maybe_send_new_view(uint64_t view, Output& out);
+    void maybe_join_higher_view(Output& out);
+    // Checks a VIEW-CHANGE's C and P proofs.
+    bool valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const;
+    bool valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
+                              PreparedCert* cert, uint64_t* seq) const;
+    // Computes NEW-VIEW's O set from V: (min_s, and per seq the digest and batch, null if none).
+    struct Reproposal {
+        uint64_t seq = 0;
+        crypto::Hash digest{};
+        std::vector<std::string> requests;
+    };
+    bool compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
+                          crypto::Hash* min_digest, std::vector<std::string>* min_proof,
+                          std::vector<Reproposal>* o) const;
+    void enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
+                    std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
+                    Output& out);
+    void persist_view(Output& out);
+    void replay_future(Output& out);
+
+    Config config_;
+    crypto::KeyPair key_;
+    RequestAuthenticator& authenticator_;
+    uint32_t n_;
+    ByzantineQuorum quorum_;
+
+    uint64_t now_ = 0;  // ticks since start
+
+    // View. Invariant: active_ is false only between sending VIEW-CHANGE for view_ and
+    // accepting NEW-VIEW for it.
+    uint64_t view_ = 0;
+    bool active_ = true;
+
+    // The log, by sequence number. Invariant: every key is in (low_, low_ + 2L].
+    std::map<uint64_t, Slot> log_;
+    uint64_t next_seq_ = 1;        // primary: the next sequence number to assign
+    uint64_t last_delivered_ = 0;  // the highest seq handed out in Output::commit
+    uint64_t last_executed_ = 0;   // the highest seq the caller executed
+    crypto::Hash last_executed_digest_{};
+
+    // Requests this replica holds that have not executed: digest -> (payload, arrival tick).
+    // The primary proposes from queue_; every replica times the oldest for view change.
+    struct Waiting {
+        std::string payload;
+        uint64_t since_tick = 0;
+        bool in_log = false;  // proposed in a pre-prepare this replica accepted
+    };
+    std::map<crypto::Hash, Waiting> waiting_;
+    std::deque<crypto::Hash> queue_;  // primary: requests in arrival order, not yet proposed
+
+    // Checkpoints: seq -> digest -> sender -> envelope.
+    std::map<uint64_t, std::map<crypto::Hash, Votes>> checkpoints_;
+    std::map<uint64_t, crypto::Hash> own_checkpoints_;
+    uint64_t low_ = 0;  // h: the last stable checkpoint
+    crypto::Hash low_digest_{};
+    std::vector<std::string> low_proof_;  // 2f+1 checkpoint envelopes (empty at 0)
+    bool fetching_state_ = false;
+    uint64_t fetch_target_ = 0;
+
+    // View change.
+    std::map<uint64_t, std::map<ReplicaId, std::string>> view_changes_;  // view -> sender -> env
+    std::set<uint64_t> new_view_sent_;
+    std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
+    uint64_t view_change_timeout_ticks_;  // current T; doubles on each failed view change
+    uint64_t view_change_started_tick_ = 0;
+    uint64_t progress_tick_ = 0;  // last tick a request executed or a view was entered
+    // Messages for a view this replica has not entered yet, replayed when it does.
+    std::deque<std::tuple<ReplicaId, crypto::Envelope, std::string>> future_;
+
+    std::vector<Detected> detected_;
+};
+
+}  // namespace tally::bft::pbft

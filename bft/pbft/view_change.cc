@@ -1,0 +1,304 @@
+// View change (PBFT.md "View change"): a backup whose waiting requests do not execute in time
+// moves to the next view and sends VIEW-CHANGE with its stable checkpoint proof (C) and its
+// prepared certificates above it (P). The new primary gathers 2f+1 of them (V), computes the
+// batches to re-propose (O) and sends NEW-VIEW; each backup recomputes O from V before
+// accepting it. Failed view changes double the timeout; f+1 view changes for higher views
+// make a replica join the smallest of them.
+#include <algorithm>
+
+#include "bft/pbft/replica.h"
+
+namespace tally::bft::pbft {
+
+void Replica::tick_view_change(Output& out) {
+    if (active_) {
+        // The timer runs while requests wait; progress (an execution, a new view) restarts it.
+        if (!waiting_.empty() && now_ - progress_tick_ >= view_change_timeout_ticks_)
+            start_view_change(view_ + 1, out);
+        return;
+    }
+    if (now_ - view_change_started_tick_ >= view_change_timeout_ticks_) {
+        // No valid NEW-VIEW in time: try the next view, waiting twice as long.
+        view_change_timeout_ticks_ *= 2;
+        start_view_change(view_ + 1, out);
+    }
+}
+
+void Replica::persist_view(Output& out) {
+    out.persist.push_back(PersistPut{std::string(kKeyView), be64(view_) + std::string(1, active_ ? 1 : 0)});
+}
+
+void Replica::start_view_change(uint64_t new_view, Output& out) {
+    view_ = new_view;
+    active_ = false;
+    view_change_started_tick_ = now_;
+    queue_.clear();
+
+    pb::ViewChange vc;
+    vc.set_new_view(new_view);
+    vc.set_stable_seq(low_);
+    if (low_ > 0) vc.set_stable_digest(hash_bytes(low_digest_));
+    for (const auto& e : low_proof_) vc.add_checkpoint_proof(e);
+    for (const auto& [seq, slot] : log_) {
+        if (seq <= low_ || !slot.cert) continue;
+        pb::PreparedProof* p = vc.add_prepared();
+        p->set_pre_prepare(slot.cert->pre_prepare);
+        for (const auto& e : slot.cert->prepares) p->add_prepares(e);
+    }
+    std::string raw = seal(crypto::MessageType::kViewChange, vc);
+    // Persist before send: after a crash this replica must not act in a view it left.
+    persist_view(out);
+    view_changes_[new_view][config_.id] = raw;
+    out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
+    maybe_send_new_view(new_view, out);
+}
+
+void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                             Output& out) {
+    pb::ViewChange vc;
+    if (!decode(env.body, vc)) return detect(from, "malformed");
+    uint64_t v = vc.new_view();
+    if (v < view_ || (v == view_ && active_)) {
+        // A replica left behind (restarted, partitioned): show it how this view began.
+        if (active_ && !last_new_view_.empty() && v <= view_)
+            out.send.push_back(Outgoing{from, last_new_view_});
+        return;
+    }
+    if (!valid_view_change(from, vc)) return detect(from, "bad_view_change");
+    // One view change per sender is kept, its newest: memory stays bounded whatever it sends.
+    for (auto it = view_changes_.begin(); it != view_changes_.end(); ++it) {
+        if (it->first < v) it->second.erase(from);
+    }
+    view_changes_[v][from] = std::string(raw);
+    maybe_join_higher_view(out);
+    maybe_send_new_view(v, out);
+}
+
+// Rule: a replica that holds f+1 valid view changes for views above its own joins the
+// smallest of them at once (f faulty replicas alone can never force a view change).
+void Replica::maybe_join_higher_view(Output& out) {
+    std::map<ReplicaId, uint64_t> newest;
+    for (const auto& [v, senders] : view_changes_) {
+        bool above = active_ ? v > view_ : v > view_;
+        if (!above) continue;
+        for (const auto& [sender, envelope] : senders) newest[sender] = v;
+    }
+    if (newest.size() < quorum_.weak()) return;
+    uint64_t smallest = UINT64_MAX;
+    for (const auto& [sender, v] : newest) smallest = std::min(smallest, v);
+    start_view_change(smallest, out);
+}
+
+void Replica::maybe_send_new_view(uint64_t view, Output& out) {
+    if (primary_of(view) != config_.id || view != view_ || active_ || new_view_sent_.count(view)) return;
+    auto it = view_changes_.find(view);
+    if (it == view_changes_.end() || !it->second.count(config_.id) || it->second.size() < quorum_.quorum())
+        return;
+    pb::NewView nv;
+    nv.set_view(view);
+    std::vector<pb::ViewChange> vcs;
+    for (const auto& [sender, envelope] : it->second) {
+        if (vcs.size() == quorum_.quorum()) break;
+        ReplicaId s = 0;
+        auto env = open_from(envelope, crypto::MessageType::kViewChange, &s);
+        pb::ViewChange vc;
+        if (!env || !decode(env->body, vc)) continue;
+        vcs.push_back(std::move(vc));
+        nv.add_view_changes(envelope);
+    }
+    uint64_t min_s = 0;
+    crypto::Hash min_digest{};
+    std::vector<std::string> min_proof;
+    std::vector<Reproposal> o;
+    if (vcs.size() < quorum_.quorum() || !compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o))
+        return;
+    for (const auto& r : o) {
+        pb::Vote* entry = nv.add_reproposals();
+        entry->set_view(view);
+        entry->set_seq(r.seq);
+        entry->set_digest(hash_bytes(r.digest));
+    }
+    new_view_sent_.insert(view);
+    std::string raw = seal(crypto::MessageType::kNewView, nv);
+    last_new_view_ = raw;
+    out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
+    enter_view(view, min_s, min_digest, std::move(min_proof), o, out);
+}
+
+// Rule: a backup accepts NEW-VIEW only if it is signed by the primary of v+1; V holds 2f+1
+// valid view changes for v+1 from distinct replicas; and recomputing O from V gives exactly
+// the O received.
+void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                          Output& out) {
+    pb::NewView nv;
+    if (!decode(env.body, nv)) return detect(from, "malformed");
+    uint64_t v = nv.view();
+    if (v < view_ || (v == view_ && active_)) return;
+    if (from != primary_of(v)) return detect(from, "bad_new_view");
+    std::vector<pb::ViewChange> vcs;
+    std::set<ReplicaId> senders;
+    for (const auto& envelope : nv.view_changes()) {
+        ReplicaId s = 0;
+        auto vc_env = open_from(envelope, crypto::MessageType::kViewChange, &s);
+        pb::ViewChange vc;
+        if (!vc_env || !decode(vc_env->body, vc) || vc.new_view() != v || !senders.insert(s).second ||
+            !valid_view_change(s, vc))
+            return detect(from, "bad_new_view");
+        vcs.push_back(std::move(vc));
+    }
+    if (vcs.size() < quorum_.quorum()) return detect(from, "bad_new_view");
+    uint64_t min_s = 0;
+    crypto::Hash min_digest{};
+    std::vector<std::string> min_proof;
+    std::vector<Reproposal> o;
+    if (!compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o)) return detect(from, "bad_new_view");
+    if (static_cast<size_t>(nv.reproposals_size()) != o.size()) return detect(from, "bad_new_view");
+    for (size_t i = 0; i < o.size(); ++i) {
+        const pb::Vote& entry = nv.reproposals(static_cast<int>(i));
+        if (entry.view() != v || entry.seq() != o[i].seq || hash_from_bytes(entry.digest()) != o[i].digest)
+            return detect(from, "bad_new_view");
+    }
+    last_new_view_ = std::string(raw);
+    enter_view(v, min_s, min_digest, std::move(min_proof), o, out);
+}
+
+bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const {
+    (void)sender;
+    if (vc.stable_seq() % config_.checkpoint_interval != 0) return false;
+    if (vc.stable_seq() > 0 &&
+        !valid_checkpoint_proof(vc.stable_seq(), hash_from_bytes(vc.stable_digest()), vc.checkpoint_proof()))
+        return false;
+    std::set<uint64_t> seqs;
+    for (const auto& p : vc.prepared()) {
+        PreparedCert cert;
+        uint64_t seq = 0;
+        if (!valid_prepared_proof(p, vc.new_view(), &cert, &seq)) return false;
+        if (seq <= vc.stable_seq() || seq > vc.stable_seq() + config_.watermark_window) return false;
+        if (!seqs.insert(seq).second) return false;
+    }
+    return true;
+}
+
+bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
+                                   PreparedCert* cert, uint64_t* seq) const {
+    ReplicaId primary = 0;
+    auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
+    pb::PrePrepare pp;
+    if (!pp_env || !decode(pp_env->body, pp)) return false;
+    if (pp.view() >= below_view || primary != primary_of(pp.view())) return false;
+    std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
+    crypto::Hash d = hash_from_bytes(pp.digest());
+    if (batch_digest(requests) != d) return false;
+    std::set<ReplicaId> senders;
+    for (const auto& raw : proof.prepares()) {
+        ReplicaId s = 0;
+        auto env = open_from(raw, crypto::MessageType::kPrepare, &s);
+        pb::Vote vote;
+        if (!env || !decode(env->body, vote)) return false;
+        if (s == primary || vote.view() != pp.view() || vote.seq() != pp.seq() ||
+            hash_from_bytes(vote.digest()) != d)
+            return false;
+        senders.insert(s);
+    }
+    if (senders.size() < quorum_.prepares()) return false;
+    *cert = PreparedCert{pp.view(), d, std::move(requests), proof.pre_prepare(),
+                         {proof.prepares().begin(), proof.prepares().end()}};
+    *seq = pp.seq();
+    return true;
+}
+
+// O from V: min_s is the highest stable checkpoint in V; for every s in (min_s, max_s], the
+// batch of the highest-view prepared certificate for s, or a null (empty) batch.
+bool Replica::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
+                               crypto::Hash* min_digest, std::vector<std::string>* min_proof,
+                               std::vector<Reproposal>* o) const {
+    const pb::ViewChange* best = nullptr;
+    for (const auto& vc : vcs)
+        if (!best || vc.stable_seq() > best->stable_seq()) best = &vc;
+    if (!best) return false;
+    *min_s = best->stable_seq();
+    *min_digest = best->stable_seq() > 0 ? hash_from_bytes(best->stable_digest()) : crypto::Hash{};
+    min_proof->assign(best->checkpoint_proof().begin(), best->checkpoint_proof().end());
+
+    std::map<uint64_t, PreparedCert> chosen;
+    for (const auto& vc : vcs) {
+        for (const auto& p : vc.prepared()) {
+            PreparedCert cert;
+            uint64_t seq = 0;
+            if (!valid_prepared_proof(p, vc.new_view(), &cert, &seq)) return false;
+            if (seq <= *min_s) continue;
+            auto it = chosen.find(seq);
+            if (it == chosen.end() || it->second.view < cert.view) chosen[seq] = std::move(cert);
+        }
+    }
+    uint64_t max_s = chosen.empty() ? *min_s : chosen.rbegin()->first;
+    o->clear();
+    for (uint64_t s = *min_s + 1; s <= max_s; ++s) {
+        auto it = chosen.find(s);
+        if (it != chosen.end()) {
+            o->push_back(Reproposal{s, it->second.digest, it->second.requests});
+        } else {
+            o->push_back(Reproposal{s, batch_digest({}), {}});
+        }
+    }
+    return true;
+}
+
+void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
+                         std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
+                         Output& out) {
+    view_ = view;
+    active_ = true;
+    view_change_timeout_ticks_ = config_.view_change_timeout_ticks;
+    progress_tick_ = now_;
+    persist_view(out);
+    view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(view));
+    if (min_s > low_) make_stable(min_s, min_digest, std::move(min_proof), out);
+
+    // Slots start over in the new view; certificates (for later view changes) are kept.
+    for (auto& [seq, slot] : log_) {
+        slot.accepted = false;
+        slot.prepared = false;
+        if (seq > last_delivered_) slot.committed = false;
+        slot.expected.reset();
+    }
+    for (auto& [digest, w] : waiting_) w.in_log = false;
+    for (const auto& r : o) {
+        if (r.seq <= low_) continue;
+        log_[r.seq].expected = r.digest;
+        for (const auto& req : r.requests) {
+            auto w = waiting_.find(crypto::sha256(req));
+            if (w != waiting_.end()) w->second.in_log = true;
+        }
+    }
+    next_seq_ = std::max(low_, o.empty() ? min_s : o.back().seq) + 1;
+    next_seq_ = std::max(next_seq_, last_delivered_ + 1);
+
+    queue_.clear();
+    if (is_primary()) {
+        for (const auto& r : o) {
+            if (r.seq <= low_) continue;
+            pb::PrePrepare pp;
+            pp.set_view(view);
+            pp.set_seq(r.seq);
+            pp.set_digest(hash_bytes(r.digest));
+            for (const auto& req : r.requests) pp.add_requests(req);
+            accept_pre_prepare(r.seq, view, r.digest, r.requests, seal(crypto::MessageType::kPrePrepare, pp), out);
+        }
+        // Requests still waiting, oldest first, go into the new view's first batches.
+        std::vector<std::pair<uint64_t, crypto::Hash>> order;
+        for (const auto& [digest, w] : waiting_)
+            if (!w.in_log) order.emplace_back(w.since_tick, digest);
+        std::sort(order.begin(), order.end());
+        for (const auto& [tick, digest] : order) queue_.push_back(digest);
+    }
+    replay_future(out);
+    if (is_primary()) propose(out);
+}
+
+void Replica::replay_future(Output& out) {
+    auto pending = std::exchange(future_, {});
+    for (auto& [from, env, raw] : pending) out.append(on_message(from, env, raw));
+}
+
+}  // namespace tally::bft::pbft
