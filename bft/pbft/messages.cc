@@ -42,6 +42,9 @@ bool decode(std::string_view body, pb::ViewChange& out) {
 }
 bool decode(std::string_view body, pb::NewView& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::FetchState& out) { return parse(body, out); }
+bool decode(std::string_view body, pb::StateReply& out) {
+    return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);
+}
 
 std::string be64(uint64_t v) {
     std::string out(8, '\0');

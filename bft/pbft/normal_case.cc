@@ -146,6 +146,8 @@ void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash
 void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out) {
     pb::Vote vote;
     if (!decode(env.body, vote)) return detect(from, "malformed");
+    if (env.type == crypto::MessageType::kCommit && vote.seq() <= high_water_mark() + config_.watermark_window)
+        max_seq_seen_ = std::max(max_seq_seen_, vote.seq());
     if (vote.view() < view_) return;
     if (vote.view() > view_ || !active_) {
         future_.emplace_back(from, env, std::string(raw));

@@ -20,6 +20,10 @@ struct Config {
     uint64_t checkpoint_interval = 128;        // K
     uint64_t watermark_window = 512;           // L: accept sequence numbers in (h, h + L]
     uint64_t view_change_timeout_ticks = 200;  // T; doubles on each failed view change
+    // How often a replica re-sends what may have been lost (its votes on slots not yet
+    // committed, its newest commit and checkpoint as a heartbeat) and, when peers are ahead,
+    // asks one of them for the committed batches it lacks.
+    uint64_t retransmit_ticks = 50;
 };
 
 // `key` is this replica's signing key (config.replicas[config.id]); `authenticator` checks

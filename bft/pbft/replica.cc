@@ -54,6 +54,7 @@ Output Replica::on_tick() {
     Output out;
     ++now_;
     tick_view_change(out);
+    tick_catch_up(out);
     if (active_ && is_primary()) propose(out);
     return out;
 }
@@ -71,6 +72,8 @@ Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::str
         case crypto::MessageType::kCheckpoint: on_checkpoint(from, env, raw, out); break;
         case crypto::MessageType::kViewChange: on_view_change(from, env, raw, out); break;
         case crypto::MessageType::kNewView: on_new_view(from, env, raw, out); break;
+        case crypto::MessageType::kFetchState: on_fetch_state(from, env, out); break;
+        case crypto::MessageType::kState: on_state_reply(from, env, out); break;
         default: detect(from, "unexpected_type"); break;
     }
     return out;

@@ -108,6 +108,14 @@ private:
     bool valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
                                 const google::protobuf::RepeatedPtrField<std::string>& proof) const;
 
+    // --- catch_up.cc
+    void tick_catch_up(Output& out);
+    void on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out);
+    void on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out);
+    // Checks a committed batch's proof; on success fills view, seq, digest and the batch.
+    bool valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
+                               crypto::Hash* digest, std::vector<std::string>* requests) const;
+
     // --- view_change.cc
     void tick_view_change(Output& out);
     void start_view_change(uint64_t new_view, Output& out);
@@ -172,6 +180,11 @@ private:
     std::vector<std::string> low_proof_;  // 2f+1 checkpoint envelopes (empty at 0)
     bool fetching_state_ = false;
     uint64_t fetch_target_ = 0;
+
+    // Catch-up: the highest seq peers showed a commit for, and whom to ask next.
+    uint64_t max_seq_seen_ = 0;
+    uint64_t last_retransmit_tick_ = 0;
+    ReplicaId next_fetch_peer_ = 0;
 
     // View change.
     std::map<uint64_t, std::map<ReplicaId, std::string>> view_changes_;  // view -> sender -> env

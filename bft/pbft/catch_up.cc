@@ -1,0 +1,155 @@
+// Catch-up: how a replica recovers what the network lost for it or what it missed while down.
+//
+// Every retransmit_ticks a replica re-sends its votes on slots that have not committed (lost
+// messages are re-sent rather than waited out) and, as a heartbeat, its newest commit and
+// checkpoint, so a replica that heard nothing learns how far the others are. A replica whose
+// peers committed beyond what it delivered asks one of them (in turn) with FETCH-STATE. The
+// answer carries committed batches, each with its certificate (the pre-prepare and 2f+1
+// commits), and — when the asker is below the responder's stable checkpoint — that checkpoint
+// and its 2f+1 proof, from which the asker transfers the ledger state (Output::fetch_state).
+// Nothing in an answer is trusted: every certificate is checked before it is used.
+#include <algorithm>
+
+#include "bft/pbft/replica.h"
+
+namespace tally::bft::pbft {
+
+namespace {
+constexpr size_t kBatchesPerReply = 16;
+constexpr size_t kRetransmitSlotsMax = 32;
+}  // namespace
+
+void Replica::tick_catch_up(Output& out) {
+    if (now_ - last_retransmit_tick_ < config_.retransmit_ticks) return;
+    last_retransmit_tick_ = now_;
+
+    size_t resent = 0;
+    for (auto it = log_.upper_bound(last_delivered_); it != log_.end() && resent < kRetransmitSlotsMax; ++it) {
+        Slot& slot = it->second;
+        if (!active_ || !slot.accepted || slot.view != view_ || slot.committed) continue;
+        ++resent;
+        VoteKey key{view_, slot.digest};
+        if (primary_of(view_) == config_.id) {
+            out.send.push_back(Outgoing{kAllReplicas, slot.pre_prepare});
+        } else if (auto p = slot.prepares.find(key); p != slot.prepares.end() && p->second.count(config_.id)) {
+            out.send.push_back(Outgoing{kAllReplicas, p->second.at(config_.id)});
+        }
+        if (auto c = slot.commits.find(key); c != slot.commits.end() && c->second.count(config_.id))
+            out.send.push_back(Outgoing{kAllReplicas, c->second.at(config_.id)});
+    }
+    // Heartbeat: the newest commit this replica signed that is still in its log.
+    if (auto it = log_.find(last_delivered_); it != log_.end()) {
+        auto c = it->second.commits.find({it->second.view, it->second.digest});
+        if (c != it->second.commits.end() && c->second.count(config_.id))
+            out.send.push_back(Outgoing{kAllReplicas, c->second.at(config_.id)});
+    }
+    if (!own_checkpoints_.empty()) {
+        auto& [seq, digest] = *own_checkpoints_.rbegin();
+        auto cp = checkpoints_.find(seq);
+        if (cp != checkpoints_.end() && cp->second.count(digest) && cp->second.at(digest).count(config_.id))
+            out.send.push_back(Outgoing{kAllReplicas, cp->second.at(digest).at(config_.id)});
+    }
+    if (max_seq_seen_ > last_delivered_ && !fetching_state_) {
+        next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
+        if (next_fetch_peer_ == config_.id) next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
+        pb::FetchState req;
+        req.set_from_seq(last_delivered_ + 1);
+        out.send.push_back(Outgoing{next_fetch_peer_, seal(crypto::MessageType::kFetchState, req)});
+    }
+}
+
+void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::FetchState req;
+    if (!decode(env.body, req)) return detect(from, "malformed");
+    pb::StateReply reply;
+    if (req.from_seq() <= low_ && low_ > 0) {
+        reply.set_stable_seq(low_);
+        reply.set_stable_digest(hash_bytes(low_digest_));
+        for (const auto& e : low_proof_) reply.add_checkpoint_proof(e);
+    }
+    for (auto it = log_.lower_bound(std::max(req.from_seq(), low_ + 1));
+         it != log_.end() && static_cast<size_t>(reply.batches_size()) < kBatchesPerReply; ++it) {
+        const Slot& slot = it->second;
+        if (!slot.committed || it->first > last_delivered_) break;
+        auto c = slot.commits.find({slot.view, slot.digest});
+        if (c == slot.commits.end() || c->second.size() < quorum_.quorum()) break;
+        pb::CommittedProof* proof = reply.add_batches();
+        proof->set_pre_prepare(slot.pre_prepare);
+        for (const auto& [sender, envelope] : c->second) {
+            if (static_cast<uint32_t>(proof->commits_size()) == quorum_.quorum()) break;
+            proof->add_commits(envelope);
+        }
+    }
+    if (!last_new_view_.empty()) reply.set_new_view(last_new_view_);
+    if (reply.stable_seq() == 0 && reply.batches_size() == 0 && reply.new_view().empty()) return;
+    out.send.push_back(Outgoing{from, seal(crypto::MessageType::kState, reply)});
+}
+
+void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::StateReply reply;
+    if (!decode(env.body, reply)) return detect(from, "malformed");
+    if (!reply.new_view().empty()) {
+        ReplicaId primary = 0;
+        auto nv = open_from(reply.new_view(), crypto::MessageType::kNewView, &primary);
+        if (nv) out.append(on_message(primary, *nv, reply.new_view()));
+    }
+    if (reply.stable_seq() > low_) {
+        crypto::Hash digest = hash_from_bytes(reply.stable_digest());
+        if (reply.stable_seq() % config_.checkpoint_interval != 0 ||
+            !valid_checkpoint_proof(reply.stable_seq(), digest, reply.checkpoint_proof()))
+            return detect(from, "bad_state_reply");
+        make_stable(reply.stable_seq(), digest,
+                    {reply.checkpoint_proof().begin(), reply.checkpoint_proof().end()}, out);
+    }
+    for (const auto& proof : reply.batches()) {
+        uint64_t view = 0, seq = 0;
+        crypto::Hash digest{};
+        std::vector<std::string> requests;
+        if (!valid_committed_proof(proof, &view, &seq, &digest, &requests)) return detect(from, "bad_state_reply");
+        if (seq <= last_delivered_ || !in_window(seq)) continue;
+        Slot& slot = log_[seq];
+        if (slot.committed) continue;
+        // 2f+1 commits mean f+1 honest replicas prepared it: this is the batch decided at seq.
+        slot.accepted = true;
+        slot.prepared = true;
+        slot.committed = true;
+        slot.view = view;
+        slot.digest = digest;
+        slot.requests = std::move(requests);
+        slot.pre_prepare = proof.pre_prepare();
+        for (const auto& e : proof.commits()) {
+            ReplicaId s = 0;
+            if (open_from(e, crypto::MessageType::kCommit, &s)) slot.commits[{view, digest}][s] = e;
+        }
+    }
+    deliver(out);
+}
+
+bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
+                                    crypto::Hash* digest, std::vector<std::string>* requests) const {
+    ReplicaId primary = 0;
+    auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
+    pb::PrePrepare pp;
+    if (!pp_env || !decode(pp_env->body, pp) || primary != primary_of(pp.view())) return false;
+    std::vector<std::string> batch(pp.requests().begin(), pp.requests().end());
+    crypto::Hash d = hash_from_bytes(pp.digest());
+    if (batch_digest(batch) != d) return false;
+    std::set<ReplicaId> senders;
+    for (const auto& raw : proof.commits()) {
+        ReplicaId s = 0;
+        auto env = open_from(raw, crypto::MessageType::kCommit, &s);
+        pb::Vote vote;
+        if (!env || !decode(env->body, vote)) return false;
+        if (vote.view() != pp.view() || vote.seq() != pp.seq() || hash_from_bytes(vote.digest()) != d)
+            return false;
+        senders.insert(s);
+    }
+    if (senders.size() < quorum_.quorum()) return false;
+    *view = pp.view();
+    *seq = pp.seq();
+    *digest = d;
+    *requests = std::move(batch);
+    return true;
+}
+
+}  // namespace tally::bft::pbft

@@ -1,0 +1,394 @@
+// The deterministic simulator. See cluster.h.
+#include "sim/cluster.h"
+
+#include <sstream>
+
+#include "crypto/assert.h"
+#include "crypto/envelope.h"
+#include "crypto/hash.h"
+#include "ledger/tx.h"
+
+namespace tally::sim {
+
+namespace {
+constexpr uint64_t kClientBalance = 1'000'000;
+
+crypto::Seed seed_for(uint64_t sim_seed, uint64_t role, uint64_t index) {
+    // Keys are a function of (seed, role, index) so a run replays exactly.
+    crypto::Sha256 h;
+    h.update(std::string_view("tally/sim/key"));
+    h.update_u64(sim_seed).update_u64(role).update_u64(index);
+    return h.finish();
+}
+}  // namespace
+
+Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faults), rng_(config.seed) {
+    uint32_t n = 3 * config_.f + 1;
+    for (uint32_t i = 0; i < n; ++i) {
+        Replica r;
+        r.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(seed_for(config_.seed, 0, i)));
+        replica_keys_.push_back(r.key->public_key());
+        replicas_.push_back(std::move(r));
+    }
+    ledger::Genesis genesis;
+    for (uint32_t c = 0; c < config_.clients; ++c) {
+        Client client;
+        client.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(seed_for(config_.seed, 1, c)));
+        client.remaining = config_.transfers_per_client;
+        genesis.accounts.push_back(ledger::Account{client.key->public_key(), kClientBalance, 0});
+        genesis_total_ += kClientBalance;
+        clients_.push_back(std::move(client));
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+        auto state = ledger::State::open(":memory:", genesis);
+        TALLY_ASSERT(state.ok());
+        replicas_[i].ledger = std::move(state).value();
+        start_engine(i);
+    }
+}
+
+Cluster::~Cluster() = default;
+
+void Cluster::start_engine(bft::ReplicaId id) {
+    Replica& r = replicas_[id];
+    bft::pbft::Config c;
+    c.id = id;
+    c.replicas = replica_keys_;
+    c.f = config_.f;
+    c.batch_size_max = config_.batch_size_max;
+    c.pipeline_depth = config_.pipeline_depth;
+    c.checkpoint_interval = config_.checkpoint_interval;
+    c.watermark_window = config_.watermark_window;
+    c.view_change_timeout_ticks = config_.view_change_timeout_ticks;
+    c.retransmit_ticks = config_.retransmit_ticks;
+    r.engine = bft::pbft::make_engine(c, *r.key, authenticator_);
+    r.fetching.reset();
+    std::vector<std::pair<std::string, std::string>> records(r.store.begin(), r.store.end());
+    drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->state_digest()));
+}
+
+void Cluster::crash(bft::ReplicaId id) {
+    replicas_[id].up = false;
+    replicas_[id].engine.reset();
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+        it = it->second.to == id ? in_flight_.erase(it) : std::next(it);
+    }
+}
+
+void Cluster::restart(bft::ReplicaId id) {
+    replicas_[id].up = true;
+    start_engine(id);
+}
+
+void Cluster::isolate(std::set<bft::ReplicaId> group) { partition_ = std::move(group); }
+
+void Cluster::heal() {
+    partition_.reset();
+    faults_.drop = 0;
+}
+
+bool Cluster::partitioned(uint32_t from, uint32_t to) const {
+    if (!partition_ || from >= kClientBase || to >= kClientBase) return false;
+    return partition_->count(from) != partition_->count(to);
+}
+
+void Cluster::send(uint32_t from, uint32_t to, std::string envelope, std::optional<ClientOp> reply) {
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    std::uniform_int_distribution<uint32_t> delay(faults_.delay_min_ticks, faults_.delay_max_ticks);
+    // Draw every random number whatever the outcome, so one decision never shifts the others.
+    bool lost = coin(rng_) < faults_.drop;
+    bool twice = coin(rng_) < faults_.duplicate;
+    uint64_t d1 = delay(rng_), d2 = delay(rng_);
+    if (lost || partitioned(from, to)) return;
+    Message m{now_ + 1 + d1, order_++, from, to, std::move(envelope), std::move(reply)};
+    if (twice) {
+        Message copy = m;
+        copy.deliver_tick = now_ + 1 + d2;
+        copy.order = order_++;
+        in_flight_.emplace(std::make_pair(copy.deliver_tick, copy.order), std::move(copy));
+    }
+    in_flight_.emplace(std::make_pair(m.deliver_tick, m.order), std::move(m));
+}
+
+void Cluster::step() {
+    ++now_;
+    while (!in_flight_.empty() && in_flight_.begin()->first.first <= now_) {
+        Message m = std::move(in_flight_.begin()->second);
+        in_flight_.erase(in_flight_.begin());
+        deliver(m);
+    }
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        if (replicas_[i].up) drain(i, replicas_[i].engine->on_tick());
+    }
+    for (uint32_t c = 0; c < clients_.size(); ++c) client_tick(c);
+}
+
+bool Cluster::run_until(const std::function<bool()>& done, uint64_t max_ticks) {
+    for (uint64_t t = 0; t < max_ticks && !done(); ++t) step();
+    return done();
+}
+
+void Cluster::deliver(const Message& m) {
+    if (m.to >= kClientBase) {
+        if (m.reply) client_reply(m.to - kClientBase, m.from, *m.reply);
+        return;
+    }
+    if (!replicas_[m.to].up) return;
+    deliver_to_replica(m.to, m);
+}
+
+// What tallyd does with an incoming frame, minus the sockets.
+void Cluster::deliver_to_replica(bft::ReplicaId id, const Message& m) {
+    Replica& r = replicas_[id];
+    auto env = crypto::open(m.envelope);
+    if (!env) {
+        ++detected_["rejected_" + env.error().code];
+        return;
+    }
+    if (env->type == crypto::MessageType::kRequest) {
+        auto tx = ledger::decode_tx(m.envelope);
+        if (!tx) return;
+        // The reply cache: an executed request is answered from the ledger, never re-run.
+        if (auto done = r.ledger->transaction(tx->id)) {
+            ClientOp reply;
+            reply.tx_id = tx->id;
+            reply.result = done->code;
+            reply.seq = done->seq;
+            send(id, m.from, {}, reply);
+            return;
+        }
+        auto info = authenticator_.authenticate(m.envelope);
+        if (!info) return;
+        drain(id, r.engine->on_client_request(bft::ClientRequest{*info, m.envelope}));
+        return;
+    }
+    bft::ReplicaId from = n();
+    for (bft::ReplicaId i = 0; i < n(); ++i)
+        if (replica_keys_[i] == env->sender) from = i;
+    if (from == n()) {
+        ++detected_["rejected_wrong_sender"];
+        return;
+    }
+    drain(id, r.engine->on_message(from, *env, m.envelope));
+}
+
+void Cluster::drain(bft::ReplicaId id, bft::Output first) {
+    Replica& r = replicas_[id];
+    std::deque<bft::Output> pending;
+    pending.push_back(std::move(first));
+    while (!pending.empty()) {
+        bft::Output out = std::move(pending.front());
+        pending.pop_front();
+        // 1. persist
+        for (const auto& op : out.persist) {
+            if (auto* put = std::get_if<bft::PersistPut>(&op)) {
+                r.store[put->key] = put->value;
+            } else {
+                const auto& erase = std::get<bft::PersistErase>(op);
+                r.store.erase(r.store.lower_bound(erase.from), r.store.lower_bound(erase.to));
+            }
+        }
+        // 2. send
+        for (auto& msg : out.send) {
+            if (msg.to == bft::kAllReplicas) {
+                for (bft::ReplicaId to = 0; to < n(); ++to)
+                    if (to != id) send(id, to, msg.envelope);
+            } else {
+                send(id, msg.to, std::move(msg.envelope));
+            }
+        }
+        // 3. execute
+        for (const auto& batch : out.commit) execute(id, batch, pending);
+        // 4. state transfer
+        if (out.fetch_state) {
+            r.fetching = out.fetch_state;
+            try_fetch(id, pending);
+        }
+    }
+    for (const auto& d : r.engine->take_detected()) ++detected_[d.kind];
+}
+
+void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque<bft::Output>& pending) {
+    Replica& r = replicas_[id];
+    auto applied = r.ledger->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
+    TALLY_ASSERT(applied.ok());
+    for (size_t i = 0; i < batch.requests.size(); ++i) {
+        auto tx = ledger::decode_tx(batch.requests[i]);
+        if (!tx) continue;
+        for (uint32_t c = 0; c < clients_.size(); ++c) {
+            if (clients_[c].key->public_key() != tx->sender) continue;
+            ClientOp reply;
+            reply.tx_id = applied->outcomes[i].tx_id;
+            reply.result = applied->outcomes[i].code;
+            reply.seq = applied->outcomes[i].seq;
+            send(id, kClientBase + c, {}, reply);
+        }
+    }
+    if (batch.seq % config_.checkpoint_interval == 0) {
+        r.snapshots[batch.seq] = r.ledger->export_snapshot();
+        while (r.snapshots.size() > 4) r.snapshots.erase(r.snapshots.begin());
+    }
+    pending.push_back(r.engine->on_executed(batch.seq, r.ledger->state_digest()));
+}
+
+// State transfer: ask the peers of the checkpoint proof in turn for their snapshot at the
+// checkpoint; install the first whose digest is the proven one.
+void Cluster::try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending) {
+    Replica& r = replicas_[id];
+    if (!r.fetching) return;
+    for (bft::ReplicaId peer : r.fetching->peers) {
+        if (!replicas_[peer].up || partitioned(peer, id)) continue;
+        auto it = replicas_[peer].snapshots.find(r.fetching->seq);
+        if (it == replicas_[peer].snapshots.end()) continue;
+        if (!r.ledger->import_snapshot(it->second, r.fetching->digest).ok()) {
+            ++detected_["bad_snapshot"];
+            continue;
+        }
+        ++state_transfers_;
+        uint64_t seq = r.fetching->seq;
+        r.fetching.reset();
+        r.snapshots[seq] = it->second;
+        pending.push_back(r.engine->on_state_restored(seq, r.ledger->state_digest()));
+        return;
+    }
+}
+
+void Cluster::client_tick(uint32_t c) {
+    Client& client = clients_[c];
+    // Replicas fetching state retry each tick (a peer may come back).
+    if (c == 0) {
+        for (bft::ReplicaId i = 0; i < n(); ++i) {
+            if (!replicas_[i].up || !replicas_[i].fetching) continue;
+            std::deque<bft::Output> pending;
+            try_fetch(i, pending);
+            while (!pending.empty()) {
+                drain(i, std::move(pending.front()));
+                pending.pop_front();
+            }
+        }
+    }
+    if (client.pending) {
+        if (now_ - client.sent_tick >= config_.client_retransmit_ticks) {
+            client.sent_tick = now_;
+            for (bft::ReplicaId i = 0; i < n(); ++i) send(kClientBase + c, i, client.envelope);
+        }
+        return;
+    }
+    if (client.remaining == 0) return;
+    std::uniform_int_distribution<uint32_t> pick(0, static_cast<uint32_t>(clients_.size()) - 2);
+    std::uniform_int_distribution<uint64_t> amount(1, 1000);
+    uint32_t to = pick(rng_);
+    if (to >= c) ++to;
+    ClientOp op;
+    op.client = c;
+    op.to_client = to;
+    op.amount = amount(rng_);
+    op.invoke_tick = now_;
+    client.envelope = ledger::make_transfer(*client.key, clients_[to].key->public_key(), op.amount,
+                                            client.next_nonce);
+    op.tx_id = ledger::decode_tx(client.envelope)->id;
+    client.pending = history_.size();
+    history_.push_back(op);
+    client.replies.clear();
+    client.sent_tick = now_;
+    for (bft::ReplicaId i = 0; i < n(); ++i) send(kClientBase + c, i, client.envelope);
+}
+
+// A client accepts a result once f+1 replicas sent matching replies.
+void Cluster::client_reply(uint32_t c, uint32_t replica, const ClientOp& reply) {
+    Client& client = clients_[c];
+    if (!client.pending || replica >= n()) return;
+    ClientOp& op = history_[*client.pending];
+    if (reply.tx_id != op.tx_id) return;
+    client.replies[replica] = {reply.result, reply.seq};
+    uint32_t matching = 0;
+    for (const auto& [r, answer] : client.replies)
+        if (answer == client.replies[replica]) ++matching;
+    if (matching < config_.f + 1) return;
+    op.return_tick = now_;
+    op.result = reply.result;
+    op.seq = reply.seq;
+    client.pending.reset();
+    --client.remaining;
+    if (reply.result == ledger::ResultCode::kOk) ++client.next_nonce;
+}
+
+bool Cluster::clients_done() const {
+    for (const auto& c : clients_)
+        if (c.remaining > 0 || c.pending) return false;
+    return true;
+}
+
+std::vector<std::string> Cluster::check_safety() const {
+    std::vector<std::string> problems;
+    // Agreement: one block per height across replicas.
+    std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks;
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        const auto& l = *replicas_[i].ledger;
+        for (uint64_t h = 1; h <= l.last_seq(); ++h) {
+            auto b = l.block(h);
+            if (!b) continue;  // below a transferred snapshot
+            auto [it, inserted] = blocks.emplace(h, std::make_pair(b->hash(), i));
+            if (!inserted && it->second.first != b->hash())
+                problems.push_back("replicas " + std::to_string(it->second.second) + " and " +
+                                   std::to_string(i) + " hold different blocks at height " +
+                                   std::to_string(h));
+        }
+        if (l.total_balance() != genesis_total_)
+            problems.push_back("replica " + std::to_string(i) + " does not conserve money");
+    }
+    // Exactly once: an acknowledged ok transfer is applied, at the seq the client was told.
+    for (const auto& op : history_) {
+        if (op.return_tick == 0 || op.result != ledger::ResultCode::kOk) continue;
+        for (bft::ReplicaId i = 0; i < n(); ++i) {
+            const auto& l = *replicas_[i].ledger;
+            if (l.last_seq() < op.seq) continue;
+            auto t = l.transaction(op.tx_id);
+            if (!t || t->code != ledger::ResultCode::kOk || t->seq != op.seq)
+                problems.push_back("replica " + std::to_string(i) + " lacks acknowledged tx " +
+                                   crypto::to_hex(op.tx_id).substr(0, 16) + " at seq " +
+                                   std::to_string(op.seq));
+        }
+    }
+    return problems;
+}
+
+std::vector<std::string> Cluster::check_converged() const {
+    std::vector<std::string> problems;
+    std::optional<std::pair<uint64_t, crypto::Hash>> first;
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        if (!replicas_[i].up) continue;
+        auto mine = std::make_pair(replicas_[i].ledger->last_seq(), replicas_[i].ledger->state_digest());
+        if (!first) first = mine;
+        if (mine != *first)
+            problems.push_back("replica " + std::to_string(i) + " at seq " + std::to_string(mine.first) +
+                               " digest " + crypto::to_hex(mine.second).substr(0, 12) + ", replica 0.. at seq " +
+                               std::to_string(first->first));
+    }
+    // Every client op the clients made was answered, and each ok one used one nonce.
+    for (uint32_t c = 0; c < clients_.size(); ++c) {
+        uint64_t ok = 0;
+        for (const auto& op : history_)
+            if (op.client == c && op.return_tick && op.result == ledger::ResultCode::kOk) ++ok;
+        for (bft::ReplicaId i = 0; i < n(); ++i) {
+            if (!replicas_[i].up) continue;
+            auto a = replicas_[i].ledger->account(clients_[c].key->public_key());
+            if (!a || a->nonce != ok)
+                problems.push_back("client " + std::to_string(c) + " made " + std::to_string(ok) +
+                                   " ok transfers but replica " + std::to_string(i) + " applied " +
+                                   std::to_string(a ? a->nonce : 0));
+        }
+    }
+    return problems;
+}
+
+std::string Cluster::describe() const {
+    std::ostringstream s;
+    s << "seed=" << config_.seed << " f=" << config_.f << " clients=" << config_.clients
+      << " transfers=" << config_.transfers_per_client << " drop=" << config_.faults.drop
+      << " duplicate=" << config_.faults.duplicate << " delay=" << config_.faults.delay_min_ticks << ".."
+      << config_.faults.delay_max_ticks;
+    return s.str();
+}
+
+}  // namespace tally::sim

@@ -1,0 +1,157 @@
+// The deterministic simulator: n PBFT engines with in-memory ledgers on a seeded simulated
+// network (delay, reorder, duplicate, drop, partitions), crash and restart, driven by simulated
+// clients that each keep one signed transfer outstanding. Everything random comes from the
+// seed, and every container is ordered, so a failing seed replays exactly.
+//
+// It drives the very engines tallyd runs, with the same contract as the node: persist, then
+// send, then execute on the ledger and report on_executed; state transfer from a peer's
+// checkpoint snapshot, checked against the checkpoint's digest.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "bft/engine.h"
+#include "bft/pbft/pbft.h"
+#include "crypto/keys.h"
+#include "ledger/state.h"
+#include "node/authenticator.h"
+
+namespace tally::sim {
+
+struct NetworkFaults {
+    double drop = 0.0;       // probability a message is lost
+    double duplicate = 0.0;  // probability a message is delivered twice
+    uint32_t delay_min_ticks = 0;
+    uint32_t delay_max_ticks = 2;  // uniform delay; different delays reorder messages
+};
+
+struct SimConfig {
+    uint64_t seed = 1;
+    uint32_t f = 1;
+    uint32_t clients = 4;
+    uint32_t transfers_per_client = 8;
+    NetworkFaults faults;
+    uint32_t batch_size_max = 8;
+    uint32_t pipeline_depth = 4;
+    uint64_t checkpoint_interval = 8;
+    uint64_t watermark_window = 32;
+    uint64_t view_change_timeout_ticks = 60;
+    uint64_t retransmit_ticks = 15;
+    uint64_t client_retransmit_ticks = 40;
+};
+
+// What a client saw: the basis of the exactly-once check (and of the linearizability checker).
+struct ClientOp {
+    uint32_t client = 0;
+    crypto::Hash tx_id{};
+    uint64_t invoke_tick = 0;
+    uint64_t return_tick = 0;  // 0 while unanswered
+    ledger::ResultCode result = ledger::ResultCode::kOk;
+    uint64_t seq = 0;
+    uint64_t amount = 0;
+    uint32_t to_client = 0;
+};
+
+class Cluster {
+public:
+    explicit Cluster(const SimConfig& config);
+    ~Cluster();
+
+    // One tick: deliver the messages due, tick every live engine, let clients act.
+    void step();
+    // Steps until done() or max_ticks more ticks; returns done().
+    bool run_until(const std::function<bool()>& done, uint64_t max_ticks);
+
+    // Faults.
+    void set_faults(const NetworkFaults& faults) { faults_ = faults; }
+    void crash(bft::ReplicaId id);    // the engine and its in-flight messages are gone
+    void restart(bft::ReplicaId id);  // a new engine from the ledger and the persisted records
+    void isolate(std::set<bft::ReplicaId> group);  // messages cross the group's border: dropped
+    void heal();                                   // no partition, no loss
+    bool is_up(bft::ReplicaId id) const { return replicas_[id].up; }
+
+    bool clients_done() const;
+    uint64_t now() const { return now_; }
+    uint32_t n() const { return static_cast<uint32_t>(replicas_.size()); }
+    const std::vector<ClientOp>& history() const { return history_; }
+    bft::EngineStatus status(bft::ReplicaId id) const { return replicas_[id].engine->status(); }
+    const ledger::State& ledger(bft::ReplicaId id) const { return *replicas_[id].ledger; }
+    uint64_t state_transfers() const { return state_transfers_; }
+    std::map<std::string, uint64_t> detected() const { return detected_; }
+
+    // Safety: no two replicas hold different blocks at one height; money is conserved; every
+    // acknowledged ok transfer is in every up-to-date ledger exactly once. Empty when all hold.
+    std::vector<std::string> check_safety() const;
+    // After the run: every live replica executed the same sequence and has the same digest.
+    std::vector<std::string> check_converged() const;
+
+    std::string describe() const;  // the config, for a failure message that replays it
+
+private:
+    struct Message {
+        uint64_t deliver_tick = 0;
+        uint64_t order = 0;       // tie-break: the order messages were sent
+        uint32_t from = 0;        // replica id, or kClientBase + client
+        uint32_t to = 0;
+        std::string envelope;     // replica/client messages
+        std::optional<ClientOp> reply;  // replica -> client
+    };
+    struct Replica {
+        std::unique_ptr<crypto::KeyPair> key;
+        std::unique_ptr<ledger::State> ledger;
+        std::map<std::string, std::string> store;  // what the engine persisted
+        std::unique_ptr<bft::Engine> engine;
+        std::map<uint64_t, std::string> snapshots;  // ledger snapshots at checkpoints
+        std::optional<bft::StateTarget> fetching;
+        bool up = true;
+    };
+    struct Client {
+        std::unique_ptr<crypto::KeyPair> key;
+        uint64_t next_nonce = 1;
+        uint32_t remaining = 0;
+        std::optional<size_t> pending;  // index into history_
+        std::string envelope;
+        uint64_t sent_tick = 0;
+        std::map<uint32_t, std::pair<ledger::ResultCode, uint64_t>> replies;
+    };
+    static constexpr uint32_t kClientBase = 1000;
+
+    void send(uint32_t from, uint32_t to, std::string envelope, std::optional<ClientOp> reply = {});
+    void deliver(const Message& m);
+    void deliver_to_replica(bft::ReplicaId id, const Message& m);
+    void drain(bft::ReplicaId id, bft::Output out);
+    void execute(bft::ReplicaId id, const bft::Committed& batch, std::deque<bft::Output>& pending);
+    void try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending);
+    void start_engine(bft::ReplicaId id);
+    void client_tick(uint32_t c);
+    void client_reply(uint32_t c, uint32_t replica, const ClientOp& reply);
+    bool partitioned(uint32_t from, uint32_t to) const;
+
+    SimConfig config_;
+    NetworkFaults faults_;
+    std::mt19937_64 rng_;
+    uint64_t now_ = 0;
+    uint64_t order_ = 0;
+    std::vector<crypto::PublicKey> replica_keys_;
+    std::vector<Replica> replicas_;
+    std::vector<Client> clients_;
+    std::vector<ClientOp> history_;
+    std::multimap<std::pair<uint64_t, uint64_t>, Message> in_flight_;
+    std::optional<std::set<bft::ReplicaId>> partition_;
+    node::TxAuthenticator authenticator_;
+    uint64_t genesis_total_ = 0;
+    uint64_t state_transfers_ = 0;
+    std::map<std::string, uint64_t> detected_;
+};
+
+}  // namespace tally::sim

@@ -1,0 +1,142 @@
+// Seeded cluster runs of PBFT: a safety phase under faults, then a liveness phase after they
+// heal. Each failure prints the seed and the command that replays it:
+//   TALLY_SIM_SEED=<seed> build/bin/test_sim --gtest_filter=<test>
+// TALLY_SIM_SEEDS=<count> runs more (or fewer) seeds than the default.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "sim/cluster.h"
+
+namespace tally::sim {
+namespace {
+
+// Runs `body` for each seed: the one in TALLY_SIM_SEED, or `count` of them (TALLY_SIM_SEEDS).
+void for_each_seed(uint64_t count, const std::function<void(uint64_t)>& body) {
+    if (const char* one = std::getenv("TALLY_SIM_SEED")) {
+        body(std::strtoull(one, nullptr, 10));
+        return;
+    }
+    if (const char* many = std::getenv("TALLY_SIM_SEEDS")) count = std::strtoull(many, nullptr, 10);
+    for (uint64_t seed = 1; seed <= count; ++seed) {
+        body(seed);
+        if (::testing::Test::HasFailure()) return;  // the first failing seed is the one to replay
+    }
+}
+
+std::string replay(const Cluster& cluster, uint64_t seed) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    return cluster.describe() + "\nreplay: TALLY_SIM_SEED=" + std::to_string(seed) +
+           " build/bin/test_sim --gtest_filter=" + info->test_suite_name() + "." + info->name();
+}
+
+// The liveness phase: with faults healed, every request completes and the replicas converge.
+void expect_live_and_safe(Cluster& cluster, uint64_t seed, uint64_t max_ticks = 20000) {
+    cluster.heal();
+    bool done = cluster.run_until([&] { return cluster.clients_done(); }, max_ticks);
+    EXPECT_TRUE(done) << "clients did not finish by tick " << cluster.now() << "\n" << replay(cluster, seed);
+    bool converged = cluster.run_until([&] { return cluster.check_converged().empty(); }, max_ticks);
+    EXPECT_TRUE(converged) << testing::PrintToString(cluster.check_converged()) << "\n" << replay(cluster, seed);
+    auto problems = cluster.check_safety();
+    EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << replay(cluster, seed);
+}
+
+TEST(PbftSim, NormalCaseWithRandomDelaysAgreesAndCompletes) {
+    for_each_seed(60, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.faults.delay_max_ticks = 3;
+        Cluster cluster(config);
+        expect_live_and_safe(cluster, seed);
+        EXPECT_EQ(cluster.status(0).view, 0u) << "no fault, yet the view changed\n" << replay(cluster, seed);
+    });
+}
+
+TEST(PbftSim, LossyNetworkStaysSafeAndRecoversOnceHealed) {
+    for_each_seed(60, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.faults = NetworkFaults{0.05, 0.05, 0, 4};
+        Cluster cluster(config);
+        cluster.run_until([&] { return cluster.clients_done(); }, 600);
+        auto problems = cluster.check_safety();
+        EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << replay(cluster, seed);
+        expect_live_and_safe(cluster, seed);
+    });
+}
+
+TEST(PbftSim, SevenReplicasToleratingTwoFaultsAgree) {
+    for_each_seed(20, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.f = 2;
+        config.faults = NetworkFaults{0.02, 0.02, 0, 3};
+        Cluster cluster(config);
+        expect_live_and_safe(cluster, seed);
+    });
+}
+
+TEST(PbftSim, PrimaryCrashLeadsToViewChangeAndEveryRequestCompletes) {
+    for_each_seed(40, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.transfers_per_client = 10;
+        Cluster cluster(config);
+        cluster.run_until([&] { return cluster.now() >= 5 + seed % 30; }, 100);
+        cluster.crash(0);
+        expect_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.status(1).view, 1u) << replay(cluster, seed);
+    });
+}
+
+TEST(PbftSim, PartitionedPrimaryIsReplacedAndRejoinsAfterHeal) {
+    for_each_seed(30, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        Cluster cluster(config);
+        cluster.run_until([&] { return cluster.now() >= 10; }, 100);
+        cluster.isolate({0});
+        cluster.run_until([&] { return cluster.status(1).view >= 1 && !cluster.status(1).view_changing; }, 3000);
+        EXPECT_GE(cluster.status(1).view, 1u) << replay(cluster, seed);
+        expect_live_and_safe(cluster, seed);
+    });
+}
+
+TEST(PbftSim, ReplicaThatMissesManyBatchesCatchesUpByStateTransfer) {
+    for_each_seed(20, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.transfers_per_client = 30;
+        Cluster cluster(config);
+        cluster.crash(3);
+        cluster.run_until([&] { return cluster.clients_done(); }, 20000);
+        cluster.restart(3);
+        // More work after the restart: checkpoints move on, and replica 3 must follow.
+        expect_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.state_transfers(), 1u) << replay(cluster, seed);
+    });
+}
+
+TEST(PbftSim, EveryReplicaRestartedInTurnKeepsSafetyAndLiveness) {
+    for_each_seed(20, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.transfers_per_client = 20;
+        config.faults.delay_max_ticks = 3;
+        Cluster cluster(config);
+        for (bft::ReplicaId id = 0; id < cluster.n(); ++id) {
+            cluster.run_until([&] { return false; }, 40);
+            cluster.crash(id);
+            cluster.run_until([&] { return false; }, 40);
+            cluster.restart(id);
+            auto problems = cluster.check_safety();
+            ASSERT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << replay(cluster, seed);
+        }
+        expect_live_and_safe(cluster, seed);
+    });
+}
+
+}  // namespace
+}  // namespace tally::sim
