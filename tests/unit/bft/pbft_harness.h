@@ -1,0 +1,121 @@
+// Helpers for PBFT rule tests: four replicas' keys, messages sealed as any of them, and a
+// direct line into one engine under test. No network, no time but ticks.
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bft/pbft/messages.h"
+#include "bft/pbft/pbft.h"
+#include "crypto/envelope.h"
+#include "ledger/tx.h"
+
+namespace tally::bft::pbft::testing {
+
+// The ledger's own check of a request: decode, verify, read client and nonce.
+class LedgerAuthenticator : public RequestAuthenticator {
+public:
+    Result<RequestInfo> authenticate(std::string_view payload) override {
+        auto tx = ledger::decode_tx(payload);
+        if (!tx) return tx.error();
+        if (!ledger::verify_tx(*tx)) return make_error("bad_signature", "client signature");
+        return RequestInfo{tx->sender, tx->nonce};
+    }
+};
+
+inline crypto::KeyPair key_of(uint32_t i) {
+    crypto::Seed seed{};
+    seed[0] = static_cast<uint8_t>(i + 1);
+    seed[1] = 0x5a;
+    return crypto::KeyPair::from_seed(seed);
+}
+
+struct Harness {
+    uint32_t f = 1;
+    std::vector<crypto::KeyPair> keys;
+    LedgerAuthenticator auth;
+    std::unique_ptr<Engine> engine;
+    ReplicaId id;
+    crypto::KeyPair client = key_of(100);
+    uint64_t client_nonce = 0;
+    Config config;
+
+    explicit Harness(ReplicaId under_test, uint32_t faults = 1) : f(faults), id(under_test) {
+        for (uint32_t i = 0; i < 3 * f + 1; ++i) keys.push_back(key_of(i));
+        config.id = id;
+        config.f = f;
+        for (const auto& k : keys) config.replicas.push_back(k.public_key());
+        config.checkpoint_interval = 4;
+        config.watermark_window = 8;
+        config.pipeline_depth = 4;
+        config.batch_size_max = 4;
+        config.view_change_timeout_ticks = 10;
+        config.retransmit_ticks = 1000;
+        restart({});
+    }
+
+    // A new engine with the given persisted records (an empty ledger).
+    Output restart(const std::vector<std::pair<std::string, std::string>>& records,
+                   uint64_t executed = 0) {
+        engine = make_engine(config, keys[id], auth);
+        return engine->on_start(records, executed, crypto::Hash{});
+    }
+
+    std::string request() {
+        return ledger::make_transfer(client, key_of(101).public_key(), 5, ++client_nonce);
+    }
+
+    std::string pre_prepare(ReplicaId from, uint64_t view, uint64_t seq, const std::vector<std::string>& requests,
+                            std::optional<crypto::Hash> digest = std::nullopt) const {
+        pb::PrePrepare pp;
+        pp.set_view(view);
+        pp.set_seq(seq);
+        pp.set_digest(hash_bytes(digest ? *digest : batch_digest(requests)));
+        for (const auto& r : requests) pp.add_requests(r);
+        return crypto::seal(keys[from], crypto::MessageType::kPrePrepare, pp.SerializeAsString());
+    }
+
+    std::string vote(crypto::MessageType type, ReplicaId from, uint64_t view, uint64_t seq,
+                     const crypto::Hash& digest) const {
+        pb::Vote v;
+        v.set_view(view);
+        v.set_seq(seq);
+        v.set_digest(hash_bytes(digest));
+        return crypto::seal(keys[from], type, v.SerializeAsString());
+    }
+
+    std::string checkpoint(ReplicaId from, uint64_t seq, const crypto::Hash& digest) const {
+        pb::Checkpoint cp;
+        cp.set_seq(seq);
+        cp.set_state_digest(hash_bytes(digest));
+        return crypto::seal(keys[from], crypto::MessageType::kCheckpoint, cp.SerializeAsString());
+    }
+
+    // Delivers a sealed message as the transport would: opened, sender mapped to its id.
+    Output deliver(const std::string& raw) {
+        auto env = crypto::open(raw);
+        ReplicaId from = 0;
+        for (ReplicaId i = 0; i < keys.size(); ++i)
+            if (keys[i].public_key() == env->sender) from = i;
+        return engine->on_message(from, *env, raw);
+    }
+
+    bool detected(const std::string& kind) {
+        auto all = engine->take_detected();
+        return std::any_of(all.begin(), all.end(), [&](const Detected& d) { return d.kind == kind; });
+    }
+};
+
+// The messages of one type an output sends.
+inline std::vector<crypto::Envelope> sent(const Output& out, crypto::MessageType type) {
+    std::vector<crypto::Envelope> result;
+    for (const auto& o : out.send) {
+        auto env = crypto::open(o.envelope);
+        if (env && env->type == type) result.push_back(*env);
+    }
+    return result;
+}
+
+}  // namespace tally::bft::pbft::testing

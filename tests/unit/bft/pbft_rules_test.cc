@@ -1,0 +1,253 @@
+// PBFT's rules, one test each, named after the rule (../shared/PBFT.md). Each drives one
+// engine directly with messages sealed by the other replicas' keys.
+#include <gtest/gtest.h>
+
+#include "tests/unit/bft/pbft_harness.h"
+
+namespace tally::bft::pbft::testing {
+namespace {
+
+using crypto::MessageType;
+
+TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfSignedByThePrimaryOfItsView) {
+    Harness h(1);
+    Output out = h.deliver(h.pre_prepare(2, 0, 1, {h.request()}));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("not_primary"));
+}
+
+TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItsDigestIsTheBatchDigest) {
+    Harness h(1);
+    crypto::Hash wrong{};
+    wrong[0] = 1;
+    Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}, wrong));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("bad_digest"));
+}
+
+TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfEveryRequestHasAValidClientSignature) {
+    Harness h(1);
+    std::string forged = h.request();
+    forged[forged.size() - 1] ^= 0x01;  // the client's signature no longer verifies
+    Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request(), forged}));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("forged_request"));
+}
+
+TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItHasNotAcceptedADifferentDigestForTheSlot) {
+    Harness h(1);
+    EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, {h.request()})), MessageType::kPrepare).size(), 1u);
+    Output second = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
+    EXPECT_TRUE(sent(second, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("equivocation"));
+}
+
+TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyBetweenTheWaterMarks) {
+    Harness h(1);
+    uint64_t beyond = h.config.watermark_window + 1;
+    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(0, 0, beyond, {h.request()})), MessageType::kPrepare).empty());
+    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(0, 0, 0, {h.request()})), MessageType::kPrepare).empty());
+    EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, beyond - 1, {h.request()})), MessageType::kPrepare).size(), 1u);
+}
+
+TEST(PbftNormalCase, ABackupPersistsWhatItSignsBeforeSendingThePrepare) {
+    Harness h(1);
+    Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
+    ASSERT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
+    ASSERT_FALSE(out.persist.empty());
+    auto* put = std::get_if<PersistPut>(&out.persist.front());
+    ASSERT_NE(put, nullptr);
+    EXPECT_EQ(put->key, slot_key(1, 0, kSlotAccepted));
+}
+
+TEST(PbftNormalCase, PreparedNeedsTwoFMatchingPreparesFromDistinctBackups) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    // The primary's prepare does not count (it is refused), nor does a second copy of one.
+    EXPECT_TRUE(sent(h.deliver(h.vote(MessageType::kPrepare, 0, 0, 1, d)), MessageType::kCommit).empty());
+    EXPECT_TRUE(h.detected("prepare_from_primary"));
+    crypto::Hash other{};
+    EXPECT_TRUE(sent(h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, other)), MessageType::kCommit).empty());
+    // Own prepare + replica 3's = 2f matching: prepared, so it commits.
+    EXPECT_EQ(sent(h.deliver(h.vote(MessageType::kPrepare, 3, 0, 1, d)), MessageType::kCommit).size(), 1u);
+}
+
+TEST(PbftNormalCase, CommittedLocalNeedsTwoFPlusOneCommitsAndExecutionIsInSequenceOrder) {
+    Harness h(1);
+    std::vector<std::string> b1{h.request()}, b2{h.request()};
+    crypto::Hash d1 = batch_digest(b1), d2 = batch_digest(b2);
+    h.deliver(h.pre_prepare(0, 0, 1, b1));
+    h.deliver(h.pre_prepare(0, 0, 2, b2));
+    // Slot 2 prepares and commits first.
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 2, d2));
+    h.deliver(h.vote(MessageType::kCommit, 0, 0, 2, d2));
+    Output out = h.deliver(h.vote(MessageType::kCommit, 2, 0, 2, d2));
+    EXPECT_TRUE(out.commit.empty()) << "seq 2 must wait for seq 1";
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d1));
+    EXPECT_TRUE(h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, d1)).commit.empty()) << "2 of 3 commits";
+    out = h.deliver(h.vote(MessageType::kCommit, 3, 0, 1, d1));
+    ASSERT_EQ(out.commit.size(), 2u);
+    EXPECT_EQ(out.commit[0].seq, 1u);
+    EXPECT_EQ(out.commit[1].seq, 2u);
+    EXPECT_EQ(out.commit[0].requests, b1);
+}
+
+TEST(PbftNormalCase, ThePrimaryBatchesRequestsAndKeepsAtMostPipelineDepthInFlight) {
+    Harness h(0);
+    size_t pre_prepares = 0;
+    for (int i = 0; i < 40; ++i) {
+        ClientRequest r{{h.client.public_key(), 0}, h.request()};
+        pre_prepares += sent(h.engine->on_client_request(r), MessageType::kPrePrepare).size();
+    }
+    EXPECT_EQ(pre_prepares, h.config.pipeline_depth) << "nothing executed yet, so the pipeline is full";
+}
+
+TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog) {
+    Harness h(1);
+    crypto::Hash digest{};
+    digest[5] = 7;
+    h.deliver(h.checkpoint(0, 4, digest));
+    EXPECT_EQ(h.engine->status().low_water_mark, 0u);
+    h.deliver(h.checkpoint(2, 4, digest));
+    Output out = h.deliver(h.checkpoint(3, 4, digest));
+    EXPECT_EQ(h.engine->status().low_water_mark, 4u);
+    // Behind the stable checkpoint, it asks for state transfer with the proven digest.
+    ASSERT_TRUE(out.fetch_state.has_value());
+    EXPECT_EQ(out.fetch_state->seq, 4u);
+    EXPECT_EQ(out.fetch_state->digest, digest);
+    bool erased = false;
+    for (const auto& op : out.persist) erased |= std::holds_alternative<PersistErase>(op);
+    EXPECT_TRUE(erased);
+}
+
+TEST(PbftCheckpoint, CheckpointsThatDisagreeNeverBecomeStable) {
+    Harness h(1);
+    crypto::Hash a{}, b{};
+    b[0] = 1;
+    h.deliver(h.checkpoint(0, 4, a));
+    h.deliver(h.checkpoint(2, 4, b));
+    h.deliver(h.checkpoint(3, 4, a));
+    EXPECT_EQ(h.engine->status().low_water_mark, 0u);
+}
+
+TEST(PbftViewChange, ABackupWhoseRequestDoesNotExecuteInTimeStartsAViewChange) {
+    Harness h(1);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
+    Output all;
+    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) all.append(h.engine->on_tick());
+    EXPECT_EQ(sent(all, MessageType::kViewChange).size(), 1u);
+    EXPECT_EQ(h.engine->status().view, 1u);
+    EXPECT_TRUE(h.engine->status().view_changing);
+}
+
+std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
+    pb::ViewChange vc;
+    vc.set_new_view(new_view);
+    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
+}
+
+TEST(PbftViewChange, FViewChangesAloneNeverForceAViewChange) {
+    Harness h(1);
+    h.deliver(view_change(h, 2, 1));
+    EXPECT_EQ(h.engine->status().view, 0u);
+    EXPECT_FALSE(h.engine->status().view_changing);
+}
+
+TEST(PbftViewChange, AReplicaWithFPlusOneViewChangesForHigherViewsJoinsTheSmallest) {
+    Harness h(1);
+    h.deliver(view_change(h, 2, 3));
+    Output out = h.deliver(view_change(h, 3, 2));
+    EXPECT_EQ(h.engine->status().view, 2u);
+    auto vcs = sent(out, MessageType::kViewChange);
+    ASSERT_EQ(vcs.size(), 1u);
+    pb::ViewChange vc;
+    ASSERT_TRUE(vc.ParseFromString(vcs[0].body));
+    EXPECT_EQ(vc.new_view(), 2u);
+}
+
+TEST(PbftViewChange, AViewChangeWithAForgedPreparedCertificateIsRejected) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    pb::ViewChange vc;
+    vc.set_new_view(1);
+    auto* p = vc.add_prepared();
+    p->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    // Only one prepare, and one "from" the primary: not a certificate.
+    p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
+    p->add_prepares(h.vote(MessageType::kPrepare, 0, 0, 1, d));
+    h.deliver(crypto::seal(h.keys[2], MessageType::kViewChange, vc.SerializeAsString()));
+    EXPECT_TRUE(h.detected("bad_view_change"));
+}
+
+TEST(PbftViewChange, TheNewPrimarySendsNewViewThatReproposesEveryPreparedBatch) {
+    Harness h(1);  // replica 1 is the primary of view 1
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d));  // prepared at replica 1
+    h.deliver(view_change(h, 2, 1));
+    Output out = h.deliver(view_change(h, 3, 1));  // f+1: joins, then holds 2f+1 with its own
+    auto nvs = sent(out, MessageType::kNewView);
+    ASSERT_EQ(nvs.size(), 1u);
+    pb::NewView nv;
+    ASSERT_TRUE(nv.ParseFromString(nvs[0].body));
+    ASSERT_EQ(nv.reproposals_size(), 1);
+    EXPECT_EQ(nv.reproposals(0).seq(), 1u);
+    EXPECT_EQ(hash_from_bytes(nv.reproposals(0).digest()), d);
+    auto pps = sent(out, MessageType::kPrePrepare);
+    ASSERT_EQ(pps.size(), 1u);
+    EXPECT_FALSE(h.engine->status().view_changing);
+    EXPECT_EQ(h.engine->status().view, 1u);
+}
+
+TEST(PbftViewChange, NewViewIsRejectedWhenItsOSetDoesNotFollowFromItsVSet) {
+    Harness h(2);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    // Replica 1 (new primary) prepared seq 1; its view change says so.
+    Harness primary(1);
+    primary.deliver(primary.pre_prepare(0, 0, 1, batch));
+    primary.deliver(primary.vote(MessageType::kPrepare, 2, 0, 1, d));
+    primary.deliver(view_change(primary, 2, 1));
+    Output out = primary.deliver(view_change(primary, 3, 1));
+    auto nvs = sent(out, MessageType::kNewView);
+    ASSERT_EQ(nvs.size(), 1u);
+    pb::NewView honest;
+    ASSERT_TRUE(honest.ParseFromString(nvs[0].body));
+
+    // The same V with an O that drops the prepared batch.
+    pb::NewView lying = honest;
+    lying.clear_reproposals();
+    std::string raw = crypto::seal(h.keys[1], MessageType::kNewView, lying.SerializeAsString());
+    h.deliver(view_change(h, 3, 1));
+    h.deliver(view_change(h, 0, 1));  // replica 2 joins view 1
+    h.deliver(raw);
+    EXPECT_TRUE(h.detected("bad_new_view"));
+    EXPECT_TRUE(h.engine->status().view_changing);
+
+    // The honest NEW-VIEW is accepted.
+    std::string good = crypto::seal(h.keys[1], MessageType::kNewView, honest.SerializeAsString());
+    h.deliver(good);
+    EXPECT_FALSE(h.engine->status().view_changing);
+    EXPECT_EQ(h.engine->status().view, 1u);
+}
+
+TEST(PbftRestart, AfterARestartAReplicaNeverPreparesADifferentDigestForASlotItPreparedBefore) {
+    Harness h(1);
+    Output first = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
+    std::vector<std::pair<std::string, std::string>> records;
+    for (const auto& op : first.persist)
+        if (auto* put = std::get_if<PersistPut>(&op)) records.emplace_back(put->key, put->value);
+    std::sort(records.begin(), records.end());
+    h.restart(records);
+    // A (lying) primary now proposes something else for (0, 1).
+    Output second = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
+    EXPECT_TRUE(sent(second, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("equivocation"));
+}
+
+}  // namespace
+}  // namespace tally::bft::pbft::testing
