@@ -1,0 +1,277 @@
+// The signed envelope: round trip, one distinct error per kind of bad frame (in the documented
+// order), and random garbage that must never crash and never open.
+#include "crypto/envelope.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <string>
+
+#include "crypto/hash.h"
+
+namespace tally::crypto {
+namespace {
+
+KeyPair key_from_byte(uint8_t b) {
+    Seed seed{};
+    seed.fill(b);
+    return KeyPair::from_seed(seed);
+}
+
+std::string body_of(size_t n) {
+    std::string body(n, '\0');
+    for (size_t i = 0; i < n; ++i) body[i] = static_cast<char>(i * 7 + 3);
+    return body;
+}
+
+class EnvelopeTest : public ::testing::Test {
+protected:
+    KeyPair alice = key_from_byte(1);
+    KeyPair bob = key_from_byte(2);
+    std::string body = body_of(200);
+    std::string frame = seal(alice, MessageType::kPrepare, body);
+
+    static std::string code_of(std::string_view bytes, const OpenOptions& options = {}) {
+        auto r = open(bytes, options);
+        return r.ok() ? "ok" : r.error().code;
+    }
+    static std::string flip(std::string s, size_t byte, uint8_t mask = 0x01) {
+        s[byte] = static_cast<char>(s[byte] ^ mask);
+        return s;
+    }
+};
+
+TEST_F(EnvelopeTest, RoundTrip) {
+    ASSERT_EQ(frame.size(), kEnvelopeOverheadBytes + body.size());
+    auto env = open(frame);
+    ASSERT_TRUE(env.ok()) << env.error().message;
+    EXPECT_EQ(env->type, MessageType::kPrepare);
+    EXPECT_EQ(env->sender, alice.public_key());
+    EXPECT_EQ(env->body, body);
+    EXPECT_TRUE(verify(alice.public_key(), kDomainEnvelope,
+                       std::string_view(frame).substr(0, kEnvelopeHeaderBytes + body.size()),
+                       env->signature));
+}
+
+TEST_F(EnvelopeTest, LayoutIsAsDocumented) {
+    EXPECT_EQ(static_cast<uint8_t>(frame[0]), kEnvelopeVersion);
+    EXPECT_EQ(static_cast<uint8_t>(frame[1]), static_cast<uint8_t>(MessageType::kPrepare));
+    EXPECT_EQ(frame.substr(2, 32), as_bytes(alice.public_key()));
+    EXPECT_EQ(frame.substr(34, 4), std::string("\x00\x00\x00\xc8", 4));  // 200, big-endian
+    EXPECT_EQ(frame.substr(38, 200), body);
+    Signature sig = alice.sign(kDomainEnvelope, std::string_view(frame).substr(0, 238));
+    EXPECT_EQ(frame.substr(238), as_bytes(sig));
+}
+
+TEST_F(EnvelopeTest, EmptyBodyRoundTrips) {
+    std::string f = seal(bob, MessageType::kStatusRequest, "");
+    ASSERT_EQ(f.size(), kEnvelopeOverheadBytes);
+    auto env = open(f);
+    ASSERT_TRUE(env.ok()) << env.error().message;
+    EXPECT_EQ(env->type, MessageType::kStatusRequest);
+    EXPECT_TRUE(env->body.empty());
+}
+
+TEST_F(EnvelopeTest, ExpectedSenderMatches) {
+    OpenOptions options;
+    options.expected_sender = alice.public_key();
+    EXPECT_EQ(code_of(frame, options), "ok");
+}
+
+TEST_F(EnvelopeTest, EveryPrefixIsTruncated) {
+    for (size_t n = 0; n < frame.size(); ++n)
+        EXPECT_EQ(code_of(std::string_view(frame).substr(0, n)), "truncated") << "length " << n;
+}
+
+TEST_F(EnvelopeTest, BodyLengthBeyondTheBufferIsTruncated) {
+    for (uint32_t claimed : {201u, 0x10000u, 0x7fffffffu, 0xffffffffu}) {
+        std::string f = frame;
+        for (size_t i = 0; i < 4; ++i) f[34 + i] = static_cast<char>(claimed >> (24 - 8 * i));
+        EXPECT_EQ(code_of(f), "truncated") << claimed;
+    }
+}
+
+TEST_F(EnvelopeTest, LongerThanMaxBytesIsOversized) {
+    OpenOptions options;
+    options.max_bytes = frame.size() - 1;
+    EXPECT_EQ(code_of(frame, options), "oversized");
+    options.max_bytes = frame.size();
+    EXPECT_EQ(code_of(frame, options), "ok");
+}
+
+TEST_F(EnvelopeTest, DefaultLimitIsEightMebibytes) {
+    std::string big = seal(alice, MessageType::kState,
+                           std::string(kEnvelopeMaxBytes - kEnvelopeOverheadBytes + 1, 'x'));
+    EXPECT_EQ(code_of(big), "oversized");
+    big = seal(alice, MessageType::kState, std::string(kEnvelopeMaxBytes - kEnvelopeOverheadBytes, 'x'));
+    EXPECT_EQ(code_of(big), "ok");
+}
+
+TEST_F(EnvelopeTest, WrongVersionIsMalformed) {
+    for (int v : {0, 2, 255}) {
+        std::string f = frame;
+        f[0] = static_cast<char>(v);
+        EXPECT_EQ(code_of(f), "malformed") << v;
+    }
+}
+
+TEST_F(EnvelopeTest, BytesAfterTheSignatureAreMalformed) {
+    EXPECT_EQ(code_of(frame + '\0'), "malformed");
+    EXPECT_EQ(code_of(frame + frame), "malformed");
+    // A shorter stated body leaves bytes after the (supposed) signature too.
+    std::string f = frame;
+    f[37] = static_cast<char>(199);
+    EXPECT_EQ(code_of(f), "malformed");
+}
+
+TEST_F(EnvelopeTest, UnknownTypeIsRefused) {
+    for (int t : {0, 7, 15, 24, 47, 54, 255}) {
+        std::string f = frame;
+        f[1] = static_cast<char>(t);
+        EXPECT_EQ(code_of(f), "unknown_type") << t;
+    }
+    // Even when properly signed.
+    std::string signed_unknown = seal(alice, static_cast<MessageType>(99), body);
+    EXPECT_EQ(code_of(signed_unknown), "unknown_type");
+}
+
+TEST_F(EnvelopeTest, OtherSenderThanExpectedIsWrongSender) {
+    OpenOptions options;
+    options.expected_sender = bob.public_key();
+    auto r = open(frame, options);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, "wrong_sender");
+}
+
+TEST_F(EnvelopeTest, AnyFlippedBitInBodySignatureTypeOrSenderIsBadSignature) {
+    EXPECT_EQ(code_of(flip(frame, 38)), "bad_signature");                     // body, first byte
+    EXPECT_EQ(code_of(flip(frame, 38 + 199, 0x80)), "bad_signature");         // body, last byte
+    EXPECT_EQ(code_of(flip(frame, 238)), "bad_signature");                    // signature, first
+    EXPECT_EQ(code_of(flip(frame, frame.size() - 1, 0x10)), "bad_signature"); // signature, last
+    EXPECT_EQ(code_of(flip(frame, 1)), "bad_signature");  // prepare (17) -> pre_prepare (16)
+    EXPECT_EQ(code_of(flip(frame, 2)), "bad_signature");  // sender
+    EXPECT_EQ(code_of(flip(frame, 33, 0x40)), "bad_signature");
+    // Every single bit of the signed bytes and the signature, except those caught earlier.
+    std::set<std::string> codes;
+    for (size_t bit = 0; bit < 8 * frame.size(); ++bit)
+        codes.insert(code_of(flip(frame, bit / 8, static_cast<uint8_t>(1u << (bit % 8)))));
+    EXPECT_EQ(codes.count("ok"), 0u);
+    EXPECT_TRUE(codes.count("bad_signature"));
+}
+
+TEST_F(EnvelopeTest, ReplacedSenderIsBadSignature) {
+    std::string f = frame;
+    f.replace(2, 32, as_bytes(bob.public_key()));
+    EXPECT_EQ(code_of(f), "bad_signature");
+}
+
+TEST_F(EnvelopeTest, SkippingVerificationReadsTheHeaderOnly) {
+    OpenOptions options;
+    options.verify_signature = false;
+    auto env = open(flip(frame, 100), options);
+    ASSERT_TRUE(env.ok());
+    EXPECT_EQ(env->type, MessageType::kPrepare);
+    EXPECT_EQ(env->sender, alice.public_key());
+    // Structural checks still apply.
+    EXPECT_EQ(code_of(frame + "x", options), "malformed");
+}
+
+TEST_F(EnvelopeTest, ErrorsComeInTheDocumentedOrder) {
+    OpenOptions small;
+    small.max_bytes = 50;
+    // truncated before oversized
+    EXPECT_EQ(code_of(std::string_view(frame).substr(0, 120), small), "truncated");
+    // oversized before malformed
+    EXPECT_EQ(code_of(frame + "x", small), "oversized");
+    // malformed before unknown_type
+    std::string f = frame;
+    f[0] = 9;
+    f[1] = 9;
+    EXPECT_EQ(code_of(f), "malformed");
+    // unknown_type before wrong_sender
+    OpenOptions from_bob;
+    from_bob.expected_sender = bob.public_key();
+    f = frame;
+    f[1] = 9;
+    EXPECT_EQ(code_of(f, from_bob), "unknown_type");
+    // wrong_sender before bad_signature
+    EXPECT_EQ(code_of(flip(frame, 40), from_bob), "wrong_sender");
+}
+
+TEST_F(EnvelopeTest, SignatureCoversTheEnvelopeDomain) {
+    // A signature over the same bytes under another domain does not make a valid envelope.
+    std::string f = frame;
+    Signature wrong = alice.sign("tally/other/v1", std::string_view(frame).substr(0, 238));
+    f.replace(238, 64, as_bytes(wrong));
+    EXPECT_EQ(code_of(f), "bad_signature");
+}
+
+TEST(EnvelopeTypes, KnownTypesHaveDistinctSnakeCaseNames) {
+    std::set<std::string_view> names;
+    int known = 0;
+    for (int t = 0; t < 256; ++t) {
+        if (!is_known_type(static_cast<uint8_t>(t))) continue;
+        ++known;
+        std::string_view name = type_name(static_cast<MessageType>(t));
+        EXPECT_NE(name, "unknown") << t;
+        for (char c : name) EXPECT_TRUE((c >= 'a' && c <= 'z') || c == '_') << name;
+        names.insert(name);
+    }
+    EXPECT_EQ(known, 20);
+    EXPECT_EQ(names.size(), 20u);
+    EXPECT_EQ(type_name(MessageType::kPrePrepare), "pre_prepare");
+    EXPECT_EQ(type_name(MessageType::kRaftAppendReply), "raft_append_reply");
+    EXPECT_EQ(type_name(static_cast<MessageType>(200)), "unknown");
+    EXPECT_FALSE(is_known_type(0));
+    EXPECT_TRUE(is_known_type(1));
+    EXPECT_TRUE(is_known_type(53));
+    EXPECT_FALSE(is_known_type(54));
+}
+
+TEST(EnvelopeFuzz, RandomGarbageNeverOpens) {
+    std::mt19937_64 rng(20241125);
+    const KeyPair key = key_from_byte(9);
+    const std::string valid = seal(key, MessageType::kCommit, body_of(60));
+    std::set<std::string> codes;
+    for (int i = 0; i < 10000; ++i) {
+        std::string bytes;
+        switch (i % 3) {
+            case 0: {  // pure noise of any length up to a few frames
+                bytes.resize(rng() % 400);
+                for (char& c : bytes) c = static_cast<char>(rng());
+                break;
+            }
+            case 1: {  // a plausible header: right version, a known type, a consistent length
+                size_t n = rng() % 300;
+                bytes.resize(kEnvelopeOverheadBytes + n);
+                for (char& c : bytes) c = static_cast<char>(rng());
+                bytes[0] = static_cast<char>(kEnvelopeVersion);
+                bytes[1] = static_cast<char>(MessageType::kCommit);
+                for (size_t b = 0; b < 4; ++b)
+                    bytes[34 + b] = static_cast<char>(static_cast<uint32_t>(n) >> (24 - 8 * b));
+                if (rng() % 4 == 0) bytes.resize(rng() % (bytes.size() + 8), 'z');
+                break;
+            }
+            default: {  // a valid frame with 1..4 random bytes changed
+                bytes = valid;
+                size_t changes = 1 + rng() % 4;
+                for (size_t c = 0; c < changes; ++c) {
+                    size_t at = rng() % bytes.size();
+                    bytes[at] = static_cast<char>(bytes[at] ^ static_cast<char>(1 + rng() % 255));
+                }
+                if (bytes == valid) continue;
+                break;
+            }
+        }
+        auto r = open(bytes);
+        ASSERT_FALSE(r.ok()) << "garbage " << i << " opened: " << to_hex(bytes);
+        codes.insert(r.error().code);
+    }
+    // The generators reach every check.
+    for (const char* code : {"truncated", "malformed", "unknown_type", "bad_signature"})
+        EXPECT_TRUE(codes.count(code)) << code;
+}
+
+}  // namespace
+}  // namespace tally::crypto
