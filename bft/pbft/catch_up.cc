@@ -91,7 +91,7 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
     if (!reply.new_view().empty()) {
         ReplicaId primary = 0;
         auto nv = open_from(reply.new_view(), crypto::MessageType::kNewView, &primary);
-        if (nv) out.append(on_message(primary, *nv, reply.new_view()));
+        if (nv && primary != config_.id) out.append(on_message(primary, *nv, reply.new_view()));
     }
     if (reply.stable_seq() > low_) {
         crypto::Hash digest = hash_from_bytes(reply.stable_digest());
