@@ -6,6 +6,8 @@
 
 #include <openssl/evp.h>
 
+#include <memory>
+
 #include "crypto/assert.h"
 
 namespace tally::crypto {
@@ -33,10 +35,17 @@ int hex_value(char c) {
 }  // namespace
 
 Hash sha256(std::string_view data) {
+    // One context per thread, reused: allocating a context per call costs as much as hashing
+    // a short message, and short messages (Merkle nodes, ids) are the common case.
+    thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(
+        EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    TALLY_ASSERT(ctx != nullptr);
     Hash out{};
     unsigned int out_len = 0;
-    int ok = EVP_Digest(data.data(), data.size(), out.data(), &out_len, sha256_md(), nullptr);
-    TALLY_ASSERT(ok == 1 && out_len == out.size());
+    TALLY_ASSERT(EVP_DigestInit_ex(ctx.get(), sha256_md(), nullptr) == 1);
+    TALLY_ASSERT(EVP_DigestUpdate(ctx.get(), data.data(), data.size()) == 1);
+    TALLY_ASSERT(EVP_DigestFinal_ex(ctx.get(), out.data(), &out_len) == 1);
+    TALLY_ASSERT(out_len == out.size());
     return out;
 }
 
