@@ -34,12 +34,13 @@ struct Genesis {
 struct BlockHeader {
     uint64_t height = 0;  // == the consensus sequence number it was ordered at
     uint64_t seq = 0;
-    uint64_t view = 0;    // PBFT view or Raft term
+    uint64_t view = 0;    // PBFT view / Raft term this replica committed it in; informational,
+                          // not hashed: replicas may commit one batch in different views
     crypto::Hash prev_hash{};
     crypto::Hash tx_root{};       // Merkle root of the transactions' ids, in batch order
     crypto::Hash state_digest{};  // after the block
     uint32_t tx_count = 0;
-    crypto::Hash hash() const;    // SHA-256 over every field above, fixed-width, big-endian
+    crypto::Hash hash() const;    // SHA-256 over every field above but view, fixed-width, big-endian
 };
 
 // What happened to one transaction of a block (or one query).

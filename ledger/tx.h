@@ -18,6 +18,34 @@
 namespace tally::ledger {
 
 // Every result a transaction can have. The numbers are stored and sent: never reuse one.
+//
+// What a result records and what it consumes (the one place this is decided):
+// - A transfer's checks run in this order, and the first that fails is its result:
+//   kMalformed, kBadSignature, kUnknownSender, kNonceTooLow, kNonceTooHigh, kZeroAmount,
+//   kSelfTransfer, kInsufficientFunds, kOverflow. A failure moves no money.
+// - The nonce: a transfer that passed the nonce checks CONSUMES its nonce (the sender's nonce
+//   becomes the transfer's) whether it then succeeds or fails with kZeroAmount, kSelfTransfer,
+//   kInsufficientFunds or kOverflow. Failures at or before the nonce check (kMalformed,
+//   kBadSignature, kUnknownSender, kNonceTooLow, kNonceTooHigh) consume nothing. Why: a
+//   failure past the nonce checks is recorded under its id (below), so a retry of the very
+//   same bytes gets the recorded failure back; if the nonce were not consumed, the only transfer the sender could
+//   sign next with that nonce and the same recipient and amount would have that same id, and
+//   an identical payment could never be made again. With the nonce consumed, the sender just
+//   signs the retry with nonce + 1, and later transfers queued behind a failed one still apply.
+// - Recording: a transfer's result is recorded in the ledger's transactions table under its
+//   id when it is FINAL, i.e. when the same bytes could never get another result later:
+//   kOk, kNonceTooLow and the nonce-consuming failures above. Any later copy of it is then a
+//   duplicate that gets the first outcome again (duplicate = true) and changes nothing.
+//   Not recorded, so that a copy is judged afresh:
+//   * kNonceTooHigh and kUnknownSender: "not yet" — the transfer may become valid once the
+//     nonces in between apply, or once the account is credited (pipelined or reordered
+//     transfers must not fail forever because one arrived early);
+//   * kMalformed and kBadSignature: the result is a pure function of the bytes, so a copy gets
+//     the same answer anyway; and recording a bad signature under the id would let anyone who
+//     saw a transaction block it by ordering a copy with a broken signature first.
+//   Queries (balance, tx) are never recorded and never touch a nonce.
+// - The id of bytes that do not decode (tx_id() below): SHA-256 of the signed bytes when they
+//   frame as an envelope, else SHA-256 of all the bytes. It only labels the outcome.
 enum class ResultCode : uint8_t {
     kOk = 0,
     kMalformed = 1,          // does not decode, or a field has the wrong size
@@ -65,5 +93,10 @@ std::string make_tx_query(const crypto::KeyPair& client, const crypto::Hash& tx_
 Result<Tx> decode_tx(std::string_view envelope);
 // The sender's signature over the envelope.
 bool verify_tx(const Tx& tx);
+
+// The id of a transaction's bytes: SHA-256 of all but the trailing 64-byte signature when
+// `envelope` frames as an envelope (crypto::open without the signature check), else SHA-256
+// of all of `envelope` (so even garbage gets a stable label in a block's outcomes).
+crypto::Hash tx_id(std::string_view envelope);
 
 }  // namespace tally::ledger

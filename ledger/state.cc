@@ -1,0 +1,910 @@
+// The ledger state (state.h): accounts, recorded transactions and hash-chained blocks in
+// SQLite, with an in-memory copy of the accounts for cheap reads and digests.
+//
+// What it trusts: nothing in a batch or a snapshot (both are checked field by field before
+// anything changes). The database file is our own, but it is still checked when opened: it
+// must carry Tally's application id and schema version, pass `PRAGMA quick_check`, and its
+// accounts must hash to the state digest of its last block. After that the database is the
+// truth and the in-memory accounts are a cache of it, rebuilt at open and rolled back with it.
+//
+// Durability: WAL mode with synchronous=FULL, one SQLite transaction per block (accounts,
+// transaction records, the block row and last_seq together), so a block is on disk once
+// apply_block() returns and a crash leaves all of a block or none of it.
+//
+// Integers: SQLite stores signed 64-bit integers; every uint64_t (balances, nonces, sequence
+// numbers) is stored as the int64_t with the same bits and read back the same way.
+#include "ledger/state.h"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <utility>
+
+#include "crypto/assert.h"
+#include "crypto/merkle.h"
+#include "ledger/ledger.pb.h"
+
+namespace tally::ledger {
+namespace {
+
+constexpr int64_t kSchemaVersion = 1;
+// PRAGMA application_id: "TALY", so that Tally's databases identify themselves.
+constexpr int32_t kApplicationId = 0x54414C59;
+constexpr int kBusyTimeoutMs = 5000;
+constexpr size_t kDigestChunkAccounts = 64;
+constexpr size_t kDigestAccountBytes = 32 + 8 + 8;
+
+int64_t to_db(uint64_t v) { return static_cast<int64_t>(v); }
+uint64_t from_db(int64_t v) { return static_cast<uint64_t>(v); }
+
+void put_be64(uint8_t* out, uint64_t v) {
+    for (int i = 7; i >= 0; --i) {
+        out[i] = static_cast<uint8_t>(v & 0xff);
+        v >>= 8;
+    }
+}
+
+// The state digest over any sorted range of Accounts (a vector or the values of a map).
+template <typename Iterator, typename Project>
+crypto::Hash digest_range(Iterator begin, Iterator end, Project project) {
+    crypto::Sha256 sha;
+    std::array<uint8_t, kDigestChunkAccounts * kDigestAccountBytes> chunk{};
+    size_t used = 0;
+    for (auto it = begin; it != end; ++it) {
+        const Account& account = project(*it);
+        uint8_t* out = chunk.data() + used;
+        std::memcpy(out, account.key.data(), 32);
+        put_be64(out + 32, account.balance);
+        put_be64(out + 40, account.nonce);
+        used += kDigestAccountBytes;
+        if (used == chunk.size()) {
+            sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
+            used = 0;
+        }
+    }
+    if (used > 0) sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
+    return sha.finish();
+}
+
+[[noreturn]] void fatal(const std::string& what) {
+    std::fprintf(stderr, "tally ledger: fatal: %s\n", what.c_str());
+    std::abort();
+}
+
+bool is_corruption(int rc) {
+    int primary = rc & 0xff;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
+// A prepared statement, finalized on destruction.
+class Statement {
+public:
+    Statement() = default;
+    ~Statement() { sqlite3_finalize(stmt_); }
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+
+    int prepare(sqlite3* db, const char* sql) {
+        sqlite3_finalize(stmt_);
+        stmt_ = nullptr;
+        return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+    }
+    sqlite3_stmt* get() const { return stmt_; }
+
+private:
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Binds, steps and resets one use of a cached statement. Bound blobs must outlive it.
+class Use {
+public:
+    explicit Use(const Statement& statement) : stmt_(statement.get()) {}
+    ~Use() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+    Use& bind(int index, uint64_t v) {
+        sqlite3_bind_int64(stmt_, index, to_db(v));
+        return *this;
+    }
+    Use& bind(int index, std::string_view blob) {
+        sqlite3_bind_blob(stmt_, index, blob.data(), static_cast<int>(blob.size()),
+                          SQLITE_STATIC);
+        return *this;
+    }
+    template <size_t N>
+    Use& bind(int index, const std::array<uint8_t, N>& a) {
+        return bind(index, crypto::as_bytes(a));
+    }
+    // SQLITE_ROW, SQLITE_DONE or an error code.
+    int step() { return sqlite3_step(stmt_); }
+
+    uint64_t u64(int column) const { return from_db(sqlite3_column_int64(stmt_, column)); }
+    std::string_view blob(int column) const {
+        const void* data = sqlite3_column_blob(stmt_, column);
+        int size = sqlite3_column_bytes(stmt_, column);
+        if (data == nullptr || size <= 0) return {};
+        return std::string_view(static_cast<const char*>(data), static_cast<size_t>(size));
+    }
+    template <size_t N>
+    bool fixed(int column, std::array<uint8_t, N>& out) const {
+        auto parsed = crypto::array_from_bytes<N>(blob(column));
+        if (!parsed) return false;
+        out = *parsed;
+        return true;
+    }
+
+private:
+    sqlite3_stmt* stmt_;
+};
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE accounts(key BLOB PRIMARY KEY, balance INTEGER NOT NULL,
+                      nonce INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE transactions(id BLOB PRIMARY KEY, code INTEGER NOT NULL, seq INTEGER NOT NULL,
+                          value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE blocks(height INTEGER PRIMARY KEY, seq INTEGER NOT NULL, view INTEGER NOT NULL,
+                    prev_hash BLOB NOT NULL, tx_root BLOB NOT NULL, state_digest BLOB NOT NULL,
+                    tx_count INTEGER NOT NULL, hash BLOB NOT NULL);
+)sql";
+
+constexpr const char* kBlockColumns =
+    "height, seq, view, prev_hash, tx_root, state_digest, tx_count, hash";
+
+bool read_block(const Use& row, BlockHeader& out, crypto::Hash& stored_hash) {
+    out.height = row.u64(0);
+    out.seq = row.u64(1);
+    out.view = row.u64(2);
+    uint64_t count = row.u64(6);
+    if (count > std::numeric_limits<uint32_t>::max()) return false;
+    out.tx_count = static_cast<uint32_t>(count);
+    return row.fixed(3, out.prev_hash) && row.fixed(4, out.tx_root) &&
+           row.fixed(5, out.state_digest) && row.fixed(7, stored_hash);
+}
+
+bool known_code(uint64_t code) { return code <= static_cast<uint64_t>(ResultCode::kUnknownTx); }
+
+}  // namespace
+
+crypto::Hash BlockHeader::hash() const {
+    crypto::Sha256 sha;
+    // Not the view: replicas may commit one batch in different views (a batch prepared in
+    // view v and re-proposed by NEW-VIEW), and must still agree on every block hash.
+    sha.update_u64(height).update_u64(seq);
+    sha.update(prev_hash).update(tx_root).update(state_digest);
+    std::array<char, 4> count = {static_cast<char>(tx_count >> 24), static_cast<char>(tx_count >> 16),
+                                 static_cast<char>(tx_count >> 8), static_cast<char>(tx_count)};
+    sha.update(std::string_view(count.data(), count.size()));
+    return sha.finish();
+}
+
+crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts) {
+    return digest_range(sorted_accounts.begin(), sorted_accounts.end(),
+                        [](const Account& a) -> const Account& { return a; });
+}
+
+struct State::Impl {
+    sqlite3* db = nullptr;
+    std::string path;
+
+    Statement begin, commit, rollback;
+    Statement select_tx, insert_tx, upsert_account, insert_block, select_block, set_last_seq;
+
+    // Invariant: equals the accounts table as of last_block (between calls), so
+    // digest(accounts) == last_block.state_digest.
+    std::map<crypto::PublicKey, Account> accounts;
+    BlockHeader last_block;
+    // Set when a failed rollback or fsync leaves the disk in doubt: every later write refuses.
+    bool broken = false;
+    // The accounts a block in progress touched, as they were before it (nullopt: created).
+    std::map<crypto::PublicKey, std::optional<Account>> undo;
+
+    // sqlite3_close_v2 defers the close until the statements (members, destroyed after this
+    // body runs) are finalized.
+    ~Impl() { sqlite3_close_v2(db); }
+
+    Error io_error(const std::string& what) const {
+        return make_error("io", path + ": " + what + ": " + sqlite3_errmsg(db));
+    }
+    Error open_error(int rc, const std::string& what) const {
+        if (is_corruption(rc))
+            return make_error("corrupt", path + ": not a valid Tally database (" + what + ": " +
+                                             sqlite3_errmsg(db) + ")");
+        return io_error(what);
+    }
+
+    int exec(const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+    int run(const Statement& statement) {
+        Use use(statement);
+        return use.step();
+    }
+
+    int prepare_statements();
+    Status initialize(const Genesis& genesis);
+    Status load();
+    Status check_database();
+
+    std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
+    Outcome apply_transfer(const Tx& tx, uint64_t seq, int& rc);
+    Outcome answer(const Tx& tx, uint64_t seq, int& rc);
+    Account& touch(const crypto::PublicKey& key);
+    void restore_undo();
+    Result<AppliedBlock> run_block(uint64_t seq, uint64_t view,
+                                   const std::vector<std::string>& txs, Verify verify);
+    void abort_block();
+};
+
+int State::Impl::prepare_statements() {
+    struct Entry {
+        Statement* statement;
+        const char* sql;
+    };
+    const std::string select_block_sql =
+        std::string("SELECT ") + kBlockColumns + " FROM blocks WHERE height = ?1";
+    const std::string insert_block_sql = std::string("INSERT INTO blocks(") + kBlockColumns +
+                                         ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    const Entry entries[] = {
+        {&begin, "BEGIN IMMEDIATE"},
+        {&commit, "COMMIT"},
+        {&rollback, "ROLLBACK"},
+        {&select_tx, "SELECT code, seq, value FROM transactions WHERE id = ?1"},
+        {&insert_tx, "INSERT INTO transactions(id, code, seq, value) VALUES(?1, ?2, ?3, ?4)"},
+        {&upsert_account,
+         "INSERT INTO accounts(key, balance, nonce) VALUES(?1, ?2, ?3) "
+         "ON CONFLICT(key) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce"},
+        {&insert_block, insert_block_sql.c_str()},
+        {&select_block, select_block_sql.c_str()},
+        {&set_last_seq, "UPDATE meta SET value = ?1 WHERE key = 'last_seq'"},
+    };
+    for (const Entry& entry : entries) {
+        int rc = entry.statement->prepare(db, entry.sql);
+        if (rc != SQLITE_OK) return rc;
+    }
+    return SQLITE_OK;
+}
+
+Status State::Impl::initialize(const Genesis& genesis) {
+    std::map<crypto::PublicKey, Account> seeded;
+    for (const Account& account : genesis.accounts)
+        if (!seeded.emplace(account.key, account).second)
+            return make_error("bad_genesis",
+                              "genesis lists account " + crypto::key_to_hex(account.key) + " twice");
+
+    int rc = exec("PRAGMA journal_mode=WAL");
+    if (rc != SQLITE_OK) return open_error(rc, "setting WAL mode");
+    rc = exec("BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK) return open_error(rc, "creating the schema");
+    const std::string header = "PRAGMA application_id = " + std::to_string(kApplicationId) +
+                               "; INSERT INTO meta VALUES('schema_version', " +
+                               std::to_string(kSchemaVersion) +
+                               "), ('last_seq', 0);";
+    rc = exec(kSchema);
+    if (rc == SQLITE_OK) rc = exec(header.c_str());
+    if (rc == SQLITE_OK) rc = prepare_statements();
+
+    BlockHeader genesis_block;
+    genesis_block.tx_root = crypto::merkle_root({});
+    genesis_block.state_digest =
+        digest_range(seeded.begin(), seeded.end(), [](const auto& e) -> const Account& {
+            return e.second;
+        });
+    for (const auto& [key, account] : seeded) {
+        if (rc != SQLITE_OK) break;
+        Use use(upsert_account);
+        use.bind(1, key).bind(2, account.balance).bind(3, account.nonce);
+        rc = use.step() == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    const crypto::Hash hash = genesis_block.hash();
+    if (rc == SQLITE_OK) {
+        Use use(insert_block);
+        use.bind(1, uint64_t{0}).bind(2, uint64_t{0}).bind(3, uint64_t{0});
+        use.bind(4, genesis_block.prev_hash).bind(5, genesis_block.tx_root);
+        use.bind(6, genesis_block.state_digest).bind(7, uint64_t{0}).bind(8, hash);
+        rc = use.step() == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    if (rc == SQLITE_OK) rc = exec("COMMIT");
+    if (rc != SQLITE_OK) {
+        Error error = open_error(rc, "writing genesis");
+        if (!sqlite3_get_autocommit(db)) exec("ROLLBACK");
+        return error;
+    }
+    accounts = std::move(seeded);
+    last_block = genesis_block;
+    return Ok{};
+}
+
+// Refuses anything that is not a healthy Tally database of this schema version.
+Status State::Impl::check_database() {
+    sqlite3_stmt* raw = nullptr;
+    auto scalar = [&](const char* sql, int64_t& out, std::string& text) -> int {
+        int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
+        if (rc != SQLITE_OK) return rc;
+        rc = sqlite3_step(raw);
+        if (rc == SQLITE_ROW) {
+            out = sqlite3_column_int64(raw, 0);
+            const unsigned char* t = sqlite3_column_text(raw, 0);
+            text = t ? reinterpret_cast<const char*>(t) : "";
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_NOTFOUND;
+        }
+        sqlite3_finalize(raw);
+        raw = nullptr;
+        return rc;
+    };
+    auto corrupt = [&](const std::string& why) {
+        return make_error("corrupt", path + ": not a valid Tally database (" + why + ")");
+    };
+    int64_t value = 0;
+    std::string text;
+    int rc = scalar("PRAGMA application_id", value, text);
+    if (rc != SQLITE_OK) return open_error(rc, "reading the application id");
+    if (value != kApplicationId) return corrupt("it is an SQLite database of another program");
+    rc = scalar("SELECT value FROM meta WHERE key = 'schema_version'", value, text);
+    if (rc != SQLITE_OK) return corrupt("no schema version");
+    if (value != kSchemaVersion)
+        return corrupt("schema version " + std::to_string(value) + ", expected " +
+                       std::to_string(kSchemaVersion));
+    rc = scalar("PRAGMA quick_check", value, text);
+    if (rc != SQLITE_OK) return open_error(rc, "integrity check");
+    if (text != "ok") return corrupt("integrity check: " + text);
+    rc = prepare_statements();
+    if (rc != SQLITE_OK) return corrupt(std::string("schema: ") + sqlite3_errmsg(db));
+    return Ok{};
+}
+
+Status State::Impl::load() {
+    auto corrupt = [&](const std::string& why) {
+        return make_error("corrupt", path + ": not a valid Tally database (" + why + ")");
+    };
+    Statement all_accounts, last_seq_row;
+    if (all_accounts.prepare(db, "SELECT key, balance, nonce FROM accounts ORDER BY key") !=
+            SQLITE_OK ||
+        last_seq_row.prepare(db, "SELECT value FROM meta WHERE key = 'last_seq'") != SQLITE_OK)
+        return corrupt(std::string("schema: ") + sqlite3_errmsg(db));
+
+    std::map<crypto::PublicKey, Account> loaded;
+    {
+        Use rows(all_accounts);
+        int rc;
+        while ((rc = rows.step()) == SQLITE_ROW) {
+            Account account;
+            if (!rows.fixed(0, account.key)) return corrupt("an account key is not 32 bytes");
+            account.balance = rows.u64(1);
+            account.nonce = rows.u64(2);
+            loaded.emplace(account.key, account);
+        }
+        if (rc != SQLITE_DONE) return open_error(rc, "reading accounts");
+    }
+    uint64_t last_seq = 0;
+    {
+        Use row(last_seq_row);
+        int rc = row.step();
+        if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? corrupt("no last_seq") : open_error(rc, "reading last_seq");
+        last_seq = row.u64(0);
+    }
+    BlockHeader block;
+    {
+        Use row(select_block);
+        row.bind(1, last_seq);
+        int rc = row.step();
+        if (rc != SQLITE_ROW)
+            return rc == SQLITE_DONE ? corrupt("no block at last_seq " + std::to_string(last_seq))
+                                     : open_error(rc, "reading the last block");
+        crypto::Hash stored{};
+        if (!read_block(row, block, stored)) return corrupt("a malformed block row");
+        if (block.hash() != stored || block.height != last_seq || block.seq != last_seq)
+            return corrupt("block " + std::to_string(last_seq) + " does not match its hash");
+    }
+    const crypto::Hash digest = digest_range(
+        loaded.begin(), loaded.end(), [](const auto& e) -> const Account& { return e.second; });
+    if (digest != block.state_digest)
+        return corrupt("the accounts do not hash to block " + std::to_string(last_seq) +
+                       "'s state digest");
+    accounts = std::move(loaded);
+    last_block = block;
+    return Ok{};
+}
+
+Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesis& genesis) {
+    auto impl = std::make_unique<Impl>();
+    impl->path = path;
+    int rc = sqlite3_open_v2(path.c_str(), &impl->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+        if (impl->db == nullptr) return make_error("io", path + ": cannot open: out of memory");
+        return impl->open_error(rc, "opening");
+    }
+    sqlite3_extended_result_codes(impl->db, 1);
+    sqlite3_busy_timeout(impl->db, kBusyTimeoutMs);
+
+    // Reading the schema is the first read of the file: it tells a database from garbage.
+    sqlite3_stmt* count_tables = nullptr;
+    rc = sqlite3_prepare_v2(impl->db, "SELECT count(*) FROM sqlite_master", -1, &count_tables,
+                            nullptr);
+    int64_t tables = 0;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(count_tables);
+        if (rc == SQLITE_ROW) {
+            tables = sqlite3_column_int64(count_tables, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(count_tables);
+    if (rc != SQLITE_OK) return impl->open_error(rc, "reading the schema");
+
+    rc = impl->exec("PRAGMA synchronous=FULL; PRAGMA cache_size=-32768");
+    if (rc != SQLITE_OK) return impl->open_error(rc, "setting pragmas");
+    if (tables == 0) {
+        Status status = impl->initialize(genesis);
+        if (!status) return status.error();
+    } else {
+        rc = impl->exec("PRAGMA journal_mode=WAL");
+        if (rc != SQLITE_OK) return impl->open_error(rc, "setting WAL mode");
+        Status status = impl->check_database();
+        if (!status) return status.error();
+        status = impl->load();
+        if (!status) return status.error();
+    }
+    return std::unique_ptr<State>(new State(std::move(impl)));
+}
+
+State::State(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+State::~State() = default;
+
+// ---- applying blocks ----
+
+std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& rc) {
+    Use row(select_tx);
+    row.bind(1, id);
+    int step = row.step();
+    if (step == SQLITE_DONE) return std::nullopt;
+    if (step != SQLITE_ROW) {
+        rc = step;
+        return std::nullopt;
+    }
+    Outcome outcome;
+    outcome.tx_id = id;
+    uint64_t code = row.u64(0);
+    outcome.code = known_code(code) ? static_cast<ResultCode>(code) : ResultCode::kMalformed;
+    outcome.seq = row.u64(1);
+    outcome.value = row.u64(2);
+    return outcome;
+}
+
+Account& State::Impl::touch(const crypto::PublicKey& key) {
+    auto it = accounts.find(key);
+    if (!undo.contains(key))
+        undo.emplace(key, it == accounts.end() ? std::nullopt : std::optional<Account>(it->second));
+    if (it == accounts.end()) it = accounts.emplace(key, Account{key, 0, 0}).first;
+    return it->second;
+}
+
+void State::Impl::restore_undo() {
+    for (const auto& [key, before] : undo) {
+        if (before)
+            accounts[key] = *before;
+        else
+            accounts.erase(key);
+    }
+    undo.clear();
+}
+
+// The checks of a transfer, in the order tx.h documents, then its effect and its record.
+Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
+    Outcome outcome;
+    outcome.tx_id = tx.id;
+    outcome.seq = seq;
+    if (auto first = find_recorded(tx.id, rc)) {
+        first->duplicate = true;
+        return *first;
+    }
+    if (rc != SQLITE_OK) return outcome;
+
+    auto sender_it = accounts.find(tx.sender);
+    bool consumes_nonce = false;
+    if (sender_it == accounts.end()) {
+        outcome.code = ResultCode::kUnknownSender;
+    } else if (tx.nonce <= sender_it->second.nonce) {
+        outcome.code = ResultCode::kNonceTooLow;
+    } else if (tx.nonce - sender_it->second.nonce > 1) {
+        outcome.code = ResultCode::kNonceTooHigh;
+    } else {
+        consumes_nonce = true;
+        auto to_it = accounts.find(tx.to);
+        uint64_t to_balance = to_it == accounts.end() ? 0 : to_it->second.balance;
+        if (tx.amount == 0)
+            outcome.code = ResultCode::kZeroAmount;
+        else if (tx.to == tx.sender)
+            outcome.code = ResultCode::kSelfTransfer;
+        else if (sender_it->second.balance < tx.amount)
+            outcome.code = ResultCode::kInsufficientFunds;
+        else if (to_balance > std::numeric_limits<uint64_t>::max() - tx.amount)
+            outcome.code = ResultCode::kOverflow;
+    }
+    if (consumes_nonce) {
+        Account& sender = touch(tx.sender);
+        sender.nonce = tx.nonce;
+        if (outcome.code == ResultCode::kOk) {
+            sender.balance -= tx.amount;
+            touch(tx.to).balance += tx.amount;  // `sender` stays valid: std::map never moves
+        }
+    }
+
+    // Only final results are recorded (tx.h): a transfer that came early may apply later.
+    if (outcome.code == ResultCode::kUnknownSender || outcome.code == ResultCode::kNonceTooHigh)
+        return outcome;
+    Use insert(insert_tx);
+    insert.bind(1, tx.id).bind(2, static_cast<uint64_t>(outcome.code)).bind(3, seq);
+    insert.bind(4, outcome.value);
+    if (insert.step() != SQLITE_DONE) rc = sqlite3_extended_errcode(db);
+    return outcome;
+}
+
+// A balance or tx query, answered from the state as it is now.
+Outcome State::Impl::answer(const Tx& tx, uint64_t seq, int& rc) {
+    Outcome outcome;
+    outcome.tx_id = tx.id;
+    outcome.seq = seq;
+    if (tx.kind == TxKind::kBalanceQuery) {
+        auto it = accounts.find(tx.account);
+        if (it == accounts.end()) {
+            outcome.code = ResultCode::kUnknownAccount;
+        } else {
+            outcome.value = it->second.balance;
+            outcome.nonce = it->second.nonce;
+        }
+        return outcome;
+    }
+    TALLY_ASSERT(tx.kind == TxKind::kTxQuery);
+    if (auto recorded = find_recorded(tx.queried_tx, rc)) {
+        outcome.code = recorded->code;
+        outcome.seq = recorded->seq;
+        outcome.value = recorded->value;
+    } else {
+        outcome.code = ResultCode::kUnknownTx;
+    }
+    return outcome;
+}
+
+Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
+                                            const std::vector<std::string>& txs, Verify verify) {
+    if (run(begin) != SQLITE_DONE) return io_error("beginning block " + std::to_string(seq));
+    AppliedBlock applied;
+    applied.outcomes.reserve(txs.size());
+    std::vector<crypto::Hash> ids;
+    ids.reserve(txs.size());
+    int rc = SQLITE_OK;
+    for (const std::string& bytes : txs) {
+        Outcome outcome;
+        outcome.seq = seq;
+        auto decoded = decode_tx(bytes);
+        if (!decoded) {
+            outcome.tx_id = tx_id(bytes);
+            outcome.code = ResultCode::kMalformed;
+        } else if (verify == Verify::kCheck && !verify_tx(*decoded)) {
+            outcome.tx_id = decoded->id;
+            outcome.code = ResultCode::kBadSignature;
+        } else if (decoded->kind == TxKind::kTransfer) {
+            outcome = apply_transfer(*decoded, seq, rc);
+        } else {
+            outcome = answer(*decoded, seq, rc);
+        }
+        if (rc != SQLITE_OK) return io_error("applying block " + std::to_string(seq));
+        ids.push_back(outcome.tx_id);
+        applied.outcomes.push_back(outcome);
+    }
+
+    for (const auto& [key, before] : undo) {
+        const Account& account = accounts.at(key);
+        Use use(upsert_account);
+        use.bind(1, key).bind(2, account.balance).bind(3, account.nonce);
+        if (use.step() != SQLITE_DONE) return io_error("writing accounts");
+    }
+
+    BlockHeader& header = applied.header;
+    header.height = seq;
+    header.seq = seq;
+    header.view = view;
+    header.prev_hash = last_block.hash();
+    header.tx_root = crypto::merkle_root(ids);
+    header.state_digest = digest_range(accounts.begin(), accounts.end(),
+                                       [](const auto& e) -> const Account& { return e.second; });
+    header.tx_count = static_cast<uint32_t>(txs.size());
+    {
+        Use use(insert_block);
+        use.bind(1, header.height).bind(2, header.seq).bind(3, header.view);
+        use.bind(4, header.prev_hash).bind(5, header.tx_root).bind(6, header.state_digest);
+        const crypto::Hash hash = header.hash();
+        use.bind(7, uint64_t{header.tx_count}).bind(8, hash);
+        if (use.step() != SQLITE_DONE) return io_error("writing block " + std::to_string(seq));
+    }
+    {
+        Use use(set_last_seq);
+        use.bind(1, seq);
+        if (use.step() != SQLITE_DONE) return io_error("writing last_seq");
+    }
+    rc = run(commit);
+    if (rc != SQLITE_DONE) {
+        int extended = sqlite3_extended_errcode(db);
+        // A failed fsync may have left the commit on disk after all: trust nothing more.
+        if (extended == SQLITE_IOERR_FSYNC || extended == SQLITE_IOERR_DIR_FSYNC) broken = true;
+        return io_error("committing block " + std::to_string(seq));
+    }
+    return applied;
+}
+
+void State::Impl::abort_block() {
+    if (!sqlite3_get_autocommit(db) && run(rollback) != SQLITE_DONE) broken = true;
+    restore_undo();
+}
+
+Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
+                                        const std::vector<std::string>& txs, Verify verify) {
+    Impl& m = *impl_;
+    if (m.broken)
+        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+    if (seq <= m.last_block.seq)
+        return make_error("already_applied", "block " + std::to_string(seq) +
+                                                 " is at or below the last applied block " +
+                                                 std::to_string(m.last_block.seq));
+    if (seq != m.last_block.seq + 1)
+        return make_error("gap", "block " + std::to_string(seq) + " does not follow block " +
+                                     std::to_string(m.last_block.seq));
+    if (txs.size() > std::numeric_limits<uint32_t>::max())
+        return make_error("oversized", "a block holds at most 2^32-1 transactions");
+    TALLY_ASSERT(m.undo.empty());
+    auto applied = m.run_block(seq, view, txs, verify);
+    if (!applied) {
+        m.abort_block();
+        return applied.error();
+    }
+    m.undo.clear();
+    m.last_block = applied->header;
+    return applied;
+}
+
+// ---- reads ----
+
+Outcome State::query(std::string_view tx_envelope) const {
+    Impl& m = *impl_;
+    Outcome outcome;
+    outcome.seq = m.last_block.seq;
+    auto decoded = decode_tx(tx_envelope);
+    if (!decoded) {
+        outcome.tx_id = tx_id(tx_envelope);
+        outcome.code = ResultCode::kMalformed;
+        return outcome;
+    }
+    outcome.tx_id = decoded->id;
+    if (!verify_tx(*decoded)) {
+        outcome.code = ResultCode::kBadSignature;
+        return outcome;
+    }
+    if (decoded->kind == TxKind::kTransfer) {
+        outcome.code = ResultCode::kMalformed;  // a transfer is not a query
+        return outcome;
+    }
+    int rc = SQLITE_OK;
+    outcome = m.answer(*decoded, m.last_block.seq, rc);
+    if (rc != SQLITE_OK) fatal(m.io_error("reading a transaction").message);
+    return outcome;
+}
+
+uint64_t State::last_seq() const { return impl_->last_block.seq; }
+crypto::Hash State::state_digest() const { return impl_->last_block.state_digest; }
+BlockHeader State::last_block() const { return impl_->last_block; }
+
+std::optional<Account> State::account(const crypto::PublicKey& key) const {
+    auto it = impl_->accounts.find(key);
+    if (it == impl_->accounts.end()) return std::nullopt;
+    return it->second;
+}
+
+std::optional<Outcome> State::transaction(const crypto::Hash& tx_id) const {
+    int rc = SQLITE_OK;
+    auto recorded = impl_->find_recorded(tx_id, rc);
+    if (rc != SQLITE_OK) fatal(impl_->io_error("reading a transaction").message);
+    return recorded;
+}
+
+std::optional<BlockHeader> State::block(uint64_t height) const {
+    Use row(impl_->select_block);
+    row.bind(1, height);
+    int rc = row.step();
+    if (rc == SQLITE_DONE) return std::nullopt;
+    if (rc != SQLITE_ROW) fatal(impl_->io_error("reading block " + std::to_string(height)).message);
+    BlockHeader header;
+    crypto::Hash stored{};
+    if (!read_block(row, header, stored) || header.hash() != stored)
+        fatal(impl_->path + ": block " + std::to_string(height) + " is corrupt");
+    return header;
+}
+
+uint64_t State::total_balance() const {
+    uint64_t total = 0;
+    for (const auto& [key, account] : impl_->accounts) total += account.balance;
+    return total;
+}
+
+std::vector<Account> State::accounts() const {
+    std::vector<Account> out;
+    out.reserve(impl_->accounts.size());
+    for (const auto& [key, account] : impl_->accounts) out.push_back(account);
+    return out;
+}
+
+// ---- snapshots ----
+
+std::string State::export_snapshot() const {
+    const Impl& m = *impl_;
+    pb::Snapshot snapshot;
+    snapshot.set_last_seq(m.last_block.seq);
+    snapshot.set_state_digest(std::string(crypto::as_bytes(m.last_block.state_digest)));
+    pb::BlockRecord* block = snapshot.mutable_last_block();
+    block->set_height(m.last_block.height);
+    block->set_seq(m.last_block.seq);
+    block->set_view(m.last_block.view);
+    block->set_prev_hash(std::string(crypto::as_bytes(m.last_block.prev_hash)));
+    block->set_tx_root(std::string(crypto::as_bytes(m.last_block.tx_root)));
+    block->set_state_digest(std::string(crypto::as_bytes(m.last_block.state_digest)));
+    block->set_tx_count(m.last_block.tx_count);
+    for (const auto& [key, account] : m.accounts) {
+        pb::AccountRecord* record = snapshot.add_accounts();
+        record->set_key(std::string(crypto::as_bytes(key)));
+        record->set_balance(account.balance);
+        record->set_nonce(account.nonce);
+    }
+    Statement all_txs;
+    if (all_txs.prepare(m.db, "SELECT id, code, seq, value FROM transactions ORDER BY id") !=
+        SQLITE_OK)
+        fatal(m.io_error("reading transactions").message);
+    Use rows(all_txs);
+    int rc;
+    while ((rc = rows.step()) == SQLITE_ROW) {
+        pb::TxRecord* record = snapshot.add_transactions();
+        record->set_id(std::string(rows.blob(0)));
+        record->set_code(static_cast<uint32_t>(rows.u64(1)));
+        record->set_seq(rows.u64(2));
+        record->set_value(rows.u64(3));
+    }
+    if (rc != SQLITE_DONE) fatal(m.io_error("reading transactions").message);
+    std::string bytes;
+    snapshot.SerializeToString(&bytes);
+    return bytes;
+}
+
+namespace {
+
+struct DecodedSnapshot {
+    BlockHeader last_block;
+    crypto::Hash state_digest{};
+    std::map<crypto::PublicKey, Account> accounts;
+    pb::Snapshot message;  // for its transactions
+};
+
+// Every field checked for size, order and range; digests are checked by the caller.
+Result<DecodedSnapshot> decode_snapshot(std::string_view bytes) {
+    auto malformed = [](const std::string& why) { return make_error("malformed", "snapshot: " + why); };
+    DecodedSnapshot out;
+    pb::Snapshot& snapshot = out.message;
+    if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+        !snapshot.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        return malformed("does not decode");
+    if (!snapshot.has_last_block()) return malformed("no last block");
+    const pb::BlockRecord& block = snapshot.last_block();
+    BlockHeader& header = out.last_block;
+    header.height = block.height();
+    header.seq = block.seq();
+    header.view = block.view();
+    header.tx_count = block.tx_count();
+    auto hash_field = [](const std::string& field, crypto::Hash& into) {
+        auto parsed = crypto::array_from_bytes<32>(field);
+        if (parsed) into = *parsed;
+        return parsed.ok();
+    };
+    if (!hash_field(block.prev_hash(), header.prev_hash) ||
+        !hash_field(block.tx_root(), header.tx_root) ||
+        !hash_field(block.state_digest(), header.state_digest) ||
+        !hash_field(snapshot.state_digest(), out.state_digest))
+        return malformed("a hash is not 32 bytes");
+    if (header.height != header.seq || header.seq != snapshot.last_seq())
+        return malformed("last_seq, the block's height and its seq differ");
+
+    const crypto::PublicKey* previous = nullptr;
+    for (const pb::AccountRecord& record : snapshot.accounts()) {
+        auto key = crypto::array_from_bytes<32>(record.key());
+        if (!key) return malformed("an account key is not 32 bytes");
+        if (previous != nullptr && !(*previous < *key))
+            return malformed("accounts are not sorted by key, or repeat one");
+        auto [it, inserted] = out.accounts.emplace(*key, Account{*key, record.balance(), record.nonce()});
+        TALLY_ASSERT(inserted);
+        previous = &it->first;
+    }
+    std::string previous_id;
+    for (const pb::TxRecord& record : snapshot.transactions()) {
+        if (record.id().size() != 32) return malformed("a transaction id is not 32 bytes");
+        if (!previous_id.empty() &&
+            std::memcmp(previous_id.data(), record.id().data(), 32) >= 0)
+            return malformed("transactions are not sorted by id, or repeat one");
+        if (!known_code(record.code())) return malformed("a transaction has an unknown code");
+        if (record.seq() > header.seq) return malformed("a transaction is from after the snapshot");
+        previous_id = record.id();
+    }
+    return out;
+}
+
+}  // namespace
+
+Status State::import_snapshot(std::string_view snapshot, const crypto::Hash& expected_digest) {
+    Impl& m = *impl_;
+    if (m.broken)
+        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+    auto decoded = decode_snapshot(snapshot);
+    if (!decoded) return decoded.error();
+    const crypto::Hash digest =
+        digest_range(decoded->accounts.begin(), decoded->accounts.end(),
+                     [](const auto& e) -> const Account& { return e.second; });
+    if (digest != expected_digest || decoded->state_digest != expected_digest ||
+        decoded->last_block.state_digest != expected_digest)
+        return make_error("digest_mismatch",
+                          "snapshot at " + std::to_string(decoded->last_block.seq) +
+                              ": its accounts hash to " + crypto::to_hex(digest).substr(0, 16) +
+                              ", expected " + crypto::to_hex(expected_digest).substr(0, 16));
+
+    TALLY_ASSERT(m.undo.empty());
+    auto write_all = [&]() -> Status {
+        if (m.run(m.begin) != SQLITE_DONE) return m.io_error("beginning the snapshot import");
+        if (m.exec("DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks") !=
+            SQLITE_OK)
+            return m.io_error("clearing the old state");
+        for (const auto& [key, account] : decoded->accounts) {
+            Use use(m.upsert_account);
+            use.bind(1, key).bind(2, account.balance).bind(3, account.nonce);
+            if (use.step() != SQLITE_DONE) return m.io_error("writing accounts");
+        }
+        for (const pb::TxRecord& record : decoded->message.transactions()) {
+            Use use(m.insert_tx);
+            use.bind(1, std::string_view(record.id())).bind(2, uint64_t{record.code()});
+            use.bind(3, record.seq()).bind(4, record.value());
+            if (use.step() != SQLITE_DONE) return m.io_error("writing transactions");
+        }
+        const BlockHeader& header = decoded->last_block;
+        const crypto::Hash hash = header.hash();
+        Use block(m.insert_block);
+        block.bind(1, header.height).bind(2, header.seq).bind(3, header.view);
+        block.bind(4, header.prev_hash).bind(5, header.tx_root).bind(6, header.state_digest);
+        block.bind(7, uint64_t{header.tx_count}).bind(8, hash);
+        if (block.step() != SQLITE_DONE) return m.io_error("writing the last block");
+        Use last(m.set_last_seq);
+        last.bind(1, header.seq);
+        if (last.step() != SQLITE_DONE) return m.io_error("writing last_seq");
+        if (m.run(m.commit) != SQLITE_DONE) {
+            int extended = sqlite3_extended_errcode(m.db);
+            if (extended == SQLITE_IOERR_FSYNC || extended == SQLITE_IOERR_DIR_FSYNC)
+                m.broken = true;
+            return m.io_error("committing the snapshot");
+        }
+        return Ok{};
+    };
+    Status written = write_all();
+    if (!written) {
+        m.abort_block();  // nothing in memory changed, so only the rollback matters
+        return written;
+    }
+    m.accounts = std::move(decoded->accounts);
+    m.last_block = decoded->last_block;
+    return Ok{};
+}
+
+}  // namespace tally::ledger
