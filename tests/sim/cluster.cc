@@ -221,6 +221,8 @@ void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque
             reply.tx_id = applied->outcomes[i].tx_id;
             reply.result = applied->outcomes[i].code;
             reply.seq = applied->outcomes[i].seq;
+            reply.read_balance = applied->outcomes[i].value;
+            reply.read_nonce = applied->outcomes[i].nonce;
             send(id, kClientBase + c, {}, reply);
         }
     }
@@ -277,6 +279,7 @@ void Cluster::client_tick(uint32_t c) {
     if (client.remaining == 0) return;
     std::uniform_int_distribution<uint32_t> pick(0, static_cast<uint32_t>(clients_.size()) - 2);
     std::uniform_int_distribution<uint64_t> amount(1, 1000);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
     uint32_t to = pick(rng_);
     if (to >= c) ++to;
     ClientOp op;
@@ -284,8 +287,15 @@ void Cluster::client_tick(uint32_t c) {
     op.to_client = to;
     op.amount = amount(rng_);
     op.invoke_tick = now_;
-    client.envelope = ledger::make_transfer(*client.key, clients_[to].key->public_key(), op.amount,
-                                            client.next_nonce);
+    op.is_read = coin(rng_) < config_.read_fraction;
+    if (op.is_read) {
+        op.nonce = client.next_query_id++;
+        client.envelope = ledger::make_balance_query(*client.key, clients_[to].key->public_key(), op.nonce);
+    } else {
+        op.nonce = client.next_nonce;
+        client.envelope = ledger::make_transfer(*client.key, clients_[to].key->public_key(), op.amount,
+                                                client.next_nonce);
+    }
     op.tx_id = ledger::decode_tx(client.envelope)->id;
     client.pending = history_.size();
     history_.push_back(op);
@@ -300,7 +310,8 @@ void Cluster::client_reply(uint32_t c, uint32_t replica, const ClientOp& reply) 
     if (!client.pending || replica >= n()) return;
     ClientOp& op = history_[*client.pending];
     if (reply.tx_id != op.tx_id) return;
-    client.replies[replica] = {reply.result, reply.seq};
+    // Replies match on everything the client is told: result, seq and, for reads, the value.
+    client.replies[replica] = {reply.result, reply.seq, reply.read_balance, reply.read_nonce};
     uint32_t matching = 0;
     for (const auto& [r, answer] : client.replies)
         if (answer == client.replies[replica]) ++matching;
@@ -308,9 +319,11 @@ void Cluster::client_reply(uint32_t c, uint32_t replica, const ClientOp& reply) 
     op.return_tick = now_;
     op.result = reply.result;
     op.seq = reply.seq;
+    op.read_balance = reply.read_balance;
+    op.read_nonce = reply.read_nonce;
     client.pending.reset();
     --client.remaining;
-    if (reply.result == ledger::ResultCode::kOk) ++client.next_nonce;
+    if (!op.is_read && reply.result == ledger::ResultCode::kOk) ++client.next_nonce;
 }
 
 bool Cluster::clients_done() const {
@@ -339,7 +352,7 @@ std::vector<std::string> Cluster::check_safety() const {
     }
     // Exactly once: an acknowledged ok transfer is applied, at the seq the client was told.
     for (const auto& op : history_) {
-        if (op.return_tick == 0 || op.result != ledger::ResultCode::kOk) continue;
+        if (op.is_read || op.return_tick == 0 || op.result != ledger::ResultCode::kOk) continue;
         for (bft::ReplicaId i = 0; i < n(); ++i) {
             const auto& l = *replicas_[i].ledger;
             if (l.last_seq() < op.seq) continue;
@@ -369,7 +382,7 @@ std::vector<std::string> Cluster::check_converged() const {
     for (uint32_t c = 0; c < clients_.size(); ++c) {
         uint64_t ok = 0;
         for (const auto& op : history_)
-            if (op.client == c && op.return_tick && op.result == ledger::ResultCode::kOk) ++ok;
+            if (op.client == c && !op.is_read && op.return_tick && op.result == ledger::ResultCode::kOk) ++ok;
         for (bft::ReplicaId i = 0; i < n(); ++i) {
             if (!replicas_[i].up) continue;
             auto a = replicas_[i].ledger->account(clients_[c].key->public_key());
@@ -380,6 +393,27 @@ std::vector<std::string> Cluster::check_converged() const {
         }
     }
     return problems;
+}
+
+client::CheckResult Cluster::check_linearizable() const {
+    std::map<crypto::PublicKey, uint64_t> genesis;
+    for (const auto& c : clients_) genesis[c.key->public_key()] = kClientBalance;
+    std::vector<client::Operation> ops;
+    for (const auto& op : history_) {
+        client::Operation o;
+        o.client = op.client;
+        o.invoke = op.invoke_tick;
+        if (op.return_tick) o.returned = op.return_tick;
+        o.is_transfer = !op.is_read;
+        o.transfer = {clients_[op.client].key->public_key(), clients_[op.to_client].key->public_key(), op.amount,
+                      op.nonce};
+        o.balance.account = clients_[op.to_client].key->public_key();
+        o.result = op.result;
+        o.read_balance = op.read_balance;
+        o.read_nonce = op.read_nonce;
+        ops.push_back(o);
+    }
+    return client::check_linearizable(ops, client::LedgerModel(genesis));
 }
 
 std::string Cluster::describe() const {

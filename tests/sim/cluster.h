@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <tuple>
 #include <string>
 #include <variant>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "bft/engine.h"
 #include "bft/pbft/pbft.h"
 #include "crypto/keys.h"
+#include "client/linearizability.h"
 #include "ledger/state.h"
 #include "node/authenticator.h"
 
@@ -48,6 +50,7 @@ struct SimConfig {
     uint64_t view_change_timeout_ticks = 60;
     uint64_t retransmit_ticks = 15;
     uint64_t client_retransmit_ticks = 40;
+    double read_fraction = 0.25;  // share of client operations that are ordered balance reads
 };
 
 // What a client saw: the basis of the exactly-once check (and of the linearizability checker).
@@ -60,6 +63,10 @@ struct ClientOp {
     uint64_t seq = 0;
     uint64_t amount = 0;
     uint32_t to_client = 0;
+    uint64_t nonce = 0;
+    bool is_read = false;        // an ordered balance query of `to_client`'s account
+    uint64_t read_balance = 0;
+    uint64_t read_nonce = 0;
 };
 
 class Cluster {
@@ -97,6 +104,9 @@ public:
 
     std::string describe() const;  // the config, for a failure message that replays it
 
+    // The clients' history as the linearizability checker reads it, and its verdict.
+    client::CheckResult check_linearizable() const;
+
 private:
     struct Message {
         uint64_t deliver_tick = 0;
@@ -118,11 +128,13 @@ private:
     struct Client {
         std::unique_ptr<crypto::KeyPair> key;
         uint64_t next_nonce = 1;
+        uint64_t next_query_id = 1ull << 40;  // queries carry unique ids, never account nonces
         uint32_t remaining = 0;
         std::optional<size_t> pending;  // index into history_
         std::string envelope;
         uint64_t sent_tick = 0;
-        std::map<uint32_t, std::pair<ledger::ResultCode, uint64_t>> replies;
+        // What each replica answered: result, seq, balance and nonce read.
+        std::map<uint32_t, std::tuple<ledger::ResultCode, uint64_t, uint64_t, uint64_t>> replies;
     };
     static constexpr uint32_t kClientBase = 1000;
 

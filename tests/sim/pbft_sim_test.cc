@@ -41,6 +41,8 @@ void expect_live_and_safe(Cluster& cluster, uint64_t seed, uint64_t max_ticks = 
     EXPECT_TRUE(converged) << testing::PrintToString(cluster.check_converged()) << "\n" << replay(cluster, seed);
     auto problems = cluster.check_safety();
     EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << replay(cluster, seed);
+    auto lin = cluster.check_linearizable();
+    EXPECT_TRUE(lin.linearizable) << lin.explanation << "\n" << replay(cluster, seed);
 }
 
 TEST(PbftSim, NormalCaseWithRandomDelaysAgreesAndCompletes) {
