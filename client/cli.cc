@@ -1,0 +1,242 @@
+// Helpers behind the `tally` command line. See cli.h.
+#include "client/cli.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "client/net.h"
+#include "crypto/key_file.h"
+
+namespace tally::client {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_hex_digit(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool all_hex(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), is_hex_digit);
+}
+
+// A plain account name: what may stand for DIR/accounts/NAME.key.
+bool is_plain_name(std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+std::string known_names(const std::string& dir) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir + "/accounts", ec)) {
+        if (entry.path().extension() == ".key") names.push_back(entry.path().stem().string());
+    }
+    std::sort(names.begin(), names.end());
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
+Error usage(std::string message) { return make_error("usage", std::move(message)); }
+
+// The key file an argument names: the path itself, else DIR/accounts/NAME.key.
+std::optional<std::string> key_file_for(std::string_view arg, const std::string& dir) {
+    const std::string path(arg);
+    std::error_code ec;
+    if (fs::is_regular_file(path, ec)) return path;
+    if (is_plain_name(arg)) {
+        const std::string named = dir + "/accounts/" + path + ".key";
+        if (fs::is_regular_file(named, ec)) return named;
+    }
+    return std::nullopt;
+}
+
+std::string short_hex(const std::string& bytes) {
+    return crypto::to_hex(bytes).substr(0, 12);
+}
+
+nlohmann::json counts_json(const google::protobuf::RepeatedPtrField<node::pb::DetectedCount>& counts) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& c : counts) out[c.kind()] = c.count();
+    return out;
+}
+
+}  // namespace
+
+int exit_code_for(const Error& error) {
+    const auto& c = error.code;
+    if (c == "failed") return kExitFailed;
+    if (c == "timeout" || c == "network" || c == "not_connected" || c == "spawn" || c == "io")
+        return kExitUnreachable;
+    return kExitUsage;
+}
+
+Result<crypto::PublicKey> resolve_account(std::string_view arg, const std::string& dir) {
+    if (arg.size() == 64 && all_hex(arg)) {
+        auto key = crypto::key_from_hex(arg);
+        if (!key) return usage("malformed account id '" + std::string(arg) + "': " + key.error().message);
+        return *key;
+    }
+    if (auto file = key_file_for(arg, dir)) {
+        auto key = crypto::read_key_file(*file);
+        if (!key) return usage("bad key file " + *file + ": " + key.error().message);
+        return key->public_key();
+    }
+    if (all_hex(arg))
+        return usage("malformed account id '" + std::string(arg) + "': expected 64 hex digits, got " +
+                     std::to_string(arg.size()));
+    std::string known = known_names(dir);
+    return usage("unknown account '" + std::string(arg) +
+                 "': not 64 hex digits, a key file, or a name in " + dir + "/accounts" +
+                 (known.empty() ? std::string() : " (" + known + ")"));
+}
+
+Result<crypto::KeyPair> resolve_key(std::string_view arg, const std::string& dir) {
+    auto file = key_file_for(arg, dir);
+    if (!file) {
+        std::string known = known_names(dir);
+        return usage("no key file '" + std::string(arg) + "' (give a key file, or a name in " + dir +
+                     "/accounts" + (known.empty() ? std::string() : ": " + known) + ")");
+    }
+    auto key = crypto::read_key_file(*file);
+    if (!key) return usage("bad key file " + *file + ": " + key.error().message);
+    return std::move(*key);
+}
+
+Result<uint64_t> parse_u64(std::string_view text, std::string_view what, uint64_t min) {
+    const std::string name(what);
+    if (text.empty() || text.size() > 20 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return usage(name + " must be a whole number, not '" + std::string(text) + "'");
+    uint64_t value = 0;
+    for (char c : text) {
+        const auto digit = static_cast<uint64_t>(c - '0');
+        if (value > (UINT64_MAX - digit) / 10) return usage(name + " " + std::string(text) + " is too large");
+        value = value * 10 + digit;
+    }
+    if (value < min) return usage(name + " must be at least " + std::to_string(min));
+    return value;
+}
+
+Result<crypto::Hash> parse_tx_id(std::string_view text) {
+    if (text.size() != 64 || !all_hex(text))
+        return usage("malformed transaction id '" + std::string(text) +
+                     "': expected 64 hex digits, got " + std::to_string(text.size()) +
+                     (all_hex(text) || text.empty() ? "" : " characters, not all hex"));
+    auto id = crypto::array_from_hex<32>(text);
+    if (!id) return usage("malformed transaction id: " + id.error().message);
+    return *id;
+}
+
+Result<Duration> parse_timeout_s(double seconds) {
+    if (!(seconds > 0) || seconds > 86'400) return usage("--timeout must be between 0 and 86400 seconds");
+    return Duration{static_cast<int64_t>(seconds * 1000.0 + 0.5)};
+}
+
+Result<node::NetworkConfig> load_network(const std::string& dir) {
+    const std::string path = absolute_dir(dir) + "/network.json";
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+        const std::string flag = dir == kDefaultDir ? "" : " --dir " + dir;
+        return make_error("not_found", "no network in " + dir +
+                                           " (no network.json); start one with `tally net up" +
+                                           flag + "`, or pass --dir");
+    }
+    return node::load_network_config(path);
+}
+
+nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {
+    nlohmann::json replicas = nlohmann::json::array();
+    for (const auto& s : statuses) {
+        nlohmann::json r;
+        r["id"] = s.id;
+        r["up"] = s.up;
+        if (s.up) {
+            const auto& p = s.reply;
+            r["protocol"] = p.protocol();
+            r["role"] = p.role();
+            r["view"] = p.view();
+            r["executed"] = p.executed();
+            r["digest"] = crypto::to_hex(p.state_digest());
+            r["low_water_mark"] = p.low_water_mark();
+            r["stable_checkpoint"] = p.stable_checkpoint();
+            r["view_changing"] = p.view_changing();
+            r["traitor"] = std::vector<std::string>(p.traitor().begin(), p.traitor().end());
+            r["detected"] = counts_json(p.detected());
+            r["rejected"] = counts_json(p.rejected());
+        }
+        replicas.push_back(std::move(r));
+    }
+    return nlohmann::json{{"replicas", std::move(replicas)}};
+}
+
+std::string status_table(const std::vector<ReplicaStatus>& statuses) {
+    std::ostringstream out;
+    char line[256];
+    std::snprintf(line, sizeof(line), "%-4s %-5s %-10s %6s %10s  %-12s  %s\n", "id", "state", "role",
+                  "view", "executed", "digest", "notes");
+    out << line;
+    for (const auto& s : statuses) {
+        if (!s.up) {
+            std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6s %10s  %-12s\n", s.id, "down", "-",
+                          "-", "-", "-");
+            out << line;
+            continue;
+        }
+        const auto& p = s.reply;
+        std::string notes;
+        if (p.view_changing()) notes += "view-changing ";
+        for (const auto& t : p.traitor()) notes += "traitor:" + t + " ";
+        uint64_t detected = 0;
+        for (const auto& d : p.detected()) detected += d.count();
+        if (detected > 0) notes += "detected:" + std::to_string(detected) + " ";
+        std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6llu %10llu  %-12s  %s\n", s.id, "up",
+                      p.role().empty() ? "-" : p.role().c_str(),
+                      static_cast<unsigned long long>(p.view()),
+                      static_cast<unsigned long long>(p.executed()),
+                      short_hex(p.state_digest()).c_str(), notes.c_str());
+        out << line;
+    }
+    return out.str();
+}
+
+nlohmann::json transfer_json(const TransferResult& r) {
+    return nlohmann::json{{"tx", crypto::to_hex(r.tx_id)},
+                          {"seq", r.seq},
+                          {"block", r.block},
+                          {"nonce", r.nonce},
+                          {"result", result_text(r.result)}};
+}
+
+nlohmann::json balance_json(const BalanceResult& r) {
+    nlohmann::json out{{"account", crypto::key_to_hex(r.account)},
+                       {"exists", r.exists},
+                       {"balance", r.balance},
+                       {"nonce", r.nonce},
+                       {"seq", r.seq},
+                       {"consistency", std::string(consistency_name(r.served))}};
+    if (r.replica) out["replica"] = *r.replica;
+    return out;
+}
+
+nlohmann::json tx_json(const TxResult& r) {
+    return nlohmann::json{{"tx", crypto::to_hex(r.tx_id)}, {"result", result_text(r.result)}, {"seq", r.seq}};
+}
+
+nlohmann::json bench_json(const BenchResult& r) {
+    return nlohmann::json{{"clients", r.clients},       {"duration_s", r.duration_s},
+                          {"committed", r.committed},   {"failed", r.failed},
+                          {"tps", r.tps},               {"p50_ms", r.p50_ms},
+                          {"p99_ms", r.p99_ms},         {"retransmits", r.retransmits},
+                          {"rejected_replies", r.rejected_replies}};
+}
+
+}  // namespace tally::client

@@ -1,0 +1,66 @@
+// Helpers behind the `tally` command line that are worth testing on their own: turning what a
+// user types into accounts, keys, amounts and ids (with one clear sentence when it is wrong),
+// exit codes, and the JSON shapes the commands print.
+//
+// What it trusts: nothing the user types; key files are read through crypto::read_key_file,
+// which checks them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "client/bench.h"
+#include "client/client.h"
+#include "crypto/hash.h"
+#include "crypto/keys.h"
+#include "crypto/result.h"
+#include "node/config.h"
+
+namespace tally::client {
+
+// Exit codes of `tally` (documented in its --help footer).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;       // the network answered: the transaction failed
+inline constexpr int kExitUsage = 2;        // bad arguments or input (files, ids, amounts)
+inline constexpr int kExitUnreachable = 3;  // timeout, or the network could not be reached
+
+inline constexpr std::string_view kDefaultDir = "tally-net";
+
+// The exit code for an Error returned by the client library or a helper below.
+int exit_code_for(const Error& error);
+
+// An account given as 64 hex digits, a path to a key file, or a name in DIR/accounts
+// ("alice"). Errors (code "usage"): malformed hex, a bad key file, an unknown name.
+Result<crypto::PublicKey> resolve_account(std::string_view arg, const std::string& dir);
+
+// A key given as a path to a key file or a name in DIR/accounts. Errors (code "usage") name
+// the file and what is wrong with it.
+Result<crypto::KeyPair> resolve_key(std::string_view arg, const std::string& dir);
+
+// A whole decimal number in [min, 2^64-1], no sign, no spaces. `what` names it in the error.
+Result<uint64_t> parse_u64(std::string_view text, std::string_view what, uint64_t min = 0);
+
+// A transaction id: 64 hex digits.
+Result<crypto::Hash> parse_tx_id(std::string_view text);
+
+// A timeout in seconds (> 0, at most a day) as milliseconds.
+Result<Duration> parse_timeout_s(double seconds);
+
+// Loads DIR/network.json; a missing one says how to start a network.
+Result<node::NetworkConfig> load_network(const std::string& dir);
+
+// {"replicas":[{"id","up","role","view","executed","digest",...}]}
+nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses);
+// The human table of `tally net status`.
+std::string status_table(const std::vector<ReplicaStatus>& statuses);
+
+nlohmann::json transfer_json(const TransferResult& result);
+nlohmann::json balance_json(const BalanceResult& result);
+nlohmann::json tx_json(const TxResult& result);
+nlohmann::json bench_json(const BenchResult& result);
+
+}  // namespace tally::client

@@ -1,0 +1,571 @@
+// The Tally client library over ZeroMQ. See client.h for the wire and the trust model.
+#include "client/client.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <zmq.hpp>
+
+#include "crypto/assert.h"
+#include "crypto/envelope.h"
+#include "ledger/tx.h"
+
+namespace tally::client {
+namespace {
+
+// Replies, read replies and status replies are small; anything larger is refused by ZeroMQ
+// before it is buffered, and by open() after.
+constexpr size_t kReplyBytesMax = 1 << 20;
+// Frames taken from one socket per poll, so one chatty replica cannot starve the others.
+constexpr int kDrainPerSocketMax = 512;
+constexpr int kSocketQueueMax = 100'000;
+
+std::string id_bytes(const crypto::Hash& h) { return std::string(crypto::as_bytes(h)); }
+
+Duration until(Clock::time_point deadline, Clock::time_point now) {
+    if (deadline <= now) return Duration{0};
+    return std::chrono::ceil<Duration>(deadline - now);
+}
+
+Clock::time_point deadline_after(Duration timeout) {
+    const auto now = Clock::now();
+    // Saturate: a huge timeout must not overflow the clock.
+    if (timeout > std::chrono::hours(24 * 365)) return Clock::time_point::max();
+    return now + timeout;
+}
+
+OrderedResult ordered_result(const crypto::Hash& tx_id, const node::pb::Reply& reply) {
+    OrderedResult r;
+    r.tx_id = tx_id;
+    r.result = reply.result();
+    r.seq = reply.seq();
+    r.value = reply.value();
+    r.account_nonce = reply.account_nonce();
+    return r;
+}
+
+Error timeout_error(std::string_view what, Duration timeout) {
+    return make_error("timeout", "no quorum of replicas answered the " + std::string(what) +
+                                     " within " + std::to_string(timeout.count()) +
+                                     " ms (is the network up? try `tally net status`)");
+}
+
+}  // namespace
+
+std::string_view consistency_name(Consistency c) {
+    switch (c) {
+        case Consistency::kLinearizable: return "linearizable";
+        case Consistency::kFast: return "fast";
+        case Consistency::kLocal: return "local";
+    }
+    return "unknown";
+}
+
+std::optional<Consistency> consistency_from_name(std::string_view name) {
+    if (name == "linearizable") return Consistency::kLinearizable;
+    if (name == "fast") return Consistency::kFast;
+    if (name == "local") return Consistency::kLocal;
+    return std::nullopt;
+}
+
+std::string result_text(uint32_t result) {
+    if (result <= 255) {
+        const auto code = static_cast<ledger::ResultCode>(result);
+        const auto name = ledger::result_name(code);
+        if (ledger::result_from_name(name) == code) return std::string(name);
+    }
+    return "result_" + std::to_string(result);
+}
+
+struct Client::Transport {
+    zmq::context_t context{1};
+    std::vector<zmq::socket_t> sockets;
+    std::vector<zmq::pollitem_t> items;
+};
+
+Client::Client(ClientOptions options) : options_(options), random_(std::random_device{}()) {}
+
+Client::~Client() = default;
+
+Status Client::connect(const node::NetworkConfig& config) {
+    if (config.replicas.empty()) return make_error("invalid", "the network has no replicas");
+    if (config.reply_quorum() > config.n())
+        return make_error("invalid", "f+1 is more than the number of replicas");
+    for (size_t i = 0; i < config.replicas.size(); ++i) {
+        if (config.replicas[i].id != i)
+            return make_error("invalid", "replica ids must be 0..n-1 in order (network.json)");
+    }
+    try {
+        auto transport = std::make_unique<Transport>();
+        for (const auto& replica : config.replicas) {
+            zmq::socket_t socket(transport->context, zmq::socket_type::dealer);
+            socket.set(zmq::sockopt::linger, 0);
+            socket.set(zmq::sockopt::sndhwm, kSocketQueueMax);
+            socket.set(zmq::sockopt::rcvhwm, kSocketQueueMax);
+            socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kReplyBytesMax));
+            socket.connect(replica.endpoint());
+            transport->sockets.push_back(std::move(socket));
+        }
+        for (auto& socket : transport->sockets)
+            transport->items.push_back(zmq::pollitem_t{socket.handle(), 0, ZMQ_POLLIN, 0});
+        ordered_.clear();
+        reads_.clear();
+        status_.reset();
+        config_ = config;
+        transport_ = std::move(transport);
+    } catch (const zmq::error_t& e) {
+        return make_error("network", std::string("cannot connect to the replicas: ") + e.what());
+    }
+    return Ok{};
+}
+
+// --- Sending ----------------------------------------------------------------------------------
+
+void Client::send_to(uint32_t replica, std::string_view frame) {
+    try {
+        auto sent = transport_->sockets[replica].send(zmq::const_buffer(frame.data(), frame.size()),
+                                                      zmq::send_flags::dontwait);
+        if (!sent) ++dropped_sends_;
+    } catch (const zmq::error_t&) {
+        ++dropped_sends_;
+    }
+}
+
+void Client::send_to_all(std::string_view frame) {
+    for (uint32_t i = 0; i < transport_->sockets.size(); ++i) send_to(i, frame);
+}
+
+// --- Asynchronous ordered requests ----------------------------------------------------------
+
+Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done, Duration timeout) {
+    if (!transport_) return make_error("not_connected", "the client is not connected");
+    auto tx = ledger::decode_tx(envelope);
+    if (!tx) return make_error("bad_request", "not a transaction envelope: " + tx.error().message);
+    const std::string id = id_bytes(tx->id);
+    if (ordered_.count(id)) return make_error("in_flight", "this transaction is already in flight");
+
+    const auto now = Clock::now();
+    ExpectedRequest expected{tx->id, tx->sender, tx->nonce};
+    PendingOrdered pending{std::move(envelope),
+                           ReplyQuorum(QuorumKind::kOrdered, config_.reply_quorum(), config_.n(),
+                                       expected),
+                           std::min(deadline_after(timeout), Clock::time_point::max()),
+                           now + options_.retransmit_interval, std::move(done)};
+    auto [it, inserted] = ordered_.emplace(id, std::move(pending));
+    TALLY_ASSERT(inserted);
+    send_to_all(it->second.envelope);
+    next_timer_ = std::min({next_timer_, it->second.next_send, it->second.deadline});
+    return tx->id;
+}
+
+size_t Client::complete(const std::string& id, Result<OrderedResult> result) {
+    auto node = ordered_.extract(id);
+    if (node.empty()) return 0;
+    auto& pending = node.mapped();
+    counters_ += pending.quorum.counters();
+    if (pending.quorum.done()) remember(id, reply_key(*pending.quorum.accepted(), QuorumKind::kOrdered));
+    Completion done = std::move(pending.done);
+    ++completions_;
+    if (done) done(result);
+    return 1;
+}
+
+void Client::remember(const std::string& id, const ReplyKey& key) {
+    if (options_.recent_results_max == 0) return;
+    if (recent_.emplace(id, key).second) recent_order_.push_back(id);
+    while (recent_order_.size() > options_.recent_results_max) {
+        recent_.erase(recent_order_.front());
+        recent_order_.pop_front();
+    }
+}
+
+size_t Client::poll(Duration max_wait) {
+    if (!transport_) return 0;
+    const uint64_t completions_before = completions_;
+    run_timers(Clock::now());
+    auto now = Clock::now();
+    Duration wait = std::max(Duration{0}, max_wait);
+    if (next_timer_ != Clock::time_point::max()) wait = std::min(wait, until(next_timer_, now));
+    if (completions_ != completions_before) wait = Duration{0};
+
+    auto& items = transport_->items;
+    int ready = 0;
+    try {
+        ready = zmq::poll(items.data(), items.size(), wait);
+    } catch (const zmq::error_t&) {
+        return static_cast<size_t>(completions_ - completions_before);  // EINTR: poll again
+    }
+    if (ready > 0) {
+        for (uint32_t i = 0; i < items.size(); ++i) {
+            if (!(items[i].revents & ZMQ_POLLIN)) continue;
+            for (int k = 0; k < kDrainPerSocketMax; ++k) {
+                zmq::message_t message;
+                try {
+                    if (!transport_->sockets[i].recv(message, zmq::recv_flags::dontwait)) break;
+                } catch (const zmq::error_t&) {
+                    break;
+                }
+                if (message.more()) {
+                    // One frame per message is the wire: discard the rest of this one.
+                    ++counters_.malformed;
+                    zmq::message_t rest;
+                    while (message.more() &&
+                           transport_->sockets[i].recv(rest, zmq::recv_flags::dontwait) &&
+                           rest.more()) {
+                    }
+                    continue;
+                }
+                on_frame(i, message.to_string_view());
+            }
+        }
+    }
+    run_timers(Clock::now());
+    return static_cast<size_t>(completions_ - completions_before);
+}
+
+size_t Client::run_timers(Clock::time_point now) {
+    if (now < next_timer_) return 0;
+    auto next = Clock::time_point::max();
+    std::vector<std::string> expired;
+    for (auto& [id, pending] : ordered_) {
+        if (now >= pending.deadline) {
+            expired.push_back(id);
+            continue;
+        }
+        if (now >= pending.next_send) {
+            send_to_all(pending.envelope);
+            ++retransmits_;
+            pending.next_send = now + options_.retransmit_interval;
+        }
+        next = std::min({next, pending.deadline, pending.next_send});
+    }
+    for (auto& [id, read] : reads_) {
+        if (read.finished) continue;
+        if (now >= read.deadline) {
+            read.finished = true;
+            continue;
+        }
+        if (read.target && now >= read.next_send) {
+            send_to(*read.target, read.frame);
+            ++retransmits_;
+            read.next_send = now + options_.retransmit_interval;
+        }
+        next = std::min({next, read.deadline, read.target ? read.next_send : read.deadline});
+    }
+    next_timer_ = next;
+    size_t completed = 0;
+    for (const auto& id : expired) {
+        completed += complete(id, make_error("timeout", "no f+1 matching replies before the deadline"));
+    }
+    return completed;
+}
+
+template <typename Done>
+void Client::wait_until(Done done, Clock::time_point deadline) {
+    while (!done()) {
+        const auto now = Clock::now();
+        if (now >= deadline) return;
+        poll(std::min(until(deadline, now), Duration{100}));
+    }
+}
+
+// --- Incoming frames ---------------------------------------------------------------------------
+
+void Client::on_frame(uint32_t replica, std::string_view frame) {
+    crypto::OpenOptions options;
+    options.max_bytes = kReplyBytesMax;
+    options.expected_sender = config_.replicas[replica].public_key;
+    options.verify_signature = false;  // verified where it counts (quorum, status)
+    auto envelope = crypto::open(frame, options);
+    if (!envelope) {
+        ++counters_.malformed;
+        return;
+    }
+    switch (envelope->type) {
+        case crypto::MessageType::kReply: on_reply(replica, frame, *envelope); return;
+        case crypto::MessageType::kReadReply: on_read_reply(replica, frame, *envelope); return;
+        case crypto::MessageType::kStatusReply: on_status_reply(replica, frame); return;
+        default: ++counters_.malformed; return;
+    }
+}
+
+void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::Envelope& envelope) {
+    node::pb::Reply reply;
+    if (!reply.ParseFromString(envelope.body)) {
+        ++counters_.malformed;
+        return;
+    }
+    auto it = ordered_.find(reply.tx_id());
+    if (it == ordered_.end()) {
+        // Late (after the quorum) or unknown. Compare a late one with what was accepted.
+        auto recent = recent_.find(reply.tx_id());
+        if (recent == recent_.end()) {
+            ++counters_.stale;
+        } else if (!(reply_key(reply, QuorumKind::kOrdered) == recent->second)) {
+            ++counters_.mismatch;
+        }
+        return;
+    }
+    auto& pending = it->second;
+    const Vote vote = pending.quorum.add(replica, config_.replicas[replica].public_key, frame);
+    if (vote != Vote::kAccepted) return;
+    const std::string id = it->first;
+    const auto& accepted = *pending.quorum.accepted();
+    auto tx_id = crypto::array_from_bytes<32>(accepted.tx_id());
+    TALLY_ASSERT(tx_id.ok());  // the quorum checked it equals the request's id
+    complete(id, ordered_result(*tx_id, accepted));
+}
+
+void Client::on_read_reply(uint32_t replica, std::string_view frame,
+                           const crypto::Envelope& envelope) {
+    node::pb::ReadReply read;
+    if (!read.ParseFromString(envelope.body)) {
+        ++counters_.malformed;
+        return;
+    }
+    auto it = reads_.find(read.reply().tx_id());
+    if (it == reads_.end() || it->second.finished ||
+        (it->second.target && *it->second.target != replica)) {
+        ++counters_.stale;
+        return;
+    }
+    auto& pending = it->second;
+    pending.quorum.add(replica, config_.replicas[replica].public_key, frame);
+    if (pending.quorum.done() || pending.quorum.impossible()) pending.finished = true;
+}
+
+void Client::on_status_reply(uint32_t replica, std::string_view frame) {
+    if (!status_) {
+        ++counters_.stale;
+        return;
+    }
+    crypto::OpenOptions options;
+    options.max_bytes = kReplyBytesMax;
+    options.expected_sender = config_.replicas[replica].public_key;
+    auto envelope = crypto::open(frame, options);
+    if (!envelope) {
+        ++counters_.bad_signature;
+        return;
+    }
+    node::pb::StatusReply reply;
+    if (!reply.ParseFromString(envelope->body)) {
+        ++counters_.malformed;
+        return;
+    }
+    if (reply.nonce() != status_->nonce) {
+        ++counters_.stale;
+        return;
+    }
+    if (reply.replica() != replica) {
+        ++counters_.mismatch;
+        return;
+    }
+    auto& slot = status_->replies[replica];
+    if (slot) {
+        ++counters_.duplicate;
+        return;
+    }
+    slot = std::move(reply);
+    ++status_->answered;
+}
+
+// --- Synchronous calls -------------------------------------------------------------------------
+
+Result<OrderedResult> Client::submit(std::string envelope, Duration timeout) {
+    std::optional<Result<OrderedResult>> out;
+    auto id = submit_async(
+        std::move(envelope), [&out](const Result<OrderedResult>& r) { out = r; }, timeout);
+    if (!id) return id.error();
+    // The request's own deadline completes it; the extra second only guards that promise.
+    wait_until([&] { return out.has_value(); }, deadline_after(timeout + Duration{1'000}));
+    if (!out) {
+        ordered_.erase(id_bytes(*id));
+        return timeout_error("request", timeout);
+    }
+    if (!out->ok() && out->error().code == "timeout") return timeout_error("request", timeout);
+    return std::move(*out);
+}
+
+Result<TransferResult> Client::transfer(const crypto::KeyPair& key, const crypto::PublicKey& to,
+                                        uint64_t amount, std::optional<uint64_t> nonce,
+                                        Duration timeout) {
+    if (!transport_) return make_error("not_connected", "the client is not connected");
+    const auto deadline = deadline_after(timeout);
+    uint64_t use_nonce = 0;
+    if (nonce) {
+        use_nonce = *nonce;
+    } else {
+        auto account = balance(key.public_key(), Consistency::kFast, timeout);
+        if (!account) return account.error();
+        use_nonce = account->nonce + 1;
+    }
+    auto result = submit(ledger::make_transfer(key, to, amount, use_nonce),
+                         until(deadline, Clock::now()));
+    if (!result) {
+        if (result.error().code == "timeout") return timeout_error("transfer", timeout);
+        return result.error();
+    }
+    TransferResult out;
+    out.tx_id = result->tx_id;
+    out.nonce = use_nonce;
+    out.seq = result->seq;
+    out.block = result->seq;
+    out.result = result->result;
+    return out;
+}
+
+namespace {
+
+Result<BalanceResult> balance_from_reply(const crypto::PublicKey& account,
+                                         const node::pb::Reply& reply, Consistency served) {
+    BalanceResult out;
+    out.account = account;
+    out.seq = reply.seq();
+    out.served = served;
+    if (reply.result() == static_cast<uint32_t>(ledger::ResultCode::kOk)) {
+        out.exists = true;
+        out.balance = reply.value();
+        out.nonce = reply.account_nonce();
+        return out;
+    }
+    if (reply.result() == static_cast<uint32_t>(ledger::ResultCode::kUnknownAccount)) return out;
+    return make_error("failed", "the replicas answered the balance query with " +
+                                    result_text(reply.result()));
+}
+
+}  // namespace
+
+Result<BalanceResult> Client::ordered_balance(const crypto::PublicKey& account,
+                                              Clock::time_point deadline) {
+    const auto ephemeral = crypto::KeyPair::generate();
+    const auto timeout = until(deadline, Clock::now());
+    auto result = submit(ledger::make_balance_query(ephemeral, account, 1), timeout);
+    if (!result) return result.error();
+    node::pb::Reply reply;
+    reply.set_result(result->result);
+    reply.set_seq(result->seq);
+    reply.set_value(result->value);
+    reply.set_account_nonce(result->account_nonce);
+    return balance_from_reply(account, reply, Consistency::kLinearizable);
+}
+
+Result<node::pb::Reply> Client::unordered_read(const crypto::PublicKey& account,
+                                               std::optional<uint32_t> target,
+                                               Clock::time_point deadline, std::string* digest) {
+    const auto ephemeral = crypto::KeyPair::generate();
+    node::pb::ReadRequest request;
+    request.set_query(ledger::make_balance_query(ephemeral, account, 1));
+    const auto query_id = ledger::tx_id(request.query());
+    const std::string id = id_bytes(query_id);
+    const uint32_t quorum = target ? 1 : 2 * config_.f + 1;
+    const auto now = Clock::now();
+    PendingRead pending{crypto::seal(ephemeral, crypto::MessageType::kReadRequest,
+                                     request.SerializeAsString()),
+                        ReplyQuorum(QuorumKind::kRead, std::min(quorum, config_.n()), config_.n(),
+                                    ExpectedRequest{query_id, ephemeral.public_key(), 1}),
+                        target, deadline, now + options_.retransmit_interval};
+    auto [it, inserted] = reads_.emplace(id, std::move(pending));
+    TALLY_ASSERT(inserted);  // a fresh key's query: a collision means SHA-256 broke
+    if (target) {
+        send_to(*target, it->second.frame);
+    } else {
+        send_to_all(it->second.frame);
+    }
+    next_timer_ = std::min({next_timer_, deadline, it->second.next_send});
+
+    wait_until([&] { return reads_.at(id).finished; }, deadline);
+    auto node = reads_.extract(id);
+    auto& done = node.mapped();
+    counters_ += done.quorum.counters();
+    if (!done.quorum.done()) return make_error("timeout", "no quorum of read replies");
+    if (digest) *digest = done.quorum.accepted_state_digest();
+    return *done.quorum.accepted();
+}
+
+Result<BalanceResult> Client::balance(const crypto::PublicKey& account, Consistency consistency,
+                                      Duration timeout, uint32_t node) {
+    if (!transport_) return make_error("not_connected", "the client is not connected");
+    const auto deadline = deadline_after(timeout);
+    switch (consistency) {
+        case Consistency::kLinearizable: {
+            auto r = ordered_balance(account, deadline);
+            if (!r && r.error().code == "timeout") return timeout_error("balance query", timeout);
+            return r;
+        }
+        case Consistency::kFast: {
+            const auto fast_deadline = std::min(deadline, deadline_after(options_.fast_read_wait));
+            auto reply = unordered_read(account, std::nullopt, fast_deadline, nullptr);
+            if (reply) return balance_from_reply(account, *reply, Consistency::kFast);
+            // No 2f+1 agreement (replicas at different points, some down, or lying): ask
+            // through consensus instead.
+            auto r = ordered_balance(account, deadline);
+            if (!r && r.error().code == "timeout") return timeout_error("balance query", timeout);
+            return r;
+        }
+        case Consistency::kLocal: {
+            if (node >= config_.n())
+                return make_error("bad_request", "no replica " + std::to_string(node) +
+                                                     " (the network has " +
+                                                     std::to_string(config_.n()) + ")");
+            auto reply = unordered_read(account, node, deadline, nullptr);
+            if (!reply)
+                return make_error("timeout", "replica " + std::to_string(node) +
+                                                 " did not answer within " +
+                                                 std::to_string(timeout.count()) + " ms");
+            auto r = balance_from_reply(account, *reply, Consistency::kLocal);
+            if (r) r->replica = node;
+            return r;
+        }
+    }
+    return make_error("bad_request", "unknown consistency");
+}
+
+Result<TxResult> Client::tx(const crypto::Hash& tx_id, Duration timeout) {
+    if (!transport_) return make_error("not_connected", "the client is not connected");
+    const auto ephemeral = crypto::KeyPair::generate();
+    auto result = submit(ledger::make_tx_query(ephemeral, tx_id, 1), timeout);
+    if (!result) {
+        if (result.error().code == "timeout") return timeout_error("transaction query", timeout);
+        return result.error();
+    }
+    TxResult out;
+    out.tx_id = tx_id;
+    out.result = result->result;
+    out.seq = result->seq;
+    return out;
+}
+
+Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait) {
+    if (!transport_) return make_error("not_connected", "the client is not connected");
+    const auto ephemeral = crypto::KeyPair::generate();
+    PendingStatus pending;
+    pending.nonce = random_();
+    pending.replies.resize(config_.n());
+    status_ = std::move(pending);
+    node::pb::StatusRequest request;
+    request.set_nonce(status_->nonce);
+    send_to_all(crypto::seal(ephemeral, crypto::MessageType::kStatusRequest,
+                             request.SerializeAsString()));
+    const auto deadline = deadline_after(wait.value_or(options_.status_wait));
+    wait_until([&] { return status_->answered == config_.n(); }, deadline);
+
+    std::vector<ReplicaStatus> out(config_.n());
+    for (uint32_t i = 0; i < config_.n(); ++i) {
+        out[i].id = i;
+        if (status_->replies[i]) {
+            out[i].up = true;
+            out[i].reply = std::move(*status_->replies[i]);
+        }
+    }
+    status_.reset();
+    return out;
+}
+
+ReplyCounters Client::counters() const {
+    ReplyCounters total = counters_;
+    for (const auto& [id, pending] : ordered_) total += pending.quorum.counters();
+    for (const auto& [id, read] : reads_) total += read.quorum.counters();
+    return total;
+}
+
+}  // namespace tally::client

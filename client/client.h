@@ -1,0 +1,234 @@
+// The Tally client library: submits signed transactions to every replica and accepts a result
+// only on a quorum of matching signed replies; reads at three consistency levels; status.
+//
+// Wire (shared with node/): one ZeroMQ DEALER per replica, connected to the replica's ROUTER
+// at the endpoint in network.json. Every message is one frame holding one sealed envelope
+// (crypto/envelope.h). Requests are kRequest envelopes (ledger/tx.h); replies come back on the
+// same DEALER as kReply / kReadReply / kStatusReply envelopes signed by that replica.
+//
+// What it trusts: network.json (the replicas' endpoints and public keys) and nothing a replica
+// sends. A result is accepted when f+1 distinct replicas sent matching signed replies (2f+1
+// for a fast read); everything else is counted in counters() and ignored (ReplyQuorum).
+//
+// Threads: thread-compatible. One Client per thread; a Client is driven by whichever thread
+// calls it. Completions run inside poll() (or inside a synchronous call, which polls).
+// No call throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "client/reply_quorum.h"
+#include "crypto/hash.h"
+#include "crypto/keys.h"
+#include "crypto/result.h"
+#include "ledger/tx.h"
+#include "node/node.pb.h"
+#include "node/config.h"
+
+namespace tally::client {
+
+using Clock = std::chrono::steady_clock;
+using Duration = std::chrono::milliseconds;
+
+inline constexpr Duration kDefaultTimeout{10'000};
+inline constexpr Duration kDefaultRetransmit{1'000};
+
+// Error codes a Client returns (Error::code):
+//   "timeout"        no quorum before the deadline (the network may be down or partitioned)
+//   "not_connected"  connect() was not called or failed
+//   "network"        the ZeroMQ layer failed
+//   "bad_request"    the envelope given to submit() is not a transaction
+//   "in_flight"      the same transaction is already outstanding on this Client
+//   "failed"         a quorum answered, but with a result that makes the call meaningless
+//                    (for example a balance query answered "malformed")
+
+enum class Consistency {
+    kLinearizable,  // an ordered query through consensus; f+1 matching replies
+    kFast,          // unordered; 2f+1 matching replies, else falls back to kLinearizable
+    kLocal,         // one replica's current state; may be stale
+};
+std::string_view consistency_name(Consistency c);
+std::optional<Consistency> consistency_from_name(std::string_view name);
+
+// The text of a result code as carried in a Reply ("ok", "insufficient_funds", ... or
+// "result_<n>" for a code this build does not know).
+std::string result_text(uint32_t result);
+
+struct ClientOptions {
+    Duration retransmit_interval = kDefaultRetransmit;  // resend to all when no quorum by then
+    Duration fast_read_wait = Duration{1'000};          // fast read: give up and fall back after
+    Duration status_wait = Duration{1'000};             // status: a replica silent this long is down
+    size_t recent_results_max = 4096;  // accepted results kept to judge replies that come late
+};
+
+// An accepted ordered result (f+1 matching replies).
+struct OrderedResult {
+    crypto::Hash tx_id{};
+    uint32_t result = 0;  // ledger::ResultCode
+    uint64_t seq = 0;     // sequence number == block height it executed at
+    uint64_t value = 0;
+    uint64_t account_nonce = 0;
+    bool ok() const { return result == static_cast<uint32_t>(ledger::ResultCode::kOk); }
+};
+
+struct TransferResult {
+    crypto::Hash tx_id{};
+    uint64_t nonce = 0;
+    uint64_t seq = 0;
+    uint64_t block = 0;  // the block height; one block per sequence number
+    uint32_t result = 0;
+    bool ok() const { return result == static_cast<uint32_t>(ledger::ResultCode::kOk); }
+};
+
+struct BalanceResult {
+    crypto::PublicKey account{};
+    bool exists = false;  // false: no account yet (balance and nonce are 0)
+    uint64_t balance = 0;
+    uint64_t nonce = 0;   // the account's last nonce; its next transfer carries nonce + 1
+    uint64_t seq = 0;     // the sequence number the answer reflects
+    Consistency served = Consistency::kLinearizable;  // what actually answered (fast may fall back)
+    std::optional<uint32_t> replica;                  // kLocal: which replica answered
+};
+
+struct TxResult {
+    crypto::Hash tx_id{};
+    uint32_t result = 0;  // the queried transaction's result, or kUnknownTx
+    uint64_t seq = 0;
+};
+
+struct ReplicaStatus {
+    uint32_t id = 0;
+    bool up = false;
+    node::pb::StatusReply reply;  // meaningful when up
+};
+
+class Client {
+public:
+    // Called from poll() when an asynchronous request completes: an accepted result, or an
+    // Error "timeout".
+    using Completion = std::function<void(const Result<OrderedResult>&)>;
+
+    explicit Client(ClientOptions options = {});
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    // Connects one DEALER per replica. Connecting does not wait for the replicas: ZeroMQ
+    // connects in the background and queues what is sent meanwhile.
+    Status connect(const node::NetworkConfig& config);
+    const node::NetworkConfig& config() const { return config_; }
+
+    // --- Synchronous calls (each polls until it is done or its deadline passes) -------------
+
+    // Transfers `amount` from `key`'s account to `to`. Without `nonce`, reads the sender's
+    // account (fast read) and uses its nonce + 1. A failed result (insufficient funds, ...)
+    // is a successful call whose result says so.
+    Result<TransferResult> transfer(const crypto::KeyPair& key, const crypto::PublicKey& to,
+                                    uint64_t amount, std::optional<uint64_t> nonce = std::nullopt,
+                                    Duration timeout = kDefaultTimeout);
+    // Reads an account. `node` picks the replica for kLocal.
+    Result<BalanceResult> balance(const crypto::PublicKey& account,
+                                  Consistency consistency = Consistency::kLinearizable,
+                                  Duration timeout = kDefaultTimeout, uint32_t node = 0);
+    // An ordered query of a transaction's result.
+    Result<TxResult> tx(const crypto::Hash& tx_id, Duration timeout = kDefaultTimeout);
+    // Asks every replica for its status; one entry per replica, in id order.
+    Result<std::vector<ReplicaStatus>> status(std::optional<Duration> wait = std::nullopt);
+    // Submits a pre-signed kRequest envelope and waits for its accepted result.
+    Result<OrderedResult> submit(std::string envelope, Duration timeout = kDefaultTimeout);
+
+    // --- Asynchronous (pipelined) calls -------------------------------------------------------
+
+    // Sends a pre-signed kRequest envelope to every replica; `done` runs from a later poll().
+    // Returns the transaction id. Errors: "bad_request", "in_flight", "not_connected".
+    Result<crypto::Hash> submit_async(std::string envelope, Completion done,
+                                      Duration timeout = kDefaultTimeout);
+    // Receives replies, retransmits, expires deadlines and runs completions, waiting at most
+    // `max_wait` for something to arrive. Returns the number of completions it ran.
+    size_t poll(Duration max_wait);
+    // Asynchronous requests not yet completed.
+    size_t outstanding() const { return ordered_.size(); }
+
+    // --- Counters -------------------------------------------------------------------------------
+
+    // Replies by outcome: rejected() = bad signatures + malformed + mismatching.
+    ReplyCounters counters() const;
+    uint64_t retransmits() const { return retransmits_; }
+    uint64_t dropped_sends() const { return dropped_sends_; }
+
+private:
+    struct Transport;  // the ZeroMQ context and one DEALER per replica
+    struct PendingOrdered {
+        std::string envelope;
+        ReplyQuorum quorum;
+        Clock::time_point deadline;
+        Clock::time_point next_send;
+        Completion done;
+    };
+    struct PendingRead {
+        std::string frame;  // the sealed kReadRequest
+        ReplyQuorum quorum;
+        std::optional<uint32_t> target;  // kLocal: the one replica asked
+        Clock::time_point deadline;
+        Clock::time_point next_send;
+        bool finished = false;
+    };
+    struct PendingStatus {
+        uint64_t nonce = 0;
+        std::vector<std::optional<node::pb::StatusReply>> replies;
+        uint32_t answered = 0;
+    };
+
+    // Sends one frame to one replica, never blocking (a full queue to a dead replica drops).
+    void send_to(uint32_t replica, std::string_view frame);
+    void send_to_all(std::string_view frame);
+    void on_frame(uint32_t replica, std::string_view frame);
+    void on_reply(uint32_t replica, std::string_view frame, const crypto::Envelope& envelope);
+    void on_read_reply(uint32_t replica, std::string_view frame, const crypto::Envelope& envelope);
+    void on_status_reply(uint32_t replica, std::string_view frame);
+    size_t run_timers(Clock::time_point now);
+    size_t complete(const std::string& id, Result<OrderedResult> result);
+    void remember(const std::string& id, const ReplyKey& key);
+    // Polls until `done()` or `deadline`.
+    template <typename Done>
+    void wait_until(Done done, Clock::time_point deadline);
+
+    // One read through ReadRequest (fast: all replicas, 2f+1; local: `target`, 1).
+    Result<node::pb::Reply> unordered_read(const crypto::PublicKey& account,
+                                           std::optional<uint32_t> target,
+                                           Clock::time_point deadline, std::string* digest);
+    Result<BalanceResult> ordered_balance(const crypto::PublicKey& account,
+                                          Clock::time_point deadline);
+
+    ClientOptions options_;
+    node::NetworkConfig config_;
+    std::unique_ptr<Transport> transport_;
+
+    std::unordered_map<std::string, PendingOrdered> ordered_;  // by tx id bytes
+    std::unordered_map<std::string, PendingRead> reads_;       // by query tx id bytes
+    std::optional<PendingStatus> status_;
+    Clock::time_point next_timer_ = Clock::time_point::max();
+
+    // Accepted results of recent requests, so a reply that comes after the quorum is still
+    // compared with it (a lying replica is counted even when it is slow).
+    std::unordered_map<std::string, ReplyKey> recent_;
+    std::deque<std::string> recent_order_;
+
+    ReplyCounters counters_;  // of finished quorums and of frames no quorum saw
+    uint64_t completions_ = 0;  // asynchronous completions run, ever
+    uint64_t retransmits_ = 0;
+    uint64_t dropped_sends_ = 0;
+    std::mt19937_64 random_;
+};
+
+}  // namespace tally::client

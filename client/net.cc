@@ -1,0 +1,519 @@
+// The local network launcher. See net.h.
+#include "client/net.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "client/client.h"
+#include "crypto/key_file.h"
+#include "crypto/keys.h"
+#include "node/config.h"
+
+namespace tally::client {
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr milliseconds kPollInterval{50};
+constexpr milliseconds kKillWait{5'000};
+
+std::string config_path(const std::string& abs) { return abs + "/network.json"; }
+std::string pid_path(const std::string& abs, uint32_t id) {
+    return abs + "/run/replica-" + std::to_string(id) + ".pid";
+}
+std::string log_path(const std::string& abs, uint32_t id) {
+    return abs + "/logs/replica-" + std::to_string(id) + ".out";
+}
+
+// How to name DIR in the commands we suggest: as the user wrote it, or nothing for the default.
+std::string dir_flag(const std::string& dir) {
+    if (dir == "tally-net" || dir == "./tally-net" || dir == "tally-net/") return "";
+    return " --dir " + dir;
+}
+
+std::vector<std::string> read_cmdline(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> args;
+    std::string current;
+    for (char c : all) {
+        if (c == '\0') {
+            args.push_back(current);
+            current.clear();
+        } else {
+            current.push_back(c);
+        }
+    }
+    if (!current.empty()) args.push_back(current);
+    return args;
+}
+
+// Reaps `pid` if it is our own exited child (a launcher living on, such as a test). Harmless
+// for any other pid.
+void reap(pid_t pid) {
+    int status = 0;
+    (void)::waitpid(pid, &status, WNOHANG);
+}
+
+// True when `pid` is a live `tallyd --config <config> --id <id>`.
+bool is_our_replica(pid_t pid, const std::string& config, uint32_t id) {
+    if (pid <= 1) return false;
+    reap(pid);
+    const auto args = read_cmdline(pid);  // empty for a zombie or a dead pid
+    if (args.empty() || fs::path(args[0]).filename() != "tallyd") return false;
+    bool config_ok = false;
+    bool id_ok = false;
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] == "--config" && fs::weakly_canonical(args[i + 1]) == fs::weakly_canonical(config))
+            config_ok = true;
+        if (args[i] == "--id" && args[i + 1] == std::to_string(id)) id_ok = true;
+    }
+    return config_ok && id_ok;
+}
+
+std::optional<pid_t> read_pid_file(const std::string& path) {
+    std::ifstream in(path);
+    long long value = 0;
+    if (!(in >> value) || value <= 1 || value > 1 << 30) return std::nullopt;
+    return static_cast<pid_t>(value);
+}
+
+Status write_pid_file(const std::string& path, pid_t pid) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << pid << "\n";
+        if (!out) return make_error("io", "cannot write " + tmp);
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) return make_error("io", "cannot write " + path + ": " + ec.message());
+    return Ok{};
+}
+
+// Free TCP ports on 127.0.0.1, all distinct: each is held bound until all are chosen.
+Result<std::vector<uint16_t>> free_ports(uint32_t count) {
+    std::vector<int> fds;
+    std::vector<uint16_t> ports;
+    auto close_all = [&] {
+        for (int fd : fds) ::close(fd);
+    };
+    for (uint32_t i = 0; i < count; ++i) {
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) {
+            close_all();
+            return make_error("io", std::string("socket: ") + std::strerror(errno));
+        }
+        fds.push_back(fd);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = 0;
+        socklen_t len = sizeof(addr);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+            close_all();
+            return make_error("io", std::string("cannot find a free port: ") + std::strerror(errno));
+        }
+        ports.push_back(ntohs(addr.sin_port));
+    }
+    close_all();
+    return ports;
+}
+
+std::string tail_of_file(const std::string& path, size_t lines_max) {
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    std::string line;
+    while (std::getline(in, line)) {
+        lines.push_back(line);
+        if (lines.size() > lines_max) lines.erase(lines.begin());
+    }
+    std::string out;
+    for (const auto& l : lines) out += "    " + l + "\n";
+    return out;
+}
+
+// Starts `tallyd --config CONFIG --id ID` in its own session, output to its log file.
+Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config, uint32_t id,
+                            const std::string& log) {
+    if (::access(tallyd.c_str(), X_OK) != 0)
+        return make_error("spawn", "cannot run the replica program " + tallyd +
+                                       " (build it: cmake --build <build> --target tallyd)");
+    const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) return make_error("io", "cannot open " + log + ": " + std::strerror(errno));
+    const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0) {
+        ::close(log_fd);
+        return make_error("io", std::string("cannot open /dev/null: ") + std::strerror(errno));
+    }
+    // Everything the child needs is prepared before fork: after it, only async-signal-safe
+    // calls (the launcher may be a multi-threaded test).
+    const std::string id_text = std::to_string(id);
+    std::vector<std::string> args = {tallyd, "--config", config, "--id", id_text};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(log_fd);
+        ::close(null_fd);
+        return make_error("spawn", std::string("fork: ") + std::strerror(errno));
+    }
+    if (pid == 0) {
+        ::setsid();
+        ::dup2(null_fd, 0);
+        ::dup2(log_fd, 1);
+        ::dup2(log_fd, 2);
+        ::closefrom(3);
+        ::execv(argv[0], argv.data());
+        static const char kMessage[] = "tally: exec of tallyd failed\n";
+        (void)!::write(2, kMessage, sizeof(kMessage) - 1);
+        ::_exit(127);
+    }
+    ::close(log_fd);
+    ::close(null_fd);
+    return pid;
+}
+
+// Waits until every replica in `ids` answers a status request, or one of them exits, or the
+// deadline passes. A progress line per change goes to `progress`.
+Status wait_ready(const node::NetworkConfig& config, const std::string& abs,
+                  const std::map<uint32_t, pid_t>& started, milliseconds timeout,
+                  std::ostream& progress) {
+    Client client;
+    if (auto s = client.connect(config); !s) return s.error();
+    const auto begin = Clock::now();
+    const auto deadline = begin + timeout;
+    int last_up = -1;
+    while (true) {
+        for (const auto& [id, pid] : started) {
+            if (!is_our_replica(pid, config_path(abs), id)) {
+                return make_error("spawn", "replica " + std::to_string(id) +
+                                               " exited during startup; the end of " +
+                                               log_path(abs, id) + ":\n" +
+                                               tail_of_file(log_path(abs, id), 8));
+            }
+        }
+        auto statuses = client.status(milliseconds{1'000});
+        int up = 0;
+        std::string silent;
+        if (statuses) {
+            for (const auto& [id, pid] : started) {
+                if ((*statuses)[id].up) {
+                    ++up;
+                } else {
+                    silent += (silent.empty() ? "" : ", ") + std::to_string(id);
+                }
+            }
+        }
+        const auto elapsed = std::chrono::duration<double>(Clock::now() - begin).count();
+        if (up != last_up) {
+            char line[128];
+            std::snprintf(line, sizeof(line), "waiting for replicas: %d/%zu answering (%.1f s)", up,
+                          started.size(), elapsed);
+            progress << line << std::endl;
+            last_up = up;
+        }
+        if (static_cast<size_t>(up) == started.size()) return Ok{};
+        if (Clock::now() >= deadline) {
+            return make_error("timeout",
+                              "replica(s) " + silent + " did not answer within " +
+                                  std::to_string(timeout.count() / 1000) + " s; see " + abs +
+                                  "/logs/ (they are still running: stop them with `tally net down`)");
+        }
+    }
+}
+
+Status make_private_dir(const std::string& path, fs::perms perms) {
+    std::error_code ec;
+    fs::create_directories(path, ec);
+    if (ec) return make_error("io", "cannot create " + path + ": " + ec.message());
+    fs::permissions(path, perms, ec);
+    if (ec) return make_error("io", "cannot set permissions on " + path + ": " + ec.message());
+    return Ok{};
+}
+
+// Creates a new network folder. Returns the loaded (checked) config.
+Result<node::NetworkConfig> create_network(const NetUpOptions& options, const std::string& abs) {
+    if (options.protocol != "pbft" && options.protocol != "raft")
+        return make_error("usage", "unknown protocol '" + options.protocol + "' (pbft or raft)");
+    const uint32_t min_nodes = options.protocol == "pbft" ? 4 : 3;
+    if (options.nodes < min_nodes || options.nodes > 64)
+        return make_error("usage", options.protocol + " needs " + std::to_string(min_nodes) +
+                                       " to 64 nodes, not " + std::to_string(options.nodes));
+    const auto dirs_perms = fs::perms::owner_all;
+    for (const auto& sub : {"keys", "accounts"}) {
+        if (auto s = make_private_dir(abs + "/" + sub, dirs_perms); !s) return s.error();
+    }
+    for (const auto& sub : {"data", "logs", "run"}) {
+        if (auto s = make_private_dir(abs + "/" + sub, fs::perms::owner_all | fs::perms::group_read |
+                                                           fs::perms::group_exec | fs::perms::others_read |
+                                                           fs::perms::others_exec);
+            !s)
+            return s.error();
+    }
+
+    node::NetworkConfig config;
+    config.protocol = options.protocol;
+    config.f = options.protocol == "pbft" ? (options.nodes - 1) / 3 : (options.nodes - 1) / 2;
+    config.dir = abs;
+    auto ports = free_ports(options.nodes);
+    if (!ports) return ports.error();
+    for (uint32_t i = 0; i < options.nodes; ++i) {
+        const auto key = crypto::KeyPair::generate();
+        node::ReplicaConfig replica;
+        replica.id = i;
+        replica.host = "127.0.0.1";
+        replica.port = (*ports)[i];
+        replica.public_key = key.public_key();
+        replica.key_file = abs + "/keys/replica-" + std::to_string(i) + ".key";
+        replica.data_dir = abs + "/data/" + std::to_string(i);
+        if (auto s = crypto::write_key_file(replica.key_file, key); !s) return s.error();
+        if (auto s = make_private_dir(replica.data_dir, dirs_perms); !s) return s.error();
+        config.replicas.push_back(replica);
+    }
+    auto add_account = [&](const std::string& name, uint64_t balance) -> Status {
+        const auto key = crypto::KeyPair::generate();
+        if (auto s = crypto::write_key_file(abs + "/accounts/" + name + ".key", key); !s)
+            return s.error();
+        config.genesis.accounts.push_back(ledger::Account{key.public_key(), balance, 0});
+        return Ok{};
+    };
+    for (const auto& name : genesis_account_names()) {
+        if (auto s = add_account(name, kGenesisAccountBalance); !s) return s.error();
+    }
+    if (auto s = add_account("faucet", kFaucetBalance); !s) return s.error();
+
+    if (auto s = node::save_network_config(config, config_path(abs)); !s) return s.error();
+    return node::load_network_config(config_path(abs));
+}
+
+void stop_started(const std::map<uint32_t, pid_t>& started, const std::string& abs) {
+    for (const auto& [id, pid] : started) {
+        if (is_our_replica(pid, config_path(abs), id)) ::kill(pid, SIGKILL);
+        std::error_code ec;
+        fs::remove(pid_path(abs, id), ec);
+    }
+}
+
+// Waits until none of `pids` is still our replica, or the deadline. Returns those still alive.
+std::map<uint32_t, pid_t> wait_gone(std::map<uint32_t, pid_t> pids, const std::string& abs,
+                                    milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (true) {
+        for (auto it = pids.begin(); it != pids.end();) {
+            if (is_our_replica(it->second, config_path(abs), it->first)) {
+                ++it;
+            } else {
+                it = pids.erase(it);
+            }
+        }
+        if (pids.empty() || Clock::now() >= deadline) return pids;
+        std::this_thread::sleep_for(kPollInterval);
+    }
+}
+
+Result<node::NetworkConfig> load_existing(const std::string& dir, const std::string& abs) {
+    if (!fs::exists(config_path(abs)))
+        return make_error("not_found", "no network in " + dir + " (no network.json); start one with "
+                                       "`tally net up" + dir_flag(dir) + "`");
+    return node::load_network_config(config_path(abs));
+}
+
+}  // namespace
+
+const std::vector<std::string>& genesis_account_names() {
+    static const std::vector<std::string> names = {"alice", "bob", "carol", "dave"};
+    return names;
+}
+
+std::string absolute_dir(const std::string& dir) {
+    std::string abs = fs::absolute(dir).lexically_normal().string();
+    while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+    return abs;
+}
+
+std::string default_tallyd_path() {
+    std::error_code ec;
+    const auto self = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return "tallyd";
+    return (self.parent_path() / "tallyd").string();
+}
+
+std::optional<pid_t> replica_pid(const std::string& dir, uint32_t id) {
+    const std::string abs = absolute_dir(dir);
+    auto pid = read_pid_file(pid_path(abs, id));
+    if (!pid || !is_our_replica(*pid, config_path(abs), id)) return std::nullopt;
+    return pid;
+}
+
+Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& progress) {
+    const std::string abs = absolute_dir(options.dir);
+    const std::string tallyd = options.tallyd.empty() ? default_tallyd_path() : options.tallyd;
+    node::NetworkConfig config;
+    bool fresh = false;
+    if (fs::exists(config_path(abs))) {
+        auto loaded = node::load_network_config(config_path(abs));
+        if (!loaded) return loaded.error();
+        config = std::move(*loaded);
+        std::string running;
+        for (uint32_t id = 0; id < config.n(); ++id) {
+            if (auto pid = replica_pid(abs, id))
+                running += (running.empty() ? "" : ", ") + std::to_string(id);
+        }
+        if (!running.empty())
+            return make_error("running", "a network is already running in " + options.dir +
+                                             " (replicas " + running + "); stop it with `tally net down" +
+                                             dir_flag(options.dir) + "`");
+        out << "restarting the network in " << options.dir << " (existing keys and data)\n";
+    } else {
+        std::error_code ec;
+        if (fs::exists(abs, ec) && !fs::is_empty(abs, ec))
+            return make_error("exists", options.dir + " exists and holds no network.json; choose "
+                                                      "another --dir or remove it");
+        if (::access(tallyd.c_str(), X_OK) != 0)
+            return make_error("spawn", "cannot run the replica program " + tallyd +
+                                           " (build it: cmake --build <build> --target tallyd)");
+        auto created = create_network(options, abs);
+        if (!created) return created.error();
+        config = std::move(*created);
+        fresh = true;
+    }
+
+    std::map<uint32_t, pid_t> started;
+    for (uint32_t id = 0; id < config.n(); ++id) {
+        auto pid = spawn_replica(tallyd, config_path(abs), id, log_path(abs, id));
+        Status written = pid ? write_pid_file(pid_path(abs, id), *pid) : Status(pid.error());
+        if (!pid || !written) {
+            stop_started(started, abs);
+            if (pid) ::kill(*pid, SIGKILL);
+            return pid ? written.error() : pid.error();
+        }
+        started[id] = *pid;
+    }
+    progress << "started " << config.n() << " " << config.protocol << " replicas (f=" << config.f
+             << ") in " << options.dir << std::endl;
+    if (auto ready = wait_ready(config, abs, started, options.ready_timeout, progress); !ready) {
+        if (ready.error().code == "spawn") stop_started(started, abs);
+        return ready.error();
+    }
+
+    const std::string d = dir_flag(options.dir);
+    out << "network up: " << config.n() << " " << config.protocol << " replicas (f=" << config.f
+        << ") in " << options.dir << "\n";
+    if (fresh) {
+        out << "accounts (keys in " << options.dir << "/accounts): ";
+        for (const auto& name : genesis_account_names()) out << name << " ";
+        out << "with " << kGenesisAccountBalance << " each; faucet with " << kFaucetBalance << "\n";
+    }
+    out << "try:\n"
+        << "  tally balance alice" << d << "\n"
+        << "  tally transfer --key alice --to bob --amount 10" << d << "\n"
+        << "  tally net status" << d << "\n"
+        << "  tally net kill --node 3" << d << "     (a crash: the network keeps going)\n"
+        << "  tally bench --clients 16 --duration 10" << d << "\n"
+        << "  tally net down" << d << "\n";
+    return Ok{};
+}
+
+Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
+    const std::string abs = absolute_dir(dir);
+    auto config = load_existing(dir, abs);
+    if (!config) return config.error();
+    std::map<uint32_t, pid_t> running;
+    for (uint32_t id = 0; id < config->n(); ++id) {
+        if (auto pid = replica_pid(abs, id)) running[id] = *pid;
+    }
+    auto remove_pid_files = [&] {
+        for (uint32_t id = 0; id < config->n(); ++id) {
+            std::error_code ec;
+            fs::remove(pid_path(abs, id), ec);
+        }
+    };
+    if (running.empty()) {
+        remove_pid_files();
+        out << "no replicas are running in " << dir << "\n";
+        return Ok{};
+    }
+    for (const auto& [id, pid] : running) ::kill(pid, SIGTERM);
+    auto left = wait_gone(running, abs, grace);
+    for (const auto& [id, pid] : left) ::kill(pid, SIGKILL);
+    auto stuck = wait_gone(left, abs, kKillWait);
+    remove_pid_files();
+    out << "stopped " << running.size() << " replica(s) in " << dir;
+    if (!left.empty()) out << " (" << left.size() << " killed after " << grace.count() / 1000 << " s)";
+    out << "\n";
+    if (!stuck.empty()) return make_error("io", "some replicas did not exit even after SIGKILL");
+    return Ok{};
+}
+
+Status net_kill(const std::string& dir, uint32_t id, std::ostream& out) {
+    const std::string abs = absolute_dir(dir);
+    auto config = load_existing(dir, abs);
+    if (!config) return config.error();
+    if (id >= config->n())
+        return make_error("usage", "no replica " + std::to_string(id) + " (the network has " +
+                                       std::to_string(config->n()) + ")");
+    auto pid = replica_pid(abs, id);
+    if (!pid) {
+        out << "replica " << id << " is not running\n";
+        return Ok{};
+    }
+    ::kill(*pid, SIGKILL);
+    auto stuck = wait_gone({{id, *pid}}, abs, kKillWait);
+    std::error_code ec;
+    fs::remove(pid_path(abs, id), ec);
+    if (!stuck.empty()) return make_error("io", "replica " + std::to_string(id) + " did not die");
+    out << "killed replica " << id << " (pid " << *pid << "); start it again with `tally net start --node "
+        << id << dir_flag(dir) << "`\n";
+    return Ok{};
+}
+
+Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::ostream& progress,
+                 milliseconds ready_timeout, const std::string& tallyd_option) {
+    const std::string abs = absolute_dir(dir);
+    auto config = load_existing(dir, abs);
+    if (!config) return config.error();
+    if (id >= config->n())
+        return make_error("usage", "no replica " + std::to_string(id) + " (the network has " +
+                                       std::to_string(config->n()) + ")");
+    if (auto pid = replica_pid(abs, id)) {
+        out << "replica " << id << " is already running (pid " << *pid << ")\n";
+        return Ok{};
+    }
+    const std::string tallyd = tallyd_option.empty() ? default_tallyd_path() : tallyd_option;
+    auto pid = spawn_replica(tallyd, config_path(abs), id, log_path(abs, id));
+    if (!pid) return pid.error();
+    if (auto s = write_pid_file(pid_path(abs, id), *pid); !s) {
+        ::kill(*pid, SIGKILL);
+        return s.error();
+    }
+    if (auto ready = wait_ready(*config, abs, {{id, *pid}}, ready_timeout, progress); !ready) {
+        if (ready.error().code == "spawn") {
+            std::error_code ec;
+            fs::remove(pid_path(abs, id), ec);
+        }
+        return ready.error();
+    }
+    out << "replica " << id << " started (pid " << *pid << ") and answering\n";
+    return Ok{};
+}
+
+}  // namespace tally::client

@@ -1,0 +1,73 @@
+// The local network launcher behind `tally net up|down|kill|start`: creates a network folder
+// (keys, genesis accounts, network.json, data, logs) and runs one `tallyd` per replica as a
+// background process.
+//
+// Folder layout (DIR defaults to ./tally-net):
+//   DIR/network.json              written with node::save_network_config
+//   DIR/keys/replica-N.key        replica keys (0600)
+//   DIR/accounts/NAME.key         alice, bob, carol, dave (1,000,000,000 each), faucet (10^15)
+//   DIR/data/N                    replica N's ledger and consensus log
+//   DIR/logs/replica-N.out        replica N's stdout and stderr
+//   DIR/run/replica-N.pid         the running replica's process id
+//
+// What it trusts: nothing in DIR/run. A pid file is only believed when /proc/PID/cmdline shows
+// a `tallyd` started with this network's network.json and that replica's id, so a stale pid
+// file (the process died, its pid was reused) never makes us signal a stranger.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "crypto/result.h"
+
+namespace tally::client {
+
+inline constexpr uint64_t kGenesisAccountBalance = 1'000'000'000;
+inline constexpr uint64_t kFaucetBalance = 1'000'000'000'000'000;
+// The funded accounts `net up` creates in DIR/accounts, besides "faucet".
+const std::vector<std::string>& genesis_account_names();
+
+struct NetUpOptions {
+    std::string dir = "tally-net";
+    uint32_t nodes = 4;
+    std::string protocol = "pbft";  // or "raft"
+    std::chrono::milliseconds ready_timeout{30'000};  // for every replica to answer status
+    std::string tallyd;  // the replica program; empty: `tallyd` next to this program
+};
+
+// Error codes: "running" (a network already runs in DIR), "exists" (DIR holds something that is
+// not a network), "usage" (bad nodes/protocol), "io", "spawn" (tallyd missing or exited at
+// once), "timeout" (replicas started but did not all answer in time; they keep running).
+// Progress goes to `progress` (a line per change), the summary to `out`.
+Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& progress);
+
+// Stops every replica of DIR: SIGTERM, wait up to `grace`, then SIGKILL. Removes pid files.
+Status net_down(const std::string& dir, std::ostream& out,
+                std::chrono::milliseconds grace = std::chrono::milliseconds{10'000});
+
+// SIGKILLs replica `id` (a crash, for experiments). Saying so when it is not running is not an
+// error.
+Status net_kill(const std::string& dir, uint32_t id, std::ostream& out);
+
+// Starts replica `id` again on its existing data and waits until it answers status.
+Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::ostream& progress,
+                 std::chrono::milliseconds ready_timeout = std::chrono::milliseconds{30'000},
+                 const std::string& tallyd = "");
+
+// The process id of replica `id` of the network in DIR when it is running (and really is that
+// replica: see the file comment).
+std::optional<pid_t> replica_pid(const std::string& dir, uint32_t id);
+
+// Absolute path of `tallyd` next to the running program (/proc/self/exe).
+std::string default_tallyd_path();
+
+// The absolute, normalised form of DIR.
+std::string absolute_dir(const std::string& dir);
+
+}  // namespace tally::client

@@ -1,0 +1,173 @@
+// ReplyQuorum: the client's f+1 (ordered) / 2f+1 (fast read) matching-reply rule. See the header.
+#include "client/reply_quorum.h"
+
+#include <algorithm>
+
+#include "crypto/assert.h"
+
+namespace tally::client {
+namespace {
+
+// A lying replica could send endless different replies for one request; each replica may
+// hold a place in at most this many groups (an honest one needs one; a retransmission after
+// a view change repeats the same key, which is a duplicate, not a new group).
+constexpr uint32_t kGroupsPerReplicaMax = 2;
+
+std::string_view bytes_of(const crypto::Hash& h) { return crypto::as_bytes(h); }
+
+}  // namespace
+
+ReplyCounters& ReplyCounters::operator+=(const ReplyCounters& other) {
+    accepted += other.accepted;
+    bad_signature += other.bad_signature;
+    malformed += other.malformed;
+    mismatch += other.mismatch;
+    duplicate += other.duplicate;
+    stale += other.stale;
+    return *this;
+}
+
+ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind) {
+    ReplyKey key;
+    key.tx_id = reply.tx_id();
+    key.client = reply.client();
+    key.nonce = reply.nonce();
+    key.result = reply.result();
+    key.seq = kind == QuorumKind::kOrdered ? reply.seq() : 0;
+    key.value = reply.value();
+    key.account_nonce = reply.account_nonce();
+    return key;
+}
+
+ReplyQuorum::ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n,
+                         const ExpectedRequest& expected)
+    : kind_(kind), quorum_(quorum), n_(n), expected_(expected), groups_per_replica_(n, 0) {
+    TALLY_ASSERT(quorum_ >= 1 && quorum_ <= n_);
+}
+
+Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
+                      std::string_view frame) {
+    TALLY_ASSERT(replica < n_);
+    const auto wanted_type =
+        kind_ == QuorumKind::kOrdered ? crypto::MessageType::kReply : crypto::MessageType::kReadReply;
+
+    // Frame checks only: the signature is checked when the reply could complete a quorum.
+    crypto::OpenOptions options;
+    options.expected_sender = replica_key;
+    options.verify_signature = false;
+    auto envelope = crypto::open(frame, options);
+    if (!envelope || envelope->type != wanted_type) {
+        ++counters_.malformed;
+        return Vote::kRejected;
+    }
+    Member member;
+    member.replica = replica;
+    member.key = replica_key;
+    if (kind_ == QuorumKind::kOrdered) {
+        if (!member.reply.ParseFromString(envelope->body)) {
+            ++counters_.malformed;
+            return Vote::kRejected;
+        }
+    } else {
+        node::pb::ReadReply read;
+        if (!read.ParseFromString(envelope->body) || !read.has_reply()) {
+            ++counters_.malformed;
+            return Vote::kRejected;
+        }
+        member.reply = std::move(*read.mutable_reply());
+        member.state_digest = read.state_digest();
+    }
+    // The reply must be about this request, from this replica.
+    const auto& r = member.reply;
+    if (r.tx_id() != bytes_of(expected_.tx_id) || r.client() != crypto::as_bytes(expected_.client) ||
+        r.nonce() != expected_.nonce || r.replica() != replica) {
+        ++counters_.mismatch;
+        return Vote::kRejected;
+    }
+
+    const ReplyKey key = reply_key(r, kind_);
+    if (accepted_key_) {
+        // Late: the result is decided. Agreeing replies are fine; others are counted as lies
+        // (without spending a verification on them: either way they are not used).
+        if (key == *accepted_key_) return Vote::kLate;
+        ++counters_.mismatch;
+        return Vote::kLate;
+    }
+
+    auto& group = groups_[key];
+    for (const auto& m : group) {
+        if (m.replica == replica) {
+            ++counters_.duplicate;
+            return Vote::kDuplicate;
+        }
+    }
+    if (groups_per_replica_[replica] >= kGroupsPerReplicaMax) {
+        if (group.empty()) groups_.erase(key);
+        ++counters_.mismatch;
+        return Vote::kRejected;
+    }
+    member.frame = std::string(frame);
+    group.push_back(std::move(member));
+    ++groups_per_replica_[replica];
+    if (group.size() < quorum_) return Vote::kPending;
+
+    verify_group(group);
+    if (group.size() < quorum_) {
+        // Our reply may have been the bad one; report that precisely.
+        const bool ours_dropped = std::none_of(group.begin(), group.end(), [&](const Member& m) {
+            return m.replica == replica;
+        });
+        if (group.empty()) groups_.erase(key);
+        return ours_dropped ? Vote::kRejected : Vote::kPending;
+    }
+
+    accepted_key_ = key;
+    accepted_ = group.front().reply;
+    accepted_digest_ = group.front().state_digest;
+    counters_.accepted += group.size();
+    // Replies that disagreed with the accepted result are lies (or stale reads): count them.
+    for (const auto& [other_key, members] : groups_) {
+        if (!(other_key == key)) counters_.mismatch += members.size();
+    }
+    groups_.clear();
+    return Vote::kAccepted;
+}
+
+void ReplyQuorum::verify_group(std::vector<Member>& group) {
+    for (auto it = group.begin(); it != group.end();) {
+        if (it->verified) {
+            ++it;
+            continue;
+        }
+        crypto::OpenOptions options;
+        options.expected_sender = it->key;
+        if (crypto::open(it->frame, options)) {
+            it->verified = true;
+            it->frame.clear();
+            it->frame.shrink_to_fit();
+            ++it;
+        } else {
+            ++counters_.bad_signature;
+            // A forged frame must not keep the real replica from being counted later.
+            --groups_per_replica_[it->replica];
+            it = group.erase(it);
+        }
+    }
+}
+
+bool ReplyQuorum::impossible() const {
+    if (done()) return false;
+    const uint32_t silent = n_ - std::min(n_, replicas_heard());
+    size_t best = 0;
+    for (const auto& [key, members] : groups_) best = std::max(best, members.size());
+    return best + silent < quorum_;
+}
+
+uint32_t ReplyQuorum::replicas_heard() const {
+    std::set<uint32_t> heard;
+    for (const auto& [key, members] : groups_)
+        for (const auto& m : members) heard.insert(m.replica);
+    return static_cast<uint32_t>(heard.size());
+}
+
+}  // namespace tally::client

@@ -1,0 +1,130 @@
+// ReplyQuorum: decides when a client may accept a result from replicas' signed replies.
+//
+// A PBFT client accepts an ordered result when f+1 distinct replicas sent matching signed
+// Replies (fields tx_id, client, nonce, result, seq, value, account_nonce; view and replica
+// may differ), and a fast read when 2f+1 sent matching ReadReplies (result, value,
+// account_nonce). This class is that rule as a pure function of the envelopes it is given:
+// no sockets, no clocks, so unit tests can feed it any mix of honest and lying replies.
+//
+// What it trusts: nothing in an envelope. The caller only says which replica's socket a frame
+// arrived on and that replica's public key (from network.json). Signatures are checked lazily
+// — a reply is verified only when it would complete a matching group — because verification
+// is the client's main cost and most replies beyond the quorum are never needed. A reply whose
+// signature fails is dropped from its group and counted; the group must then fill again.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/envelope.h"
+#include "crypto/hash.h"
+#include "crypto/keys.h"
+#include "node/node.pb.h"
+
+namespace tally::client {
+
+// Rejections and other outcomes of replies, by reason. Shared by ReplyQuorum and Client.
+struct ReplyCounters {
+    uint64_t accepted = 0;       // replies that were part of an accepted quorum
+    uint64_t bad_signature = 0;  // did not verify as the replica's signature
+    uint64_t malformed = 0;      // did not open or decode, wrong type or sender, bad field sizes
+    uint64_t mismatch = 0;       // disagreed with the request, or with the accepted result
+    uint64_t duplicate = 0;      // the same replica repeating itself (counted once only)
+    uint64_t stale = 0;          // for a request this client no longer remembers
+
+    // Replies refused as wrong: bad signature, malformed, mismatching.
+    uint64_t rejected() const { return bad_signature + malformed + mismatch; }
+    ReplyCounters& operator+=(const ReplyCounters& other);
+};
+
+// Which rule a quorum follows.
+enum class QuorumKind {
+    kOrdered,  // kReply envelopes; match every field but view and replica
+    kRead,     // kReadReply envelopes; match result, value and account_nonce
+};
+
+// The fields replies must agree on to count together.
+struct ReplyKey {
+    std::string tx_id;
+    std::string client;
+    uint64_t nonce = 0;
+    uint32_t result = 0;
+    uint64_t seq = 0;  // kRead: always 0 (replicas may answer at different points)
+    uint64_t value = 0;
+    uint64_t account_nonce = 0;
+    auto operator<=>(const ReplyKey&) const = default;
+};
+
+// What a request was: replies must echo it.
+struct ExpectedRequest {
+    crypto::Hash tx_id{};
+    crypto::PublicKey client{};
+    uint64_t nonce = 0;
+};
+
+// The outcome of one add().
+enum class Vote {
+    kPending,    // counted; no quorum yet
+    kAccepted,   // this reply completed the quorum: accepted() now holds the result
+    kDuplicate,  // this replica already said exactly this
+    kRejected,   // malformed, mismatching, over the per-replica limit, or a bad signature
+    kLate,       // the quorum was already reached; compared against it and counted
+};
+
+// The reply key of a decoded Reply under a rule.
+ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind);
+
+class ReplyQuorum {
+public:
+    // `quorum`: replies needed (f+1 ordered, 2f+1 read). `n`: replicas in the network.
+    ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n, const ExpectedRequest& expected);
+
+    // Adds a frame that arrived from `replica`, whose key is `replica_key`.
+    // Precondition: replica < n.
+    Vote add(uint32_t replica, const crypto::PublicKey& replica_key, std::string_view frame);
+
+    bool done() const { return accepted_.has_value(); }
+    // The accepted reply (for kRead, the ReadReply's reply), once done().
+    const std::optional<node::pb::Reply>& accepted() const { return accepted_; }
+    // For kRead: the accepted replies' state digest from the first verified member.
+    const std::string& accepted_state_digest() const { return accepted_digest_; }
+    // For kRead: true when no group can reach the quorum any more even if every replica that
+    // has not answered yet does (the caller should stop waiting and fall back).
+    bool impossible() const;
+
+    const ReplyCounters& counters() const { return counters_; }
+    // Replicas that sent at least one reply that was not rejected.
+    uint32_t replicas_heard() const;
+
+private:
+    struct Member {
+        uint32_t replica = 0;
+        crypto::PublicKey key{};
+        std::string frame;
+        bool verified = false;
+        node::pb::Reply reply;
+        std::string state_digest;
+    };
+
+    // Verifies the unverified members of `group`, dropping and counting those that fail.
+    void verify_group(std::vector<Member>& group);
+
+    QuorumKind kind_;
+    uint32_t quorum_;
+    uint32_t n_;
+    ExpectedRequest expected_;
+    // Invariant: a replica appears at most once in a group, in at most kGroupsPerReplicaMax groups.
+    std::map<ReplyKey, std::vector<Member>> groups_;
+    std::vector<uint32_t> groups_per_replica_;
+    std::optional<ReplyKey> accepted_key_;
+    std::optional<node::pb::Reply> accepted_;
+    std::string accepted_digest_;
+    ReplyCounters counters_;
+};
+
+}  // namespace tally::client

@@ -1,0 +1,353 @@
+// `tally`: the user's command line — keys, local networks, transfers, reads, status, bench.
+// Every command takes --dir (the network folder, default ./tally-net); most take --json.
+// Errors are one line on stderr; the exit code says what kind (see the --help footer).
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "client/bench.h"
+#include "client/cli.h"
+#include "client/client.h"
+#include "client/net.h"
+#include "crypto/key_file.h"
+#include "crypto/keys.h"
+
+namespace tc = tally::client;
+using tally::Error;
+
+namespace {
+
+int fail(const Error& error) {
+    std::cerr << "tally: " << error.message << "\n";
+    return tc::exit_code_for(error);
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+
+struct Args {
+    std::string dir = std::string(tc::kDefaultDir);
+    bool json = false;
+    double timeout_s = 10.0;
+    // keygen / address
+    std::string out_file;
+    std::string key;
+    // net
+    uint32_t nodes = 4;
+    std::string protocol = "pbft";
+    double wait_s = 30.0;
+    uint32_t node = 0;
+    double status_wait_s = 1.0;
+    // transfer
+    std::string to;
+    std::string amount;
+    std::string nonce;
+    // balance / tx
+    std::string account;
+    std::string consistency = "linearizable";
+    std::string tx_id;
+    // bench
+    uint32_t clients = 16;
+    double duration_s = 10.0;
+    double warmup_s = 1.0;
+    std::string faucet;
+};
+
+// A connected client for the network in args.dir.
+tally::Result<std::unique_ptr<tc::Client>> connect(const Args& args) {
+    auto config = tc::load_network(args.dir);
+    if (!config) return config.error();
+    auto client = std::make_unique<tc::Client>();
+    if (auto s = client->connect(*config); !s) return s.error();
+    return client;
+}
+
+int cmd_keygen(const Args& args) {
+    const auto key = tally::crypto::KeyPair::generate();
+    if (auto s = tally::crypto::write_key_file(args.out_file, key); !s)
+        return fail(tally::make_error("usage", "cannot write key file " + args.out_file + ": " +
+                                                   s.error().message));
+    const auto account = tally::crypto::key_to_hex(key.public_key());
+    if (args.json) {
+        print_json({{"account", account}, {"file", args.out_file}});
+    } else {
+        std::cout << account << "\n";
+    }
+    return tc::kExitOk;
+}
+
+int cmd_address(const Args& args) {
+    auto key = tc::resolve_key(args.key, args.dir);
+    if (!key) return fail(key.error());
+    const auto account = tally::crypto::key_to_hex(key->public_key());
+    if (args.json) {
+        print_json({{"account", account}});
+    } else {
+        std::cout << account << "\n";
+    }
+    return tc::kExitOk;
+}
+
+int cmd_net_up(const Args& args) {
+    tc::NetUpOptions options;
+    options.dir = args.dir;
+    options.nodes = args.nodes;
+    options.protocol = args.protocol;
+    auto wait = tc::parse_timeout_s(args.wait_s);
+    if (!wait) return fail(wait.error());
+    options.ready_timeout = *wait;
+    if (auto s = tc::net_up(options, std::cout, std::cerr); !s) return fail(s.error());
+    return tc::kExitOk;
+}
+
+int cmd_net_status(const Args& args) {
+    auto client = connect(args);
+    if (!client) return fail(client.error());
+    auto wait = tc::parse_timeout_s(args.status_wait_s);
+    if (!wait) return fail(wait.error());
+    auto statuses = (*client)->status(*wait);
+    if (!statuses) return fail(statuses.error());
+    if (args.json) {
+        print_json(tc::status_json(*statuses));
+    } else {
+        std::cout << tc::status_table(*statuses);
+    }
+    for (const auto& s : *statuses)
+        if (s.up) return tc::kExitOk;
+    std::cerr << "tally: no replica answered (start the network with `tally net up`)\n";
+    return tc::kExitUnreachable;
+}
+
+int cmd_transfer(const Args& args) {
+    auto key = tc::resolve_key(args.key, args.dir);
+    if (!key) return fail(key.error());
+    auto to = tc::resolve_account(args.to, args.dir);
+    if (!to) return fail(to.error());
+    auto amount = tc::parse_u64(args.amount, "--amount", 1);
+    if (!amount) return fail(amount.error());
+    std::optional<uint64_t> nonce;
+    if (!args.nonce.empty()) {
+        auto n = tc::parse_u64(args.nonce, "--nonce", 1);
+        if (!n) return fail(n.error());
+        nonce = *n;
+    }
+    auto timeout = tc::parse_timeout_s(args.timeout_s);
+    if (!timeout) return fail(timeout.error());
+    auto client = connect(args);
+    if (!client) return fail(client.error());
+    auto result = (*client)->transfer(*key, *to, *amount, nonce, *timeout);
+    if (!result) return fail(result.error());
+    if (args.json) {
+        print_json(tc::transfer_json(*result));
+    } else {
+        std::cout << "tx      " << tally::crypto::to_hex(result->tx_id) << "\n"
+                  << "seq     " << result->seq << "\n"
+                  << "block   " << result->block << "\n"
+                  << "result  " << tc::result_text(result->result) << "\n";
+    }
+    if (!result->ok()) {
+        std::cerr << "tally: the transfer failed: " << tc::result_text(result->result) << "\n";
+        return tc::kExitFailed;
+    }
+    return tc::kExitOk;
+}
+
+int cmd_balance(const Args& args) {
+    auto account = tc::resolve_account(args.account, args.dir);
+    if (!account) return fail(account.error());
+    auto consistency = tc::consistency_from_name(args.consistency);
+    if (!consistency)
+        return fail(tally::make_error("usage", "--consistency must be linearizable, fast or local"));
+    auto timeout = tc::parse_timeout_s(args.timeout_s);
+    if (!timeout) return fail(timeout.error());
+    auto client = connect(args);
+    if (!client) return fail(client.error());
+    auto result = (*client)->balance(*account, *consistency, *timeout, args.node);
+    if (!result) return fail(result.error());
+    if (args.json) {
+        print_json(tc::balance_json(*result));
+        return tc::kExitOk;
+    }
+    std::cout << "account  " << tally::crypto::key_to_hex(result->account) << "\n"
+              << "balance  " << result->balance << (result->exists ? "" : "  (no such account yet)")
+              << "\n"
+              << "nonce    " << result->nonce << "\n"
+              << "seq      " << result->seq << "  (" << tc::consistency_name(result->served);
+    if (result->replica) std::cout << ", replica " << *result->replica << ", may be stale";
+    if (*consistency == tc::Consistency::kFast && result->served != tc::Consistency::kFast)
+        std::cout << ", fast read fell back";
+    std::cout << ")\n";
+    return tc::kExitOk;
+}
+
+int cmd_tx(const Args& args) {
+    auto id = tc::parse_tx_id(args.tx_id);
+    if (!id) return fail(id.error());
+    auto timeout = tc::parse_timeout_s(args.timeout_s);
+    if (!timeout) return fail(timeout.error());
+    auto client = connect(args);
+    if (!client) return fail(client.error());
+    auto result = (*client)->tx(*id, *timeout);
+    if (!result) return fail(result.error());
+    if (args.json) {
+        print_json(tc::tx_json(*result));
+    } else {
+        std::cout << "tx      " << tally::crypto::to_hex(result->tx_id) << "\n"
+                  << "result  " << tc::result_text(result->result) << "\n"
+                  << "seq     " << result->seq << "\n";
+    }
+    if (result->result == static_cast<uint32_t>(tally::ledger::ResultCode::kUnknownTx)) {
+        std::cerr << "tally: no such transaction in the ledger\n";
+        return tc::kExitFailed;
+    }
+    return tc::kExitOk;
+}
+
+int cmd_bench(const Args& args) {
+    auto config = tc::load_network(args.dir);
+    if (!config) return fail(config.error());
+    const std::string faucet_arg = args.faucet.empty() ? "faucet" : args.faucet;
+    auto faucet = tc::resolve_key(faucet_arg, args.dir);
+    if (!faucet) return fail(faucet.error());
+    auto timeout = tc::parse_timeout_s(args.timeout_s);
+    if (!timeout) return fail(timeout.error());
+    tc::BenchOptions options;
+    options.clients = args.clients;
+    options.duration_s = args.duration_s;
+    options.warmup_s = args.warmup_s;
+    options.request_timeout = *timeout;
+    auto result = tc::run_bench(*config, *faucet, options, std::cerr);
+    if (!result) return fail(result.error());
+    if (args.json) {
+        print_json(tc::bench_json(*result));
+    } else {
+        char line[512];
+        std::snprintf(line, sizeof(line),
+                      "clients      %u\n"
+                      "duration     %.1f s\n"
+                      "committed    %llu\n"
+                      "failed       %llu\n"
+                      "throughput   %.1f tx/s\n"
+                      "latency p50  %.2f ms\n"
+                      "latency p99  %.2f ms\n",
+                      result->clients, result->duration_s,
+                      static_cast<unsigned long long>(result->committed),
+                      static_cast<unsigned long long>(result->failed), result->tps, result->p50_ms,
+                      result->p99_ms);
+        std::cout << line;
+    }
+    return tc::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"tally: a Byzantine-fault-tolerant replicated ledger — the client"};
+    app.footer(
+        "Exit codes: 0 ok, 1 failed result (the network answered no), 2 usage or bad input,\n"
+        "3 timeout or network unreachable.\n"
+        "An ACCOUNT is 64 hex digits, a key file, or a name in DIR/accounts (alice, bob, ...).");
+    app.require_subcommand(1);
+    app.fallthrough();
+    Args args;
+    app.add_option("--dir", args.dir, "the network folder")->capture_default_str();
+
+    auto add_json = [&](CLI::App* cmd) { cmd->add_flag("--json", args.json, "machine-readable output"); };
+    auto add_timeout = [&](CLI::App* cmd) {
+        cmd->add_option("--timeout", args.timeout_s, "give up after this many seconds")
+            ->capture_default_str();
+    };
+
+    auto* keygen = app.add_subcommand("keygen", "make a new key file (an account); prints its id");
+    keygen->add_option("--out", args.out_file, "the key file to write (never overwritten)")->required();
+    add_json(keygen);
+
+    auto* address = app.add_subcommand("address", "print the account id of a key file");
+    address->add_option("--key", args.key, "a key file or a name in DIR/accounts")->required();
+    add_json(address);
+
+    auto* net = app.add_subcommand("net", "run a local network");
+    net->require_subcommand(1);
+    net->fallthrough();
+    auto* up = net->add_subcommand("up", "create (or restart) a local network and wait until it serves");
+    up->add_option("--nodes", args.nodes, "replicas (PBFT: 3f+1)")->capture_default_str();
+    up->add_option("--protocol", args.protocol, "pbft or raft")->capture_default_str();
+    up->add_option("--wait", args.wait_s, "seconds to wait for every replica")->capture_default_str();
+    auto* status = net->add_subcommand("status", "every replica's role, view, executed and digest");
+    status->add_option("--wait", args.status_wait_s, "seconds before a silent replica is down")
+        ->capture_default_str();
+    add_json(status);
+    auto* down = net->add_subcommand("down", "stop every replica");
+    auto* kill = net->add_subcommand("kill", "crash one replica (SIGKILL)");
+    kill->add_option("--node", args.node, "replica id")->required();
+    auto* start = net->add_subcommand("start", "start one replica again on its data");
+    start->add_option("--node", args.node, "replica id")->required();
+    start->add_option("--wait", args.wait_s, "seconds to wait for it")->capture_default_str();
+
+    auto* transfer = app.add_subcommand("transfer", "transfer from your account to another");
+    transfer->add_option("--key", args.key, "the sender's key file (or a name in DIR/accounts)")
+        ->required();
+    transfer->add_option("--to", args.to, "the recipient ACCOUNT")->required();
+    transfer->add_option("--amount", args.amount, "a whole number > 0")->required();
+    transfer->add_option("--nonce", args.nonce, "default: the account's nonce + 1");
+    add_json(transfer);
+    add_timeout(transfer);
+
+    auto* balance = app.add_subcommand("balance", "read an account's balance and nonce");
+    balance->add_option("account", args.account, "ACCOUNT")->required();
+    balance->add_option("--consistency", args.consistency, "linearizable, fast or local")
+        ->capture_default_str();
+    balance->add_option("--node", args.node, "the replica for --consistency local")
+        ->capture_default_str();
+    add_json(balance);
+    add_timeout(balance);
+
+    auto* tx = app.add_subcommand("tx", "look up a transaction's result (ordered query)");
+    tx->add_option("txid", args.tx_id, "64 hex digits")->required();
+    add_json(tx);
+    add_timeout(tx);
+
+    auto* bench = app.add_subcommand("bench", "closed-loop benchmark against the network");
+    bench->add_option("--clients", args.clients, "logical clients (one transfer in flight each)")
+        ->capture_default_str();
+    bench->add_option("--duration", args.duration_s, "measured seconds")->capture_default_str();
+    bench->add_option("--warmup", args.warmup_s, "unmeasured seconds first")->capture_default_str();
+    bench->add_option("--faucet", args.faucet, "the funding key (default DIR/accounts/faucet.key)");
+    add_json(bench);
+    add_timeout(bench);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int rc = app.exit(e);
+        return rc == 0 ? tc::kExitOk : tc::kExitUsage;
+    }
+
+    if (*keygen) return cmd_keygen(args);
+    if (*address) return cmd_address(args);
+    if (*up) return cmd_net_up(args);
+    if (*status) return cmd_net_status(args);
+    if (*down) {
+        auto s = tc::net_down(args.dir, std::cout);
+        return s ? tc::kExitOk : fail(s.error());
+    }
+    if (*kill) {
+        auto s = tc::net_kill(args.dir, args.node, std::cout);
+        return s ? tc::kExitOk : fail(s.error());
+    }
+    if (*start) {
+        auto wait = tc::parse_timeout_s(args.wait_s);
+        if (!wait) return fail(wait.error());
+        auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait);
+        return s ? tc::kExitOk : fail(s.error());
+    }
+    if (*transfer) return cmd_transfer(args);
+    if (*balance) return cmd_balance(args);
+    if (*tx) return cmd_tx(args);
+    if (*bench) return cmd_bench(args);
+    return tc::kExitUsage;
+}
