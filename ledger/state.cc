@@ -22,7 +22,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "crypto/assert.h"
@@ -47,28 +49,6 @@ void put_be64(uint8_t* out, uint64_t v) {
         out[i] = static_cast<uint8_t>(v & 0xff);
         v >>= 8;
     }
-}
-
-// The state digest over any sorted range of Accounts (a vector or the values of a map).
-template <typename Iterator, typename Project>
-crypto::Hash digest_range(Iterator begin, Iterator end, Project project) {
-    crypto::Sha256 sha;
-    std::array<uint8_t, kDigestChunkAccounts * kDigestAccountBytes> chunk{};
-    size_t used = 0;
-    for (auto it = begin; it != end; ++it) {
-        const Account& account = project(*it);
-        uint8_t* out = chunk.data() + used;
-        std::memcpy(out, account.key.data(), 32);
-        put_be64(out + 32, account.balance);
-        put_be64(out + 40, account.nonce);
-        used += kDigestAccountBytes;
-        if (used == chunk.size()) {
-            sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
-            used = 0;
-        }
-    }
-    if (used > 0) sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
-    return sha.finish();
 }
 
 [[noreturn]] void fatal(const std::string& what) {
@@ -173,6 +153,78 @@ bool read_block(const Use& row, BlockHeader& out, crypto::Hash& stored_hash) {
 
 bool known_code(uint64_t code) { return code <= static_cast<uint64_t>(ResultCode::kUnknownTx); }
 
+bool key_less(const Account& a, const crypto::PublicKey& key) { return a.key < key; }
+
+// The in-memory accounts: a vector sorted by key (binary-search lookups, and a digest that
+// streams through contiguous memory), plus the accounts the block in progress created, kept
+// aside and merged in when the block's transactions are done. Remembers every account a block
+// touches as it was before, so that a failed block can be undone.
+class AccountTable {
+public:
+    AccountTable() = default;
+    explicit AccountTable(std::vector<Account> sorted) : sorted_(std::move(sorted)) {}
+
+    const Account* find(const crypto::PublicKey& key) const {
+        auto it = std::lower_bound(sorted_.begin(), sorted_.end(), key, key_less);
+        if (it != sorted_.end() && it->key == key) return &*it;
+        auto fresh = fresh_.find(key);
+        return fresh == fresh_.end() ? nullptr : &fresh->second;
+    }
+
+    // The account to change (created with balance 0 and nonce 0 if new), its value before the
+    // block remembered. The reference stays valid until merge().
+    Account& touch(const crypto::PublicKey& key) {
+        Account* account = const_cast<Account*>(find(key));
+        if (!undo_.contains(key))
+            undo_.emplace(key, account ? std::optional<Account>(*account) : std::nullopt);
+        if (account == nullptr) account = &fresh_.emplace(key, Account{key, 0, 0}).first->second;
+        return *account;
+    }
+
+    // Every account the block in progress touched, with its value before the block.
+    const std::map<crypto::PublicKey, std::optional<Account>>& touched() const { return undo_; }
+
+    // The block's transactions are done: its new accounts join the sorted vector.
+    void merge() {
+        if (fresh_.empty()) return;
+        const size_t old_size = sorted_.size();
+        for (const auto& [key, account] : fresh_) sorted_.push_back(account);
+        std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<ptrdiff_t>(old_size),
+                           sorted_.end(),
+                           [](const Account& a, const Account& b) { return a.key < b.key; });
+        fresh_.clear();
+    }
+    // The block committed: forget how things were.
+    void keep() { undo_.clear(); }
+    // The block failed: everything back as it was before it (merged or not).
+    void undo() {
+        fresh_.clear();
+        std::set<crypto::PublicKey> created;
+        for (const auto& [key, before] : undo_) {
+            if (!before) {
+                created.insert(key);
+            } else {
+                auto it = std::lower_bound(sorted_.begin(), sorted_.end(), key, key_less);
+                TALLY_ASSERT(it != sorted_.end() && it->key == key);
+                *it = *before;
+            }
+        }
+        if (!created.empty())
+            std::erase_if(sorted_, [&](const Account& a) { return created.contains(a.key); });
+        undo_.clear();
+    }
+    bool in_block() const { return !undo_.empty() || !fresh_.empty(); }
+
+    // Sorted by key; complete whenever no block is in progress (or after merge()).
+    const std::vector<Account>& sorted() const { return sorted_; }
+
+private:
+    // Invariant: strictly increasing keys.
+    std::vector<Account> sorted_;
+    std::map<crypto::PublicKey, Account> fresh_;
+    std::map<crypto::PublicKey, std::optional<Account>> undo_;
+};
+
 }  // namespace
 
 crypto::Hash BlockHeader::hash() const {
@@ -188,8 +240,23 @@ crypto::Hash BlockHeader::hash() const {
 }
 
 crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts) {
-    return digest_range(sorted_accounts.begin(), sorted_accounts.end(),
-                        [](const Account& a) -> const Account& { return a; });
+    // Serialized into a chunk and hashed a chunk at a time: one SHA-256 update per chunk.
+    crypto::Sha256 sha;
+    std::array<uint8_t, kDigestChunkAccounts * kDigestAccountBytes> chunk{};
+    size_t used = 0;
+    for (const Account& account : sorted_accounts) {
+        uint8_t* out = chunk.data() + used;
+        std::memcpy(out, account.key.data(), 32);
+        put_be64(out + 32, account.balance);
+        put_be64(out + 40, account.nonce);
+        used += kDigestAccountBytes;
+        if (used == chunk.size()) {
+            sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
+            used = 0;
+        }
+    }
+    if (used > 0) sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
+    return sha.finish();
 }
 
 struct State::Impl {
@@ -200,13 +267,11 @@ struct State::Impl {
     Statement select_tx, insert_tx, upsert_account, insert_block, select_block, set_last_seq;
 
     // Invariant: equals the accounts table as of last_block (between calls), so
-    // digest(accounts) == last_block.state_digest.
-    std::map<crypto::PublicKey, Account> accounts;
+    // digest_accounts(accounts.sorted()) == last_block.state_digest.
+    AccountTable accounts;
     BlockHeader last_block;
     // Set when a failed rollback or fsync leaves the disk in doubt: every later write refuses.
     bool broken = false;
-    // The accounts a block in progress touched, as they were before it (nullopt: created).
-    std::map<crypto::PublicKey, std::optional<Account>> undo;
 
     // sqlite3_close_v2 defers the close until the statements (members, destroyed after this
     // body runs) are finalized.
@@ -236,8 +301,6 @@ struct State::Impl {
     std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
     Outcome apply_transfer(const Tx& tx, uint64_t seq, int& rc);
     Outcome answer(const Tx& tx, uint64_t seq, int& rc);
-    Account& touch(const crypto::PublicKey& key);
-    void restore_undo();
     Result<AppliedBlock> run_block(uint64_t seq, uint64_t view,
                                    const std::vector<std::string>& txs, Verify verify);
     void abort_block();
@@ -293,10 +356,9 @@ Status State::Impl::initialize(const Genesis& genesis) {
 
     BlockHeader genesis_block;
     genesis_block.tx_root = crypto::merkle_root({});
-    genesis_block.state_digest =
-        digest_range(seeded.begin(), seeded.end(), [](const auto& e) -> const Account& {
-            return e.second;
-        });
+    std::vector<Account> sorted;
+    for (const auto& [key, account] : seeded) sorted.push_back(account);
+    genesis_block.state_digest = digest_accounts(sorted);
     for (const auto& [key, account] : seeded) {
         if (rc != SQLITE_OK) break;
         Use use(upsert_account);
@@ -317,7 +379,7 @@ Status State::Impl::initialize(const Genesis& genesis) {
         if (!sqlite3_get_autocommit(db)) exec("ROLLBACK");
         return error;
     }
-    accounts = std::move(seeded);
+    accounts = AccountTable(std::move(sorted));
     last_block = genesis_block;
     return Ok{};
 }
@@ -372,7 +434,7 @@ Status State::Impl::load() {
         last_seq_row.prepare(db, "SELECT value FROM meta WHERE key = 'last_seq'") != SQLITE_OK)
         return corrupt(std::string("schema: ") + sqlite3_errmsg(db));
 
-    std::map<crypto::PublicKey, Account> loaded;
+    std::vector<Account> loaded;
     {
         Use rows(all_accounts);
         int rc;
@@ -381,7 +443,10 @@ Status State::Impl::load() {
             if (!rows.fixed(0, account.key)) return corrupt("an account key is not 32 bytes");
             account.balance = rows.u64(1);
             account.nonce = rows.u64(2);
-            loaded.emplace(account.key, account);
+            // ORDER BY key sorts blobs with memcmp, the order of PublicKey's operator<.
+            if (!loaded.empty() && !(loaded.back().key < account.key))
+                return corrupt("accounts out of order");
+            loaded.push_back(account);
         }
         if (rc != SQLITE_DONE) return open_error(rc, "reading accounts");
     }
@@ -405,12 +470,10 @@ Status State::Impl::load() {
         if (block.hash() != stored || block.height != last_seq || block.seq != last_seq)
             return corrupt("block " + std::to_string(last_seq) + " does not match its hash");
     }
-    const crypto::Hash digest = digest_range(
-        loaded.begin(), loaded.end(), [](const auto& e) -> const Account& { return e.second; });
-    if (digest != block.state_digest)
+    if (digest_accounts(loaded) != block.state_digest)
         return corrupt("the accounts do not hash to block " + std::to_string(last_seq) +
                        "'s state digest");
-    accounts = std::move(loaded);
+    accounts = AccountTable(std::move(loaded));
     last_block = block;
     return Ok{};
 }
@@ -482,24 +545,6 @@ std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& r
     return outcome;
 }
 
-Account& State::Impl::touch(const crypto::PublicKey& key) {
-    auto it = accounts.find(key);
-    if (!undo.contains(key))
-        undo.emplace(key, it == accounts.end() ? std::nullopt : std::optional<Account>(it->second));
-    if (it == accounts.end()) it = accounts.emplace(key, Account{key, 0, 0}).first;
-    return it->second;
-}
-
-void State::Impl::restore_undo() {
-    for (const auto& [key, before] : undo) {
-        if (before)
-            accounts[key] = *before;
-        else
-            accounts.erase(key);
-    }
-    undo.clear();
-}
-
 // The checks of a transfer, in the order tx.h documents, then its effect and its record.
 Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
     Outcome outcome;
@@ -511,33 +556,34 @@ Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
     }
     if (rc != SQLITE_OK) return outcome;
 
-    auto sender_it = accounts.find(tx.sender);
+    const Account* from = accounts.find(tx.sender);
     bool consumes_nonce = false;
-    if (sender_it == accounts.end()) {
+    if (from == nullptr) {
         outcome.code = ResultCode::kUnknownSender;
-    } else if (tx.nonce <= sender_it->second.nonce) {
+    } else if (tx.nonce <= from->nonce) {
         outcome.code = ResultCode::kNonceTooLow;
-    } else if (tx.nonce - sender_it->second.nonce > 1) {
+    } else if (tx.nonce - from->nonce > 1) {
         outcome.code = ResultCode::kNonceTooHigh;
     } else {
         consumes_nonce = true;
-        auto to_it = accounts.find(tx.to);
-        uint64_t to_balance = to_it == accounts.end() ? 0 : to_it->second.balance;
+        const Account* to = accounts.find(tx.to);
+        uint64_t to_balance = to == nullptr ? 0 : to->balance;
         if (tx.amount == 0)
             outcome.code = ResultCode::kZeroAmount;
         else if (tx.to == tx.sender)
             outcome.code = ResultCode::kSelfTransfer;
-        else if (sender_it->second.balance < tx.amount)
+        else if (from->balance < tx.amount)
             outcome.code = ResultCode::kInsufficientFunds;
         else if (to_balance > std::numeric_limits<uint64_t>::max() - tx.amount)
             outcome.code = ResultCode::kOverflow;
     }
     if (consumes_nonce) {
-        Account& sender = touch(tx.sender);
+        Account& sender = accounts.touch(tx.sender);
         sender.nonce = tx.nonce;
         if (outcome.code == ResultCode::kOk) {
             sender.balance -= tx.amount;
-            touch(tx.to).balance += tx.amount;  // `sender` stays valid: std::map never moves
+            // `sender` stays valid: a new recipient goes aside until merge().
+            accounts.touch(tx.to).balance += tx.amount;
         }
     }
 
@@ -557,12 +603,12 @@ Outcome State::Impl::answer(const Tx& tx, uint64_t seq, int& rc) {
     outcome.tx_id = tx.id;
     outcome.seq = seq;
     if (tx.kind == TxKind::kBalanceQuery) {
-        auto it = accounts.find(tx.account);
-        if (it == accounts.end()) {
+        const Account* account = accounts.find(tx.account);
+        if (account == nullptr) {
             outcome.code = ResultCode::kUnknownAccount;
         } else {
-            outcome.value = it->second.balance;
-            outcome.nonce = it->second.nonce;
+            outcome.value = account->balance;
+            outcome.nonce = account->nonce;
         }
         return outcome;
     }
@@ -605,8 +651,9 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
         applied.outcomes.push_back(outcome);
     }
 
-    for (const auto& [key, before] : undo) {
-        const Account& account = accounts.at(key);
+    accounts.merge();
+    for (const auto& [key, before] : accounts.touched()) {
+        const Account& account = *accounts.find(key);
         Use use(upsert_account);
         use.bind(1, key).bind(2, account.balance).bind(3, account.nonce);
         if (use.step() != SQLITE_DONE) return io_error("writing accounts");
@@ -618,8 +665,7 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
     header.view = view;
     header.prev_hash = last_block.hash();
     header.tx_root = crypto::merkle_root(ids);
-    header.state_digest = digest_range(accounts.begin(), accounts.end(),
-                                       [](const auto& e) -> const Account& { return e.second; });
+    header.state_digest = digest_accounts(accounts.sorted());
     header.tx_count = static_cast<uint32_t>(txs.size());
     {
         Use use(insert_block);
@@ -646,7 +692,7 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
 
 void State::Impl::abort_block() {
     if (!sqlite3_get_autocommit(db) && run(rollback) != SQLITE_DONE) broken = true;
-    restore_undo();
+    accounts.undo();
 }
 
 Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
@@ -663,13 +709,13 @@ Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
                                      std::to_string(m.last_block.seq));
     if (txs.size() > std::numeric_limits<uint32_t>::max())
         return make_error("oversized", "a block holds at most 2^32-1 transactions");
-    TALLY_ASSERT(m.undo.empty());
+    TALLY_ASSERT(!m.accounts.in_block());
     auto applied = m.run_block(seq, view, txs, verify);
     if (!applied) {
         m.abort_block();
         return applied.error();
     }
-    m.undo.clear();
+    m.accounts.keep();
     m.last_block = applied->header;
     return applied;
 }
@@ -706,9 +752,9 @@ crypto::Hash State::state_digest() const { return impl_->last_block.state_digest
 BlockHeader State::last_block() const { return impl_->last_block; }
 
 std::optional<Account> State::account(const crypto::PublicKey& key) const {
-    auto it = impl_->accounts.find(key);
-    if (it == impl_->accounts.end()) return std::nullopt;
-    return it->second;
+    const Account* account = impl_->accounts.find(key);
+    if (account == nullptr) return std::nullopt;
+    return *account;
 }
 
 std::optional<Outcome> State::transaction(const crypto::Hash& tx_id) const {
@@ -733,15 +779,12 @@ std::optional<BlockHeader> State::block(uint64_t height) const {
 
 uint64_t State::total_balance() const {
     uint64_t total = 0;
-    for (const auto& [key, account] : impl_->accounts) total += account.balance;
+    for (const Account& account : impl_->accounts.sorted()) total += account.balance;
     return total;
 }
 
 std::vector<Account> State::accounts() const {
-    std::vector<Account> out;
-    out.reserve(impl_->accounts.size());
-    for (const auto& [key, account] : impl_->accounts) out.push_back(account);
-    return out;
+    return impl_->accounts.sorted();
 }
 
 // ---- snapshots ----
@@ -759,9 +802,9 @@ std::string State::export_snapshot() const {
     block->set_tx_root(std::string(crypto::as_bytes(m.last_block.tx_root)));
     block->set_state_digest(std::string(crypto::as_bytes(m.last_block.state_digest)));
     block->set_tx_count(m.last_block.tx_count);
-    for (const auto& [key, account] : m.accounts) {
+    for (const Account& account : m.accounts.sorted()) {
         pb::AccountRecord* record = snapshot.add_accounts();
-        record->set_key(std::string(crypto::as_bytes(key)));
+        record->set_key(std::string(crypto::as_bytes(account.key)));
         record->set_balance(account.balance);
         record->set_nonce(account.nonce);
     }
@@ -789,7 +832,7 @@ namespace {
 struct DecodedSnapshot {
     BlockHeader last_block;
     crypto::Hash state_digest{};
-    std::map<crypto::PublicKey, Account> accounts;
+    std::vector<Account> accounts;  // sorted by key
     pb::Snapshot message;  // for its transactions
 };
 
@@ -821,15 +864,13 @@ Result<DecodedSnapshot> decode_snapshot(std::string_view bytes) {
     if (header.height != header.seq || header.seq != snapshot.last_seq())
         return malformed("last_seq, the block's height and its seq differ");
 
-    const crypto::PublicKey* previous = nullptr;
+    out.accounts.reserve(static_cast<size_t>(snapshot.accounts_size()));
     for (const pb::AccountRecord& record : snapshot.accounts()) {
         auto key = crypto::array_from_bytes<32>(record.key());
         if (!key) return malformed("an account key is not 32 bytes");
-        if (previous != nullptr && !(*previous < *key))
+        if (!out.accounts.empty() && !(out.accounts.back().key < *key))
             return malformed("accounts are not sorted by key, or repeat one");
-        auto [it, inserted] = out.accounts.emplace(*key, Account{*key, record.balance(), record.nonce()});
-        TALLY_ASSERT(inserted);
-        previous = &it->first;
+        out.accounts.push_back(Account{*key, record.balance(), record.nonce()});
     }
     std::string previous_id;
     for (const pb::TxRecord& record : snapshot.transactions()) {
@@ -852,9 +893,7 @@ Status State::import_snapshot(std::string_view snapshot, const crypto::Hash& exp
         return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
     auto decoded = decode_snapshot(snapshot);
     if (!decoded) return decoded.error();
-    const crypto::Hash digest =
-        digest_range(decoded->accounts.begin(), decoded->accounts.end(),
-                     [](const auto& e) -> const Account& { return e.second; });
+    const crypto::Hash digest = digest_accounts(decoded->accounts);
     if (digest != expected_digest || decoded->state_digest != expected_digest ||
         decoded->last_block.state_digest != expected_digest)
         return make_error("digest_mismatch",
@@ -862,15 +901,15 @@ Status State::import_snapshot(std::string_view snapshot, const crypto::Hash& exp
                               ": its accounts hash to " + crypto::to_hex(digest).substr(0, 16) +
                               ", expected " + crypto::to_hex(expected_digest).substr(0, 16));
 
-    TALLY_ASSERT(m.undo.empty());
+    TALLY_ASSERT(!m.accounts.in_block());
     auto write_all = [&]() -> Status {
         if (m.run(m.begin) != SQLITE_DONE) return m.io_error("beginning the snapshot import");
         if (m.exec("DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks") !=
             SQLITE_OK)
             return m.io_error("clearing the old state");
-        for (const auto& [key, account] : decoded->accounts) {
+        for (const Account& account : decoded->accounts) {
             Use use(m.upsert_account);
-            use.bind(1, key).bind(2, account.balance).bind(3, account.nonce);
+            use.bind(1, account.key).bind(2, account.balance).bind(3, account.nonce);
             if (use.step() != SQLITE_DONE) return m.io_error("writing accounts");
         }
         for (const pb::TxRecord& record : decoded->message.transactions()) {
@@ -902,7 +941,7 @@ Status State::import_snapshot(std::string_view snapshot, const crypto::Hash& exp
         m.abort_block();  // nothing in memory changed, so only the rollback matters
         return written;
     }
-    m.accounts = std::move(decoded->accounts);
+    m.accounts = AccountTable(std::move(decoded->accounts));
     m.last_block = decoded->last_block;
     return Ok{};
 }

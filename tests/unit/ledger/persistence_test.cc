@@ -1,0 +1,245 @@
+// The ledger on disk: reopening, refusing corrupt or foreign files, and a full disk.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "ledger/state.h"
+#include "ledger_test_util.h"
+
+namespace tally::ledger {
+namespace {
+
+using testing::genesis;
+using testing::key;
+using testing::TempDir;
+
+// `count` valid transfers, round robin among keys 1..accounts, from the nonces in `nonces`.
+std::vector<std::string> transfers(std::vector<uint64_t>& nonces, uint8_t accounts, size_t count,
+                                   uint64_t amount = 1) {
+    std::vector<std::string> txs;
+    for (size_t i = 0; i < count; ++i) {
+        const auto from = static_cast<uint8_t>(1 + i % accounts);
+        const auto to = static_cast<uint8_t>(1 + (i + 1) % accounts);
+        txs.push_back(make_transfer(key(from), key(to).public_key(), amount, ++nonces[from]));
+    }
+    return txs;
+}
+
+std::unique_ptr<State> open_ok(const std::string& path, const Genesis& g) {
+    auto state = State::open(path, g);
+    EXPECT_TRUE(state.ok()) << state.error().code << ": " << state.error().message;
+    return state.ok() ? std::move(state.value()) : nullptr;
+}
+
+void expect_corrupt(const std::string& path, const std::string& what) {
+    auto state = State::open(path, genesis(2, 10));
+    ASSERT_FALSE(state.ok()) << what;
+    EXPECT_EQ(state.error().code, "corrupt") << what << ": " << state.error().message;
+    EXPECT_NE(state.error().message.find(path), std::string::npos) << state.error().message;
+}
+
+// A closed Tally database at `path` with `blocks` blocks of 50 transfers.
+void build_ledger(const std::string& path, size_t blocks) {
+    auto state = open_ok(path, genesis(4, 1'000'000));
+    ASSERT_TRUE(state);
+    std::vector<uint64_t> nonces(5, 0);
+    for (size_t b = 0; b < blocks; ++b)
+        ASSERT_TRUE(state->apply_block(b + 1, 0, transfers(nonces, 4, 50), Verify::kTrusted).ok());
+}
+
+void exec_sql(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << (error ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
+}
+
+TEST(Persistence, AReopenedLedgerHasEverythingItCommitted) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    std::vector<uint64_t> nonces(5, 0);
+    BlockHeader last;
+    std::vector<Account> accounts;
+    crypto::Hash some_tx{};
+    {
+        auto state = open_ok(path, genesis(4, 100));
+        ASSERT_TRUE(state);
+        for (uint64_t seq = 1; seq <= 5; ++seq) {
+            auto block = state->apply_block(seq, 3, transfers(nonces, 4, 20));
+            ASSERT_TRUE(block.ok());
+            some_tx = block->outcomes.back().tx_id;
+        }
+        last = state->last_block();
+        accounts = state->accounts();
+    }
+    auto state = open_ok(path, genesis(1, 5));  // an existing ledger ignores the genesis
+    ASSERT_TRUE(state);
+    EXPECT_EQ(state->last_seq(), 5u);
+    EXPECT_EQ(state->last_block().hash(), last.hash());
+    EXPECT_EQ(state->last_block().view, 3u);
+    EXPECT_EQ(state->state_digest(), last.state_digest);
+    EXPECT_EQ(digest_accounts(state->accounts()), last.state_digest);
+    EXPECT_EQ(state->accounts().size(), accounts.size());
+    EXPECT_EQ(state->total_balance(), 400u);
+    auto recorded = state->transaction(some_tx);
+    ASSERT_TRUE(recorded.has_value());
+    EXPECT_EQ(recorded->seq, 5u);
+    for (uint64_t h = 1; h <= 5; ++h) EXPECT_EQ(state->block(h)->prev_hash, state->block(h - 1)->hash());
+    // And it goes on from there.
+    EXPECT_EQ(state->apply_block(5, 0, {}).error().code, "already_applied");
+    EXPECT_TRUE(state->apply_block(6, 0, transfers(nonces, 4, 4)).ok());
+}
+
+TEST(Persistence, RandomBytesAreNotALedger) {
+    TempDir dir;
+    const std::string path = dir.file("random.db");
+    std::mt19937 rng(5);
+    std::string bytes(64 * 1024, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    std::ofstream(path, std::ios::binary) << bytes;
+    expect_corrupt(path, "random bytes");
+    // Nor is a text file that starts like SQLite's header.
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << "SQLite format 3" << bytes;
+    expect_corrupt(path, "a fake header");
+}
+
+TEST(Persistence, AnotherProgramsSQLiteDatabaseIsRefused) {
+    TempDir dir;
+    const std::string path = dir.file("foreign.db");
+    exec_sql(path, "CREATE TABLE accounts(name TEXT, email TEXT); INSERT INTO accounts VALUES('a', 'b');");
+    expect_corrupt(path, "a foreign schema");
+    // Untouched: still the other program's data.
+    exec_sql(path, "SELECT name FROM accounts");
+}
+
+TEST(Persistence, ATallyDatabaseWithAnotherSchemaVersionIsRefused) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    build_ledger(path, 2);
+    exec_sql(path, "UPDATE meta SET value = 99 WHERE key = 'schema_version'");
+    expect_corrupt(path, "schema version 99");
+}
+
+TEST(Persistence, ATallyDatabaseWithAMissingTableIsRefused) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    build_ledger(path, 2);
+    exec_sql(path, "DROP TABLE transactions");
+    expect_corrupt(path, "no transactions table");
+}
+
+TEST(Persistence, AccountsThatDoNotMatchTheLastBlockAreRefused) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    build_ledger(path, 3);
+    exec_sql(path, "UPDATE accounts SET balance = balance + 1 WHERE key = "
+                   "(SELECT key FROM accounts LIMIT 1)");
+    expect_corrupt(path, "a changed balance");
+}
+
+TEST(Persistence, AMissingLastBlockIsRefused) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    build_ledger(path, 3);
+    exec_sql(path, "DELETE FROM blocks WHERE height = 3");
+    expect_corrupt(path, "no block at last_seq");
+}
+
+TEST(Persistence, ATruncatedTallyDatabaseIsRefused) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    build_ledger(path, 40);
+    ASSERT_FALSE(std::filesystem::exists(path + "-wal") &&
+                 std::filesystem::file_size(path + "-wal") > 0)
+        << "closing checkpoints the log into the database file";
+    const auto size = std::filesystem::file_size(path);
+    ASSERT_GT(size, 64u * 1024u);
+    for (double keep : {0.9, 0.5, 0.1}) {
+        std::filesystem::resize_file(path, static_cast<uintmax_t>(static_cast<double>(size) * keep));
+        expect_corrupt(path, "truncated to " + std::to_string(keep));
+    }
+}
+
+TEST(Persistence, AnUnreachablePathIsAnIoError) {
+    auto state = State::open("/nonexistent-dir/for/sure/ledger.db", genesis(1, 1));
+    ASSERT_FALSE(state.ok());
+    EXPECT_EQ(state.error().code, "io");
+}
+
+// A full disk, simulated with a file-size limit (RLIMIT_FSIZE) in a child process: writing
+// the block's log frames fails, apply_block() reports "io", and nothing changes — in memory
+// or on disk. With room again, the same block applies.
+int full_disk_scenario(const std::string& path) {
+    auto fail = [](const char* what) {
+        std::fprintf(stderr, "full disk scenario: %s\n", what);
+        return 1;
+    };
+    std::vector<uint64_t> nonces(5, 0);
+    {
+        auto opened = State::open(path, genesis(4, 1'000'000));
+        if (!opened) return fail("open");
+        auto& state = *opened.value();
+        for (uint64_t seq = 1; seq <= 3; ++seq)
+            if (!state.apply_block(seq, 0, transfers(nonces, 4, 5)).ok()) return fail("small block");
+        const BlockHeader before = state.last_block();
+        const auto accounts = state.accounts();
+        const std::vector<uint64_t> nonces_before = nonces;
+        auto big = transfers(nonces, 4, 3000);
+        for (uint8_t i = 0; i < 50; ++i)  // and new accounts, which a failure must remove again
+            big.push_back(make_transfer(key(1), key(static_cast<uint8_t>(100 + i)).public_key(), 1,
+                                        ++nonces[1]));
+
+        uintmax_t largest = std::filesystem::file_size(path);
+        if (std::filesystem::exists(path + "-wal"))
+            largest = std::max(largest, std::filesystem::file_size(path + "-wal"));
+        signal(SIGXFSZ, SIG_IGN);
+        rlimit limit{};
+        getrlimit(RLIMIT_FSIZE, &limit);
+        const rlimit roomy = limit;
+        limit.rlim_cur = static_cast<rlim_t>(largest);
+        if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return fail("setrlimit");
+
+        auto refused = state.apply_block(4, 0, big, Verify::kTrusted);
+        if (refused.ok()) return fail("a block bigger than the disk was applied");
+        if (refused.error().code != "io") return fail(refused.error().code.c_str());
+        if (state.last_seq() != 3 || state.last_block().hash() != before.hash() ||
+            state.state_digest() != before.state_digest)
+            return fail("the failed block changed the in-memory state");
+        const auto after = state.accounts();
+        if (after.size() != accounts.size() || digest_accounts(after) != before.state_digest)
+            return fail("the failed block changed the accounts");
+        if (state.block(4).has_value()) return fail("a block 4 exists");
+        if (state.account(key(100).public_key()).has_value()) return fail("a new account stayed");
+
+        if (setrlimit(RLIMIT_FSIZE, &roomy) != 0) return fail("setrlimit back");
+        auto applied = state.apply_block(4, 0, big, Verify::kTrusted);
+        if (!applied.ok()) return fail("with room again, the block does not apply");
+        for (const Outcome& outcome : applied->outcomes)
+            if (outcome.code != ResultCode::kOk) return fail("a transfer of the retried block failed");
+    }
+    auto reopened = State::open(path, genesis(1, 1));
+    if (!reopened) return fail("reopen");
+    if ((*reopened)->last_seq() != 4) return fail("reopened at the wrong block");
+    if ((*reopened)->total_balance() != 4'000'000) return fail("money not conserved");
+    if ((*reopened)->accounts().size() != 54) return fail("the new accounts are missing");
+    return 0;
+}
+
+TEST(Persistence, AFullDiskFailsTheBlockWithIoAndChangesNothing) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    EXPECT_EXIT(std::_Exit(full_disk_scenario(path)), ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace tally::ledger
