@@ -90,6 +90,7 @@ void Replica::collect_garbage(Output& out) {
     log_.erase(log_.begin(), log_.upper_bound(low_));
     checkpoints_.erase(checkpoints_.begin(), checkpoints_.lower_bound(low_));
     own_checkpoints_.erase(own_checkpoints_.begin(), own_checkpoints_.lower_bound(low_));
+    evidence_sent_.erase(evidence_sent_.begin(), evidence_sent_.lower_bound({low_ + 1, 0}));
     view_changes_.erase(view_changes_.begin(), view_changes_.lower_bound(view_));
     out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(low_ + 1)});
 }

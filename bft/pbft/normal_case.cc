@@ -161,6 +161,12 @@ void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_v
     Slot& slot = log_[vote.seq()];
     auto& votes = is_prepare ? slot.prepares : slot.commits;
     crypto::Hash d = hash_from_bytes(vote.digest());
+    // A peer votes for another digest than the pre-prepare this replica accepted: one of the
+    // two pre-prepares it saw is the primary's lie. Show the peer ours; holding both signed
+    // pre-prepares, it can prove the primary equivocated.
+    if (slot.accepted && slot.view == vote.view() && slot.digest != d &&
+        evidence_sent_.emplace(vote.seq(), from).second)
+        out.send.push_back(Outgoing{from, slot.pre_prepare});
     for (const auto& [key, senders] : votes) {
         if (key.first == vote.view() && key.second != d && senders.count(from))
             return detect(from, "equivocation");

@@ -197,6 +197,8 @@ private:
     std::deque<std::tuple<ReplicaId, crypto::Envelope, std::string>> future_;
 
     std::vector<Detected> detected_;
+    // (seq, peer) pairs this replica sent its pre-prepare to as evidence of equivocation.
+    std::set<std::pair<uint64_t, ReplicaId>> evidence_sent_;
 };
 
 }  // namespace tally::bft::pbft

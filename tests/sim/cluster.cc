@@ -1,6 +1,7 @@
 // The deterministic simulator. See cluster.h.
 #include "sim/cluster.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "crypto/assert.h"
@@ -62,6 +63,10 @@ void Cluster::start_engine(bft::ReplicaId id) {
     c.view_change_timeout_ticks = config_.view_change_timeout_ticks;
     c.retransmit_ticks = config_.retransmit_ticks;
     r.engine = bft::pbft::make_engine(c, *r.key, authenticator_);
+    if (auto t = config_.traitors.find(id); t != config_.traitors.end()) {
+        r.engine = std::make_unique<node::TraitorEngine>(std::move(r.engine), t->second, *r.key, replica_keys_, id,
+                                                         config_.seed * 1000003 + id);
+    }
     r.fetching.reset();
     std::vector<std::pair<std::string, std::string>> records(r.store.begin(), r.store.end());
     drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->state_digest()));
@@ -93,6 +98,17 @@ bool Cluster::partitioned(uint32_t from, uint32_t to) const {
 }
 
 void Cluster::send(uint32_t from, uint32_t to, std::string envelope, std::optional<ClientOp> reply) {
+    if (reply && from < n()) {
+        auto t = config_.traitors.find(from);
+        if (t != config_.traitors.end() &&
+            std::find(t->second.begin(), t->second.end(), node::Behaviour::kWrongReply) != t->second.end()) {
+            // wrong-reply: a plausible lie — another result, another seq, another balance.
+            reply->result = reply->result == ledger::ResultCode::kOk ? ledger::ResultCode::kInsufficientFunds
+                                                                      : ledger::ResultCode::kOk;
+            reply->seq += 1;
+            reply->read_balance += 7;
+        }
+    }
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     std::uniform_int_distribution<uint32_t> delay(faults_.delay_min_ticks, faults_.delay_max_ticks);
     // Draw every random number whatever the outcome, so one decision never shifts the others.
@@ -205,7 +221,9 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
             try_fetch(id, pending);
         }
     }
-    for (const auto& d : r.engine->take_detected()) ++detected_[d.kind];
+    // What honest replicas detect in others (a traitor's own detections say nothing).
+    for (const auto& d : r.engine->take_detected())
+        if (is_honest(id)) ++detected_[d.kind];
 }
 
 void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque<bft::Output>& pending) {
@@ -337,6 +355,7 @@ std::vector<std::string> Cluster::check_safety() const {
     // Agreement: one block per height across replicas.
     std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks;
     for (bft::ReplicaId i = 0; i < n(); ++i) {
+        if (!is_honest(i)) continue;
         const auto& l = *replicas_[i].ledger;
         for (uint64_t h = 1; h <= l.last_seq(); ++h) {
             auto b = l.block(h);
@@ -354,6 +373,7 @@ std::vector<std::string> Cluster::check_safety() const {
     for (const auto& op : history_) {
         if (op.is_read || op.return_tick == 0 || op.result != ledger::ResultCode::kOk) continue;
         for (bft::ReplicaId i = 0; i < n(); ++i) {
+            if (!is_honest(i)) continue;
             const auto& l = *replicas_[i].ledger;
             if (l.last_seq() < op.seq) continue;
             auto t = l.transaction(op.tx_id);
@@ -370,7 +390,7 @@ std::vector<std::string> Cluster::check_converged() const {
     std::vector<std::string> problems;
     std::optional<std::pair<uint64_t, crypto::Hash>> first;
     for (bft::ReplicaId i = 0; i < n(); ++i) {
-        if (!replicas_[i].up) continue;
+        if (!replicas_[i].up || !is_honest(i)) continue;
         auto mine = std::make_pair(replicas_[i].ledger->last_seq(), replicas_[i].ledger->state_digest());
         if (!first) first = mine;
         if (mine != *first)
@@ -384,7 +404,7 @@ std::vector<std::string> Cluster::check_converged() const {
         for (const auto& op : history_)
             if (op.client == c && !op.is_read && op.return_tick && op.result == ledger::ResultCode::kOk) ++ok;
         for (bft::ReplicaId i = 0; i < n(); ++i) {
-            if (!replicas_[i].up) continue;
+            if (!replicas_[i].up || !is_honest(i)) continue;
             auto a = replicas_[i].ledger->account(clients_[c].key->public_key());
             if (!a || a->nonce != ok)
                 problems.push_back("client " + std::to_string(c) + " made " + std::to_string(ok) +
@@ -418,7 +438,12 @@ client::CheckResult Cluster::check_linearizable() const {
 
 std::string Cluster::describe() const {
     std::ostringstream s;
-    s << "seed=" << config_.seed << " f=" << config_.f << " clients=" << config_.clients
+    s << "seed=" << config_.seed << " f=" << config_.f;
+    for (const auto& [id, behaviours] : config_.traitors) {
+        s << " traitor=" << id << ":";
+        for (auto b : behaviours) s << node::behaviour_name(b) << ",";
+    }
+    s << " clients=" << config_.clients
       << " transfers=" << config_.transfers_per_client << " drop=" << config_.faults.drop
       << " duplicate=" << config_.faults.duplicate << " delay=" << config_.faults.delay_min_ticks << ".."
       << config_.faults.delay_max_ticks;

@@ -27,6 +27,7 @@
 #include "client/linearizability.h"
 #include "ledger/state.h"
 #include "node/authenticator.h"
+#include "node/traitor.h"
 
 namespace tally::sim {
 
@@ -51,6 +52,8 @@ struct SimConfig {
     uint64_t retransmit_ticks = 15;
     uint64_t client_retransmit_ticks = 40;
     double read_fraction = 0.25;  // share of client operations that are ordered balance reads
+    // Byzantine replicas: id -> behaviours (node/traitor.h). Checks cover honest replicas only.
+    std::map<bft::ReplicaId, std::vector<node::Behaviour>> traitors;
 };
 
 // What a client saw: the basis of the exactly-once check (and of the linearizability checker).
@@ -86,6 +89,7 @@ public:
     void isolate(std::set<bft::ReplicaId> group);  // messages cross the group's border: dropped
     void heal();                                   // no partition, no loss
     bool is_up(bft::ReplicaId id) const { return replicas_[id].up; }
+    bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id); }
 
     bool clients_done() const;
     uint64_t now() const { return now_; }
