@@ -1,0 +1,54 @@
+// What the worker threads hand the consensus thread: inputs whose envelopes they opened and
+// checked (signature, sender), and replies they signed. Plain data, moved, never shared.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <zmq.hpp>
+
+#include "bft/engine.h"
+#include "crypto/envelope.h"
+#include "crypto/hash.h"
+#include "crypto/keys.h"
+
+namespace tally::node {
+
+// A consensus message from replica `from` (its key signed it). `raw` holds the envelope's
+// bytes, which the engine may keep as proof.
+struct PeerMessage {
+    bft::ReplicaId from = 0;
+    crypto::Envelope envelope;
+    zmq::message_t raw;
+};
+
+// A client's transaction, decoded and its signature checked. `routing_id` is the ROUTER
+// identity of the connection it came on (where replies go).
+struct RequestIn {
+    std::string routing_id;
+    bft::ClientRequest request;
+    crypto::Hash tx_id{};
+};
+
+// An unordered read: `query` is a transaction envelope with a query body.
+struct ReadIn {
+    std::string routing_id;
+    std::string query;
+    crypto::PublicKey client{};
+    uint64_t nonce = 0;
+};
+
+struct StatusIn {
+    std::string routing_id;
+    uint64_t nonce = 0;
+};
+
+// A signed envelope for a client, to send through the ROUTER.
+struct SignedOut {
+    std::string routing_id;
+    std::string envelope;
+};
+
+using Event = std::variant<PeerMessage, RequestIn, ReadIn, StatusIn, SignedOut>;
+
+}  // namespace tally::node

@@ -1,0 +1,259 @@
+// Replica: opening a replica, the event loop, and draining engine outputs in the contract's
+// order (replica.h). Answers to clients are in replica_clients.cc.
+#include "node/replica.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "bft/pbft/pbft.h"
+#include "crypto/hash.h"
+#include "node/traitor.h"
+
+namespace tally::node {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string_view view_of(const zmq::message_t& m) {
+    return std::string_view(static_cast<const char*>(m.data()), m.size());
+}
+
+}  // namespace
+
+Replica::Replica(const NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
+                 const ReplicaOptions& options)
+    : config_(config),
+      id_(id),
+      key_(key),
+      options_(options),
+      authenticator_(options.authenticator_cache_max),
+      routes_(options.client_routes_max) {}
+
+Replica::~Replica() = default;
+
+Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft::ReplicaId id,
+                                               const crypto::KeyPair& key,
+                                               const ReplicaOptions& options) {
+    if (config.protocol != "pbft")
+        return make_error("unsupported", "protocol \"" + config.protocol +
+                                             "\" is not available in this tallyd (pbft only)");
+    if (id >= config.n())
+        return make_error("invalid", "replica id " + std::to_string(id) + " is not in the config (n = " +
+                                         std::to_string(config.n()) + ")");
+    const ReplicaConfig& self = config.replicas[id];
+    if (key.public_key() != self.public_key)
+        return make_error("key_mismatch", "the key's public key is not replica " + std::to_string(id) +
+                                              "'s public key in network.json");
+
+    std::unique_ptr<Replica> r(new Replica(config, id, key, options));
+    std::error_code ec;
+    std::filesystem::create_directories(self.data_dir, ec);
+    if (ec) return make_error("ledger", self.data_dir + ": cannot create: " + ec.message());
+
+    auto ledger = ledger::State::open(self.data_dir + "/ledger.db", config.genesis);
+    if (!ledger)
+        return make_error("ledger", "ledger " + self.data_dir + "/ledger.db: " + ledger.error().code +
+                                        ": " + ledger.error().message);
+    r->ledger_ = std::move(ledger).value();
+
+    auto store = Store::open(self.data_dir + "/consensus.db");
+    if (!store) return make_error("store", store.error().message);
+    r->store_ = std::move(store).value();
+
+    bft::pbft::Config pbft;
+    pbft.id = id;
+    for (const auto& replica : config.replicas) pbft.replicas.push_back(replica.public_key);
+    pbft.f = config.f;
+    pbft.batch_size_max = config.consensus.batch_size_max;
+    pbft.pipeline_depth = config.consensus.pipeline_depth;
+    pbft.checkpoint_interval = config.consensus.checkpoint_interval;
+    pbft.watermark_window = config.consensus.watermark_window;
+    pbft.view_change_timeout_ticks = config.consensus.view_change_timeout_ticks;
+    r->engine_ = bft::pbft::make_engine(pbft, r->key_, r->authenticator_);
+    if (!options.traitor.empty()) {
+        std::string csv;
+        for (const auto& b : options.traitor) csv += (csv.empty() ? "" : ",") + b;
+        auto behaviours = parse_behaviours(csv);
+        if (!behaviours) return make_error("invalid", behaviours.error().message);
+        auto traitor = std::make_unique<TraitorEngine>(std::move(r->engine_), *behaviours, r->key_,
+                                                       pbft.replicas, id, options.traitor_seed);
+        r->lies_to_clients_ = traitor->lies_to_clients();
+        r->engine_ = std::move(traitor);
+    }
+
+    auto transport = Transport::open(config, id, options.transport);
+    if (!transport) return transport.error();
+    r->transport_ = std::move(transport).value();
+
+    r->workers_ = std::make_unique<WorkerPool>(options.workers, r->key_, pbft.replicas, id,
+                                               r->authenticator_, r->rejections_);
+    r->events_.reserve(1024);
+    return r;
+}
+
+Status Replica::run(const std::atomic<bool>& stop) {
+    // Before anything else: what this replica persisted and executed before it (re)started.
+    auto records = store_->load_all();
+    if (!records) return make_error("store", records.error().message);
+    spdlog::info("replica {} starting: {} stored records, ledger at seq {}", id_, records->size(),
+                 ledger_->last_seq());
+    if (auto s = drain(engine_->on_start(*records, ledger_->last_seq(), ledger_->state_digest())); !s)
+        return s;
+    records->clear();
+
+    const auto tick = std::chrono::milliseconds(config_.consensus.tick_ms);
+    auto next_tick = Clock::now() + tick;
+    auto next_stats = Clock::now() + std::chrono::seconds(10);
+    zmq::pollitem_t items[] = {
+        {transport_->router().handle(), 0, ZMQ_POLLIN, 0},
+        {nullptr, workers_->wake_fd(), ZMQ_POLLIN, 0},
+    };
+    while (!stop.load(std::memory_order_relaxed)) {
+        auto now = Clock::now();
+        // Sleep until the next tick unless a frame or a verified event arrives first; round up
+        // so the loop never spins on a sub-millisecond remainder.
+        const auto wait = now >= next_tick ? std::chrono::milliseconds(0)
+                                           : std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
+        try {
+            zmq::poll(items, 2, wait);
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) return make_error("network", std::string("poll: ") + e.what());
+        }
+        receive_frames();
+        bft::Output out;
+        handle_events(out);
+        now = Clock::now();
+        if (now >= next_tick) {
+            out.append(engine_->on_tick());
+            next_tick += tick;
+            if (next_tick <= now) next_tick = now + tick;  // after a stall, no burst of ticks
+        }
+        if (auto s = drain(std::move(out)); !s) return s;
+        if (now >= next_stats) {
+            log_stats();
+            next_stats = now + std::chrono::seconds(10);
+        }
+    }
+    spdlog::info("replica {} stopping", id_);
+    return Ok{};
+}
+
+void Replica::receive_frames() {
+    for (size_t i = 0; i < options_.frames_per_turn_max; ++i) {
+        VerifyJob job;
+        switch (transport_->receive(job.routing_id, job.frame)) {
+            case Transport::Received::kNone: return;
+            case Transport::Received::kBadFraming:
+                rejections_.count("bad_framing", "a message of more than one frame from client " +
+                                                     crypto::to_hex(job.routing_id));
+                continue;
+            case Transport::Received::kFrame: workers_->submit_verify(std::move(job)); continue;
+        }
+    }
+}
+
+void Replica::handle_events(bft::Output& out) {
+    events_.clear();
+    workers_->take_events(events_);
+    for (Event& event : events_) {
+        if (auto* m = std::get_if<PeerMessage>(&event)) {
+            out.append(engine_->on_message(m->from, m->envelope, view_of(m->raw)));
+        } else if (auto* request = std::get_if<RequestIn>(&event)) {
+            on_request(*request, out);
+        } else if (auto* read = std::get_if<ReadIn>(&event)) {
+            on_read(*read);
+        } else if (auto* status = std::get_if<StatusIn>(&event)) {
+            on_status(*status);
+        } else {
+            auto& signed_out = std::get<SignedOut>(event);
+            transport_->send_to_client(signed_out.routing_id, signed_out.envelope);
+        }
+    }
+    events_.clear();
+}
+
+Status Replica::drain(bft::Output out) {
+    while (!out.empty()) {
+        // 1. persist: durable before anything this output signed leaves.
+        if (auto s = store_->apply(out.persist); !s) {
+            spdlog::critical("consensus store write failed, stopping: {}", s.error().message);
+            return make_error("store", s.error().message);
+        }
+        // 2. send
+        for (const auto& message : out.send) send(message);
+        // 3. execute, in order; on_executed's outputs are drained next, the same way.
+        bft::Output next;
+        for (const auto& batch : out.commit) {
+            if (auto s = execute(batch, next); !s) return s;
+        }
+        // 4. state transfer: not implemented yet in the node.
+        if (out.fetch_state) {
+            ++fetch_state_requests_;
+            uint64_t suppressed = 0;
+            if (fetch_log_.allow(&suppressed))
+                spdlog::warn("the engine asks for state transfer to seq {} ({} peers); not "
+                             "implemented in the node yet [{} requests so far]",
+                             out.fetch_state->seq, out.fetch_state->peers.size(),
+                             fetch_state_requests_);
+        }
+        out = std::move(next);
+    }
+    collect_detected();
+    return Ok{};
+}
+
+Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
+    // The engine checked every request's client signature (through the authenticator).
+    auto applied = ledger_->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
+    if (!applied) {
+        spdlog::critical("ledger apply of block {} failed, stopping: {}: {}", batch.seq,
+                         applied.error().code, applied.error().message);
+        return make_error("ledger", "block " + std::to_string(batch.seq) + ": " +
+                                        applied.error().code + ": " + applied.error().message);
+    }
+    for (const auto& outcome : applied->outcomes) {
+        if (auto route = routes_.take(outcome.tx_id)) reply(*route, outcome.tx_id, outcome, batch.view);
+    }
+    spdlog::debug("executed seq {} view {}: {} requests", batch.seq, batch.view, batch.requests.size());
+    next.append(engine_->on_executed(batch.seq, applied->header.state_digest));
+    return Ok{};
+}
+
+void Replica::send(const bft::Outgoing& message) {
+    if (message.to == bft::kAllReplicas) {
+        for (bft::ReplicaId to = 0; to < config_.n(); ++to)
+            if (to != id_) transport_->send_to_replica(to, message.envelope);
+    } else if (message.to != id_) {
+        transport_->send_to_replica(message.to, message.envelope);
+    }
+    uint64_t suppressed = 0;
+    if (transport_->dropped_sends() != dropped_sends_logged_ && drop_log_.allow(&suppressed)) {
+        spdlog::warn("dropped {} outgoing messages so far (a peer down or a full queue)",
+                     transport_->dropped_sends());
+        dropped_sends_logged_ = transport_->dropped_sends();
+    }
+}
+
+void Replica::collect_detected() {
+    for (const auto& d : engine_->take_detected()) {
+        ++detected_[d.kind];
+        uint64_t suppressed = 0;
+        if (detected_log_.allow(&suppressed))
+            spdlog::warn("detected misbehaviour: replica {}: {} [{} more not logged]", d.from, d.kind,
+                         suppressed);
+    }
+}
+
+void Replica::log_stats() {
+    const auto status = engine_->status();
+    const auto cache = authenticator_.stats();
+    spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
+                 "{} hits / {} misses, {} pending jobs, {} dropped sends",
+                 id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
+                 cache.hits, cache.misses, workers_->pending_jobs(), transport_->dropped_sends());
+}
+
+}  // namespace tally::node

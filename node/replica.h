@@ -1,0 +1,121 @@
+// Replica: one tallyd — the event loop that turns sockets, timers and worker results into
+// engine inputs, and engine outputs into fsyncs, sends, ledger blocks and client replies.
+//
+// Threads:
+//   - the consensus thread (whoever calls run()) owns the engine, the ledger (SQLite), the
+//     consensus store (SQLite) and the ZeroMQ sockets. It polls the ROUTER socket and the
+//     worker pool's wake-up fd with a timeout of the time left to the next tick;
+//   - the WorkerPool's threads open and verify every incoming frame and sign every client
+//     reply; they never touch the engine, the ledger or a socket.
+//
+// One loop turn: receive every waiting frame (hand them to the workers), take the verified
+// events, feed each to the engine (plus on_tick when a tick is due), and accumulate their
+// outputs; then drain the outputs in the contract's order (bft/engine.h): persist all in one
+// durable transaction -> send -> execute each committed batch on the ledger, reply to clients
+// whose routes are known, report on_executed (whose output is drained the same way).
+// Accumulating a turn's outputs before persisting makes one fsync serve many messages.
+//
+// Failures: a store or ledger write that fails stops the loop with an Error (the caller exits
+// non-zero): the replica must not continue on state it cannot trust. Everything received is
+// untrusted and is dropped and counted (Rejections) when it does not check out.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bft/engine.h"
+#include "crypto/keys.h"
+#include "crypto/result.h"
+#include "ledger/state.h"
+#include "node/authenticator.h"
+#include "node/client_routes.h"
+#include "node/config.h"
+#include "node/events.h"
+#include "node/rejections.h"
+#include "node/store.h"
+#include "node/transport.h"
+#include "node/worker_pool.h"
+
+namespace tally::node {
+
+struct ReplicaOptions {
+    WorkerPoolOptions workers;
+    TransportOptions transport;
+    size_t client_routes_max = 100'000;
+    size_t authenticator_cache_max = TxAuthenticator::kDefaultCacheEntries;
+    size_t frames_per_turn_max = 4096;  // frames read from the ROUTER per loop turn
+    // Wraps the honest engine (node/traitor.h) for fault-injection tests; empty = honest.
+    std::vector<std::string> traitor;
+    uint64_t traitor_seed = 1;
+};
+
+class Replica {
+public:
+    // Opens what replica `id` runs on: its ledger (DATA_DIR/ledger.db, seeded from genesis),
+    // its consensus store (DATA_DIR/consensus.db), the engine, the worker threads and the
+    // sockets (bound when this returns). `key` must be replica `id`'s key.
+    // Errors: "unsupported" (protocol), "key_mismatch", "ledger", "store", "bind", "network".
+    static Result<std::unique_ptr<Replica>> open(const NetworkConfig& config, bft::ReplicaId id,
+                                                 const crypto::KeyPair& key,
+                                                 const ReplicaOptions& options = {});
+    ~Replica();
+    Replica(const Replica&) = delete;
+    Replica& operator=(const Replica&) = delete;
+
+    const std::string& endpoint() const { return transport_->endpoint(); }
+
+    // Restores the engine from the store (on_start), then runs the loop until `stop` is set
+    // (checked at least once per tick) or a fatal error, which it returns.
+    Status run(const std::atomic<bool>& stop);
+
+private:
+    Replica(const NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
+            const ReplicaOptions& options);
+
+    // --- replica.cc: the loop and the outputs
+    void receive_frames();
+    void handle_events(bft::Output& out);
+    Status drain(bft::Output out);
+    Status execute(const bft::Committed& batch, bft::Output& next);
+    void send(const bft::Outgoing& message);
+    void collect_detected();
+    void log_stats();
+
+    // --- replica_clients.cc: answering clients
+    void on_request(RequestIn& in, bft::Output& out);
+    void on_read(const ReadIn& in);
+    void on_status(const StatusIn& in);
+    void reply(const ClientRoute& route, const crypto::Hash& tx_id, const ledger::Outcome& outcome,
+               uint64_t view);
+    void sign_and_send(std::string routing_id, crypto::MessageType type, std::string body);
+
+    NetworkConfig config_;
+    bft::ReplicaId id_;
+    crypto::KeyPair key_;
+    ReplicaOptions options_;
+
+    Rejections rejections_;
+    TxAuthenticator authenticator_;
+    std::unique_ptr<ledger::State> ledger_;
+    std::unique_ptr<Store> store_;
+    std::unique_ptr<bft::Engine> engine_;
+    bool lies_to_clients_ = false;  // a wrong-reply traitor
+    std::unique_ptr<Transport> transport_;
+    // Declared after everything its threads use, so it is destroyed (and joined) first.
+    std::unique_ptr<WorkerPool> workers_;
+    ClientRoutes routes_;
+
+    std::vector<Event> events_;  // reused every turn
+    std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
+    uint64_t fetch_state_requests_ = 0;
+    LogLimiter detected_log_;
+    LogLimiter fetch_log_;
+    LogLimiter drop_log_;
+    uint64_t dropped_sends_logged_ = 0;
+};
+
+}  // namespace tally::node

@@ -1,0 +1,101 @@
+// Replica: answering clients — requests (through consensus, or from the ledger's reply cache
+// when already executed), unordered reads, status. Replies are signed by the worker threads.
+#include <spdlog/spdlog.h>
+
+#include "crypto/hash.h"
+#include "node/node.pb.h"
+#include "node/replica.h"
+
+namespace tally::node {
+
+namespace {
+
+std::string bytes_of(const crypto::Hash& h) { return std::string(crypto::as_bytes(h)); }
+
+}  // namespace
+
+void Replica::sign_and_send(std::string routing_id, crypto::MessageType type, std::string body) {
+    workers_->submit_sign(SignJob{std::move(routing_id), type, std::move(body)});
+}
+
+void Replica::reply(const ClientRoute& route, const crypto::Hash& tx_id,
+                    const ledger::Outcome& outcome, uint64_t view) {
+    pb::Reply r;
+    r.set_tx_id(bytes_of(tx_id));
+    r.set_client(std::string(crypto::as_bytes(route.client)));
+    r.set_nonce(route.nonce);
+    r.set_result(static_cast<uint32_t>(outcome.code));
+    r.set_seq(outcome.seq);
+    r.set_value(outcome.value);
+    r.set_account_nonce(outcome.nonce);
+    r.set_view(view);
+    r.set_replica(id_);
+    if (lies_to_clients_) {
+        // wrong-reply traitor: a plausible lie — another result, another seq, another value.
+        const auto ok = static_cast<uint32_t>(ledger::ResultCode::kOk);
+        r.set_result(r.result() == ok ? static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds)
+                                      : ok);
+        r.set_seq(r.seq() + 1);
+        r.set_value(r.value() + 7);
+    }
+    sign_and_send(route.routing_id, crypto::MessageType::kReply, r.SerializeAsString());
+}
+
+void Replica::on_request(RequestIn& in, bft::Output& out) {
+    ClientRoute route{std::move(in.routing_id), in.request.info.client, in.request.info.nonce};
+    // The reply cache: a request that already executed is answered from the ledger with its
+    // recorded outcome, and never reaches the engine again.
+    if (auto done = ledger_->transaction(in.tx_id)) {
+        reply(route, in.tx_id, *done, engine_->status().view);
+        return;
+    }
+    routes_.remember(in.tx_id, std::move(route));
+    out.append(engine_->on_client_request(in.request));
+}
+
+void Replica::on_read(const ReadIn& in) {
+    const ledger::Outcome outcome = ledger_->query(in.query);
+    pb::ReadReply read;
+    pb::Reply& r = *read.mutable_reply();
+    r.set_tx_id(bytes_of(outcome.tx_id));
+    r.set_client(std::string(crypto::as_bytes(in.client)));
+    r.set_nonce(in.nonce);
+    r.set_result(static_cast<uint32_t>(outcome.code));
+    r.set_seq(ledger_->last_seq());
+    r.set_value(outcome.value);
+    r.set_account_nonce(outcome.nonce);
+    r.set_view(engine_->status().view);
+    r.set_replica(id_);
+    if (lies_to_clients_) r.set_value(r.value() + 7);
+    read.set_state_digest(bytes_of(ledger_->state_digest()));
+    sign_and_send(in.routing_id, crypto::MessageType::kReadReply, read.SerializeAsString());
+}
+
+void Replica::on_status(const StatusIn& in) {
+    const bft::EngineStatus status = engine_->status();
+    pb::StatusReply r;
+    r.set_nonce(in.nonce);
+    r.set_replica(id_);
+    r.set_protocol(status.protocol);
+    r.set_role(status.role);
+    r.set_view(status.view);
+    r.set_executed(ledger_->last_seq());
+    r.set_state_digest(bytes_of(ledger_->state_digest()));
+    r.set_low_water_mark(status.low_water_mark);
+    r.set_stable_checkpoint(status.stable_checkpoint);
+    r.set_view_changing(status.view_changing);
+    for (const auto& behaviour : options_.traitor) r.add_traitor(behaviour);
+    for (const auto& [kind, count] : detected_) {
+        auto* d = r.add_detected();
+        d->set_kind(kind);
+        d->set_count(count);
+    }
+    for (const auto& [reason, count] : rejections_.snapshot()) {
+        auto* d = r.add_rejected();
+        d->set_kind(reason);
+        d->set_count(count);
+    }
+    sign_and_send(in.routing_id, crypto::MessageType::kStatusReply, r.SerializeAsString());
+}
+
+}  // namespace tally::node

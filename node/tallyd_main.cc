@@ -1,0 +1,128 @@
+// tallyd: one Tally replica. `tallyd --config NET/network.json --id N`
+//
+// Refuses to start, with one clear line on stderr and a non-zero exit, on a bad config, a
+// bad key file or one whose public key is not replica N's, or a ledger/store that will not
+// open. Prints "tallyd N serving on tcp://HOST:PORT" once its socket is bound. SIGTERM or
+// SIGINT stops it cleanly (exit 0); a fatal store or ledger error stops it with exit 1.
+// Logs go to <config dir>/logs/replica-N.log; key material is never logged.
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "crypto/key_file.h"
+#include "node/config.h"
+#include "node/replica.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
+
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+int refuse(int id, const std::string& what) {
+    std::fprintf(stderr, "tallyd %d: %s\n", id, what.c_str());
+    if (auto logger = spdlog::default_logger()) logger->flush();
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"tallyd: one replica of a Tally network"};
+    std::string config_path;
+    uint32_t id = 0;
+    std::string log_level = "info";
+    std::string traitor;
+    uint64_t traitor_seed = 1;
+    app.add_option("--config", config_path, "the network's network.json")->required();
+    app.add_option("--id", id, "this replica's id in network.json")->required();
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+    app.add_option("--traitor", traitor,
+                   "fault injection: Byzantine behaviours, comma-separated (see node/traitor.h)");
+    app.add_option("--traitor-seed", traitor_seed, "seed for the traitor's random choices")
+        ->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+    const int sid = static_cast<int>(id);
+
+    auto config = tally::node::load_network_config(config_path);
+    if (!config) return refuse(sid, "bad config: " + config.error().message);
+    if (id >= config->n())
+        return refuse(sid, "--id " + std::to_string(id) + " is not in " + config_path + " (ids 0.." +
+                               std::to_string(config->n() - 1) + ")");
+    const auto& self = config->replicas[id];
+
+    // Logging first, so every later step can be found in the log too.
+    const std::string log_dir = config->dir + "/logs";
+    const std::string log_path = log_dir + "/replica-" + std::to_string(id) + ".log";
+    try {
+        std::filesystem::create_directories(log_dir);
+        auto logger = spdlog::basic_logger_mt("tallyd", log_path);
+        logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] [replica " + std::to_string(id) + "] %v");
+        logger->set_level(spdlog::level::from_str(log_level));
+        logger->flush_on(spdlog::level::warn);
+        spdlog::set_default_logger(logger);
+        spdlog::flush_every(std::chrono::seconds(1));
+    } catch (const std::exception& e) {
+        return refuse(sid, "cannot open the log " + log_path + ": " + e.what());
+    }
+
+    auto key = tally::crypto::read_key_file(self.key_file);
+    if (!key) return refuse(sid, "bad key file: " + key.error().message);
+    if (key->public_key() != self.public_key)
+        return refuse(sid, "key file " + self.key_file +
+                               " holds a different key than replica " + std::to_string(id) +
+                               "'s public_key in " + config_path);
+
+    tally::node::ReplicaOptions options;
+    if (!traitor.empty()) {
+        std::string item;
+        for (char c : traitor + ",") {
+            if (c == ',') {
+                if (!item.empty()) options.traitor.push_back(item);
+                item.clear();
+            } else {
+                item += c;
+            }
+        }
+        options.traitor_seed = traitor_seed;
+        spdlog::warn("running as a TRAITOR: {}", traitor);
+    }
+
+    auto replica = tally::node::Replica::open(*config, id, *key, options);
+    if (!replica) {
+        spdlog::critical("cannot start: {}", replica.error().message);
+        return refuse(sid, "cannot start: " + replica.error().message);
+    }
+
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGINT, &action, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    spdlog::info("serving on {} (data {})", (*replica)->endpoint(), self.data_dir);
+    std::printf("tallyd %u serving on %s\n", id, (*replica)->endpoint().c_str());
+    std::fflush(stdout);
+
+    auto status = (*replica)->run(g_stop);
+    replica->reset();  // stop the workers, close the sockets and both databases
+    if (!status) {
+        spdlog::critical("stopped on a fatal error: {}", status.error().message);
+        spdlog::shutdown();
+        std::fprintf(stderr, "tallyd %u: fatal: %s\n", id, status.error().message.c_str());
+        return 1;
+    }
+    spdlog::info("stopped cleanly");
+    spdlog::shutdown();
+    return 0;
+}

@@ -1,0 +1,260 @@
+// WorkerPool: envelope opening, signature checks and reply signing on worker threads
+// (worker_pool.h).
+#include "node/worker_pool.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "bft/pbft/pbft.pb.h"
+#include "crypto/assert.h"
+#include "crypto/hash.h"
+#include "node/node.pb.h"
+
+namespace tally::node {
+
+namespace {
+
+constexpr size_t kSignatureBytes = 64;
+
+std::string_view view_of(const zmq::message_t& m) {
+    return std::string_view(static_cast<const char*>(m.data()), m.size());
+}
+
+bool is_replica_type(crypto::MessageType type) { return static_cast<uint8_t>(type) >= 16; }
+
+// A short, printable label for a client connection (ROUTER routing ids are binary).
+std::string peer_label(std::string_view routing_id) {
+    return "client " + crypto::to_hex(routing_id);
+}
+
+}  // namespace
+
+WorkerPool::WorkerPool(const WorkerPoolOptions& options, const crypto::KeyPair& key,
+                       std::vector<crypto::PublicKey> replicas, bft::ReplicaId self,
+                       TxAuthenticator& authenticator, Rejections& rejections)
+    : options_(options),
+      key_(key),
+      replicas_(std::move(replicas)),
+      self_(self),
+      authenticator_(authenticator),
+      rejections_(rejections) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    TALLY_ASSERT(wake_fd_ >= 0);  // only fails when the process is out of fds at startup
+    events_.reserve(1024);
+    const uint32_t n = std::max<uint32_t>(1, options_.threads);
+    for (uint32_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+}
+
+WorkerPool::~WorkerPool() {
+    {
+        std::lock_guard lock(jobs_mutex_);
+        stopping_ = true;
+    }
+    jobs_ready_.notify_all();
+    for (auto& t : threads_) t.join();
+    ::close(wake_fd_);
+}
+
+bool WorkerPool::submit_verify(VerifyJob job) {
+    {
+        std::lock_guard lock(jobs_mutex_);
+        if (verify_jobs_.size() < options_.verify_jobs_max &&
+            verify_bytes_ + job.frame.size() <= options_.verify_bytes_max) {
+            verify_bytes_ += job.frame.size();
+            verify_jobs_.push_back(std::move(job));
+            jobs_ready_.notify_one();
+            return true;
+        }
+    }
+    reject("queue_full", "the verification queue is full; dropped a frame from " +
+                             peer_label(job.routing_id));
+    return false;
+}
+
+bool WorkerPool::submit_sign(SignJob job) {
+    {
+        std::lock_guard lock(jobs_mutex_);
+        if (sign_jobs_.size() < options_.sign_jobs_max) {
+            sign_jobs_.push_back(std::move(job));
+            jobs_ready_.notify_one();
+            return true;
+        }
+    }
+    reject("reply_queue_full", "the signing queue is full; dropped a reply");
+    return false;
+}
+
+size_t WorkerPool::pending_jobs() const {
+    std::lock_guard lock(jobs_mutex_);
+    return verify_jobs_.size() + sign_jobs_.size();
+}
+
+void WorkerPool::run() {
+    for (;;) {
+        std::optional<SignJob> sign_job;
+        std::optional<VerifyJob> verify_job;
+        {
+            std::unique_lock lock(jobs_mutex_);
+            jobs_ready_.wait(lock, [&] {
+                return stopping_ || !sign_jobs_.empty() || !verify_jobs_.empty();
+            });
+            if (stopping_) return;
+            if (!sign_jobs_.empty()) {
+                sign_job.emplace(std::move(sign_jobs_.front()));
+                sign_jobs_.pop_front();
+            } else {
+                verify_job.emplace(std::move(verify_jobs_.front()));
+                verify_jobs_.pop_front();
+                verify_bytes_ -= verify_job->frame.size();
+            }
+        }
+        if (sign_job) sign(*sign_job);
+        if (verify_job) verify(*verify_job);
+    }
+}
+
+void WorkerPool::take_events(std::vector<Event>& out) {
+    // Acknowledge first, then take: an event queued after the take re-arms the wake-up.
+    wake_pending_.store(false, std::memory_order_seq_cst);
+    uint64_t ignored = 0;
+    while (::read(wake_fd_, &ignored, sizeof(ignored)) > 0) {
+    }
+    std::lock_guard lock(events_mutex_);
+    if (out.empty()) {
+        out.swap(events_);
+    } else {
+        for (auto& e : events_) out.push_back(std::move(e));
+        events_.clear();
+    }
+}
+
+void WorkerPool::emit(Event event) {
+    {
+        std::lock_guard lock(events_mutex_);
+        if (events_.size() >= options_.events_max) {
+            // The consensus thread is far behind; dropping here is like a lost message.
+            rejections_.count("queue_full", "the consensus thread's event queue is full");
+            return;
+        }
+        events_.push_back(std::move(event));
+    }
+    if (!wake_pending_.exchange(true, std::memory_order_seq_cst)) {
+        const uint64_t one = 1;
+        // Cannot fail short of a counter overflow (2^64 wake-ups): ignore the result.
+        [[maybe_unused]] auto written = ::write(wake_fd_, &one, sizeof(one));
+    }
+}
+
+void WorkerPool::reject(std::string_view reason, std::string_view detail) {
+    rejections_.count(reason, detail);
+}
+
+void WorkerPool::sign(SignJob& job) {
+    emit(SignedOut{std::move(job.routing_id), crypto::seal(key_, job.type, job.body)});
+}
+
+// Requests inside a pre-prepare: check their signatures here, in parallel, so the engine's
+// own checks on the consensus thread are cache hits. The verdicts are only cached; the engine
+// decides.
+void WorkerPool::pre_authenticate_batch(std::string_view body) {
+    bft::pbft::pb::PrePrepare pp;
+    if (!pp.ParseFromArray(body.data(), static_cast<int>(body.size()))) return;
+    for (const auto& request : pp.requests()) (void)authenticator_.authenticate(request);
+}
+
+void WorkerPool::verify(VerifyJob& job) {
+    const std::string_view frame = view_of(job.frame);
+    // Sizes, version, type first: no signature work for a frame that is not one.
+    crypto::OpenOptions header_only;
+    header_only.verify_signature = false;
+    auto opened = crypto::open(frame, header_only);
+    if (!opened) {
+        reject(opened.error().code, peer_label(job.routing_id) + ": " + opened.error().message);
+        return;
+    }
+    crypto::Envelope& env = *opened;
+
+    if (env.type == crypto::MessageType::kRequest) {
+        // One signature serves the envelope and the transaction: the authenticator checks it
+        // (and caches the verdict for when this request comes back inside a pre-prepare).
+        auto tx = authenticator_.authenticate_tx(frame);
+        if (!tx) {
+            const bool bad_signature = tx.error().code == "bad_signature";
+            reject(bad_signature ? "bad_signature" : "malformed_request",
+                   peer_label(job.routing_id) + ": " + tx.error().message);
+            return;
+        }
+        bft::ClientRequest request{bft::RequestInfo{tx->sender, tx->nonce}, std::move(tx->envelope)};
+        emit(RequestIn{std::move(job.routing_id), std::move(request), tx->id});
+        return;
+    }
+
+    std::optional<bft::ReplicaId> from;
+    if (is_replica_type(env.type)) {
+        for (bft::ReplicaId i = 0; i < replicas_.size(); ++i)
+            if (replicas_[i] == env.sender) from = i;
+        if (!from) {
+            reject("wrong_sender", crypto::key_to_hex(env.sender).substr(0, 16) +
+                                       "… is not a replica's key (" +
+                                       std::string(crypto::type_name(env.type)) + ")");
+            return;
+        }
+        if (*from == self_) {
+            reject("from_self", "a " + std::string(crypto::type_name(env.type)) +
+                                    " signed by this replica's own key came back");
+            return;
+        }
+    }
+    // The envelope's signed bytes are everything but the trailing signature (envelope.h).
+    if (!crypto::verify(env.sender, crypto::kDomainEnvelope,
+                        frame.substr(0, frame.size() - kSignatureBytes), env.signature)) {
+        reject("bad_signature", (from ? "replica " + std::to_string(*from)
+                                      : peer_label(job.routing_id)) +
+                                    ": " + std::string(crypto::type_name(env.type)));
+        return;
+    }
+
+    switch (env.type) {
+        case crypto::MessageType::kReadRequest: {
+            pb::ReadRequest read;
+            if (!read.ParseFromString(env.body)) {
+                reject("malformed_body", peer_label(job.routing_id) + ": a read request's body");
+                return;
+            }
+            auto query = ledger::decode_tx(read.query());
+            if (!query) {
+                reject("malformed_request", peer_label(job.routing_id) + ": read: " +
+                                                query.error().message);
+                return;
+            }
+            emit(ReadIn{std::move(job.routing_id), std::move(*read.mutable_query()), query->sender,
+                        query->nonce});
+            return;
+        }
+        case crypto::MessageType::kStatusRequest: {
+            pb::StatusRequest status;
+            if (!status.ParseFromString(env.body)) {
+                reject("malformed_body", peer_label(job.routing_id) + ": a status request's body");
+                return;
+            }
+            emit(StatusIn{std::move(job.routing_id), status.nonce()});
+            return;
+        }
+        default:
+            break;
+    }
+    if (!from) {
+        // kReply, kReadReply, kStatusReply: replicas send those, they never receive them.
+        reject("unexpected_type", peer_label(job.routing_id) + ": a replica does not accept " +
+                                      std::string(crypto::type_name(env.type)));
+        return;
+    }
+    if (env.type == crypto::MessageType::kPrePrepare) pre_authenticate_batch(env.body);
+    emit(PeerMessage{*from, std::move(env), std::move(job.frame)});
+}
+
+}  // namespace tally::node

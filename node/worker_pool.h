@@ -1,0 +1,108 @@
+// WorkerPool: the threads that do a replica's signature work off the consensus thread.
+//
+// Input: raw frames from the ROUTER socket (VerifyJob) and reply bodies to sign (SignJob).
+// A worker opens each frame (crypto::open's checks), requires replica message types to come
+// from a replica's key, checks the signature (for a client request, through the
+// TxAuthenticator, which caches the verdict for the engine), pre-checks the requests inside a
+// pre-prepare the same way, and queues a verified Event for the consensus thread, which it
+// wakes through an eventfd (poll()-able next to the ZeroMQ sockets). Every refused frame is
+// counted in Rejections by reason.
+//
+// Bounds: both job queues and the event queue are bounded; what does not fit is dropped and
+// counted ("queue_full", "reply_queue_full"). Sign jobs go first: they finish work already done.
+//
+// Threads: submit_* and take_events are called by the consensus thread; the workers run
+// their own. Nothing here touches a ZeroMQ socket.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "crypto/keys.h"
+#include "node/authenticator.h"
+#include "node/events.h"
+#include "node/rejections.h"
+
+namespace tally::node {
+
+struct VerifyJob {
+    std::string routing_id;
+    zmq::message_t frame;
+};
+
+struct SignJob {
+    std::string routing_id;
+    crypto::MessageType type{};
+    std::string body;
+};
+
+struct WorkerPoolOptions {
+    uint32_t threads = 2;
+    size_t verify_jobs_max = 16384;
+    size_t verify_bytes_max = 64u << 20;  // frames waiting for a worker, in bytes
+    size_t sign_jobs_max = 65536;
+    size_t events_max = 65536;  // verified events waiting for the consensus thread
+};
+
+class WorkerPool {
+public:
+    // `replicas` are the replicas' public keys by id; `self` is this replica's id. `key`,
+    // `authenticator` and `rejections` must outlive the pool.
+    WorkerPool(const WorkerPoolOptions& options, const crypto::KeyPair& key,
+               std::vector<crypto::PublicKey> replicas, bft::ReplicaId self,
+               TxAuthenticator& authenticator, Rejections& rejections);
+    ~WorkerPool();  // stops and joins the workers
+    WorkerPool(const WorkerPool&) = delete;
+    WorkerPool& operator=(const WorkerPool&) = delete;
+
+    // Queue work; false (and counted) when the queue is full.
+    bool submit_verify(VerifyJob job);
+    bool submit_sign(SignJob job);
+
+    // The fd the consensus thread polls for "events are ready" (readable until acknowledged).
+    int wake_fd() const { return wake_fd_; }
+    // Acknowledges the wake-up and moves every ready event to the end of `out`.
+    void take_events(std::vector<Event>& out);
+
+    // Jobs waiting (for tests and status).
+    size_t pending_jobs() const;
+
+private:
+    void run();
+    void verify(VerifyJob& job);
+    void sign(SignJob& job);
+    void emit(Event event);
+    void reject(std::string_view reason, std::string_view detail);
+    void pre_authenticate_batch(std::string_view body);
+
+    const WorkerPoolOptions options_;
+    const crypto::KeyPair& key_;
+    const std::vector<crypto::PublicKey> replicas_;
+    const bft::ReplicaId self_;
+    TxAuthenticator& authenticator_;
+    Rejections& rejections_;
+
+    mutable std::mutex jobs_mutex_;
+    std::condition_variable jobs_ready_;
+    std::deque<VerifyJob> verify_jobs_;  // guarded by jobs_mutex_
+    size_t verify_bytes_ = 0;            // guarded by jobs_mutex_
+    std::deque<SignJob> sign_jobs_;      // guarded by jobs_mutex_
+    bool stopping_ = false;              // guarded by jobs_mutex_
+
+    std::mutex events_mutex_;
+    std::vector<Event> events_;  // guarded by events_mutex_
+    std::atomic<bool> wake_pending_{false};
+    int wake_fd_ = -1;
+
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace tally::node

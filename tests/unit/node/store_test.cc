@@ -1,0 +1,100 @@
+// The consensus store: puts and range erases apply in order, in one transaction, and what was
+// applied is there, sorted bytewise, after the store is closed and opened again.
+#include "node/store.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/unit/node/test_dir.h"
+
+namespace tally::node {
+namespace {
+
+using Records = std::vector<std::pair<std::string, std::string>>;
+
+bft::PersistOp put(std::string key, std::string value) {
+    return bft::PersistPut{std::move(key), std::move(value)};
+}
+bft::PersistOp erase(std::string from, std::string to) {
+    return bft::PersistErase{std::move(from), std::move(to)};
+}
+
+Records load(const Store& store) {
+    auto records = store.load_all();
+    EXPECT_TRUE(records.ok()) << records.error().message;
+    return records.ok() ? *records : Records{};
+}
+
+TEST(StoreTest, PutsAreLoadedSortedByKeyAsBytes) {
+    TempDir dir;
+    auto store = Store::open(dir / "consensus.db");
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    // 0xff sorts after 'a' as a byte (it would not as a signed char).
+    ASSERT_TRUE((*store)->apply({put("b", "2"), put(std::string("\xff", 1), "3"), put("a", "1"),
+                                 put(std::string("a\0b", 3), std::string("\0\0", 2))})
+                    .ok());
+    EXPECT_EQ(load(**store), (Records{{"a", "1"},
+                                      {std::string("a\0b", 3), std::string("\0\0", 2)},
+                                      {"b", "2"},
+                                      {std::string("\xff", 1), "3"}}));
+}
+
+TEST(StoreTest, APutReplacesAndOpsApplyInOrder) {
+    TempDir dir;
+    auto store = Store::open(dir / "consensus.db");
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->apply({put("k", "old"), put("k", "new")}).ok());
+    EXPECT_EQ(load(**store), (Records{{"k", "new"}}));
+    // An erase then a put of a key in the erased range: the put wins, it comes later.
+    ASSERT_TRUE((*store)->apply({erase("a", "z"), put("m", "after")}).ok());
+    EXPECT_EQ(load(**store), (Records{{"m", "after"}}));
+}
+
+TEST(StoreTest, EraseRemovesExactlyTheHalfOpenRange) {
+    TempDir dir;
+    auto store = Store::open(dir / "consensus.db");
+    ASSERT_TRUE(store.ok());
+    std::vector<bft::PersistOp> ops;
+    for (char c = 'a'; c <= 'f'; ++c) ops.push_back(put(std::string(1, c), "v"));
+    ops.push_back(put("c0", "v"));
+    ASSERT_TRUE((*store)->apply(ops).ok());
+    ASSERT_TRUE((*store)->apply({erase("b", "d")}).ok());  // b, c, c0 go; d stays
+    EXPECT_EQ(load(**store), (Records{{"a", "v"}, {"d", "v"}, {"e", "v"}, {"f", "v"}}));
+    ASSERT_TRUE((*store)->apply({erase("e", "e")}).ok());  // an empty range erases nothing
+    ASSERT_TRUE((*store)->apply({erase("z", "a")}).ok());  // so does a backwards one
+    EXPECT_EQ(load(**store).size(), 4u);
+    ASSERT_TRUE((*store)->apply({}).ok());
+}
+
+TEST(StoreTest, RecordsSurviveReopening) {
+    TempDir dir;
+    {
+        auto store = Store::open(dir / "consensus.db");
+        ASSERT_TRUE(store.ok());
+        ASSERT_TRUE((*store)->apply({put("view", "7"), put("slot-1", "x"), put("slot-2", "y")}).ok());
+        ASSERT_TRUE((*store)->apply({erase("slot-1", "slot-2")}).ok());
+    }
+    auto store = Store::open(dir / "consensus.db");
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    EXPECT_EQ(load(**store), (Records{{"slot-2", "y"}, {"view", "7"}}));
+}
+
+TEST(StoreTest, AFileThatIsNotADatabaseIsAnError) {
+    TempDir dir;
+    std::ofstream(dir / "consensus.db") << std::string(4096, 'x');
+    auto store = Store::open(dir / "consensus.db");
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.error().code, "corrupt");
+    EXPECT_NE(store.error().message.find("consensus.db"), std::string::npos);
+}
+
+TEST(StoreTest, AnUnwritablePathIsAnError) {
+    TempDir dir;
+    auto store = Store::open(dir / "no/such/folder/consensus.db");
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.error().code, "io");
+}
+
+}  // namespace
+}  // namespace tally::node
