@@ -17,12 +17,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -63,7 +63,7 @@ bool is_corruption(int rc) {
 
 // A prepared statement, finalized on destruction.
 class Statement {
-public:
+  public:
     Statement() = default;
     ~Statement() { sqlite3_finalize(stmt_); }
     Statement(const Statement&) = delete;
@@ -76,13 +76,13 @@ public:
     }
     sqlite3_stmt* get() const { return stmt_; }
 
-private:
+  private:
     sqlite3_stmt* stmt_ = nullptr;
 };
 
 // Binds, steps and resets one use of a cached statement. Bound blobs must outlive it.
 class Use {
-public:
+  public:
     explicit Use(const Statement& statement) : stmt_(statement.get()) {}
     ~Use() {
         sqlite3_reset(stmt_);
@@ -96,8 +96,7 @@ public:
         return *this;
     }
     Use& bind(int index, std::string_view blob) {
-        sqlite3_bind_blob(stmt_, index, blob.data(), static_cast<int>(blob.size()),
-                          SQLITE_STATIC);
+        sqlite3_bind_blob(stmt_, index, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
         return *this;
     }
     template <size_t N>
@@ -122,7 +121,7 @@ public:
         return true;
     }
 
-private:
+  private:
     sqlite3_stmt* stmt_;
 };
 
@@ -160,7 +159,7 @@ bool key_less(const Account& a, const crypto::PublicKey& key) { return a.key < k
 // aside and merged in when the block's transactions are done. Remembers every account a block
 // touches as it was before, so that a failed block can be undone.
 class AccountTable {
-public:
+  public:
     AccountTable() = default;
     explicit AccountTable(std::vector<Account> sorted) : sorted_(std::move(sorted)) {}
 
@@ -218,7 +217,7 @@ public:
     // Sorted by key; complete whenever no block is in progress (or after merge()).
     const std::vector<Account>& sorted() const { return sorted_; }
 
-private:
+  private:
     // Invariant: strictly increasing keys.
     std::vector<Account> sorted_;
     std::map<crypto::PublicKey, Account> fresh_;
@@ -233,7 +232,8 @@ crypto::Hash BlockHeader::hash() const {
     // view v and re-proposed by NEW-VIEW), and must still agree on every block hash.
     sha.update_u64(height).update_u64(seq);
     sha.update(prev_hash).update(tx_root).update(state_digest);
-    std::array<char, 4> count = {static_cast<char>(tx_count >> 24), static_cast<char>(tx_count >> 16),
+    std::array<char, 4> count = {static_cast<char>(tx_count >> 24),
+                                 static_cast<char>(tx_count >> 16),
                                  static_cast<char>(tx_count >> 8), static_cast<char>(tx_count)};
     sha.update(std::string_view(count.data(), count.size()));
     return sha.finish();
@@ -301,8 +301,8 @@ struct State::Impl {
     std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
     Outcome apply_transfer(const Tx& tx, uint64_t seq, int& rc);
     Outcome answer(const Tx& tx, uint64_t seq, int& rc);
-    Result<AppliedBlock> run_block(uint64_t seq, uint64_t view,
-                                   const std::vector<std::string>& txs, Verify verify);
+    Result<AppliedBlock> run_block(uint64_t seq, uint64_t view, const std::vector<std::string>& txs,
+                                   Verify verify);
     void abort_block();
 };
 
@@ -339,8 +339,8 @@ Status State::Impl::initialize(const Genesis& genesis) {
     std::map<crypto::PublicKey, Account> seeded;
     for (const Account& account : genesis.accounts)
         if (!seeded.emplace(account.key, account).second)
-            return make_error("bad_genesis",
-                              "genesis lists account " + crypto::key_to_hex(account.key) + " twice");
+            return make_error("bad_genesis", "genesis lists account " +
+                                                 crypto::key_to_hex(account.key) + " twice");
 
     int rc = exec("PRAGMA journal_mode=WAL");
     if (rc != SQLITE_OK) return open_error(rc, "setting WAL mode");
@@ -348,8 +348,7 @@ Status State::Impl::initialize(const Genesis& genesis) {
     if (rc != SQLITE_OK) return open_error(rc, "creating the schema");
     const std::string header = "PRAGMA application_id = " + std::to_string(kApplicationId) +
                                "; INSERT INTO meta VALUES('schema_version', " +
-                               std::to_string(kSchemaVersion) +
-                               "), ('last_seq', 0);";
+                               std::to_string(kSchemaVersion) + "), ('last_seq', 0);";
     rc = exec(kSchema);
     if (rc == SQLITE_OK) rc = exec(header.c_str());
     if (rc == SQLITE_OK) rc = prepare_statements();
@@ -454,7 +453,8 @@ Status State::Impl::load() {
     {
         Use row(last_seq_row);
         int rc = row.step();
-        if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? corrupt("no last_seq") : open_error(rc, "reading last_seq");
+        if (rc != SQLITE_ROW)
+            return rc == SQLITE_DONE ? corrupt("no last_seq") : open_error(rc, "reading last_seq");
         last_seq = row.u64(0);
     }
     BlockHeader block;
@@ -481,9 +481,9 @@ Status State::Impl::load() {
 Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesis& genesis) {
     auto impl = std::make_unique<Impl>();
     impl->path = path;
-    int rc = sqlite3_open_v2(path.c_str(), &impl->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &impl->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
         if (impl->db == nullptr) return make_error("io", path + ": cannot open: out of memory");
         return impl->open_error(rc, "opening");
@@ -699,7 +699,8 @@ Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
                                         const std::vector<std::string>& txs, Verify verify) {
     Impl& m = *impl_;
     if (m.broken)
-        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+        return make_error("io",
+                          m.path + ": an earlier write failed uncertainly; reopen the ledger");
     if (seq <= m.last_block.seq)
         return make_error("already_applied", "block " + std::to_string(seq) +
                                                  " is at or below the last applied block " +
@@ -783,9 +784,7 @@ uint64_t State::total_balance() const {
     return total;
 }
 
-std::vector<Account> State::accounts() const {
-    return impl_->accounts.sorted();
-}
+std::vector<Account> State::accounts() const { return impl_->accounts.sorted(); }
 
 // ---- snapshots ----
 
@@ -833,12 +832,14 @@ struct DecodedSnapshot {
     BlockHeader last_block;
     crypto::Hash state_digest{};
     std::vector<Account> accounts;  // sorted by key
-    pb::Snapshot message;  // for its transactions
+    pb::Snapshot message;           // for its transactions
 };
 
 // Every field checked for size, order and range; digests are checked by the caller.
 Result<DecodedSnapshot> decode_snapshot(std::string_view bytes) {
-    auto malformed = [](const std::string& why) { return make_error("malformed", "snapshot: " + why); };
+    auto malformed = [](const std::string& why) {
+        return make_error("malformed", "snapshot: " + why);
+    };
     DecodedSnapshot out;
     pb::Snapshot& snapshot = out.message;
     if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
@@ -875,8 +876,7 @@ Result<DecodedSnapshot> decode_snapshot(std::string_view bytes) {
     std::string previous_id;
     for (const pb::TxRecord& record : snapshot.transactions()) {
         if (record.id().size() != 32) return malformed("a transaction id is not 32 bytes");
-        if (!previous_id.empty() &&
-            std::memcmp(previous_id.data(), record.id().data(), 32) >= 0)
+        if (!previous_id.empty() && std::memcmp(previous_id.data(), record.id().data(), 32) >= 0)
             return malformed("transactions are not sorted by id, or repeat one");
         if (!known_code(record.code())) return malformed("a transaction has an unknown code");
         if (record.seq() > header.seq) return malformed("a transaction is from after the snapshot");
@@ -890,7 +890,8 @@ Result<DecodedSnapshot> decode_snapshot(std::string_view bytes) {
 Status State::import_snapshot(std::string_view snapshot, const crypto::Hash& expected_digest) {
     Impl& m = *impl_;
     if (m.broken)
-        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+        return make_error("io",
+                          m.path + ": an earlier write failed uncertainly; reopen the ledger");
     auto decoded = decode_snapshot(snapshot);
     if (!decoded) return decoded.error();
     const crypto::Hash digest = digest_accounts(decoded->accounts);

@@ -17,9 +17,18 @@ namespace tally::ledger {
 namespace {
 
 constexpr std::array<std::string_view, 12> kResultNames = {
-    "ok",           "malformed",     "bad_signature",   "unknown_sender",
-    "insufficient_funds", "nonce_too_low", "nonce_too_high", "zero_amount",
-    "overflow",     "self_transfer", "unknown_account", "unknown_tx",
+    "ok",
+    "malformed",
+    "bad_signature",
+    "unknown_sender",
+    "insufficient_funds",
+    "nonce_too_low",
+    "nonce_too_high",
+    "zero_amount",
+    "overflow",
+    "self_transfer",
+    "unknown_account",
+    "unknown_tx",
 };
 
 constexpr size_t kSignatureBytes = 64;
@@ -90,7 +99,8 @@ Result<Tx> decode_tx(std::string_view envelope) {
     crypto::OpenOptions options;
     options.verify_signature = false;
     auto opened = crypto::open(envelope, options);
-    if (!opened) return malformed("envelope: " + opened.error().code + ": " + opened.error().message);
+    if (!opened)
+        return malformed("envelope: " + opened.error().code + ": " + opened.error().message);
     if (opened->type != crypto::MessageType::kRequest)
         return malformed("envelope type is " + std::string(crypto::type_name(opened->type)) +
                          ", not request");

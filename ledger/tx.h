@@ -28,10 +28,11 @@ namespace tally::ledger {
 //   kInsufficientFunds or kOverflow. Failures at or before the nonce check (kMalformed,
 //   kBadSignature, kUnknownSender, kNonceTooLow, kNonceTooHigh) consume nothing. Why: a
 //   failure past the nonce checks is recorded under its id (below), so a retry of the very
-//   same bytes gets the recorded failure back; if the nonce were not consumed, the only transfer the sender could
-//   sign next with that nonce and the same recipient and amount would have that same id, and
-//   an identical payment could never be made again. With the nonce consumed, the sender just
-//   signs the retry with nonce + 1, and later transfers queued behind a failed one still apply.
+//   same bytes gets the recorded failure back; if the nonce were not consumed, the only transfer
+//   the sender could sign next with that nonce and the same recipient and amount would have that
+//   same id, and an identical payment could never be made again. With the nonce consumed, the
+//   sender just signs the retry with nonce + 1, and later transfers queued behind a failed one
+//   still apply.
 // - Recording: a transfer's result is recorded in the ledger's transactions table under its
 //   id when it is FINAL, i.e. when the same bytes could never get another result later:
 //   kOk, kNonceTooLow and the nonce-consuming failures above. Any later copy of it is then a
@@ -55,10 +56,10 @@ enum class ResultCode : uint8_t {
     kNonceTooLow = 5,        // nonce <= the account's last nonce: already used
     kNonceTooHigh = 6,       // nonce > last + 1: a gap
     kZeroAmount = 7,
-    kOverflow = 8,           // the recipient's balance would overflow 64 bits
-    kSelfTransfer = 9,       // from == to
-    kUnknownAccount = 10,    // a balance query for an account that does not exist
-    kUnknownTx = 11,         // a tx query for an id that was never applied
+    kOverflow = 8,         // the recipient's balance would overflow 64 bits
+    kSelfTransfer = 9,     // from == to
+    kUnknownAccount = 10,  // a balance query for an account that does not exist
+    kUnknownTx = 11,       // a tx query for an id that was never applied
 };
 
 // "ok", "malformed", "bad_signature", "unknown_sender", "insufficient_funds", "nonce_too_low",
@@ -73,17 +74,17 @@ struct Tx {
     TxKind kind = TxKind::kTransfer;
     crypto::PublicKey sender{};
     uint64_t nonce = 0;
-    crypto::PublicKey to{};        // transfer
-    uint64_t amount = 0;           // transfer
-    crypto::PublicKey account{};   // balance query
-    crypto::Hash queried_tx{};     // tx query
-    crypto::Hash id{};             // SHA-256 of the envelope's signed bytes
+    crypto::PublicKey to{};       // transfer
+    uint64_t amount = 0;          // transfer
+    crypto::PublicKey account{};  // balance query
+    crypto::Hash queried_tx{};    // tx query
+    crypto::Hash id{};            // SHA-256 of the envelope's signed bytes
     std::string envelope;
 };
 
 // Signed transaction envelopes, ready to submit.
-std::string make_transfer(const crypto::KeyPair& sender, const crypto::PublicKey& to, uint64_t amount,
-                          uint64_t nonce);
+std::string make_transfer(const crypto::KeyPair& sender, const crypto::PublicKey& to,
+                          uint64_t amount, uint64_t nonce);
 std::string make_balance_query(const crypto::KeyPair& client, const crypto::PublicKey& account,
                                uint64_t nonce);
 std::string make_tx_query(const crypto::KeyPair& client, const crypto::Hash& tx_id, uint64_t nonce);

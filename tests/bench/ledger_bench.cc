@@ -34,7 +34,7 @@ crypto::KeyPair sender_key(uint32_t i) {
 
 // A temporary directory for one run, removed with the ledger in it.
 class ScratchDir {
-public:
+  public:
     ScratchDir() {
         std::string pattern =
             (std::filesystem::temp_directory_path() / "tally-ledger-bench-XXXXXX").string();
@@ -47,7 +47,7 @@ public:
     bool ok() const { return !path_.empty(); }
     std::string file(const char* name) const { return (path_ / name).string(); }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 
@@ -92,8 +92,8 @@ void BM_LedgerFileApplyBlock1000Transfers(benchmark::State& state) {
             const uint32_t from = static_cast<uint32_t>(rng() % kSenders);
             size_t to = rng() % recipients.size();
             if (to == from) to = (to + 1) % recipients.size();
-            batch.push_back(ledger::make_transfer(senders[from], recipients[to],
-                                                  1 + rng() % 1000, ++nonces[from]));
+            batch.push_back(ledger::make_transfer(senders[from], recipients[to], 1 + rng() % 1000,
+                                                  ++nonces[from]));
         }
         const uint64_t seq = ledger_state->last_seq() + 1;
         state.ResumeTiming();

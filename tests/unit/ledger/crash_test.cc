@@ -51,8 +51,8 @@ std::vector<std::vector<std::string>> build_blocks(uint32_t seed) {
 
 // The child: apply blocks from where the file is until killed (or out of blocks), reporting
 // each applied sequence number. Never returns.
-[[noreturn]] void writer(const std::string& path, const std::vector<std::vector<std::string>>& blocks,
-                         int report) {
+[[noreturn]] void writer(const std::string& path,
+                         const std::vector<std::vector<std::string>>& blocks, int report) {
     auto opened = State::open(path, genesis(kAccounts, kBalance));
     if (!opened) _exit(2);
     State& state = *opened.value();
@@ -114,7 +114,8 @@ TEST(CrashSafety, AWriterKilledAtARandomMomentLeavesWholeBlocksOnly) {
         close(pipe_fds[1]);
         const int wanted = 1 + static_cast<int>(rng() % 4);
         const auto delay = std::chrono::microseconds(rng() % 4000);
-        uint64_t reported = wait_for_blocks(pipe_fds[0], wanted, std::chrono::steady_clock::now() + kDeadline);
+        uint64_t reported =
+            wait_for_blocks(pipe_fds[0], wanted, std::chrono::steady_clock::now() + kDeadline);
         // The fault: SIGKILL somewhere in the middle of a later block (or between blocks).
         std::this_thread::sleep_for(delay);
         kill(child, SIGKILL);
@@ -138,7 +139,8 @@ TEST(CrashSafety, AWriterKilledAtARandomMomentLeavesWholeBlocksOnly) {
         EXPECT_EQ(state.last_block().hash(), expected[last].hash());
         EXPECT_EQ(digest_accounts(state.accounts()), block->state_digest);
         EXPECT_EQ(state.total_balance(), kAccounts * kBalance);
-        for (uint64_t h = 1; h <= last; ++h) EXPECT_EQ(state.block(h)->prev_hash, expected[h - 1].hash());
+        for (uint64_t h = 1; h <= last; ++h)
+            EXPECT_EQ(state.block(h)->prev_hash, expected[h - 1].hash());
 
         auto again = state.apply_block(last, 0, blocks[last - 1], Verify::kTrusted);
         ASSERT_FALSE(again.ok());

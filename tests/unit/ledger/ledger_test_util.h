@@ -28,7 +28,8 @@ inline crypto::KeyPair key(uint8_t n) {
 // Genesis: keys 1..count with `balance` each.
 inline Genesis genesis(uint8_t count, uint64_t balance) {
     Genesis g;
-    for (uint8_t i = 1; i <= count; ++i) g.accounts.push_back(Account{key(i).public_key(), balance, 0});
+    for (uint8_t i = 1; i <= count; ++i)
+        g.accounts.push_back(Account{key(i).public_key(), balance, 0});
     return g;
 }
 
@@ -57,9 +58,10 @@ inline std::string break_signature(std::string envelope) {
 
 // A fresh directory under the system's temporary directory, removed with everything in it.
 class TempDir {
-public:
+  public:
     TempDir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "tally-ledger-XXXXXX").string();
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "tally-ledger-XXXXXX").string();
         char* made = mkdtemp(pattern.data());
         EXPECT_NE(made, nullptr);
         path_ = pattern;
@@ -72,7 +74,7 @@ public:
     TempDir& operator=(const TempDir&) = delete;
     std::string file(const std::string& name) const { return (path_ / name).string(); }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

@@ -93,7 +93,8 @@ TEST(Persistence, AReopenedLedgerHasEverythingItCommitted) {
     auto recorded = state->transaction(some_tx);
     ASSERT_TRUE(recorded.has_value());
     EXPECT_EQ(recorded->seq, 5u);
-    for (uint64_t h = 1; h <= 5; ++h) EXPECT_EQ(state->block(h)->prev_hash, state->block(h - 1)->hash());
+    for (uint64_t h = 1; h <= 5; ++h)
+        EXPECT_EQ(state->block(h)->prev_hash, state->block(h - 1)->hash());
     // And it goes on from there.
     EXPECT_EQ(state->apply_block(5, 0, {}).error().code, "already_applied");
     EXPECT_TRUE(state->apply_block(6, 0, transfers(nonces, 4, 4)).ok());
@@ -115,7 +116,9 @@ TEST(Persistence, RandomBytesAreNotALedger) {
 TEST(Persistence, AnotherProgramsSQLiteDatabaseIsRefused) {
     TempDir dir;
     const std::string path = dir.file("foreign.db");
-    exec_sql(path, "CREATE TABLE accounts(name TEXT, email TEXT); INSERT INTO accounts VALUES('a', 'b');");
+    exec_sql(
+        path,
+        "CREATE TABLE accounts(name TEXT, email TEXT); INSERT INTO accounts VALUES('a', 'b');");
     expect_corrupt(path, "a foreign schema");
     // Untouched: still the other program's data.
     exec_sql(path, "SELECT name FROM accounts");
@@ -141,8 +144,9 @@ TEST(Persistence, AccountsThatDoNotMatchTheLastBlockAreRefused) {
     TempDir dir;
     const std::string path = dir.file("ledger.db");
     build_ledger(path, 3);
-    exec_sql(path, "UPDATE accounts SET balance = balance + 1 WHERE key = "
-                   "(SELECT key FROM accounts LIMIT 1)");
+    exec_sql(path,
+             "UPDATE accounts SET balance = balance + 1 WHERE key = "
+             "(SELECT key FROM accounts LIMIT 1)");
     expect_corrupt(path, "a changed balance");
 }
 
@@ -164,7 +168,8 @@ TEST(Persistence, ATruncatedTallyDatabaseIsRefused) {
     const auto size = std::filesystem::file_size(path);
     ASSERT_GT(size, 64u * 1024u);
     for (double keep : {0.9, 0.5, 0.1}) {
-        std::filesystem::resize_file(path, static_cast<uintmax_t>(static_cast<double>(size) * keep));
+        std::filesystem::resize_file(path,
+                                     static_cast<uintmax_t>(static_cast<double>(size) * keep));
         expect_corrupt(path, "truncated to " + std::to_string(keep));
     }
 }
@@ -189,7 +194,8 @@ int full_disk_scenario(const std::string& path) {
         if (!opened) return fail("open");
         auto& state = *opened.value();
         for (uint64_t seq = 1; seq <= 3; ++seq)
-            if (!state.apply_block(seq, 0, transfers(nonces, 4, 5)).ok()) return fail("small block");
+            if (!state.apply_block(seq, 0, transfers(nonces, 4, 5)).ok())
+                return fail("small block");
         const BlockHeader before = state.last_block();
         const auto accounts = state.accounts();
         const std::vector<uint64_t> nonces_before = nonces;
@@ -224,7 +230,8 @@ int full_disk_scenario(const std::string& path) {
         auto applied = state.apply_block(4, 0, big, Verify::kTrusted);
         if (!applied.ok()) return fail("with room again, the block does not apply");
         for (const Outcome& outcome : applied->outcomes)
-            if (outcome.code != ResultCode::kOk) return fail("a transfer of the retried block failed");
+            if (outcome.code != ResultCode::kOk)
+                return fail("a transfer of the retried block failed");
     }
     auto reopened = State::open(path, genesis(1, 1));
     if (!reopened) return fail("reopen");

@@ -1,5 +1,7 @@
 // The ledger state (ledger/state.h): result codes, duplicates, determinism, block order,
 // conservation of money, persistence and snapshots.
+#include "ledger/state.h"
+
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -7,7 +9,6 @@
 #include <set>
 
 #include "crypto/merkle.h"
-#include "ledger/state.h"
 #include "ledger_test_util.h"
 
 namespace tally::ledger {
@@ -36,7 +37,7 @@ bool same_header(const BlockHeader& a, const BlockHeader& b) { return a.hash() =
 
 // Applies one block that must succeed.
 AppliedBlock apply_next(State& state, const std::vector<std::string>& txs,
-                   Verify verify = Verify::kCheck) {
+                        Verify verify = Verify::kCheck) {
     auto applied = state.apply_block(state.last_seq() + 1, 0, txs, verify);
     EXPECT_TRUE(applied.ok()) << applied.error().code << ": " << applied.error().message;
     return applied.ok() ? applied.value() : AppliedBlock{};
@@ -120,7 +121,8 @@ TEST(ApplyBlock, EveryResultCodeFromACraftedTransaction) {
     EXPECT_EQ(state->account(alice.public_key())->nonce, 1u);
 
     expect("not a transaction", ResultCode::kMalformed);
-    expect(break_signature(make_transfer(alice, bob.public_key(), 10, 2)), ResultCode::kBadSignature);
+    expect(break_signature(make_transfer(alice, bob.public_key(), 10, 2)),
+           ResultCode::kBadSignature);
     expect(make_transfer(stranger, bob.public_key(), 1, 1), ResultCode::kUnknownSender);
     expect(make_transfer(alice, bob.public_key(), 11, 1), ResultCode::kNonceTooLow);
     expect(make_transfer(alice, bob.public_key(), 10, 3), ResultCode::kNonceTooHigh);
@@ -173,7 +175,8 @@ TEST(ApplyBlock, AFailedTransferIsRecordedAndItsRetryNeedsTheNextNonce) {
     EXPECT_EQ(recorded->code, ResultCode::kInsufficientFunds);
     EXPECT_EQ(recorded->seq, 1u);
 
-    ASSERT_EQ(apply_one(*state, make_transfer(bob, alice.public_key(), 60, 1)).code, ResultCode::kOk);
+    ASSERT_EQ(apply_one(*state, make_transfer(bob, alice.public_key(), 60, 1)).code,
+              ResultCode::kOk);
     // The very same bytes again: the recorded failure, though Alice could now pay.
     Outcome again = apply_one(*state, too_much);
     EXPECT_TRUE(again.duplicate);
@@ -269,8 +272,8 @@ TEST(ApplyBlock, ABadSignatureFirstDoesNotBlockTheGenuineTransaction) {
 TEST(ApplyBlock, TrustedSkipsTheSignatureCheck) {
     auto alice = key(1), bob = key(2);
     auto state = open_memory(genesis(2, 100));
-    auto block = apply_next(*state, {break_signature(make_transfer(alice, bob.public_key(), 10, 1))},
-                       Verify::kTrusted);
+    auto block = apply_next(
+        *state, {break_signature(make_transfer(alice, bob.public_key(), 10, 1))}, Verify::kTrusted);
     ASSERT_EQ(block.outcomes.size(), 1u);
     EXPECT_EQ(block.outcomes[0].code, ResultCode::kOk);
 }
@@ -379,14 +382,16 @@ Workload random_workload(uint32_t seed, uint8_t accounts, uint64_t balance, size
         for (size_t t = 0; t < block_size; ++t) {
             const size_t from_index = pick(keys.size());
             const crypto::KeyPair& from = keys[from_index];
-            const crypto::KeyPair* to = &keys[(from_index + 1 + pick(keys.size() - 1)) % keys.size()];
+            const crypto::KeyPair* to =
+                &keys[(from_index + 1 + pick(keys.size() - 1)) % keys.size()];
             auto& [from_balance, from_nonce] = w.model[from.public_key()];
             const size_t kind = pick(20);
             if (kind == 0) {
                 txs.push_back("garbage " + std::to_string(rng()));
                 codes.push_back(ResultCode::kMalformed);
             } else if (kind == 1) {
-                txs.push_back(break_signature(make_transfer(from, to->public_key(), 1, from_nonce + 1)));
+                txs.push_back(
+                    break_signature(make_transfer(from, to->public_key(), 1, from_nonce + 1)));
                 codes.push_back(ResultCode::kBadSignature);
             } else if (kind == 2) {
                 txs.push_back(make_transfer(from, to->public_key(), 1, from_nonce + 2));
@@ -397,7 +402,8 @@ Workload random_workload(uint32_t seed, uint8_t accounts, uint64_t balance, size
                                             from_nonce));
                 codes.push_back(ResultCode::kNonceTooLow);
             } else if (kind == 4) {
-                txs.push_back(make_transfer(from, to->public_key(), from_balance + 1, ++from_nonce));
+                txs.push_back(
+                    make_transfer(from, to->public_key(), from_balance + 1, ++from_nonce));
                 codes.push_back(ResultCode::kInsufficientFunds);
             } else if (kind == 5) {
                 txs.push_back(make_transfer(key(200), to->public_key(), 1, 1));
@@ -511,8 +517,8 @@ TEST(Snapshot, ImportIntoAFreshLedgerReproducesTheState) {
 
     // Both go on identically, duplicates included.
     auto alice = key(1), bob = key(2);
-    std::vector<std::string> next = {make_transfer(alice, bob.public_key(), 1,
-                                                   source->account(alice.public_key())->nonce + 1)};
+    std::vector<std::string> next = {
+        make_transfer(alice, bob.public_key(), 1, source->account(alice.public_key())->nonce + 1)};
     auto a = source->apply_block(source->last_seq() + 1, 1, next);
     auto b = target->apply_block(target->last_seq() + 1, 1, next);
     ASSERT_TRUE(a.ok() && b.ok());

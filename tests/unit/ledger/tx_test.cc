@@ -1,8 +1,9 @@
 // Transactions: result names, building, strict decoding and signature checks (ledger/tx.h).
+#include "ledger/tx.h"
+
 #include <gtest/gtest.h>
 
 #include "crypto/hash.h"
-#include "ledger/tx.h"
 #include "ledger_test_util.h"
 
 namespace tally::ledger {
@@ -13,9 +14,18 @@ using testing::key;
 using testing::seal_body;
 
 TEST(ResultNames, EveryCodeHasANameThatMapsBack) {
-    const char* names[] = {"ok",           "malformed",      "bad_signature", "unknown_sender",
-                           "insufficient_funds", "nonce_too_low", "nonce_too_high", "zero_amount",
-                           "overflow",     "self_transfer",  "unknown_account", "unknown_tx"};
+    const char* names[] = {"ok",
+                           "malformed",
+                           "bad_signature",
+                           "unknown_sender",
+                           "insufficient_funds",
+                           "nonce_too_low",
+                           "nonce_too_high",
+                           "zero_amount",
+                           "overflow",
+                           "self_transfer",
+                           "unknown_account",
+                           "unknown_tx"};
     for (uint8_t i = 0; i < std::size(names); ++i) {
         auto code = static_cast<ResultCode>(i);
         EXPECT_EQ(result_name(code), names[i]);
