@@ -1,0 +1,343 @@
+// The Client against fake replicas over real ZeroMQ sockets on loopback: honest ones, silent
+// ones, liars and forgers. No tallyd, no consensus: the fakes answer each request at once with
+// a fixed result, so these tests check the client's side of the wire (quorums, retransmission,
+// deadlines, fast-read fallback, status) in milliseconds.
+#include "client/client.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "crypto/envelope.h"
+#include "ledger/tx.h"
+
+namespace tally::client {
+namespace {
+
+using crypto::KeyPair;
+using crypto::MessageType;
+using namespace std::chrono_literals;
+
+enum class Behaviour {
+    kHonest,
+    kSilent,            // never answers
+    kLie,               // answers with another result and seq
+    kBadSignature,      // an honest answer with a broken signature
+    kOnlyRetransmits,   // answers a request only from its second copy on
+};
+
+KeyPair replica_key(uint32_t i) {
+    crypto::Seed seed{};
+    seed.fill(static_cast<uint8_t>(0x10 + i));
+    return KeyPair::from_seed(seed);
+}
+
+constexpr uint64_t kSeq = 42;
+constexpr uint64_t kBalance = 1000;
+constexpr uint64_t kAccountNonce = 3;
+
+// Four fake replicas, one ROUTER each, served by one thread.
+class FakeNetwork {
+public:
+    explicit FakeNetwork(std::vector<Behaviour> behaviours)
+        : behaviours_(std::move(behaviours)), read_values_(behaviours_.size(), kBalance) {}
+
+    // Fast-read answers per replica (to make replicas disagree). Call before start().
+    void set_read_value(uint32_t replica, uint64_t value) { read_values_[replica] = value; }
+
+    void start() {
+        config_.f = 1;
+        config_.protocol = "pbft";
+        for (uint32_t i = 0; i < behaviours_.size(); ++i) {
+            keys_.push_back(replica_key(i));
+            zmq::socket_t router(context_, zmq::socket_type::router);
+            router.set(zmq::sockopt::linger, 0);
+            router.bind("tcp://127.0.0.1:*");
+            const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+            node::ReplicaConfig r;
+            r.id = i;
+            r.host = "127.0.0.1";
+            r.port = static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+            r.public_key = keys_[i].public_key();
+            config_.replicas.push_back(r);
+            routers_.push_back(std::move(router));
+        }
+        thread_ = std::thread([this] { run(); });
+    }
+
+    ~FakeNetwork() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+
+    const node::NetworkConfig& config() const { return config_; }
+    uint64_t nonce_seen() const { return last_nonce_; }
+
+private:
+    void run() {
+        std::vector<zmq::pollitem_t> items;
+        for (auto& r : routers_) items.push_back({r.handle(), 0, ZMQ_POLLIN, 0});
+        while (!stop_) {
+            zmq::poll(items.data(), items.size(), 10ms);
+            for (uint32_t i = 0; i < items.size(); ++i) {
+                if (!(items[i].revents & ZMQ_POLLIN)) continue;
+                zmq::message_t identity;
+                zmq::message_t frame;
+                if (!routers_[i].recv(identity, zmq::recv_flags::dontwait)) continue;
+                (void)routers_[i].recv(frame, zmq::recv_flags::dontwait);
+                auto answer = respond(i, frame.to_string_view());
+                if (!answer) continue;
+                routers_[i].send(identity, zmq::send_flags::sndmore);
+                routers_[i].send(zmq::buffer(*answer), zmq::send_flags::none);
+            }
+        }
+    }
+
+    std::optional<std::string> respond(uint32_t i, std::string_view frame) {
+        const Behaviour b = behaviours_[i];
+        if (b == Behaviour::kSilent) return std::nullopt;
+        auto envelope = crypto::open(frame);
+        if (!envelope) return std::nullopt;
+        std::string out;
+        switch (envelope->type) {
+            case MessageType::kRequest: {
+                if (b == Behaviour::kOnlyRetransmits && ++copies_[i][std::string(frame)] < 2)
+                    return std::nullopt;
+                auto tx = ledger::decode_tx(frame);
+                if (!tx) return std::nullopt;
+                if (tx->kind == ledger::TxKind::kTransfer) last_nonce_ = tx->nonce;
+                auto reply = reply_for(i, *tx, kBalance);
+                if (b == Behaviour::kLie) {
+                    reply.set_result(static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds));
+                    reply.set_seq(kSeq + 1);
+                }
+                out = crypto::seal(keys_[i], MessageType::kReply, reply.SerializeAsString());
+                break;
+            }
+            case MessageType::kReadRequest: {
+                node::pb::ReadRequest request;
+                if (!request.ParseFromString(envelope->body)) return std::nullopt;
+                auto tx = ledger::decode_tx(request.query());
+                if (!tx) return std::nullopt;
+                node::pb::ReadReply read;
+                *read.mutable_reply() = reply_for(i, *tx, read_values_[i]);
+                read.mutable_reply()->set_seq(40 + i);  // replicas answer at different points
+                read.set_state_digest(std::string(32, 'd'));
+                out = crypto::seal(keys_[i], MessageType::kReadReply, read.SerializeAsString());
+                break;
+            }
+            case MessageType::kStatusRequest: {
+                node::pb::StatusRequest request;
+                if (!request.ParseFromString(envelope->body)) return std::nullopt;
+                node::pb::StatusReply status;
+                status.set_nonce(request.nonce());
+                status.set_replica(i);
+                status.set_role(i == 0 ? "primary" : "backup");
+                status.set_executed(kSeq);
+                out = crypto::seal(keys_[i], MessageType::kStatusReply, status.SerializeAsString());
+                break;
+            }
+            default: return std::nullopt;
+        }
+        if (b == Behaviour::kBadSignature) out.back() = static_cast<char>(out.back() ^ 0x01);
+        return out;
+    }
+
+    node::pb::Reply reply_for(uint32_t i, const ledger::Tx& tx, uint64_t balance) const {
+        node::pb::Reply reply;
+        reply.set_tx_id(std::string(crypto::as_bytes(tx.id)));
+        reply.set_client(std::string(crypto::as_bytes(tx.sender)));
+        reply.set_nonce(tx.nonce);
+        reply.set_result(0);
+        reply.set_seq(kSeq);
+        if (tx.kind == ledger::TxKind::kBalanceQuery) {
+            reply.set_value(balance);
+            reply.set_account_nonce(kAccountNonce);
+        }
+        reply.set_view(0);
+        reply.set_replica(i);
+        return reply;
+    }
+
+    std::vector<Behaviour> behaviours_;
+    std::vector<uint64_t> read_values_;
+    zmq::context_t context_{1};
+    std::vector<zmq::socket_t> routers_;
+    std::vector<KeyPair> keys_;
+    node::NetworkConfig config_;
+    std::map<uint32_t, std::map<std::string, int>> copies_;
+    std::atomic<uint64_t> last_nonce_{0};
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+std::vector<Behaviour> all_honest() { return std::vector<Behaviour>(4, Behaviour::kHonest); }
+
+TEST(Client, ATransferIsAcceptedOnMatchingReplies) {
+    FakeNetwork net(all_honest());
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    const auto alice = KeyPair::generate();
+    auto r = client.transfer(alice, KeyPair::generate().public_key(), 5, 1, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->ok());
+    EXPECT_EQ(r->seq, kSeq);
+    EXPECT_EQ(r->block, kSeq);
+    EXPECT_EQ(r->nonce, 1u);
+    EXPECT_EQ(client.counters().rejected(), 0u);
+}
+
+TEST(Client, WithoutANonceATransferUsesTheAccountsNoncePlusOne) {
+    FakeNetwork net(all_honest());
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, std::nullopt, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->nonce, kAccountNonce + 1);
+    EXPECT_EQ(net.nonce_seen(), kAccountNonce + 1);
+}
+
+TEST(Client, LiarsAndForgersAreOutvotedAndCounted) {
+    // Replica 1 answers only a retransmission, so the lie (2) and the forgery (3) are surely
+    // seen before the second honest reply completes the quorum.
+    FakeNetwork net({Behaviour::kHonest, Behaviour::kOnlyRetransmits, Behaviour::kLie,
+                     Behaviour::kBadSignature});
+    net.start();
+    ClientOptions options;
+    options.retransmit_interval = 200ms;
+    Client client(options);
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->ok()) << result_text(r->result);
+    EXPECT_EQ(r->seq, kSeq);
+    EXPECT_GE(client.retransmits(), 1u);
+    const auto c = client.counters();
+    EXPECT_EQ(c.bad_signature, 1u);
+    EXPECT_GE(c.mismatch, 1u);
+    EXPECT_GE(c.rejected(), 2u);
+}
+
+TEST(Client, NoQuorumBeforeTheDeadlineIsATimeout) {
+    FakeNetwork net({Behaviour::kHonest, Behaviour::kSilent, Behaviour::kSilent, Behaviour::kSilent});
+    net.start();
+    ClientOptions options;
+    options.retransmit_interval = 100ms;
+    Client client(options);
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    const auto begin = Clock::now();
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 400ms);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, "timeout");
+    EXPECT_LT(Clock::now() - begin, 3s);
+    EXPECT_GE(client.retransmits(), 2u);
+}
+
+TEST(Client, AFastReadNeedsTwoFPlusOneMatching) {
+    FakeNetwork net(all_honest());
+    net.set_read_value(3, kBalance + 1);  // one disagreeing replica is tolerated
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.balance(KeyPair::generate().public_key(), Consistency::kFast, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->served, Consistency::kFast);
+    EXPECT_TRUE(r->exists);
+    EXPECT_EQ(r->balance, kBalance);
+    EXPECT_EQ(r->nonce, kAccountNonce);
+}
+
+TEST(Client, AFastReadWithoutAgreementFallsBackToAnOrderedRead) {
+    FakeNetwork net(all_honest());
+    net.set_read_value(2, 7);
+    net.set_read_value(3, 8);
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.balance(KeyPair::generate().public_key(), Consistency::kFast, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->served, Consistency::kLinearizable);
+    EXPECT_EQ(r->balance, kBalance);
+    EXPECT_EQ(r->seq, kSeq);
+}
+
+TEST(Client, ALocalReadAsksOneReplicaAndReportsItsSeq) {
+    FakeNetwork net(all_honest());
+    net.set_read_value(2, 55);
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.balance(KeyPair::generate().public_key(), Consistency::kLocal, 5s, 2);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->served, Consistency::kLocal);
+    EXPECT_EQ(r->replica, 2u);
+    EXPECT_EQ(r->balance, 55u);
+    EXPECT_EQ(r->seq, 42u);
+    auto bad = client.balance(KeyPair::generate().public_key(), Consistency::kLocal, 5s, 9);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().code, "bad_request");
+}
+
+TEST(Client, StatusMarksASilentReplicaDown) {
+    FakeNetwork net({Behaviour::kHonest, Behaviour::kHonest, Behaviour::kSilent, Behaviour::kHonest});
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto s = client.status(300ms);
+    ASSERT_TRUE(s.ok());
+    ASSERT_EQ(s->size(), 4u);
+    EXPECT_TRUE((*s)[0].up);
+    EXPECT_EQ((*s)[0].reply.role(), "primary");
+    EXPECT_TRUE((*s)[1].up);
+    EXPECT_FALSE((*s)[2].up);
+    EXPECT_TRUE((*s)[3].up);
+}
+
+TEST(Client, ManyRequestsCanBeInFlightOnOneClient) {
+    FakeNetwork net(all_honest());
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    const auto alice = KeyPair::generate();
+    const auto bob = KeyPair::generate().public_key();
+    int ok = 0;
+    int failed = 0;
+    for (uint64_t nonce = 1; nonce <= 200; ++nonce) {
+        auto id = client.submit_async(ledger::make_transfer(alice, bob, 1, nonce),
+                                      [&](const Result<OrderedResult>& r) {
+                                          if (r && r->ok()) {
+                                              ++ok;
+                                          } else {
+                                              ++failed;
+                                          }
+                                      });
+        ASSERT_TRUE(id.ok());
+    }
+    EXPECT_EQ(client.outstanding(), 200u);
+    const auto deadline = Clock::now() + 10s;
+    while (client.outstanding() > 0 && Clock::now() < deadline) client.poll(50ms);
+    EXPECT_EQ(ok, 200);
+    EXPECT_EQ(failed, 0);
+}
+
+TEST(Client, SubmitRefusesWhatIsNotATransactionAndWhatIsAlreadyInFlight) {
+    FakeNetwork net({Behaviour::kSilent, Behaviour::kSilent, Behaviour::kSilent, Behaviour::kSilent});
+    net.start();
+    Client client;
+    EXPECT_EQ(client.submit_async("x", nullptr).error().code, "not_connected");
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    EXPECT_EQ(client.submit_async("garbage", nullptr).error().code, "bad_request");
+    const auto tx = ledger::make_transfer(KeyPair::generate(), KeyPair::generate().public_key(), 1, 1);
+    ASSERT_TRUE(client.submit_async(tx, nullptr).ok());
+    EXPECT_EQ(client.submit_async(tx, nullptr).error().code, "in_flight");
+}
+
+}  // namespace
+}  // namespace tally::client
