@@ -47,9 +47,13 @@ bool LedgerModel::step(const Operation& op) {
         if (to_balance > UINT64_MAX - t.amount) expected = ResultCode::kOverflow;
     }
     if (op.returned && op.result != expected) return false;
+    // A transfer that passed the nonce checks uses its nonce, whether it moved money or not.
+    bool past_nonce_checks = expected == ResultCode::kOk || expected == ResultCode::kZeroAmount ||
+                             expected == ResultCode::kSelfTransfer || expected == ResultCode::kInsufficientFunds ||
+                             expected == ResultCode::kOverflow;
+    if (past_nonce_checks) accounts_[t.from].second = t.nonce;
     if (expected == ResultCode::kOk) {
         accounts_[t.from].first -= t.amount;
-        accounts_[t.from].second = t.nonce;
         accounts_[t.to].first += t.amount;
     }
     return true;

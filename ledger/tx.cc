@@ -60,6 +60,11 @@ std::string_view result_name(ResultCode code) {
     return "unknown_result";
 }
 
+bool consumes_nonce(ResultCode code) {
+    return code == ResultCode::kOk || code == ResultCode::kZeroAmount || code == ResultCode::kSelfTransfer ||
+           code == ResultCode::kInsufficientFunds || code == ResultCode::kOverflow;
+}
+
 std::optional<ResultCode> result_from_name(std::string_view name) {
     for (size_t i = 0; i < kResultNames.size(); ++i)
         if (kResultNames[i] == name) return static_cast<ResultCode>(i);

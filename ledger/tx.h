@@ -66,6 +66,9 @@ enum class ResultCode : uint8_t {
 // "nonce_too_high", "zero_amount", "overflow", "self_transfer", "unknown_account", "unknown_tx".
 std::string_view result_name(ResultCode code);
 std::optional<ResultCode> result_from_name(std::string_view name);
+// Whether a transfer with this result used up its nonce (the rule above): a client's next
+// transfer then carries nonce + 1.
+bool consumes_nonce(ResultCode code);
 
 enum class TxKind : uint8_t { kTransfer, kBalanceQuery, kTxQuery };
 

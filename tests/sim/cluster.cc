@@ -341,7 +341,7 @@ void Cluster::client_reply(uint32_t c, uint32_t replica, const ClientOp& reply) 
     op.read_nonce = reply.read_nonce;
     client.pending.reset();
     --client.remaining;
-    if (!op.is_read && reply.result == ledger::ResultCode::kOk) ++client.next_nonce;
+    if (!op.is_read && ledger::consumes_nonce(reply.result)) ++client.next_nonce;
 }
 
 bool Cluster::clients_done() const {
@@ -402,7 +402,7 @@ std::vector<std::string> Cluster::check_converged() const {
     for (uint32_t c = 0; c < clients_.size(); ++c) {
         uint64_t ok = 0;
         for (const auto& op : history_)
-            if (op.client == c && !op.is_read && op.return_tick && op.result == ledger::ResultCode::kOk) ++ok;
+            if (op.client == c && !op.is_read && op.return_tick && ledger::consumes_nonce(op.result)) ++ok;
         for (bft::ReplicaId i = 0; i < n(); ++i) {
             if (!replicas_[i].up || !is_honest(i)) continue;
             auto a = replicas_[i].ledger->account(clients_[c].key->public_key());
