@@ -197,7 +197,8 @@ Status write_key_file(const std::string& path, const KeyPair& key) {
 }
 
 Result<KeyPair> read_key_file(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    // O_NONBLOCK so that a FIFO in place of the file cannot hang us before the S_ISREG check.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT) return make_error("not_found", describe(path) + " does not exist");
         return io_error(path, "cannot open", errno);
@@ -212,12 +213,14 @@ Result<KeyPair> read_key_file(const std::string& path) {
         ::close(fd);
         return make_error("io", describe(path) + " is not a regular file");
     }
+    // Any group or other bit is refused (as OpenSSH does): a writable key is as bad as a
+    // readable one.
     if ((st.st_mode & 0077) != 0) {
         ::close(fd);
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
         return make_error("permissions", describe(path) + " has mode " + mode +
-                                             ", so others may read the secret key; run: chmod 600 '" +
+                                             ": group or others can get at the secret key; run: chmod 600 '" +
                                              path + "'");
     }
 

@@ -187,7 +187,7 @@ TEST_F(KeyFileTest, SeedNotDerivingThePublicKeyIsMismatch) {
 TEST_F(KeyFileTest, GroupOrWorldReadableIsRefusedWithChmodAdvice) {
     std::string p = path("p.key");
     ASSERT_TRUE(write_key_file(p, key()).ok());
-    for (mode_t mode : {0644, 0640, 0604, 0660}) {
+    for (mode_t mode : {0644, 0640, 0604, 0660, 0620, 0601}) {
         SCOPED_TRACE(mode);
         ASSERT_EQ(::chmod(p.c_str(), mode), 0);
         expect_error(p, "permissions");
@@ -198,6 +198,12 @@ TEST_F(KeyFileTest, GroupOrWorldReadableIsRefusedWithChmodAdvice) {
 }
 
 TEST_F(KeyFileTest, DirectoryIsIo) { expect_error(dir_, "io"); }
+
+TEST_F(KeyFileTest, FifoIsIoWithoutBlocking) {
+    std::string p = path("fifo.key");
+    ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+    expect_error(p, "io");
+}
 
 TEST_F(KeyFileTest, UpperCaseHexIsAccepted) {
     std::string content = valid_content();
