@@ -301,7 +301,13 @@ void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::En
         auto recent = recent_.find(reply.tx_id());
         if (recent == recent_.end()) {
             ++counters_.stale;
-        } else if (!(reply_key(reply, QuorumKind::kOrdered) == recent->second)) {
+            return;
+        }
+        const ReplyKey key = reply_key(reply, QuorumKind::kOrdered);
+        if (key == recent->second) return;
+        if (supersedes(key, recent->second)) {
+            ++counters_.superseded;
+        } else {
             ++counters_.mismatch;
         }
         return;

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "crypto/assert.h"
+#include "ledger/tx.h"
 
 namespace tally::client {
 namespace {
@@ -24,6 +25,8 @@ ReplyCounters& ReplyCounters::operator+=(const ReplyCounters& other) {
     mismatch += other.mismatch;
     duplicate += other.duplicate;
     stale += other.stale;
+    superseded += other.superseded;
+    disagreed += other.disagreed;
     return *this;
 }
 
@@ -37,6 +40,15 @@ ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind) {
     key.value = reply.value();
     key.account_nonce = reply.account_nonce();
     return key;
+}
+
+bool supersedes(const ReplyKey& later, const ReplyKey& earlier) {
+    const auto not_final = [](uint32_t result) {
+        return result == static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh) ||
+               result == static_cast<uint32_t>(ledger::ResultCode::kUnknownSender);
+    };
+    return later.tx_id == earlier.tx_id && later.client == earlier.client &&
+           later.nonce == earlier.nonce && not_final(earlier.result) && later.seq > earlier.seq;
 }
 
 ReplyQuorum::ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n,
@@ -90,7 +102,13 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
         // Late: the result is decided. Agreeing replies are fine; others are counted as lies
         // (without spending a verification on them: either way they are not used).
         if (key == *accepted_key_) return Vote::kLate;
-        ++counters_.mismatch;
+        if (kind_ == QuorumKind::kRead) {
+            ++counters_.disagreed;
+        } else if (supersedes(key, *accepted_key_)) {
+            ++counters_.superseded;
+        } else {
+            ++counters_.mismatch;
+        }
         return Vote::kLate;
     }
 
@@ -125,9 +143,15 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
     accepted_ = group.front().reply;
     accepted_digest_ = group.front().state_digest;
     counters_.accepted += group.size();
-    // Replies that disagreed with the accepted result are lies (or stale reads): count them.
+    // Replies that disagreed with the accepted result: lies, for ordered requests (every honest
+    // replica executes a request at the same point); replicas at other points, for reads.
     for (const auto& [other_key, members] : groups_) {
-        if (!(other_key == key)) counters_.mismatch += members.size();
+        if (other_key == key) continue;
+        if (kind_ == QuorumKind::kRead) {
+            counters_.disagreed += members.size();
+        } else {
+            counters_.mismatch += members.size();
+        }
     }
     groups_.clear();
     return Vote::kAccepted;

@@ -36,6 +36,9 @@ struct ReplyCounters {
     uint64_t mismatch = 0;       // disagreed with the request, or with the accepted result
     uint64_t duplicate = 0;      // the same replica repeating itself (counted once only)
     uint64_t stale = 0;          // for a request this client no longer remembers
+    uint64_t superseded = 0;     // a later execution of a request whose result was not final
+    uint64_t disagreed = 0;      // fast-read answers unlike the accepted one: replicas at other
+                                 // points of the log answer differently, honestly
 
     // Replies refused as wrong: bad signature, malformed, mismatching.
     uint64_t rejected() const { return bad_signature + malformed + mismatch; }
@@ -74,10 +77,17 @@ enum class Vote {
     kDuplicate,  // this replica already said exactly this
     kRejected,   // malformed, mismatching, over the per-replica limit, or a bad signature
     kLate,       // the quorum was already reached; compared against it and counted
+                 // (a disagreeing late reply counts as a mismatch unless it supersedes())
 };
 
 // The reply key of a decoded Reply under a rule.
 ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind);
+
+// True when `later` may honestly follow the accepted `earlier` for the same request: the ledger
+// does not record a transfer that failed as kNonceTooHigh or kUnknownSender (it came early and
+// may apply later, ledger/tx.h), so a copy of it ordered again executes again, at a higher
+// sequence number, and its replicas reply again.
+bool supersedes(const ReplyKey& later, const ReplyKey& earlier);
 
 class ReplyQuorum {
 public:

@@ -123,6 +123,9 @@ int cmd_net_status(const Args& args) {
 }
 
 int cmd_transfer(const Args& args) {
+    // The network first: without one, nothing else the user typed can be checked well.
+    auto client = connect(args);
+    if (!client) return fail(client.error());
     auto key = tc::resolve_key(args.key, args.dir);
     if (!key) return fail(key.error());
     auto to = tc::resolve_account(args.to, args.dir);
@@ -137,8 +140,6 @@ int cmd_transfer(const Args& args) {
     }
     auto timeout = tc::parse_timeout_s(args.timeout_s);
     if (!timeout) return fail(timeout.error());
-    auto client = connect(args);
-    if (!client) return fail(client.error());
     auto result = (*client)->transfer(*key, *to, *amount, nonce, *timeout);
     if (!result) return fail(result.error());
     if (args.json) {
@@ -157,6 +158,9 @@ int cmd_transfer(const Args& args) {
 }
 
 int cmd_balance(const Args& args) {
+    // The network first: without one, nothing else the user typed can be checked well.
+    auto client = connect(args);
+    if (!client) return fail(client.error());
     auto account = tc::resolve_account(args.account, args.dir);
     if (!account) return fail(account.error());
     auto consistency = tc::consistency_from_name(args.consistency);
@@ -164,8 +168,6 @@ int cmd_balance(const Args& args) {
         return fail(tally::make_error("usage", "--consistency must be linearizable, fast or local"));
     auto timeout = tc::parse_timeout_s(args.timeout_s);
     if (!timeout) return fail(timeout.error());
-    auto client = connect(args);
-    if (!client) return fail(client.error());
     auto result = (*client)->balance(*account, *consistency, *timeout, args.node);
     if (!result) return fail(result.error());
     if (args.json) {
@@ -185,12 +187,13 @@ int cmd_balance(const Args& args) {
 }
 
 int cmd_tx(const Args& args) {
+    // The network first: without one, nothing else the user typed can be checked well.
+    auto client = connect(args);
+    if (!client) return fail(client.error());
     auto id = tc::parse_tx_id(args.tx_id);
     if (!id) return fail(id.error());
     auto timeout = tc::parse_timeout_s(args.timeout_s);
     if (!timeout) return fail(timeout.error());
-    auto client = connect(args);
-    if (!client) return fail(client.error());
     auto result = (*client)->tx(*id, *timeout);
     if (!result) return fail(result.error());
     if (args.json) {
@@ -250,7 +253,7 @@ int main(int argc, char** argv) {
     app.footer(
         "Exit codes: 0 ok, 1 failed result (the network answered no), 2 usage or bad input,\n"
         "3 timeout or network unreachable.\n"
-        "An ACCOUNT is 64 hex digits, a key file, or a name in DIR/accounts (alice, bob, ...).");
+        "An ACCOUNT is 64 hex digits, a key file, or a name in DIR/accounts (alice, bob, ...).\n");
     app.require_subcommand(1);
     app.fallthrough();
     Args args;

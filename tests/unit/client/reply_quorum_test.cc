@@ -9,6 +9,7 @@
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
+#include "ledger/tx.h"
 
 namespace tally::client {
 namespace {
@@ -150,6 +151,25 @@ TEST(ReplyQuorum, SignaturesAreOnlyCheckedWhenTheyCouldCompleteAQuorum) {
     EXPECT_EQ(q.counters().mismatch, 1u);
 }
 
+TEST(ReplyQuorum, ALaterExecutionOfANotFinalResultIsNotALie) {
+    // kNonceTooHigh is not recorded by the ledger: another copy of the transfer may be ordered
+    // later and succeed; honest replicas then reply again with a higher seq.
+    Fixture fx;
+    auto q = fx.ordered();
+    const uint32_t too_high = static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh);
+    EXPECT_EQ(q.add(0, fx.pk(0), fx.frame(0, fx.reply(0, too_high, 5))), Vote::kPending);
+    EXPECT_EQ(q.add(1, fx.pk(1), fx.frame(1, fx.reply(1, too_high, 5))), Vote::kAccepted);
+    EXPECT_EQ(q.add(2, fx.pk(2), fx.frame(2, fx.reply(2, 0, 9))), Vote::kLate);
+    EXPECT_EQ(q.counters().superseded, 1u);
+    EXPECT_EQ(q.counters().rejected(), 0u);
+    // A final result cannot be superseded: a later different answer is a lie.
+    auto final_q = fx.ordered();
+    EXPECT_EQ(final_q.add(0, fx.pk(0), fx.frame(0, fx.reply(0, 0, 5))), Vote::kPending);
+    EXPECT_EQ(final_q.add(1, fx.pk(1), fx.frame(1, fx.reply(1, 0, 5))), Vote::kAccepted);
+    EXPECT_EQ(final_q.add(2, fx.pk(2), fx.frame(2, fx.reply(2, 0, 9))), Vote::kLate);
+    EXPECT_EQ(final_q.counters().mismatch, 1u);
+}
+
 TEST(ReplyQuorum, AFrameSignedByAnotherReplicaIsRejectedAsMalformed) {
     Fixture fx;
     auto q = fx.ordered();
@@ -248,7 +268,9 @@ TEST(ReplyQuorum, ReadRepliesMustMatchOnValueAndNonce) {
     auto r3 = fx.reply(3);
     r3.set_value(5);
     EXPECT_EQ(q.add(3, fx.pk(3), fx.read_frame(3, r3)), Vote::kAccepted);
-    EXPECT_EQ(q.counters().mismatch, 1u);
+    // A replica at another point of the log is not lying: counted, but not as rejected.
+    EXPECT_EQ(q.counters().disagreed, 1u);
+    EXPECT_EQ(q.counters().rejected(), 0u);
 }
 
 }  // namespace
