@@ -91,6 +91,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
     r->workers_ = std::make_unique<WorkerPool>(options.workers, r->key_, pbft.replicas, id,
                                                r->authenticator_, r->rejections_);
     r->events_.reserve(1024);
+    r->frames_.reserve(1024);
     return r;
 }
 
@@ -142,17 +143,19 @@ Status Replica::run(const std::atomic<bool>& stop) {
 }
 
 void Replica::receive_frames() {
+    // Collected first and handed over at once: one lock and one wake-up per turn, not per frame.
     for (size_t i = 0; i < options_.frames_per_turn_max; ++i) {
         VerifyJob job;
-        switch (transport_->receive(job.routing_id, job.frame)) {
-            case Transport::Received::kNone: return;
-            case Transport::Received::kBadFraming:
-                rejections_.count("bad_framing", "a message of more than one frame from client " +
-                                                     crypto::to_hex(job.routing_id));
-                continue;
-            case Transport::Received::kFrame: workers_->submit_verify(std::move(job)); continue;
+        const auto received = transport_->receive(job.routing_id, job.frame);
+        if (received == Transport::Received::kNone) break;
+        if (received == Transport::Received::kBadFraming) {
+            rejections_.count("bad_framing", "a message of more than one frame from client " +
+                                                 crypto::to_hex(job.routing_id));
+            continue;
         }
+        frames_.push_back(std::move(job));
     }
+    if (!frames_.empty()) workers_->submit_verify_all(frames_);
 }
 
 void Replica::handle_events(bft::Output& out) {

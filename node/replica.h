@@ -109,7 +109,8 @@ private:
     std::unique_ptr<WorkerPool> workers_;
     ClientRoutes routes_;
 
-    std::vector<Event> events_;  // reused every turn
+    std::vector<Event> events_;      // reused every turn
+    std::vector<VerifyJob> frames_;  // reused every turn
     std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
     uint64_t fetch_state_requests_ = 0;
     LogLimiter detected_log_;

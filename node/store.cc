@@ -50,6 +50,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     }
     sqlite3_extended_result_codes(db, 1);
     const char* setup =
+        // One process owns the file: exclusive locking spares SQLite its per-transaction file
+        // locks (fcntl calls) and the WAL's shared-memory index.
+        "PRAGMA locking_mode=EXCLUSIVE;"
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=FULL;"
         "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;";
@@ -59,6 +62,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         std::string text = message ? message : "unknown error";
         sqlite3_free(message);
         const bool corrupt = code == SQLITE_NOTADB || (code & 0xff) == SQLITE_CORRUPT;
+        if ((code & 0xff) == SQLITE_BUSY)
+            text += " (is another tallyd running on this data folder?)";
         return make_error(corrupt ? "corrupt" : "io", path + ": " + text);
     }
     if (auto s = store->prepare(); !s) return s.error();

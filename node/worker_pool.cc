@@ -75,6 +75,27 @@ bool WorkerPool::submit_verify(VerifyJob job) {
     return false;
 }
 
+void WorkerPool::submit_verify_all(std::vector<VerifyJob>& jobs) {
+    size_t queued = 0;
+    {
+        std::lock_guard lock(jobs_mutex_);
+        for (auto& job : jobs) {
+            if (verify_jobs_.size() >= options_.verify_jobs_max ||
+                verify_bytes_ + job.frame.size() > options_.verify_bytes_max)
+                break;
+            verify_bytes_ += job.frame.size();
+            verify_jobs_.push_back(std::move(job));
+            ++queued;
+        }
+    }
+    if (queued == 1) jobs_ready_.notify_one();
+    if (queued > 1) jobs_ready_.notify_all();
+    for (size_t i = queued; i < jobs.size(); ++i)
+        reject("queue_full", "the verification queue is full; dropped a frame from " +
+                                 peer_label(jobs[i].routing_id));
+    jobs.clear();
+}
+
 bool WorkerPool::submit_sign(SignJob job) {
     {
         std::lock_guard lock(jobs_mutex_);

@@ -65,6 +65,8 @@ public:
 
     // Queue work; false (and counted) when the queue is full.
     bool submit_verify(VerifyJob job);
+    // Queues every job of `jobs` (those that fit) under one lock and one wake-up; clears it.
+    void submit_verify_all(std::vector<VerifyJob>& jobs);
     bool submit_sign(SignJob job);
 
     // The fd the consensus thread polls for "events are ready" (readable until acknowledged).

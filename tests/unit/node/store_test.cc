@@ -89,6 +89,18 @@ TEST(StoreTest, AFileThatIsNotADatabaseIsAnError) {
     EXPECT_NE(store.error().message.find("consensus.db"), std::string::npos);
 }
 
+TEST(StoreTest, ASecondStoreOnTheSameFileIsRefused) {
+    // Two replicas on one data folder would contradict each other: the file is locked.
+    TempDir dir;
+    auto first = Store::open(dir / "consensus.db");
+    ASSERT_TRUE(first.ok());
+    auto second = Store::open(dir / "consensus.db");
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.error().code, "io");
+    EXPECT_NE(second.error().message.find("another tallyd"), std::string::npos)
+        << second.error().message;
+}
+
 TEST(StoreTest, AnUnwritablePathIsAnError) {
     TempDir dir;
     auto store = Store::open(dir / "no/such/folder/consensus.db");

@@ -1,0 +1,192 @@
+// WorkerPool: every frame ends as exactly one verified event or one counted rejection, by
+// reason; replies are signed; a full queue drops and counts.
+#include "node/worker_pool.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include <chrono>
+
+#include "crypto/envelope.h"
+#include "ledger/tx.h"
+#include "node/node.pb.h"
+
+namespace tally::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+crypto::KeyPair key_n(uint8_t n) {
+    crypto::Seed seed{};
+    seed[0] = n;
+    seed[1] = 0x77;
+    return crypto::KeyPair::from_seed(seed);
+}
+
+class WorkerPoolTest : public ::testing::Test {
+protected:
+    WorkerPoolTest() {
+        for (uint8_t i = 0; i < 4; ++i) replicas_.push_back(key_n(i).public_key());
+    }
+
+    std::unique_ptr<WorkerPool> make_pool(WorkerPoolOptions options = {}) {
+        return std::make_unique<WorkerPool>(options, self_key_, replicas_, 0, auth_, rejections_);
+    }
+
+    static VerifyJob job(std::string frame, std::string routing_id = "rid") {
+        return VerifyJob{std::move(routing_id), zmq::message_t(frame.data(), frame.size())};
+    }
+
+    // Waits (on the pool's wake-up fd, with a deadline) until `want` events arrived or
+    // `rejected` rejections were counted.
+    std::vector<Event> wait_for(WorkerPool& pool, size_t want, uint64_t rejected = 0) {
+        std::vector<Event> out;
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            pool.take_events(out);
+            if (out.size() >= want && total_rejected() >= rejected) break;
+            pollfd fd{pool.wake_fd(), POLLIN, 0};
+            ::poll(&fd, 1, 20);
+        }
+        return out;
+    }
+
+    uint64_t total_rejected() const {
+        uint64_t total = 0;
+        for (const auto& [reason, count] : rejections_.snapshot()) total += count;
+        return total;
+    }
+
+    crypto::KeyPair self_key_ = key_n(0);
+    std::vector<crypto::PublicKey> replicas_;
+    TxAuthenticator auth_;
+    Rejections rejections_;
+};
+
+TEST_F(WorkerPoolTest, AValidRequestBecomesARequestEventWithItsIdAndClient) {
+    auto pool = make_pool();
+    const auto alice = key_n(9);
+    const std::string tx = ledger::make_transfer(alice, key_n(8).public_key(), 3, 1);
+    ASSERT_TRUE(pool->submit_verify(job(tx, "alice-conn")));
+    auto events = wait_for(*pool, 1);
+    ASSERT_EQ(events.size(), 1u);
+    auto* in = std::get_if<RequestIn>(&events[0]);
+    ASSERT_NE(in, nullptr);
+    EXPECT_EQ(in->routing_id, "alice-conn");
+    EXPECT_EQ(in->request.info.client, alice.public_key());
+    EXPECT_EQ(in->request.info.nonce, 1u);
+    EXPECT_EQ(in->request.payload, tx);
+    EXPECT_EQ(in->tx_id, ledger::tx_id(tx));
+    // The verdict is cached for the engine's look inside a pre-prepare.
+    EXPECT_TRUE(auth_.authenticate(tx).ok());
+    EXPECT_EQ(auth_.stats().hits, 1u);
+}
+
+TEST_F(WorkerPoolTest, AReplicaMessageBecomesAPeerMessageFromItsSender) {
+    auto pool = make_pool();
+    const std::string frame = crypto::seal(key_n(2), crypto::MessageType::kPrepare, "vote");
+    ASSERT_TRUE(pool->submit_verify(job(frame)));
+    auto events = wait_for(*pool, 1);
+    ASSERT_EQ(events.size(), 1u);
+    auto* m = std::get_if<PeerMessage>(&events[0]);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->from, 2u);
+    EXPECT_EQ(m->envelope.type, crypto::MessageType::kPrepare);
+    EXPECT_EQ(m->envelope.body, "vote");
+    EXPECT_EQ(m->raw.to_string(), frame);
+}
+
+TEST_F(WorkerPoolTest, StatusAndReadRequestsBecomeTheirEvents) {
+    auto pool = make_pool();
+    pb::StatusRequest status;
+    status.set_nonce(77);
+    ASSERT_TRUE(pool->submit_verify(
+        job(crypto::seal(key_n(9), crypto::MessageType::kStatusRequest, status.SerializeAsString()))));
+    pb::ReadRequest read;
+    read.set_query(ledger::make_balance_query(key_n(9), key_n(8).public_key(), 5));
+    ASSERT_TRUE(pool->submit_verify(
+        job(crypto::seal(key_n(9), crypto::MessageType::kReadRequest, read.SerializeAsString()))));
+    auto events = wait_for(*pool, 2);
+    ASSERT_EQ(events.size(), 2u);
+    size_t statuses = 0, reads = 0;
+    for (auto& e : events) {
+        if (auto* s = std::get_if<StatusIn>(&e)) {
+            EXPECT_EQ(s->nonce, 77u);
+            ++statuses;
+        }
+        if (auto* r = std::get_if<ReadIn>(&e)) {
+            EXPECT_EQ(r->client, key_n(9).public_key());
+            EXPECT_EQ(r->nonce, 5u);
+            EXPECT_EQ(r->query, read.query());
+            ++reads;
+        }
+    }
+    EXPECT_EQ(statuses, 1u);
+    EXPECT_EQ(reads, 1u);
+}
+
+TEST_F(WorkerPoolTest, EachBadFrameIsCountedUnderItsOwnReason) {
+    auto pool = make_pool();
+    std::string bad_signature = crypto::seal(key_n(9), crypto::MessageType::kStatusRequest, "");
+    bad_signature.back() = static_cast<char>(bad_signature.back() ^ 1);
+    std::string forged_replica = crypto::seal(key_n(9), crypto::MessageType::kCommit, "x");
+    std::copy(replicas_[1].begin(), replicas_[1].end(), forged_replica.begin() + 2);
+    std::string unknown_type = crypto::seal(key_n(9), crypto::MessageType::kStatusRequest, "");
+    unknown_type[1] = static_cast<char>(99);
+    std::string bad_tx = ledger::make_transfer(key_n(9), key_n(8).public_key(), 3, 1);
+    bad_tx[bad_tx.size() - 5] = static_cast<char>(bad_tx[bad_tx.size() - 5] ^ 4);
+
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"truncated", "short"},
+        {"malformed", crypto::seal(key_n(9), crypto::MessageType::kStatusRequest, "") + "x"},
+        {"unknown_type", unknown_type},
+        {"bad_signature", bad_signature},
+        {"bad_signature", forged_replica},
+        {"bad_signature", bad_tx},
+        {"wrong_sender", crypto::seal(key_n(9), crypto::MessageType::kPrePrepare, "")},
+        {"from_self", crypto::seal(self_key_, crypto::MessageType::kPrepare, "")},
+        {"unexpected_type", crypto::seal(key_n(9), crypto::MessageType::kReply, "")},
+        {"malformed_request", crypto::seal(key_n(9), crypto::MessageType::kRequest, "junk")},
+        {"malformed_body", crypto::seal(key_n(9), crypto::MessageType::kStatusRequest, "\xff\xff")},
+    };
+    for (const auto& [reason, frame] : cases) ASSERT_TRUE(pool->submit_verify(job(frame)));
+    auto events = wait_for(*pool, 0, cases.size());
+    EXPECT_TRUE(events.empty());
+    std::map<std::string, uint64_t> want;
+    for (const auto& [reason, frame] : cases) ++want[reason];
+    for (const auto& [reason, count] : want) EXPECT_EQ(rejections_.get(reason), count) << reason;
+    EXPECT_EQ(total_rejected(), cases.size());
+}
+
+TEST_F(WorkerPoolTest, SignJobsComeBackAsSealedEnvelopes) {
+    auto pool = make_pool();
+    ASSERT_TRUE(pool->submit_sign(SignJob{"client-7", crypto::MessageType::kReply, "body"}));
+    auto events = wait_for(*pool, 1);
+    ASSERT_EQ(events.size(), 1u);
+    auto* out = std::get_if<SignedOut>(&events[0]);
+    ASSERT_NE(out, nullptr);
+    EXPECT_EQ(out->routing_id, "client-7");
+    crypto::OpenOptions options;
+    options.expected_sender = self_key_.public_key();
+    auto env = crypto::open(out->envelope, options);
+    ASSERT_TRUE(env.ok()) << env.error().message;
+    EXPECT_EQ(env->type, crypto::MessageType::kReply);
+    EXPECT_EQ(env->body, "body");
+}
+
+TEST_F(WorkerPoolTest, AFullQueueDropsAndCounts) {
+    WorkerPoolOptions options;
+    options.threads = 1;
+    options.verify_jobs_max = 0;  // nothing fits
+    auto pool = make_pool(options);
+    EXPECT_FALSE(pool->submit_verify(job("x")));
+    std::vector<VerifyJob> jobs;
+    jobs.push_back(job("y"));
+    jobs.push_back(job("z"));
+    pool->submit_verify_all(jobs);
+    EXPECT_TRUE(jobs.empty());
+    EXPECT_EQ(rejections_.get("queue_full"), 3u);
+}
+
+}  // namespace
+}  // namespace tally::node
