@@ -123,6 +123,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) return make_error("network", std::string("poll: ") + e.what());
         }
+        inline_signs_left_ = workers_->idle() ? options_.inline_sign_max : 0;
         receive_frames();
         bft::Output out;
         handle_events(out);
@@ -155,11 +156,17 @@ void Replica::receive_frames() {
         }
         frames_.push_back(std::move(job));
     }
-    if (!frames_.empty()) workers_->submit_verify_all(frames_);
+    if (frames_.empty()) return;
+    if (frames_.size() <= options_.inline_verify_frames_max && workers_->idle()) {
+        for (auto& job : frames_) workers_->verify_here(job, events_);
+        frames_.clear();
+        return;
+    }
+    workers_->submit_verify_all(frames_);
 }
 
 void Replica::handle_events(bft::Output& out) {
-    events_.clear();
+    // events_ may already hold what receive_frames() verified on this thread.
     workers_->take_events(events_);
     for (Event& event : events_) {
         if (auto* m = std::get_if<PeerMessage>(&event)) {

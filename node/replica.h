@@ -48,6 +48,13 @@ struct ReplicaOptions {
     size_t client_routes_max = 100'000;
     size_t authenticator_cache_max = TxAuthenticator::kDefaultCacheEntries;
     size_t frames_per_turn_max = 4096;  // frames read from the ROUTER per loop turn
+    // When a loop turn received at most this many frames and no job waits for a worker, the
+    // consensus thread checks them itself; likewise it signs up to inline_sign_max replies per
+    // turn while the workers are idle. Handing work to another thread costs two context
+    // switches, which on a small, shared machine cost more than a signature check; under load
+    // (many frames per turn, busy workers) the work goes to the workers, in parallel. 0 = never.
+    size_t inline_verify_frames_max = 4;
+    size_t inline_sign_max = 4;
     // Wraps the honest engine (node/traitor.h) for fault-injection tests; empty = honest.
     std::vector<std::string> traitor;
     uint64_t traitor_seed = 1;
@@ -111,6 +118,7 @@ private:
 
     std::vector<Event> events_;      // reused every turn
     std::vector<VerifyJob> frames_;  // reused every turn
+    size_t inline_signs_left_ = 0;   // this turn's budget of replies signed on this thread
     std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
     uint64_t fetch_state_requests_ = 0;
     LogLimiter detected_log_;

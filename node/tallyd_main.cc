@@ -50,6 +50,11 @@ int main(int argc, char** argv) {
                    "fault injection: Byzantine behaviours, comma-separated (see node/traitor.h)");
     app.add_option("--traitor-seed", traitor_seed, "seed for the traitor's random choices")
         ->capture_default_str();
+    size_t inline_max = tally::node::ReplicaOptions{}.inline_verify_frames_max;
+    app.add_option("--inline-max", inline_max,
+                   "tuning: frames checked and replies signed per loop turn on the consensus "
+                   "thread while the workers are idle (0: always on the workers)")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     const int sid = static_cast<int>(id);
 
@@ -83,6 +88,8 @@ int main(int argc, char** argv) {
                                "'s public_key in " + config_path);
 
     tally::node::ReplicaOptions options;
+    options.inline_verify_frames_max = inline_max;
+    options.inline_sign_max = inline_max;
     if (!traitor.empty()) {
         std::string item;
         for (char c : traitor + ",") {

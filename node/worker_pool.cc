@@ -134,7 +134,7 @@ void WorkerPool::run() {
             }
         }
         if (sign_job) sign(*sign_job);
-        if (verify_job) verify(*verify_job);
+        if (verify_job) verify(*verify_job, nullptr);
     }
 }
 
@@ -170,6 +170,21 @@ void WorkerPool::emit(Event event) {
     }
 }
 
+void WorkerPool::deliver(std::vector<Event>* here, Event event) {
+    if (here) {
+        here->push_back(std::move(event));
+    } else {
+        emit(std::move(event));
+    }
+}
+
+void WorkerPool::verify_here(VerifyJob& job, std::vector<Event>& out) { verify(job, &out); }
+
+bool WorkerPool::idle() const {
+    std::lock_guard lock(jobs_mutex_);
+    return verify_jobs_.empty() && sign_jobs_.empty();
+}
+
 void WorkerPool::reject(std::string_view reason, std::string_view detail) {
     rejections_.count(reason, detail);
 }
@@ -187,7 +202,7 @@ void WorkerPool::pre_authenticate_batch(std::string_view body) {
     for (const auto& request : pp.requests()) (void)authenticator_.authenticate(request);
 }
 
-void WorkerPool::verify(VerifyJob& job) {
+void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
     const std::string_view frame = view_of(job.frame);
     // Sizes, version, type first: no signature work for a frame that is not one.
     crypto::OpenOptions header_only;
@@ -210,7 +225,7 @@ void WorkerPool::verify(VerifyJob& job) {
             return;
         }
         bft::ClientRequest request{bft::RequestInfo{tx->sender, tx->nonce}, std::move(tx->envelope)};
-        emit(RequestIn{std::move(job.routing_id), std::move(request), tx->id});
+        deliver(here, RequestIn{std::move(job.routing_id), std::move(request), tx->id});
         return;
     }
 
@@ -252,7 +267,7 @@ void WorkerPool::verify(VerifyJob& job) {
                                                 query.error().message);
                 return;
             }
-            emit(ReadIn{std::move(job.routing_id), std::move(*read.mutable_query()), query->sender,
+            deliver(here, ReadIn{std::move(job.routing_id), std::move(*read.mutable_query()), query->sender,
                         query->nonce});
             return;
         }
@@ -262,7 +277,7 @@ void WorkerPool::verify(VerifyJob& job) {
                 reject("malformed_body", peer_label(job.routing_id) + ": a status request's body");
                 return;
             }
-            emit(StatusIn{std::move(job.routing_id), status.nonce()});
+            deliver(here, StatusIn{std::move(job.routing_id), status.nonce()});
             return;
         }
         default:
@@ -275,7 +290,7 @@ void WorkerPool::verify(VerifyJob& job) {
         return;
     }
     if (env.type == crypto::MessageType::kPrePrepare) pre_authenticate_batch(env.body);
-    emit(PeerMessage{*from, std::move(env), std::move(job.frame)});
+    deliver(here, PeerMessage{*from, std::move(env), std::move(job.frame)});
 }
 
 }  // namespace tally::node

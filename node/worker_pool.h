@@ -76,10 +76,19 @@ public:
 
     // Jobs waiting (for tests and status).
     size_t pending_jobs() const;
+    // True when no job waits for a worker.
+    bool idle() const;
+
+    // The same checks as a worker's, run on the calling thread; the event (if the frame is
+    // accepted) is appended to `out`. For a caller that has so little to check that handing it
+    // over would cost more than doing it (see ReplicaOptions::inline_verify_frames_max).
+    void verify_here(VerifyJob& job, std::vector<Event>& out);
 
 private:
     void run();
-    void verify(VerifyJob& job);
+    // Verifies one frame; its event goes to `here` when given, else to the event queue.
+    void verify(VerifyJob& job, std::vector<Event>* here);
+    void deliver(std::vector<Event>* here, Event event);
     void sign(SignJob& job);
     void emit(Event event);
     void reject(std::string_view reason, std::string_view detail);
