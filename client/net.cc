@@ -63,11 +63,28 @@ std::vector<std::string> read_cmdline(pid_t pid) {
     return args;
 }
 
-// Reaps `pid` if it is our own exited child (a launcher living on, such as a test). Harmless
-// for any other pid.
+// How our own children ended, by pid (only children started by this process are reaped).
+std::map<pid_t, int>& exit_statuses() {
+    static std::map<pid_t, int> statuses;
+    return statuses;
+}
+
+// Reaps `pid` if it is our own exited child, keeping how it ended. Harmless for any other pid.
 void reap(pid_t pid) {
     int status = 0;
-    (void)::waitpid(pid, &status, WNOHANG);
+    if (::waitpid(pid, &status, WNOHANG) == pid) exit_statuses()[pid] = status;
+}
+
+// "exited with status 1", "killed by signal 11 (Segmentation fault)", or "exited".
+std::string how_it_ended(pid_t pid) {
+    auto it = exit_statuses().find(pid);
+    if (it == exit_statuses().end()) return "exited";
+    const int status = it->second;
+    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+               ::strsignal(WTERMSIG(status)) + ")";
+    return "exited";
 }
 
 // True when `pid` is a live `tallyd --config <config> --id <id>`.
@@ -170,10 +187,20 @@ Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
 
+    // A close-on-exec pipe tells the parent when exec has happened (EOF) or failed (an errno),
+    // so nobody ever looks at the child while it is still a copy of this program.
+    int exec_pipe[2];
+    if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
+        ::close(log_fd);
+        ::close(null_fd);
+        return make_error("spawn", std::string("pipe: ") + std::strerror(errno));
+    }
     const pid_t pid = ::fork();
     if (pid < 0) {
         ::close(log_fd);
         ::close(null_fd);
+        ::close(exec_pipe[0]);
+        ::close(exec_pipe[1]);
         return make_error("spawn", std::string("fork: ") + std::strerror(errno));
     }
     if (pid == 0) {
@@ -181,11 +208,29 @@ Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config
         ::dup2(null_fd, 0);
         ::dup2(log_fd, 1);
         ::dup2(log_fd, 2);
-        ::closefrom(3);
+        // Keep only the standard streams and the exec pipe's write end.
+        ::close(exec_pipe[0]);
+        const int report_fd = ::dup2(exec_pipe[1], 3) == 3 ? 3 : -1;
+        if (report_fd == 3) ::fcntl(3, F_SETFD, FD_CLOEXEC);
+        ::closefrom(4);
         ::execv(argv[0], argv.data());
-        static const char kMessage[] = "tally: exec of tallyd failed\n";
-        (void)!::write(2, kMessage, sizeof(kMessage) - 1);
+        const int error = errno;
+        if (report_fd == 3) (void)!::write(3, &error, sizeof(error));
         ::_exit(127);
+    }
+    ::close(exec_pipe[1]);
+    int child_errno = 0;
+    ssize_t got = 0;
+    do {
+        got = ::read(exec_pipe[0], &child_errno, sizeof(child_errno));
+    } while (got < 0 && errno == EINTR);
+    ::close(exec_pipe[0]);
+    if (got > 0) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        ::close(log_fd);
+        ::close(null_fd);
+        return make_error("spawn", "cannot run " + tallyd + ": " + std::strerror(child_errno));
     }
     ::close(log_fd);
     ::close(null_fd);
@@ -205,9 +250,9 @@ Status wait_ready(const node::NetworkConfig& config, const std::string& abs,
     while (true) {
         for (const auto& [id, pid] : started) {
             if (!is_our_replica(pid, config_path(abs), id)) {
-                return make_error("spawn", "replica " + std::to_string(id) +
-                                               " exited during startup; the end of " +
-                                               log_path(abs, id) + ":\n" +
+                return make_error("spawn", "replica " + std::to_string(id) + " " +
+                                               how_it_ended(pid) + " during startup; see " + abs +
+                                               "/logs/. The end of " + log_path(abs, id) + ":\n" +
                                                tail_of_file(log_path(abs, id), 8));
             }
         }
@@ -411,8 +456,12 @@ Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& prog
     progress << "started " << config.n() << " " << config.protocol << " replicas (f=" << config.f
              << ") in " << options.dir << std::endl;
     if (auto ready = wait_ready(config, abs, started, options.ready_timeout, progress); !ready) {
-        if (ready.error().code == "spawn") stop_started(started, abs);
-        return ready.error();
+        if (ready.error().code != "spawn") return ready.error();
+        stop_started(started, abs);
+        Error error = ready.error();
+        error.message += "(stopped the other replicas; `tally net up" + dir_flag(options.dir) +
+                         "` starts this network again)";
+        return error;
     }
 
     const std::string d = dir_flag(options.dir);
