@@ -19,6 +19,8 @@ constexpr size_t kReplyBytesMax = 1 << 20;
 // Frames taken from one socket per poll, so one chatty replica cannot starve the others.
 constexpr int kDrainPerSocketMax = 512;
 constexpr int kSocketQueueMax = 100'000;
+// A fast read heard from n-f replicas without agreement waits this long for the rest.
+constexpr Duration kFastReadStragglerGrace{100};
 
 std::string id_bytes(const crypto::Hash& h) { return std::string(crypto::as_bytes(h)); }
 
@@ -337,7 +339,19 @@ void Client::on_read_reply(uint32_t replica, std::string_view frame,
     }
     auto& pending = it->second;
     pending.quorum.add(replica, config_.replicas[replica].public_key, frame);
-    if (pending.quorum.done() || pending.quorum.impossible()) pending.finished = true;
+    if (pending.quorum.done() || pending.quorum.impossible()) {
+        pending.finished = true;
+        return;
+    }
+    // n-f replicas answered without agreeing: the last f may be down (a dead replica is never
+    // "impossible"), so give them only a short grace before falling back.
+    if (!pending.target && pending.quorum.replicas_heard() >= config_.n() - config_.f) {
+        const auto grace_end = Clock::now() + kFastReadStragglerGrace;
+        if (grace_end < pending.deadline) {
+            pending.deadline = grace_end;
+            next_timer_ = std::min(next_timer_, grace_end);
+        }
+    }
 }
 
 void Client::on_status_reply(uint32_t replica, std::string_view frame) {
