@@ -49,6 +49,8 @@ bool is_known_type(uint8_t type) {
         case MessageType::kNewView:
         case MessageType::kFetchState:
         case MessageType::kState:
+        case MessageType::kFetchSnapshot:
+        case MessageType::kSnapshot:
         case MessageType::kRaftVote:
         case MessageType::kRaftVoteReply:
         case MessageType::kRaftAppend:
@@ -76,6 +78,8 @@ std::string_view type_name(MessageType type) {
         case MessageType::kNewView: return "new_view";
         case MessageType::kFetchState: return "fetch_state";
         case MessageType::kState: return "state";
+        case MessageType::kFetchSnapshot: return "fetch_snapshot";
+        case MessageType::kSnapshot: return "snapshot";
         case MessageType::kRaftVote: return "raft_vote";
         case MessageType::kRaftVoteReply: return "raft_vote_reply";
         case MessageType::kRaftAppend: return "raft_append";

@@ -49,6 +49,9 @@ enum class MessageType : uint8_t {
     kNewView = 21,
     kFetchState = 22,
     kState = 23,
+    // state transfer between nodes: a ledger snapshot at a stable checkpoint
+    kFetchSnapshot = 24,
+    kSnapshot = 25,
     // Raft, replica <-> replica
     kRaftVote = 48,
     kRaftVoteReply = 49,

@@ -134,6 +134,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
             if (next_tick <= now) next_tick = now + tick;  // after a stall, no burst of ticks
         }
         if (auto s = drain(std::move(out)); !s) return s;
+        retry_state_transfer();
         if (now >= next_stats) {
             log_stats();
             next_stats = now + std::chrono::seconds(10);
@@ -170,7 +171,13 @@ void Replica::handle_events(bft::Output& out) {
     workers_->take_events(events_);
     for (Event& event : events_) {
         if (auto* m = std::get_if<PeerMessage>(&event)) {
-            out.append(engine_->on_message(m->from, m->envelope, view_of(m->raw)));
+            if (m->envelope.type == crypto::MessageType::kFetchSnapshot) {
+                on_snapshot_request(m->from, m->envelope);
+            } else if (m->envelope.type == crypto::MessageType::kSnapshot) {
+                on_snapshot(m->from, m->envelope, out);
+            } else {
+                out.append(engine_->on_message(m->from, m->envelope, view_of(m->raw)));
+            }
         } else if (auto* request = std::get_if<RequestIn>(&event)) {
             on_request(*request, out);
         } else if (auto* read = std::get_if<ReadIn>(&event)) {
@@ -199,16 +206,8 @@ Status Replica::drain(bft::Output out) {
         for (const auto& batch : out.commit) {
             if (auto s = execute(batch, next); !s) return s;
         }
-        // 4. state transfer: not implemented yet in the node.
-        if (out.fetch_state) {
-            ++fetch_state_requests_;
-            uint64_t suppressed = 0;
-            if (fetch_log_.allow(&suppressed))
-                spdlog::warn("the engine asks for state transfer to seq {} ({} peers); not "
-                             "implemented in the node yet [{} requests so far]",
-                             out.fetch_state->seq, out.fetch_state->peers.size(),
-                             fetch_state_requests_);
-        }
+        // 4. state transfer
+        if (out.fetch_state) start_state_transfer(*out.fetch_state);
         out = std::move(next);
     }
     collect_detected();
@@ -228,6 +227,7 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
         if (auto route = routes_.take(outcome.tx_id)) reply(*route, outcome.tx_id, outcome, batch.view);
     }
     spdlog::debug("executed seq {} view {}: {} requests", batch.seq, batch.view, batch.requests.size());
+    keep_snapshot(batch.seq);
     next.append(engine_->on_executed(batch.seq, applied->header.state_digest));
     return Ok{};
 }

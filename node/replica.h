@@ -23,6 +23,8 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +94,13 @@ private:
     void collect_detected();
     void log_stats();
 
+    // --- replica_state.cc: state transfer (the engine's StateTarget), both sides
+    void start_state_transfer(const bft::StateTarget& target);
+    void retry_state_transfer();
+    void on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& envelope);
+    void on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out);
+    void keep_snapshot(uint64_t seq);  // after executing seq
+
     // --- replica_clients.cc: answering clients
     void on_request(RequestIn& in, bft::Output& out);
     void on_read(const ReadIn& in);
@@ -120,9 +129,13 @@ private:
     std::vector<VerifyJob> frames_;  // reused every turn
     size_t inline_signs_left_ = 0;   // this turn's budget of replies signed on this thread
     std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
-    uint64_t fetch_state_requests_ = 0;
+
+    // State transfer: what this replica fetches, and the snapshots it can serve.
+    std::optional<bft::StateTarget> fetching_;
+    size_t fetch_attempt_ = 0;
+    std::chrono::steady_clock::time_point fetch_retry_at_{};
+    std::map<uint64_t, std::string> snapshots_;  // checkpoint seq -> ledger snapshot, newest two
     LogLimiter detected_log_;
-    LogLimiter fetch_log_;
     LogLimiter drop_log_;
     uint64_t dropped_sends_logged_ = 0;
 };

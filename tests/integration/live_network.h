@@ -1,0 +1,228 @@
+// A real network for integration tests: `net_up` in a fresh temporary folder (free ports),
+// clients for its funded accounts, a background load, and waiting — with deadlines, never
+// sleeps as synchronisation — for what the replicas report. The destructor always stops every
+// replica (net_down, then SIGKILL for anything left); on a failure the folder is kept, with
+// the replicas' logs, and its path printed.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "client/net.h"
+#include "crypto/hash.h"
+#include "crypto/key_file.h"
+#include "node/config.h"
+
+namespace tally::integration {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+inline std::string bin_dir() {
+    const char* env = std::getenv("TALLY_BIN_DIR");
+    return env != nullptr && *env != '\0' ? std::string(env) : std::string(TALLY_BIN_DIR);
+}
+
+class LiveNetwork {
+public:
+    // Starts `nodes` replicas. `edit` may change network.json before any replica starts.
+    explicit LiveNetwork(client::NetUpOptions options = {},
+                         std::function<void(node::NetworkConfig&)> edit = nullptr) {
+        char pattern[] = "/tmp/tally-live-XXXXXX";
+        if (::mkdtemp(pattern) == nullptr) {
+            ADD_FAILURE() << "mkdtemp failed";
+            return;
+        }
+        scratch_ = pattern;
+        dir_ = scratch_ + "/net";
+        options.dir = dir_;
+        options.tallyd = bin_dir() + "/tallyd";
+        std::ostringstream out, progress;
+        auto up = client::net_up(options, out, progress);
+        if (!up) {
+            ADD_FAILURE() << "net up: " << up.error().message << "\n" << out.str() << progress.str();
+            return;
+        }
+        if (edit) {
+            // Stop, change the configuration, start again: the replicas read it at start.
+            std::ostringstream ignored;
+            (void)client::net_down(dir_, ignored);
+            auto config = node::load_network_config(dir_ + "/network.json");
+            EXPECT_TRUE(config.ok());
+            edit(*config);
+            EXPECT_TRUE(node::save_network_config(*config, dir_ + "/network.json").ok());
+            for (uint32_t id = 0; id < config->n(); ++id) start(id);
+        }
+        auto config = node::load_network_config(dir_ + "/network.json");
+        if (!config) {
+            ADD_FAILURE() << config.error().message;
+            return;
+        }
+        config_ = *config;
+        ok_ = true;
+    }
+
+    ~LiveNetwork() {
+        if (dir_.empty()) return;
+        std::ostringstream out;
+        (void)client::net_down(dir_, out, 5000ms);
+        for (uint32_t id = 0; id < config_.n(); ++id)
+            if (auto pid = client::replica_pid(dir_, id)) ::kill(*pid, SIGKILL);
+        if (::testing::Test::HasFailure()) {
+            std::cerr << "network folder kept for inspection: " << dir_ << "\n";
+        } else {
+            std::filesystem::remove_all(scratch_);
+        }
+    }
+
+    bool ok() const { return ok_; }
+    const std::string& dir() const { return dir_; }
+    const node::NetworkConfig& config() const { return config_; }
+
+    crypto::KeyPair account(const std::string& name) const {
+        auto key = crypto::read_key_file(dir_ + "/accounts/" + name + ".key");
+        EXPECT_TRUE(key.ok()) << name;
+        return *key;
+    }
+
+    void kill(uint32_t id) {
+        std::ostringstream out;
+        EXPECT_TRUE(client::net_kill(dir_, id, out).ok()) << out.str();
+    }
+
+    void start(uint32_t id) {
+        std::ostringstream out, progress;
+        auto started = client::net_start(dir_, id, out, progress, 30000ms, bin_dir() + "/tallyd");
+        EXPECT_TRUE(started.ok()) << (started ? "" : started.error().message) << out.str();
+    }
+
+    // Every replica's status (down ones marked so).
+    std::vector<client::ReplicaStatus> status() {
+        client::Client c;
+        if (!c.connect(config_)) return {};
+        auto s = c.status(1000ms);
+        return s ? *s : std::vector<client::ReplicaStatus>{};
+    }
+
+    // Waits until `holds(statuses)` or the deadline; returns whether it held.
+    bool wait_for(const std::function<bool(const std::vector<client::ReplicaStatus>&)>& holds,
+                  std::chrono::milliseconds deadline) {
+        auto until = Clock::now() + deadline;
+        while (Clock::now() < until) {
+            auto s = status();
+            if (!s.empty() && holds(s)) return true;
+            std::this_thread::sleep_for(100ms);  // polling interval, not synchronisation
+        }
+        return false;
+    }
+
+    // Waits until the given replicas report one executed seq and one digest.
+    bool converged(const std::vector<uint32_t>& ids, std::chrono::milliseconds deadline, std::string* last) {
+        return wait_for(
+            [&](const std::vector<client::ReplicaStatus>& s) {
+                std::ostringstream seen;
+                std::optional<std::pair<uint64_t, std::string>> first;
+                bool same = true;
+                for (uint32_t id : ids) {
+                    if (id >= s.size() || !s[id].up) {
+                        seen << id << ":down ";
+                        same = false;
+                        continue;
+                    }
+                    auto mine = std::make_pair(s[id].reply.executed(), s[id].reply.state_digest());
+                    seen << id << ":" << mine.first << "/" << crypto::to_hex(mine.second).substr(0, 8) << " ";
+                    if (!first) first = mine;
+                    same = same && mine == *first;
+                }
+                if (last) *last = seen.str();
+                return same;
+            },
+            deadline);
+    }
+
+private:
+    std::string scratch_;
+    std::string dir_;
+    node::NetworkConfig config_;
+    bool ok_ = false;
+};
+
+// Transfers from one account, one at a time, on a thread of its own, until stopped; counts
+// what committed and remembers when the last commit was accepted.
+class Load {
+public:
+    Load(const node::NetworkConfig& config, crypto::KeyPair from, crypto::PublicKey to)
+        : config_(config), from_(std::move(from)), to_(to) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~Load() { stop(); }
+
+    void stop() {
+        stopping_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    uint64_t committed() const { return committed_; }
+    uint64_t amount_moved() const { return moved_; }
+    Clock::time_point last_commit() const {
+        std::lock_guard lock(mu_);
+        return last_commit_;
+    }
+    // Waits until `more` transfers committed after this call (with a deadline).
+    bool wait_more(uint64_t more, std::chrono::milliseconds deadline) const {
+        uint64_t target = committed_ + more;
+        auto until = Clock::now() + deadline;
+        while (committed_ < target && Clock::now() < until) std::this_thread::sleep_for(20ms);
+        return committed_ >= target;
+    }
+    uint64_t rejected_replies() const { return rejected_; }
+
+private:
+    void run() {
+        client::Client c;
+        if (!c.connect(config_)) return;
+        std::optional<uint64_t> nonce;
+        while (!stopping_) {
+            auto r = c.transfer(from_, to_, 1, nonce, 5000ms);
+            if (!r) {
+                nonce.reset();  // a timeout: the transfer may or may not have applied; re-read
+                continue;
+            }
+            nonce = r->nonce + 1;
+            if (r->ok()) {
+                ++committed_;
+                ++moved_;
+                std::lock_guard lock(mu_);
+                last_commit_ = Clock::now();
+            }
+            rejected_ = c.counters().rejected();
+        }
+    }
+
+    node::NetworkConfig config_;
+    crypto::KeyPair from_;
+    crypto::PublicKey to_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<uint64_t> committed_{0};
+    std::atomic<uint64_t> moved_{0};
+    std::atomic<uint64_t> rejected_{0};
+    mutable std::mutex mu_;
+    Clock::time_point last_commit_{};
+    std::thread thread_;
+};
+
+}  // namespace tally::integration
