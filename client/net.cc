@@ -22,6 +22,8 @@
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
 #include "node/config.h"
+#include "node/traitor.h"
+#include "node/traitor.h"
 
 namespace tally::client {
 namespace fs = std::filesystem;
@@ -295,14 +297,22 @@ Status make_private_dir(const std::string& path, fs::perms perms) {
     return Ok{};
 }
 
+// PBFT runs n = 3f+1 replicas (4, 7, 10, ...); Raft n = 2f+1 (3, 5, 7, ...).
+Status check_node_count(const std::string& protocol, uint32_t nodes) {
+    if (protocol != "pbft" && protocol != "raft")
+        return make_error("usage", "unknown protocol '" + protocol + "' (pbft or raft)");
+    const bool pbft = protocol == "pbft";
+    const uint32_t step = pbft ? 3 : 2;
+    if (nodes < step + 1 || nodes > 64 || (nodes - 1) % step != 0)
+        return make_error("usage", protocol + " needs n = " + (pbft ? "3f+1" : "2f+1") +
+                                       " replicas (" + (pbft ? "4, 7, 10" : "3, 5, 7") +
+                                       ", ... up to 64), not " + std::to_string(nodes));
+    return Ok{};
+}
+
 // Creates a new network folder. Returns the loaded (checked) config.
 Result<node::NetworkConfig> create_network(const NetUpOptions& options, const std::string& abs) {
-    if (options.protocol != "pbft" && options.protocol != "raft")
-        return make_error("usage", "unknown protocol '" + options.protocol + "' (pbft or raft)");
-    const uint32_t min_nodes = options.protocol == "pbft" ? 4 : 3;
-    if (options.nodes < min_nodes || options.nodes > 64)
-        return make_error("usage", options.protocol + " needs " + std::to_string(min_nodes) +
-                                       " to 64 nodes, not " + std::to_string(options.nodes));
+    if (auto s = check_node_count(options.protocol, options.nodes); !s) return s.error();
     const auto dirs_perms = fs::perms::owner_all;
     for (const auto& sub : {"keys", "accounts"}) {
         if (auto s = make_private_dir(abs + "/" + sub, dirs_perms); !s) return s.error();
@@ -333,6 +343,21 @@ Result<node::NetworkConfig> create_network(const NetUpOptions& options, const st
         if (auto s = crypto::write_key_file(replica.key_file, key); !s) return s.error();
         if (auto s = make_private_dir(replica.data_dir, dirs_perms); !s) return s.error();
         config.replicas.push_back(replica);
+    }
+    // Traitors: "N:behaviour[,behaviour...]", recorded in network.json so a restart keeps them.
+    for (const auto& spec : options.traitors) {
+        const size_t colon = spec.find(':');
+        uint32_t id = 0;
+        const bool numeric = colon != std::string::npos && colon > 0 &&
+                             spec.find_first_not_of("0123456789") == colon;
+        if (numeric) id = static_cast<uint32_t>(std::stoul(spec.substr(0, colon)));
+        if (!numeric || id >= options.nodes)
+            return make_error("usage", "--traitor " + spec + ": expected NODE:BEHAVIOUR with NODE in 0.." +
+                                           std::to_string(options.nodes - 1));
+        auto behaviours = node::parse_behaviours(spec.substr(colon + 1));
+        if (!behaviours) return make_error("usage", "--traitor " + spec + ": " + behaviours.error().message);
+        auto& traitor = config.replicas[id].traitor;
+        traitor += (traitor.empty() ? "" : ",") + spec.substr(colon + 1);
     }
     auto add_account = [&](const std::string& name, uint64_t balance) -> Status {
         const auto key = crypto::KeyPair::generate();
@@ -430,6 +455,7 @@ Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& prog
         out << "restarting the network in " << options.dir << " (existing keys and data)\n";
     } else {
         std::error_code ec;
+        if (auto s = check_node_count(options.protocol, options.nodes); !s) return s.error();
         if (fs::exists(abs, ec) && !fs::is_empty(abs, ec))
             return make_error("exists", options.dir + " exists and holds no network.json; choose "
                                                       "another --dir or remove it");

@@ -1,0 +1,159 @@
+// The local network launcher's refusals and its pid-file safety, without starting replicas:
+// `net up` refuses what it cannot do before it writes anything, and a pid file that points at
+// some other process never gets that process signalled.
+#include "client/net.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "crypto/keys.h"
+#include "node/config.h"
+
+extern char** environ;
+
+namespace tally::client {
+namespace {
+namespace fs = std::filesystem;
+
+class NetTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/tally-net-test-XXXXXX";
+        ASSERT_NE(::mkdtemp(pattern), nullptr);
+        scratch_ = pattern;
+        dir_ = scratch_ + "/net";
+    }
+    void TearDown() override {
+        if (stranger_ > 0) {
+            ::kill(stranger_, SIGKILL);
+            ::waitpid(stranger_, nullptr, 0);
+        }
+        fs::remove_all(scratch_);
+    }
+
+    // A network.json as `net up` would write it, without starting anything.
+    void write_network() {
+        node::NetworkConfig config;
+        config.f = 1;
+        config.dir = dir_;
+        for (uint32_t i = 0; i < 4; ++i) {
+            node::ReplicaConfig r;
+            r.id = i;
+            r.port = static_cast<uint16_t>(20000 + i);
+            r.public_key = crypto::KeyPair::generate().public_key();
+            r.key_file = dir_ + "/keys/replica-" + std::to_string(i) + ".key";
+            r.data_dir = dir_ + "/data/" + std::to_string(i);
+            config.replicas.push_back(r);
+        }
+        fs::create_directories(dir_ + "/run");
+        ASSERT_TRUE(node::save_network_config(config, dir_ + "/network.json").ok());
+    }
+
+    NetUpOptions up_options() const {
+        NetUpOptions options;
+        options.dir = dir_;
+        options.tallyd = "/bin/true";  // never reached in these tests
+        return options;
+    }
+
+    std::string scratch_;
+    std::string dir_;
+    pid_t stranger_ = -1;
+};
+
+TEST_F(NetTest, UpRefusesAFolderThatHoldsSomethingElse) {
+    fs::create_directories(dir_);
+    std::ofstream(dir_ + "/precious.txt") << "mine";
+    std::ostringstream out, progress;
+    auto s = net_up(up_options(), out, progress);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, "exists");
+    EXPECT_TRUE(fs::exists(dir_ + "/precious.txt"));
+    EXPECT_FALSE(fs::exists(dir_ + "/network.json"));
+}
+
+TEST_F(NetTest, UpRefusesNodeCountsThatDoNotFitTheProtocolBeforeWritingAnything) {
+    for (uint32_t nodes : {0u, 3u, 5u, 6u, 65u}) {
+        auto options = up_options();
+        options.nodes = nodes;
+        std::ostringstream out, progress;
+        auto s = net_up(options, out, progress);
+        ASSERT_FALSE(s.ok()) << nodes;
+        EXPECT_EQ(s.error().code, "usage") << nodes;
+        EXPECT_NE(s.error().message.find("3f+1"), std::string::npos) << s.error().message;
+    }
+    auto raft = up_options();
+    raft.protocol = "raft";
+    raft.nodes = 4;
+    std::ostringstream out, progress;
+    auto s = net_up(raft, out, progress);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("2f+1"), std::string::npos);
+    EXPECT_FALSE(fs::exists(dir_));
+}
+
+TEST_F(NetTest, UpWithoutTheReplicaProgramSaysWhereItLooked) {
+    auto options = up_options();
+    options.tallyd = scratch_ + "/no-such-tallyd";
+    std::ostringstream out, progress;
+    auto s = net_up(options, out, progress);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, "spawn");
+    EXPECT_NE(s.error().message.find(options.tallyd), std::string::npos);
+    EXPECT_FALSE(fs::exists(dir_));
+}
+
+TEST_F(NetTest, CommandsOnAFolderWithoutANetworkSayHowToStartOne) {
+    std::ostringstream out;
+    auto s = net_down(dir_, out);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, "not_found");
+    EXPECT_NE(s.error().message.find("tally net up"), std::string::npos);
+}
+
+TEST_F(NetTest, AStalePidFileNeverGetsAStrangerSignalled) {
+    write_network();
+    // A process that is not our tallyd, whose pid a stale pid file happens to name.
+    std::string sleep_path = "/bin/sleep";
+    std::string seconds = "30";
+    char* argv[] = {sleep_path.data(), seconds.data(), nullptr};
+    ASSERT_EQ(::posix_spawn(&stranger_, argv[0], nullptr, nullptr, argv, environ), 0);
+    std::ofstream(dir_ + "/run/replica-0.pid") << stranger_ << "\n";
+    std::ofstream(dir_ + "/run/replica-1.pid") << "not a pid\n";
+
+    EXPECT_FALSE(replica_pid(dir_, 0).has_value());
+    EXPECT_FALSE(replica_pid(dir_, 1).has_value());
+    std::ostringstream out;
+    ASSERT_TRUE(net_kill(dir_, 0, out).ok());
+    EXPECT_NE(out.str().find("not running"), std::string::npos) << out.str();
+    ASSERT_TRUE(net_down(dir_, out).ok());
+    EXPECT_NE(out.str().find("no replicas are running"), std::string::npos) << out.str();
+
+    // The stranger is untouched: still running.
+    int status = 0;
+    EXPECT_EQ(::waitpid(stranger_, &status, WNOHANG), 0);
+    EXPECT_EQ(::kill(stranger_, 0), 0);
+    // And the stale pid files are gone.
+    EXPECT_FALSE(fs::exists(dir_ + "/run/replica-0.pid"));
+}
+
+TEST_F(NetTest, KillAndStartCheckTheReplicaId) {
+    write_network();
+    std::ostringstream out, progress;
+    auto kill = net_kill(dir_, 4, out);
+    ASSERT_FALSE(kill.ok());
+    EXPECT_EQ(kill.error().code, "usage");
+    auto start = net_start(dir_, 9, out, progress);
+    ASSERT_FALSE(start.ok());
+    EXPECT_EQ(start.error().code, "usage");
+}
+
+}  // namespace
+}  // namespace tally::client
