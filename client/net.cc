@@ -23,7 +23,6 @@
 #include "crypto/keys.h"
 #include "node/config.h"
 #include "node/traitor.h"
-#include "node/traitor.h"
 
 namespace tally::client {
 namespace fs = std::filesystem;

@@ -39,6 +39,9 @@ struct NetUpOptions {
     std::string protocol = "pbft";  // or "raft"
     std::chrono::milliseconds ready_timeout{30'000};  // for every replica to answer status
     std::string tallyd;  // the replica program; empty: `tallyd` next to this program
+    // Byzantine replicas, "NODE:BEHAVIOUR[,BEHAVIOUR...]" each (node/traitor.h). Applied when
+    // the network is created and kept in network.json, so `net start` restarts a traitor as one.
+    std::vector<std::string> traitors;
 };
 
 // Error codes: "running" (a network already runs in DIR), "exists" (DIR holds something that is

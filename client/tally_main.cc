@@ -38,6 +38,7 @@ struct Args {
     std::string key;
     // net
     uint32_t nodes = 4;
+    std::vector<std::string> traitors;
     std::string protocol = "pbft";
     double wait_s = 30.0;
     uint32_t node = 0;
@@ -97,6 +98,7 @@ int cmd_net_up(const Args& args) {
     options.dir = args.dir;
     options.nodes = args.nodes;
     options.protocol = args.protocol;
+    options.traitors = args.traitors;
     auto wait = tc::parse_timeout_s(args.wait_s);
     if (!wait) return fail(wait.error());
     options.ready_timeout = *wait;
@@ -279,6 +281,10 @@ int main(int argc, char** argv) {
     auto* up = net->add_subcommand("up", "create (or restart) a local network and wait until it serves");
     up->add_option("--nodes", args.nodes, "replicas (PBFT: 3f+1)")->capture_default_str();
     up->add_option("--protocol", args.protocol, "pbft or raft")->capture_default_str();
+    up->add_option("--traitor", args.traitors,
+                   "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
+                   "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "
+                   "forge-client, lying-checkpoint, wrong-reply, lying-view-change, random");
     up->add_option("--wait", args.wait_s, "seconds to wait for every replica")->capture_default_str();
     auto* status = net->add_subcommand("status", "every replica's role, view, executed and digest");
     status->add_option("--wait", args.status_wait_s, "seconds before a silent replica is down")

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "crypto/hash.h"
+#include "node/traitor.h"
 
 namespace tally::node {
 
@@ -136,6 +137,13 @@ Result<ReplicaConfig> parse_replica(const std::string& file, const std::string& 
     if (!data_dir) return data_dir.error();
     if (data_dir->empty()) return fields.error("data_dir", "empty path");
     r.data_dir = resolve(dir, *data_dir);
+    if (fields.has("traitor")) {
+        auto traitor = fields.string_field("traitor");
+        if (!traitor) return traitor.error();
+        if (auto behaviours = parse_behaviours(*traitor); !behaviours)
+            return fields.error("traitor", behaviours.error().message);
+        r.traitor = *traitor;
+    }
     if (auto s = fields.no_unknown_fields(); !s) return s.error();
     return r;
 }
@@ -308,12 +316,14 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
     j["f"] = config.f;
     json replicas = json::array();
     for (const auto& r : config.replicas) {
-        replicas.push_back({{"id", r.id},
-                            {"host", r.host},
-                            {"port", r.port},
-                            {"public_key", crypto::key_to_hex(r.public_key)},
-                            {"key_file", relativize(base, resolve(from, r.key_file))},
-                            {"data_dir", relativize(base, resolve(from, r.data_dir))}});
+        json replica = {{"id", r.id},
+                        {"host", r.host},
+                        {"port", r.port},
+                        {"public_key", crypto::key_to_hex(r.public_key)},
+                        {"key_file", relativize(base, resolve(from, r.key_file))},
+                        {"data_dir", relativize(base, resolve(from, r.data_dir))}};
+        if (!r.traitor.empty()) replica["traitor"] = r.traitor;
+        replicas.push_back(std::move(replica));
     }
     j["replicas"] = std::move(replicas);
     json genesis = json::array();

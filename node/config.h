@@ -33,6 +33,9 @@ struct ReplicaConfig {
     crypto::PublicKey public_key{};
     std::string key_file;  // absolute once loaded
     std::string data_dir;  // absolute once loaded
+    // Fault injection: Byzantine behaviours this replica runs with, comma-separated
+    // (node/traitor.h), as `tally net up --traitor N:B` records them; empty for an honest one.
+    std::string traitor;
     std::string endpoint() const { return "tcp://" + host + ":" + std::to_string(port); }
 };
 

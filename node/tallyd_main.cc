@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
     tally::node::ReplicaOptions options;
     options.inline_verify_frames_max = inline_max;
     options.inline_sign_max = inline_max;
+    // --traitor wins; otherwise what network.json records for this replica.
+    if (traitor.empty()) traitor = self.traitor;
     if (!traitor.empty()) {
         std::string item;
         for (char c : traitor + ",") {
