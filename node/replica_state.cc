@@ -71,6 +71,13 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         return;
     }
     if (!fetching_ || reply.seq() != fetching_->seq) return;  // late or unasked: not an error
+    if (ledger_->last_seq() >= reply.seq()) {
+        // Caught up meanwhile: the ledger never goes backwards.
+        uint64_t seq = ledger_->last_seq();
+        fetching_.reset();
+        out.append(engine_->on_state_restored(seq, ledger_->state_digest()));
+        return;
+    }
     auto installed = ledger_->import_snapshot(reply.snapshot(), fetching_->digest);
     if (!installed) {
         ++detected_["bad_snapshot"];

@@ -69,8 +69,13 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
     low_ = seq;
     low_digest_ = digest;
     low_proof_ = std::move(proof);
-    if (last_executed_ < seq || diverged) {
-        // Behind the network (or wrong): the proof tells what state to fetch and from whom.
+    // Behind only when the checkpoint is beyond what this replica has been handed to execute:
+    // batches already in an Output will execute before anything else happens, and fetching a
+    // snapshot below them would take the ledger backwards.
+    // (A replica whose own digest differs has a determinism bug: it is reported above, not
+    // repaired by rolling its ledger back.)
+    if (last_delivered_ < seq) {
+        // Behind the network: the proof tells what state to fetch and from whom.
         fetching_state_ = true;
         fetch_target_ = seq;
         StateTarget target{seq, digest, {}};
