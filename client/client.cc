@@ -151,8 +151,8 @@ Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done,
     PendingOrdered pending{std::move(envelope),
                            ReplyQuorum(QuorumKind::kOrdered, config_.reply_quorum(), config_.n(),
                                        expected),
-                           std::min(deadline_after(timeout), Clock::time_point::max()),
-                           now + options_.retransmit_interval, std::move(done)};
+                           deadline_after(timeout), now + options_.retransmit_interval,
+                           std::move(done)};
     auto [it, inserted] = ordered_.emplace(id, std::move(pending));
     TALLY_ASSERT(inserted);
     send_to_all(it->second.envelope);
