@@ -181,13 +181,14 @@ nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {
 std::string status_table(const std::vector<ReplicaStatus>& statuses) {
     std::ostringstream out;
     char line[256];
-    std::snprintf(line, sizeof(line), "%-4s %-5s %-10s %6s %10s  %-12s  %s\n", "id", "state", "role",
-                  "view", "executed", "digest", "notes");
+    // stable(h): the last stable checkpoint, which in PBFT is also the low water mark.
+    std::snprintf(line, sizeof(line), "%-4s %-5s %-10s %6s %10s %10s  %-12s  %s\n", "id", "state", "role",
+                  "view", "executed", "stable(h)", "digest", "notes");
     out << line;
     for (const auto& s : statuses) {
         if (!s.up) {
-            std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6s %10s  %-12s\n", s.id, "down", "-",
-                          "-", "-", "-");
+            std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6s %10s %10s  %-12s\n", s.id, "down", "-",
+                          "-", "-", "-", "-");
             out << line;
             continue;
         }
@@ -195,13 +196,13 @@ std::string status_table(const std::vector<ReplicaStatus>& statuses) {
         std::string notes;
         if (p.view_changing()) notes += "view-changing ";
         for (const auto& t : p.traitor()) notes += "traitor:" + t + " ";
-        uint64_t detected = 0;
-        for (const auto& d : p.detected()) detected += d.count();
-        if (detected > 0) notes += "detected:" + std::to_string(detected) + " ";
-        std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6llu %10llu  %-12s  %s\n", s.id, "up",
+        for (const auto& d : p.detected())
+            notes += "detected:" + d.kind() + "=" + std::to_string(d.count()) + " ";
+        std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6llu %10llu %10llu  %-12s  %s\n", s.id, "up",
                       p.role().empty() ? "-" : p.role().c_str(),
                       static_cast<unsigned long long>(p.view()),
                       static_cast<unsigned long long>(p.executed()),
+                      static_cast<unsigned long long>(p.stable_checkpoint()),
                       short_hex(p.state_digest()).c_str(), notes.c_str());
         out << line;
     }

@@ -41,6 +41,7 @@ TEST(Faults, KillingThePrimaryUnderLoadMovesTheNetworkToANewViewAndItKeepsCommit
     ASSERT_TRUE(alice.wait_more(20, 60s));
     alice.stop();
     carol.stop();
+    expect_linearizable(net.config(), {&alice, &carol});
     std::string last;
     EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
 

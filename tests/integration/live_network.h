@@ -23,9 +23,11 @@
 #include <vector>
 
 #include "client/client.h"
+#include "client/linearizability.h"
 #include "client/net.h"
 #include "crypto/hash.h"
 #include "crypto/key_file.h"
+#include "ledger/tx.h"
 #include "node/config.h"
 
 namespace tally::integration {
@@ -162,8 +164,10 @@ private:
     bool ok_ = false;
 };
 
-// Transfers from one account, one at a time, on a thread of its own, until stopped; counts
-// what committed and remembers when the last commit was accepted.
+// Transfers from one account, one at a time, on a thread of its own, until stopped, with an
+// ordered read of the recipient's balance every few transfers; counts what committed and
+// records every operation (invoke and return times, what the client saw) for the
+// linearizability checker. A transfer that times out is recorded with an unknown outcome.
 class Load {
 public:
     Load(const node::NetworkConfig& config, crypto::KeyPair from, crypto::PublicKey to)
@@ -189,28 +193,77 @@ public:
         while (committed_ < target && Clock::now() < until) std::this_thread::sleep_for(20ms);
         return committed_ >= target;
     }
-    uint64_t rejected_replies() const { return rejected_; }
+    std::vector<client::Operation> history() const {
+        std::lock_guard lock(mu_);
+        return history_;
+    }
 
 private:
+    static uint64_t now_us() {
+        return static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count());
+    }
+
+    // The sender's next nonce, read through consensus (after a timeout the last transfer may or
+    // may not have applied).
+    std::optional<uint64_t> next_nonce(client::Client& c) {
+        auto b = c.balance(from_.public_key(), client::Consistency::kLinearizable, 5000ms);
+        if (!b) return std::nullopt;
+        return b->nonce + 1;
+    }
+
     void run() {
         client::Client c;
         if (!c.connect(config_)) return;
-        std::optional<uint64_t> nonce;
-        while (!stopping_) {
+        uint64_t nonce = 0;
+        bool nonce_known = false;
+        for (uint64_t round = 0; !stopping_; ++round) {
+            if (!nonce_known) {
+                auto next = next_nonce(c);
+                if (!next) continue;
+                nonce = *next;
+                nonce_known = true;
+            }
+            client::Operation op;
+            op.client = 0;
+            op.transfer = client::TransferOp{from_.public_key(), to_, 1, nonce};
+            op.invoke = now_us();
             auto r = c.transfer(from_, to_, 1, nonce, 5000ms);
-            if (!r) {
-                nonce.reset();  // a timeout: the transfer may or may not have applied; re-read
-                continue;
+            if (r) {
+                op.returned = now_us();
+                op.result = static_cast<ledger::ResultCode>(r->result);
+                if (ledger::consumes_nonce(op.result)) ++nonce;
+                if (r->ok()) {
+                    ++committed_;
+                    ++moved_;
+                    std::lock_guard lock(mu_);
+                    last_commit_ = Clock::now();
+                }
+            } else {
+                nonce_known = false;  // unknown outcome: re-read the nonce
             }
-            nonce = r->nonce + 1;
-            if (r->ok()) {
-                ++committed_;
-                ++moved_;
-                std::lock_guard lock(mu_);
-                last_commit_ = Clock::now();
-            }
-            rejected_ = c.counters().rejected();
+            record(op);
+            if (round % 5 == 4) read_recipient(c);
         }
+    }
+
+    void read_recipient(client::Client& c) {
+        client::Operation op;
+        op.is_transfer = false;
+        op.balance.account = to_;
+        op.invoke = now_us();
+        auto b = c.balance(to_, client::Consistency::kLinearizable, 5000ms);
+        if (!b) return;  // a read that never answered tells nothing: left out
+        op.returned = now_us();
+        op.result = b->exists ? ledger::ResultCode::kOk : ledger::ResultCode::kUnknownAccount;
+        op.read_balance = b->balance;
+        op.read_nonce = b->nonce;
+        record(op);
+    }
+
+    void record(const client::Operation& op) {
+        std::lock_guard lock(mu_);
+        history_.push_back(op);
     }
 
     node::NetworkConfig config_;
@@ -219,10 +272,29 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<uint64_t> committed_{0};
     std::atomic<uint64_t> moved_{0};
-    std::atomic<uint64_t> rejected_{0};
     mutable std::mutex mu_;
     Clock::time_point last_commit_{};
+    std::vector<client::Operation> history_;
     std::thread thread_;
 };
+
+// Checks the loads' merged history against the ledger's model from the network's genesis.
+inline void expect_linearizable(const node::NetworkConfig& config, const std::vector<const Load*>& loads) {
+    std::map<crypto::PublicKey, uint64_t> genesis;
+    for (const auto& a : config.genesis.accounts) genesis[a.key] = a.balance;
+    std::vector<client::Operation> all;
+    uint32_t client = 0;
+    for (const Load* load : loads) {
+        for (auto op : load->history()) {
+            op.client = client;
+            all.push_back(op);
+        }
+        ++client;
+    }
+    auto verdict = client::check_linearizable(all, client::LedgerModel(genesis));
+    EXPECT_TRUE(verdict.complete) << verdict.explanation;
+    EXPECT_TRUE(verdict.linearizable) << "the clients' history (" << all.size()
+                                      << " operations) is not linearizable: " << verdict.explanation;
+}
 
 }  // namespace tally::integration

@@ -35,9 +35,13 @@ TEST_P(TraitorNetwork, HonestReplicasKeepCommittingAgreeAndDetectTheTraitor) {
     uint64_t moved = 0;
     {
         Load alice(net.config(), net.account("alice"), net.account("bob").public_key());
+        Load carol(net.config(), net.account("carol"), net.account("bob").public_key());
         ASSERT_TRUE(alice.wait_more(40, 90s)) << "the honest replicas stopped committing";
         alice.stop();
-        moved = alice.amount_moved();
+        carol.stop();
+        moved = alice.amount_moved() + carol.amount_moved();
+        // What the clients accepted, traitor or not, has one order that explains it all.
+        expect_linearizable(net.config(), {&alice, &carol});
     }
     std::string last;
     EXPECT_TRUE(net.converged(honest, 60s, &last)) << "honest executed/digest: " << last;

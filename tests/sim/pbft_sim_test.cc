@@ -9,28 +9,12 @@
 #include <string>
 
 #include "sim/cluster.h"
+#include "sim/seeds.h"
 
 namespace tally::sim {
 namespace {
 
-// Runs `body` for each seed: the one in TALLY_SIM_SEED, or `count` of them (TALLY_SIM_SEEDS).
-void for_each_seed(uint64_t count, const std::function<void(uint64_t)>& body) {
-    if (const char* one = std::getenv("TALLY_SIM_SEED")) {
-        body(std::strtoull(one, nullptr, 10));
-        return;
-    }
-    if (const char* many = std::getenv("TALLY_SIM_SEEDS")) count = std::strtoull(many, nullptr, 10);
-    for (uint64_t seed = 1; seed <= count; ++seed) {
-        body(seed);
-        if (::testing::Test::HasFailure()) return;  // the first failing seed is the one to replay
-    }
-}
 
-std::string replay(const Cluster& cluster, uint64_t seed) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    return cluster.describe() + "\nreplay: TALLY_SIM_SEED=" + std::to_string(seed) +
-           " build/bin/test_sim --gtest_filter=" + info->test_suite_name() + "." + info->name();
-}
 
 // The liveness phase: with faults healed, every request completes and the replicas converge.
 void expect_live_and_safe(Cluster& cluster, uint64_t seed, uint64_t max_ticks = 20000) {

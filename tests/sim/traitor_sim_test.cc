@@ -8,30 +8,15 @@
 #include <functional>
 
 #include "sim/cluster.h"
+#include "sim/seeds.h"
 
 namespace tally::sim {
 namespace {
 
 using node::Behaviour;
 
-uint64_t seeds(uint64_t count) {
-    if (const char* many = std::getenv("TALLY_SIM_SEEDS")) return std::strtoull(many, nullptr, 10);
-    return count;
-}
 
-std::string replay(const Cluster& cluster, uint64_t seed) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    return cluster.describe() + "\nreplay: TALLY_SIM_SEED=" + std::to_string(seed) +
-           " build/bin/test_sim --gtest_filter=" + info->test_suite_name() + "." + info->name();
-}
 
-void for_each_seed(uint64_t count, const std::function<void(uint64_t)>& body) {
-    if (const char* one = std::getenv("TALLY_SIM_SEED")) return body(std::strtoull(one, nullptr, 10));
-    for (uint64_t seed = 1; seed <= seeds(count); ++seed) {
-        body(seed);
-        if (::testing::Test::HasFailure()) return;
-    }
-}
 
 // Safety under the traitors and faults, then liveness once the network heals.
 void expect_honest_replicas_safe_and_live(Cluster& cluster, uint64_t seed) {
@@ -68,6 +53,19 @@ TEST_P(EveryBehaviour, AsBackupOneTraitorOfFourCannotBreakSafetyOrLiveness) {
         config.seed = seed;
         config.faults = NetworkFaults{0.02, 0.02, 0, 3};
         config.traitors[2] = {GetParam()};
+        Cluster cluster(config);
+        expect_honest_replicas_safe_and_live(cluster, seed);
+    });
+}
+
+TEST_P(EveryBehaviour, TwoTraitorsOfSevenCannotBreakSafetyOrLiveness) {
+    for_each_seed(3, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.f = 2;
+        config.faults = NetworkFaults{0.02, 0.02, 0, 3};
+        config.traitors[0] = {GetParam()};  // the first primary
+        config.traitors[4] = {GetParam()};
         Cluster cluster(config);
         expect_honest_replicas_safe_and_live(cluster, seed);
     });

@@ -189,6 +189,9 @@ TEST(Cli, StatusJsonHasOneEntryPerReplicaWithFullDigests) {
     EXPECT_NE(table.find("abababababab"), std::string::npos);  // 12 hex digits in the table
     EXPECT_EQ(table.find(std::string(14, 'a')), std::string::npos);
     EXPECT_NE(table.find("down"), std::string::npos);
+    EXPECT_NE(table.find("stable(h)"), std::string::npos);
+    EXPECT_NE(table.find("detected:bad_signature=3"), std::string::npos);
+    EXPECT_NE(table.find("traitor:silent"), std::string::npos);
 }
 
 TEST(Cli, TransferAndBenchJsonKeys) {
