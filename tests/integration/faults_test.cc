@@ -74,9 +74,15 @@ TEST(Faults, AReplicaDownWhileTheNetworkMovesPastItsWaterMarksCatchesUpByStateTr
     std::string last;
     EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
     // Through a snapshot, not batch by batch: the peers' logs no longer hold what it missed.
-    std::ifstream log(net.dir() + "/logs/replica-3.log");
-    std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-    EXPECT_NE(text.find("installed the ledger"), std::string::npos) << "replica 3 did not transfer state";
+    // (tallyd flushes its log every second: wait for the line, with a deadline.)
+    auto logged = [&] {
+        std::ifstream log(net.dir() + "/logs/replica-3.log");
+        std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+        return text.find("installed the ledger") != std::string::npos;
+    };
+    auto until = Clock::now() + 10s;
+    while (!logged() && Clock::now() < until) std::this_thread::sleep_for(100ms);
+    EXPECT_TRUE(logged()) << "replica 3 did not transfer state";
 
     // And it takes part again: more transfers, all four still agree.
     {
