@@ -136,19 +136,27 @@ bft::Output TraitorEngine::on_start(const std::vector<std::pair<std::string, std
     return rewrite(honest_->on_start(records, executed_seq, digest));
 }
 
-Behaviour TraitorEngine::pick_random() {
+std::optional<Behaviour> TraitorEngine::pick_random() {
     static constexpr Behaviour kChoices[] = {Behaviour::kSilent,     Behaviour::kBadSignature, Behaviour::kWrongDigest,
                                              Behaviour::kFutureView, Behaviour::kReplay,       Behaviour::kLyingCheckpoint,
                                              Behaviour::kEquivocate};
     std::uniform_int_distribution<size_t> pick(0, std::size(kChoices));  // the last index: honest
     size_t i = pick(rng_);
-    return i == std::size(kChoices) ? Behaviour::kWrongReply /* passes messages unchanged */ : kChoices[i];
+    if (i == std::size(kChoices)) return std::nullopt;
+    return kChoices[i];
 }
 
 bft::Output TraitorEngine::rewrite(bft::Output out) {
     for (Behaviour b : behaviours_) {
         std::vector<bft::Outgoing> sent;
-        for (auto& msg : out.send) rewrite_one(std::move(msg), b == Behaviour::kRandom ? pick_random() : b, sent);
+        for (auto& msg : out.send) {
+            std::optional<Behaviour> now = b == Behaviour::kRandom ? pick_random() : b;
+            if (now) {
+                rewrite_one(std::move(msg), *now, sent);
+            } else {
+                sent.push_back(std::move(msg));  // random chose honesty for this one
+            }
+        }
         out.send = std::move(sent);
     }
     return out;

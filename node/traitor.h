@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -84,7 +85,7 @@ private:
     // Rewrites one message; appends what goes out instead (possibly nothing, or several).
     void rewrite_one(bft::Outgoing msg, Behaviour b, std::vector<bft::Outgoing>& sent);
     void echo_votes(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out);
-    Behaviour pick_random();
+    std::optional<Behaviour> pick_random();  // nullopt: this message goes out honestly
 
     std::unique_ptr<bft::Engine> honest_;
     std::vector<Behaviour> behaviours_;

@@ -79,8 +79,7 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
 void Replica::maybe_join_higher_view(Output& out) {
     std::map<ReplicaId, uint64_t> newest;
     for (const auto& [v, senders] : view_changes_) {
-        bool above = active_ ? v > view_ : v > view_;
-        if (!above) continue;
+        if (v <= view_) continue;
         for (const auto& [sender, envelope] : senders) newest[sender] = v;
     }
     if (newest.size() < quorum_.weak()) return;

@@ -136,6 +136,16 @@ void Cluster::step() {
     for (bft::ReplicaId i = 0; i < n(); ++i) {
         if (replicas_[i].up) drain(i, replicas_[i].engine->on_tick());
     }
+    // Replicas fetching state retry each tick (a peer may have come back).
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        if (!replicas_[i].up || !replicas_[i].fetching) continue;
+        std::deque<bft::Output> pending;
+        try_fetch(i, pending);
+        while (!pending.empty()) {
+            drain(i, std::move(pending.front()));
+            pending.pop_front();
+        }
+    }
     for (uint32_t c = 0; c < clients_.size(); ++c) client_tick(c);
 }
 
@@ -275,18 +285,6 @@ void Cluster::try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending) {
 
 void Cluster::client_tick(uint32_t c) {
     Client& client = clients_[c];
-    // Replicas fetching state retry each tick (a peer may come back).
-    if (c == 0) {
-        for (bft::ReplicaId i = 0; i < n(); ++i) {
-            if (!replicas_[i].up || !replicas_[i].fetching) continue;
-            std::deque<bft::Output> pending;
-            try_fetch(i, pending);
-            while (!pending.empty()) {
-                drain(i, std::move(pending.front()));
-                pending.pop_front();
-            }
-        }
-    }
     if (client.pending) {
         if (now_ - client.sent_tick >= config_.client_retransmit_ticks) {
             client.sent_tick = now_;
