@@ -602,6 +602,7 @@ Outcome State::Impl::answer(const Tx& tx, uint64_t seq, int& rc) {
     Outcome outcome;
     outcome.tx_id = tx.id;
     outcome.seq = seq;
+    outcome.query = true;
     if (tx.kind == TxKind::kBalanceQuery) {
         const Account* account = accounts.find(tx.account);
         if (account == nullptr) {

@@ -53,6 +53,8 @@ struct Outcome {
     uint64_t nonce = 0;      // account nonce for a balance query
     uint64_t seq = 0;        // where the transaction was (first) applied
     bool duplicate = false;  // already applied earlier: this repeats the first outcome
+    bool query = false;      // it answered a query: read-only and never recorded, so a
+                             // retransmission is the caller's to answer (node/replica.h)
 };
 
 struct AppliedBlock {

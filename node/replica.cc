@@ -223,8 +223,16 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
         return make_error("ledger", "block " + std::to_string(batch.seq) + ": " +
                                         applied.error().code + ": " + applied.error().message);
     }
+    constexpr size_t kAnsweredQueriesMax = 65536;
     for (const auto& outcome : applied->outcomes) {
         if (auto route = routes_.take(outcome.tx_id)) reply(*route, outcome.tx_id, outcome, batch.view);
+        if (outcome.query && answered_queries_.emplace(outcome.tx_id, outcome).second) {
+            answered_order_.push_back(outcome.tx_id);
+            if (answered_order_.size() > kAnsweredQueriesMax) {
+                answered_queries_.erase(answered_order_.front());
+                answered_order_.pop_front();
+            }
+        }
     }
     spdlog::debug("executed seq {} view {}: {} requests", batch.seq, batch.view, batch.requests.size());
     keep_snapshot(batch.seq);

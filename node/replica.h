@@ -22,9 +22,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <chrono>
+#include <deque>
 #include <map>
 #include <optional>
-#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -124,6 +125,11 @@ private:
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;
     ClientRoutes routes_;
+    // The reply cache for ordered queries, which the ledger does not record: a retransmitted
+    // query is answered with its first outcome instead of being ordered (and executed) again.
+    // Bounded, oldest forgotten first.
+    std::map<crypto::Hash, ledger::Outcome> answered_queries_;
+    std::deque<crypto::Hash> answered_order_;
 
     std::vector<Event> events_;      // reused every turn
     std::vector<VerifyJob> frames_;  // reused every turn

@@ -54,6 +54,10 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
         reply(route, in.tx_id, *done, engine_->status().view);
         return;
     }
+    if (auto q = answered_queries_.find(in.tx_id); q != answered_queries_.end()) {
+        reply(route, in.tx_id, q->second, engine_->status().view);
+        return;
+    }
     routes_.remember(in.tx_id, std::move(route));
     out.append(engine_->on_client_request(in.request));
 }

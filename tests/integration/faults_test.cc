@@ -94,3 +94,31 @@ TEST(Faults, AReplicaDownWhileTheNetworkMovesPastItsWaterMarksCatchesUpByStateTr
 
 }  // namespace
 }  // namespace tally::integration
+
+namespace tally::integration {
+namespace {
+
+// A query the client retransmits after it executed is answered from the replicas' reply
+// cache, never ordered and executed again (which would answer at another seq, unlike the
+// accepted reply). A 1 ms retransmit interval makes every read retransmit many times.
+TEST(Faults, RetransmittedQueriesAreAnsweredOnceAndNeverDisagree) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    client::ClientOptions options;
+    options.retransmit_interval = client::Duration{1};
+    client::Client c(options);
+    ASSERT_TRUE(c.connect(net.config()));
+    auto bob = net.account("bob").public_key();
+    for (int i = 0; i < 20; ++i) {
+        auto r = c.balance(bob, client::Consistency::kLinearizable);
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        EXPECT_EQ(r->balance, client::kGenesisAccountBalance);
+    }
+    EXPECT_GT(c.retransmits(), 0u) << "the test must make the client retransmit";
+    // Late replies are still compared with the accepted one (client/reply_quorum.h).
+    c.poll(client::Duration{300});
+    EXPECT_EQ(c.counters().rejected(), 0u) << "an honest replica answered a query twice, differently";
+}
+
+}  // namespace
+}  // namespace tally::integration
