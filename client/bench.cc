@@ -77,6 +77,39 @@ Status fund_accounts(Client& client, const crypto::KeyPair& faucet,
 
 }  // namespace
 
+std::vector<TimelinePoint> timeline_of(const std::vector<double>& times_s, double interval_s,
+                                       double span_s) {
+    std::vector<TimelinePoint> points;
+    if (!(interval_s > 0) || !(span_s > 0)) return points;
+    // A hair below the exact quotient, so a span of exactly k intervals is k of them.
+    const auto count = static_cast<size_t>(std::ceil(span_s / interval_s - 1e-9));
+    points.resize(std::max<size_t>(count, 1));
+    for (size_t i = 0; i < points.size(); ++i) points[i].t_s = static_cast<double>(i) * interval_s;
+    for (double t : times_s) {
+        if (!(t >= 0) || !(t < span_s)) continue;
+        const auto index = std::min(static_cast<size_t>(t / interval_s), points.size() - 1);
+        ++points[index].committed;
+    }
+    for (auto& p : points) {
+        const double width = std::min(interval_s, span_s - p.t_s);
+        p.tps = width > 0 ? static_cast<double>(p.committed) / width : 0;
+    }
+    return points;
+}
+
+CommitGap largest_gap(const std::vector<double>& times_s, double span_s) {
+    CommitGap best{0, span_s};
+    if (times_s.empty()) return best;
+    best = CommitGap{0, times_s.front()};
+    for (size_t i = 1; i < times_s.size(); ++i) {
+        const CommitGap gap{times_s[i - 1], times_s[i]};
+        if (gap.length_s() > best.length_s()) best = gap;
+    }
+    const CommitGap tail{times_s.back(), std::max(span_s, times_s.back())};
+    if (tail.length_s() > best.length_s()) best = tail;
+    return best;
+}
+
 double percentile(std::vector<double>& values, double p) {
     if (values.empty()) return 0;
     std::sort(values.begin(), values.end());
@@ -89,6 +122,7 @@ Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::K
                               const BenchOptions& options, std::ostream& progress) {
     if (options.clients < 1) return make_error("usage", "bench needs at least 1 client");
     if (!(options.duration_s > 0)) return make_error("usage", "bench needs a positive duration");
+    if (options.interval.count() <= 0) return make_error("usage", "bench needs a positive interval");
     Client client;
     if (auto s = client.connect(config); !s) return s.error();
 
@@ -98,16 +132,22 @@ Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::K
     if (auto s = fund_accounts(client, faucet, keys, options, progress); !s) return s.error();
 
     const auto begin = Clock::now();
+    const auto begin_unix = std::chrono::system_clock::now();
     const auto window_begin = begin + std::chrono::duration_cast<Clock::duration>(Seconds(options.warmup_s));
-    const auto window_end =
+    // The window ends at its duration, or earlier once `stop_after` transfers committed.
+    auto window_end =
         window_begin + std::chrono::duration_cast<Clock::duration>(Seconds(options.duration_s));
     std::vector<uint64_t> next_nonce(options.clients, 1);
     std::vector<double> latencies_ms;
+    std::vector<double> commit_times_s;  // from window_begin, ascending
     uint64_t committed = 0;
     uint64_t failed = 0;
     bool stopping = false;
     std::mt19937_64 random(std::random_device{}());
     auto in_window = [&](Clock::time_point t) { return t >= window_begin && t < window_end; };
+    auto done = [&] {
+        return Clock::now() >= window_end || (options.stop_after > 0 && committed >= options.stop_after);
+    };
 
     std::function<void(size_t)> issue;
     std::function<void(size_t)> resync;
@@ -132,6 +172,7 @@ Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::K
                         ++committed;
                         latencies_ms.push_back(
                             std::chrono::duration<double, std::milli>(now - start).count());
+                        commit_times_s.push_back(Seconds(now - window_begin).count());
                     }
                     ++next_nonce[i];
                     issue(i);
@@ -169,7 +210,7 @@ Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::K
     for (size_t i = 0; i < keys.size(); ++i) issue(i);
     auto next_report = window_begin + std::chrono::seconds(1);
     uint64_t last_committed = 0;
-    while (Clock::now() < window_end) {
+    while (!done()) {
         client.poll(Duration{50});
         const auto now = Clock::now();
         if (now >= next_report) {
@@ -184,19 +225,31 @@ Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::K
         }
     }
     stopping = true;
+    window_end = std::min(window_end, Clock::now());  // what completes while draining is not counted
+    const double measured_s = std::max(Seconds(window_end - window_begin).count(), 1e-9);
     const auto drain_deadline = Clock::now() + kDrainMax;
     while (client.outstanding() > 0 && Clock::now() < drain_deadline) client.poll(Duration{50});
 
     BenchResult result;
     result.clients = options.clients;
-    result.duration_s = options.duration_s;
+    result.duration_s = measured_s;
     result.committed = committed;
     result.failed = failed;
-    result.tps = static_cast<double>(committed) / options.duration_s;
+    result.tps = static_cast<double>(committed) / measured_s;
     result.p50_ms = percentile(latencies_ms, 50);
     result.p99_ms = percentile(latencies_ms, 99);
     result.retransmits = client.retransmits();
     result.rejected_replies = client.counters().rejected();
+    result.window_start_unix_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            (begin_unix + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                              window_begin - begin))
+                .time_since_epoch())
+            .count();
+    result.max_gap = largest_gap(commit_times_s, measured_s);
+    result.interval_s = std::chrono::duration<double>(options.interval).count();
+    if (options.timeline) result.timeline = timeline_of(commit_times_s, result.interval_s, measured_s);
+    if (options.commit_times) result.commit_times_s = std::move(commit_times_s);
     return result;
 }
 

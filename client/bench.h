@@ -5,6 +5,9 @@
 // nonce, when the last one is accepted by f+1 matching replies. All of them run in one thread
 // over one Client (pipelined over its sockets). Throughput counts accepted transfers with
 // result ok inside the measuring window (after a warm-up); latency is submit to acceptance.
+// Optionally it keeps when each transfer was accepted: a timeline of commits per interval, and
+// the largest gap between consecutive commits (a view change shows up as one), so throughput
+// before, during and after a fault can be read from one run.
 //
 // What it trusts: the faucet key file it is given and network.json, as any client.
 #pragma once
@@ -27,6 +30,26 @@ struct BenchOptions {
     double warmup_s = 1.0;     // run but not measured
     uint64_t fund_amount = 1'000'000'000;  // per bench account
     std::chrono::milliseconds request_timeout{10'000};
+    // Stop early once this many transfers committed inside the window; 0: run the whole
+    // duration. (Then BenchResult::duration_s is the time it took.)
+    uint64_t stop_after = 0;
+    bool timeline = false;                  // fill BenchResult::timeline
+    std::chrono::milliseconds interval{1'000};  // the timeline's interval width
+    bool commit_times = false;              // fill BenchResult::commit_times_s
+};
+
+// Committed transfers in one interval of the timeline.
+struct TimelinePoint {
+    double t_s = 0;         // the interval's start, seconds from the window's start
+    uint64_t committed = 0;
+    double tps = 0;         // committed / interval width
+};
+
+// The longest time the benchmark saw no transfer accepted.
+struct CommitGap {
+    double start_s = 0;  // the last commit before the gap (or the window's start)
+    double end_s = 0;    // the first commit after it (or the window's end)
+    double length_s() const { return end_s - start_s; }
 };
 
 struct BenchResult {
@@ -39,12 +62,29 @@ struct BenchResult {
     double p99_ms = 0;
     uint64_t retransmits = 0;
     uint64_t rejected_replies = 0;
+    // Wall clock (ms since the Unix epoch) at the window's start, to line the times below up
+    // with events outside the benchmark (a replica killed by a script).
+    int64_t window_start_unix_ms = 0;
+    CommitGap max_gap;  // over the window, its edges included
+    double interval_s = 0;
+    std::vector<TimelinePoint> timeline;  // when asked for
+    std::vector<double> commit_times_s;   // when asked for: each commit, from the window's start
 };
 
 // Funds the bench accounts from `faucet`, runs the load, and reports. Progress lines go to
 // `progress`. Errors: "timeout" / "failed" (funding did not complete), connection errors.
 Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::KeyPair& faucet,
                               const BenchOptions& options, std::ostream& progress);
+
+// Commits per interval: `times_s` (ascending, seconds from 0) counted into intervals of
+// `interval_s` covering [0, span_s); the last interval may be shorter and its tps is scaled to
+// its width. Times outside [0, span_s) are ignored. Empty for a non-positive interval or span.
+std::vector<TimelinePoint> timeline_of(const std::vector<double>& times_s, double interval_s,
+                                       double span_s);
+
+// The largest gap between consecutive times in `times_s` (ascending), counting the edges 0 and
+// `span_s` as times too: a run that stops committing has its largest gap at the end.
+CommitGap largest_gap(const std::vector<double>& times_s, double span_s);
 
 // The p-th percentile (0..100) of `values` by nearest rank; 0 for none. Sorts `values`.
 double percentile(std::vector<double>& values, double p);

@@ -233,11 +233,24 @@ nlohmann::json tx_json(const TxResult& r) {
 }
 
 nlohmann::json bench_json(const BenchResult& r) {
-    return nlohmann::json{{"clients", r.clients},       {"duration_s", r.duration_s},
-                          {"committed", r.committed},   {"failed", r.failed},
-                          {"tps", r.tps},               {"p50_ms", r.p50_ms},
-                          {"p99_ms", r.p99_ms},         {"retransmits", r.retransmits},
-                          {"rejected_replies", r.rejected_replies}};
+    nlohmann::json out{{"clients", r.clients},       {"duration_s", r.duration_s},
+                       {"committed", r.committed},   {"failed", r.failed},
+                       {"tps", r.tps},               {"p50_ms", r.p50_ms},
+                       {"p99_ms", r.p99_ms},         {"retransmits", r.retransmits},
+                       {"rejected_replies", r.rejected_replies},
+                       {"window_start_unix_ms", r.window_start_unix_ms},
+                       {"max_gap", {{"start_s", r.max_gap.start_s},
+                                    {"end_s", r.max_gap.end_s},
+                                    {"length_ms", r.max_gap.length_s() * 1000.0}}}};
+    if (!r.timeline.empty()) {
+        out["interval_ms"] = r.interval_s * 1000.0;
+        nlohmann::json points = nlohmann::json::array();
+        for (const auto& p : r.timeline)
+            points.push_back({{"t_s", p.t_s}, {"committed", p.committed}, {"tps", p.tps}});
+        out["timeline"] = std::move(points);
+    }
+    if (!r.commit_times_s.empty()) out["commit_times_s"] = r.commit_times_s;
+    return out;
 }
 
 }  // namespace tally::client

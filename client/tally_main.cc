@@ -3,6 +3,8 @@
 // Errors are one line on stderr; the exit code says what kind (see the --help footer).
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -56,6 +58,10 @@ struct Args {
     double duration_s = 10.0;
     double warmup_s = 1.0;
     std::string faucet;
+    bool timeline = false;
+    uint32_t interval_ms = 1000;
+    bool commit_times = false;
+    uint64_t transactions = 0;
 };
 
 // A connected client for the network in args.dir.
@@ -212,6 +218,21 @@ int cmd_tx(const Args& args) {
     return tc::kExitOk;
 }
 
+// `bench --timeline` as text: one line per interval, with a bar scaled to the busiest one.
+std::string timeline_table(const tc::BenchResult& r) {
+    double busiest = 0;
+    for (const auto& p : r.timeline) busiest = std::max(busiest, p.tps);
+    std::string out = "      t (s)  committed       tx/s\n";
+    for (const auto& p : r.timeline) {
+        char line[128];
+        std::snprintf(line, sizeof(line), "  %9.2f  %9llu  %9.1f  ", p.t_s,
+                      static_cast<unsigned long long>(p.committed), p.tps);
+        const auto bar = busiest > 0 ? static_cast<size_t>(p.tps / busiest * 40.0 + 0.5) : 0;
+        out += line + std::string(bar, '#') + "\n";
+    }
+    return out;
+}
+
 int cmd_bench(const Args& args) {
     auto config = tc::load_network(args.dir);
     if (!config) return fail(config.error());
@@ -225,6 +246,10 @@ int cmd_bench(const Args& args) {
     options.duration_s = args.duration_s;
     options.warmup_s = args.warmup_s;
     options.request_timeout = *timeout;
+    options.timeline = args.timeline;
+    options.interval = std::chrono::milliseconds{args.interval_ms};
+    options.commit_times = args.commit_times;
+    options.stop_after = args.transactions;
     auto result = tc::run_bench(*config, *faucet, options, std::cerr);
     if (!result) return fail(result.error());
     if (args.json) {
@@ -238,12 +263,15 @@ int cmd_bench(const Args& args) {
                       "failed       %llu\n"
                       "throughput   %.1f tx/s\n"
                       "latency p50  %.2f ms\n"
-                      "latency p99  %.2f ms\n",
+                      "latency p99  %.2f ms\n"
+                      "longest gap  %.0f ms without a commit (from %.2f s to %.2f s)\n",
                       result->clients, result->duration_s,
                       static_cast<unsigned long long>(result->committed),
                       static_cast<unsigned long long>(result->failed), result->tps, result->p50_ms,
-                      result->p99_ms);
+                      result->p99_ms, result->max_gap.length_s() * 1000.0, result->max_gap.start_s,
+                      result->max_gap.end_s);
         std::cout << line;
+        if (!result->timeline.empty()) std::cout << "\n" << timeline_table(*result);
     }
     return tc::kExitOk;
 }
@@ -326,6 +354,15 @@ int main(int argc, char** argv) {
     bench->add_option("--duration", args.duration_s, "measured seconds")->capture_default_str();
     bench->add_option("--warmup", args.warmup_s, "unmeasured seconds first")->capture_default_str();
     bench->add_option("--faucet", args.faucet, "the funding key (default DIR/accounts/faucet.key)");
+    bench->add_flag("--timeline", args.timeline,
+                    "committed transfers per interval over the measured window (JSON: timeline)");
+    bench->add_option("--interval-ms", args.interval_ms, "the timeline's interval")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 3'600'000u));
+    bench->add_flag("--commit-times", args.commit_times,
+                    "JSON: commit_times_s, when each transfer was accepted (s from the window's start)");
+    bench->add_option("--transactions", args.transactions,
+                      "stop once this many committed in the window (default: run --duration)");
     add_json(bench);
     add_timeout(bench);
 
