@@ -17,6 +17,7 @@ void Output::append(Output&& other) {
     move_append(send, other.send);
     move_append(commit, other.commit);
     if (other.fetch_state) fetch_state = std::move(other.fetch_state);
+    sync = sync || other.sync;
 }
 
 }  // namespace tally::bft

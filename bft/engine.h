@@ -8,8 +8,12 @@
 // failing seed exactly.
 //
 // The contract for every Output, in this order:
-//   1. persist — apply every PersistOp, durably (fsync), before anything in `send` leaves.
-//      An honest replica must never contradict after a crash what it signed before it.
+//   1. persist — apply every PersistOp (written to the OS: it survives the process being
+//      killed) before anything in `send` leaves; when `sync` is set, make them and every
+//      earlier write durable (fsync) first, so they survive the machine losing power too.
+//      An honest replica must never contradict after a crash what it signed before it: an
+//      engine sets `sync` where a lost write could make it do so (and, for what it writes
+//      without sync, must not rely on it after a restart; see bft/pbft's restart rule).
 //   2. send    — hand every message to the transport (delivery is not guaranteed).
 //   3. commit  — execute the committed batches in the order given (sequence numbers are
 //      consecutive across outputs), then report each with on_executed(seq, digest).
@@ -67,8 +71,8 @@ struct Outgoing {
     std::string envelope;
 };
 
-// Durable key-value writes. Keys are byte strings ordered as bytes (engines encode numbers
-// big-endian so ranges work). Applied in order, then made durable, before any send.
+// Key-value writes. Keys are byte strings ordered as bytes (engines encode numbers
+// big-endian so ranges work). Applied in order before any send (durable when Output::sync).
 struct PersistPut {
     std::string key;
     std::string value;
@@ -100,6 +104,7 @@ struct Output {
     std::vector<Outgoing> send;
     std::vector<Committed> commit;
     std::optional<StateTarget> fetch_state;
+    bool sync = false;  // fsync the persisted writes (and every earlier one) before sending
 
     bool empty() const { return persist.empty() && send.empty() && commit.empty() && !fetch_state; }
     // Appends `other` after this output's own effects, keeping the contract's order.

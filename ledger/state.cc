@@ -7,9 +7,11 @@
 // accounts must hash to the state digest of its last block. After that the database is the
 // truth and the in-memory accounts are a cache of it, rebuilt at open and rolled back with it.
 //
-// Durability: WAL mode with synchronous=FULL, one SQLite transaction per block (accounts,
-// transaction records, the block row and last_seq together), so a block is on disk once
-// apply_block() returns and a crash leaves all of a block or none of it.
+// Durability: WAL mode, one SQLite transaction per block (accounts, transaction records, the
+// block row and last_seq together), so a crash leaves all of a block or none of it. With
+// Durability::kEveryBlock (synchronous=FULL) a block is on disk once apply_block() returns;
+// with kDeferred (synchronous=NORMAL) it is in the OS and reaches the disk at the next WAL
+// checkpoint.
 //
 // Integers: SQLite stores signed 64-bit integers; every uint64_t (balances, nonces, sequence
 // numbers) is stored as the int64_t with the same bits and read back the same way.
@@ -478,7 +480,8 @@ Status State::Impl::load() {
     return Ok{};
 }
 
-Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesis& genesis) {
+Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesis& genesis,
+                                          Durability durability) {
     auto impl = std::make_unique<Impl>();
     impl->path = path;
     int rc =
@@ -506,7 +509,9 @@ Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesi
     sqlite3_finalize(count_tables);
     if (rc != SQLITE_OK) return impl->open_error(rc, "reading the schema");
 
-    rc = impl->exec("PRAGMA synchronous=FULL; PRAGMA cache_size=-32768");
+    rc = impl->exec(durability == Durability::kEveryBlock
+                        ? "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768"
+                        : "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768");
     if (rc != SQLITE_OK) return impl->open_error(rc, "setting pragmas");
     if (tables == 0) {
         Status status = impl->initialize(genesis);

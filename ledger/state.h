@@ -79,7 +79,15 @@ class State {
     // failed integrity check), "io", "bad_genesis" (an account listed twice).
     // An existing file must carry Tally's application id and schema version, pass
     // `PRAGMA quick_check`, and its accounts must hash to its last block's state digest.
-    static Result<std::unique_ptr<State>> open(const std::string& path, const Genesis& genesis);
+    //
+    // `durability`: kEveryBlock syncs each block to disk before apply_block() returns
+    // (SQLite synchronous=FULL). kDeferred (synchronous=NORMAL) writes each block to the OS
+    // before it returns, so it survives the process being killed, and syncs at WAL
+    // checkpoints: a machine crash may lose the last blocks, never part of one. A replica can
+    // use kDeferred because it can execute those blocks again from what consensus made durable.
+    enum class Durability { kEveryBlock, kDeferred };
+    static Result<std::unique_ptr<State>> open(const std::string& path, const Genesis& genesis,
+                                               Durability durability = Durability::kEveryBlock);
 
     ~State();
     State(const State&) = delete;

@@ -53,7 +53,9 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
     std::filesystem::create_directories(self.data_dir, ec);
     if (ec) return make_error("ledger", self.data_dir + ": cannot create: " + ec.message());
 
-    auto ledger = ledger::State::open(self.data_dir + "/ledger.db", config.genesis);
+    // Deferred: a block lost in a machine crash executes again from what consensus synced.
+    auto ledger = ledger::State::open(self.data_dir + "/ledger.db", config.genesis,
+                                      ledger::State::Durability::kDeferred);
     if (!ledger)
         return make_error("ledger", "ledger " + self.data_dir + "/ledger.db: " + ledger.error().code +
                                         ": " + ledger.error().message);
@@ -194,8 +196,8 @@ void Replica::handle_events(bft::Output& out) {
 
 Status Replica::drain(bft::Output out) {
     while (!out.empty()) {
-        // 1. persist: durable before anything this output signed leaves.
-        if (auto s = store_->apply(out.persist); !s) {
+        // 1. persist: written (and synced when the engine asks) before anything it signed leaves.
+        if (auto s = store_->apply(out.persist, out.sync); !s) {
             spdlog::critical("consensus store write failed, stopping: {}", s.error().message);
             return make_error("store", s.error().message);
         }
@@ -269,9 +271,10 @@ void Replica::log_stats() {
     const auto status = engine_->status();
     const auto cache = authenticator_.stats();
     spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
-                 "{} hits / {} misses, {} pending jobs, {} dropped sends",
+                 "{} hits / {} misses, {} pending jobs, {} dropped sends, store commits {} ({} synced)",
                  id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
-                 cache.hits, cache.misses, workers_->pending_jobs(), transport_->dropped_sends());
+                 cache.hits, cache.misses, workers_->pending_jobs(), transport_->dropped_sends(),
+                 store_->commits(), store_->synced_commits());
 }
 
 }  // namespace tally::node

@@ -54,8 +54,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         // locks (fcntl calls) and the WAL's shared-memory index.
         "PRAGMA locking_mode=EXCLUSIVE;"
         "PRAGMA journal_mode=WAL;"
-        "PRAGMA synchronous=FULL;"
-        "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;";
+        "PRAGMA synchronous=FULL;"  // apply() switches to NORMAL for unsynced commits
+        "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS synced(id INTEGER PRIMARY KEY);";
     char* message = nullptr;
     if (sqlite3_exec(db, setup, nullptr, nullptr, &message) != SQLITE_OK) {
         const int code = sqlite3_errcode(db);
@@ -102,11 +103,29 @@ Status Store::apply_ops(const std::vector<bft::PersistOp>& ops) {
     return Ok{};
 }
 
-Status Store::apply(const std::vector<bft::PersistOp>& ops) {
-    if (ops.empty()) return Ok{};
+Status Store::set_synchronous(bool full) {
+    if (full == full_sync_) return Ok{};
+    const char* sql = full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return sqlite_error(sql);
+    full_sync_ = full;
+    return Ok{};
+}
+
+Status Store::apply(const std::vector<bft::PersistOp>& ops, bool sync) {
+    if (ops.empty() && !(sync && unsynced_)) return Ok{};
+    if (auto s = set_synchronous(sync); !s) return s;
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
         return sqlite_error("begin");
-    if (auto s = apply_ops(ops); !s) {
+    // A sync with nothing to write still needs a commit frame for SQLite to fsync the WAL.
+    Status s = Ok{};
+    if (ops.empty()) {
+        if (sqlite3_exec(db_, "INSERT OR REPLACE INTO synced(id) VALUES(1)", nullptr, nullptr,
+                         nullptr) != SQLITE_OK)
+            s = sqlite_error("sync marker");
+    } else {
+        s = apply_ops(ops);
+    }
+    if (!s) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return s;
     }
@@ -115,6 +134,9 @@ Status Store::apply(const std::vector<bft::PersistOp>& ops) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return e;
     }
+    ++commits_;
+    if (sync) ++synced_commits_;
+    unsynced_ = !sync;
     return Ok{};
 }
 

@@ -69,6 +69,11 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
     low_ = seq;
     low_digest_ = digest;
     low_proof_ = std::move(proof);
+    pb::StableCheckpoint record;
+    record.set_seq(seq);
+    record.set_state_digest(hash_bytes(digest));
+    for (const auto& e : low_proof_) record.add_proof(e);
+    out.persist.push_back(PersistPut{std::string(kKeyStable), record.SerializeAsString()});
     // Behind only when the checkpoint is beyond what this replica has been handed to execute:
     // batches already in an Output will execute before anything else happens, and fetching a
     // snapshot below them would take the ledger backwards.

@@ -35,6 +35,7 @@ bool decode(std::string_view body, pb::StateReply& out);
 std::string be64(uint64_t v);
 uint64_t read_be64(std::string_view bytes);  // 0 unless at least 8 bytes
 inline constexpr std::string_view kKeyView = "view";        // the view this replica is in
+inline constexpr std::string_view kKeyStable = "stable";    // StableCheckpoint
 inline constexpr char kKeySlotPrefix = 's';                // s | seq | view | kind
 inline constexpr char kSlotAccepted = 'a';                 // PreparedProof{pre-prepare, own prepare}
 inline constexpr char kSlotPrepared = 'b';                 // PreparedProof: the certificate

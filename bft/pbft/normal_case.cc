@@ -43,7 +43,7 @@ std::vector<std::string> Replica::take_batch() {
 // pipeline_depth batches in flight. No timer: a batch forms from what arrived while the
 // previous ones were in flight, so one client sees no batching delay.
 void Replica::propose(Output& out) {
-    while (active_ && is_primary() && !queue_.empty() && next_seq_ <= high_water_mark() &&
+    while (active_ && is_primary() && may_vote(view_) && !queue_.empty() && next_seq_ <= high_water_mark() &&
            next_seq_ - 1 - last_executed_ < config_.pipeline_depth && !fetching_state_) {
         std::vector<std::string> batch = take_batch();
         if (batch.empty()) break;
@@ -107,7 +107,9 @@ bool Replica::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
 }
 
 // Logs the pre-prepare, persists what this replica signs for (v, s), then sends: the
-// pre-prepare itself (primary) or a PREPARE (backup).
+// pre-prepare itself (primary) or a PREPARE (backup) — unless the restart rule keeps it silent
+// in this view. The record is written without fsync: a replica that loses it in a machine
+// crash keeps the restart rule instead.
 void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
                                  std::vector<std::string> requests, std::string raw, Output& out) {
     Slot& slot = log_[seq];
@@ -126,7 +128,10 @@ void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash
 
     pb::PreparedProof record;
     record.set_pre_prepare(raw);
-    if (primary_of(view) == config_.id) {
+    if (may_vote(view) && !view_recorded_) persist_view(out);  // before a first vote (restart rule)
+    if (!may_vote(view)) {
+        // Silent: it cannot know whether it prepared something else here before a crash.
+    } else if (primary_of(view) == config_.id) {
         out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
         out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
     } else {
@@ -192,11 +197,13 @@ void Replica::advance(uint64_t seq, Output& out) {
             if (cert.prepares.size() == quorum_.prepares()) break;
             cert.prepares.push_back(envelope);
         }
-        // The certificate survives a crash, so a later view change can still report it.
+        // The certificate survives a crash, even of the machine (synced before the commit
+        // leaves), so a later view change can still report it.
         pb::PreparedProof record;
         record.set_pre_prepare(cert.pre_prepare);
         for (const auto& e : cert.prepares) record.add_prepares(e);
         out.persist.push_back(PersistPut{slot_key(seq, view_, kSlotPrepared), record.SerializeAsString()});
+        out.sync = true;
         slot.cert = std::move(cert);
 
         pb::Vote vote;

@@ -120,12 +120,23 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     last_delivered_ = executed_seq;
     last_executed_digest_ = digest;
     next_seq_ = executed_seq + 1;
-    // The ledger's last block may lie above the last stable checkpoint; the log starts after it.
+    // The ledger's last block may lie above the last stable checkpoint; the log starts after
+    // it. Without a stored proof (below), the checkpoint under the ledger's last block.
     low_ = executed_seq - executed_seq % config_.checkpoint_interval;
+    bool view_known = false;
+    std::optional<pb::StableCheckpoint> stable;
     for (const auto& [key, value] : records) {
+        if (key == kKeyStable) {
+            pb::StableCheckpoint record;
+            if (record.ParseFromString(value) && record.seq() > 0 &&
+                valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()), record.proof()))
+                stable = std::move(record);
+            continue;
+        }
         if (key == kKeyView) {
             view_ = read_be64(value);
             active_ = value.size() > 8 ? value[8] != 0 : true;
+            view_known = true;
             continue;
         }
         if (key.size() != 18 || key[0] != kKeySlotPrefix) continue;
@@ -156,8 +167,31 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
         }
         next_seq_ = std::max(next_seq_, seq + 1);
     }
+    if (stable) {
+        // The water mark this replica can prove (a VIEW-CHANGE must carry the proof).
+        const crypto::Hash d = hash_from_bytes(stable->state_digest());
+        std::vector<std::string> proof(stable->proof().begin(), stable->proof().end());
+        for (const auto& e : proof) {
+            ReplicaId sender = 0;
+            if (open_from(e, crypto::MessageType::kCheckpoint, &sender)) checkpoints_[stable->seq()][d][sender] = e;
+        }
+        if (stable->seq() > executed_seq) {
+            // The ledger lost blocks the network had made stable (a machine crash before its
+            // WAL reached the disk): fetch that state from peers.
+            make_stable(stable->seq(), d, std::move(proof), out);
+        } else {
+            low_ = stable->seq();
+            low_digest_ = d;
+            low_proof_ = std::move(proof);
+        }
+    }
     // A restarted replica re-enters its view; it learns newer views from its peers.
     progress_tick_ = now_;
+    // The restart rule (replica.h): silent where it may have voted before. The view record is
+    // synced before this replica's first vote in a view, so without one it never voted; and a
+    // replica that was between views had not voted in the one it was entering.
+    view_recorded_ = view_known;
+    if (view_known && active_) silent_through_view_ = view_;
     return out;
 }
 

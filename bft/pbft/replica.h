@@ -79,6 +79,8 @@ private:
     bool is_primary() const { return primary_of(view_) == config_.id; }
     uint64_t high_water_mark() const { return low_ + config_.watermark_window; }
     bool in_window(uint64_t seq) const { return seq > low_ && seq <= high_water_mark(); }
+    // The restart rule: may this replica pre-prepare or prepare in `view`?
+    bool may_vote(uint64_t view) const { return !silent_through_view_ || view > *silent_through_view_; }
     std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
     void detect(ReplicaId from, std::string kind);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
@@ -154,6 +156,13 @@ private:
     // accepting NEW-VIEW for it.
     uint64_t view_ = 0;
     bool active_ = true;
+    // The restart rule. Pre-prepares and prepares are written without fsync (Output::sync), so
+    // a machine crash may lose the record of one this replica sent. After a restart it
+    // therefore sends neither in any view up to the one it was in (it still commits from its
+    // peers' votes, and votes again from the next view on). Commits, prepared certificates and
+    // views are synced, so nothing else it signed can be forgotten.
+    std::optional<uint64_t> silent_through_view_;
+    bool view_recorded_ = false;  // the store holds the current view (synced before any vote)
 
     // The log, by sequence number. Invariant: every key is in (low_, low_ + 2L].
     std::map<uint64_t, Slot> log_;

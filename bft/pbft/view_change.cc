@@ -26,6 +26,8 @@ void Replica::tick_view_change(Output& out) {
 
 void Replica::persist_view(Output& out) {
     out.persist.push_back(PersistPut{std::string(kKeyView), be64(view_) + std::string(1, active_ ? 1 : 0)});
+    out.sync = true;
+    view_recorded_ = true;
 }
 
 void Replica::start_view_change(uint64_t new_view, Output& out) {

@@ -2,6 +2,8 @@
 // engine directly with messages sealed by the other replicas' keys.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "tests/unit/bft/pbft_harness.h"
 
 namespace tally::bft::pbft::testing {
@@ -50,14 +52,48 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyBetweenTheWaterMarks) {
     EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, beyond - 1, {h.request()})), MessageType::kPrepare).size(), 1u);
 }
 
+// The keys an output writes, in order.
+std::vector<std::string> put_keys(const Output& out) {
+    std::vector<std::string> keys;
+    for (const auto& op : out.persist)
+        if (const auto* put = std::get_if<PersistPut>(&op)) keys.push_back(put->key);
+    return keys;
+}
+
+bool writes(const Output& out, const std::string& key) {
+    auto keys = put_keys(out);
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
 TEST(PbftNormalCase, ABackupPersistsWhatItSignsBeforeSendingThePrepare) {
     Harness h(1);
     Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
     ASSERT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
-    ASSERT_FALSE(out.persist.empty());
-    auto* put = std::get_if<PersistPut>(&out.persist.front());
-    ASSERT_NE(put, nullptr);
-    EXPECT_EQ(put->key, slot_key(1, 0, kSlotAccepted));
+    EXPECT_TRUE(writes(out, slot_key(1, 0, kSlotAccepted)));
+}
+
+TEST(PbftNormalCase, AReplicaSyncsItsViewBeforeItsFirstVoteInTheViewAndNotForLaterPrepares) {
+    Harness h(1);
+    Output first = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
+    ASSERT_EQ(sent(first, MessageType::kPrepare).size(), 1u);
+    EXPECT_TRUE(writes(first, std::string(kKeyView)));
+    EXPECT_TRUE(first.sync) << "the view record must be on disk before the first vote leaves";
+    Output second = h.deliver(h.pre_prepare(0, 0, 2, {h.request()}));
+    ASSERT_EQ(sent(second, MessageType::kPrepare).size(), 1u);
+    EXPECT_TRUE(writes(second, slot_key(2, 0, kSlotAccepted)));
+    EXPECT_FALSE(writes(second, std::string(kKeyView)));
+    EXPECT_FALSE(second.sync) << "a prepare is written, not synced (the restart rule covers it)";
+}
+
+TEST(PbftNormalCase, APreparedCertificateIsSyncedBeforeTheCommitLeaves) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    Output out = h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d));
+    ASSERT_EQ(sent(out, MessageType::kCommit).size(), 1u);
+    EXPECT_TRUE(writes(out, slot_key(1, 0, kSlotPrepared)));
+    EXPECT_TRUE(out.sync);
 }
 
 TEST(PbftNormalCase, PreparedNeedsTwoFMatchingPreparesFromDistinctBackups) {
@@ -247,6 +283,50 @@ TEST(PbftRestart, AfterARestartAReplicaNeverPreparesADifferentDigestForASlotItPr
     Output second = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
     EXPECT_TRUE(sent(second, MessageType::kPrepare).empty());
     EXPECT_TRUE(h.detected("equivocation"));
+}
+
+// Everything an output wrote, as the store would return it on the next start.
+void keep(const Output& out, std::map<std::string, std::string>& store) {
+    for (const auto& op : out.persist) {
+        if (const auto* put = std::get_if<PersistPut>(&op)) {
+            store[put->key] = put->value;
+        } else {
+            const auto& erase = std::get<PersistErase>(op);
+            store.erase(store.lower_bound(erase.from), store.lower_bound(erase.to));
+        }
+    }
+}
+
+TEST(PbftRestart, AfterARestartABackupSendsNoPrepareInItsOldViewButStillCommitsFromItsPeersVotes) {
+    Harness h(1);
+    std::map<std::string, std::string> store;
+    keep(h.deliver(h.pre_prepare(0, 0, 1, {h.request()})), store);
+    // A machine crash may have lost prepares written after the last sync: it stays silent.
+    h.restart({store.begin(), store.end()});
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(0, 0, 2, batch)), MessageType::kPrepare).empty());
+    EXPECT_TRUE(sent(h.deliver(h.vote(MessageType::kPrepare, 2, 0, 2, d)), MessageType::kCommit).empty());
+    Output prepared = h.deliver(h.vote(MessageType::kPrepare, 3, 0, 2, d));
+    EXPECT_EQ(sent(prepared, MessageType::kCommit).size(), 1u) << "2f prepares from peers prepare it";
+    EXPECT_TRUE(prepared.sync);
+}
+
+TEST(PbftRestart, AReplicaThatNeverVotedIsNotSilentAfterARestart) {
+    Harness h(1);
+    h.restart({});
+    EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, {h.request()})), MessageType::kPrepare).size(), 1u);
+}
+
+TEST(PbftRestart, ARestartedPrimaryProposesNothingInItsOldView) {
+    Harness h(0);
+    std::map<std::string, std::string> store;
+    keep(h.engine->on_client_request(ClientRequest{{}, h.request()}), store);
+    ASSERT_TRUE(store.count(std::string(kKeyView)));
+    h.restart({store.begin(), store.end()});
+    Output out = h.engine->on_client_request(ClientRequest{{}, h.request()});
+    for (int i = 0; i < 5; ++i) out.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(out, MessageType::kPrePrepare).empty());
 }
 
 }  // namespace
