@@ -56,8 +56,10 @@ struct ReplicaOptions {
     // turn while the workers are idle. Handing work to another thread costs two context
     // switches, which on a small, shared machine cost more than a signature check; under load
     // (many frames per turn, busy workers) the work goes to the workers, in parallel. 0 = never.
-    size_t inline_verify_frames_max = 4;
-    size_t inline_sign_max = 4;
+    // 64, not 4: with 4 replicas on 2 cores, 64 took 10-20% less replica CPU per transfer
+    // under the 64-client benchmark (README, Performance).
+    size_t inline_verify_frames_max = 64;
+    size_t inline_sign_max = 64;
     // Wraps the honest engine (node/traitor.h) for fault-injection tests; empty = honest.
     std::vector<std::string> traitor;
     uint64_t traitor_seed = 1;

@@ -16,7 +16,7 @@ struct Config {
     std::vector<crypto::PublicKey> replicas;  // index = replica id; n = 3f+1
     uint32_t f = 1;
     uint32_t batch_size_max = 256;     // requests in one pre-prepare
-    uint32_t pipeline_depth = 8;       // batches the primary keeps in flight at once
+    uint32_t pipeline_depth = 2;       // batches the primary keeps in flight at once
     uint64_t checkpoint_interval = 128;        // K
     uint64_t watermark_window = 512;           // L: accept sequence numbers in (h, h + L]
     uint64_t view_change_timeout_ticks = 200;  // T; doubles on each failed view change
