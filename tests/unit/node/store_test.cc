@@ -80,6 +80,31 @@ TEST(StoreTest, RecordsSurviveReopening) {
     EXPECT_EQ(load(**store), (Records{{"slot-2", "y"}, {"view", "7"}}));
 }
 
+TEST(StoreTest, UnsyncedWritesAreReadBackAndASyncWithNothingToWriteStillSyncs) {
+    TempDir dir;
+    {
+        auto store = Store::open(dir / "consensus.db");
+        ASSERT_TRUE(store.ok());
+        ASSERT_TRUE((*store)->apply({put("a", "1")}, /*sync=*/false).ok());
+        ASSERT_TRUE((*store)->apply({put("b", "2")}, /*sync=*/false).ok());
+        EXPECT_EQ((*store)->commits(), 2u);
+        EXPECT_EQ((*store)->synced_commits(), 0u);
+        EXPECT_EQ(load(**store), (Records{{"a", "1"}, {"b", "2"}}));
+        // Nothing new to write, but earlier writes are unsynced: it commits a marker, synced.
+        ASSERT_TRUE((*store)->apply({}, /*sync=*/true).ok());
+        EXPECT_EQ((*store)->synced_commits(), 1u);
+        // Nothing unsynced left: an empty sync is a no-op.
+        ASSERT_TRUE((*store)->apply({}, /*sync=*/true).ok());
+        EXPECT_EQ((*store)->commits(), 3u);
+        ASSERT_TRUE((*store)->apply({put("c", "3")}, /*sync=*/true).ok());
+        EXPECT_EQ((*store)->synced_commits(), 2u);
+    }
+    // The marker is the store's own: the engine's records are exactly what it wrote.
+    auto store = Store::open(dir / "consensus.db");
+    ASSERT_TRUE(store.ok());
+    EXPECT_EQ(load(**store), (Records{{"a", "1"}, {"b", "2"}, {"c", "3"}}));
+}
+
 TEST(StoreTest, AFileThatIsNotADatabaseIsAnError) {
     TempDir dir;
     std::ofstream(dir / "consensus.db") << std::string(4096, 'x');
