@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "bft/pbft/messages.h"
 #include "crypto/assert.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
@@ -72,9 +73,12 @@ void Cluster::start_engine(bft::ReplicaId id) {
     drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->state_digest()));
 }
 
-void Cluster::crash(bft::ReplicaId id) {
-    replicas_[id].up = false;
-    replicas_[id].engine.reset();
+void Cluster::crash(bft::ReplicaId id, CrashKind kind) {
+    Replica& r = replicas_[id];
+    r.up = false;
+    r.engine.reset();
+    if (kind == CrashKind::kPowerLoss) r.store = r.durable;
+    r.unsynced.clear();
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
         it = it->second.to == id ? in_flight_.erase(it) : std::next(it);
     }
@@ -85,11 +89,42 @@ void Cluster::restart(bft::ReplicaId id) {
     start_engine(id);
 }
 
+void Cluster::restart_with_amnesia(bft::ReplicaId id) {
+    replicas_[id].store.clear();
+    replicas_[id].durable.clear();
+    restart(id);
+}
+
 void Cluster::isolate(std::set<bft::ReplicaId> group) { partition_ = std::move(group); }
 
 void Cluster::heal() {
     partition_.reset();
     faults_.drop = 0;
+    slow_.clear();
+}
+
+void Cluster::slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only) {
+    if (extra_ticks == 0) {
+        slow_.erase(id);
+    } else {
+        slow_[id] = Slowness{extra_ticks, std::move(only)};
+    }
+}
+
+size_t Cluster::in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type) const {
+    crypto::OpenOptions header_only;
+    header_only.verify_signature = false;
+    size_t count = 0;
+    for (const auto& [key, m] : in_flight_) {
+        if (m.from != from) continue;
+        if (type) {
+            if (m.envelope.empty()) continue;
+            auto env = crypto::open(m.envelope, header_only);
+            if (!env || env->type != *type) continue;
+        }
+        ++count;
+    }
+    return count;
 }
 
 bool Cluster::partitioned(uint32_t from, uint32_t to) const {
@@ -116,10 +151,24 @@ void Cluster::send(uint32_t from, uint32_t to, std::string envelope, std::option
     bool twice = coin(rng_) < faults_.duplicate;
     uint64_t d1 = delay(rng_), d2 = delay(rng_);
     if (lost || partitioned(from, to)) return;
-    Message m{now_ + 1 + d1, order_++, from, to, std::move(envelope), std::move(reply)};
+    uint64_t extra = 0;
+    if (auto s = slow_.find(from); s != slow_.end()) {
+        bool held = s->second.only.empty();
+        if (!held && !envelope.empty()) {
+            crypto::OpenOptions header_only;
+            header_only.verify_signature = false;
+            auto env = crypto::open(envelope, header_only);
+            held = env && s->second.only.count(env->type);
+        }
+        if (held) {
+            extra = s->second.extra_ticks;
+            ++slowed_messages_;
+        }
+    }
+    Message m{now_ + 1 + d1 + extra, order_++, from, to, std::move(envelope), std::move(reply)};
     if (twice) {
         Message copy = m;
-        copy.deliver_tick = now_ + 1 + d2;
+        copy.deliver_tick = now_ + 1 + d2 + extra;
         copy.order = order_++;
         in_flight_.emplace(std::make_pair(copy.deliver_tick, copy.order), std::move(copy));
     }
@@ -163,10 +212,25 @@ void Cluster::deliver(const Message& m) {
     deliver_to_replica(m.to, m);
 }
 
+Result<crypto::Envelope> Cluster::open_envelope(const std::string& bytes) {
+    constexpr size_t kOpenedMax = 8192;
+    crypto::Hash key = crypto::sha256(bytes);
+    if (auto it = opened_.find(key); it != opened_.end()) return it->second;
+    auto env = crypto::open(bytes);
+    if (!env) return env;
+    opened_.emplace(key, *env);
+    opened_order_.push_back(key);
+    if (opened_order_.size() > kOpenedMax) {
+        opened_.erase(opened_order_.front());
+        opened_order_.pop_front();
+    }
+    return env;
+}
+
 // What tallyd does with an incoming frame, minus the sockets.
 void Cluster::deliver_to_replica(bft::ReplicaId id, const Message& m) {
     Replica& r = replicas_[id];
-    auto env = crypto::open(m.envelope);
+    auto env = open_envelope(m.envelope);
     if (!env) {
         ++detected_["rejected_" + env.error().code];
         return;
@@ -198,6 +262,15 @@ void Cluster::deliver_to_replica(bft::ReplicaId id, const Message& m) {
     drain(id, r.engine->on_message(from, *env, m.envelope));
 }
 
+void Cluster::apply(std::map<std::string, std::string>& store, const bft::PersistOp& op) {
+    if (const auto* put = std::get_if<bft::PersistPut>(&op)) {
+        store[put->key] = put->value;
+    } else {
+        const auto& erase = std::get<bft::PersistErase>(op);
+        store.erase(store.lower_bound(erase.from), store.lower_bound(erase.to));
+    }
+}
+
 void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     Replica& r = replicas_[id];
     std::deque<bft::Output> pending;
@@ -206,16 +279,17 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         bft::Output out = std::move(pending.front());
         pending.pop_front();
         // 1. persist
-        for (const auto& op : out.persist) {
-            if (auto* put = std::get_if<bft::PersistPut>(&op)) {
-                r.store[put->key] = put->value;
-            } else {
-                const auto& erase = std::get<bft::PersistErase>(op);
-                r.store.erase(r.store.lower_bound(erase.from), r.store.lower_bound(erase.to));
-            }
+        for (auto& op : out.persist) {
+            apply(r.store, op);
+            r.unsynced.push_back(std::move(op));
+        }
+        if (out.sync) {
+            for (const auto& op : r.unsynced) apply(r.durable, op);
+            r.unsynced.clear();
         }
         // 2. send
         for (auto& msg : out.send) {
+            record_signed(msg.envelope);
             if (msg.to == bft::kAllReplicas) {
                 for (bft::ReplicaId to = 0; to < n(); ++to)
                     if (to != id) send(id, to, msg.envelope);
@@ -234,6 +308,63 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     // What honest replicas detect in others (a traitor's own detections say nothing).
     for (const auto& d : r.engine->take_detected())
         if (is_honest(id)) ++detected_[d.kind];
+}
+
+// An honest replica never signs two different digests for one slot. Only top-level messages
+// count; the signer is read from the envelope (a replica may forward another's pre-prepare).
+void Cluster::record_signed(const std::string& envelope) {
+    crypto::OpenOptions header_only;
+    header_only.verify_signature = false;  // its own engine just sealed it
+    auto env = crypto::open(envelope, header_only);
+    if (!env) return;
+    bft::ReplicaId signer = n();
+    for (bft::ReplicaId i = 0; i < n(); ++i)
+        if (replica_keys_[i] == env->sender) signer = i;
+    if (signer == n() || !is_honest(signer)) return;
+    uint64_t view = 0, seq = 0;
+    crypto::Hash digest{};
+    switch (env->type) {
+        case crypto::MessageType::kPrePrepare: {
+            bft::pbft::pb::PrePrepare pp;
+            if (!bft::pbft::decode(env->body, pp)) return;
+            view = pp.view();
+            seq = pp.seq();
+            digest = bft::pbft::hash_from_bytes(pp.digest());
+            break;
+        }
+        case crypto::MessageType::kPrepare:
+        case crypto::MessageType::kCommit: {
+            bft::pbft::pb::Vote vote;
+            if (!bft::pbft::decode(env->body, vote)) return;
+            view = vote.view();
+            seq = vote.seq();
+            digest = bft::pbft::hash_from_bytes(vote.digest());
+            break;
+        }
+        case crypto::MessageType::kCheckpoint: {
+            bft::pbft::pb::Checkpoint cp;
+            if (!bft::pbft::decode(env->body, cp)) return;
+            seq = cp.seq();
+            digest = bft::pbft::hash_from_bytes(cp.state_digest());
+            break;
+        }
+        case crypto::MessageType::kNewView: {
+            bft::pbft::pb::NewView nv;
+            if (!bft::pbft::decode(env->body, nv)) return;
+            view = nv.view();
+            crypto::Sha256 h;  // O decides what the view re-proposes; V may differ harmlessly
+            for (const auto& r : nv.reproposals()) h.update(r.SerializeAsString());
+            digest = h.finish();
+            break;
+        }
+        default: return;
+    }
+    auto key = std::make_tuple(signer, static_cast<uint8_t>(env->type), view, seq);
+    auto [it, inserted] = signed_.emplace(key, digest);
+    if (!inserted && it->second != digest && contradictions_.size() < 20)
+        contradictions_.push_back("replica " + std::to_string(signer) + " signed two " +
+                                  std::string(crypto::type_name(env->type)) + "s for view " +
+                                  std::to_string(view) + " seq " + std::to_string(seq));
 }
 
 void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque<bft::Output>& pending) {
@@ -342,6 +473,10 @@ void Cluster::client_reply(uint32_t c, uint32_t replica, const ClientOp& reply) 
     if (!op.is_read && ledger::consumes_nonce(reply.result)) ++client.next_nonce;
 }
 
+void Cluster::add_requests(uint32_t per_client) {
+    for (auto& c : clients_) c.remaining += per_client;
+}
+
 bool Cluster::clients_done() const {
     for (const auto& c : clients_)
         if (c.remaining > 0 || c.pending) return false;
@@ -349,7 +484,7 @@ bool Cluster::clients_done() const {
 }
 
 std::vector<std::string> Cluster::check_safety() const {
-    std::vector<std::string> problems;
+    std::vector<std::string> problems = contradictions_;
     // Agreement: one block per height across replicas.
     std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks;
     for (bft::ReplicaId i = 0; i < n(); ++i) {
@@ -432,6 +567,27 @@ client::CheckResult Cluster::check_linearizable() const {
         ops.push_back(o);
     }
     return client::check_linearizable(ops, client::LedgerModel(genesis));
+}
+
+std::string Cluster::replica_report() const {
+    std::ostringstream out;
+    for (bft::ReplicaId id = 0; id < n(); ++id) {
+        out << "replica " << id << ": ";
+        if (!replicas_[id].up) {
+            out << "down\n";
+            continue;
+        }
+        auto s = replicas_[id].engine->status();
+        out << "view " << s.view << (s.view_changing ? " (changing)" : "") << ", executed "
+            << s.last_executed << ", h " << s.low_water_mark
+            << (replicas_[id].fetching ? ", fetching state" : "") << "\n";
+    }
+    if (!detected_.empty()) {
+        out << "detected by honest replicas:";
+        for (const auto& [kind, count] : detected_) out << " " << kind << "=" << count;
+        out << "\n";
+    }
+    return out.str();
 }
 
 std::string Cluster::describe() const {

@@ -1,11 +1,13 @@
 // The deterministic simulator: n PBFT engines with in-memory ledgers on a seeded simulated
-// network (delay, reorder, duplicate, drop, partitions), crash and restart, driven by simulated
-// clients that each keep one signed transfer outstanding. Everything random comes from the
-// seed, and every container is ordered, so a failing seed replays exactly.
+// network (delay, reorder, duplicate, drop, partitions, slow senders), crash (of the process,
+// or a power loss that takes what was not synced) and restart, driven by simulated clients
+// that each keep one signed transfer outstanding. Everything random comes from the seed, and
+// every container is ordered, so a failing seed replays exactly.
 //
-// It drives the very engines tallyd runs, with the same contract as the node: persist, then
-// send, then execute on the ledger and report on_executed; state transfer from a peer's
-// checkpoint snapshot, checked against the checkpoint's digest.
+// It drives the very engines tallyd runs, with the same contract as the node: persist (sync
+// when asked), then send, then execute on the ledger and report on_executed; state transfer
+// from a peer's checkpoint snapshot, checked against the checkpoint's digest. It watches every
+// message an honest replica signs, so a replica that contradicts itself is caught.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@
 
 #include "bft/engine.h"
 #include "bft/pbft/pbft.h"
+#include "crypto/envelope.h"
 #include "crypto/keys.h"
 #include "client/linearizability.h"
 #include "ledger/state.h"
@@ -84,14 +87,30 @@ public:
 
     // Faults.
     void set_faults(const NetworkFaults& faults) { faults_ = faults; }
-    void crash(bft::ReplicaId id);    // the engine and its in-flight messages are gone
+    // The engine and the messages on their way to it are gone. A process crash keeps every
+    // record the engine persisted (written to the OS); a power loss keeps only those made
+    // durable by an Output with `sync` (and every write before it). The ledger keeps its blocks
+    // in both: the simulator does not model a ledger losing its WAL tail.
+    enum class CrashKind { kProcess, kPowerLoss };
+    void crash(bft::ReplicaId id, CrashKind kind = CrashKind::kProcess);
     void restart(bft::ReplicaId id);  // a new engine from the ledger and the persisted records
+    // A broken restart, for testing the checks: the engine's persisted records are lost (the
+    // ledger is kept), so it may sign what contradicts what it signed before.
+    void restart_with_amnesia(bft::ReplicaId id);
     void isolate(std::set<bft::ReplicaId> group);  // messages cross the group's border: dropped
-    void heal();                                   // no partition, no loss
+    // A slow replica: every message it sends (or, when `only` is not empty, every message of
+    // those types) arrives `extra_ticks` later than the network's own delay — late, never lost.
+    // Its incoming messages are not affected. extra_ticks = 0 makes it fast again.
+    void slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
+    void heal();  // no partition, no loss, no slow replica (messages already in flight stay late)
     bool is_up(bft::ReplicaId id) const { return replicas_[id].up; }
+    // Records the engine persisted that a power loss would take (not synced yet).
+    size_t unsynced_records(bft::ReplicaId id) const { return replicas_[id].unsynced.size(); }
     bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id); }
 
     bool clients_done() const;
+    // Gives every client `per_client` more operations to make (traffic after a quiet spell).
+    void add_requests(uint32_t per_client);
     uint64_t now() const { return now_; }
     uint32_t n() const { return static_cast<uint32_t>(replicas_.size()); }
     const std::vector<ClientOp>& history() const { return history_; }
@@ -99,14 +118,25 @@ public:
     const ledger::State& ledger(bft::ReplicaId id) const { return *replicas_[id].ledger; }
     uint64_t state_transfers() const { return state_transfers_; }
     std::map<std::string, uint64_t> detected() const { return detected_; }
+    // Messages a slow replica sent that were held back (see slow()).
+    uint64_t slowed_messages() const { return slowed_messages_; }
+
+    // Messages replica `from` sent that are still in flight (of `type` only, when given).
+    size_t in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type = {}) const;
 
     // Safety: no two replicas hold different blocks at one height; money is conserved; every
-    // acknowledged ok transfer is in every up-to-date ledger exactly once. Empty when all hold.
+    // acknowledged ok transfer is in every up-to-date ledger exactly once; no honest replica
+    // ever signed two different things for one slot (a pre-prepare, prepare or commit for one
+    // (view, seq), a checkpoint for one seq, a NEW-VIEW's O for one view) — across its crashes
+    // and restarts too. Empty when all hold.
     std::vector<std::string> check_safety() const;
     // After the run: every live replica executed the same sequence and has the same digest.
     std::vector<std::string> check_converged() const;
 
     std::string describe() const;  // the config, for a failure message that replays it
+    // One line per replica: up or down, view (and whether changing), executed, h; then what
+    // honest replicas detected.
+    std::string replica_report() const;
 
     // The clients' history as the linearizability checker reads it, and its verdict.
     client::CheckResult check_linearizable() const;
@@ -123,7 +153,9 @@ private:
     struct Replica {
         std::unique_ptr<crypto::KeyPair> key;
         std::unique_ptr<ledger::State> ledger;
-        std::map<std::string, std::string> store;  // what the engine persisted
+        std::map<std::string, std::string> store;    // what the engine persisted
+        std::map<std::string, std::string> durable;  // what of it was synced
+        std::vector<bft::PersistOp> unsynced;        // applied to store, not yet to durable
         std::unique_ptr<bft::Engine> engine;
         std::map<uint64_t, std::string> snapshots;  // ledger snapshots at checkpoints
         std::optional<bft::StateTarget> fetching;
@@ -152,6 +184,12 @@ private:
     void client_tick(uint32_t c);
     void client_reply(uint32_t c, uint32_t replica, const ClientOp& reply);
     bool partitioned(uint32_t from, uint32_t to) const;
+    // Notes what an honest replica's outgoing envelope commits its signer to.
+    void record_signed(const std::string& envelope);
+    static void apply(std::map<std::string, std::string>& store, const bft::PersistOp& op);
+    // crypto::open, remembering recent envelopes that opened: a broadcast is verified once, not
+    // once per receiver. The verdict is a pure function of the bytes, so nothing else changes.
+    Result<crypto::Envelope> open_envelope(const std::string& bytes);
 
     SimConfig config_;
     NetworkFaults faults_;
@@ -168,6 +206,18 @@ private:
     uint64_t genesis_total_ = 0;
     uint64_t state_transfers_ = 0;
     std::map<std::string, uint64_t> detected_;
+    struct Slowness {
+        uint64_t extra_ticks = 0;
+        std::set<crypto::MessageType> only;  // empty: every message
+    };
+    std::map<bft::ReplicaId, Slowness> slow_;
+    uint64_t slowed_messages_ = 0;
+    // What each honest replica signed: (signer, message type, view, seq) -> digest, and every
+    // contradiction found (the signer signed another digest for the same key).
+    std::map<std::tuple<bft::ReplicaId, uint8_t, uint64_t, uint64_t>, crypto::Hash> signed_;
+    std::map<crypto::Hash, crypto::Envelope> opened_;  // by SHA-256 of the bytes; FIFO-bounded
+    std::deque<crypto::Hash> opened_order_;
+    std::vector<std::string> contradictions_;
 };
 
 }  // namespace tally::sim

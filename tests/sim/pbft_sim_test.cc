@@ -8,26 +8,12 @@
 #include <functional>
 #include <string>
 
+#include "sim/checks.h"
 #include "sim/cluster.h"
 #include "sim/seeds.h"
 
 namespace tally::sim {
 namespace {
-
-
-
-// The liveness phase: with faults healed, every request completes and the replicas converge.
-void expect_live_and_safe(Cluster& cluster, uint64_t seed, uint64_t max_ticks = 20000) {
-    cluster.heal();
-    bool done = cluster.run_until([&] { return cluster.clients_done(); }, max_ticks);
-    EXPECT_TRUE(done) << "clients did not finish by tick " << cluster.now() << "\n" << replay(cluster, seed);
-    bool converged = cluster.run_until([&] { return cluster.check_converged().empty(); }, max_ticks);
-    EXPECT_TRUE(converged) << testing::PrintToString(cluster.check_converged()) << "\n" << replay(cluster, seed);
-    auto problems = cluster.check_safety();
-    EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << replay(cluster, seed);
-    auto lin = cluster.check_linearizable();
-    EXPECT_TRUE(lin.linearizable) << lin.explanation << "\n" << replay(cluster, seed);
-}
 
 TEST(PbftSim, NormalCaseWithRandomDelaysAgreesAndCompletes) {
     for_each_seed(60, [](uint64_t seed) {
