@@ -14,6 +14,7 @@ constexpr size_t kWaitingMax = 100000;
 void Replica::on_request(const ClientRequest& request, Output& out) {
     crypto::Hash d = crypto::sha256(request.payload);
     if (waiting_.count(d)) return;  // a retransmission of a request already held
+    if (delivered_digests_.count(d)) return;  // committed, executing now: nothing to wait for
     if (waiting_.size() >= kWaitingMax) {
         detect(config_.id, "request_overload");
         return;
@@ -228,7 +229,13 @@ void Replica::deliver(Output& out) {
         auto it = log_.find(last_delivered_ + 1);
         if (it == log_.end() || !it->second.committed) break;
         ++last_delivered_;
-        for (const auto& r : it->second.requests) waiting_.erase(crypto::sha256(r));
+        auto& delivered = delivered_requests_[it->first];
+        for (const auto& r : it->second.requests) {
+            crypto::Hash d = crypto::sha256(r);
+            waiting_.erase(d);
+            delivered_digests_.insert(d);
+            delivered.push_back(d);
+        }
         out.commit.push_back(Committed{it->first, it->second.view, it->second.requests});
     }
 }

@@ -92,6 +92,7 @@ Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
     last_executed_ = seq;
     last_executed_digest_ = digest;
     progress_tick_ = now_;
+    forget_delivered(seq);
     if (seq % config_.checkpoint_interval == 0) send_checkpoint(seq, digest, out);
     if (active_ && is_primary()) propose(out);
     return out;
@@ -107,10 +108,27 @@ Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
     next_seq_ = std::max(next_seq_, seq + 1);
     progress_tick_ = now_;
     // Requests that executed inside the transferred state no longer wait; the ledger
-    // answers their retransmissions.
+    // answers their retransmissions. Which waiting requests those are, the engine cannot
+    // tell (payloads are opaque), so it keeps only those still in its log: any other one
+    // still pending comes back when its client retransmits, and a stale one left waiting
+    // would time out into a view change no fault caused.
     for (auto it = log_.begin(); it != log_.end() && it->first <= seq;) it = log_.erase(it);
+    forget_delivered(seq);
+    std::set<crypto::Hash> in_log;
+    for (const auto& [s, slot] : log_)
+        for (const auto& r : slot.requests) in_log.insert(crypto::sha256(r));
+    for (auto it = waiting_.begin(); it != waiting_.end();)
+        it = in_log.count(it->first) ? std::next(it) : waiting_.erase(it);
+    std::erase_if(queue_, [&](const crypto::Hash& d) { return !waiting_.count(d); });
     deliver(out);
     return out;
+}
+
+void Replica::forget_delivered(uint64_t through_seq) {
+    auto end = delivered_requests_.upper_bound(through_seq);
+    for (auto it = delivered_requests_.begin(); it != end; ++it)
+        for (const auto& d : it->second) delivered_digests_.erase(d);
+    delivered_requests_.erase(delivered_requests_.begin(), end);
 }
 
 Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>& records,

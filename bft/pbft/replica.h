@@ -86,6 +86,8 @@ private:
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
                                               ReplicaId* sender) const;
 
+    void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
+
     // --- normal_case.cc
     void on_request(const ClientRequest& request, Output& out);
     void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
@@ -180,6 +182,11 @@ private:
     };
     std::map<crypto::Hash, Waiting> waiting_;
     std::deque<crypto::Hash> queue_;  // primary: requests in arrival order, not yet proposed
+    // Requests of batches handed out in Output::commit that the caller has not executed yet,
+    // by seq: a copy arriving meanwhile is already done (the caller answers it once executed)
+    // and must not wait again, or it would time out into a view change no fault caused.
+    std::map<uint64_t, std::vector<crypto::Hash>> delivered_requests_;
+    std::set<crypto::Hash> delivered_digests_;
 
     // Checkpoints: seq -> digest -> sender -> envelope.
     std::map<uint64_t, std::map<crypto::Hash, Votes>> checkpoints_;

@@ -285,6 +285,25 @@ TEST(PbftRestart, AfterARestartAReplicaNeverPreparesADifferentDigestForASlotItPr
     EXPECT_TRUE(h.detected("equivocation"));
 }
 
+TEST(PbftNormalCase, ARequestArrivingBetweenItsCommitAndItsExecutionDoesNotWaitIntoAViewChange) {
+    Harness h(1);
+    std::string request = h.request();
+    std::vector<std::string> batch{request};
+    crypto::Hash d = batch_digest(batch);
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d));
+    h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, d));
+    Output committed = h.deliver(h.vote(MessageType::kCommit, 2, 0, 1, d));
+    ASSERT_EQ(committed.commit.size(), 1u);
+    // The client's own copy arrives in the same turn, before the caller executes seq 1.
+    h.engine->on_client_request(ClientRequest{{}, request});
+    h.engine->on_executed(1, crypto::Hash{});
+    Output later;
+    for (uint64_t t = 0; t < 5 * h.config.view_change_timeout_ticks; ++t) later.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(later, MessageType::kViewChange).empty()) << "nothing was left waiting";
+    EXPECT_EQ(h.engine->status().view, 0u);
+}
+
 // Everything an output wrote, as the store would return it on the next start.
 void keep(const Output& out, std::map<std::string, std::string>& store) {
     for (const auto& op : out.persist) {
