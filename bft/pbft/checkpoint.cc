@@ -74,6 +74,9 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
     record.set_state_digest(hash_bytes(digest));
     for (const auto& e : low_proof_) record.add_proof(e);
     out.persist.push_back(PersistPut{std::string(kKeyStable), record.SerializeAsString()});
+    // Synced: after a machine crash the ledger may keep blocks above this checkpoint, and a
+    // replica's VIEW-CHANGE may only claim a water mark it can prove.
+    out.sync = true;
     // Behind only when the checkpoint is beyond what this replica has been handed to execute:
     // batches already in an Output will execute before anything else happens, and fetching a
     // snapshot below them would take the ledger backwards.

@@ -139,8 +139,9 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     last_executed_digest_ = digest;
     next_seq_ = executed_seq + 1;
     // The ledger's last block may lie above the last stable checkpoint; the log starts after
-    // it. Without a stored proof (below), the checkpoint under the ledger's last block.
-    low_ = executed_seq - executed_seq % config_.checkpoint_interval;
+    // it. The water mark is the stored, proven stable checkpoint (below), or 0 without one: a
+    // VIEW-CHANGE may only claim a checkpoint its sender can prove.
+    low_ = 0;
     bool view_known = false;
     std::optional<pb::StableCheckpoint> stable;
     for (const auto& [key, value] : records) {

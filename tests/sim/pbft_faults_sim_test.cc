@@ -238,14 +238,11 @@ TEST(PbftFaultsSim, ReplicaRestartedMidViewChangeRejoinsWithoutContradictingItse
 // the restart it must not sign a different batch for a slot it may have signed before (the
 // engine's restart rule keeps it silent in that view); the others move on without it.
 //
-// DISABLED: fails on the engine as of 3c070fe (15 of seeds 1..40; first TALLY_SIM_SEED=2, with
-// --gtest_also_run_disabled_tests). Safety holds; liveness does not. make_stable() writes the
-// stable checkpoint and its proof without sync, so a power loss after a checkpoint became
-// stable takes the proof while the ledger keeps its blocks (as a real ledger does after a WAL
-// checkpoint). On restart, on_start() sets h to the checkpoint under the ledger's last block
-// without a proof, so every VIEW-CHANGE the replica sends is invalid (bad_view_change). Two
-// such replicas leave 2f valid ones: no view can form, and the network stalls for good.
-TEST(PbftFaultsSim, DISABLED_PowerLossWithUnsyncedRecordsNeverMakesAReplicaContradictItself) {
+// It found a liveness bug at 3c070fe (15 of seeds 1..40): the stable checkpoint's proof was
+// written without sync, so a power loss took it while the ledger kept its blocks, and the
+// restarted replica claimed a water mark it could not prove (every VIEW-CHANGE it sent was
+// invalid). The proof is now synced, and without one the water mark is 0.
+TEST(PbftFaultsSim, PowerLossWithUnsyncedRecordsNeverMakesAReplicaContradictItself) {
     for_each_seed(20, [](uint64_t seed) {
         SimConfig config;
         config.seed = seed;
