@@ -207,7 +207,8 @@ private:
     std::set<uint64_t> new_view_sent_;
     std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
     uint64_t view_change_timeout_ticks_;  // current T; doubles on each failed view change
-    uint64_t view_change_started_tick_ = 0;
+    uint64_t view_change_started_tick_ = 0;  // also: when it last re-sent its VIEW-CHANGE
+    std::optional<uint64_t> view_change_quorum_tick_;  // when 2f+1 VIEW-CHANGEs were first held
     uint64_t progress_tick_ = 0;  // last tick a request executed or a view was entered
     // Messages for a view this replica has not entered yet, replayed when it does.
     std::deque<std::tuple<ReplicaId, crypto::Envelope, std::string>> future_;

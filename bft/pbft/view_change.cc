@@ -17,8 +17,32 @@ void Replica::tick_view_change(Output& out) {
             start_view_change(view_ + 1, out);
         return;
     }
-    if (now_ - view_change_started_tick_ >= view_change_timeout_ticks_) {
-        // No valid NEW-VIEW in time: try the next view, waiting twice as long.
+    // Between views. The timer of a view change starts only once 2f+1 replicas are seen
+    // changing view, to this view or a later one (Castro & Liskov start it at 2f+1 VIEW-CHANGEs
+    // for the view; counting later views too lets replicas that timed out at different times
+    // meet in one view). Before that nothing says a view can form, and a replica cut off from
+    // the others would climb views alone and come back outside every quorum. Until then it
+    // re-sends its VIEW-CHANGE every T, since one may have been lost (after a restart it has
+    // none in memory, and signs it anew).
+    std::set<ReplicaId> changing;
+    for (auto it = view_changes_.lower_bound(view_); it != view_changes_.end(); ++it)
+        for (const auto& [sender, envelope] : it->second) changing.insert(sender);
+    auto held = view_changes_.find(view_);
+    if (changing.size() < quorum_.quorum()) {
+        view_change_quorum_tick_.reset();
+        if (now_ - view_change_started_tick_ < view_change_timeout_ticks_) return;
+        view_change_started_tick_ = now_;
+        if (held != view_changes_.end() && held->second.count(config_.id)) {
+            out.send.push_back(Outgoing{kAllReplicas, held->second.at(config_.id)});
+        } else {
+            start_view_change(view_, out);
+        }
+        return;
+    }
+    if (!view_change_quorum_tick_) view_change_quorum_tick_ = now_;
+    if (now_ - *view_change_quorum_tick_ >= view_change_timeout_ticks_) {
+        // No valid NEW-VIEW in time although the view could form: try the next view, waiting
+        // twice as long.
         view_change_timeout_ticks_ *= 2;
         start_view_change(view_ + 1, out);
     }
@@ -34,6 +58,7 @@ void Replica::start_view_change(uint64_t new_view, Output& out) {
     view_ = new_view;
     active_ = false;
     view_change_started_tick_ = now_;
+    view_change_quorum_tick_.reset();
     queue_.clear();
 
     pb::ViewChange vc;
