@@ -127,12 +127,16 @@ void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash
     }
     slot.requests = std::move(requests);
 
+    if (!may_vote(view)) {
+        // Silent (the restart rule): it cannot know whether it prepared something else here
+        // before a crash. It may still become prepared from its peers' votes.
+        advance(seq, out);
+        return;
+    }
+    if (!view_recorded_) persist_view(out);  // synced before its first vote in this view
     pb::PreparedProof record;
     record.set_pre_prepare(raw);
-    if (may_vote(view) && !view_recorded_) persist_view(out);  // before a first vote (restart rule)
-    if (!may_vote(view)) {
-        // Silent: it cannot know whether it prepared something else here before a crash.
-    } else if (primary_of(view) == config_.id) {
+    if (primary_of(view) == config_.id) {
         out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
         out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
     } else {
