@@ -36,7 +36,8 @@
 namespace tally::ledger {
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
+// 2: blocks carry the history digest, and the state digest covers it.
+constexpr int64_t kSchemaVersion = 2;
 // PRAGMA application_id: "TALY", so that Tally's databases identify themselves.
 constexpr int32_t kApplicationId = 0x54414C59;
 constexpr int kBusyTimeoutMs = 5000;
@@ -133,15 +134,18 @@ CREATE TABLE accounts(key BLOB PRIMARY KEY, balance INTEGER NOT NULL,
                       nonce INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE transactions(id BLOB PRIMARY KEY, code INTEGER NOT NULL, seq INTEGER NOT NULL,
                           value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX transactions_by_seq ON transactions(seq);
 CREATE TABLE blocks(height INTEGER PRIMARY KEY, seq INTEGER NOT NULL, view INTEGER NOT NULL,
                     prev_hash BLOB NOT NULL, tx_root BLOB NOT NULL, state_digest BLOB NOT NULL,
-                    tx_count INTEGER NOT NULL, hash BLOB NOT NULL);
+                    tx_count INTEGER NOT NULL, hash BLOB NOT NULL, history BLOB NOT NULL);
 )sql";
 
 constexpr const char* kBlockColumns =
-    "height, seq, view, prev_hash, tx_root, state_digest, tx_count, hash";
+    "height, seq, view, prev_hash, tx_root, state_digest, tx_count, hash, history";
 
-bool read_block(const Use& row, BlockHeader& out, crypto::Hash& stored_hash) {
+// Reads a row of kBlockColumns; `history` is the history digest after the block.
+bool read_block(const Use& row, BlockHeader& out, crypto::Hash& stored_hash,
+                crypto::Hash& history) {
     out.height = row.u64(0);
     out.seq = row.u64(1);
     out.view = row.u64(2);
@@ -149,7 +153,7 @@ bool read_block(const Use& row, BlockHeader& out, crypto::Hash& stored_hash) {
     if (count > std::numeric_limits<uint32_t>::max()) return false;
     out.tx_count = static_cast<uint32_t>(count);
     return row.fixed(3, out.prev_hash) && row.fixed(4, out.tx_root) &&
-           row.fixed(5, out.state_digest) && row.fixed(7, stored_hash);
+           row.fixed(5, out.state_digest) && row.fixed(7, stored_hash) && row.fixed(8, history);
 }
 
 bool known_code(uint64_t code) { return code <= static_cast<uint64_t>(ResultCode::kUnknownTx); }
@@ -261,6 +265,36 @@ crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts) {
     return sha.finish();
 }
 
+crypto::Hash combine_digests(const crypto::Hash& accounts, const crypto::Hash& history) {
+    return crypto::Sha256().update(accounts).update(history).finish();
+}
+
+HistoryChain::HistoryChain(const crypto::Hash& start) : head_(start) {}
+HistoryChain::~HistoryChain() = default;
+
+void HistoryChain::add(const TxRecord& record) {
+    TALLY_ASSERT(!any_ || record.seq > last_seq_ ||
+                 (record.seq == last_seq_ && last_id_ < record.id && open_ != nullptr));
+    if (open_ != nullptr && record.seq != open_seq_) digest();
+    if (open_ == nullptr) {
+        open_ = std::make_unique<crypto::Sha256>();
+        open_->update(head_).update_u64(record.seq);
+        open_seq_ = record.seq;
+    }
+    open_->update(record.id).update_u64(static_cast<uint64_t>(record.code)).update_u64(record.value);
+    any_ = true;
+    last_seq_ = record.seq;
+    last_id_ = record.id;
+}
+
+crypto::Hash HistoryChain::digest() {
+    if (open_ != nullptr) {
+        head_ = open_->finish();
+        open_.reset();
+    }
+    return head_;
+}
+
 struct State::Impl {
     sqlite3* db = nullptr;
     std::string path;
@@ -272,6 +306,10 @@ struct State::Impl {
     // digest_accounts(accounts.sorted()) == last_block.state_digest.
     AccountTable accounts;
     BlockHeader last_block;
+    crypto::Hash history{};  // after last_block
+    // The block in progress: the records it wrote, and the history digest it leads to.
+    std::vector<TxRecord> block_records;
+    crypto::Hash block_history{};
     // Set when a failed rollback or fsync leaves the disk in doubt: every later write refuses.
     bool broken = false;
 
@@ -316,7 +354,7 @@ int State::Impl::prepare_statements() {
     const std::string select_block_sql =
         std::string("SELECT ") + kBlockColumns + " FROM blocks WHERE height = ?1";
     const std::string insert_block_sql = std::string("INSERT INTO blocks(") + kBlockColumns +
-                                         ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+                                         ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     const Entry entries[] = {
         {&begin, "BEGIN IMMEDIATE"},
         {&commit, "COMMIT"},
@@ -359,7 +397,7 @@ Status State::Impl::initialize(const Genesis& genesis) {
     genesis_block.tx_root = crypto::merkle_root({});
     std::vector<Account> sorted;
     for (const auto& [key, account] : seeded) sorted.push_back(account);
-    genesis_block.state_digest = digest_accounts(sorted);
+    genesis_block.state_digest = combine_digests(digest_accounts(sorted), crypto::Hash{});
     for (const auto& [key, account] : seeded) {
         if (rc != SQLITE_OK) break;
         Use use(upsert_account);
@@ -372,6 +410,7 @@ Status State::Impl::initialize(const Genesis& genesis) {
         use.bind(1, uint64_t{0}).bind(2, uint64_t{0}).bind(3, uint64_t{0});
         use.bind(4, genesis_block.prev_hash).bind(5, genesis_block.tx_root);
         use.bind(6, genesis_block.state_digest).bind(7, uint64_t{0}).bind(8, hash);
+        use.bind(9, crypto::Hash{});
         rc = use.step() == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
     }
     if (rc == SQLITE_OK) rc = exec("COMMIT");
@@ -460,6 +499,7 @@ Status State::Impl::load() {
         last_seq = row.u64(0);
     }
     BlockHeader block;
+    crypto::Hash block_history{};
     {
         Use row(select_block);
         row.bind(1, last_seq);
@@ -468,15 +508,16 @@ Status State::Impl::load() {
             return rc == SQLITE_DONE ? corrupt("no block at last_seq " + std::to_string(last_seq))
                                      : open_error(rc, "reading the last block");
         crypto::Hash stored{};
-        if (!read_block(row, block, stored)) return corrupt("a malformed block row");
+        if (!read_block(row, block, stored, block_history)) return corrupt("a malformed block row");
         if (block.hash() != stored || block.height != last_seq || block.seq != last_seq)
             return corrupt("block " + std::to_string(last_seq) + " does not match its hash");
     }
-    if (digest_accounts(loaded) != block.state_digest)
+    if (combine_digests(digest_accounts(loaded), block_history) != block.state_digest)
         return corrupt("the accounts do not hash to block " + std::to_string(last_seq) +
                        "'s state digest");
     accounts = AccountTable(std::move(loaded));
     last_block = block;
+    history = block_history;
     return Ok{};
 }
 
@@ -599,6 +640,7 @@ Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
     insert.bind(1, tx.id).bind(2, static_cast<uint64_t>(outcome.code)).bind(3, seq);
     insert.bind(4, outcome.value);
     if (insert.step() != SQLITE_DONE) rc = sqlite3_extended_errcode(db);
+    block_records.push_back(TxRecord{tx.id, outcome.code, seq, outcome.value});
     return outcome;
 }
 
@@ -632,6 +674,7 @@ Outcome State::Impl::answer(const Tx& tx, uint64_t seq, int& rc) {
 Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
                                             const std::vector<std::string>& txs, Verify verify) {
     if (run(begin) != SQLITE_DONE) return io_error("beginning block " + std::to_string(seq));
+    block_records.clear();
     AppliedBlock applied;
     applied.outcomes.reserve(txs.size());
     std::vector<crypto::Hash> ids;
@@ -671,14 +714,19 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
     header.view = view;
     header.prev_hash = last_block.hash();
     header.tx_root = crypto::merkle_root(ids);
-    header.state_digest = digest_accounts(accounts.sorted());
+    std::sort(block_records.begin(), block_records.end(),
+              [](const TxRecord& a, const TxRecord& b) { return a.id < b.id; });
+    HistoryChain chain(history);
+    for (const TxRecord& record : block_records) chain.add(record);
+    block_history = chain.digest();
+    header.state_digest = combine_digests(digest_accounts(accounts.sorted()), block_history);
     header.tx_count = static_cast<uint32_t>(txs.size());
     {
         Use use(insert_block);
         use.bind(1, header.height).bind(2, header.seq).bind(3, header.view);
         use.bind(4, header.prev_hash).bind(5, header.tx_root).bind(6, header.state_digest);
         const crypto::Hash hash = header.hash();
-        use.bind(7, uint64_t{header.tx_count}).bind(8, hash);
+        use.bind(7, uint64_t{header.tx_count}).bind(8, hash).bind(9, block_history);
         if (use.step() != SQLITE_DONE) return io_error("writing block " + std::to_string(seq));
     }
     {
@@ -724,6 +772,7 @@ Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
     }
     m.accounts.keep();
     m.last_block = applied->header;
+    m.history = m.block_history;
     return applied;
 }
 
@@ -756,6 +805,7 @@ Outcome State::query(std::string_view tx_envelope) const {
 
 uint64_t State::last_seq() const { return impl_->last_block.seq; }
 crypto::Hash State::state_digest() const { return impl_->last_block.state_digest; }
+crypto::Hash State::history_digest() const { return impl_->history; }
 BlockHeader State::last_block() const { return impl_->last_block; }
 
 std::optional<Account> State::account(const crypto::PublicKey& key) const {
@@ -779,7 +829,8 @@ std::optional<BlockHeader> State::block(uint64_t height) const {
     if (rc != SQLITE_ROW) fatal(impl_->io_error("reading block " + std::to_string(height)).message);
     BlockHeader header;
     crypto::Hash stored{};
-    if (!read_block(row, header, stored) || header.hash() != stored)
+    crypto::Hash history{};
+    if (!read_block(row, header, stored, history) || header.hash() != stored)
         fatal(impl_->path + ": block " + std::to_string(height) + " is corrupt");
     return header;
 }
@@ -794,143 +845,313 @@ std::vector<Account> State::accounts() const { return impl_->accounts.sorted(); 
 
 // ---- snapshots ----
 
-std::string State::export_snapshot() const {
+SnapshotPoint State::snapshot_point() const {
     const Impl& m = *impl_;
-    pb::Snapshot snapshot;
-    snapshot.set_last_seq(m.last_block.seq);
-    snapshot.set_state_digest(std::string(crypto::as_bytes(m.last_block.state_digest)));
-    pb::BlockRecord* block = snapshot.mutable_last_block();
-    block->set_height(m.last_block.height);
-    block->set_seq(m.last_block.seq);
-    block->set_view(m.last_block.view);
-    block->set_prev_hash(std::string(crypto::as_bytes(m.last_block.prev_hash)));
-    block->set_tx_root(std::string(crypto::as_bytes(m.last_block.tx_root)));
-    block->set_state_digest(std::string(crypto::as_bytes(m.last_block.state_digest)));
-    block->set_tx_count(m.last_block.tx_count);
-    for (const Account& account : m.accounts.sorted()) {
-        pb::AccountRecord* record = snapshot.add_accounts();
-        record->set_key(std::string(crypto::as_bytes(account.key)));
-        record->set_balance(account.balance);
-        record->set_nonce(account.nonce);
-    }
-    Statement all_txs;
-    if (all_txs.prepare(m.db, "SELECT id, code, seq, value FROM transactions ORDER BY id") !=
-        SQLITE_OK)
-        fatal(m.io_error("reading transactions").message);
-    Use rows(all_txs);
-    int rc;
-    while ((rc = rows.step()) == SQLITE_ROW) {
-        pb::TxRecord* record = snapshot.add_transactions();
-        record->set_id(std::string(rows.blob(0)));
-        record->set_code(static_cast<uint32_t>(rows.u64(1)));
-        record->set_seq(rows.u64(2));
-        record->set_value(rows.u64(3));
-    }
-    if (rc != SQLITE_DONE) fatal(m.io_error("reading transactions").message);
-    std::string bytes;
-    snapshot.SerializeToString(&bytes);
-    return bytes;
+    TALLY_ASSERT(!m.accounts.in_block());
+    return SnapshotPoint{m.last_block, m.history,
+                         std::make_shared<const std::vector<Account>>(m.accounts.sorted())};
 }
 
 namespace {
 
-struct DecodedSnapshot {
-    BlockHeader last_block;
-    crypto::Hash state_digest{};
-    std::vector<Account> accounts;  // sorted by key
-    pb::Snapshot message;           // for its transactions
-};
+// Protobuf's byte budget per item, near enough: fields, tags and lengths.
+constexpr size_t kAccountRecordBytes = 32 + 2 * 10 + 6;
+constexpr size_t kTxRecordBytes = 32 + 5 + 2 * 10 + 6;
 
-// Every field checked for size, order and range; digests are checked by the caller.
-Result<DecodedSnapshot> decode_snapshot(std::string_view bytes) {
-    auto malformed = [](const std::string& why) {
-        return make_error("malformed", "snapshot: " + why);
-    };
-    DecodedSnapshot out;
-    pb::Snapshot& snapshot = out.message;
-    if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
-        !snapshot.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-        return malformed("does not decode");
-    if (!snapshot.has_last_block()) return malformed("no last block");
-    const pb::BlockRecord& block = snapshot.last_block();
-    BlockHeader& header = out.last_block;
-    header.height = block.height();
-    header.seq = block.seq();
-    header.view = block.view();
-    header.tx_count = block.tx_count();
-    auto hash_field = [](const std::string& field, crypto::Hash& into) {
-        auto parsed = crypto::array_from_bytes<32>(field);
-        if (parsed) into = *parsed;
-        return parsed.ok();
-    };
-    if (!hash_field(block.prev_hash(), header.prev_hash) ||
-        !hash_field(block.tx_root(), header.tx_root) ||
-        !hash_field(block.state_digest(), header.state_digest) ||
-        !hash_field(snapshot.state_digest(), out.state_digest))
-        return malformed("a hash is not 32 bytes");
-    if (header.height != header.seq || header.seq != snapshot.last_seq())
-        return malformed("last_seq, the block's height and its seq differ");
+void put_block(const BlockHeader& header, pb::BlockRecord& out) {
+    out.set_height(header.height);
+    out.set_seq(header.seq);
+    out.set_view(header.view);
+    out.set_prev_hash(std::string(crypto::as_bytes(header.prev_hash)));
+    out.set_tx_root(std::string(crypto::as_bytes(header.tx_root)));
+    out.set_state_digest(std::string(crypto::as_bytes(header.state_digest)));
+    out.set_tx_count(header.tx_count);
+}
 
-    out.accounts.reserve(static_cast<size_t>(snapshot.accounts_size()));
-    for (const pb::AccountRecord& record : snapshot.accounts()) {
-        auto key = crypto::array_from_bytes<32>(record.key());
-        if (!key) return malformed("an account key is not 32 bytes");
-        if (!out.accounts.empty() && !(out.accounts.back().key < *key))
-            return malformed("accounts are not sorted by key, or repeat one");
-        out.accounts.push_back(Account{*key, record.balance(), record.nonce()});
-    }
-    std::string previous_id;
-    for (const pb::TxRecord& record : snapshot.transactions()) {
-        if (record.id().size() != 32) return malformed("a transaction id is not 32 bytes");
-        if (!previous_id.empty() && std::memcmp(previous_id.data(), record.id().data(), 32) >= 0)
-            return malformed("transactions are not sorted by id, or repeat one");
-        if (!known_code(record.code())) return malformed("a transaction has an unknown code");
-        if (record.seq() > header.seq) return malformed("a transaction is from after the snapshot");
-        previous_id = record.id();
-    }
-    return out;
+std::optional<BlockHeader> get_block(const pb::BlockRecord& in) {
+    BlockHeader header;
+    header.height = in.height();
+    header.seq = in.seq();
+    header.view = in.view();
+    header.tx_count = in.tx_count();
+    auto prev = crypto::array_from_bytes<32>(in.prev_hash());
+    auto root = crypto::array_from_bytes<32>(in.tx_root());
+    auto digest = crypto::array_from_bytes<32>(in.state_digest());
+    if (!prev || !root || !digest) return std::nullopt;
+    header.prev_hash = *prev;
+    header.tx_root = *root;
+    header.state_digest = *digest;
+    return header;
+}
+
+bool same_block(const BlockHeader& a, const BlockHeader& b) {
+    return a.hash() == b.hash() && a.view == b.view;
+}
+
+// (seq, id) order, the order records stream in.
+bool record_before(uint64_t seq_a, const crypto::Hash& id_a, uint64_t seq_b,
+                   const crypto::Hash& id_b) {
+    return seq_a < seq_b || (seq_a == seq_b && id_a < id_b);
 }
 
 }  // namespace
 
-Status State::import_snapshot(std::string_view snapshot, const crypto::Hash& expected_digest) {
-    Impl& m = *impl_;
-    if (m.broken)
-        return make_error("io",
-                          m.path + ": an earlier write failed uncertainly; reopen the ledger");
-    auto decoded = decode_snapshot(snapshot);
-    if (!decoded) return decoded.error();
-    const crypto::Hash digest = digest_accounts(decoded->accounts);
-    if (digest != expected_digest || decoded->state_digest != expected_digest ||
-        decoded->last_block.state_digest != expected_digest)
-        return make_error("digest_mismatch",
-                          "snapshot at " + std::to_string(decoded->last_block.seq) +
-                              ": its accounts hash to " + crypto::to_hex(digest).substr(0, 16) +
-                              ", expected " + crypto::to_hex(expected_digest).substr(0, 16));
+Result<std::string> State::snapshot_chunk(const SnapshotPoint& point, std::string_view cursor_bytes,
+                                          size_t max_bytes) const {
+    const Impl& m = *impl_;
+    pb::SnapshotCursor cursor;
+    if (cursor_bytes.size() > 1024 ||
+        !cursor.ParseFromArray(cursor_bytes.data(), static_cast<int>(cursor_bytes.size())))
+        return make_error("malformed", "snapshot cursor: does not decode");
+    TALLY_ASSERT(point.accounts != nullptr);
+    pb::SnapshotChunk chunk;
+    put_block(point.last_block, *chunk.mutable_last_block());
+    chunk.set_history(std::string(crypto::as_bytes(point.history)));
+    size_t budget = std::max<size_t>(max_bytes, kTxRecordBytes);
 
+    if (!cursor.records()) {
+        const std::vector<Account>& accounts = *point.accounts;
+        auto it = accounts.begin();
+        if (!cursor.after_key().empty()) {
+            auto after = crypto::array_from_bytes<32>(cursor.after_key());
+            if (!after) return make_error("malformed", "snapshot cursor: a key is not 32 bytes");
+            it = std::upper_bound(accounts.begin(), accounts.end(), *after,
+                                  [](const crypto::PublicKey& key, const Account& a) {
+                                      return key < a.key;
+                                  });
+        }
+        for (; it != accounts.end() && budget >= kAccountRecordBytes; ++it) {
+            pb::AccountRecord* record = chunk.add_accounts();
+            record->set_key(std::string(crypto::as_bytes(it->key)));
+            record->set_balance(it->balance);
+            record->set_nonce(it->nonce);
+            budget -= kAccountRecordBytes;
+        }
+        if (it != accounts.end()) return chunk.SerializeAsString();
+        chunk.set_accounts_end(true);
+        cursor.Clear();  // the records follow from the first
+    }
+
+    // Records by (seq, id), through the point, after the cursor.
+    Statement page;
+    if (page.prepare(m.db,
+                     "SELECT id, code, seq, value FROM transactions "
+                     "WHERE seq <= ?1 AND (seq, id) > (?2, ?3) ORDER BY seq, id LIMIT ?4") !=
+        SQLITE_OK)
+        fatal(m.io_error("reading transactions").message);
+    const uint64_t limit = budget / kTxRecordBytes;
+    if (limit == 0) return chunk.SerializeAsString();
+    Use rows(page);
+    rows.bind(1, point.last_block.seq).bind(2, cursor.after_seq());
+    // Before any record: (0, zeros), below every record (each has seq >= 1).
+    const std::string after_id = cursor.after_id().empty() ? std::string(32, '\0') : cursor.after_id();
+    rows.bind(3, std::string_view(after_id)).bind(4, limit);
+    uint64_t read = 0;
+    int rc;
+    while ((rc = rows.step()) == SQLITE_ROW) {
+        pb::TxRecord* record = chunk.add_records();
+        record->set_id(std::string(rows.blob(0)));
+        record->set_code(static_cast<uint32_t>(rows.u64(1)));
+        record->set_seq(rows.u64(2));
+        record->set_value(rows.u64(3));
+        ++read;
+    }
+    if (rc != SQLITE_DONE) fatal(m.io_error("reading transactions").message);
+    if (read < limit) chunk.set_records_end(true);
+    return chunk.SerializeAsString();
+}
+
+struct SnapshotImport::Impl {
+    State::Impl& state;
+    uint64_t seq;
+    crypto::Hash expected{};
+    std::string next_cursor;
+
+    std::optional<BlockHeader> last_block;  // from the first chunk; every chunk repeats it
+    crypto::Hash history{};
+    std::vector<Account> accounts;  // sorted, as they come
+    bool accounts_done = false;
+    HistoryChain chain;
+    uint64_t last_record_seq = 0;
+    crypto::Hash last_record_id{};
+    uint64_t records = 0;
+    bool complete = false;
+    Statement stage;
+
+    Impl(State::Impl& s, uint64_t q, const crypto::Hash& e) : state(s), seq(q), expected(e) {}
+
+    Status add(std::string_view bytes);
+    Status stage_records(const pb::SnapshotChunk& chunk);
+};
+
+Status SnapshotImport::Impl::add(std::string_view bytes) {
+    auto malformed = [&](const std::string& why) {
+        return make_error("malformed", "snapshot at " + std::to_string(seq) + ": " + why);
+    };
+    if (complete) return malformed("a chunk after the last");
+    pb::SnapshotChunk chunk;
+    if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+        !chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        return malformed("a chunk does not decode");
+    auto block = get_block(chunk.last_block());
+    auto history_field = crypto::array_from_bytes<32>(chunk.history());
+    if (!block || !history_field) return malformed("a hash is not 32 bytes");
+    if (block->seq != seq || block->height != seq)
+        return malformed("a chunk is of block " + std::to_string(block->seq));
+    if (block->state_digest != expected)
+        return make_error("digest_mismatch", "snapshot at " + std::to_string(seq) +
+                                                 ": its block states digest " +
+                                                 crypto::to_hex(block->state_digest).substr(0, 16) +
+                                                 ", expected " + crypto::to_hex(expected).substr(0, 16));
+    if (!last_block) {
+        last_block = *block;
+        history = *history_field;
+    } else if (!same_block(*last_block, *block) || history != *history_field) {
+        return malformed("chunks of one snapshot name different blocks");
+    }
+
+    const bool progress = chunk.accounts_size() > 0 || chunk.records_size() > 0 ||
+                          chunk.accounts_end() || chunk.records_end();
+    if (!progress) return malformed("an empty chunk");
+    if (chunk.accounts_size() > 0 && accounts_done) return malformed("accounts after their end");
+    for (const pb::AccountRecord& record : chunk.accounts()) {
+        auto key = crypto::array_from_bytes<32>(record.key());
+        if (!key) return malformed("an account key is not 32 bytes");
+        if (!accounts.empty() && !(accounts.back().key < *key))
+            return malformed("accounts are not sorted by key, or repeat one");
+        accounts.push_back(Account{*key, record.balance(), record.nonce()});
+    }
+    if (chunk.accounts_end()) {
+        if (accounts_done) return malformed("accounts end twice");
+        accounts_done = true;
+        const crypto::Hash accounts_digest = digest_accounts(accounts);
+        if (combine_digests(accounts_digest, history) != expected)
+            return make_error("digest_mismatch",
+                              "snapshot at " + std::to_string(seq) + ": its accounts hash to " +
+                                  crypto::to_hex(accounts_digest).substr(0, 16) +
+                                  ", not to the proven state digest");
+    }
+    if ((chunk.records_size() > 0 || chunk.records_end()) && !accounts_done)
+        return malformed("records before the accounts' end");
+    Status staged = stage_records(chunk);
+    if (!staged) return staged;
+
+    pb::SnapshotCursor cursor;
+    if (!accounts_done) {
+        cursor.set_after_key(std::string(crypto::as_bytes(accounts.back().key)));
+    } else {
+        cursor.set_records(true);
+        if (records > 0) {
+            cursor.set_after_seq(last_record_seq);
+            cursor.set_after_id(std::string(crypto::as_bytes(last_record_id)));
+        }
+    }
+    next_cursor = cursor.SerializeAsString();
+    if (chunk.records_end()) {
+        if (chain.digest() != history)
+            return make_error("digest_mismatch", "snapshot at " + std::to_string(seq) +
+                                                     ": its transaction records do not hash to "
+                                                     "its history digest");
+        complete = true;
+    }
+    return Ok{};
+}
+
+Status SnapshotImport::Impl::stage_records(const pb::SnapshotChunk& chunk) {
+    auto malformed = [&](const std::string& why) {
+        return make_error("malformed", "snapshot at " + std::to_string(seq) + ": " + why);
+    };
+    if (chunk.records_size() == 0) return Ok{};
+    std::vector<TxRecord> checked;
+    checked.reserve(static_cast<size_t>(chunk.records_size()));
+    uint64_t prev_seq = last_record_seq;
+    crypto::Hash prev_id = last_record_id;
+    bool first = records == 0;
+    for (const pb::TxRecord& record : chunk.records()) {
+        auto id = crypto::array_from_bytes<32>(record.id());
+        if (!id) return malformed("a transaction id is not 32 bytes");
+        if (!known_code(record.code())) return malformed("a transaction has an unknown code");
+        if (record.seq() == 0 || record.seq() > seq)
+            return malformed("a transaction is from block " + std::to_string(record.seq()));
+        if (!first && !record_before(prev_seq, prev_id, record.seq(), *id))
+            return malformed("records are not sorted by (seq, id), or repeat one");
+        first = false;
+        prev_seq = record.seq();
+        prev_id = *id;
+        checked.push_back(
+            TxRecord{*id, static_cast<ResultCode>(record.code()), record.seq(), record.value()});
+    }
+    State::Impl& m = state;
+    if (m.broken)
+        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+    if (m.exec("BEGIN IMMEDIATE") != SQLITE_OK) return m.io_error("staging snapshot records");
+    for (const TxRecord& record : checked) {
+        Use use(stage);
+        use.bind(1, record.id).bind(2, static_cast<uint64_t>(record.code)).bind(3, record.seq);
+        use.bind(4, record.value);
+        if (use.step() != SQLITE_DONE) {
+            Error error = m.io_error("staging snapshot records");
+            m.exec("ROLLBACK");
+            return error;
+        }
+    }
+    if (m.exec("COMMIT") != SQLITE_OK) {
+        Error error = m.io_error("staging snapshot records");
+        if (!sqlite3_get_autocommit(m.db)) m.exec("ROLLBACK");
+        return error;
+    }
+    for (const TxRecord& record : checked) chain.add(record);
+    records += checked.size();
+    last_record_seq = prev_seq;
+    last_record_id = prev_id;
+    return Ok{};
+}
+
+SnapshotImport::SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest)
+    : impl_(std::make_unique<Impl>(*state.impl_, seq, expected_digest)) {
+    State::Impl& m = *state.impl_;
+    // A temporary table: on disk (it spills from the page cache), private to this
+    // connection, gone when the ledger closes.
+    if (m.exec("CREATE TEMP TABLE IF NOT EXISTS snapshot_records(id BLOB PRIMARY KEY, "
+               "code INTEGER NOT NULL, seq INTEGER NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;"
+               "DELETE FROM temp.snapshot_records") != SQLITE_OK ||
+        impl_->stage.prepare(m.db,
+                             "INSERT INTO temp.snapshot_records(id, code, seq, value) "
+                             "VALUES(?1, ?2, ?3, ?4)") != SQLITE_OK)
+        fatal(m.io_error("preparing a snapshot import").message);
+}
+
+SnapshotImport::~SnapshotImport() = default;
+uint64_t SnapshotImport::seq() const { return impl_->seq; }
+const std::string& SnapshotImport::next_cursor() const { return impl_->next_cursor; }
+bool SnapshotImport::complete() const { return impl_->complete; }
+uint64_t SnapshotImport::records() const { return impl_->records; }
+
+Status SnapshotImport::add(std::string_view chunk) { return impl_->add(chunk); }
+
+Status SnapshotImport::install() {
+    TALLY_ASSERT(impl_->complete && impl_->last_block);
+    State::Impl& m = impl_->state;
+    if (m.broken)
+        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
     TALLY_ASSERT(!m.accounts.in_block());
+    const BlockHeader& header = *impl_->last_block;
     auto write_all = [&]() -> Status {
         if (m.run(m.begin) != SQLITE_DONE) return m.io_error("beginning the snapshot import");
-        if (m.exec("DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks") !=
-            SQLITE_OK)
-            return m.io_error("clearing the old state");
-        for (const Account& account : decoded->accounts) {
+        if (m.exec("DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks;"
+                   "INSERT INTO transactions(id, code, seq, value) "
+                   "SELECT id, code, seq, value FROM temp.snapshot_records") != SQLITE_OK)
+            return m.io_error("replacing the state");
+        for (const Account& account : impl_->accounts) {
             Use use(m.upsert_account);
             use.bind(1, account.key).bind(2, account.balance).bind(3, account.nonce);
             if (use.step() != SQLITE_DONE) return m.io_error("writing accounts");
         }
-        for (const pb::TxRecord& record : decoded->message.transactions()) {
-            Use use(m.insert_tx);
-            use.bind(1, std::string_view(record.id())).bind(2, uint64_t{record.code()});
-            use.bind(3, record.seq()).bind(4, record.value());
-            if (use.step() != SQLITE_DONE) return m.io_error("writing transactions");
-        }
-        const BlockHeader& header = decoded->last_block;
         const crypto::Hash hash = header.hash();
         Use block(m.insert_block);
         block.bind(1, header.height).bind(2, header.seq).bind(3, header.view);
         block.bind(4, header.prev_hash).bind(5, header.tx_root).bind(6, header.state_digest);
-        block.bind(7, uint64_t{header.tx_count}).bind(8, hash);
+        block.bind(7, uint64_t{header.tx_count}).bind(8, hash).bind(9, impl_->history);
         if (block.step() != SQLITE_DONE) return m.io_error("writing the last block");
         Use last(m.set_last_seq);
         last.bind(1, header.seq);
@@ -948,9 +1169,24 @@ Status State::import_snapshot(std::string_view snapshot, const crypto::Hash& exp
         m.abort_block();  // nothing in memory changed, so only the rollback matters
         return written;
     }
-    m.accounts = AccountTable(std::move(decoded->accounts));
-    m.last_block = decoded->last_block;
+    m.exec("DELETE FROM temp.snapshot_records");
+    m.accounts = AccountTable(std::move(impl_->accounts));
+    m.last_block = header;
+    m.history = impl_->history;
+    impl_->complete = false;  // installed: nothing more to do
     return Ok{};
+}
+
+Status copy_snapshot(const State& source, const SnapshotPoint& point, State& target,
+                     const crypto::Hash& expected_digest, size_t chunk_bytes) {
+    SnapshotImport import(target, point.last_block.seq, expected_digest);
+    while (!import.complete()) {
+        auto chunk = source.snapshot_chunk(point, import.next_cursor(), chunk_bytes);
+        if (!chunk) return chunk.error();
+        Status added = import.add(*chunk);
+        if (!added) return added;
+    }
+    return import.install();
 }
 
 }  // namespace tally::ledger

@@ -62,13 +62,29 @@ struct AppliedBlock {
     std::vector<Outcome> outcomes;  // one per transaction, in batch order
 };
 
+// A transaction's recorded outcome: what a retransmission (a duplicate) and a tx query are
+// answered with. Only final results are recorded (tx.h).
+struct TxRecord {
+    crypto::Hash id{};
+    ResultCode code = ResultCode::kOk;
+    uint64_t seq = 0;    // the block it applied in
+    uint64_t value = 0;
+};
+
+// A checkpoint as a replica keeps it for state transfer (State::snapshot_point).
+struct SnapshotPoint {
+    BlockHeader last_block;
+    crypto::Hash history{};
+    std::shared_ptr<const std::vector<Account>> accounts;  // sorted by key
+};
+
 enum class Verify {
     kCheck,    // check every signature (the default: the ledger trusts nothing)
     kTrusted,  // the caller checked every signature already (consensus did, before ordering)
 };
 
 // Not thread-safe: one thread at a time (reads included; they share cached statements).
-// Reads that cannot return an Error (transaction, block, query, export_snapshot) abort the
+// Reads that cannot return an Error (transaction, block, query, snapshot_chunk's) abort the
 // process if SQLite fails to read a database it already opened and checked: a replica must
 // stop rather than answer from a disk it cannot trust.
 class State {
@@ -118,24 +134,99 @@ class State {
     uint64_t total_balance() const;
     std::vector<Account> accounts() const;  // sorted by key
 
-    // The whole state as Snapshot bytes (ledger.proto): every account and every recorded
-    // transaction, so it grows with the history.
-    std::string export_snapshot() const;
-    // Replaces the whole state with a snapshot. Refuses ("digest_mismatch") a snapshot whose
-    // accounts do not hash to `expected_digest` or to the digest it states; "malformed" when
-    // the bytes do not decode or break the format (sizes, order). On error the state is
-    // unchanged. Blocks below the snapshot's last block are gone afterwards.
-    // Note: the digest covers the accounts only; the transaction records come on trust.
-    Status import_snapshot(std::string_view snapshot, const crypto::Hash& expected_digest);
+    // The history digest as of last_seq(): see HistoryChain. The state digest is
+    // combine_digests(digest_accounts(accounts()), history_digest()).
+    crypto::Hash history_digest() const;
+
+    // ---- State transfer, in pieces (SnapshotImport, below, is the receiving side) ----
+    // What a replica keeps of a checkpoint to serve it later. Its size is the accounts'
+    // (the state proper), not the history's: the transaction records come from the database
+    // when a piece is asked for.
+    SnapshotPoint snapshot_point() const;
+    // The piece of the snapshot at `point` that starts at `cursor` (SnapshotCursor bytes from
+    // SnapshotImport::next_cursor; empty: the beginning), as SnapshotChunk bytes of about
+    // `max_bytes` at most (at least one item). Records are read from the database; they never
+    // change once written, so those with seq <= point's are still exactly the point's, however
+    // far the ledger has moved on. Error "malformed" for a cursor that does not decode.
+    Result<std::string> snapshot_chunk(const SnapshotPoint& point, std::string_view cursor,
+                                       size_t max_bytes) const;
 
   private:
+    friend class SnapshotImport;
     struct Impl;
     explicit State(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 
-// The state digest of a list of accounts sorted by key: SHA-256 over each account's
+// Receives a snapshot a piece at a time (State::snapshot_chunk answers each piece) and
+// installs it. It trusts no piece: each is checked for sizes, order and range as it comes;
+// the accounts are checked against the expected state digest as soon as they are complete,
+// the records (staged on disk, in a temporary table, so memory does not grow with the
+// history) once the last has come. Errors from add(): "malformed", "digest_mismatch" — the
+// serving peer lied or is broken; start a new SnapshotImport with another — and "io".
+// One import at a time per State: a new one discards what an unfinished one staged.
+class SnapshotImport {
+  public:
+    SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest);
+    ~SnapshotImport();
+    SnapshotImport(const SnapshotImport&) = delete;
+    SnapshotImport& operator=(const SnapshotImport&) = delete;
+
+    uint64_t seq() const;
+    // The cursor of the piece to ask for next (empty: the first).
+    const std::string& next_cursor() const;
+    // Adds the piece that answers next_cursor().
+    Status add(std::string_view chunk);
+    bool complete() const;
+    uint64_t records() const;  // staged so far
+    // Replaces the ledger's whole state with the snapshot, in one SQLite transaction; only
+    // once complete(). Blocks below the snapshot's last block are gone afterwards. Error "io"
+    // leaves the state as it was.
+    Status install();
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Copies the snapshot at `point` from `source` to `target` through the pieces above, as
+// state transfer does between replicas (the simulator and tests use it).
+Status copy_snapshot(const State& source, const SnapshotPoint& point, State& target,
+                     const crypto::Hash& expected_digest, size_t chunk_bytes);
+
+// The digest of a list of accounts sorted by key: SHA-256 over each account's
 // key || balance || nonce (big-endian, fixed width). Shared by State and its tests.
 crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts);
+
+// A block's state digest: SHA-256(accounts digest || history digest). It covers the
+// transaction records too, so that a snapshot from a peer is checked whole: a record made up
+// by a lying peer would otherwise turn a later transfer into a "duplicate" that never applies.
+crypto::Hash combine_digests(const crypto::Hash& accounts, const crypto::Hash& history);
+
+// The history digest: a hash chain over the blocks that recorded transactions,
+//   history' = SHA-256(history || seq || for each record, by id: id || code || value)
+// (integers 8 bytes big-endian), starting from 32 zero bytes at genesis. A block that
+// records nothing leaves it unchanged. Fed every record by (seq, id), as the ledger records
+// them a block at a time and as a snapshot streams them, it gives the same digest.
+class HistoryChain {
+  public:
+    explicit HistoryChain(const crypto::Hash& start = {});
+    ~HistoryChain();
+    HistoryChain(const HistoryChain&) = delete;
+    HistoryChain& operator=(const HistoryChain&) = delete;
+    // Records must come in strictly increasing (seq, id) order (asserted).
+    void add(const TxRecord& record);
+    // The digest over everything added so far. Closes the open block: records added after
+    // this must have a higher seq.
+    crypto::Hash digest();
+
+  private:
+    crypto::Hash head_;
+    std::unique_ptr<crypto::Sha256> open_;  // the block being added, if any
+    uint64_t open_seq_ = 0;
+    uint64_t last_seq_ = 0;
+    crypto::Hash last_id_{};
+    bool any_ = false;
+};
 
 }  // namespace tally::ledger

@@ -249,6 +249,9 @@ Status parse_consensus(const std::string& file, const json& j, NetworkConfig& co
                                          c.view_change_timeout_ticks);
     if (!timeout) return timeout.error();
     c.view_change_timeout_ticks = *timeout;
+    auto chunk = fields.unsigned_field("snapshot_chunk_bytes", 256, 1u << 20, c.snapshot_chunk_bytes);
+    if (!chunk) return chunk.error();
+    c.snapshot_chunk_bytes = static_cast<uint32_t>(*chunk);
     return fields.no_unknown_fields();
 }
 
@@ -336,7 +339,8 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
                       {"pipeline_depth", c.pipeline_depth},
                       {"checkpoint_interval", c.checkpoint_interval},
                       {"watermark_window", c.watermark_window},
-                      {"view_change_timeout_ticks", c.view_change_timeout_ticks}};
+                      {"view_change_timeout_ticks", c.view_change_timeout_ticks},
+                      {"snapshot_chunk_bytes", c.snapshot_chunk_bytes}};
 
     // Write a sibling, then rename: a reader never sees half a file.
     const fs::path tmp = abs.string() + ".tmp";

@@ -46,6 +46,8 @@ struct ConsensusConfig {
     uint64_t checkpoint_interval = 128;
     uint64_t watermark_window = 512;
     uint64_t view_change_timeout_ticks = 200;
+    // State transfer: the size of the snapshot pieces a replica asks its peers for.
+    uint32_t snapshot_chunk_bytes = 1u << 20;
 };
 
 struct NetworkConfig {

@@ -45,6 +45,10 @@
 
 namespace tally::node {
 
+// The largest snapshot piece a replica serves, whatever it is asked for (network.json's
+// snapshot_chunk_bytes is at most this): well under a message's limit.
+constexpr uint32_t kSnapshotChunkBytesMax = 1u << 20;
+
 struct ReplicaOptions {
     WorkerPoolOptions workers;
     TransportOptions transport;
@@ -103,6 +107,8 @@ private:
     void on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& envelope);
     void on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out);
     void keep_snapshot(uint64_t seq);  // after executing seq
+    void request_piece();
+    void finish_state_transfer(bft::Output& out);
 
     // --- replica_clients.cc: answering clients
     void on_request(RequestIn& in, bft::Output& out);
@@ -142,7 +148,8 @@ private:
     std::optional<bft::StateTarget> fetching_;
     size_t fetch_attempt_ = 0;
     std::chrono::steady_clock::time_point fetch_retry_at_{};
-    std::map<uint64_t, std::string> snapshots_;  // checkpoint seq -> ledger snapshot, newest two
+    std::unique_ptr<ledger::SnapshotImport> import_;  // the snapshot being fetched, if any
+    std::map<uint64_t, ledger::SnapshotPoint> snapshots_;  // the newest two checkpoints
     LogLimiter detected_log_;
     LogLimiter drop_log_;
     uint64_t dropped_sends_logged_ = 0;

@@ -1,12 +1,17 @@
 // State transfer between replicas (PBFT.md "State transfer"), the node's half: the engine
 // decides what state it needs (a stable checkpoint it is behind, with the digest its 2f+1
-// proof fixes) and from whom; the node fetches a ledger snapshot from those peers in turn,
-// checks it against that digest, installs it, and tells the engine (on_state_restored).
+// proof fixes) and from whom; the node fetches the ledger at that checkpoint from those peers
+// a piece at a time, checks it against that digest, installs it, and tells the engine
+// (on_state_restored). Pieces are bounded (kSnapshotChunkBytesMax), and neither side holds
+// the history in memory: the server reads the transaction records from its database, the
+// receiver stages them in one (ledger::SnapshotImport).
 //
 // What it trusts: nothing a peer sends. A snapshot that does not hash to the proven digest is
-// refused by the ledger (State::import_snapshot), counted as the peer's misbehaviour, and the
-// next peer is asked. The answering side serves only snapshots it exported itself.
+// refused by the ledger (SnapshotImport), counted as the peer's misbehaviour, and fetched
+// again from the next peer. The answering side serves only checkpoints it executed itself.
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "node/node.pb.h"
 #include "node/replica.h"
@@ -17,6 +22,8 @@ namespace {
 // How long one peer gets to answer before the next is asked.
 constexpr auto kPeerPatience = std::chrono::milliseconds(1000);
 constexpr size_t kSnapshotsKept = 2;
+// The smallest piece served: a few records, so that a transfer always moves on.
+constexpr size_t kSnapshotChunkBytesMin = 256;
 }  // namespace
 
 void Replica::start_state_transfer(const bft::StateTarget& target) {
@@ -24,21 +31,28 @@ void Replica::start_state_transfer(const bft::StateTarget& target) {
     if (fetching_ && fetching_->seq == target.seq) return;  // already under way
     spdlog::info("replica {} is behind stable checkpoint {}: fetching the ledger from peers", id_, target.seq);
     fetching_ = target;
+    import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, target.seq, target.digest);
     fetch_attempt_ = 0;
-    fetch_retry_at_ = {};
-    retry_state_transfer();
+    request_piece();
+}
+
+// Asks the current peer for the next piece; retry_state_transfer moves on to the next peer
+// if no answer comes in time. Pieces are the same from every honest peer, so the next one
+// carries on from the same cursor.
+void Replica::request_piece() {
+    bft::ReplicaId peer = fetching_->peers[fetch_attempt_ % fetching_->peers.size()];
+    fetch_retry_at_ = std::chrono::steady_clock::now() + kPeerPatience;
+    pb::SnapshotRequest request;
+    request.set_seq(fetching_->seq);
+    request.set_cursor(import_->next_cursor());
+    request.set_max_bytes(config_.consensus.snapshot_chunk_bytes);
+    send(bft::Outgoing{peer, crypto::seal(key_, crypto::MessageType::kFetchSnapshot, request.SerializeAsString())});
 }
 
 void Replica::retry_state_transfer() {
-    if (!fetching_) return;
-    auto now = std::chrono::steady_clock::now();
-    if (now < fetch_retry_at_) return;
-    bft::ReplicaId peer = fetching_->peers[fetch_attempt_ % fetching_->peers.size()];
+    if (!fetching_ || std::chrono::steady_clock::now() < fetch_retry_at_) return;
     ++fetch_attempt_;
-    fetch_retry_at_ = now + kPeerPatience;
-    pb::SnapshotRequest request;
-    request.set_seq(fetching_->seq);
-    send(bft::Outgoing{peer, crypto::seal(key_, crypto::MessageType::kFetchSnapshot, request.SerializeAsString())});
+    request_piece();
 }
 
 void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& envelope) {
@@ -49,19 +63,21 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
     }
     auto it = snapshots_.find(request.seq());
     if (it == snapshots_.end()) return;  // not (yet) executed here, or already superseded
-    pb::SnapshotReply reply;
-    reply.set_seq(it->first);
-    reply.set_snapshot(it->second);
-    std::string envelope_bytes = crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString());
-    if (envelope_bytes.size() > crypto::kEnvelopeMaxBytes) {
-        spdlog::error("snapshot at seq {} is {} bytes, more than a message may carry; replica {} must "
-                      "catch up another way",
-                      it->first, envelope_bytes.size(), from);
+    const size_t max_bytes =
+        std::clamp<size_t>(request.max_bytes(), kSnapshotChunkBytesMin, kSnapshotChunkBytesMax);
+    auto chunk = ledger_->snapshot_chunk(it->second, request.cursor(), max_bytes);
+    if (!chunk) {
+        rejections_.count("malformed", "a snapshot request from replica " + std::to_string(from) +
+                                           ": " + chunk.error().message);
         return;
     }
-    spdlog::info("serving the ledger snapshot at seq {} ({} bytes) to replica {}", it->first,
-                 envelope_bytes.size(), from);
-    send(bft::Outgoing{from, std::move(envelope_bytes)});
+    pb::SnapshotReply reply;
+    reply.set_seq(it->first);
+    reply.set_cursor(request.cursor());
+    reply.set_chunk(std::move(*chunk));
+    if (request.cursor().empty())
+        spdlog::info("serving the ledger snapshot at seq {} to replica {}", it->first, from);
+    send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
 }
 
 void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out) {
@@ -70,35 +86,59 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         rejections_.count("malformed", "a snapshot from replica " + std::to_string(from));
         return;
     }
-    if (!fetching_ || reply.seq() != fetching_->seq) return;  // late or unasked: not an error
+    // Late, unasked or answering an earlier request: not an error.
+    if (!fetching_ || reply.seq() != fetching_->seq || reply.cursor() != import_->next_cursor())
+        return;
     if (ledger_->last_seq() >= reply.seq()) {
         // Caught up meanwhile: the ledger never goes backwards.
-        uint64_t seq = ledger_->last_seq();
-        fetching_.reset();
-        out.append(engine_->on_state_restored(seq, ledger_->state_digest()));
+        finish_state_transfer(out);
         return;
     }
-    auto installed = ledger_->import_snapshot(reply.snapshot(), fetching_->digest);
-    if (!installed) {
+    Status added = import_->add(reply.chunk());
+    if (!added) {
+        if (added.error().code == "io") {
+            spdlog::error("replica {} cannot stage the snapshot: {}; retrying", id_,
+                          added.error().message);
+            return;  // the same piece again, after the patience
+        }
         ++detected_["bad_snapshot"];
         spdlog::warn("replica {} served a snapshot for seq {} that does not match the checkpoint "
-                     "proof ({}): asking another peer",
-                     from, reply.seq(), installed.error().message);
-        fetch_retry_at_ = {};
-        retry_state_transfer();
+                     "proof ({}): starting over with another peer",
+                     from, reply.seq(), added.error().message);
+        import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, fetching_->seq, fetching_->digest);
+        ++fetch_attempt_;
+        request_piece();
         return;
     }
-    uint64_t seq = fetching_->seq;
+    if (!import_->complete()) {
+        request_piece();
+        return;
+    }
+    Status installed = import_->install();
+    if (!installed) {
+        spdlog::error("replica {} cannot install the snapshot at seq {}: {}; fetching it again",
+                      id_, reply.seq(), installed.error().message);
+        import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, fetching_->seq, fetching_->digest);
+        return;  // after the patience
+    }
+    spdlog::info("replica {} installed the ledger at seq {} ({} transaction records) from replica {}",
+                 id_, reply.seq(), import_->records(), from);
+    keep_snapshot(reply.seq());
+    finish_state_transfer(out);
+}
+
+void Replica::finish_state_transfer(bft::Output& out) {
+    uint64_t seq = ledger_->last_seq();
     fetching_.reset();
-    spdlog::info("replica {} installed the ledger at seq {} from replica {}", id_, seq, from);
+    import_.reset();
     out.append(engine_->on_state_restored(seq, ledger_->state_digest()));
 }
 
-// Exports the ledger at every checkpoint and keeps the newest two: a replica that fell behind
-// asks for the state at the newest stable checkpoint, which must exist exactly as it was.
+// Keeps the newest two checkpoints: a replica that fell behind asks for the state at the
+// newest stable checkpoint, which must be served exactly as it was.
 void Replica::keep_snapshot(uint64_t seq) {
     if (seq % config_.consensus.checkpoint_interval != 0) return;
-    snapshots_[seq] = ledger_->export_snapshot();
+    snapshots_[seq] = ledger_->snapshot_point();
     while (snapshots_.size() > kSnapshotsKept) snapshots_.erase(snapshots_.begin());
 }
 

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <regex>
 
 #include "client/bench.h"
 #include "tests/integration/live_network.h"
@@ -59,6 +60,7 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
     LiveNetwork net(client::NetUpOptions{}, [](node::NetworkConfig& c) {
         c.consensus.checkpoint_interval = 8;  // small, so the transfers below leave replica 3
         c.consensus.watermark_window = 32;    // behind every peer's garbage-collected log
+        c.consensus.snapshot_chunk_bytes = 4096;  // ~60 records a piece: the ledger comes in dozens
     });
     ASSERT_TRUE(net.ok());
     net.kill(3);
@@ -93,14 +95,19 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
               << " ms\n";
     // Through a snapshot, not batch by batch: the peers' logs no longer hold what it missed.
     // (tallyd flushes its log every second: wait for the line, with a deadline.)
+    std::smatch installed;
+    std::string text;
+    const std::regex installed_line(R"(installed the ledger at seq \d+ \((\d+) transaction records\))");
     auto logged = [&] {
         std::ifstream log(net.dir() + "/logs/replica-3.log");
-        std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-        return text.find("installed the ledger") != std::string::npos;
+        text.assign(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
+        return std::regex_search(text, installed, installed_line);
     };
     auto until = Clock::now() + 10s;
     while (!logged() && Clock::now() < until) std::this_thread::sleep_for(100ms);
-    EXPECT_TRUE(logged()) << "replica 3 did not transfer state";
+    ASSERT_TRUE(logged()) << "replica 3 did not transfer state";
+    // The history came along, in many pieces of 4 KiB (~60 records each).
+    EXPECT_GE(std::stoull(installed[1].str()), 1000u) << installed[0].str();
 
     // And it takes part again: more transfers, all four still agree.
     {

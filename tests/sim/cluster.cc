@@ -14,6 +14,7 @@ namespace tally::sim {
 
 namespace {
 constexpr uint64_t kClientBalance = 1'000'000;
+constexpr size_t kSnapshotChunkBytes = 4096;  // a few dozen records a piece
 
 crypto::Seed seed_for(uint64_t sim_seed, uint64_t role, uint64_t index) {
     // Keys are a function of (seed, role, index) so a run replays exactly.
@@ -386,7 +387,7 @@ void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque
         }
     }
     if (batch.seq % config_.checkpoint_interval == 0) {
-        r.snapshots[batch.seq] = r.ledger->export_snapshot();
+        r.snapshots[batch.seq] = r.ledger->snapshot_point();
         while (r.snapshots.size() > 4) r.snapshots.erase(r.snapshots.begin());
     }
     pending.push_back(r.engine->on_executed(batch.seq, r.ledger->state_digest()));
@@ -401,14 +402,17 @@ void Cluster::try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending) {
         if (!replicas_[peer].up || partitioned(peer, id)) continue;
         auto it = replicas_[peer].snapshots.find(r.fetching->seq);
         if (it == replicas_[peer].snapshots.end()) continue;
-        if (!r.ledger->import_snapshot(it->second, r.fetching->digest).ok()) {
+        // Small pieces, so that every transfer crosses several of them.
+        if (!ledger::copy_snapshot(*replicas_[peer].ledger, it->second, *r.ledger,
+                                   r.fetching->digest, kSnapshotChunkBytes)
+                 .ok()) {
             ++detected_["bad_snapshot"];
             continue;
         }
         ++state_transfers_;
         uint64_t seq = r.fetching->seq;
         r.fetching.reset();
-        r.snapshots[seq] = it->second;
+        r.snapshots[seq] = r.ledger->snapshot_point();
         pending.push_back(r.engine->on_state_restored(seq, r.ledger->state_digest()));
         return;
     }

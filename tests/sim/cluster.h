@@ -157,7 +157,7 @@ private:
         std::map<std::string, std::string> durable;  // what of it was synced
         std::vector<bft::PersistOp> unsynced;        // applied to store, not yet to durable
         std::unique_ptr<bft::Engine> engine;
-        std::map<uint64_t, std::string> snapshots;  // ledger snapshots at checkpoints
+        std::map<uint64_t, ledger::SnapshotPoint> snapshots;  // ledger at checkpoints
         std::optional<bft::StateTarget> fetching;
         bool up = true;
     };

@@ -9,10 +9,13 @@
 #include <set>
 
 #include "crypto/merkle.h"
+#include "ledger/ledger.pb.h"
 #include "ledger_test_util.h"
 
 namespace tally::ledger {
 namespace {
+
+constexpr size_t kSnapshotChunkBytes = 1 << 20;
 
 using testing::break_signature;
 using testing::genesis;
@@ -53,7 +56,8 @@ TEST(Genesis, IsBlockZeroWithTheDigestOfTheGenesisAccounts) {
     auto state = open_memory(g);
     ASSERT_TRUE(state);
     EXPECT_EQ(state->last_seq(), 0u);
-    EXPECT_EQ(state->state_digest(), digest_accounts(sorted(g.accounts)));
+    EXPECT_EQ(state->state_digest(),
+              combine_digests(digest_accounts(sorted(g.accounts)), crypto::Hash{}));
     BlockHeader block = state->last_block();
     EXPECT_EQ(block.height, 0u);
     EXPECT_EQ(block.prev_hash, crypto::Hash{});
@@ -438,7 +442,8 @@ TEST(ApplyBlock, MoneyIsConservedOverThousandsOfRandomTransfers) {
         for (size_t t = 0; t < block.outcomes.size(); ++t)
             ASSERT_EQ(block.outcomes[t].code, w.expected[b][t]) << "block " << b << " tx " << t;
         ASSERT_EQ(state->total_balance(), 20u * 1000u);
-        ASSERT_EQ(state->state_digest(), digest_accounts(state->accounts()));
+        ASSERT_EQ(state->state_digest(),
+                  combine_digests(digest_accounts(state->accounts()), state->history_digest()));
     }
     for (const auto& [key, expected] : w.model) {
         auto account = state->account(key);
@@ -502,20 +507,69 @@ std::unique_ptr<State> busy_ledger() {
     return state;
 }
 
-TEST(Snapshot, ImportIntoAFreshLedgerReproducesTheState) {
+// Every chunk of the snapshot at `point`, in order, as SnapshotImport asks for them.
+std::vector<pb::SnapshotChunk> all_chunks(const State& source, const SnapshotPoint& point,
+                                          State& scratch, size_t chunk_bytes) {
+    std::vector<pb::SnapshotChunk> chunks;
+    SnapshotImport import(scratch, point.last_block.seq, point.last_block.state_digest);
+    while (!import.complete()) {
+        auto bytes = source.snapshot_chunk(point, import.next_cursor(), chunk_bytes);
+        EXPECT_TRUE(bytes.ok());
+        if (!bytes) break;
+        chunks.emplace_back().ParseFromString(*bytes);
+        Status added = import.add(*bytes);
+        EXPECT_TRUE(added.ok()) << added.error().message;
+        if (!added) break;
+    }
+    return chunks;
+}
+
+// Feeds `chunks` to a fresh import into `target`; the first error, if any.
+Status import_chunks(State& target, uint64_t seq, const crypto::Hash& digest,
+                     const std::vector<pb::SnapshotChunk>& chunks) {
+    SnapshotImport import(target, seq, digest);
+    for (const pb::SnapshotChunk& chunk : chunks) {
+        Status added = import.add(chunk.SerializeAsString());
+        if (!added) return added;
+    }
+    if (!import.complete()) return make_error("incomplete", "chunks ran out");
+    return import.install();
+}
+
+void expect_unchanged(const State& target, const crypto::Hash& digest,
+                      const std::vector<Account>& accounts) {
+    EXPECT_EQ(target.state_digest(), digest);
+    EXPECT_TRUE(same_accounts(target.accounts(), accounts));
+    EXPECT_EQ(target.last_seq(), 0u);
+}
+
+TEST(Snapshot, TheStateDigestCoversTheAccountsAndTheHistory) {
+    auto state = busy_ledger();
+    EXPECT_EQ(state->state_digest(),
+              combine_digests(digest_accounts(state->accounts()), state->history_digest()));
+    EXPECT_NE(state->history_digest(), crypto::Hash{});
+    // A block that records nothing leaves the history as it was.
+    const crypto::Hash history = state->history_digest();
+    apply_next(*state, {});
+    EXPECT_EQ(state->history_digest(), history);
+}
+
+TEST(Snapshot, ImportInManyPiecesReproducesTheStateAndItsHistory) {
     auto source = busy_ledger();
-    std::string snapshot = source->export_snapshot();
     auto target = open_memory(genesis(1, 7));  // a different genesis: all of it is replaced
     ASSERT_TRUE(target);
-    Status imported = target->import_snapshot(snapshot, source->state_digest());
+    auto scratch = open_memory(genesis(1, 7));
+    const SnapshotPoint point = source->snapshot_point();
+    // 300 bytes: a few items a piece, so that accounts and records each span several.
+    EXPECT_GT(all_chunks(*source, point, *scratch, 300).size(), 10u);
+    Status imported = copy_snapshot(*source, point, *target, source->state_digest(), 300);
     ASSERT_TRUE(imported.ok()) << imported.error().message;
     EXPECT_EQ(target->state_digest(), source->state_digest());
+    EXPECT_EQ(target->history_digest(), source->history_digest());
     EXPECT_EQ(target->last_seq(), source->last_seq());
     EXPECT_TRUE(same_header(target->last_block(), source->last_block()));
     EXPECT_TRUE(same_accounts(target->accounts(), source->accounts()));
-    EXPECT_EQ(target->total_balance(), source->total_balance());
     ASSERT_TRUE(target->block(target->last_seq()).has_value());
-    EXPECT_EQ(target->export_snapshot(), snapshot);
 
     // Both go on identically, duplicates included.
     auto alice = key(1), bob = key(2);
@@ -529,53 +583,183 @@ TEST(Snapshot, ImportIntoAFreshLedgerReproducesTheState) {
     auto again = target->apply_block(target->last_seq() + 1, 1, next);
     ASSERT_TRUE(again.ok());
     EXPECT_TRUE(again->outcomes[0].duplicate);
+
+    // And a copy of a copy is the same again.
+    auto third = open_memory(genesis(2, 3));
+    ASSERT_TRUE(copy_snapshot(*target, target->snapshot_point(), *third, target->state_digest(),
+                              kSnapshotChunkBytes)
+                    .ok());
+    EXPECT_EQ(third->state_digest(), target->state_digest());
 }
 
-TEST(Snapshot, ATamperedSnapshotIsRefusedAndTheStateIsUnchanged) {
+TEST(Snapshot, APointServesTheStateAsItWasWhileTheLedgerMovesOn) {
     auto source = busy_ledger();
-    pb::Snapshot snapshot;
-    ASSERT_TRUE(snapshot.ParseFromString(source->export_snapshot()));
-    snapshot.mutable_accounts(0)->set_balance(snapshot.accounts(0).balance() + 1000);
-    std::string tampered;
-    snapshot.SerializeToString(&tampered);
+    const SnapshotPoint point = source->snapshot_point();
+    const std::vector<Account> accounts_then = source->accounts();
+    // More blocks after the point: new accounts, new balances, new records.
+    auto alice = key(1);
+    auto stranger = key(99);
+    auto later = source->apply_block(
+        source->last_seq() + 1, 1,
+        {make_transfer(alice, stranger.public_key(), 5, source->account(alice.public_key())->nonce + 1)});
+    ASSERT_TRUE(later.ok());
+    ASSERT_EQ(later->outcomes[0].code, ResultCode::kOk);
+
+    auto target = open_memory(genesis(1, 7));
+    Status imported = copy_snapshot(*source, point, *target, point.last_block.state_digest, 300);
+    ASSERT_TRUE(imported.ok()) << imported.error().message;
+    EXPECT_EQ(target->last_seq(), point.last_block.seq);
+    EXPECT_TRUE(same_accounts(target->accounts(), accounts_then));
+    EXPECT_FALSE(target->account(stranger.public_key()).has_value());
+    EXPECT_FALSE(target->transaction(later->outcomes[0].tx_id).has_value());
+}
+
+TEST(Snapshot, ATamperedAccountIsRefusedAndTheStateIsUnchanged) {
+    auto source = busy_ledger();
+    auto scratch = open_memory(genesis(1, 1));
+    const SnapshotPoint point = source->snapshot_point();
+    auto chunks = all_chunks(*source, point, *scratch, 4096);
+    ASSERT_FALSE(chunks.empty());
+    ASSERT_GT(chunks[0].accounts_size(), 0);
+    chunks[0].mutable_accounts(0)->set_balance(chunks[0].accounts(0).balance() + 1000);
 
     auto target = open_memory(genesis(3, 9));
     const crypto::Hash digest = target->state_digest();
     const auto accounts = target->accounts();
-    Status refused = target->import_snapshot(tampered, source->state_digest());
+    Status refused = import_chunks(*target, point.last_block.seq, source->state_digest(), chunks);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, "digest_mismatch");
-    // Consistent with itself, but not what the caller expected.
-    auto self_consistent = source->export_snapshot();
-    Status wrong_expectation = target->import_snapshot(self_consistent, crypto::sha256("other"));
-    ASSERT_FALSE(wrong_expectation.ok());
-    EXPECT_EQ(wrong_expectation.error().code, "digest_mismatch");
+    expect_unchanged(*target, digest, accounts);
+}
 
-    EXPECT_EQ(target->state_digest(), digest);
-    EXPECT_TRUE(same_accounts(target->accounts(), accounts));
+TEST(Snapshot, AMadeUpOrAlteredTransactionRecordIsRefused) {
+    auto source = busy_ledger();
+    auto scratch = open_memory(genesis(1, 1));
+    const SnapshotPoint point = source->snapshot_point();
+    const auto honest = all_chunks(*source, point, *scratch, 4096);
+    ASSERT_GT(honest.back().records_size(), 1);
+
+    auto target = open_memory(genesis(3, 9));
+    const crypto::Hash digest = target->state_digest();
+    const auto accounts = target->accounts();
+
+    auto altered = honest;
+    pb::TxRecord* record = altered.back().mutable_records(0);
+    record->set_code(record->code() == 0 ? 1 : 0);
+    Status refused = import_chunks(*target, point.last_block.seq, source->state_digest(), altered);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "digest_mismatch");
+
+    // A record for a transaction in flight: it would make that transfer a "duplicate".
+    auto made_up = honest;
+    pb::TxRecord* fake = made_up.back().add_records();
+    fake->set_id(std::string(32, '\xff'));
+    fake->set_code(0);
+    fake->set_seq(point.last_block.seq);
+    refused = import_chunks(*target, point.last_block.seq, source->state_digest(), made_up);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "digest_mismatch");
+
+    auto dropped = honest;
+    dropped.back().mutable_records()->RemoveLast();
+    refused = import_chunks(*target, point.last_block.seq, source->state_digest(), dropped);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "digest_mismatch");
+    expect_unchanged(*target, digest, accounts);
+
+    // The honest pieces still go in.
+    Status imported = import_chunks(*target, point.last_block.seq, source->state_digest(), honest);
+    EXPECT_TRUE(imported.ok()) << imported.error().message;
+}
+
+TEST(Snapshot, ASnapshotOfAnotherPointIsRefused) {
+    auto source = busy_ledger();
+    auto target = open_memory(genesis(3, 9));
+    Status refused = copy_snapshot(*source, source->snapshot_point(), *target,
+                                   crypto::sha256("other"), kSnapshotChunkBytes);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "digest_mismatch");
     EXPECT_EQ(target->last_seq(), 0u);
 }
 
-TEST(Snapshot, BytesThatDoNotDecodeAreMalformed) {
+TEST(Snapshot, PiecesThatDoNotDecodeOrBreakTheOrderAreMalformed) {
     auto target = open_memory(genesis(2, 5));
     const crypto::Hash digest = target->state_digest();
+    const auto accounts = target->accounts();
     for (std::string garbage : {std::string("\xff\xff\xff\xff"), std::string(),
                                 std::string("random bytes that are not a snapshot")}) {
-        Status refused = target->import_snapshot(garbage, digest);
+        SnapshotImport import(*target, 5, digest);
+        Status refused = import.add(garbage);
         ASSERT_FALSE(refused.ok());
         EXPECT_EQ(refused.error().code, "malformed");
     }
-    // Well-formed protobuf, but accounts out of order.
     auto source = busy_ledger();
-    pb::Snapshot snapshot;
-    ASSERT_TRUE(snapshot.ParseFromString(source->export_snapshot()));
-    snapshot.mutable_accounts()->SwapElements(0, 1);
-    std::string unsorted;
-    snapshot.SerializeToString(&unsorted);
-    Status refused = target->import_snapshot(unsorted, source->state_digest());
+    auto scratch = open_memory(genesis(1, 1));
+    const SnapshotPoint point = source->snapshot_point();
+    const uint64_t seq = point.last_block.seq;
+    const crypto::Hash proven = source->state_digest();
+    const auto honest = all_chunks(*source, point, *scratch, 4096);
+
+    auto unsorted = honest;
+    unsorted[0].mutable_accounts()->SwapElements(0, 1);
+    Status refused = import_chunks(*target, seq, proven, unsorted);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, "malformed");
-    EXPECT_EQ(target->state_digest(), digest);
+
+    auto reordered = honest;
+    reordered.back().mutable_records()->SwapElements(0, 1);
+    refused = import_chunks(*target, seq, proven, reordered);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "malformed");
+
+    auto from_the_future = honest;
+    from_the_future.back().mutable_records(0)->set_seq(seq + 1);
+    refused = import_chunks(*target, seq, proven, from_the_future);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "malformed");
+
+    std::vector<pb::SnapshotChunk> empty(1);
+    *empty[0].mutable_last_block() = honest[0].last_block();
+    empty[0].set_history(honest[0].history());
+    refused = import_chunks(*target, seq, proven, empty);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "malformed");
+
+    // A piece of another block than the one asked for.
+    refused = import_chunks(*target, seq + 1, proven, honest);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "malformed");
+    expect_unchanged(*target, digest, accounts);
+
+    // The server refuses a cursor it cannot read.
+    auto bad_cursor = source->snapshot_chunk(point, "\xff\xff\xff", 4096);
+    ASSERT_FALSE(bad_cursor.ok());
+    EXPECT_EQ(bad_cursor.error().code, "malformed");
+}
+
+TEST(HistoryChain, OneBlockAtATimeOrAllAtOnceGiveTheSameDigest) {
+    std::vector<TxRecord> records;
+    for (uint64_t seq = 1; seq <= 4; ++seq)
+        for (uint8_t i = 0; i < 3; ++i) {
+            TxRecord record;
+            record.id[0] = i;
+            record.seq = seq;
+            record.value = seq * 10 + i;
+            records.push_back(record);
+        }
+    HistoryChain whole;
+    for (const TxRecord& record : records) whole.add(record);
+    HistoryChain by_block;
+    for (const TxRecord& record : records) {
+        by_block.add(record);
+        if (record.id[0] == 2) by_block.digest();  // the block's last record
+    }
+    EXPECT_EQ(whole.digest(), by_block.digest());
+
+    HistoryChain altered;
+    records[5].value += 1;
+    for (const TxRecord& record : records) altered.add(record);
+    EXPECT_NE(altered.digest(), whole.digest());
 }
 
 }  // namespace
