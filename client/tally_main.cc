@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
     up->add_option("--traitor", args.traitors,
                    "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
                    "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "
-                   "forge-client, lying-checkpoint, wrong-reply, lying-view-change, random");
+                   "forge-client, lying-checkpoint, wrong-reply, lying-snapshot, lying-view-change, random");
     up->add_option("--wait", args.wait_s, "seconds to wait for every replica")->capture_default_str();
     auto* status = net->add_subcommand("status", "every replica's role, view, executed and digest");
     status->add_option("--wait", args.status_wait_s, "seconds before a silent replica is down")

@@ -1178,12 +1178,13 @@ Status SnapshotImport::install() {
 }
 
 Status copy_snapshot(const State& source, const SnapshotPoint& point, State& target,
-                     const crypto::Hash& expected_digest, size_t chunk_bytes) {
+                     const crypto::Hash& expected_digest, size_t chunk_bytes,
+                     const std::function<std::string(std::string)>& in_transit) {
     SnapshotImport import(target, point.last_block.seq, expected_digest);
     while (!import.complete()) {
         auto chunk = source.snapshot_chunk(point, import.next_cursor(), chunk_bytes);
         if (!chunk) return chunk.error();
-        Status added = import.add(*chunk);
+        Status added = import.add(in_transit ? in_transit(std::move(*chunk)) : *chunk);
         if (!added) return added;
     }
     return import.install();

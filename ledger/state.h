@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -190,9 +191,11 @@ class SnapshotImport {
 };
 
 // Copies the snapshot at `point` from `source` to `target` through the pieces above, as
-// state transfer does between replicas (the simulator and tests use it).
+// state transfer does between replicas (the simulator and tests use it). `in_transit`, when
+// set, is what happens to each piece on the way (a lying peer, in tests).
 Status copy_snapshot(const State& source, const SnapshotPoint& point, State& target,
-                     const crypto::Hash& expected_digest, size_t chunk_bytes);
+                     const crypto::Hash& expected_digest, size_t chunk_bytes,
+                     const std::function<std::string(std::string)>& in_transit = {});
 
 // The digest of a list of accounts sorted by key: SHA-256 over each account's
 // key || balance || nonce (big-endian, fixed width). Shared by State and its tests.

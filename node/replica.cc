@@ -83,6 +83,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
         auto traitor = std::make_unique<TraitorEngine>(std::move(r->engine_), *behaviours, r->key_,
                                                        pbft.replicas, id, options.traitor_seed);
         r->lies_to_clients_ = traitor->lies_to_clients();
+        r->lies_in_snapshots_ = traitor->lies_in_snapshots();
         r->engine_ = std::move(traitor);
     }
 

@@ -128,7 +128,8 @@ private:
     std::unique_ptr<ledger::State> ledger_;
     std::unique_ptr<Store> store_;
     std::unique_ptr<bft::Engine> engine_;
-    bool lies_to_clients_ = false;  // a wrong-reply traitor
+    bool lies_to_clients_ = false;    // a wrong-reply traitor
+    bool lies_in_snapshots_ = false;  // a lying-snapshot traitor
     std::unique_ptr<Transport> transport_;
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;

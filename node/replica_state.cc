@@ -15,6 +15,7 @@
 
 #include "node/node.pb.h"
 #include "node/replica.h"
+#include "node/traitor.h"
 
 namespace tally::node {
 
@@ -74,7 +75,7 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
     pb::SnapshotReply reply;
     reply.set_seq(it->first);
     reply.set_cursor(request.cursor());
-    reply.set_chunk(std::move(*chunk));
+    reply.set_chunk(lies_in_snapshots_ ? lie_in_snapshot_chunk(std::move(*chunk)) : std::move(*chunk));
     if (request.cursor().empty())
         spdlog::info("serving the ledger snapshot at seq {} to replica {}", it->first, from);
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});

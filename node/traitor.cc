@@ -6,6 +6,7 @@
 #include "bft/pbft/messages.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
+#include "ledger/ledger.pb.h"
 
 namespace tally::node {
 
@@ -25,6 +26,7 @@ constexpr std::pair<Behaviour, std::string_view> kNames[] = {
     {Behaviour::kForgeClient, "forge-client"},
     {Behaviour::kLyingCheckpoint, "lying-checkpoint"},
     {Behaviour::kWrongReply, "wrong-reply"},
+    {Behaviour::kLyingSnapshot, "lying-snapshot"},
     {Behaviour::kLyingViewChange, "lying-view-change"},
     {Behaviour::kRandom, "random"},
 };
@@ -64,6 +66,15 @@ std::string_view behaviour_name(Behaviour b) {
     for (const auto& [behaviour, name] : kNames)
         if (behaviour == b) return name;
     return "unknown";
+}
+
+std::string lie_in_snapshot_chunk(std::string chunk) {
+    ledger::pb::SnapshotChunk piece;
+    if (!piece.ParseFromString(chunk)) return chunk;
+    if (piece.accounts_size() > 0)
+        piece.mutable_accounts(0)->set_balance(piece.accounts(0).balance() + 1'000'000);
+    if (piece.records_size() > 0) piece.mutable_records(0)->set_value(piece.records(0).value() + 7);
+    return piece.SerializeAsString();
 }
 
 std::vector<Behaviour> all_behaviours() {
@@ -258,6 +269,7 @@ void TraitorEngine::rewrite_one(bft::Outgoing msg, Behaviour b, std::vector<bft:
             return;
         }
         case Behaviour::kWrongReply:
+        case Behaviour::kLyingSnapshot:
         case Behaviour::kRandom:
             return reseal({});
     }

@@ -17,6 +17,8 @@
 //   forge-client       as primary, adds a request with a forged client signature to batches
 //   lying-checkpoint   checkpoints state a digest its state does not have
 //   wrong-reply        answers clients with wrong results (applied by the node/simulator)
+//   lying-snapshot     serves state-transfer pieces with a balance and a transaction record
+//                      its ledger does not have (applied by the node/simulator)
 //   lying-view-change  view changes hide its prepared certificates and claim a forged one
 //   random             for each message, a seeded choice among the above or honesty
 // Everything random comes from the seed the caller gives, so a simulation replays exactly.
@@ -50,6 +52,7 @@ enum class Behaviour {
     kForgeClient,
     kLyingCheckpoint,
     kWrongReply,
+    kLyingSnapshot,
     kLyingViewChange,
     kRandom,
 };
@@ -58,6 +61,10 @@ std::string_view behaviour_name(Behaviour b);
 std::vector<Behaviour> all_behaviours();
 // "silent,equivocate" -> behaviours. Error "unknown_behaviour" naming it and listing the known.
 Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv);
+
+// lying-snapshot's lie: the piece (ledger::pb::SnapshotChunk bytes) with its first account's
+// balance raised and its first record's value changed; bytes that do not decode unchanged.
+std::string lie_in_snapshot_chunk(std::string chunk);
 
 class TraitorEngine final : public bft::Engine {
 public:
@@ -79,6 +86,8 @@ public:
     bool has(Behaviour b) const;
     // wrong-reply: whether to corrupt the reply the caller is about to send a client.
     bool lies_to_clients() const { return has(Behaviour::kWrongReply); }
+    // lying-snapshot: whether to corrupt the state-transfer pieces the caller serves.
+    bool lies_in_snapshots() const { return has(Behaviour::kLyingSnapshot); }
 
 private:
     bft::Output rewrite(bft::Output out);

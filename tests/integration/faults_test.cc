@@ -117,6 +117,43 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
     EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
 }
 
+// Replica 0 lies in the snapshots it serves (`tallyd --traitor lying-snapshot`), and the
+// checkpoint proof names it first: the returning replica finds its pieces do not hash to the
+// proven digest, counts it (net status: detected bad_snapshot) and gets the state from
+// another peer.
+TEST(Faults, AReplicaRefusesALyingPeersSnapshotAndCatchesUpFromAnother) {
+    client::NetUpOptions options;
+    options.traitors = {"0:lying-snapshot"};
+    LiveNetwork net(options, [](node::NetworkConfig& c) {
+        c.consensus.checkpoint_interval = 8;
+        c.consensus.watermark_window = 32;
+        c.consensus.snapshot_chunk_bytes = 4096;
+    });
+    ASSERT_TRUE(net.ok());
+    net.kill(3);
+    client::BenchOptions load;
+    load.clients = 32;
+    load.warmup_s = 0;
+    load.duration_s = 300;
+    load.stop_after = 600;
+    std::ostringstream progress;
+    auto ran = client::run_bench(net.config(), net.account("faucet"), load, progress);
+    ASSERT_TRUE(ran.ok()) << ran.error().message << "\n" << progress.str();
+    auto before = net.status();
+    ASSERT_FALSE(before.empty());
+    ASSERT_GT(before[1].reply.stable_checkpoint(), 40u) << "the network should be far ahead";
+
+    net.start(3);
+    std::string last;
+    EXPECT_TRUE(net.converged({1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
+    auto status = net.status();
+    ASSERT_EQ(status.size(), 4u);
+    uint64_t refused = 0;
+    for (const auto& d : status[3].reply.detected())
+        if (d.kind() == "bad_snapshot") refused += d.count();
+    EXPECT_GE(refused, 1u) << "replica 3 did not detect the lying snapshot";
+}
+
 }  // namespace
 }  // namespace tally::integration
 

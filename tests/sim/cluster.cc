@@ -128,6 +128,12 @@ size_t Cluster::in_flight_from(bft::ReplicaId from, std::optional<crypto::Messag
     return count;
 }
 
+bool Cluster::is_traitor(uint32_t id, node::Behaviour behaviour) const {
+    auto t = config_.traitors.find(id);
+    return t != config_.traitors.end() &&
+           std::find(t->second.begin(), t->second.end(), behaviour) != t->second.end();
+}
+
 bool Cluster::partitioned(uint32_t from, uint32_t to) const {
     if (!partition_ || from >= kClientBase || to >= kClientBase) return false;
     return partition_->count(from) != partition_->count(to);
@@ -135,9 +141,7 @@ bool Cluster::partitioned(uint32_t from, uint32_t to) const {
 
 void Cluster::send(uint32_t from, uint32_t to, std::string envelope, std::optional<ClientOp> reply) {
     if (reply && from < n()) {
-        auto t = config_.traitors.find(from);
-        if (t != config_.traitors.end() &&
-            std::find(t->second.begin(), t->second.end(), node::Behaviour::kWrongReply) != t->second.end()) {
+        if (is_traitor(from, node::Behaviour::kWrongReply)) {
             // wrong-reply: a plausible lie — another result, another seq, another balance.
             reply->result = reply->result == ledger::ResultCode::kOk ? ledger::ResultCode::kInsufficientFunds
                                                                       : ledger::ResultCode::kOk;
@@ -403,8 +407,10 @@ void Cluster::try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending) {
         auto it = replicas_[peer].snapshots.find(r.fetching->seq);
         if (it == replicas_[peer].snapshots.end()) continue;
         // Small pieces, so that every transfer crosses several of them.
+        std::function<std::string(std::string)> in_transit;
+        if (is_traitor(peer, node::Behaviour::kLyingSnapshot)) in_transit = node::lie_in_snapshot_chunk;
         if (!ledger::copy_snapshot(*replicas_[peer].ledger, it->second, *r.ledger,
-                                   r.fetching->digest, kSnapshotChunkBytes)
+                                   r.fetching->digest, kSnapshotChunkBytes, in_transit)
                  .ok()) {
             ++detected_["bad_snapshot"];
             continue;

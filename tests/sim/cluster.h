@@ -184,6 +184,7 @@ private:
     void client_tick(uint32_t c);
     void client_reply(uint32_t c, uint32_t replica, const ClientOp& reply);
     bool partitioned(uint32_t from, uint32_t to) const;
+    bool is_traitor(uint32_t id, node::Behaviour behaviour) const;
     // Notes what an honest replica's outgoing envelope commits its signer to.
     void record_signed(const std::string& envelope);
     static void apply(std::map<std::string, std::string>& store, const bft::PersistOp& op);

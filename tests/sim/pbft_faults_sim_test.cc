@@ -348,6 +348,33 @@ TEST(PbftFaultsSim, ReplicaAwayForThousandsOfBatchesCatchesUpByStateTransfer) {
     });
 }
 
+// The same with a peer that lies in the snapshot it serves (lying-snapshot, replica 0, the
+// first the proof names): the returning replica finds the pieces do not hash to the proven
+// digest, counts it, and takes the snapshot from another peer.
+TEST(PbftFaultsSim, ALyingSnapshotIsDetectedAndAnotherPeerServesTheState) {
+    for_each_seed(6, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.clients = 4;
+        config.transfers_per_client = 100;
+        config.batch_size_max = 1;
+        config.pipeline_depth = 8;
+        config.checkpoint_interval = 16;
+        config.watermark_window = 64;
+        config.traitors[0] = {node::Behaviour::kLyingSnapshot};
+        Cluster cluster(config);
+        cluster.crash(3);
+        ASSERT_TRUE(cluster.run_until([&] { return cluster.status(1).last_executed >= 300; }, 50000))
+            << report(cluster, seed);
+        cluster.restart(3);
+        expect_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.detected()["bad_snapshot"], 1u) << report(cluster, seed);
+        EXPECT_GE(cluster.state_transfers(), 1u) << report(cluster, seed);
+        EXPECT_EQ(cluster.ledger(3).state_digest(), cluster.ledger(1).state_digest())
+            << report(cluster, seed);
+    });
+}
+
 // --- A replica that returns from a long partition, then one more fault ----------------------
 // It found a liveness bug at 3c070fe (every seed of 1..10: clients stalled ~3,870 ticks, ~64 T,
 // after the crash). A replica cut off for a long time kept timing out and climbed views alone,
