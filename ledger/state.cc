@@ -929,7 +929,10 @@ Result<std::string> State::snapshot_chunk(const SnapshotPoint& point, std::strin
         }
         if (it != accounts.end()) return chunk.SerializeAsString();
         chunk.set_accounts_end(true);
-        cursor.Clear();  // the records follow from the first
+        // The records follow, from the first block the asker lacks.
+        cursor.set_records(true);
+        cursor.clear_after_id();
+        cursor.set_after_seq(cursor.since_seq());
     }
 
     // Records by (seq, id), through the point, after the cursor.
@@ -943,8 +946,8 @@ Result<std::string> State::snapshot_chunk(const SnapshotPoint& point, std::strin
     if (limit == 0) return chunk.SerializeAsString();
     Use rows(page);
     rows.bind(1, point.last_block.seq).bind(2, cursor.after_seq());
-    // Before any record: (0, zeros), below every record (each has seq >= 1).
-    const std::string after_id = cursor.after_id().empty() ? std::string(32, '\0') : cursor.after_id();
+    // No record yet: after every record of block after_seq (ids are 32 bytes; 33 sort above).
+    const std::string after_id = cursor.after_id().empty() ? std::string(33, '\xff') : cursor.after_id();
     rows.bind(3, std::string_view(after_id)).bind(4, limit);
     uint64_t read = 0;
     int rc;
@@ -972,13 +975,19 @@ struct SnapshotImport::Impl {
     std::vector<Account> accounts;  // sorted, as they come
     bool accounts_done = false;
     HistoryChain chain;
-    uint64_t last_record_seq = 0;
+    uint64_t last_record_seq = 0;  // of the last record staged (since_seq before the first)
     crypto::Hash last_record_id{};
     uint64_t records = 0;
     bool complete = false;
     Statement stage;
 
-    Impl(State::Impl& s, uint64_t q, const crypto::Hash& e) : state(s), seq(q), expected(e) {}
+    // What the ledger holds already: its records through since_seq stay, and the chain of
+    // the new ones starts from its history digest there. 0 and zeros for a whole snapshot.
+    uint64_t since_seq = 0;
+
+    Impl(State::Impl& s, uint64_t q, const crypto::Hash& e, uint64_t since,
+         const crypto::Hash& since_history)
+        : state(s), seq(q), expected(e), chain(since_history), since_seq(since) {}
 
     Status add(std::string_view bytes);
     Status stage_records(const pb::SnapshotChunk& chunk);
@@ -1037,6 +1046,7 @@ Status SnapshotImport::Impl::add(std::string_view bytes) {
     if (!staged) return staged;
 
     pb::SnapshotCursor cursor;
+    cursor.set_since_seq(since_seq);
     if (!accounts_done) {
         cursor.set_after_key(std::string(crypto::as_bytes(accounts.back().key)));
     } else {
@@ -1044,6 +1054,8 @@ Status SnapshotImport::Impl::add(std::string_view bytes) {
         if (records > 0) {
             cursor.set_after_seq(last_record_seq);
             cursor.set_after_id(std::string(crypto::as_bytes(last_record_id)));
+        } else {
+            cursor.set_after_seq(since_seq);
         }
     }
     next_cursor = cursor.SerializeAsString();
@@ -1071,7 +1083,7 @@ Status SnapshotImport::Impl::stage_records(const pb::SnapshotChunk& chunk) {
         auto id = crypto::array_from_bytes<32>(record.id());
         if (!id) return malformed("a transaction id is not 32 bytes");
         if (!known_code(record.code())) return malformed("a transaction has an unknown code");
-        if (record.seq() == 0 || record.seq() > seq)
+        if (record.seq() <= since_seq || record.seq() > seq)
             return malformed("a transaction is from block " + std::to_string(record.seq()));
         if (!first && !record_before(prev_seq, prev_id, record.seq(), *id))
             return malformed("records are not sorted by (seq, id), or repeat one");
@@ -1107,9 +1119,16 @@ Status SnapshotImport::Impl::stage_records(const pb::SnapshotChunk& chunk) {
     return Ok{};
 }
 
-SnapshotImport::SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest)
-    : impl_(std::make_unique<Impl>(*state.impl_, seq, expected_digest)) {
+SnapshotImport::SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest,
+                               Since since)
+    : impl_(std::make_unique<Impl>(*state.impl_, seq, expected_digest,
+                                   since == Since::kWhatItHolds ? state.last_seq() : 0,
+                                   since == Since::kWhatItHolds ? state.history_digest()
+                                                                : crypto::Hash{})) {
     State::Impl& m = *state.impl_;
+    pb::SnapshotCursor first;
+    first.set_since_seq(impl_->since_seq);
+    impl_->next_cursor = first.SerializeAsString();
     // A temporary table: on disk (it spills from the page cache), private to this
     // connection, gone when the ledger closes.
     if (m.exec("CREATE TEMP TABLE IF NOT EXISTS snapshot_records(id BLOB PRIMARY KEY, "
@@ -1136,12 +1155,25 @@ Status SnapshotImport::install() {
         return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
     TALLY_ASSERT(!m.accounts.in_block());
     const BlockHeader& header = *impl_->last_block;
+    if (m.last_block.seq >= header.seq)
+        return make_error("already_applied", "the ledger is at block " +
+                                                 std::to_string(m.last_block.seq) +
+                                                 ", not below the snapshot's " +
+                                                 std::to_string(header.seq));
+    // Since what the ledger holds: its records and blocks stay (blocks it executed meanwhile
+    // too; their records are the snapshot's own, hence OR IGNORE), the snapshot's records
+    // and block join them, its accounts replace them. Whole: everything is replaced.
+    const char* replace =
+        impl_->since_seq > 0
+            ? "DELETE FROM accounts;"
+              "INSERT OR IGNORE INTO transactions(id, code, seq, value) "
+              "SELECT id, code, seq, value FROM temp.snapshot_records"
+            : "DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks;"
+              "INSERT INTO transactions(id, code, seq, value) "
+              "SELECT id, code, seq, value FROM temp.snapshot_records";
     auto write_all = [&]() -> Status {
         if (m.run(m.begin) != SQLITE_DONE) return m.io_error("beginning the snapshot import");
-        if (m.exec("DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks;"
-                   "INSERT INTO transactions(id, code, seq, value) "
-                   "SELECT id, code, seq, value FROM temp.snapshot_records") != SQLITE_OK)
-            return m.io_error("replacing the state");
+        if (m.exec(replace) != SQLITE_OK) return m.io_error("replacing the state");
         for (const Account& account : impl_->accounts) {
             Use use(m.upsert_account);
             use.bind(1, account.key).bind(2, account.balance).bind(3, account.nonce);

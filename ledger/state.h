@@ -168,7 +168,13 @@ class State {
 // One import at a time per State: a new one discards what an unfinished one staged.
 class SnapshotImport {
   public:
-    SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest);
+    // Which records to fetch: only those of the blocks after the ledger's last (the records
+    // up to it are the network's already, and its history digest there starts the chain
+    // the new ones must extend), or all of them, from genesis (a ledger that may have gone
+    // wrong, or an empty one).
+    enum class Since { kWhatItHolds, kGenesis };
+    SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest,
+                   Since since = Since::kWhatItHolds);
     ~SnapshotImport();
     SnapshotImport(const SnapshotImport&) = delete;
     SnapshotImport& operator=(const SnapshotImport&) = delete;
@@ -180,9 +186,11 @@ class SnapshotImport {
     Status add(std::string_view chunk);
     bool complete() const;
     uint64_t records() const;  // staged so far
-    // Replaces the ledger's whole state with the snapshot, in one SQLite transaction; only
-    // once complete(). Blocks below the snapshot's last block are gone afterwards. Error "io"
-    // leaves the state as it was.
+    // Installs the snapshot in one SQLite transaction; only once complete(). The accounts
+    // are replaced; the records join those the ledger holds (kWhatItHolds) or replace them
+    // (kGenesis, which also drops every block before the snapshot's). The blocks between the
+    // ledger's last and the snapshot's are not transferred. Errors: "already_applied" (the
+    // ledger reached the snapshot meanwhile), "io"; either leaves the state as it was.
     Status install();
 
   private:

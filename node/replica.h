@@ -108,6 +108,7 @@ private:
     void on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out);
     void keep_snapshot(uint64_t seq);  // after executing seq
     void request_piece();
+    void begin_import(const bft::StateTarget& target);
     void finish_state_transfer(bft::Output& out);
 
     // --- replica_clients.cc: answering clients
@@ -150,7 +151,14 @@ private:
     size_t fetch_attempt_ = 0;
     std::chrono::steady_clock::time_point fetch_retry_at_{};
     std::unique_ptr<ledger::SnapshotImport> import_;  // the snapshot being fetched, if any
-    std::map<uint64_t, ledger::SnapshotPoint> snapshots_;  // the newest two checkpoints
+    std::optional<bft::StateTarget> next_fetch_;  // a newer checkpoint, once this one is in
+    size_t refused_in_a_row_ = 0;  // snapshots that failed their check, one after another
+    // The checkpoints this replica serves: the newest two, and any a peer is still fetching.
+    struct Served {
+        ledger::SnapshotPoint point;
+        std::chrono::steady_clock::time_point asked{};  // last asked for a piece
+    };
+    std::map<uint64_t, Served> snapshots_;
     LogLimiter detected_log_;
     LogLimiter drop_log_;
     uint64_t dropped_sends_logged_ = 0;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 
+#include "ledger/ledger.pb.h"
 #include "node/node.pb.h"
 #include "node/replica.h"
 #include "node/traitor.h"
@@ -23,18 +24,37 @@ namespace {
 // How long one peer gets to answer before the next is asked.
 constexpr auto kPeerPatience = std::chrono::milliseconds(1000);
 constexpr size_t kSnapshotsKept = 2;
+// A checkpoint a peer asked for within this time is kept beyond the newest two, so that a
+// long transfer is not cut off when the network checkpoints again under load.
+constexpr auto kServingHold = std::chrono::seconds(10);
 // The smallest piece served: a few records, so that a transfer always moves on.
 constexpr size_t kSnapshotChunkBytesMin = 256;
 }  // namespace
 
+// A transfer fetches only what the ledger lacks: the accounts, and the records of the blocks
+// after its own (ledger::SnapshotImport::Since::kWhatItHolds). A newer checkpoint proven
+// meanwhile waits until this one is in, and then needs only what happened since; starting
+// over at each checkpoint would never finish a long transfer under load.
 void Replica::start_state_transfer(const bft::StateTarget& target) {
     if (target.peers.empty()) return;
-    if (fetching_ && fetching_->seq == target.seq) return;  // already under way
+    if (fetching_ && fetching_->seq >= target.seq) return;  // already under way
+    if (fetching_) {
+        next_fetch_ = target;
+        return;
+    }
     spdlog::info("replica {} is behind stable checkpoint {}: fetching the ledger from peers", id_, target.seq);
-    fetching_ = target;
-    import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, target.seq, target.digest);
     fetch_attempt_ = 0;
+    begin_import(target);
     request_piece();
+}
+
+void Replica::begin_import(const bft::StateTarget& target) {
+    fetching_ = target;
+    // A ledger whose own history failed the check with every peer in turn may be the one
+    // that went wrong: then it takes the whole history.
+    auto since = refused_in_a_row_ >= target.peers.size() ? ledger::SnapshotImport::Since::kGenesis
+                                                          : ledger::SnapshotImport::Since::kWhatItHolds;
+    import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, target.seq, target.digest, since);
 }
 
 // Asks the current peer for the next piece; retry_state_transfer moves on to the next peer
@@ -53,6 +73,12 @@ void Replica::request_piece() {
 void Replica::retry_state_transfer() {
     if (!fetching_ || std::chrono::steady_clock::now() < fetch_retry_at_) return;
     ++fetch_attempt_;
+    if (next_fetch_) {
+        // No answer for this checkpoint: the peers may have dropped it; take the newest.
+        bft::StateTarget newer = std::move(*next_fetch_);
+        next_fetch_.reset();
+        begin_import(newer);
+    }
     request_piece();
 }
 
@@ -64,9 +90,10 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
     }
     auto it = snapshots_.find(request.seq());
     if (it == snapshots_.end()) return;  // not (yet) executed here, or already superseded
+    it->second.asked = std::chrono::steady_clock::now();
     const size_t max_bytes =
         std::clamp<size_t>(request.max_bytes(), kSnapshotChunkBytesMin, kSnapshotChunkBytesMax);
-    auto chunk = ledger_->snapshot_chunk(it->second, request.cursor(), max_bytes);
+    auto chunk = ledger_->snapshot_chunk(it->second.point, request.cursor(), max_bytes);
     if (!chunk) {
         rejections_.count("malformed", "a snapshot request from replica " + std::to_string(from) +
                                            ": " + chunk.error().message);
@@ -76,8 +103,10 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
     reply.set_seq(it->first);
     reply.set_cursor(request.cursor());
     reply.set_chunk(lies_in_snapshots_ ? lie_in_snapshot_chunk(std::move(*chunk)) : std::move(*chunk));
-    if (request.cursor().empty())
-        spdlog::info("serving the ledger snapshot at seq {} to replica {}", it->first, from);
+    ledger::pb::SnapshotCursor cursor;
+    if (cursor.ParseFromString(request.cursor()) && cursor.after_key().empty() && !cursor.records())
+        spdlog::info("serving the ledger snapshot at seq {} to replica {} (records after block {})",
+                     it->first, from, cursor.since_seq());
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
 }
 
@@ -103,14 +132,17 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
             return;  // the same piece again, after the patience
         }
         ++detected_["bad_snapshot"];
+        ++refused_in_a_row_;
         spdlog::warn("replica {} served a snapshot for seq {} that does not match the checkpoint "
                      "proof ({}): starting over with another peer",
                      from, reply.seq(), added.error().message);
-        import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, fetching_->seq, fetching_->digest);
         ++fetch_attempt_;
+        begin_import(next_fetch_ ? *next_fetch_ : *fetching_);
+        next_fetch_.reset();
         request_piece();
         return;
     }
+    fetch_retry_at_ = std::chrono::steady_clock::now() + kPeerPatience;
     if (!import_->complete()) {
         request_piece();
         return;
@@ -119,28 +151,50 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
     if (!installed) {
         spdlog::error("replica {} cannot install the snapshot at seq {}: {}; fetching it again",
                       id_, reply.seq(), installed.error().message);
-        import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, fetching_->seq, fetching_->digest);
+        begin_import(*fetching_);
         return;  // after the patience
     }
+    refused_in_a_row_ = 0;
     spdlog::info("replica {} installed the ledger at seq {} ({} transaction records) from replica {}",
                  id_, reply.seq(), import_->records(), from);
     keep_snapshot(reply.seq());
+    if (next_fetch_ && next_fetch_->seq > ledger_->last_seq()) {
+        // A newer checkpoint was proven meanwhile: what happened since is all it needs.
+        bft::StateTarget newer = std::move(*next_fetch_);
+        next_fetch_.reset();
+        spdlog::info("replica {} fetches what happened up to checkpoint {} meanwhile", id_, newer.seq);
+        begin_import(newer);
+        request_piece();
+        return;
+    }
     finish_state_transfer(out);
 }
 
 void Replica::finish_state_transfer(bft::Output& out) {
     uint64_t seq = ledger_->last_seq();
     fetching_.reset();
+    next_fetch_.reset();
     import_.reset();
     out.append(engine_->on_state_restored(seq, ledger_->state_digest()));
 }
 
-// Keeps the newest two checkpoints: a replica that fell behind asks for the state at the
-// newest stable checkpoint, which must be served exactly as it was.
+// Keeps the newest two checkpoints, and any a peer asked for lately: a replica that fell
+// behind asks for the state at the newest stable checkpoint, which must be served exactly as
+// it was, to the end of the transfer.
 void Replica::keep_snapshot(uint64_t seq) {
     if (seq % config_.consensus.checkpoint_interval != 0) return;
-    snapshots_[seq] = ledger_->snapshot_point();
-    while (snapshots_.size() > kSnapshotsKept) snapshots_.erase(snapshots_.begin());
+    snapshots_[seq] = Served{ledger_->snapshot_point(), {}};
+    const auto now = std::chrono::steady_clock::now();
+    size_t newer = 0;
+    for (auto it = snapshots_.rbegin(); it != snapshots_.rend();) {
+        const bool in_use = it->second.asked != std::chrono::steady_clock::time_point{} &&
+                            now - it->second.asked < kServingHold;
+        if (++newer <= kSnapshotsKept || in_use) {
+            ++it;
+        } else {
+            it = std::make_reverse_iterator(snapshots_.erase(std::next(it).base()));
+        }
+    }
 }
 
 }  // namespace tally::node

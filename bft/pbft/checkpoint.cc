@@ -2,6 +2,8 @@
 // sequence numbers each replica signs its state digest; 2f+1 matching make a stable
 // checkpoint, which moves the low water mark h and lets the log below it go. A replica that
 // sees a stable checkpoint above what it executed asks its caller for state transfer.
+#include <set>
+
 #include "bft/pbft/replica.h"
 
 namespace tally::bft::pbft {
@@ -86,10 +88,17 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
         // Behind the network: the proof tells what state to fetch and from whom.
         fetching_state_ = true;
         fetch_target_ = seq;
-        StateTarget target{seq, digest, {}};
-        for (const auto& [sender, envelope] : checkpoints_[seq][digest])
-            if (sender != config_.id) target.peers.push_back(sender);
-        out.fetch_state = std::move(target);
+        // The proof's signers hold that state; so do the senders of matching CHECKPOINTs
+        // this replica received itself (the proof may have come in a NEW-VIEW or a
+        // catch-up reply, with no CHECKPOINT of its own).
+        std::set<ReplicaId> holders;
+        for (const auto& envelope : low_proof_) {
+            ReplicaId sender = 0;
+            if (open_from(envelope, crypto::MessageType::kCheckpoint, &sender)) holders.insert(sender);
+        }
+        for (const auto& [sender, envelope] : checkpoints_[seq][digest]) holders.insert(sender);
+        holders.erase(config_.id);
+        out.fetch_state = StateTarget{seq, digest, {holders.begin(), holders.end()}};
     }
     collect_garbage(out);
     if (active_ && is_primary()) {

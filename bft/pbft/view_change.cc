@@ -13,6 +13,10 @@ namespace tally::bft::pbft {
 void Replica::tick_view_change(Output& out) {
     if (active_) {
         // The timer runs while requests wait; progress (an execution, a new view) restarts it.
+        // Not while this replica fetches state: behind the others, it cannot tell a slow
+        // primary from its own lag (a long transfer under load would otherwise end in a view
+        // change of its own, alone, which no quorum joins).
+        if (fetching_state_) progress_tick_ = now_;
         if (!waiting_.empty() && now_ - progress_tick_ >= view_change_timeout_ticks_)
             start_view_change(view_ + 1, out);
         return;

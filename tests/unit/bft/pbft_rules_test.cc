@@ -158,6 +158,21 @@ TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog)
     EXPECT_TRUE(erased);
 }
 
+TEST(PbftCheckpoint, AStableCheckpointLearnedFromACatchUpReplyIsFetchedFromItsProofsSigners) {
+    Harness h(1);
+    crypto::Hash digest{};
+    digest[5] = 7;
+    pb::StateReply reply;  // no CHECKPOINT reached this replica itself
+    reply.set_stable_seq(4);
+    reply.set_stable_digest(hash_bytes(digest));
+    for (ReplicaId r : {0u, 2u, 3u}) reply.add_checkpoint_proof(h.checkpoint(r, 4, digest));
+    Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kState, reply.SerializeAsString()));
+    EXPECT_EQ(h.engine->status().low_water_mark, 4u);
+    ASSERT_TRUE(out.fetch_state.has_value());
+    EXPECT_EQ(out.fetch_state->peers, (std::vector<ReplicaId>{0, 2, 3}))
+        << "with no peer to ask, it would wait for the state forever";
+}
+
 TEST(PbftCheckpoint, CheckpointsThatDisagreeNeverBecomeStable) {
     Harness h(1);
     crypto::Hash a{}, b{};
@@ -176,6 +191,28 @@ TEST(PbftViewChange, ABackupWhoseRequestDoesNotExecuteInTimeStartsAViewChange) {
     EXPECT_EQ(sent(all, MessageType::kViewChange).size(), 1u);
     EXPECT_EQ(h.engine->status().view, 1u);
     EXPECT_TRUE(h.engine->status().view_changing);
+}
+
+TEST(PbftViewChange, AReplicaFetchingStateDoesNotTimeOutIntoAViewChange) {
+    Harness h(1);
+    crypto::Hash digest{};
+    digest[5] = 7;
+    h.deliver(h.checkpoint(0, 4, digest));
+    h.deliver(h.checkpoint(2, 4, digest));
+    ASSERT_TRUE(h.deliver(h.checkpoint(3, 4, digest)).fetch_state.has_value());
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
+    Output all;
+    for (uint64_t t = 0; t < 3 * h.config.view_change_timeout_ticks; ++t) all.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(all, MessageType::kViewChange).empty());
+    EXPECT_EQ(h.engine->status().view, 0u);
+    // Once the state is in, the timer runs again: a request still pending (its client
+    // retransmits) that does not execute in time starts a view change.
+    h.engine->on_state_restored(4, digest);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 2}, h.request()});
+    for (uint64_t t = 0; t + 1 < h.config.view_change_timeout_ticks; ++t) all.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(all, MessageType::kViewChange).empty()) << "a whole timeout from the restore";
+    all.append(h.engine->on_tick());
+    EXPECT_EQ(sent(all, MessageType::kViewChange).size(), 1u);
 }
 
 std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {

@@ -672,6 +672,102 @@ TEST(Snapshot, AMadeUpOrAlteredTransactionRecordIsRefused) {
     EXPECT_TRUE(imported.ok()) << imported.error().message;
 }
 
+// Imports the snapshot at `point` into `target`, piece by piece; returns the import's error
+// or how many records it fetched.
+Result<uint64_t> import_since(const State& source, const SnapshotPoint& point, State& target,
+                              SnapshotImport::Since since) {
+    SnapshotImport import(target, point.last_block.seq, point.last_block.state_digest, since);
+    while (!import.complete()) {
+        auto chunk = source.snapshot_chunk(point, import.next_cursor(), 300);
+        if (!chunk) return chunk.error();
+        Status added = import.add(*chunk);
+        if (!added) return added.error();
+    }
+    Status installed = import.install();
+    if (!installed) return installed.error();
+    return import.records();
+}
+
+TEST(Snapshot, ALedgerThatIsBehindFetchesOnlyTheRecordsItLacks) {
+    Workload w = random_workload(11, 6, 300, 5, 30);
+    auto source = open_memory(genesis(6, 300));
+    auto behind = open_memory(genesis(6, 300));
+    std::vector<Outcome> early;
+    for (size_t b = 0; b < w.blocks.size(); ++b) {
+        auto applied = apply_next(*source, w.blocks[b]);
+        if (b < 2) {
+            apply_next(*behind, w.blocks[b]);
+            early.insert(early.end(), applied.outcomes.begin(), applied.outcomes.end());
+        }
+    }
+    std::set<crypto::Hash> later;  // what blocks 3..5 recorded
+    for (uint64_t seq = 3; seq <= source->last_seq(); ++seq)
+        for (const auto& tx : w.blocks[seq - 1]) {
+            auto r = source->transaction(tx_id(tx));
+            if (r && r->seq == seq) later.insert(tx_id(tx));
+        }
+    const uint64_t later_records = later.size();
+    ASSERT_GT(later_records, 0u);
+
+    auto fetched = import_since(*source, source->snapshot_point(), *behind,
+                                SnapshotImport::Since::kWhatItHolds);
+    ASSERT_TRUE(fetched.ok()) << fetched.error().message;
+    EXPECT_EQ(*fetched, later_records);
+    EXPECT_EQ(behind->state_digest(), source->state_digest());
+    EXPECT_EQ(behind->history_digest(), source->history_digest());
+    EXPECT_TRUE(same_accounts(behind->accounts(), source->accounts()));
+    // Its own records and blocks stayed.
+    size_t kept = 0;
+    for (const Outcome& o : early) {
+        if (source->transaction(o.tx_id)) {
+            EXPECT_TRUE(behind->transaction(o.tx_id).has_value());
+            ++kept;
+        }
+    }
+    EXPECT_GT(kept, 0u);
+    EXPECT_TRUE(behind->block(2).has_value());
+    EXPECT_TRUE(behind->block(5).has_value());
+}
+
+TEST(Snapshot, ALedgerThatWentWrongIsRefusedSinceWhatItHoldsButTakesTheWholeHistory) {
+    Workload w = random_workload(11, 6, 300, 5, 30);
+    auto source = open_memory(genesis(6, 300));
+    for (const auto& block : w.blocks) apply_next(*source, block);
+    // Same genesis, another block 1: its history is not the network's.
+    auto wrong = open_memory(genesis(6, 300));
+    apply_next(*wrong, {w.blocks[0].front()});
+    const SnapshotPoint point = source->snapshot_point();
+
+    auto refused = import_since(*source, point, *wrong, SnapshotImport::Since::kWhatItHolds);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "digest_mismatch");
+    EXPECT_EQ(wrong->last_seq(), 1u);
+
+    auto whole = import_since(*source, point, *wrong, SnapshotImport::Since::kGenesis);
+    ASSERT_TRUE(whole.ok()) << whole.error().message;
+    EXPECT_EQ(wrong->state_digest(), source->state_digest());
+    EXPECT_FALSE(wrong->block(1).has_value()) << "a whole import keeps no older block";
+}
+
+TEST(Snapshot, InstallRefusesWhenTheLedgerReachedTheSnapshotMeanwhile) {
+    Workload w = random_workload(11, 6, 300, 5, 30);
+    auto source = open_memory(genesis(6, 300));
+    auto target = open_memory(genesis(6, 300));
+    for (const auto& block : w.blocks) apply_next(*source, block);
+    const SnapshotPoint point = source->snapshot_point();
+    SnapshotImport import(*target, point.last_block.seq, point.last_block.state_digest);
+    while (!import.complete()) {
+        auto chunk = source->snapshot_chunk(point, import.next_cursor(), 300);
+        ASSERT_TRUE(chunk.ok());
+        ASSERT_TRUE(import.add(*chunk).ok());
+    }
+    for (const auto& block : w.blocks) apply_next(*target, block);  // caught up by itself
+    Status late = import.install();
+    ASSERT_FALSE(late.ok());
+    EXPECT_EQ(late.error().code, "already_applied");
+    EXPECT_EQ(target->state_digest(), source->state_digest());
+}
+
 TEST(Snapshot, ASnapshotOfAnotherPointIsRefused) {
     auto source = busy_ledger();
     auto target = open_memory(genesis(3, 9));
