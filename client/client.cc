@@ -150,7 +150,7 @@ Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done,
     ExpectedRequest expected{tx->id, tx->sender, tx->nonce};
     PendingOrdered pending{std::move(envelope),
                            ReplyQuorum(QuorumKind::kOrdered, config_.reply_quorum(), config_.n(),
-                                       expected),
+                                       expected, &verified_roots_),
                            deadline_after(timeout), now + options_.retransmit_interval,
                            std::move(done)};
     auto [it, inserted] = ordered_.emplace(id, std::move(pending));
@@ -284,7 +284,8 @@ void Client::on_frame(uint32_t replica, std::string_view frame) {
         return;
     }
     switch (envelope->type) {
-        case crypto::MessageType::kReply: on_reply(replica, frame, *envelope); return;
+        case crypto::MessageType::kReply:
+        case crypto::MessageType::kBatchReply: on_reply(replica, frame, *envelope); return;
         case crypto::MessageType::kReadReply: on_read_reply(replica, frame, *envelope); return;
         case crypto::MessageType::kStatusReply: on_status_reply(replica, frame); return;
         default: ++counters_.malformed; return;
@@ -292,11 +293,12 @@ void Client::on_frame(uint32_t replica, std::string_view frame) {
 }
 
 void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::Envelope& envelope) {
-    node::pb::Reply reply;
-    if (!reply.ParseFromString(envelope.body)) {
+    auto decoded = decode_ordered_reply(envelope);
+    if (!decoded) {
         ++counters_.malformed;
         return;
     }
+    const node::pb::Reply& reply = *decoded;
     auto it = ordered_.find(reply.tx_id());
     if (it == ordered_.end()) {
         // Late (after the quorum) or unknown. Compare a late one with what was accepted.

@@ -4,7 +4,8 @@
 // Wire (shared with node/): one ZeroMQ DEALER per replica, connected to the replica's ROUTER
 // at the endpoint in network.json. Every message is one frame holding one sealed envelope
 // (crypto/envelope.h). Requests are kRequest envelopes (ledger/tx.h); replies come back on the
-// same DEALER as kReply / kReadReply / kStatusReply envelopes signed by that replica.
+// same DEALER as kReply / kBatchReply / kReadReply / kStatusReply envelopes signed by that
+// replica (a kBatchReply under the signed Merkle root of its batch's replies).
 //
 // What it trusts: network.json (the replicas' endpoints and public keys) and nothing a replica
 // sends. A result is accepted when f+1 distinct replicas sent matching signed replies (2f+1
@@ -165,6 +166,8 @@ public:
     ReplyCounters counters() const;
     uint64_t retransmits() const { return retransmits_; }
     uint64_t dropped_sends() const { return dropped_sends_; }
+    // Replies accepted through a batch root verified earlier (no signature check of their own).
+    uint64_t root_cache_hits() const { return verified_roots_.hits(); }
 
 private:
     struct Transport;  // the ZeroMQ context and one DEALER per replica
@@ -223,6 +226,12 @@ private:
     // compared with it (a lying replica is counted even when it is slow).
     std::unordered_map<std::string, ReplyKey> recent_;
     std::deque<std::string> recent_order_;
+
+    // Batch roots whose signatures this Client already checked, per replica (bounded). A
+    // pipelined Client carries many requests of one batch and gets each replica's replies to
+    // all of them under one root: it verifies that root once, then only the replies' paths to
+    // it — what a gateway serving many users through one Client would do.
+    VerifiedRoots verified_roots_;
 
     ReplyCounters counters_;  // of finished quorums and of frames no quorum saw
     uint64_t completions_ = 0;  // asynchronous completions run, ever

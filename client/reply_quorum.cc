@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "crypto/assert.h"
+#include "crypto/reply_batch.h"
 #include "ledger/tx.h"
 
 namespace tally::client {
@@ -30,6 +31,24 @@ ReplyCounters& ReplyCounters::operator+=(const ReplyCounters& other) {
     return *this;
 }
 
+Result<node::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope) {
+    std::string_view bytes = envelope.body;
+    std::optional<crypto::BatchedReply> batched;
+    if (envelope.type == crypto::MessageType::kBatchReply) {
+        auto decoded = crypto::decode_reply_batch(envelope.body);
+        if (!decoded) return decoded.error();
+        batched = std::move(*decoded);
+        bytes = batched->leaf;
+    } else if (envelope.type != crypto::MessageType::kReply) {
+        return make_error("malformed", "a " + std::string(crypto::type_name(envelope.type)) +
+                                           " is not an ordered reply");
+    }
+    node::pb::Reply reply;
+    if (!reply.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        return make_error("malformed", "a reply's body does not decode");
+    return reply;
+}
+
 ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind) {
     ReplyKey key;
     key.tx_id = reply.tx_id();
@@ -52,23 +71,25 @@ bool supersedes(const ReplyKey& later, const ReplyKey& earlier) {
 }
 
 ReplyQuorum::ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n,
-                         const ExpectedRequest& expected)
-    : kind_(kind), quorum_(quorum), n_(n), expected_(expected), groups_per_replica_(n, 0) {
+                         const ExpectedRequest& expected, VerifiedRoots* roots)
+    : kind_(kind),
+      quorum_(quorum),
+      n_(n),
+      expected_(expected),
+      roots_(roots),
+      groups_per_replica_(n, 0) {
     TALLY_ASSERT(quorum_ >= 1 && quorum_ <= n_);
 }
 
 Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
                       std::string_view frame) {
     TALLY_ASSERT(replica < n_);
-    const auto wanted_type =
-        kind_ == QuorumKind::kOrdered ? crypto::MessageType::kReply : crypto::MessageType::kReadReply;
-
     // Frame checks only: the signature is checked when the reply could complete a quorum.
     crypto::OpenOptions options;
     options.expected_sender = replica_key;
     options.verify_signature = false;
     auto envelope = crypto::open(frame, options);
-    if (!envelope || envelope->type != wanted_type) {
+    if (!envelope) {
         ++counters_.malformed;
         return Vote::kRejected;
     }
@@ -76,11 +97,17 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
     member.replica = replica;
     member.key = replica_key;
     if (kind_ == QuorumKind::kOrdered) {
-        if (!member.reply.ParseFromString(envelope->body)) {
+        auto reply = decode_ordered_reply(*envelope);
+        if (!reply) {
             ++counters_.malformed;
             return Vote::kRejected;
         }
+        member.reply = std::move(*reply);
     } else {
+        if (envelope->type != crypto::MessageType::kReadReply) {
+            ++counters_.malformed;
+            return Vote::kRejected;
+        }
         node::pb::ReadReply read;
         if (!read.ParseFromString(envelope->body) || !read.has_reply()) {
             ++counters_.malformed;
@@ -163,9 +190,7 @@ void ReplyQuorum::verify_group(std::vector<Member>& group) {
             ++it;
             continue;
         }
-        crypto::OpenOptions options;
-        options.expected_sender = it->key;
-        if (crypto::open(it->frame, options)) {
+        if (verify_member(*it)) {
             it->verified = true;
             it->frame.clear();
             it->frame.shrink_to_fit();
@@ -177,6 +202,27 @@ void ReplyQuorum::verify_group(std::vector<Member>& group) {
             it = group.erase(it);
         }
     }
+}
+
+bool ReplyQuorum::verify_member(const Member& member) {
+    crypto::OpenOptions options;
+    options.expected_sender = member.key;
+    options.verify_signature = false;
+    auto envelope = crypto::open(member.frame, options);
+    if (!envelope) return false;
+    if (envelope->type != crypto::MessageType::kBatchReply) {
+        options.verify_signature = true;
+        return crypto::open(member.frame, options).ok();
+    }
+    // The path leads to a root (a few hashes); only a root not seen before costs a signature.
+    auto reply = crypto::decode_reply_batch(envelope->body);
+    if (!reply) return false;
+    auto claim = crypto::reply_batch_claim(*reply);
+    if (!claim) return false;
+    if (roots_ && roots_->contains(member.key, *claim)) return true;
+    if (!crypto::verify_reply_batch(member.key, *claim, envelope->signature)) return false;
+    if (roots_) roots_->insert(member.key, std::move(*claim));
+    return true;
 }
 
 bool ReplyQuorum::impossible() const {

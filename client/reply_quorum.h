@@ -11,6 +11,12 @@
 // — a reply is verified only when it would complete a matching group — because verification
 // is the client's main cost and most replies beyond the quorum are never needed. A reply whose
 // signature fails is dropped from its group and counted; the group must then fill again.
+//
+// An ordered reply comes either signed alone (kReply: answers from a replica's reply cache) or
+// as one reply of an executed batch (kBatchReply, crypto/reply_batch.h): then it is valid only
+// if its audit path leads to a root whose signature is the replica's. Verified roots may be
+// remembered in a VerifiedRoots shared by many quorums, so that each replica's root of a batch
+// is checked once however many of the batch's requests the caller carries.
 #pragma once
 
 #include <cstdint>
@@ -21,9 +27,11 @@
 #include <string_view>
 #include <vector>
 
+#include "client/verified_roots.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
+#include "crypto/result.h"
 #include "node/node.pb.h"
 
 namespace tally::client {
@@ -47,7 +55,7 @@ struct ReplyCounters {
 
 // Which rule a quorum follows.
 enum class QuorumKind {
-    kOrdered,  // kReply envelopes; match every field but view and replica
+    kOrdered,  // kReply or kBatchReply envelopes; match every field but view and replica
     kRead,     // kReadReply envelopes; match result, value and account_nonce
 };
 
@@ -80,6 +88,10 @@ enum class Vote {
                  // (a disagreeing late reply counts as a mismatch unless it supersedes())
 };
 
+// The Reply an opened ordered-reply envelope carries: a kReply's body, or a kBatchReply's
+// leaf. Checks no signature. Error "malformed" (another type, or bytes that do not decode).
+Result<node::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope);
+
 // The reply key of a decoded Reply under a rule.
 ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind);
 
@@ -92,7 +104,10 @@ bool supersedes(const ReplyKey& later, const ReplyKey& earlier);
 class ReplyQuorum {
 public:
     // `quorum`: replies needed (f+1 ordered, 2f+1 read). `n`: replicas in the network.
-    ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n, const ExpectedRequest& expected);
+    // `roots`, when given, must outlive the quorum; it is consulted before, and filled after,
+    // checking a batch root's signature.
+    ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n, const ExpectedRequest& expected,
+                VerifiedRoots* roots = nullptr);
 
     // Adds a frame that arrived from `replica`, whose key is `replica_key`.
     // Precondition: replica < n.
@@ -123,11 +138,15 @@ private:
 
     // Verifies the unverified members of `group`, dropping and counting those that fail.
     void verify_group(std::vector<Member>& group);
+    // True when a member's frame is its replica's: its signature, or for a batched reply its
+    // path to a root whose signature is the replica's (or that `roots_` holds).
+    bool verify_member(const Member& member);
 
     QuorumKind kind_;
     uint32_t quorum_;
     uint32_t n_;
     ExpectedRequest expected_;
+    VerifiedRoots* roots_;
     // Invariant: a replica appears at most once in a group, in at most kGroupsPerReplicaMax groups.
     std::map<ReplyKey, std::vector<Member>> groups_;
     std::vector<uint32_t> groups_per_replica_;

@@ -10,6 +10,7 @@
 
 #include "crypto/assert.h"
 #include "crypto/hash.h"
+#include "crypto/reply_batch.h"
 
 namespace tally::crypto {
 namespace {
@@ -31,6 +32,18 @@ uint32_t read_be32(std::string_view bytes, size_t at) {
 
 std::string short_key(const PublicKey& key) { return key_to_hex(key).substr(0, 16); }
 
+// A kBatchReply's signature is over its batch's root (reply_batch.h), not over the frame.
+Status verify_batch_reply(std::string_view body, const PublicKey& sender,
+                          const Signature& signature) {
+    auto reply = decode_reply_batch(body);
+    if (!reply) return reply.error();
+    auto statement = reply_batch_claim(*reply);
+    if (!statement || !verify_reply_batch(sender, *statement, signature))
+        return make_error("bad_signature", "batch_reply envelope from " + short_key(sender) +
+                                               " is not under a root it signed");
+    return Ok{};
+}
+
 }  // namespace
 
 bool is_known_type(uint8_t type) {
@@ -41,6 +54,7 @@ bool is_known_type(uint8_t type) {
         case MessageType::kReadReply:
         case MessageType::kStatusRequest:
         case MessageType::kStatusReply:
+        case MessageType::kBatchReply:
         case MessageType::kPrePrepare:
         case MessageType::kPrepare:
         case MessageType::kCommit:
@@ -70,6 +84,7 @@ std::string_view type_name(MessageType type) {
         case MessageType::kReadReply: return "read_reply";
         case MessageType::kStatusRequest: return "status_request";
         case MessageType::kStatusReply: return "status_reply";
+        case MessageType::kBatchReply: return "batch_reply";
         case MessageType::kPrePrepare: return "pre_prepare";
         case MessageType::kPrepare: return "prepare";
         case MessageType::kCommit: return "commit";
@@ -145,7 +160,11 @@ Result<Envelope> open(std::string_view bytes, const OpenOptions& options) {
 
     const size_t signed_bytes = kEnvelopeHeaderBytes + body_len;
     std::memcpy(env.signature.data(), bytes.data() + signed_bytes, env.signature.size());
-    if (options.verify_signature &&
+    if (options.verify_signature && env.type == MessageType::kBatchReply) {
+        auto checked = verify_batch_reply(bytes.substr(kEnvelopeHeaderBytes, body_len), env.sender,
+                                          env.signature);
+        if (!checked) return checked.error();
+    } else if (options.verify_signature &&
         !verify(env.sender, kDomainEnvelope, bytes.substr(0, signed_bytes), env.signature))
         return make_error("bad_signature", std::string(type_name(env.type)) + " envelope from " +
                                                short_key(env.sender) +

@@ -12,6 +12,10 @@
 // Sign bytes, not structures: open() checks sizes, version, type and sender, then the
 // signature, and only then may a caller decode the body. Each rejection has its own
 // error code so a replica can count them separately.
+//
+// One exception to what the signature covers: a kBatchReply frame's signature is over its
+// batch's Merkle root, under its own domain tag (crypto/reply_batch.h); open() checks it that
+// way, so what open() accepts is still what the sender signed.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +44,7 @@ enum class MessageType : uint8_t {
     kReadReply = 4,
     kStatusRequest = 5,  // `tally net status`
     kStatusReply = 6,
+    kBatchReply = 7,     // a reply for one request of a batch, under the batch's signed root
     // PBFT, replica <-> replica
     kPrePrepare = 16,
     kPrepare = 17,
@@ -88,7 +93,8 @@ std::string seal(const KeyPair& key, MessageType type, std::string_view body);
 //   "malformed"     wrong version, or bytes after the signature
 //   "unknown_type"  a type byte that names no MessageType
 //   "wrong_sender"  not expected_sender
-//   "bad_signature" the signature does not verify
+//   "bad_signature" the signature does not verify (kBatchReply: or the path does not lead
+//                   to a root; "malformed" for a body that is not a batched reply)
 Result<Envelope> open(std::string_view bytes, const OpenOptions& options = {});
 
 }  // namespace tally::crypto

@@ -227,8 +227,8 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
                                         applied.error().code + ": " + applied.error().message);
     }
     constexpr size_t kAnsweredQueriesMax = 65536;
+    reply_batch(batch.seq, batch.view, applied->outcomes);
     for (const auto& outcome : applied->outcomes) {
-        if (auto route = routes_.take(outcome.tx_id)) reply(*route, outcome.tx_id, outcome, batch.view);
         if (outcome.query && answered_queries_.emplace(outcome.tx_id, outcome).second) {
             answered_order_.push_back(outcome.tx_id);
             if (answered_order_.size() > kAnsweredQueriesMax) {

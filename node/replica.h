@@ -115,9 +115,17 @@ private:
     void on_request(RequestIn& in, bft::Output& out);
     void on_read(const ReadIn& in);
     void on_status(const StatusIn& in);
+    // A Reply's bytes for one request (the wrong-reply traitor's lie included).
+    std::string reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
+                           const ledger::Outcome& outcome, uint64_t view) const;
+    // One request's reply, signed alone (reply-cache hits: no batch to share a signature with).
     void reply(const ClientRoute& route, const crypto::Hash& tx_id, const ledger::Outcome& outcome,
                uint64_t view);
+    // The replies of executed batch `seq` to the clients whose routes are known, under one
+    // signature (crypto/reply_batch.h).
+    void reply_batch(uint64_t seq, uint64_t view, const std::vector<ledger::Outcome>& outcomes);
     void sign_and_send(std::string routing_id, crypto::MessageType type, std::string body);
+    void sign_and_send_batch(BatchSignJob job);
 
     NetworkConfig config_;
     bft::ReplicaId id_;
@@ -143,7 +151,7 @@ private:
 
     std::vector<Event> events_;      // reused every turn
     std::vector<VerifyJob> frames_;  // reused every turn
-    size_t inline_signs_left_ = 0;   // this turn's budget of replies signed on this thread
+    size_t inline_signs_left_ = 0;   // this turn's budget of signatures made on this thread
     std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
 
     // State transfer: what this replica fetches, and the snapshots it can serve.

@@ -1,8 +1,11 @@
 // Replica: answering clients — requests (through consensus, or from the ledger's reply cache
-// when already executed), unordered reads, status. Replies are signed by the worker threads.
+// when already executed), unordered reads, status. Replies are signed by the worker threads
+// (or inline while they are idle); the replies of an executed batch share one signature over
+// their Merkle root (crypto/reply_batch.h), every other reply is signed alone.
 #include <spdlog/spdlog.h>
 
 #include "crypto/hash.h"
+#include "crypto/reply_batch.h"
 #include "node/node.pb.h"
 #include "node/replica.h"
 
@@ -23,8 +26,19 @@ void Replica::sign_and_send(std::string routing_id, crypto::MessageType type, st
     workers_->submit_sign(SignJob{std::move(routing_id), type, std::move(body)});
 }
 
-void Replica::reply(const ClientRoute& route, const crypto::Hash& tx_id,
-                    const ledger::Outcome& outcome, uint64_t view) {
+void Replica::sign_and_send_batch(BatchSignJob job) {
+    if (inline_signs_left_ > 0) {  // one signature for the whole batch: as cheap as one reply
+        --inline_signs_left_;
+        auto frames = crypto::seal_reply_batch(key_, job.batch, job.bodies);
+        for (size_t i = 0; i < frames.size(); ++i)
+            transport_->send_to_client(job.routing_ids[i], frames[i]);
+        return;
+    }
+    workers_->submit_sign_batch(std::move(job));
+}
+
+std::string Replica::reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
+                                const ledger::Outcome& outcome, uint64_t view) const {
     pb::Reply r;
     r.set_tx_id(bytes_of(tx_id));
     r.set_client(std::string(crypto::as_bytes(route.client)));
@@ -36,14 +50,33 @@ void Replica::reply(const ClientRoute& route, const crypto::Hash& tx_id,
     r.set_view(view);
     r.set_replica(id_);
     if (lies_to_clients_) {
-        // wrong-reply traitor: a plausible lie — another result, another seq, another value.
+        // wrong-reply traitor: a plausible lie — another result, another seq, another value —
+        // signed as correctly as the truth, so only the quorum can expose it.
         const auto ok = static_cast<uint32_t>(ledger::ResultCode::kOk);
         r.set_result(r.result() == ok ? static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds)
                                       : ok);
         r.set_seq(r.seq() + 1);
         r.set_value(r.value() + 7);
     }
-    sign_and_send(route.routing_id, crypto::MessageType::kReply, r.SerializeAsString());
+    return r.SerializeAsString();
+}
+
+void Replica::reply(const ClientRoute& route, const crypto::Hash& tx_id,
+                    const ledger::Outcome& outcome, uint64_t view) {
+    sign_and_send(route.routing_id, crypto::MessageType::kReply,
+                  reply_body(route, tx_id, outcome, view));
+}
+
+void Replica::reply_batch(uint64_t seq, uint64_t view, const std::vector<ledger::Outcome>& outcomes) {
+    BatchSignJob job;
+    job.batch = seq;
+    for (const auto& outcome : outcomes) {
+        auto route = routes_.take(outcome.tx_id);
+        if (!route) continue;
+        job.bodies.push_back(reply_body(*route, outcome.tx_id, outcome, view));
+        job.routing_ids.push_back(std::move(route->routing_id));
+    }
+    if (!job.bodies.empty()) sign_and_send_batch(std::move(job));
 }
 
 void Replica::on_request(RequestIn& in, bft::Output& out) {

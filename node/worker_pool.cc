@@ -12,6 +12,7 @@
 #include "bft/pbft/pbft.pb.h"
 #include "crypto/assert.h"
 #include "crypto/hash.h"
+#include "crypto/reply_batch.h"
 #include "node/node.pb.h"
 
 namespace tally::node {
@@ -99,7 +100,7 @@ void WorkerPool::submit_verify_all(std::vector<VerifyJob>& jobs) {
 bool WorkerPool::submit_sign(SignJob job) {
     {
         std::lock_guard lock(jobs_mutex_);
-        if (sign_jobs_.size() < options_.sign_jobs_max) {
+        if (sign_jobs_.size() + batch_sign_jobs_.size() < options_.sign_jobs_max) {
             sign_jobs_.push_back(std::move(job));
             jobs_ready_.notify_one();
             return true;
@@ -109,22 +110,41 @@ bool WorkerPool::submit_sign(SignJob job) {
     return false;
 }
 
+bool WorkerPool::submit_sign_batch(BatchSignJob job) {
+    TALLY_ASSERT(!job.bodies.empty() && job.routing_ids.size() == job.bodies.size());
+    {
+        std::lock_guard lock(jobs_mutex_);
+        if (sign_jobs_.size() + batch_sign_jobs_.size() < options_.sign_jobs_max) {
+            batch_sign_jobs_.push_back(std::move(job));
+            jobs_ready_.notify_one();
+            return true;
+        }
+    }
+    reject("reply_queue_full", "the signing queue is full; dropped a batch's replies");
+    return false;
+}
+
 size_t WorkerPool::pending_jobs() const {
     std::lock_guard lock(jobs_mutex_);
-    return verify_jobs_.size() + sign_jobs_.size();
+    return verify_jobs_.size() + sign_jobs_.size() + batch_sign_jobs_.size();
 }
 
 void WorkerPool::run() {
     for (;;) {
         std::optional<SignJob> sign_job;
+        std::optional<BatchSignJob> batch_sign_job;
         std::optional<VerifyJob> verify_job;
         {
             std::unique_lock lock(jobs_mutex_);
             jobs_ready_.wait(lock, [&] {
-                return stopping_ || !sign_jobs_.empty() || !verify_jobs_.empty();
+                return stopping_ || !sign_jobs_.empty() || !batch_sign_jobs_.empty() ||
+                       !verify_jobs_.empty();
             });
             if (stopping_) return;
-            if (!sign_jobs_.empty()) {
+            if (!batch_sign_jobs_.empty()) {
+                batch_sign_job.emplace(std::move(batch_sign_jobs_.front()));
+                batch_sign_jobs_.pop_front();
+            } else if (!sign_jobs_.empty()) {
                 sign_job.emplace(std::move(sign_jobs_.front()));
                 sign_jobs_.pop_front();
             } else {
@@ -133,6 +153,7 @@ void WorkerPool::run() {
                 verify_bytes_ -= verify_job->frame.size();
             }
         }
+        if (batch_sign_job) sign_batch(*batch_sign_job);
         if (sign_job) sign(*sign_job);
         if (verify_job) verify(*verify_job, nullptr);
     }
@@ -182,7 +203,7 @@ void WorkerPool::verify_here(VerifyJob& job, std::vector<Event>& out) { verify(j
 
 bool WorkerPool::idle() const {
     std::lock_guard lock(jobs_mutex_);
-    return verify_jobs_.empty() && sign_jobs_.empty();
+    return verify_jobs_.empty() && sign_jobs_.empty() && batch_sign_jobs_.empty();
 }
 
 void WorkerPool::reject(std::string_view reason, std::string_view detail) {
@@ -191,6 +212,12 @@ void WorkerPool::reject(std::string_view reason, std::string_view detail) {
 
 void WorkerPool::sign(SignJob& job) {
     emit(SignedOut{std::move(job.routing_id), crypto::seal(key_, job.type, job.body)});
+}
+
+void WorkerPool::sign_batch(BatchSignJob& job) {
+    auto frames = crypto::seal_reply_batch(key_, job.batch, job.bodies);
+    for (size_t i = 0; i < frames.size(); ++i)
+        emit(SignedOut{std::move(job.routing_ids[i]), std::move(frames[i])});
 }
 
 // Requests inside a pre-prepare: check their signatures here, in parallel, so the engine's

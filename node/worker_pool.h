@@ -1,6 +1,7 @@
 // WorkerPool: the threads that do a replica's signature work off the consensus thread.
 //
-// Input: raw frames from the ROUTER socket (VerifyJob) and reply bodies to sign (SignJob).
+// Input: raw frames from the ROUTER socket (VerifyJob), reply bodies to sign one by one
+// (SignJob), and the replies of an executed batch to sign under one root (BatchSignJob).
 // A worker opens each frame (crypto::open's checks), requires replica message types to come
 // from a replica's key, checks the signature (for a client request, through the
 // TxAuthenticator, which caches the verdict for the engine), pre-checks the requests inside a
@@ -44,11 +45,20 @@ struct SignJob {
     std::string body;
 };
 
+// The replies of one executed batch: sealed together under one signature over their Merkle
+// root (crypto/reply_batch.h), each frame then sent to its own client.
+// Invariant: routing_ids.size() == bodies.size() >= 1.
+struct BatchSignJob {
+    uint64_t batch = 0;  // the batch's sequence number
+    std::vector<std::string> routing_ids;
+    std::vector<std::string> bodies;
+};
+
 struct WorkerPoolOptions {
     uint32_t threads = 2;
     size_t verify_jobs_max = 16384;
     size_t verify_bytes_max = 64u << 20;  // frames waiting for a worker, in bytes
-    size_t sign_jobs_max = 65536;
+    size_t sign_jobs_max = 65536;  // SignJobs and BatchSignJobs together
     size_t events_max = 65536;  // verified events waiting for the consensus thread
 };
 
@@ -68,6 +78,7 @@ public:
     // Queues every job of `jobs` (those that fit) under one lock and one wake-up; clears it.
     void submit_verify_all(std::vector<VerifyJob>& jobs);
     bool submit_sign(SignJob job);
+    bool submit_sign_batch(BatchSignJob job);
 
     // The fd the consensus thread polls for "events are ready" (readable until acknowledged).
     int wake_fd() const { return wake_fd_; }
@@ -90,6 +101,7 @@ private:
     void verify(VerifyJob& job, std::vector<Event>* here);
     void deliver(std::vector<Event>* here, Event event);
     void sign(SignJob& job);
+    void sign_batch(BatchSignJob& job);
     void emit(Event event);
     void reject(std::string_view reason, std::string_view detail);
     void pre_authenticate_batch(std::string_view body);
@@ -106,6 +118,7 @@ private:
     std::deque<VerifyJob> verify_jobs_;  // guarded by jobs_mutex_
     size_t verify_bytes_ = 0;            // guarded by jobs_mutex_
     std::deque<SignJob> sign_jobs_;      // guarded by jobs_mutex_
+    std::deque<BatchSignJob> batch_sign_jobs_;  // guarded by jobs_mutex_
     bool stopping_ = false;              // guarded by jobs_mutex_
 
     std::mutex events_mutex_;

@@ -100,6 +100,8 @@ private:
     void advance(uint64_t seq, Output& out);
     void deliver(Output& out);
     std::vector<std::string> take_batch();
+    // Batching: may the primary start another batch now, with batches already in flight?
+    bool batch_is_due() const;
 
     // --- checkpoint.cc
     void on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);

@@ -197,6 +197,11 @@ public:
         std::lock_guard lock(mu_);
         return history_;
     }
+    // The client's reply counters, once stopped.
+    client::ReplyCounters reply_counters() const {
+        std::lock_guard lock(mu_);
+        return reply_counters_;
+    }
 
 private:
     static uint64_t now_us() {
@@ -245,6 +250,8 @@ private:
             record(op);
             if (round % 5 == 4) read_recipient(c);
         }
+        std::lock_guard lock(mu_);
+        reply_counters_ = c.counters();
     }
 
     void read_recipient(client::Client& c) {
@@ -275,6 +282,7 @@ private:
     mutable std::mutex mu_;
     Clock::time_point last_commit_{};
     std::vector<client::Operation> history_;
+    client::ReplyCounters reply_counters_;
     std::thread thread_;
 };
 

@@ -33,6 +33,7 @@ TEST_P(TraitorNetwork, HonestReplicasKeepCommittingAgreeAndDetectTheTraitor) {
         if (id != c.traitor) honest.push_back(id);
 
     uint64_t moved = 0;
+    client::ReplyCounters replies;
     {
         Load alice(net.config(), net.account("alice"), net.account("bob").public_key());
         Load carol(net.config(), net.account("carol"), net.account("bob").public_key());
@@ -40,6 +41,8 @@ TEST_P(TraitorNetwork, HonestReplicasKeepCommittingAgreeAndDetectTheTraitor) {
         alice.stop();
         carol.stop();
         moved = alice.amount_moved() + carol.amount_moved();
+        replies = alice.reply_counters();
+        replies += carol.reply_counters();
         // What the clients accepted, traitor or not, has one order that explains it all.
         expect_linearizable(net.config(), {&alice, &carol});
     }
@@ -60,6 +63,13 @@ TEST_P(TraitorNetwork, HonestReplicasKeepCommittingAgreeAndDetectTheTraitor) {
             for (const auto& d : status[id].reply.detected())
                 if (d.kind() == c.detected_kind) count += d.count();
         EXPECT_GT(count, 0u) << "no honest replica detected " << c.detected_kind;
+    }
+
+    if (c.behaviour == "wrong-reply") {
+        // The traitor signs its lies correctly (batched under a root it signed): the clients
+        // refuse them because no quorum agrees, not for their signatures.
+        EXPECT_GT(replies.mismatch, 0u) << "the clients never saw a lie";
+        EXPECT_EQ(replies.bad_signature, 0u);
     }
 
     // Clients only ever accepted correct results: bob holds exactly what alice's accepted

@@ -140,6 +140,61 @@ TEST(PbftNormalCase, ThePrimaryBatchesRequestsAndKeepsAtMostPipelineDepthInFligh
     EXPECT_EQ(pre_prepares, h.config.pipeline_depth) << "nothing executed yet, so the pipeline is full";
 }
 
+TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyABatchNoSmallerThanTheSmallest) {
+    Harness h(0);  // the primary of view 0; pipeline depth 4, batches of at most 4
+    std::vector<pb::PrePrepare> proposed;
+    auto collect = [&](const Output& out) {
+        for (const auto& env : sent(out, MessageType::kPrePrepare)) {
+            pb::PrePrepare pp;
+            ASSERT_TRUE(pp.ParseFromString(env.body));
+            proposed.push_back(pp);
+        }
+    };
+    auto submit = [&] {
+        collect(h.engine->on_client_request(ClientRequest{{h.client.public_key(), 0}, h.request()}));
+    };
+    // Prepares and commits from backups 1 and 2 commit `seq`; then the caller executes it.
+    auto commit_and_execute = [&](uint64_t seq) {
+        const crypto::Hash d = hash_from_bytes(proposed.at(seq - 1).digest());
+        for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.vote(MessageType::kPrepare, from, 0, seq, d)));
+        Output out;
+        for (ReplicaId from : {1u, 2u}) {
+            out = h.deliver(h.vote(MessageType::kCommit, from, 0, seq, d));
+            collect(out);
+        }
+        ASSERT_EQ(out.commit.size(), 1u);
+        collect(h.engine->on_executed(seq, crypto::Hash{}));
+    };
+
+    // Nothing in flight: the first request is proposed at once, alone; so is each next one,
+    // since a batch of one is no smaller than those in flight; the pipeline is then full.
+    for (int i = 0; i < 4; ++i) submit();
+    ASSERT_EQ(proposed.size(), 4u);
+    for (int i = 0; i < 4; ++i) submit();
+    ASSERT_EQ(proposed.size(), 4u);
+    // Executing seq 1 frees a slot: the four waiting requests go as one batch.
+    commit_and_execute(1);
+    ASSERT_EQ(proposed.size(), 5u);
+    EXPECT_EQ(proposed[4].requests_size(), 4);
+    for (uint64_t seq = 2; seq <= 4; ++seq) commit_and_execute(seq);
+    ASSERT_EQ(proposed.size(), 5u);
+    // Only the batch of four is in flight: lone requests wait rather than take a slot alone ...
+    for (int i = 0; i < 3; ++i) submit();
+    EXPECT_EQ(proposed.size(), 5u) << "a batch of fewer than four would be proposed";
+    // ... until they make a batch as big as it,
+    submit();
+    ASSERT_EQ(proposed.size(), 6u);
+    EXPECT_EQ(proposed[5].requests_size(), 4);
+    // or until the smaller in-flight batches execute: with nothing in flight, anything goes.
+    submit();
+    EXPECT_EQ(proposed.size(), 6u);
+    commit_and_execute(5);
+    EXPECT_EQ(proposed.size(), 6u) << "seq 6 (four requests) is still in flight";
+    commit_and_execute(6);
+    ASSERT_EQ(proposed.size(), 7u);
+    EXPECT_EQ(proposed[6].requests_size(), 1);
+}
+
 TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog) {
     Harness h(1);
     crypto::Hash digest{};

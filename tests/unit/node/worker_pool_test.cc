@@ -1,13 +1,15 @@
 // WorkerPool: every frame ends as exactly one verified event or one counted rejection, by
-// reason; replies are signed; a full queue drops and counts.
+// reason; replies are signed (a batch's under one root); a full queue drops and counts.
 #include "node/worker_pool.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
 
 #include <chrono>
+#include <set>
 
 #include "crypto/envelope.h"
+#include "crypto/reply_batch.h"
 #include "ledger/tx.h"
 #include "node/node.pb.h"
 
@@ -172,6 +174,36 @@ TEST_F(WorkerPoolTest, SignJobsComeBackAsSealedEnvelopes) {
     ASSERT_TRUE(env.ok()) << env.error().message;
     EXPECT_EQ(env->type, crypto::MessageType::kReply);
     EXPECT_EQ(env->body, "body");
+}
+
+TEST_F(WorkerPoolTest, ABatchSignJobComesBackAsOneFramePerReplyUnderOneRoot) {
+    auto pool = make_pool();
+    BatchSignJob batch;
+    batch.batch = 12;
+    for (int i = 0; i < 5; ++i) {
+        batch.routing_ids.push_back("client-" + std::to_string(i));
+        batch.bodies.push_back("reply " + std::to_string(i));
+    }
+    ASSERT_TRUE(pool->submit_sign_batch(batch));
+    auto events = wait_for(*pool, 5);
+    ASSERT_EQ(events.size(), 5u);
+    std::set<std::string> statements;
+    for (size_t i = 0; i < events.size(); ++i) {
+        auto* out = std::get_if<SignedOut>(&events[i]);
+        ASSERT_NE(out, nullptr);
+        EXPECT_EQ(out->routing_id, batch.routing_ids[i]);
+        crypto::OpenOptions options;
+        options.expected_sender = self_key_.public_key();
+        auto env = crypto::open(out->envelope, options);  // checks the path and the root's signature
+        ASSERT_TRUE(env.ok()) << env.error().message;
+        EXPECT_EQ(env->type, crypto::MessageType::kBatchReply);
+        auto reply = crypto::decode_reply_batch(env->body);
+        ASSERT_TRUE(reply.ok());
+        EXPECT_EQ(reply->batch, 12u);
+        EXPECT_EQ(reply->leaf, batch.bodies[i]);
+        statements.insert(crypto::reply_batch_claim(*reply).value());
+    }
+    EXPECT_EQ(statements.size(), 1u);  // one root, one signature, for all five
 }
 
 TEST_F(WorkerPoolTest, AFullQueueDropsAndCounts) {
