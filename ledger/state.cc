@@ -409,8 +409,9 @@ Status State::Impl::initialize(const Genesis& genesis) {
         Use use(insert_block);
         use.bind(1, uint64_t{0}).bind(2, uint64_t{0}).bind(3, uint64_t{0});
         use.bind(4, genesis_block.prev_hash).bind(5, genesis_block.tx_root);
+        const crypto::Hash no_history{};  // bound blobs must outlive the statement's use
         use.bind(6, genesis_block.state_digest).bind(7, uint64_t{0}).bind(8, hash);
-        use.bind(9, crypto::Hash{});
+        use.bind(9, no_history);
         rc = use.step() == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
     }
     if (rc == SQLITE_OK) rc = exec("COMMIT");
