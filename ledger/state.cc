@@ -1097,22 +1097,19 @@ Status SnapshotImport::Impl::stage_records(const pb::SnapshotChunk& chunk) {
     State::Impl& m = state;
     if (m.broken)
         return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
-    if (m.exec("BEGIN IMMEDIATE") != SQLITE_OK) return m.io_error("staging snapshot records");
+    if (m.run(m.begin) != SQLITE_DONE) return m.io_error("staging snapshot records");
+    auto fail = [&] {
+        Error error = m.io_error("staging snapshot records");
+        if (!sqlite3_get_autocommit(m.db)) m.run(m.rollback);
+        return error;
+    };
     for (const TxRecord& record : checked) {
         Use use(stage);
         use.bind(1, record.id).bind(2, static_cast<uint64_t>(record.code)).bind(3, record.seq);
         use.bind(4, record.value);
-        if (use.step() != SQLITE_DONE) {
-            Error error = m.io_error("staging snapshot records");
-            m.exec("ROLLBACK");
-            return error;
-        }
+        if (use.step() != SQLITE_DONE) return fail();
     }
-    if (m.exec("COMMIT") != SQLITE_OK) {
-        Error error = m.io_error("staging snapshot records");
-        if (!sqlite3_get_autocommit(m.db)) m.exec("ROLLBACK");
-        return error;
-    }
+    if (m.run(m.commit) != SQLITE_DONE) return fail();
     for (const TxRecord& record : checked) chain.add(record);
     records += checked.size();
     last_record_seq = prev_seq;
