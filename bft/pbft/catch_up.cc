@@ -70,15 +70,10 @@ void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output
     for (auto it = log_.lower_bound(std::max(req.from_seq(), low_ + 1));
          it != log_.end() && static_cast<size_t>(reply.batches_size()) < kBatchesPerReply; ++it) {
         const Slot& slot = it->second;
-        if (!slot.committed || it->first > last_delivered_) break;
-        auto c = slot.commits.find({slot.view, slot.digest});
-        if (c == slot.commits.end() || c->second.size() < quorum_.quorum()) break;
+        if (!slot.decided || it->first > last_delivered_) break;
         pb::CommittedProof* proof = reply.add_batches();
-        proof->set_pre_prepare(slot.pre_prepare);
-        for (const auto& [sender, envelope] : c->second) {
-            if (static_cast<uint32_t>(proof->commits_size()) == quorum_.quorum()) break;
-            proof->add_commits(envelope);
-        }
+        proof->set_pre_prepare(slot.decided->pre_prepare);
+        for (const auto& e : slot.decided->commits) proof->add_commits(e);
     }
     if (!last_new_view_.empty()) reply.set_new_view(last_new_view_);
     if (reply.stable_seq() == 0 && reply.batches_size() == 0 && reply.new_view().empty()) return;
@@ -112,7 +107,6 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
         // 2f+1 commits mean f+1 honest replicas prepared it: this is the batch decided at seq.
         slot.accepted = true;
         slot.prepared = true;
-        slot.committed = true;
         slot.view = view;
         slot.digest = digest;
         slot.requests = std::move(requests);
@@ -121,6 +115,8 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
             ReplicaId s = 0;
             if (open_from(e, crypto::MessageType::kCommit, &s)) slot.commits[{view, digest}][s] = e;
         }
+        decide(seq, slot, Decided{view, digest, proof.pre_prepare(), {proof.commits().begin(), proof.commits().end()}},
+               out);
     }
     deliver(out);
 }

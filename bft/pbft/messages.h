@@ -39,6 +39,7 @@ inline constexpr std::string_view kKeyStable = "stable";    // StableCheckpoint
 inline constexpr char kKeySlotPrefix = 's';                // s | seq | view | kind
 inline constexpr char kSlotAccepted = 'a';                 // PreparedProof{pre-prepare, own prepare}
 inline constexpr char kSlotPrepared = 'b';                 // PreparedProof: the certificate
+inline constexpr char kSlotCommitted = 'c';                // CommittedProof: what was decided
 std::string slot_key(uint64_t seq, uint64_t view, char kind);
 std::string slot_key_bound(uint64_t seq);  // the first key at seq (for erasing below it)
 

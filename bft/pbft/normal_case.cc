@@ -103,6 +103,12 @@ void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::s
     }
     if (it != log_.end() && it->second.expected && *it->second.expected != d)
         return detect(from, "new_view_mismatch");
+    if (conflicts_with_decided(pp.seq(), d)) {
+        // Another batch where one was decided is a lie; a slot executed without a record of
+        // what (restart after a power loss) is simply not this replica's to vote on.
+        if (it != log_.end() && it->second.decided) detect(from, "conflicts_decided");
+        return;
+    }
     if (!valid_batch(from, pp)) return;
     accept_pre_prepare(pp.seq(), pp.view(), d, {pp.requests().begin(), pp.requests().end()},
                        std::string(raw), out);
@@ -138,7 +144,7 @@ void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash
     slot.view = view;
     slot.digest = digest;
     slot.prepared = false;
-    slot.committed = false;
+    slot.committed = slot.decided.has_value();  // a decided slot stays decided in every view
     slot.expected.reset();
     slot.pre_prepare = raw;
     for (const auto& r : requests) {
@@ -242,9 +248,37 @@ void Replica::advance(uint64_t seq, Output& out) {
     if (!slot.committed) {
         auto c = slot.commits.find(key);
         if (c == slot.commits.end() || c->second.size() < quorum_.quorum()) return;
-        slot.committed = true;
+        Decided decided{view_, slot.digest, slot.pre_prepare, {}};
+        for (const auto& [sender, envelope] : c->second) {
+            if (decided.commits.size() == quorum_.quorum()) break;
+            decided.commits.push_back(envelope);
+        }
+        decide(seq, slot, std::move(decided), out);
         deliver(out);
     }
+}
+
+void Replica::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) {
+    pb::CommittedProof record;
+    record.set_pre_prepare(decided.pre_prepare);
+    for (const auto& e : decided.commits) record.add_commits(e);
+    out.persist.push_back(PersistPut{slot_key(seq, decided.view, kSlotCommitted), record.SerializeAsString()});
+    slot.committed = true;
+    slot.decided = std::move(decided);
+}
+
+bool Replica::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const {
+    auto it = log_.find(seq);
+    if (it != log_.end() && it->second.decided) return it->second.decided->digest != digest;
+    if (seq > last_delivered_) return false;
+    // Executed before a restart that lost the record of which batch (a power loss: the proof
+    // is written unsynced). It accepts only what a checked NEW-VIEW re-proposes there from a
+    // prepared certificate: V holds the certificate of an honest replica that prepared the
+    // decided batch, and O takes the highest view's, which is that batch. A null batch there
+    // (no certificate in V) it cannot tell from a lie, nor any other proposal.
+    const bool from_certificate =
+        it != log_.end() && it->second.expected && *it->second.expected == digest && digest != batch_digest({});
+    return !from_certificate;
 }
 
 // Hands committed batches to the caller strictly in sequence order.

@@ -138,9 +138,8 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     last_delivered_ = executed_seq;
     last_executed_digest_ = digest;
     next_seq_ = executed_seq + 1;
-    // The ledger's last block may lie above the last stable checkpoint; the log starts after
-    // it. The water mark is the stored, proven stable checkpoint (below), or 0 without one: a
-    // VIEW-CHANGE may only claim a checkpoint its sender can prove.
+    // The water mark is the stored, proven stable checkpoint, or 0 without one: a VIEW-CHANGE
+    // may only claim a checkpoint its sender can prove. The ledger's last block may lie above it.
     low_ = 0;
     bool view_known = false;
     std::optional<pb::StableCheckpoint> stable;
@@ -150,41 +149,23 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
             if (record.ParseFromString(value) && record.seq() > 0 &&
                 valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()), record.proof()))
                 stable = std::move(record);
-            continue;
-        }
-        if (key == kKeyView) {
+        } else if (key == kKeyView) {
             view_ = read_be64(value);
             active_ = value.size() > 8 ? value[8] != 0 : true;
             view_known = true;
-            continue;
         }
+    }
+    // Every slot above the stable checkpoint comes back, executed ones included: until a
+    // checkpoint is stable, this replica's prepared certificates are what makes a later view
+    // change keep the batches it executed (a VIEW-CHANGE without them lets a new view fill
+    // those slots with other batches), and what was decided there is what it must never
+    // contradict.
+    const uint64_t stable_seq = stable ? stable->seq() : 0;
+    for (const auto& [key, value] : records) {
         if (key.size() != 18 || key[0] != kKeySlotPrefix) continue;
         uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
         uint64_t view = read_be64(std::string_view(key).substr(9, 8));
-        if (seq <= executed_seq) continue;
-        pb::PreparedProof proof;
-        if (!proof.ParseFromString(value)) continue;
-        ReplicaId primary = 0;
-        auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
-        pb::PrePrepare pp;
-        if (!pp_env || !decode(pp_env->body, pp) || pp.view() != view || pp.seq() != seq) continue;
-        std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
-        crypto::Hash d = hash_from_bytes(pp.digest());
-        Slot& slot = log_[seq];
-        if (key[17] == kSlotAccepted && view >= slot.view) {
-            // What this replica signed for (view, seq): it will never sign another digest there.
-            slot.accepted = true;
-            slot.view = view;
-            slot.digest = d;
-            slot.requests = requests;
-            slot.pre_prepare = proof.pre_prepare();
-            for (const auto& p : proof.prepares()) slot.prepares[{view, d}][config_.id] = p;
-        } else if (key[17] == kSlotPrepared) {
-            PreparedCert cert{view, d, requests, proof.pre_prepare(),
-                              {proof.prepares().begin(), proof.prepares().end()}};
-            if (!slot.cert || slot.cert->view < view) slot.cert = std::move(cert);
-        }
-        next_seq_ = std::max(next_seq_, seq + 1);
+        if (seq > stable_seq) load_slot(seq, view, key[17], value, executed_seq);
     }
     if (stable) {
         // The water mark this replica can prove (a VIEW-CHANGE must carry the proof).
@@ -211,7 +192,58 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // replica that was between views had not voted in the one it was entering.
     view_recorded_ = view_known;
     if (view_known && active_) silent_through_view_ = view_;
+    // Batches decided before the crash but not executed by the ledger execute now.
+    deliver(out);
     return out;
+}
+
+void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq) {
+    if (kind == kSlotCommitted) {
+        pb::CommittedProof proof;
+        uint64_t v = 0, s = 0;
+        crypto::Hash d{};
+        std::vector<std::string> requests;
+        if (!proof.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
+            !valid_committed_proof(proof, &v, &s, &d, &requests) || v != view || s != seq)
+            return;
+        Slot& slot = log_[seq];
+        if (slot.decided) return;
+        slot.committed = true;
+        slot.decided = Decided{view, d, proof.pre_prepare(), {proof.commits().begin(), proof.commits().end()}};
+        if (!slot.accepted) {
+            // Executable from here: the batch, as the pre-prepare its commits certify.
+            slot.view = view;
+            slot.digest = d;
+            slot.requests = std::move(requests);
+            slot.pre_prepare = proof.pre_prepare();
+        }
+        next_seq_ = std::max(next_seq_, seq + 1);
+        return;
+    }
+    pb::PreparedProof proof;
+    if (!proof.ParseFromArray(value.data(), static_cast<int>(value.size()))) return;
+    ReplicaId primary = 0;
+    auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
+    pb::PrePrepare pp;
+    if (!pp_env || !decode(pp_env->body, pp) || pp.view() != view || pp.seq() != seq) return;
+    std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
+    crypto::Hash d = hash_from_bytes(pp.digest());
+    Slot& slot = log_[seq];
+    if (kind == kSlotAccepted && view >= slot.view && seq > executed_seq) {
+        // What this replica signed for (view, seq): it will never sign another digest there.
+        // (At an executed slot, what was decided is what it must not contradict.)
+        slot.accepted = true;
+        slot.view = view;
+        slot.digest = d;
+        slot.requests = std::move(requests);
+        slot.pre_prepare = proof.pre_prepare();
+        for (const auto& p : proof.prepares()) slot.prepares[{view, d}][config_.id] = p;
+    } else if (kind == kSlotPrepared) {
+        PreparedCert cert{view, d, std::move(requests), proof.pre_prepare(),
+                          {proof.prepares().begin(), proof.prepares().end()}};
+        if (!slot.cert || slot.cert->view < view) slot.cert = std::move(cert);
+    }
+    next_seq_ = std::max(next_seq_, seq + 1);
 }
 
 EngineStatus Replica::status() const {
@@ -231,7 +263,7 @@ void Replica::check_invariants() const {
     for (const auto& [seq, slot] : log_) {
         TALLY_ASSERT(seq > low_ || seq <= last_executed_);
         TALLY_ASSERT(!slot.prepared || slot.accepted);
-        TALLY_ASSERT(!slot.committed || slot.prepared || seq <= last_delivered_);
+        TALLY_ASSERT(slot.committed == slot.decided.has_value());
     }
     TALLY_ASSERT(last_executed_ <= last_delivered_);
     TALLY_ASSERT(low_ <= last_executed_ || fetching_state_);

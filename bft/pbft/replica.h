@@ -55,6 +55,15 @@ private:
         std::vector<std::string> prepares;  // 2f envelopes from distinct backups
     };
 
+    // What was decided at a sequence number: the batch 2f+1 replicas committed, and the proof
+    // (the pre-prepare and 2f+1 matching commits) that lets a peer catching up check it.
+    struct Decided {
+        uint64_t view = 0;
+        crypto::Hash digest{};
+        std::string pre_prepare;
+        std::vector<std::string> commits;
+    };
+
     // Everything known about one sequence number.
     struct Slot {
         // The pre-prepare accepted in `view` (the current view once accepted).
@@ -72,6 +81,10 @@ private:
         std::map<VoteKey, Votes> commits;
         // The prepared certificate of the highest view this replica prepared in (for P).
         std::optional<PreparedCert> cert;
+        // Set once committed-local (or proven committed by a peer); never changes after, in any
+        // view or across restarts: this replica never accepts another digest for the slot.
+        // Invariant: committed <=> decided.
+        std::optional<Decided> decided;
     };
 
     // --- replica.cc
@@ -87,6 +100,8 @@ private:
                                               ReplicaId* sender) const;
 
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
+    // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
+    void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);
 
     // --- normal_case.cc
     void on_request(const ClientRequest& request, Output& out);
@@ -99,6 +114,14 @@ private:
     void propose(Output& out);
     void advance(uint64_t seq, Output& out);
     void deliver(Output& out);
+    // The slot is committed: remember what was decided and persist its proof (not synced: a
+    // lost record costs only the ability to serve it to peers and to refuse a conflicting
+    // proposal for it, which the prepared certificates of f+1 honest replicas prevent anyway).
+    void decide(uint64_t seq, Slot& slot, Decided decided, Output& out);
+    // Would accepting a pre-prepare of `digest` at `seq` contradict what was decided there?
+    // Yes for another batch than the one decided; at a slot executed without a record of which
+    // batch, for anything but what a checked NEW-VIEW re-proposes from a certificate.
+    bool conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const;
     std::vector<std::string> take_batch();
     // Batching: may the primary start another batch now, with batches already in flight?
     bool batch_is_due() const;
@@ -145,6 +168,8 @@ private:
     void enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
                     std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
                     Output& out);
+    // Does O put another batch where this replica knows one was decided?
+    bool contradicts_decided(const std::vector<Reproposal>& o) const;
     void persist_view(Output& out);
     void replay_future(Output& out);
 

@@ -142,6 +142,9 @@ void Replica::maybe_send_new_view(uint64_t view, Output& out) {
     std::vector<Reproposal> o;
     if (vcs.size() < quorum_.quorum() || !compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o))
         return;
+    // Only possible with more than f traitors among V: this replica will not re-propose
+    // another batch where one was decided (the view change times out to the next view).
+    if (contradicts_decided(o)) return detect(config_.id, "new_view_contradicts_decided");
     for (const auto& r : o) {
         pb::Vote* entry = nv.add_reproposals();
         entry->set_view(view);
@@ -188,6 +191,9 @@ void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::stri
         if (entry.view() != v || entry.seq() != o[i].seq || hash_from_bytes(entry.digest()) != o[i].digest)
             return detect(from, "bad_new_view");
     }
+    // A NEW-VIEW that follows from its V but puts another batch where this replica knows one
+    // was decided: V's senders hid what they prepared, which more than f traitors could do.
+    if (contradicts_decided(o)) return detect(from, "new_view_contradicts_decided");
     last_new_view_ = std::string(raw);
     enter_view(v, min_s, min_digest, std::move(min_proof), o, out);
 }
@@ -285,11 +291,12 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(view));
     if (min_s > low_) make_stable(min_s, min_digest, std::move(min_proof), out);
 
-    // Slots start over in the new view; certificates (for later view changes) are kept.
+    // Slots start over in the new view; certificates (for later view changes) and what was
+    // decided are kept.
     for (auto& [seq, slot] : log_) {
         slot.accepted = false;
         slot.prepared = false;
-        if (seq > last_delivered_) slot.committed = false;
+        slot.committed = slot.decided.has_value();
         slot.expected.reset();
     }
     for (auto& [digest, w] : waiting_) w.in_log = false;
@@ -307,7 +314,9 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     queue_.clear();
     if (is_primary()) {
         for (const auto& r : o) {
-            if (r.seq <= low_) continue;
+            // Not at a slot it executed without knowing what (restart without the record):
+            // peers that lack it catch up from those who hold its proof.
+            if (r.seq <= low_ || conflicts_with_decided(r.seq, r.digest)) continue;
             pb::PrePrepare pp;
             pp.set_view(view);
             pp.set_seq(r.seq);
@@ -324,6 +333,15 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     }
     replay_future(out);
     if (is_primary()) propose(out);
+}
+
+bool Replica::contradicts_decided(const std::vector<Reproposal>& o) const {
+    for (const auto& r : o) {
+        auto it = log_.find(r.seq);
+        if (r.seq > low_ && it != log_.end() && it->second.decided && it->second.decided->digest != r.digest)
+            return true;
+    }
+    return false;
 }
 
 void Replica::replay_future(Output& out) {

@@ -1,0 +1,306 @@
+// PBFT's rules for what a replica executed but has not yet checkpointed (issue 10, §1): a
+// restart keeps every certificate above the stable checkpoint, executed slots included; a slot
+// once decided is never given another batch, in any view, across restarts.
+//
+// The bug these pin down: a restart used to drop the stored certificates of every slot at or
+// below the ledger's executed sequence number. Its VIEW-CHANGE then carried no certificate for
+// them, and a new view could fill them with another batch (or a null one) that replicas which
+// never executed the first would execute instead: honest replicas disagreeing, no traitor
+// needed.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <set>
+
+#include "tests/unit/bft/pbft_harness.h"
+
+namespace tally::bft::pbft::testing {
+namespace {
+
+using crypto::MessageType;
+using Store = std::map<std::string, std::string>;
+
+// Everything an output wrote, as the store would return it on the next start.
+void keep(const Output& out, Store& store) {
+    for (const auto& op : out.persist) {
+        if (const auto* put = std::get_if<PersistPut>(&op)) {
+            store[put->key] = put->value;
+        } else {
+            const auto& erase = std::get<PersistErase>(op);
+            store.erase(store.lower_bound(erase.from), store.lower_bound(erase.to));
+        }
+    }
+}
+
+std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
+    pb::ViewChange vc;
+    vc.set_new_view(new_view);
+    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
+}
+
+// A few real engines wired to one another by hand, each with its own store and a ledger that
+// records which batch it executed at each seq. Replicas without an engine here are played by
+// the test (or silent); replicas in `cut` receive nothing.
+struct Wire {
+    std::map<ReplicaId, Harness*> engines;
+    std::map<ReplicaId, Store> stores;
+    std::map<ReplicaId, std::map<uint64_t, crypto::Hash>> executed;  // seq -> batch digest
+    std::set<ReplicaId> cut;
+    std::deque<std::pair<ReplicaId, std::string>> queue;  // (to, envelope)
+
+    // Honours an output as the node does: persist, send, execute (and report it).
+    void take(ReplicaId from, const Output& out) {
+        keep(out, stores[from]);
+        for (const auto& o : out.send) {
+            if (o.to != kAllReplicas) {
+                queue.emplace_back(o.to, o.envelope);
+                continue;
+            }
+            for (const auto& [id, h] : engines)
+                if (id != from) queue.emplace_back(id, o.envelope);
+        }
+        for (const auto& c : out.commit) {
+            executed[from][c.seq] = batch_digest(c.requests);
+            take(from, engines.at(from)->engine->on_executed(c.seq, crypto::Hash{}));
+        }
+    }
+    void flush() {
+        while (!queue.empty()) {
+            auto [to, envelope] = queue.front();
+            queue.pop_front();
+            if (engines.count(to) && !cut.count(to)) take(to, engines.at(to)->deliver(envelope));
+        }
+    }
+    void tick() {
+        for (const auto& [id, h] : engines)
+            if (!cut.count(id)) take(id, h->engine->on_tick());
+        flush();
+    }
+    void restart(ReplicaId id, uint64_t executed_seq) {
+        const Store& s = stores[id];
+        take(id, engines.at(id)->restart({s.begin(), s.end()}, executed_seq));
+    }
+};
+
+// Replica `h` (a backup of view 0) accepts b at seq 1 from replica 0, prepares it with
+// `other`'s prepare, commits it with the commits of 0 and `other`, and executes it.
+void commit_and_execute_seq_1(Harness& h, ReplicaId other, const std::vector<std::string>& b, Wire& wire) {
+    const crypto::Hash d = batch_digest(b);
+    wire.take(h.id, h.deliver(h.pre_prepare(0, 0, 1, b)));
+    wire.take(h.id, h.deliver(h.vote(MessageType::kPrepare, other, 0, 1, d)));
+    wire.take(h.id, h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, d)));
+    wire.take(h.id, h.deliver(h.vote(MessageType::kCommit, other, 0, 1, d)));
+    wire.queue.clear();
+}
+
+TEST(PbftRestart, AReplicaRestartedAfterExecutingStillReportsItsCertificatesInAViewChange) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    commit_and_execute_seq_1(h, 3, b1, wire);
+    ASSERT_EQ(wire.executed[2].at(1), batch_digest(b1));
+
+    wire.restart(2, /*executed_seq=*/1);
+    // Its view-change timer runs out on a new request: the VIEW-CHANGE still proves seq 1.
+    Output out = h.engine->on_client_request(ClientRequest{{}, h.request()});
+    for (uint64_t t = 0; t <= h.config.view_change_timeout_ticks; ++t) out.append(h.engine->on_tick());
+    auto vcs = sent(out, MessageType::kViewChange);
+    ASSERT_EQ(vcs.size(), 1u);
+    pb::ViewChange vc;
+    ASSERT_TRUE(vc.ParseFromString(vcs[0].body));
+    ASSERT_EQ(vc.prepared_size(), 1) << "the certificate of an executed slot above h was dropped";
+    auto pp = crypto::open(vc.prepared(0).pre_prepare());
+    ASSERT_TRUE(pp);
+    pb::PrePrepare body;
+    ASSERT_TRUE(body.ParseFromString(pp->body));
+    EXPECT_EQ(body.seq(), 1u);
+    EXPECT_EQ(hash_from_bytes(body.digest()), batch_digest(b1));
+}
+
+TEST(PbftRestart, ARestartedReplicaServesTheBatchesItExecutedToAPeerCatchingUp) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    commit_and_execute_seq_1(h, 3, b1, wire);
+    wire.restart(2, 1);
+
+    pb::FetchState fetch;
+    fetch.set_from_seq(1);
+    Output out = h.deliver(crypto::seal(h.keys[1], MessageType::kFetchState, fetch.SerializeAsString()));
+    auto replies = sent(out, MessageType::kState);
+    ASSERT_EQ(replies.size(), 1u);
+    pb::StateReply reply;
+    ASSERT_TRUE(reply.ParseFromString(replies[0].body));
+    ASSERT_EQ(reply.batches_size(), 1) << "a restarted replica could not serve what it executed";
+    EXPECT_EQ(reply.batches(0).commits_size(), 3);
+}
+
+TEST(PbftRestart, ABatchDecidedButNotExecutedBeforeACrashExecutesAfterTheRestart) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    const crypto::Hash d = batch_digest(b1);
+    Store store;
+    keep(h.deliver(h.pre_prepare(0, 0, 1, b1)), store);
+    keep(h.deliver(h.vote(MessageType::kPrepare, 3, 0, 1, d)), store);
+    keep(h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, d)), store);
+    Output committed = h.deliver(h.vote(MessageType::kCommit, 3, 0, 1, d));
+    ASSERT_EQ(committed.commit.size(), 1u);
+    keep(committed, store);
+    // The process dies before the ledger executes seq 1.
+    Output restarted = h.restart({store.begin(), store.end()}, 0);
+    ASSERT_EQ(restarted.commit.size(), 1u);
+    EXPECT_EQ(restarted.commit[0].seq, 1u);
+    EXPECT_EQ(batch_digest(restarted.commit[0].requests), d);
+}
+
+TEST(PbftRestart, AReplicaNeverAcceptsAnotherBatchForASlotItDecided) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    commit_and_execute_seq_1(h, 3, b1, wire);
+
+    // More than f replicas hide their certificates and form view 1 with an empty O (the
+    // replica's own view change is not needed in V).
+    h.deliver(view_change(h, 0, 1));
+    h.deliver(view_change(h, 3, 1));  // f+1: replica 2 joins view 1
+    pb::NewView nv;
+    nv.set_view(1);
+    for (ReplicaId from : {0u, 1u, 3u}) nv.add_view_changes(view_change(h, from, 1));
+    h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    ASSERT_FALSE(h.engine->status().view_changing);
+    ASSERT_EQ(h.engine->status().view, 1u);
+
+    // The new primary proposes another batch at seq 1: refused and detected.
+    Output out = h.deliver(h.pre_prepare(1, 1, 1, {h.request()}));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("conflicts_decided"));
+    // The batch that was decided there is accepted (and prepared) as usual.
+    out = h.deliver(h.pre_prepare(1, 1, 1, b1));
+    EXPECT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
+}
+
+TEST(PbftRestart, ANewViewThatPutsANullBatchWhereOneWasDecidedIsRefused) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    commit_and_execute_seq_1(h, 3, b1, wire);
+
+    // Replica 3's view change proves a batch prepared at seq 2 but none at seq 1, so O is
+    // {1: null, 2: b2}: a null batch where this replica executed b1.
+    std::vector<std::string> b2{h.request()};
+    const crypto::Hash d2 = batch_digest(b2);
+    pb::ViewChange with_cert;
+    with_cert.set_new_view(1);
+    auto* p = with_cert.add_prepared();
+    p->set_pre_prepare(h.pre_prepare(0, 0, 2, b2));
+    p->add_prepares(h.vote(MessageType::kPrepare, 1, 0, 2, d2));
+    p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 2, d2));
+    const std::string vc3 = crypto::seal(h.keys[3], MessageType::kViewChange, with_cert.SerializeAsString());
+    h.deliver(view_change(h, 0, 1));
+    h.deliver(vc3);
+    pb::NewView nv;
+    nv.set_view(1);
+    nv.add_view_changes(view_change(h, 0, 1));
+    nv.add_view_changes(view_change(h, 1, 1));
+    nv.add_view_changes(vc3);
+    for (uint64_t seq : {1u, 2u}) {
+        pb::Vote* entry = nv.add_reproposals();
+        entry->set_view(1);
+        entry->set_seq(seq);
+        entry->set_digest(hash_bytes(seq == 1 ? batch_digest({}) : d2));
+    }
+    h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    EXPECT_TRUE(h.detected("new_view_contradicts_decided"));
+    EXPECT_TRUE(h.engine->status().view_changing) << "it entered a view that undoes what it executed";
+}
+
+// A power loss can take the unsynced record of which batch a slot executed (the ledger kept
+// the block). The replica then accepts at that slot only what a checked NEW-VIEW re-proposes
+// from a prepared certificate — never a null batch, never a proposal of the primary's own.
+TEST(PbftRestart, WithoutARecordOfWhatItExecutedAReplicaAcceptsThereOnlyWhatANewViewReproposesFromACertificate) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    const crypto::Hash d1 = batch_digest(b1);
+    commit_and_execute_seq_1(h, 3, b1, wire);
+    Store& store = wire.stores[2];
+    for (auto it = store.begin(); it != store.end();)  // the unsynced records are gone
+        it = it->first.size() == 18 && it->first[17] != kSlotPrepared ? store.erase(it) : std::next(it);
+    wire.restart(2, 1);
+
+    pb::ViewChange with_cert;
+    with_cert.set_new_view(1);
+    auto* p = with_cert.add_prepared();
+    p->set_pre_prepare(h.pre_prepare(0, 0, 1, b1));
+    p->add_prepares(h.vote(MessageType::kPrepare, 1, 0, 1, d1));
+    p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 1, d1));
+    const std::string vc3 = crypto::seal(h.keys[3], MessageType::kViewChange, with_cert.SerializeAsString());
+    h.deliver(view_change(h, 0, 1));
+    h.deliver(vc3);
+    pb::NewView nv;
+    nv.set_view(1);
+    nv.add_view_changes(view_change(h, 0, 1));
+    nv.add_view_changes(view_change(h, 1, 1));
+    nv.add_view_changes(vc3);
+    pb::Vote* entry = nv.add_reproposals();
+    entry->set_view(1);
+    entry->set_seq(1);
+    entry->set_digest(hash_bytes(d1));
+    h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    ASSERT_FALSE(h.engine->status().view_changing);
+
+    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(1, 1, 1, {h.request()})), MessageType::kPrepare).empty());
+    EXPECT_EQ(sent(h.deliver(h.pre_prepare(1, 1, 1, b1)), MessageType::kPrepare).size(), 1u)
+        << "it refused the batch the new view re-proposes from a certificate: no progress for laggards";
+}
+
+// The issue's reproduction, every replica honest: replicas 0, 2 and 3 commit b1 at seq 1 in
+// view 0 while replica 1 hears nothing; 2 and 3 execute it and restart; replica 0 goes
+// silent. A new request times out at 1, 2 and 3, and replica 1 — primary of view 1, behind —
+// forms the new view. Its first batch at seq 1 must be b1, as at every other replica.
+TEST(PbftRestart, ThreeEnginesAfterARestartAgreeOnWhatExecutedBeforeIt) {
+    Harness r1(1), r2(2), r3(3);
+    Wire wire;
+    wire.engines = {{1, &r1}, {2, &r2}, {3, &r3}};
+    std::vector<std::string> b1{r1.request()};
+    const crypto::Hash d1 = batch_digest(b1);
+
+    // View 0: replica 0 (played by the test) proposes b1; replica 1 is cut off.
+    wire.cut = {1};
+    for (Harness* h : {&r2, &r3}) wire.take(h->id, h->deliver(h->pre_prepare(0, 0, 1, b1)));
+    wire.flush();  // 2 and 3 prepare with each other's prepares and send commits
+    for (Harness* h : {&r2, &r3}) wire.take(h->id, h->deliver(h->vote(MessageType::kCommit, 0, 0, 1, d1)));
+    wire.flush();
+    ASSERT_EQ(wire.executed[2].at(1), d1);
+    ASSERT_EQ(wire.executed[3].at(1), d1);
+    ASSERT_FALSE(wire.executed[1].count(1));
+
+    // 2 and 3 restart from what they persisted, their ledgers at seq 1; replica 0 is gone.
+    wire.restart(2, 1);
+    wire.restart(3, 1);
+    wire.cut.clear();
+    const std::string next = r1.request();
+    for (Harness* h : {&r1, &r2, &r3}) wire.take(h->id, h->engine->on_client_request(ClientRequest{{}, next}));
+    for (int t = 0; t < 500 && !(wire.executed[1].count(2) && wire.executed[2].count(2) && wire.executed[3].count(2));
+         ++t)
+        wire.tick();
+
+    ASSERT_TRUE(wire.executed[1].count(1)) << "replica 1 never executed seq 1";
+    EXPECT_EQ(wire.executed[1].at(1), d1) << "replica 1 executed another batch at seq 1 than 0, 2 and 3";
+    for (ReplicaId id : {1u, 2u, 3u}) {
+        ASSERT_TRUE(wire.executed[id].count(2)) << "replica " << id << " never executed seq 2";
+        EXPECT_EQ(wire.executed[id].at(2), batch_digest({next}));
+    }
+    EXPECT_EQ(r1.engine->status().view, 1u);
+}
+
+}  // namespace
+}  // namespace tally::bft::pbft::testing
