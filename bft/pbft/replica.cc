@@ -229,12 +229,14 @@ EngineStatus Replica::status() const {
 
 void Replica::check_invariants() const {
     // Sequence numbers: executed <= delivered; the stable checkpoint is a multiple of K, proven
-    // by a quorum (or 0 without proof), and at or below what executed unless this replica is
-    // fetching exactly that state (which it was handed nothing beyond).
+    // by a quorum (or 0 without proof), and at or below what was delivered unless this replica
+    // is fetching exactly that state (which it was handed nothing beyond). Not "at or below
+    // what executed": a checkpoint can become stable between a batch's delivery and its
+    // execution (make_stable does not fetch what an Output already carries).
     TALLY_ASSERT(last_executed_ <= last_delivered_);
     TALLY_ASSERT(low_ % config_.checkpoint_interval == 0);
     TALLY_ASSERT(low_ == 0 ? low_proof_.empty() : low_proof_.size() >= quorum_.quorum());
-    TALLY_ASSERT(low_ <= last_executed_ || fetching_state_);
+    TALLY_ASSERT(low_ <= last_delivered_ || fetching_state_);
     TALLY_ASSERT(!fetching_state_ || (fetch_target_ == low_ && last_delivered_ < low_));
     // The log: every key in (h, h + 2L] (accepted ones within the window itself); a prepared
     // slot was accepted; a committed one was prepared or already delivered. (That a delivered
