@@ -155,7 +155,9 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
                 ev.kind = EventKind::kFaults;
                 ev.faults = random_faults(rng);
             }
-            s.events.push_back(std::move(ev));
+            bool restart_kind = ev.kind == EventKind::kCrash || ev.kind == EventKind::kPowerLoss ||
+                                ev.kind == EventKind::kRestart;
+            if (space.crashes || !restart_kind) s.events.push_back(std::move(ev));
         }
         std::stable_sort(s.events.begin(), s.events.end(),
                          [](const Event& a, const Event& b) { return a.tick < b.tick; });
@@ -281,6 +283,8 @@ ScheduleResult run_schedule(uint64_t seed, const SearchSpace& space) {
     if (!lin.linearizable) result.problems.push_back("end: not linearizable: " + lin.explanation);
     if (!result.problems.empty()) result.description += "\n" + cluster.replica_report();
     result.ticks = cluster.now();
+    result.detected = cluster.detected();
+    result.traitors = static_cast<uint32_t>(s.config.traitors.size() + s.config.wrap.size());
     return result;
 }
 

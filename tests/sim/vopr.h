@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct SearchSpace {
     bool mutation = true;    // MutatingEngine
     bool twins = true;       // TwinsEngine
     bool faults = true;      // crashes, partitions, loss, slow replicas
+    bool crashes = true;     // (with faults) crashes, power losses and restarts too
     uint32_t min_traitors = 0;
 };
 
@@ -35,6 +37,8 @@ struct ScheduleResult {
     std::vector<std::string> problems;  // empty: every check held
     std::string description;            // what the seed chose, for a failure message
     uint64_t ticks = 0;
+    std::map<std::string, uint64_t> detected;  // what honest replicas detected in others
+    uint32_t traitors = 0;
 };
 
 ScheduleResult run_schedule(uint64_t seed, const SearchSpace& space = {});
