@@ -364,6 +364,35 @@ void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) 
             digest = bft::pbft::hash_from_bytes(cp.state_digest());
             break;
         }
+        case crypto::MessageType::kViewChange: {
+            // Every prepared certificate the signer holds in its store above the stable
+            // checkpoint it claims is in its VIEW-CHANGE (at that view or a later one) — also
+            // after a restart, which must reload them all.
+            if (signer != sender) return;
+            bft::pbft::pb::ViewChange vc;
+            if (!bft::pbft::decode(env->body, vc)) return;
+            std::map<uint64_t, uint64_t> carried;  // seq -> view of the certificate carried
+            crypto::OpenOptions unchecked;
+            unchecked.verify_signature = false;
+            for (const auto& p : vc.prepared()) {
+                auto pp_env = crypto::open(p.pre_prepare(), unchecked);
+                bft::pbft::pb::PrePrepare pp;
+                if (pp_env && bft::pbft::decode(pp_env->body, pp)) carried[pp.seq()] = pp.view();
+            }
+            for (const auto& [key, value] : replicas_[signer].store) {
+                if (key.size() != 18 || key[0] != bft::pbft::kKeySlotPrefix || key[17] != bft::pbft::kSlotPrepared)
+                    continue;
+                uint64_t s = bft::pbft::read_be64(std::string_view(key).substr(1, 8));
+                uint64_t v = bft::pbft::read_be64(std::string_view(key).substr(9, 8));
+                if (s <= vc.stable_seq()) continue;
+                auto c = carried.find(s);
+                if ((c == carried.end() || c->second < v) && contradictions_.size() < 20)
+                    contradictions_.push_back("replica " + std::to_string(signer) + "'s VIEW-CHANGE for view " +
+                                              std::to_string(vc.new_view()) + " lacks its stored certificate for seq " +
+                                              std::to_string(s) + " (view " + std::to_string(v) + ")");
+            }
+            return;
+        }
         case crypto::MessageType::kNewView: {
             bft::pbft::pb::NewView nv;
             if (!bft::pbft::decode(env->body, nv)) return;
