@@ -52,6 +52,22 @@ bool verify(const PublicKey& key, std::string_view domain, std::string_view mess
             const Signature& signature);
 bool verify_raw(const PublicKey& key, std::string_view message, const Signature& signature);
 
+// --- Simulator only -------------------------------------------------------------------------
+// A process-wide switch for the deterministic simulator (tests/sim), off by default; tallyd,
+// the client and every other test never set it. When on, KeyPair::sign makes, and verify
+// checks, a MAC instead of an Ed25519 signature: keyed BLAKE2b-512 of the signed bytes under
+// (the signer's public key, a constant of this file) — two orders of magnitude cheaper, so the
+// simulator explores more schedules. It is no signature (anyone holding the public key and
+// this code could compute it), but inside the simulator nothing can: simulated traitors sign
+// only through their own KeyPair, so none makes one for another identity. A MAC never verifies
+// as an Ed25519 signature and vice versa. The constant, not a random secret, keeps a seed's
+// run byte-for-byte the same in every process (batch digests cover the signatures). Set it
+// before any signing or verifying starts, never while other threads sign or verify.
+namespace simulator_only {
+void use_mac_signatures(bool on);
+bool mac_signatures();
+}  // namespace simulator_only
+
 // An account id / replica key in the CLI: 64 lower-case hex digits.
 std::string key_to_hex(const PublicKey& key);
 Result<PublicKey> key_from_hex(std::string_view hex);

@@ -260,14 +260,42 @@ EngineStatus Replica::status() const {
 }
 
 void Replica::check_invariants() const {
-    for (const auto& [seq, slot] : log_) {
-        TALLY_ASSERT(seq > low_ || seq <= last_executed_);
-        TALLY_ASSERT(!slot.prepared || slot.accepted);
-        TALLY_ASSERT(slot.committed == slot.decided.has_value());
-    }
+    // Sequence numbers: executed <= delivered; the stable checkpoint is a multiple of K, proven
+    // by a quorum (or 0 without proof), and at or below what was delivered unless this replica
+    // is fetching exactly that state (which it was handed nothing beyond). Not "at or below
+    // what executed": a checkpoint can become stable between a batch's delivery and its
+    // execution (make_stable does not fetch what an Output already carries).
     TALLY_ASSERT(last_executed_ <= last_delivered_);
-    TALLY_ASSERT(low_ <= last_executed_ || fetching_state_);
-    TALLY_ASSERT(queue_.size() <= waiting_.size());
+    TALLY_ASSERT(low_ % config_.checkpoint_interval == 0);
+    TALLY_ASSERT(low_ == 0 ? low_proof_.empty() : low_proof_.size() >= quorum_.quorum());
+    TALLY_ASSERT(low_ <= last_delivered_ || fetching_state_);
+    TALLY_ASSERT(!fetching_state_ || (fetch_target_ == low_ && last_delivered_ < low_));
+    // The log: every key in (h, h + 2L] (accepted ones within the window itself); a prepared
+    // slot was accepted; a committed slot holds what was decided, and accepted in a later view
+    // it carries that same batch. (That a delivered slot's digest never changes across
+    // replicas and restarts, the simulator checks.)
+    if (!log_.empty()) {
+        TALLY_ASSERT(log_.begin()->first > low_);
+        TALLY_ASSERT(log_.rbegin()->first <= low_ + 2 * config_.watermark_window);
+    }
+    for (const auto& [seq, slot] : log_) {
+        TALLY_ASSERT(!slot.prepared || slot.accepted);
+        TALLY_ASSERT(!slot.accepted || slot.view <= view_);
+        TALLY_ASSERT(slot.committed == slot.decided.has_value());
+        TALLY_ASSERT(!slot.decided || !slot.accepted || slot.digest == slot.decided->digest);
+        TALLY_ASSERT(!slot.cert || slot.cert->view <= view_);
+    }
+    // Requests handed out for execution and not executed yet lie in (executed, delivered].
+    if (!delivered_requests_.empty()) {
+        TALLY_ASSERT(delivered_requests_.begin()->first > last_executed_);
+        TALLY_ASSERT(delivered_requests_.rbegin()->first <= last_delivered_);
+    }
+    // The restart rule only ever silences views up to the current one.
+    TALLY_ASSERT(!silent_through_view_ || *silent_through_view_ <= view_);
+    // (Not an invariant: queue_.size() <= waiting_.size(). The queue keeps stale entries —
+    // requests executed or proposed since, skipped by take_batch — so it can outgrow waiting_.)
+    // Own checkpoints are above h (older ones are garbage) and of executed states only.
+    if (!own_checkpoints_.empty()) TALLY_ASSERT(own_checkpoints_.rbegin()->first <= last_executed_);
 }
 
 }  // namespace tally::bft::pbft

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "bft/pbft/messages.h"
+#include "bft/pbft/replica.h"
 #include "crypto/assert.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
@@ -42,6 +43,7 @@ Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faul
         genesis_total_ += kClientBalance;
         clients_.push_back(std::move(client));
     }
+    genesis_ = genesis;
     for (uint32_t i = 0; i < n; ++i) {
         auto state = ledger::State::open(":memory:", genesis);
         TALLY_ASSERT(state.ok());
@@ -68,6 +70,11 @@ void Cluster::start_engine(bft::ReplicaId id) {
     if (auto t = config_.traitors.find(id); t != config_.traitors.end()) {
         r.engine = std::make_unique<node::TraitorEngine>(std::move(r.engine), t->second, *r.key, replica_keys_, id,
                                                          config_.seed * 1000003 + id);
+    }
+    if (auto w = config_.wrap.find(id); w != config_.wrap.end()) {
+        WrapContext context{id, std::move(r.engine), c, r.key.get(), &replica_keys_, &genesis_,
+                            config_.seed * 1000003 + id};
+        r.engine = w->second(context);
     }
     r.fetching.reset();
     std::vector<std::pair<std::string, std::string>> records(r.store.begin(), r.store.end());
@@ -281,6 +288,10 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     std::deque<bft::Output> pending;
     pending.push_back(std::move(first));
     while (!pending.empty()) {
+        // After every input to an honest engine: its own invariants (aborts when one breaks).
+        if (is_honest(id)) {
+            if (auto* pbft = dynamic_cast<const bft::pbft::Replica*>(r.engine.get())) pbft->check_invariants();
+        }
         bft::Output out = std::move(pending.front());
         pending.pop_front();
         // 1. persist
@@ -294,7 +305,7 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         }
         // 2. send
         for (auto& msg : out.send) {
-            record_signed(msg.envelope);
+            record_signed(msg.envelope, id);
             if (msg.to == bft::kAllReplicas) {
                 for (bft::ReplicaId to = 0; to < n(); ++to)
                     if (to != id) send(id, to, msg.envelope);
@@ -317,7 +328,7 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
 
 // An honest replica never signs two different digests for one slot. Only top-level messages
 // count; the signer is read from the envelope (a replica may forward another's pre-prepare).
-void Cluster::record_signed(const std::string& envelope) {
+void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) {
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;  // its own engine just sealed it
     auto env = crypto::open(envelope, header_only);
@@ -353,6 +364,35 @@ void Cluster::record_signed(const std::string& envelope) {
             digest = bft::pbft::hash_from_bytes(cp.state_digest());
             break;
         }
+        case crypto::MessageType::kViewChange: {
+            // Every prepared certificate the signer holds in its store above the stable
+            // checkpoint it claims is in its VIEW-CHANGE (at that view or a later one) — also
+            // after a restart, which must reload them all.
+            if (signer != sender) return;
+            bft::pbft::pb::ViewChange vc;
+            if (!bft::pbft::decode(env->body, vc)) return;
+            std::map<uint64_t, uint64_t> carried;  // seq -> view of the certificate carried
+            crypto::OpenOptions unchecked;
+            unchecked.verify_signature = false;
+            for (const auto& p : vc.prepared()) {
+                auto pp_env = crypto::open(p.pre_prepare(), unchecked);
+                bft::pbft::pb::PrePrepare pp;
+                if (pp_env && bft::pbft::decode(pp_env->body, pp)) carried[pp.seq()] = pp.view();
+            }
+            for (const auto& [key, value] : replicas_[signer].store) {
+                if (key.size() != 18 || key[0] != bft::pbft::kKeySlotPrefix || key[17] != bft::pbft::kSlotPrepared)
+                    continue;
+                uint64_t s = bft::pbft::read_be64(std::string_view(key).substr(1, 8));
+                uint64_t v = bft::pbft::read_be64(std::string_view(key).substr(9, 8));
+                if (s <= vc.stable_seq()) continue;
+                auto c = carried.find(s);
+                if ((c == carried.end() || c->second < v) && contradictions_.size() < 20)
+                    contradictions_.push_back("replica " + std::to_string(signer) + "'s VIEW-CHANGE for view " +
+                                              std::to_string(vc.new_view()) + " lacks its stored certificate for seq " +
+                                              std::to_string(s) + " (view " + std::to_string(v) + ")");
+            }
+            return;
+        }
         case crypto::MessageType::kNewView: {
             bft::pbft::pb::NewView nv;
             if (!bft::pbft::decode(env->body, nv)) return;
@@ -363,6 +403,17 @@ void Cluster::record_signed(const std::string& envelope) {
             break;
         }
         default: return;
+    }
+    // A replica that delivered a batch at seq never votes for another one there, in any view
+    // (what it forwards, signed by another, may be older than that one's delivery).
+    if (signer == sender && env->type != crypto::MessageType::kCheckpoint &&
+        env->type != crypto::MessageType::kNewView) {
+        const auto& delivered = replicas_[signer].delivered;
+        if (auto d = delivered.find(seq); d != delivered.end() && d->second != digest && contradictions_.size() < 20)
+            contradictions_.push_back("replica " + std::to_string(signer) + " signed a " +
+                                      std::string(crypto::type_name(env->type)) + " for seq " +
+                                      std::to_string(seq) + " in view " + std::to_string(view) +
+                                      " with another batch than the one it delivered there");
     }
     auto key = std::make_tuple(signer, static_cast<uint8_t>(env->type), view, seq);
     auto [it, inserted] = signed_.emplace(key, digest);
@@ -376,6 +427,16 @@ void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque
     Replica& r = replicas_[id];
     auto applied = r.ledger->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
     TALLY_ASSERT(applied.ok());
+    if (is_honest(id)) {
+        // What was delivered never changes: one batch per seq, across replicas and restarts.
+        crypto::Hash d = bft::pbft::batch_digest(batch.requests);
+        r.delivered[batch.seq] = d;
+        auto [it, inserted] = delivered_.emplace(batch.seq, std::make_pair(d, id));
+        if (!inserted && it->second.first != d && contradictions_.size() < 20)
+            contradictions_.push_back("replicas " + std::to_string(it->second.second) + " and " +
+                                      std::to_string(id) + " delivered different batches at seq " +
+                                      std::to_string(batch.seq));
+    }
     for (size_t i = 0; i < batch.requests.size(); ++i) {
         auto tx = ledger::decode_tx(batch.requests[i]);
         if (!tx) continue;

@@ -41,6 +41,8 @@ struct NetworkFaults {
     uint32_t delay_max_ticks = 2;  // uniform delay; different delays reorder messages
 };
 
+struct WrapContext;  // below
+
 struct SimConfig {
     uint64_t seed = 1;
     uint32_t f = 1;
@@ -57,6 +59,21 @@ struct SimConfig {
     double read_fraction = 0.25;  // share of client operations that are ordered balance reads
     // Byzantine replicas: id -> behaviours (node/traitor.h). Checks cover honest replicas only.
     std::map<bft::ReplicaId, std::vector<node::Behaviour>> traitors;
+    // Byzantine replicas of the simulator's own making (sim/vopr.h: message mutation, twins):
+    // id -> what wraps the honest engine. Also traitors: the checks skip them.
+    std::map<bft::ReplicaId, std::function<std::unique_ptr<bft::Engine>(WrapContext&)>> wrap;
+};
+
+// What a SimConfig::wrap function gets: the honest engine to wrap and what it needs to make
+// more of them (a twin).
+struct WrapContext {
+    bft::ReplicaId id = 0;
+    std::unique_ptr<bft::Engine> honest;
+    bft::pbft::Config config;  // the honest engine's
+    const crypto::KeyPair* key = nullptr;
+    const std::vector<crypto::PublicKey>* replicas = nullptr;
+    const ledger::Genesis* genesis = nullptr;
+    uint64_t seed = 0;
 };
 
 // What a client saw: the basis of the exactly-once check (and of the linearizability checker).
@@ -106,7 +123,7 @@ public:
     bool is_up(bft::ReplicaId id) const { return replicas_[id].up; }
     // Records the engine persisted that a power loss would take (not synced yet).
     size_t unsynced_records(bft::ReplicaId id) const { return replicas_[id].unsynced.size(); }
-    bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id); }
+    bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id) && !config_.wrap.count(id); }
 
     bool clients_done() const;
     // Gives every client `per_client` more operations to make (traffic after a quiet spell).
@@ -160,6 +177,8 @@ private:
         std::map<uint64_t, ledger::SnapshotPoint> snapshots;  // ledger at checkpoints
         std::optional<bft::StateTarget> fetching;
         bool up = true;
+        // Batch digest of every seq this replica delivered, across restarts (not state transfers).
+        std::map<uint64_t, crypto::Hash> delivered;
     };
     struct Client {
         std::unique_ptr<crypto::KeyPair> key;
@@ -186,7 +205,7 @@ private:
     bool partitioned(uint32_t from, uint32_t to) const;
     bool is_traitor(uint32_t id, node::Behaviour behaviour) const;
     // Notes what an honest replica's outgoing envelope commits its signer to.
-    void record_signed(const std::string& envelope);
+    void record_signed(const std::string& envelope, bft::ReplicaId sender);
     static void apply(std::map<std::string, std::string>& store, const bft::PersistOp& op);
     // crypto::open, remembering recent envelopes that opened: a broadcast is verified once, not
     // once per receiver. The verdict is a pure function of the bytes, so nothing else changes.
@@ -204,7 +223,10 @@ private:
     std::multimap<std::pair<uint64_t, uint64_t>, Message> in_flight_;
     std::optional<std::set<bft::ReplicaId>> partition_;
     node::TxAuthenticator authenticator_;
+    ledger::Genesis genesis_;
     uint64_t genesis_total_ = 0;
+    // The first batch an honest replica delivered at each seq: every other must match it.
+    std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> delivered_;
     uint64_t state_transfers_ = 0;
     std::map<std::string, uint64_t> detected_;
     struct Slowness {

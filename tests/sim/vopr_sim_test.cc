@@ -1,0 +1,152 @@
+// The random search (sim/vopr.h): many short schedules, each a random mix of every fault and
+// traitor the simulator has, each checked for safety, liveness after healing, and the engine's
+// invariants after every input. Replay a failing seed with the line it prints:
+//   TALLY_SIM_SEED=<seed> build/bin/test_sim --gtest_filter=<test>
+// TALLY_SIM_SEEDS=<count> runs seeds 1..count instead of a test's default.
+// scripts/simulate runs VoprSim.Search for as long as it is told (TALLY_VOPR_SECONDS).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "sim/vopr.h"
+
+namespace tally::sim {
+namespace {
+
+// The Search runs RandomSchedules' schedules: its failures replay there.
+std::string replay_command(uint64_t seed) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = info->name();
+    if (name == "Search") name = "RandomSchedules";
+    return "TALLY_SIM_SEED=" + std::to_string(seed) + " build/bin/test_sim --gtest_filter=" +
+           info->test_suite_name() + "." + name;
+}
+
+// (Signatures are the simulator's MAC: sim/mac_signatures.cc.)
+class VoprSim : public ::testing::Test {
+protected:
+    void SetUp() override { install_abort_handler(); }
+
+    // Runs one schedule; a failure names the seed, what it chose, and how to replay it.
+    bool run_one(uint64_t seed, const SearchSpace& space, uint64_t runs = 0, int state_fd = -1) {
+        set_abort_report(seed, runs, replay_command(seed), state_fd);
+        auto result = run_schedule(seed, space);
+        ticks_ += result.ticks;
+        for (const auto& [kind, count] : result.detected) detected_[kind] += count;
+        if (result.problems.empty()) return true;
+        ADD_FAILURE() << "schedule seed " << seed << " failed:\n"
+                      << testing::PrintToString(result.problems) << "\n"
+                      << result.description << "\nreplay: " << replay_command(seed);
+        return false;
+    }
+
+    // Seeds 1..count (or the one TALLY_SIM_SEED names); stops after 5 failures.
+    void run_many(uint64_t count, const SearchSpace& space) {
+        if (const char* one = std::getenv("TALLY_SIM_SEED")) {
+            run_one(std::strtoull(one, nullptr, 10), space);
+            return;
+        }
+        if (const char* many = std::getenv("TALLY_SIM_SEEDS")) count = std::strtoull(many, nullptr, 10);
+        auto start = std::chrono::steady_clock::now();
+        uint64_t failures = 0;
+        for (uint64_t seed = 1; seed <= count && failures < 5; ++seed, ++runs_)
+            if (!run_one(seed, space)) ++failures;
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::printf("[ vopr     ] %llu schedules, %llu simulated ticks, %.1f s (%.0f schedules/s)\n",
+                    static_cast<unsigned long long>(count), static_cast<unsigned long long>(ticks_), seconds,
+                    static_cast<double>(count) / std::max(seconds, 1e-9));
+    }
+
+    uint64_t ticks_ = 0;
+    uint64_t runs_ = 0;
+    std::map<std::string, uint64_t> detected_;  // over every schedule run
+};
+
+// The CI search: every kind of fault and traitor, many short schedules.
+TEST_F(VoprSim, RandomSchedules) { run_many(10000, SearchSpace{}); }
+
+// ByzzFuzz-style traitors alone, with every network fault (loss, duplication, delay, partitions,
+// slow replicas) but no crash: up to f replicas whose messages are mutated in small ways — a
+// view, seq or digest changed, a field or list entry dropped or duplicated, a message sent to a
+// subset, or changed for some and not for others. (RandomSchedules mixes them with crashes.)
+TEST_F(VoprSim, MutatingTraitorsCannotBreakSafetyOrLiveness) {
+    SearchSpace space;
+    space.behaviours = false;
+    space.twins = false;
+    space.crashes = false;
+    space.min_traitors = 1;
+    run_many(1000, space);
+    // The mutations happened and reached honest replicas: they rejected what they could tell
+    // was wrong (bad signatures, malformed bodies, conflicting votes).
+    uint64_t noticed = 0;
+    for (const auto& [kind, count] : detected_) noticed += count;
+    if (runs_ >= 50) {
+        EXPECT_GT(noticed, 0u) << "honest replicas noticed no mutated message";
+    }
+}
+
+// Twins alone, with every network fault but no crash: up to f replicas that run as two honest
+// instances with the same key, each seeing part of the network (the parts change every few
+// ticks). (RandomSchedules mixes them with crashes.)
+TEST_F(VoprSim, TwinsCannotBreakSafetyOrLiveness) {
+    SearchSpace space;
+    space.behaviours = false;
+    space.mutation = false;
+    space.crashes = false;
+    space.min_traitors = 1;
+    run_many(1000, space);
+    // The twins did contradict each other where both were heard.
+    if (runs_ >= 50) {
+        EXPECT_GT(detected_["equivocation"], 0u) << "twins never equivocated";
+    }
+}
+
+// The long search, for scripts/simulate: from TALLY_VOPR_FIRST_SEED on, until
+// TALLY_VOPR_SECONDS have passed. Writes "done <runs> <next seed>" and "failed <seed>" lines
+// to TALLY_VOPR_STATE when set (an abort writes "aborted <seed> <runs>"), so the script can
+// carry on past a crash. Skipped without TALLY_VOPR_SECONDS.
+TEST_F(VoprSim, Search) {
+    const char* seconds_env = std::getenv("TALLY_VOPR_SECONDS");
+    if (!seconds_env) GTEST_SKIP() << "set TALLY_VOPR_SECONDS (scripts/simulate does)";
+    const double seconds = std::strtod(seconds_env, nullptr);
+    const char* first_env = std::getenv("TALLY_VOPR_FIRST_SEED");
+    uint64_t seed = first_env ? std::strtoull(first_env, nullptr, 10) : 1;
+    int state_fd = -1;
+    if (const char* path = std::getenv("TALLY_VOPR_STATE"))
+        state_fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    auto start = std::chrono::steady_clock::now();
+    auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    uint64_t runs = 0, failures = 0;
+    double next_report = 60;
+    while (elapsed() < seconds) {
+        if (!run_one(seed, SearchSpace{}, runs, state_fd)) {
+            ++failures;
+            std::string line = "failed " + std::to_string(seed) + "\n";
+            if (state_fd >= 0) (void)!::write(state_fd, line.data(), line.size());
+        }
+        ++runs;
+        ++seed;
+        if (elapsed() >= next_report) {
+            std::printf("[ vopr     ] %llu schedules, %llu failed, %.0f s\n", static_cast<unsigned long long>(runs),
+                        static_cast<unsigned long long>(failures), elapsed());
+            std::fflush(stdout);
+            next_report += 60;
+        }
+    }
+    std::string line = "done " + std::to_string(runs) + " " + std::to_string(seed) + "\n";
+    if (state_fd >= 0) {
+        (void)!::write(state_fd, line.data(), line.size());
+        ::close(state_fd);
+    }
+    std::printf("[ vopr     ] %llu schedules in %.0f s, %llu failed\n", static_cast<unsigned long long>(runs),
+                elapsed(), static_cast<unsigned long long>(failures));
+}
+
+}  // namespace
+}  // namespace tally::sim
