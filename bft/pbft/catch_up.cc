@@ -105,17 +105,10 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
         Slot& slot = log_[seq];
         if (slot.committed) continue;
         // 2f+1 commits mean f+1 honest replicas prepared it: this is the batch decided at seq.
-        slot.accepted = true;
-        slot.prepared = true;
-        slot.view = view;
-        slot.digest = digest;
-        slot.requests = std::move(requests);
-        slot.pre_prepare = proof.pre_prepare();
-        for (const auto& e : proof.commits()) {
-            ReplicaId s = 0;
-            if (open_from(e, crypto::MessageType::kCommit, &s)) slot.commits[{view, digest}][s] = e;
-        }
-        decide(seq, slot, Decided{view, digest, proof.pre_prepare(), {proof.commits().begin(), proof.commits().end()}},
+        // (The slot's normal case is left as it is: what this replica signed there stands.)
+        decide(seq, slot,
+               Decided{view, digest, std::move(requests), proof.pre_prepare(),
+                       {proof.commits().begin(), proof.commits().end()}},
                out);
     }
     deliver(out);

@@ -248,7 +248,7 @@ void Replica::advance(uint64_t seq, Output& out) {
     if (!slot.committed) {
         auto c = slot.commits.find(key);
         if (c == slot.commits.end() || c->second.size() < quorum_.quorum()) return;
-        Decided decided{view_, slot.digest, slot.pre_prepare, {}};
+        Decided decided{view_, slot.digest, slot.requests, slot.pre_prepare, {}};
         for (const auto& [sender, envelope] : c->second) {
             if (decided.commits.size() == quorum_.quorum()) break;
             decided.commits.push_back(envelope);
@@ -285,16 +285,17 @@ bool Replica::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) c
 void Replica::deliver(Output& out) {
     while (!fetching_state_) {
         auto it = log_.find(last_delivered_ + 1);
-        if (it == log_.end() || !it->second.committed) break;
+        if (it == log_.end() || !it->second.decided) break;
+        const Decided& decided = *it->second.decided;
         ++last_delivered_;
         auto& delivered = delivered_requests_[it->first];
-        for (const auto& r : it->second.requests) {
+        for (const auto& r : decided.requests) {
             crypto::Hash d = crypto::sha256(r);
             waiting_.erase(d);
             delivered_digests_.insert(d);
             delivered.push_back(d);
         }
-        out.commit.push_back(Committed{it->first, it->second.view, it->second.requests});
+        out.commit.push_back(Committed{it->first, decided.view, decided.requests});
     }
 }
 

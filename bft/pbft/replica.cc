@@ -209,14 +209,8 @@ void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view
         Slot& slot = log_[seq];
         if (slot.decided) return;
         slot.committed = true;
-        slot.decided = Decided{view, d, proof.pre_prepare(), {proof.commits().begin(), proof.commits().end()}};
-        if (!slot.accepted) {
-            // Executable from here: the batch, as the pre-prepare its commits certify.
-            slot.view = view;
-            slot.digest = d;
-            slot.requests = std::move(requests);
-            slot.pre_prepare = proof.pre_prepare();
-        }
+        slot.decided =
+            Decided{view, d, std::move(requests), proof.pre_prepare(), {proof.commits().begin(), proof.commits().end()}};
         next_seq_ = std::max(next_seq_, seq + 1);
         return;
     }
@@ -271,9 +265,8 @@ void Replica::check_invariants() const {
     TALLY_ASSERT(low_ <= last_delivered_ || fetching_state_);
     TALLY_ASSERT(!fetching_state_ || (fetch_target_ == low_ && last_delivered_ < low_));
     // The log: every key in (h, h + 2L] (accepted ones within the window itself); a prepared
-    // slot was accepted; a committed slot holds what was decided, and accepted in a later view
-    // it carries that same batch. (That a delivered slot's digest never changes across
-    // replicas and restarts, the simulator checks.)
+    // slot was accepted; a committed slot holds what was decided. (That a delivered slot's
+    // digest never changes across replicas and restarts, the simulator checks.)
     if (!log_.empty()) {
         TALLY_ASSERT(log_.begin()->first > low_);
         TALLY_ASSERT(log_.rbegin()->first <= low_ + 2 * config_.watermark_window);
@@ -282,7 +275,6 @@ void Replica::check_invariants() const {
         TALLY_ASSERT(!slot.prepared || slot.accepted);
         TALLY_ASSERT(!slot.accepted || slot.view <= view_);
         TALLY_ASSERT(slot.committed == slot.decided.has_value());
-        TALLY_ASSERT(!slot.decided || !slot.accepted || slot.digest == slot.decided->digest);
         TALLY_ASSERT(!slot.cert || slot.cert->view <= view_);
     }
     // Requests handed out for execution and not executed yet lie in (executed, delivered].

@@ -60,6 +60,7 @@ private:
     struct Decided {
         uint64_t view = 0;
         crypto::Hash digest{};
+        std::vector<std::string> requests;
         std::string pre_prepare;
         std::vector<std::string> commits;
     };
@@ -82,7 +83,9 @@ private:
         // The prepared certificate of the highest view this replica prepared in (for P).
         std::optional<PreparedCert> cert;
         // Set once committed-local (or proven committed by a peer); never changes after, in any
-        // view or across restarts: this replica never accepts another digest for the slot.
+        // view or across restarts: this replica never accepts another digest for the slot, and
+        // executes this batch. (The fields above are the normal case of the current view: a
+        // replica that accepted an equivocating primary's other batch may hold it there.)
         // Invariant: committed <=> decided.
         std::optional<Decided> decided;
     };
