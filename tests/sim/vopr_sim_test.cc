@@ -33,20 +33,25 @@ class VoprSim : public ::testing::Test {
 protected:
     void SetUp() override { install_abort_handler(); }
 
-    // Runs one schedule; a failure names the seed, what it chose, and how to replay it.
+    // Runs one schedule; a failure names the seed, what it chose, and how to replay it (in
+    // full for the first few failures of a test, by seed after that).
     bool run_one(uint64_t seed, const SearchSpace& space, uint64_t runs = 0, int state_fd = -1) {
         set_abort_report(seed, runs, replay_command(seed), state_fd);
         auto result = run_schedule(seed, space);
         ticks_ += result.ticks;
         for (const auto& [kind, count] : result.detected) detected_[kind] += count;
         if (result.problems.empty()) return true;
-        ADD_FAILURE() << "schedule seed " << seed << " failed:\n"
-                      << testing::PrintToString(result.problems) << "\n"
-                      << result.description << "\nreplay: " << replay_command(seed);
+        if (++failures_ <= 5) {
+            ADD_FAILURE() << "schedule seed " << seed << " failed:\n"
+                          << testing::PrintToString(result.problems) << "\n"
+                          << result.description << "\nreplay: " << replay_command(seed);
+        } else if (failed_seeds_.size() < 200) {  // characters: about 40 seeds
+            failed_seeds_ += " " + std::to_string(seed);
+        }
         return false;
     }
 
-    // Seeds 1..count (or the one TALLY_SIM_SEED names); stops after 5 failures.
+    // Seeds 1..count (or the one TALLY_SIM_SEED names).
     void run_many(uint64_t count, const SearchSpace& space) {
         if (const char* one = std::getenv("TALLY_SIM_SEED")) {
             run_one(std::strtoull(one, nullptr, 10), space);
@@ -54,17 +59,21 @@ protected:
         }
         if (const char* many = std::getenv("TALLY_SIM_SEEDS")) count = std::strtoull(many, nullptr, 10);
         auto start = std::chrono::steady_clock::now();
-        uint64_t failures = 0;
-        for (uint64_t seed = 1; seed <= count && failures < 5; ++seed, ++runs_)
-            if (!run_one(seed, space)) ++failures;
+        for (uint64_t seed = 1; seed <= count; ++seed, ++runs_) run_one(seed, space);
+        if (failures_ > 5)
+            ADD_FAILURE() << failures_ - 5 << " more schedules failed, seeds" << failed_seeds_
+                          << (failed_seeds_.size() >= 200 ? " ..." : "") << "\nreplay each: TALLY_SIM_SEED=<seed>" << replay_command(0).substr(replay_command(0).find(' '));
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::printf("[ vopr     ] %llu schedules, %llu simulated ticks, %.1f s (%.0f schedules/s)\n",
-                    static_cast<unsigned long long>(count), static_cast<unsigned long long>(ticks_), seconds,
-                    static_cast<double>(count) / std::max(seconds, 1e-9));
+        std::printf("[ vopr     ] %llu schedules (%llu failed), %llu simulated ticks, %.1f s (%.0f schedules/s)\n",
+                    static_cast<unsigned long long>(runs_), static_cast<unsigned long long>(failures_),
+                    static_cast<unsigned long long>(ticks_), seconds,
+                    static_cast<double>(runs_) / std::max(seconds, 1e-9));
     }
 
     uint64_t ticks_ = 0;
     uint64_t runs_ = 0;
+    uint64_t failures_ = 0;
+    std::string failed_seeds_;  // beyond the first few (capped)
     std::map<std::string, uint64_t> detected_;  // over every schedule run
 };
 
