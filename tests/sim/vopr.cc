@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "crypto/hash.h"
 #include "sim/byzantine.h"
 
 namespace tally::sim {
@@ -284,6 +285,13 @@ ScheduleResult run_schedule(uint64_t seed, const SearchSpace& space) {
     if (!result.problems.empty()) result.description += "\n" + cluster.replica_report();
     result.ticks = cluster.now();
     result.detected = cluster.detected();
+    crypto::Sha256 h;
+    for (const auto& op : cluster.history()) {
+        h.update(op.tx_id);
+        h.update_u64(op.invoke_tick).update_u64(op.return_tick).update_u64(op.seq);
+        h.update_u64(static_cast<uint64_t>(op.result)).update_u64(op.read_balance);
+    }
+    result.history = h.finish();
     result.traitors = static_cast<uint32_t>(s.config.traitors.size() + s.config.wrap.size());
     return result;
 }

@@ -39,6 +39,7 @@ struct ScheduleResult {
     uint64_t ticks = 0;
     std::map<std::string, uint64_t> detected;  // what honest replicas detected in others
     uint32_t traitors = 0;
+    crypto::Hash history{};  // of what every client saw: ops, results, when (a run's fingerprint)
 };
 
 ScheduleResult run_schedule(uint64_t seed, const SearchSpace& space = {});

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "sim/vopr.h"
 
@@ -79,6 +80,23 @@ protected:
 
 // The CI search: every kind of fault and traitor, many short schedules.
 TEST_F(VoprSim, RandomSchedules) { run_many(10000, SearchSpace{}); }
+
+// A seed's schedule is a function of the seed alone: run again, in another order and after
+// other schedules in the same process, each gives the same run (ticks, what honest replicas
+// detected, the choices and where each replica ended).
+TEST_F(VoprSim, ASeedReplaysExactly) {
+    std::vector<ScheduleResult> first;
+    for (uint64_t seed = 1; seed <= 30; ++seed) first.push_back(run_schedule(seed));
+    for (uint64_t seed = 30; seed >= 1; --seed) {
+        auto again = run_schedule(seed);
+        const auto& before = first[seed - 1];
+        EXPECT_EQ(again.ticks, before.ticks) << "seed " << seed;
+        EXPECT_EQ(again.detected, before.detected) << "seed " << seed;
+        EXPECT_EQ(again.history, before.history) << "seed " << seed;
+        EXPECT_EQ(again.description, before.description) << "seed " << seed;
+        EXPECT_EQ(again.problems, before.problems) << "seed " << seed;
+    }
+}
 
 // ByzzFuzz-style traitors alone, with every network fault (loss, duplication, delay, partitions,
 // slow replicas) but no crash: up to f replicas whose messages are mutated in small ways — a
