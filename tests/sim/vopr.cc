@@ -20,7 +20,7 @@ namespace {
 
 using node::Behaviour;
 
-enum class EventKind { kCrash, kPowerLoss, kRestart, kPartition, kUnpartition, kSlow, kFaults };
+enum class EventKind { kCrash, kPowerLoss, kRestart, kPartition, kUnpartition, kSlow, kFaults, kOutage };
 
 struct Event {
     uint64_t tick = 0;
@@ -41,6 +41,7 @@ std::string event_name(EventKind k) {
         case EventKind::kUnpartition: return "unpartition";
         case EventKind::kSlow: return "slow";
         case EventKind::kFaults: return "faults";
+        case EventKind::kOutage: return "outage";
     }
     return "?";
 }
@@ -132,8 +133,10 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
             ev.id = static_cast<bft::ReplicaId>(uniform(0, n - 1));
             if (k < 0.18) {
                 ev.kind = EventKind::kCrash;
-            } else if (k < 0.3) {
+            } else if (k < 0.27) {
                 ev.kind = EventKind::kPowerLoss;
+            } else if (k < 0.3) {
+                ev.kind = EventKind::kOutage;  // every replica loses power at once
             } else if (k < 0.5) {
                 ev.kind = EventKind::kRestart;
             } else if (k < 0.65) {
@@ -157,7 +160,7 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
                 ev.faults = random_faults(rng);
             }
             bool restart_kind = ev.kind == EventKind::kCrash || ev.kind == EventKind::kPowerLoss ||
-                                ev.kind == EventKind::kRestart;
+                                ev.kind == EventKind::kRestart || ev.kind == EventKind::kOutage;
             if (space.crashes || !restart_kind) s.events.push_back(std::move(ev));
         }
         std::stable_sort(s.events.begin(), s.events.end(),
@@ -217,6 +220,12 @@ void apply(Cluster& cluster, const Event& e) {
         case EventKind::kUnpartition: cluster.isolate({}); break;
         case EventKind::kSlow: cluster.slow(e.id, e.extra_ticks, e.only); break;
         case EventKind::kFaults: cluster.set_faults(e.faults); break;
+        case EventKind::kOutage:
+            // The whole cluster loses power; every replica comes back at once.
+            for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
+                if (cluster.is_up(id)) cluster.crash(id, Cluster::CrashKind::kPowerLoss);
+            for (bft::ReplicaId id = 0; id < cluster.n(); ++id) cluster.restart(id);
+            break;
     }
 }
 

@@ -1,8 +1,9 @@
 // The random search ("everything at once", after TigerBeetle's VOPR): one seed picks a whole
 // schedule — cluster size, protocol parameters, clients and their load, network faults (loss,
 // duplication, delay and reorder), up to f traitors of random kinds (node/traitor.h behaviours,
-// message mutation and twins, sim/byzantine.h), and a timeline of crashes, power losses,
-// restarts, partitions, slow replicas and changes of the network's faults. A run has two
+// message mutation and twins, sim/byzantine.h), and a timeline of crashes, power losses (of one
+// replica, or of the whole cluster at once), restarts, partitions, slow replicas and changes of
+// the network's faults. A run has two
 // phases:
 //   safety    the schedule plays out; then agreement, money, exactly-once and "no honest
 //             replica signs two digests for one slot" (Cluster::check_safety) must hold
