@@ -52,8 +52,8 @@ Signature mac(const PublicKey& key, std::string_view message) {
     std::copy(key.begin(), key.end(), k.begin());
     std::copy(kMacConstant.begin(), kMacConstant.end(), k.begin() + 32);
     Signature out{};
-    TALLY_ASSERT(crypto_generichash(out.data(), out.size(), as_uchar(message), message.size(), k.data(),
-                                    k.size()) == 0);
+    TALLY_ASSERT(crypto_generichash(out.data(), out.size(), as_uchar(message), message.size(),
+                                    k.data(), k.size()) == 0);
     return out;
 }
 
@@ -103,7 +103,8 @@ bool verify(const PublicKey& key, std::string_view domain, std::string_view mess
 
 bool verify_raw(const PublicKey& key, std::string_view message, const Signature& signature) {
     ensure_sodium();
-    if (g_mac_signatures) return sodium_memcmp(mac(key, message).data(), signature.data(), signature.size()) == 0;
+    if (g_mac_signatures)
+        return sodium_memcmp(mac(key, message).data(), signature.data(), signature.size()) == 0;
     return crypto_sign_verify_detached(signature.data(), as_uchar(message), message.size(),
                                        key.data()) == 0;
 }

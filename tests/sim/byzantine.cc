@@ -24,20 +24,29 @@ using google::protobuf::Message;
 std::unique_ptr<Message> body_for(crypto::MessageType type) {
     namespace pb = bft::pbft::pb;
     switch (type) {
-        case crypto::MessageType::kPrePrepare: return std::make_unique<pb::PrePrepare>();
+        case crypto::MessageType::kPrePrepare:
+            return std::make_unique<pb::PrePrepare>();
         case crypto::MessageType::kPrepare:
-        case crypto::MessageType::kCommit: return std::make_unique<pb::Vote>();
-        case crypto::MessageType::kCheckpoint: return std::make_unique<pb::Checkpoint>();
-        case crypto::MessageType::kViewChange: return std::make_unique<pb::ViewChange>();
-        case crypto::MessageType::kNewView: return std::make_unique<pb::NewView>();
-        case crypto::MessageType::kFetchState: return std::make_unique<pb::FetchState>();
-        case crypto::MessageType::kState: return std::make_unique<pb::StateReply>();
-        default: return nullptr;
+        case crypto::MessageType::kCommit:
+            return std::make_unique<pb::Vote>();
+        case crypto::MessageType::kCheckpoint:
+            return std::make_unique<pb::Checkpoint>();
+        case crypto::MessageType::kViewChange:
+            return std::make_unique<pb::ViewChange>();
+        case crypto::MessageType::kNewView:
+            return std::make_unique<pb::NewView>();
+        case crypto::MessageType::kFetchState:
+            return std::make_unique<pb::FetchState>();
+        case crypto::MessageType::kState:
+            return std::make_unique<pb::StateReply>();
+        default:
+            return nullptr;
     }
 }
 
 // Every (message, field) of `m` and its set sub-messages, depth-first: the mutation targets.
-void targets(Message* m, std::vector<std::pair<Message*, const FieldDescriptor*>>& out, int depth = 0) {
+void targets(Message* m, std::vector<std::pair<Message*, const FieldDescriptor*>>& out,
+             int depth = 0) {
     const auto* d = m->GetDescriptor();
     const auto* r = m->GetReflection();
     for (int i = 0; i < d->field_count(); ++i) {
@@ -45,7 +54,8 @@ void targets(Message* m, std::vector<std::pair<Message*, const FieldDescriptor*>
         out.emplace_back(m, f);
         if (f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || depth > 2) continue;
         if (f->is_repeated()) {
-            for (int k = 0; k < r->FieldSize(*m, f); ++k) targets(r->MutableRepeatedMessage(m, f, k), out, depth + 1);
+            for (int k = 0; k < r->FieldSize(*m, f); ++k)
+                targets(r->MutableRepeatedMessage(m, f, k), out, depth + 1);
         } else if (r->HasField(*m, f)) {
             targets(r->MutableMessage(m, f), out, depth + 1);
         }
@@ -54,8 +64,8 @@ void targets(Message* m, std::vector<std::pair<Message*, const FieldDescriptor*>
 
 }  // namespace
 
-MutatingEngine::MutatingEngine(std::unique_ptr<bft::Engine> honest, const crypto::KeyPair& key, uint32_t n,
-                               bft::ReplicaId id, uint64_t seed, double rate)
+MutatingEngine::MutatingEngine(std::unique_ptr<bft::Engine> honest, const crypto::KeyPair& key,
+                               uint32_t n, bft::ReplicaId id, uint64_t seed, double rate)
     : honest_(std::move(honest)), key_(key), n_(n), id_(id), rng_(seed), rate_(rate) {}
 
 std::vector<bft::ReplicaId> MutatingEngine::random_subset() {
@@ -78,7 +88,9 @@ std::string MutatingEngine::mutate_field(const std::string& envelope) {
     if (all.empty()) return {};
     auto [m, f] = all[std::uniform_int_distribution<size_t>(0, all.size() - 1)(rng_)];
     const auto* r = m->GetReflection();
-    auto pick = [&](size_t count) { return std::uniform_int_distribution<size_t>(0, count - 1)(rng_); };
+    auto pick = [&](size_t count) {
+        return std::uniform_int_distribution<size_t>(0, count - 1)(rng_);
+    };
     auto new_bytes = [&](std::string old) {
         if (old.size() == 32) {  // a digest: another one this replica sent, or garbage
             if (!digests_.empty() && pick(2) == 0) return digests_[pick(digests_.size())];
@@ -86,9 +98,13 @@ std::string MutatingEngine::mutate_field(const std::string& envelope) {
         }
         if (old.empty()) return std::string(32, '\x01');
         switch (pick(3)) {
-            case 0: old[pick(old.size())] ^= 0x01; return old;  // e.g. a signature that fails
-            case 1: return old.substr(0, old.size() / 2);
-            default: return std::string();
+            case 0:
+                old[pick(old.size())] ^= 0x01;
+                return old;  // e.g. a signature that fails
+            case 1:
+                return old.substr(0, old.size() / 2);
+            default:
+                return std::string();
         }
     };
     if (f->is_repeated()) {
@@ -101,7 +117,8 @@ std::string MutatingEngine::mutate_field(const std::string& envelope) {
         } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {  // duplicate one entry
             r->AddString(m, f, r->GetRepeatedString(*m, f, static_cast<int>(pick(size))));
         } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-            std::unique_ptr<Message> copy(r->GetRepeatedMessage(*m, f, static_cast<int>(pick(size))).New());
+            std::unique_ptr<Message> copy(
+                r->GetRepeatedMessage(*m, f, static_cast<int>(pick(size))).New());
             copy->CopyFrom(r->GetRepeatedMessage(*m, f, static_cast<int>(pick(size))));
             r->AddMessage(m, f)->CopyFrom(*copy);
         } else {
@@ -121,10 +138,17 @@ std::string MutatingEngine::mutate_field(const std::string& envelope) {
                 r->SetUInt32(m, f, choices[pick(std::size(choices))]);
                 break;
             }
-            case FieldDescriptor::CPPTYPE_STRING: r->SetString(m, f, new_bytes(r->GetString(*m, f))); break;
-            case FieldDescriptor::CPPTYPE_BOOL: r->SetBool(m, f, !r->GetBool(*m, f)); break;
-            case FieldDescriptor::CPPTYPE_MESSAGE: r->ClearField(m, f); break;
-            default: return {};
+            case FieldDescriptor::CPPTYPE_STRING:
+                r->SetString(m, f, new_bytes(r->GetString(*m, f)));
+                break;
+            case FieldDescriptor::CPPTYPE_BOOL:
+                r->SetBool(m, f, !r->GetBool(*m, f));
+                break;
+            case FieldDescriptor::CPPTYPE_MESSAGE:
+                r->ClearField(m, f);
+                break;
+            default:
+                return {};
         }
     }
     return crypto::seal(key_, env->type, body->SerializeAsString());
@@ -157,14 +181,16 @@ bft::Output MutatingEngine::rewrite(bft::Output out) {
         }
         ++mutations_;
         switch (std::uniform_int_distribution<int>(0, 5)(rng_)) {
-            case 0: break;  // drop
-            case 1:         // duplicate
+            case 0:
+                break;  // drop
+            case 1:     // duplicate
                 sent.push_back(msg);
                 sent.push_back(std::move(msg));
                 break;
             case 2:  // to a subset
                 if (msg.to == bft::kAllReplicas) {
-                    for (bft::ReplicaId to : random_subset()) sent.push_back(bft::Outgoing{to, msg.envelope});
+                    for (bft::ReplicaId to : random_subset())
+                        sent.push_back(bft::Outgoing{to, msg.envelope});
                 } else {
                     sent.push_back(std::move(msg));
                 }
@@ -197,8 +223,9 @@ bft::Output MutatingEngine::rewrite(bft::Output out) {
 
 // --- Twins -----------------------------------------------------------------------------------
 
-TwinsEngine::TwinsEngine(std::unique_ptr<bft::Engine> a, const bft::pbft::Config& config, const crypto::KeyPair& key,
-                         const ledger::Genesis& genesis, uint64_t seed, uint64_t period)
+TwinsEngine::TwinsEngine(std::unique_ptr<bft::Engine> a, const bft::pbft::Config& config,
+                         const crypto::KeyPair& key, const ledger::Genesis& genesis, uint64_t seed,
+                         uint64_t period)
     : a_(std::move(a)), config_(config), rng_(seed), period_(std::max<uint64_t>(period, 1)) {
     b_ = bft::pbft::make_engine(config, key, authenticator_b_);
     auto state = ledger::State::open(":memory:", genesis);
@@ -218,7 +245,8 @@ void TwinsEngine::restrict(std::vector<bft::Outgoing>& send, Side twin) const {
     for (auto& msg : send) {
         if (msg.to == bft::kAllReplicas) {
             for (bft::ReplicaId to = 0; to < side_.size(); ++to)
-                if (to != config_.id && (side_[to] & twin)) kept.push_back(bft::Outgoing{to, msg.envelope});
+                if (to != config_.id && (side_[to] & twin))
+                    kept.push_back(bft::Outgoing{to, msg.envelope});
         } else if (msg.to < side_.size() && (side_[msg.to] & twin)) {
             kept.push_back(std::move(msg));
         }
@@ -243,7 +271,8 @@ std::vector<bft::Outgoing> TwinsEngine::run_b(bft::Output first) {
         if (out.fetch_state) b_stuck_ = true;  // no state transfer for twin B: it stays behind
         for (const auto& batch : out.commit) {
             if (b_stuck_) break;
-            auto applied = ledger_b_->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
+            auto applied = ledger_b_->apply_block(batch.seq, batch.view, batch.requests,
+                                                  ledger::Verify::kTrusted);
             if (!applied.ok()) {
                 b_stuck_ = true;
                 break;
@@ -262,7 +291,8 @@ bft::Output TwinsEngine::on_tick() {
     return out;
 }
 
-bft::Output TwinsEngine::on_message(bft::ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
+bft::Output TwinsEngine::on_message(bft::ReplicaId from, const crypto::Envelope& envelope,
+                                    std::string_view raw) {
     bft::Output out;
     Side side = from < side_.size() ? side_[from] : kBoth;
     if (side & kA) out = route_a(a_->on_message(from, envelope, raw));

@@ -40,12 +40,13 @@
 namespace tally::sim {
 
 class MutatingEngine final : public bft::Engine {
-public:
-    MutatingEngine(std::unique_ptr<bft::Engine> honest, const crypto::KeyPair& key, uint32_t n, bft::ReplicaId id,
-                   uint64_t seed, double rate);
+  public:
+    MutatingEngine(std::unique_ptr<bft::Engine> honest, const crypto::KeyPair& key, uint32_t n,
+                   bft::ReplicaId id, uint64_t seed, double rate);
 
     bft::Output on_tick() override { return rewrite(honest_->on_tick()); }
-    bft::Output on_message(bft::ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override {
+    bft::Output on_message(bft::ReplicaId from, const crypto::Envelope& envelope,
+                           std::string_view raw) override {
         return rewrite(honest_->on_message(from, envelope, raw));
     }
     bft::Output on_client_request(const bft::ClientRequest& request) override {
@@ -57,8 +58,8 @@ public:
     bft::Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
         return rewrite(honest_->on_state_restored(seq, digest));
     }
-    bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                         const crypto::Hash& digest) override {
+    bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
+                         uint64_t executed_seq, const crypto::Hash& digest) override {
         return rewrite(honest_->on_start(records, executed_seq, digest));
     }
     bft::EngineStatus status() const override { return honest_->status(); }
@@ -66,7 +67,7 @@ public:
 
     uint64_t mutations() const { return mutations_; }
 
-private:
+  private:
     bft::Output rewrite(bft::Output out);
     // The envelope with one field of its body changed; empty when it has no body to change.
     std::string mutate_field(const std::string& envelope);
@@ -83,12 +84,14 @@ private:
 };
 
 class TwinsEngine final : public bft::Engine {
-public:
-    TwinsEngine(std::unique_ptr<bft::Engine> a, const bft::pbft::Config& config, const crypto::KeyPair& key,
-                const ledger::Genesis& genesis, uint64_t seed, uint64_t period);
+  public:
+    TwinsEngine(std::unique_ptr<bft::Engine> a, const bft::pbft::Config& config,
+                const crypto::KeyPair& key, const ledger::Genesis& genesis, uint64_t seed,
+                uint64_t period);
 
     bft::Output on_tick() override;
-    bft::Output on_message(bft::ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
+    bft::Output on_message(bft::ReplicaId from, const crypto::Envelope& envelope,
+                           std::string_view raw) override;
     bft::Output on_client_request(const bft::ClientRequest& request) override;
     bft::Output on_executed(uint64_t seq, const crypto::Hash& digest) override {
         return route_a(a_->on_executed(seq, digest));
@@ -96,12 +99,12 @@ public:
     bft::Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
         return route_a(a_->on_state_restored(seq, digest));
     }
-    bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                         const crypto::Hash& digest) override;
+    bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
+                         uint64_t executed_seq, const crypto::Hash& digest) override;
     bft::EngineStatus status() const override { return a_->status(); }
     std::vector<bft::Detected> take_detected() override { return a_->take_detected(); }
 
-private:
+  private:
     enum Side : uint8_t { kA = 1, kB = 2, kBoth = 3 };
     void repartition();
     // Keeps only the messages to replicas on `twin`'s side (a broadcast becomes one per replica).

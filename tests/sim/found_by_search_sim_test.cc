@@ -35,7 +35,8 @@ TEST(FoundBySearch, DISABLED_WholeClusterOutageWithAFullWindowRecovers) {
                 return true;
             },
             5000))
-            << "the window did not fill\n" << report(cluster, seed);
+            << "the window did not fill\n"
+            << report(cluster, seed);
         for (bft::ReplicaId id = 0; id < cluster.n(); ++id) {
             ASSERT_EQ(cluster.status(id).low_water_mark, 0u) << report(cluster, seed);
             cluster.crash(id, Cluster::CrashKind::kPowerLoss);

@@ -13,7 +13,7 @@ namespace tally::sim {
 namespace {
 
 class MacSignatures : public ::testing::Environment {
-public:
+  public:
     void SetUp() override {
         crypto::simulator_only::use_mac_signatures(std::getenv("TALLY_SIM_ED25519") == nullptr);
     }

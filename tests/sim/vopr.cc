@@ -20,7 +20,16 @@ namespace {
 
 using node::Behaviour;
 
-enum class EventKind { kCrash, kPowerLoss, kRestart, kPartition, kUnpartition, kSlow, kFaults, kOutage };
+enum class EventKind {
+    kCrash,
+    kPowerLoss,
+    kRestart,
+    kPartition,
+    kUnpartition,
+    kSlow,
+    kFaults,
+    kOutage
+};
 
 struct Event {
     uint64_t tick = 0;
@@ -34,14 +43,22 @@ struct Event {
 
 std::string event_name(EventKind k) {
     switch (k) {
-        case EventKind::kCrash: return "crash";
-        case EventKind::kPowerLoss: return "power-loss";
-        case EventKind::kRestart: return "restart";
-        case EventKind::kPartition: return "partition";
-        case EventKind::kUnpartition: return "unpartition";
-        case EventKind::kSlow: return "slow";
-        case EventKind::kFaults: return "faults";
-        case EventKind::kOutage: return "outage";
+        case EventKind::kCrash:
+            return "crash";
+        case EventKind::kPowerLoss:
+            return "power-loss";
+        case EventKind::kRestart:
+            return "restart";
+        case EventKind::kPartition:
+            return "partition";
+        case EventKind::kUnpartition:
+            return "unpartition";
+        case EventKind::kSlow:
+            return "slow";
+        case EventKind::kFaults:
+            return "faults";
+        case EventKind::kOutage:
+            return "outage";
     }
     return "?";
 }
@@ -68,7 +85,9 @@ struct Schedule {
 Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
     std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + 0x5EED);
     std::uniform_real_distribution<double> p(0.0, 1.0);
-    auto uniform = [&](uint64_t lo, uint64_t hi) { return std::uniform_int_distribution<uint64_t>(lo, hi)(rng); };
+    auto uniform = [&](uint64_t lo, uint64_t hi) {
+        return std::uniform_int_distribution<uint64_t>(lo, hi)(rng);
+    };
     Schedule s;
     SimConfig& c = s.config;
     c.seed = seed;
@@ -110,13 +129,16 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
         } else if (kind == "mutation") {
             double rate = 0.05 + p(rng) * 0.45;
             c.wrap[id] = [rate, n](WrapContext& w) -> std::unique_ptr<bft::Engine> {
-                return std::make_unique<MutatingEngine>(std::move(w.honest), *w.key, n, w.id, w.seed, rate);
+                return std::make_unique<MutatingEngine>(std::move(w.honest), *w.key, n, w.id,
+                                                        w.seed, rate);
             };
-            s.traitor_kinds += " mutation=" + std::to_string(id) + "@" + std::to_string(rate).substr(0, 4);
+            s.traitor_kinds +=
+                " mutation=" + std::to_string(id) + "@" + std::to_string(rate).substr(0, 4);
         } else {
             uint64_t period = uniform(5, 80);
             c.wrap[id] = [period](WrapContext& w) -> std::unique_ptr<bft::Engine> {
-                return std::make_unique<TwinsEngine>(std::move(w.honest), w.config, *w.key, *w.genesis, w.seed, period);
+                return std::make_unique<TwinsEngine>(std::move(w.honest), w.config, *w.key,
+                                                     *w.genesis, w.seed, period);
             };
             s.traitor_kinds += " twins=" + std::to_string(id) + "/" + std::to_string(period);
         }
@@ -180,19 +202,25 @@ std::string describe(const Cluster& cluster, const Schedule& s) {
         switch (e.kind) {
             case EventKind::kCrash:
             case EventKind::kPowerLoss:
-            case EventKind::kRestart: out << "(" << e.id << ")"; break;
+            case EventKind::kRestart:
+                out << "(" << e.id << ")";
+                break;
             case EventKind::kPartition: {
                 out << "(";
                 for (auto i : e.group) out << i;
                 out << ")";
                 break;
             }
-            case EventKind::kSlow: out << "(" << e.id << ",+" << e.extra_ticks << (e.only.empty() ? "" : ",one type") << ")"; break;
-            case EventKind::kFaults:
-                out << "(drop " << e.faults.drop << " dup " << e.faults.duplicate << " delay " << e.faults.delay_min_ticks
-                    << ".." << e.faults.delay_max_ticks << ")";
+            case EventKind::kSlow:
+                out << "(" << e.id << ",+" << e.extra_ticks << (e.only.empty() ? "" : ",one type")
+                    << ")";
                 break;
-            default: break;
+            case EventKind::kFaults:
+                out << "(drop " << e.faults.drop << " dup " << e.faults.duplicate << " delay "
+                    << e.faults.delay_min_ticks << ".." << e.faults.delay_max_ticks << ")";
+                break;
+            default:
+                break;
         }
     }
     return out.str();
@@ -216,10 +244,18 @@ void apply(Cluster& cluster, const Event& e) {
                 }
             }
             break;
-        case EventKind::kPartition: cluster.isolate(e.group); break;
-        case EventKind::kUnpartition: cluster.isolate({}); break;
-        case EventKind::kSlow: cluster.slow(e.id, e.extra_ticks, e.only); break;
-        case EventKind::kFaults: cluster.set_faults(e.faults); break;
+        case EventKind::kPartition:
+            cluster.isolate(e.group);
+            break;
+        case EventKind::kUnpartition:
+            cluster.isolate({});
+            break;
+        case EventKind::kSlow:
+            cluster.slow(e.id, e.extra_ticks, e.only);
+            break;
+        case EventKind::kFaults:
+            cluster.set_faults(e.faults);
+            break;
         case EventKind::kOutage:
             // The whole cluster loses power; every replica comes back at once.
             for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
@@ -229,7 +265,8 @@ void apply(Cluster& cluster, const Event& e) {
     }
 }
 
-void add_problems(std::vector<std::string>& to, const std::string& phase, const std::vector<std::string>& found) {
+void add_problems(std::vector<std::string>& to, const std::string& phase,
+                  const std::vector<std::string>& found) {
     for (const auto& p : found) to.push_back(phase + ": " + p);
 }
 
@@ -252,7 +289,8 @@ void on_abort(int) {
 
 void install_abort_handler() { std::signal(SIGABRT, on_abort); }
 
-void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command, int state_fd) {
+void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command,
+                      int state_fd) {
     std::string text = "\nsimulator: an invariant broke in schedule seed " + std::to_string(seed) +
                        "\nreplay: " + replay_command + "\n";
     g_abort_len = std::min(text.size(), sizeof(g_abort_text));
@@ -272,7 +310,8 @@ ScheduleResult run_schedule(uint64_t seed, const SearchSpace& space) {
     // Safety phase.
     size_t next = 0;
     while (cluster.now() < s.safety_ticks) {
-        while (next < s.events.size() && s.events[next].tick <= cluster.now()) apply(cluster, s.events[next++]);
+        while (next < s.events.size() && s.events[next].tick <= cluster.now())
+            apply(cluster, s.events[next++]);
         cluster.step();
     }
     add_problems(result.problems, "safety phase", cluster.check_safety());
@@ -285,7 +324,8 @@ ScheduleResult run_schedule(uint64_t seed, const SearchSpace& space) {
     cluster.add_requests(s.more_requests);
     const uint64_t budget = 20000;
     if (!cluster.run_until([&] { return cluster.clients_done(); }, budget))
-        result.problems.push_back("liveness: clients did not finish by tick " + std::to_string(cluster.now()));
+        result.problems.push_back("liveness: clients did not finish by tick " +
+                                  std::to_string(cluster.now()));
     else if (!cluster.run_until([&] { return cluster.check_converged().empty(); }, budget))
         add_problems(result.problems, "liveness", cluster.check_converged());
     add_problems(result.problems, "end", cluster.check_safety());

@@ -47,7 +47,8 @@ ScheduleResult run_schedule(uint64_t seed, const SearchSpace& space = {});
 
 // While a schedule runs, an abort (a broken check_invariants()) prints this seed and the
 // command that replays it; `state_fd`, when >= 0, also gets "aborted <seed> <runs>\n".
-void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command, int state_fd = -1);
+void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command,
+                      int state_fd = -1);
 void install_abort_handler();
 
 }  // namespace tally::sim

@@ -25,13 +25,13 @@ std::string replay_command(uint64_t seed) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = info->name();
     if (name == "Search") name = "RandomSchedules";
-    return "TALLY_SIM_SEED=" + std::to_string(seed) + " build/bin/test_sim --gtest_filter=" +
-           info->test_suite_name() + "." + name;
+    return "TALLY_SIM_SEED=" + std::to_string(seed) +
+           " build/bin/test_sim --gtest_filter=" + info->test_suite_name() + "." + name;
 }
 
 // (Signatures are the simulator's MAC: sim/mac_signatures.cc.)
 class VoprSim : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override { install_abort_handler(); }
 
     // Runs one schedule; a failure names the seed, what it chose, and how to replay it (in
@@ -58,23 +58,29 @@ protected:
             run_one(std::strtoull(one, nullptr, 10), space);
             return;
         }
-        if (const char* many = std::getenv("TALLY_SIM_SEEDS")) count = std::strtoull(many, nullptr, 10);
+        if (const char* many = std::getenv("TALLY_SIM_SEEDS"))
+            count = std::strtoull(many, nullptr, 10);
         auto start = std::chrono::steady_clock::now();
         for (uint64_t seed = 1; seed <= count; ++seed, ++runs_) run_one(seed, space);
         if (failures_ > 5)
             ADD_FAILURE() << failures_ - 5 << " more schedules failed, seeds" << failed_seeds_
-                          << (failed_seeds_.size() >= 200 ? " ..." : "") << "\nreplay each: TALLY_SIM_SEED=<seed>" << replay_command(0).substr(replay_command(0).find(' '));
-        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::printf("[ vopr     ] %llu schedules (%llu failed), %llu simulated ticks, %.1f s (%.0f schedules/s)\n",
-                    static_cast<unsigned long long>(runs_), static_cast<unsigned long long>(failures_),
-                    static_cast<unsigned long long>(ticks_), seconds,
-                    static_cast<double>(runs_) / std::max(seconds, 1e-9));
+                          << (failed_seeds_.size() >= 200 ? " ..." : "")
+                          << "\nreplay each: TALLY_SIM_SEED=<seed>"
+                          << replay_command(0).substr(replay_command(0).find(' '));
+        double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::printf(
+            "[ vopr     ] %llu schedules (%llu failed), %llu simulated ticks, %.1f s (%.0f "
+            "schedules/s)\n",
+            static_cast<unsigned long long>(runs_), static_cast<unsigned long long>(failures_),
+            static_cast<unsigned long long>(ticks_), seconds,
+            static_cast<double>(runs_) / std::max(seconds, 1e-9));
     }
 
     uint64_t ticks_ = 0;
     uint64_t runs_ = 0;
     uint64_t failures_ = 0;
-    std::string failed_seeds_;  // beyond the first few (capped)
+    std::string failed_seeds_;                  // beyond the first few (capped)
     std::map<std::string, uint64_t> detected_;  // over every schedule run
 };
 
@@ -148,7 +154,9 @@ TEST_F(VoprSim, Search) {
     if (const char* path = std::getenv("TALLY_VOPR_STATE"))
         state_fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     auto start = std::chrono::steady_clock::now();
-    auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
     uint64_t runs = 0, failures = 0;
     double next_report = 60;
     while (elapsed() < seconds) {
@@ -160,7 +168,8 @@ TEST_F(VoprSim, Search) {
         ++runs;
         ++seed;
         if (elapsed() >= next_report) {
-            std::printf("[ vopr     ] %llu schedules, %llu failed, %.0f s\n", static_cast<unsigned long long>(runs),
+            std::printf("[ vopr     ] %llu schedules, %llu failed, %.0f s\n",
+                        static_cast<unsigned long long>(runs),
                         static_cast<unsigned long long>(failures), elapsed());
             std::fflush(stdout);
             next_report += 60;
@@ -171,8 +180,9 @@ TEST_F(VoprSim, Search) {
         (void)!::write(state_fd, line.data(), line.size());
         ::close(state_fd);
     }
-    std::printf("[ vopr     ] %llu schedules in %.0f s, %llu failed\n", static_cast<unsigned long long>(runs),
-                elapsed(), static_cast<unsigned long long>(failures));
+    std::printf("[ vopr     ] %llu schedules in %.0f s, %llu failed\n",
+                static_cast<unsigned long long>(runs), elapsed(),
+                static_cast<unsigned long long>(failures));
 }
 
 }  // namespace
