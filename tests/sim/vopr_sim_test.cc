@@ -140,16 +140,19 @@ TEST_F(VoprSim, TwinsCannotBreakSafetyOrLiveness) {
     }
 }
 
-// The long search, for scripts/simulate: from TALLY_VOPR_FIRST_SEED on, until
-// TALLY_VOPR_SECONDS have passed. Writes "done <runs> <next seed>" and "failed <seed>" lines
-// to TALLY_VOPR_STATE when set (an abort writes "aborted <seed> <runs>"), so the script can
-// carry on past a crash. Skipped without TALLY_VOPR_SECONDS.
+// The long search, for scripts/simulate: seeds TALLY_VOPR_FIRST_SEED, + TALLY_VOPR_SEED_STEP
+// (default 1), ... until TALLY_VOPR_SECONDS have passed. Writes "done <runs> <next seed>" and
+// "failed <seed>" lines to TALLY_VOPR_STATE when set (an abort writes "aborted <seed> <runs>"), so
+// the script can carry on past a crash. Skipped without TALLY_VOPR_SECONDS.
 TEST_F(VoprSim, Search) {
     const char* seconds_env = std::getenv("TALLY_VOPR_SECONDS");
     if (!seconds_env) GTEST_SKIP() << "set TALLY_VOPR_SECONDS (scripts/simulate does)";
     const double seconds = std::strtod(seconds_env, nullptr);
     const char* first_env = std::getenv("TALLY_VOPR_FIRST_SEED");
     uint64_t seed = first_env ? std::strtoull(first_env, nullptr, 10) : 1;
+    const char* step_env = std::getenv("TALLY_VOPR_SEED_STEP");
+    const uint64_t step =
+        step_env ? std::max<uint64_t>(std::strtoull(step_env, nullptr, 10), 1) : 1;
     int state_fd = -1;
     if (const char* path = std::getenv("TALLY_VOPR_STATE"))
         state_fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -166,7 +169,7 @@ TEST_F(VoprSim, Search) {
             if (state_fd >= 0) (void)!::write(state_fd, line.data(), line.size());
         }
         ++runs;
-        ++seed;
+        seed += step;
         if (elapsed() >= next_report) {
             std::printf("[ vopr     ] %llu schedules, %llu failed, %.0f s\n",
                         static_cast<unsigned long long>(runs),
