@@ -7,7 +7,9 @@
 // It drives the very engines tallyd runs, with the same contract as the node: persist (sync
 // when asked), then send, then execute on the ledger and report on_executed; state transfer
 // from a peer's checkpoint snapshot, checked against the checkpoint's digest. It watches every
-// message an honest replica signs, so a replica that contradicts itself is caught.
+// message an honest replica signs, so a replica that contradicts itself is caught, and runs
+// every honest PBFT engine's check_invariants() after each of its inputs (aborting on a broken
+// one).
 #pragma once
 
 #include <cstdint>
@@ -145,7 +147,10 @@ public:
     // acknowledged ok transfer is in every up-to-date ledger exactly once; no honest replica
     // ever signed two different things for one slot (a pre-prepare, prepare or commit for one
     // (view, seq), a checkpoint for one seq, a NEW-VIEW's O for one view) — across its crashes
-    // and restarts too. Empty when all hold.
+    // and restarts too; no two honest replicas delivered different batches at one seq, and none
+    // signed a pre-prepare, prepare or commit for another batch than it delivered at that seq;
+    // every honest VIEW-CHANGE carried every prepared certificate its sender's store held above
+    // its stable checkpoint. Empty when all hold.
     std::vector<std::string> check_safety() const;
     // After the run: every live replica executed the same sequence and has the same digest.
     std::vector<std::string> check_converged() const;
