@@ -404,9 +404,13 @@ void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) 
         }
         default: return;
     }
-    // A replica that delivered a batch at seq never votes for another one there, in any view
-    // (what it forwards, signed by another, may be older than that one's delivery).
-    if (signer == sender && env->type != crypto::MessageType::kCheckpoint &&
+    // A replica that delivered a batch at seq never votes for another one there, in any view,
+    // from then on. (Re-sending a vote it signed before the delivery is no new vote; what it
+    // forwards, signed by another, may be older than that one's delivery.)
+    auto key = std::make_tuple(signer, static_cast<uint8_t>(env->type), view, seq);
+    auto earlier = signed_.find(key);
+    bool resent = earlier != signed_.end() && earlier->second == digest;
+    if (signer == sender && !resent && env->type != crypto::MessageType::kCheckpoint &&
         env->type != crypto::MessageType::kNewView) {
         const auto& delivered = replicas_[signer].delivered;
         if (auto d = delivered.find(seq); d != delivered.end() && d->second != digest && contradictions_.size() < 20)
@@ -415,7 +419,6 @@ void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) 
                                       std::to_string(seq) + " in view " + std::to_string(view) +
                                       " with another batch than the one it delivered there");
     }
-    auto key = std::make_tuple(signer, static_cast<uint8_t>(env->type), view, seq);
     auto [it, inserted] = signed_.emplace(key, digest);
     if (!inserted && it->second != digest && contradictions_.size() < 20)
         contradictions_.push_back("replica " + std::to_string(signer) + " signed two " +
