@@ -49,7 +49,9 @@ void Replica::tick_catch_up(Output& out) {
         if (cp != checkpoints_.end() && cp->second.count(digest) && cp->second.at(digest).count(config_.id))
             out.send.push_back(Outgoing{kAllReplicas, cp->second.at(digest).at(config_.id)});
     }
-    if (max_seq_seen_ > last_delivered_ && !fetching_state_) {
+    // Also while fetching state: the checkpoint being fetched may be one no peer serves any
+    // more, and a newer stable checkpoint in an answer retargets the transfer.
+    if (max_seq_seen_ > last_delivered_ || fetching_state_) {
         next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
         if (next_fetch_peer_ == config_.id) next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
         pb::FetchState req;

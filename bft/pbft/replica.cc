@@ -192,6 +192,11 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // replica that was between views had not voted in the one it was entering.
     view_recorded_ = view_known;
     if (view_known && active_) silent_through_view_ = view_;
+    // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
+    // signing it is in memory only): sign it again, or with every replica restarted at h + L
+    // no checkpoint would ever become stable and the full window would stall the network.
+    if (!fetching_state_ && executed_seq > low_ && executed_seq % config_.checkpoint_interval == 0)
+        send_checkpoint(executed_seq, digest, out);
     // Batches decided before the crash but not executed by the ledger execute now.
     deliver(out);
     return out;

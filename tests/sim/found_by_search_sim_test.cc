@@ -1,5 +1,5 @@
-// Bugs the random search (sim/vopr.h) found, each as a scenario that shows it. Disabled while
-// the engine bug is open (issue 10): enable each with its fix (it fails before, passes after).
+// Bugs the random search (sim/vopr.h) found, each as a scenario that shows it (each failed
+// before its fix and passes after).
 #include <gtest/gtest.h>
 
 #include "sim/checks.h"
@@ -16,7 +16,7 @@ namespace {
 // kept in memory only), so h never moves, the window stays full, and view change follows view
 // change without anything executing. Fix: a replica restarting at a checkpoint multiple above
 // h signs that checkpoint again.
-TEST(FoundBySearch, DISABLED_WholeClusterOutageWithAFullWindowRecovers) {
+TEST(FoundBySearch, WholeClusterOutageWithAFullWindowRecovers) {
     for_each_seed(10, [](uint64_t seed) {
         SimConfig config;
         config.seed = seed;
@@ -53,7 +53,7 @@ TEST(FoundBySearch, DISABLED_WholeClusterOutageWithAFullWindowRecovers) {
 // (2f+1 = 5 CHECKPOINTs are needed; the traitor's are refused as equivocation), so replicas 2
 // and 3 never converge. Fix: keep asking peers while fetching, so a newer proven checkpoint
 // retargets the transfer.
-TEST(FoundBySearch, DISABLED_LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
+TEST(FoundBySearch, LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
     SearchSpace space;
     space.behaviours = false;
     space.twins = false;
