@@ -105,7 +105,7 @@ Status Client::connect(const node::NetworkConfig& config) {
             socket.set(zmq::sockopt::sndhwm, kSocketQueueMax);
             socket.set(zmq::sockopt::rcvhwm, kSocketQueueMax);
             socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kReplyBytesMax));
-            socket.connect(replica.endpoint());
+            socket.connect(replica.client_endpoint());
             transport->sockets.push_back(std::move(socket));
         }
         for (auto& socket : transport->sockets)
