@@ -131,10 +131,13 @@ namespace {
 // `block` transfers among 1,000 active senders, as a replica applies them, Durability::kDeferred)
 // on a ledger of 1,000 accounts and on one of 1,000,000. The per-block state digest must cost
 // what the block touched, not what the ledger holds: the two rates should match within noise.
-// Args: {accounts, block}. Run with --benchmark_repetitions=N to get medians.
+// Args: {accounts, block, file}: file 1 keeps the ledger in a temporary file (as a replica
+// does), 0 in memory (SQLite ":memory:": what is left without the disk's B-tree pages).
+// Run with --benchmark_repetitions=N to get medians.
 void BM_LedgerCommittedTransfersBySize(benchmark::State& state) {
     const auto accounts = static_cast<uint32_t>(state.range(0));
     const auto block_transfers = static_cast<uint32_t>(state.range(1));
+    const bool in_file = state.range(2) != 0;
     std::mt19937_64 rng(7);
     std::vector<crypto::KeyPair> senders;
     ledger::Genesis genesis;
@@ -152,7 +155,8 @@ void BM_LedgerCommittedTransfersBySize(benchmark::State& state) {
         state.SkipWithError("cannot make a temporary directory");
         return;
     }
-    auto opened = ledger::State::open(dir.file("ledger.db"), genesis, ledger::State::Durability::kDeferred);
+    auto opened = ledger::State::open(in_file ? dir.file("ledger.db") : std::string(":memory:"),
+                                      genesis, ledger::State::Durability::kDeferred);
     if (!opened.ok()) {
         state.SkipWithError(("cannot open ledger: " + opened.error().message).c_str());
         return;
@@ -183,9 +187,11 @@ void BM_LedgerCommittedTransfersBySize(benchmark::State& state) {
         static_cast<double>(state.iterations()) * block_transfers, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_LedgerCommittedTransfersBySize)
-    ->ArgNames({"accounts", "block"})
-    ->Args({1'000, 64})
-    ->Args({1'000'000, 64})
+    ->ArgNames({"accounts", "block", "file"})
+    ->Args({1'000, 64, 1})
+    ->Args({1'000'000, 64, 1})
+    ->Args({1'000, 64, 0})
+    ->Args({1'000'000, 64, 0})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace
