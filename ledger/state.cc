@@ -230,8 +230,13 @@ class AccountTree {
     static crypto::Hash node(const crypto::Hash& left, const crypto::Hash& right) {
         static const crypto::Hash kZero{};
         if (left == kZero && right == kZero) return kZero;
-        const char node_tag = 1;
-        return crypto::Sha256().update(std::string_view(&node_tag, 1)).update(left).update(right).finish();
+        // One-shot over a buffer: crypto::sha256 reuses its context, where a Sha256 object
+        // allocates one, which costs as much as hashing these 65 bytes.
+        std::array<char, 65> bytes{};
+        bytes[0] = 1;
+        std::memcpy(bytes.data() + 1, left.data(), 32);
+        std::memcpy(bytes.data() + 33, right.data(), 32);
+        return crypto::sha256(std::string_view(bytes.data(), bytes.size()));
     }
 
     std::vector<crypto::Hash> nodes_;
