@@ -198,13 +198,16 @@ std::string status_table(const std::vector<ReplicaStatus>& statuses) {
         for (const auto& t : p.traitor()) notes += "traitor:" + t + " ";
         for (const auto& d : p.detected())
             notes += "detected:" + d.kind() + "=" + std::to_string(d.count()) + " ";
-        std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6llu %10llu %10llu  %-12s  %s\n", s.id, "up",
+        // Input the replica refused (admission, garbage), by reason.
+        for (const auto& r : p.rejected())
+            notes += "refused:" + r.kind() + "=" + std::to_string(r.count()) + " ";
+        std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6llu %10llu %10llu  %-12s  ", s.id, "up",
                       p.role().empty() ? "-" : p.role().c_str(),
                       static_cast<unsigned long long>(p.view()),
                       static_cast<unsigned long long>(p.executed()),
                       static_cast<unsigned long long>(p.stable_checkpoint()),
-                      short_hex(p.state_digest()).c_str(), notes.c_str());
-        out << line;
+                      short_hex(p.state_digest()).c_str());
+        out << line << notes << "\n";  // notes apart: they may be longer than `line`
     }
     return out.str();
 }

@@ -105,7 +105,7 @@ Status Client::connect(const node::NetworkConfig& config) {
             socket.set(zmq::sockopt::sndhwm, kSocketQueueMax);
             socket.set(zmq::sockopt::rcvhwm, kSocketQueueMax);
             socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kReplyBytesMax));
-            socket.connect(replica.endpoint());
+            socket.connect(replica.client_endpoint());
             transport->sockets.push_back(std::move(socket));
         }
         for (auto& socket : transport->sockets)
@@ -148,10 +148,10 @@ Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done,
 
     const auto now = Clock::now();
     ExpectedRequest expected{tx->id, tx->sender, tx->nonce};
-    PendingOrdered pending{std::move(envelope),
+    PendingOrdered pending{std::move(envelope), expected,
                            ReplyQuorum(QuorumKind::kOrdered, config_.reply_quorum(), config_.n(),
                                        expected, &verified_roots_),
-                           deadline_after(timeout), now + options_.retransmit_interval,
+                           0, deadline_after(timeout), now + options_.retransmit_interval,
                            std::move(done)};
     auto [it, inserted] = ordered_.emplace(id, std::move(pending));
     TALLY_ASSERT(inserted);
@@ -319,11 +319,27 @@ void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::En
     auto& pending = it->second;
     const Vote vote = pending.quorum.add(replica, config_.replicas[replica].public_key, frame);
     if (vote != Vote::kAccepted) return;
+    if (refusal_to_recheck(pending)) return;
     const std::string id = it->first;
     const auto& accepted = *pending.quorum.accepted();
     auto tx_id = crypto::array_from_bytes<32>(accepted.tx_id());
     TALLY_ASSERT(tx_id.ok());  // the quorum checked it equals the request's id
     complete(id, ordered_result(*tx_id, accepted));
+}
+
+bool Client::refusal_to_recheck(PendingOrdered& pending) {
+    const auto& accepted = *pending.quorum.accepted();
+    const auto code = static_cast<ledger::ResultCode>(accepted.result());
+    const bool may_be_lag = code == ledger::ResultCode::kUnknownSender ||
+                            code == ledger::ResultCode::kNonceTooHigh || code == ledger::ResultCode::kBusy;
+    if (accepted.seq() != 0 || !may_be_lag || pending.rechecks >= options_.refusal_rechecks_max)
+        return false;
+    ++pending.rechecks;
+    pending.quorum = ReplyQuorum(QuorumKind::kOrdered, config_.reply_quorum(), config_.n(),
+                                 pending.expected, &verified_roots_);
+    pending.next_send = std::min(pending.next_send, Clock::now() + options_.refusal_recheck);
+    next_timer_ = std::min(next_timer_, pending.next_send);
+    return true;
 }
 
 void Client::on_read_reply(uint32_t replica, std::string_view frame,

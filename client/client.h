@@ -70,6 +70,12 @@ struct ClientOptions {
     Duration fast_read_wait = Duration{1'000};          // fast read: give up and fall back after
     Duration status_wait = Duration{1'000};             // status: a replica silent this long is down
     size_t recent_results_max = 4096;  // accepted results kept to judge replies that come late
+    // A quorum that refuses a request without ordering it (seq 0) for a reason that may only
+    // be the refusing replicas' lag — unknown_sender (they have not yet executed the block that
+    // funded the sender), nonce_too_high, busy — is checked again: the request is resent after
+    // refusal_recheck, up to refusal_rechecks_max times, before the refusal is believed.
+    Duration refusal_recheck = Duration{100};
+    int refusal_rechecks_max = 2;
 };
 
 // An accepted ordered result (f+1 matching replies).
@@ -173,7 +179,9 @@ private:
     struct Transport;  // the ZeroMQ context and one DEALER per replica
     struct PendingOrdered {
         std::string envelope;
+        ExpectedRequest expected;
         ReplyQuorum quorum;
+        int rechecks = 0;  // refusals asked again (ClientOptions::refusal_recheck)
         Clock::time_point deadline;
         Clock::time_point next_send;
         Completion done;
@@ -201,6 +209,9 @@ private:
     void on_status_reply(uint32_t replica, std::string_view frame);
     size_t run_timers(Clock::time_point now);
     size_t complete(const std::string& id, Result<OrderedResult> result);
+    // When the accepted quorum of `pending` is a refusal that may be lag, starts it over (and
+    // resends soon) and returns true (ClientOptions::refusal_recheck).
+    bool refusal_to_recheck(PendingOrdered& pending);
     void remember(const std::string& id, const ReplyKey& key);
     // Polls until `done()` or `deadline`.
     template <typename Done>

@@ -328,7 +328,7 @@ Result<node::NetworkConfig> create_network(const NetUpOptions& options, const st
     config.protocol = options.protocol;
     config.f = options.protocol == "pbft" ? (options.nodes - 1) / 3 : (options.nodes - 1) / 2;
     config.dir = abs;
-    auto ports = free_ports(options.nodes);
+    auto ports = free_ports(2 * options.nodes);  // each replica's, then each one's for clients
     if (!ports) return ports.error();
     for (uint32_t i = 0; i < options.nodes; ++i) {
         const auto key = crypto::KeyPair::generate();
@@ -336,6 +336,7 @@ Result<node::NetworkConfig> create_network(const NetUpOptions& options, const st
         replica.id = i;
         replica.host = "127.0.0.1";
         replica.port = (*ports)[i];
+        replica.client_port = (*ports)[options.nodes + i];
         replica.public_key = key.public_key();
         replica.key_file = abs + "/keys/replica-" + std::to_string(i) + ".key";
         replica.data_dir = abs + "/data/" + std::to_string(i);

@@ -64,10 +64,16 @@ ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind) {
 bool supersedes(const ReplyKey& later, const ReplyKey& earlier) {
     const auto not_final = [](uint32_t result) {
         return result == static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh) ||
-               result == static_cast<uint32_t>(ledger::ResultCode::kUnknownSender);
+               result == static_cast<uint32_t>(ledger::ResultCode::kUnknownSender) ||
+               result == static_cast<uint32_t>(ledger::ResultCode::kBusy);
     };
-    return later.tx_id == earlier.tx_id && later.client == earlier.client &&
-           later.nonce == earlier.nonce && not_final(earlier.result) && later.seq > earlier.seq;
+    if (later.tx_id != earlier.tx_id || later.client != earlier.client || later.nonce != earlier.nonce)
+        return false;
+    // A replica's refusal to admit (seq 0: never ordered, for a reason that may be its lag)
+    // does not contradict an ordered result either way: an honest replica that had not yet
+    // executed the block funding the sender sends one while the others order the request.
+    if (later.seq == 0 && earlier.seq != 0 && not_final(later.result)) return true;
+    return not_final(earlier.result) && later.seq > earlier.seq;
 }
 
 ReplyQuorum::ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n,
@@ -176,6 +182,8 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
         if (other_key == key) continue;
         if (kind_ == QuorumKind::kRead) {
             counters_.disagreed += members.size();
+        } else if (supersedes(other_key, key)) {
+            counters_.superseded += members.size();
         } else {
             counters_.mismatch += members.size();
         }

@@ -44,7 +44,8 @@ struct ReplyCounters {
     uint64_t mismatch = 0;       // disagreed with the request, or with the accepted result
     uint64_t duplicate = 0;      // the same replica repeating itself (counted once only)
     uint64_t stale = 0;          // for a request this client no longer remembers
-    uint64_t superseded = 0;     // a later execution of a request whose result was not final
+    uint64_t superseded = 0;     // a later execution of a request whose result was not final,
+                                 // or a lagging replica's refusal of one that was ordered
     uint64_t disagreed = 0;      // fast-read answers unlike the accepted one: replicas at other
                                  // points of the log answer differently, honestly
 
@@ -98,7 +99,9 @@ ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind);
 // True when `later` may honestly follow the accepted `earlier` for the same request: the ledger
 // does not record a transfer that failed as kNonceTooHigh or kUnknownSender (it came early and
 // may apply later, ledger/tx.h), so a copy of it ordered again executes again, at a higher
-// sequence number, and its replicas reply again.
+// sequence number, and its replicas reply again. Also when `later` is a replica's refusal to
+// admit the request (seq 0, never ordered: node/admission.h) and `earlier` an ordered result:
+// a replica behind the others refuses a sender it does not know yet, honestly.
 bool supersedes(const ReplyKey& later, const ReplyKey& earlier);
 
 class ReplyQuorum {

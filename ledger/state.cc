@@ -37,7 +37,8 @@ namespace tally::ledger {
 namespace {
 
 // 2: blocks carry the history digest, and the state digest covers it.
-constexpr int64_t kSchemaVersion = 2;
+// 3: the accounts digest is a Merkle tree over key buckets (AccountTree), not one hash.
+constexpr int64_t kSchemaVersion = 3;
 // PRAGMA application_id: "TALY", so that Tally's databases identify themselves.
 constexpr int32_t kApplicationId = 0x54414C59;
 constexpr int kBusyTimeoutMs = 5000;
@@ -160,18 +161,107 @@ bool known_code(uint64_t code) { return code <= static_cast<uint64_t>(ResultCode
 
 bool key_less(const Account& a, const crypto::PublicKey& key) { return a.key < key; }
 
-// The in-memory accounts: a vector sorted by key (binary-search lookups, and a digest that
-// streams through contiguous memory), plus the accounts the block in progress created, kept
-// aside and merged in when the block's transactions are done. Remembers every account a block
-// touches as it was before, so that a failed block can be undone.
+// The accounts digest is the root of a Merkle tree of fixed shape over 2^16 buckets, a
+// bucket holding the accounts whose key starts with its 16 bits (so buckets in index order are
+// accounts in key order):
+//   leaf(b)   = 32 zero bytes if bucket b is empty, else
+//               SHA-256(0x00 || for each account of b by key: key || balance || nonce)
+//   node(l,r) = 32 zero bytes if l and r are both zero, else SHA-256(0x01 || l || r)
+// (integers 8 bytes big-endian). Why: a block rehashes only the buckets it touched and their
+// 16 ancestors, so its cost does not grow with the number of accounts in the ledger (with a
+// million accounts a bucket holds about 15). Before, every block hashed every account.
+// Empty subtrees hash to zero, so a small ledger costs little to build too.
+constexpr size_t kDigestBucketBits = 16;
+constexpr size_t kDigestBuckets = size_t{1} << kDigestBucketBits;
+
+size_t bucket_of(const crypto::PublicKey& key) {
+    return (static_cast<size_t>(key[0]) << 8) | static_cast<size_t>(key[1]);
+}
+
+crypto::Hash digest_bucket(const Account* accounts, size_t count) {
+    if (count == 0) return crypto::Hash{};
+    // Serialized into a chunk and hashed a chunk at a time: one SHA-256 update per chunk.
+    crypto::Sha256 sha;
+    const char leaf_tag = 0;
+    sha.update(std::string_view(&leaf_tag, 1));
+    std::array<uint8_t, kDigestChunkAccounts * kDigestAccountBytes> chunk{};
+    size_t used = 0;
+    for (size_t i = 0; i < count; ++i) {
+        const Account& account = accounts[i];
+        uint8_t* out = chunk.data() + used;
+        std::memcpy(out, account.key.data(), 32);
+        put_be64(out + 32, account.balance);
+        put_be64(out + 40, account.nonce);
+        used += kDigestAccountBytes;
+        if (used == chunk.size()) {
+            sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
+            used = 0;
+        }
+    }
+    if (used > 0) sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
+    return sha.finish();
+}
+
+// The tree above, kept whole (heap layout: node 1 is the root, bucket b's leaf is node
+// kDigestBuckets + b; 4 MiB) and brought up to date lazily: leaves change, and root()
+// rehashes only the ancestors of those that changed.
+class AccountTree {
+  public:
+    AccountTree() : nodes_(2 * kDigestBuckets) {}
+
+    void set_leaf(size_t bucket, const crypto::Hash& leaf) {
+        nodes_[kDigestBuckets + bucket] = leaf;
+        changed_.push_back(kDigestBuckets + bucket);
+    }
+
+    const crypto::Hash& root() {
+        std::vector<size_t> level = std::move(changed_);
+        changed_.clear();
+        for (size_t depth = 0; depth < kDigestBucketBits && !level.empty(); ++depth) {
+            for (size_t& i : level) i /= 2;
+            std::sort(level.begin(), level.end());
+            level.erase(std::unique(level.begin(), level.end()), level.end());
+            for (size_t i : level) nodes_[i] = node(nodes_[2 * i], nodes_[2 * i + 1]);
+        }
+        return nodes_[1];
+    }
+
+  private:
+    static crypto::Hash node(const crypto::Hash& left, const crypto::Hash& right) {
+        static const crypto::Hash kZero{};
+        if (left == kZero && right == kZero) return kZero;
+        // One-shot over a buffer: crypto::sha256 reuses its context, where a Sha256 object
+        // allocates one, which costs as much as hashing these 65 bytes.
+        std::array<char, 65> bytes{};
+        bytes[0] = 1;
+        std::memcpy(bytes.data() + 1, left.data(), 32);
+        std::memcpy(bytes.data() + 33, right.data(), 32);
+        return crypto::sha256(std::string_view(bytes.data(), bytes.size()));
+    }
+
+    std::vector<crypto::Hash> nodes_;
+    std::vector<size_t> changed_;  // node indices of leaves changed since the last root()
+};
+
+// The in-memory accounts, in their digest buckets (each sorted by key: binary-search lookups,
+// and a bucket's digest streams through contiguous memory), plus the accounts the block in
+// progress created, kept aside and merged in when the block's transactions are done.
+// Remembers every account a block touches as it was before, so that a failed block can be
+// undone, and which buckets changed, so that digest() rehashes only those.
 class AccountTable {
   public:
-    AccountTable() = default;
-    explicit AccountTable(std::vector<Account> sorted) : sorted_(std::move(sorted)) {}
+    AccountTable() : buckets_(kDigestBuckets) {}
+    explicit AccountTable(std::vector<Account> sorted) : buckets_(kDigestBuckets) {
+        for (Account& account : sorted) buckets_[bucket_of(account.key)].push_back(account);
+        size_ = sorted.size();
+        for (size_t b = 0; b < kDigestBuckets; ++b)
+            if (!buckets_[b].empty()) dirty_.insert(b);
+    }
 
     const Account* find(const crypto::PublicKey& key) const {
-        auto it = std::lower_bound(sorted_.begin(), sorted_.end(), key, key_less);
-        if (it != sorted_.end() && it->key == key) return &*it;
+        const auto& bucket = buckets_[bucket_of(key)];
+        auto it = std::lower_bound(bucket.begin(), bucket.end(), key, key_less);
+        if (it != bucket.end() && it->key == key) return &*it;
         auto fresh = fresh_.find(key);
         return fresh == fresh_.end() ? nullptr : &fresh->second;
     }
@@ -182,6 +272,7 @@ class AccountTable {
         Account* account = const_cast<Account*>(find(key));
         if (!undo_.contains(key))
             undo_.emplace(key, account ? std::optional<Account>(*account) : std::nullopt);
+        dirty_.insert(bucket_of(key));
         if (account == nullptr) account = &fresh_.emplace(key, Account{key, 0, 0}).first->second;
         return *account;
     }
@@ -189,14 +280,13 @@ class AccountTable {
     // Every account the block in progress touched, with its value before the block.
     const std::map<crypto::PublicKey, std::optional<Account>>& touched() const { return undo_; }
 
-    // The block's transactions are done: its new accounts join the sorted vector.
+    // The block's transactions are done: its new accounts join their buckets.
     void merge() {
-        if (fresh_.empty()) return;
-        const size_t old_size = sorted_.size();
-        for (const auto& [key, account] : fresh_) sorted_.push_back(account);
-        std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<ptrdiff_t>(old_size),
-                           sorted_.end(),
-                           [](const Account& a, const Account& b) { return a.key < b.key; });
+        for (const auto& [key, account] : fresh_) {
+            auto& bucket = buckets_[bucket_of(key)];
+            bucket.insert(std::lower_bound(bucket.begin(), bucket.end(), key, key_less), account);
+            ++size_;
+        }
         fresh_.clear();
     }
     // The block committed: forget how things were.
@@ -204,35 +294,61 @@ class AccountTable {
     // The block failed: everything back as it was before it (merged or not).
     void undo() {
         fresh_.clear();
-        std::set<crypto::PublicKey> created;
         for (const auto& [key, before] : undo_) {
+            auto& bucket = buckets_[bucket_of(key)];
+            dirty_.insert(bucket_of(key));
+            auto it = std::lower_bound(bucket.begin(), bucket.end(), key, key_less);
+            const bool present = it != bucket.end() && it->key == key;
             if (!before) {
-                created.insert(key);
+                if (present) {
+                    bucket.erase(it);
+                    --size_;
+                }
             } else {
-                auto it = std::lower_bound(sorted_.begin(), sorted_.end(), key, key_less);
-                TALLY_ASSERT(it != sorted_.end() && it->key == key);
+                TALLY_ASSERT(present);
                 *it = *before;
             }
         }
-        if (!created.empty())
-            std::erase_if(sorted_, [&](const Account& a) { return created.contains(a.key); });
         undo_.clear();
     }
     bool in_block() const { return !undo_.empty() || !fresh_.empty(); }
 
-    // Sorted by key; complete whenever no block is in progress (or after merge()).
-    const std::vector<Account>& sorted() const { return sorted_; }
+    // The accounts digest (the tree above) of the table as it is; only after merge().
+    crypto::Hash digest() {
+        TALLY_ASSERT(fresh_.empty());
+        for (size_t b : dirty_) tree_.set_leaf(b, digest_bucket(buckets_[b].data(), buckets_[b].size()));
+        dirty_.clear();
+        return tree_.root();
+    }
+
+    size_t size() const { return size_; }
+    // Every account, in key order; complete whenever no block is in progress (or after merge()).
+    template <typename Visit>
+    void for_each(Visit visit) const {
+        for (const auto& bucket : buckets_)
+            for (const Account& account : bucket) visit(account);
+    }
+    std::vector<Account> sorted() const {
+        std::vector<Account> out;
+        out.reserve(size_);
+        for_each([&](const Account& account) { out.push_back(account); });
+        return out;
+    }
 
   private:
-    // Invariant: strictly increasing keys.
-    std::vector<Account> sorted_;
+    // Invariant: each bucket strictly increasing by key, every key in its own bucket.
+    std::vector<std::vector<Account>> buckets_;
+    size_t size_ = 0;
     std::map<crypto::PublicKey, Account> fresh_;
     std::map<crypto::PublicKey, std::optional<Account>> undo_;
+    std::set<size_t> dirty_;  // buckets changed since the last digest()
+    AccountTree tree_;
 };
 
 }  // namespace
 
 crypto::Hash BlockHeader::hash() const {
+
     crypto::Sha256 sha;
     // Not the view: replicas may commit one batch in different views (a batch prepared in
     // view v and re-proposed by NEW-VIEW), and must still agree on every block hash.
@@ -246,23 +362,16 @@ crypto::Hash BlockHeader::hash() const {
 }
 
 crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts) {
-    // Serialized into a chunk and hashed a chunk at a time: one SHA-256 update per chunk.
-    crypto::Sha256 sha;
-    std::array<uint8_t, kDigestChunkAccounts * kDigestAccountBytes> chunk{};
-    size_t used = 0;
-    for (const Account& account : sorted_accounts) {
-        uint8_t* out = chunk.data() + used;
-        std::memcpy(out, account.key.data(), 32);
-        put_be64(out + 32, account.balance);
-        put_be64(out + 40, account.nonce);
-        used += kDigestAccountBytes;
-        if (used == chunk.size()) {
-            sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
-            used = 0;
-        }
+    AccountTree tree;
+    size_t start = 0;
+    while (start < sorted_accounts.size()) {
+        const size_t bucket = bucket_of(sorted_accounts[start].key);
+        size_t end = start + 1;
+        while (end < sorted_accounts.size() && bucket_of(sorted_accounts[end].key) == bucket) ++end;
+        tree.set_leaf(bucket, digest_bucket(sorted_accounts.data() + start, end - start));
+        start = end;
     }
-    if (used > 0) sha.update(std::string_view(reinterpret_cast<const char*>(chunk.data()), used));
-    return sha.finish();
+    return tree.root();
 }
 
 crypto::Hash combine_digests(const crypto::Hash& accounts, const crypto::Hash& history) {
@@ -303,7 +412,8 @@ struct State::Impl {
     Statement select_tx, insert_tx, upsert_account, insert_block, select_block, set_last_seq;
 
     // Invariant: equals the accounts table as of last_block (between calls), so
-    // digest_accounts(accounts.sorted()) == last_block.state_digest.
+    // accounts.digest() == digest_accounts(accounts.sorted()) and combined with `history` it
+    // is last_block.state_digest.
     AccountTable accounts;
     BlockHeader last_block;
     crypto::Hash history{};  // after last_block
@@ -720,7 +830,7 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
     HistoryChain chain(history);
     for (const TxRecord& record : block_records) chain.add(record);
     block_history = chain.digest();
-    header.state_digest = combine_digests(digest_accounts(accounts.sorted()), block_history);
+    header.state_digest = combine_digests(accounts.digest(), block_history);
     header.tx_count = static_cast<uint32_t>(txs.size());
     {
         Use use(insert_block);
@@ -838,7 +948,7 @@ std::optional<BlockHeader> State::block(uint64_t height) const {
 
 uint64_t State::total_balance() const {
     uint64_t total = 0;
-    for (const Account& account : impl_->accounts.sorted()) total += account.balance;
+    impl_->accounts.for_each([&](const Account& account) { total += account.balance; });
     return total;
 }
 

@@ -205,8 +205,10 @@ Status copy_snapshot(const State& source, const SnapshotPoint& point, State& tar
                      const crypto::Hash& expected_digest, size_t chunk_bytes,
                      const std::function<std::string(std::string)>& in_transit = {});
 
-// The digest of a list of accounts sorted by key: SHA-256 over each account's
-// key || balance || nonce (big-endian, fixed width). Shared by State and its tests.
+// The digest of a list of accounts sorted by key: the root of a Merkle tree of fixed shape over
+// 2^16 buckets of accounts by the first 16 bits of their keys (state.cc defines it exactly).
+// A State keeps the tree and updates it per touched bucket, so a block's digest costs what the
+// block touched, not what the ledger holds; this function builds it whole (snapshots, tests).
 crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts);
 
 // A block's state digest: SHA-256(accounts digest || history digest). It covers the

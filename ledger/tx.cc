@@ -16,7 +16,7 @@
 namespace tally::ledger {
 namespace {
 
-constexpr std::array<std::string_view, 12> kResultNames = {
+constexpr std::array<std::string_view, 13> kResultNames = {
     "ok",
     "malformed",
     "bad_signature",
@@ -29,6 +29,7 @@ constexpr std::array<std::string_view, 12> kResultNames = {
     "self_transfer",
     "unknown_account",
     "unknown_tx",
+    "busy",
 };
 
 constexpr size_t kSignatureBytes = 64;

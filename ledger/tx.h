@@ -60,10 +60,15 @@ enum class ResultCode : uint8_t {
     kSelfTransfer = 9,     // from == to
     kUnknownAccount = 10,  // a balance query for an account that does not exist
     kUnknownTx = 11,       // a tx query for an id that was never applied
+    // Never a ledger result: a replica's admission refused the request without ordering it
+    // because its sender, its connection or the replica has too much pending (node/admission.h).
+    // Not final: retry later.
+    kBusy = 12,
 };
 
 // "ok", "malformed", "bad_signature", "unknown_sender", "insufficient_funds", "nonce_too_low",
-// "nonce_too_high", "zero_amount", "overflow", "self_transfer", "unknown_account", "unknown_tx".
+// "nonce_too_high", "zero_amount", "overflow", "self_transfer", "unknown_account", "unknown_tx",
+// "busy".
 std::string_view result_name(ResultCode code);
 std::optional<ResultCode> result_from_name(std::string_view name);
 // Whether a transfer with this result used up its nonce (the rule above): a client's next

@@ -126,6 +126,11 @@ Result<ReplicaConfig> parse_replica(const std::string& file, const std::string& 
     auto port = fields.unsigned_field("port", 1, 65535);
     if (!port) return port.error();
     r.port = static_cast<uint16_t>(*port);
+    if (fields.has("client_port")) {
+        auto client_port = fields.unsigned_field("client_port", 1, 65535);
+        if (!client_port) return client_port.error();
+        r.client_port = static_cast<uint16_t>(*client_port);
+    }
     auto key = fields.key_field("public_key");
     if (!key) return key.error();
     r.public_key = *key;
@@ -173,6 +178,13 @@ Status parse_replicas(const std::string& file, const json& j, NetworkConfig& con
             return make_error("invalid", where(i) + ".port: duplicate endpoint " + r.endpoint() +
                                              " (also replicas[" + std::to_string(it->second) +
                                              "])");
+        if (r.client_port != 0) {
+            const std::string client = "tcp://" + r.host + ":" + std::to_string(r.client_port);
+            if (auto [it, fresh] = by_endpoint.emplace(client, i); !fresh)
+                return make_error("invalid", where(i) + ".client_port: duplicate endpoint " +
+                                                 client + " (also replicas[" +
+                                                 std::to_string(it->second) + "])");
+        }
         if (auto [it, fresh] = by_key.emplace(r.public_key, i); !fresh)
             return make_error("invalid", where(i) + ".public_key: duplicate key (also replicas[" +
                                              std::to_string(it->second) + "])");
@@ -325,6 +337,7 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
                         {"public_key", crypto::key_to_hex(r.public_key)},
                         {"key_file", relativize(base, resolve(from, r.key_file))},
                         {"data_dir", relativize(base, resolve(from, r.data_dir))}};
+        if (r.client_port != 0) replica["client_port"] = r.client_port;
         if (!r.traitor.empty()) replica["traitor"] = r.traitor;
         replicas.push_back(std::move(replica));
     }

@@ -6,7 +6,7 @@
 //   "protocol": "pbft",                      // or "raft"
 //   "f": 1,                                  // PBFT: n = 3f+1; Raft: n = 2f+1
 //   "replicas": [
-//     {"id": 0, "host": "127.0.0.1", "port": 7100,
+//     {"id": 0, "host": "127.0.0.1", "port": 7100, "client_port": 7200,
 //      "public_key": "<64 hex>", "key_file": "keys/replica-0.key", "data_dir": "data/0"}, ...
 //   ],
 //   "genesis": [{"account": "<64 hex>", "balance": 1000000000}, ...],
@@ -29,7 +29,11 @@ namespace tally::node {
 struct ReplicaConfig {
     uint32_t id = 0;
     std::string host = "127.0.0.1";
-    uint16_t port = 0;
+    uint16_t port = 0;  // replicas connect here
+    // Clients connect here ("client_port", optional): a socket of their own, with a frame limit
+    // sized to client messages and a bound on what one connection may queue (transport.h).
+    // 0: none; clients then share the replicas' port and socket (an older network.json).
+    uint16_t client_port = 0;
     crypto::PublicKey public_key{};
     std::string key_file;  // absolute once loaded
     std::string data_dir;  // absolute once loaded
@@ -37,6 +41,10 @@ struct ReplicaConfig {
     // (node/traitor.h), as `tally net up --traitor N:B` records them; empty for an honest one.
     std::string traitor;
     std::string endpoint() const { return "tcp://" + host + ":" + std::to_string(port); }
+    // Where clients connect: the client port, or the replicas' one when there is none.
+    std::string client_endpoint() const {
+        return "tcp://" + host + ":" + std::to_string(client_port != 0 ? client_port : port);
+    }
 };
 
 struct ConsensusConfig {

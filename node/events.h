@@ -28,6 +28,7 @@ struct RequestIn {
     std::string routing_id;
     bft::ClientRequest request;
     crypto::Hash tx_id{};
+    bool query = false;  // an ordered read (balance or tx query), not a transfer
 };
 
 // An unordered read: `query` is a transaction envelope with a query body.

@@ -30,7 +30,7 @@ Replica::Replica(const NetworkConfig& config, bft::ReplicaId id, const crypto::K
       key_(key),
       options_(options),
       authenticator_(options.authenticator_cache_max),
-      routes_(options.client_routes_max) {}
+      routes_(options.client_routes) {}
 
 Replica::~Replica() = default;
 
@@ -91,7 +91,9 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
     if (!transport) return transport.error();
     r->transport_ = std::move(transport).value();
 
-    r->workers_ = std::make_unique<WorkerPool>(options.workers, r->key_, pbft.replicas, id,
+    WorkerPoolOptions workers = options.workers;
+    workers.clients_have_own_port = r->transport_->clients_have_own_port();
+    r->workers_ = std::make_unique<WorkerPool>(workers, r->key_, pbft.replicas, id,
                                                r->authenticator_, r->rejections_);
     r->events_.reserve(1024);
     r->frames_.reserve(1024);
@@ -111,10 +113,12 @@ Status Replica::run(const std::atomic<bool>& stop) {
     const auto tick = std::chrono::milliseconds(config_.consensus.tick_ms);
     auto next_tick = Clock::now() + tick;
     auto next_stats = Clock::now() + std::chrono::seconds(10);
-    zmq::pollitem_t items[] = {
+    std::vector<zmq::pollitem_t> items = {
         {transport_->router().handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, workers_->wake_fd(), ZMQ_POLLIN, 0},
     };
+    if (zmq::socket_t* clients = transport_->clients())
+        items.push_back(zmq::pollitem_t{clients->handle(), 0, ZMQ_POLLIN, 0});
     while (!stop.load(std::memory_order_relaxed)) {
         auto now = Clock::now();
         // Sleep until the next tick unless a frame or a verified event arrives first; round up
@@ -122,7 +126,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         const auto wait = now >= next_tick ? std::chrono::milliseconds(0)
                                            : std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
         try {
-            zmq::poll(items, 2, wait);
+            zmq::poll(items.data(), items.size(), wait);
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) return make_error("network", std::string("poll: ") + e.what());
         }
@@ -154,7 +158,7 @@ void Replica::receive_frames() {
         const auto received = transport_->receive(job.routing_id, job.frame);
         if (received == Transport::Received::kNone) break;
         if (received == Transport::Received::kBadFraming) {
-            rejections_.count("bad_framing", "a message of more than one frame from client " +
+            rejections_.count("bad_framing", "a message of more than one frame from connection " +
                                                  crypto::to_hex(job.routing_id));
             continue;
         }

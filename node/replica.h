@@ -34,6 +34,7 @@
 #include "crypto/keys.h"
 #include "crypto/result.h"
 #include "ledger/state.h"
+#include "node/admission.h"
 #include "node/authenticator.h"
 #include "node/client_routes.h"
 #include "node/config.h"
@@ -52,7 +53,8 @@ constexpr uint32_t kSnapshotChunkBytesMax = 1u << 20;
 struct ReplicaOptions {
     WorkerPoolOptions workers;
     TransportOptions transport;
-    size_t client_routes_max = 100'000;
+    ClientRoutesLimits client_routes;  // pending client requests (node/client_routes.h)
+    AdmissionLimits admission;         // what a sender or a connection may have pending
     size_t authenticator_cache_max = TxAuthenticator::kDefaultCacheEntries;
     size_t frames_per_turn_max = 4096;  // frames read from the ROUTER per loop turn
     // When a loop turn received at most this many frames and no job waits for a worker, the
@@ -113,6 +115,12 @@ private:
 
     // --- replica_clients.cc: answering clients
     void on_request(RequestIn& in, bft::Output& out);
+    // Admission's verdict on a request not executed yet (node/admission.h).
+    Refusal admission_of(const RequestIn& in) const;
+    // Answers a refused request at once (seq 0: never ordered) and counts the refusal.
+    void refuse(const RequestIn& in, Refusal refusal);
+    // Remembers that `tx_id` executed as nonce_too_high with its sender's nonce at `nonce`.
+    void remember_not_yet(const crypto::Hash& tx_id, uint64_t nonce);
     void on_read(const ReadIn& in);
     void on_status(const StatusIn& in);
     // A Reply's bytes for one request (the wrong-reply traitor's lie included).
@@ -148,6 +156,11 @@ private:
     // Bounded, oldest forgotten first.
     std::map<crypto::Hash, ledger::Outcome> answered_queries_;
     std::deque<crypto::Hash> answered_order_;
+    // Transfers that executed as nonce_too_high, with their sender's nonce just after: the
+    // same bytes are not ordered again until that nonce moves (admission.h). Bounded, oldest
+    // forgotten first.
+    std::map<crypto::Hash, uint64_t> not_yet_;
+    std::deque<crypto::Hash> not_yet_order_;
 
     std::vector<Event> events_;      // reused every turn
     std::vector<VerifyJob> frames_;  // reused every turn

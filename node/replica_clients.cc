@@ -71,16 +71,64 @@ void Replica::reply_batch(uint64_t seq, uint64_t view, const std::vector<ledger:
     BatchSignJob job;
     job.batch = seq;
     for (const auto& outcome : outcomes) {
-        auto route = routes_.take(outcome.tx_id);
-        if (!route) continue;
-        job.bodies.push_back(reply_body(*route, outcome.tx_id, outcome, view));
-        job.routing_ids.push_back(std::move(route->routing_id));
+        auto pending = routes_.take(outcome.tx_id);
+        if (!pending) continue;
+        if (outcome.code == ledger::ResultCode::kNonceTooHigh && !pending->query) {
+            if (auto account = ledger_->account(pending->client))
+                remember_not_yet(outcome.tx_id, account->nonce);
+        }
+        // Every route gets the reply, the owner's first (client_routes.h).
+        const ClientRoute route{{}, pending->client, pending->nonce};
+        const std::string body = reply_body(route, outcome.tx_id, outcome, view);
+        for (auto& routing_id : pending->routing_ids) {
+            job.bodies.push_back(body);
+            job.routing_ids.push_back(std::move(routing_id));
+        }
     }
     if (!job.bodies.empty()) sign_and_send_batch(std::move(job));
 }
 
+void Replica::remember_not_yet(const crypto::Hash& tx_id, uint64_t nonce) {
+    constexpr size_t kNotYetMax = 65536;
+    const bool fresh = not_yet_.insert_or_assign(tx_id, nonce).second;
+    if (!fresh) return;
+    not_yet_order_.push_back(tx_id);
+    if (not_yet_order_.size() > kNotYetMax) {
+        not_yet_.erase(not_yet_order_.front());
+        not_yet_order_.pop_front();
+    }
+}
+
+Refusal Replica::admission_of(const RequestIn& in) const {
+    AdmissionInput a;
+    a.query = in.query;
+    a.nonce = in.request.info.nonce;
+    if (!in.query) {
+        a.sender = ledger_->account(in.request.info.client);
+        if (auto it = not_yet_.find(in.tx_id); it != not_yet_.end()) a.not_yet_at_nonce = it->second;
+        a.sender_pending = routes_.of_sender(in.request.info.client);
+    }
+    a.connection_pending = routes_.of_connection(in.routing_id);
+    a.queries_pending = routes_.queries();
+    a.replica_full = routes_.full();
+    return admit(a, options_.admission);
+}
+
+void Replica::refuse(const RequestIn& in, Refusal refusal) {
+    rejections_.count(refusal_name(refusal),
+                      "not admitted: nonce " + std::to_string(in.request.info.nonce) + " from " +
+                          crypto::key_to_hex(in.request.info.client).substr(0, 16) +
+                          "... on client " + crypto::to_hex(in.routing_id));
+    ledger::Outcome outcome;
+    outcome.tx_id = in.tx_id;
+    outcome.code = refusal_result(refusal);
+    outcome.seq = 0;  // never ordered: every replica that refuses it answers alike
+    const ClientRoute route{in.routing_id, in.request.info.client, in.request.info.nonce};
+    reply(route, in.tx_id, outcome, engine_->status().view);
+}
+
 void Replica::on_request(RequestIn& in, bft::Output& out) {
-    ClientRoute route{std::move(in.routing_id), in.request.info.client, in.request.info.nonce};
+    const ClientRoute route{in.routing_id, in.request.info.client, in.request.info.nonce};
     // The reply cache: a request that already executed is answered from the ledger with its
     // recorded outcome, and never reaches the engine again.
     if (auto done = ledger_->transaction(in.tx_id)) {
@@ -91,7 +139,22 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
         reply(route, in.tx_id, q->second, engine_->status().view);
         return;
     }
-    routes_.remember(in.tx_id, std::move(route));
+    routes_.expire(std::chrono::steady_clock::now());
+    if (routes_.contains(in.tx_id)) {
+        // A retransmission, or someone else's copy: one more route if this connection may
+        // have one more reply pending. The engine holds the request already (and ignores the
+        // repeat), unless it let go of it in a state transfer.
+        if (routes_.of_connection(in.routing_id) < options_.admission.pending_per_connection_max)
+            routes_.add_route(in.tx_id, in.routing_id);
+        out.append(engine_->on_client_request(in.request));
+        return;
+    }
+    if (const Refusal refusal = admission_of(in); refusal != Refusal::kNone) {
+        refuse(in, refusal);
+        return;
+    }
+    routes_.add(in.tx_id, in.request.info.client, in.request.info.nonce, in.query,
+                std::move(in.routing_id), std::chrono::steady_clock::now());
     out.append(engine_->on_client_request(in.request));
 }
 

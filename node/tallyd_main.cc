@@ -119,8 +119,10 @@ int main(int argc, char** argv) {
     sigaction(SIGINT, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
-    spdlog::info("serving on {} (data {})", (*replica)->endpoint(), self.data_dir);
-    std::printf("tallyd %u serving on %s\n", id, (*replica)->endpoint().c_str());
+    spdlog::info("serving replicas on {}, clients on {} (data {})", (*replica)->endpoint(),
+                 self.client_endpoint(), self.data_dir);
+    std::printf("tallyd %u serving on %s (clients: %s)\n", id, (*replica)->endpoint().c_str(),
+                self.client_endpoint().c_str());
     std::fflush(stdout);
 
     auto status = (*replica)->run(g_stop);

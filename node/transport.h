@@ -1,14 +1,28 @@
 // Transport: a replica's ZeroMQ sockets. The framing is shared with the client library
 // (client/client.h) and must not change:
-//   - each replica binds ONE ROUTER socket at tcp://host:port (network.json);
-//   - every peer replica and every client connects a DEALER to it and sends single-frame
-//     messages, each frame one sealed envelope; the ROUTER sees [routing_id][envelope];
+//   - each replica binds a ROUTER for its peers at tcp://host:port (network.json) and, when
+//     network.json gives it a client_port, a second ROUTER for clients at tcp://host:client_port
+//     (without one, clients share the peers' ROUTER, as before client ports existed);
+//   - every peer replica connects a DEALER to the peers' ROUTER, every client one to the
+//     clients' ROUTER, and sends single-frame messages, each frame one sealed envelope; a
+//     ROUTER sees [routing_id][envelope];
 //   - a replica sends to a peer over its own outgoing DEALER (one per peer), and answers a
-//     client through the ROUTER as [routing_id][envelope].
+//     client through the ROUTER it came on as [routing_id][envelope].
+// Routing ids handed out by receive() carry the socket they came on in their first byte
+// (kPeerPortTag or kClientPortTag), so that they are unique across both sockets and a reply goes
+// back through the right one.
 // Sends never block: a full queue (or a peer not connected) drops the message and counts it.
 //
+// Bounds per connection: the clients' ROUTER takes frames of at most
+// client_message_bytes_max (the largest valid client message, with room to spare: an
+// oversized one closes the connection in ZeroMQ) and queues at most client_receive_hwm of
+// them from one connection (and client_send_hwm replies to it), so one client connection holds
+// at most client_receive_hwm * client_message_bytes_max bytes of a replica's memory (1 MiB).
+// The peers' ROUTER keeps the envelope limit (pre-prepares, view changes and snapshot pieces
+// are big) and router_receive_hwm messages per connection.
+//
 // What it trusts: nothing received. A message that is not exactly [routing_id][frame] is
-// reported as bad framing; sizes above max_message_bytes never get past ZeroMQ.
+// reported as bad framing; sizes above a socket's limit never get past ZeroMQ.
 // Threads: thread-compatible; the consensus thread owns it (ZeroMQ sockets are not
 // thread-safe).
 #pragma once
@@ -28,51 +42,80 @@
 
 namespace tally::node {
 
+// The largest frame the clients' socket accepts. A client sends transactions (~200 bytes),
+// read requests (a query inside an envelope, ~350) and status requests (~110): 4 KiB leaves
+// room for any field growth while keeping a connection's queue small (tests/unit/node checks
+// the largest valid messages fit).
+inline constexpr size_t kClientMessageBytesMax = 4096;
+
+inline constexpr char kPeerPortTag = 'p';
+inline constexpr char kClientPortTag = 'c';
+// Whether a routing id from Transport::receive came in on the clients' socket.
+inline bool on_client_port(std::string_view routing_id) {
+    return !routing_id.empty() && routing_id.front() == kClientPortTag;
+}
+
 struct TransportOptions {
     int peer_send_hwm = 10000;    // messages queued per peer DEALER
-    int router_send_hwm = 10000;  // messages queued per client connection
+    int router_send_hwm = 10000;  // messages queued per connection on the peers' ROUTER
     int router_receive_hwm = 1000;
     // Leaves room above the envelope limit so an oversized envelope still arrives and is
     // counted as "oversized" instead of ZeroMQ silently dropping the connection.
     size_t max_message_bytes = crypto::kEnvelopeMaxBytes + 64 * 1024;
+    // The clients' ROUTER (when network.json gives a client_port).
+    int client_send_hwm = 1024;    // replies queued per client connection
+    int client_receive_hwm = 256;  // messages queued per client connection
+    size_t client_message_bytes_max = kClientMessageBytesMax;
 };
 
 class Transport {
 public:
-    // Binds the ROUTER at replica `self`'s endpoint and connects a DEALER to every other
-    // replica. Error "bind" (for example, the port is in use) or "network".
+    // Binds the peers' ROUTER (and the clients', if replica `self` has a client_port) and
+    // connects a DEALER to every other replica. Error "bind" (for example, the port is in use)
+    // or "network".
     static Result<std::unique_ptr<Transport>> open(const NetworkConfig& config, bft::ReplicaId self,
                                                    const TransportOptions& options = {});
     ~Transport();
     Transport(const Transport&) = delete;
     Transport& operator=(const Transport&) = delete;
 
-    // For zmq::poll (ZMQ_POLLIN on the ROUTER).
+    // For zmq::poll (ZMQ_POLLIN on each ROUTER). clients() is null without a client port.
     zmq::socket_t& router() { return router_; }
+    zmq::socket_t* clients() { return has_clients_ ? &clients_ : nullptr; }
     const std::string& endpoint() const { return endpoint_; }
+    const std::string& client_endpoint() const { return client_endpoint_; }
+    bool clients_have_own_port() const { return has_clients_; }
 
     enum class Received {
         kNone,        // nothing waiting
         kFrame,       // routing_id and frame are set
         kBadFraming,  // a message of other than one frame after the routing id (read and dropped)
     };
-    // Receives one message from the ROUTER without waiting.
+    // Receives one message from either ROUTER without waiting, taking turns between them so
+    // that neither starves the other. `routing_id` gets the socket's tag in front.
     Received receive(std::string& routing_id, zmq::message_t& frame);
 
     // Non-blocking sends; false when dropped (queue full, peer not connected, unknown id).
     bool send_to_replica(bft::ReplicaId to, std::string_view envelope);
+    // `routing_id` as receive() gave it (tag included).
     bool send_to_client(std::string_view routing_id, std::string_view envelope);
 
     uint64_t dropped_sends() const { return dropped_sends_; }
 
 private:
     Transport() = default;
+    Received receive_from(zmq::socket_t& socket, char tag, std::string& routing_id,
+                          zmq::message_t& frame);
 
     zmq::context_t context_{1};
     zmq::socket_t router_;
+    zmq::socket_t clients_;
+    bool has_clients_ = false;
+    bool clients_first_ = false;  // whose turn it is to be read first
     std::vector<zmq::socket_t> peers_;  // index = replica id; self's is not connected
     bft::ReplicaId self_ = 0;
     std::string endpoint_;
+    std::string client_endpoint_;
     uint64_t dropped_sends_ = 0;
 };
 

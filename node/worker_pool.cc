@@ -14,6 +14,7 @@
 #include "crypto/hash.h"
 #include "crypto/reply_batch.h"
 #include "node/node.pb.h"
+#include "node/transport.h"
 
 namespace tally::node {
 
@@ -240,6 +241,12 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
         return;
     }
     crypto::Envelope& env = *opened;
+    if (options_.clients_have_own_port && is_replica_type(env.type) == on_client_port(job.routing_id)) {
+        reject("wrong_port", peer_label(job.routing_id) + ": a " + std::string(crypto::type_name(env.type)) +
+                                 (is_replica_type(env.type) ? " on the clients' port"
+                                                            : " on the replicas' port"));
+        return;
+    }
 
     if (env.type == crypto::MessageType::kRequest) {
         // One signature serves the envelope and the transaction: the authenticator checks it
@@ -251,8 +258,9 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
                    peer_label(job.routing_id) + ": " + tx.error().message);
             return;
         }
+        const bool query = tx->kind != ledger::TxKind::kTransfer;
         bft::ClientRequest request{bft::RequestInfo{tx->sender, tx->nonce}, std::move(tx->envelope)};
-        deliver(here, RequestIn{std::move(job.routing_id), std::move(request), tx->id});
+        deliver(here, RequestIn{std::move(job.routing_id), std::move(request), tx->id, query});
         return;
     }
 

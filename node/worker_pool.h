@@ -60,6 +60,9 @@ struct WorkerPoolOptions {
     size_t verify_bytes_max = 64u << 20;  // frames waiting for a worker, in bytes
     size_t sign_jobs_max = 65536;  // SignJobs and BatchSignJobs together
     size_t events_max = 65536;  // verified events waiting for the consensus thread
+    // Clients have a port of their own (transport.h): replica messages on it, and client
+    // messages on the peers' port, are refused ("wrong_port").
+    bool clients_have_own_port = false;
 };
 
 class WorkerPool {

@@ -123,3 +123,76 @@ BENCHMARK(BM_LedgerFileApplyBlock1000Transfers)
 
 }  // namespace
 }  // namespace tally
+
+namespace tally {
+namespace {
+
+// Committed transfers/s against the size of the ledger: the same workload (blocks of
+// `block` transfers among 1,000 active senders, as a replica applies them, Durability::kDeferred)
+// on a ledger of 1,000 accounts and on one of 1,000,000. The per-block state digest must cost
+// what the block touched, not what the ledger holds: the two rates should match within noise.
+// Args: {accounts, block, file}: file 1 keeps the ledger in a temporary file (as a replica
+// does), 0 in memory (SQLite ":memory:": what is left without the disk's B-tree pages).
+// Run with --benchmark_repetitions=N to get medians.
+void BM_LedgerCommittedTransfersBySize(benchmark::State& state) {
+    const auto accounts = static_cast<uint32_t>(state.range(0));
+    const auto block_transfers = static_cast<uint32_t>(state.range(1));
+    const bool in_file = state.range(2) != 0;
+    std::mt19937_64 rng(7);
+    std::vector<crypto::KeyPair> senders;
+    ledger::Genesis genesis;
+    for (uint32_t i = 0; i < kSenders; ++i) {
+        senders.push_back(sender_key(i));
+        genesis.accounts.push_back({senders.back().public_key(), 1'000'000'000, 0});
+    }
+    for (uint32_t i = kSenders; i < accounts; ++i) {
+        crypto::PublicKey key{};
+        for (auto& byte : key) byte = static_cast<uint8_t>(rng());
+        genesis.accounts.push_back({key, 1, 0});
+    }
+    ScratchDir dir;
+    if (!dir.ok()) {
+        state.SkipWithError("cannot make a temporary directory");
+        return;
+    }
+    auto opened = ledger::State::open(in_file ? dir.file("ledger.db") : std::string(":memory:"),
+                                      genesis, ledger::State::Durability::kDeferred);
+    if (!opened.ok()) {
+        state.SkipWithError(("cannot open ledger: " + opened.error().message).c_str());
+        return;
+    }
+    std::unique_ptr<ledger::State> ledger_state = std::move(*opened);
+    std::vector<uint64_t> nonces(kSenders, 0);
+    std::vector<std::string> batch;
+    for (auto _ : state) {
+        state.PauseTiming();
+        batch.clear();
+        for (uint32_t t = 0; t < block_transfers; ++t) {
+            const uint32_t from = static_cast<uint32_t>(rng() % kSenders);
+            uint32_t to = static_cast<uint32_t>(rng() % kSenders);
+            if (to == from) to = (to + 1) % kSenders;
+            batch.push_back(ledger::make_transfer(senders[from], senders[to].public_key(), 1,
+                                                  ++nonces[from]));
+        }
+        const uint64_t seq = ledger_state->last_seq() + 1;
+        state.ResumeTiming();
+        auto block = ledger_state->apply_block(seq, 0, batch, ledger::Verify::kTrusted);
+        if (!block.ok()) {
+            state.SkipWithError(("apply_block failed: " + block.error().message).c_str());
+            break;
+        }
+        benchmark::DoNotOptimize(block);
+    }
+    state.counters["transfers/s"] = benchmark::Counter(
+        static_cast<double>(state.iterations()) * block_transfers, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LedgerCommittedTransfersBySize)
+    ->ArgNames({"accounts", "block", "file"})
+    ->Args({1'000, 64, 1})
+    ->Args({1'000'000, 64, 1})
+    ->Args({1'000, 64, 0})
+    ->Args({1'000'000, 64, 0})
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace tally

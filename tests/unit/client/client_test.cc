@@ -30,6 +30,8 @@ enum class Behaviour {
     kLie,               // answers with another result and seq
     kBadSignature,      // an honest answer with a broken signature
     kOnlyRetransmits,   // answers a request only from its second copy on
+    kLagsOnce,          // refuses a request's first copy as unknown_sender, unordered (seq 0),
+                        // as a replica does that has not yet executed the sender's funding
     kBatched,           // answers requests kFakeBatch at a time (or when idle), under one
                         // signed root per batch (crypto/reply_batch.h), as tallyd does
 };
@@ -133,6 +135,10 @@ private:
                 if (!tx) return std::nullopt;
                 if (tx->kind == ledger::TxKind::kTransfer) last_nonce_ = tx->nonce;
                 auto reply = reply_for(i, *tx, kBalance);
+                if (b == Behaviour::kLagsOnce && ++copies_[i][std::string(frame)] < 2) {
+                    reply.set_result(static_cast<uint32_t>(ledger::ResultCode::kUnknownSender));
+                    reply.set_seq(0);
+                }
                 if (b == Behaviour::kLie) {
                     reply.set_result(static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds));
                     reply.set_seq(kSeq + 1);
@@ -219,6 +225,21 @@ TEST(Client, ATransferIsAcceptedOnMatchingReplies) {
     EXPECT_EQ(r->block, kSeq);
     EXPECT_EQ(r->nonce, 1u);
     EXPECT_EQ(client.counters().rejected(), 0u);
+}
+
+TEST(Client, ARefusalThatMayBeLaggingReplicasIsAskedAgainBeforeItIsBelieved) {
+    // Two replicas that have not yet executed the block funding the sender refuse its first
+    // transfer at once (unknown_sender, seq 0: not ordered); the other two order it and answer
+    // later. The refusals alone make f+1 = 2, but the client asks again and gets the truth.
+    FakeNetwork net({Behaviour::kLagsOnce, Behaviour::kLagsOnce, Behaviour::kOnlyRetransmits,
+                     Behaviour::kOnlyRetransmits});
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->ok()) << result_text(r->result);
+    EXPECT_EQ(r->seq, kSeq);
 }
 
 TEST(Client, WithoutANonceATransferUsesTheAccountsNoncePlusOne) {

@@ -170,6 +170,27 @@ TEST(ReplyQuorum, ALaterExecutionOfANotFinalResultIsNotALie) {
     EXPECT_EQ(final_q.counters().mismatch, 1u);
 }
 
+TEST(ReplyQuorum, ALaggingReplicasRefusalToAdmitIsNotALie) {
+    // A replica that has not yet executed the block funding the sender refuses its transfer
+    // (unknown_sender, seq 0: never ordered) while the others order it: honest, not a lie,
+    // whether it arrives before the quorum or after it.
+    Fixture fx;
+    const uint32_t unknown = static_cast<uint32_t>(ledger::ResultCode::kUnknownSender);
+    auto q = fx.ordered();
+    EXPECT_EQ(q.add(3, fx.pk(3), fx.frame(3, fx.reply(3, unknown, 0))), Vote::kPending);
+    EXPECT_EQ(q.add(0, fx.pk(0), fx.frame(0, fx.reply(0, 0, 5))), Vote::kPending);
+    EXPECT_EQ(q.add(1, fx.pk(1), fx.frame(1, fx.reply(1, 0, 5))), Vote::kAccepted);
+    EXPECT_EQ(q.add(2, fx.pk(2), fx.frame(2, fx.reply(2, unknown, 0))), Vote::kLate);
+    EXPECT_EQ(q.counters().superseded, 2u);
+    EXPECT_EQ(q.counters().rejected(), 0u);
+    // An ordered result that contradicts another is still a lie.
+    auto lie = fx.ordered();
+    EXPECT_EQ(lie.add(0, fx.pk(0), fx.frame(0, fx.reply(0, 0, 5))), Vote::kPending);
+    EXPECT_EQ(lie.add(1, fx.pk(1), fx.frame(1, fx.reply(1, 0, 5))), Vote::kAccepted);
+    EXPECT_EQ(lie.add(2, fx.pk(2), fx.frame(2, fx.reply(2, unknown, 6))), Vote::kLate);
+    EXPECT_EQ(lie.counters().mismatch, 1u);
+}
+
 TEST(ReplyQuorum, AFrameSignedByAnotherReplicaIsRejectedAsMalformed) {
     Fixture fx;
     auto q = fx.ordered();

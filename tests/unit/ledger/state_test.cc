@@ -860,3 +860,64 @@ TEST(HistoryChain, OneBlockAtATimeOrAllAtOnceGiveTheSameDigest) {
 
 }  // namespace
 }  // namespace tally::ledger
+
+namespace tally::ledger {
+namespace {
+
+// A key in digest bucket `bucket` (its first 16 bits), told apart by `n`.
+crypto::PublicKey key_in_bucket(uint16_t bucket, uint32_t n) {
+    crypto::PublicKey k{};
+    k[0] = static_cast<uint8_t>(bucket >> 8);
+    k[1] = static_cast<uint8_t>(bucket);
+    for (size_t b = 0; b < 4; ++b) k[28 + b] = static_cast<uint8_t>(n >> (8 * b));
+    return k;
+}
+
+TEST(StateDigest, TheIncrementalDigestEqualsTheOneBuiltWholeAsBlocksCreateAndChangeAccounts) {
+    // Crowded buckets (many accounts sharing their first 16 bits), new accounts landing
+    // before, between and after old ones in a bucket, and accounts in buckets far apart.
+    auto state = open_memory(genesis(6, 1'000'000));
+    ASSERT_TRUE(state);
+    std::mt19937_64 random(11);
+    std::vector<uint64_t> nonces(6, 0);
+    for (int block = 0; block < 60; ++block) {
+        std::vector<std::string> txs;
+        for (int t = 0; t < 8; ++t) {
+            const auto from = static_cast<uint8_t>(random() % 6);
+            const uint16_t bucket = (random() % 2 == 0) ? 0x0101 : static_cast<uint16_t>(random());
+            const auto to = key_in_bucket(bucket, static_cast<uint32_t>(random() % 64));
+            txs.push_back(make_transfer(testing::key(from), to, 1 + random() % 5, ++nonces[from]));
+        }
+        apply_next(*state, txs);
+        ASSERT_EQ(state->state_digest(),
+                  combine_digests(digest_accounts(state->accounts()), state->history_digest()))
+            << "after block " << block;
+    }
+    EXPECT_GT(state->accounts().size(), 40u);
+}
+
+TEST(StateDigest, EveryFieldOfEveryAccountCountsAndEmptyIsZero) {
+    EXPECT_EQ(digest_accounts({}), crypto::Hash{});
+    std::vector<Account> accounts;
+    for (uint32_t n = 0; n < 20; ++n) accounts.push_back(Account{key_in_bucket(7, n), 100 + n, n});
+    accounts.push_back(Account{key_in_bucket(9000, 1), 5, 0});
+    const crypto::Hash base = digest_accounts(accounts);
+    for (size_t i = 0; i < accounts.size(); ++i) {
+        auto changed = accounts;
+        changed[i].balance += 1;
+        EXPECT_NE(digest_accounts(changed), base) << i;
+        changed = accounts;
+        changed[i].nonce += 1;
+        EXPECT_NE(digest_accounts(changed), base) << i;
+    }
+    auto fewer = accounts;
+    fewer.pop_back();
+    EXPECT_NE(digest_accounts(fewer), base);
+    // The same accounts under another key (another bucket) are another state.
+    auto moved = accounts;
+    moved.back().key = key_in_bucket(9001, 1);
+    EXPECT_NE(digest_accounts(moved), base);
+}
+
+}  // namespace
+}  // namespace tally::ledger

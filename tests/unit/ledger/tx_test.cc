@@ -25,7 +25,8 @@ TEST(ResultNames, EveryCodeHasANameThatMapsBack) {
                            "overflow",
                            "self_transfer",
                            "unknown_account",
-                           "unknown_tx"};
+                           "unknown_tx",
+                           "busy"};
     for (uint8_t i = 0; i < std::size(names); ++i) {
         auto code = static_cast<ResultCode>(i);
         EXPECT_EQ(result_name(code), names[i]);

@@ -257,3 +257,37 @@ TEST_F(ConfigTest, GenesisDuplicatesAndOverflowAreRefused) {
 
 }  // namespace
 }  // namespace tally::node
+
+namespace tally::node {
+namespace {
+
+class ClientPortConfigTest : public ::testing::Test {
+protected:
+    TempDir dir_;
+};
+
+TEST_F(ClientPortConfigTest, AClientPortIsReadSavedAndMayCollideWithNoOtherEndpoint) {
+    json j = valid_json();
+    for (uint32_t i = 0; i < 4; ++i) j["replicas"][i]["client_port"] = 7200 + i;
+    const std::string path = dir_ / "network.json";
+    std::ofstream(path) << j.dump(2);
+    auto config = load_network_config(path);
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_EQ(config->replicas[2].client_port, 7202);
+    EXPECT_EQ(config->replicas[2].client_endpoint(), "tcp://127.0.0.1:7202");
+    EXPECT_EQ(config->replicas[2].endpoint(), "tcp://127.0.0.1:7102");
+    const std::string saved = dir_ / "saved.json";
+    ASSERT_TRUE(save_network_config(*config, saved).ok());
+    auto again = load_network_config(saved);
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(again->replicas[2].client_port, 7202);
+
+    j["replicas"][1]["client_port"] = 7100;  // replica 0's port
+    std::ofstream(path) << j.dump(2);
+    auto clash = load_network_config(path);
+    ASSERT_FALSE(clash.ok());
+    EXPECT_NE(clash.error().message.find("client_port"), std::string::npos) << clash.error().message;
+}
+
+}  // namespace
+}  // namespace tally::node

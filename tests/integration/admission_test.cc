@@ -1,0 +1,119 @@
+// Admission with real processes: a flooder sends every replica thousands of signed transfers
+// from keys that have no account, and replays one transfer that executed as nonce_too_high,
+// over and over. Nothing of it is ordered (replicas answer at once, seq 0, and count it under
+// its reason in `tally net status`), and an honest client keeps committing meanwhile.
+#include <gtest/gtest.h>
+
+#include <zmq.hpp>
+
+#include "tests/integration/live_network.h"
+
+namespace tally::integration {
+namespace {
+
+uint64_t rejected(const client::ReplicaStatus& s, const std::string& reason) {
+    for (const auto& r : s.reply.rejected())
+        if (r.kind() == reason) return r.count();
+    return 0;
+}
+
+// One DEALER per replica, like a client's, that sends whatever it is given and reads nothing.
+class Flooder {
+public:
+    explicit Flooder(const node::NetworkConfig& config) {
+        for (const auto& r : config.replicas) {
+            sockets_.emplace_back(context_, zmq::socket_type::dealer);
+            sockets_.back().set(zmq::sockopt::linger, 0);
+            sockets_.back().set(zmq::sockopt::sndhwm, 100'000);
+            sockets_.back().connect(r.client_endpoint());
+        }
+    }
+    void send_all(std::string_view frame) {
+        for (auto& s : sockets_) (void)s.send(zmq::const_buffer(frame.data(), frame.size()), zmq::send_flags::none);
+    }
+
+private:
+    zmq::context_t context_{1};
+    std::vector<zmq::socket_t> sockets_;
+};
+
+TEST(Admission, AFlooderWithUnfundedKeysAndReplayedBytesIsNeverOrderedAndHonestClientsCommit) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    const auto alice = net.account("alice");
+    const auto bob = net.account("bob");
+    const auto carol = net.account("carol");
+    client::Client c;
+    ASSERT_TRUE(c.connect(net.config()));
+
+    // A transfer from a key without an account is answered unknown_sender by a quorum, at
+    // seq 0: refused, not ordered (before: ordered and executed, a block slot each time).
+    const auto nobody = crypto::KeyPair::generate();
+    auto unfunded = c.submit(ledger::make_transfer(nobody, bob.public_key(), 1, 1), 20s);
+    ASSERT_TRUE(unfunded.ok()) << unfunded.error().message;
+    EXPECT_EQ(unfunded->result, static_cast<uint32_t>(ledger::ResultCode::kUnknownSender));
+    EXPECT_EQ(unfunded->seq, 0u) << "a transfer from a key without an account was ordered";
+
+    // carol's nonce 2 before her nonce 1: within the window, so ordered once, and it executes
+    // as nonce_too_high. The very same bytes again are refused without ordering.
+    const std::string early = ledger::make_transfer(carol, bob.public_key(), 1, 2);
+    auto first = c.submit(early, 20s);
+    ASSERT_TRUE(first.ok()) << first.error().message;
+    EXPECT_EQ(first->result, static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh));
+    EXPECT_GT(first->seq, 0u);
+    // (Every replica executed it first: a lagging one would still answer the copy it holds.)
+    ASSERT_TRUE(net.wait_for(
+        [&](const auto& s) {
+            for (const auto& r : s)
+                if (!r.up || r.reply.executed() < first->seq) return false;
+            return true;
+        },
+        30s));
+    auto replay = c.submit(early, 20s);
+    ASSERT_TRUE(replay.ok()) << replay.error().message;
+    EXPECT_EQ(replay->result, static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh));
+    EXPECT_EQ(replay->seq, 0u) << "replayed bytes were ordered again with nothing changed";
+
+    auto before = net.status();
+    ASSERT_EQ(before.size(), 4u);
+    const uint64_t executed_before = before[0].reply.executed();
+
+    // The flood: 3,000 signed transfers from keys without accounts, and the replay 1,000 times,
+    // to every replica, while alice commits transfers one after another.
+    constexpr int kUnfunded = 3000;
+    constexpr int kReplays = 1000;
+    std::vector<std::string> flood;
+    for (int i = 0; i < kUnfunded; ++i)
+        flood.push_back(ledger::make_transfer(crypto::KeyPair::generate(), bob.public_key(), 1, 1));
+    Flooder flooder(net.config());
+    for (int i = 0; i < kUnfunded; ++i) {
+        flooder.send_all(flood[static_cast<size_t>(i)]);
+        if (i < kReplays) flooder.send_all(early);
+    }
+    constexpr int kHonest = 10;
+    for (uint64_t nonce = 1; nonce <= kHonest; ++nonce) {
+        auto r = c.transfer(alice, bob.public_key(), 5, nonce, 20s);
+        ASSERT_TRUE(r.ok()) << "honest transfer " << nonce << ": " << r.error().message;
+        EXPECT_EQ(r->result, static_cast<uint32_t>(ledger::ResultCode::kOk));
+    }
+
+    // Every replica counted the flood under its reasons, and ordered none of it: the blocks
+    // executed since are the honest transfers' (one block each at most).
+    EXPECT_TRUE(net.wait_for(
+        [&](const auto& s) {
+            for (const auto& r : s)
+                if (!r.up || rejected(r, "unknown_sender") < kUnfunded ||
+                    rejected(r, "nonce_too_high") < kReplays)
+                    return false;
+            return true;
+        },
+        30s))
+        << "not every replica counted the flood as refused";
+    auto after = net.status();
+    ASSERT_EQ(after.size(), 4u);
+    EXPECT_LE(after[0].reply.executed(), executed_before + kHonest)
+        << "the flood was ordered: blocks executed beyond the honest transfers'";
+}
+
+}  // namespace
+}  // namespace tally::integration
