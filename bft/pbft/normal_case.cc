@@ -23,6 +23,7 @@ void Replica::on_request(const ClientRequest& request, Output& out) {
     // The view-change timer runs while a request waits; it starts when the first one arrives.
     if (waiting_.empty()) progress_tick_ = now_;
     waiting_.emplace(d, Waiting{request.payload, now_, false});
+    arrivals_.emplace(now_, d);
     if (active_ && is_primary()) {
         queue_.push_back(d);
         propose(out);
@@ -291,7 +292,7 @@ void Replica::deliver(Output& out) {
         auto& delivered = delivered_requests_[it->first];
         for (const auto& r : decided.requests) {
             crypto::Hash d = crypto::sha256(r);
-            waiting_.erase(d);
+            if (auto w = waiting_.find(d); w != waiting_.end()) erase_waiting(w);
             delivered_digests_.insert(d);
             delivered.push_back(d);
         }

@@ -91,7 +91,6 @@ Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
     TALLY_ASSERT(seq == last_executed_ + 1 && seq <= last_delivered_);
     last_executed_ = seq;
     last_executed_digest_ = digest;
-    progress_tick_ = now_;
     forget_delivered(seq);
     if (seq % config_.checkpoint_interval == 0) send_checkpoint(seq, digest, out);
     if (active_ && is_primary()) propose(out);
@@ -118,10 +117,21 @@ Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
     for (const auto& [s, slot] : log_)
         for (const auto& r : slot.requests) in_log.insert(crypto::sha256(r));
     for (auto it = waiting_.begin(); it != waiting_.end();)
-        it = in_log.count(it->first) ? std::next(it) : waiting_.erase(it);
+        it = in_log.count(it->first) ? std::next(it) : erase_waiting(it);
     std::erase_if(queue_, [&](const crypto::Hash& d) { return !waiting_.count(d); });
     deliver(out);
     return out;
+}
+
+std::map<crypto::Hash, Replica::Waiting>::iterator Replica::erase_waiting(
+    std::map<crypto::Hash, Waiting>::iterator it) {
+    arrivals_.erase({it->second.since_tick, it->first});
+    if (timed_request_ == it->first) {
+        // The request the timer ran for is done: it restarts, for the next oldest one.
+        timed_request_.reset();
+        progress_tick_ = now_;
+    }
+    return waiting_.erase(it);
 }
 
 void Replica::forget_delivered(uint64_t through_seq) {
@@ -288,6 +298,8 @@ void Replica::check_invariants() const {
     // requests executed or proposed since, skipped by take_batch — so it can outgrow waiting_.)
     // Own checkpoints are above h (older ones are garbage) and of executed states only.
     if (!own_checkpoints_.empty()) TALLY_ASSERT(own_checkpoints_.rbegin()->first <= last_executed_);
+    TALLY_ASSERT(arrivals_.size() == waiting_.size());
+    TALLY_ASSERT(!timed_request_ || waiting_.count(*timed_request_));
 }
 
 }  // namespace tally::bft::pbft

@@ -90,6 +90,13 @@ private:
         std::optional<Decided> decided;
     };
 
+    // A request this replica holds that has not executed (waiting_).
+    struct Waiting {
+        std::string payload;
+        uint64_t since_tick = 0;
+        bool in_log = false;  // proposed in a pre-prepare this replica accepted
+    };
+
     // --- replica.cc
     ReplicaId primary_of(uint64_t view) const { return static_cast<ReplicaId>(view % n_); }
     bool is_primary() const { return primary_of(view_) == config_.id; }
@@ -105,6 +112,8 @@ private:
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
     // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
     void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);
+    // Removes a waiting request (it executed, or left with a state transfer); returns the next.
+    std::map<crypto::Hash, Waiting>::iterator erase_waiting(std::map<crypto::Hash, Waiting>::iterator it);
 
     // --- normal_case.cc
     void on_request(const ClientRequest& request, Output& out);
@@ -205,12 +214,14 @@ private:
 
     // Requests this replica holds that have not executed: digest -> (payload, arrival tick).
     // The primary proposes from queue_; every replica times the oldest for view change.
-    struct Waiting {
-        std::string payload;
-        uint64_t since_tick = 0;
-        bool in_log = false;  // proposed in a pre-prepare this replica accepted
-    };
     std::map<crypto::Hash, Waiting> waiting_;
+    // waiting_ in arrival order (since_tick, digest): the view-change timer picks the oldest.
+    std::set<std::pair<uint64_t, crypto::Hash>> arrivals_;
+    // PBFT's request timer: it runs for one waiting request, the oldest when it was picked, from
+    // progress_tick_. Only that request's execution restarts it (for the next oldest): other
+    // clients' batches and empty batches are no progress for it, so a primary that leaves one
+    // client out while committing others still times out.
+    std::optional<crypto::Hash> timed_request_;
     std::deque<crypto::Hash> queue_;  // primary: requests in arrival order, not yet proposed
     // Requests of batches handed out in Output::commit that the caller has not executed yet,
     // by seq: a copy arriving meanwhile is already done (the caller answers it once executed)
@@ -239,7 +250,7 @@ private:
     uint64_t view_change_timeout_ticks_;  // current T; doubles on each failed view change
     uint64_t view_change_started_tick_ = 0;  // also: when it last re-sent its VIEW-CHANGE
     std::optional<uint64_t> view_change_quorum_tick_;  // when 2f+1 VIEW-CHANGEs were first held
-    uint64_t progress_tick_ = 0;  // last tick a request executed or a view was entered
+    uint64_t progress_tick_ = 0;  // when the request timer (timed_request_) last (re)started
     // Messages for a view this replica has not entered yet, replayed when it does.
     std::deque<std::tuple<ReplicaId, crypto::Envelope, std::string>> future_;
 

@@ -12,13 +12,19 @@ namespace tally::bft::pbft {
 
 void Replica::tick_view_change(Output& out) {
     if (active_) {
-        // The timer runs while requests wait; progress (an execution, a new view) restarts it.
+        // PBFT's request timer (timed_request_): it runs for the oldest waiting request, from
+        // when it arrived or the previous timed request executed or a view began; only its
+        // own execution restarts it.
         // Not while this replica fetches state: behind the others, it cannot tell a slow
         // primary from its own lag (a long transfer under load would otherwise end in a view
         // change of its own, alone, which no quorum joins).
         if (fetching_state_) progress_tick_ = now_;
-        if (!waiting_.empty() && now_ - progress_tick_ >= view_change_timeout_ticks_)
-            start_view_change(view_ + 1, out);
+        if (waiting_.empty()) {
+            timed_request_.reset();
+            return;
+        }
+        if (!timed_request_) timed_request_ = arrivals_.begin()->second;
+        if (now_ - progress_tick_ >= view_change_timeout_ticks_) start_view_change(view_ + 1, out);
         return;
     }
     // Between views. The timer of a view change starts only once 2f+1 replicas are seen

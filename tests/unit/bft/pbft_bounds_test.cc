@@ -1,0 +1,90 @@
+// PBFT against one traitor: liveness and resource bounds (issue 10, section 2). Each test
+// drives one engine directly, as pbft_rules_test.cc does, and is named after what a traitor
+// can no longer do.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "tests/unit/bft/pbft_harness.h"
+
+namespace tally::bft::pbft::testing {
+namespace {
+
+using crypto::MessageType;
+
+// Drives seq through the normal case at `h` (a backup of view `view`): the primary's
+// pre-prepare, prepares and commits from every other replica; executes what commits (state
+// digest zero) and makes each checkpoint stable, so the window keeps moving.
+Output commit_batch(Harness& h, uint64_t view, uint64_t seq, const std::vector<std::string>& batch) {
+    const ReplicaId primary = static_cast<ReplicaId>(view % h.keys.size());
+    crypto::Hash d = batch_digest(batch);
+    Output all = h.deliver(h.pre_prepare(primary, view, seq, batch));
+    for (ReplicaId r = 0; r < h.keys.size(); ++r) {
+        if (r == h.id) continue;
+        if (r != primary) all.append(h.deliver(h.vote(MessageType::kPrepare, r, view, seq, d)));
+        all.append(h.deliver(h.vote(MessageType::kCommit, r, view, seq, d)));
+    }
+    for (const auto& c : all.commit) {
+        all.append(h.engine->on_executed(c.seq, crypto::Hash{}));
+        if (c.seq % h.config.checkpoint_interval == 0)
+            for (ReplicaId r = 0; r < h.keys.size(); ++r)
+                if (r != h.id) all.append(h.deliver(h.checkpoint(r, c.seq, crypto::Hash{})));
+    }
+    return all;
+}
+
+bool proposes(const Output& out, const std::string& request) {
+    for (const auto& env : sent(out, MessageType::kPrePrepare)) {
+        pb::PrePrepare pp;
+        if (!pp.ParseFromString(env.body)) continue;
+        for (const auto& r : pp.requests())
+            if (r == request) return true;
+    }
+    return false;
+}
+
+std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
+    pb::ViewChange vc;
+    vc.set_new_view(new_view);
+    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
+}
+
+// --- Censorship --------------------------------------------------------------------------
+
+TEST(PbftCensorship, APrimaryThatLeavesOneRequestOutWhileCommittingOthersIsReplaced) {
+    Harness h(1);  // a backup of view 0, and the primary of view 1
+    crypto::KeyPair censored_client = key_of(200);
+    std::string censored = ledger::make_transfer(censored_client, key_of(101).public_key(), 5, 1);
+    h.engine->on_client_request(ClientRequest{{censored_client.public_key(), 1}, censored});
+    // The traitor primary commits another client's request every three ticks, never this one.
+    Output all;
+    uint64_t seq = 0;
+    for (uint64_t t = 0; t < 4 * h.config.view_change_timeout_ticks && !h.engine->status().view_changing; ++t) {
+        all.append(h.engine->on_tick());
+        if (t % 3 == 0) all.append(commit_batch(h, 0, ++seq, {h.request()}));
+    }
+    ASSERT_GE(seq, 3u) << "the primary kept committing";
+    ASSERT_EQ(sent(all, MessageType::kViewChange).size(), 1u)
+        << "other clients' batches restarted the timer of the waiting request";
+    EXPECT_EQ(h.engine->status().view, 1u);
+    // View 1 forms; its primary proposes the censored request first.
+    h.deliver(view_change(h, 2, 1));
+    Output nv = h.deliver(view_change(h, 3, 1));
+    ASSERT_EQ(sent(nv, MessageType::kNewView).size(), 1u);
+    EXPECT_TRUE(proposes(nv, censored));
+}
+
+TEST(PbftCensorship, EmptyBatchesAreNoProgressForAWaitingRequest) {
+    Harness h(1);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
+    Output all;
+    uint64_t seq = 0;
+    for (uint64_t t = 0; t < 2 * h.config.view_change_timeout_ticks && !h.engine->status().view_changing; ++t) {
+        all.append(h.engine->on_tick());
+        if (t % 2 == 0) all.append(commit_batch(h, 0, ++seq, {}));
+    }
+    EXPECT_EQ(sent(all, MessageType::kViewChange).size(), 1u);
+}
+
+}  // namespace
+}  // namespace tally::bft::pbft::testing
