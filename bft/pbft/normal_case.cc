@@ -296,6 +296,9 @@ void Replica::deliver(Output& out) {
             delivered_digests_.insert(d);
             delivered.push_back(d);
         }
+        // A request executes in the current view: the view works, the back-off ends.
+        if (active_ && decided.view == view_ && !decided.requests.empty())
+            view_change_timeout_ticks_ = config_.view_change_timeout_ticks;
         out.commit.push_back(Committed{it->first, decided.view, decided.requests});
     }
 }

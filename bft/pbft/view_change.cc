@@ -291,7 +291,10 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
                          Output& out) {
     view_ = view;
     active_ = true;
-    view_change_timeout_ticks_ = config_.view_change_timeout_ticks;
+    // The back-off stays: T returns to its configured value only once a request executes in
+    // this view (deliver). A view entered while the network was still slow may itself be
+    // unable to execute in T, and resetting here made replicas give it up after T again, and
+    // again: a livelock.
     progress_tick_ = now_;
     persist_view(out);
     view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(view));

@@ -86,5 +86,46 @@ TEST(PbftCensorship, EmptyBatchesAreNoProgressForAWaitingRequest) {
     EXPECT_EQ(sent(all, MessageType::kViewChange).size(), 1u);
 }
 
+// --- Back-off ----------------------------------------------------------------------------
+
+TEST(PbftBackOff, TheDoubledTimeoutHoldsInTheNewViewUntilARequestExecutesThere) {
+    Harness h(3);
+    const uint64_t t_ticks = h.config.view_change_timeout_ticks;
+    const std::string waiting = h.request();
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, waiting});
+    Output first;
+    for (uint64_t t = 0; t < t_ticks; ++t) first.append(h.engine->on_tick());
+    ASSERT_EQ(h.engine->status().view, 1u);
+    h.deliver(view_change(h, 0, 1));
+    h.deliver(view_change(h, 2, 1));  // 2f+1 for view 1; its NEW-VIEW never comes
+    Output second;
+    for (uint64_t t = 0; t <= t_ticks && h.engine->status().view == 1; ++t) second.append(h.engine->on_tick());
+    ASSERT_EQ(h.engine->status().view, 2u);
+    auto own = sent(second, MessageType::kViewChange);
+    ASSERT_EQ(own.size(), 1u);
+    // View 2 begins (primary 2), with the request still waiting.
+    pb::NewView nv;
+    nv.set_view(2);
+    nv.add_view_changes(view_change(h, 0, 2));
+    nv.add_view_changes(view_change(h, 2, 2));
+    nv.add_view_changes(crypto::seal(h.keys[3], MessageType::kViewChange, own[0].body));
+    h.deliver(crypto::seal(h.keys[2], MessageType::kNewView, nv.SerializeAsString()));
+    ASSERT_FALSE(h.engine->status().view_changing);
+    ASSERT_EQ(h.engine->status().view, 2u);
+    // Slower than T, faster than 2T: the new view is kept.
+    Output slow;
+    for (uint64_t t = 0; t + 1 < 2 * t_ticks; ++t) slow.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(slow, MessageType::kViewChange).empty())
+        << "the timeout went back to T on entering the view";
+    // Once a request executes in view 2, T is back.
+    ASSERT_EQ(commit_batch(h, 2, 1, {waiting}).commit.size(), 1u);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 9}, h.request()});
+    Output after;
+    for (uint64_t t = 0; t + 1 < t_ticks; ++t) after.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(after, MessageType::kViewChange).empty());
+    after.append(h.engine->on_tick());
+    EXPECT_EQ(sent(after, MessageType::kViewChange).size(), 1u);
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
