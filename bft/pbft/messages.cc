@@ -42,6 +42,7 @@ bool decode(std::string_view body, pb::ViewChange& out) {
 }
 bool decode(std::string_view body, pb::NewView& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::FetchState& out) { return parse(body, out); }
+bool decode(std::string_view body, pb::Forward& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::StateReply& out) {
     return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);
 }

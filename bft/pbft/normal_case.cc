@@ -27,6 +27,46 @@ void Replica::on_request(const ClientRequest& request, Output& out) {
     if (active_ && is_primary()) {
         queue_.push_back(d);
         propose(out);
+    } else {
+        to_forward_.emplace_back(now_ + forward_delay_ticks(), d);
+    }
+}
+
+// Clients send to every replica, so the primary normally holds a request before any backup
+// would forward it, and nothing is forwarded: only a request the primary has not proposed
+// after forward_delay_ticks() (lost on its way, or a client that reached backups alone).
+// One Forward per tick, of at most batch_size_max requests.
+void Replica::tick_forward(Output& out) {
+    if (!active_ || is_primary()) return;
+    pb::Forward forward;
+    while (!to_forward_.empty() && to_forward_.front().first <= now_ &&
+           static_cast<uint32_t>(forward.requests_size()) < config_.batch_size_max) {
+        auto w = waiting_.find(to_forward_.front().second);
+        to_forward_.pop_front();
+        if (w == waiting_.end() || w->second.in_log) continue;
+        forward.add_requests(w->second.payload);
+    }
+    if (forward.requests_size() > 0)
+        out.send.push_back(Outgoing{primary_of(view_), seal(crypto::MessageType::kForward, forward)});
+}
+
+void Replica::on_forward(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::Forward forward;
+    if (!decode(env.body, forward)) return detect(from, "malformed");
+    if (!active_ || !is_primary()) return;  // sent to an older primary: the sender will retry
+    // Per peer and tick, at most two Forwards' worth: a traitor cannot make the primary check
+    // signatures faster than an honest backup would make it.
+    auto& [tick, taken] = forwards_taken_[from];
+    if (tick != now_) {
+        tick = now_;
+        taken = 0;
+    }
+    for (const auto& payload : forward.requests()) {
+        if (taken >= 2 * config_.batch_size_max) return detect(from, "forward_flood");
+        ++taken;
+        auto info = authenticator_.authenticate(payload);
+        if (!info) return detect(from, "forged_request");
+        on_request(ClientRequest{*info, payload}, out);
     }
 }
 

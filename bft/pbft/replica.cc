@@ -55,6 +55,7 @@ Output Replica::on_tick() {
     ++now_;
     tick_view_change(out);
     tick_catch_up(out);
+    tick_forward(out);
     if (active_ && is_primary()) propose(out);
     return out;
 }
@@ -74,6 +75,7 @@ Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::str
         case crypto::MessageType::kNewView: on_new_view(from, env, raw, out); break;
         case crypto::MessageType::kFetchState: on_fetch_state(from, env, out); break;
         case crypto::MessageType::kState: on_state_reply(from, env, out); break;
+        case crypto::MessageType::kForward: on_forward(from, env, out); break;
         default: detect(from, "unexpected_type"); break;
     }
     return out;

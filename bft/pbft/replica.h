@@ -9,6 +9,7 @@
 // state changes; a bad message is dropped and reported through take_detected(), never asserted on.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -117,6 +118,11 @@ private:
 
     // --- normal_case.cc
     void on_request(const ClientRequest& request, Output& out);
+    // PBFT.md rule 8: a backup forwards to the primary the requests it has held for
+    // forward_delay_ticks() without seeing them proposed; the primary takes them as a client's.
+    uint64_t forward_delay_ticks() const { return std::max<uint64_t>(1, config_.view_change_timeout_ticks / 4); }
+    void tick_forward(Output& out);
+    void on_forward(ReplicaId from, const crypto::Envelope& env, Output& out);
     void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     void on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     // Validates a pre-prepare's body: digest, size, every request's client signature.
@@ -223,6 +229,12 @@ private:
     // client out while committing others still times out.
     std::optional<crypto::Hash> timed_request_;
     std::deque<crypto::Hash> queue_;  // primary: requests in arrival order, not yet proposed
+    // Backup: requests to forward to the primary if still not proposed by (tick, digest).first.
+    // Invariant: at most one entry per waiting request and view (bounded by waiting_'s bound).
+    std::deque<std::pair<uint64_t, crypto::Hash>> to_forward_;
+    // Primary: the tick of the last Forward taken from each peer, and how many requests it
+    // took from that peer in that tick (a traitor's forwards are bounded per tick).
+    std::map<ReplicaId, std::pair<uint64_t, uint32_t>> forwards_taken_;
     // Requests of batches handed out in Output::commit that the caller has not executed yet,
     // by seq: a copy arriving meanwhile is already done (the caller answers it once executed)
     // and must not wait again, or it would time out into a view change no fault caused.

@@ -309,6 +309,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
         slot.expected.reset();
     }
     for (auto& [digest, w] : waiting_) w.in_log = false;
+    to_forward_.clear();
     for (const auto& r : o) {
         if (r.seq <= low_) continue;
         log_[r.seq].expected = r.digest;
@@ -339,6 +340,11 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
             if (!w.in_log) order.emplace_back(w.since_tick, digest);
         std::sort(order.begin(), order.end());
         for (const auto& [tick, digest] : order) queue_.push_back(digest);
+    }
+    if (!is_primary()) {
+        // The new primary may lack what the old one never proposed: forward it again.
+        for (const auto& [tick, digest] : arrivals_)
+            if (!waiting_.at(digest).in_log) to_forward_.emplace_back(now_ + forward_delay_ticks(), digest);
     }
     replay_future(out);
     if (is_primary()) propose(out);
