@@ -119,6 +119,7 @@ void Replica::collect_garbage(Output& out) {
 
 bool Replica::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
                                      const google::protobuf::RepeatedPtrField<std::string>& proof) const {
+    if (!proof_shape_ok(proof, crypto::MessageType::kCheckpoint, quorum_.quorum())) return false;
     std::set<ReplicaId> senders;
     for (const auto& raw : proof) {
         ReplicaId sender = 0;

@@ -37,6 +37,24 @@ void Replica::detect(ReplicaId from, std::string kind) {
 
 std::vector<Detected> Replica::take_detected() { return std::exchange(detected_, {}); }
 
+bool Replica::proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
+                             crypto::MessageType type, size_t count,
+                             std::optional<ReplicaId> excluded) const {
+    if (static_cast<size_t>(proof.size()) != count) return false;
+    crypto::OpenOptions header_only;
+    header_only.verify_signature = false;
+    std::set<ReplicaId> senders;
+    for (const auto& raw : proof) {
+        auto env = crypto::open(raw, header_only);
+        if (!env || env->type != type) return false;
+        std::optional<ReplicaId> sender;
+        for (ReplicaId i = 0; i < n_; ++i)
+            if (config_.replicas[i] == env->sender) sender = i;
+        if (!sender || sender == excluded || !senders.insert(*sender).second) return false;
+    }
+    return true;
+}
+
 std::optional<crypto::Envelope> Replica::open_from(std::string_view raw, crypto::MessageType type,
                                                    ReplicaId* sender) const {
     auto env = crypto::open(raw);

@@ -110,6 +110,12 @@ private:
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
                                               ReplicaId* sender) const;
 
+    // Proof shape, before any signature is checked: `proof` holds exactly `count` envelopes of
+    // `type`, each signed (so far as its header says) by a distinct replica other than
+    // `excluded`. A proof with duplicates or extra entries is refused at no signature's cost.
+    bool proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
+                        crypto::MessageType type, size_t count,
+                        std::optional<ReplicaId> excluded = std::nullopt) const;
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
     // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
     void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);

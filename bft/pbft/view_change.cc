@@ -174,6 +174,8 @@ void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::stri
     uint64_t v = nv.view();
     if (v < view_ || (v == view_ && active_)) return;
     if (from != primary_of(v)) return detect(from, "bad_new_view");
+    if (!proof_shape_ok(nv.view_changes(), crypto::MessageType::kViewChange, quorum_.quorum()))
+        return detect(from, "bad_new_view");
     std::vector<pb::ViewChange> vcs;
     std::set<ReplicaId> senders;
     for (const auto& envelope : nv.view_changes()) {
@@ -207,6 +209,8 @@ void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::stri
 bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const {
     (void)sender;
     if (vc.stable_seq() % config_.checkpoint_interval != 0) return false;
+    // At most one certificate per seq of a window: more is refused before any is checked.
+    if (static_cast<uint64_t>(vc.prepared_size()) > config_.watermark_window) return false;
     if (vc.stable_seq() > 0 &&
         !valid_checkpoint_proof(vc.stable_seq(), hash_from_bytes(vc.stable_digest()), vc.checkpoint_proof()))
         return false;
@@ -228,6 +232,7 @@ bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t belo
     pb::PrePrepare pp;
     if (!pp_env || !decode(pp_env->body, pp)) return false;
     if (pp.view() >= below_view || primary != primary_of(pp.view())) return false;
+    if (!proof_shape_ok(proof.prepares(), crypto::MessageType::kPrepare, quorum_.prepares(), primary)) return false;
     std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
     crypto::Hash d = hash_from_bytes(pp.digest());
     if (batch_digest(requests) != d) return false;
