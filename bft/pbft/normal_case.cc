@@ -70,6 +70,20 @@ void Replica::on_forward(ReplicaId from, const crypto::Envelope& env, Output& ou
     }
 }
 
+// Bounded per sender, by count and bytes: one traitor flooding messages for a later view
+// takes only its own share, never an honest replica's. Beyond it, the sender's new messages
+// are dropped (its retransmissions bring them again once this replica is in that view).
+void Replica::keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
+    auto& [count, bytes] = future_load_[from];
+    if (count >= kFutureMessagesPerSenderMax || bytes + raw.size() > kFutureBytesPerSenderMax) {
+        detect(from, "future_overflow");
+        return;
+    }
+    ++count;
+    bytes += raw.size();
+    future_.emplace_back(from, env, std::string(raw));
+}
+
 std::vector<std::string> Replica::take_batch() {
     std::vector<std::string> batch;
     while (!queue_.empty() && batch.size() < config_.batch_size_max) {
@@ -130,9 +144,7 @@ void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::s
     if (!decode(env.body, pp)) return detect(from, "malformed");
     if (pp.view() < view_) return;  // stale: a view this replica left
     if (pp.view() > view_ || !active_) {
-        future_.emplace_back(from, env, std::string(raw));
-        if (future_.size() > 4096) future_.pop_front();
-        return;
+        return keep_future(from, env, raw);
     }
     if (from != primary_of(pp.view())) return detect(from, "not_primary");
     if (!in_window(pp.seq())) return;
@@ -227,9 +239,7 @@ void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_v
         max_seq_seen_ = std::max(max_seq_seen_, vote.seq());
     if (vote.view() < view_) return;
     if (vote.view() > view_ || !active_) {
-        future_.emplace_back(from, env, std::string(raw));
-        if (future_.size() > 4096) future_.pop_front();
-        return;
+        return keep_future(from, env, raw);
     }
     if (!in_window(vote.seq())) return;
     bool is_prepare = env.type == crypto::MessageType::kPrepare;

@@ -319,6 +319,10 @@ void Replica::check_invariants() const {
     // Own checkpoints are above h (older ones are garbage) and of executed states only.
     if (!own_checkpoints_.empty()) TALLY_ASSERT(own_checkpoints_.rbegin()->first <= last_executed_);
     TALLY_ASSERT(arrivals_.size() == waiting_.size());
+    for (const auto& [view, senders] : view_changes_) TALLY_ASSERT(!senders.empty());
+    for (const auto& [seq, digests] : checkpoints_) TALLY_ASSERT(!digests.empty());
+    for (const auto& [sender, load] : future_load_)
+        TALLY_ASSERT(load.first <= kFutureMessagesPerSenderMax && load.second <= kFutureBytesPerSenderMax);
     TALLY_ASSERT(!timed_request_ || waiting_.count(*timed_request_));
 }
 

@@ -130,6 +130,8 @@ private:
     void tick_forward(Output& out);
     void on_forward(ReplicaId from, const crypto::Envelope& env, Output& out);
     void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
+    // Keeps a message for a view this replica has not entered (future_), within its bounds.
+    void keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw);
     void on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     // Validates a pre-prepare's body: digest, size, every request's client signature.
     bool valid_batch(ReplicaId from, const pb::PrePrepare& pp);
@@ -270,7 +272,12 @@ private:
     std::optional<uint64_t> view_change_quorum_tick_;  // when 2f+1 VIEW-CHANGEs were first held
     uint64_t progress_tick_ = 0;  // when the request timer (timed_request_) last (re)started
     // Messages for a view this replica has not entered yet, replayed when it does.
+    // Bounded per sender: kFutureMessagesPerSenderMax messages and kFutureBytesPerSenderMax
+    // bytes (future_load_ counts them).
     std::deque<std::tuple<ReplicaId, crypto::Envelope, std::string>> future_;
+    std::map<ReplicaId, std::pair<size_t, size_t>> future_load_;  // sender -> (count, bytes)
+    static constexpr size_t kFutureMessagesPerSenderMax = 1024;
+    static constexpr size_t kFutureBytesPerSenderMax = 8u << 20;
 
     std::vector<Detected> detected_;
     // (seq, peer) pairs this replica sent its pre-prepare to as evidence of equivocation.

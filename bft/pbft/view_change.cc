@@ -103,8 +103,9 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
     }
     if (!valid_view_change(from, vc)) return detect(from, "bad_view_change");
     // One view change per sender is kept, its newest: memory stays bounded whatever it sends.
-    for (auto it = view_changes_.begin(); it != view_changes_.end(); ++it) {
+    for (auto it = view_changes_.begin(); it != view_changes_.end();) {
         if (it->first < v) it->second.erase(from);
+        it = it->second.empty() ? view_changes_.erase(it) : std::next(it);
     }
     view_changes_[v][from] = std::string(raw);
     maybe_join_higher_view(out);
@@ -303,6 +304,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     progress_tick_ = now_;
     persist_view(out);
     view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(view));
+    new_view_sent_.erase(new_view_sent_.begin(), new_view_sent_.lower_bound(view));
     if (min_s > low_) make_stable(min_s, min_digest, std::move(min_proof), out);
 
     // Slots start over in the new view; certificates (for later view changes) and what was
@@ -366,6 +368,7 @@ bool Replica::contradicts_decided(const std::vector<Reproposal>& o) const {
 
 void Replica::replay_future(Output& out) {
     auto pending = std::exchange(future_, {});
+    future_load_.clear();
     for (auto& [from, env, raw] : pending) out.append(on_message(from, env, raw));
 }
 

@@ -180,5 +180,58 @@ TEST(PbftProofs, APreparedProofWithADuplicatePrepareIsRefused) {
     EXPECT_TRUE(h.detected("bad_view_change"));
 }
 
+// --- Memory bounds -----------------------------------------------------------------------
+
+TEST(PbftMemory, AVotePaddedWithAnUnknownFieldIsRefused) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    pb::Vote vote;
+    vote.set_view(0);
+    vote.set_seq(1);
+    vote.set_digest(hash_bytes(d));
+    std::string body = vote.SerializeAsString();
+    // Field 15, length-delimited, 1 MiB of padding: proto3 parses it as an unknown field.
+    std::string pad(1u << 20, 'x');
+    body += static_cast<char>((15 << 3) | 2);
+    uint64_t len = pad.size();
+    while (len >= 0x80) {
+        body += static_cast<char>((len & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    body += static_cast<char>(len);
+    body += pad;
+    Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kPrepare, body));
+    EXPECT_TRUE(h.detected("malformed"));
+    EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "the padded prepare was counted";
+    // The same field twice (the last one wins in protobuf) is not canonical either.
+    std::string twice = vote.SerializeAsString() + vote.SerializeAsString();
+    h.deliver(crypto::seal(h.keys[2], MessageType::kPrepare, twice));
+    EXPECT_TRUE(h.detected("malformed"));
+}
+
+TEST(PbftMemory, OneTraitorFloodingMessagesForTheNextViewCannotPushOutAnHonestReplicasOwn) {
+    Harness h(3);
+    h.deliver(view_change(h, 0, 1));
+    Output joined = h.deliver(view_change(h, 2, 1));  // f+1: joins view 1, not entered yet
+    auto own = sent(joined, MessageType::kViewChange);
+    ASSERT_EQ(own.size(), 1u);
+    // View 1's primary pre-prepares before this replica saw its NEW-VIEW: kept for later.
+    std::vector<std::string> batch{h.request()};
+    h.deliver(h.pre_prepare(1, 1, 1, batch));
+    // The traitor sends thousands of view-1 messages.
+    for (uint64_t i = 0; i < 5000; ++i) h.deliver(h.vote(MessageType::kCommit, 2, 1, 2 + i % 6, crypto::Hash{}));
+    EXPECT_TRUE(h.detected("future_overflow"));
+    pb::NewView nv;
+    nv.set_view(1);
+    nv.add_view_changes(view_change(h, 0, 1));
+    nv.add_view_changes(view_change(h, 2, 1));
+    nv.add_view_changes(crypto::seal(h.keys[3], MessageType::kViewChange, own[0].body));
+    Output entered = h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    ASSERT_EQ(h.engine->status().view, 1u);
+    EXPECT_EQ(sent(entered, MessageType::kPrepare).size(), 1u) << "the primary's pre-prepare was lost";
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
