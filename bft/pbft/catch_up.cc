@@ -61,6 +61,8 @@ void Replica::tick_catch_up(Output& out) {
 void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchState req;
     if (!decode(env.body, req)) return detect(from, "malformed");
+    // An answer carries up to kBatchesPerReply batches: one per peer per answer_interval_ticks().
+    if (!may_answer(state_answered_, from)) return detect(from, "fetch_flood");
     pb::StateReply reply;
     if (req.from_seq() <= low_ && low_ > 0) {
         reply.set_stable_seq(low_);

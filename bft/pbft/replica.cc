@@ -55,6 +55,13 @@ bool Replica::proof_shape_ok(const google::protobuf::RepeatedPtrField<std::strin
     return true;
 }
 
+bool Replica::may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer) {
+    auto it = answered.find(peer);
+    if (it != answered.end() && now_ - it->second < answer_interval_ticks()) return false;
+    answered[peer] = now_;
+    return true;
+}
+
 std::optional<crypto::Envelope> Replica::open_from(std::string_view raw, crypto::MessageType type,
                                                    ReplicaId* sender) const {
     auto env = crypto::open(raw);

@@ -116,6 +116,11 @@ private:
     bool proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
                         crypto::MessageType type, size_t count,
                         std::optional<ReplicaId> excluded = std::nullopt) const;
+    // Amplification bounds: a peer gets at most one answer of a kind (a NEW-VIEW to its stale
+    // VIEW-CHANGE, a StateReply to its FetchState) per answer_interval_ticks(). Records the
+    // answer when allowed. An honest asker asks once per retransmit_ticks at most.
+    uint64_t answer_interval_ticks() const { return std::max<uint64_t>(1, config_.retransmit_ticks / 2); }
+    bool may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer);
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
     // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
     void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);
@@ -267,6 +272,8 @@ private:
     std::map<uint64_t, std::map<ReplicaId, std::string>> view_changes_;  // view -> sender -> env
     std::set<uint64_t> new_view_sent_;
     std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
+    std::map<ReplicaId, uint64_t> new_view_answered_;  // peer -> tick it last got last_new_view_
+    std::map<ReplicaId, uint64_t> state_answered_;     // peer -> tick it last got a StateReply
     uint64_t view_change_timeout_ticks_;  // current T; doubles on each failed view change
     uint64_t view_change_started_tick_ = 0;  // also: when it last re-sent its VIEW-CHANGE
     std::optional<uint64_t> view_change_quorum_tick_;  // when 2f+1 VIEW-CHANGEs were first held

@@ -96,8 +96,12 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
     if (!decode(env.body, vc)) return detect(from, "malformed");
     uint64_t v = vc.new_view();
     if (v < view_ || (v == view_ && active_)) {
-        // A replica left behind (restarted, partitioned): show it how this view began.
-        if (active_ && !last_new_view_.empty() && v <= view_)
+        // A replica left behind (restarted, partitioned): show it how this view began. A
+        // NEW-VIEW is large and a stale VIEW-CHANGE small: answered only when the view change
+        // is valid, and at most once per peer per answer_interval_ticks(), so a peer cannot
+        // turn its cheap messages into this replica's bandwidth.
+        if (active_ && !last_new_view_.empty() && v <= view_ && may_answer(new_view_answered_, from) &&
+            valid_view_change(from, vc))
             out.send.push_back(Outgoing{from, last_new_view_});
         return;
     }

@@ -233,5 +233,42 @@ TEST(PbftMemory, OneTraitorFloodingMessagesForTheNextViewCannotPushOutAnHonestRe
     EXPECT_EQ(sent(entered, MessageType::kPrepare).size(), 1u) << "the primary's pre-prepare was lost";
 }
 
+// --- Amplification -----------------------------------------------------------------------
+
+std::string fetch_state(const Harness& h, ReplicaId from, uint64_t from_seq) {
+    pb::FetchState req;
+    req.set_from_seq(from_seq);
+    return crypto::seal(h.keys[from], MessageType::kFetchState, req.SerializeAsString());
+}
+
+TEST(PbftAmplification, FetchStateIsAnsweredAtMostOncePerPeerPerInterval) {
+    Harness h(1);
+    ASSERT_EQ(commit_batch(h, 0, 1, {h.request()}).commit.size(), 1u);
+    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
+    EXPECT_TRUE(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).empty())
+        << "a peer asking again at once gets the batches again";
+    EXPECT_TRUE(h.detected("fetch_flood"));
+    EXPECT_EQ(sent(h.deliver(fetch_state(h, 3, 1)), MessageType::kState).size(), 1u) << "per peer";
+    for (uint64_t t = 0; t < h.config.retransmit_ticks; ++t) h.engine->on_tick();
+    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
+}
+
+TEST(PbftAmplification, AStaleViewChangeGetsTheNewViewBackOnlyWhenValidAndAtMostOncePerInterval) {
+    Harness h(1);  // becomes the primary of view 1
+    h.deliver(view_change(h, 2, 1));
+    ASSERT_EQ(sent(h.deliver(view_change(h, 3, 1)), MessageType::kNewView).size(), 1u);
+    ASSERT_FALSE(h.engine->status().view_changing);
+    // A forged certificate: not answered.
+    std::vector<std::string> batch{h.request()};
+    pb::ViewChange forged;
+    forged.set_new_view(1);
+    forged.add_prepared()->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    Output bad = h.deliver(crypto::seal(h.keys[3], MessageType::kViewChange, forged.SerializeAsString()));
+    EXPECT_TRUE(sent(bad, MessageType::kNewView).empty());
+    EXPECT_EQ(sent(h.deliver(view_change(h, 2, 1)), MessageType::kNewView).size(), 1u);
+    EXPECT_TRUE(sent(h.deliver(view_change(h, 2, 1)), MessageType::kNewView).empty())
+        << "every stale view change got the whole NEW-VIEW back";
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
