@@ -142,7 +142,9 @@ void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::s
                              Output& out) {
     pb::PrePrepare pp;
     if (!decode(env.body, pp)) return detect(from, "malformed");
-    if (pp.view() < view_) return;  // stale: a view this replica left
+    // Stale: a view this replica left (unless it shows, and it rejoins, that view).
+    if (pp.view() < view_ && (active_ || !note_lower_view(from, pp.view(), pp.seq(), out) || pp.view() != view_))
+        return;
     if (pp.view() > view_ || !active_) {
         return keep_future(from, env, raw);
     }
@@ -237,7 +239,8 @@ void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_v
     if (!decode(env.body, vote)) return detect(from, "malformed");
     if (env.type == crypto::MessageType::kCommit && vote.seq() <= high_water_mark() + config_.watermark_window)
         max_seq_seen_ = std::max(max_seq_seen_, vote.seq());
-    if (vote.view() < view_) return;
+    if (vote.view() < view_ && (active_ || !note_lower_view(from, vote.view(), vote.seq(), out) || vote.view() != view_))
+        return;
     if (vote.view() > view_ || !active_) {
         return keep_future(from, env, raw);
     }
@@ -292,9 +295,11 @@ void Replica::advance(uint64_t seq, Output& out) {
         vote.set_view(view_);
         vote.set_seq(seq);
         vote.set_digest(hash_bytes(slot.digest));
-        std::string commit = seal(crypto::MessageType::kCommit, vote);
-        slot.commits[key][config_.id] = commit;
-        out.send.push_back(Outgoing{kAllReplicas, std::move(commit)});
+        if (may_commit(view_)) {
+            std::string commit = seal(crypto::MessageType::kCommit, vote);
+            slot.commits[key][config_.id] = commit;
+            out.send.push_back(Outgoing{kAllReplicas, std::move(commit)});
+        }
     }
     if (!slot.committed) {
         auto c = slot.commits.find(key);

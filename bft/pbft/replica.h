@@ -104,7 +104,11 @@ private:
     uint64_t high_water_mark() const { return low_ + config_.watermark_window; }
     bool in_window(uint64_t seq) const { return seq > low_ && seq <= high_water_mark(); }
     // The restart rule: may this replica pre-prepare or prepare in `view`?
-    bool may_vote(uint64_t view) const { return !silent_through_view_ || view > *silent_through_view_; }
+    bool may_vote(uint64_t view) const {
+        return (!silent_through_view_ || view > *silent_through_view_) && view >= rejoined_below_view_;
+    }
+    // The rejoin rule: may this replica send a COMMIT in `view`?
+    bool may_commit(uint64_t view) const { return view >= rejoined_below_view_; }
     std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
     void detect(ReplicaId from, std::string kind);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
@@ -183,6 +187,13 @@ private:
     void on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     void maybe_send_new_view(uint64_t view, Output& out);
     void maybe_join_higher_view(Output& out);
+    // The rejoin rule: a replica alone between views notes the newest lower view each peer
+    // showed a signed normal-case message of, and rejoins the highest that f+1 peers are in.
+    // Only a message for a seq above any this replica knew of when it left its view counts:
+    // progress made after it left, not a retransmission or a heartbeat of what was before
+    // (replicas that all wait for a dead primary would otherwise pull each other back to its
+    // view). True when it rejoined a view.
+    bool note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out);
     // Checks a VIEW-CHANGE's C and P proofs.
     bool valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const;
     bool valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
@@ -223,6 +234,16 @@ private:
     // views are synced, so nothing else it signed can be forgotten.
     std::optional<uint64_t> silent_through_view_;
     bool view_recorded_ = false;  // the store holds the current view (synced before any vote)
+    // The rejoin rule. A replica that changed view alone (its peers stayed in an older view)
+    // goes back to the view f+1 peers show they are in, rather than wait for the next real
+    // view change. Its VIEW-CHANGE for the view it left may still be counted in a NEW-VIEW, and
+    // it does not report what it learns after it; so in every view below the one it left it
+    // stays silent: no pre-prepare, prepare or commit (it still executes what 2f+1 of its
+    // peers commit). Not persisted: its view record keeps the view it left, and after a
+    // restart it rejoins again. Invariant: only rises.
+    uint64_t rejoined_below_view_ = 0;
+    std::map<ReplicaId, uint64_t> lower_view_seen_;  // peer -> newest view below view_ it showed
+    uint64_t left_view_at_seq_ = 0;  // the highest seq this replica knew of when it left its view
 
     // The log, by sequence number. Invariant: every key is in (low_, low_ + 2L].
     std::map<uint64_t, Slot> log_;

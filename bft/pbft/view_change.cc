@@ -65,6 +65,10 @@ void Replica::persist_view(Output& out) {
 }
 
 void Replica::start_view_change(uint64_t new_view, Output& out) {
+    if (active_) {
+        lower_view_seen_.clear();
+        left_view_at_seq_ = std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
+    }
     view_ = new_view;
     active_ = false;
     view_change_started_tick_ = now_;
@@ -128,6 +132,30 @@ void Replica::maybe_join_higher_view(Output& out) {
     uint64_t smallest = UINT64_MAX;
     for (const auto& [sender, v] : newest) smallest = std::min(smallest, v);
     start_view_change(smallest, out);
+}
+
+bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out) {
+    if (seq <= left_view_at_seq_ || seq > high_water_mark()) return false;
+    uint64_t& seen = lower_view_seen_[from];
+    seen = std::max(seen, view);
+    std::map<uint64_t, uint32_t> in_view;  // view -> peers whose newest message is of it
+    for (const auto& [peer, v] : lower_view_seen_)
+        if (v < view_) ++in_view[v];
+    for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
+        if (it->second < quorum_.weak()) continue;
+        // f+1 peers signed messages of view it->first since this replica left it: at least one
+        // honest replica works in that view. Rejoin it, silent (the rejoin rule, replica.h).
+        rejoined_below_view_ = std::max(rejoined_below_view_, view_);
+        view_ = it->first;
+        active_ = true;
+        view_change_quorum_tick_.reset();
+        progress_tick_ = now_;
+        lower_view_seen_.clear();
+        detect(config_.id, "rejoined_view");
+        replay_future(out);
+        return true;
+    }
+    return false;
 }
 
 void Replica::maybe_send_new_view(uint64_t view, Output& out) {

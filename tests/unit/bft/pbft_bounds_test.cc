@@ -60,8 +60,9 @@ TEST(PbftCensorship, APrimaryThatLeavesOneRequestOutWhileCommittingOthersIsRepla
     // The traitor primary commits another client's request every three ticks, never this one.
     Output all;
     uint64_t seq = 0;
-    for (uint64_t t = 0; t < 4 * h.config.view_change_timeout_ticks && !h.engine->status().view_changing; ++t) {
+    for (uint64_t t = 0; t < 4 * h.config.view_change_timeout_ticks; ++t) {
         all.append(h.engine->on_tick());
+        if (h.engine->status().view_changing) break;
         if (t % 3 == 0) all.append(commit_batch(h, 0, ++seq, {h.request()}));
     }
     ASSERT_GE(seq, 3u) << "the primary kept committing";
@@ -268,6 +269,27 @@ TEST(PbftAmplification, AStaleViewChangeGetsTheNewViewBackOnlyWhenValidAndAtMost
     EXPECT_EQ(sent(h.deliver(view_change(h, 2, 1)), MessageType::kNewView).size(), 1u);
     EXPECT_TRUE(sent(h.deliver(view_change(h, 2, 1)), MessageType::kNewView).empty())
         << "every stale view change got the whole NEW-VIEW back";
+}
+
+// --- Lone rejoin ---------------------------------------------------------------------------
+
+TEST(PbftRejoin, AReplicaThatChangedViewAloneRejoinsTheViewFPlusOnePeersShowAndExecutesSilently) {
+    Harness h(3);
+    std::vector<std::string> batch{h.request()};
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
+    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    ASSERT_TRUE(h.engine->status().view_changing);
+    ASSERT_EQ(h.engine->status().view, 1u);
+    // The others stayed in view 0 and go on: their messages of view 0 are the proof.
+    Output out = commit_batch(h, 0, 1, batch);
+    EXPECT_FALSE(h.engine->status().view_changing) << "still waiting for a view change no one else makes";
+    EXPECT_EQ(h.engine->status().view, 0u);
+    // The primary's retransmissions (what it sent while this replica was away).
+    out.append(h.deliver(h.pre_prepare(0, 0, 1, batch)));
+    out.append(h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, batch_digest(batch))));
+    EXPECT_EQ(out.commit.size(), 1u) << "it executes what its peers commit in view 0";
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty()) << "silent in the view it left";
+    EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "silent in the view it left";
 }
 
 }  // namespace
