@@ -16,6 +16,10 @@ void Replica::on_request(const ClientRequest& request, Output& out) {
     crypto::Hash d = crypto::sha256(request.payload);
     if (waiting_.count(d)) return;  // a retransmission of a request already held
     if (delivered_digests_.count(d)) return;  // committed, executing now: nothing to wait for
+    if (request.payload.size() > config_.batch_bytes_max) {
+        detect(config_.id, "request_too_large");  // no batch could ever carry it
+        return;
+    }
     if (waiting_.size() >= kWaitingMax) {
         detect(config_.id, "request_overload");
         return;
@@ -86,11 +90,16 @@ void Replica::keep_future(ReplicaId from, const crypto::Envelope& env, std::stri
 
 std::vector<std::string> Replica::take_batch() {
     std::vector<std::string> batch;
+    size_t bytes = 0;
     while (!queue_.empty() && batch.size() < config_.batch_size_max) {
         auto it = waiting_.find(queue_.front());
+        if (it != waiting_.end() && !it->second.in_log &&
+            bytes + it->second.payload.size() > config_.batch_bytes_max)
+            break;  // the next batch takes it
         queue_.pop_front();
         if (it == waiting_.end() || it->second.in_log) continue;  // executed or proposed since
         it->second.in_log = true;
+        bytes += it->second.payload.size();
         batch.push_back(it->second.payload);
     }
     return batch;
@@ -170,7 +179,9 @@ void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::s
 }
 
 bool Replica::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
-    if (static_cast<uint32_t>(pp.requests_size()) > config_.batch_size_max) {
+    size_t bytes = 0;
+    for (const auto& r : pp.requests()) bytes += r.size();
+    if (static_cast<uint32_t>(pp.requests_size()) > config_.batch_size_max || bytes > config_.batch_bytes_max) {
         detect(from, "oversized_batch");
         return false;
     }

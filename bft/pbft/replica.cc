@@ -24,6 +24,7 @@ Replica::Replica(const Config& config, const crypto::KeyPair& key, RequestAuthen
     TALLY_ASSERT(config_.checkpoint_interval > 0);
     TALLY_ASSERT(config_.watermark_window >= config_.checkpoint_interval);
     TALLY_ASSERT(config_.batch_size_max > 0 && config_.pipeline_depth > 0);
+    TALLY_ASSERT(config_.batch_bytes_max > 0);
 }
 
 std::string Replica::seal(crypto::MessageType type, const google::protobuf::Message& body) const {

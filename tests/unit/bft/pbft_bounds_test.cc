@@ -292,5 +292,66 @@ TEST(PbftRejoin, AReplicaThatChangedViewAloneRejoinsTheViewFPlusOnePeersShowAndE
     EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "silent in the view it left";
 }
 
+// --- Oversized batches -------------------------------------------------------------------
+
+TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    pb::PrePrepare pp;
+    pp.set_view(0);
+    pp.set_seq(1);
+    pp.set_digest(hash_bytes(batch_digest(batch)));
+    pp.add_requests(batch[0]);
+    std::string body = pp.SerializeAsString();
+    // An unknown field of 3 MiB: once prepared it would ride in every VIEW-CHANGE and NEW-VIEW.
+    std::string pad(3u << 20, 'p');
+    body += static_cast<char>((9 << 3) | 2);
+    uint64_t len = pad.size();
+    while (len >= 0x80) {
+        body += static_cast<char>((len & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    body += static_cast<char>(len);
+    body += pad;
+    Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, body));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("malformed"));
+}
+
+TEST(PbftOversized, ABackupRefusesABatchOfMoreThanBatchBytesMaxAndThePrimaryNeverProposesOne) {
+    Harness h(1);
+    h.config.batch_bytes_max = 500;  // two transfers fit, three do not
+    h.restart({});
+    std::vector<std::string> batch{h.request(), h.request(), h.request()};
+    ASSERT_GT(batch[0].size() * 3, 500u);
+    ASSERT_LE(batch[0].size() * 2, 500u);
+    Output out = h.deliver(h.pre_prepare(0, 0, 1, batch));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("oversized_batch"));
+
+    Harness p(0);
+    p.config.batch_bytes_max = 500;
+    p.config.pipeline_depth = 1;
+    p.restart({});
+    Output proposed;
+    for (int i = 0; i < 3; ++i) proposed.append(p.engine->on_client_request(ClientRequest{{}, p.request()}));
+    auto pps = sent(proposed, MessageType::kPrePrepare);
+    ASSERT_EQ(pps.size(), 1u);  // one in flight; two more wait
+    pb::PrePrepare first;
+    ASSERT_TRUE(first.ParseFromString(pps[0].body));
+    crypto::Hash d = hash_from_bytes(first.digest());
+    p.engine->on_client_request(ClientRequest{{}, p.request()});  // three wait now
+    for (ReplicaId r : {1u, 2u}) p.deliver(p.vote(MessageType::kPrepare, r, 0, 1, d));
+    Output committed;
+    for (ReplicaId r : {1u, 2u}) committed.append(p.deliver(p.vote(MessageType::kCommit, r, 0, 1, d)));
+    ASSERT_EQ(committed.commit.size(), 1u);
+    Output next = p.engine->on_executed(1, crypto::Hash{});
+    auto second = sent(next, MessageType::kPrePrepare);
+    ASSERT_EQ(second.size(), 1u);
+    pb::PrePrepare pp;
+    ASSERT_TRUE(pp.ParseFromString(second[0].body));
+    EXPECT_EQ(pp.requests_size(), 2) << "three waiting requests, two fit in batch_bytes_max";
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
