@@ -65,6 +65,7 @@ bool is_known_type(uint8_t type) {
         case MessageType::kState:
         case MessageType::kFetchSnapshot:
         case MessageType::kSnapshot:
+        case MessageType::kForward:
         case MessageType::kRaftVote:
         case MessageType::kRaftVoteReply:
         case MessageType::kRaftAppend:
@@ -95,6 +96,7 @@ std::string_view type_name(MessageType type) {
         case MessageType::kState: return "state";
         case MessageType::kFetchSnapshot: return "fetch_snapshot";
         case MessageType::kSnapshot: return "snapshot";
+        case MessageType::kForward: return "forward";
         case MessageType::kRaftVote: return "raft_vote";
         case MessageType::kRaftVoteReply: return "raft_vote_reply";
         case MessageType::kRaftAppend: return "raft_append";

@@ -57,6 +57,8 @@ enum class MessageType : uint8_t {
     // state transfer between nodes: a ledger snapshot at a stable checkpoint
     kFetchSnapshot = 24,
     kSnapshot = 25,
+    // PBFT: a backup forwards client requests the primary has not proposed (PBFT.md rule 8)
+    kForward = 26,
     // Raft, replica <-> replica
     kRaftVote = 48,
     kRaftVoteReply = 49,

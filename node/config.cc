@@ -243,6 +243,10 @@ Status parse_consensus(const std::string& file, const json& j, NetworkConfig& co
     auto batch = fields.unsigned_field("batch_size_max", 1, 100'000, c.batch_size_max);
     if (!batch) return batch.error();
     c.batch_size_max = static_cast<uint32_t>(*batch);
+    // At least one request of any size a client may send; at most a quarter of an envelope.
+    auto batch_bytes = fields.unsigned_field("batch_bytes_max", 4096, 2u << 20, c.batch_bytes_max);
+    if (!batch_bytes) return batch_bytes.error();
+    c.batch_bytes_max = static_cast<uint32_t>(*batch_bytes);
     auto depth = fields.unsigned_field("pipeline_depth", 1, u32, c.pipeline_depth);
     if (!depth) return depth.error();
     c.pipeline_depth = static_cast<uint32_t>(*depth);
@@ -349,6 +353,7 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
     const ConsensusConfig& c = config.consensus;
     j["consensus"] = {{"tick_ms", c.tick_ms},
                       {"batch_size_max", c.batch_size_max},
+                      {"batch_bytes_max", c.batch_bytes_max},
                       {"pipeline_depth", c.pipeline_depth},
                       {"checkpoint_interval", c.checkpoint_interval},
                       {"watermark_window", c.watermark_window},

@@ -10,7 +10,7 @@
 //      "public_key": "<64 hex>", "key_file": "keys/replica-0.key", "data_dir": "data/0"}, ...
 //   ],
 //   "genesis": [{"account": "<64 hex>", "balance": 1000000000}, ...],
-//   "consensus": {"tick_ms": 10, "batch_size_max": 256, "pipeline_depth": 2,
+//   "consensus": {"tick_ms": 10, "batch_size_max": 256, "batch_bytes_max": 262144, "pipeline_depth": 2,
 //                 "checkpoint_interval": 128, "watermark_window": 512,
 //                 "view_change_timeout_ticks": 200}
 // }
@@ -50,6 +50,7 @@ struct ReplicaConfig {
 struct ConsensusConfig {
     uint32_t tick_ms = 10;
     uint32_t batch_size_max = 256;
+    uint32_t batch_bytes_max = 256u << 10;  // bytes of requests in one batch (bft/pbft/pbft.h)
     uint32_t pipeline_depth = 2;  // measured: fewer, bigger batches cost less CPU per transfer
     uint64_t checkpoint_interval = 128;
     uint64_t watermark_window = 512;

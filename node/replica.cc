@@ -70,6 +70,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
     for (const auto& replica : config.replicas) pbft.replicas.push_back(replica.public_key);
     pbft.f = config.f;
     pbft.batch_size_max = config.consensus.batch_size_max;
+    pbft.batch_bytes_max = config.consensus.batch_bytes_max;
     pbft.pipeline_depth = config.consensus.pipeline_depth;
     pbft.checkpoint_interval = config.consensus.checkpoint_interval;
     pbft.watermark_window = config.consensus.watermark_window;

@@ -221,12 +221,23 @@ void WorkerPool::sign_batch(BatchSignJob& job) {
         emit(SignedOut{std::move(job.routing_ids[i]), std::move(frames[i])});
 }
 
-// Requests inside a pre-prepare: check their signatures here, in parallel, so the engine's
-// own checks on the consensus thread are cache hits. The verdicts are only cached; the engine
-// decides.
-void WorkerPool::pre_authenticate_batch(std::string_view body) {
+// Requests inside a pre-prepare or a forward: check their signatures here, in parallel, so the
+// engine's own checks on the consensus thread are cache hits. The verdicts are only cached;
+// the engine decides. A pre-prepare's requests only when its sender is the primary of its view
+// (a cheap check first: any other replica's pre-prepare is dropped by the engine unread, and
+// must not cost a signature check per request).
+void WorkerPool::pre_authenticate_batch(bft::ReplicaId from, crypto::MessageType type,
+                                        std::string_view body) {
+    const int size = static_cast<int>(body.size());
+    if (type == crypto::MessageType::kForward) {
+        bft::pbft::pb::Forward forward;
+        if (!forward.ParseFromArray(body.data(), size)) return;
+        for (const auto& request : forward.requests()) (void)authenticator_.authenticate(request);
+        return;
+    }
     bft::pbft::pb::PrePrepare pp;
-    if (!pp.ParseFromArray(body.data(), static_cast<int>(body.size()))) return;
+    if (!pp.ParseFromArray(body.data(), size)) return;
+    if (replicas_.empty() || pp.view() % replicas_.size() != from) return;
     for (const auto& request : pp.requests()) (void)authenticator_.authenticate(request);
 }
 
@@ -324,7 +335,8 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
                                       std::string(crypto::type_name(env.type)));
         return;
     }
-    if (env.type == crypto::MessageType::kPrePrepare) pre_authenticate_batch(env.body);
+    if (env.type == crypto::MessageType::kPrePrepare || env.type == crypto::MessageType::kForward)
+        pre_authenticate_batch(*from, env.type, env.body);
     deliver(here, PeerMessage{*from, std::move(env), std::move(job.frame)});
 }
 

@@ -107,7 +107,7 @@ private:
     void sign_batch(BatchSignJob& job);
     void emit(Event event);
     void reject(std::string_view reason, std::string_view detail);
-    void pre_authenticate_batch(std::string_view body);
+    void pre_authenticate_batch(bft::ReplicaId from, crypto::MessageType type, std::string_view body);
 
     const WorkerPoolOptions options_;
     const crypto::KeyPair& key_;

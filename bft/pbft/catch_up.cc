@@ -63,6 +63,8 @@ void Replica::tick_catch_up(Output& out) {
 void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchState req;
     if (!decode(env.body, req)) return detect(from, "malformed");
+    // An answer carries up to kBatchesPerReply batches: one per peer per answer_interval_ticks().
+    if (!may_answer(state_answered_, from)) return detect(from, "fetch_flood");
     pb::StateReply reply;
     if (req.from_seq() <= low_ && low_ > 0) {
         reply.set_stable_seq(low_);
@@ -85,6 +87,7 @@ void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output
 void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::StateReply reply;
     if (!decode(env.body, reply)) return detect(from, "malformed");
+    if (reply.batches_size() > static_cast<int>(kBatchesPerReply)) return detect(from, "bad_state_reply");
     if (!reply.new_view().empty()) {
         ReplicaId primary = 0;
         auto nv = open_from(reply.new_view(), crypto::MessageType::kNewView, &primary);
@@ -122,6 +125,7 @@ bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* v
     auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
     pb::PrePrepare pp;
     if (!pp_env || !decode(pp_env->body, pp) || primary != primary_of(pp.view())) return false;
+    if (!proof_shape_ok(proof.commits(), crypto::MessageType::kCommit, quorum_.quorum())) return false;
     std::vector<std::string> batch(pp.requests().begin(), pp.requests().end());
     crypto::Hash d = hash_from_bytes(pp.digest());
     if (batch_digest(batch) != d) return false;

@@ -33,8 +33,9 @@ void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::st
     if (cp.seq() <= low_) return;  // already stable here
     crypto::Hash d = hash_from_bytes(cp.state_digest());
     // A sender gets one digest per checkpoint: a second one is a lie to someone.
-    for (const auto& [digest, senders] : checkpoints_[cp.seq()]) {
-        if (digest != d && senders.count(from)) return detect(from, "equivocation");
+    if (auto at = checkpoints_.find(cp.seq()); at != checkpoints_.end()) {
+        for (const auto& [digest, senders] : at->second)
+            if (digest != d && senders.count(from)) return detect(from, "equivocation");
     }
     checkpoints_[cp.seq()][d].emplace(from, std::string(raw));
     // Bound what one sender can make this replica keep: its newest checkpoints only.
@@ -43,7 +44,9 @@ void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::st
         for (auto& [digest, senders] : it->second) {
             if (senders.count(from) && ++kept > kCheckpointsPerSenderMax) senders.erase(from);
         }
+        std::erase_if(it->second, [](const auto& entry) { return entry.second.empty(); });
     }
+    std::erase_if(checkpoints_, [](const auto& entry) { return entry.second.empty(); });
     try_stabilize(cp.seq(), out);
 }
 
@@ -96,7 +99,8 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
             ReplicaId sender = 0;
             if (open_from(envelope, crypto::MessageType::kCheckpoint, &sender)) holders.insert(sender);
         }
-        for (const auto& [sender, envelope] : checkpoints_[seq][digest]) holders.insert(sender);
+        if (auto at = checkpoints_.find(seq); at != checkpoints_.end() && at->second.count(digest))
+            for (const auto& [sender, envelope] : at->second.at(digest)) holders.insert(sender);
         holders.erase(config_.id);
         out.fetch_state = StateTarget{seq, digest, {holders.begin(), holders.end()}};
     }
@@ -119,6 +123,7 @@ void Replica::collect_garbage(Output& out) {
 
 bool Replica::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
                                      const google::protobuf::RepeatedPtrField<std::string>& proof) const {
+    if (!proof_shape_ok(proof, crypto::MessageType::kCheckpoint, quorum_.quorum())) return false;
     std::set<ReplicaId> senders;
     for (const auto& raw : proof) {
         ReplicaId sender = 0;

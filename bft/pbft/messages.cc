@@ -22,9 +22,14 @@ crypto::Hash hash_from_bytes(std::string_view bytes) {
 std::string hash_bytes(const crypto::Hash& hash) { return std::string(crypto::as_bytes(hash)); }
 
 namespace {
+// Canonical bytes only: no unknown field, no field twice, no padding. What re-encodes to other
+// bytes than it came in is refused, so a peer cannot make this replica keep (or forward, as
+// proof) more bytes than the message means: a vote is a few dozen bytes, never MiBs.
 template <typename M>
 bool parse(std::string_view body, M& out) {
-    return out.ParseFromArray(body.data(), static_cast<int>(body.size()));
+    if (!out.ParseFromArray(body.data(), static_cast<int>(body.size()))) return false;
+    out.DiscardUnknownFields();
+    return out.ByteSizeLong() == body.size();
 }
 }  // namespace
 
@@ -42,6 +47,7 @@ bool decode(std::string_view body, pb::ViewChange& out) {
 }
 bool decode(std::string_view body, pb::NewView& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::FetchState& out) { return parse(body, out); }
+bool decode(std::string_view body, pb::Forward& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::StateReply& out) {
     return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);
 }

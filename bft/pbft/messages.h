@@ -29,6 +29,7 @@ bool decode(std::string_view body, pb::Checkpoint& out);
 bool decode(std::string_view body, pb::ViewChange& out);
 bool decode(std::string_view body, pb::NewView& out);
 bool decode(std::string_view body, pb::FetchState& out);
+bool decode(std::string_view body, pb::Forward& out);
 bool decode(std::string_view body, pb::StateReply& out);
 
 // Keys of the durable store. Numbers are big-endian, so key order is sequence order.

@@ -16,6 +16,10 @@ void Replica::on_request(const ClientRequest& request, Output& out) {
     crypto::Hash d = crypto::sha256(request.payload);
     if (waiting_.count(d)) return;  // a retransmission of a request already held
     if (delivered_digests_.count(d)) return;  // committed, executing now: nothing to wait for
+    if (request.payload.size() > config_.batch_bytes_max) {
+        detect(config_.id, "request_too_large");  // no batch could ever carry it
+        return;
+    }
     if (waiting_.size() >= kWaitingMax) {
         detect(config_.id, "request_overload");
         return;
@@ -23,19 +27,79 @@ void Replica::on_request(const ClientRequest& request, Output& out) {
     // The view-change timer runs while a request waits; it starts when the first one arrives.
     if (waiting_.empty()) progress_tick_ = now_;
     waiting_.emplace(d, Waiting{request.payload, now_, false});
+    arrivals_.emplace(now_, d);
     if (active_ && is_primary()) {
         queue_.push_back(d);
         propose(out);
+    } else {
+        to_forward_.emplace_back(now_ + forward_delay_ticks(), d);
     }
+}
+
+// Clients send to every replica, so the primary normally holds a request before any backup
+// would forward it, and nothing is forwarded: only a request the primary has not proposed
+// after forward_delay_ticks() (lost on its way, or a client that reached backups alone).
+// One Forward per tick, of at most batch_size_max requests.
+void Replica::tick_forward(Output& out) {
+    if (!active_ || is_primary()) return;
+    pb::Forward forward;
+    while (!to_forward_.empty() && to_forward_.front().first <= now_ &&
+           static_cast<uint32_t>(forward.requests_size()) < config_.batch_size_max) {
+        auto w = waiting_.find(to_forward_.front().second);
+        to_forward_.pop_front();
+        if (w == waiting_.end() || w->second.in_log) continue;
+        forward.add_requests(w->second.payload);
+    }
+    if (forward.requests_size() > 0)
+        out.send.push_back(Outgoing{primary_of(view_), seal(crypto::MessageType::kForward, forward)});
+}
+
+void Replica::on_forward(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::Forward forward;
+    if (!decode(env.body, forward)) return detect(from, "malformed");
+    if (!active_ || !is_primary()) return;  // sent to an older primary: the sender will retry
+    // Per peer and tick, at most two Forwards' worth: a traitor cannot make the primary check
+    // signatures faster than an honest backup would make it.
+    auto& [tick, taken] = forwards_taken_[from];
+    if (tick != now_) {
+        tick = now_;
+        taken = 0;
+    }
+    for (const auto& payload : forward.requests()) {
+        if (taken >= 2 * config_.batch_size_max) return detect(from, "forward_flood");
+        ++taken;
+        auto info = authenticator_.authenticate(payload);
+        if (!info) return detect(from, "forged_request");
+        on_request(ClientRequest{*info, payload}, out);
+    }
+}
+
+// Bounded per sender, by count and bytes: one traitor flooding messages for a later view
+// takes only its own share, never an honest replica's. Beyond it, the sender's new messages
+// are dropped (its retransmissions bring them again once this replica is in that view).
+void Replica::keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
+    auto& [count, bytes] = future_load_[from];
+    if (count >= kFutureMessagesPerSenderMax || bytes + raw.size() > kFutureBytesPerSenderMax) {
+        detect(from, "future_overflow");
+        return;
+    }
+    ++count;
+    bytes += raw.size();
+    future_.emplace_back(from, env, std::string(raw));
 }
 
 std::vector<std::string> Replica::take_batch() {
     std::vector<std::string> batch;
+    size_t bytes = 0;
     while (!queue_.empty() && batch.size() < config_.batch_size_max) {
         auto it = waiting_.find(queue_.front());
+        if (it != waiting_.end() && !it->second.in_log &&
+            bytes + it->second.payload.size() > config_.batch_bytes_max)
+            break;  // the next batch takes it
         queue_.pop_front();
         if (it == waiting_.end() || it->second.in_log) continue;  // executed or proposed since
         it->second.in_log = true;
+        bytes += it->second.payload.size();
         batch.push_back(it->second.payload);
     }
     return batch;
@@ -87,11 +151,11 @@ void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::s
                              Output& out) {
     pb::PrePrepare pp;
     if (!decode(env.body, pp)) return detect(from, "malformed");
-    if (pp.view() < view_) return;  // stale: a view this replica left
-    if (pp.view() > view_ || !active_) {
-        future_.emplace_back(from, env, std::string(raw));
-        if (future_.size() > 4096) future_.pop_front();
+    // Stale: a view this replica left (unless it shows, and it rejoins, that view).
+    if (pp.view() < view_ && (active_ || !note_lower_view(from, pp.view(), pp.seq(), out) || pp.view() != view_))
         return;
+    if (pp.view() > view_ || !active_) {
+        return keep_future(from, env, raw);
     }
     if (from != primary_of(pp.view())) return detect(from, "not_primary");
     if (!in_window(pp.seq())) return;
@@ -115,7 +179,9 @@ void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::s
 }
 
 bool Replica::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
-    if (static_cast<uint32_t>(pp.requests_size()) > config_.batch_size_max) {
+    size_t bytes = 0;
+    for (const auto& r : pp.requests()) bytes += r.size();
+    if (static_cast<uint32_t>(pp.requests_size()) > config_.batch_size_max || bytes > config_.batch_bytes_max) {
         detect(from, "oversized_batch");
         return false;
     }
@@ -184,11 +250,10 @@ void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_v
     if (!decode(env.body, vote)) return detect(from, "malformed");
     if (env.type == crypto::MessageType::kCommit && vote.seq() <= high_water_mark() + config_.watermark_window)
         max_seq_seen_ = std::max(max_seq_seen_, vote.seq());
-    if (vote.view() < view_) return;
-    if (vote.view() > view_ || !active_) {
-        future_.emplace_back(from, env, std::string(raw));
-        if (future_.size() > 4096) future_.pop_front();
+    if (vote.view() < view_ && (active_ || !note_lower_view(from, vote.view(), vote.seq(), out) || vote.view() != view_))
         return;
+    if (vote.view() > view_ || !active_) {
+        return keep_future(from, env, raw);
     }
     if (!in_window(vote.seq())) return;
     bool is_prepare = env.type == crypto::MessageType::kPrepare;
@@ -241,9 +306,11 @@ void Replica::advance(uint64_t seq, Output& out) {
         vote.set_view(view_);
         vote.set_seq(seq);
         vote.set_digest(hash_bytes(slot.digest));
-        std::string commit = seal(crypto::MessageType::kCommit, vote);
-        slot.commits[key][config_.id] = commit;
-        out.send.push_back(Outgoing{kAllReplicas, std::move(commit)});
+        if (may_commit(view_)) {
+            std::string commit = seal(crypto::MessageType::kCommit, vote);
+            slot.commits[key][config_.id] = commit;
+            out.send.push_back(Outgoing{kAllReplicas, std::move(commit)});
+        }
     }
     if (!slot.committed) {
         auto c = slot.commits.find(key);
@@ -291,10 +358,13 @@ void Replica::deliver(Output& out) {
         auto& delivered = delivered_requests_[it->first];
         for (const auto& r : decided.requests) {
             crypto::Hash d = crypto::sha256(r);
-            waiting_.erase(d);
+            if (auto w = waiting_.find(d); w != waiting_.end()) erase_waiting(w);
             delivered_digests_.insert(d);
             delivered.push_back(d);
         }
+        // A request executes in the current view: the view works, the back-off ends.
+        if (active_ && decided.view == view_ && !decided.requests.empty())
+            view_change_timeout_ticks_ = config_.view_change_timeout_ticks;
         out.commit.push_back(Committed{it->first, decided.view, decided.requests});
     }
 }

@@ -16,6 +16,10 @@ struct Config {
     std::vector<crypto::PublicKey> replicas;  // index = replica id; n = 3f+1
     uint32_t f = 1;
     uint32_t batch_size_max = 256;     // requests in one pre-prepare
+    // Bytes of requests in one pre-prepare. A backup refuses a bigger batch, so no traitor
+    // primary can get one prepared (and carried, whole, in every later VIEW-CHANGE). 256 KiB
+    // holds 256 transfers (~200 bytes each) five times over.
+    uint32_t batch_bytes_max = 256u << 10;
     uint32_t pipeline_depth = 2;       // batches the primary keeps in flight at once
     uint64_t checkpoint_interval = 128;        // K
     uint64_t watermark_window = 512;           // L: accept sequence numbers in (h, h + L]

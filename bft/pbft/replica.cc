@@ -24,6 +24,7 @@ Replica::Replica(const Config& config, const crypto::KeyPair& key, RequestAuthen
     TALLY_ASSERT(config_.checkpoint_interval > 0);
     TALLY_ASSERT(config_.watermark_window >= config_.checkpoint_interval);
     TALLY_ASSERT(config_.batch_size_max > 0 && config_.pipeline_depth > 0);
+    TALLY_ASSERT(config_.batch_bytes_max > 0);
 }
 
 std::string Replica::seal(crypto::MessageType type, const google::protobuf::Message& body) const {
@@ -36,6 +37,31 @@ void Replica::detect(ReplicaId from, std::string kind) {
 }
 
 std::vector<Detected> Replica::take_detected() { return std::exchange(detected_, {}); }
+
+bool Replica::proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
+                             crypto::MessageType type, size_t count,
+                             std::optional<ReplicaId> excluded) const {
+    if (static_cast<size_t>(proof.size()) != count) return false;
+    crypto::OpenOptions header_only;
+    header_only.verify_signature = false;
+    std::set<ReplicaId> senders;
+    for (const auto& raw : proof) {
+        auto env = crypto::open(raw, header_only);
+        if (!env || env->type != type) return false;
+        std::optional<ReplicaId> sender;
+        for (ReplicaId i = 0; i < n_; ++i)
+            if (config_.replicas[i] == env->sender) sender = i;
+        if (!sender || sender == excluded || !senders.insert(*sender).second) return false;
+    }
+    return true;
+}
+
+bool Replica::may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer) {
+    auto it = answered.find(peer);
+    if (it != answered.end() && now_ - it->second < answer_interval_ticks()) return false;
+    answered[peer] = now_;
+    return true;
+}
 
 std::optional<crypto::Envelope> Replica::open_from(std::string_view raw, crypto::MessageType type,
                                                    ReplicaId* sender) const {
@@ -55,6 +81,7 @@ Output Replica::on_tick() {
     ++now_;
     tick_view_change(out);
     tick_catch_up(out);
+    tick_forward(out);
     if (active_ && is_primary()) propose(out);
     return out;
 }
@@ -74,6 +101,7 @@ Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::str
         case crypto::MessageType::kNewView: on_new_view(from, env, raw, out); break;
         case crypto::MessageType::kFetchState: on_fetch_state(from, env, out); break;
         case crypto::MessageType::kState: on_state_reply(from, env, out); break;
+        case crypto::MessageType::kForward: on_forward(from, env, out); break;
         default: detect(from, "unexpected_type"); break;
     }
     return out;
@@ -91,7 +119,6 @@ Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
     TALLY_ASSERT(seq == last_executed_ + 1 && seq <= last_delivered_);
     last_executed_ = seq;
     last_executed_digest_ = digest;
-    progress_tick_ = now_;
     forget_delivered(seq);
     if (seq % config_.checkpoint_interval == 0) send_checkpoint(seq, digest, out);
     if (active_ && is_primary()) propose(out);
@@ -118,10 +145,21 @@ Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
     for (const auto& [s, slot] : log_)
         for (const auto& r : slot.requests) in_log.insert(crypto::sha256(r));
     for (auto it = waiting_.begin(); it != waiting_.end();)
-        it = in_log.count(it->first) ? std::next(it) : waiting_.erase(it);
+        it = in_log.count(it->first) ? std::next(it) : erase_waiting(it);
     std::erase_if(queue_, [&](const crypto::Hash& d) { return !waiting_.count(d); });
     deliver(out);
     return out;
+}
+
+std::map<crypto::Hash, Replica::Waiting>::iterator Replica::erase_waiting(
+    std::map<crypto::Hash, Waiting>::iterator it) {
+    arrivals_.erase({it->second.since_tick, it->first});
+    if (timed_request_ == it->first) {
+        // The request the timer ran for is done: it restarts, for the next oldest one.
+        timed_request_.reset();
+        progress_tick_ = now_;
+    }
+    return waiting_.erase(it);
 }
 
 void Replica::forget_delivered(uint64_t through_seq) {
@@ -295,6 +333,12 @@ void Replica::check_invariants() const {
     // requests executed or proposed since, skipped by take_batch — so it can outgrow waiting_.)
     // Own checkpoints are above h (older ones are garbage) and of executed states only.
     if (!own_checkpoints_.empty()) TALLY_ASSERT(own_checkpoints_.rbegin()->first <= last_executed_);
+    TALLY_ASSERT(arrivals_.size() == waiting_.size());
+    for (const auto& [view, senders] : view_changes_) TALLY_ASSERT(!senders.empty());
+    for (const auto& [seq, digests] : checkpoints_) TALLY_ASSERT(!digests.empty());
+    for (const auto& [sender, load] : future_load_)
+        TALLY_ASSERT(load.first <= kFutureMessagesPerSenderMax && load.second <= kFutureBytesPerSenderMax);
+    TALLY_ASSERT(!timed_request_ || waiting_.count(*timed_request_));
 }
 
 }  // namespace tally::bft::pbft

@@ -9,6 +9,7 @@
 // state changes; a bad message is dropped and reported through take_detected(), never asserted on.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -90,25 +91,56 @@ private:
         std::optional<Decided> decided;
     };
 
+    // A request this replica holds that has not executed (waiting_).
+    struct Waiting {
+        std::string payload;
+        uint64_t since_tick = 0;
+        bool in_log = false;  // proposed in a pre-prepare this replica accepted
+    };
+
     // --- replica.cc
     ReplicaId primary_of(uint64_t view) const { return static_cast<ReplicaId>(view % n_); }
     bool is_primary() const { return primary_of(view_) == config_.id; }
     uint64_t high_water_mark() const { return low_ + config_.watermark_window; }
     bool in_window(uint64_t seq) const { return seq > low_ && seq <= high_water_mark(); }
     // The restart rule: may this replica pre-prepare or prepare in `view`?
-    bool may_vote(uint64_t view) const { return !silent_through_view_ || view > *silent_through_view_; }
+    bool may_vote(uint64_t view) const {
+        return (!silent_through_view_ || view > *silent_through_view_) && view >= rejoined_below_view_;
+    }
+    // The rejoin rule: may this replica send a COMMIT in `view`?
+    bool may_commit(uint64_t view) const { return view >= rejoined_below_view_; }
     std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
     void detect(ReplicaId from, std::string kind);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
                                               ReplicaId* sender) const;
 
+    // Proof shape, before any signature is checked: `proof` holds exactly `count` envelopes of
+    // `type`, each signed (so far as its header says) by a distinct replica other than
+    // `excluded`. A proof with duplicates or extra entries is refused at no signature's cost.
+    bool proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
+                        crypto::MessageType type, size_t count,
+                        std::optional<ReplicaId> excluded = std::nullopt) const;
+    // Amplification bounds: a peer gets at most one answer of a kind (a NEW-VIEW to its stale
+    // VIEW-CHANGE, a StateReply to its FetchState) per answer_interval_ticks(). Records the
+    // answer when allowed. An honest asker asks once per retransmit_ticks at most.
+    uint64_t answer_interval_ticks() const { return std::max<uint64_t>(1, config_.retransmit_ticks / 2); }
+    bool may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer);
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
     // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
     void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);
+    // Removes a waiting request (it executed, or left with a state transfer); returns the next.
+    std::map<crypto::Hash, Waiting>::iterator erase_waiting(std::map<crypto::Hash, Waiting>::iterator it);
 
     // --- normal_case.cc
     void on_request(const ClientRequest& request, Output& out);
+    // PBFT.md rule 8: a backup forwards to the primary the requests it has held for
+    // forward_delay_ticks() without seeing them proposed; the primary takes them as a client's.
+    uint64_t forward_delay_ticks() const { return std::max<uint64_t>(1, config_.view_change_timeout_ticks / 4); }
+    void tick_forward(Output& out);
+    void on_forward(ReplicaId from, const crypto::Envelope& env, Output& out);
     void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
+    // Keeps a message for a view this replica has not entered (future_), within its bounds.
+    void keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw);
     void on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     // Validates a pre-prepare's body: digest, size, every request's client signature.
     bool valid_batch(ReplicaId from, const pb::PrePrepare& pp);
@@ -155,6 +187,13 @@ private:
     void on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     void maybe_send_new_view(uint64_t view, Output& out);
     void maybe_join_higher_view(Output& out);
+    // The rejoin rule: a replica alone between views notes the newest lower view each peer
+    // showed a signed normal-case message of, and rejoins the highest that f+1 peers are in.
+    // Only a message for a seq above any this replica knew of when it left its view counts:
+    // progress made after it left, not a retransmission or a heartbeat of what was before
+    // (replicas that all wait for a dead primary would otherwise pull each other back to its
+    // view). True when it rejoined a view.
+    bool note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out);
     // Checks a VIEW-CHANGE's C and P proofs.
     bool valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const;
     bool valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
@@ -195,6 +234,16 @@ private:
     // views are synced, so nothing else it signed can be forgotten.
     std::optional<uint64_t> silent_through_view_;
     bool view_recorded_ = false;  // the store holds the current view (synced before any vote)
+    // The rejoin rule. A replica that changed view alone (its peers stayed in an older view)
+    // goes back to the view f+1 peers show they are in, rather than wait for the next real
+    // view change. Its VIEW-CHANGE for the view it left may still be counted in a NEW-VIEW, and
+    // it does not report what it learns after it; so in every view below the one it left it
+    // stays silent: no pre-prepare, prepare or commit (it still executes what 2f+1 of its
+    // peers commit). Not persisted: its view record keeps the view it left, and after a
+    // restart it rejoins again. Invariant: only rises.
+    uint64_t rejoined_below_view_ = 0;
+    std::map<ReplicaId, uint64_t> lower_view_seen_;  // peer -> newest view below view_ it showed
+    uint64_t left_view_at_seq_ = 0;  // the highest seq this replica knew of when it left its view
 
     // The log, by sequence number. Invariant: every key is in (low_, low_ + 2L].
     std::map<uint64_t, Slot> log_;
@@ -205,13 +254,21 @@ private:
 
     // Requests this replica holds that have not executed: digest -> (payload, arrival tick).
     // The primary proposes from queue_; every replica times the oldest for view change.
-    struct Waiting {
-        std::string payload;
-        uint64_t since_tick = 0;
-        bool in_log = false;  // proposed in a pre-prepare this replica accepted
-    };
     std::map<crypto::Hash, Waiting> waiting_;
+    // waiting_ in arrival order (since_tick, digest): the view-change timer picks the oldest.
+    std::set<std::pair<uint64_t, crypto::Hash>> arrivals_;
+    // PBFT's request timer: it runs for one waiting request, the oldest when it was picked, from
+    // progress_tick_. Only that request's execution restarts it (for the next oldest): other
+    // clients' batches and empty batches are no progress for it, so a primary that leaves one
+    // client out while committing others still times out.
+    std::optional<crypto::Hash> timed_request_;
     std::deque<crypto::Hash> queue_;  // primary: requests in arrival order, not yet proposed
+    // Backup: requests to forward to the primary if still not proposed by (tick, digest).first.
+    // Invariant: at most one entry per waiting request and view (bounded by waiting_'s bound).
+    std::deque<std::pair<uint64_t, crypto::Hash>> to_forward_;
+    // Primary: the tick of the last Forward taken from each peer, and how many requests it
+    // took from that peer in that tick (a traitor's forwards are bounded per tick).
+    std::map<ReplicaId, std::pair<uint64_t, uint32_t>> forwards_taken_;
     // Requests of batches handed out in Output::commit that the caller has not executed yet,
     // by seq: a copy arriving meanwhile is already done (the caller answers it once executed)
     // and must not wait again, or it would time out into a view change no fault caused.
@@ -236,12 +293,19 @@ private:
     std::map<uint64_t, std::map<ReplicaId, std::string>> view_changes_;  // view -> sender -> env
     std::set<uint64_t> new_view_sent_;
     std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
+    std::map<ReplicaId, uint64_t> new_view_answered_;  // peer -> tick it last got last_new_view_
+    std::map<ReplicaId, uint64_t> state_answered_;     // peer -> tick it last got a StateReply
     uint64_t view_change_timeout_ticks_;  // current T; doubles on each failed view change
     uint64_t view_change_started_tick_ = 0;  // also: when it last re-sent its VIEW-CHANGE
     std::optional<uint64_t> view_change_quorum_tick_;  // when 2f+1 VIEW-CHANGEs were first held
-    uint64_t progress_tick_ = 0;  // last tick a request executed or a view was entered
+    uint64_t progress_tick_ = 0;  // when the request timer (timed_request_) last (re)started
     // Messages for a view this replica has not entered yet, replayed when it does.
+    // Bounded per sender: kFutureMessagesPerSenderMax messages and kFutureBytesPerSenderMax
+    // bytes (future_load_ counts them).
     std::deque<std::tuple<ReplicaId, crypto::Envelope, std::string>> future_;
+    std::map<ReplicaId, std::pair<size_t, size_t>> future_load_;  // sender -> (count, bytes)
+    static constexpr size_t kFutureMessagesPerSenderMax = 1024;
+    static constexpr size_t kFutureBytesPerSenderMax = 8u << 20;
 
     std::vector<Detected> detected_;
     // (seq, peer) pairs this replica sent its pre-prepare to as evidence of equivocation.

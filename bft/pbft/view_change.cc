@@ -12,13 +12,19 @@ namespace tally::bft::pbft {
 
 void Replica::tick_view_change(Output& out) {
     if (active_) {
-        // The timer runs while requests wait; progress (an execution, a new view) restarts it.
+        // PBFT's request timer (timed_request_): it runs for the oldest waiting request, from
+        // when it arrived or the previous timed request executed or a view began; only its
+        // own execution restarts it.
         // Not while this replica fetches state: behind the others, it cannot tell a slow
         // primary from its own lag (a long transfer under load would otherwise end in a view
         // change of its own, alone, which no quorum joins).
         if (fetching_state_) progress_tick_ = now_;
-        if (!waiting_.empty() && now_ - progress_tick_ >= view_change_timeout_ticks_)
-            start_view_change(view_ + 1, out);
+        if (waiting_.empty()) {
+            timed_request_.reset();
+            return;
+        }
+        if (!timed_request_) timed_request_ = arrivals_.begin()->second;
+        if (now_ - progress_tick_ >= view_change_timeout_ticks_) start_view_change(view_ + 1, out);
         return;
     }
     // Between views. The timer of a view change starts only once 2f+1 replicas are seen
@@ -59,6 +65,10 @@ void Replica::persist_view(Output& out) {
 }
 
 void Replica::start_view_change(uint64_t new_view, Output& out) {
+    if (active_) {
+        lower_view_seen_.clear();
+        left_view_at_seq_ = std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
+    }
     view_ = new_view;
     active_ = false;
     view_change_started_tick_ = now_;
@@ -90,15 +100,20 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
     if (!decode(env.body, vc)) return detect(from, "malformed");
     uint64_t v = vc.new_view();
     if (v < view_ || (v == view_ && active_)) {
-        // A replica left behind (restarted, partitioned): show it how this view began.
-        if (active_ && !last_new_view_.empty() && v <= view_)
+        // A replica left behind (restarted, partitioned): show it how this view began. A
+        // NEW-VIEW is large and a stale VIEW-CHANGE small: answered only when the view change
+        // is valid, and at most once per peer per answer_interval_ticks(), so a peer cannot
+        // turn its cheap messages into this replica's bandwidth.
+        if (active_ && !last_new_view_.empty() && v <= view_ && may_answer(new_view_answered_, from) &&
+            valid_view_change(from, vc))
             out.send.push_back(Outgoing{from, last_new_view_});
         return;
     }
     if (!valid_view_change(from, vc)) return detect(from, "bad_view_change");
     // One view change per sender is kept, its newest: memory stays bounded whatever it sends.
-    for (auto it = view_changes_.begin(); it != view_changes_.end(); ++it) {
+    for (auto it = view_changes_.begin(); it != view_changes_.end();) {
         if (it->first < v) it->second.erase(from);
+        it = it->second.empty() ? view_changes_.erase(it) : std::next(it);
     }
     view_changes_[v][from] = std::string(raw);
     maybe_join_higher_view(out);
@@ -117,6 +132,30 @@ void Replica::maybe_join_higher_view(Output& out) {
     uint64_t smallest = UINT64_MAX;
     for (const auto& [sender, v] : newest) smallest = std::min(smallest, v);
     start_view_change(smallest, out);
+}
+
+bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out) {
+    if (seq <= left_view_at_seq_ || seq > high_water_mark()) return false;
+    uint64_t& seen = lower_view_seen_[from];
+    seen = std::max(seen, view);
+    std::map<uint64_t, uint32_t> in_view;  // view -> peers whose newest message is of it
+    for (const auto& [peer, v] : lower_view_seen_)
+        if (v < view_) ++in_view[v];
+    for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
+        if (it->second < quorum_.weak()) continue;
+        // f+1 peers signed messages of view it->first since this replica left it: at least one
+        // honest replica works in that view. Rejoin it, silent (the rejoin rule, replica.h).
+        rejoined_below_view_ = std::max(rejoined_below_view_, view_);
+        view_ = it->first;
+        active_ = true;
+        view_change_quorum_tick_.reset();
+        progress_tick_ = now_;
+        lower_view_seen_.clear();
+        detect(config_.id, "rejoined_view");
+        replay_future(out);
+        return true;
+    }
+    return false;
 }
 
 void Replica::maybe_send_new_view(uint64_t view, Output& out) {
@@ -168,6 +207,8 @@ void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::stri
     uint64_t v = nv.view();
     if (v < view_ || (v == view_ && active_)) return;
     if (from != primary_of(v)) return detect(from, "bad_new_view");
+    if (!proof_shape_ok(nv.view_changes(), crypto::MessageType::kViewChange, quorum_.quorum()))
+        return detect(from, "bad_new_view");
     std::vector<pb::ViewChange> vcs;
     std::set<ReplicaId> senders;
     for (const auto& envelope : nv.view_changes()) {
@@ -201,6 +242,8 @@ void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::stri
 bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const {
     (void)sender;
     if (vc.stable_seq() % config_.checkpoint_interval != 0) return false;
+    // At most one certificate per seq of a window: more is refused before any is checked.
+    if (static_cast<uint64_t>(vc.prepared_size()) > config_.watermark_window) return false;
     if (vc.stable_seq() > 0 &&
         !valid_checkpoint_proof(vc.stable_seq(), hash_from_bytes(vc.stable_digest()), vc.checkpoint_proof()))
         return false;
@@ -222,6 +265,7 @@ bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t belo
     pb::PrePrepare pp;
     if (!pp_env || !decode(pp_env->body, pp)) return false;
     if (pp.view() >= below_view || primary != primary_of(pp.view())) return false;
+    if (!proof_shape_ok(proof.prepares(), crypto::MessageType::kPrepare, quorum_.prepares(), primary)) return false;
     std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
     crypto::Hash d = hash_from_bytes(pp.digest());
     if (batch_digest(requests) != d) return false;
@@ -285,10 +329,14 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
                          Output& out) {
     view_ = view;
     active_ = true;
-    view_change_timeout_ticks_ = config_.view_change_timeout_ticks;
+    // The back-off stays: T returns to its configured value only once a request executes in
+    // this view (deliver). A view entered while the network was still slow may itself be
+    // unable to execute in T, and resetting here made replicas give it up after T again, and
+    // again: a livelock.
     progress_tick_ = now_;
     persist_view(out);
     view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(view));
+    new_view_sent_.erase(new_view_sent_.begin(), new_view_sent_.lower_bound(view));
     if (min_s > low_) make_stable(min_s, min_digest, std::move(min_proof), out);
 
     // Slots start over in the new view; certificates (for later view changes) and what was
@@ -300,6 +348,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
         slot.expected.reset();
     }
     for (auto& [digest, w] : waiting_) w.in_log = false;
+    to_forward_.clear();
     for (const auto& r : o) {
         if (r.seq <= low_) continue;
         log_[r.seq].expected = r.digest;
@@ -331,6 +380,11 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
         std::sort(order.begin(), order.end());
         for (const auto& [tick, digest] : order) queue_.push_back(digest);
     }
+    if (!is_primary()) {
+        // The new primary may lack what the old one never proposed: forward it again.
+        for (const auto& [tick, digest] : arrivals_)
+            if (!waiting_.at(digest).in_log) to_forward_.emplace_back(now_ + forward_delay_ticks(), digest);
+    }
     replay_future(out);
     if (is_primary()) propose(out);
 }
@@ -346,6 +400,7 @@ bool Replica::contradicts_decided(const std::vector<Reproposal>& o) const {
 
 void Replica::replay_future(Output& out) {
     auto pending = std::exchange(future_, {});
+    future_load_.clear();
     for (auto& [from, env, raw] : pending) out.append(on_message(from, env, raw));
 }
 

@@ -493,7 +493,8 @@ void Cluster::client_tick(uint32_t c) {
     if (client.pending) {
         if (now_ - client.sent_tick >= config_.client_retransmit_ticks) {
             client.sent_tick = now_;
-            for (bft::ReplicaId i = 0; i < n(); ++i) send(kClientBase + c, i, client.envelope);
+            for (bft::ReplicaId i = 0; i < n(); ++i)
+                if (!config_.clients_send_to || *config_.clients_send_to == i) send(kClientBase + c, i, client.envelope);
         }
         return;
     }
@@ -522,7 +523,8 @@ void Cluster::client_tick(uint32_t c) {
     history_.push_back(op);
     client.replies.clear();
     client.sent_tick = now_;
-    for (bft::ReplicaId i = 0; i < n(); ++i) send(kClientBase + c, i, client.envelope);
+    for (bft::ReplicaId i = 0; i < n(); ++i)
+        if (!config_.clients_send_to || *config_.clients_send_to == i) send(kClientBase + c, i, client.envelope);
 }
 
 // A client accepts a result once f+1 replicas sent matching replies.

@@ -64,6 +64,8 @@ struct SimConfig {
     // Byzantine replicas of the simulator's own making (sim/vopr.h: message mutation, twins):
     // id -> what wraps the honest engine. Also traitors: the checks skip them.
     std::map<bft::ReplicaId, std::function<std::unique_ptr<bft::Engine>(WrapContext&)>> wrap;
+    // When set, clients send their requests (and retransmissions) to this replica only.
+    std::optional<bft::ReplicaId> clients_send_to;
 };
 
 // What a SimConfig::wrap function gets: the honest engine to wrap and what it needs to make

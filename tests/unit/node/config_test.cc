@@ -38,6 +38,7 @@ json valid_json() {
             {"consensus",
              {{"tick_ms", 5},
               {"batch_size_max", 64},
+              {"batch_bytes_max", 65536},
               {"pipeline_depth", 4},
               {"checkpoint_interval", 16},
               {"watermark_window", 64},
@@ -88,6 +89,7 @@ TEST_F(ConfigTest, AValidFileLoadsWithPathsResolvedAgainstItsFolder) {
     EXPECT_EQ(config->genesis.accounts[0].balance, 1000u);
     EXPECT_EQ(config->consensus.tick_ms, 5u);
     EXPECT_EQ(config->consensus.batch_size_max, 64u);
+    EXPECT_EQ(config->consensus.batch_bytes_max, 65536u);
     EXPECT_EQ(config->consensus.pipeline_depth, 4u);
     EXPECT_EQ(config->consensus.checkpoint_interval, 16u);
     EXPECT_EQ(config->consensus.watermark_window, 64u);

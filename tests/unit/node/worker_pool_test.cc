@@ -8,6 +8,7 @@
 #include <chrono>
 #include <set>
 
+#include "bft/pbft/pbft.pb.h"
 #include "crypto/envelope.h"
 #include "crypto/reply_batch.h"
 #include "ledger/tx.h"
@@ -218,6 +219,28 @@ TEST_F(WorkerPoolTest, AFullQueueDropsAndCounts) {
     pool->submit_verify_all(jobs);
     EXPECT_TRUE(jobs.empty());
     EXPECT_EQ(rejections_.get("queue_full"), 3u);
+}
+
+// A pre-prepare's requests cost a signature check each: a worker checks them ahead of the
+// engine only for the primary of the pre-prepare's view, which a header read tells.
+TEST_F(WorkerPoolTest, AWorkerPreAuthenticatesAPrePreparesRequestsOnlyFromThePrimaryOfItsView) {
+    auto pool = make_pool();
+    const auto alice = key_n(9);
+    bft::pbft::pb::PrePrepare pp;
+    pp.set_view(0);  // primary: replica 0; sent by replica 2
+    pp.set_seq(1);
+    pp.set_digest(std::string(32, '\0'));
+    for (uint64_t nonce = 1; nonce <= 8; ++nonce)
+        pp.add_requests(ledger::make_transfer(alice, key_n(8).public_key(), 3, nonce));
+    std::vector<Event> out;
+    auto not_primary = job(crypto::seal(key_n(2), crypto::MessageType::kPrePrepare, pp.SerializeAsString()));
+    pool->verify_here(not_primary, out);
+    ASSERT_EQ(out.size(), 1u) << "the engine still gets it, and counts it";
+    EXPECT_EQ(auth_.stats().misses, 0u) << "requests checked for a replica that is not the primary";
+    pp.set_view(2);  // now replica 2 is the primary of the pre-prepare's view
+    auto primary = job(crypto::seal(key_n(2), crypto::MessageType::kPrePrepare, pp.SerializeAsString()));
+    pool->verify_here(primary, out);
+    EXPECT_EQ(auth_.stats().misses, 8u);
 }
 
 }  // namespace

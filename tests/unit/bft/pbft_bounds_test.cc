@@ -1,0 +1,357 @@
+// PBFT against one traitor: liveness and resource bounds (issue 10, section 2). Each test
+// drives one engine directly, as pbft_rules_test.cc does, and is named after what a traitor
+// can no longer do.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+
+#include "tests/unit/bft/pbft_harness.h"
+
+namespace tally::bft::pbft::testing {
+namespace {
+
+using crypto::MessageType;
+
+// Drives seq through the normal case at `h` (a backup of view `view`): the primary's
+// pre-prepare, prepares and commits from every other replica; executes what commits (state
+// digest zero) and makes each checkpoint stable, so the window keeps moving.
+Output commit_batch(Harness& h, uint64_t view, uint64_t seq, const std::vector<std::string>& batch) {
+    const ReplicaId primary = static_cast<ReplicaId>(view % h.keys.size());
+    crypto::Hash d = batch_digest(batch);
+    Output all = h.deliver(h.pre_prepare(primary, view, seq, batch));
+    for (ReplicaId r = 0; r < h.keys.size(); ++r) {
+        if (r == h.id) continue;
+        if (r != primary) all.append(h.deliver(h.vote(MessageType::kPrepare, r, view, seq, d)));
+        all.append(h.deliver(h.vote(MessageType::kCommit, r, view, seq, d)));
+    }
+    for (const auto& c : all.commit) {
+        all.append(h.engine->on_executed(c.seq, crypto::Hash{}));
+        if (c.seq % h.config.checkpoint_interval == 0)
+            for (ReplicaId r = 0; r < h.keys.size(); ++r)
+                if (r != h.id) all.append(h.deliver(h.checkpoint(r, c.seq, crypto::Hash{})));
+    }
+    return all;
+}
+
+bool proposes(const Output& out, const std::string& request) {
+    for (const auto& env : sent(out, MessageType::kPrePrepare)) {
+        pb::PrePrepare pp;
+        if (!pp.ParseFromString(env.body)) continue;
+        for (const auto& r : pp.requests())
+            if (r == request) return true;
+    }
+    return false;
+}
+
+std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
+    pb::ViewChange vc;
+    vc.set_new_view(new_view);
+    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
+}
+
+// --- Censorship --------------------------------------------------------------------------
+
+TEST(PbftCensorship, APrimaryThatLeavesOneRequestOutWhileCommittingOthersIsReplaced) {
+    Harness h(1);  // a backup of view 0, and the primary of view 1
+    crypto::KeyPair censored_client = key_of(200);
+    std::string censored = ledger::make_transfer(censored_client, key_of(101).public_key(), 5, 1);
+    h.engine->on_client_request(ClientRequest{{censored_client.public_key(), 1}, censored});
+    // The traitor primary commits another client's request every three ticks, never this one.
+    Output all;
+    uint64_t seq = 0;
+    for (uint64_t t = 0; t < 4 * h.config.view_change_timeout_ticks; ++t) {
+        all.append(h.engine->on_tick());
+        if (h.engine->status().view_changing) break;
+        if (t % 3 == 0) all.append(commit_batch(h, 0, ++seq, {h.request()}));
+    }
+    ASSERT_GE(seq, 3u) << "the primary kept committing";
+    ASSERT_EQ(sent(all, MessageType::kViewChange).size(), 1u)
+        << "other clients' batches restarted the timer of the waiting request";
+    EXPECT_EQ(h.engine->status().view, 1u);
+    // View 1 forms; its primary proposes the censored request first.
+    h.deliver(view_change(h, 2, 1));
+    Output nv = h.deliver(view_change(h, 3, 1));
+    ASSERT_EQ(sent(nv, MessageType::kNewView).size(), 1u);
+    EXPECT_TRUE(proposes(nv, censored));
+}
+
+TEST(PbftCensorship, EmptyBatchesAreNoProgressForAWaitingRequest) {
+    Harness h(1);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
+    Output all;
+    uint64_t seq = 0;
+    for (uint64_t t = 0; t < 2 * h.config.view_change_timeout_ticks && !h.engine->status().view_changing; ++t) {
+        all.append(h.engine->on_tick());
+        if (t % 2 == 0) all.append(commit_batch(h, 0, ++seq, {}));
+    }
+    EXPECT_EQ(sent(all, MessageType::kViewChange).size(), 1u);
+}
+
+// --- Back-off ----------------------------------------------------------------------------
+
+TEST(PbftBackOff, TheDoubledTimeoutHoldsInTheNewViewUntilARequestExecutesThere) {
+    Harness h(3);
+    const uint64_t t_ticks = h.config.view_change_timeout_ticks;
+    const std::string waiting = h.request();
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, waiting});
+    Output first;
+    for (uint64_t t = 0; t < t_ticks; ++t) first.append(h.engine->on_tick());
+    ASSERT_EQ(h.engine->status().view, 1u);
+    h.deliver(view_change(h, 0, 1));
+    h.deliver(view_change(h, 2, 1));  // 2f+1 for view 1; its NEW-VIEW never comes
+    Output second;
+    for (uint64_t t = 0; t <= t_ticks && h.engine->status().view == 1; ++t) second.append(h.engine->on_tick());
+    ASSERT_EQ(h.engine->status().view, 2u);
+    auto own = sent(second, MessageType::kViewChange);
+    ASSERT_EQ(own.size(), 1u);
+    // View 2 begins (primary 2), with the request still waiting.
+    pb::NewView nv;
+    nv.set_view(2);
+    nv.add_view_changes(view_change(h, 0, 2));
+    nv.add_view_changes(view_change(h, 2, 2));
+    nv.add_view_changes(crypto::seal(h.keys[3], MessageType::kViewChange, own[0].body));
+    h.deliver(crypto::seal(h.keys[2], MessageType::kNewView, nv.SerializeAsString()));
+    ASSERT_FALSE(h.engine->status().view_changing);
+    ASSERT_EQ(h.engine->status().view, 2u);
+    // Slower than T, faster than 2T: the new view is kept.
+    Output slow;
+    for (uint64_t t = 0; t + 1 < 2 * t_ticks; ++t) slow.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(slow, MessageType::kViewChange).empty())
+        << "the timeout went back to T on entering the view";
+    // Once a request executes in view 2, T is back.
+    ASSERT_EQ(commit_batch(h, 2, 1, {waiting}).commit.size(), 1u);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 9}, h.request()});
+    Output after;
+    for (uint64_t t = 0; t + 1 < t_ticks; ++t) after.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(after, MessageType::kViewChange).empty());
+    after.append(h.engine->on_tick());
+    EXPECT_EQ(sent(after, MessageType::kViewChange).size(), 1u);
+}
+
+// --- Proof checking ----------------------------------------------------------------------
+
+std::string view_change_with_checkpoint_proof(const Harness& h, ReplicaId from, uint64_t new_view,
+                                              const std::vector<std::string>& proof) {
+    pb::ViewChange vc;
+    vc.set_new_view(new_view);
+    vc.set_stable_seq(4);
+    vc.set_stable_digest(hash_bytes(crypto::Hash{}));
+    for (const auto& e : proof) vc.add_checkpoint_proof(e);
+    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
+}
+
+TEST(PbftProofs, ACheckpointProofWithADuplicateOrAnExtraEntryIsRefused) {
+    Harness h(1);
+    const auto cp = [&](ReplicaId r) { return h.checkpoint(r, 4, crypto::Hash{}); };
+    h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(0), cp(2), cp(3)}));
+    EXPECT_TRUE(h.detected("bad_view_change")) << "a duplicate was counted away, not refused";
+    h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(1), cp(2), cp(3)}));
+    EXPECT_TRUE(h.detected("bad_view_change")) << "more than 2f+1 entries";
+    h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(2), cp(3)}));
+    EXPECT_FALSE(h.detected("bad_view_change")) << "exactly 2f+1 distinct: a proof";
+}
+
+TEST(PbftProofs, AViewChangeHoldingTensOfThousandsOfCopiesOfOneCheckpointCostsNoSignatureCheck) {
+    Harness h(1);
+    std::vector<std::string> proof(30000, h.checkpoint(0, 4, crypto::Hash{}));
+    std::string raw = view_change_with_checkpoint_proof(h, 2, 1, proof);
+    ASSERT_LT(raw.size(), crypto::kEnvelopeMaxBytes);
+    const auto start = std::chrono::steady_clock::now();
+    h.deliver(raw);
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_TRUE(h.detected("bad_view_change"));
+    // 30,000 Ed25519 verifications take seconds; refusing on shape takes microseconds (the
+    // bound is loose for slow, shared and sanitized builds).
+    EXPECT_LT(took, std::chrono::milliseconds(500));
+}
+
+TEST(PbftProofs, APreparedProofWithADuplicatePrepareIsRefused) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    pb::ViewChange vc;
+    vc.set_new_view(1);
+    auto* p = vc.add_prepared();
+    p->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
+    p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
+    p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 1, d));
+    h.deliver(crypto::seal(h.keys[2], MessageType::kViewChange, vc.SerializeAsString()));
+    EXPECT_TRUE(h.detected("bad_view_change"));
+}
+
+// --- Memory bounds -----------------------------------------------------------------------
+
+TEST(PbftMemory, AVotePaddedWithAnUnknownFieldIsRefused) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    pb::Vote vote;
+    vote.set_view(0);
+    vote.set_seq(1);
+    vote.set_digest(hash_bytes(d));
+    std::string body = vote.SerializeAsString();
+    // Field 15, length-delimited, 1 MiB of padding: proto3 parses it as an unknown field.
+    std::string pad(1u << 20, 'x');
+    body += static_cast<char>((15 << 3) | 2);
+    uint64_t len = pad.size();
+    while (len >= 0x80) {
+        body += static_cast<char>((len & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    body += static_cast<char>(len);
+    body += pad;
+    Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kPrepare, body));
+    EXPECT_TRUE(h.detected("malformed"));
+    EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "the padded prepare was counted";
+    // The same field twice (the last one wins in protobuf) is not canonical either.
+    std::string twice = vote.SerializeAsString() + vote.SerializeAsString();
+    h.deliver(crypto::seal(h.keys[2], MessageType::kPrepare, twice));
+    EXPECT_TRUE(h.detected("malformed"));
+}
+
+TEST(PbftMemory, OneTraitorFloodingMessagesForTheNextViewCannotPushOutAnHonestReplicasOwn) {
+    Harness h(3);
+    h.deliver(view_change(h, 0, 1));
+    Output joined = h.deliver(view_change(h, 2, 1));  // f+1: joins view 1, not entered yet
+    auto own = sent(joined, MessageType::kViewChange);
+    ASSERT_EQ(own.size(), 1u);
+    // View 1's primary pre-prepares before this replica saw its NEW-VIEW: kept for later.
+    std::vector<std::string> batch{h.request()};
+    h.deliver(h.pre_prepare(1, 1, 1, batch));
+    // The traitor sends thousands of view-1 messages.
+    for (uint64_t i = 0; i < 5000; ++i) h.deliver(h.vote(MessageType::kCommit, 2, 1, 2 + i % 6, crypto::Hash{}));
+    EXPECT_TRUE(h.detected("future_overflow"));
+    pb::NewView nv;
+    nv.set_view(1);
+    nv.add_view_changes(view_change(h, 0, 1));
+    nv.add_view_changes(view_change(h, 2, 1));
+    nv.add_view_changes(crypto::seal(h.keys[3], MessageType::kViewChange, own[0].body));
+    Output entered = h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    ASSERT_EQ(h.engine->status().view, 1u);
+    EXPECT_EQ(sent(entered, MessageType::kPrepare).size(), 1u) << "the primary's pre-prepare was lost";
+}
+
+// --- Amplification -----------------------------------------------------------------------
+
+std::string fetch_state(const Harness& h, ReplicaId from, uint64_t from_seq) {
+    pb::FetchState req;
+    req.set_from_seq(from_seq);
+    return crypto::seal(h.keys[from], MessageType::kFetchState, req.SerializeAsString());
+}
+
+TEST(PbftAmplification, FetchStateIsAnsweredAtMostOncePerPeerPerInterval) {
+    Harness h(1);
+    ASSERT_EQ(commit_batch(h, 0, 1, {h.request()}).commit.size(), 1u);
+    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
+    EXPECT_TRUE(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).empty())
+        << "a peer asking again at once gets the batches again";
+    EXPECT_TRUE(h.detected("fetch_flood"));
+    EXPECT_EQ(sent(h.deliver(fetch_state(h, 3, 1)), MessageType::kState).size(), 1u) << "per peer";
+    for (uint64_t t = 0; t < h.config.retransmit_ticks; ++t) h.engine->on_tick();
+    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
+}
+
+TEST(PbftAmplification, AStaleViewChangeGetsTheNewViewBackOnlyWhenValidAndAtMostOncePerInterval) {
+    Harness h(1);  // becomes the primary of view 1
+    h.deliver(view_change(h, 2, 1));
+    ASSERT_EQ(sent(h.deliver(view_change(h, 3, 1)), MessageType::kNewView).size(), 1u);
+    ASSERT_FALSE(h.engine->status().view_changing);
+    // A forged certificate: not answered.
+    std::vector<std::string> batch{h.request()};
+    pb::ViewChange forged;
+    forged.set_new_view(1);
+    forged.add_prepared()->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    Output bad = h.deliver(crypto::seal(h.keys[3], MessageType::kViewChange, forged.SerializeAsString()));
+    EXPECT_TRUE(sent(bad, MessageType::kNewView).empty());
+    EXPECT_EQ(sent(h.deliver(view_change(h, 2, 1)), MessageType::kNewView).size(), 1u);
+    EXPECT_TRUE(sent(h.deliver(view_change(h, 2, 1)), MessageType::kNewView).empty())
+        << "every stale view change got the whole NEW-VIEW back";
+}
+
+// --- Lone rejoin ---------------------------------------------------------------------------
+
+TEST(PbftRejoin, AReplicaThatChangedViewAloneRejoinsTheViewFPlusOnePeersShowAndExecutesSilently) {
+    Harness h(3);
+    std::vector<std::string> batch{h.request()};
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
+    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    ASSERT_TRUE(h.engine->status().view_changing);
+    ASSERT_EQ(h.engine->status().view, 1u);
+    // The others stayed in view 0 and go on: their messages of view 0 are the proof.
+    Output out = commit_batch(h, 0, 1, batch);
+    EXPECT_FALSE(h.engine->status().view_changing) << "still waiting for a view change no one else makes";
+    EXPECT_EQ(h.engine->status().view, 0u);
+    // The primary's retransmissions (what it sent while this replica was away).
+    out.append(h.deliver(h.pre_prepare(0, 0, 1, batch)));
+    out.append(h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, batch_digest(batch))));
+    EXPECT_EQ(out.commit.size(), 1u) << "it executes what its peers commit in view 0";
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty()) << "silent in the view it left";
+    EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "silent in the view it left";
+}
+
+// --- Oversized batches -------------------------------------------------------------------
+
+TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    pb::PrePrepare pp;
+    pp.set_view(0);
+    pp.set_seq(1);
+    pp.set_digest(hash_bytes(batch_digest(batch)));
+    pp.add_requests(batch[0]);
+    std::string body = pp.SerializeAsString();
+    // An unknown field of 3 MiB: once prepared it would ride in every VIEW-CHANGE and NEW-VIEW.
+    std::string pad(3u << 20, 'p');
+    body += static_cast<char>((9 << 3) | 2);
+    uint64_t len = pad.size();
+    while (len >= 0x80) {
+        body += static_cast<char>((len & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    body += static_cast<char>(len);
+    body += pad;
+    Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, body));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("malformed"));
+}
+
+TEST(PbftOversized, ABackupRefusesABatchOfMoreThanBatchBytesMaxAndThePrimaryNeverProposesOne) {
+    Harness h(1);
+    h.config.batch_bytes_max = 500;  // two transfers fit, three do not
+    h.restart({});
+    std::vector<std::string> batch{h.request(), h.request(), h.request()};
+    ASSERT_GT(batch[0].size() * 3, 500u);
+    ASSERT_LE(batch[0].size() * 2, 500u);
+    Output out = h.deliver(h.pre_prepare(0, 0, 1, batch));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("oversized_batch"));
+
+    Harness p(0);
+    p.config.batch_bytes_max = 500;
+    p.config.pipeline_depth = 1;
+    p.restart({});
+    Output proposed;
+    for (int i = 0; i < 3; ++i) proposed.append(p.engine->on_client_request(ClientRequest{{}, p.request()}));
+    auto pps = sent(proposed, MessageType::kPrePrepare);
+    ASSERT_EQ(pps.size(), 1u);  // one in flight; two more wait
+    pb::PrePrepare first;
+    ASSERT_TRUE(first.ParseFromString(pps[0].body));
+    crypto::Hash d = hash_from_bytes(first.digest());
+    p.engine->on_client_request(ClientRequest{{}, p.request()});  // three wait now
+    for (ReplicaId r : {1u, 2u}) p.deliver(p.vote(MessageType::kPrepare, r, 0, 1, d));
+    Output committed;
+    for (ReplicaId r : {1u, 2u}) committed.append(p.deliver(p.vote(MessageType::kCommit, r, 0, 1, d)));
+    ASSERT_EQ(committed.commit.size(), 1u);
+    Output next = p.engine->on_executed(1, crypto::Hash{});
+    auto second = sent(next, MessageType::kPrePrepare);
+    ASSERT_EQ(second.size(), 1u);
+    pb::PrePrepare pp;
+    ASSERT_TRUE(pp.ParseFromString(second[0].body));
+    EXPECT_EQ(pp.requests_size(), 2) << "three waiting requests, two fit in batch_bytes_max";
+}
+
+}  // namespace
+}  // namespace tally::bft::pbft::testing
