@@ -35,6 +35,7 @@ struct Args {
     std::string dir = std::string(tc::kDefaultDir);
     bool json = false;
     double timeout_s = 10.0;
+    bool recover = false;  // net start --recover
     // keygen / address
     std::string out_file;
     std::string key;
@@ -332,6 +333,9 @@ int main(int argc, char** argv) {
     auto* start = net->add_subcommand("start", "start one replica again on its data");
     start->add_option("--node", args.node, "replica id")->required();
     start->add_option("--wait", args.wait_s, "seconds to wait for it")->capture_default_str();
+    start->add_flag("--recover", args.recover,
+                    "its consensus store was refused (missing, replaced, damaged): set it aside "
+                    "and rejoin as a fresh replica (tallyd --recover)");
 
     auto* transfer = app.add_subcommand("transfer", "transfer from your account to another");
     transfer->add_option("--key", args.key, "the sender's key file (or a name in DIR/accounts)")
@@ -399,7 +403,7 @@ int main(int argc, char** argv) {
     if (*start) {
         auto wait = tc::parse_timeout_s(args.wait_s);
         if (!wait) return fail(wait.error());
-        auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait);
+        auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait, "", args.recover);
         return s ? tc::kExitOk : fail(s.error());
     }
     if (*transfer) return cmd_transfer(args);
