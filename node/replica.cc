@@ -71,7 +71,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
     identity.last_seq = r->ledger_->last_seq();
     identity.created_now = ledger_is_new;
     auto bound = open_bound_store(self.data_dir + "/consensus.db", identity, options.recover,
-                                  config.consensus.watermark_window);
+                                  config.consensus.checkpoint_interval);
     if (!bound) {
         if (bound.error().code == "store_refused") return bound.error();
         return make_error("store", bound.error().message);
@@ -264,8 +264,9 @@ Status Replica::drain(bft::Output out) {
 
 Status Replica::allow_ledger_through(uint64_t seq) {
     if (seq <= ledger_seq_max_) return Ok{};
-    // Far ahead, so that this costs one synced write per watermark window of blocks.
-    const uint64_t raised = seq + config_.consensus.watermark_window;
+    // A checkpoint interval ahead: one synced write per K blocks, and a store restored from a
+    // backup is caught once the ledger is more than K past it (store_binding.h).
+    const uint64_t raised = seq + config_.consensus.checkpoint_interval;
     if (auto s = store_->set_ledger_seq_max(raised); !s) {
         spdlog::critical("consensus store write failed, stopping: {}", s.error().message);
         return make_error("store", s.error().message);

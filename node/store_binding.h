@@ -10,6 +10,12 @@
 // replica — silent (no pre-prepare, prepare or NEW-VIEW) until it has seen the network commit
 // in its current view, then voting from the next view (bft/pbft/replica.h, recovering_).
 //
+// "Older than the ledger" is caught at the granularity of ledger_seq_max's steps (one
+// checkpoint interval, K): the node raises it, synced, before the ledger may pass it, so a
+// store restored from a backup is caught once the ledger has moved past what the backup
+// allowed — at most K blocks after the backup was taken. A backup restored sooner is not
+// caught by the seq alone: never restore a consensus store from a backup; use --recover.
+//
 // What it trusts: the ledger (opened and checked by ledger::State) to say what it is.
 #pragma once
 
