@@ -126,6 +126,7 @@ struct EngineStatus {
     uint64_t low_water_mark = 0;     // PBFT h; Raft snapshot index
     uint64_t stable_checkpoint = 0;
     bool view_changing = false;
+    bool recovering = false;  // PBFT: silent after losing its consensus store, until caught up
     std::optional<ReplicaId> leader;  // who this replica believes leads, if anyone
 };
 

@@ -217,7 +217,22 @@ nlohmann::json transfer_json(const TransferResult& r) {
                           {"seq", r.seq},
                           {"block", r.block},
                           {"nonce", r.nonce},
-                          {"result", result_text(r.result)}};
+                          {"result", result_text(r.result)},
+                          {"final", r.final()},
+                          {"status", r.ok() ? "applied" : r.final() ? "failed" : "not_ordered_may_still_apply"}};
+}
+
+std::string not_final_advice(const TransferResult& r) {
+    const std::string tx = crypto::to_hex(r.tx_id);
+    const std::string why =
+        r.result == static_cast<uint32_t>(ledger::ResultCode::kUnknownSender)
+            ? "the sending account does not exist yet; it applies if the account is credited"
+            : "nonce " + std::to_string(r.nonce) +
+                  " is ahead of the account's; it applies once the nonces before it have";
+    return "the transfer was not ordered, and may still apply (" + result_text(r.result) + "): " +
+           why + ". Its signed bytes stay valid: do not pay again with another nonce. Check it with "
+           "`tally tx " + tx + "`, or send this same transfer again with `--nonce " +
+           std::to_string(r.nonce) + "` (the same bytes apply at most once).";
 }
 
 nlohmann::json balance_json(const BalanceResult& r) {

@@ -27,6 +27,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;       // the network answered: the transaction failed
 inline constexpr int kExitUsage = 2;        // bad arguments or input (files, ids, amounts)
 inline constexpr int kExitUnreachable = 3;  // timeout, or the network could not be reached
+// The transfer was not ordered (nonce_too_high, unknown_sender) but is not refused for good:
+// its signed bytes stay valid and may still apply later. Never "failed": paying again with
+// the next nonce may pay twice.
+inline constexpr int kExitNotFinal = 4;
 
 inline constexpr std::string_view kDefaultDir = "tally-net";
 
@@ -58,7 +62,11 @@ nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses);
 // The human table of `tally net status`.
 std::string status_table(const std::vector<ReplicaStatus>& statuses);
 
+// {"tx","seq","block","nonce","result","final","status"}; status is "applied", "failed" (final)
+// or "not_ordered_may_still_apply" (exit code kExitNotFinal).
 nlohmann::json transfer_json(const TransferResult& result);
+// What the user should do about a transfer that is not final (one line, for stderr).
+std::string not_final_advice(const TransferResult& result);
 nlohmann::json balance_json(const BalanceResult& result);
 nlohmann::json tx_json(const TxResult& result);
 nlohmann::json bench_json(const BenchResult& result);

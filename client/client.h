@@ -95,6 +95,14 @@ struct TransferResult {
     uint64_t block = 0;  // the block height; one block per sequence number
     uint32_t result = 0;
     bool ok() const { return result == static_cast<uint32_t>(ledger::ResultCode::kOk); }
+    // False when the network did not order the transfer for good: kNonceTooHigh and
+    // kUnknownSender are "not yet" (ledger/tx.h), not recorded, and the same signed bytes may
+    // still apply later, ordered again by anyone who holds them. Every other result is final.
+    bool final() const { return is_final(result); }
+    static bool is_final(uint32_t result) {
+        return result != static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh) &&
+               result != static_cast<uint32_t>(ledger::ResultCode::kUnknownSender);
+    }
 };
 
 struct BalanceResult {

@@ -169,7 +169,7 @@ std::string tail_of_file(const std::string& path, size_t lines_max) {
 
 // Starts `tallyd --config CONFIG --id ID` in its own session, output to its log file.
 Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config, uint32_t id,
-                            const std::string& log) {
+                            const std::string& log, bool recover = false) {
     if (::access(tallyd.c_str(), X_OK) != 0)
         return make_error("spawn", "cannot run the replica program " + tallyd +
                                        " (build it: cmake --build <build> --target tallyd)");
@@ -184,6 +184,7 @@ Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config
     // calls (the launcher may be a multi-threaded test).
     const std::string id_text = std::to_string(id);
     std::vector<std::string> args = {tallyd, "--config", config, "--id", id_text};
+    if (recover) args.push_back("--recover");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -562,7 +563,7 @@ Status net_kill(const std::string& dir, uint32_t id, std::ostream& out) {
 }
 
 Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::ostream& progress,
-                 milliseconds ready_timeout, const std::string& tallyd_option) {
+                 milliseconds ready_timeout, const std::string& tallyd_option, bool recover) {
     const std::string abs = absolute_dir(dir);
     auto config = load_existing(dir, abs);
     if (!config) return config.error();
@@ -574,7 +575,7 @@ Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::os
         return Ok{};
     }
     const std::string tallyd = tallyd_option.empty() ? default_tallyd_path() : tallyd_option;
-    auto pid = spawn_replica(tallyd, config_path(abs), id, log_path(abs, id));
+    auto pid = spawn_replica(tallyd, config_path(abs), id, log_path(abs, id), recover);
     if (!pid) return pid.error();
     if (auto s = write_pid_file(pid_path(abs, id), *pid); !s) {
         ::kill(*pid, SIGKILL);

@@ -58,10 +58,12 @@ Status net_down(const std::string& dir, std::ostream& out,
 // error.
 Status net_kill(const std::string& dir, uint32_t id, std::ostream& out);
 
-// Starts replica `id` again on its existing data and waits until it answers status.
+// Starts replica `id` again on its existing data and waits until it answers status. With
+// `recover`, as `tallyd --recover`: its consensus store is set aside and it rejoins as a fresh
+// replica (node/store_binding.h) — for a store that tallyd refused.
 Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::ostream& progress,
                  std::chrono::milliseconds ready_timeout = std::chrono::milliseconds{30'000},
-                 const std::string& tallyd = "");
+                 const std::string& tallyd = "", bool recover = false);
 
 // The process id of replica `id` of the network in DIR when it is running (and really is that
 // replica: see the file comment).

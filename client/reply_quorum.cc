@@ -49,15 +49,16 @@ Result<node::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope) {
     return reply;
 }
 
-ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind) {
+ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind, std::string_view state_digest) {
     ReplyKey key;
     key.tx_id = reply.tx_id();
     key.client = reply.client();
     key.nonce = reply.nonce();
     key.result = reply.result();
-    key.seq = kind == QuorumKind::kOrdered ? reply.seq() : 0;
+    key.seq = reply.seq();
     key.value = reply.value();
     key.account_nonce = reply.account_nonce();
+    if (kind == QuorumKind::kRead) key.state_digest = std::string(state_digest);
     return key;
 }
 
@@ -130,7 +131,7 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
         return Vote::kRejected;
     }
 
-    const ReplyKey key = reply_key(r, kind_);
+    const ReplyKey key = reply_key(r, kind_, member.state_digest);
     if (accepted_key_) {
         // Late: the result is decided. Agreeing replies are fine; others are counted as lies
         // (without spending a verification on them: either way they are not used).

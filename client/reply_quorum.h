@@ -2,8 +2,12 @@
 //
 // A PBFT client accepts an ordered result when f+1 distinct replicas sent matching signed
 // Replies (fields tx_id, client, nonce, result, seq, value, account_nonce; view and replica
-// may differ), and a fast read when 2f+1 sent matching ReadReplies (result, value,
-// account_nonce). This class is that rule as a pure function of the envelopes it is given:
+// may differ), and a fast read when 2f+1 sent matching ReadReplies: the same result, value and
+// account_nonce at the same seq with the same state digest. Matching on the seq is what makes
+// a fast read true: 2f+1 replicas that answered at one seq include f+1 honest ones, so the
+// answer is the ledger's state at that seq, and the seq and digest reported are what 2f+1
+// signed, not one reply's word. Replies that agree on a value at different seqs (replicas at
+// different points of the log, f liars among them) prove nothing and do not count together. This class is that rule as a pure function of the envelopes it is given:
 // no sockets, no clocks, so unit tests can feed it any mix of honest and lying replies.
 //
 // What it trusts: nothing in an envelope. The caller only says which replica's socket a frame
@@ -57,7 +61,7 @@ struct ReplyCounters {
 // Which rule a quorum follows.
 enum class QuorumKind {
     kOrdered,  // kReply or kBatchReply envelopes; match every field but view and replica
-    kRead,     // kReadReply envelopes; match result, value and account_nonce
+    kRead,     // kReadReply envelopes; match result, value, account_nonce, seq and state digest
 };
 
 // The fields replies must agree on to count together.
@@ -66,9 +70,10 @@ struct ReplyKey {
     std::string client;
     uint64_t nonce = 0;
     uint32_t result = 0;
-    uint64_t seq = 0;  // kRead: always 0 (replicas may answer at different points)
+    uint64_t seq = 0;  // kRead too: a fast read counts only replies given at one seq
     uint64_t value = 0;
     uint64_t account_nonce = 0;
+    std::string state_digest;  // kRead: the ReadReply's digest after seq; kOrdered: empty
     auto operator<=>(const ReplyKey&) const = default;
 };
 
@@ -93,8 +98,8 @@ enum class Vote {
 // leaf. Checks no signature. Error "malformed" (another type, or bytes that do not decode).
 Result<node::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope);
 
-// The reply key of a decoded Reply under a rule.
-ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind);
+// The reply key of a decoded Reply under a rule (`state_digest`: a ReadReply's, for kRead).
+ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind, std::string_view state_digest = {});
 
 // True when `later` may honestly follow the accepted `earlier` for the same request: the ledger
 // does not record a transfer that failed as kNonceTooHigh or kUnknownSender (it came early and

@@ -35,6 +35,7 @@ struct Args {
     std::string dir = std::string(tc::kDefaultDir);
     bool json = false;
     double timeout_s = 10.0;
+    bool recover = false;  // net start --recover
     // keygen / address
     std::string out_file;
     std::string key;
@@ -158,6 +159,10 @@ int cmd_transfer(const Args& args) {
                   << "block   " << result->block << "\n"
                   << "result  " << tc::result_text(result->result) << "\n";
     }
+    if (!result->final()) {
+        std::cerr << "tally: " << tc::not_final_advice(*result) << "\n";
+        return tc::kExitNotFinal;
+    }
     if (!result->ok()) {
         std::cerr << "tally: the transfer failed: " << tc::result_text(result->result) << "\n";
         return tc::kExitFailed;
@@ -187,9 +192,11 @@ int cmd_balance(const Args& args) {
               << "\n"
               << "nonce    " << result->nonce << "\n"
               << "seq      " << result->seq << "  (" << tc::consistency_name(result->served);
-    if (result->replica) std::cout << ", replica " << *result->replica << ", may be stale";
+    if (result->replica)
+        std::cout << ", replica " << *result->replica << "'s word alone: may be stale or false";
+    if (result->served == tc::Consistency::kFast) std::cout << ", 2f+1 replicas agreed at this seq";
     if (*consistency == tc::Consistency::kFast && result->served != tc::Consistency::kFast)
-        std::cout << ", fast read fell back";
+        std::cout << ", fast read fell back: no 2f+1 agreed at one seq";
     std::cout << ")\n";
     return tc::kExitOk;
 }
@@ -212,7 +219,8 @@ int cmd_tx(const Args& args) {
                   << "seq     " << result->seq << "\n";
     }
     if (result->result == static_cast<uint32_t>(tally::ledger::ResultCode::kUnknownTx)) {
-        std::cerr << "tally: no such transaction in the ledger\n";
+        std::cerr << "tally: no such transaction in the ledger (not applied; one answered "
+                     "nonce_too_high or unknown_sender may still apply later)\n";
         return tc::kExitFailed;
     }
     return tc::kExitOk;
@@ -281,8 +289,9 @@ int cmd_bench(const Args& args) {
 int main(int argc, char** argv) {
     CLI::App app{"tally: a Byzantine-fault-tolerant replicated ledger — the client"};
     app.footer(
-        "Exit codes: 0 ok, 1 failed result (the network answered no), 2 usage or bad input,\n"
-        "3 timeout or network unreachable.\n"
+        "Exit codes: 0 ok, 1 failed result (the network answered no, for good), 2 usage or bad\n"
+        "input, 3 timeout or network unreachable, 4 transfer not ordered but may still apply\n"
+        "(nonce_too_high, unknown_sender: do not pay again with another nonce; see `tally tx`).\n"
         "An ACCOUNT is 64 hex digits, a key file, or a name in DIR/accounts (alice, bob, ...).\n");
     app.require_subcommand(1);
     app.fallthrough();
@@ -324,6 +333,9 @@ int main(int argc, char** argv) {
     auto* start = net->add_subcommand("start", "start one replica again on its data");
     start->add_option("--node", args.node, "replica id")->required();
     start->add_option("--wait", args.wait_s, "seconds to wait for it")->capture_default_str();
+    start->add_flag("--recover", args.recover,
+                    "its consensus store was refused (missing, replaced, damaged): set it aside "
+                    "and rejoin as a fresh replica (tallyd --recover)");
 
     auto* transfer = app.add_subcommand("transfer", "transfer from your account to another");
     transfer->add_option("--key", args.key, "the sender's key file (or a name in DIR/accounts)")
@@ -336,7 +348,10 @@ int main(int argc, char** argv) {
 
     auto* balance = app.add_subcommand("balance", "read an account's balance and nonce");
     balance->add_option("account", args.account, "ACCOUNT")->required();
-    balance->add_option("--consistency", args.consistency, "linearizable, fast or local")
+    balance->add_option("--consistency", args.consistency,
+                        "linearizable: ordered through consensus (f+1 matching signed replies); "
+                        "fast: 2f+1 replicas' signed answers at one seq, else an ordered read; "
+                        "local: one replica's signed word (--node), possibly stale or false")
         ->capture_default_str();
     balance->add_option("--node", args.node, "the replica for --consistency local")
         ->capture_default_str();
@@ -388,7 +403,7 @@ int main(int argc, char** argv) {
     if (*start) {
         auto wait = tc::parse_timeout_s(args.wait_s);
         if (!wait) return fail(wait.error());
-        auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait);
+        auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait, "", args.recover);
         return s ? tc::kExitOk : fail(s.error());
     }
     if (*transfer) return cmd_transfer(args);

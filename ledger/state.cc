@@ -41,6 +41,10 @@ namespace {
 constexpr int64_t kSchemaVersion = 3;
 // PRAGMA application_id: "TALY", so that Tally's databases identify themselves.
 constexpr int32_t kApplicationId = 0x54414C59;
+// This file's identity: a random number drawn when it is created (SQLite's random()), kept in
+// meta. The consensus store records it, so that a store and a ledger that were not made
+// together are told apart (node/store.h). A ledger made before it existed gets one at open.
+constexpr const char* kLedgerIdRow = "('ledger_id', abs(random() >> 1))";
 constexpr int kBusyTimeoutMs = 5000;
 constexpr size_t kDigestChunkAccounts = 64;
 constexpr size_t kDigestAccountBytes = 32 + 8 + 8;
@@ -407,6 +411,7 @@ crypto::Hash HistoryChain::digest() {
 struct State::Impl {
     sqlite3* db = nullptr;
     std::string path;
+    int64_t ledger_id = 0;  // meta's ledger_id: this file's identity
 
     Statement begin, commit, rollback;
     Statement select_tx, insert_tx, upsert_account, insert_block, select_block, set_last_seq;
@@ -498,7 +503,8 @@ Status State::Impl::initialize(const Genesis& genesis) {
     if (rc != SQLITE_OK) return open_error(rc, "creating the schema");
     const std::string header = "PRAGMA application_id = " + std::to_string(kApplicationId) +
                                "; INSERT INTO meta VALUES('schema_version', " +
-                               std::to_string(kSchemaVersion) + "), ('last_seq', 0);";
+                               std::to_string(kSchemaVersion) + "), ('last_seq', 0), " +
+                               kLedgerIdRow + ";";
     rc = exec(kSchema);
     if (rc == SQLITE_OK) rc = exec(header.c_str());
     if (rc == SQLITE_OK) rc = prepare_statements();
@@ -532,6 +538,12 @@ Status State::Impl::initialize(const Genesis& genesis) {
     }
     accounts = AccountTable(std::move(sorted));
     last_block = genesis_block;
+    Statement id_row;
+    if (id_row.prepare(db, "SELECT value FROM meta WHERE key = 'ledger_id'") != SQLITE_OK)
+        return open_error(sqlite3_errcode(db), "reading the ledger id");
+    Use row(id_row);
+    if (row.step() != SQLITE_ROW) return open_error(sqlite3_errcode(db), "reading the ledger id");
+    ledger_id = static_cast<int64_t>(row.u64(0));
     return Ok{};
 }
 
@@ -626,6 +638,18 @@ Status State::Impl::load() {
     if (combine_digests(digest_accounts(loaded), block_history) != block.state_digest)
         return corrupt("the accounts do not hash to block " + std::to_string(last_seq) +
                        "'s state digest");
+    int64_t id = 0;
+    {
+        Statement id_row;
+        std::string insert = std::string("INSERT OR IGNORE INTO meta VALUES") + kLedgerIdRow;
+        if (exec(insert.c_str()) != SQLITE_OK ||
+            id_row.prepare(db, "SELECT value FROM meta WHERE key = 'ledger_id'") != SQLITE_OK)
+            return open_error(sqlite3_errcode(db), "reading the ledger id");
+        Use row(id_row);
+        if (row.step() != SQLITE_ROW) return corrupt("no ledger_id");
+        id = static_cast<int64_t>(row.u64(0));
+    }
+    ledger_id = id;
     accounts = AccountTable(std::move(loaded));
     last_block = block;
     history = block_history;
@@ -915,6 +939,7 @@ Outcome State::query(std::string_view tx_envelope) const {
 }
 
 uint64_t State::last_seq() const { return impl_->last_block.seq; }
+int64_t State::ledger_id() const { return impl_->ledger_id; }
 crypto::Hash State::state_digest() const { return impl_->last_block.state_digest; }
 crypto::Hash State::history_digest() const { return impl_->history; }
 BlockHeader State::last_block() const { return impl_->last_block; }

@@ -126,6 +126,8 @@ class State {
     Outcome query(std::string_view tx_envelope) const;
 
     uint64_t last_seq() const;
+    // This ledger file's identity, drawn at random when it was created (a positive number).
+    int64_t ledger_id() const;
     crypto::Hash state_digest() const;  // of the account table, as of last_seq()
     BlockHeader last_block() const;
     std::optional<Account> account(const crypto::PublicKey& key) const;

@@ -8,7 +8,9 @@
 #include <filesystem>
 
 #include "bft/pbft/pbft.h"
+#include "bft/pbft/stored_records.h"
 #include "crypto/hash.h"
+#include "node/store_binding.h"
 #include "node/traitor.h"
 
 namespace tally::node {
@@ -53,17 +55,49 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
     std::filesystem::create_directories(self.data_dir, ec);
     if (ec) return make_error("ledger", self.data_dir + ": cannot create: " + ec.message());
 
+    const std::string ledger_path = self.data_dir + "/ledger.db";
+    const bool ledger_is_new = !std::filesystem::exists(ledger_path, ec);
     // Deferred: a block lost in a machine crash executes again from what consensus synced.
-    auto ledger = ledger::State::open(self.data_dir + "/ledger.db", config.genesis,
+    auto ledger = ledger::State::open(ledger_path, config.genesis,
                                       ledger::State::Durability::kDeferred);
     if (!ledger)
         return make_error("ledger", "ledger " + self.data_dir + "/ledger.db: " + ledger.error().code +
                                         ": " + ledger.error().message);
     r->ledger_ = std::move(ledger).value();
 
-    auto store = Store::open(self.data_dir + "/consensus.db");
-    if (!store) return make_error("store", store.error().message);
-    r->store_ = std::move(store).value();
+    LedgerIdentity identity;
+    identity.replica_key = std::string(crypto::as_bytes(key.public_key()));
+    identity.ledger_id = r->ledger_->ledger_id();
+    identity.last_seq = r->ledger_->last_seq();
+    identity.created_now = ledger_is_new;
+    auto bound = open_bound_store(self.data_dir + "/consensus.db", identity, options.recover,
+                                  config.consensus.checkpoint_interval);
+    if (!bound) {
+        if (bound.error().code == "store_refused") return bound.error();
+        return make_error("store", bound.error().message);
+    }
+    if (!bound->replaced.empty())
+        spdlog::warn("--recover: the old consensus store was moved to {}", bound->replaced);
+    if (bound->recovering)
+        spdlog::warn("recovering: this replica lost its consensus store; it stays silent (no "
+                     "pre-prepare, prepare or new-view) until it has caught up with its peers");
+    r->store_ = std::move(bound->store);
+    r->ledger_seq_max_ = bound->ledger_seq_max;
+    r->recovering_ = bound->recovering;
+    {
+        // A record that does not parse is damage, not something to skip: skipping the view
+        // record or a prepared certificate could make this replica vote against itself. (run()
+        // loads them again for on_start: twice a small table, once per start.)
+        auto records = r->store_->load_all();
+        if (!records) return make_error("store", records.error().message);
+        if (auto checked = bft::pbft::check_stored_records(*records); !checked)
+            return make_error("store_refused",
+                              r->store_->path() + ": " + checked.error().message +
+                                  ". The consensus store is damaged. A replica must not run on a "
+                                  "consensus store that may have forgotten its votes: start it once "
+                                  "with --recover (`tallyd --config NETWORK.json --id N --recover`) "
+                                  "to set it aside and rejoin as a fresh replica.");
+    }
 
     bft::pbft::Config pbft;
     pbft.id = id;
@@ -75,6 +109,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
     pbft.checkpoint_interval = config.consensus.checkpoint_interval;
     pbft.watermark_window = config.consensus.watermark_window;
     pbft.view_change_timeout_ticks = config.consensus.view_change_timeout_ticks;
+    pbft.recovering = r->recovering_;
     r->engine_ = bft::pbft::make_engine(pbft, r->key_, r->authenticator_);
     if (!options.traitor.empty()) {
         std::string csv;
@@ -214,15 +249,39 @@ Status Replica::drain(bft::Output out) {
         for (const auto& batch : out.commit) {
             if (auto s = execute(batch, next); !s) return s;
         }
-        // 4. state transfer
-        if (out.fetch_state) start_state_transfer(*out.fetch_state);
+        // 4. state transfer (the store first allows the ledger that far)
+        if (out.fetch_state) {
+            if (auto s = allow_ledger_through(out.fetch_state->seq); !s) return s;
+            start_state_transfer(*out.fetch_state);
+        }
         out = std::move(next);
     }
     collect_detected();
+    if (recovering_ && !engine_->status().recovering) {
+        // The engine persisted (synced) its view above: from now on the restart rule holds.
+        if (auto s = store_->set_recovering(false); !s) return make_error("store", s.error().message);
+        recovering_ = false;
+        spdlog::info("replica {} has caught up: it votes again from view {}", id_,
+                     engine_->status().view + 1);
+    }
+    return Ok{};
+}
+
+Status Replica::allow_ledger_through(uint64_t seq) {
+    if (seq <= ledger_seq_max_) return Ok{};
+    // A checkpoint interval ahead: one synced write per K blocks, and a store restored from a
+    // backup is caught once the ledger is more than K past it (store_binding.h).
+    const uint64_t raised = seq + config_.consensus.checkpoint_interval;
+    if (auto s = store_->set_ledger_seq_max(raised); !s) {
+        spdlog::critical("consensus store write failed, stopping: {}", s.error().message);
+        return make_error("store", s.error().message);
+    }
+    ledger_seq_max_ = raised;
     return Ok{};
 }
 
 Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
+    if (auto s = allow_ledger_through(batch.seq); !s) return s;
     // The engine checked every request's client signature (through the authenticator).
     auto applied = ledger_->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
     if (!applied) {

@@ -69,6 +69,9 @@ struct ReplicaOptions {
     // Wraps the honest engine (node/traitor.h) for fault-injection tests; empty = honest.
     std::vector<std::string> traitor;
     uint64_t traitor_seed = 1;
+    // `tallyd --recover`: set the consensus store aside and rejoin as a fresh replica, silent
+    // until caught up (node/store_binding.h).
+    bool recover = false;
 };
 
 class Replica {
@@ -76,7 +79,9 @@ public:
     // Opens what replica `id` runs on: its ledger (DATA_DIR/ledger.db, seeded from genesis),
     // its consensus store (DATA_DIR/consensus.db), the engine, the worker threads and the
     // sockets (bound when this returns). `key` must be replica `id`'s key.
-    // Errors: "unsupported" (protocol), "key_mismatch", "ledger", "store", "bind", "network".
+    // Errors: "unsupported" (protocol), "key_mismatch", "ledger", "store", "store_refused"
+    // (the store may have forgotten votes: the message says to start with --recover), "bind",
+    // "network".
     static Result<std::unique_ptr<Replica>> open(const NetworkConfig& config, bft::ReplicaId id,
                                                  const crypto::KeyPair& key,
                                                  const ReplicaOptions& options = {});
@@ -101,6 +106,8 @@ private:
     Status execute(const bft::Committed& batch, bft::Output& next);
     void send(const bft::Outgoing& message);
     void collect_detected();
+    // The store's binding: raises ledger_seq_max (synced) before the ledger may pass it.
+    Status allow_ledger_through(uint64_t seq);
     void log_stats();
 
     // --- replica_state.cc: state transfer (the engine's StateTarget), both sides
@@ -144,6 +151,9 @@ private:
     TxAuthenticator authenticator_;
     std::unique_ptr<ledger::State> ledger_;
     std::unique_ptr<Store> store_;
+    // Invariant: the ledger's last seq <= ledger_seq_max_, which the store holds synced.
+    uint64_t ledger_seq_max_ = 0;
+    bool recovering_ = false;  // the engine was started recovering and has not caught up yet
     std::unique_ptr<bft::Engine> engine_;
     bool lies_to_clients_ = false;    // a wrong-reply traitor
     bool lies_in_snapshots_ = false;  // a lying-snapshot traitor

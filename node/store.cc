@@ -3,6 +3,8 @@
 
 #include <sqlite3.h>
 
+#include <filesystem>
+#include <map>
 #include <variant>
 
 namespace tally::node {
@@ -38,27 +40,84 @@ Error Store::sqlite_error(const std::string& what) const {
     return make_error("io", path_ + ": " + what + ": " + sqlite3_errmsg(db_));
 }
 
-Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+namespace {
+
+// Reads one integer (a pragma or a count); SQLITE_OK on success.
+int read_int(sqlite3* db, const char* sql, int64_t& out) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+            out = sqlite3_column_int64(stmt, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, Create create) {
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(path, ec);
+    const bool empty_file = exists && std::filesystem::file_size(path, ec) == 0 && !ec;
+    if ((!exists || empty_file) && create == Create::kNever)
+        return make_error("missing", path + (exists ? " is empty" : " does not exist"));
     sqlite3* db = nullptr;
-    const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                   nullptr);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (create == Create::kIfMissing) flags |= SQLITE_OPEN_CREATE;
+    const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     std::unique_ptr<Store> store(new Store(path, db));
     if (rc != SQLITE_OK) {
         return make_error("io", path + ": cannot open: " +
                                     std::string(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     }
     sqlite3_extended_result_codes(db, 1);
+    // What the file is, before anything is written to it.
+    int64_t application_id = 0, version = 0, tables = 0;
+    int read = read_int(db, "SELECT count(*) FROM sqlite_master", tables);
+    if (read == SQLITE_OK) read = read_int(db, "PRAGMA application_id", application_id);
+    if (read == SQLITE_OK) read = read_int(db, "PRAGMA user_version", version);
+    if (read != SQLITE_OK) {
+        const bool corrupt = read == SQLITE_NOTADB || (read & 0xff) == SQLITE_CORRUPT;
+        std::string text = corrupt ? "not an SQLite database" : sqlite3_errmsg(db);
+        if ((read & 0xff) == SQLITE_BUSY) text += " (is another tallyd running on this data folder?)";
+        return make_error(corrupt ? "corrupt" : "io", path + ": " + text);
+    }
+    const bool blank = tables == 0 && application_id == 0;
+    if (blank && create == Create::kNever) return make_error("missing", path + " is empty");
+    if (!blank) {
+        if (application_id != kApplicationId) {
+            std::string what = "an SQLite database of another program";
+            if (application_id == 0x54414C59) what = "a Tally ledger, not a consensus store";
+            else if (application_id == 0) what = "an SQLite database without Tally's mark (a store made by a tallyd before stores were marked, or another program's)";
+            return make_error("foreign", path + " is " + what);
+        }
+        if (version != kSchemaVersion)
+            return make_error("foreign", path + " is a consensus store of schema version " +
+                                             std::to_string(version) + "; this tallyd reads version " +
+                                             std::to_string(kSchemaVersion));
+    }
     const char* setup =
         // One process owns the file: exclusive locking spares SQLite its per-transaction file
         // locks (fcntl calls) and the WAL's shared-memory index.
         "PRAGMA locking_mode=EXCLUSIVE;"
         "PRAGMA journal_mode=WAL;"
-        "PRAGMA synchronous=FULL;"  // apply() switches to NORMAL for unsynced commits
+        "PRAGMA synchronous=FULL;";  // apply() switches to NORMAL for unsynced commits
+    const std::string schema =
+        "BEGIN IMMEDIATE;"
         "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
-        "CREATE TABLE IF NOT EXISTS synced(id INTEGER PRIMARY KEY);";
+        "CREATE TABLE IF NOT EXISTS synced(id INTEGER PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+        "PRAGMA application_id=" + std::to_string(kApplicationId) + ";"
+        "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";"
+        "COMMIT;";
     char* message = nullptr;
-    if (sqlite3_exec(db, setup, nullptr, nullptr, &message) != SQLITE_OK) {
+    int setup_rc = sqlite3_exec(db, setup, nullptr, nullptr, &message);
+    if (setup_rc == SQLITE_OK && blank) setup_rc = sqlite3_exec(db, schema.c_str(), nullptr, nullptr, &message);
+    if (setup_rc != SQLITE_OK) {
         const int code = sqlite3_errcode(db);
         std::string text = message ? message : "unknown error";
         sqlite3_free(message);
@@ -67,8 +126,92 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
             text += " (is another tallyd running on this data folder?)";
         return make_error(corrupt ? "corrupt" : "io", path + ": " + text);
     }
-    if (auto s = store->prepare(); !s) return s.error();
+    store->created_ = blank;
+    if (auto s = store->prepare(); !s) return make_error("foreign", s.error().message);
     return store;
+}
+
+Result<std::optional<Store::Binding>> Store::binding() const {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, "SELECT key, value FROM meta", -1, &stmt, nullptr) != SQLITE_OK)
+        return sqlite_error("read the binding");
+    std::map<std::string, std::string> rows;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const unsigned char* key = sqlite3_column_text(stmt, 0);
+        rows[key ? reinterpret_cast<const char*>(key) : ""] = column_blob(stmt, 1);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) return sqlite_error("read the binding");
+    if (rows.empty()) return std::optional<Binding>{};
+    const auto number = [&](const char* key, uint64_t& out) {
+        auto it = rows.find(key);
+        if (it == rows.end() || it->second.size() != 8) return false;
+        out = 0;
+        for (unsigned char c : it->second) out = out << 8 | c;
+        return true;
+    };
+    Binding b;
+    uint64_t ledger_id = 0, recovering = 0;
+    auto key = rows.find("replica_key");
+    if (key == rows.end() || key->second.size() != 32 || !number("ledger_id", ledger_id) ||
+        !number("ledger_seq_max", b.ledger_seq_max) || !number("recovering", recovering) ||
+        recovering > 1)
+        return make_error("corrupt", path_ + ": its binding (table meta) does not parse");
+    b.replica_key = key->second;
+    b.ledger_id = static_cast<int64_t>(ledger_id);
+    b.recovering = recovering == 1;
+    return std::optional<Binding>{std::move(b)};
+}
+
+namespace {
+std::string be64(uint64_t v) {
+    std::string out(8, '\0');
+    for (int i = 7; i >= 0; --i, v >>= 8) out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+    return out;
+}
+}  // namespace
+
+Status Store::put_meta(const std::vector<std::pair<std::string, std::string>>& rows) {
+    if (auto s = set_synchronous(true); !s) return s;
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return sqlite_error("begin");
+    sqlite3_stmt* stmt = nullptr;
+    Status s = Ok{};
+    if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", -1,
+                           &stmt, nullptr) != SQLITE_OK)
+        s = sqlite_error("write the binding");
+    for (const auto& [key, value] : rows) {
+        if (!s) break;
+        sqlite3_bind_text(stmt, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+        bind_blob(stmt, 2, value);
+        if (sqlite3_step(stmt) != SQLITE_DONE) s = sqlite_error("write the binding");
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (s && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) s = sqlite_error("commit");
+    if (!s) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return s;
+    }
+    ++commits_;
+    ++synced_commits_;
+    unsynced_ = false;
+    return Ok{};
+}
+
+Status Store::bind(const Binding& b) {
+    return put_meta({{"replica_key", b.replica_key},
+                     {"ledger_id", be64(static_cast<uint64_t>(b.ledger_id))},
+                     {"ledger_seq_max", be64(b.ledger_seq_max)},
+                     {"recovering", be64(b.recovering ? 1 : 0)}});
+}
+
+Status Store::set_ledger_seq_max(uint64_t seq) { return put_meta({{"ledger_seq_max", be64(seq)}}); }
+
+Status Store::set_recovering(bool recovering) {
+    return put_meta({{"recovering", be64(recovering ? 1 : 0)}});
 }
 
 Status Store::prepare() {

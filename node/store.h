@@ -7,12 +7,18 @@
 // other commits run with synchronous=NORMAL, under which SQLite still syncs at WAL checkpoints.
 // Keys compare as bytes (memcmp), the order the engine's ranges assume.
 //
-// What it trusts: the file is this replica's own. Any SQLite error is an Error the caller
+// The file is marked as Tally's (PRAGMA application_id "TALC", PRAGMA user_version the schema
+// version) and bound to its replica and ledger (table meta, see Binding): a replica must never
+// run on a store that is not the one it voted with (node/store_binding.h decides).
+//
+// What it trusts: once opened and bound, the file is this replica's own. A file that is not a
+// Tally store of this schema is refused at open. Any SQLite error is an Error the caller
 // must treat as fatal: a replica must stop rather than continue on records it cannot trust.
 // Threads: thread-compatible; the consensus thread owns it.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,8 +33,41 @@ namespace tally::node {
 
 class Store {
 public:
-    // Opens (creating if needed) the store at `path`. Errors: "io", "corrupt".
-    static Result<std::unique_ptr<Store>> open(const std::string& path);
+    // The schema this build reads and writes (PRAGMA user_version).
+    static constexpr int32_t kSchemaVersion = 1;
+    // PRAGMA application_id: "TALC" (the ledger's is "TALY").
+    static constexpr int32_t kApplicationId = 0x54414C43;
+
+    enum class Create {
+        kIfMissing,  // a missing or empty file becomes a new, unbound store
+        kNever,      // a missing or empty file is the Error "missing"
+    };
+    // Opens the store at `path`. Errors: "missing" (kNever, and no store or an empty file),
+    // "foreign" (an SQLite file that is not a Tally consensus store of this schema version),
+    // "corrupt" (not an SQLite file), "io".
+    static Result<std::unique_ptr<Store>> open(const std::string& path,
+                                               Create create = Create::kIfMissing);
+    // True when open() found no store (a missing or empty file) and created this one.
+    bool created() const { return created_; }
+
+    // Whose store this is: written once when the store is made (bind), and `ledger_seq_max`
+    // raised as the ledger advances. Invariant (kept by the node): the ledger's last seq never
+    // exceeds ledger_seq_max on disk — the store is synced before the ledger may pass it — so a
+    // ledger beyond it proves the store is older than the ledger (restored from a backup,
+    // or swapped).
+    struct Binding {
+        std::string replica_key;      // the replica's public key (32 bytes)
+        int64_t ledger_id = 0;        // ledger::State::ledger_id() of its ledger.db
+        uint64_t ledger_seq_max = 0;  // the ledger may have executed up to here
+        bool recovering = false;      // made by `tallyd --recover`: silent until caught up
+    };
+    // The binding, or nullopt in a store that was never bound. Errors: "io", "corrupt".
+    Result<std::optional<Binding>> binding() const;
+    // Writes the whole binding, synced. Error "io".
+    Status bind(const Binding& binding);
+    // Raises ledger_seq_max (synced before returning) / clears `recovering` (synced). "io".
+    Status set_ledger_seq_max(uint64_t seq);
+    Status set_recovering(bool recovering);
     ~Store();
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
@@ -53,12 +92,14 @@ private:
     Status apply_ops(const std::vector<bft::PersistOp>& ops);
     Error sqlite_error(const std::string& what) const;
     Status set_synchronous(bool full);
+    Status put_meta(const std::vector<std::pair<std::string, std::string>>& rows);
 
     std::string path_;
     sqlite3* db_ = nullptr;
     sqlite3_stmt* put_ = nullptr;
     sqlite3_stmt* erase_ = nullptr;
     sqlite3_stmt* all_ = nullptr;
+    bool created_ = false;
     bool full_sync_ = true;       // the connection's current synchronous setting
     bool unsynced_ = false;       // a commit since the last synced one
     uint64_t commits_ = 0;

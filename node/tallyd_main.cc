@@ -1,8 +1,11 @@
 // tallyd: one Tally replica. `tallyd --config NET/network.json --id N`
 //
 // Refuses to start, with one clear line on stderr and a non-zero exit, on a bad config, a
-// bad key file or one whose public key is not replica N's, or a ledger/store that will not
-// open. Prints "tallyd N serving on tcp://HOST:PORT" once its socket is bound. SIGTERM or
+// bad key file or one whose public key is not replica N's, a ledger/store that will not open,
+// or a consensus store that may have forgotten this replica's votes (missing, empty, foreign,
+// damaged or older than the ledger: node/store_binding.h). Then the message names the file
+// and the command to run: the same one with --recover, which sets the store aside and rejoins
+// as a fresh replica, silent until it has caught up. Prints "tallyd N serving on tcp://HOST:PORT" once its socket is bound. SIGTERM or
 // SIGINT stops it cleanly (exit 0); a fatal store or ledger error stops it with exit 1.
 // Logs go to <config dir>/logs/replica-N.log; key material is never logged.
 #include <spdlog/sinks/basic_file_sink.h>
@@ -55,6 +58,10 @@ int main(int argc, char** argv) {
                    "tuning: frames checked and replies signed per loop turn on the consensus "
                    "thread while the workers are idle (0: always on the workers)")
         ->capture_default_str();
+    bool recover = false;
+    app.add_flag("--recover", recover,
+                 "the consensus store is lost or damaged: set it aside and rejoin as a fresh "
+                 "replica (state transfer from peers; no votes until caught up)");
     CLI11_PARSE(app, argc, argv);
     const int sid = static_cast<int>(id);
 
@@ -90,6 +97,7 @@ int main(int argc, char** argv) {
     tally::node::ReplicaOptions options;
     options.inline_verify_frames_max = inline_max;
     options.inline_sign_max = inline_max;
+    options.recover = recover;
     // --traitor wins; otherwise what network.json records for this replica.
     if (traitor.empty()) traitor = self.traitor;
     if (!traitor.empty()) {
@@ -106,7 +114,17 @@ int main(int argc, char** argv) {
         spdlog::warn("running as a TRAITOR: {}", traitor);
     }
 
+    const std::string recover_command =
+        "tallyd --config " + config_path + " --id " + std::to_string(id) + " --recover";
     auto replica = tally::node::Replica::open(*config, id, *key, options);
+    if (!replica && replica.error().code == "store_refused") {
+        std::string message = replica.error().message;
+        const std::string placeholder = "tallyd --config NETWORK.json --id N --recover";
+        if (auto at = message.find(placeholder); at != std::string::npos)
+            message.replace(at, placeholder.size(), recover_command);
+        spdlog::critical("refusing to start: {}", message);
+        return refuse(sid, "refusing to start: " + message);
+    }
     if (!replica) {
         spdlog::critical("cannot start: {}", replica.error().message);
         return refuse(sid, "cannot start: " + replica.error().message);

@@ -321,6 +321,12 @@ void Replica::advance(uint64_t seq, Output& out) {
             decided.commits.push_back(envelope);
         }
         decide(seq, slot, std::move(decided), out);
+        if (recovering_) {
+            // Recovery ends (replica.h, recovering_): 2f+1 committed in this view.
+            recovering_ = false;
+            silent_through_view_ = view_;
+            persist_view(out);
+        }
         deliver(out);
     }
 }

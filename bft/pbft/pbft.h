@@ -28,6 +28,10 @@ struct Config {
     // committed, its newest commit and checkpoint as a heartbeat) and, when peers are ahead,
     // asks one of them for the committed batches it lacks.
     uint64_t retransmit_ticks = 50;
+    // The replica lost its consensus store (`tallyd --recover`): it may have voted, before,
+    // in any view up to the network's current one, and cannot know which. It then sends no
+    // pre-prepare, prepare or NEW-VIEW until recovery ends (Replica::recovering_).
+    bool recovering = false;
 };
 
 // `key` is this replica's signing key (config.replicas[config.id]); `authenticator` checks

@@ -25,6 +25,7 @@ Replica::Replica(const Config& config, const crypto::KeyPair& key, RequestAuthen
     TALLY_ASSERT(config_.watermark_window >= config_.checkpoint_interval);
     TALLY_ASSERT(config_.batch_size_max > 0 && config_.pipeline_depth > 0);
     TALLY_ASSERT(config_.batch_bytes_max > 0);
+    recovering_ = config_.recovering;
 }
 
 std::string Replica::seal(crypto::MessageType type, const google::protobuf::Message& body) const {
@@ -292,6 +293,7 @@ EngineStatus Replica::status() const {
     s.low_water_mark = low_;
     s.stable_checkpoint = low_;
     s.view_changing = !active_;
+    s.recovering = recovering_;
     if (active_) s.leader = primary_of(view_);
     return s;
 }

@@ -105,7 +105,8 @@ private:
     bool in_window(uint64_t seq) const { return seq > low_ && seq <= high_water_mark(); }
     // The restart rule: may this replica pre-prepare or prepare in `view`?
     bool may_vote(uint64_t view) const {
-        return (!silent_through_view_ || view > *silent_through_view_) && view >= rejoined_below_view_;
+        return !recovering_ && (!silent_through_view_ || view > *silent_through_view_) &&
+               view >= rejoined_below_view_;
     }
     // The rejoin rule: may this replica send a COMMIT in `view`?
     bool may_commit(uint64_t view) const { return view >= rejoined_below_view_; }
@@ -233,6 +234,14 @@ private:
     // peers' votes, and votes again from the next view on). Commits, prepared certificates and
     // views are synced, so nothing else it signed can be forgotten.
     std::optional<uint64_t> silent_through_view_;
+    // Recovery (Config::recovering): silent in every view until this replica sees a batch
+    // commit in its current view from 2f+1 commits. Then the network is in that view (honest
+    // replicas commit only in their current view, and views never go back), and the views this
+    // replica voted in before it lost its store were at most this one unless f traitors helped
+    // lagging replicas to that quorum — a replica that lost its store counts as one of the f
+    // until it recovers. Recovery then ends as a restart does: silent through this view (the
+    // view record is synced), voting from the next.
+    bool recovering_ = false;
     bool view_recorded_ = false;  // the store holds the current view (synced before any vote)
     // The rejoin rule. A replica that changed view alone (its peers stayed in an older view)
     // goes back to the view f+1 peers show they are in, rather than wait for the next real

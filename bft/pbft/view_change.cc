@@ -160,6 +160,7 @@ bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Outpu
 
 void Replica::maybe_send_new_view(uint64_t view, Output& out) {
     if (primary_of(view) != config_.id || view != view_ || active_ || new_view_sent_.count(view)) return;
+    if (recovering_) return;  // it may have sent another NEW-VIEW for this view before
     auto it = view_changes_.find(view);
     if (it == view_changes_.end() || !it->second.count(config_.id) || it->second.size() < quorum_.quorum())
         return;

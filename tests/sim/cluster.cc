@@ -109,6 +109,15 @@ void Cluster::heal() {
     partition_.reset();
     faults_.drop = 0;
     slow_.clear();
+    slow_to_.clear();
+}
+
+void Cluster::slow_to(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only) {
+    if (extra_ticks == 0) {
+        slow_to_.erase(id);
+    } else {
+        slow_to_[id] = Slowness{extra_ticks, std::move(only)};
+    }
 }
 
 void Cluster::slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only) {
@@ -174,6 +183,20 @@ void Cluster::send(uint32_t from, uint32_t to, std::string envelope, std::option
         }
         if (held) {
             extra = s->second.extra_ticks;
+            ++slowed_messages_;
+        }
+    }
+    if (auto s = slow_to_.find(to); s != slow_to_.end()) {
+        // A replica that hears late (slow_to): the same rule, by receiver.
+        bool held = s->second.only.empty();
+        if (!held && !envelope.empty()) {
+            crypto::OpenOptions header_only;
+            header_only.verify_signature = false;
+            auto env = crypto::open(envelope, header_only);
+            held = env && s->second.only.count(env->type);
+        }
+        if (held) {
+            extra += s->second.extra_ticks;
             ++slowed_messages_;
         }
     }

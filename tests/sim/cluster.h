@@ -123,11 +123,17 @@ public:
     // those types) arrives `extra_ticks` later than the network's own delay — late, never lost.
     // Its incoming messages are not affected. extra_ticks = 0 makes it fast again.
     void slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
+    // A replica that hears late: every message to it (or, when `only` is not empty, every
+    // message of those types) arrives `extra_ticks` later. 0 makes it prompt again.
+    void slow_to(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
     void heal();  // no partition, no loss, no slow replica (messages already in flight stay late)
     bool is_up(bft::ReplicaId id) const { return replicas_[id].up; }
     // Records the engine persisted that a power loss would take (not synced yet).
     size_t unsynced_records(bft::ReplicaId id) const { return replicas_[id].unsynced.size(); }
     bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id) && !config_.wrap.count(id); }
+    // Keys, for a test that answers or asks as one of them (a read's reply, a liar's word).
+    const crypto::KeyPair& replica_key(bft::ReplicaId id) const { return *replicas_[id].key; }
+    const crypto::KeyPair& client_key(uint32_t c) const { return *clients_[c].key; }
 
     bool clients_done() const;
     // Gives every client `per_client` more operations to make (traffic after a quiet spell).
@@ -241,6 +247,7 @@ private:
         std::set<crypto::MessageType> only;  // empty: every message
     };
     std::map<bft::ReplicaId, Slowness> slow_;
+    std::map<bft::ReplicaId, Slowness> slow_to_;  // by receiver
     uint64_t slowed_messages_ = 0;
     // What each honest replica signed: (signer, message type, view, seq) -> digest, and every
     // contradiction found (the signer signed another digest for the same key).

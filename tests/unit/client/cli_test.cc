@@ -134,6 +134,33 @@ TEST(Cli, ExitCodesFollowTheKindOfError) {
     EXPECT_EQ(exit_code_for(make_error("not_found", "")), kExitUsage);
 }
 
+// Issue 11 §5: nonce_too_high and unknown_sender are "not yet", not "no": the signed bytes may
+// still apply, so the CLI must not call them failed (a user who then pays again with the next
+// nonce pays twice when the first copy applies).
+TEST(Cli, ATransferNotOrderedForGoodIsReportedAsMayStillApplyNotAsFailed) {
+    TransferResult t;
+    t.nonce = 3;
+    for (auto code : {ledger::ResultCode::kNonceTooHigh, ledger::ResultCode::kUnknownSender}) {
+        t.result = static_cast<uint32_t>(code);
+        EXPECT_FALSE(t.final());
+        const auto j = transfer_json(t);
+        EXPECT_EQ(j["final"], false);
+        EXPECT_EQ(j["status"], "not_ordered_may_still_apply");
+        const std::string advice = not_final_advice(t);
+        EXPECT_NE(advice.find("may still apply"), std::string::npos) << advice;
+        EXPECT_NE(advice.find("--nonce 3"), std::string::npos) << advice;
+    }
+    for (auto code : {ledger::ResultCode::kInsufficientFunds, ledger::ResultCode::kNonceTooLow,
+                      ledger::ResultCode::kBadSignature}) {
+        t.result = static_cast<uint32_t>(code);
+        EXPECT_TRUE(t.final());
+        EXPECT_EQ(transfer_json(t)["status"], "failed");
+    }
+    t.result = static_cast<uint32_t>(ledger::ResultCode::kOk);
+    EXPECT_EQ(transfer_json(t)["status"], "applied");
+    EXPECT_NE(kExitNotFinal, kExitFailed);
+}
+
 TEST(Cli, ConsistencyNamesRoundTrip) {
     for (auto c : {Consistency::kLinearizable, Consistency::kFast, Consistency::kLocal})
         EXPECT_EQ(consistency_from_name(consistency_name(c)), c);

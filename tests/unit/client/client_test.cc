@@ -52,10 +52,14 @@ constexpr uint64_t kAccountNonce = 3;
 class FakeNetwork {
 public:
     explicit FakeNetwork(std::vector<Behaviour> behaviours)
-        : behaviours_(std::move(behaviours)), read_values_(behaviours_.size(), kBalance) {}
+        : behaviours_(std::move(behaviours)),
+          read_values_(behaviours_.size(), kBalance),
+          read_seqs_(behaviours_.size(), 40) {}
 
     // Fast-read answers per replica (to make replicas disagree). Call before start().
     void set_read_value(uint32_t replica, uint64_t value) { read_values_[replica] = value; }
+    // The seq each replica answers a fast read at (all 40 unless set). Call before start().
+    void set_read_seq(uint32_t replica, uint64_t seq) { read_seqs_[replica] = seq; }
 
     void start() {
         config_.f = 1;
@@ -157,7 +161,7 @@ private:
                 if (!tx) return std::nullopt;
                 node::pb::ReadReply read;
                 *read.mutable_reply() = reply_for(i, *tx, read_values_[i]);
-                read.mutable_reply()->set_seq(40 + i);  // replicas answer at different points
+                read.mutable_reply()->set_seq(read_seqs_[i]);
                 read.set_state_digest(std::string(32, 'd'));
                 out = crypto::seal(keys_[i], MessageType::kReadReply, read.SerializeAsString());
                 break;
@@ -197,6 +201,7 @@ private:
 
     std::vector<Behaviour> behaviours_;
     std::vector<uint64_t> read_values_;
+    std::vector<uint64_t> read_seqs_;
     zmq::context_t context_{1};
     std::vector<zmq::socket_t> routers_;
     std::vector<KeyPair> keys_;
@@ -317,9 +322,25 @@ TEST(Client, AFastReadWithoutAgreementFallsBackToAnOrderedRead) {
     EXPECT_EQ(r->seq, kSeq);
 }
 
+// Three replicas with the same balance at three seqs prove nothing about the newest one (one
+// may lie, and a write may have executed only where the fourth is): the client asks again
+// through consensus.
+TEST(Client, AFastReadWhoseRepliesAgreeOnlyAtDifferentSeqsFallsBackToAnOrderedRead) {
+    FakeNetwork net(all_honest());
+    for (uint32_t i = 0; i < 4; ++i) net.set_read_seq(i, 40 + i);
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.balance(KeyPair::generate().public_key(), Consistency::kFast, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->served, Consistency::kLinearizable);
+    EXPECT_EQ(r->seq, kSeq);
+}
+
 TEST(Client, ALocalReadAsksOneReplicaAndReportsItsSeq) {
     FakeNetwork net(all_honest());
     net.set_read_value(2, 55);
+    net.set_read_seq(2, 42);
     net.start();
     Client client;
     ASSERT_TRUE(client.connect(net.config()).ok());

@@ -239,23 +239,75 @@ TEST(ReplyQuorum, AReplicaCannotFloodWithEndlessDifferentReplies) {
     EXPECT_EQ(q.counters().mismatch, 8u);
 }
 
-TEST(ReplyQuorum, FastReadsNeedTwoFPlusOneMatchingAndIgnoreSeq) {
+TEST(ReplyQuorum, AFastReadNeedsTwoFPlusOneRepliesAtOneSeqWithOneDigest) {
     Fixture fx;
     auto q = fx.read();
-    auto a = fx.reply(0, 0, 10);
-    a.set_value(100);
-    a.set_account_nonce(2);
-    auto b = fx.reply(1, 0, 11);  // answered at another point, same account state
-    b.set_value(100);
-    b.set_account_nonce(2);
-    auto c = fx.reply(2, 0, 12);
-    c.set_value(100);
-    c.set_account_nonce(2);
-    EXPECT_EQ(q.add(0, fx.pk(0), fx.read_frame(0, a)), Vote::kPending);
-    EXPECT_EQ(q.add(1, fx.pk(1), fx.read_frame(1, b)), Vote::kPending);
-    EXPECT_EQ(q.add(2, fx.pk(2), fx.read_frame(2, c)), Vote::kAccepted);
+    for (uint32_t i = 0; i < 3; ++i) {
+        auto r = fx.reply(i, 0, 10);
+        r.set_value(100);
+        r.set_account_nonce(2);
+        EXPECT_EQ(q.add(i, fx.pk(i), fx.read_frame(i, r)), i == 2 ? Vote::kAccepted : Vote::kPending);
+    }
     EXPECT_EQ(q.accepted()->value(), 100u);
+    EXPECT_EQ(q.accepted()->seq(), 10u);
     EXPECT_EQ(q.accepted_state_digest(), std::string(32, 'd'));
+}
+
+TEST(ReplyQuorum, AFastReadDoesNotCountTheSameValueAtDifferentSeqsTogether) {
+    Fixture fx;
+    auto q = fx.read();
+    // Three replicas answered at three points of the log with the same account state: that
+    // proves nothing about the newest point (one of them may lie, and the one that is ahead
+    // may be the only honest replica that executed a later write of the account).
+    for (uint32_t i = 0; i < 3; ++i) {
+        auto r = fx.reply(i, 0, 10 + i);
+        r.set_value(100);
+        r.set_account_nonce(2);
+        EXPECT_EQ(q.add(i, fx.pk(i), fx.read_frame(i, r)), Vote::kPending);
+    }
+    EXPECT_FALSE(q.done());
+    EXPECT_TRUE(q.impossible());  // the client falls back to an ordered read
+}
+
+TEST(ReplyQuorum, AFastReadDoesNotCountDifferentDigestsAtOneSeqTogether) {
+    Fixture fx;
+    auto q = fx.read();
+    for (uint32_t i = 0; i < 3; ++i) {
+        auto r = fx.reply(i, 0, 10);
+        r.set_value(100);
+        node::pb::ReadReply read;
+        *read.mutable_reply() = r;
+        read.set_state_digest(std::string(32, i == 2 ? 'x' : 'd'));  // replica 2 lies about it
+        EXPECT_EQ(q.add(i, fx.pk(i), crypto::seal(fx.keys[i], MessageType::kReadReply,
+                                                  read.SerializeAsString())),
+                  Vote::kPending);
+    }
+    EXPECT_FALSE(q.done());
+    auto r3 = fx.reply(3, 0, 10);
+    r3.set_value(100);
+    EXPECT_EQ(q.add(3, fx.pk(3), fx.read_frame(3, r3)), Vote::kAccepted);
+    EXPECT_EQ(q.accepted_state_digest(), std::string(32, 'd'));
+}
+
+// The stale read of issue 11: a write of the account executed at seq 12 and was acknowledged
+// (f+1 replies), but of the 2f+1 other answers, f come from a liar and f+1 from honest
+// replicas that lag at different seqs. Matching on the value alone, they made a quorum for the
+// old balance; matching on (seq, value), they do not, and the client falls back to ordered.
+TEST(ReplyQuorum, FLiarsAndFPlusOneLaggingReplicasCannotMakeAFastReadStale) {
+    Fixture fx;
+    auto q = fx.read();
+    auto at = [&](uint32_t replica, uint64_t seq, uint64_t value) {
+        auto r = fx.reply(replica, 0, seq);
+        r.set_value(value);
+        return fx.read_frame(replica, r);
+    };
+    EXPECT_EQ(q.add(1, fx.pk(1), at(1, 10, 100)), Vote::kPending);  // honest, lagging
+    EXPECT_EQ(q.add(2, fx.pk(2), at(2, 11, 100)), Vote::kPending);  // honest, lagging
+    EXPECT_EQ(q.add(3, fx.pk(3), at(3, 12, 100)), Vote::kPending);  // the liar, claiming seq 12
+    EXPECT_FALSE(q.done());
+    EXPECT_EQ(q.add(0, fx.pk(0), at(0, 12, 150)), Vote::kPending);  // honest, up to date
+    EXPECT_FALSE(q.done());
+    EXPECT_TRUE(q.impossible());
 }
 
 TEST(ReplyQuorum, AFastReadKnowsWhenAgreementHasBecomeImpossible) {
@@ -263,7 +315,7 @@ TEST(ReplyQuorum, AFastReadKnowsWhenAgreementHasBecomeImpossible) {
     auto q = fx.read();
     for (uint32_t i = 0; i < 3; ++i) {
         auto r = fx.reply(i);
-        r.set_value(100 + i);
+        r.set_value(100 + i);  // one seq (the fixture's), three answers
         EXPECT_EQ(q.add(i, fx.pk(i), fx.read_frame(i, r)), Vote::kPending);
         // Any one answer plus the silent replicas could still make 3; after three different
         // answers no group can.

@@ -1,0 +1,25 @@
+// The PBFT engine's durable records (bft::PersistOp keys and values) checked before a restart:
+// every record must be one the engine writes, and parse. A store is this replica's own, so a
+// record that does not is damage (a torn or foreign file, a bug), never a peer's input — and
+// skipping it could drop the very record (a view, a prepared certificate) that keeps the
+// replica from contradicting what it signed before. The node refuses to start on such a store.
+//
+// Pure: no I/O; signatures are not checked here (Replica::on_start checks what it uses).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crypto/result.h"
+
+namespace tally::bft::pbft {
+
+// Ok when every record is a view record (8 bytes of view, then an optional active flag), the
+// stable checkpoint (a StableCheckpoint), or a slot record (s | seq | view | 'a' or 'b', a
+// PreparedProof; 'c', a CommittedProof; either's pre-prepare a PRE-PREPARE envelope for that
+// seq and view). Error
+// "corrupt" naming the first record that is not, otherwise.
+Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records);
+
+}  // namespace tally::bft::pbft
