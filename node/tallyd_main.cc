@@ -5,6 +5,8 @@
 // open. Prints "tallyd N serving on tcp://HOST:PORT" once its socket is bound. SIGTERM or
 // SIGINT stops it cleanly (exit 0); a fatal store or ledger error stops it with exit 1.
 // Logs go to <config dir>/logs/replica-N.log; key material is never logged.
+// Testing only: --test-ledger-sync-copies DIR (or TALLY_TEST_LEDGER_SYNC_COPIES=DIR, which
+// uses DIR/replica-N) keeps a copy of the ledger each time it becomes durable.
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +14,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -55,6 +58,10 @@ int main(int argc, char** argv) {
                    "tuning: frames checked and replies signed per loop turn on the consensus "
                    "thread while the workers are idle (0: always on the workers)")
         ->capture_default_str();
+    std::string ledger_sync_copies;
+    app.add_option("--test-ledger-sync-copies", ledger_sync_copies,
+                   "testing only: keep a copy of the ledger in DIR each time it becomes durable "
+                   "(what a power loss would leave of it)");
     CLI11_PARSE(app, argc, argv);
     const int sid = static_cast<int>(id);
 
@@ -90,6 +97,14 @@ int main(int argc, char** argv) {
     tally::node::ReplicaOptions options;
     options.inline_verify_frames_max = inline_max;
     options.inline_sign_max = inline_max;
+    // The environment serves tests that start replicas through `tally net` (replica-N below it).
+    if (ledger_sync_copies.empty()) {
+        if (const char* dir = std::getenv("TALLY_TEST_LEDGER_SYNC_COPIES"); dir != nullptr && *dir != '\0')
+            ledger_sync_copies = std::string(dir) + "/replica-" + std::to_string(id);
+    }
+    options.ledger_sync_copies_dir = ledger_sync_copies;
+    if (!ledger_sync_copies.empty())
+        spdlog::warn("testing: keeping a copy of the ledger at each sync in {}", ledger_sync_copies);
     // --traitor wins; otherwise what network.json records for this replica.
     if (traitor.empty()) traitor = self.traitor;
     if (!traitor.empty()) {
