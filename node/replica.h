@@ -195,7 +195,7 @@ private:
     struct Race {
         uint64_t seq = 0;
         uint64_t since_seq = 0;
-        std::chrono::steady_clock::time_point until{};
+        std::chrono::steady_clock::time_point until{};  // last asked: it races a while after
         std::chrono::steady_clock::time_point next{};
     };
     std::map<bft::ReplicaId, Race> races_;

@@ -116,7 +116,7 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
         *chunk = lie_in_snapshot_chunk(std::move(*chunk), lie);
         ledger::pb::SnapshotCursor cursor;
         if (cursor.ParseFromString(request.cursor()))
-            races_[from] = Race{it->first, cursor.since_seq(), now + kServingHold, now};
+            races_[from] = Race{it->first, cursor.since_seq(), now, now};
     }
     reply.set_chunk(std::move(*chunk));
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
@@ -131,13 +131,12 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
     // Only the piece asked for, from the peer asked. Anything else is late (an earlier peer's
     // answer after the patience ran out), or raced by a peer that predicted the cursor: either
     // way it is dropped unread, and nobody's piece is judged by it.
-    if (!fetching_ || reply.seq() != fetching_->seq || reply.cursor() != import_->next_cursor())
-        return;
-    if (from != asked_peer_) {
+    if (!fetching_ || from != asked_peer_) {
         rejections_.count("unasked_snapshot", "a snapshot piece from replica " + std::to_string(from) +
                                                   ", which was not asked for it");
         return;
     }
+    if (reply.seq() != fetching_->seq || reply.cursor() != import_->next_cursor()) return;
     if (ledger_->last_seq() >= reply.seq()) {
         // Caught up meanwhile: the ledger never goes backwards.
         finish_state_transfer(out);
@@ -233,12 +232,13 @@ std::optional<std::string> cursor_after(const std::string& chunk_bytes, uint64_t
 // again and again, hoping one arrives before the honest peer's answer.
 void Replica::race_snapshot_pieces() {
     constexpr size_t kRacedPiecesMax = 32;
-    constexpr auto kRaceEvery = std::chrono::milliseconds(10);
+    constexpr auto kRaceEvery = std::chrono::milliseconds(20);
+    constexpr auto kRaceFor = std::chrono::seconds(3);
     const auto now = std::chrono::steady_clock::now();
     for (auto it = races_.begin(); it != races_.end();) {
         auto& [to, race] = *it;
         auto served = snapshots_.find(race.seq);
-        if (now >= race.until || served == snapshots_.end()) {
+        if (now >= race.until + kRaceFor || served == snapshots_.end()) {
             it = races_.erase(it);
             continue;
         }
