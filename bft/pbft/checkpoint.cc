@@ -118,12 +118,12 @@ void Replica::collect_garbage(Output& out) {
     own_checkpoints_.erase(own_checkpoints_.begin(), own_checkpoints_.lower_bound(low_));
     evidence_sent_.erase(evidence_sent_.begin(), evidence_sent_.lower_bound({low_ + 1, 0}));
     view_changes_.erase(view_changes_.begin(), view_changes_.lower_bound(view_));
-    // Never erase a certificate the ledger cannot prove yet: the ledger is made durable
-    // through what it executed first, and slots above that stay in the store until a later
-    // collection (the in-memory log lets them go; state transfer brings that state).
+    // The certificates below go: the ledger is made durable through what it executed of
+    // them first (engine.h, step 0). Those above what it executed are proven by the 2f+1
+    // replicas that signed the checkpoint, whose ledgers are durable through it.
     const uint64_t provable = std::min(low_, last_executed_);
     if (provable > 0) out.ledger_sync_through = std::max(out.ledger_sync_through, provable);
-    out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(provable + 1)});
+    out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(low_ + 1)});
 }
 
 bool Replica::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,

@@ -88,6 +88,7 @@ void Cluster::start_engine(bft::ReplicaId id) {
 
 void Cluster::sync_ledger(bft::ReplicaId id) {
     Replica& r = replicas_[id];
+    if (!config_.volatile_crashes) return;  // never read
     r.ledger_image = r.ledger->image();
     r.ledger_synced_seq = r.ledger->last_seq();
 }
@@ -96,12 +97,14 @@ void Cluster::crash(bft::ReplicaId id, CrashKind kind) {
     Replica& r = replicas_[id];
     r.up = false;
     r.engine.reset();
-    r.snapshots.clear();  // kept in the process's memory
+    if (config_.volatile_crashes) r.snapshots.clear();  // kept in the process's memory
     if (kind == CrashKind::kPowerLoss) {
         r.store = r.durable;
-        auto ledger = ledger::State::open_image(r.ledger_image);
-        TALLY_ASSERT(ledger.ok());
-        r.ledger = std::move(ledger).value();
+        if (config_.volatile_crashes) {
+            auto ledger = ledger::State::open_image(r.ledger_image);
+            TALLY_ASSERT(ledger.ok());
+            r.ledger = std::move(ledger).value();
+        }
     }
     r.unsynced.clear();
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {

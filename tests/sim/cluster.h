@@ -63,6 +63,10 @@ struct SimConfig {
     // come by WAL size, not by checkpoint), besides when the engine asks (ledger_sync_through).
     // A power loss takes the ledger back to its last sync. 0: never on its own.
     uint64_t ledger_autosync_blocks = 13;
+    // Crashes lose what a real one loses (issue 11): a process crash its in-memory snapshots, a
+    // power loss also the ledger's unsynced tail. Off by default for now: with it on, the
+    // randomised VoprSim schedules find cases to look into (see NOTES-durable-transfer.md).
+    bool volatile_crashes = false;
     // Byzantine replicas: id -> behaviours (node/traitor.h). Checks cover honest replicas only.
     std::map<bft::ReplicaId, std::vector<node::Behaviour>> traitors;
     // Byzantine replicas of the simulator's own making (sim/vopr.h: message mutation, twins):

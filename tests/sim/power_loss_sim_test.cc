@@ -64,6 +64,7 @@ void power_off_everyone(uint64_t seed, uint32_t down_first) {
     config.transfers_per_client = 40;
     config.faults.delay_max_ticks = 3;
     config.ledger_autosync_blocks = 11 + seed % 9;  // never in step with the checkpoints
+    config.volatile_crashes = true;
     Cluster cluster(config);
     for (uint32_t i = 0; i < down_first; ++i) {
         cluster.run_until([] { return false; }, 40 + seed % 30);
@@ -123,6 +124,7 @@ TEST(PowerLossSim, AReplicaSignsACheckpointOnlyForALedgerItMadeDurable) {
         config.seed = seed;
         config.transfers_per_client = 30;
         config.ledger_autosync_blocks = 0;  // only the engine's syncs
+        config.volatile_crashes = true;
         Cluster cluster(config);
         uint64_t checks = 0;
         cluster.run_until(
