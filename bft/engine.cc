@@ -1,6 +1,7 @@
 // Output helpers shared by every engine.
 #include "bft/engine.h"
 
+#include <algorithm>
 #include <iterator>
 
 namespace tally::bft {
@@ -18,6 +19,7 @@ void Output::append(Output&& other) {
     move_append(commit, other.commit);
     if (other.fetch_state) fetch_state = std::move(other.fetch_state);
     sync = sync || other.sync;
+    ledger_sync_through = std::max(ledger_sync_through, other.ledger_sync_through);
 }
 
 }  // namespace tally::bft

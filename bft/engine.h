@@ -8,6 +8,11 @@
 // failing seed exactly.
 //
 // The contract for every Output, in this order:
+//   0. ledger — when ledger_sync_through is set, make the ledger durable through that seq
+//      (it has executed it) before anything below happens: before the replica's CHECKPOINT
+//      vouches for that state, and before a stable checkpoint erases the certificates that
+//      could execute it again. Otherwise a power loss of every replica at once could take
+//      blocks that 2f+1 replicas vouched for and nobody can replay.
 //   1. persist — apply every PersistOp (written to the OS: it survives the process being
 //      killed) before anything in `send` leaves; when `sync` is set, make them and every
 //      earlier write durable (fsync) first, so they survive the machine losing power too.
@@ -105,8 +110,14 @@ struct Output {
     std::vector<Committed> commit;
     std::optional<StateTarget> fetch_state;
     bool sync = false;  // fsync the persisted writes (and every earlier one) before sending
+    // Make the ledger durable through this seq (already executed) before persisting or
+    // sending anything of this output; 0: no need. See step 0 of the contract.
+    uint64_t ledger_sync_through = 0;
 
-    bool empty() const { return persist.empty() && send.empty() && commit.empty() && !fetch_state; }
+    bool empty() const {
+        return persist.empty() && send.empty() && commit.empty() && !fetch_state &&
+               ledger_sync_through == 0;
+    }
     // Appends `other` after this output's own effects, keeping the contract's order.
     void append(Output&& other);
 };
@@ -147,7 +158,9 @@ public:
     // A client's request, already authenticated by the caller.
     virtual Output on_client_request(const ClientRequest& request) = 0;
 
-    // The caller executed Committed{seq} and the ledger's state digest after it is `digest`.
+    // The caller executed Committed{seq} and the ledger's digest after it is `digest` (opaque
+    // to the engine, which signs it in checkpoints; the node gives the block's hash, which
+    // covers the state digest and the chain, so that state transfer can check the header).
     virtual Output on_executed(uint64_t seq, const crypto::Hash& digest) = 0;
 
     // The caller installed state at `seq` with `digest` (after a StateTarget).

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -428,6 +429,21 @@ struct State::Impl {
     // Set when a failed rollback or fsync leaves the disk in doubt: every later write refuses.
     bool broken = false;
 
+    // Durability (State::sync). `deferred`: kDeferred on a file, the only case where a
+    // committed block may not be on disk yet. Invariant: synced_seq <= last_block.seq.
+    bool deferred = false;
+    uint64_t synced_seq = 0;
+    bool wal_checkpointed = false;  // set by the WAL hook, read after each commit
+    std::function<void(uint64_t)> sync_observer;
+    // The WAL hook: SQLite's own automatic checkpoint (every kWalAutocheckpointPages), which
+    // syncs the WAL before it copies it into the database; noted so that synced_seq knows.
+    static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
+    // After a commit of block `seq` (or of a snapshot at `seq`).
+    void committed(uint64_t seq);
+    void notify_synced() {
+        if (sync_observer) sync_observer(synced_seq);
+    }
+
     // sqlite3_close_v2 defers the close until the statements (members, destroyed after this
     // body runs) are finalized.
     ~Impl() { sqlite3_close_v2(db); }
@@ -460,6 +476,29 @@ struct State::Impl {
                                    Verify verify);
     void abort_block();
 };
+
+// SQLite's default: checkpoint once the WAL holds this many pages.
+constexpr int kWalAutocheckpointPages = 1000;
+
+int State::Impl::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
+    if (pages < kWalAutocheckpointPages) return SQLITE_OK;
+    int log = -1, done = -1;
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    // Complete: the WAL was synced and copied, so everything committed is durable.
+    if (rc == SQLITE_OK && log >= 0 && log == done) static_cast<Impl*>(self)->wal_checkpointed = true;
+    return SQLITE_OK;  // an incomplete checkpoint is retried at the next commit, as SQLite's own
+}
+
+void State::Impl::committed(uint64_t seq) {
+    if (!deferred) {
+        synced_seq = seq;
+        return;
+    }
+    if (!wal_checkpointed) return;
+    wal_checkpointed = false;
+    synced_seq = seq;
+    notify_synced();
+}
 
 int State::Impl::prepare_statements() {
     struct Entry {
@@ -689,6 +728,8 @@ Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesi
                         ? "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768"
                         : "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768");
     if (rc != SQLITE_OK) return impl->open_error(rc, "setting pragmas");
+    impl->deferred = durability == Durability::kDeferred && path != ":memory:";
+    if (impl->deferred) sqlite3_wal_hook(impl->db, &Impl::on_wal_commit, impl.get());
     if (tables == 0) {
         Status status = impl->initialize(genesis);
         if (!status) return status.error();
@@ -700,7 +741,73 @@ Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesi
         status = impl->load();
         if (!status) return status.error();
     }
+    // What open() finds is what the disk holds (a file opened after a crash is its synced
+    // state; a new one starts at genesis, which a power loss could take: it is then made again).
+    impl->synced_seq = impl->last_block.seq;
     return std::unique_ptr<State>(new State(std::move(impl)));
+}
+
+Result<std::unique_ptr<State>> State::open_image(std::string_view image) {
+    auto impl = std::make_unique<Impl>();
+    impl->path = ":memory: (image)";
+    int rc = sqlite3_open_v2(":memory:", &impl->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) return make_error("io", "cannot open an in-memory ledger");
+    sqlite3_extended_result_codes(impl->db, 1);
+    auto* bytes = static_cast<unsigned char*>(sqlite3_malloc64(image.size()));
+    if (bytes == nullptr && !image.empty()) return make_error("io", "out of memory");
+    if (!image.empty()) std::memcpy(bytes, image.data(), image.size());
+    const auto size = static_cast<sqlite3_int64>(image.size());
+    rc = sqlite3_deserialize(impl->db, "main", bytes, size, size,
+                             SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
+    if (rc != SQLITE_OK) return impl->open_error(rc, "loading an image");
+    Status status = impl->check_database();
+    if (!status) return status.error();
+    status = impl->load();
+    if (!status) return status.error();
+    impl->synced_seq = impl->last_block.seq;
+    return std::unique_ptr<State>(new State(std::move(impl)));
+}
+
+std::string State::image() const {
+    sqlite3_int64 size = 0;
+    unsigned char* bytes = sqlite3_serialize(impl_->db, "main", &size, 0);
+    if (bytes == nullptr) fatal(impl_->io_error("serializing the ledger").message);
+    std::string out(reinterpret_cast<const char*>(bytes), static_cast<size_t>(size));
+    sqlite3_free(bytes);
+    return out;
+}
+
+Status State::sync() {
+    Impl& m = *impl_;
+    if (m.broken)
+        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+    if (m.synced_seq == m.last_block.seq) return Ok{};
+    if (m.deferred) {
+        // Every committed block is in the WAL (synchronous=NORMAL writes it, unsynced): an
+        // fsync of the WAL makes all of them durable, without copying it into the database.
+        sqlite3_file* wal = nullptr;
+        int rc = sqlite3_file_control(m.db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+        if (rc == SQLITE_OK && wal != nullptr && wal->pMethods != nullptr) {
+            rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+        } else {
+            int log = -1, done = -1;  // no WAL open: a full checkpoint syncs what there is
+            rc = sqlite3_wal_checkpoint_v2(m.db, "main", SQLITE_CHECKPOINT_FULL, &log, &done);
+        }
+        if (rc != SQLITE_OK) {
+            m.broken = true;  // a failed fsync may have dropped pages: trust nothing more
+            return m.io_error("syncing the ledger through block " + std::to_string(m.last_block.seq));
+        }
+    }
+    m.synced_seq = m.last_block.seq;
+    m.notify_synced();
+    return Ok{};
+}
+
+uint64_t State::synced_seq() const { return impl_->synced_seq; }
+
+void State::set_sync_observer(std::function<void(uint64_t)> observer) {
+    impl_->sync_observer = std::move(observer);
 }
 
 State::State(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -908,6 +1015,7 @@ Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
     m.accounts.keep();
     m.last_block = applied->header;
     m.history = m.block_history;
+    m.committed(seq);
     return applied;
 }
 
@@ -1020,9 +1128,9 @@ std::optional<BlockHeader> get_block(const pb::BlockRecord& in) {
     return header;
 }
 
-bool same_block(const BlockHeader& a, const BlockHeader& b) {
-    return a.hash() == b.hash() && a.view == b.view;
-}
+// The view is not part of a block's identity: honest replicas may commit one batch in
+// different views (BlockHeader::view), and pieces from two of them must compare equal.
+bool same_block(const BlockHeader& a, const BlockHeader& b) { return a.hash() == b.hash(); }
 
 // (seq, id) order, the order records stream in.
 bool record_before(uint64_t seq_a, const crypto::Hash& id_a, uint64_t seq_b,
@@ -1103,7 +1211,7 @@ Result<std::string> State::snapshot_chunk(const SnapshotPoint& point, std::strin
 struct SnapshotImport::Impl {
     State::Impl& state;
     uint64_t seq;
-    crypto::Hash expected{};
+    crypto::Hash expected{};  // the hash of the snapshot's block, which 2f+1 signed
     std::string next_cursor;
 
     std::optional<BlockHeader> last_block;  // from the first chunk; every chunk repeats it
@@ -1125,15 +1233,25 @@ struct SnapshotImport::Impl {
          const crypto::Hash& since_history)
         : state(s), seq(q), expected(e), chain(since_history), since_seq(since) {}
 
+    bool failed = false;  // a last piece failed after the chain took its records
+
     Status add(std::string_view bytes);
-    Status stage_records(const pb::SnapshotChunk& chunk);
 };
 
+// A piece is checked completely before any of it is kept: its block, its accounts, its
+// records (ids unique in the piece, in order after the last one kept), then staged in one
+// SQLite transaction (a record id staged before is the peer's lie too), and the digests it
+// completes. Only then do the import's cursor, accounts and history chain move: a piece that
+// fails leaves nothing behind, so the next peer's answer to the same cursor is judged alone.
 Status SnapshotImport::Impl::add(std::string_view bytes) {
     auto malformed = [&](const std::string& why) {
         return make_error("malformed", "snapshot at " + std::to_string(seq) + ": " + why);
     };
+    auto mismatch = [&](const std::string& why) {
+        return make_error("digest_mismatch", "snapshot at " + std::to_string(seq) + ": " + why);
+    };
     if (complete) return malformed("a chunk after the last");
+    if (failed) return malformed("an earlier chunk failed: start a new import");
     pb::SnapshotChunk chunk;
     if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
         !chunk.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
@@ -1143,75 +1261,37 @@ Status SnapshotImport::Impl::add(std::string_view bytes) {
     if (!block || !history_field) return malformed("a hash is not 32 bytes");
     if (block->seq != seq || block->height != seq)
         return malformed("a chunk is of block " + std::to_string(block->seq));
-    if (block->state_digest != expected)
-        return make_error("digest_mismatch", "snapshot at " + std::to_string(seq) +
-                                                 ": its block states digest " +
-                                                 crypto::to_hex(block->state_digest).substr(0, 16) +
-                                                 ", expected " + crypto::to_hex(expected).substr(0, 16));
-    if (!last_block) {
-        last_block = *block;
-        history = *history_field;
-    } else if (!same_block(*last_block, *block) || history != *history_field) {
+    // The whole header (but the view, which is not hashed) is what 2f+1 replicas signed.
+    if (block->hash() != expected)
+        return mismatch("its block hashes to " + crypto::to_hex(block->hash()).substr(0, 16) +
+                        ", not to the proven " + crypto::to_hex(expected).substr(0, 16));
+    if (last_block && (!same_block(*last_block, *block) || history != *history_field))
         return malformed("chunks of one snapshot name different blocks");
-    }
 
     const bool progress = chunk.accounts_size() > 0 || chunk.records_size() > 0 ||
                           chunk.accounts_end() || chunk.records_end();
     if (!progress) return malformed("an empty chunk");
-    if (chunk.accounts_size() > 0 && accounts_done) return malformed("accounts after their end");
+    if ((chunk.accounts_size() > 0 || chunk.accounts_end()) && accounts_done)
+        return malformed("accounts after their end");
+    if ((chunk.records_size() > 0 || chunk.records_end()) && !accounts_done && !chunk.accounts_end())
+        return malformed("records before the accounts' end");
+
+    // Accounts: in key order after the last kept, each once.
+    std::vector<Account> new_accounts;
+    new_accounts.reserve(static_cast<size_t>(chunk.accounts_size()));
+    const Account* prev_account = accounts.empty() ? nullptr : &accounts.back();
     for (const pb::AccountRecord& record : chunk.accounts()) {
         auto key = crypto::array_from_bytes<32>(record.key());
         if (!key) return malformed("an account key is not 32 bytes");
-        if (!accounts.empty() && !(accounts.back().key < *key))
+        if (prev_account != nullptr && !(prev_account->key < *key))
             return malformed("accounts are not sorted by key, or repeat one");
-        accounts.push_back(Account{*key, record.balance(), record.nonce()});
+        new_accounts.push_back(Account{*key, record.balance(), record.nonce()});
+        prev_account = &new_accounts.back();
     }
-    if (chunk.accounts_end()) {
-        if (accounts_done) return malformed("accounts end twice");
-        accounts_done = true;
-        const crypto::Hash accounts_digest = digest_accounts(accounts);
-        if (combine_digests(accounts_digest, history) != expected)
-            return make_error("digest_mismatch",
-                              "snapshot at " + std::to_string(seq) + ": its accounts hash to " +
-                                  crypto::to_hex(accounts_digest).substr(0, 16) +
-                                  ", not to the proven state digest");
-    }
-    if ((chunk.records_size() > 0 || chunk.records_end()) && !accounts_done)
-        return malformed("records before the accounts' end");
-    Status staged = stage_records(chunk);
-    if (!staged) return staged;
-
-    pb::SnapshotCursor cursor;
-    cursor.set_since_seq(since_seq);
-    if (!accounts_done) {
-        cursor.set_after_key(std::string(crypto::as_bytes(accounts.back().key)));
-    } else {
-        cursor.set_records(true);
-        if (records > 0) {
-            cursor.set_after_seq(last_record_seq);
-            cursor.set_after_id(std::string(crypto::as_bytes(last_record_id)));
-        } else {
-            cursor.set_after_seq(since_seq);
-        }
-    }
-    next_cursor = cursor.SerializeAsString();
-    if (chunk.records_end()) {
-        if (chain.digest() != history)
-            return make_error("digest_mismatch", "snapshot at " + std::to_string(seq) +
-                                                     ": its transaction records do not hash to "
-                                                     "its history digest");
-        complete = true;
-    }
-    return Ok{};
-}
-
-Status SnapshotImport::Impl::stage_records(const pb::SnapshotChunk& chunk) {
-    auto malformed = [&](const std::string& why) {
-        return make_error("malformed", "snapshot at " + std::to_string(seq) + ": " + why);
-    };
-    if (chunk.records_size() == 0) return Ok{};
-    std::vector<TxRecord> checked;
-    checked.reserve(static_cast<size_t>(chunk.records_size()));
+    // Records: sizes, codes, range, (seq, id) order after the last kept, ids unique.
+    std::vector<TxRecord> new_records;
+    new_records.reserve(static_cast<size_t>(chunk.records_size()));
+    std::set<crypto::Hash> ids;
     uint64_t prev_seq = last_record_seq;
     crypto::Hash prev_id = last_record_id;
     bool first = records == 0;
@@ -1223,38 +1303,101 @@ Status SnapshotImport::Impl::stage_records(const pb::SnapshotChunk& chunk) {
             return malformed("a transaction is from block " + std::to_string(record.seq()));
         if (!first && !record_before(prev_seq, prev_id, record.seq(), *id))
             return malformed("records are not sorted by (seq, id), or repeat one");
+        if (!ids.insert(*id).second)
+            return malformed("transaction id " + crypto::to_hex(*id).substr(0, 16) +
+                             " is recorded twice");
         first = false;
         prev_seq = record.seq();
         prev_id = *id;
-        checked.push_back(
+        new_records.push_back(
             TxRecord{*id, static_cast<ResultCode>(record.code()), record.seq(), record.value()});
     }
-    State::Impl& m = state;
-    if (m.broken)
-        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
-    if (m.run(m.begin) != SQLITE_DONE) return m.io_error("staging snapshot records");
-    auto fail = [&] {
-        Error error = m.io_error("staging snapshot records");
-        if (!sqlite3_get_autocommit(m.db)) m.run(m.rollback);
-        return error;
-    };
-    for (const TxRecord& record : checked) {
-        Use use(stage);
-        use.bind(1, record.id).bind(2, static_cast<uint64_t>(record.code)).bind(3, record.seq);
-        use.bind(4, record.value);
-        if (use.step() != SQLITE_DONE) return fail();
+    // The accounts complete: they must hash, with the history, to the block's state digest.
+    if (chunk.accounts_end()) {
+        std::vector<Account> all;
+        all.reserve(accounts.size() + new_accounts.size());
+        all.insert(all.end(), accounts.begin(), accounts.end());
+        all.insert(all.end(), new_accounts.begin(), new_accounts.end());
+        const crypto::Hash accounts_digest = digest_accounts(all);
+        if (combine_digests(accounts_digest, *history_field) != block->state_digest)
+            return mismatch("its accounts hash to " + crypto::to_hex(accounts_digest).substr(0, 16) +
+                            ", not to the proven state digest");
     }
-    if (m.run(m.commit) != SQLITE_DONE) return fail();
-    for (const TxRecord& record : checked) chain.add(record);
-    records += checked.size();
-    last_record_seq = prev_seq;
-    last_record_id = prev_id;
+
+    // Staged in one transaction; a failure rolls all of this piece back.
+    State::Impl& m = state;
+    if (!new_records.empty()) {
+        if (m.broken)
+            return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+        if (m.run(m.begin) != SQLITE_DONE) return m.io_error("staging snapshot records");
+        bool duplicate = false;
+        auto fail = [&] {
+            Error error = duplicate ? malformed("a transaction id repeats one of an earlier piece")
+                                    : m.io_error("staging snapshot records");
+            if (!sqlite3_get_autocommit(m.db)) m.run(m.rollback);
+            return error;
+        };
+        for (const TxRecord& record : new_records) {
+            Use use(stage);
+            use.bind(1, record.id).bind(2, static_cast<uint64_t>(record.code)).bind(3, record.seq);
+            use.bind(4, record.value);
+            const int rc = use.step();
+            if (rc != SQLITE_DONE) {
+                duplicate = (sqlite3_extended_errcode(m.db) & 0xff) == SQLITE_CONSTRAINT;
+                return fail();
+            }
+        }
+        // The last piece: the records must hash to the history digest before they are kept.
+        if (chunk.records_end()) {
+            for (const TxRecord& record : new_records) chain.add(record);
+            if (chain.digest() != *history_field) {
+                if (!sqlite3_get_autocommit(m.db)) m.run(m.rollback);
+                failed = true;  // the chain has moved on: this import is spent
+                return mismatch("its transaction records do not hash to its history digest");
+            }
+        }
+        if (m.run(m.commit) != SQLITE_DONE) return fail();
+        m.committed(m.last_block.seq);  // a WAL checkpoint here synced the blocks so far
+        if (!chunk.records_end())
+            for (const TxRecord& record : new_records) chain.add(record);
+    } else if (chunk.records_end() && chain.digest() != *history_field) {
+        failed = true;
+        return mismatch("its transaction records do not hash to its history digest");
+    }
+
+    // Kept: the import moves on.
+    if (!last_block) {
+        last_block = *block;
+        history = *history_field;
+    }
+    accounts.insert(accounts.end(), new_accounts.begin(), new_accounts.end());
+    if (chunk.accounts_end()) accounts_done = true;
+    if (!new_records.empty()) {
+        records += new_records.size();
+        last_record_seq = prev_seq;
+        last_record_id = prev_id;
+    }
+    pb::SnapshotCursor cursor;
+    cursor.set_since_seq(since_seq);
+    if (!accounts_done) {
+        if (!accounts.empty()) cursor.set_after_key(std::string(crypto::as_bytes(accounts.back().key)));
+    } else {
+        cursor.set_records(true);
+        if (records > 0) {
+            cursor.set_after_seq(last_record_seq);
+            cursor.set_after_id(std::string(crypto::as_bytes(last_record_id)));
+        } else {
+            cursor.set_after_seq(since_seq);
+        }
+    }
+    next_cursor = cursor.SerializeAsString();
+    if (chunk.records_end()) complete = true;
     return Ok{};
 }
 
-SnapshotImport::SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest,
+SnapshotImport::SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_block_hash,
                                Since since)
-    : impl_(std::make_unique<Impl>(*state.impl_, seq, expected_digest,
+    : impl_(std::make_unique<Impl>(*state.impl_, seq, expected_block_hash,
                                    since == Since::kWhatItHolds ? state.last_seq() : 0,
                                    since == Since::kWhatItHolds ? state.history_digest()
                                                                 : crypto::Hash{})) {
@@ -1338,14 +1481,15 @@ Status SnapshotImport::install() {
     m.accounts = AccountTable(std::move(impl_->accounts));
     m.last_block = header;
     m.history = impl_->history;
+    m.committed(header.seq);
     impl_->complete = false;  // installed: nothing more to do
     return Ok{};
 }
 
 Status copy_snapshot(const State& source, const SnapshotPoint& point, State& target,
-                     const crypto::Hash& expected_digest, size_t chunk_bytes,
+                     const crypto::Hash& expected_block_hash, size_t chunk_bytes,
                      const std::function<std::string(std::string)>& in_transit) {
-    SnapshotImport import(target, point.last_block.seq, expected_digest);
+    SnapshotImport import(target, point.last_block.seq, expected_block_hash);
     while (!import.complete()) {
         auto chunk = source.snapshot_chunk(point, import.next_cursor(), chunk_bytes);
         if (!chunk) return chunk.error();

@@ -106,6 +106,10 @@ class State {
     static Result<std::unique_ptr<State>> open(const std::string& path, const Genesis& genesis,
                                                Durability durability = Durability::kEveryBlock);
 
+    // For the simulator: a private in-memory ledger holding `image` (bytes of image()), checked
+    // like a file that open() finds. Errors as open()'s.
+    static Result<std::unique_ptr<State>> open_image(std::string_view image);
+
     ~State();
     State(const State&) = delete;
     State& operator=(const State&) = delete;
@@ -124,6 +128,23 @@ class State {
     // seq is last_seq() (or the queried transaction's). The signature is checked
     // (kBadSignature); a transfer or anything undecodable is kMalformed.
     Outcome query(std::string_view tx_envelope) const;
+
+    // Makes every block applied so far durable (with kDeferred: fsyncs the WAL; a no-op for
+    // kEveryBlock, whose blocks are durable already, and for an in-memory ledger). A replica
+    // calls it before it signs a checkpoint (bft/engine.h, Output::ledger_sync_through), so that
+    // a power loss of every replica at once cannot take a block 2f+1 of them vouched for.
+    // Error "io": the disk is in doubt, and every later write fails too (as apply_block's).
+    Status sync();
+    // The seq through which the ledger is known durable: by sync(), by SQLite's own WAL
+    // checkpoints (which sync the WAL first), by kEveryBlock, or by being in memory.
+    uint64_t synced_seq() const;
+    // Called after every point at which the ledger became durable (sync() and SQLite's own
+    // WAL checkpoints), with synced_seq(). For tests that keep what a power loss would leave
+    // (tallyd --test-ledger-sync-copies). One observer; empty removes it.
+    void set_sync_observer(std::function<void(uint64_t synced_seq)> observer);
+    // The database's bytes (sqlite3_serialize): what the simulator keeps as a ledger's durable
+    // state. For in-memory ledgers; small ones (it copies the whole database).
+    std::string image() const;
 
     uint64_t last_seq() const;
     // This ledger file's identity, drawn at random when it was created (a positive number).
@@ -162,11 +183,16 @@ class State {
 };
 
 // Receives a snapshot a piece at a time (State::snapshot_chunk answers each piece) and
-// installs it. It trusts no piece: each is checked for sizes, order and range as it comes;
-// the accounts are checked against the expected state digest as soon as they are complete,
-// the records (staged on disk, in a temporary table, so memory does not grow with the
-// history) once the last has come. Errors from add(): "malformed", "digest_mismatch" — the
-// serving peer lied or is broken; start a new SnapshotImport with another — and "io".
+// installs it. It trusts no piece. What it expects is the hash of the snapshot's block — what
+// a PBFT checkpoint signs (node/replica.cc reports each block's hash as the engine's digest):
+// it binds every field of the header but the view (prev_hash, tx_root, tx_count and the state
+// digest, which covers the accounts and the history digest). Each piece is checked whole
+// before any of it is kept — sizes, order, range, record ids unique (in the piece and against
+// those staged before), and the digests it completes — so a piece that fails leaves nothing
+// behind. The records are staged on disk, in a temporary table, so memory does not grow with
+// the history. Errors from add(): "malformed", "digest_mismatch" — the serving peer lied or is
+// broken; ask another for the same piece (after a "digest_mismatch" on the last piece, start a
+// new SnapshotImport) — and "io" (local).
 // One import at a time per State: a new one discards what an unfinished one staged.
 class SnapshotImport {
   public:
@@ -175,7 +201,7 @@ class SnapshotImport {
     // the new ones must extend), or all of them, from genesis (a ledger that may have gone
     // wrong, or an empty one).
     enum class Since { kWhatItHolds, kGenesis };
-    SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_digest,
+    SnapshotImport(State& state, uint64_t seq, const crypto::Hash& expected_block_hash,
                    Since since = Since::kWhatItHolds);
     ~SnapshotImport();
     SnapshotImport(const SnapshotImport&) = delete;
@@ -204,7 +230,7 @@ class SnapshotImport {
 // state transfer does between replicas (the simulator and tests use it). `in_transit`, when
 // set, is what happens to each piece on the way (a lying peer, in tests).
 Status copy_snapshot(const State& source, const SnapshotPoint& point, State& target,
-                     const crypto::Hash& expected_digest, size_t chunk_bytes,
+                     const crypto::Hash& expected_block_hash, size_t chunk_bytes,
                      const std::function<std::string(std::string)>& in_transit = {});
 
 // The digest of a list of accounts sorted by key: the root of a Merkle tree of fixed shape over

@@ -64,6 +64,31 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
         return make_error("ledger", "ledger " + self.data_dir + "/ledger.db: " + ledger.error().code +
                                         ": " + ledger.error().message);
     r->ledger_ = std::move(ledger).value();
+    if (!options.ledger_sync_copies_dir.empty()) {
+        // Copies of the ledger as it stood at each sync: SQLite writes ledger.db only in a
+        // checkpoint (after syncing the WAL), so ledger.db and the WAL at this moment are
+        // exactly what the disk holds. Testing only: it copies the whole file every time.
+        const std::string from = self.data_dir + "/ledger.db";
+        const std::string to = options.ledger_sync_copies_dir;
+        std::filesystem::create_directories(to, ec);
+        r->ledger_->set_sync_observer([from, to](uint64_t seq) {
+            std::error_code copy_ec;
+            for (const char* suffix : {"", "-wal"}) {
+                const std::string tmp = to + "/ledger.db" + suffix + ".tmp";
+                if (std::filesystem::exists(from + suffix)) {
+                    std::filesystem::copy_file(from + suffix, tmp,
+                                               std::filesystem::copy_options::overwrite_existing, copy_ec);
+                } else {
+                    std::filesystem::remove(tmp, copy_ec);
+                }
+            }
+            for (const char* suffix : {"", "-wal"}) {
+                const std::string tmp = to + "/ledger.db" + suffix + ".tmp";
+                if (std::filesystem::exists(tmp)) std::filesystem::rename(tmp, to + "/ledger.db" + suffix, copy_ec);
+            }
+            spdlog::debug("ledger durable through seq {}: copy kept in {}", seq, to);
+        });
+    }
 
     LedgerIdentity identity;
     identity.replica_key = std::string(crypto::as_bytes(key.public_key()));
@@ -142,7 +167,13 @@ Status Replica::run(const std::atomic<bool>& stop) {
     if (!records) return make_error("store", records.error().message);
     spdlog::info("replica {} starting: {} stored records, ledger at seq {}", id_, records->size(),
                  ledger_->last_seq());
-    if (auto s = drain(engine_->on_start(*records, ledger_->last_seq(), ledger_->state_digest())); !s)
+    // A ledger that stopped at a checkpoint can serve it: after a power loss of every replica,
+    // those whose ledgers stopped exactly at the stable checkpoint are who can bring the others.
+    if (ledger_->last_seq() > 0) keep_snapshot(ledger_->last_seq());
+    // The engine's digest of a state is its block's hash: what a checkpoint signs binds the
+    // whole header (prev_hash, tx_root, tx_count, state digest), so state transfer can check
+    // every field of the snapshot's block against it.
+    if (auto s = drain(engine_->on_start(*records, ledger_->last_seq(), ledger_->last_block().hash())); !s)
         return s;
     records->clear();
 
@@ -178,6 +209,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         }
         if (auto s = drain(std::move(out)); !s) return s;
         retry_state_transfer();
+        if (lies_in_snapshots_) race_snapshot_pieces();
         if (now >= next_stats) {
             log_stats();
             next_stats = now + std::chrono::seconds(10);
@@ -237,6 +269,14 @@ void Replica::handle_events(bft::Output& out) {
 
 Status Replica::drain(bft::Output out) {
     while (!out.empty()) {
+        // 0. the ledger durable through what this output vouches for (a CHECKPOINT) or forgets
+        //    (the certificates below a stable checkpoint): one fsync per checkpoint interval.
+        if (out.ledger_sync_through > ledger_->synced_seq()) {
+            if (auto s = ledger_->sync(); !s) {
+                spdlog::critical("ledger sync failed, stopping: {}", s.error().message);
+                return make_error("ledger", s.error().message);
+            }
+        }
         // 1. persist: written (and synced when the engine asks) before anything it signed leaves.
         if (auto s = store_->apply(out.persist, out.sync); !s) {
             spdlog::critical("consensus store write failed, stopping: {}", s.error().message);
@@ -303,7 +343,7 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
     }
     spdlog::debug("executed seq {} view {}: {} requests", batch.seq, batch.view, batch.requests.size());
     keep_snapshot(batch.seq);
-    next.append(engine_->on_executed(batch.seq, applied->header.state_digest));
+    next.append(engine_->on_executed(batch.seq, applied->header.hash()));
     return Ok{};
 }
 

@@ -27,6 +27,7 @@
 #include <map>
 #include <optional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,10 @@ struct ReplicaOptions {
     // `tallyd --recover`: set the consensus store aside and rejoin as a fresh replica, silent
     // until caught up (node/store_binding.h).
     bool recover = false;
+    // Testing only (tallyd --test-ledger-sync-copies): a folder where, each time the ledger
+    // becomes durable, a copy of ledger.db and its WAL is kept — what a power loss would leave
+    // of the ledger at worst. Empty: none.
+    std::string ledger_sync_copies_dir;
 };
 
 class Replica {
@@ -119,6 +124,8 @@ private:
     void request_piece();
     void begin_import(const bft::StateTarget& target);
     void finish_state_transfer(bft::Output& out);
+    // lying-snapshot only: forged pieces for the cursors a fetching replica will ask others.
+    void race_snapshot_pieces();
 
     // --- replica_clients.cc: answering clients
     void on_request(RequestIn& in, bft::Output& out);
@@ -180,6 +187,10 @@ private:
     // State transfer: what this replica fetches, and the snapshots it can serve.
     std::optional<bft::StateTarget> fetching_;
     size_t fetch_attempt_ = 0;
+    // The peer asked for the piece at the import's cursor: the only answer accepted (cursors
+    // are predictable, so anyone could race an answer to them otherwise).
+    bft::ReplicaId asked_peer_ = 0;
+    std::set<bft::ReplicaId> served_this_import_;  // peers whose pieces the import kept
     std::chrono::steady_clock::time_point fetch_retry_at_{};
     std::unique_ptr<ledger::SnapshotImport> import_;  // the snapshot being fetched, if any
     std::optional<bft::StateTarget> next_fetch_;  // a newer checkpoint, once this one is in
@@ -190,6 +201,14 @@ private:
         std::chrono::steady_clock::time_point asked{};  // last asked for a piece
     };
     std::map<uint64_t, Served> snapshots_;
+    // lying-snapshot only: replicas that asked it for a snapshot lately, to race pieces to.
+    struct Race {
+        uint64_t seq = 0;
+        uint64_t since_seq = 0;
+        std::chrono::steady_clock::time_point until{};  // last asked: it races a while after
+        std::chrono::steady_clock::time_point next{};
+    };
+    std::map<bft::ReplicaId, Race> races_;
     LogLimiter detected_log_;
     LogLimiter drop_log_;
     uint64_t dropped_sends_logged_ = 0;

@@ -12,7 +12,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
+#include <optional>
 
+#include "ledger/ledger.pb.h"
 #include "node/node.pb.h"
 #include "node/replica.h"
 #include "node/traitor.h"
@@ -54,6 +57,7 @@ void Replica::begin_import(const bft::StateTarget& target) {
     auto since = refused_in_a_row_ >= target.peers.size() ? ledger::SnapshotImport::Since::kGenesis
                                                           : ledger::SnapshotImport::Since::kWhatItHolds;
     import_ = std::make_unique<ledger::SnapshotImport>(*ledger_, target.seq, target.digest, since);
+    served_this_import_.clear();
 }
 
 // Asks the current peer for the next piece; retry_state_transfer moves on to the next peer
@@ -61,6 +65,7 @@ void Replica::begin_import(const bft::StateTarget& target) {
 // carries on from the same cursor.
 void Replica::request_piece() {
     bft::ReplicaId peer = fetching_->peers[fetch_attempt_ % fetching_->peers.size()];
+    asked_peer_ = peer;
     fetch_retry_at_ = std::chrono::steady_clock::now() + kPeerPatience;
     pb::SnapshotRequest request;
     request.set_seq(fetching_->seq);
@@ -104,7 +109,16 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
     pb::SnapshotReply reply;
     reply.set_seq(it->first);
     reply.set_cursor(request.cursor());
-    reply.set_chunk(lies_in_snapshots_ ? lie_in_snapshot_chunk(std::move(*chunk)) : std::move(*chunk));
+    if (lies_in_snapshots_) {
+        // One lie per checkpoint, the same in every piece of it.
+        const auto lie = kSnapshotLies[(it->first / config_.consensus.checkpoint_interval) %
+                                       std::size(kSnapshotLies)];
+        *chunk = lie_in_snapshot_chunk(std::move(*chunk), lie);
+        ledger::pb::SnapshotCursor cursor;
+        if (cursor.ParseFromString(request.cursor()))
+            races_[from] = Race{it->first, cursor.since_seq(), now, now};
+    }
+    reply.set_chunk(std::move(*chunk));
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
 }
 
@@ -114,9 +128,15 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         rejections_.count("malformed", "a snapshot from replica " + std::to_string(from));
         return;
     }
-    // Late, unasked or answering an earlier request: not an error.
-    if (!fetching_ || reply.seq() != fetching_->seq || reply.cursor() != import_->next_cursor())
+    // Only the piece asked for, from the peer asked. Anything else is late (an earlier peer's
+    // answer after the patience ran out), or raced by a peer that predicted the cursor: either
+    // way it is dropped unread, and nobody's piece is judged by it.
+    if (!fetching_ || from != asked_peer_) {
+        rejections_.count("unasked_snapshot", "a snapshot piece from replica " + std::to_string(from) +
+                                                  ", which was not asked for it");
         return;
+    }
+    if (reply.seq() != fetching_->seq || reply.cursor() != import_->next_cursor()) return;
     if (ledger_->last_seq() >= reply.seq()) {
         // Caught up meanwhile: the ledger never goes backwards.
         finish_state_transfer(out);
@@ -131,15 +151,28 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         }
         ++detected_["bad_snapshot"];
         ++refused_in_a_row_;
-        spdlog::warn("replica {} served a snapshot for seq {} that does not match the checkpoint "
-                     "proof ({}): starting over with another peer",
-                     from, reply.seq(), added.error().message);
         ++fetch_attempt_;
+        if (added.error().code == "malformed") {
+            // The piece alone is wrong (checked whole, nothing of it kept): the next peer is
+            // asked for the same piece.
+            spdlog::warn("replica {} served a bad snapshot piece for seq {} ({}): asking another peer",
+                         from, reply.seq(), added.error().message);
+            request_piece();
+            return;
+        }
+        // A digest that the pieces so far do not reach: whoever served one of them lied.
+        std::string servers;
+        served_this_import_.insert(from);
+        for (auto peer : served_this_import_) servers += (servers.empty() ? "" : ",") + std::to_string(peer);
+        spdlog::warn("replica {} served a snapshot for seq {} that does not match the checkpoint "
+                     "proof ({}; pieces from replicas {}): starting over with another peer",
+                     from, reply.seq(), added.error().message, servers);
         begin_import(next_fetch_ ? *next_fetch_ : *fetching_);
         next_fetch_.reset();
         request_piece();
         return;
     }
+    served_this_import_.insert(from);
     fetch_retry_at_ = std::chrono::steady_clock::now() + kPeerPatience;
     if (!import_->complete()) {
         request_piece();
@@ -168,12 +201,75 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
     finish_state_transfer(out);
 }
 
+namespace {
+// The cursor a receiver asks for after `chunk` (ledger::SnapshotImport's rule): predictable,
+// which is what a racing liar uses.
+std::optional<std::string> cursor_after(const std::string& chunk_bytes, uint64_t since_seq) {
+    ledger::pb::SnapshotChunk chunk;
+    if (!chunk.ParseFromString(chunk_bytes)) return std::nullopt;
+    if (chunk.records_end()) return std::nullopt;
+    ledger::pb::SnapshotCursor cursor;
+    cursor.set_since_seq(since_seq);
+    if (!chunk.accounts_end()) {
+        if (chunk.accounts_size() == 0) return std::nullopt;
+        cursor.set_after_key(chunk.accounts(chunk.accounts_size() - 1).key());
+        return cursor.SerializeAsString();
+    }
+    cursor.set_records(true);
+    if (chunk.records_size() == 0) {  // the accounts' last piece, before any record
+        cursor.set_after_seq(since_seq);
+        return cursor.SerializeAsString();
+    }
+    const auto& last = chunk.records(chunk.records_size() - 1);
+    cursor.set_after_seq(last.seq());
+    cursor.set_after_id(last.id());
+    return cursor.SerializeAsString();
+}
+}  // namespace
+
+// A lying-snapshot traitor knows what a fetching replica will ask for next, since every
+// honest peer serves the same pieces: it sends a forged answer to each of the first cursors,
+// again and again, hoping one arrives before the honest peer's answer.
+void Replica::race_snapshot_pieces() {
+    constexpr size_t kRacedPiecesMax = 32;
+    constexpr auto kRaceEvery = std::chrono::milliseconds(20);
+    constexpr auto kRaceFor = std::chrono::seconds(3);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = races_.begin(); it != races_.end();) {
+        auto& [to, race] = *it;
+        auto served = snapshots_.find(race.seq);
+        if (now >= race.until + kRaceFor || served == snapshots_.end()) {
+            it = races_.erase(it);
+            continue;
+        }
+        if (now >= race.next) {
+            race.next = now + kRaceEvery;
+            ledger::pb::SnapshotCursor first;
+            first.set_since_seq(race.since_seq);
+            std::optional<std::string> cursor = first.SerializeAsString();
+            for (size_t i = 0; i < kRacedPiecesMax && cursor; ++i) {
+                auto chunk = ledger_->snapshot_chunk(served->second.point, *cursor,
+                                                     config_.consensus.snapshot_chunk_bytes);
+                if (!chunk) break;
+                auto next = cursor_after(*chunk, race.since_seq);
+                pb::SnapshotReply reply;
+                reply.set_seq(race.seq);
+                reply.set_cursor(*cursor);
+                reply.set_chunk(lie_in_snapshot_chunk(std::move(*chunk), SnapshotLie::kBalance));
+                send(bft::Outgoing{to, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
+                cursor = std::move(next);
+            }
+        }
+        ++it;
+    }
+}
+
 void Replica::finish_state_transfer(bft::Output& out) {
     uint64_t seq = ledger_->last_seq();
     fetching_.reset();
     next_fetch_.reset();
     import_.reset();
-    out.append(engine_->on_state_restored(seq, ledger_->state_digest()));
+    out.append(engine_->on_state_restored(seq, ledger_->last_block().hash()));
 }
 
 // Keeps the newest two checkpoints, and any a peer asked for lately: a replica that fell

@@ -8,6 +8,8 @@
 // as a fresh replica, silent until it has caught up. Prints "tallyd N serving on tcp://HOST:PORT" once its socket is bound. SIGTERM or
 // SIGINT stops it cleanly (exit 0); a fatal store or ledger error stops it with exit 1.
 // Logs go to <config dir>/logs/replica-N.log; key material is never logged.
+// Testing only: --test-ledger-sync-copies DIR (or TALLY_TEST_LEDGER_SYNC_COPIES=DIR, which
+// uses DIR/replica-N) keeps a copy of the ledger each time it becomes durable.
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +17,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -62,6 +65,10 @@ int main(int argc, char** argv) {
     app.add_flag("--recover", recover,
                  "the consensus store is lost or damaged: set it aside and rejoin as a fresh "
                  "replica (state transfer from peers; no votes until caught up)");
+    std::string ledger_sync_copies;
+    app.add_option("--test-ledger-sync-copies", ledger_sync_copies,
+                   "testing only: keep a copy of the ledger in DIR each time it becomes durable "
+                   "(what a power loss would leave of it)");
     CLI11_PARSE(app, argc, argv);
     const int sid = static_cast<int>(id);
 
@@ -98,6 +105,14 @@ int main(int argc, char** argv) {
     options.inline_verify_frames_max = inline_max;
     options.inline_sign_max = inline_max;
     options.recover = recover;
+    // The environment serves tests that start replicas through `tally net` (replica-N below it).
+    if (ledger_sync_copies.empty()) {
+        if (const char* dir = std::getenv("TALLY_TEST_LEDGER_SYNC_COPIES"); dir != nullptr && *dir != '\0')
+            ledger_sync_copies = std::string(dir) + "/replica-" + std::to_string(id);
+    }
+    options.ledger_sync_copies_dir = ledger_sync_copies;
+    if (!ledger_sync_copies.empty())
+        spdlog::warn("testing: keeping a copy of the ledger at each sync in {}", ledger_sync_copies);
     // --traitor wins; otherwise what network.json records for this replica.
     if (traitor.empty()) traitor = self.traitor;
     if (!traitor.empty()) {

@@ -68,9 +68,34 @@ std::string_view behaviour_name(Behaviour b) {
     return "unknown";
 }
 
-std::string lie_in_snapshot_chunk(std::string chunk) {
+std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie) {
     ledger::pb::SnapshotChunk piece;
     if (!piece.ParseFromString(chunk)) return chunk;
+    if (lie == SnapshotLie::kForgedHeader) {
+        ledger::pb::BlockRecord* block = piece.mutable_last_block();
+        std::string prev = block->prev_hash();
+        if (!prev.empty()) prev[0] = static_cast<char>(prev[0] ^ 0x5a);
+        block->set_prev_hash(prev);
+        std::string root = block->tx_root();
+        if (!root.empty()) root[0] = static_cast<char>(root[0] ^ 0x5a);
+        block->set_tx_root(root);
+        block->set_tx_count(block->tx_count() + 1);
+        return piece.SerializeAsString();
+    }
+    if (lie == SnapshotLie::kDuplicateId && piece.records_size() >= 2) {
+        // The first record's id again, in the piece's last block (if it is a later one), then
+        // the records sorted again by (seq, id) so that the order checks pass.
+        const auto& first = piece.records(0);
+        auto& last = *piece.mutable_records(piece.records_size() - 1);
+        if (last.seq() > first.seq()) {
+            last.set_id(first.id());
+            auto* records = piece.mutable_records();
+            std::sort(records->begin(), records->end(), [](const auto& a, const auto& b) {
+                return a.seq() != b.seq() ? a.seq() < b.seq() : a.id() < b.id();
+            });
+            return piece.SerializeAsString();
+        }
+    }
     if (piece.accounts_size() > 0)
         piece.mutable_accounts(0)->set_balance(piece.accounts(0).balance() + 1'000'000);
     if (piece.records_size() > 0) piece.mutable_records(0)->set_value(piece.records(0).value() + 7);

@@ -17,8 +17,9 @@
 //   forge-client       as primary, adds a request with a forged client signature to batches
 //   lying-checkpoint   checkpoints state a digest its state does not have
 //   wrong-reply        answers clients with wrong results (applied by the node/simulator)
-//   lying-snapshot     serves state-transfer pieces with a balance and a transaction record
-//                      its ledger does not have (applied by the node/simulator)
+//   lying-snapshot     serves state-transfer pieces its ledger does not have: a balance, a
+//                      duplicated record id, a forged block header (SnapshotLie), and races
+//                      forged pieces to replicas fetching from others (node/simulator)
 //   lying-view-change  view changes hide its prepared certificates and claim a forged one
 //   random             for each message, a seeded choice among the above or honesty
 // Everything random comes from the seed the caller gives, so a simulation replays exactly.
@@ -62,9 +63,20 @@ std::vector<Behaviour> all_behaviours();
 // "silent,equivocate" -> behaviours. Error "unknown_behaviour" naming it and listing the known.
 Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv);
 
-// lying-snapshot's lie: the piece (ledger::pb::SnapshotChunk bytes) with its first account's
-// balance raised and its first record's value changed; bytes that do not decode unchanged.
-std::string lie_in_snapshot_chunk(std::string chunk);
+// lying-snapshot's lies, one per piece (ledger::pb::SnapshotChunk bytes; bytes that do not
+// decode go out unchanged):
+//   kBalance       its first account's balance raised and its first record's value changed
+//   kDuplicateId   one record id recorded again at a later block of the piece, in order (it
+//                  passes the order checks; a piece with records of one block only gets
+//                  kBalance instead)
+//   kForgedHeader  the block header's prev_hash, tx_root and tx_count changed (the state
+//                  digest, height and seq kept), the same in every piece
+// A lying-snapshot replica also races: it sends forged pieces to a replica that is fetching
+// from someone else, for the cursors it will ask next (node/replica_state.cc).
+enum class SnapshotLie { kBalance, kDuplicateId, kForgedHeader };
+inline constexpr SnapshotLie kSnapshotLies[] = {SnapshotLie::kBalance, SnapshotLie::kDuplicateId,
+                                                 SnapshotLie::kForgedHeader};
+std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie = SnapshotLie::kBalance);
 
 class TraitorEngine final : public bft::Engine {
 public:

@@ -2,6 +2,7 @@
 // sequence numbers each replica signs its state digest; 2f+1 matching make a stable
 // checkpoint, which moves the low water mark h and lets the log below it go. A replica that
 // sees a stable checkpoint above what it executed asks its caller for state transfer.
+#include <algorithm>
 #include <set>
 
 #include "bft/pbft/replica.h"
@@ -14,6 +15,9 @@ constexpr size_t kCheckpointsPerSenderMax = 16;
 }  // namespace
 
 void Replica::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& out) {
+    // Vouching for a state the ledger could lose: 2f+1 such vouchers make the log below go
+    // everywhere, so the state must survive a power loss of every replica (engine.h, step 0).
+    out.ledger_sync_through = std::max(out.ledger_sync_through, seq);
     own_checkpoints_[seq] = digest;
     pb::Checkpoint cp;
     cp.set_seq(seq);
@@ -118,6 +122,11 @@ void Replica::collect_garbage(Output& out) {
     own_checkpoints_.erase(own_checkpoints_.begin(), own_checkpoints_.lower_bound(low_));
     evidence_sent_.erase(evidence_sent_.begin(), evidence_sent_.lower_bound({low_ + 1, 0}));
     view_changes_.erase(view_changes_.begin(), view_changes_.lower_bound(view_));
+    // The certificates below go: the ledger is made durable through what it executed of
+    // them first (engine.h, step 0). Those above what it executed are proven by the 2f+1
+    // replicas that signed the checkpoint, whose ledgers are durable through it.
+    const uint64_t provable = std::min(low_, last_executed_);
+    if (provable > 0) out.ledger_sync_through = std::max(out.ledger_sync_through, provable);
     out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(low_ + 1)});
 }
 

@@ -117,10 +117,12 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
     EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
 }
 
-// Replica 0 lies in the snapshots it serves (`tallyd --traitor lying-snapshot`), and the
-// checkpoint proof names it first: the returning replica finds its pieces do not hash to the
-// proven digest, counts it (net status: detected bad_snapshot) and gets the state from
-// another peer.
+// Replica 0 lies in the snapshots it serves (`tallyd --traitor lying-snapshot`: balances, a
+// repeated record id or a forged block header, one lie per checkpoint), and the checkpoint
+// proof names it first: the returning replica finds its pieces do not check out, counts it
+// (net status: detected bad_snapshot) and gets the state from another peer. The traitor also
+// races forged pieces for every cursor the returning replica will ask the others: they are
+// dropped unread (rejected unasked_snapshot) and blame nobody.
 TEST(Faults, AReplicaRefusesALyingPeersSnapshotAndCatchesUpFromAnother) {
     client::NetUpOptions options;
     options.traitors = {"0:lying-snapshot"};
@@ -152,6 +154,12 @@ TEST(Faults, AReplicaRefusesALyingPeersSnapshotAndCatchesUpFromAnother) {
     for (const auto& d : status[3].reply.detected())
         if (d.kind() == "bad_snapshot") refused += d.count();
     EXPECT_GE(refused, 1u) << "replica 3 did not detect the lying snapshot";
+    uint64_t raced = 0;
+    for (const auto& r : status[3].reply.rejected())
+        if (r.kind() == "unasked_snapshot") raced += r.count();
+    EXPECT_GE(raced, 1u) << "the traitor's raced pieces did not reach replica 3 while it fetched";
+    std::cout << "[ measured ] replica 3 refused " << refused << " lying pieces and dropped " << raced
+              << " raced ones\n";
 }
 
 }  // namespace

@@ -277,7 +277,7 @@ std::vector<bft::Outgoing> TwinsEngine::run_b(bft::Output first) {
                 b_stuck_ = true;
                 break;
             }
-            pending.push_back(b_->on_executed(batch.seq, ledger_b_->state_digest()));
+            pending.push_back(b_->on_executed(batch.seq, ledger_b_->last_block().hash()));
         }
     }
     b_->take_detected();
@@ -311,7 +311,7 @@ bft::Output TwinsEngine::on_start(const std::vector<std::pair<std::string, std::
                                   uint64_t executed_seq, const crypto::Hash& digest) {
     bft::Output out = route_a(a_->on_start(records, executed_seq, digest));
     // Twin B starts over with the wrapper: from genesis, nothing persisted.
-    for (auto& m : run_b(b_->on_start({}, ledger_b_->last_seq(), ledger_b_->state_digest())))
+    for (auto& m : run_b(b_->on_start({}, ledger_b_->last_seq(), ledger_b_->last_block().hash())))
         out.send.push_back(std::move(m));
     return out;
 }

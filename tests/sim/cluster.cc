@@ -2,6 +2,7 @@
 #include "sim/cluster.h"
 
 #include <algorithm>
+#include <iterator>
 #include <sstream>
 
 #include "bft/pbft/messages.h"
@@ -48,6 +49,7 @@ Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faul
         auto state = ledger::State::open(":memory:", genesis);
         TALLY_ASSERT(state.ok());
         replicas_[i].ledger = std::move(state).value();
+        sync_ledger(i);
         start_engine(i);
     }
 }
@@ -77,15 +79,33 @@ void Cluster::start_engine(bft::ReplicaId id) {
         r.engine = w->second(context);
     }
     r.fetching.reset();
+    // As tallyd: a ledger that stopped at a checkpoint serves it from the start.
+    const uint64_t last = r.ledger->last_seq();
+    if (last > 0 && last % config_.checkpoint_interval == 0) r.snapshots[last] = r.ledger->snapshot_point();
     std::vector<std::pair<std::string, std::string>> records(r.store.begin(), r.store.end());
-    drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->state_digest()));
+    drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->last_block().hash()));
+}
+
+void Cluster::sync_ledger(bft::ReplicaId id) {
+    Replica& r = replicas_[id];
+    if (!config_.volatile_crashes) return;  // never read
+    r.ledger_image = r.ledger->image();
+    r.ledger_synced_seq = r.ledger->last_seq();
 }
 
 void Cluster::crash(bft::ReplicaId id, CrashKind kind) {
     Replica& r = replicas_[id];
     r.up = false;
     r.engine.reset();
-    if (kind == CrashKind::kPowerLoss) r.store = r.durable;
+    if (config_.volatile_crashes) r.snapshots.clear();  // kept in the process's memory
+    if (kind == CrashKind::kPowerLoss) {
+        r.store = r.durable;
+        if (config_.volatile_crashes) {
+            auto ledger = ledger::State::open_image(r.ledger_image);
+            TALLY_ASSERT(ledger.ok());
+            r.ledger = std::move(ledger).value();
+        }
+    }
     r.unsynced.clear();
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
         it = it->second.to == id ? in_flight_.erase(it) : std::next(it);
@@ -317,6 +337,8 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         }
         bft::Output out = std::move(pending.front());
         pending.pop_front();
+        // 0. the ledger durable through what the output vouches for
+        if (out.ledger_sync_through > r.ledger_synced_seq) sync_ledger(id);
         // 1. persist
         for (auto& op : out.persist) {
             apply(r.store, op);
@@ -453,6 +475,7 @@ void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque
     Replica& r = replicas_[id];
     auto applied = r.ledger->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
     TALLY_ASSERT(applied.ok());
+    if (config_.ledger_autosync_blocks > 0 && batch.seq % config_.ledger_autosync_blocks == 0) sync_ledger(id);
     if (is_honest(id)) {
         // What was delivered never changes: one batch per seq, across replicas and restarts.
         crypto::Hash d = bft::pbft::batch_digest(batch.requests);
@@ -481,7 +504,7 @@ void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque
         r.snapshots[batch.seq] = r.ledger->snapshot_point();
         while (r.snapshots.size() > 4) r.snapshots.erase(r.snapshots.begin());
     }
-    pending.push_back(r.engine->on_executed(batch.seq, r.ledger->state_digest()));
+    pending.push_back(r.engine->on_executed(batch.seq, applied->header.hash()));
 }
 
 // State transfer: ask the peers of the checkpoint proof in turn for their snapshot at the
@@ -495,7 +518,12 @@ void Cluster::try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending) {
         if (it == replicas_[peer].snapshots.end()) continue;
         // Small pieces, so that every transfer crosses several of them.
         std::function<std::string(std::string)> in_transit;
-        if (is_traitor(peer, node::Behaviour::kLyingSnapshot)) in_transit = node::lie_in_snapshot_chunk;
+        if (is_traitor(peer, node::Behaviour::kLyingSnapshot)) {
+            // Each attempt another of its lies (node/traitor.h), the same in every piece.
+            const auto lie = node::kSnapshotLies[(config_.seed + detected_["bad_snapshot"]) %
+                                                 std::size(node::kSnapshotLies)];
+            in_transit = [lie](std::string chunk) { return node::lie_in_snapshot_chunk(std::move(chunk), lie); };
+        }
         if (!ledger::copy_snapshot(*replicas_[peer].ledger, it->second, *r.ledger,
                                    r.fetching->digest, kSnapshotChunkBytes, in_transit)
                  .ok()) {
@@ -506,7 +534,7 @@ void Cluster::try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending) {
         uint64_t seq = r.fetching->seq;
         r.fetching.reset();
         r.snapshots[seq] = r.ledger->snapshot_point();
-        pending.push_back(r.engine->on_state_restored(seq, r.ledger->state_digest()));
+        pending.push_back(r.engine->on_state_restored(seq, r.ledger->last_block().hash()));
         return;
     }
 }

@@ -511,7 +511,7 @@ std::unique_ptr<State> busy_ledger() {
 std::vector<pb::SnapshotChunk> all_chunks(const State& source, const SnapshotPoint& point,
                                           State& scratch, size_t chunk_bytes) {
     std::vector<pb::SnapshotChunk> chunks;
-    SnapshotImport import(scratch, point.last_block.seq, point.last_block.state_digest);
+    SnapshotImport import(scratch, point.last_block.seq, point.last_block.hash());
     while (!import.complete()) {
         auto bytes = source.snapshot_chunk(point, import.next_cursor(), chunk_bytes);
         EXPECT_TRUE(bytes.ok());
@@ -562,7 +562,7 @@ TEST(Snapshot, ImportInManyPiecesReproducesTheStateAndItsHistory) {
     const SnapshotPoint point = source->snapshot_point();
     // 300 bytes: a few items a piece, so that accounts and records each span several.
     EXPECT_GT(all_chunks(*source, point, *scratch, 300).size(), 10u);
-    Status imported = copy_snapshot(*source, point, *target, source->state_digest(), 300);
+    Status imported = copy_snapshot(*source, point, *target, source->last_block().hash(), 300);
     ASSERT_TRUE(imported.ok()) << imported.error().message;
     EXPECT_EQ(target->state_digest(), source->state_digest());
     EXPECT_EQ(target->history_digest(), source->history_digest());
@@ -586,7 +586,7 @@ TEST(Snapshot, ImportInManyPiecesReproducesTheStateAndItsHistory) {
 
     // And a copy of a copy is the same again.
     auto third = open_memory(genesis(2, 3));
-    ASSERT_TRUE(copy_snapshot(*target, target->snapshot_point(), *third, target->state_digest(),
+    ASSERT_TRUE(copy_snapshot(*target, target->snapshot_point(), *third, target->last_block().hash(),
                               kSnapshotChunkBytes)
                     .ok());
     EXPECT_EQ(third->state_digest(), target->state_digest());
@@ -606,7 +606,7 @@ TEST(Snapshot, APointServesTheStateAsItWasWhileTheLedgerMovesOn) {
     ASSERT_EQ(later->outcomes[0].code, ResultCode::kOk);
 
     auto target = open_memory(genesis(1, 7));
-    Status imported = copy_snapshot(*source, point, *target, point.last_block.state_digest, 300);
+    Status imported = copy_snapshot(*source, point, *target, point.last_block.hash(), 300);
     ASSERT_TRUE(imported.ok()) << imported.error().message;
     EXPECT_EQ(target->last_seq(), point.last_block.seq);
     EXPECT_TRUE(same_accounts(target->accounts(), accounts_then));
@@ -626,7 +626,7 @@ TEST(Snapshot, ATamperedAccountIsRefusedAndTheStateIsUnchanged) {
     auto target = open_memory(genesis(3, 9));
     const crypto::Hash digest = target->state_digest();
     const auto accounts = target->accounts();
-    Status refused = import_chunks(*target, point.last_block.seq, source->state_digest(), chunks);
+    Status refused = import_chunks(*target, point.last_block.seq, source->last_block().hash(), chunks);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, "digest_mismatch");
     expect_unchanged(*target, digest, accounts);
@@ -646,7 +646,7 @@ TEST(Snapshot, AMadeUpOrAlteredTransactionRecordIsRefused) {
     auto altered = honest;
     pb::TxRecord* record = altered.back().mutable_records(0);
     record->set_code(record->code() == 0 ? 1 : 0);
-    Status refused = import_chunks(*target, point.last_block.seq, source->state_digest(), altered);
+    Status refused = import_chunks(*target, point.last_block.seq, source->last_block().hash(), altered);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, "digest_mismatch");
 
@@ -656,19 +656,19 @@ TEST(Snapshot, AMadeUpOrAlteredTransactionRecordIsRefused) {
     fake->set_id(std::string(32, '\xff'));
     fake->set_code(0);
     fake->set_seq(point.last_block.seq);
-    refused = import_chunks(*target, point.last_block.seq, source->state_digest(), made_up);
+    refused = import_chunks(*target, point.last_block.seq, source->last_block().hash(), made_up);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, "digest_mismatch");
 
     auto dropped = honest;
     dropped.back().mutable_records()->RemoveLast();
-    refused = import_chunks(*target, point.last_block.seq, source->state_digest(), dropped);
+    refused = import_chunks(*target, point.last_block.seq, source->last_block().hash(), dropped);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().code, "digest_mismatch");
     expect_unchanged(*target, digest, accounts);
 
     // The honest pieces still go in.
-    Status imported = import_chunks(*target, point.last_block.seq, source->state_digest(), honest);
+    Status imported = import_chunks(*target, point.last_block.seq, source->last_block().hash(), honest);
     EXPECT_TRUE(imported.ok()) << imported.error().message;
 }
 
@@ -676,7 +676,7 @@ TEST(Snapshot, AMadeUpOrAlteredTransactionRecordIsRefused) {
 // or how many records it fetched.
 Result<uint64_t> import_since(const State& source, const SnapshotPoint& point, State& target,
                               SnapshotImport::Since since) {
-    SnapshotImport import(target, point.last_block.seq, point.last_block.state_digest, since);
+    SnapshotImport import(target, point.last_block.seq, point.last_block.hash(), since);
     while (!import.complete()) {
         auto chunk = source.snapshot_chunk(point, import.next_cursor(), 300);
         if (!chunk) return chunk.error();
@@ -755,7 +755,7 @@ TEST(Snapshot, InstallRefusesWhenTheLedgerReachedTheSnapshotMeanwhile) {
     auto target = open_memory(genesis(6, 300));
     for (const auto& block : w.blocks) apply_next(*source, block);
     const SnapshotPoint point = source->snapshot_point();
-    SnapshotImport import(*target, point.last_block.seq, point.last_block.state_digest);
+    SnapshotImport import(*target, point.last_block.seq, point.last_block.hash());
     while (!import.complete()) {
         auto chunk = source->snapshot_chunk(point, import.next_cursor(), 300);
         ASSERT_TRUE(chunk.ok());
@@ -793,7 +793,7 @@ TEST(Snapshot, PiecesThatDoNotDecodeOrBreakTheOrderAreMalformed) {
     auto scratch = open_memory(genesis(1, 1));
     const SnapshotPoint point = source->snapshot_point();
     const uint64_t seq = point.last_block.seq;
-    const crypto::Hash proven = source->state_digest();
+    const crypto::Hash proven = source->last_block().hash();
     const auto honest = all_chunks(*source, point, *scratch, 4096);
 
     auto unsorted = honest;

@@ -1,0 +1,215 @@
+// State transfer that installs nothing unchecked (issue 11, section 3), the ledger's half:
+// the snapshot's whole block header is bound to the block hash 2f+1 replicas signed; a piece
+// is checked whole before any of it is kept (a failed piece leaves nothing behind, so the next
+// peer's answer to the same cursor is judged alone); a record id recorded twice is the
+// serving peer's lie, not a local I/O error; pieces from replicas that committed the block in
+// different views compare equal. And the ledger's durability (section 1): sync() and
+// synced_seq(), and an image that a power loss in the simulator falls back to.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "ledger/ledger.pb.h"
+#include "ledger/state.h"
+#include "ledger_test_util.h"
+
+namespace tally::ledger {
+namespace {
+
+using testing::genesis;
+using testing::key;
+using testing::open_memory;
+
+// Six accounts, 12 blocks of transfers among them: records in every block.
+std::unique_ptr<State> busy_ledger() {
+    auto state = open_memory(genesis(6, 1000));
+    std::vector<uint64_t> nonce(7, 0);
+    for (uint64_t seq = 1; seq <= 12; ++seq) {
+        std::vector<std::string> txs;
+        for (uint8_t from = 1; from <= 6; ++from) {
+            const uint8_t to = static_cast<uint8_t>(from % 6 + 1);
+            txs.push_back(make_transfer(key(from), key(to).public_key(), seq, ++nonce[from]));
+        }
+        auto applied = state->apply_block(seq, seq % 3, txs);
+        EXPECT_TRUE(applied.ok());
+    }
+    return state;
+}
+
+// The honest pieces of the snapshot at `point`, in order (fetched by an import that keeps them).
+std::vector<pb::SnapshotChunk> honest_pieces(const State& source, const SnapshotPoint& point,
+                                             size_t chunk_bytes) {
+    auto scratch = open_memory(genesis(1, 1));
+    SnapshotImport import(*scratch, point.last_block.seq, point.last_block.hash(),
+                          SnapshotImport::Since::kGenesis);
+    std::vector<pb::SnapshotChunk> pieces;
+    while (!import.complete()) {
+        auto bytes = source.snapshot_chunk(point, import.next_cursor(), chunk_bytes);
+        EXPECT_TRUE(bytes.ok());
+        if (!bytes) break;
+        pieces.emplace_back().ParseFromString(*bytes);
+        Status added = import.add(*bytes);
+        EXPECT_TRUE(added.ok()) << added.error().message;
+        if (!added) break;
+    }
+    return pieces;
+}
+
+Status import_all(State& target, const SnapshotPoint& point, const std::vector<pb::SnapshotChunk>& pieces) {
+    SnapshotImport import(target, point.last_block.seq, point.last_block.hash(),
+                          SnapshotImport::Since::kGenesis);
+    for (const auto& piece : pieces) {
+        Status added = import.add(piece.SerializeAsString());
+        if (!added) return added;
+    }
+    if (!import.complete()) return make_error("incomplete", "pieces ran out");
+    return import.install();
+}
+
+// The index of a piece whose records span at least two blocks.
+std::optional<size_t> piece_with_two_blocks(const std::vector<pb::SnapshotChunk>& pieces) {
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        const auto& r = pieces[i].records();
+        if (r.size() >= 2 && r[r.size() - 1].seq() > r[0].seq()) return i;
+    }
+    return std::nullopt;
+}
+
+// The first record's id again, in the piece's last block, sorted back into (seq, id) order.
+void repeat_first_id(pb::SnapshotChunk& piece) {
+    auto* records = piece.mutable_records();
+    records->Mutable(records->size() - 1)->set_id(records->Get(0).id());
+    std::sort(records->begin(), records->end(), [](const pb::TxRecord& a, const pb::TxRecord& b) {
+        return a.seq() != b.seq() ? a.seq() < b.seq() : a.id() < b.id();
+    });
+}
+
+TEST(SnapshotTrust, APieceThatRecordsOneIdTwiceIsTheServersLieAndLeavesNothingBehind) {
+    auto source = busy_ledger();
+    const SnapshotPoint point = source->snapshot_point();
+    const auto honest = honest_pieces(*source, point, 600);  // 9 records a piece, 6 a block
+    auto index = piece_with_two_blocks(honest);
+    ASSERT_TRUE(index.has_value()) << "no piece spans two blocks";
+
+    auto target = open_memory(genesis(2, 5));
+    SnapshotImport import(*target, point.last_block.seq, point.last_block.hash(),
+                          SnapshotImport::Since::kGenesis);
+    for (size_t i = 0; i < *index; ++i) ASSERT_TRUE(import.add(honest[i].SerializeAsString()).ok());
+    const std::string cursor = import.next_cursor();
+    const uint64_t staged = import.records();
+
+    auto lie = honest[*index];
+    repeat_first_id(lie);
+    Status refused = import.add(lie.SerializeAsString());
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "malformed") << refused.error().message;  // not "io"
+    EXPECT_EQ(import.next_cursor(), cursor);
+    EXPECT_EQ(import.records(), staged);
+
+    // The honest answer to the same cursor goes in, and so does the rest.
+    for (size_t i = *index; i < honest.size(); ++i) {
+        Status added = import.add(honest[i].SerializeAsString());
+        ASSERT_TRUE(added.ok()) << "piece " << i << ": " << added.error().message;
+    }
+    ASSERT_TRUE(import.complete());
+    ASSERT_TRUE(import.install().ok());
+    EXPECT_EQ(target->state_digest(), source->state_digest());
+    EXPECT_EQ(target->last_block().hash(), source->last_block().hash());
+}
+
+TEST(SnapshotTrust, ARecordIdRepeatingOneOfAnEarlierPieceIsTheServersLie) {
+    auto source = busy_ledger();
+    const SnapshotPoint point = source->snapshot_point();
+    const auto honest = honest_pieces(*source, point, 400);
+    // A later piece repeats the id of a record staged from an earlier piece, in its own last
+    // block and in order: only the staging table's key sees it.
+    size_t later = 0;
+    for (size_t i = 1; i < honest.size(); ++i)
+        if (honest[i].records_size() >= 2 && honest[i - 1].records_size() >= 1) later = i;
+    ASSERT_GT(later, 0u);
+    auto lie = honest[later];
+    auto* records = lie.mutable_records();
+    records->Mutable(records->size() - 1)->set_id(honest[later - 1].records(0).id());
+    std::sort(records->begin(), records->end(), [](const pb::TxRecord& a, const pb::TxRecord& b) {
+        return a.seq() != b.seq() ? a.seq() < b.seq() : a.id() < b.id();
+    });
+
+    auto target = open_memory(genesis(2, 5));
+    SnapshotImport import(*target, point.last_block.seq, point.last_block.hash(),
+                          SnapshotImport::Since::kGenesis);
+    for (size_t i = 0; i < later; ++i) ASSERT_TRUE(import.add(honest[i].SerializeAsString()).ok());
+    Status refused = import.add(lie.SerializeAsString());
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "malformed") << refused.error().message;
+    for (size_t i = later; i < honest.size(); ++i) ASSERT_TRUE(import.add(honest[i].SerializeAsString()).ok());
+    ASSERT_TRUE(import.install().ok());
+    EXPECT_EQ(target->state_digest(), source->state_digest());
+}
+
+TEST(SnapshotTrust, EveryFieldOfTheSnapshotsBlockHeaderIsBoundToTheSignedBlockHash) {
+    auto source = busy_ledger();
+    const SnapshotPoint point = source->snapshot_point();
+    const auto honest = honest_pieces(*source, point, 400);
+    using Forge = void (*)(pb::BlockRecord&);
+    const std::pair<const char*, Forge> forgeries[] = {
+        {"prev_hash", [](pb::BlockRecord& b) { b.set_prev_hash(std::string(32, '\x01')); }},
+        {"tx_root", [](pb::BlockRecord& b) { b.set_tx_root(std::string(32, '\x02')); }},
+        {"tx_count", [](pb::BlockRecord& b) { b.set_tx_count(b.tx_count() + 1); }},
+    };
+    for (const auto& [field, forge] : forgeries) {
+        auto lie = honest;
+        for (auto& piece : lie) forge(*piece.mutable_last_block());
+        auto target = open_memory(genesis(2, 5));
+        const auto before = target->last_block().hash();
+        Status refused = import_all(*target, point, lie);
+        ASSERT_FALSE(refused.ok()) << "a forged " << field << " was installed";
+        EXPECT_EQ(refused.error().code, "digest_mismatch") << field << ": " << refused.error().message;
+        EXPECT_EQ(target->last_block().hash(), before) << field;
+    }
+}
+
+TEST(SnapshotTrust, PiecesFromReplicasThatCommittedTheBlockInDifferentViewsCompareEqual) {
+    auto source = busy_ledger();
+    const SnapshotPoint point = source->snapshot_point();
+    auto pieces = honest_pieces(*source, point, 400);
+    ASSERT_GE(pieces.size(), 3u);
+    // After the first piece, another peer serves: it committed the block in another view.
+    for (size_t i = 1; i < pieces.size(); ++i)
+        pieces[i].mutable_last_block()->set_view(pieces[0].last_block().view() + 1);
+    auto target = open_memory(genesis(2, 5));
+    Status imported = import_all(*target, point, pieces);
+    ASSERT_TRUE(imported.ok()) << imported.error().message;
+    EXPECT_EQ(target->state_digest(), source->state_digest());
+}
+
+TEST(LedgerDurability, SyncMakesEveryAppliedBlockDurableAndTellsTheObserver) {
+    testing::TempDir dir;
+    auto opened = State::open(dir.file("ledger.db"), genesis(2, 100), State::Durability::kDeferred);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    auto& state = *opened;
+    std::vector<uint64_t> observed;
+    state->set_sync_observer([&](uint64_t seq) { observed.push_back(seq); });
+    for (uint64_t seq = 1; seq <= 3; ++seq)
+        ASSERT_TRUE(state->apply_block(seq, 0, {make_transfer(key(1), key(2).public_key(), 1, seq)}).ok());
+    EXPECT_EQ(state->synced_seq(), 0u) << "deferred blocks are not known durable before a sync";
+    ASSERT_TRUE(state->sync().ok());
+    EXPECT_EQ(state->synced_seq(), 3u);
+    EXPECT_EQ(observed, std::vector<uint64_t>{3});
+    ASSERT_TRUE(state->sync().ok());  // nothing new: no second sync
+    EXPECT_EQ(observed.size(), 1u);
+}
+
+TEST(LedgerDurability, AnImageReopensAsTheLedgerItWas) {
+    auto source = busy_ledger();
+    const std::string image = source->image();
+    ASSERT_TRUE(source->apply_block(13, 0, {}).ok());  // moves on after the image
+    auto reopened = State::open_image(image);
+    ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+    EXPECT_EQ((*reopened)->last_seq(), 12u);
+    EXPECT_EQ((*reopened)->last_block().hash(), source->block(12)->hash());
+    EXPECT_FALSE(State::open_image("not a database").ok());
+}
+
+}  // namespace
+}  // namespace tally::ledger
