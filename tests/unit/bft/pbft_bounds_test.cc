@@ -44,12 +44,6 @@ bool proposes(const Output& out, const std::string& request) {
     return false;
 }
 
-std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
-    pb::ViewChange vc;
-    vc.set_new_view(new_view);
-    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
-}
-
 // --- Censorship --------------------------------------------------------------------------
 
 TEST(PbftCensorship, APrimaryThatLeavesOneRequestOutWhileCommittingOthersIsReplaced) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,6 +108,28 @@ struct Harness {
         return std::any_of(all.begin(), all.end(), [&](const Detected& d) { return d.kind == kind; });
     }
 };
+
+// What an engine persisted, as the store would return it on the next start.
+using Store = std::map<std::string, std::string>;
+
+// Applies everything an output wrote to `store`, as the node's store would.
+inline void keep(const Output& out, Store& store) {
+    for (const auto& op : out.persist) {
+        if (const auto* put = std::get_if<PersistPut>(&op)) {
+            store[put->key] = put->value;
+        } else {
+            const auto& erase = std::get<PersistErase>(op);
+            store.erase(store.lower_bound(erase.from), store.lower_bound(erase.to));
+        }
+    }
+}
+
+// An empty VIEW-CHANGE (no checkpoint, no certificate) from `from` for `new_view`.
+inline std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
+    pb::ViewChange vc;
+    vc.set_new_view(new_view);
+    return crypto::seal(h.keys[from], crypto::MessageType::kViewChange, vc.SerializeAsString());
+}
 
 // The messages of one type an output sends.
 inline std::vector<crypto::Envelope> sent(const Output& out, crypto::MessageType type) {

@@ -13,17 +13,6 @@ namespace {
 
 using crypto::MessageType;
 
-void keep(const Output& out, std::map<std::string, std::string>& store) {
-    for (const auto& op : out.persist) {
-        if (const auto* put = std::get_if<PersistPut>(&op)) {
-            store[put->key] = put->value;
-        } else {
-            const auto& erase = std::get<PersistErase>(op);
-            store.erase(store.lower_bound(erase.from), store.lower_bound(erase.to));
-        }
-    }
-}
-
 TEST(PbftRecovery, ARecoveringBackupSendsNoPrepareUntilTwoFPlusOneCommitInItsViewThenVotesOnlyFromTheNextView) {
     Harness h(1);
     h.config.recovering = true;

@@ -19,25 +19,6 @@ namespace tally::bft::pbft::testing {
 namespace {
 
 using crypto::MessageType;
-using Store = std::map<std::string, std::string>;
-
-// Everything an output wrote, as the store would return it on the next start.
-void keep(const Output& out, Store& store) {
-    for (const auto& op : out.persist) {
-        if (const auto* put = std::get_if<PersistPut>(&op)) {
-            store[put->key] = put->value;
-        } else {
-            const auto& erase = std::get<PersistErase>(op);
-            store.erase(store.lower_bound(erase.from), store.lower_bound(erase.to));
-        }
-    }
-}
-
-std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
-    pb::ViewChange vc;
-    vc.set_new_view(new_view);
-    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
-}
 
 // A few real engines wired to one another by hand, each with its own store and a ledger that
 // records which batch it executed at each seq. Replicas without an engine here are played by
@@ -92,6 +73,34 @@ void commit_and_execute_seq_1(Harness& h, ReplicaId other, const std::vector<std
     wire.take(h.id, h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, d)));
     wire.take(h.id, h.deliver(h.vote(MessageType::kCommit, other, 0, 1, d)));
     wire.queue.clear();
+}
+
+// View 1 as replica 1 (its primary) proposes it: replica 3's VIEW-CHANGE proves `b` prepared
+// at `seq` in view 0 (0's and 1's prove nothing), and the NEW-VIEW's O is `o` (seq -> digest).
+void enter_view_1_as_replica_1_proposes(Harness& h, uint64_t seq, const std::vector<std::string>& b,
+                                        const std::vector<std::pair<uint64_t, crypto::Hash>>& o) {
+    const crypto::Hash d = batch_digest(b);
+    pb::ViewChange with_cert;
+    with_cert.set_new_view(1);
+    auto* p = with_cert.add_prepared();
+    p->set_pre_prepare(h.pre_prepare(0, 0, seq, b));
+    p->add_prepares(h.vote(MessageType::kPrepare, 1, 0, seq, d));
+    p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, seq, d));
+    const std::string vc3 = crypto::seal(h.keys[3], MessageType::kViewChange, with_cert.SerializeAsString());
+    h.deliver(view_change(h, 0, 1));
+    h.deliver(vc3);  // f+1: replica 2 joins view 1
+    pb::NewView nv;
+    nv.set_view(1);
+    nv.add_view_changes(view_change(h, 0, 1));
+    nv.add_view_changes(view_change(h, 1, 1));
+    nv.add_view_changes(vc3);
+    for (const auto& [s, digest] : o) {
+        pb::Vote* entry = nv.add_reproposals();
+        entry->set_view(1);
+        entry->set_seq(s);
+        entry->set_digest(hash_bytes(digest));
+    }
+    h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
 }
 
 TEST(PbftRestart, AReplicaRestartedAfterExecutingStillReportsItsCertificatesInAViewChange) {
@@ -196,27 +205,7 @@ TEST(PbftRestart, ANewViewThatPutsANullBatchWhereOneWasDecidedIsRefused) {
     // {1: null, 2: b2}: a null batch where this replica executed b1.
     std::vector<std::string> b2{h.request()};
     const crypto::Hash d2 = batch_digest(b2);
-    pb::ViewChange with_cert;
-    with_cert.set_new_view(1);
-    auto* p = with_cert.add_prepared();
-    p->set_pre_prepare(h.pre_prepare(0, 0, 2, b2));
-    p->add_prepares(h.vote(MessageType::kPrepare, 1, 0, 2, d2));
-    p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 2, d2));
-    const std::string vc3 = crypto::seal(h.keys[3], MessageType::kViewChange, with_cert.SerializeAsString());
-    h.deliver(view_change(h, 0, 1));
-    h.deliver(vc3);
-    pb::NewView nv;
-    nv.set_view(1);
-    nv.add_view_changes(view_change(h, 0, 1));
-    nv.add_view_changes(view_change(h, 1, 1));
-    nv.add_view_changes(vc3);
-    for (uint64_t seq : {1u, 2u}) {
-        pb::Vote* entry = nv.add_reproposals();
-        entry->set_view(1);
-        entry->set_seq(seq);
-        entry->set_digest(hash_bytes(seq == 1 ? batch_digest({}) : d2));
-    }
-    h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    enter_view_1_as_replica_1_proposes(h, 2, b2, {{1, batch_digest({})}, {2, d2}});
     EXPECT_TRUE(h.detected("new_view_contradicts_decided"));
     EXPECT_TRUE(h.engine->status().view_changing) << "it entered a view that undoes what it executed";
 }
@@ -236,25 +225,7 @@ TEST(PbftRestart, WithoutARecordOfWhatItExecutedAReplicaAcceptsThereOnlyWhatANew
         it = it->first.size() == 18 && it->first[17] != kSlotPrepared ? store.erase(it) : std::next(it);
     wire.restart(2, 1);
 
-    pb::ViewChange with_cert;
-    with_cert.set_new_view(1);
-    auto* p = with_cert.add_prepared();
-    p->set_pre_prepare(h.pre_prepare(0, 0, 1, b1));
-    p->add_prepares(h.vote(MessageType::kPrepare, 1, 0, 1, d1));
-    p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 1, d1));
-    const std::string vc3 = crypto::seal(h.keys[3], MessageType::kViewChange, with_cert.SerializeAsString());
-    h.deliver(view_change(h, 0, 1));
-    h.deliver(vc3);
-    pb::NewView nv;
-    nv.set_view(1);
-    nv.add_view_changes(view_change(h, 0, 1));
-    nv.add_view_changes(view_change(h, 1, 1));
-    nv.add_view_changes(vc3);
-    pb::Vote* entry = nv.add_reproposals();
-    entry->set_view(1);
-    entry->set_seq(1);
-    entry->set_digest(hash_bytes(d1));
-    h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    enter_view_1_as_replica_1_proposes(h, 1, b1, {{1, d1}});
     ASSERT_FALSE(h.engine->status().view_changing);
 
     EXPECT_TRUE(sent(h.deliver(h.pre_prepare(1, 1, 1, {h.request()})), MessageType::kPrepare).empty());

@@ -270,12 +270,6 @@ TEST(PbftViewChange, AReplicaFetchingStateDoesNotTimeOutIntoAViewChange) {
     EXPECT_EQ(sent(all, MessageType::kViewChange).size(), 1u);
 }
 
-std::string view_change(const Harness& h, ReplicaId from, uint64_t new_view) {
-    pb::ViewChange vc;
-    vc.set_new_view(new_view);
-    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
-}
-
 TEST(PbftViewChange, FViewChangesAloneNeverForceAViewChange) {
     Harness h(1);
     h.deliver(view_change(h, 2, 1));
@@ -394,18 +388,6 @@ TEST(PbftNormalCase, ARequestArrivingBetweenItsCommitAndItsExecutionDoesNotWaitI
     for (uint64_t t = 0; t < 5 * h.config.view_change_timeout_ticks; ++t) later.append(h.engine->on_tick());
     EXPECT_TRUE(sent(later, MessageType::kViewChange).empty()) << "nothing was left waiting";
     EXPECT_EQ(h.engine->status().view, 0u);
-}
-
-// Everything an output wrote, as the store would return it on the next start.
-void keep(const Output& out, std::map<std::string, std::string>& store) {
-    for (const auto& op : out.persist) {
-        if (const auto* put = std::get_if<PersistPut>(&op)) {
-            store[put->key] = put->value;
-        } else {
-            const auto& erase = std::get<PersistErase>(op);
-            store.erase(store.lower_bound(erase.from), store.lower_bound(erase.to));
-        }
-    }
 }
 
 TEST(PbftRestart, AfterARestartABackupSendsNoPrepareInItsOldViewButStillCommitsFromItsPeersVotes) {
