@@ -231,6 +231,7 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // replica that was between views had not voted in the one it was entering.
     view_recorded_ = view_known;
     if (view_known && active_) silent_through_view_ = view_;
+    if (active_) entered_view_ = std::max(entered_view_, view_);
     // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
     // signing it is in memory only): sign it again, or with every replica restarted at h + L
     // no checkpoint would ever become stable and the full window would stall the network.
@@ -269,7 +270,9 @@ void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view
     Slot& slot = log_[seq];
     if (kind == kSlotAccepted && view >= slot.view && seq > executed_seq) {
         // What this replica signed for (view, seq): it will never sign another digest there.
-        // (At an executed slot, what was decided is what it must not contradict.)
+        // (At an executed slot, what was decided is what it must not contradict.) It was active
+        // in that view: it never rejoins a view below it.
+        entered_view_ = std::max(entered_view_, view);
         slot.accepted = true;
         slot.view = view;
         slot.digest = d;

@@ -253,6 +253,10 @@ private:
     uint64_t rejoined_below_view_ = 0;
     std::map<ReplicaId, uint64_t> lower_view_seen_;  // peer -> newest view below view_ it showed
     uint64_t left_view_at_seq_ = 0;  // the highest seq this replica knew of when it left its view
+    // The last view this replica was active in: it never rejoins one below it (f+1 peers may
+    // include a lagging honest replica and a traitor, and what it accepted there must stay in
+    // views at most its own).
+    uint64_t entered_view_ = 0;
 
     // The log, by sequence number. Invariant: every key is in (low_, low_ + 2L].
     std::map<uint64_t, Slot> log_;

@@ -142,11 +142,12 @@ bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Outpu
     for (const auto& [peer, v] : lower_view_seen_)
         if (v < view_) ++in_view[v];
     for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
-        if (it->second < quorum_.weak()) continue;
+        if (it->second < quorum_.weak() || it->first < entered_view_) continue;
         // f+1 peers signed messages of view it->first since this replica left it: at least one
         // honest replica works in that view. Rejoin it, silent (the rejoin rule, replica.h).
         rejoined_below_view_ = std::max(rejoined_below_view_, view_);
         view_ = it->first;
+        entered_view_ = view_;
         active_ = true;
         view_change_quorum_tick_.reset();
         progress_tick_ = now_;
@@ -329,6 +330,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
                          std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
                          Output& out) {
     view_ = view;
+    entered_view_ = view;
     active_ = true;
     // The back-off stays: T returns to its configured value only once a request executes in
     // this view (deliver). A view entered while the network was still slow may itself be
