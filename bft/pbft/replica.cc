@@ -280,6 +280,7 @@ void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view
         slot.pre_prepare = proof.pre_prepare();
         for (const auto& p : proof.prepares()) slot.prepares[{view, d}][config_.id] = p;
     } else if (kind == kSlotPrepared) {
+        entered_view_ = std::max(entered_view_, view);  // it prepared there: it was active in it
         PreparedCert cert{view, d, std::move(requests), proof.pre_prepare(),
                           {proof.prepares().begin(), proof.prepares().end()}};
         if (!slot.cert || slot.cert->view < view) slot.cert = std::move(cert);
