@@ -373,6 +373,10 @@ void Replica::deliver(Output& out) {
             view_change_timeout_ticks_ = config_.view_change_timeout_ticks;
         out.commit.push_back(Committed{it->first, decided.view, decided.requests});
     }
+    // A primary never proposes where a batch was decided: one learned by catch-up (seed
+    // 3196750: a restarted primary of view 0 executed seqs 1..6 of view 1, then signed
+    // another batch for seq 2).
+    next_seq_ = std::max(next_seq_, last_delivered_ + 1);
 }
 
 }  // namespace tally::bft::pbft

@@ -2,6 +2,8 @@
 #include "sim/cluster.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <sstream>
 
@@ -56,6 +58,24 @@ Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faul
 
 Cluster::~Cluster() = default;
 
+namespace {
+// TALLY_SIM_TRACE=1 prints what each replica signs, executes, and when it crashes or starts:
+// enough to read a failing seed's story (it replays exactly).
+bool tracing() {
+    static const bool on = std::getenv("TALLY_SIM_TRACE") != nullptr;
+    return on;
+}
+std::string short_hex(const crypto::Hash& h) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 4; ++i) {
+        out += digits[h[i] >> 4];
+        out += digits[h[i] & 15];
+    }
+    return out;
+}
+}  // namespace
+
 void Cluster::start_engine(bft::ReplicaId id) {
     Replica& r = replicas_[id];
     bft::pbft::Config c;
@@ -83,6 +103,9 @@ void Cluster::start_engine(bft::ReplicaId id) {
     const uint64_t last = r.ledger->last_seq();
     if (last > 0 && last % config_.checkpoint_interval == 0) r.snapshots[last] = r.ledger->snapshot_point();
     std::vector<std::pair<std::string, std::string>> records(r.store.begin(), r.store.end());
+    if (tracing())
+        std::fprintf(stderr, "@%llu r%u start: ledger at %llu, %zu records\n", (unsigned long long)now_, id,
+                     (unsigned long long)last, records.size());
     drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->last_block().hash()));
 }
 
@@ -95,6 +118,9 @@ void Cluster::sync_ledger(bft::ReplicaId id) {
 
 void Cluster::crash(bft::ReplicaId id, CrashKind kind) {
     Replica& r = replicas_[id];
+    if (tracing())
+        std::fprintf(stderr, "@%llu r%u %s\n", (unsigned long long)now_, id,
+                     kind == CrashKind::kPowerLoss ? "power loss" : "crash");
     r.up = false;
     r.engine.reset();
     if (config_.volatile_crashes) r.snapshots.clear();  // kept in the process's memory
@@ -449,6 +475,10 @@ void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) 
         }
         default: return;
     }
+    if (tracing() && signer == sender)
+        std::fprintf(stderr, "@%llu r%u signs %s v%llu s%llu %s\n", (unsigned long long)now_, signer,
+                     std::string(crypto::type_name(env->type)).c_str(), (unsigned long long)view, (unsigned long long)seq,
+                     short_hex(digest).c_str());
     // A replica that delivered a batch at seq never votes for another one there, in any view,
     // from then on. (Re-sending a vote it signed before the delivery is no new vote; what it
     // forwards, signed by another, may be older than that one's delivery.)
@@ -479,6 +509,9 @@ void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque
     if (is_honest(id)) {
         // What was delivered never changes: one batch per seq, across replicas and restarts.
         crypto::Hash d = bft::pbft::batch_digest(batch.requests);
+        if (tracing())
+            std::fprintf(stderr, "@%llu r%u executes v%llu s%llu %s\n", (unsigned long long)now_, id,
+                         (unsigned long long)batch.view, (unsigned long long)batch.seq, short_hex(d).c_str());
         r.delivered[batch.seq] = d;
         auto [it, inserted] = delivered_.emplace(batch.seq, std::make_pair(d, id));
         if (!inserted && it->second.first != d && contradictions_.size() < 20)

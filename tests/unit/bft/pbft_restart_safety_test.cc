@@ -273,5 +273,38 @@ TEST(PbftRestart, ThreeEnginesAfterARestartAgreeOnWhatExecutedBeforeIt) {
     EXPECT_EQ(r1.engine->status().view, 1u);
 }
 
+// Seed 3196750: the primary of view 0 crashed at once, came back long after views 1 and 2 had
+// committed seqs 1..6, and learned them by catch-up, still in view 0. Its next sequence number
+// was still 2, and it signed a PRE-PREPARE for seq 2 with another batch than the one it had
+// just executed there. A primary never proposes at a seq already decided.
+TEST(PbftRestart, APrimaryThatCaughtUpNeverProposesAtASeqAlreadyDecided) {
+    Harness h(0);
+    h.config.pipeline_depth = 1;
+    h.restart({});
+    // As primary of view 0 it proposes seq 1; a second request waits for the pipeline.
+    for (int i = 0; i < 2; ++i) h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
+
+    // The others committed seqs 1..3 in view 1 without it; a peer's answer brings them.
+    pb::StateReply reply;
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+        std::vector<std::string> b{ledger::make_transfer(key_of(102), key_of(101).public_key(), 1, seq)};
+        const crypto::Hash d = batch_digest(b);
+        pb::CommittedProof* proof = reply.add_batches();
+        proof->set_pre_prepare(h.pre_prepare(1, 1, seq, b));
+        for (ReplicaId r : {1u, 2u, 3u}) proof->add_commits(h.vote(MessageType::kCommit, r, 1, seq, d));
+    }
+    std::vector<Output> outs{h.deliver(crypto::seal(h.keys[1], MessageType::kState, reply.SerializeAsString()))};
+    ASSERT_EQ(outs[0].commit.size(), 3u) << "the catch-up did not deliver";
+    for (const auto& c : std::vector<Committed>(outs[0].commit))
+        outs.push_back(h.engine->on_executed(c.seq, crypto::Hash{}));
+    for (const auto& out : outs) {
+        for (const auto& env : sent(out, MessageType::kPrePrepare)) {
+            pb::PrePrepare pp;
+            ASSERT_TRUE(pp.ParseFromString(env.body));
+            EXPECT_GT(pp.seq(), 3u) << "proposed at seq " << pp.seq() << ", already decided";
+        }
+    }
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
