@@ -88,6 +88,22 @@ void Replica::keep_future(ReplicaId from, const crypto::Envelope& env, std::stri
     future_.emplace_back(from, env, std::string(raw));
 }
 
+// Waiting requests that a batch at seq carries are in the log: the primary proposes them no
+// more, backups forward them no more. A batch at a seq already delivered (a view change
+// re-proposes what executed) carried them to execution: they wait no more. (Seed 3217840: a
+// request forwarded to a primary that had executed it before a restart waited again, was
+// marked in the log by a re-proposal of its executed batch, and timed out every view.)
+void Replica::mark_in_log(uint64_t seq, const std::vector<std::string>& requests) {
+    for (const auto& r : requests) {
+        auto w = waiting_.find(crypto::sha256(r));
+        if (w == waiting_.end()) continue;
+        if (seq <= last_delivered_)
+            erase_waiting(w);  // (queue_ may keep its digest: take_batch skips it)
+        else
+            w->second.in_log = true;
+    }
+}
+
 std::vector<std::string> Replica::take_batch() {
     std::vector<std::string> batch;
     size_t bytes = 0;
@@ -213,10 +229,7 @@ void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash
     slot.committed = slot.decided.has_value();  // a decided slot stays decided in every view
     slot.expected.reset();
     slot.pre_prepare = raw;
-    for (const auto& r : requests) {
-        auto w = waiting_.find(crypto::sha256(r));
-        if (w != waiting_.end()) w->second.in_log = true;
-    }
+    mark_in_log(seq, requests);
     slot.requests = std::move(requests);
 
     if (!may_vote(view)) {

@@ -158,6 +158,7 @@ private:
     // Yes for another batch than the one decided; at a slot executed without a record of which
     // batch, for anything but what a checked NEW-VIEW re-proposes from a certificate.
     bool conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const;
+    void mark_in_log(uint64_t seq, const std::vector<std::string>& requests);
     std::vector<std::string> take_batch();
     // Batching: may the primary start another batch now, with batches already in flight?
     bool batch_is_due() const;

@@ -355,10 +355,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     for (const auto& r : o) {
         if (r.seq <= low_) continue;
         log_[r.seq].expected = r.digest;
-        for (const auto& req : r.requests) {
-            auto w = waiting_.find(crypto::sha256(req));
-            if (w != waiting_.end()) w->second.in_log = true;
-        }
+        mark_in_log(r.seq, r.requests);
     }
     next_seq_ = std::max(low_, o.empty() ? min_s : o.back().seq) + 1;
     next_seq_ = std::max(next_seq_, last_delivered_ + 1);

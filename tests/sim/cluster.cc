@@ -442,6 +442,10 @@ void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) 
             if (signer != sender) return;
             bft::pbft::pb::ViewChange vc;
             if (!bft::pbft::decode(env->body, vc)) return;
+            if (tracing())
+                std::fprintf(stderr, "@%llu r%u signs view_change v%llu stable %llu, %d prepared\n",
+                             (unsigned long long)now_, signer, (unsigned long long)vc.new_view(),
+                             (unsigned long long)vc.stable_seq(), vc.prepared_size());
             std::map<uint64_t, uint64_t> carried;  // seq -> view of the certificate carried
             crypto::OpenOptions unchecked;
             unchecked.verify_signature = false;

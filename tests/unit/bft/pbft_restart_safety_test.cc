@@ -306,5 +306,29 @@ TEST(PbftRestart, APrimaryThatCaughtUpNeverProposesAtASeqAlreadyDecided) {
     }
 }
 
+// Seed 3217840: a request executed before a restart came back (a peer forwarded it; the
+// restarted replica no longer knew it had executed it) and waited again. The next view
+// re-proposed the batch that had executed it, which marked it "in the log" for good: it never
+// executed again, never stopped waiting, and timed out every view after.
+TEST(PbftRestart, ARequestWhoseBatchAlreadyExecutedDoesNotWaitWhenANewViewReproposesIt) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    const crypto::Hash d1 = batch_digest(b1);
+    commit_and_execute_seq_1(h, 3, b1, wire);
+    wire.restart(2, 1);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, b1[0]});
+
+    enter_view_1_as_replica_1_proposes(h, 1, b1, {{1, d1}});
+    ASSERT_EQ(h.engine->status().view, 1u);
+    ASSERT_FALSE(h.engine->status().view_changing);
+    h.deliver(h.pre_prepare(1, 1, 1, b1));
+    Output later;
+    for (uint64_t t = 0; t < 3 * h.config.view_change_timeout_ticks; ++t) later.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(later, MessageType::kViewChange).empty())
+        << "a request that executed at seq 1 still waited, and timed the view out";
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
