@@ -51,6 +51,13 @@ void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::st
         std::erase_if(it->second, [](const auto& entry) { return entry.second.empty(); });
     }
     std::erase_if(checkpoints_, [](const auto& entry) { return entry.second.empty(); });
+    // f+1 peers that checkpointed beyond what this replica delivered show, whatever its window,
+    // that it is behind: it asks for state (tick_catch_up). Commits count only within reach of
+    // the window, and a replica down for longer than a window heard none (seed 3116179: back
+    // at seq 3 with the others at 38, it never asked).
+    if (auto at = checkpoints_.find(cp.seq()); at != checkpoints_.end() && at->second.count(d) &&
+                                               at->second.at(d).size() >= quorum_.weak())
+        max_seq_seen_ = std::max(max_seq_seen_, cp.seq());
     try_stabilize(cp.seq(), out);
 }
 

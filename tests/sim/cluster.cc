@@ -60,9 +60,14 @@ Cluster::~Cluster() = default;
 
 namespace {
 // TALLY_SIM_TRACE=1 prints what each replica signs, executes, and when it crashes or starts:
-// enough to read a failing seed's story (it replays exactly).
+// enough to read a failing seed's story (it replays exactly). TALLY_SIM_TRACE=messages adds
+// every message each replica sends and receives.
 bool tracing() {
     static const bool on = std::getenv("TALLY_SIM_TRACE") != nullptr;
+    return on;
+}
+bool tracing_messages() {
+    static const bool on = tracing() && std::string(std::getenv("TALLY_SIM_TRACE")) == "messages";
     return on;
 }
 std::string short_hex(const crypto::Hash& h) {
@@ -336,6 +341,9 @@ void Cluster::deliver_to_replica(bft::ReplicaId id, const Message& m) {
     bft::ReplicaId from = n();
     for (bft::ReplicaId i = 0; i < n(); ++i)
         if (replica_keys_[i] == env->sender) from = i;
+    if (tracing_messages())
+        std::fprintf(stderr, "@%llu r%u <- r%u %s\n", (unsigned long long)now_, id, m.from,
+                     std::string(crypto::type_name(env->type)).c_str());
     if (from == n()) {
         ++detected_["rejected_wrong_sender"];
         return;
@@ -376,6 +384,14 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         }
         // 2. send
         for (auto& msg : out.send) {
+            if (tracing_messages()) {
+                crypto::OpenOptions header_only;
+                header_only.verify_signature = false;
+                if (auto e = crypto::open(msg.envelope, header_only))
+                    std::fprintf(stderr, "@%llu r%u -> %s %s\n", (unsigned long long)now_, id,
+                                 msg.to == bft::kAllReplicas ? "all" : std::to_string(msg.to).c_str(),
+                                 std::string(crypto::type_name(e->type)).c_str());
+            }
             record_signed(msg.envelope, id);
             if (msg.to == bft::kAllReplicas) {
                 for (bft::ReplicaId to = 0; to < n(); ++to)

@@ -228,6 +228,27 @@ TEST(PbftCheckpoint, AStableCheckpointLearnedFromACatchUpReplyIsFetchedFromItsPr
         << "with no peer to ask, it would wait for the state forever";
 }
 
+// Seed 3116179: a replica down for longer than a window came back at seq 3 with the others
+// at 38 and idle. Their commits lay beyond its window and it heard too few checkpoints for a
+// proof, so it never asked for state. f+1 peers checkpointing beyond it show it is behind
+// (one alone, which may lie, does not).
+TEST(PbftCheckpoint, FPlusOnePeersCheckpointingBeyondTheWindowMakeALaggardAskForState) {
+    Harness h(1);
+    h.config.retransmit_ticks = 5;
+    h.restart({});
+    crypto::Hash digest{};
+    digest[3] = 9;
+    const uint64_t far = 5 * h.config.watermark_window;  // far beyond H + L
+    h.deliver(h.checkpoint(0, far, digest));
+    Output alone;
+    for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) alone.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(alone, MessageType::kFetchState).empty()) << "one peer's claim is no evidence";
+    h.deliver(h.checkpoint(2, far, digest));
+    Output two;
+    for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) two.append(h.engine->on_tick());
+    EXPECT_FALSE(sent(two, MessageType::kFetchState).empty()) << "behind, it never asked for state";
+}
+
 TEST(PbftCheckpoint, CheckpointsThatDisagreeNeverBecomeStable) {
     Harness h(1);
     crypto::Hash a{}, b{};
