@@ -78,6 +78,8 @@ private:
         bool committed = false;  // Invariant: committed => prepared (committed-local)
         // Set by NEW-VIEW: the only digest a pre-prepare for this seq in the new view may carry.
         std::optional<crypto::Hash> expected;
+        // ... and whether V held a prepared certificate for it (else it is a null fill).
+        bool expected_certified = false;
         // Votes of every view, by (view, digest): a certificate needs them as envelopes.
         std::map<VoteKey, Votes> prepares;
         std::map<VoteKey, Votes> commits;
@@ -205,6 +207,7 @@ private:
         uint64_t seq = 0;
         crypto::Hash digest{};
         std::vector<std::string> requests;
+        bool certified = false;  // from a prepared certificate in V (else a null fill)
     };
     bool compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
                           crypto::Hash* min_digest, std::vector<std::string>* min_proof,

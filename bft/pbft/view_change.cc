@@ -318,9 +318,9 @@ bool Replica::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t*
     for (uint64_t s = *min_s + 1; s <= max_s; ++s) {
         auto it = chosen.find(s);
         if (it != chosen.end()) {
-            o->push_back(Reproposal{s, it->second.digest, it->second.requests});
+            o->push_back(Reproposal{s, it->second.digest, it->second.requests, true});
         } else {
-            o->push_back(Reproposal{s, batch_digest({}), {}});
+            o->push_back(Reproposal{s, batch_digest({}), {}, false});
         }
     }
     return true;
@@ -349,12 +349,14 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
         slot.prepared = false;
         slot.committed = slot.decided.has_value();
         slot.expected.reset();
+        slot.expected_certified = false;
     }
     for (auto& [digest, w] : waiting_) w.in_log = false;
     to_forward_.clear();
     for (const auto& r : o) {
         if (r.seq <= low_) continue;
         log_[r.seq].expected = r.digest;
+        log_[r.seq].expected_certified = r.certified;
         mark_in_log(r.seq, r.requests);
     }
     next_seq_ = std::max(low_, o.empty() ? min_s : o.back().seq) + 1;

@@ -330,5 +330,46 @@ TEST(PbftRestart, ARequestWhoseBatchAlreadyExecutedDoesNotWaitWhenANewViewReprop
         << "a request that executed at seq 1 still waited, and timed the view out";
 }
 
+// Seed 3328: the batch decided at seq 1 was a null batch (a view change's fill, then prepared
+// and committed). The replica that executed it lost its record in a power loss and refused the
+// null re-proposal in every later view, as if no certificate held it; with a traitor silent,
+// the others never committed seq 1 again, and views changed forever.
+TEST(PbftRestart, WithoutARecordOfWhatItExecutedAReplicaAcceptsANullBatchACertificateHolds) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    const std::vector<std::string> null_batch;
+    commit_and_execute_seq_1(h, 3, null_batch, wire);
+    Store& store = wire.stores[2];
+    for (auto it = store.begin(); it != store.end();)  // the unsynced records are gone
+        it = it->first.size() == 18 && it->first[17] != kSlotPrepared ? store.erase(it) : std::next(it);
+    wire.restart(2, 1);
+
+    enter_view_1_as_replica_1_proposes(h, 1, null_batch, {{1, batch_digest(null_batch)}});
+    ASSERT_FALSE(h.engine->status().view_changing);
+    EXPECT_EQ(sent(h.deliver(h.pre_prepare(1, 1, 1, null_batch)), MessageType::kPrepare).size(), 1u)
+        << "it refused the null batch the new view re-proposes from a certificate";
+}
+
+// ... but a null batch that fills a gap (no certificate for the seq in V) is no evidence of
+// what it executed there: it stays silent.
+TEST(PbftRestart, WithoutARecordOfWhatItExecutedAReplicaRefusesANullFill) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request()};
+    commit_and_execute_seq_1(h, 3, b1, wire);
+    Store& store = wire.stores[2];
+    for (auto it = store.begin(); it != store.end();)  // every record is gone
+        it = it->first.size() == 18 ? store.erase(it) : std::next(it);
+    wire.restart(2, 1);
+
+    // V proves b2 prepared at seq 2 only: seq 1 is a null fill.
+    std::vector<std::string> b2{h.request()};
+    enter_view_1_as_replica_1_proposes(h, 2, b2, {{1, batch_digest({})}, {2, batch_digest(b2)}});
+    ASSERT_FALSE(h.engine->status().view_changing);
+    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(1, 1, 1, {})), MessageType::kPrepare).empty());
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
