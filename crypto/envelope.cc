@@ -66,6 +66,9 @@ bool is_known_type(uint8_t type) {
         case MessageType::kFetchSnapshot:
         case MessageType::kSnapshot:
         case MessageType::kForward:
+        case MessageType::kPrePrepareHeader:
+        case MessageType::kFetchBatch:
+        case MessageType::kBatch:
         case MessageType::kRaftVote:
         case MessageType::kRaftVoteReply:
         case MessageType::kRaftAppend:
@@ -97,6 +100,9 @@ std::string_view type_name(MessageType type) {
         case MessageType::kFetchSnapshot: return "fetch_snapshot";
         case MessageType::kSnapshot: return "snapshot";
         case MessageType::kForward: return "forward";
+        case MessageType::kPrePrepareHeader: return "pre_prepare_header";
+        case MessageType::kFetchBatch: return "fetch_batch";
+        case MessageType::kBatch: return "batch";
         case MessageType::kRaftVote: return "raft_vote";
         case MessageType::kRaftVoteReply: return "raft_vote_reply";
         case MessageType::kRaftAppend: return "raft_append";

@@ -59,6 +59,12 @@ enum class MessageType : uint8_t {
     kSnapshot = 25,
     // PBFT: a backup forwards client requests the primary has not proposed (PBFT.md rule 8)
     kForward = 26,
+    // PBFT: the primary's signature over a pre-prepare's (view, seq, digest) alone, carried in
+    // the pre-prepare; a VIEW-CHANGE's certificates carry it instead of the batch
+    kPrePrepareHeader = 27,
+    // PBFT: a new primary asks for a batch a certificate names by digest, and gets it
+    kFetchBatch = 28,
+    kBatch = 29,
     // Raft, replica <-> replica
     kRaftVote = 48,
     kRaftVoteReply = 49,

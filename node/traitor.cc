@@ -47,9 +47,9 @@ std::string with_normal_case(const crypto::KeyPair& key, const crypto::Envelope&
         if (!pp.ParseFromString(env.body)) return {};
         uint64_t view = pp.view(), seq = pp.seq();
         change(&view, &seq, pp.mutable_digest(), &pp);
-        pp.set_view(view);
-        pp.set_seq(seq);
-        return crypto::seal(key, env.type, pp.SerializeAsString());
+        // Re-signed whole, header included: a lie honest replicas must judge on its merits.
+        return bft::pbft::seal_pre_prepare(key, view, seq, bft::pbft::hash_from_bytes(pp.digest()),
+                                           {pp.requests().begin(), pp.requests().end()});
     }
     pb::Vote vote;
     if (!vote.ParseFromString(env.body)) return {};
@@ -267,7 +267,8 @@ void TraitorEngine::rewrite_one(bft::Outgoing msg, Behaviour b, std::vector<bft:
             fake.set_view(vc.new_view() > 0 ? vc.new_view() - 1 : 0);
             fake.set_seq(vc.stable_seq() + 1);
             fake.set_digest(bft::pbft::hash_bytes(bft::pbft::batch_digest({})));
-            vc.add_prepared()->set_pre_prepare(crypto::seal(key_, MessageType::kPrePrepare, fake.SerializeAsString()));
+            vc.add_prepared()->set_pre_prepare(
+                crypto::seal(key_, MessageType::kPrePrepareHeader, fake.SerializeAsString()));
             return reseal(crypto::seal(key_, env->type, vc.SerializeAsString()));
         }
         case Behaviour::kEquivocate: {
@@ -287,8 +288,8 @@ void TraitorEngine::rewrite_one(bft::Outgoing msg, Behaviour b, std::vector<bft:
                 pb::PrePrepare variant = pp;
                 for (uint32_t i = 0; i < k; ++i) variant.add_requests(pp.requests(pp.requests_size() - 1));
                 std::vector<std::string> batch(variant.requests().begin(), variant.requests().end());
-                variant.set_digest(bft::pbft::hash_bytes(bft::pbft::batch_digest(batch)));
-                sent.push_back(bft::Outgoing{to, crypto::seal(key_, env->type, variant.SerializeAsString())});
+                sent.push_back(bft::Outgoing{to, bft::pbft::seal_pre_prepare(key_, pp.view(), pp.seq(),
+                                                                              bft::pbft::batch_digest(batch), batch)});
                 ++k;
             }
             return;

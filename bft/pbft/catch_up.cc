@@ -49,6 +49,7 @@ void Replica::tick_catch_up(Output& out) {
         if (cp != checkpoints_.end() && cp->second.count(digest) && cp->second.at(digest).count(config_.id))
             out.send.push_back(Outgoing{kAllReplicas, cp->second.at(digest).at(config_.id)});
     }
+    fetch_missing_batches(out);
     // Also while fetching state: the checkpoint being fetched may be one no peer serves any
     // more, and a newer stable checkpoint in an answer retargets the transfer.
     if (max_seq_seen_ > last_delivered_ || fetching_state_) {
@@ -145,6 +146,82 @@ bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* v
     *digest = d;
     *requests = std::move(batch);
     return true;
+}
+
+// --- A new primary's missing batches --------------------------------------------------------
+
+const std::vector<std::string>* Replica::batch_held(uint64_t seq, const crypto::Hash& digest) const {
+    auto it = log_.find(seq);
+    if (it == log_.end()) return nullptr;
+    const Slot& slot = it->second;
+    if (slot.decided && slot.decided->digest == digest) return &slot.decided->requests;
+    if (slot.cert && slot.cert->digest == digest && !slot.cert->pre_prepare.empty() &&
+        batch_digest(slot.cert->requests) == digest)
+        return &slot.cert->requests;
+    if (!slot.pre_prepare.empty() && slot.digest == digest) return &slot.requests;
+    return nullptr;
+}
+
+// Asks one peer (the next in turn) for the lowest missing batches, at most kBatchesPerReply.
+// Any replica that prepared one holds it; f+1 honest ones did.
+void Replica::fetch_missing_batches(Output& out) {
+    if (missing_batches_.empty() || !active_ || !is_primary()) return;
+    next_batch_peer_ = (next_batch_peer_ + 1) % n_;
+    if (next_batch_peer_ == config_.id) next_batch_peer_ = (next_batch_peer_ + 1) % n_;
+    pb::FetchBatch req;
+    for (const auto& [seq, digest] : missing_batches_) {
+        if (static_cast<size_t>(req.wanted_size()) == kBatchesPerReply) break;
+        pb::BatchRef* ref = req.add_wanted();
+        ref->set_seq(seq);
+        ref->set_digest(hash_bytes(digest));
+    }
+    out.send.push_back(Outgoing{next_batch_peer_, seal(crypto::MessageType::kFetchBatch, req)});
+}
+
+void Replica::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::FetchBatch req;
+    if (!decode(env.body, req)) return detect(from, "malformed");
+    if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply) return detect(from, "bad_fetch_batch");
+    // Only the primary of this replica's view has a use for batches: anyone else asking is
+    // refused before any work, and the primary gets one answer per answer_interval_ticks().
+    if (from != primary_of(view_)) return;
+    if (!may_answer(batches_answered_, from)) return detect(from, "fetch_flood");
+    pb::Batches reply;
+    for (const auto& ref : req.wanted()) {
+        if (const auto* held = batch_held(ref.seq(), hash_from_bytes(ref.digest()))) {
+            pb::Batch* b = reply.add_batches();
+            b->set_seq(ref.seq());
+            for (const auto& r : *held) b->add_requests(r);
+        }
+    }
+    if (reply.batches_size() == 0) return;
+    out.send.push_back(Outgoing{from, seal(crypto::MessageType::kBatch, reply)});
+}
+
+void Replica::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::Batches reply;
+    if (!decode(env.body, reply)) return detect(from, "malformed");
+    if (!active_ || !is_primary()) return;  // asked for in a view since left
+    for (auto& b : *reply.mutable_batches()) {
+        auto it = missing_batches_.find(b.seq());
+        if (it == missing_batches_.end()) continue;
+        std::vector<std::string> requests(b.requests().begin(), b.requests().end());
+        // The digest is what 2f+1 replicas' certificate names: a batch that hashes to it is it.
+        if (batch_digest(requests) != it->second) {
+            detect(from, "bad_batch");
+            continue;
+        }
+        crypto::Hash digest = it->second;
+        missing_batches_.erase(it);
+        repropose(b.seq(), digest, std::move(requests), out);
+    }
+    if (missing_batches_.empty()) propose(out);
+}
+
+// The new primary's pre-prepare for a batch NEW-VIEW re-proposes.
+void Replica::repropose(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> requests, Output& out) {
+    std::string raw = seal_pre_prepare(key_, view_, seq, digest, requests);
+    accept_pre_prepare(seq, view_, digest, std::move(requests), std::move(raw), out);
 }
 
 }  // namespace tally::bft::pbft

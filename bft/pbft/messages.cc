@@ -48,6 +48,33 @@ bool decode(std::string_view body, pb::ViewChange& out) {
 bool decode(std::string_view body, pb::NewView& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::FetchState& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::Forward& out) { return parse(body, out); }
+bool decode(std::string_view body, pb::FetchBatch& out) {
+    if (!parse(body, out)) return false;
+    for (const auto& ref : out.wanted())
+        if (ref.digest().size() != 32) return false;
+    return true;
+}
+bool decode(std::string_view body, pb::Batches& out) { return parse(body, out); }
+
+std::string seal_pre_prepare(const crypto::KeyPair& key, uint64_t view, uint64_t seq,
+                             const crypto::Hash& digest, const std::vector<std::string>& requests) {
+    pb::PrePrepare pp;
+    pp.set_view(view);
+    pp.set_seq(seq);
+    pp.set_digest(hash_bytes(digest));
+    pp.set_header(crypto::seal(key, crypto::MessageType::kPrePrepareHeader, pp.SerializeAsString()));
+    for (const auto& r : requests) pp.add_requests(r);
+    return crypto::seal(key, crypto::MessageType::kPrePrepare, pp.SerializeAsString());
+}
+
+std::string header_of(std::string_view pre_prepare_envelope) {
+    crypto::OpenOptions unchecked;
+    unchecked.verify_signature = false;
+    auto env = crypto::open(pre_prepare_envelope, unchecked);
+    pb::PrePrepare pp;
+    if (!env || !decode(env->body, pp)) return {};
+    return pp.header();
+}
 bool decode(std::string_view body, pb::StateReply& out) {
     return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);
 }

@@ -31,6 +31,16 @@ bool decode(std::string_view body, pb::NewView& out);
 bool decode(std::string_view body, pb::FetchState& out);
 bool decode(std::string_view body, pb::Forward& out);
 bool decode(std::string_view body, pb::StateReply& out);
+bool decode(std::string_view body, pb::FetchBatch& out);
+bool decode(std::string_view body, pb::Batches& out);
+
+// A pre-prepare as a primary sends it: PrePrepare{view, seq, digest, requests} carrying its
+// signed header PrePrepare{view, seq, digest}. (Two signatures: the header is what a
+// VIEW-CHANGE carries.)
+std::string seal_pre_prepare(const crypto::KeyPair& key, uint64_t view, uint64_t seq,
+                             const crypto::Hash& digest, const std::vector<std::string>& requests);
+// The header a pre-prepare envelope carries (unchecked; empty if none).
+std::string header_of(std::string_view pre_prepare_envelope);
 
 // Keys of the durable store. Numbers are big-endian, so key order is sequence order.
 std::string be64(uint64_t v);

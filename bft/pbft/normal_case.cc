@@ -143,19 +143,15 @@ bool Replica::batch_is_due() const {
 // batches in flight, and a batch is due (batch_is_due). No timer: a batch forms from what
 // arrived while the previous ones were in flight.
 void Replica::propose(Output& out) {
-    while (active_ && is_primary() && may_vote(view_) && !queue_.empty() && next_seq_ <= high_water_mark() &&
+    while (active_ && is_primary() && may_vote(view_) && missing_batches_.empty() && !queue_.empty() &&
+           next_seq_ <= high_water_mark() &&
            next_seq_ - 1 - last_executed_ < config_.pipeline_depth && !fetching_state_ &&
            batch_is_due()) {
         std::vector<std::string> batch = take_batch();
         if (batch.empty()) break;
         uint64_t seq = next_seq_++;
         crypto::Hash d = batch_digest(batch);
-        pb::PrePrepare pp;
-        pp.set_view(view_);
-        pp.set_seq(seq);
-        pp.set_digest(hash_bytes(d));
-        for (const auto& r : batch) pp.add_requests(r);
-        std::string raw = seal(crypto::MessageType::kPrePrepare, pp);
+        std::string raw = seal_pre_prepare(key_, view_, seq, d, batch);
         accept_pre_prepare(seq, view_, d, std::move(batch), std::move(raw), out);
     }
 }
@@ -190,8 +186,20 @@ void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::s
         return;
     }
     if (!valid_batch(from, pp)) return;
+    if (!valid_header(from, pp)) return detect(from, "bad_header");
     accept_pre_prepare(pp.seq(), pp.view(), d, {pp.requests().begin(), pp.requests().end()},
                        std::string(raw), out);
+}
+
+// The header a VIEW-CHANGE will carry for this slot: signed by the same primary, naming the
+// same (view, seq, digest), nothing more.
+bool Replica::valid_header(ReplicaId from, const pb::PrePrepare& pp) const {
+    ReplicaId signer = 0;
+    auto env = open_from(pp.header(), crypto::MessageType::kPrePrepareHeader, &signer);
+    pb::PrePrepare header;
+    return env && signer == from && decode(env->body, header) && header.requests_size() == 0 &&
+           header.header().empty() && header.view() == pp.view() && header.seq() == pp.seq() &&
+           header.digest() == pp.digest();
 }
 
 bool Replica::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {

@@ -103,6 +103,8 @@ Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::str
         case crypto::MessageType::kFetchState: on_fetch_state(from, env, out); break;
         case crypto::MessageType::kState: on_state_reply(from, env, out); break;
         case crypto::MessageType::kForward: on_forward(from, env, out); break;
+        case crypto::MessageType::kFetchBatch: on_fetch_batch(from, env, out); break;
+        case crypto::MessageType::kBatch: on_batch(from, env, out); break;
         default: detect(from, "unexpected_type"); break;
     }
     return out;

@@ -147,6 +147,7 @@ private:
     void on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     // Validates a pre-prepare's body: digest, size, every request's client signature.
     bool valid_batch(ReplicaId from, const pb::PrePrepare& pp);
+    bool valid_header(ReplicaId from, const pb::PrePrepare& pp) const;
     void accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
                             std::vector<std::string> requests, std::string raw, Output& out);
     void propose(Output& out);
@@ -180,6 +181,14 @@ private:
     void tick_catch_up(Output& out);
     void on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out);
     void on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out);
+    // A new primary's batches: V's certificates name them by digest only. It re-proposes those
+    // it holds at once, asks peers for the others (FetchBatch, one peer a retransmit interval,
+    // in turn), and proposes nothing new until it has them all.
+    const std::vector<std::string>* batch_held(uint64_t seq, const crypto::Hash& digest) const;
+    void fetch_missing_batches(Output& out);
+    void on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out);
+    void on_batch(ReplicaId from, const crypto::Envelope& env, Output& out);
+    void repropose(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> requests, Output& out);
     // Checks a committed batch's proof; on success fills view, seq, digest and the batch.
     bool valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
                                crypto::Hash* digest, std::vector<std::string>* requests) const;
@@ -200,13 +209,13 @@ private:
     bool note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out);
     // Checks a VIEW-CHANGE's C and P proofs.
     bool valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const;
+    // A VIEW-CHANGE's certificate: the primary's signed header (no batch) and 2f prepares.
     bool valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
                               PreparedCert* cert, uint64_t* seq) const;
-    // Computes NEW-VIEW's O set from V: (min_s, and per seq the digest and batch, null if none).
+    // Computes NEW-VIEW's O set from V: min_s, and per seq the digest (null if none).
     struct Reproposal {
         uint64_t seq = 0;
         crypto::Hash digest{};
-        std::vector<std::string> requests;
         bool certified = false;  // from a prepared certificate in V (else a null fill)
     };
     bool compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
@@ -312,6 +321,10 @@ private:
     std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
     std::map<ReplicaId, uint64_t> new_view_answered_;  // peer -> tick it last got last_new_view_
     std::map<ReplicaId, uint64_t> state_answered_;     // peer -> tick it last got a StateReply
+    std::map<ReplicaId, uint64_t> batches_answered_;   // peer -> tick it last got a Batch
+    // New primary: seq -> digest of re-proposals whose batch it still lacks (at most a window).
+    std::map<uint64_t, crypto::Hash> missing_batches_;
+    ReplicaId next_batch_peer_ = 0;
     uint64_t view_change_timeout_ticks_;  // current T; doubles on each failed view change
     uint64_t view_change_started_tick_ = 0;  // also: when it last re-sent its VIEW-CHANGE
     std::optional<uint64_t> view_change_quorum_tick_;  // when 2f+1 VIEW-CHANGEs were first held

@@ -74,6 +74,7 @@ void Replica::start_view_change(uint64_t new_view, Output& out) {
     view_change_started_tick_ = now_;
     view_change_quorum_tick_.reset();
     queue_.clear();
+    missing_batches_.clear();
 
     pb::ViewChange vc;
     vc.set_new_view(new_view);
@@ -83,7 +84,7 @@ void Replica::start_view_change(uint64_t new_view, Output& out) {
     for (const auto& [seq, slot] : log_) {
         if (seq <= low_ || !slot.cert) continue;
         pb::PreparedProof* p = vc.add_prepared();
-        p->set_pre_prepare(slot.cert->pre_prepare);
+        p->set_pre_prepare(header_of(slot.cert->pre_prepare));  // the batch stays home
         for (const auto& e : slot.cert->prepares) p->add_prepares(e);
     }
     std::string raw = seal(crypto::MessageType::kViewChange, vc);
@@ -263,14 +264,12 @@ bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) cons
 bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
                                    PreparedCert* cert, uint64_t* seq) const {
     ReplicaId primary = 0;
-    auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
+    auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepareHeader, &primary);
     pb::PrePrepare pp;
-    if (!pp_env || !decode(pp_env->body, pp)) return false;
+    if (!pp_env || !decode(pp_env->body, pp) || pp.requests_size() > 0 || !pp.header().empty()) return false;
     if (pp.view() >= below_view || primary != primary_of(pp.view())) return false;
     if (!proof_shape_ok(proof.prepares(), crypto::MessageType::kPrepare, quorum_.prepares(), primary)) return false;
-    std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
     crypto::Hash d = hash_from_bytes(pp.digest());
-    if (batch_digest(requests) != d) return false;
     std::set<ReplicaId> senders;
     for (const auto& raw : proof.prepares()) {
         ReplicaId s = 0;
@@ -283,8 +282,7 @@ bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t belo
         senders.insert(s);
     }
     if (senders.size() < quorum_.prepares()) return false;
-    *cert = PreparedCert{pp.view(), d, std::move(requests), proof.pre_prepare(),
-                         {proof.prepares().begin(), proof.prepares().end()}};
+    *cert = PreparedCert{pp.view(), d, {}, proof.pre_prepare(), {proof.prepares().begin(), proof.prepares().end()}};
     *seq = pp.seq();
     return true;
 }
@@ -318,9 +316,9 @@ bool Replica::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t*
     for (uint64_t s = *min_s + 1; s <= max_s; ++s) {
         auto it = chosen.find(s);
         if (it != chosen.end()) {
-            o->push_back(Reproposal{s, it->second.digest, it->second.requests, true});
+            o->push_back(Reproposal{s, it->second.digest, true});
         } else {
-            o->push_back(Reproposal{s, batch_digest({}), {}, false});
+            o->push_back(Reproposal{s, batch_digest({}), false});
         }
     }
     return true;
@@ -353,11 +351,11 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     }
     for (auto& [digest, w] : waiting_) w.in_log = false;
     to_forward_.clear();
+    missing_batches_.clear();
     for (const auto& r : o) {
         if (r.seq <= low_) continue;
         log_[r.seq].expected = r.digest;
         log_[r.seq].expected_certified = r.certified;
-        mark_in_log(r.seq, r.requests);
     }
     next_seq_ = std::max(low_, o.empty() ? min_s : o.back().seq) + 1;
     next_seq_ = std::max(next_seq_, last_delivered_ + 1);
@@ -368,13 +366,15 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
             // Not at a slot it executed without knowing what (restart without the record):
             // peers that lack it catch up from those who hold its proof.
             if (r.seq <= low_ || conflicts_with_decided(r.seq, r.digest)) continue;
-            pb::PrePrepare pp;
-            pp.set_view(view);
-            pp.set_seq(r.seq);
-            pp.set_digest(hash_bytes(r.digest));
-            for (const auto& req : r.requests) pp.add_requests(req);
-            accept_pre_prepare(r.seq, view, r.digest, r.requests, seal(crypto::MessageType::kPrePrepare, pp), out);
+            if (r.digest == batch_digest({})) {
+                repropose(r.seq, r.digest, {}, out);
+            } else if (const auto* held = batch_held(r.seq, r.digest)) {
+                repropose(r.seq, r.digest, *held, out);
+            } else {
+                missing_batches_.emplace(r.seq, r.digest);
+            }
         }
+        fetch_missing_batches(out);
         // Requests still waiting, oldest first, go into the new view's first batches.
         std::vector<std::pair<uint64_t, crypto::Hash>> order;
         for (const auto& [digest, w] : waiting_)

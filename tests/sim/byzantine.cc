@@ -151,6 +151,14 @@ std::string MutatingEngine::mutate_field(const std::string& envelope) {
                 return {};
         }
     }
+    // A pre-prepare whose view, seq or digest changed gets a matching signed header (unless
+    // the header itself was the change): the lie then reaches the checks behind the header's.
+    auto* pp = dynamic_cast<bft::pbft::pb::PrePrepare*>(body.get());
+    if (pp && f->name() != "header") {
+        std::vector<std::string> batch(pp->requests().begin(), pp->requests().end());
+        return bft::pbft::seal_pre_prepare(key_, pp->view(), pp->seq(), bft::pbft::hash_from_bytes(pp->digest()),
+                                           batch);
+    }
     return crypto::seal(key_, env->type, body->SerializeAsString());
 }
 

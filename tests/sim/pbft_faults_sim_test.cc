@@ -406,5 +406,43 @@ TEST(PbftFaultsSim, ReplicaBackFromALongPartitionCountsForTheNextFault) {
     });
 }
 
+// --- A view change under load, its new primary holding none of the batches ------------------
+// With the checkpoint interval as wide as the window, up to L executed batches carry prepared
+// certificates into a VIEW-CHANGE. Those certificates carry the primary's signed header, not
+// the batch (a NEW-VIEW stays small whatever the batches weigh). Here the next primary,
+// replica 1, never received a pre-prepare or a state answer of view 0 (they arrive after the
+// run): when the primary crashes with many executed batches outstanding, it leads view 1
+// holding none of them, fetches each by the digest V names, and re-proposes them all.
+void run_view_change_with_l_certificates(uint64_t seed) {
+    SimConfig config;
+    config.seed = seed;
+    config.clients = 8;
+    config.transfers_per_client = 12;
+    config.checkpoint_interval = 32;
+    config.watermark_window = 32;
+    config.batch_size_max = 4;
+    config.faults.delay_max_ticks = 2;
+    Cluster cluster(config);
+    cluster.slow_to(1, 1'000'000, {crypto::MessageType::kPrePrepare, crypto::MessageType::kState});
+    const uint64_t outstanding = 12 + seed % 12;
+    ASSERT_TRUE(cluster.run_until([&] { return cluster.status(2).last_executed >= outstanding; }, 20000))
+        << report(cluster, seed);
+    ASSERT_EQ(cluster.status(1).last_executed, 0u) << "replica 1 got batches of view 0\n" << report(cluster, seed);
+    ASSERT_EQ(cluster.status(2).low_water_mark, 0u) << "a checkpoint became stable\n" << report(cluster, seed);
+    cluster.crash(0, Cluster::CrashKind::kProcess);
+    EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done() && settled(cluster, {1, 2, 3}); }, 20000))
+        << "clients did not finish, tick " << cluster.now() << "\n"
+        << report(cluster, seed);
+    EXPECT_EQ(cluster.status(1).view, 1u) << "replica 1 could not lead view 1 without the batches\n"
+                                          << report(cluster, seed);
+    EXPECT_GE(cluster.status(1).last_executed, outstanding) << report(cluster, seed);
+    auto problems = cluster.check_safety();
+    EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << report(cluster, seed);
+}
+
+TEST(PbftFaultsSim, AViewChangeWithLCertificatesOutstandingAndANewPrimaryWithoutTheBatchesCompletes) {
+    for_each_seed(10, [](uint64_t seed) { run_view_change_with_l_certificates(seed); });
+}
+
 }  // namespace
 }  // namespace tally::sim

@@ -167,7 +167,7 @@ TEST(PbftProofs, APreparedProofWithADuplicatePrepareIsRefused) {
     pb::ViewChange vc;
     vc.set_new_view(1);
     auto* p = vc.add_prepared();
-    p->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    p->set_pre_prepare(h.header(0, 0, 1, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 1, d));
@@ -257,7 +257,7 @@ TEST(PbftAmplification, AStaleViewChangeGetsTheNewViewBackOnlyWhenValidAndAtMost
     std::vector<std::string> batch{h.request()};
     pb::ViewChange forged;
     forged.set_new_view(1);
-    forged.add_prepared()->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    forged.add_prepared()->set_pre_prepare(h.header(0, 0, 1, batch_digest(batch)));
     Output bad = h.deliver(crypto::seal(h.keys[3], MessageType::kViewChange, forged.SerializeAsString()));
     EXPECT_TRUE(sent(bad, MessageType::kNewView).empty());
     EXPECT_EQ(sent(h.deliver(view_change(h, 2, 1)), MessageType::kNewView).size(), 1u);
@@ -345,6 +345,140 @@ TEST(PbftOversized, ABackupRefusesABatchOfMoreThanBatchBytesMaxAndThePrimaryNeve
     pb::PrePrepare pp;
     ASSERT_TRUE(pp.ParseFromString(second[0].body));
     EXPECT_EQ(pp.requests_size(), 2) << "three waiting requests, two fit in batch_bytes_max";
+}
+
+// --- View changes that stay small under load ---------------------------------------------
+
+// Honest load alone used to break view changes: every VIEW-CHANGE carried each prepared
+// certificate above the stable checkpoint with its whole batch, and a NEW-VIEW 2f+1 of them,
+// past the 8 MiB envelope limit with ~40 full batches. A certificate now carries the
+// primary's signed header instead: a VIEW-CHANGE weighs about a kilobyte per certificate,
+// whatever the batches weigh, and the new primary re-proposes from the batches it holds.
+TEST(PbftViewChangeUnderLoad, LCertificatesOfFullBatchesMakeASmallViewChangeAndAllAreReproposed) {
+    Harness h(1);  // a backup of view 0, primary of view 1
+    h.config.watermark_window = 32;
+    h.config.checkpoint_interval = 32;
+    h.config.batch_size_max = 64;
+    h.restart({});
+    const uint64_t window = h.config.watermark_window;
+    size_t batch_bytes = 0;
+    for (uint64_t seq = 1; seq <= window; ++seq) {  // L certificates outstanding
+        std::vector<std::string> batch;
+        for (int i = 0; i < 64; ++i) batch.push_back(h.request());
+        for (const auto& r : batch) batch_bytes += r.size();
+        const crypto::Hash d = batch_digest(batch);
+        h.deliver(h.pre_prepare(0, 0, seq, batch));
+        h.deliver(h.vote(MessageType::kPrepare, 2, 0, seq, d));
+    }
+    h.deliver(view_change(h, 2, 1));
+    Output out = h.deliver(view_change(h, 3, 1));  // f+1: it joins, and holds 2f+1 with its own
+    auto own = sent(out, MessageType::kViewChange);
+    ASSERT_EQ(own.size(), 1u);
+    pb::ViewChange vc;
+    ASSERT_TRUE(vc.ParseFromString(own[0].body));
+    EXPECT_EQ(static_cast<uint64_t>(vc.prepared_size()), window);
+    EXPECT_LT(own[0].body.size(), window * 1024) << "batches of " << batch_bytes / window << " bytes each ride along";
+    auto nvs = sent(out, MessageType::kNewView);
+    ASSERT_EQ(nvs.size(), 1u);
+    EXPECT_LT(nvs[0].body.size(), 3 * window * 1024);
+    EXPECT_EQ(sent(out, MessageType::kPrePrepare).size(), window) << "it holds every batch: all re-proposed at once";
+}
+
+// A view change's certificate for seq 1 that the new primary never saw the batch of
+// (replica 3 prepared it with 2; the pre-prepare never reached 1).
+std::string view_change_with_header_certificate(const Harness& h, ReplicaId from, const std::vector<std::string>& b) {
+    const crypto::Hash d = batch_digest(b);
+    pb::ViewChange vc;
+    vc.set_new_view(1);
+    auto* p = vc.add_prepared();
+    p->set_pre_prepare(h.header(0, 0, 1, d));
+    p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
+    p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 1, d));
+    return crypto::seal(h.keys[from], MessageType::kViewChange, vc.SerializeAsString());
+}
+
+std::string batches(const Harness& h, ReplicaId from, uint64_t seq, const std::vector<std::string>& b) {
+    pb::Batches reply;
+    pb::Batch* batch = reply.add_batches();
+    batch->set_seq(seq);
+    for (const auto& r : b) batch->add_requests(r);
+    return crypto::seal(h.keys[from], MessageType::kBatch, reply.SerializeAsString());
+}
+
+TEST(PbftViewChangeUnderLoad, ANewPrimaryFetchesABatchItLacksAndProposesNothingNewUntilItHasIt) {
+    Harness h(1);
+    std::vector<std::string> b{h.request()};
+    h.deliver(view_change(h, 2, 1));
+    Output formed = h.deliver(view_change_with_header_certificate(h, 3, b));
+    ASSERT_EQ(sent(formed, MessageType::kNewView).size(), 1u);
+    EXPECT_TRUE(sent(formed, MessageType::kPrePrepare).empty()) << "a pre-prepare without its batch";
+    EXPECT_EQ(sent(formed, MessageType::kFetchBatch).size(), 1u);
+    ASSERT_FALSE(h.engine->status().view_changing);
+
+    // A new request waits: seq 2 may not be proposed before seq 1 is.
+    const std::string later = h.request();
+    EXPECT_FALSE(proposes(h.engine->on_client_request(ClientRequest{{h.client.public_key(), 9}, later}), later));
+    // A batch that is not the one the certificate names is refused.
+    Output lie = h.deliver(batches(h, 2, 1, {h.request()}));
+    EXPECT_TRUE(sent(lie, MessageType::kPrePrepare).empty());
+    EXPECT_TRUE(h.detected("bad_batch"));
+    // The right one: seq 1 is re-proposed with it, and the waiting request follows at seq 2.
+    Output right = h.deliver(batches(h, 2, 1, b));
+    auto pps = sent(right, MessageType::kPrePrepare);
+    ASSERT_EQ(pps.size(), 2u);
+    pb::PrePrepare first;
+    ASSERT_TRUE(first.ParseFromString(pps[0].body));
+    EXPECT_EQ(first.seq(), 1u);
+    EXPECT_EQ(hash_from_bytes(first.digest()), batch_digest(b));
+    EXPECT_TRUE(proposes(right, later));
+}
+
+TEST(PbftViewChangeUnderLoad, AReplicaServesBatchesOnlyToItsViewsPrimaryAndAtMostOncePerInterval) {
+    Harness h(2);
+    std::vector<std::string> b{h.request()};
+    const crypto::Hash d = batch_digest(b);
+    h.deliver(h.pre_prepare(0, 0, 1, b));
+    h.deliver(view_change(h, 0, 1));
+    h.deliver(view_change(h, 3, 1));  // f+1: replica 2 moves to view 1 (primary 1)
+    ASSERT_EQ(h.engine->status().view, 1u);
+    pb::FetchBatch fetch;
+    pb::BatchRef* ref = fetch.add_wanted();
+    ref->set_seq(1);
+    ref->set_digest(hash_bytes(d));
+    const std::string body = fetch.SerializeAsString();
+    EXPECT_TRUE(sent(h.deliver(crypto::seal(h.keys[3], MessageType::kFetchBatch, body)), MessageType::kBatch).empty())
+        << "answered a replica that is not the primary";
+    auto answers = sent(h.deliver(crypto::seal(h.keys[1], MessageType::kFetchBatch, body)), MessageType::kBatch);
+    ASSERT_EQ(answers.size(), 1u);
+    pb::Batches reply;
+    ASSERT_TRUE(reply.ParseFromString(answers[0].body));
+    ASSERT_EQ(reply.batches_size(), 1);
+    EXPECT_EQ(reply.batches(0).requests(0), b[0]);
+    EXPECT_TRUE(sent(h.deliver(crypto::seal(h.keys[1], MessageType::kFetchBatch, body)), MessageType::kBatch).empty());
+    EXPECT_TRUE(h.detected("fetch_flood"));
+}
+
+TEST(PbftViewChangeUnderLoad, APrePrepareWhoseSignedHeaderDoesNotMatchIsRefused) {
+    Harness h(1);
+    std::vector<std::string> b{h.request()};
+    const crypto::Hash d = batch_digest(b);
+    // The header names seq 2: a VIEW-CHANGE would carry a certificate for another slot.
+    pb::PrePrepare pp;
+    pp.set_view(0);
+    pp.set_seq(1);
+    pp.set_digest(hash_bytes(d));
+    pp.add_requests(b[0]);
+    pp.set_header(h.header(0, 0, 2, d));
+    Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString()));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("bad_header"));
+    // Signed by another replica.
+    pp.set_header(h.header(3, 0, 1, d));
+    out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString()));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    EXPECT_TRUE(h.detected("bad_header"));
+    // The real one.
+    EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, b)), MessageType::kPrepare).size(), 1u);
 }
 
 }  // namespace

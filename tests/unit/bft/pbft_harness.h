@@ -68,14 +68,15 @@ struct Harness {
         return ledger::make_transfer(client, key_of(101).public_key(), 5, ++client_nonce);
     }
 
+    // A pre-prepare with its signed header (a `digest` other than the batch's makes a lie).
     std::string pre_prepare(ReplicaId from, uint64_t view, uint64_t seq, const std::vector<std::string>& requests,
                             std::optional<crypto::Hash> digest = std::nullopt) const {
-        pb::PrePrepare pp;
-        pp.set_view(view);
-        pp.set_seq(seq);
-        pp.set_digest(hash_bytes(digest ? *digest : batch_digest(requests)));
-        for (const auto& r : requests) pp.add_requests(r);
-        return crypto::seal(keys[from], crypto::MessageType::kPrePrepare, pp.SerializeAsString());
+        return seal_pre_prepare(keys[from], view, seq, digest ? *digest : batch_digest(requests), requests);
+    }
+
+    // The header alone, as a VIEW-CHANGE's certificate carries it.
+    std::string header(ReplicaId from, uint64_t view, uint64_t seq, const crypto::Hash& digest) const {
+        return header_of(pre_prepare(from, view, seq, {}, digest));
     }
 
     std::string vote(crypto::MessageType type, ReplicaId from, uint64_t view, uint64_t seq,

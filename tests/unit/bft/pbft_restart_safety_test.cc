@@ -83,7 +83,7 @@ void enter_view_1_as_replica_1_proposes(Harness& h, uint64_t seq, const std::vec
     pb::ViewChange with_cert;
     with_cert.set_new_view(1);
     auto* p = with_cert.add_prepared();
-    p->set_pre_prepare(h.pre_prepare(0, 0, seq, b));
+    p->set_pre_prepare(h.header(0, 0, seq, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 1, 0, seq, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, seq, d));
     const std::string vc3 = crypto::seal(h.keys[3], MessageType::kViewChange, with_cert.SerializeAsString());

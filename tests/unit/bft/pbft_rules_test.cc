@@ -317,7 +317,7 @@ TEST(PbftViewChange, AViewChangeWithAForgedPreparedCertificateIsRejected) {
     pb::ViewChange vc;
     vc.set_new_view(1);
     auto* p = vc.add_prepared();
-    p->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    p->set_pre_prepare(h.header(0, 0, 1, d));
     // Only one prepare, and one "from" the primary: not a certificate.
     p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 0, 0, 1, d));
