@@ -105,8 +105,9 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
         // NEW-VIEW is large and a stale VIEW-CHANGE small: answered only when the view change
         // is valid, and at most once per peer per answer_interval_ticks(), so a peer cannot
         // turn its cheap messages into this replica's bandwidth.
-        if (active_ && !last_new_view_.empty() && v <= view_ && may_answer(new_view_answered_, from) &&
-            valid_view_change(from, vc))
+        // (Never to its own signer, which would take it for a message of its own come back.)
+        if (active_ && !last_new_view_.empty() && v <= view_ && from != primary_of(view_) &&
+            may_answer(new_view_answered_, from) && valid_view_change(from, vc))
             out.send.push_back(Outgoing{from, last_new_view_});
         return;
     }

@@ -265,6 +265,24 @@ TEST(PbftAmplification, AStaleViewChangeGetsTheNewViewBackOnlyWhenValidAndAtMost
         << "every stale view change got the whole NEW-VIEW back";
 }
 
+// Seed 3217840's honest replicas counted 113 `bad_sender`: a stale VIEW-CHANGE from the new
+// view's own primary got its NEW-VIEW back, which it took for its own message come back.
+TEST(PbftAmplification, TheNewViewIsNeverSentBackToItsOwnSigner) {
+    Harness h(2);
+    h.deliver(view_change(h, 0, 1));
+    auto own = sent(h.deliver(view_change(h, 3, 1)), MessageType::kViewChange);
+    ASSERT_EQ(own.size(), 1u);
+    pb::NewView nv;
+    nv.set_view(1);
+    nv.add_view_changes(view_change(h, 0, 1));
+    nv.add_view_changes(view_change(h, 3, 1));
+    nv.add_view_changes(crypto::seal(h.keys[2], MessageType::kViewChange, own[0].body));
+    h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString()));
+    ASSERT_FALSE(h.engine->status().view_changing);
+    EXPECT_TRUE(sent(h.deliver(view_change(h, 1, 1)), MessageType::kNewView).empty());
+    EXPECT_EQ(sent(h.deliver(view_change(h, 3, 1)), MessageType::kNewView).size(), 1u);
+}
+
 // --- Lone rejoin ---------------------------------------------------------------------------
 
 TEST(PbftRejoin, AReplicaThatChangedViewAloneRejoinsTheViewFPlusOnePeersShowAndExecutesSilently) {
