@@ -163,9 +163,21 @@ const std::vector<std::string>* Replica::batch_held(uint64_t seq, const crypto::
 }
 
 // Asks one peer (the next in turn) for the lowest missing batches, at most kBatchesPerReply.
-// Any replica that prepared one holds it; f+1 honest ones did.
+// Any replica that prepared one holds it; f+1 honest ones did. A batch learned meanwhile (a
+// catch-up decided it) is re-proposed at once; one below a checkpoint is no longer wanted.
 void Replica::fetch_missing_batches(Output& out) {
     if (missing_batches_.empty() || !active_ || !is_primary()) return;
+    for (auto it = missing_batches_.begin(); it != missing_batches_.end();) {
+        const auto* held = batch_held(it->first, it->second);
+        if (!held) {
+            ++it;
+            continue;
+        }
+        auto [seq, digest] = *it;
+        it = missing_batches_.erase(it);
+        repropose(seq, digest, *held, out);
+    }
+    if (missing_batches_.empty()) return propose(out);
     next_batch_peer_ = (next_batch_peer_ + 1) % n_;
     if (next_batch_peer_ == config_.id) next_batch_peer_ = (next_batch_peer_ + 1) % n_;
     pb::FetchBatch req;
@@ -205,6 +217,7 @@ void Replica::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out)
     for (auto& b : *reply.mutable_batches()) {
         auto it = missing_batches_.find(b.seq());
         if (it == missing_batches_.end()) continue;
+        if (!in_window(b.seq())) continue;  // (missing_batches_ holds nothing below h)
         std::vector<std::string> requests(b.requests().begin(), b.requests().end());
         // The digest is what 2f+1 replicas' certificate names: a batch that hashes to it is it.
         if (batch_digest(requests) != it->second) {

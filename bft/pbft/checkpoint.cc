@@ -85,6 +85,7 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
     low_ = seq;
     low_digest_ = digest;
     low_proof_ = std::move(proof);
+    missing_batches_.erase(missing_batches_.begin(), missing_batches_.upper_bound(seq));
     pb::StableCheckpoint record;
     record.set_seq(seq);
     record.set_state_digest(hash_bytes(digest));
