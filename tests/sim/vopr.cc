@@ -188,6 +188,11 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
         std::stable_sort(s.events.begin(), s.events.end(),
                          [](const Event& a, const Event& b) { return a.tick < b.tick; });
     }
+    // Half the schedules model a power loss whole: a ledger falls back to its last sync and
+    // a replica's in-memory snapshots are gone (issue 11). Drawn from a generator of its own,
+    // so a seed's other choices stay what they were before this choice existed.
+    std::mt19937_64 side(seed * 0xD1B54A32D192ED03ull + 0x70CA1);
+    c.volatile_crashes = space.crashes && side() % 2 == 0;
     return s;
 }
 
@@ -196,7 +201,8 @@ std::string describe(const Cluster& cluster, const Schedule& s) {
     out << cluster.describe() << s.traitor_kinds << " batch=" << s.config.batch_size_max
         << " pipeline=" << s.config.pipeline_depth << " K=" << s.config.checkpoint_interval
         << " L=" << s.config.watermark_window << " T=" << s.config.view_change_timeout_ticks
-        << " safety_ticks=" << s.safety_ticks << "\nevents:";
+        << " safety_ticks=" << s.safety_ticks << (s.config.volatile_crashes ? " volatile-ledgers" : "")
+        << "\nevents:";
     for (const auto& e : s.events) {
         out << " @" << e.tick << " " << event_name(e.kind);
         switch (e.kind) {
