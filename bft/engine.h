@@ -94,6 +94,11 @@ struct Committed {
     uint64_t seq = 0;
     uint64_t view = 0;  // PBFT view or Raft term
     std::vector<std::string> requests;
+    // The protocol's proof that `requests` committed at `seq` (PBFT: a pb::CommittedProof, the
+    // pre-prepare and 2f+1 commits), opaque to the caller, which keeps it with the block so
+    // that every block can be checked later (`tally audit`) and served to peers that lack it.
+    // Empty where the engine has none.
+    std::string certificate;
 };
 
 // The replica is behind a checkpoint its peers proved: fetch the ledger state at `seq`, which

@@ -39,7 +39,9 @@ namespace {
 
 // 2: blocks carry the history digest, and the state digest covers it.
 // 3: the accounts digest is a Merkle tree over key buckets (AccountTree), not one hash.
-constexpr int64_t kSchemaVersion = 3;
+// 4: each block keeps its commit certificate; a block fetched after a state transfer
+//    (backfill) may lack its history digest (NULL).
+constexpr int64_t kSchemaVersion = 4;
 // PRAGMA application_id: "TALY", so that Tally's databases identify themselves.
 constexpr int32_t kApplicationId = 0x54414C59;
 // This file's identity: a random number drawn when it is created (SQLite's random()), kept in
@@ -105,7 +107,13 @@ class Use {
         return *this;
     }
     Use& bind(int index, std::string_view blob) {
-        sqlite3_bind_blob(stmt_, index, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
+        // An empty blob, not NULL (which a null pointer would bind).
+        sqlite3_bind_blob(stmt_, index, blob.data() != nullptr ? blob.data() : "",
+                          static_cast<int>(blob.size()), SQLITE_STATIC);
+        return *this;
+    }
+    Use& null(int index) {
+        sqlite3_bind_null(stmt_, index);
         return *this;
     }
     template <size_t N>
@@ -143,23 +151,33 @@ CREATE TABLE transactions(id BLOB PRIMARY KEY, code INTEGER NOT NULL, seq INTEGE
 CREATE INDEX transactions_by_seq ON transactions(seq);
 CREATE TABLE blocks(height INTEGER PRIMARY KEY, seq INTEGER NOT NULL, view INTEGER NOT NULL,
                     prev_hash BLOB NOT NULL, tx_root BLOB NOT NULL, state_digest BLOB NOT NULL,
-                    tx_count INTEGER NOT NULL, hash BLOB NOT NULL, history BLOB NOT NULL);
+                    tx_count INTEGER NOT NULL, hash BLOB NOT NULL, history BLOB,
+                    certificate BLOB NOT NULL);
 )sql";
 
+// `history` is the history digest after the block: NULL for a block fetched by backfill
+// (the records of its seq came with a snapshot). `certificate`: the consensus proof that its
+// batch committed (Committed::certificate; empty for genesis and for a snapshot's block
+// until backfill brings it).
 constexpr const char* kBlockColumns =
-    "height, seq, view, prev_hash, tx_root, state_digest, tx_count, hash, history";
+    "height, seq, view, prev_hash, tx_root, state_digest, tx_count, hash, history, certificate";
 
-// Reads a row of kBlockColumns; `history` is the history digest after the block.
+// Reads a row of kBlockColumns; `history` is the history digest after the block (zeros and
+// `has_history` false when NULL).
 bool read_block(const Use& row, BlockHeader& out, crypto::Hash& stored_hash,
-                crypto::Hash& history) {
+                crypto::Hash& history, bool* has_history = nullptr) {
     out.height = row.u64(0);
     out.seq = row.u64(1);
     out.view = row.u64(2);
     uint64_t count = row.u64(6);
     if (count > std::numeric_limits<uint32_t>::max()) return false;
     out.tx_count = static_cast<uint32_t>(count);
+    const bool known = !row.blob(8).empty();
+    if (has_history != nullptr) *has_history = known;
+    history = crypto::Hash{};
     return row.fixed(3, out.prev_hash) && row.fixed(4, out.tx_root) &&
-           row.fixed(5, out.state_digest) && row.fixed(7, stored_hash) && row.fixed(8, history);
+           row.fixed(5, out.state_digest) && row.fixed(7, stored_hash) &&
+           (!known || row.fixed(8, history));
 }
 
 bool known_code(uint64_t code) { return code <= static_cast<uint64_t>(ResultCode::kUnknownTx); }
@@ -416,6 +434,7 @@ struct State::Impl {
 
     Statement begin, commit, rollback;
     Statement select_tx, insert_tx, upsert_account, insert_block, select_block, set_last_seq;
+    Statement select_certificate, set_certificate;
 
     // Invariant: equals the accounts table as of last_block (between calls), so
     // accounts.digest() == digest_accounts(accounts.sorted()) and combined with `history` it
@@ -473,7 +492,7 @@ struct State::Impl {
     Outcome apply_transfer(const Tx& tx, uint64_t seq, int& rc);
     Outcome answer(const Tx& tx, uint64_t seq, int& rc);
     Result<AppliedBlock> run_block(uint64_t seq, uint64_t view, const std::vector<std::string>& txs,
-                                   Verify verify);
+                                   Verify verify, std::string_view certificate);
     void abort_block();
 };
 
@@ -508,7 +527,7 @@ int State::Impl::prepare_statements() {
     const std::string select_block_sql =
         std::string("SELECT ") + kBlockColumns + " FROM blocks WHERE height = ?1";
     const std::string insert_block_sql = std::string("INSERT INTO blocks(") + kBlockColumns +
-                                         ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+                                         ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     const Entry entries[] = {
         {&begin, "BEGIN IMMEDIATE"},
         {&commit, "COMMIT"},
@@ -521,6 +540,8 @@ int State::Impl::prepare_statements() {
         {&insert_block, insert_block_sql.c_str()},
         {&select_block, select_block_sql.c_str()},
         {&set_last_seq, "UPDATE meta SET value = ?1 WHERE key = 'last_seq'"},
+        {&select_certificate, "SELECT certificate FROM blocks WHERE height = ?1"},
+        {&set_certificate, "UPDATE blocks SET certificate = ?2 WHERE height = ?1"},
     };
     for (const Entry& entry : entries) {
         int rc = entry.statement->prepare(db, entry.sql);
@@ -566,7 +587,7 @@ Status State::Impl::initialize(const Genesis& genesis) {
         use.bind(4, genesis_block.prev_hash).bind(5, genesis_block.tx_root);
         const crypto::Hash no_history{};  // bound blobs must outlive the statement's use
         use.bind(6, genesis_block.state_digest).bind(7, uint64_t{0}).bind(8, hash);
-        use.bind(9, no_history);
+        use.bind(9, no_history).bind(10, std::string_view());
         rc = use.step() == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
     }
     if (rc == SQLITE_OK) rc = exec("COMMIT");
@@ -615,6 +636,12 @@ Status State::Impl::check_database() {
     if (value != kApplicationId) return corrupt("it is an SQLite database of another program");
     rc = scalar("SELECT value FROM meta WHERE key = 'schema_version'", value, text);
     if (rc != SQLITE_OK) return corrupt("no schema version");
+    if (value == 3)
+        return make_error("corrupt", path + ": a ledger of schema version 3, made by an older "
+                                            "tally, expected 4 (blocks now keep their commit "
+                                            "certificates). Start a new network folder, or remove "
+                                            "this replica's data folder and start it again: it "
+                                            "fetches the ledger from its peers");
     if (value != kSchemaVersion)
         return corrupt("schema version " + std::to_string(value) + ", expected " +
                        std::to_string(kSchemaVersion));
@@ -670,7 +697,9 @@ Status State::Impl::load() {
             return rc == SQLITE_DONE ? corrupt("no block at last_seq " + std::to_string(last_seq))
                                      : open_error(rc, "reading the last block");
         crypto::Hash stored{};
-        if (!read_block(row, block, stored, block_history)) return corrupt("a malformed block row");
+        bool has_history = false;
+        if (!read_block(row, block, stored, block_history, &has_history) || !has_history)
+            return corrupt("a malformed block row");
         if (block.hash() != stored || block.height != last_seq || block.seq != last_seq)
             return corrupt("block " + std::to_string(last_seq) + " does not match its hash");
     }
@@ -914,7 +943,8 @@ Outcome State::Impl::answer(const Tx& tx, uint64_t seq, int& rc) {
 }
 
 Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
-                                            const std::vector<std::string>& txs, Verify verify) {
+                                            const std::vector<std::string>& txs, Verify verify,
+                                            std::string_view certificate) {
     if (run(begin) != SQLITE_DONE) return io_error("beginning block " + std::to_string(seq));
     block_records.clear();
     AppliedBlock applied;
@@ -969,6 +999,7 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
         use.bind(4, header.prev_hash).bind(5, header.tx_root).bind(6, header.state_digest);
         const crypto::Hash hash = header.hash();
         use.bind(7, uint64_t{header.tx_count}).bind(8, hash).bind(9, block_history);
+        use.bind(10, certificate);
         if (use.step() != SQLITE_DONE) return io_error("writing block " + std::to_string(seq));
     }
     {
@@ -992,7 +1023,8 @@ void State::Impl::abort_block() {
 }
 
 Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
-                                        const std::vector<std::string>& txs, Verify verify) {
+                                        const std::vector<std::string>& txs, Verify verify,
+                                        std::string_view certificate) {
     Impl& m = *impl_;
     if (m.broken)
         return make_error("io",
@@ -1007,7 +1039,7 @@ Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,
     if (txs.size() > std::numeric_limits<uint32_t>::max())
         return make_error("oversized", "a block holds at most 2^32-1 transactions");
     TALLY_ASSERT(!m.accounts.in_block());
-    auto applied = m.run_block(seq, view, txs, verify);
+    auto applied = m.run_block(seq, view, txs, verify, certificate);
     if (!applied) {
         m.abort_block();
         return applied.error();
@@ -1444,7 +1476,7 @@ Status SnapshotImport::install() {
             ? "DELETE FROM accounts;"
               "INSERT OR IGNORE INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records"
-            : "DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks;"
+            : "DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks WHERE height > 0;"
               "INSERT INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records";
     auto write_all = [&]() -> Status {
@@ -1460,6 +1492,7 @@ Status SnapshotImport::install() {
         block.bind(1, header.height).bind(2, header.seq).bind(3, header.view);
         block.bind(4, header.prev_hash).bind(5, header.tx_root).bind(6, header.state_digest);
         block.bind(7, uint64_t{header.tx_count}).bind(8, hash).bind(9, impl_->history);
+        block.bind(10, std::string_view());  // its certificate comes with backfill
         if (block.step() != SQLITE_DONE) return m.io_error("writing the last block");
         Use last(m.set_last_seq);
         last.bind(1, header.seq);
@@ -1497,6 +1530,116 @@ Status copy_snapshot(const State& source, const SnapshotPoint& point, State& tar
         if (!added) return added;
     }
     return import.install();
+}
+
+// ---- backfill ----
+
+std::string encode_certified_block(const CertifiedBlock& block) {
+    pb::CertifiedBlock out;
+    put_block(block.header, *out.mutable_header());
+    out.set_certificate(block.certificate);
+    return out.SerializeAsString();
+}
+
+Result<CertifiedBlock> decode_certified_block(std::string_view bytes) {
+    pb::CertifiedBlock in;
+    if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+        !in.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        return make_error("malformed", "a block does not decode");
+    auto header = get_block(in.header());
+    if (!header) return make_error("malformed", "a block's hash is not 32 bytes");
+    return CertifiedBlock{*header, std::move(*in.mutable_certificate())};
+}
+
+std::optional<CertifiedBlock> State::certified_block(uint64_t height) const {
+    auto header = block(height);
+    if (!header) return std::nullopt;
+    Use row(impl_->select_certificate);
+    row.bind(1, height);
+    if (row.step() != SQLITE_ROW)
+        fatal(impl_->io_error("reading the certificate of block " + std::to_string(height)).message);
+    return CertifiedBlock{*header, std::string(row.blob(0))};
+}
+
+uint64_t State::backfill_height() const {
+    Statement query;
+    // The highest block held without its certificate, or the highest height lacking a block
+    // below one that is held (a scan of the block table, with a key lookup per block).
+    if (query.prepare(impl_->db,
+                      "SELECT max(h) FROM ("
+                      " SELECT max(height) AS h FROM blocks WHERE height >= 1 AND length(certificate) = 0"
+                      " UNION ALL"
+                      " SELECT max(b.height - 1) AS h FROM blocks b WHERE b.height >= 2 AND NOT EXISTS"
+                      "  (SELECT 1 FROM blocks c WHERE c.height = b.height - 1))") != SQLITE_OK)
+        fatal(impl_->io_error("looking for missing blocks").message);
+    Use row(query);
+    if (row.step() != SQLITE_ROW) fatal(impl_->io_error("looking for missing blocks").message);
+    return row.u64(0);  // NULL reads as 0: nothing missing
+}
+
+Status State::check_missing_block(const BlockHeader& header) const {
+    const Impl& m = *impl_;
+    const std::string at = "block " + std::to_string(header.height);
+    if (header.height == 0 || header.seq != header.height || header.height > m.last_block.seq)
+        return make_error("not_needed", at + " (seq " + std::to_string(header.seq) +
+                                            ") is not one this ledger can lack");
+    if (auto held = certified_block(header.height)) {
+        if (!held->certificate.empty()) return make_error("not_needed", at + " is held with its certificate");
+        if (held->header.hash() != header.hash())
+            return make_error("digest_mismatch", at + " does not hash to the block held there");
+        return Ok{};
+    }
+    auto above = block(header.height + 1);
+    if (!above) return make_error("not_needed", at + ": the block above it is not held yet");
+    if (above->prev_hash != header.hash())
+        return make_error("digest_mismatch",
+                          at + " does not hash to block " + std::to_string(header.height + 1) + "'s prev_hash");
+    return Ok{};
+}
+
+Status State::add_missing_block(const BlockHeader& header, const std::vector<std::string>& txs,
+                                std::string_view certificate) {
+    Impl& m = *impl_;
+    if (m.broken)
+        return make_error("io", m.path + ": an earlier write failed uncertainly; reopen the ledger");
+    if (auto checked = check_missing_block(header); !checked) return checked;
+    const std::string at = "block " + std::to_string(header.height);
+    std::vector<crypto::Hash> ids;
+    ids.reserve(txs.size());
+    for (const std::string& tx : txs) ids.push_back(tx_id(tx));
+    if (txs.size() != header.tx_count || crypto::merkle_root(ids) != header.tx_root)
+        return make_error("digest_mismatch", at + ": its batch does not hash to its transactions' root");
+    const bool held = block(header.height).has_value();
+    if (!held && header.height >= 1) {
+        auto below = block(header.height - 1);
+        if (below && below->hash() != header.prev_hash)
+            return make_error("chain_mismatch", at + " (proven by the chain above it) does not link to "
+                                                "this ledger's own block " +
+                                                    std::to_string(header.height - 1));
+    }
+    if (m.run(m.begin) != SQLITE_DONE) return m.io_error("beginning to add " + at);
+    int rc = SQLITE_DONE;
+    if (held) {
+        Use use(m.set_certificate);
+        use.bind(1, header.height).bind(2, certificate);
+        rc = use.step();
+    } else {
+        const crypto::Hash hash = header.hash();
+        Use use(m.insert_block);
+        use.bind(1, header.height).bind(2, header.seq).bind(3, header.view);
+        use.bind(4, header.prev_hash).bind(5, header.tx_root).bind(6, header.state_digest);
+        use.bind(7, uint64_t{header.tx_count}).bind(8, hash).null(9).bind(10, certificate);
+        rc = use.step();
+    }
+    if (rc != SQLITE_DONE || m.run(m.commit) != SQLITE_DONE) {
+        Error error = m.io_error("adding " + at);
+        int extended = sqlite3_extended_errcode(m.db);
+        if (extended == SQLITE_IOERR_FSYNC || extended == SQLITE_IOERR_DIR_FSYNC) m.broken = true;
+        if (!sqlite3_get_autocommit(m.db) && m.run(m.rollback) != SQLITE_DONE) m.broken = true;
+        return error;
+    }
+    m.committed(m.last_block.seq);  // a WAL checkpoint here synced the blocks so far
+    return Ok{};
 }
 
 }  // namespace tally::ledger

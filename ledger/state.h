@@ -58,6 +58,17 @@ struct Outcome {
                              // retransmission is the caller's to answer (node/replica.h)
 };
 
+// A block with the consensus proof that its batch committed (bft::Committed::certificate),
+// opaque to the ledger: what a replica serves to a peer filling the blocks below a snapshot
+// (backfill), and what `tally audit` checks.
+struct CertifiedBlock {
+    BlockHeader header;
+    std::string certificate;
+};
+// Its bytes on the wire (ledger::pb::CertifiedBlock), and back: Error "malformed".
+std::string encode_certified_block(const CertifiedBlock& block);
+Result<CertifiedBlock> decode_certified_block(std::string_view bytes);
+
 struct AppliedBlock {
     BlockHeader header;
     std::vector<Outcome> outcomes;  // one per transaction, in batch order
@@ -120,9 +131,12 @@ class State {
     // Error "io" (disk full, ...) leaves the state as it was before the call; if the disk is
     // left in doubt (a failed fsync or rollback), every later write also fails with "io"
     // until the ledger is reopened. Outcome rules: tx.h, next to ResultCode.
+    // `certificate` (the consensus proof that the batch committed) is kept with the block, in
+    // the same transaction.
     Result<AppliedBlock> apply_block(uint64_t seq, uint64_t view,
                                      const std::vector<std::string>& txs,
-                                     Verify verify = Verify::kCheck);
+                                     Verify verify = Verify::kCheck,
+                                     std::string_view certificate = {});
 
     // Answers a query (TxBody with a balance or tx op) from the current state, unordered;
     // seq is last_seq() (or the queried transaction's). The signature is checked
@@ -157,6 +171,32 @@ class State {
     // The sum of all balances, modulo 2^64 (for conservation checks).
     uint64_t total_balance() const;
     std::vector<Account> accounts() const;  // sorted by key
+
+    // ---- Backfill: the blocks below a snapshot, fetched from peers with their certificates ----
+    // A state transfer installs the snapshot's block alone (without its certificate): the
+    // blocks between the ledger's last before it and the snapshot are fetched afterwards, from
+    // the top down, each proven by the one above it (its hash is the next block's prev_hash;
+    // the snapshot's block hash is what 2f+1 replicas signed in the checkpoint). The accounts
+    // and transaction records are the snapshot's and are never touched by it.
+    //
+    // The block at `height` with its certificate, if this ledger holds it.
+    std::optional<CertifiedBlock> certified_block(uint64_t height) const;
+    // The highest height in [1, last_seq()] whose block this ledger lacks or holds without
+    // its certificate: the next block to fetch. 0 when the chain is whole.
+    uint64_t backfill_height() const;
+    // Is `header` the block this ledger needs at its height, as far as the chain proves it?
+    // It must hash to the block held there (one held without its certificate), or to the
+    // prev_hash of the block above it. Cheap (no signature): a caller checks this before the
+    // certificate. Errors: "not_needed" (no block is missing there), "digest_mismatch" (not
+    // the proven block: the peer lied).
+    Status check_missing_block(const BlockHeader& header) const;
+    // Stores `header` with `certificate`, whose batch (checked by the caller against the
+    // replicas' keys, for this seq) is `txs`: header checked as check_missing_block does, and
+    // its transactions' root and count against `txs`. One SQLite transaction; accounts,
+    // records and last_seq stay as they are. Errors as check_missing_block's, plus
+    // "chain_mismatch" (the block below, this ledger's own, does not link to it) and "io".
+    Status add_missing_block(const BlockHeader& header, const std::vector<std::string>& txs,
+                             std::string_view certificate);
 
     // The history digest as of last_seq(): see HistoryChain. The state digest is
     // combine_digests(digest_accounts(accounts()), history_digest()).

@@ -10,6 +10,7 @@
 // Nothing in an answer is trusted: every certificate is checked before it is used.
 #include <algorithm>
 
+#include "bft/pbft/certificate.h"
 #include "bft/pbft/replica.h"
 
 namespace tally::bft::pbft {
@@ -122,29 +123,12 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
 
 bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
                                     crypto::Hash* digest, std::vector<std::string>* requests) const {
-    ReplicaId primary = 0;
-    auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
-    pb::PrePrepare pp;
-    if (!pp_env || !decode(pp_env->body, pp) || primary != primary_of(pp.view())) return false;
-    if (!proof_shape_ok(proof.commits(), crypto::MessageType::kCommit, quorum_.quorum())) return false;
-    std::vector<std::string> batch(pp.requests().begin(), pp.requests().end());
-    crypto::Hash d = hash_from_bytes(pp.digest());
-    if (batch_digest(batch) != d) return false;
-    std::set<ReplicaId> senders;
-    for (const auto& raw : proof.commits()) {
-        ReplicaId s = 0;
-        auto env = open_from(raw, crypto::MessageType::kCommit, &s);
-        pb::Vote vote;
-        if (!env || !decode(env->body, vote)) return false;
-        if (vote.view() != pp.view() || vote.seq() != pp.seq() || hash_from_bytes(vote.digest()) != d)
-            return false;
-        senders.insert(s);
-    }
-    if (senders.size() < quorum_.quorum()) return false;
-    *view = pp.view();
-    *seq = pp.seq();
-    *digest = d;
-    *requests = std::move(batch);
+    auto batch = check_commit_certificate(proof, config_.replicas, quorum_.quorum());
+    if (!batch) return false;
+    *view = batch->view;
+    *seq = batch->seq;
+    *digest = batch->digest;
+    *requests = std::move(batch->requests);
     return true;
 }
 

@@ -84,7 +84,7 @@ Output Replica::on_tick() {
     tick_catch_up(out);
     tick_forward(out);
     if (active_ && is_primary()) propose(out);
-    return out;
+    return with_certificates(std::move(out));
 }
 
 Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
@@ -107,13 +107,13 @@ Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::str
         case crypto::MessageType::kBatch: on_batch(from, env, out); break;
         default: detect(from, "unexpected_type"); break;
     }
-    return out;
+    return with_certificates(std::move(out));
 }
 
 Output Replica::on_client_request(const ClientRequest& request) {
     Output out;
     on_request(request, out);
-    return out;
+    return with_certificates(std::move(out));
 }
 
 Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
@@ -125,7 +125,7 @@ Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
     forget_delivered(seq);
     if (seq % config_.checkpoint_interval == 0) send_checkpoint(seq, digest, out);
     if (active_ && is_primary()) propose(out);
-    return out;
+    return with_certificates(std::move(out));
 }
 
 Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
@@ -151,6 +151,19 @@ Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
         it = in_log.count(it->first) ? std::next(it) : erase_waiting(it);
     std::erase_if(queue_, [&](const crypto::Hash& d) { return !waiting_.count(d); });
     deliver(out);
+    return with_certificates(std::move(out));
+}
+
+Output Replica::with_certificates(Output out) const {
+    for (Committed& batch : out.commit) {
+        if (!batch.certificate.empty()) continue;
+        auto it = log_.find(batch.seq);
+        if (it == log_.end() || !it->second.decided) continue;
+        pb::CommittedProof proof;
+        proof.set_pre_prepare(it->second.decided->pre_prepare);
+        for (const auto& e : it->second.decided->commits) proof.add_commits(e);
+        batch.certificate = proof.SerializeAsString();
+    }
     return out;
 }
 
@@ -241,7 +254,7 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
         send_checkpoint(executed_seq, digest, out);
     // Batches decided before the crash but not executed by the ledger execute now.
     deliver(out);
-    return out;
+    return with_certificates(std::move(out));
 }
 
 void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq) {

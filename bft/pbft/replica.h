@@ -131,6 +131,9 @@ private:
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
     // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
     void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);
+    // Fills in each committed batch's certificate (Committed::certificate) from what was
+    // decided there; every input's output passes through it.
+    Output with_certificates(Output out) const;
     // Removes a waiting request (it executed, or left with a state transfer); returns the next.
     std::map<crypto::Hash, Waiting>::iterator erase_waiting(std::map<crypto::Hash, Waiting>::iterator it);
 
