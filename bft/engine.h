@@ -98,7 +98,7 @@ struct Committed {
     // pre-prepare and 2f+1 commits), opaque to the caller, which keeps it with the block so
     // that every block can be checked later (`tally audit`) and served to peers that lack it.
     // Empty where the engine has none.
-    std::string certificate;
+    std::string certificate{};
 };
 
 // The replica is behind a checkpoint its peers proved: fetch the ledger state at `seq`, which

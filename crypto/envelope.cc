@@ -69,6 +69,8 @@ bool is_known_type(uint8_t type) {
         case MessageType::kPrePrepareHeader:
         case MessageType::kFetchBatch:
         case MessageType::kBatch:
+        case MessageType::kFetchBlocks:
+        case MessageType::kBlocks:
         case MessageType::kRaftVote:
         case MessageType::kRaftVoteReply:
         case MessageType::kRaftAppend:
@@ -103,6 +105,8 @@ std::string_view type_name(MessageType type) {
         case MessageType::kPrePrepareHeader: return "pre_prepare_header";
         case MessageType::kFetchBatch: return "fetch_batch";
         case MessageType::kBatch: return "batch";
+        case MessageType::kFetchBlocks: return "fetch_blocks";
+        case MessageType::kBlocks: return "blocks";
         case MessageType::kRaftVote: return "raft_vote";
         case MessageType::kRaftVoteReply: return "raft_vote_reply";
         case MessageType::kRaftAppend: return "raft_append";

@@ -65,6 +65,9 @@ enum class MessageType : uint8_t {
     // PBFT: a new primary asks for a batch a certificate names by digest, and gets it
     kFetchBatch = 28,
     kBatch = 29,
+    // backfill between nodes: the blocks below a snapshot, with their commit certificates
+    kFetchBlocks = 30,
+    kBlocks = 31,
     // Raft, replica <-> replica
     kRaftVote = 48,
     kRaftVoteReply = 49,

@@ -176,6 +176,8 @@ Status Replica::run(const std::atomic<bool>& stop) {
     if (auto s = drain(engine_->on_start(*records, ledger_->last_seq(), ledger_->last_block().hash())); !s)
         return s;
     records->clear();
+    // Blocks a state transfer left out (before a restart too) are fetched in the background.
+    start_backfill();
 
     const auto tick = std::chrono::milliseconds(config_.consensus.tick_ms);
     auto next_tick = Clock::now() + tick;
@@ -209,6 +211,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         }
         if (auto s = drain(std::move(out)); !s) return s;
         retry_state_transfer();
+        backfill();
         if (lies_in_snapshots_) race_snapshot_pieces();
         if (now >= next_stats) {
             log_stats();
@@ -250,6 +253,10 @@ void Replica::handle_events(bft::Output& out) {
                 on_snapshot_request(m->from, m->envelope);
             } else if (m->envelope.type == crypto::MessageType::kSnapshot) {
                 on_snapshot(m->from, m->envelope, out);
+            } else if (m->envelope.type == crypto::MessageType::kFetchBlocks) {
+                on_blocks_request(m->from, m->envelope);
+            } else if (m->envelope.type == crypto::MessageType::kBlocks) {
+                on_blocks(m->from, m->envelope);
             } else {
                 out.append(engine_->on_message(m->from, m->envelope, view_of(m->raw)));
             }
@@ -323,7 +330,8 @@ Status Replica::allow_ledger_through(uint64_t seq) {
 Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
     if (auto s = allow_ledger_through(batch.seq); !s) return s;
     // The engine checked every request's client signature (through the authenticator).
-    auto applied = ledger_->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
+    auto applied = ledger_->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted,
+                                        batch.certificate);
     if (!applied) {
         spdlog::critical("ledger apply of block {} failed, stopping: {}: {}", batch.seq,
                          applied.error().code, applied.error().message);

@@ -127,6 +127,13 @@ private:
     // lying-snapshot only: forged pieces for the cursors a fetching replica will ask others.
     void race_snapshot_pieces();
 
+    // --- replica_backfill.cc: the blocks below a snapshot, with their certificates, both sides
+    void start_backfill();  // the ledger may lack blocks below its last one: look, and fetch
+    void backfill();        // once per loop turn: asks for the next blocks when due
+    void next_backfill_peer(std::chrono::milliseconds wait);
+    void on_blocks_request(bft::ReplicaId from, const crypto::Envelope& envelope);
+    void on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope);
+
     // --- replica_clients.cc: answering clients
     void on_request(RequestIn& in, bft::Output& out);
     // Admission's verdict on a request not executed yet (node/admission.h).
@@ -209,6 +216,16 @@ private:
         std::chrono::steady_clock::time_point next{};
     };
     std::map<bft::ReplicaId, Race> races_;
+    // Backfill: the answer awaited (from backfill_peer_, for the blocks ending at
+    // backfill_top_), whom to ask next, and when.
+    bool backfilling_ = false;
+    bool backfill_awaiting_ = false;
+    uint64_t backfill_top_ = 0;
+    bft::ReplicaId backfill_peer_ = 0;
+    uint64_t backfill_peer_turn_ = 0;
+    uint64_t backfilled_ = 0;  // blocks fetched since start
+    std::chrono::steady_clock::time_point backfill_retry_at_{};
+    std::map<bft::ReplicaId, std::chrono::steady_clock::time_point> blocks_answered_;
     LogLimiter detected_log_;
     LogLimiter drop_log_;
     uint64_t dropped_sends_logged_ = 0;

@@ -269,6 +269,7 @@ void Replica::finish_state_transfer(bft::Output& out) {
     fetching_.reset();
     next_fetch_.reset();
     import_.reset();
+    start_backfill();  // the blocks between the ledger's last before and the snapshot's
     out.append(engine_->on_state_restored(seq, ledger_->last_block().hash()));
 }
 

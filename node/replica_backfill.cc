@@ -1,0 +1,169 @@
+// Backfill (ledger::State, "Backfill"), the node's half: a replica installed by state transfer
+// holds the snapshot's block but not the blocks between its own last one and the snapshot.
+// It fetches them from its peers, from the top down, with their commit certificates, so that
+// every replica holds the whole chain (`tally audit --data DIR` checks it).
+//
+// What it trusts: nothing a peer sends. Each block is checked before it is kept, the cheap
+// checks first: its hash against the proven block above it (the snapshot's block hash is what
+// 2f+1 replicas signed in the checkpoint; each block below is proven by the prev_hash of the
+// one above), then its commit certificate against the replicas' keys in network.json (for its
+// seq), then its transactions' root against the certified batch. A peer can make this replica
+// store only blocks of the proven chain, and only one answer at a time: the one it asked for
+// (kBlocksPerRequest blocks at most, within one envelope's limit); anything else is dropped
+// unread. The accounts and records the snapshot installed are never touched.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "bft/pbft/certificate.h"
+#include "bft/quorum.h"
+#include "node/node.pb.h"
+#include "node/replica.h"
+
+namespace tally::node {
+
+namespace {
+// Blocks asked for at once: checking one costs 2f+2 signature verifications (~0.2 ms at f = 1).
+constexpr uint32_t kBlocksPerRequest = 32;
+// What one answer may carry: the blocks asked for, within this many bytes (and at least one
+// block, which a batch's bound keeps far below the envelope's limit).
+constexpr size_t kBlocksReplyBytesMax = 4u << 20;
+// A peer gets at most one answer per interval (an honest asker has one request out at a time).
+constexpr auto kBlocksAnswerInterval = std::chrono::milliseconds(5);
+// How long the peer asked gets before the next is asked; how long to wait when none has them.
+constexpr auto kBlocksPatience = std::chrono::milliseconds(1000);
+constexpr auto kBlocksNoneHeld = std::chrono::milliseconds(200);
+}  // namespace
+
+void Replica::start_backfill() {
+    backfilling_ = true;
+    backfill_awaiting_ = false;
+    backfill_retry_at_ = std::chrono::steady_clock::now();
+}
+
+void Replica::next_backfill_peer(std::chrono::milliseconds wait) {
+    ++backfill_peer_turn_;
+    backfill_awaiting_ = false;
+    backfill_retry_at_ = std::chrono::steady_clock::now() + wait;
+}
+
+void Replica::backfill() {
+    if (!backfilling_ || fetching_ || config_.n() < 2) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < backfill_retry_at_) return;
+    if (backfill_awaiting_) {
+        next_backfill_peer(std::chrono::milliseconds(0));  // no answer in time: the next peer
+    }
+    const uint64_t top = ledger_->backfill_height();
+    if (top == 0) {
+        backfilling_ = false;
+        if (backfilled_ > 0)
+            spdlog::info("replica {} holds the whole chain: {} blocks fetched with their certificates",
+                         id_, backfilled_);
+        return;
+    }
+    if (backfill_top_ != top && backfilled_ == 0)
+        spdlog::info("replica {} lacks blocks below {}: fetching them with their certificates", id_, top + 1);
+    // Every peer but this replica, in turn.
+    bft::ReplicaId peer = static_cast<bft::ReplicaId>(backfill_peer_turn_ % (config_.n() - 1));
+    if (peer >= id_) ++peer;
+    backfill_peer_ = peer;
+    backfill_top_ = top;
+    backfill_awaiting_ = true;
+    backfill_retry_at_ = now + kBlocksPatience;
+    pb::BlocksRequest request;
+    request.set_top(top);
+    request.set_count(kBlocksPerRequest);
+    send(bft::Outgoing{peer, crypto::seal(key_, crypto::MessageType::kFetchBlocks, request.SerializeAsString())});
+}
+
+void Replica::on_blocks_request(bft::ReplicaId from, const crypto::Envelope& envelope) {
+    pb::BlocksRequest request;
+    if (!request.ParseFromString(envelope.body)) {
+        rejections_.count("malformed", "a blocks request from replica " + std::to_string(from));
+        return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    auto& last = blocks_answered_[from];
+    if (now - last < kBlocksAnswerInterval) {
+        rejections_.count("blocks_flood", "a blocks request from replica " + std::to_string(from) +
+                                              " sooner than one per " +
+                                              std::to_string(kBlocksAnswerInterval.count()) + " ms");
+        return;
+    }
+    last = now;
+    pb::BlocksReply reply;
+    reply.set_top(request.top());
+    const uint32_t count = std::min(request.count(), kBlocksPerRequest);
+    size_t bytes = 0;
+    for (uint64_t h = request.top(); h >= 1 && h <= ledger_->last_seq() &&
+                                     static_cast<uint32_t>(reply.blocks_size()) < count;
+         --h) {
+        auto block = ledger_->certified_block(h);
+        if (!block || block->certificate.empty()) break;  // not held whole here (yet)
+        std::string encoded = ledger::encode_certified_block(*block);
+        if (reply.blocks_size() > 0 && bytes + encoded.size() > kBlocksReplyBytesMax) break;
+        bytes += encoded.size();
+        reply.add_blocks(std::move(encoded));
+    }
+    send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kBlocks, reply.SerializeAsString())});
+}
+
+void Replica::on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope) {
+    pb::BlocksReply reply;
+    // Only the answer asked for, from the peer asked: read nothing else.
+    if (!backfill_awaiting_ || from != backfill_peer_ || !reply.ParseFromString(envelope.body) ||
+        reply.top() != backfill_top_) {
+        rejections_.count("unasked_blocks", "blocks from replica " + std::to_string(from) +
+                                                ", which was not asked for them");
+        return;
+    }
+    backfill_awaiting_ = false;
+    if (reply.blocks_size() == 0) {
+        next_backfill_peer(kBlocksNoneHeld);  // it does not hold them (yet): ask another
+        return;
+    }
+    auto refuse = [&](const std::string& why) {
+        ++detected_["bad_blocks"];
+        spdlog::warn("replica {} served a bad block for backfill ({}): asking another peer", from, why);
+        next_backfill_peer(std::chrono::milliseconds(0));
+    };
+    if (reply.blocks_size() > static_cast<int>(kBlocksPerRequest))
+        return refuse(std::to_string(reply.blocks_size()) + " blocks, more than asked");
+    std::vector<crypto::PublicKey> keys;
+    for (const auto& replica : config_.replicas) keys.push_back(replica.public_key);
+    const size_t quorum = bft::ByzantineQuorum{config_.f}.quorum();
+    uint64_t expected = backfill_top_;
+    for (const std::string& bytes : reply.blocks()) {
+        auto block = ledger::decode_certified_block(bytes);
+        if (!block) return refuse(block.error().message);
+        if (block->header.height != expected)
+            return refuse("block " + std::to_string(block->header.height) + " where " +
+                          std::to_string(expected) + " was due");
+        // Cheap first: is it the block the chain above proves? Then its certificate.
+        if (auto proven = ledger_->check_missing_block(block->header); !proven) {
+            if (proven.error().code == "not_needed") break;  // filled meanwhile: ask again
+            return refuse(proven.error().message);
+        }
+        auto batch = bft::pbft::check_commit_certificate(block->certificate, keys, quorum);
+        if (!batch) return refuse("block " + std::to_string(expected) + ": " + batch.error().message);
+        if (batch->seq != expected)
+            return refuse("block " + std::to_string(expected) + ": a certificate for seq " +
+                          std::to_string(batch->seq));
+        auto added = ledger_->add_missing_block(block->header, batch->requests, block->certificate);
+        if (!added) {
+            if (added.error().code == "digest_mismatch") return refuse(added.error().message);
+            // This ledger's own chain disagrees with the proven one, or a local I/O error:
+            // nothing a peer can mend. Said once; backfill stops until the next restart.
+            spdlog::error("replica {} cannot add block {} to its chain: {}: {}", id_, expected,
+                          added.error().code, added.error().message);
+            backfilling_ = false;
+            return;
+        }
+        ++backfilled_;
+        if (--expected == 0) break;
+    }
+    backfill_retry_at_ = std::chrono::steady_clock::now();  // the next blocks, from the same peer
+}
+
+}  // namespace tally::node
