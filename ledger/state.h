@@ -256,8 +256,10 @@ class SnapshotImport {
     uint64_t records() const;  // staged so far
     // Installs the snapshot in one SQLite transaction; only once complete(). The accounts
     // are replaced; the records join those the ledger holds (kWhatItHolds) or replace them
-    // (kGenesis, which also drops every block before the snapshot's). The blocks between the
-    // ledger's last and the snapshot's are not transferred. Errors: "already_applied" (the
+    // (kGenesis, which also drops every block between genesis and the snapshot's: a history
+    // that went wrong). The blocks between the ledger's last and the snapshot's are not
+    // transferred: they come with their certificates afterwards (backfill, above), and so does
+    // the snapshot's block's certificate. Errors: "already_applied" (the
     // ledger reached the snapshot meanwhile), "io"; either leaves the state as it was.
     Status install();
 

@@ -86,11 +86,13 @@ struct Chain {
     std::vector<std::string> certificates{""};
 
     void build(State& ledger, uint64_t blocks) {
+        uint64_t nonce = 0;
         for (uint64_t seq = 1; seq <= blocks; ++seq) {
             std::vector<std::string> txs;
             if (seq != 3) {
-                txs.push_back(make_transfer(key(1), key(2).public_key(), seq, seq));
-                txs.push_back(make_transfer(key(3), key(4).public_key(), 2 * seq, seq));
+                ++nonce;
+                txs.push_back(make_transfer(key(1), key(2).public_key(), seq, nonce));
+                txs.push_back(make_transfer(key(3), key(4).public_key(), 2 * seq, nonce));
             }
             const uint64_t view = seq >= 6 ? 1 : 0;  // a view change on the way
             certificates.push_back(certificate(view, seq, txs));
@@ -139,18 +141,16 @@ TEST_F(AuditTest, ABlockWhoseFieldsWereChangedFailsAtThatBlock) {
     expect_failure("block 5: its fields do not hash to its stored hash");
 }
 
-TEST_F(AuditTest, ABrokenHashLinkFailsAtTheBlockAboveIt) {
-    // Block 4 rewritten consistently with itself (a new state digest, its hash recomputed):
-    // block 5 no longer links to it.
+TEST_F(AuditTest, ABrokenHashLinkFailsAtTheBlockThatDoesNotLink) {
+    // Block 5 rewritten consistently with itself (another prev_hash, its hash recomputed): it
+    // no longer links to block 4.
     auto ledger = State::open(path, chain.g);
     ASSERT_TRUE(ledger.ok());
-    BlockHeader forged = *(*ledger)->block(4);
+    BlockHeader forged = *(*ledger)->block(5);
     ledger->reset();
-    forged.state_digest[0] ^= 1;
-    const std::string hex = crypto::to_hex(forged.hash());
-    const std::string digest_hex = crypto::to_hex(forged.state_digest);
-    exec_sql(path, "UPDATE blocks SET state_digest = x'" + digest_hex + "', hash = x'" + hex +
-                       "' WHERE height = 4");
+    forged.prev_hash[0] ^= 1;
+    exec_sql(path, "UPDATE blocks SET prev_hash = x'" + crypto::to_hex(forged.prev_hash) + "', hash = x'" +
+                       crypto::to_hex(forged.hash()) + "' WHERE height = 5");
     expect_failure("block 5: the hash link is broken");
 }
 
