@@ -225,6 +225,7 @@ private:
     uint64_t backfill_peer_turn_ = 0;
     uint64_t backfilled_ = 0;  // blocks fetched since start
     std::chrono::steady_clock::time_point backfill_retry_at_{};
+    std::chrono::steady_clock::time_point backfill_asked_at_{};
     std::map<bft::ReplicaId, std::chrono::steady_clock::time_point> blocks_answered_;
     LogLimiter detected_log_;
     LogLimiter drop_log_;

@@ -28,7 +28,8 @@ constexpr uint32_t kBlocksPerRequest = 32;
 // What one answer may carry: the blocks asked for, within this many bytes (and at least one
 // block, which a batch's bound keeps far below the envelope's limit).
 constexpr size_t kBlocksReplyBytesMax = 4u << 20;
-// A peer gets at most one answer per interval (an honest asker has one request out at a time).
+// A peer gets at most one answer per interval; an honest asker, with one request out at a
+// time, asks no sooner than twice that after its last request.
 constexpr auto kBlocksAnswerInterval = std::chrono::milliseconds(5);
 // How long the peer asked gets before the next is asked; how long to wait when none has them.
 constexpr auto kBlocksPatience = std::chrono::milliseconds(1000);
@@ -70,6 +71,7 @@ void Replica::backfill() {
     backfill_peer_ = peer;
     backfill_top_ = top;
     backfill_awaiting_ = true;
+    backfill_asked_at_ = now;
     backfill_retry_at_ = now + kBlocksPatience;
     pb::BlocksRequest request;
     request.set_top(top);
@@ -163,7 +165,8 @@ void Replica::on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope) {
         ++backfilled_;
         if (--expected == 0) break;
     }
-    backfill_retry_at_ = std::chrono::steady_clock::now();  // the next blocks, from the same peer
+    // The next blocks, from the same peer, as soon as it will answer.
+    backfill_retry_at_ = backfill_asked_at_ + 2 * kBlocksAnswerInterval;
 }
 
 }  // namespace tally::node

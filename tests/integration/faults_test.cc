@@ -3,9 +3,11 @@
 // while thousands of transfers commit and the network moves past its water marks (it comes
 // back through state transfer).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <regex>
@@ -157,6 +159,29 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
     // blocks between its own last one and the snapshot's, with their commit certificates
     // (backfill), and `tally audit` checks each data folder offline.
     for (uint32_t id = 0; id < 4; ++id) expect_audit_passes(net, id, 60s);
+
+    // And it names the first bad block, with exit code 1, when the chain is not whole: a copy
+    // of replica 3's folder with a block taken out.
+    const std::string copy = net.dir() + "/audit-copy";
+    std::filesystem::create_directories(copy);
+    {
+        // A consistent copy through SQLite's backup (the replica is running on the original).
+        sqlite3* from = nullptr;
+        sqlite3* to = nullptr;
+        ASSERT_EQ(sqlite3_open_v2((net.config().replicas[3].data_dir + "/ledger.db").c_str(), &from,
+                                  SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+        ASSERT_EQ(sqlite3_open((copy + "/ledger.db").c_str(), &to), SQLITE_OK);
+        sqlite3_backup* backup = sqlite3_backup_init(to, "main", from, "main");
+        ASSERT_NE(backup, nullptr);
+        EXPECT_EQ(sqlite3_backup_step(backup, -1), SQLITE_DONE);
+        sqlite3_backup_finish(backup);
+        EXPECT_EQ(sqlite3_exec(to, "DELETE FROM blocks WHERE height = 5", nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(to);
+        sqlite3_close(from);
+    }
+    const Ran gap = run(bin_dir() + "/tally audit --dir " + net.dir() + " --data " + copy);
+    EXPECT_EQ(gap.exit_code, 1) << gap.output;
+    EXPECT_NE(gap.output.find("FAILED: block 5 is missing"), std::string::npos) << gap.output;
 }
 
 // Replica 0 lies in the snapshots it serves (`tallyd --traitor lying-snapshot`: balances, a
@@ -202,6 +227,8 @@ TEST(Faults, AReplicaRefusesALyingPeersSnapshotAndCatchesUpFromAnother) {
     EXPECT_GE(raced, 1u) << "the traitor's raced pieces did not reach replica 3 while it fetched";
     std::cout << "[ measured ] replica 3 refused " << refused << " lying pieces and dropped " << raced
               << " raced ones\n";
+    // The honest replicas hold the whole chain, replica 3 too, whatever it fetched from whom.
+    for (uint32_t id = 1; id < 4; ++id) expect_audit_passes(net, id, 60s);
 }
 
 }  // namespace

@@ -207,6 +207,22 @@ TEST_F(AuditTest, AnotherNetworksGenesisFailsAtBlockZero) {
         << report.error().message;
 }
 
+TEST_F(AuditTest, ALedgerOfTheSchemaBeforeCertificatesIsRefusedWithWhatToDo) {
+    exec_sql(path, "UPDATE meta SET value = 3 WHERE key = 'schema_version'");
+    auto opened = State::open(path, chain.g);
+    ASSERT_FALSE(opened.ok());
+    EXPECT_EQ(opened.error().code, "corrupt");
+    EXPECT_NE(opened.error().message.find("schema version 3, made by an older tally, expected 4 (blocks "
+                                          "now keep their commit certificates)"),
+              std::string::npos)
+        << opened.error().message;
+    EXPECT_NE(opened.error().message.find("start it again"), std::string::npos) << opened.error().message;
+    auto report = audit();
+    ASSERT_FALSE(report.ok());
+    EXPECT_EQ(report.error().code, "corrupt");
+    EXPECT_NE(report.error().message.find("made by an older tally"), std::string::npos) << report.error().message;
+}
+
 // ---- backfill ----
 
 // A second ledger that installs a snapshot of the first at seq 8 from its block 2: it holds
