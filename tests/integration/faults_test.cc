@@ -4,9 +4,7 @@
 // back through state transfer).
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -17,41 +15,6 @@
 
 namespace tally::integration {
 namespace {
-
-struct Ran {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr
-};
-
-Ran run(const std::string& command) {
-    Ran r;
-    FILE* pipe = ::popen(("timeout 60 " + command + " 2>&1").c_str(), "r");
-    if (pipe == nullptr) return r;
-    char buffer[4096];
-    size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.output.append(buffer, n);
-    const int status = ::pclose(pipe);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-// `tally audit` passes on replica `id`'s data folder within `patience` (a replica installed by
-// state transfer fetches the blocks below the snapshot in the background): the whole chain,
-// every block's hash link, transaction root, commit certificate and state digest.
-void expect_audit_passes(const LiveNetwork& net, uint32_t id, std::chrono::seconds patience) {
-    const std::string command = bin_dir() + "/tally audit --dir " + net.dir() + " --data " +
-                                net.config().replicas[id].data_dir;
-    Ran audit;
-    const auto until = Clock::now() + patience;
-    do {
-        audit = run(command);
-        if (audit.exit_code == 0) break;
-        std::this_thread::sleep_for(200ms);
-    } while (Clock::now() < until);
-    EXPECT_EQ(audit.exit_code, 0) << "replica " << id << ": " << audit.output;
-    EXPECT_NE(audit.output.find("the chain is whole and valid"), std::string::npos) << audit.output;
-    std::cout << "[ audit    ] replica " << id << ":\n" << audit.output;
-}
 
 TEST(Faults, KillingThePrimaryUnderLoadMovesTheNetworkToANewViewAndItKeepsCommitting) {
     LiveNetwork net(client::NetUpOptions{}, [](node::NetworkConfig& c) {
@@ -179,7 +142,7 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
         sqlite3_close(to);
         sqlite3_close(from);
     }
-    const Ran gap = run(bin_dir() + "/tally audit --dir " + net.dir() + " --data " + copy);
+    const CommandRun gap = run_command(bin_dir() + "/tally audit --dir " + net.dir() + " --data " + copy);
     EXPECT_EQ(gap.exit_code, 1) << gap.output;
     EXPECT_NE(gap.output.find("FAILED: block 5 is missing"), std::string::npos) << gap.output;
 }

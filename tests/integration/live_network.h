@@ -7,13 +7,16 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -303,6 +306,42 @@ inline void expect_linearizable(const node::NetworkConfig& config, const std::ve
     EXPECT_TRUE(verdict.complete) << verdict.explanation;
     EXPECT_TRUE(verdict.linearizable) << "the clients' history (" << all.size()
                                       << " operations) is not linearizable: " << verdict.explanation;
+}
+
+// A command's exit code and what it printed (stdout and stderr), with a deadline.
+struct CommandRun {
+    int exit_code = -1;
+    std::string output;
+};
+inline CommandRun run_command(const std::string& command) {
+    CommandRun r;
+    FILE* pipe = ::popen(("timeout 60 " + command + " 2>&1").c_str(), "r");
+    if (pipe == nullptr) return r;
+    char buffer[4096];
+    size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.output.append(buffer, n);
+    const int status = ::pclose(pipe);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+// `tally audit` passes on replica `id`'s data folder within `patience` (a replica installed by
+// state transfer fetches the blocks below the snapshot in the background): the whole chain,
+// every block's hash link, transaction root, commit certificate and state digest.
+inline void expect_audit_passes(const LiveNetwork& net, uint32_t id,
+                                std::chrono::seconds patience = std::chrono::seconds(60)) {
+    const std::string command = bin_dir() + "/tally audit --dir " + net.dir() + " --data " +
+                                net.config().replicas[id].data_dir;
+    CommandRun audit;
+    const auto until = Clock::now() + patience;
+    do {
+        audit = run_command(command);
+        if (audit.exit_code == 0) break;
+        std::this_thread::sleep_for(200ms);  // polling interval, not synchronisation
+    } while (Clock::now() < until);
+    EXPECT_EQ(audit.exit_code, 0) << "replica " << id << ": " << audit.output;
+    EXPECT_NE(audit.output.find("the chain is whole and valid"), std::string::npos) << audit.output;
+    std::cout << "[ audit    ] replica " << id << ":\n" << audit.output;
 }
 
 }  // namespace tally::integration

@@ -75,6 +75,9 @@ TEST(PowerLoss, EveryReplicaLosingPowerAtOnceKeepsEveryAcknowledgedTransferAndGo
     }
     std::string last;
     EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
+    // And every replica holds the whole chain, certified: those that came back by state
+    // transfer fetched the blocks below the snapshot (backfill).
+    for (uint32_t id = 0; id < 4; ++id) expect_audit_passes(net, id);
 
     // Every acknowledged transfer is in every replica's ledger.
     std::ostringstream down;

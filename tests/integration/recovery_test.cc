@@ -146,6 +146,8 @@ TEST(Recovery, AReplicaRefusesAMissingForeignOrOlderConsensusStoreAndRejoinsWith
         ASSERT_TRUE(load.wait_more(10, 60s));
     }
     EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << last;
+    // The recovered replica holds the whole chain, certified, like the others.
+    for (uint32_t id = 0; id < 4; ++id) expect_audit_passes(net, id);
 }
 
 TEST(Answers, ATransferAnsweredNonceTooHighIsNotFailedItMayStillApplyAndPayingAgainPaysTwice) {
