@@ -26,11 +26,12 @@ namespace {
 // Blocks asked for at once: checking one costs 2f+2 signature verifications (~0.2 ms at f = 1).
 constexpr uint32_t kBlocksPerRequest = 32;
 // What one answer may carry: the blocks asked for, within this many bytes (and at least one
-// block, which a batch's bound keeps far below the envelope's limit).
-constexpr size_t kBlocksReplyBytesMax = 4u << 20;
-// A peer gets at most one answer per interval; an honest asker, with one request out at a
-// time, asks no sooner than twice that after its last request.
-constexpr auto kBlocksAnswerInterval = std::chrono::milliseconds(5);
+// block, which a batch's bound keeps far below the envelope's limit): a snapshot piece's size.
+constexpr size_t kBlocksReplyBytesMax = 1u << 20;
+// A peer gets at most one answer per interval (so at most ~100 MiB/s of reads and sends, what
+// a traitor can make a replica serve); an honest asker, with one request out at a time, asks
+// no sooner than twice that after its last request.
+constexpr auto kBlocksAnswerInterval = std::chrono::milliseconds(10);
 // How long the peer asked gets before the next is asked; how long to wait when none has them.
 constexpr auto kBlocksPatience = std::chrono::milliseconds(1000);
 constexpr auto kBlocksNoneHeld = std::chrono::milliseconds(200);
