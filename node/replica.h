@@ -38,7 +38,7 @@
 #include "node/admission.h"
 #include "node/authenticator.h"
 #include "node/client_routes.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 #include "node/events.h"
 #include "node/rejections.h"
 #include "node/store.h"
@@ -87,7 +87,7 @@ public:
     // Errors: "unsupported" (protocol), "key_mismatch", "ledger", "store", "store_refused"
     // (the store may have forgotten votes: the message says to start with --recover), "bind",
     // "network".
-    static Result<std::unique_ptr<Replica>> open(const NetworkConfig& config, bft::ReplicaId id,
+    static Result<std::unique_ptr<Replica>> open(const api::NetworkConfig& config, bft::ReplicaId id,
                                                  const crypto::KeyPair& key,
                                                  const ReplicaOptions& options = {});
     ~Replica();
@@ -101,7 +101,7 @@ public:
     Status run(const std::atomic<bool>& stop);
 
 private:
-    Replica(const NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
+    Replica(const api::NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
             const ReplicaOptions& options);
 
     // --- replica.cc: the loop and the outputs
@@ -149,7 +149,7 @@ private:
     void sign_and_send(std::string routing_id, crypto::MessageType type, std::string body);
     void sign_and_send_batch(BatchSignJob job);
 
-    NetworkConfig config_;
+    api::NetworkConfig config_;
     bft::ReplicaId id_;
     crypto::KeyPair key_;
     ReplicaOptions options_;

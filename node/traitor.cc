@@ -15,22 +15,6 @@ using crypto::MessageType;
 
 namespace {
 
-constexpr std::pair<Behaviour, std::string_view> kNames[] = {
-    {Behaviour::kSilent, "silent"},
-    {Behaviour::kEquivocate, "equivocate"},
-    {Behaviour::kBadSignature, "bad-signature"},
-    {Behaviour::kWrongDigest, "wrong-digest"},
-    {Behaviour::kStaleView, "stale-view"},
-    {Behaviour::kFutureView, "future-view"},
-    {Behaviour::kReplay, "replay"},
-    {Behaviour::kForgeClient, "forge-client"},
-    {Behaviour::kLyingCheckpoint, "lying-checkpoint"},
-    {Behaviour::kWrongReply, "wrong-reply"},
-    {Behaviour::kLyingSnapshot, "lying-snapshot"},
-    {Behaviour::kLyingViewChange, "lying-view-change"},
-    {Behaviour::kRandom, "random"},
-};
-
 constexpr size_t kReplayKept = 256;
 constexpr size_t kEchoedMax = 100000;
 
@@ -61,12 +45,6 @@ std::string with_normal_case(const crypto::KeyPair& key, const crypto::Envelope&
 }
 
 }  // namespace
-
-std::string_view behaviour_name(Behaviour b) {
-    for (const auto& [behaviour, name] : kNames)
-        if (behaviour == b) return name;
-    return "unknown";
-}
 
 std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie) {
     ledger::pb::SnapshotChunk piece;
@@ -100,37 +78,6 @@ std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie) {
         piece.mutable_accounts(0)->set_balance(piece.accounts(0).balance() + 1'000'000);
     if (piece.records_size() > 0) piece.mutable_records(0)->set_value(piece.records(0).value() + 7);
     return piece.SerializeAsString();
-}
-
-std::vector<Behaviour> all_behaviours() {
-    std::vector<Behaviour> all;
-    for (const auto& [behaviour, name] : kNames) all.push_back(behaviour);
-    return all;
-}
-
-Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv) {
-    std::vector<Behaviour> out;
-    while (!csv.empty()) {
-        size_t comma = csv.find(',');
-        std::string_view word = csv.substr(0, comma);
-        csv = comma == std::string_view::npos ? std::string_view() : csv.substr(comma + 1);
-        if (word.empty()) continue;
-        bool found = false;
-        for (const auto& [behaviour, name] : kNames) {
-            if (name == word) {
-                if (std::find(out.begin(), out.end(), behaviour) == out.end()) out.push_back(behaviour);
-                found = true;
-            }
-        }
-        if (!found) {
-            std::string known;
-            for (const auto& [behaviour, name] : kNames) known += (known.empty() ? "" : ", ") + std::string(name);
-            return make_error("unknown_behaviour", "unknown traitor behaviour '" + std::string(word) +
-                                                       "' (known: " + known + ")");
-        }
-    }
-    if (out.empty()) return make_error("unknown_behaviour", "no traitor behaviour given");
-    return out;
 }
 
 TraitorEngine::TraitorEngine(std::unique_ptr<bft::Engine> honest, std::vector<Behaviour> behaviours,

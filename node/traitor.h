@@ -39,29 +39,16 @@
 #include "bft/engine.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
+#include "node/api/behaviours.h"
 
 namespace tally::node {
 
-enum class Behaviour {
-    kSilent,
-    kEquivocate,
-    kBadSignature,
-    kWrongDigest,
-    kStaleView,
-    kFutureView,
-    kReplay,
-    kForgeClient,
-    kLyingCheckpoint,
-    kWrongReply,
-    kLyingSnapshot,
-    kLyingViewChange,
-    kRandom,
-};
-
-std::string_view behaviour_name(Behaviour b);
-std::vector<Behaviour> all_behaviours();
-// "silent,equivocate" -> behaviours. Error "unknown_behaviour" naming it and listing the known.
-Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv);
+// The behaviours' names live with network.json (node/api/behaviours.h), which the client links
+// without this file; the engine wrapper that gives them meaning lives here.
+using api::all_behaviours;
+using api::Behaviour;
+using api::behaviour_name;
+using api::parse_behaviours;
 
 // lying-snapshot's lies, one per piece (ledger::pb::SnapshotChunk bytes; bytes that do not
 // decode go out unchanged):

@@ -20,7 +20,7 @@ uint64_t rejected(const client::ReplicaStatus& s, const std::string& reason) {
 // One DEALER per replica, like a client's, that sends whatever it is given and reads nothing.
 class Flooder {
 public:
-    explicit Flooder(const node::NetworkConfig& config) {
+    explicit Flooder(const node::api::NetworkConfig& config) {
         for (const auto& r : config.replicas) {
             sockets_.emplace_back(context_, zmq::socket_type::dealer);
             sockets_.back().set(zmq::sockopt::linger, 0);

@@ -63,14 +63,14 @@ public:
 
     void start() {
         config_.f = 1;
-        config_.protocol = "pbft";
+        config_.protocol = bft::Protocol::kPbft;
         for (uint32_t i = 0; i < behaviours_.size(); ++i) {
             keys_.push_back(replica_key(i));
             zmq::socket_t router(context_, zmq::socket_type::router);
             router.set(zmq::sockopt::linger, 0);
             router.bind("tcp://127.0.0.1:*");
             const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-            node::ReplicaConfig r;
+            node::api::ReplicaConfig r;
             r.id = i;
             r.host = "127.0.0.1";
             r.port = static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
@@ -86,7 +86,7 @@ public:
         if (thread_.joinable()) thread_.join();
     }
 
-    const node::NetworkConfig& config() const { return config_; }
+    const node::api::NetworkConfig& config() const { return config_; }
     uint64_t nonce_seen() const { return last_nonce_; }
 
 private:
@@ -155,11 +155,11 @@ private:
                 break;
             }
             case MessageType::kReadRequest: {
-                node::pb::ReadRequest request;
+                node::api::pb::ReadRequest request;
                 if (!request.ParseFromString(envelope->body)) return std::nullopt;
                 auto tx = ledger::decode_tx(request.query());
                 if (!tx) return std::nullopt;
-                node::pb::ReadReply read;
+                node::api::pb::ReadReply read;
                 *read.mutable_reply() = reply_for(i, *tx, read_values_[i]);
                 read.mutable_reply()->set_seq(read_seqs_[i]);
                 read.set_state_digest(std::string(32, 'd'));
@@ -167,9 +167,9 @@ private:
                 break;
             }
             case MessageType::kStatusRequest: {
-                node::pb::StatusRequest request;
+                node::api::pb::StatusRequest request;
                 if (!request.ParseFromString(envelope->body)) return std::nullopt;
-                node::pb::StatusReply status;
+                node::api::pb::StatusReply status;
                 status.set_nonce(request.nonce());
                 status.set_replica(i);
                 status.set_role(i == 0 ? "primary" : "backup");
@@ -183,8 +183,8 @@ private:
         return out;
     }
 
-    node::pb::Reply reply_for(uint32_t i, const ledger::Tx& tx, uint64_t balance) const {
-        node::pb::Reply reply;
+    node::api::pb::Reply reply_for(uint32_t i, const ledger::Tx& tx, uint64_t balance) const {
+        node::api::pb::Reply reply;
         reply.set_tx_id(std::string(crypto::as_bytes(tx.id)));
         reply.set_client(std::string(crypto::as_bytes(tx.sender)));
         reply.set_nonce(tx.nonce);
@@ -205,7 +205,7 @@ private:
     zmq::context_t context_{1};
     std::vector<zmq::socket_t> routers_;
     std::vector<KeyPair> keys_;
-    node::NetworkConfig config_;
+    node::api::NetworkConfig config_;
     std::map<uint32_t, std::map<std::string, int>> copies_;
     std::map<uint32_t, std::vector<std::pair<std::string, std::string>>> held_;  // identity, leaf
     std::map<uint32_t, uint64_t> batches_;
