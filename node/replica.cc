@@ -33,6 +33,7 @@ Replica::Replica(const api::NetworkConfig& config, bft::ReplicaId id, const cryp
       key_(key),
       options_(options),
       authenticator_(options.authenticator_cache_max),
+      answers_(std::make_unique<HonestAnswers>()),
       routes_(options.client_routes) {}
 
 Replica::~Replica() = default;
@@ -135,8 +136,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
         if (!behaviours) return make_error("invalid", behaviours.error().message);
         auto traitor = std::make_unique<TraitorEngine>(std::move(r->engine_), *behaviours, r->key_,
                                                        replica_keys, id, options.traitor_seed);
-        r->lies_to_clients_ = traitor->lies_to_clients();
-        r->lies_in_snapshots_ = traitor->lies_in_snapshots();
+        r->answers_ = make_answers(*behaviours, config.consensus.checkpoint_interval);
         r->engine_ = std::move(traitor);
     }
 
@@ -201,7 +201,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         }
         if (auto s = drain(std::move(out)); !s) return s;
         retry_state_transfer();
-        if (lies_in_snapshots_) race_snapshot_pieces();
+        answers_->on_turn(*this, std::chrono::steady_clock::now());
         if (now >= next_stats) {
             log_stats();
             next_stats = now + std::chrono::seconds(10);

@@ -49,15 +49,7 @@ std::string Replica::reply_body(const ClientRoute& route, const crypto::Hash& tx
     r.set_account_nonce(outcome.nonce);
     r.set_view(view);
     r.set_replica(id_);
-    if (lies_to_clients_) {
-        // wrong-reply traitor: a plausible lie — another result, another seq, another value —
-        // signed as correctly as the truth, so only the quorum can expose it.
-        const auto ok = static_cast<uint32_t>(ledger::ResultCode::kOk);
-        r.set_result(r.result() == ok ? static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds)
-                                      : ok);
-        r.set_seq(r.seq() + 1);
-        r.set_value(r.value() + 7);
-    }
+    answers_->on_reply(ReplyKind::kOrdered, r);
     return r.SerializeAsString();
 }
 
@@ -171,7 +163,7 @@ void Replica::on_read(const ReadIn& in) {
     r.set_account_nonce(outcome.nonce);
     r.set_view(engine_->status().view);
     r.set_replica(id_);
-    if (lies_to_clients_) r.set_value(r.value() + 7);
+    answers_->on_reply(ReplyKind::kRead, r);
     read.set_state_digest(bytes_of(ledger_->state_digest()));
     sign_and_send(in.routing_id, crypto::MessageType::kReadReply, read.SerializeAsString());
 }

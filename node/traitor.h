@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -39,6 +40,7 @@
 #include "bft/engine.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
+#include "node/answers.h"
 #include "node/api/behaviours.h"
 
 namespace tally::node {
@@ -83,10 +85,6 @@ public:
 
     const std::vector<Behaviour>& behaviours() const { return behaviours_; }
     bool has(Behaviour b) const;
-    // wrong-reply: whether to corrupt the reply the caller is about to send a client.
-    bool lies_to_clients() const { return has(Behaviour::kWrongReply); }
-    // lying-snapshot: whether to corrupt the state-transfer pieces the caller serves.
-    bool lies_in_snapshots() const { return has(Behaviour::kLyingSnapshot); }
 
 private:
     bft::Output rewrite(bft::Output out);
@@ -104,5 +102,41 @@ private:
     std::deque<bft::Outgoing> sent_before_;  // replay: what it sent, newest last
     std::set<std::tuple<uint64_t, uint64_t, std::string, bft::ReplicaId>> echoed_;
 };
+
+// wrong-reply and lying-snapshot, the lies told outside consensus (node/answers.h):
+//   wrong-reply     a plausible lie in every reply — another result, seq and value for an
+//                   ordered one, another value for a read — signed as well as the truth, so
+//                   only the client's quorum exposes it
+//   lying-snapshot  every piece it serves lies (one SnapshotLie per checkpoint, the same in
+//                   each of its pieces), and it races forged pieces to a replica that asked it
+//                   for one, for the cursors that replica will ask its other peers next
+class LyingAnswers final : public Answers {
+public:
+    LyingAnswers(bool wrong_reply, bool lying_snapshot, uint64_t checkpoint_interval);
+
+    void on_reply(ReplyKind kind, api::pb::Reply& reply) override;
+    std::string on_snapshot_piece(bft::ReplicaId to, uint64_t seq, const std::string& cursor,
+                                  std::string chunk, Clock::time_point now) override;
+    void on_turn(SnapshotServer& server, Clock::time_point now) override;
+
+private:
+    // A replica that asked for a snapshot lately, to race pieces to.
+    struct Race {
+        uint64_t seq = 0;
+        uint64_t since_seq = 0;
+        Clock::time_point until{};  // last asked: it races a while after
+        Clock::time_point next{};
+    };
+
+    bool wrong_reply_;
+    bool lying_snapshot_;
+    uint64_t checkpoint_interval_;
+    std::map<bft::ReplicaId, Race> races_;
+};
+
+// The Answers of a replica started with `behaviours`: a LyingAnswers when they include
+// wrong-reply or lying-snapshot, else honest ones.
+std::unique_ptr<Answers> make_answers(const std::vector<Behaviour>& behaviours,
+                                      uint64_t checkpoint_interval);
 
 }  // namespace tally::node
