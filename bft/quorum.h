@@ -3,7 +3,7 @@
 // change), network.json (does n fit f), `tally net up` (which n it accepts), and the client
 // (how many matching replies it needs before it believes one).
 //
-// A library of its own (tally_quorum, no engine, no I/O): the client links it without linking
+// In a library of its own (tally_bft_shared, no engine, no I/O): the client links it without linking
 // any consensus code.
 #pragma once
 

@@ -18,11 +18,11 @@
 #include <sstream>
 #include <thread>
 
+#include "bft/behaviours.h"
 #include "bft/quorum.h"
 #include "client/client.h"
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
-#include "node/api/behaviours.h"
 #include "node/api/network_config.h"
 
 namespace tally::client {
@@ -361,7 +361,7 @@ Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, con
         if (!numeric || id >= options.nodes)
             return make_error("usage", "--traitor " + spec + ": expected NODE:BEHAVIOUR with NODE in 0.." +
                                            std::to_string(options.nodes - 1));
-        auto behaviours = node::api::parse_behaviours(spec.substr(colon + 1));
+        auto behaviours = bft::parse_behaviours(spec.substr(colon + 1));
         if (!behaviours) return make_error("usage", "--traitor " + spec + ": " + behaviours.error().message);
         auto& traitor = config.replicas[id].traitor;
         traitor += (traitor.empty() ? "" : ",") + spec.substr(colon + 1);

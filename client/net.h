@@ -39,7 +39,7 @@ struct NetUpOptions {
     std::string protocol = "pbft";  // or "raft"
     std::chrono::milliseconds ready_timeout{30'000};  // for every replica to answer status
     std::string tallyd;  // the replica program; empty: `tallyd` next to this program
-    // Byzantine replicas, "NODE:BEHAVIOUR[,BEHAVIOUR...]" each (node/api/behaviours.h). Applied when
+    // Byzantine replicas, "NODE:BEHAVIOUR[,BEHAVIOUR...]" each (bft/behaviours.h). Applied when
     // the network is created and kept in network.json, so `net start` restarts a traitor as one.
     std::vector<std::string> traitors;
 };

@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "bft/pbft/traitor.h"
+
 namespace tally::node {
 
 Status check_protocol(const api::NetworkConfig& config) {
@@ -31,11 +33,16 @@ bft::pbft::Config pbft_config(const api::NetworkConfig& config, bft::ReplicaId i
 Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& config, bft::ReplicaId id,
                                                  const crypto::KeyPair& key,
                                                  bft::RequestAuthenticator& authenticator,
-                                                 bool recovering) {
+                                                 const EngineOptions& options) {
     if (auto s = check_protocol(config); !s) return s.error();
     switch (config.protocol) {
-        case bft::Protocol::kPbft:
-            return bft::pbft::make_engine(pbft_config(config, id, recovering), key, authenticator);
+        case bft::Protocol::kPbft: {
+            const bft::pbft::Config pbft = pbft_config(config, id, options.recovering);
+            std::unique_ptr<bft::Engine> engine = bft::pbft::make_engine(pbft, key, authenticator);
+            if (options.traitor.empty()) return engine;
+            return std::unique_ptr<bft::Engine>(std::make_unique<bft::pbft::TraitorEngine>(
+                std::move(engine), options.traitor, key, pbft.replicas, id, options.traitor_seed));
+        }
         case bft::Protocol::kRaft:
             break;  // refused by check_protocol
     }

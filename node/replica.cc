@@ -124,21 +124,21 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
                                   "to set it aside and rejoin as a fresh replica.");
     }
 
-    auto engine = make_engine(config, id, r->key_, r->authenticator_, r->recovering_);
-    if (!engine) return engine.error();
-    r->engine_ = std::move(engine).value();
-    std::vector<crypto::PublicKey> replica_keys;
-    for (const auto& replica : config.replicas) replica_keys.push_back(replica.public_key);
+    std::vector<bft::Behaviour> behaviours;  // a traitor's, for fault injection; none: honest
     if (!options.traitor.empty()) {
         std::string csv;
         for (const auto& b : options.traitor) csv += (csv.empty() ? "" : ",") + b;
-        auto behaviours = parse_behaviours(csv);
-        if (!behaviours) return make_error("invalid", behaviours.error().message);
-        auto traitor = std::make_unique<TraitorEngine>(std::move(r->engine_), *behaviours, r->key_,
-                                                       replica_keys, id, options.traitor_seed);
-        r->answers_ = make_answers(*behaviours, config.consensus.checkpoint_interval);
-        r->engine_ = std::move(traitor);
+        auto parsed = bft::parse_behaviours(csv);
+        if (!parsed) return make_error("invalid", parsed.error().message);
+        behaviours = std::move(parsed).value();
     }
+    auto engine = make_engine(config, id, r->key_, r->authenticator_,
+                              EngineOptions{r->recovering_, behaviours, options.traitor_seed});
+    if (!engine) return engine.error();
+    r->engine_ = std::move(engine).value();
+    r->answers_ = make_answers(behaviours, config.consensus.checkpoint_interval);
+    std::vector<crypto::PublicKey> replica_keys;
+    for (const auto& replica : config.replicas) replica_keys.push_back(replica.public_key);
 
     auto transport = Transport::open(config, id, options.transport);
     if (!transport) return transport.error();

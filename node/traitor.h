@@ -1,56 +1,28 @@
-// Traitors: Byzantine behaviours, each a wrapper around an honest engine. Honest code never
-// asks "am I a traitor?": a TraitorEngine forwards every input to the honest PBFT engine it
-// wraps, then rewrites the messages that engine wants to send (and, for a few behaviours,
-// adds messages of its own, signed with the replica's real key). The node and the simulator
-// wrap an engine the same way, so what a test shows is what `tallyd --traitor` does.
-//
-// Behaviours (several may be combined):
-//   silent             sends nothing at all
-//   equivocate         as primary, sends each backup a different batch for one sequence
-//                      number; and votes (prepare, commit) to each peer for exactly the digest
-//                      that peer votes for, never broadcasting a vote of its own
-//   bad-signature      corrupts the signature of everything it sends
-//   wrong-digest       pre-prepares, prepares and commits name a digest of nothing
-//   stale-view         normal-case messages carry the previous view (in view 0, sequence 0)
-//   future-view        normal-case messages carry a view 1000 ahead
-//   replay             re-sends messages it sent long ago, along with the new ones
-//   forge-client       as primary, adds a request with a forged client signature to batches
-//   lying-checkpoint   checkpoints state a digest its state does not have
-//   wrong-reply        answers clients with wrong results (applied by the node/simulator)
-//   lying-snapshot     serves state-transfer pieces its ledger does not have: a balance, a
-//                      duplicated record id, a forged block header (SnapshotLie), and races
-//                      forged pieces to replicas fetching from others (node/simulator)
-//   lying-view-change  view changes hide its prepared certificates and claim a forged one
-//   random             for each message, a seeded choice among the above or honesty
-// Everything random comes from the seed the caller gives, so a simulation replays exactly.
+// The node's traitors: the lies a replica tells outside consensus, to clients (wrong-reply)
+// and to peers fetching its state (lying-snapshot), as an Answers (node/answers.h) the
+// replica is handed; the honest replica never asks whether it is a traitor. The lies in
+// consensus messages are PBFT's TraitorEngine (bft/pbft/traitor.h); the names of all
+// behaviours are bft/behaviours.h.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
-#include <optional>
-#include <random>
-#include <set>
 #include <string>
-#include <string_view>
-#include <tuple>
 #include <vector>
 
-#include "bft/engine.h"
-#include "crypto/keys.h"
-#include "crypto/result.h"
+#include "bft/behaviours.h"
+#include "bft/pbft/traitor.h"
 #include "node/answers.h"
-#include "node/api/behaviours.h"
 
 namespace tally::node {
 
-// The behaviours' names live with network.json (node/api/behaviours.h), which the client links
-// without this file; the engine wrapper that gives them meaning lives here.
-using api::all_behaviours;
-using api::Behaviour;
-using api::behaviour_name;
-using api::parse_behaviours;
+// For the simulator (tests/sim), which names these from here until it drives node::Replica.
+using bft::all_behaviours;
+using bft::Behaviour;
+using bft::behaviour_name;
+using bft::parse_behaviours;
+using bft::pbft::TraitorEngine;
 
 // lying-snapshot's lies, one per piece (ledger::pb::SnapshotChunk bytes; bytes that do not
 // decode go out unchanged):
@@ -66,42 +38,6 @@ enum class SnapshotLie { kBalance, kDuplicateId, kForgedHeader };
 inline constexpr SnapshotLie kSnapshotLies[] = {SnapshotLie::kBalance, SnapshotLie::kDuplicateId,
                                                  SnapshotLie::kForgedHeader};
 std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie = SnapshotLie::kBalance);
-
-class TraitorEngine final : public bft::Engine {
-public:
-    TraitorEngine(std::unique_ptr<bft::Engine> honest, std::vector<Behaviour> behaviours,
-                  const crypto::KeyPair& key, std::vector<crypto::PublicKey> replicas, bft::ReplicaId id,
-                  uint64_t seed);
-
-    bft::Output on_tick() override;
-    bft::Output on_message(bft::ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
-    bft::Output on_client_request(const bft::ClientRequest& request) override;
-    bft::Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
-    bft::Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;
-    bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                         const crypto::Hash& digest) override;
-    bft::EngineStatus status() const override { return honest_->status(); }
-    std::vector<bft::Detected> take_detected() override { return honest_->take_detected(); }
-
-    const std::vector<Behaviour>& behaviours() const { return behaviours_; }
-    bool has(Behaviour b) const;
-
-private:
-    bft::Output rewrite(bft::Output out);
-    // Rewrites one message; appends what goes out instead (possibly nothing, or several).
-    void rewrite_one(bft::Outgoing msg, Behaviour b, std::vector<bft::Outgoing>& sent);
-    void echo_votes(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out);
-    std::optional<Behaviour> pick_random();  // nullopt: this message goes out honestly
-
-    std::unique_ptr<bft::Engine> honest_;
-    std::vector<Behaviour> behaviours_;
-    crypto::KeyPair key_;
-    std::vector<crypto::PublicKey> replicas_;
-    bft::ReplicaId id_;
-    std::mt19937_64 rng_;
-    std::deque<bft::Outgoing> sent_before_;  // replay: what it sent, newest last
-    std::set<std::tuple<uint64_t, uint64_t, std::string, bft::ReplicaId>> echoed_;
-};
 
 // wrong-reply and lying-snapshot, the lies told outside consensus (node/answers.h):
 //   wrong-reply     a plausible lie in every reply — another result, seq and value for an

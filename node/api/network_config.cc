@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "crypto/hash.h"
-#include "node/api/behaviours.h"
+#include "bft/behaviours.h"
 
 namespace tally::node::api {
 
@@ -145,7 +145,7 @@ Result<ReplicaConfig> parse_replica(const std::string& file, const std::string& 
     if (fields.has("traitor")) {
         auto traitor = fields.string_field("traitor");
         if (!traitor) return traitor.error();
-        if (auto behaviours = parse_behaviours(*traitor); !behaviours)
+        if (auto behaviours = bft::parse_behaviours(*traitor); !behaviours)
             return fields.error("traitor", behaviours.error().message);
         r.traitor = *traitor;
     }

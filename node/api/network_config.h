@@ -40,7 +40,7 @@ struct ReplicaConfig {
     std::string key_file;  // absolute once loaded
     std::string data_dir;  // absolute once loaded
     // Fault injection: Byzantine behaviours this replica runs with, comma-separated
-    // (node/api/behaviours.h), as `tally net up --traitor N:B` records them; empty for an honest one.
+    // (bft/behaviours.h), as `tally net up --traitor N:B` records them; empty for an honest one.
     std::string traitor;
     std::string endpoint() const { return "tcp://" + host + ":" + std::to_string(port); }
     // Where clients connect: the client port, or the replicas' one when there is none.

@@ -1,7 +1,8 @@
 // The names of the Byzantine behaviours a replica can be started with (`tallyd --traitor`,
 // `tally net up --traitor N:B`, network.json's "traitor" field). Only the vocabulary: what
-// each one does is node/traitor.h, which the client never links. Here so that the CLI and
-// network.json can check a name without carrying the wrappers or the engine they wrap.
+// each one does lives beside what it rewrites — bft/pbft/traitor.h for PBFT's messages,
+// node/traitor.h for replies and snapshot pieces — which the client never links. In
+// tally_bft_shared, so that the CLI and network.json can check a name without carrying them.
 #pragma once
 
 #include <string_view>
@@ -9,7 +10,7 @@
 
 #include "crypto/result.h"
 
-namespace tally::node::api {
+namespace tally::bft {
 
 enum class Behaviour {
     kSilent,
@@ -32,4 +33,4 @@ std::vector<Behaviour> all_behaviours();
 // "silent,equivocate" -> behaviours. Error "unknown_behaviour" naming it and listing the known.
 Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv);
 
-}  // namespace tally::node::api
+}  // namespace tally::bft

@@ -1,11 +1,11 @@
 // The names of the Byzantine behaviours. See behaviours.h.
-#include "node/api/behaviours.h"
+#include "bft/behaviours.h"
 
 #include <algorithm>
 #include <string>
 #include <utility>
 
-namespace tally::node::api {
+namespace tally::bft {
 
 namespace {
 
@@ -64,4 +64,4 @@ Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv) {
     return out;
 }
 
-}  // namespace tally::node::api
+}  // namespace tally::bft
