@@ -15,7 +15,6 @@
 #include <iterator>
 #include <optional>
 
-#include "ledger/ledger.pb.h"
 #include "node/node.pb.h"
 #include "node/replica.h"
 

@@ -74,7 +74,7 @@ private:
 };
 
 TEST(Answers, AnHonestReplicaSaysWhatItsStateSays) {
-    auto answers = make_answers({Behaviour::kEquivocate}, 128);  // lies in consensus only
+    auto answers = make_answers({bft::Behaviour::kEquivocate}, 128);  // lies in consensus only
     api::pb::Reply ordered = a_reply(), read = a_reply();
     answers->on_reply(ReplyKind::kOrdered, ordered);
     answers->on_reply(ReplyKind::kRead, read);
@@ -89,7 +89,7 @@ TEST(Answers, AnHonestReplicaSaysWhatItsStateSays) {
 }
 
 TEST(Answers, AWrongReplyTraitorLiesInEveryReplyButNotInItsSnapshots) {
-    auto answers = make_answers({Behaviour::kWrongReply}, 128);
+    auto answers = make_answers({bft::Behaviour::kWrongReply}, 128);
     api::pb::Reply ordered = a_reply();
     answers->on_reply(ReplyKind::kOrdered, ordered);
     EXPECT_EQ(ordered.result(), static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds));
@@ -108,7 +108,7 @@ TEST(Answers, AWrongReplyTraitorLiesInEveryReplyButNotInItsSnapshots) {
 }
 
 TEST(Answers, ALyingSnapshotTraitorServesForgedPiecesAndRacesThemToTheAskerForAWhile) {
-    auto answers = make_answers({Behaviour::kLyingSnapshot}, 128);
+    auto answers = make_answers({bft::Behaviour::kLyingSnapshot}, 128);
     api::pb::Reply ordered = a_reply();
     answers->on_reply(ReplyKind::kOrdered, ordered);
     EXPECT_EQ(ordered.SerializeAsString(), a_reply().SerializeAsString());
@@ -141,7 +141,7 @@ TEST(Answers, ALyingSnapshotTraitorServesForgedPiecesAndRacesThemToTheAskerForAW
 }
 
 TEST(Answers, ALyingSnapshotTraitorStopsRacingSecondsAfterItWasLastAsked) {
-    auto answers = make_answers({Behaviour::kLyingSnapshot}, 128);
+    auto answers = make_answers({bft::Behaviour::kLyingSnapshot}, 128);
     FakeServer server;
     const auto start = Answers::Clock::now();
     const std::string piece = *server.snapshot_piece(FakeServer::kSeq, server.first_cursor());
