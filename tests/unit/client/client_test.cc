@@ -60,10 +60,12 @@ public:
     void set_read_value(uint32_t replica, uint64_t value) { read_values_[replica] = value; }
     // The seq each replica answers a fast read at (all 40 unless set). Call before start().
     void set_read_seq(uint32_t replica, uint64_t seq) { read_seqs_[replica] = seq; }
+    // The protocol network.json names (PBFT unless set). Call before start().
+    void set_protocol(bft::Protocol protocol) { protocol_ = protocol; }
 
     void start() {
-        config_.f = 1;
-        config_.protocol = bft::Protocol::kPbft;
+        config_.protocol = protocol_;
+        config_.f = bft::Quorums::max_faults(protocol_, static_cast<uint32_t>(behaviours_.size()));
         for (uint32_t i = 0; i < behaviours_.size(); ++i) {
             keys_.push_back(replica_key(i));
             zmq::socket_t router(context_, zmq::socket_type::router);
@@ -200,6 +202,7 @@ private:
     }
 
     std::vector<Behaviour> behaviours_;
+    bft::Protocol protocol_ = bft::Protocol::kPbft;
     std::vector<uint64_t> read_values_;
     std::vector<uint64_t> read_seqs_;
     zmq::context_t context_{1};
@@ -292,6 +295,20 @@ TEST(Client, NoQuorumBeforeTheDeadlineIsATimeout) {
     EXPECT_EQ(r.error().code, "timeout");
     EXPECT_LT(Clock::now() - begin, 3s);
     EXPECT_GE(client.retransmits(), 2u);
+}
+
+// The acceptance rule is the protocol's (network.json's "protocol", bft/quorum.h): the one
+// honest reply that is not enough for PBFT (above) is the leader's word in Raft, where
+// replicas only crash.
+TEST(Client, HowManyRepliesItNeedsIsAPropertyOfTheProtocol) {
+    FakeNetwork net({Behaviour::kHonest, Behaviour::kSilent, Behaviour::kSilent});
+    net.set_protocol(bft::Protocol::kRaft);
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 2s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->seq, kSeq);
 }
 
 TEST(Client, AFastReadNeedsTwoFPlusOneMatching) {
