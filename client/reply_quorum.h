@@ -111,7 +111,8 @@ bool supersedes(const ReplyKey& later, const ReplyKey& earlier);
 
 class ReplyQuorum {
 public:
-    // `quorum`: replies needed (f+1 ordered, 2f+1 read). `n`: replicas in the network.
+    // `quorum`: replies needed, as the protocol says (bft::ClientQuorum: PBFT f+1 ordered, 2f+1
+    // read). `n`: replicas in the network.
     // `roots`, when given, must outlive the quorum; it is consulted before, and filled after,
     // checking a batch root's signature.
     ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n, const ExpectedRequest& expected,
