@@ -118,7 +118,7 @@ double percentile(std::vector<double>& values, double p) {
     return values[std::min(index, values.size() - 1)];
 }
 
-Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::KeyPair& faucet,
+Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const crypto::KeyPair& faucet,
                               const BenchOptions& options, std::ostream& progress) {
     if (options.clients < 1) return make_error("usage", "bench needs at least 1 client");
     if (!(options.duration_s > 0)) return make_error("usage", "bench needs a positive duration");

@@ -20,7 +20,7 @@
 
 #include "crypto/keys.h"
 #include "crypto/result.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 namespace tally::client {
 
@@ -73,7 +73,7 @@ struct BenchResult {
 
 // Funds the bench accounts from `faucet`, runs the load, and reports. Progress lines go to
 // `progress`. Errors: "timeout" / "failed" (funding did not complete), connection errors.
-Result<BenchResult> run_bench(const node::NetworkConfig& config, const crypto::KeyPair& faucet,
+Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const crypto::KeyPair& faucet,
                               const BenchOptions& options, std::ostream& progress);
 
 // Commits per interval: `times_s` (ascending, seconds from 0) counted into intervals of

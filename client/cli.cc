@@ -63,7 +63,7 @@ std::string short_hex(const std::string& bytes) {
     return crypto::to_hex(bytes).substr(0, 12);
 }
 
-nlohmann::json counts_json(const google::protobuf::RepeatedPtrField<node::pb::DetectedCount>& counts) {
+nlohmann::json counts_json(const google::protobuf::RepeatedPtrField<node::api::pb::DetectedCount>& counts) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& c : counts) out[c.kind()] = c.count();
     return out;
@@ -141,7 +141,7 @@ Result<Duration> parse_timeout_s(double seconds) {
     return Duration{static_cast<int64_t>(seconds * 1000.0 + 0.5)};
 }
 
-Result<node::NetworkConfig> load_network(const std::string& dir) {
+Result<node::api::NetworkConfig> load_network(const std::string& dir) {
     const std::string path = absolute_dir(dir) + "/network.json";
     std::error_code ec;
     if (!fs::exists(path, ec)) {
@@ -150,7 +150,7 @@ Result<node::NetworkConfig> load_network(const std::string& dir) {
                                            " (no network.json); start one with `tally net up" +
                                            flag + "`, or pass --dir");
     }
-    return node::load_network_config(path);
+    return node::api::load_network_config(path);
 }
 
 nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {

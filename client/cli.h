@@ -18,7 +18,7 @@
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 namespace tally::client {
 
@@ -55,7 +55,7 @@ Result<crypto::Hash> parse_tx_id(std::string_view text);
 Result<Duration> parse_timeout_s(double seconds);
 
 // Loads DIR/network.json; a missing one says how to start a network.
-Result<node::NetworkConfig> load_network(const std::string& dir);
+Result<node::api::NetworkConfig> load_network(const std::string& dir);
 
 // {"replicas":[{"id","up","role","view","executed","digest",...}]}
 nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses);

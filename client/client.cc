@@ -36,7 +36,7 @@ Clock::time_point deadline_after(Duration timeout) {
     return now + timeout;
 }
 
-OrderedResult ordered_result(const crypto::Hash& tx_id, const node::pb::Reply& reply) {
+OrderedResult ordered_result(const crypto::Hash& tx_id, const node::api::pb::Reply& reply) {
     OrderedResult r;
     r.tx_id = tx_id;
     r.result = reply.result();
@@ -89,10 +89,13 @@ Client::Client(ClientOptions options) : options_(options), random_(std::random_d
 
 Client::~Client() = default;
 
-Status Client::connect(const node::NetworkConfig& config) {
+Status Client::connect(const node::api::NetworkConfig& config) {
     if (config.replicas.empty()) return make_error("invalid", "the network has no replicas");
-    if (config.reply_quorum() > config.n())
-        return make_error("invalid", "f+1 is more than the number of replicas");
+    // The acceptance rule is the protocol's (bft/quorum.h), read from network.json.
+    const bft::ClientQuorum accept = config.quorums().client();
+    if (accept.ordered > config.n())
+        return make_error("invalid", "the protocol's reply quorum (" + std::to_string(accept.ordered) +
+                                         ") is more than the number of replicas");
     for (size_t i = 0; i < config.replicas.size(); ++i) {
         if (config.replicas[i].id != i)
             return make_error("invalid", "replica ids must be 0..n-1 in order (network.json)");
@@ -114,6 +117,7 @@ Status Client::connect(const node::NetworkConfig& config) {
         reads_.clear();
         status_.reset();
         config_ = config;
+        accept_ = accept;
         transport_ = std::move(transport);
     } catch (const zmq::error_t& e) {
         return make_error("network", std::string("cannot connect to the replicas: ") + e.what());
@@ -149,7 +153,7 @@ Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done,
     const auto now = Clock::now();
     ExpectedRequest expected{tx->id, tx->sender, tx->nonce};
     PendingOrdered pending{std::move(envelope), expected,
-                           ReplyQuorum(QuorumKind::kOrdered, config_.reply_quorum(), config_.n(),
+                           ReplyQuorum(QuorumKind::kOrdered, accept_.ordered, config_.n(),
                                        expected, &verified_roots_),
                            0, deadline_after(timeout), now + options_.retransmit_interval,
                            std::move(done)};
@@ -298,7 +302,7 @@ void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::En
         ++counters_.malformed;
         return;
     }
-    const node::pb::Reply& reply = *decoded;
+    const node::api::pb::Reply& reply = *decoded;
     auto it = ordered_.find(reply.tx_id());
     if (it == ordered_.end()) {
         // Late (after the quorum) or unknown. Compare a late one with what was accepted.
@@ -335,7 +339,7 @@ bool Client::refusal_to_recheck(PendingOrdered& pending) {
     if (accepted.seq() != 0 || !may_be_lag || pending.rechecks >= options_.refusal_rechecks_max)
         return false;
     ++pending.rechecks;
-    pending.quorum = ReplyQuorum(QuorumKind::kOrdered, config_.reply_quorum(), config_.n(),
+    pending.quorum = ReplyQuorum(QuorumKind::kOrdered, accept_.ordered, config_.n(),
                                  pending.expected, &verified_roots_);
     pending.next_send = std::min(pending.next_send, Clock::now() + options_.refusal_recheck);
     next_timer_ = std::min(next_timer_, pending.next_send);
@@ -344,7 +348,7 @@ bool Client::refusal_to_recheck(PendingOrdered& pending) {
 
 void Client::on_read_reply(uint32_t replica, std::string_view frame,
                            const crypto::Envelope& envelope) {
-    node::pb::ReadReply read;
+    node::api::pb::ReadReply read;
     if (!read.ParseFromString(envelope.body)) {
         ++counters_.malformed;
         return;
@@ -363,7 +367,7 @@ void Client::on_read_reply(uint32_t replica, std::string_view frame,
     }
     // n-f replicas answered without agreeing: the last f may be down (a dead replica is never
     // "impossible"), so give them only a short grace before falling back.
-    if (!pending.target && pending.quorum.replicas_heard() >= config_.n() - config_.f) {
+    if (!pending.target && pending.quorum.replicas_heard() >= accept_.read_heard_enough) {
         const auto grace_end = Clock::now() + kFastReadStragglerGrace;
         if (grace_end < pending.deadline) {
             pending.deadline = grace_end;
@@ -385,7 +389,7 @@ void Client::on_status_reply(uint32_t replica, std::string_view frame) {
         ++counters_.bad_signature;
         return;
     }
-    node::pb::StatusReply reply;
+    node::api::pb::StatusReply reply;
     if (!reply.ParseFromString(envelope->body)) {
         ++counters_.malformed;
         return;
@@ -455,7 +459,7 @@ Result<TransferResult> Client::transfer(const crypto::KeyPair& key, const crypto
 namespace {
 
 Result<BalanceResult> balance_from_reply(const crypto::PublicKey& account,
-                                         const node::pb::Reply& reply, Consistency served) {
+                                         const node::api::pb::Reply& reply, Consistency served) {
     BalanceResult out;
     out.account = account;
     out.seq = reply.seq();
@@ -479,7 +483,7 @@ Result<BalanceResult> Client::ordered_balance(const crypto::PublicKey& account,
     const auto timeout = until(deadline, Clock::now());
     auto result = submit(ledger::make_balance_query(ephemeral, account, 1), timeout);
     if (!result) return result.error();
-    node::pb::Reply reply;
+    node::api::pb::Reply reply;
     reply.set_result(result->result);
     reply.set_seq(result->seq);
     reply.set_value(result->value);
@@ -487,15 +491,15 @@ Result<BalanceResult> Client::ordered_balance(const crypto::PublicKey& account,
     return balance_from_reply(account, reply, Consistency::kLinearizable);
 }
 
-Result<node::pb::Reply> Client::unordered_read(const crypto::PublicKey& account,
+Result<node::api::pb::Reply> Client::unordered_read(const crypto::PublicKey& account,
                                                std::optional<uint32_t> target,
                                                Clock::time_point deadline, std::string* digest) {
     const auto ephemeral = crypto::KeyPair::generate();
-    node::pb::ReadRequest request;
+    node::api::pb::ReadRequest request;
     request.set_query(ledger::make_balance_query(ephemeral, account, 1));
     const auto query_id = ledger::tx_id(request.query());
     const std::string id = id_bytes(query_id);
-    const uint32_t quorum = target ? 1 : 2 * config_.f + 1;
+    const uint32_t quorum = target ? 1 : accept_.fast_read;  // kLocal: one replica's word
     const auto now = Clock::now();
     PendingRead pending{crypto::seal(ephemeral, crypto::MessageType::kReadRequest,
                                      request.SerializeAsString()),
@@ -580,7 +584,7 @@ Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait) 
     pending.nonce = random_();
     pending.replies.resize(config_.n());
     status_ = std::move(pending);
-    node::pb::StatusRequest request;
+    node::api::pb::StatusRequest request;
     request.set_nonce(status_->nonce);
     send_to_all(crypto::seal(ephemeral, crypto::MessageType::kStatusRequest,
                              request.SerializeAsString()));

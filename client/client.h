@@ -1,15 +1,16 @@
 // The Tally client library: submits signed transactions to every replica and accepts a result
 // only on a quorum of matching signed replies; reads at three consistency levels; status.
 //
-// Wire (shared with node/): one ZeroMQ DEALER per replica, connected to the replica's ROUTER
+// Wire (node/api/client.proto, shared with the replicas): one ZeroMQ DEALER per replica, connected to the replica's ROUTER
 // at the endpoint in network.json. Every message is one frame holding one sealed envelope
 // (crypto/envelope.h). Requests are kRequest envelopes (ledger/tx.h); replies come back on the
 // same DEALER as kReply / kBatchReply / kReadReply / kStatusReply envelopes signed by that
 // replica (a kBatchReply under the signed Merkle root of its batch's replies).
 //
-// What it trusts: network.json (the replicas' endpoints and public keys) and nothing a replica
-// sends. A result is accepted when f+1 distinct replicas sent matching signed replies (2f+1
-// for a fast read); everything else is counted in counters() and ignored (ReplyQuorum).
+// What it trusts: network.json (the replicas' endpoints and public keys, the protocol) and
+// nothing a replica sends. A result is accepted when as many distinct replicas as the
+// protocol's client quorum asks (bft/quorum.h; PBFT: f+1, 2f+1 for a fast read) sent matching
+// signed replies; everything else is counted in counters() and ignored (ReplyQuorum).
 //
 // Threads: thread-compatible. One Client per thread; a Client is driven by whichever thread
 // calls it. Completions run inside poll() (or inside a synchronous call, which polls).
@@ -28,13 +29,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bft/quorum.h"
 #include "client/reply_quorum.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
 #include "ledger/tx.h"
-#include "node/node.pb.h"
-#include "node/config.h"
+#include "node/api/client.pb.h"
+#include "node/api/network_config.h"
 
 namespace tally::client {
 
@@ -124,7 +126,7 @@ struct TxResult {
 struct ReplicaStatus {
     uint32_t id = 0;
     bool up = false;
-    node::pb::StatusReply reply;  // meaningful when up
+    node::api::pb::StatusReply reply;  // meaningful when up
 };
 
 class Client {
@@ -140,8 +142,8 @@ public:
 
     // Connects one DEALER per replica. Connecting does not wait for the replicas: ZeroMQ
     // connects in the background and queues what is sent meanwhile.
-    Status connect(const node::NetworkConfig& config);
-    const node::NetworkConfig& config() const { return config_; }
+    Status connect(const node::api::NetworkConfig& config);
+    const node::api::NetworkConfig& config() const { return config_; }
 
     // --- Synchronous calls (each polls until it is done or its deadline passes) -------------
 
@@ -204,7 +206,7 @@ private:
     };
     struct PendingStatus {
         uint64_t nonce = 0;
-        std::vector<std::optional<node::pb::StatusReply>> replies;
+        std::vector<std::optional<node::api::pb::StatusReply>> replies;
         uint32_t answered = 0;
     };
 
@@ -226,14 +228,16 @@ private:
     void wait_until(Done done, Clock::time_point deadline);
 
     // One read through ReadRequest (fast: all replicas, 2f+1; local: `target`, 1).
-    Result<node::pb::Reply> unordered_read(const crypto::PublicKey& account,
+    Result<node::api::pb::Reply> unordered_read(const crypto::PublicKey& account,
                                            std::optional<uint32_t> target,
                                            Clock::time_point deadline, std::string* digest);
     Result<BalanceResult> ordered_balance(const crypto::PublicKey& account,
                                           Clock::time_point deadline);
 
     ClientOptions options_;
-    node::NetworkConfig config_;
+    node::api::NetworkConfig config_;
+    // How many matching replies make an answer, for the network's protocol (bft/quorum.h).
+    bft::ClientQuorum accept_;
     std::unique_ptr<Transport> transport_;
 
     std::unordered_map<std::string, PendingOrdered> ordered_;  // by tx id bytes

@@ -18,11 +18,12 @@
 #include <sstream>
 #include <thread>
 
+#include "bft/behaviours.h"
+#include "bft/quorum.h"
 #include "client/client.h"
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
-#include "node/config.h"
-#include "node/traitor.h"
+#include "node/api/network_config.h"
 
 namespace tally::client {
 namespace fs = std::filesystem;
@@ -241,7 +242,7 @@ Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config
 
 // Waits until every replica in `ids` answers a status request, or one of them exits, or the
 // deadline passes. A progress line per change goes to `progress`.
-Status wait_ready(const node::NetworkConfig& config, const std::string& abs,
+Status wait_ready(const node::api::NetworkConfig& config, const std::string& abs,
                   const std::map<uint32_t, pid_t>& started, milliseconds timeout,
                   std::ostream& progress) {
     Client client;
@@ -297,22 +298,27 @@ Status make_private_dir(const std::string& path, fs::perms perms) {
     return Ok{};
 }
 
-// PBFT runs n = 3f+1 replicas (4, 7, 10, ...); Raft n = 2f+1 (3, 5, 7, ...).
-Status check_node_count(const std::string& protocol, uint32_t nodes) {
-    if (protocol != "pbft" && protocol != "raft")
-        return make_error("usage", "unknown protocol '" + protocol + "' (pbft or raft)");
-    const bool pbft = protocol == "pbft";
-    const uint32_t step = pbft ? 3 : 2;
-    if (nodes < step + 1 || nodes > 64 || (nodes - 1) % step != 0)
-        return make_error("usage", protocol + " needs n = " + (pbft ? "3f+1" : "2f+1") +
-                                       " replicas (" + (pbft ? "4, 7, 10" : "3, 5, 7") +
-                                       ", ... up to 64), not " + std::to_string(nodes));
-    return Ok{};
+// PBFT runs n = 3f+1 replicas (4, 7, 10, ...); Raft n = 2f+1 (3, 5, 7, ...): bft/quorum.h says.
+Result<bft::Protocol> check_node_count(const std::string& name, uint32_t nodes) {
+    const auto protocol = bft::protocol_from_name(name);
+    if (!protocol) return make_error("usage", "unknown protocol '" + name + "' (pbft or raft)");
+    const uint32_t f = bft::Quorums::max_faults(*protocol, nodes);
+    if (f < 1 || nodes > 64 || bft::Quorums(*protocol, f).n() != nodes) {
+        std::string sizes;
+        for (uint32_t k = 1; k <= 3; ++k)
+            sizes += std::to_string(bft::Quorums(*protocol, k).n()) + ", ";
+        return make_error("usage", name + " needs n = " +
+                                       std::string(bft::Quorums::size_rule(*protocol)) +
+                                       " replicas (" + sizes + "... up to 64), not " +
+                                       std::to_string(nodes));
+    }
+    return *protocol;
 }
 
 // Creates a new network folder. Returns the loaded (checked) config.
-Result<node::NetworkConfig> create_network(const NetUpOptions& options, const std::string& abs) {
-    if (auto s = check_node_count(options.protocol, options.nodes); !s) return s.error();
+Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, const std::string& abs) {
+    auto protocol = check_node_count(options.protocol, options.nodes);
+    if (!protocol) return protocol.error();
     const auto dirs_perms = fs::perms::owner_all;
     for (const auto& sub : {"keys", "accounts"}) {
         if (auto s = make_private_dir(abs + "/" + sub, dirs_perms); !s) return s.error();
@@ -325,15 +331,15 @@ Result<node::NetworkConfig> create_network(const NetUpOptions& options, const st
             return s.error();
     }
 
-    node::NetworkConfig config;
-    config.protocol = options.protocol;
-    config.f = options.protocol == "pbft" ? (options.nodes - 1) / 3 : (options.nodes - 1) / 2;
+    node::api::NetworkConfig config;
+    config.protocol = *protocol;
+    config.f = bft::Quorums::max_faults(*protocol, options.nodes);
     config.dir = abs;
     auto ports = free_ports(2 * options.nodes);  // each replica's, then each one's for clients
     if (!ports) return ports.error();
     for (uint32_t i = 0; i < options.nodes; ++i) {
         const auto key = crypto::KeyPair::generate();
-        node::ReplicaConfig replica;
+        node::api::ReplicaConfig replica;
         replica.id = i;
         replica.host = "127.0.0.1";
         replica.port = (*ports)[i];
@@ -355,7 +361,7 @@ Result<node::NetworkConfig> create_network(const NetUpOptions& options, const st
         if (!numeric || id >= options.nodes)
             return make_error("usage", "--traitor " + spec + ": expected NODE:BEHAVIOUR with NODE in 0.." +
                                            std::to_string(options.nodes - 1));
-        auto behaviours = node::parse_behaviours(spec.substr(colon + 1));
+        auto behaviours = bft::parse_behaviours(spec.substr(colon + 1));
         if (!behaviours) return make_error("usage", "--traitor " + spec + ": " + behaviours.error().message);
         auto& traitor = config.replicas[id].traitor;
         traitor += (traitor.empty() ? "" : ",") + spec.substr(colon + 1);
@@ -372,8 +378,8 @@ Result<node::NetworkConfig> create_network(const NetUpOptions& options, const st
     }
     if (auto s = add_account("faucet", kFaucetBalance); !s) return s.error();
 
-    if (auto s = node::save_network_config(config, config_path(abs)); !s) return s.error();
-    return node::load_network_config(config_path(abs));
+    if (auto s = node::api::save_network_config(config, config_path(abs)); !s) return s.error();
+    return node::api::load_network_config(config_path(abs));
 }
 
 void stop_started(const std::map<uint32_t, pid_t>& started, const std::string& abs) {
@@ -401,11 +407,11 @@ std::map<uint32_t, pid_t> wait_gone(std::map<uint32_t, pid_t> pids, const std::s
     }
 }
 
-Result<node::NetworkConfig> load_existing(const std::string& dir, const std::string& abs) {
+Result<node::api::NetworkConfig> load_existing(const std::string& dir, const std::string& abs) {
     if (!fs::exists(config_path(abs)))
         return make_error("not_found", "no network in " + dir + " (no network.json); start one with "
                                        "`tally net up" + dir_flag(dir) + "`");
-    return node::load_network_config(config_path(abs));
+    return node::api::load_network_config(config_path(abs));
 }
 
 }  // namespace
@@ -438,10 +444,10 @@ std::optional<pid_t> replica_pid(const std::string& dir, uint32_t id) {
 Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& progress) {
     const std::string abs = absolute_dir(options.dir);
     const std::string tallyd = options.tallyd.empty() ? default_tallyd_path() : options.tallyd;
-    node::NetworkConfig config;
+    node::api::NetworkConfig config;
     bool fresh = false;
     if (fs::exists(config_path(abs))) {
-        auto loaded = node::load_network_config(config_path(abs));
+        auto loaded = node::api::load_network_config(config_path(abs));
         if (!loaded) return loaded.error();
         config = std::move(*loaded);
         std::string running;
@@ -480,7 +486,7 @@ Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& prog
         }
         started[id] = *pid;
     }
-    progress << "started " << config.n() << " " << config.protocol << " replicas (f=" << config.f
+    progress << "started " << config.n() << " " << bft::protocol_name(config.protocol) << " replicas (f=" << config.f
              << ") in " << options.dir << std::endl;
     if (auto ready = wait_ready(config, abs, started, options.ready_timeout, progress); !ready) {
         if (ready.error().code != "spawn") return ready.error();
@@ -492,7 +498,7 @@ Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& prog
     }
 
     const std::string d = dir_flag(options.dir);
-    out << "network up: " << config.n() << " " << config.protocol << " replicas (f=" << config.f
+    out << "network up: " << config.n() << " " << bft::protocol_name(config.protocol) << " replicas (f=" << config.f
         << ") in " << options.dir << "\n";
     if (fresh) {
         out << "accounts (keys in " << options.dir << "/accounts): ";

@@ -3,7 +3,7 @@
 // background process.
 //
 // Folder layout (DIR defaults to ./tally-net):
-//   DIR/network.json              written with node::save_network_config
+//   DIR/network.json              written with node::api::save_network_config
 //   DIR/keys/replica-N.key        replica keys (0600)
 //   DIR/accounts/NAME.key         alice, bob, carol, dave (1,000,000,000 each), faucet (10^15)
 //   DIR/data/N                    replica N's ledger and consensus log
@@ -39,7 +39,7 @@ struct NetUpOptions {
     std::string protocol = "pbft";  // or "raft"
     std::chrono::milliseconds ready_timeout{30'000};  // for every replica to answer status
     std::string tallyd;  // the replica program; empty: `tallyd` next to this program
-    // Byzantine replicas, "NODE:BEHAVIOUR[,BEHAVIOUR...]" each (node/traitor.h). Applied when
+    // Byzantine replicas, "NODE:BEHAVIOUR[,BEHAVIOUR...]" each (bft/behaviours.h). Applied when
     // the network is created and kept in network.json, so `net start` restarts a traitor as one.
     std::vector<std::string> traitors;
 };

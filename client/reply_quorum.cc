@@ -31,7 +31,7 @@ ReplyCounters& ReplyCounters::operator+=(const ReplyCounters& other) {
     return *this;
 }
 
-Result<node::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope) {
+Result<node::api::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope) {
     std::string_view bytes = envelope.body;
     std::optional<crypto::BatchedReply> batched;
     if (envelope.type == crypto::MessageType::kBatchReply) {
@@ -43,13 +43,13 @@ Result<node::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope) {
         return make_error("malformed", "a " + std::string(crypto::type_name(envelope.type)) +
                                            " is not an ordered reply");
     }
-    node::pb::Reply reply;
+    node::api::pb::Reply reply;
     if (!reply.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
         return make_error("malformed", "a reply's body does not decode");
     return reply;
 }
 
-ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind, std::string_view state_digest) {
+ReplyKey reply_key(const node::api::pb::Reply& reply, QuorumKind kind, std::string_view state_digest) {
     ReplyKey key;
     key.tx_id = reply.tx_id();
     key.client = reply.client();
@@ -115,7 +115,7 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
             ++counters_.malformed;
             return Vote::kRejected;
         }
-        node::pb::ReadReply read;
+        node::api::pb::ReadReply read;
         if (!read.ParseFromString(envelope->body) || !read.has_reply()) {
             ++counters_.malformed;
             return Vote::kRejected;

@@ -36,7 +36,7 @@
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
-#include "node/node.pb.h"
+#include "node/api/client.pb.h"
 
 namespace tally::client {
 
@@ -96,10 +96,10 @@ enum class Vote {
 
 // The Reply an opened ordered-reply envelope carries: a kReply's body, or a kBatchReply's
 // leaf. Checks no signature. Error "malformed" (another type, or bytes that do not decode).
-Result<node::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope);
+Result<node::api::pb::Reply> decode_ordered_reply(const crypto::Envelope& envelope);
 
 // The reply key of a decoded Reply under a rule (`state_digest`: a ReadReply's, for kRead).
-ReplyKey reply_key(const node::pb::Reply& reply, QuorumKind kind, std::string_view state_digest = {});
+ReplyKey reply_key(const node::api::pb::Reply& reply, QuorumKind kind, std::string_view state_digest = {});
 
 // True when `later` may honestly follow the accepted `earlier` for the same request: the ledger
 // does not record a transfer that failed as kNonceTooHigh or kUnknownSender (it came early and
@@ -111,7 +111,8 @@ bool supersedes(const ReplyKey& later, const ReplyKey& earlier);
 
 class ReplyQuorum {
 public:
-    // `quorum`: replies needed (f+1 ordered, 2f+1 read). `n`: replicas in the network.
+    // `quorum`: replies needed, as the protocol says (bft::ClientQuorum: PBFT f+1 ordered, 2f+1
+    // read). `n`: replicas in the network.
     // `roots`, when given, must outlive the quorum; it is consulted before, and filled after,
     // checking a batch root's signature.
     ReplyQuorum(QuorumKind kind, uint32_t quorum, uint32_t n, const ExpectedRequest& expected,
@@ -123,7 +124,7 @@ public:
 
     bool done() const { return accepted_.has_value(); }
     // The accepted reply (for kRead, the ReadReply's reply), once done().
-    const std::optional<node::pb::Reply>& accepted() const { return accepted_; }
+    const std::optional<node::api::pb::Reply>& accepted() const { return accepted_; }
     // For kRead: the accepted replies' state digest from the first verified member.
     const std::string& accepted_state_digest() const { return accepted_digest_; }
     // For kRead: true when no group can reach the quorum any more even if every replica that
@@ -140,7 +141,7 @@ private:
         crypto::PublicKey key{};
         std::string frame;
         bool verified = false;
-        node::pb::Reply reply;
+        node::api::pb::Reply reply;
         std::string state_digest;
     };
 
@@ -159,7 +160,7 @@ private:
     std::map<ReplyKey, std::vector<Member>> groups_;
     std::vector<uint32_t> groups_per_replica_;
     std::optional<ReplyKey> accepted_key_;
-    std::optional<node::pb::Reply> accepted_;
+    std::optional<node::api::pb::Reply> accepted_;
     std::string accepted_digest_;
     ReplyCounters counters_;
 };

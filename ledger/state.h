@@ -18,19 +18,10 @@
 #include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
+#include "ledger/account.h"
 #include "ledger/tx.h"
 
 namespace tally::ledger {
-
-struct Account {
-    crypto::PublicKey key{};
-    uint64_t balance = 0;
-    uint64_t nonce = 0;  // the last applied nonce; the next transfer must carry nonce + 1
-};
-
-struct Genesis {
-    std::vector<Account> accounts;  // nonce 0
-};
 
 struct BlockHeader {
     uint64_t height = 0;  // == the consensus sequence number it was ordered at

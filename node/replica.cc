@@ -10,6 +10,7 @@
 #include "bft/pbft/pbft.h"
 #include "bft/pbft/stored_records.h"
 #include "crypto/hash.h"
+#include "node/engine_factory.h"
 #include "node/store_binding.h"
 #include "node/traitor.h"
 
@@ -25,27 +26,26 @@ std::string_view view_of(const zmq::message_t& m) {
 
 }  // namespace
 
-Replica::Replica(const NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
+Replica::Replica(const api::NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
                  const ReplicaOptions& options)
     : config_(config),
       id_(id),
       key_(key),
       options_(options),
       authenticator_(options.authenticator_cache_max),
+      answers_(std::make_unique<HonestAnswers>()),
       routes_(options.client_routes) {}
 
 Replica::~Replica() = default;
 
-Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft::ReplicaId id,
+Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config, bft::ReplicaId id,
                                                const crypto::KeyPair& key,
                                                const ReplicaOptions& options) {
-    if (config.protocol != "pbft")
-        return make_error("unsupported", "protocol \"" + config.protocol +
-                                             "\" is not available in this tallyd (pbft only)");
+    if (auto s = check_protocol(config); !s) return s.error();
     if (id >= config.n())
         return make_error("invalid", "replica id " + std::to_string(id) + " is not in the config (n = " +
                                          std::to_string(config.n()) + ")");
-    const ReplicaConfig& self = config.replicas[id];
+    const api::ReplicaConfig& self = config.replicas[id];
     if (key.public_key() != self.public_key)
         return make_error("key_mismatch", "the key's public key is not replica " + std::to_string(id) +
                                               "'s public key in network.json");
@@ -124,29 +124,21 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
                                   "to set it aside and rejoin as a fresh replica.");
     }
 
-    bft::pbft::Config pbft;
-    pbft.id = id;
-    for (const auto& replica : config.replicas) pbft.replicas.push_back(replica.public_key);
-    pbft.f = config.f;
-    pbft.batch_size_max = config.consensus.batch_size_max;
-    pbft.batch_bytes_max = config.consensus.batch_bytes_max;
-    pbft.pipeline_depth = config.consensus.pipeline_depth;
-    pbft.checkpoint_interval = config.consensus.checkpoint_interval;
-    pbft.watermark_window = config.consensus.watermark_window;
-    pbft.view_change_timeout_ticks = config.consensus.view_change_timeout_ticks;
-    pbft.recovering = r->recovering_;
-    r->engine_ = bft::pbft::make_engine(pbft, r->key_, r->authenticator_);
+    std::vector<bft::Behaviour> behaviours;  // a traitor's, for fault injection; none: honest
     if (!options.traitor.empty()) {
         std::string csv;
         for (const auto& b : options.traitor) csv += (csv.empty() ? "" : ",") + b;
-        auto behaviours = parse_behaviours(csv);
-        if (!behaviours) return make_error("invalid", behaviours.error().message);
-        auto traitor = std::make_unique<TraitorEngine>(std::move(r->engine_), *behaviours, r->key_,
-                                                       pbft.replicas, id, options.traitor_seed);
-        r->lies_to_clients_ = traitor->lies_to_clients();
-        r->lies_in_snapshots_ = traitor->lies_in_snapshots();
-        r->engine_ = std::move(traitor);
+        auto parsed = bft::parse_behaviours(csv);
+        if (!parsed) return make_error("invalid", parsed.error().message);
+        behaviours = std::move(parsed).value();
     }
+    auto engine = make_engine(config, id, r->key_, r->authenticator_,
+                              EngineOptions{r->recovering_, behaviours, options.traitor_seed});
+    if (!engine) return engine.error();
+    r->engine_ = std::move(engine).value();
+    r->answers_ = make_answers(behaviours, config.consensus.checkpoint_interval);
+    std::vector<crypto::PublicKey> replica_keys;
+    for (const auto& replica : config.replicas) replica_keys.push_back(replica.public_key);
 
     auto transport = Transport::open(config, id, options.transport);
     if (!transport) return transport.error();
@@ -154,7 +146,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const NetworkConfig& config, bft:
 
     WorkerPoolOptions workers = options.workers;
     workers.clients_have_own_port = r->transport_->clients_have_own_port();
-    r->workers_ = std::make_unique<WorkerPool>(workers, r->key_, pbft.replicas, id,
+    r->workers_ = std::make_unique<WorkerPool>(workers, r->key_, replica_keys, id,
                                                r->authenticator_, r->rejections_);
     r->events_.reserve(1024);
     r->frames_.reserve(1024);
@@ -212,7 +204,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         if (auto s = drain(std::move(out)); !s) return s;
         retry_state_transfer();
         backfill();
-        if (lies_in_snapshots_) race_snapshot_pieces();
+        answers_->on_turn(*this, std::chrono::steady_clock::now());
         if (now >= next_stats) {
             log_stats();
             next_stats = now + std::chrono::seconds(10);

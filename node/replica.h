@@ -36,9 +36,10 @@
 #include "crypto/result.h"
 #include "ledger/state.h"
 #include "node/admission.h"
+#include "node/answers.h"
 #include "node/authenticator.h"
 #include "node/client_routes.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 #include "node/events.h"
 #include "node/rejections.h"
 #include "node/store.h"
@@ -79,7 +80,8 @@ struct ReplicaOptions {
     std::string ledger_sync_copies_dir;
 };
 
-class Replica {
+// Serves snapshot pieces to its Answers too (node/answers.h: a lying-snapshot traitor's races).
+class Replica final : private SnapshotServer {
 public:
     // Opens what replica `id` runs on: its ledger (DATA_DIR/ledger.db, seeded from genesis),
     // its consensus store (DATA_DIR/consensus.db), the engine, the worker threads and the
@@ -87,7 +89,7 @@ public:
     // Errors: "unsupported" (protocol), "key_mismatch", "ledger", "store", "store_refused"
     // (the store may have forgotten votes: the message says to start with --recover), "bind",
     // "network".
-    static Result<std::unique_ptr<Replica>> open(const NetworkConfig& config, bft::ReplicaId id,
+    static Result<std::unique_ptr<Replica>> open(const api::NetworkConfig& config, bft::ReplicaId id,
                                                  const crypto::KeyPair& key,
                                                  const ReplicaOptions& options = {});
     ~Replica();
@@ -101,7 +103,7 @@ public:
     Status run(const std::atomic<bool>& stop);
 
 private:
-    Replica(const NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
+    Replica(const api::NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
             const ReplicaOptions& options);
 
     // --- replica.cc: the loop and the outputs
@@ -124,8 +126,11 @@ private:
     void request_piece();
     void begin_import(const bft::StateTarget& target);
     void finish_state_transfer(bft::Output& out);
-    // lying-snapshot only: forged pieces for the cursors a fetching replica will ask others.
-    void race_snapshot_pieces();
+    // SnapshotServer, for answers_.
+    bool serves(uint64_t seq) const override;
+    std::optional<std::string> snapshot_piece(uint64_t seq, const std::string& cursor) override;
+    void send_snapshot_piece(bft::ReplicaId to, uint64_t seq, const std::string& cursor,
+                             std::string chunk) override;
 
     // --- replica_backfill.cc: the blocks below a snapshot, with their certificates, both sides
     void start_backfill();  // the ledger may lack blocks below its last one: look, and fetch
@@ -144,7 +149,7 @@ private:
     void remember_not_yet(const crypto::Hash& tx_id, uint64_t nonce);
     void on_read(const ReadIn& in);
     void on_status(const StatusIn& in);
-    // A Reply's bytes for one request (the wrong-reply traitor's lie included).
+    // A Reply's bytes for one request, as answers_ would have them.
     std::string reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
                            const ledger::Outcome& outcome, uint64_t view) const;
     // One request's reply, signed alone (reply-cache hits: no batch to share a signature with).
@@ -156,7 +161,7 @@ private:
     void sign_and_send(std::string routing_id, crypto::MessageType type, std::string body);
     void sign_and_send_batch(BatchSignJob job);
 
-    NetworkConfig config_;
+    api::NetworkConfig config_;
     bft::ReplicaId id_;
     crypto::KeyPair key_;
     ReplicaOptions options_;
@@ -169,8 +174,9 @@ private:
     uint64_t ledger_seq_max_ = 0;
     bool recovering_ = false;  // the engine was started recovering and has not caught up yet
     std::unique_ptr<bft::Engine> engine_;
-    bool lies_to_clients_ = false;    // a wrong-reply traitor
-    bool lies_in_snapshots_ = false;  // a lying-snapshot traitor
+    // What it tells clients and peers outside consensus passes through this (node/answers.h):
+    // honest, or a traitor's LyingAnswers (node/traitor.h).
+    std::unique_ptr<Answers> answers_;
     std::unique_ptr<Transport> transport_;
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;
@@ -208,14 +214,6 @@ private:
         std::chrono::steady_clock::time_point asked{};  // last asked for a piece
     };
     std::map<uint64_t, Served> snapshots_;
-    // lying-snapshot only: replicas that asked it for a snapshot lately, to race pieces to.
-    struct Race {
-        uint64_t seq = 0;
-        uint64_t since_seq = 0;
-        std::chrono::steady_clock::time_point until{};  // last asked: it races a while after
-        std::chrono::steady_clock::time_point next{};
-    };
-    std::map<bft::ReplicaId, Race> races_;
     // Backfill: the answer awaited (from backfill_peer_, for the blocks ending at
     // backfill_top_), whom to ask next, and when.
     bool backfilling_ = false;

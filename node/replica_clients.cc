@@ -6,7 +6,7 @@
 
 #include "crypto/hash.h"
 #include "crypto/reply_batch.h"
-#include "node/node.pb.h"
+#include "node/api/client.pb.h"
 #include "node/replica.h"
 
 namespace tally::node {
@@ -39,7 +39,7 @@ void Replica::sign_and_send_batch(BatchSignJob job) {
 
 std::string Replica::reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
                                 const ledger::Outcome& outcome, uint64_t view) const {
-    pb::Reply r;
+    api::pb::Reply r;
     r.set_tx_id(bytes_of(tx_id));
     r.set_client(std::string(crypto::as_bytes(route.client)));
     r.set_nonce(route.nonce);
@@ -49,15 +49,7 @@ std::string Replica::reply_body(const ClientRoute& route, const crypto::Hash& tx
     r.set_account_nonce(outcome.nonce);
     r.set_view(view);
     r.set_replica(id_);
-    if (lies_to_clients_) {
-        // wrong-reply traitor: a plausible lie — another result, another seq, another value —
-        // signed as correctly as the truth, so only the quorum can expose it.
-        const auto ok = static_cast<uint32_t>(ledger::ResultCode::kOk);
-        r.set_result(r.result() == ok ? static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds)
-                                      : ok);
-        r.set_seq(r.seq() + 1);
-        r.set_value(r.value() + 7);
-    }
+    answers_->on_reply(ReplyKind::kOrdered, r);
     return r.SerializeAsString();
 }
 
@@ -160,8 +152,8 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
 
 void Replica::on_read(const ReadIn& in) {
     const ledger::Outcome outcome = ledger_->query(in.query);
-    pb::ReadReply read;
-    pb::Reply& r = *read.mutable_reply();
+    api::pb::ReadReply read;
+    api::pb::Reply& r = *read.mutable_reply();
     r.set_tx_id(bytes_of(outcome.tx_id));
     r.set_client(std::string(crypto::as_bytes(in.client)));
     r.set_nonce(in.nonce);
@@ -171,14 +163,14 @@ void Replica::on_read(const ReadIn& in) {
     r.set_account_nonce(outcome.nonce);
     r.set_view(engine_->status().view);
     r.set_replica(id_);
-    if (lies_to_clients_) r.set_value(r.value() + 7);
+    answers_->on_reply(ReplyKind::kRead, r);
     read.set_state_digest(bytes_of(ledger_->state_digest()));
     sign_and_send(in.routing_id, crypto::MessageType::kReadReply, read.SerializeAsString());
 }
 
 void Replica::on_status(const StatusIn& in) {
     const bft::EngineStatus status = engine_->status();
-    pb::StatusReply r;
+    api::pb::StatusReply r;
     r.set_nonce(in.nonce);
     r.set_replica(id_);
     r.set_protocol(status.protocol);

@@ -15,10 +15,8 @@
 #include <iterator>
 #include <optional>
 
-#include "ledger/ledger.pb.h"
 #include "node/node.pb.h"
 #include "node/replica.h"
-#include "node/traitor.h"
 
 namespace tally::node {
 
@@ -109,15 +107,7 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
     pb::SnapshotReply reply;
     reply.set_seq(it->first);
     reply.set_cursor(request.cursor());
-    if (lies_in_snapshots_) {
-        // One lie per checkpoint, the same in every piece of it.
-        const auto lie = kSnapshotLies[(it->first / config_.consensus.checkpoint_interval) %
-                                       std::size(kSnapshotLies)];
-        *chunk = lie_in_snapshot_chunk(std::move(*chunk), lie);
-        ledger::pb::SnapshotCursor cursor;
-        if (cursor.ParseFromString(request.cursor()))
-            races_[from] = Race{it->first, cursor.since_seq(), now, now};
-    }
+    *chunk = answers_->on_snapshot_piece(from, it->first, request.cursor(), std::move(*chunk), now);
     reply.set_chunk(std::move(*chunk));
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
 }
@@ -201,67 +191,24 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
     finish_state_transfer(out);
 }
 
-namespace {
-// The cursor a receiver asks for after `chunk` (ledger::SnapshotImport's rule): predictable,
-// which is what a racing liar uses.
-std::optional<std::string> cursor_after(const std::string& chunk_bytes, uint64_t since_seq) {
-    ledger::pb::SnapshotChunk chunk;
-    if (!chunk.ParseFromString(chunk_bytes)) return std::nullopt;
-    if (chunk.records_end()) return std::nullopt;
-    ledger::pb::SnapshotCursor cursor;
-    cursor.set_since_seq(since_seq);
-    if (!chunk.accounts_end()) {
-        if (chunk.accounts_size() == 0) return std::nullopt;
-        cursor.set_after_key(chunk.accounts(chunk.accounts_size() - 1).key());
-        return cursor.SerializeAsString();
-    }
-    cursor.set_records(true);
-    if (chunk.records_size() == 0) {  // the accounts' last piece, before any record
-        cursor.set_after_seq(since_seq);
-        return cursor.SerializeAsString();
-    }
-    const auto& last = chunk.records(chunk.records_size() - 1);
-    cursor.set_after_seq(last.seq());
-    cursor.set_after_id(last.id());
-    return cursor.SerializeAsString();
-}
-}  // namespace
+bool Replica::serves(uint64_t seq) const { return snapshots_.count(seq) > 0; }
 
-// A lying-snapshot traitor knows what a fetching replica will ask for next, since every
-// honest peer serves the same pieces: it sends a forged answer to each of the first cursors,
-// again and again, hoping one arrives before the honest peer's answer.
-void Replica::race_snapshot_pieces() {
-    constexpr size_t kRacedPiecesMax = 32;
-    constexpr auto kRaceEvery = std::chrono::milliseconds(20);
-    constexpr auto kRaceFor = std::chrono::seconds(3);
-    const auto now = std::chrono::steady_clock::now();
-    for (auto it = races_.begin(); it != races_.end();) {
-        auto& [to, race] = *it;
-        auto served = snapshots_.find(race.seq);
-        if (now >= race.until + kRaceFor || served == snapshots_.end()) {
-            it = races_.erase(it);
-            continue;
-        }
-        if (now >= race.next) {
-            race.next = now + kRaceEvery;
-            ledger::pb::SnapshotCursor first;
-            first.set_since_seq(race.since_seq);
-            std::optional<std::string> cursor = first.SerializeAsString();
-            for (size_t i = 0; i < kRacedPiecesMax && cursor; ++i) {
-                auto chunk = ledger_->snapshot_chunk(served->second.point, *cursor,
-                                                     config_.consensus.snapshot_chunk_bytes);
-                if (!chunk) break;
-                auto next = cursor_after(*chunk, race.since_seq);
-                pb::SnapshotReply reply;
-                reply.set_seq(race.seq);
-                reply.set_cursor(*cursor);
-                reply.set_chunk(lie_in_snapshot_chunk(std::move(*chunk), SnapshotLie::kBalance));
-                send(bft::Outgoing{to, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
-                cursor = std::move(next);
-            }
-        }
-        ++it;
-    }
+std::optional<std::string> Replica::snapshot_piece(uint64_t seq, const std::string& cursor) {
+    auto served = snapshots_.find(seq);
+    if (served == snapshots_.end()) return std::nullopt;
+    auto chunk = ledger_->snapshot_chunk(served->second.point, cursor,
+                                         config_.consensus.snapshot_chunk_bytes);
+    if (!chunk) return std::nullopt;
+    return std::move(chunk).value();
+}
+
+void Replica::send_snapshot_piece(bft::ReplicaId to, uint64_t seq, const std::string& cursor,
+                                  std::string chunk) {
+    pb::SnapshotReply reply;
+    reply.set_seq(seq);
+    reply.set_cursor(cursor);
+    reply.set_chunk(std::move(chunk));
+    send(bft::Outgoing{to, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
 }
 
 void Replica::finish_state_transfer(bft::Output& out) {

@@ -22,7 +22,7 @@
 #include <string>
 
 #include "crypto/key_file.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 #include "node/replica.h"
 
 namespace {
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     const int sid = static_cast<int>(id);
 
-    auto config = tally::node::load_network_config(config_path);
+    auto config = tally::node::api::load_network_config(config_path);
     if (!config) return refuse(sid, "bad config: " + config.error().message);
     if (id >= config->n())
         return refuse(sid, "--id " + std::to_string(id) + " is not in " + config_path + " (ids 0.." +

@@ -1,72 +1,13 @@
-// Byzantine behaviours as wrappers around an honest engine. See traitor.h.
+// The node's traitors: lies in replies and snapshot pieces. See traitor.h.
 #include "node/traitor.h"
 
 #include <algorithm>
+#include <iterator>
 
-#include "bft/pbft/messages.h"
-#include "crypto/envelope.h"
-#include "crypto/hash.h"
 #include "ledger/ledger.pb.h"
+#include "ledger/tx.h"
 
 namespace tally::node {
-
-namespace pb = bft::pbft::pb;
-using crypto::MessageType;
-
-namespace {
-
-constexpr std::pair<Behaviour, std::string_view> kNames[] = {
-    {Behaviour::kSilent, "silent"},
-    {Behaviour::kEquivocate, "equivocate"},
-    {Behaviour::kBadSignature, "bad-signature"},
-    {Behaviour::kWrongDigest, "wrong-digest"},
-    {Behaviour::kStaleView, "stale-view"},
-    {Behaviour::kFutureView, "future-view"},
-    {Behaviour::kReplay, "replay"},
-    {Behaviour::kForgeClient, "forge-client"},
-    {Behaviour::kLyingCheckpoint, "lying-checkpoint"},
-    {Behaviour::kWrongReply, "wrong-reply"},
-    {Behaviour::kLyingSnapshot, "lying-snapshot"},
-    {Behaviour::kLyingViewChange, "lying-view-change"},
-    {Behaviour::kRandom, "random"},
-};
-
-constexpr size_t kReplayKept = 256;
-constexpr size_t kEchoedMax = 100000;
-
-bool is_normal_case(MessageType t) {
-    return t == MessageType::kPrePrepare || t == MessageType::kPrepare || t == MessageType::kCommit;
-}
-
-// Decodes a normal-case message, lets `change` edit its view, seq and digest (and, for a
-// pre-prepare, the batch), and seals the result with `key`. Empty if it does not decode.
-template <typename F>
-std::string with_normal_case(const crypto::KeyPair& key, const crypto::Envelope& env, F&& change) {
-    if (env.type == MessageType::kPrePrepare) {
-        pb::PrePrepare pp;
-        if (!pp.ParseFromString(env.body)) return {};
-        uint64_t view = pp.view(), seq = pp.seq();
-        change(&view, &seq, pp.mutable_digest(), &pp);
-        // Re-signed whole, header included: a lie honest replicas must judge on its merits.
-        return bft::pbft::seal_pre_prepare(key, view, seq, bft::pbft::hash_from_bytes(pp.digest()),
-                                           {pp.requests().begin(), pp.requests().end()});
-    }
-    pb::Vote vote;
-    if (!vote.ParseFromString(env.body)) return {};
-    uint64_t view = vote.view(), seq = vote.seq();
-    change(&view, &seq, vote.mutable_digest(), static_cast<pb::PrePrepare*>(nullptr));
-    vote.set_view(view);
-    vote.set_seq(seq);
-    return crypto::seal(key, env.type, vote.SerializeAsString());
-}
-
-}  // namespace
-
-std::string_view behaviour_name(Behaviour b) {
-    for (const auto& [behaviour, name] : kNames)
-        if (behaviour == b) return name;
-    return "unknown";
-}
 
 std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie) {
     ledger::pb::SnapshotChunk piece;
@@ -102,229 +43,99 @@ std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie) {
     return piece.SerializeAsString();
 }
 
-std::vector<Behaviour> all_behaviours() {
-    std::vector<Behaviour> all;
-    for (const auto& [behaviour, name] : kNames) all.push_back(behaviour);
-    return all;
+namespace {
+// The cursor a receiver asks for after `chunk` (ledger::SnapshotImport's rule): predictable,
+// which is what a racing liar uses.
+std::optional<std::string> cursor_after(const std::string& chunk_bytes, uint64_t since_seq) {
+    ledger::pb::SnapshotChunk chunk;
+    if (!chunk.ParseFromString(chunk_bytes)) return std::nullopt;
+    if (chunk.records_end()) return std::nullopt;
+    ledger::pb::SnapshotCursor cursor;
+    cursor.set_since_seq(since_seq);
+    if (!chunk.accounts_end()) {
+        if (chunk.accounts_size() == 0) return std::nullopt;
+        cursor.set_after_key(chunk.accounts(chunk.accounts_size() - 1).key());
+        return cursor.SerializeAsString();
+    }
+    cursor.set_records(true);
+    if (chunk.records_size() == 0) {  // the accounts' last piece, before any record
+        cursor.set_after_seq(since_seq);
+        return cursor.SerializeAsString();
+    }
+    const auto& last = chunk.records(chunk.records_size() - 1);
+    cursor.set_after_seq(last.seq());
+    cursor.set_after_id(last.id());
+    return cursor.SerializeAsString();
+}
+}  // namespace
+
+LyingAnswers::LyingAnswers(bool wrong_reply, bool lying_snapshot, uint64_t checkpoint_interval)
+    : wrong_reply_(wrong_reply), lying_snapshot_(lying_snapshot),
+      checkpoint_interval_(std::max<uint64_t>(checkpoint_interval, 1)) {}
+
+void LyingAnswers::on_reply(ReplyKind kind, api::pb::Reply& reply) {
+    if (!wrong_reply_) return;
+    if (kind == ReplyKind::kOrdered) {
+        const auto ok = static_cast<uint32_t>(ledger::ResultCode::kOk);
+        reply.set_result(reply.result() == ok
+                             ? static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds)
+                             : ok);
+        reply.set_seq(reply.seq() + 1);
+    }
+    reply.set_value(reply.value() + 7);
 }
 
-Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv) {
-    std::vector<Behaviour> out;
-    while (!csv.empty()) {
-        size_t comma = csv.find(',');
-        std::string_view word = csv.substr(0, comma);
-        csv = comma == std::string_view::npos ? std::string_view() : csv.substr(comma + 1);
-        if (word.empty()) continue;
-        bool found = false;
-        for (const auto& [behaviour, name] : kNames) {
-            if (name == word) {
-                if (std::find(out.begin(), out.end(), behaviour) == out.end()) out.push_back(behaviour);
-                found = true;
+std::string LyingAnswers::on_snapshot_piece(bft::ReplicaId to, uint64_t seq,
+                                            const std::string& cursor, std::string chunk,
+                                            Clock::time_point now) {
+    if (!lying_snapshot_) return chunk;
+    // One lie per checkpoint, the same in every piece of it.
+    const auto lie = kSnapshotLies[(seq / checkpoint_interval_) % std::size(kSnapshotLies)];
+    ledger::pb::SnapshotCursor asked;
+    if (asked.ParseFromString(cursor)) races_[to] = Race{seq, asked.since_seq(), now, now};
+    return lie_in_snapshot_chunk(std::move(chunk), lie);
+}
+
+// A lying-snapshot traitor knows what a fetching replica will ask for next, since every
+// honest peer serves the same pieces: it sends a forged answer to each of the first cursors,
+// again and again, hoping one arrives before the honest peer's answer.
+void LyingAnswers::on_turn(SnapshotServer& server, Clock::time_point now) {
+    constexpr size_t kRacedPiecesMax = 32;
+    constexpr auto kRaceEvery = std::chrono::milliseconds(20);
+    constexpr auto kRaceFor = std::chrono::seconds(3);
+    for (auto it = races_.begin(); it != races_.end();) {
+        auto& [to, race] = *it;
+        if (now >= race.until + kRaceFor || !server.serves(race.seq)) {
+            it = races_.erase(it);
+            continue;
+        }
+        if (now >= race.next) {
+            race.next = now + kRaceEvery;
+            ledger::pb::SnapshotCursor first;
+            first.set_since_seq(race.since_seq);
+            std::optional<std::string> cursor = first.SerializeAsString();
+            for (size_t i = 0; i < kRacedPiecesMax && cursor; ++i) {
+                auto chunk = server.snapshot_piece(race.seq, *cursor);
+                if (!chunk) break;
+                auto next = cursor_after(*chunk, race.since_seq);
+                server.send_snapshot_piece(to, race.seq, *cursor,
+                                           lie_in_snapshot_chunk(std::move(*chunk), SnapshotLie::kBalance));
+                cursor = std::move(next);
             }
         }
-        if (!found) {
-            std::string known;
-            for (const auto& [behaviour, name] : kNames) known += (known.empty() ? "" : ", ") + std::string(name);
-            return make_error("unknown_behaviour", "unknown traitor behaviour '" + std::string(word) +
-                                                       "' (known: " + known + ")");
-        }
+        ++it;
     }
-    if (out.empty()) return make_error("unknown_behaviour", "no traitor behaviour given");
-    return out;
 }
 
-TraitorEngine::TraitorEngine(std::unique_ptr<bft::Engine> honest, std::vector<Behaviour> behaviours,
-                             const crypto::KeyPair& key, std::vector<crypto::PublicKey> replicas,
-                             bft::ReplicaId id, uint64_t seed)
-    : honest_(std::move(honest)),
-      behaviours_(std::move(behaviours)),
-      key_(key),
-      replicas_(std::move(replicas)),
-      id_(id),
-      rng_(seed) {}
-
-bool TraitorEngine::has(Behaviour b) const {
-    return std::find(behaviours_.begin(), behaviours_.end(), b) != behaviours_.end();
-}
-
-bft::Output TraitorEngine::on_tick() { return rewrite(honest_->on_tick()); }
-
-bft::Output TraitorEngine::on_message(bft::ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
-    bft::Output out = rewrite(honest_->on_message(from, envelope, raw));
-    if (has(Behaviour::kEquivocate)) echo_votes(from, envelope, out);
-    return out;
-}
-
-bft::Output TraitorEngine::on_client_request(const bft::ClientRequest& request) {
-    return rewrite(honest_->on_client_request(request));
-}
-
-bft::Output TraitorEngine::on_executed(uint64_t seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_executed(seq, digest));
-}
-
-bft::Output TraitorEngine::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_state_restored(seq, digest));
-}
-
-bft::Output TraitorEngine::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                                    uint64_t executed_seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_start(records, executed_seq, digest));
-}
-
-std::optional<Behaviour> TraitorEngine::pick_random() {
-    static constexpr Behaviour kChoices[] = {Behaviour::kSilent,     Behaviour::kBadSignature, Behaviour::kWrongDigest,
-                                             Behaviour::kFutureView, Behaviour::kReplay,       Behaviour::kLyingCheckpoint,
-                                             Behaviour::kEquivocate};
-    std::uniform_int_distribution<size_t> pick(0, std::size(kChoices));  // the last index: honest
-    size_t i = pick(rng_);
-    if (i == std::size(kChoices)) return std::nullopt;
-    return kChoices[i];
-}
-
-bft::Output TraitorEngine::rewrite(bft::Output out) {
-    for (Behaviour b : behaviours_) {
-        std::vector<bft::Outgoing> sent;
-        for (auto& msg : out.send) {
-            std::optional<Behaviour> now = b == Behaviour::kRandom ? pick_random() : b;
-            if (now) {
-                rewrite_one(std::move(msg), *now, sent);
-            } else {
-                sent.push_back(std::move(msg));  // random chose honesty for this one
-            }
-        }
-        out.send = std::move(sent);
-    }
-    return out;
-}
-
-void TraitorEngine::rewrite_one(bft::Outgoing msg, Behaviour b, std::vector<bft::Outgoing>& sent) {
-    auto env = crypto::open(msg.envelope, crypto::OpenOptions{crypto::kEnvelopeMaxBytes, std::nullopt, false});
-    if (!env) {
-        sent.push_back(std::move(msg));
-        return;
-    }
-    auto reseal = [&](std::string bytes) {
-        if (!bytes.empty()) msg.envelope = std::move(bytes);
-        sent.push_back(std::move(msg));
+std::unique_ptr<Answers> make_answers(const std::vector<Behaviour>& behaviours,
+                                      uint64_t checkpoint_interval) {
+    const auto has = [&](Behaviour b) {
+        return std::find(behaviours.begin(), behaviours.end(), b) != behaviours.end();
     };
-    switch (b) {
-        case Behaviour::kSilent:
-            return;
-        case Behaviour::kBadSignature:
-            msg.envelope.back() = static_cast<char>(msg.envelope.back() ^ 0x01);
-            return reseal({});
-        case Behaviour::kWrongDigest:
-            if (!is_normal_case(env->type)) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare*) {
-                *digest = bft::pbft::hash_bytes(crypto::sha256(*digest));
-            }));
-        case Behaviour::kStaleView:
-            if (!is_normal_case(env->type)) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t* view, uint64_t* seq, std::string*, pb::PrePrepare*) {
-                if (*view > 0) *view -= 1; else *seq = 0;
-            }));
-        case Behaviour::kFutureView:
-            if (!is_normal_case(env->type)) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t* view, uint64_t*, std::string*, pb::PrePrepare*) {
-                *view += 1000;
-            }));
-        case Behaviour::kReplay: {
-            std::vector<bft::Outgoing> old;
-            if (!sent_before_.empty()) {
-                std::uniform_int_distribution<size_t> pick(0, sent_before_.size() - 1);
-                for (int i = 0; i < 2; ++i) old.push_back(sent_before_[pick(rng_)]);
-            }
-            sent_before_.push_back(msg);
-            if (sent_before_.size() > kReplayKept) sent_before_.pop_front();
-            sent.push_back(std::move(msg));
-            for (auto& o : old) sent.push_back(std::move(o));
-            return;
-        }
-        case Behaviour::kForgeClient:
-            if (env->type != MessageType::kPrePrepare) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare* pp) {
-                if (!pp || pp->requests().empty()) return;
-                std::string forged = pp->requests(0);
-                forged.back() = static_cast<char>(forged.back() ^ 0x01);  // a signature the client never made
-                pp->add_requests(forged);
-                std::vector<std::string> batch(pp->requests().begin(), pp->requests().end());
-                *digest = bft::pbft::hash_bytes(bft::pbft::batch_digest(batch));
-            }));
-        case Behaviour::kLyingCheckpoint: {
-            if (env->type != MessageType::kCheckpoint) return reseal({});
-            pb::Checkpoint cp;
-            if (!cp.ParseFromString(env->body)) return reseal({});
-            cp.set_state_digest(bft::pbft::hash_bytes(crypto::sha256(cp.state_digest())));
-            return reseal(crypto::seal(key_, env->type, cp.SerializeAsString()));
-        }
-        case Behaviour::kLyingViewChange: {
-            if (env->type != MessageType::kViewChange) return reseal({});
-            pb::ViewChange vc;
-            if (!vc.ParseFromString(env->body)) return reseal({});
-            vc.clear_prepared();  // hides what prepared here ...
-            pb::PrePrepare fake;  // ... and claims a certificate no primary signed
-            fake.set_view(vc.new_view() > 0 ? vc.new_view() - 1 : 0);
-            fake.set_seq(vc.stable_seq() + 1);
-            fake.set_digest(bft::pbft::hash_bytes(bft::pbft::batch_digest({})));
-            vc.add_prepared()->set_pre_prepare(
-                crypto::seal(key_, MessageType::kPrePrepareHeader, fake.SerializeAsString()));
-            return reseal(crypto::seal(key_, env->type, vc.SerializeAsString()));
-        }
-        case Behaviour::kEquivocate: {
-            // Its honest votes go to no one: each peer gets, by echo_votes, a vote for the
-            // digest that peer voted for, and only that one.
-            if ((env->type == MessageType::kPrepare || env->type == MessageType::kCommit) &&
-                msg.to == bft::kAllReplicas)
-                return;
-            if (env->type != MessageType::kPrePrepare || msg.to != bft::kAllReplicas) return reseal({});
-            pb::PrePrepare pp;
-            if (!pp.ParseFromString(env->body) || pp.requests().empty()) return reseal({});
-            // Backup number k gets the batch with k extra copies of its last request: a
-            // different digest for each, every request still validly signed.
-            uint32_t k = 0;
-            for (bft::ReplicaId to = 0; to < replicas_.size(); ++to) {
-                if (to == id_) continue;
-                pb::PrePrepare variant = pp;
-                for (uint32_t i = 0; i < k; ++i) variant.add_requests(pp.requests(pp.requests_size() - 1));
-                std::vector<std::string> batch(variant.requests().begin(), variant.requests().end());
-                sent.push_back(bft::Outgoing{to, bft::pbft::seal_pre_prepare(key_, pp.view(), pp.seq(),
-                                                                              bft::pbft::batch_digest(batch), batch)});
-                ++k;
-            }
-            return;
-        }
-        case Behaviour::kWrongReply:
-        case Behaviour::kLyingSnapshot:
-        case Behaviour::kRandom:
-            return reseal({});
-    }
-}
-
-// Equivocation's second half: vote for whatever digest a peer votes for, to that peer alone.
-void TraitorEngine::echo_votes(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out) {
-    if (!is_normal_case(envelope.type)) return;
-    uint64_t view = 0, seq = 0;
-    std::string digest;
-    if (envelope.type == MessageType::kPrePrepare) {
-        pb::PrePrepare pp;
-        if (!pp.ParseFromString(envelope.body)) return;
-        view = pp.view(), seq = pp.seq(), digest = pp.digest();
-    } else {
-        pb::Vote vote;
-        if (!vote.ParseFromString(envelope.body)) return;
-        view = vote.view(), seq = vote.seq(), digest = vote.digest();
-    }
-    if (echoed_.size() > kEchoedMax) echoed_.clear();
-    if (!echoed_.emplace(view, seq, digest, from).second) return;
-    pb::Vote vote;
-    vote.set_view(view);
-    vote.set_seq(seq);
-    vote.set_digest(digest);
-    std::string body = vote.SerializeAsString();
-    if (view % replicas_.size() != id_)
-        out.send.push_back(bft::Outgoing{from, crypto::seal(key_, MessageType::kPrepare, body)});
-    out.send.push_back(bft::Outgoing{from, crypto::seal(key_, MessageType::kCommit, body)});
+    if (!has(Behaviour::kWrongReply) && !has(Behaviour::kLyingSnapshot))
+        return std::make_unique<HonestAnswers>();
+    return std::make_unique<LyingAnswers>(has(Behaviour::kWrongReply), has(Behaviour::kLyingSnapshot),
+                                          checkpoint_interval);
 }
 
 }  // namespace tally::node

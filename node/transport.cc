@@ -24,7 +24,7 @@ zmq::socket_t bind_router(zmq::context_t& context, const std::string& endpoint, 
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> Transport::open(const NetworkConfig& config, bft::ReplicaId self,
+Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& config, bft::ReplicaId self,
                                                    const TransportOptions& options) {
     if (self >= config.n())
         return make_error("network", "replica " + std::to_string(self) + " is not in the config");

@@ -38,7 +38,7 @@
 #include "bft/engine.h"
 #include "crypto/envelope.h"
 #include "crypto/result.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 namespace tally::node {
 
@@ -73,7 +73,7 @@ public:
     // Binds the peers' ROUTER (and the clients', if replica `self` has a client_port) and
     // connects a DEALER to every other replica. Error "bind" (for example, the port is in use)
     // or "network".
-    static Result<std::unique_ptr<Transport>> open(const NetworkConfig& config, bft::ReplicaId self,
+    static Result<std::unique_ptr<Transport>> open(const api::NetworkConfig& config, bft::ReplicaId self,
                                                    const TransportOptions& options = {});
     ~Transport();
     Transport(const Transport&) = delete;

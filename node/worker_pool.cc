@@ -13,7 +13,7 @@
 #include "crypto/assert.h"
 #include "crypto/hash.h"
 #include "crypto/reply_batch.h"
-#include "node/node.pb.h"
+#include "node/api/client.pb.h"
 #include "node/transport.h"
 
 namespace tally::node {
@@ -302,7 +302,7 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
 
     switch (env.type) {
         case crypto::MessageType::kReadRequest: {
-            pb::ReadRequest read;
+            api::pb::ReadRequest read;
             if (!read.ParseFromString(env.body)) {
                 reject("malformed_body", peer_label(job.routing_id) + ": a read request's body");
                 return;
@@ -318,7 +318,7 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
             return;
         }
         case crypto::MessageType::kStatusRequest: {
-            pb::StatusRequest status;
+            api::pb::StatusRequest status;
             if (!status.ParseFromString(env.body)) {
                 reject("malformed_body", peer_label(job.routing_id) + ": a status request's body");
                 return;

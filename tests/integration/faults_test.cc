@@ -17,7 +17,7 @@ namespace tally::integration {
 namespace {
 
 TEST(Faults, KillingThePrimaryUnderLoadMovesTheNetworkToANewViewAndItKeepsCommitting) {
-    LiveNetwork net(client::NetUpOptions{}, [](node::NetworkConfig& c) {
+    LiveNetwork net(client::NetUpOptions{}, [](node::api::NetworkConfig& c) {
         c.consensus.view_change_timeout_ticks = 50;  // 0.5 s at 10 ms ticks: a short test
     });
     ASSERT_TRUE(net.ok());
@@ -59,7 +59,7 @@ TEST(Faults, KillingThePrimaryUnderLoadMovesTheNetworkToANewViewAndItKeepsCommit
 }
 
 TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer) {
-    LiveNetwork net(client::NetUpOptions{}, [](node::NetworkConfig& c) {
+    LiveNetwork net(client::NetUpOptions{}, [](node::api::NetworkConfig& c) {
         c.consensus.checkpoint_interval = 8;  // small, so the transfers below leave replica 3
         c.consensus.watermark_window = 32;    // behind every peer's garbage-collected log
         c.consensus.snapshot_chunk_bytes = 4096;  // ~60 records a piece: the ledger comes in dozens
@@ -156,7 +156,7 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
 TEST(Faults, AReplicaRefusesALyingPeersSnapshotAndCatchesUpFromAnother) {
     client::NetUpOptions options;
     options.traitors = {"0:lying-snapshot"};
-    LiveNetwork net(options, [](node::NetworkConfig& c) {
+    LiveNetwork net(options, [](node::api::NetworkConfig& c) {
         c.consensus.checkpoint_interval = 8;
         c.consensus.watermark_window = 32;
         c.consensus.snapshot_chunk_bytes = 4096;

@@ -38,8 +38,8 @@
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
 #include "ledger/tx.h"
-#include "node/config.h"
-#include "node/node.pb.h"
+#include "node/api/network_config.h"
+#include "node/api/client.pb.h"
 
 extern char** environ;
 
@@ -94,12 +94,12 @@ public:
     }
 
     // Asks for the replica's status until a reply signed by `replica_key` echoes the nonce.
-    std::optional<node::pb::StatusReply> status(const crypto::PublicKey& replica_key,
+    std::optional<node::api::pb::StatusReply> status(const crypto::PublicKey& replica_key,
                                                 std::chrono::milliseconds deadline) {
         const auto until = Clock::now() + deadline;
         const auto client = crypto::KeyPair::generate();
         while (Clock::now() < until) {
-            node::pb::StatusRequest request;
+            node::api::pb::StatusRequest request;
             request.set_nonce(++nonce_);
             send(crypto::seal(client, crypto::MessageType::kStatusRequest, request.SerializeAsString()));
             const auto resend_at = std::min(until, Clock::now() + 300ms);
@@ -113,7 +113,7 @@ public:
                 options.expected_sender = replica_key;
                 auto env = crypto::open(message.to_string_view(), options);
                 if (!env || env->type != crypto::MessageType::kStatusReply) continue;
-                node::pb::StatusReply reply;
+                node::api::pb::StatusReply reply;
                 if (reply.ParseFromString(env->body) && reply.nonce() == nonce_) return reply;
             }
         }
@@ -125,7 +125,7 @@ private:
     uint64_t nonce_ = 0;
 };
 
-std::map<std::string, uint64_t> rejected_counts(const node::pb::StatusReply& status) {
+std::map<std::string, uint64_t> rejected_counts(const node::api::pb::StatusReply& status) {
     std::map<std::string, uint64_t> out;
     for (const auto& r : status.rejected()) out[r.kind()] = r.count();
     return out;
@@ -142,13 +142,13 @@ protected:
 
         // Keys, genesis and network.json, as `tally net up` would write them.
         const auto ports = free_ports(kReplicas);
-        config_.protocol = "pbft";
+        config_.protocol = bft::Protocol::kPbft;
         config_.f = 1;
         config_.dir = dir_;
         std::filesystem::create_directories(dir_ + "/keys");
         for (uint32_t i = 0; i < kReplicas; ++i) {
             auto key = crypto::KeyPair::generate();
-            node::ReplicaConfig r;
+            node::api::ReplicaConfig r;
             r.id = i;
             r.port = ports[i];
             r.public_key = key.public_key();
@@ -162,7 +162,7 @@ protected:
         config_.consensus.checkpoint_interval = 16;
         config_.consensus.watermark_window = 64;
         config_path_ = dir_ + "/network.json";
-        ASSERT_TRUE(node::save_network_config(config_, config_path_).ok());
+        ASSERT_TRUE(node::api::save_network_config(config_, config_path_).ok());
 
         for (uint32_t i = 0; i < kReplicas; ++i) spawn(i);
         for (uint32_t i = 0; i < kReplicas; ++i) {
@@ -218,11 +218,11 @@ protected:
         return -1;
     }
 
-    node::pb::StatusReply status_of(uint32_t replica) {
+    node::api::pb::StatusReply status_of(uint32_t replica) {
         RawPeer peer(context_, config_.replicas[replica].endpoint());
         auto status = peer.status(config_.replicas[replica].public_key, 5s);
         EXPECT_TRUE(status.has_value()) << "replica " << replica << " stopped answering status";
-        return status.value_or(node::pb::StatusReply{});
+        return status.value_or(node::api::pb::StatusReply{});
     }
 
     // Sends `send` (through a fresh connection) and waits until replica 0 counts one more
@@ -252,7 +252,7 @@ protected:
 
     std::string dir_;
     std::string config_path_;
-    node::NetworkConfig config_;
+    node::api::NetworkConfig config_;
     std::vector<pid_t> pids_;
     zmq::context_t context_{1};
     crypto::KeyPair alice_ = crypto::KeyPair::generate();
@@ -308,7 +308,7 @@ TEST_F(GarbageTest, AMultiFrameMessageIsRejectedAsBadFraming) {
 // --- Step 2: well-formed envelopes that lie about who sent them or what they are. ----------
 
 TEST_F(GarbageTest, AWronglySignedEnvelopeIsRejectedAsBadSignature) {
-    node::pb::StatusRequest request;
+    node::api::pb::StatusRequest request;
     request.set_nonce(7);
     std::string frame = sealed(crypto::MessageType::kStatusRequest, request.SerializeAsString());
     frame[frame.size() - 1] = static_cast<char>(frame.back() ^ 0x01);
@@ -383,7 +383,7 @@ TEST_F(GarbageTest, AfterAFloodOfGarbageTheNetworkStillCommitsATransfer) {
 
     // Every replica executes it (their status says so, and their state digests agree).
     const auto until = Clock::now() + kCountDeadline;
-    std::vector<node::pb::StatusReply> statuses(kReplicas);
+    std::vector<node::api::pb::StatusReply> statuses(kReplicas);
     bool all = false;
     while (!all && Clock::now() < until) {
         all = true;

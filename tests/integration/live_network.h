@@ -31,7 +31,7 @@
 #include "crypto/hash.h"
 #include "crypto/key_file.h"
 #include "ledger/tx.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 namespace tally::integration {
 
@@ -47,7 +47,7 @@ class LiveNetwork {
 public:
     // Starts `nodes` replicas. `edit` may change network.json before any replica starts.
     explicit LiveNetwork(client::NetUpOptions options = {},
-                         std::function<void(node::NetworkConfig&)> edit = nullptr) {
+                         std::function<void(node::api::NetworkConfig&)> edit = nullptr) {
         char pattern[] = "/tmp/tally-live-XXXXXX";
         if (::mkdtemp(pattern) == nullptr) {
             ADD_FAILURE() << "mkdtemp failed";
@@ -67,13 +67,13 @@ public:
             // Stop, change the configuration, start again: the replicas read it at start.
             std::ostringstream ignored;
             (void)client::net_down(dir_, ignored);
-            auto config = node::load_network_config(dir_ + "/network.json");
+            auto config = node::api::load_network_config(dir_ + "/network.json");
             EXPECT_TRUE(config.ok());
             edit(*config);
-            EXPECT_TRUE(node::save_network_config(*config, dir_ + "/network.json").ok());
+            EXPECT_TRUE(node::api::save_network_config(*config, dir_ + "/network.json").ok());
             for (uint32_t id = 0; id < config->n(); ++id) start(id);
         }
-        auto config = node::load_network_config(dir_ + "/network.json");
+        auto config = node::api::load_network_config(dir_ + "/network.json");
         if (!config) {
             ADD_FAILURE() << config.error().message;
             return;
@@ -97,7 +97,7 @@ public:
 
     bool ok() const { return ok_; }
     const std::string& dir() const { return dir_; }
-    const node::NetworkConfig& config() const { return config_; }
+    const node::api::NetworkConfig& config() const { return config_; }
 
     crypto::KeyPair account(const std::string& name) const {
         auto key = crypto::read_key_file(dir_ + "/accounts/" + name + ".key");
@@ -163,7 +163,7 @@ public:
 private:
     std::string scratch_;
     std::string dir_;
-    node::NetworkConfig config_;
+    node::api::NetworkConfig config_;
     bool ok_ = false;
 };
 
@@ -173,7 +173,7 @@ private:
 // linearizability checker. A transfer that times out is recorded with an unknown outcome.
 class Load {
 public:
-    Load(const node::NetworkConfig& config, crypto::KeyPair from, crypto::PublicKey to)
+    Load(const node::api::NetworkConfig& config, crypto::KeyPair from, crypto::PublicKey to)
         : config_(config), from_(std::move(from)), to_(to) {
         thread_ = std::thread([this] { run(); });
     }
@@ -276,7 +276,7 @@ private:
         history_.push_back(op);
     }
 
-    node::NetworkConfig config_;
+    node::api::NetworkConfig config_;
     crypto::KeyPair from_;
     crypto::PublicKey to_;
     std::atomic<bool> stopping_{false};
@@ -290,7 +290,7 @@ private:
 };
 
 // Checks the loads' merged history against the ledger's model from the network's genesis.
-inline void expect_linearizable(const node::NetworkConfig& config, const std::vector<const Load*>& loads) {
+inline void expect_linearizable(const node::api::NetworkConfig& config, const std::vector<const Load*>& loads) {
     std::map<crypto::PublicKey, uint64_t> genesis;
     for (const auto& a : config.genesis.accounts) genesis[a.key] = a.balance;
     std::vector<client::Operation> all;

@@ -34,7 +34,7 @@
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
 #include "ledger/tx.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 extern char** environ;
 
@@ -135,7 +135,7 @@ protected:
         const auto up = tally({"net", "up"});
         ASSERT_EQ(up.exit_code, 0) << describe(up);
         started_ = true;
-        auto config = node::load_network_config(dir_ + "/network.json");
+        auto config = node::api::load_network_config(dir_ + "/network.json");
         ASSERT_TRUE(config.ok()) << config.error().message;
         config_ = *config;
         ASSERT_EQ(config_.n(), 4u);
@@ -327,7 +327,7 @@ protected:
     std::string scratch_;
     std::string dir_;
     bool started_ = false;
-    node::NetworkConfig config_;
+    node::api::NetworkConfig config_;
     std::map<std::string, crypto::PublicKey> named_;
     std::mutex mutex_;
     std::map<crypto::PublicKey, uint64_t> expected_;  // what the accepted transfers imply

@@ -42,7 +42,7 @@ TEST(PowerLoss, EveryReplicaLosingPowerAtOnceKeepsEveryAcknowledgedTransferAndGo
         }
     } unset{copies};
 
-    LiveNetwork net(client::NetUpOptions{}, [](node::NetworkConfig& c) {
+    LiveNetwork net(client::NetUpOptions{}, [](node::api::NetworkConfig& c) {
         c.consensus.checkpoint_interval = 8;  // several checkpoints in a short run
         c.consensus.watermark_window = 32;
     });

@@ -63,7 +63,7 @@ uint64_t executed(LiveNetwork& net, uint32_t id) {
 }
 
 TEST(Recovery, AReplicaRefusesAMissingForeignOrOlderConsensusStoreAndRejoinsWithRecover) {
-    LiveNetwork net(client::NetUpOptions{}, [](node::NetworkConfig& c) {
+    LiveNetwork net(client::NetUpOptions{}, [](node::api::NetworkConfig& c) {
         c.consensus.checkpoint_interval = 8;  // the store's ledger_seq_max runs 8 ahead
         c.consensus.watermark_window = 32;
     });

@@ -24,7 +24,7 @@ TEST_P(TraitorNetwork, HonestReplicasKeepCommittingAgreeAndDetectTheTraitor) {
     const Case& c = GetParam();
     client::NetUpOptions options;
     options.traitors = {std::to_string(c.traitor) + ":" + c.behaviour};
-    LiveNetwork net(options, [](node::NetworkConfig& config) {
+    LiveNetwork net(options, [](node::api::NetworkConfig& config) {
         config.consensus.view_change_timeout_ticks = 50;  // 0.5 s: a short test
     });
     ASSERT_TRUE(net.ok());

@@ -9,6 +9,7 @@
 
 #include "bft/pbft/messages.h"
 #include "bft/pbft/replica.h"
+#include "bft/quorum.h"
 #include "crypto/assert.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
@@ -30,7 +31,7 @@ crypto::Seed seed_for(uint64_t sim_seed, uint64_t role, uint64_t index) {
 }  // namespace
 
 Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faults), rng_(config.seed) {
-    uint32_t n = 3 * config_.f + 1;
+    uint32_t n = bft::ByzantineQuorum{config_.f}.n();
     for (uint32_t i = 0; i < n; ++i) {
         Replica r;
         r.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(seed_for(config_.seed, 0, i)));
@@ -631,7 +632,8 @@ void Cluster::client_tick(uint32_t c) {
         if (!config_.clients_send_to || *config_.clients_send_to == i) send(kClientBase + c, i, client.envelope);
 }
 
-// A client accepts a result once f+1 replicas sent matching replies.
+// A client accepts a result once the protocol's client quorum (bft/quorum.h; PBFT: f+1) of
+// replicas sent matching replies.
 void Cluster::client_reply(uint32_t c, uint32_t replica, const ClientOp& reply) {
     Client& client = clients_[c];
     if (!client.pending || replica >= n()) return;
@@ -642,7 +644,7 @@ void Cluster::client_reply(uint32_t c, uint32_t replica, const ClientOp& reply) 
     uint32_t matching = 0;
     for (const auto& [r, answer] : client.replies)
         if (answer == client.replies[replica]) ++matching;
-    if (matching < config_.f + 1) return;
+    if (matching < bft::Quorums(bft::Protocol::kPbft, config_.f).client().ordered) return;
     op.return_tick = now_;
     op.result = reply.result;
     op.seq = reply.seq;

@@ -16,7 +16,7 @@
 
 #include "client/reply_quorum.h"
 #include "ledger/tx.h"
-#include "node/node.pb.h"
+#include "node/api/client.pb.h"
 #include "sim/cluster.h"
 #include "sim/seeds.h"
 
@@ -31,8 +31,8 @@ std::string read_reply(const Cluster& cluster, bft::ReplicaId id, const std::str
                        const crypto::PublicKey& asker, uint64_t nonce = 1) {
     const ledger::State& ledger = cluster.ledger(id);
     const ledger::Outcome outcome = ledger.query(query);
-    node::pb::ReadReply read;
-    node::pb::Reply& r = *read.mutable_reply();
+    node::api::pb::ReadReply read;
+    node::api::pb::Reply& r = *read.mutable_reply();
     r.set_tx_id(std::string(crypto::as_bytes(outcome.tx_id)));
     r.set_client(std::string(crypto::as_bytes(asker)));
     r.set_nonce(nonce);
@@ -50,7 +50,7 @@ std::string read_reply(const Cluster& cluster, bft::ReplicaId id, const std::str
 // `from`'s lie: `other`'s answer, signed as its own.
 std::string copy_as(const Cluster& cluster, bft::ReplicaId from, const std::string& other) {
     auto env = crypto::open(other);
-    node::pb::ReadReply read;
+    node::api::pb::ReadReply read;
     read.ParseFromString(env->body);
     read.mutable_reply()->set_replica(from);
     return crypto::seal(cluster.replica_key(from), MessageType::kReadReply, read.SerializeAsString());
@@ -131,7 +131,7 @@ TEST(ReadLevelsSim, TheStaleCaseOfEachReadLevel) {
         EXPECT_LT(stale.accepted()->seq(), write->seq);
         client::ReplyQuorum lied(client::QuorumKind::kRead, 1, 4, expected);
         auto env = crypto::open(from0);
-        node::pb::ReadReply false_word;
+        node::api::pb::ReadReply false_word;
         false_word.ParseFromString(env->body);
         false_word.mutable_reply()->set_replica(1);
         false_word.mutable_reply()->set_value(new_balance + 7);  // no ledger ever held this

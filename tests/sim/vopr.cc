@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "bft/quorum.h"
 #include "crypto/hash.h"
 #include "sim/byzantine.h"
 
@@ -92,7 +93,7 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
     SimConfig& c = s.config;
     c.seed = seed;
     c.f = p(rng) < 0.9 ? 1 : 2;
-    const uint32_t n = 3 * c.f + 1;
+    const uint32_t n = bft::ByzantineQuorum{c.f}.n();
     c.clients = static_cast<uint32_t>(uniform(2, 4));
     c.transfers_per_client = static_cast<uint32_t>(uniform(2, 8));
     c.read_fraction = p(rng) * 0.4;

@@ -10,6 +10,7 @@
 
 #include "bft/pbft/messages.h"
 #include "bft/pbft/pbft.h"
+#include "bft/quorum.h"
 #include "crypto/envelope.h"
 #include "ledger/tx.h"
 
@@ -44,7 +45,7 @@ struct Harness {
     Config config;
 
     explicit Harness(ReplicaId under_test, uint32_t faults = 1) : f(faults), id(under_test) {
-        for (uint32_t i = 0; i < 3 * f + 1; ++i) keys.push_back(key_of(i));
+        for (uint32_t i = 0; i < ByzantineQuorum{f}.n(); ++i) keys.push_back(key_of(i));
         config.id = id;
         config.f = f;
         for (const auto& k : keys) config.replicas.push_back(k.public_key());

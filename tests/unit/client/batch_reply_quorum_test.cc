@@ -75,8 +75,8 @@ struct Fixture {
         }
     }
 
-    node::pb::Reply reply(uint32_t replica, size_t k, uint64_t value = 0, uint64_t seq = 9) const {
-        node::pb::Reply r;
+    node::api::pb::Reply reply(uint32_t replica, size_t k, uint64_t value = 0, uint64_t seq = 9) const {
+        node::api::pb::Reply r;
         r.set_tx_id(std::string(crypto::as_bytes(requests[k].tx_id)));
         r.set_client(std::string(crypto::as_bytes(requests[k].client)));
         r.set_nonce(requests[k].nonce);

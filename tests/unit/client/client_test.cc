@@ -60,17 +60,19 @@ public:
     void set_read_value(uint32_t replica, uint64_t value) { read_values_[replica] = value; }
     // The seq each replica answers a fast read at (all 40 unless set). Call before start().
     void set_read_seq(uint32_t replica, uint64_t seq) { read_seqs_[replica] = seq; }
+    // The protocol network.json names (PBFT unless set). Call before start().
+    void set_protocol(bft::Protocol protocol) { protocol_ = protocol; }
 
     void start() {
-        config_.f = 1;
-        config_.protocol = "pbft";
+        config_.protocol = protocol_;
+        config_.f = bft::Quorums::max_faults(protocol_, static_cast<uint32_t>(behaviours_.size()));
         for (uint32_t i = 0; i < behaviours_.size(); ++i) {
             keys_.push_back(replica_key(i));
             zmq::socket_t router(context_, zmq::socket_type::router);
             router.set(zmq::sockopt::linger, 0);
             router.bind("tcp://127.0.0.1:*");
             const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
-            node::ReplicaConfig r;
+            node::api::ReplicaConfig r;
             r.id = i;
             r.host = "127.0.0.1";
             r.port = static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
@@ -86,7 +88,7 @@ public:
         if (thread_.joinable()) thread_.join();
     }
 
-    const node::NetworkConfig& config() const { return config_; }
+    const node::api::NetworkConfig& config() const { return config_; }
     uint64_t nonce_seen() const { return last_nonce_; }
 
 private:
@@ -155,11 +157,11 @@ private:
                 break;
             }
             case MessageType::kReadRequest: {
-                node::pb::ReadRequest request;
+                node::api::pb::ReadRequest request;
                 if (!request.ParseFromString(envelope->body)) return std::nullopt;
                 auto tx = ledger::decode_tx(request.query());
                 if (!tx) return std::nullopt;
-                node::pb::ReadReply read;
+                node::api::pb::ReadReply read;
                 *read.mutable_reply() = reply_for(i, *tx, read_values_[i]);
                 read.mutable_reply()->set_seq(read_seqs_[i]);
                 read.set_state_digest(std::string(32, 'd'));
@@ -167,9 +169,9 @@ private:
                 break;
             }
             case MessageType::kStatusRequest: {
-                node::pb::StatusRequest request;
+                node::api::pb::StatusRequest request;
                 if (!request.ParseFromString(envelope->body)) return std::nullopt;
-                node::pb::StatusReply status;
+                node::api::pb::StatusReply status;
                 status.set_nonce(request.nonce());
                 status.set_replica(i);
                 status.set_role(i == 0 ? "primary" : "backup");
@@ -183,8 +185,8 @@ private:
         return out;
     }
 
-    node::pb::Reply reply_for(uint32_t i, const ledger::Tx& tx, uint64_t balance) const {
-        node::pb::Reply reply;
+    node::api::pb::Reply reply_for(uint32_t i, const ledger::Tx& tx, uint64_t balance) const {
+        node::api::pb::Reply reply;
         reply.set_tx_id(std::string(crypto::as_bytes(tx.id)));
         reply.set_client(std::string(crypto::as_bytes(tx.sender)));
         reply.set_nonce(tx.nonce);
@@ -200,12 +202,13 @@ private:
     }
 
     std::vector<Behaviour> behaviours_;
+    bft::Protocol protocol_ = bft::Protocol::kPbft;
     std::vector<uint64_t> read_values_;
     std::vector<uint64_t> read_seqs_;
     zmq::context_t context_{1};
     std::vector<zmq::socket_t> routers_;
     std::vector<KeyPair> keys_;
-    node::NetworkConfig config_;
+    node::api::NetworkConfig config_;
     std::map<uint32_t, std::map<std::string, int>> copies_;
     std::map<uint32_t, std::vector<std::pair<std::string, std::string>>> held_;  // identity, leaf
     std::map<uint32_t, uint64_t> batches_;
@@ -292,6 +295,20 @@ TEST(Client, NoQuorumBeforeTheDeadlineIsATimeout) {
     EXPECT_EQ(r.error().code, "timeout");
     EXPECT_LT(Clock::now() - begin, 3s);
     EXPECT_GE(client.retransmits(), 2u);
+}
+
+// The acceptance rule is the protocol's (network.json's "protocol", bft/quorum.h): the one
+// honest reply that is not enough for PBFT (above) is the leader's word in Raft, where
+// replicas only crash.
+TEST(Client, HowManyRepliesItNeedsIsAPropertyOfTheProtocol) {
+    FakeNetwork net({Behaviour::kHonest, Behaviour::kSilent, Behaviour::kSilent});
+    net.set_protocol(bft::Protocol::kRaft);
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 2s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->seq, kSeq);
 }
 
 TEST(Client, AFastReadNeedsTwoFPlusOneMatching) {

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "crypto/keys.h"
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 extern char** environ;
 
@@ -40,11 +40,11 @@ protected:
 
     // A network.json as `net up` would write it, without starting anything.
     void write_network() {
-        node::NetworkConfig config;
+        node::api::NetworkConfig config;
         config.f = 1;
         config.dir = dir_;
         for (uint32_t i = 0; i < 4; ++i) {
-            node::ReplicaConfig r;
+            node::api::ReplicaConfig r;
             r.id = i;
             r.port = static_cast<uint16_t>(20000 + i);
             r.public_key = crypto::KeyPair::generate().public_key();
@@ -53,7 +53,7 @@ protected:
             config.replicas.push_back(r);
         }
         fs::create_directories(dir_ + "/run");
-        ASSERT_TRUE(node::save_network_config(config, dir_ + "/network.json").ok());
+        ASSERT_TRUE(node::api::save_network_config(config, dir_ + "/network.json").ok());
     }
 
     NetUpOptions up_options() const {

@@ -33,8 +33,8 @@ struct Fixture {
         expected.nonce = 7;
     }
 
-    node::pb::Reply reply(uint32_t replica, uint32_t result = 0, uint64_t seq = 5) const {
-        node::pb::Reply r;
+    node::api::pb::Reply reply(uint32_t replica, uint32_t result = 0, uint64_t seq = 5) const {
+        node::api::pb::Reply r;
         r.set_tx_id(std::string(crypto::as_bytes(expected.tx_id)));
         r.set_client(std::string(crypto::as_bytes(expected.client)));
         r.set_nonce(expected.nonce);
@@ -46,17 +46,17 @@ struct Fixture {
         r.set_replica(replica);
         return r;
     }
-    std::string frame(uint32_t replica, const node::pb::Reply& r) const {
+    std::string frame(uint32_t replica, const node::api::pb::Reply& r) const {
         return crypto::seal(keys[replica], MessageType::kReply, r.SerializeAsString());
     }
-    std::string read_frame(uint32_t replica, const node::pb::Reply& r) const {
-        node::pb::ReadReply read;
+    std::string read_frame(uint32_t replica, const node::api::pb::Reply& r) const {
+        node::api::pb::ReadReply read;
         *read.mutable_reply() = r;
         read.set_state_digest(std::string(32, 'd'));
         return crypto::seal(keys[replica], MessageType::kReadReply, read.SerializeAsString());
     }
     // A frame that claims to be from `replica` but whose signature does not verify.
-    std::string forged(uint32_t replica, const node::pb::Reply& r) const {
+    std::string forged(uint32_t replica, const node::api::pb::Reply& r) const {
         std::string f = frame(replica, r);
         f.back() = static_cast<char>(f.back() ^ 0x01);
         return f;
@@ -275,7 +275,7 @@ TEST(ReplyQuorum, AFastReadDoesNotCountDifferentDigestsAtOneSeqTogether) {
     for (uint32_t i = 0; i < 3; ++i) {
         auto r = fx.reply(i, 0, 10);
         r.set_value(100);
-        node::pb::ReadReply read;
+        node::api::pb::ReadReply read;
         *read.mutable_reply() = r;
         read.set_state_digest(std::string(32, i == 2 ? 'x' : 'd'));  // replica 2 lies about it
         EXPECT_EQ(q.add(i, fx.pk(i), crypto::seal(fx.keys[i], MessageType::kReadReply,

@@ -1,6 +1,6 @@
 // network.json: a valid file round-trips; each invalid file is refused with an error that names
 // the file and the field.
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include "crypto/hash.h"
 #include "tests/unit/node/test_dir.h"
 
-namespace tally::node {
+namespace tally::node::api {
 namespace {
 
 using nlohmann::json;
@@ -71,7 +71,7 @@ protected:
 TEST_F(ConfigTest, AValidFileLoadsWithPathsResolvedAgainstItsFolder) {
     auto config = load_network_config(write(valid_json()));
     ASSERT_TRUE(config.ok()) << config.error().message;
-    EXPECT_EQ(config->protocol, "pbft");
+    EXPECT_EQ(config->protocol, bft::Protocol::kPbft);
     EXPECT_EQ(config->f, 1u);
     ASSERT_EQ(config->n(), 4u);
     EXPECT_EQ(config->dir, dir_.path());
@@ -94,7 +94,42 @@ TEST_F(ConfigTest, AValidFileLoadsWithPathsResolvedAgainstItsFolder) {
     EXPECT_EQ(config->consensus.checkpoint_interval, 16u);
     EXPECT_EQ(config->consensus.watermark_window, 64u);
     EXPECT_EQ(config->consensus.view_change_timeout_ticks, 100u);
-    EXPECT_EQ(config->reply_quorum(), 2u);
+    // PBFT with f = 1: a client believes f+1 = 2 matching replies, 2f+1 = 3 for a fast read.
+    EXPECT_EQ(config->quorums().n(), 4u);
+    EXPECT_EQ(config->quorums().client().ordered, 2u);
+    EXPECT_EQ(config->quorums().client().fast_read, 3u);
+    EXPECT_EQ(config->quorums().client().read_heard_enough, 3u);
+}
+
+// network.json files written before the "protocol" field ran PBFT, and still do.
+TEST_F(ConfigTest, AFileWithoutAProtocolRunsPbft) {
+    json j = valid_json();
+    j.erase("protocol");
+    auto config = load_network_config(write(j));
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_EQ(config->protocol, bft::Protocol::kPbft);
+    EXPECT_EQ(config->quorums().client().ordered, 2u);
+    // Saving writes the field out.
+    const std::string saved = dir_ / "saved.json";
+    ASSERT_TRUE(save_network_config(*config, saved).ok());
+    json again;
+    std::ifstream(saved) >> again;
+    EXPECT_EQ(again["protocol"], "pbft");
+}
+
+// The client's acceptance rule comes with the protocol: Raft (crash faults) believes the
+// leader's one reply, and a majority for a fast read.
+TEST_F(ConfigTest, TheClientQuorumIsAPropertyOfTheProtocol) {
+    json j = valid_json();
+    j["protocol"] = "raft";
+    j["replicas"].erase(3);  // 3 = 2f+1 with f = 1
+    auto config = load_network_config(write(j));
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_EQ(config->protocol, bft::Protocol::kRaft);
+    EXPECT_EQ(config->quorums().n(), 3u);
+    EXPECT_EQ(config->quorums().client().ordered, 1u);
+    EXPECT_EQ(config->quorums().client().fast_read, 2u);
+    EXPECT_EQ(config->quorums().client().read_heard_enough, 2u);
 }
 
 TEST_F(ConfigTest, SaveThenLoadGivesTheSameConfigWithRelativePaths) {
@@ -154,7 +189,7 @@ TEST_F(ConfigTest, BadJsonIsAParseErrorNamingTheFile) {
 }
 
 TEST_F(ConfigTest, EachMissingRequiredFieldIsNamed) {
-    for (const char* field : {"protocol", "f", "replicas"}) {
+    for (const char* field : {"f", "replicas"}) {  // "protocol" has a default: pbft
         json j = valid_json();
         j.erase(field);
         expect_invalid(j, field);
@@ -258,9 +293,9 @@ TEST_F(ConfigTest, GenesisDuplicatesAndOverflowAreRefused) {
 }
 
 }  // namespace
-}  // namespace tally::node
+}  // namespace tally::node::api
 
-namespace tally::node {
+namespace tally::node::api {
 namespace {
 
 class ClientPortConfigTest : public ::testing::Test {
@@ -292,4 +327,4 @@ TEST_F(ClientPortConfigTest, AClientPortIsReadSavedAndMayCollideWithNoOtherEndpo
 }
 
 }  // namespace
-}  // namespace tally::node
+}  // namespace tally::node::api

@@ -14,7 +14,7 @@
 
 #include "crypto/envelope.h"
 #include "ledger/tx.h"
-#include "node/node.pb.h"
+#include "node/api/client.pb.h"
 
 namespace tally::node {
 namespace {
@@ -39,10 +39,10 @@ std::vector<uint16_t> free_ports(size_t count) {
     return ports;
 }
 
-NetworkConfig one_replica(bool client_port) {
+api::NetworkConfig one_replica(bool client_port) {
     const auto ports = free_ports(2);
-    NetworkConfig config;
-    ReplicaConfig r;
+    api::NetworkConfig config;
+    api::ReplicaConfig r;
     r.id = 0;
     r.port = ports[0];
     if (client_port) r.client_port = ports[1];
@@ -77,10 +77,10 @@ TEST(TransportTest, TheLargestValidClientMessagesFitTheClientFrameLimitWithRoomT
     const auto key = crypto::KeyPair::generate();
     const uint64_t max = std::numeric_limits<uint64_t>::max();
     const std::string transfer = ledger::make_transfer(key, key.public_key(), max, max);
-    pb::ReadRequest read;
+    api::pb::ReadRequest read;
     read.set_query(ledger::make_balance_query(key, key.public_key(), max));
     const std::string read_request = crypto::seal(key, crypto::MessageType::kReadRequest, read.SerializeAsString());
-    pb::StatusRequest status;
+    api::pb::StatusRequest status;
     status.set_nonce(max);
     const std::string status_request =
         crypto::seal(key, crypto::MessageType::kStatusRequest, status.SerializeAsString());
@@ -89,7 +89,7 @@ TEST(TransportTest, TheLargestValidClientMessagesFitTheClientFrameLimitWithRoomT
 }
 
 TEST(TransportTest, ClientsHaveTheirOwnSocketAndAFrameAboveItsLimitNeverArrives) {
-    const NetworkConfig config = one_replica(true);
+    const api::NetworkConfig config = one_replica(true);
     auto t = Transport::open(config, 0);
     ASSERT_TRUE(t.ok()) << t.error().message;
     Transport& transport = **t;
@@ -126,7 +126,7 @@ TEST(TransportTest, ClientsHaveTheirOwnSocketAndAFrameAboveItsLimitNeverArrives)
 }
 
 TEST(TransportTest, WithoutAClientPortClientsShareThePeersSocket) {
-    const NetworkConfig config = one_replica(false);
+    const api::NetworkConfig config = one_replica(false);
     EXPECT_EQ(config.replicas[0].client_endpoint(), config.replicas[0].endpoint());
     auto t = Transport::open(config, 0);
     ASSERT_TRUE(t.ok()) << t.error().message;

@@ -12,7 +12,7 @@
 #include "crypto/envelope.h"
 #include "crypto/reply_batch.h"
 #include "ledger/tx.h"
-#include "node/node.pb.h"
+#include "node/api/client.pb.h"
 
 namespace tally::node {
 namespace {
@@ -101,11 +101,11 @@ TEST_F(WorkerPoolTest, AReplicaMessageBecomesAPeerMessageFromItsSender) {
 
 TEST_F(WorkerPoolTest, StatusAndReadRequestsBecomeTheirEvents) {
     auto pool = make_pool();
-    pb::StatusRequest status;
+    api::pb::StatusRequest status;
     status.set_nonce(77);
     ASSERT_TRUE(pool->submit_verify(
         job(crypto::seal(key_n(9), crypto::MessageType::kStatusRequest, status.SerializeAsString()))));
-    pb::ReadRequest read;
+    api::pb::ReadRequest read;
     read.set_query(ledger::make_balance_query(key_n(9), key_n(8).public_key(), 5));
     ASSERT_TRUE(pool->submit_verify(
         job(crypto::seal(key_n(9), crypto::MessageType::kReadRequest, read.SerializeAsString()))));

@@ -1,9 +1,10 @@
 // network.json: the one file that describes a network. `tally net up` writes it; every
-// `tallyd` and every client reads it. Paths inside it are relative to its own folder, so a
+// `tallyd` and every client reads it (so it lives in node/api, which the client links without
+// the replica). Paths inside it are relative to its own folder, so a
 // network folder can be moved or copied to another machine as a whole.
 //
 // {
-//   "protocol": "pbft",                      // or "raft"
+//   "protocol": "pbft",                      // or "raft"; "pbft" when absent
 //   "f": 1,                                  // PBFT: n = 3f+1; Raft: n = 2f+1
 //   "replicas": [
 //     {"id": 0, "host": "127.0.0.1", "port": 7100, "client_port": 7200,
@@ -20,11 +21,12 @@
 #include <string>
 #include <vector>
 
+#include "bft/quorum.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
-#include "ledger/state.h"
+#include "ledger/account.h"
 
-namespace tally::node {
+namespace tally::node::api {
 
 struct ReplicaConfig {
     uint32_t id = 0;
@@ -38,7 +40,7 @@ struct ReplicaConfig {
     std::string key_file;  // absolute once loaded
     std::string data_dir;  // absolute once loaded
     // Fault injection: Byzantine behaviours this replica runs with, comma-separated
-    // (node/traitor.h), as `tally net up --traitor N:B` records them; empty for an honest one.
+    // (bft/behaviours.h), as `tally net up --traitor N:B` records them; empty for an honest one.
     std::string traitor;
     std::string endpoint() const { return "tcp://" + host + ":" + std::to_string(port); }
     // Where clients connect: the client port, or the replicas' one when there is none.
@@ -60,7 +62,7 @@ struct ConsensusConfig {
 };
 
 struct NetworkConfig {
-    std::string protocol = "pbft";
+    bft::Protocol protocol = bft::Protocol::kPbft;
     uint32_t f = 1;
     std::vector<ReplicaConfig> replicas;
     ledger::Genesis genesis;
@@ -68,8 +70,9 @@ struct NetworkConfig {
     std::string dir;  // the folder network.json is in (absolute)
 
     uint32_t n() const { return static_cast<uint32_t>(replicas.size()); }
-    // f+1: matching replies a client needs.
-    uint32_t reply_quorum() const { return f + 1; }
+    // How many replicas must answer alike, for this network's protocol and f (bft/quorum.h):
+    // what the engines count and what a client needs before it believes an answer.
+    bft::Quorums quorums() const { return bft::Quorums(protocol, f); }
 };
 
 // Reads and checks network.json. Errors name the file and the field: "not_found", "parse",
@@ -79,4 +82,4 @@ Result<NetworkConfig> load_network_config(const std::string& path);
 // Writes network.json (paths stored relative to config.dir).
 Status save_network_config(const NetworkConfig& config, const std::string& path);
 
-}  // namespace tally::node
+}  // namespace tally::node::api

@@ -3,7 +3,7 @@
 // What it trusts: nothing in the file. Every field is type- and range-checked, unknown fields
 // are refused (a misspelt "tick_msec" silently ignored would be worse than an error), and every
 // error names the file and the field, e.g. "net/network.json: replicas[2].public_key: ...".
-#include "node/config.h"
+#include "node/api/network_config.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -17,9 +17,9 @@
 #include <sstream>
 
 #include "crypto/hash.h"
-#include "node/traitor.h"
+#include "bft/behaviours.h"
 
-namespace tally::node {
+namespace tally::node::api {
 
 namespace {
 
@@ -145,7 +145,7 @@ Result<ReplicaConfig> parse_replica(const std::string& file, const std::string& 
     if (fields.has("traitor")) {
         auto traitor = fields.string_field("traitor");
         if (!traitor) return traitor.error();
-        if (auto behaviours = parse_behaviours(*traitor); !behaviours)
+        if (auto behaviours = bft::parse_behaviours(*traitor); !behaviours)
             return fields.error("traitor", behaviours.error().message);
         r.traitor = *traitor;
     }
@@ -276,11 +276,15 @@ Result<NetworkConfig> parse(const std::string& file, const std::string& dir, con
     NetworkConfig config;
     config.dir = dir;
     Fields fields(file, "", j);
-    auto protocol = fields.string_field("protocol");
-    if (!protocol) return protocol.error();
-    if (*protocol != "pbft" && *protocol != "raft")
-        return fields.error("protocol", "expected \"pbft\" or \"raft\", got \"" + *protocol + "\"");
-    config.protocol = *protocol;
+    if (fields.has("protocol")) {  // absent: "pbft", as every network.json before the field
+        auto protocol = fields.string_field("protocol");
+        if (!protocol) return protocol.error();
+        auto known = bft::protocol_from_name(*protocol);
+        if (!known)
+            return fields.error("protocol",
+                                "expected \"pbft\" or \"raft\", got \"" + *protocol + "\"");
+        config.protocol = *known;
+    }
     auto f = fields.unsigned_field("f", 0, 1000);
     if (!f) return f.error();
     config.f = static_cast<uint32_t>(*f);
@@ -290,12 +294,13 @@ Result<NetworkConfig> parse(const std::string& file, const std::string& dir, con
     if (auto s = fields.no_unknown_fields(); !s) return s.error();
 
     if (auto s = parse_replicas(file, j, config); !s) return s.error();
-    const uint32_t want = config.protocol == "pbft" ? 3 * config.f + 1 : 2 * config.f + 1;
+    const uint32_t want = config.quorums().n();
     if (config.n() != want)
-        return make_error("invalid", file + ": replicas: " + config.protocol + " with f = " +
-                                         std::to_string(config.f) + " needs n = " +
-                                         (config.protocol == "pbft" ? "3f+1 = " : "2f+1 = ") +
-                                         std::to_string(want) + " replicas, got " +
+        return make_error("invalid", file + ": replicas: " +
+                                         std::string(bft::protocol_name(config.protocol)) +
+                                         " with f = " + std::to_string(config.f) + " needs n = " +
+                                         std::string(bft::Quorums::size_rule(config.protocol)) +
+                                         " = " + std::to_string(want) + " replicas, got " +
                                          std::to_string(config.n()));
     if (auto s = parse_genesis(file, j, config); !s) return s.error();
     if (auto s = parse_consensus(file, j, config); !s) return s.error();
@@ -331,7 +336,7 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
     const std::string from = config.dir.empty() ? base : config.dir;
 
     json j;
-    j["protocol"] = config.protocol;
+    j["protocol"] = std::string(bft::protocol_name(config.protocol));
     j["f"] = config.f;
     json replicas = json::array();
     for (const auto& r : config.replicas) {
@@ -377,4 +382,4 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
     return Ok{};
 }
 
-}  // namespace tally::node
+}  // namespace tally::node::api
