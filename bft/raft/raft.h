@@ -1,0 +1,71 @@
+// Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", and
+// Ongaro's thesis), as an Engine, with what production Raft adds (etcd's raft): pre-vote,
+// check-quorum, batching, pipelined AppendEntries with a window per follower, and fast log
+// back-tracking. Crash-fault model: replicas are trusted; the signed envelope only names
+// the sender. The rules are named where they are implemented (engine.cc).
+//
+// Pure and deterministic like bft/pbft: no sockets, threads, clocks or randomness of its own.
+// The randomised election timeout is drawn from a PRNG seeded by Config::seed, the replica's
+// id and the term, so one seed replays exactly.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bft/engine.h"
+#include "crypto/keys.h"
+
+namespace tally::bft::raft {
+
+struct Config {
+    ReplicaId id = 0;
+    std::vector<crypto::PublicKey> replicas;  // index = replica id; any n >= 1, majority n/2+1
+    uint64_t seed = 0;                        // election-timeout randomness (the caller's)
+    uint32_t batch_size_max = 256;            // requests in one log entry
+    uint32_t batch_bytes_max = 256u << 10;    // bytes of requests in one log entry
+    // Entries the leader has appended but not committed, at most: requests queue meanwhile
+    // and go out in the next, fuller batch (the same role as PBFT's pipeline_depth).
+    uint32_t pipeline_depth = 4;
+    // AppendEntries in flight to one follower before it acknowledges (flow-control window).
+    uint32_t max_inflight = 8;
+    uint32_t max_entries_per_append = 16;
+    uint64_t max_append_bytes = 4u << 20;  // an append carries no more (at least one entry)
+    // A follower starts an election after [T, 2T) ticks without a leader (randomised).
+    uint64_t election_timeout_ticks = 20;
+    uint64_t heartbeat_ticks = 2;
+    bool pre_vote = true;      // thesis 9.6: ask before disrupting a term
+    bool check_quorum = true;  // a leader that hears no majority for T ticks steps down
+    // Requests the leader queues, at most (count and bytes): beyond, it drops them (the
+    // client retries). Bounds what clients can make the leader hold.
+    uint32_t max_queued_requests = 8192;
+    uint64_t max_queued_bytes = 64u << 20;
+    // Entries a follower holds beyond its commit index, at most: bounds what a (faulty)
+    // leader can make it store before anything commits.
+    uint64_t max_uncommitted_entries = 4096;
+};
+
+// `key` signs this replica's messages (config.replicas[config.id]). The authenticator is
+// unused: the caller authenticated client requests, and followers apply what the leader's
+// log says (crash-fault model). It is taken so both engines are made the same way.
+std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key,
+                                    RequestAuthenticator& authenticator);
+
+// The durable records, for tests and tools: the term/vote and the log the engine persisted.
+struct LogEntry {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::vector<std::string> requests;
+};
+struct DurableState {
+    uint64_t term = 0;
+    std::optional<ReplicaId> voted_for;
+    std::vector<LogEntry> log;  // in index order, as stored
+};
+// False on a record that does not decode.
+bool read_durable(const std::vector<std::pair<std::string, std::string>>& records, DurableState& out);
+
+}  // namespace tally::bft::raft
