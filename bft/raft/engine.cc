@@ -189,6 +189,10 @@ public:
         case MessageType::kRaftAppend: {
             pb::Append m;
             if (!parse(envelope.body, m)) return malformed(from);
+            if (!entries_within_bounds(m)) {
+                detect(from, "bad_entry");
+                return out;
+            }
             if (!step_term(from, m.term(), Kind::kAppend, false, false, out)) return out;
             on_append(from, m, out);
             break;
@@ -538,6 +542,20 @@ private:
         p.next = std::max<uint64_t>(next, p.match + 1);
     }
 
+    // Bounds on what a leader can make this replica hold, checked before anything changes:
+    // each entry no bigger than a batch may be, of no term above the append's. (Entries
+    // beyond the commit index are bounded in on_append.)
+    bool entries_within_bounds(const pb::Append& m) const {
+        for (const auto& e : m.entries()) {
+            size_t bytes = 0;
+            for (const auto& r : e.requests()) bytes += r.size();
+            if (static_cast<uint32_t>(e.requests_size()) > config_.batch_size_max ||
+                bytes > config_.batch_bytes_max || e.term() > m.term())
+                return false;
+        }
+        return true;
+    }
+
     void on_append(ReplicaId from, const pb::Append& m, Output& out) {
         // m.term == term_.
         if (role_ == Role::kLeader) {
@@ -546,17 +564,6 @@ private:
         }
         if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
         election_elapsed_ = 0;
-        // Bounds on what the leader can make this replica hold: entry sizes, and entries
-        // beyond the commit index.
-        for (const auto& e : m.entries()) {
-            size_t bytes = 0;
-            for (const auto& r : e.requests()) bytes += r.size();
-            if (static_cast<uint32_t>(e.requests_size()) > config_.batch_size_max ||
-                bytes > config_.batch_bytes_max || e.term() > term_) {
-                detect(from, "bad_entry");
-                return;
-            }
-        }
         pb::AppendReply r;
         r.set_term(term_);
         if (m.prev_index() < commit_) {
