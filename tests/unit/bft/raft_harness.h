@@ -245,6 +245,7 @@ public:
     std::map<uint64_t, Decided> committed;  // seq -> what was committed (State Machine Safety)
     std::vector<Detected> detections;
     uint64_t next_request = 0;
+    uint64_t crashes = 0;  // process crashes and power losses injected
     std::vector<std::string> submitted;
     bool failed = false;
 
@@ -271,11 +272,18 @@ public:
         Node& node = nodes[id];
         node.up = false;
         node.engine.reset();
+        ++crashes;
         if (power_loss) node.store = node.synced;
     }
 
+    bool report = true;         // false: record the first failure without failing the test
+    std::string first_failure;
+
     void fail(const std::string& what) {
-        if (!failed) ADD_FAILURE() << "seed " << seed << ": " << what;
+        if (!failed) {
+            first_failure = what;
+            if (report) ADD_FAILURE() << "seed " << seed << ": " << what;
+        }
         failed = true;
     }
 
