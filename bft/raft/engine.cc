@@ -587,10 +587,13 @@ private:
         }
         // Append, truncating at the first conflict (AppendEntries 3, 4). Never below commit.
         uint64_t index = m.prev_index();
+        uint64_t uncommitted_bytes = 0;
+        for (uint64_t i = commit_ + 1; i <= index; ++i) uncommitted_bytes += log_[i - 1].bytes;
         for (const auto& e : m.entries()) {
             uint64_t i = index + 1;
             if (i <= last_index()) {
                 if (term_at(i) == e.term()) {
+                    if (i > commit_) uncommitted_bytes += log_[i - 1].bytes;
                     index = i;
                     continue;
                 }
@@ -601,9 +604,12 @@ private:
                 log_.resize(i - 1);
                 out.persist.push_back(PersistErase{entry_key(i), entry_key_end()});
             }
-            if (i > commit_ + config_.max_uncommitted_entries) break;
             std::vector<std::string> requests(e.requests().begin(), e.requests().end());
             size_t bytes = request_bytes(requests);
+            if (i > commit_ + config_.max_uncommitted_entries ||
+                uncommitted_bytes + bytes > config_.max_uncommitted_bytes)
+                break;  // the rest waits until more commits
+            uncommitted_bytes += bytes;
             out.persist.push_back(PersistPut{entry_key(i), e.SerializeAsString()});
             log_.push_back(Entry{e.term(), std::move(requests), bytes});
             index = i;

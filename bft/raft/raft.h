@@ -43,9 +43,10 @@ struct Config {
     // client retries). Bounds what clients can make the leader hold.
     uint32_t max_queued_requests = 8192;
     uint64_t max_queued_bytes = 64u << 20;
-    // Entries a follower holds beyond its commit index, at most: bounds what a (faulty)
-    // leader can make it store before anything commits.
+    // Entries (and their bytes) a follower holds beyond its commit index, at most: bounds
+    // what a (faulty) leader can make it store before anything commits.
     uint64_t max_uncommitted_entries = 4096;
+    uint64_t max_uncommitted_bytes = 64u << 20;
 };
 
 // `key` signs this replica's messages (config.replicas[config.id]). The authenticator is

@@ -335,6 +335,20 @@ TEST(RaftRules, FollowerBoundsUncommittedEntries) {
     ASSERT_EQ(r.size(), 1u);
     EXPECT_EQ(r[0].second.match_index(), 3u);
     EXPECT_EQ(d.durable().log.size(), 3u);
+
+    Direct b(3, 0);
+    b.config.max_uncommitted_bytes = 10;
+    b.restart();
+    r = sent<pb::AppendReply>(b.append(1, 1, 0, 0, 0, {{1, {"aaaa"}}, {1, {"bbbb"}}, {1, {"cccc"}}}),
+                              MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].second.match_index(), 2u) << "8 bytes held, 4 more would pass 10";
+    // Once the first commits (a heartbeat says so), the third fits.
+    b.append(1, 1, 2, 1, 1);
+    EXPECT_EQ(b.executed, 1u);
+    r = sent<pb::AppendReply>(b.append(1, 1, 2, 1, 1, {{1, {"cccc"}}}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].second.match_index(), 3u);
 }
 
 }  // namespace
