@@ -42,20 +42,25 @@ struct Totals {
 
 void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) {
     Faults f;
-    f.drop = 0.05;
+    f.drop = 0.1;
     f.duplicate = 0.02;
-    f.delay = 0.3;
-    f.crash = 0.004;
-    f.power_loss = 0.004;
-    f.restart = 0.08;
-    f.partition = 0.02;
-    f.heal = 0.04;
+    f.delay = 0.4;
+    f.crash = 0.01;
+    f.power_loss = 0.01;
+    f.restart = 0.1;
+    f.partition = 0.05;
+    f.heal = 0.05;
     // A quarter of the seeds run without pre-vote and check-quorum: then the real vote's
     // election restriction is all that stands between a stale log and leadership.
-    auto tweak = seed % 4 == 0 ? +[](Config& cfg) {
-        cfg.pre_vote = false;
-        cfg.check_quorum = false;
-    } : +[](Config&) {};
+    // Another quarter sends one entry per append, so an old term's entries can reach a
+    // majority before the new leader's no-op does (the Figure 8 schedule).
+    void (*tweak)(Config&) = +[](Config&) {};
+    if (seed % 4 == 0)
+        tweak = +[](Config& cfg) {
+            cfg.pre_vote = false;
+            cfg.check_quorum = false;
+        };
+    if (seed % 4 == 2) tweak = +[](Config& cfg) { cfg.max_entries_per_append = 1; };
     Cluster c(n, seed, f, tweak);
     for (int r = 0; r < rounds && !c.failed; ++r) {
         c.round(true);
@@ -78,7 +83,7 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
 // The paper's five properties under random schedules: many seeds, 3 and 5 replicas.
 TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStateMachineSafety) {
     Totals totals;
-    const uint64_t seeds = 40;
+    const uint64_t seeds = 60;
     for (uint64_t seed = 1; seed <= seeds; ++seed) {
         run_random_schedule(seed, seed % 2 ? 3 : 5, 300, totals);
         if (::testing::Test::HasFailure()) break;
@@ -88,7 +93,7 @@ TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStat
                 static_cast<unsigned long>(totals.committed), static_cast<unsigned long>(totals.crashes));
     // The schedules did exercise elections, commits and crashes.
     EXPECT_GT(totals.terms_led, 3 * seeds);
-    EXPECT_GT(totals.committed, 50 * seeds);
+    EXPECT_GT(totals.committed, 30 * seeds);
     EXPECT_GT(totals.crashes, seeds);
 }
 
