@@ -89,10 +89,11 @@ struct Progress {
     bool paused = false;               // probe: an append is out, wait for its reply or a heartbeat
     std::deque<uint64_t> inflight;     // replicate: last index of each append not yet acknowledged
     bool active = false;               // heard from since the last check-quorum
+    uint64_t read_ack = 0;             // newest read round it answered
     uint64_t last_progress_tick = 0;   // when match last advanced (or replication (re)started)
 };
 
-class Replica final : public Engine {
+class Replica final : public RaftEngine {
 public:
     Replica(const Config& config, const crypto::KeyPair& key)
         : config_(config), key_(key), n_(static_cast<uint32_t>(config.replicas.size())),
@@ -234,6 +235,7 @@ public:
 
     Output on_executed(uint64_t seq, const crypto::Hash&) override {
         if (seq == executed_ + 1 && seq <= delivered_) executed_ = seq;
+        release_reads();
         return {};
     }
 
@@ -255,6 +257,19 @@ public:
     }
 
     std::vector<Detected> take_detected() override { return std::exchange(detected_, {}); }
+
+    Output read_index(uint64_t read_id) override {
+        Output out;
+        if (role_ != Role::kLeader || reads_.size() >= config_.max_pending_reads) {
+            reads_done_.push_back(ReadResult{read_id, false, 0, leader_});
+            return out;
+        }
+        reads_.push_back(PendingRead{read_id, 0, 0, false});
+        start_read_round(out);
+        return out;
+    }
+
+    std::vector<ReadResult> take_reads() override { return std::exchange(reads_done_, {}); }
 
 private:
     enum class Kind { kVote, kVoteReply, kAppend, kAppendReply };
@@ -330,6 +345,7 @@ private:
     }
 
     void become_follower(uint64_t term, std::optional<ReplicaId> leader, Output& out) {
+        refuse_reads(leader);
         if (term > term_) {
             term_ = term;
             voted_for_.reset();
@@ -427,7 +443,10 @@ private:
         leader_ = config_.id;
         election_elapsed_ = 0;
         heartbeat_elapsed_ = 0;
-        for (auto& p : progress_) p = Progress{0, last_index() + 1, true, false, {}, false, now_};
+        Progress fresh;
+        fresh.next = last_index() + 1;
+        fresh.last_progress_tick = now_;
+        for (auto& p : progress_) p = fresh;
         // A no-op of the new term (thesis 6.4): committing it commits everything before it,
         // since a leader commits only entries of its own term (5.4.2).
         append_own_entry({}, out);
@@ -476,6 +495,7 @@ private:
         a.set_prev_index(next - 1);
         a.set_prev_term(term_at(next - 1));
         a.set_commit(commit_);
+        a.set_read_ctx(read_ctx_);
         uint64_t bytes = 0;
         last_sent = next - 1;
         for (uint64_t i = next; i <= last_index() && a.entries_size() < static_cast<int>(config_.max_entries_per_append);
@@ -530,6 +550,7 @@ private:
             a.set_prev_index(p.match);
             a.set_prev_term(term_at(p.match));
             a.set_commit(std::min(commit_, p.match));
+            a.set_read_ctx(read_ctx_);
             send(id, MessageType::kRaftAppend, a, out);
             send_append(id, out);
         }
@@ -566,15 +587,11 @@ private:
         election_elapsed_ = 0;
         pb::AppendReply r;
         r.set_term(term_);
-        if (m.prev_index() < commit_) {
-            // Below what we know committed: report the commit index; the leader resends from there.
-            r.set_success(true);
-            r.set_match_index(commit_);
-            send(from, MessageType::kRaftAppendReply, r, out);
-            return;
-        }
-        // Consistency check (Figure 2, AppendEntries 2).
-        if (m.prev_index() > last_index() || term_at(m.prev_index()) != m.prev_term()) {
+        r.set_read_ctx(m.read_ctx());
+        // Consistency check (Figure 2, AppendEntries 2). Below our commit index there is nothing
+        // to check: what committed is in every later leader's log (Leader Completeness).
+        if (m.prev_index() >= commit_ &&
+            (m.prev_index() > last_index() || term_at(m.prev_index()) != m.prev_term())) {
             // Fast back-tracking: our largest index <= prev_index whose term <= prev_term.
             uint64_t hint = std::min(m.prev_index(), last_index());
             while (hint > 0 && term_at(hint) > m.prev_term()) --hint;
@@ -591,6 +608,10 @@ private:
         for (uint64_t i = commit_ + 1; i <= index; ++i) uncommitted_bytes += log_[i - 1].bytes;
         for (const auto& e : m.entries()) {
             uint64_t i = index + 1;
+            if (i <= commit_) {  // committed: the same entry in every leader's log
+                index = i;
+                continue;
+            }
             if (i <= last_index()) {
                 if (term_at(i) == e.term()) {
                     if (i > commit_) uncommitted_bytes += log_[i - 1].bytes;
@@ -619,7 +640,7 @@ private:
         commit_ = std::max(commit_, std::min<uint64_t>(m.commit(), index));
         deliver(out);
         r.set_success(true);
-        r.set_match_index(index);
+        r.set_match_index(std::max(index, commit_));
         send(from, MessageType::kRaftAppendReply, r, out);
     }
 
@@ -627,6 +648,10 @@ private:
         if (role_ != Role::kLeader) return;
         Progress& p = progress_[from];
         p.active = true;
+        if (m.read_ctx() > p.read_ack && m.read_ctx() <= read_ctx_) {
+            p.read_ack = m.read_ctx();
+            confirm_reads();
+        }
         if (m.success()) {
             if (m.match_index() > last_index()) {
                 detect(from, "bad_match");
@@ -672,7 +697,61 @@ private:
         if (n > commit_ && term_at(n) == term_) {
             commit_ = n;
             deliver(out);
+            start_read_round(out);  // reads waiting for this term's first commit
         }
+    }
+
+    // ReadIndex (thesis 6.4). A read waits until an entry of this term has committed (before,
+    // the leader's commit index may be behind what earlier leaders committed); then it takes
+    // the commit index and a new read round; a majority answering an append of that round
+    // (or a later one) confirms this replica still led when the read arrived.
+    void start_read_round(Output& out) {
+        if (role_ != Role::kLeader || term_at(commit_) != term_) return;
+        bool any = false;
+        for (auto& r : reads_)
+            if (r.ctx == 0) {
+                r.ctx = read_ctx_ + 1;
+                r.index = commit_;
+                any = true;
+            }
+        if (!any) return;
+        ++read_ctx_;
+        for (ReplicaId id = 0; id < n_; ++id) {
+            if (id == config_.id) continue;
+            Progress& p = progress_[id];
+            pb::Append a;  // a heartbeat carrying the round
+            a.set_term(term_);
+            a.set_prev_index(p.match);
+            a.set_prev_term(term_at(p.match));
+            a.set_commit(std::min(commit_, p.match));
+            a.set_read_ctx(read_ctx_);
+            send(id, MessageType::kRaftAppend, a, out);
+        }
+        confirm_reads();
+    }
+
+    void confirm_reads() {
+        for (auto& r : reads_) {
+            if (r.ctx == 0 || r.confirmed) continue;
+            uint32_t acks = 1;
+            for (ReplicaId id = 0; id < n_; ++id)
+                if (id != config_.id && progress_[id].read_ack >= r.ctx) ++acks;
+            r.confirmed = acks >= majority_;
+        }
+        release_reads();
+    }
+
+    // Confirmed reads whose index the ledger has executed are answered, in arrival order.
+    void release_reads() {
+        while (!reads_.empty() && reads_.front().confirmed && reads_.front().index <= executed_) {
+            reads_done_.push_back(ReadResult{reads_.front().id, true, reads_.front().index, leader_});
+            reads_.pop_front();
+        }
+    }
+
+    void refuse_reads(std::optional<ReplicaId> leader) {
+        for (const auto& r : reads_) reads_done_.push_back(ReadResult{r.id, false, 0, leader});
+        reads_.clear();
     }
 
     // Committed entries leave in index order, each exactly once per run.
@@ -714,6 +793,15 @@ private:
     size_t queue_bytes_ = 0;
     std::set<crypto::Hash> pending_;  // leader only: digests queued or in uncommitted entries
     std::vector<Detected> detected_;
+    struct PendingRead {
+        uint64_t id = 0;
+        uint64_t index = 0;  // the commit index when its round began
+        uint64_t ctx = 0;    // its read round (0: waiting for this term's first commit)
+        bool confirmed = false;
+    };
+    std::deque<PendingRead> reads_;  // leader only, in arrival order
+    std::vector<ReadResult> reads_done_;
+    uint64_t read_ctx_ = 0;          // the newest read round (never reset: rounds only grow)
 };
 
 }  // namespace
@@ -747,6 +835,10 @@ bool read_durable(const std::vector<std::pair<std::string, std::string>>& record
 }
 
 std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key, RequestAuthenticator&) {
+    return std::make_unique<Replica>(config, key);
+}
+
+std::unique_ptr<RaftEngine> make_raft_engine(const Config& config, const crypto::KeyPair& key) {
     return std::make_unique<Replica>(config, key);
 }
 

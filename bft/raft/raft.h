@@ -47,6 +47,28 @@ struct Config {
     // what a (faulty) leader can make it store before anything commits.
     uint64_t max_uncommitted_entries = 4096;
     uint64_t max_uncommitted_bytes = 64u << 20;
+    uint32_t max_pending_reads = 4096;  // ReadIndex reads waiting at the leader, at most
+};
+
+// The answer to a ReadIndex read: ok with the index the ledger has executed through (serve
+// the read from the ledger now: it is linearizable), or refused (not the leader, stepped
+// down, too many pending) with the leader this replica believes in, if any.
+struct ReadResult {
+    uint64_t read_id = 0;
+    bool ok = false;
+    uint64_t index = 0;
+    std::optional<ReplicaId> leader;
+};
+
+// Raft's engine, with what engine.h has no place for yet: ReadIndex reads.
+class RaftEngine : public Engine {
+public:
+    // A linearizable read without a log write (thesis 6.4): the leader notes its commit index
+    // (once an entry of its term has committed), confirms it still leads by a heartbeat round
+    // a majority answers, and waits until the ledger executed through that index. The result
+    // comes out of take_reads() (possibly after later inputs).
+    virtual Output read_index(uint64_t read_id) = 0;
+    virtual std::vector<ReadResult> take_reads() = 0;
 };
 
 // `key` signs this replica's messages (config.replicas[config.id]). The authenticator is
@@ -54,6 +76,7 @@ struct Config {
 // log says (crash-fault model). It is taken so both engines are made the same way.
 std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key,
                                     RequestAuthenticator& authenticator);
+std::unique_ptr<RaftEngine> make_raft_engine(const Config& config, const crypto::KeyPair& key);
 
 // The durable records, for tests and tools: the term/vote and the log the engine persisted.
 struct LogEntry {

@@ -37,7 +37,7 @@ bool converge(Cluster& c, int max_rounds = 400) {
 }
 
 struct Totals {
-    uint64_t terms_led = 0, committed = 0, crashes = 0;
+    uint64_t terms_led = 0, committed = 0, crashes = 0, reads_ok = 0;
 };
 
 void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) {
@@ -78,23 +78,27 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     totals.terms_led += c.leaders.size();
     totals.committed += c.committed.size();
     totals.crashes += c.crashes;
+    totals.reads_ok += c.reads_ok;
 }
 
-// The paper's five properties under random schedules: many seeds, 3 and 5 replicas.
-TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStateMachineSafety) {
+// The paper's five properties, and linearizable ReadIndex reads, under random schedules:
+// many seeds, 3 and 5 replicas.
+TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStateMachineSafetyReadIndex) {
     Totals totals;
     const uint64_t seeds = 60;
     for (uint64_t seed = 1; seed <= seeds; ++seed) {
         run_random_schedule(seed, seed % 2 ? 3 : 5, 300, totals);
         if (::testing::Test::HasFailure()) break;
     }
-    std::printf("%lu seeds: %lu terms with a leader, %lu entries committed, %lu crashes\n",
+    std::printf("%lu seeds: %lu terms with a leader, %lu entries committed, %lu crashes, %lu ReadIndex reads\n",
                 static_cast<unsigned long>(seeds), static_cast<unsigned long>(totals.terms_led),
-                static_cast<unsigned long>(totals.committed), static_cast<unsigned long>(totals.crashes));
+                static_cast<unsigned long>(totals.committed), static_cast<unsigned long>(totals.crashes),
+                static_cast<unsigned long>(totals.reads_ok));
     // The schedules did exercise elections, commits and crashes.
     EXPECT_GT(totals.terms_led, 3 * seeds);
     EXPECT_GT(totals.committed, 30 * seeds);
     EXPECT_GT(totals.crashes, seeds);
+    EXPECT_GT(totals.reads_ok, 5 * seeds);
 }
 
 // The harness catches what it claims to: two replicas executing different entries at one

@@ -92,7 +92,7 @@ struct Direct {
     Config config;
     NoAuthenticator auth;
     std::vector<crypto::KeyPair> keys;
-    std::unique_ptr<Engine> engine;
+    std::unique_ptr<RaftEngine> engine;
     std::map<std::string, std::string> store;
     uint64_t executed = 0;
 
@@ -103,7 +103,7 @@ struct Direct {
     }
 
     Output restart() {
-        engine = make_engine(config, keys[id], auth);
+        engine = make_raft_engine(config, keys[id]);
         return apply(engine->on_start(records_of(store), executed, crypto::Hash{}));
     }
 
@@ -211,7 +211,7 @@ struct Faults {
 class Cluster {
 public:
     struct Node {
-        std::unique_ptr<Engine> engine;
+        std::unique_ptr<RaftEngine> engine;
         std::map<std::string, std::string> store;   // written: survives a process crash
         std::map<std::string, std::string> synced;  // fsynced: survives a power loss
         std::vector<Committed> executed;            // the ledger (durable)
@@ -246,6 +246,11 @@ public:
     std::vector<Detected> detections;
     uint64_t next_request = 0;
     uint64_t crashes = 0;  // process crashes and power losses injected
+    // ReadIndex: read id -> the highest index committed anywhere when it was issued. A read
+    // answered ok at a lower index would miss a write a client may have seen: not linearizable.
+    std::map<uint64_t, uint64_t> reads;
+    uint64_t next_read = 0;
+    uint64_t reads_ok = 0;
     std::vector<std::string> submitted;
     bool failed = false;
 
@@ -265,7 +270,7 @@ public:
     void start(ReplicaId id) {
         Node& node = nodes[id];
         node.up = true;
-        node.engine = make_engine(configs[id], keys[id], auth);
+        node.engine = make_raft_engine(configs[id], keys[id]);
         apply(id, node.engine->on_start(records_of(node.store), node.executed.size(), crypto::Hash{}));
     }
     void crash(ReplicaId id, bool power_loss) {
@@ -300,6 +305,7 @@ public:
             }
         }
         for (auto& d : node.engine->take_detected()) detections.push_back(d);
+        check_reads(id);
         check_leader(id);
         uint64_t term_now = node.engine->status().view;
         for (auto& c : out.commit) {
@@ -313,6 +319,28 @@ public:
             Output more = node.engine->on_executed(c.seq, crypto::Hash{});
             if (!more.empty()) apply(id, std::move(more));
         }
+    }
+
+    void check_reads(ReplicaId id) {
+        for (const auto& r : nodes[id].engine->take_reads()) {
+            auto it = reads.find(r.read_id);
+            if (it == reads.end()) continue;
+            if (r.ok) {
+                ++reads_ok;
+                if (r.index < it->second)
+                    fail("ReadIndex: read " + std::to_string(r.read_id) + " at " + std::to_string(r.index) +
+                         " misses committed " + std::to_string(it->second));
+                if (r.index > nodes[id].executed.size()) fail("ReadIndex: answered before executing");
+            }
+            reads.erase(it);
+        }
+    }
+
+    void read(ReplicaId at) {
+        if (!nodes[at].up) return;
+        uint64_t id = ++next_read;
+        reads[id] = committed.empty() ? 0 : committed.rbegin()->first;
+        apply(at, nodes[at].engine->read_index(id));
     }
 
     std::vector<LogEntry> log_of(ReplicaId id) {
@@ -418,6 +446,7 @@ public:
             if (auto l = leader()) to = *l;
             submit(to, payload);
         }
+        if (chance(request_rate * 0.5)) read(static_cast<ReplicaId>(rng() % n));
     }
 
     // Heals everything: all replicas up, no partition, no loss.

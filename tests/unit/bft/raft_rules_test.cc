@@ -351,5 +351,64 @@ TEST(RaftRules, FollowerBoundsUncommittedEntries) {
     EXPECT_EQ(r[0].second.match_index(), 3u);
 }
 
+// ReadIndex (thesis 6.4): a read is answered only after an entry of the leader's term has
+// committed and a majority answered a heartbeat round that began after the read arrived, and
+// only once the ledger executed through the read's index.
+TEST(RaftRules, ReadIndexWaitsForTermCommitAndMajorityRound) {
+    Direct d(3, 0);
+    d.elect();
+    uint64_t t = d.term();
+    // The no-op of this term has not committed: the read waits (no round yet).
+    Output out = d.apply(d.engine->read_index(1));
+    EXPECT_TRUE(d.engine->take_reads().empty());
+    uint64_t ctx_before = 0;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend)) ctx_before = std::max(ctx_before, a.read_ctx());
+    EXPECT_EQ(ctx_before, 0u);
+    // The no-op commits: the round starts, carried by heartbeats to every follower.
+    out = d.append_reply(1, t, true, 1);
+    ASSERT_EQ(d.executed, 1u);
+    uint64_t ctx = 0;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend)) ctx = std::max(ctx, a.read_ctx());
+    ASSERT_GT(ctx, 0u);
+    EXPECT_TRUE(d.engine->take_reads().empty());
+    // A reply to an older round does not confirm it; one echoing the round does.
+    d.append_reply(2, t, true, 1);
+    EXPECT_TRUE(d.engine->take_reads().empty());
+    pb::AppendReply r;
+    r.set_term(t);
+    r.set_success(true);
+    r.set_match_index(1);
+    r.set_read_ctx(ctx);
+    d.deliver(crypto::seal(d.keys[2], MessageType::kRaftAppendReply, r.SerializeAsString()), 2);
+    auto reads = d.engine->take_reads();
+    ASSERT_EQ(reads.size(), 1u);
+    EXPECT_TRUE(reads[0].ok);
+    EXPECT_EQ(reads[0].read_id, 1u);
+    EXPECT_EQ(reads[0].index, 1u);
+}
+
+TEST(RaftRules, ReadIndexRefusedOffLeaderAndOnStepDown) {
+    Direct d(3, 0);
+    d.append(1, 1, 0, 0, 0);
+    d.engine->read_index(7);
+    auto reads = d.engine->take_reads();
+    ASSERT_EQ(reads.size(), 1u);
+    EXPECT_FALSE(reads[0].ok);
+    ASSERT_TRUE(reads[0].leader.has_value());
+    EXPECT_EQ(*reads[0].leader, 1u) << "a follower names the leader it believes in";
+
+    d.tick(100);
+    d.elect();
+    uint64_t t = d.term();
+    d.append_reply(1, t, true, 1);  // the no-op commits
+    d.apply(d.engine->read_index(8));
+    // Before a majority confirms, a higher term appears: the leader steps down and refuses.
+    d.append(2, t + 1, 0, 0, 0);
+    reads = d.engine->take_reads();
+    ASSERT_EQ(reads.size(), 1u);
+    EXPECT_FALSE(reads[0].ok);
+    EXPECT_EQ(reads[0].read_id, 8u);
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
