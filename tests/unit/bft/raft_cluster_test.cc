@@ -190,6 +190,41 @@ TEST(RaftElection, CheckQuorumPartitionedLeaderStepsDown) {
     EXPECT_FALSE(c.failed);
 }
 
+// ReadIndex on a deposed leader that does not know it (check-quorum off, so it keeps its
+// role): the majority has elected another leader and committed a write; a read at the old
+// leader must never be answered ok (its round gets no majority), while one at the new leader
+// is, at an index that includes the write.
+TEST(RaftReads, ReadIndexDeposedLeaderCannotServeStaleRead) {
+    Cluster c(5, 9, Faults{}, +[](Config& cfg) { cfg.check_quorum = false; });
+    ASSERT_GT(run_until_leader(c), 0u);
+    ASSERT_TRUE(converge(c));
+    ReplicaId old = *c.leader();
+    c.cut_off.insert(old);
+    std::optional<ReplicaId> next;
+    for (int r = 0; r < 300 && !next; ++r) {
+        c.round(false, 0.0);
+        for (ReplicaId i = 0; i < c.n; ++i)
+            if (i != old && c.nodes[i].engine->status().role == "leader") next = i;
+    }
+    ASSERT_TRUE(next.has_value());
+    ASSERT_EQ(c.nodes[old].engine->status().role, "leader") << "without check-quorum it still thinks it leads";
+    c.submit(*next, "write-after-partition");
+    for (int r = 0; r < 20; ++r) c.round(false, 0.0);
+    uint64_t write_index = 0;
+    for (const auto& [seq, d] : c.committed)
+        for (const auto& req : d.requests)
+            if (req == "write-after-partition") write_index = seq;
+    ASSERT_GT(write_index, 0u);
+    uint64_t before = c.reads_ok;
+    c.read(old);
+    for (int r = 0; r < 50; ++r) c.round(false, 0.0);
+    EXPECT_EQ(c.reads_ok, before) << "the deposed leader answered a read";
+    c.read(*next);
+    for (int r = 0; r < 10; ++r) c.round(false, 0.0);
+    EXPECT_EQ(c.reads_ok, before + 1) << "the new leader did not answer";
+    EXPECT_FALSE(c.failed);
+}
+
 // Restart: every replica loses power at once (only fsynced writes survive) and restarts;
 // nothing committed is lost or changed, and the cluster goes on.
 TEST(RaftRestart, PowerLossOfEveryReplicaKeepsCommittedEntries) {
