@@ -34,6 +34,7 @@ namespace {
 using crypto::MessageType;
 
 constexpr std::string_view kKeyHard = "h";
+constexpr std::string_view kKeySnapshot = "s";
 constexpr char kEntryPrefix = 'e';
 constexpr size_t kMaxDetected = 1024;
 constexpr size_t kMessageSlack = 64u << 10;  // envelope and framing beyond the entries' bytes
@@ -108,12 +109,15 @@ public:
     }
 
     Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                    const crypto::Hash&) override {
+                    const crypto::Hash& digest) override {
         Output out;
         DurableState durable;
         if (!read_durable(records, durable)) detect(config_.id, "bad_record");
         term_ = durable.term;
         voted_for_ = durable.voted_for;
+        snap_index_ = durable.snapshot_index;
+        snap_term_ = durable.snapshot_term;
+        snap_digest_ = durable.snapshot_digest;
         for (auto& e : durable.log) {
             // read_durable keeps only a contiguous log from index 1.
             size_t bytes = request_bytes(e.requests);
@@ -123,10 +127,18 @@ public:
         // all (entries are synced before they are acknowledged, so before they commit).
         if (executed_seq > last_index()) detect(config_.id, "log_behind_ledger");
         executed_ = delivered_ = executed_seq;
-        commit_ = std::min(executed_seq, last_index());
+        commit_ = std::max(snap_index_, std::min(executed_seq, last_index()));
+        recent_digests_.emplace_back(executed_seq, digest);
         role_ = Role::kFollower;
         leader_.reset();
         reset_election_timer();
+        if (executed_seq < snap_index_) {
+            // The ledger lost what the compacted log held (it was synced before compaction, so
+            // only a damaged ledger gets here): fetch the snapshot's state from any peer.
+            detect(config_.id, "ledger_behind_snapshot");
+            fetching_ = Fetching{std::nullopt, snap_index_, snap_term_, snap_digest_};
+            out.fetch_state = StateTarget{snap_index_, snap_digest_, peers()};
+        }
         return out;
     }
 
@@ -205,9 +217,15 @@ public:
             on_append_reply(from, m, out);
             break;
         }
-        case MessageType::kRaftSnapshot:
+        case MessageType::kRaftSnapshot: {
+            pb::Snapshot m;
+            if (!parse(envelope.body, m) || m.digest().size() != 32) return malformed(from);
+            if (!step_term(from, m.term(), Kind::kAppend, false, false, out)) return out;
+            on_snapshot(from, m, out);
+            break;
+        }
         case MessageType::kRaftSnapshotReply:
-            detect(from, "unsupported");  // snapshots are not built yet
+            detect(from, "unsupported");  // InstallSnapshot is acknowledged by an AppendReply
             break;
         default:
             detect(from, "wrong_type");
@@ -233,13 +251,44 @@ public:
         return out;
     }
 
-    Output on_executed(uint64_t seq, const crypto::Hash&) override {
-        if (seq == executed_ + 1 && seq <= delivered_) executed_ = seq;
+    Output on_executed(uint64_t seq, const crypto::Hash& digest) override {
+        Output out;
+        if (seq != executed_ + 1 || seq > delivered_) return out;
+        executed_ = seq;
+        recent_digests_.emplace_back(seq, digest);
+        while (recent_digests_.size() > config_.snapshot_trailing + 1) recent_digests_.pop_front();
         release_reads();
-        return {};
+        maybe_compact(out);
+        return out;
     }
 
-    Output on_state_restored(uint64_t, const crypto::Hash&) override { return {}; }
+    // InstallSnapshot, second half: the node brought the ledger to the snapshot's index. The
+    // log is replaced by the snapshot and the leader told where this replica now matches.
+    Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
+        Output out;
+        if (!fetching_ || seq != fetching_->index) return out;
+        Fetching f = *fetching_;
+        fetching_.reset();
+        if (seq <= commit_ && seq <= executed_) return out;  // caught up meanwhile
+        snap_index_ = seq;
+        snap_term_ = f.term;
+        snap_digest_ = digest;
+        log_.clear();
+        commit_ = delivered_ = executed_ = seq;
+        recent_digests_.clear();
+        recent_digests_.emplace_back(seq, digest);
+        out.ledger_sync_through = seq;
+        out.persist.push_back(PersistErase{entry_key(0), entry_key_end()});
+        persist_snapshot_meta(out);
+        if (f.from) {
+            pb::AppendReply r;
+            r.set_term(term_);
+            r.set_success(true);
+            r.set_match_index(seq);
+            send(*f.from, MessageType::kRaftAppendReply, r, out);
+        }
+        return out;
+    }
 
     EngineStatus status() const override {
         EngineStatus s;
@@ -252,6 +301,8 @@ public:
         }
         s.view = term_;
         s.last_executed = executed_;
+        s.low_water_mark = snap_index_;
+        s.recovering = fetching_.has_value();
         s.leader = leader_;
         return s;
     }
@@ -274,10 +325,13 @@ public:
 private:
     enum class Kind { kVote, kVoteReply, kAppend, kAppendReply };
 
-    uint64_t last_index() const { return log_.size(); }
+    // The log holds indexes (snap_index_, last_index()]; below, the snapshot (the ledger).
+    uint64_t last_index() const { return snap_index_ + log_.size(); }
     uint64_t term_at(uint64_t index) const {
-        return index == 0 || index > log_.size() ? 0 : log_[index - 1].term;
+        if (index == snap_index_) return snap_term_;
+        return index < snap_index_ || index > last_index() ? 0 : entry(index).term;
     }
+    const Entry& entry(uint64_t index) const { return log_[index - snap_index_ - 1]; }
     uint64_t last_term() const { return term_at(last_index()); }
 
     void detect(ReplicaId from, std::string kind) {
@@ -291,6 +345,71 @@ private:
     template <typename M>
     void send(ReplicaId to, MessageType type, const M& m, Output& out) const {
         out.send.push_back(Outgoing{to, crypto::seal(key_, type, m.SerializeAsString())});
+    }
+
+    std::vector<ReplicaId> peers() const {
+        std::vector<ReplicaId> v;
+        for (ReplicaId id = 0; id < n_; ++id)
+            if (id != config_.id) v.push_back(id);
+        return v;
+    }
+
+    void persist_snapshot_meta(Output& out) {
+        pb::SnapshotMeta m;
+        m.set_index(snap_index_);
+        m.set_term(snap_term_);
+        m.set_digest(std::string(crypto::as_bytes(snap_digest_)));
+        out.persist.push_back(PersistPut{std::string(kKeySnapshot), m.SerializeAsString()});
+        out.sync = true;
+    }
+
+    // Log compaction (7): the ledger is the state machine's snapshot. Erase the log up to the
+    // oldest executed index still remembered (executed - snapshot_trailing), once that is
+    // snapshot_interval beyond the last snapshot; the ledger is made durable through what it
+    // executed first (Output::ledger_sync_through), so the erased entries are never needed.
+    void maybe_compact(Output& out) {
+        if (config_.snapshot_interval == 0 || recent_digests_.empty()) return;
+        auto [x, digest] = recent_digests_.front();
+        if (x < snap_index_ + config_.snapshot_interval || x > last_index() || x > commit_) return;
+        uint64_t term = term_at(x);
+        log_.erase(log_.begin(), log_.begin() + static_cast<std::ptrdiff_t>(x - snap_index_));
+        snap_index_ = x;
+        snap_term_ = term;
+        snap_digest_ = digest;
+        out.ledger_sync_through = std::max(out.ledger_sync_through, executed_);
+        persist_snapshot_meta(out);
+        out.persist.push_back(PersistErase{entry_key(0), entry_key(x + 1)});
+    }
+
+    // InstallSnapshot, first half (7): the leader compacted what this replica lacks.
+    void on_snapshot(ReplicaId from, const pb::Snapshot& m, Output& out) {
+        if (role_ == Role::kLeader) {
+            detect(from, "two_leaders");
+            return;
+        }
+        if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
+        election_elapsed_ = 0;
+        pb::AppendReply r;
+        r.set_term(term_);
+        r.set_success(true);
+        if (m.index() <= commit_) {
+            r.set_match_index(commit_);
+            send(from, MessageType::kRaftAppendReply, r, out);
+            return;
+        }
+        if (m.index() <= last_index() && term_at(m.index()) == m.snap_term()) {
+            // We hold the snapshot's last entry: our log matches through it, and it committed.
+            commit_ = m.index();
+            deliver(out);
+            r.set_match_index(m.index());
+            send(from, MessageType::kRaftAppendReply, r, out);
+            return;
+        }
+        if (fetching_ && fetching_->index >= m.index()) return;  // already on its way
+        crypto::Hash digest{};
+        std::copy(m.digest().begin(), m.digest().end(), digest.begin());
+        fetching_ = Fetching{from, m.index(), m.snap_term(), digest};
+        out.fetch_state = StateTarget{m.index(), digest, {from}};
     }
 
     void persist_hard_state(Output& out) {
@@ -500,7 +619,7 @@ private:
         last_sent = next - 1;
         for (uint64_t i = next; i <= last_index() && a.entries_size() < static_cast<int>(config_.max_entries_per_append);
              ++i) {
-            const Entry& e = log_[i - 1];
+            const Entry& e = entry(i);
             if (a.entries_size() > 0 && bytes + e.bytes > config_.max_append_bytes) break;
             bytes += e.bytes;
             pb::Entry* pe = a.add_entries();
@@ -514,6 +633,19 @@ private:
     // Pipelining with a window (thesis 10.2.1, etcd's inflights).
     void send_append(ReplicaId to, Output& out) {
         Progress& p = progress_[to];
+        if (p.next <= snap_index_) {
+            // InstallSnapshot: what it lacks is compacted. One at a time, like a probe.
+            if (!p.probe) to_probe(p, p.next);
+            if (p.paused) return;
+            pb::Snapshot m;
+            m.set_term(term_);
+            m.set_index(snap_index_);
+            m.set_snap_term(snap_term_);
+            m.set_digest(std::string(crypto::as_bytes(snap_digest_)));
+            send(to, MessageType::kRaftSnapshot, m, out);
+            p.paused = true;
+            return;
+        }
         if (p.probe) {
             if (p.paused) return;
             uint64_t last = 0;
@@ -547,14 +679,18 @@ private:
             }
             pb::Append a;  // a heartbeat: nothing to check beyond the known match
             a.set_term(term_);
-            a.set_prev_index(p.match);
-            a.set_prev_term(term_at(p.match));
+            a.set_prev_index(heartbeat_prev(p));
+            a.set_prev_term(term_at(heartbeat_prev(p)));
             a.set_commit(std::min(commit_, p.match));
             a.set_read_ctx(read_ctx_);
             send(id, MessageType::kRaftAppend, a, out);
             send_append(id, out);
         }
     }
+
+    // A heartbeat checks the follower's known match, unless that is compacted here: then it
+    // checks nothing (prev 0 always matches), and only carries the term and the commit index.
+    uint64_t heartbeat_prev(const Progress& p) const { return p.match >= snap_index_ ? p.match : 0; }
 
     void to_probe(Progress& p, uint64_t next) {
         p.probe = true;
@@ -605,7 +741,7 @@ private:
         // Append, truncating at the first conflict (AppendEntries 3, 4). Never below commit.
         uint64_t index = m.prev_index();
         uint64_t uncommitted_bytes = 0;
-        for (uint64_t i = commit_ + 1; i <= index; ++i) uncommitted_bytes += log_[i - 1].bytes;
+        for (uint64_t i = commit_ + 1; i <= index; ++i) uncommitted_bytes += entry(i).bytes;
         for (const auto& e : m.entries()) {
             uint64_t i = index + 1;
             if (i <= commit_) {  // committed: the same entry in every leader's log
@@ -614,7 +750,7 @@ private:
             }
             if (i <= last_index()) {
                 if (term_at(i) == e.term()) {
-                    if (i > commit_) uncommitted_bytes += log_[i - 1].bytes;
+                    if (i > commit_) uncommitted_bytes += entry(i).bytes;
                     index = i;
                     continue;
                 }
@@ -622,7 +758,7 @@ private:
                     detect(from, "conflicts_committed");
                     return;
                 }
-                log_.resize(i - 1);
+                log_.resize(i - snap_index_ - 1);
                 out.persist.push_back(PersistErase{entry_key(i), entry_key_end()});
             }
             std::vector<std::string> requests(e.requests().begin(), e.requests().end());
@@ -721,8 +857,8 @@ private:
             Progress& p = progress_[id];
             pb::Append a;  // a heartbeat carrying the round
             a.set_term(term_);
-            a.set_prev_index(p.match);
-            a.set_prev_term(term_at(p.match));
+            a.set_prev_index(heartbeat_prev(p));
+            a.set_prev_term(term_at(heartbeat_prev(p)));
             a.set_commit(std::min(commit_, p.match));
             a.set_read_ctx(read_ctx_);
             send(id, MessageType::kRaftAppend, a, out);
@@ -756,9 +892,9 @@ private:
 
     // Committed entries leave in index order, each exactly once per run.
     void deliver(Output& out) {
-        while (delivered_ < commit_) {
+        while (delivered_ < commit_ && delivered_ >= snap_index_) {
             uint64_t i = ++delivered_;
-            const Entry& e = log_[i - 1];
+            const Entry& e = entry(i);
             if (role_ == Role::kLeader)
                 for (const auto& r : e.requests) pending_.erase(crypto::sha256(r));
             out.commit.push_back(Committed{i, e.term, e.requests});
@@ -773,7 +909,18 @@ private:
     // Durable (hard) state.
     uint64_t term_ = 0;
     std::optional<ReplicaId> voted_for_;
-    std::vector<Entry> log_;  // index i is log_[i - 1]
+    std::deque<Entry> log_;  // index i is log_[i - snap_index_ - 1]
+    uint64_t snap_index_ = 0;  // the log's entries up to here are compacted into the ledger
+    uint64_t snap_term_ = 0;
+    crypto::Hash snap_digest_{};
+    std::deque<std::pair<uint64_t, crypto::Hash>> recent_digests_;  // (seq, ledger digest) executed
+    struct Fetching {
+        std::optional<ReplicaId> from;  // whom to acknowledge (the leader that sent it)
+        uint64_t index = 0;
+        uint64_t term = 0;
+        crypto::Hash digest{};
+    };
+    std::optional<Fetching> fetching_;  // InstallSnapshot in progress: the ledger is being fetched
 
     // Volatile state.
     Role role_ = Role::kFollower;
@@ -809,7 +956,21 @@ private:
 bool read_durable(const std::vector<std::pair<std::string, std::string>>& records, DurableState& out) {
     out = DurableState{};
     bool ok = true;
+    // The snapshot's record ("s") sorts after the entries ("e..."): find it first.
     for (const auto& [key, value] : records) {
+        if (key == kKeySnapshot) {
+            pb::SnapshotMeta m;
+            if (!parse(value, m) || m.digest().size() != 32) {
+                ok = false;
+                continue;
+            }
+            out.snapshot_index = m.index();
+            out.snapshot_term = m.term();
+            std::copy(m.digest().begin(), m.digest().end(), out.snapshot_digest.begin());
+        }
+    }
+    for (const auto& [key, value] : records) {
+        if (key == kKeySnapshot) continue;
         if (key == kKeyHard) {
             pb::HardState h;
             if (!parse(value, h)) {
@@ -821,8 +982,8 @@ bool read_durable(const std::vector<std::pair<std::string, std::string>>& record
         } else if (key.size() == 9 && key[0] == kEntryPrefix) {
             uint64_t index = read_be64(std::string_view(key).substr(1));
             pb::Entry e;
-            // Only a contiguous log from index 1 counts; a gap ends it.
-            if (index != out.log.size() + 1 || !parse(value, e)) {
+            // Only a contiguous log after the snapshot counts; a gap ends it.
+            if (index != out.snapshot_index + out.log.size() + 1 || !parse(value, e)) {
                 ok = false;
                 continue;
             }

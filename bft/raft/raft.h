@@ -48,6 +48,12 @@ struct Config {
     uint64_t max_uncommitted_entries = 4096;
     uint64_t max_uncommitted_bytes = 64u << 20;
     uint32_t max_pending_reads = 4096;  // ReadIndex reads waiting at the leader, at most
+    // Log compaction: once the ledger has executed snapshot_interval entries beyond the last
+    // snapshot (plus snapshot_trailing kept for followers slightly behind), the log up to
+    // executed - snapshot_trailing is erased; the ledger is the snapshot (made durable first,
+    // Output::ledger_sync_through). 0: never compact.
+    uint64_t snapshot_interval = 8192;
+    uint64_t snapshot_trailing = 1024;
 };
 
 // The answer to a ReadIndex read: ok with the index the ledger has executed through (serve
@@ -87,7 +93,10 @@ struct LogEntry {
 struct DurableState {
     uint64_t term = 0;
     std::optional<ReplicaId> voted_for;
-    std::vector<LogEntry> log;  // in index order, as stored
+    uint64_t snapshot_index = 0;  // the log is compacted through here
+    uint64_t snapshot_term = 0;
+    crypto::Hash snapshot_digest{};
+    std::vector<LogEntry> log;  // indexes snapshot_index + 1, + 2, ... in order
 };
 // False on a record that does not decode.
 bool read_durable(const std::vector<std::pair<std::string, std::string>>& records, DurableState& out);

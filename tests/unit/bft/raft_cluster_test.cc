@@ -37,7 +37,7 @@ bool converge(Cluster& c, int max_rounds = 400) {
 }
 
 struct Totals {
-    uint64_t terms_led = 0, committed = 0, crashes = 0, reads_ok = 0;
+    uint64_t terms_led = 0, committed = 0, crashes = 0, reads_ok = 0, state_transfers = 0;
 };
 
 void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) {
@@ -61,6 +61,13 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
             cfg.check_quorum = false;
         };
     if (seed % 4 == 2) tweak = +[](Config& cfg) { cfg.max_entries_per_append = 1; };
+    // And another compacts its log every few entries, so lagging and restarted replicas
+    // catch up by InstallSnapshot.
+    if (seed % 4 == 1)
+        tweak = +[](Config& cfg) {
+            cfg.snapshot_interval = 6;
+            cfg.snapshot_trailing = 2;
+        };
     Cluster c(n, seed, f, tweak);
     for (int r = 0; r < rounds && !c.failed; ++r) {
         c.round(true);
@@ -79,6 +86,7 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     totals.committed += c.committed.size();
     totals.crashes += c.crashes;
     totals.reads_ok += c.reads_ok;
+    totals.state_transfers += c.state_transfers;
 }
 
 // The paper's five properties, and linearizable ReadIndex reads, under random schedules:
@@ -90,15 +98,17 @@ TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStat
         run_random_schedule(seed, seed % 2 ? 3 : 5, 300, totals);
         if (::testing::Test::HasFailure()) break;
     }
-    std::printf("%lu seeds: %lu terms with a leader, %lu entries committed, %lu crashes, %lu ReadIndex reads\n",
+    std::printf("%lu seeds: %lu terms with a leader, %lu entries committed, %lu crashes, %lu ReadIndex reads, "
+                "%lu snapshots installed\n",
                 static_cast<unsigned long>(seeds), static_cast<unsigned long>(totals.terms_led),
                 static_cast<unsigned long>(totals.committed), static_cast<unsigned long>(totals.crashes),
-                static_cast<unsigned long>(totals.reads_ok));
+                static_cast<unsigned long>(totals.reads_ok), static_cast<unsigned long>(totals.state_transfers));
     // The schedules did exercise elections, commits and crashes.
     EXPECT_GT(totals.terms_led, 3 * seeds);
     EXPECT_GT(totals.committed, 30 * seeds);
     EXPECT_GT(totals.crashes, seeds);
     EXPECT_GT(totals.reads_ok, 5 * seeds);
+    EXPECT_GT(totals.state_transfers, seeds / 4);
 }
 
 // The harness catches what it claims to: two replicas executing different entries at one

@@ -107,14 +107,23 @@ struct Direct {
         return apply(engine->on_start(records_of(store), executed, crypto::Hash{}));
     }
 
+    // Applies an output as the node would; what executing its batches outputs is appended.
     Output apply(Output out) {
         apply_persist(store, out);
+        Output after;
         for (const auto& c : out.commit) {
             EXPECT_EQ(c.seq, executed + 1);
             executed = c.seq;
-            engine->on_executed(c.seq, crypto::Hash{});
+            after.append(apply(engine->on_executed(c.seq, digest_of(c.seq))));
         }
+        out.append(std::move(after));
         return out;
+    }
+    static crypto::Hash digest_of(uint64_t seq) {
+        crypto::Hash h{};
+        h[0] = static_cast<uint8_t>(seq);
+        h[1] = 0xd1;
+        return h;
     }
 
     Output deliver(const std::string& raw, ReplicaId from) {
@@ -218,6 +227,7 @@ public:
         bool up = true;
         uint64_t leader_term = 0;                   // term it last led (0: none)
         std::vector<LogEntry> leader_log;           // its log when last seen leading
+        std::optional<StateTarget> fetching;        // a state transfer it asked for
     };
 
     uint32_t n;
@@ -277,6 +287,7 @@ public:
         Node& node = nodes[id];
         node.up = false;
         node.engine.reset();
+        node.fetching.reset();
         ++crashes;
         if (power_loss) node.store = node.synced;
     }
@@ -319,6 +330,31 @@ public:
             Output more = node.engine->on_executed(c.seq, crypto::Hash{});
             if (!more.empty()) apply(id, std::move(more));
         }
+        if (out.fetch_state) {
+            node.fetching = out.fetch_state;
+            try_fetch(id);
+        }
+    }
+
+    // State transfer, as the node does it for InstallSnapshot: copy a peer's ledger through
+    // the target index (the harness's ledger is the list of executed batches).
+    uint64_t state_transfers = 0;
+    void try_fetch(ReplicaId id) {
+        Node& node = nodes[id];
+        if (!node.fetching) return;
+        StateTarget t = *node.fetching;
+        for (ReplicaId p : t.peers) {
+            if (!nodes[p].up || nodes[p].executed.size() < t.seq || !linked(id, p)) continue;
+            if (node.executed.size() >= t.seq) break;
+            for (size_t i = 0; i < node.executed.size(); ++i)
+                if (node.executed[i].requests != nodes[p].executed[i].requests)
+                    fail("state transfer: ledgers differ at " + std::to_string(i + 1));
+            node.executed.assign(nodes[p].executed.begin(), nodes[p].executed.begin() + static_cast<std::ptrdiff_t>(t.seq));
+            node.fetching.reset();
+            ++state_transfers;
+            apply(id, node.engine->on_state_restored(t.seq, crypto::Hash{}));
+            return;
+        }
     }
 
     void check_reads(ReplicaId id) {
@@ -343,10 +379,15 @@ public:
         apply(at, nodes[at].engine->read_index(id));
     }
 
-    std::vector<LogEntry> log_of(ReplicaId id) {
+    DurableState durable_of(ReplicaId id) {
         DurableState d;
         if (!read_durable(records_of(nodes[id].store), d)) fail("bad records at " + std::to_string(id));
-        return d.log;
+        return d;
+    }
+    std::vector<LogEntry> log_of(ReplicaId id) { return durable_of(id).log; }
+    static const LogEntry* at(const std::vector<LogEntry>& log, uint64_t index) {
+        if (log.empty() || index < log.front().index || index > log.back().index) return nullptr;
+        return &log[index - log.front().index];
     }
 
     // Election Safety, Leader Append-Only and Leader Completeness, checked whenever a replica
@@ -357,18 +398,23 @@ public:
         if (s.role != "leader") return;
         auto [it, fresh] = leaders.try_emplace(s.view, id);
         if (it->second != id) fail("Election Safety: two leaders in term " + std::to_string(s.view));
-        auto log = log_of(id);
+        DurableState st = durable_of(id);
+        auto& log = st.log;
         if (node.leader_term == s.view) {
-            // Leader Append-Only: what it held as leader of this term is still a prefix.
-            if (log.size() < node.leader_log.size()) fail("Leader Append-Only: log shrank");
-            for (size_t i = 0; i < node.leader_log.size() && i < log.size(); ++i)
-                if (log[i].term != node.leader_log[i].term || log[i].requests != node.leader_log[i].requests)
-                    fail("Leader Append-Only: entry " + std::to_string(i + 1) + " changed");
+            // Leader Append-Only: what it held as leader of this term is still there (or
+            // compacted into its ledger).
+            for (const auto& old : node.leader_log) {
+                if (old.index <= st.snapshot_index) continue;
+                const LogEntry* e = at(log, old.index);
+                if (!e || e->term != old.term || e->requests != old.requests)
+                    fail("Leader Append-Only: entry " + std::to_string(old.index) + " changed");
+            }
         } else {
             // Leader Completeness: a leader of term t holds every entry committed before t.
             for (const auto& [seq, d] : committed) {
-                if (d.decided_in_term >= s.view) continue;
-                if (seq > log.size() || log[seq - 1].term != d.term || log[seq - 1].requests != d.requests)
+                if (d.decided_in_term >= s.view || seq <= st.snapshot_index) continue;
+                const LogEntry* e = at(log, seq);
+                if (!e || e->term != d.term || e->requests != d.requests)
                     fail("Leader Completeness: leader of term " + std::to_string(s.view) + " lacks " +
                          std::to_string(seq));
             }
@@ -383,17 +429,22 @@ public:
         for (ReplicaId i = 0; i < n; ++i) logs.push_back(log_of(i));
         for (ReplicaId a = 0; a < n; ++a)
             for (ReplicaId b = a + 1; b < n; ++b) {
-                size_t common = std::min(logs[a].size(), logs[b].size());
-                size_t last_same = 0;
-                for (size_t i = common; i > 0; --i)
-                    if (logs[a][i - 1].term == logs[b][i - 1].term) {
+                if (logs[a].empty() || logs[b].empty()) continue;
+                uint64_t lo = std::max(logs[a].front().index, logs[b].front().index);
+                uint64_t hi = std::min(logs[a].back().index, logs[b].back().index);
+                uint64_t last_same = 0;
+                for (uint64_t i = hi; i >= lo && i > 0; --i)
+                    if (at(logs[a], i)->term == at(logs[b], i)->term) {
                         last_same = i;
                         break;
                     }
-                for (size_t i = 0; i < last_same; ++i)
-                    if (logs[a][i].term != logs[b][i].term || logs[a][i].requests != logs[b][i].requests)
+                for (uint64_t i = lo; last_same > 0 && i <= last_same; ++i) {
+                    const LogEntry* x = at(logs[a], i);
+                    const LogEntry* y = at(logs[b], i);
+                    if (x->term != y->term || x->requests != y->requests)
                         fail("Log Matching: replicas " + std::to_string(a) + " and " + std::to_string(b) +
-                             " differ at " + std::to_string(i + 1));
+                             " differ at " + std::to_string(i));
+                }
             }
     }
 
@@ -436,6 +487,7 @@ public:
             if (chance(faults.partition)) cut_off.insert(static_cast<ReplicaId>(rng() % n));
             if (chance(faults.heal)) cut_off.clear();
         }
+        for (ReplicaId i = 0; i < n; ++i) try_fetch(i);
         for (ReplicaId i = 0; i < n; ++i)
             if (nodes[i].up) apply(i, nodes[i].engine->on_tick());
         if (chance(request_rate)) {

@@ -410,5 +410,91 @@ TEST(RaftRules, ReadIndexRefusedOffLeaderAndOnStepDown) {
     EXPECT_EQ(reads[0].read_id, 8u);
 }
 
+// Log compaction: once the ledger executed snapshot_interval entries past the last snapshot,
+// the log up to executed - trailing is erased, after the ledger is made durable through what
+// it executed; a restart comes back with the snapshot and the rest of the log.
+TEST(RaftRules, CompactionErasesExecutedLogAfterLedgerSync) {
+    Direct d(3, 0);
+    d.config.snapshot_interval = 3;
+    d.config.snapshot_trailing = 1;
+    d.restart();
+    Output out = d.append(1, 1, 0, 0, 0, {{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {1, {"d"}}, {1, {"e"}}});
+    EXPECT_EQ(out.ledger_sync_through, 0u);
+    out = d.append(1, 1, 5, 1, 5);
+    ASSERT_EQ(d.executed, 5u);
+    EXPECT_GE(out.ledger_sync_through, 3u) << "the ledger must be durable before the log is erased";
+    auto st = d.durable();
+    EXPECT_EQ(st.snapshot_index, 3u) << "compacted through executed (4) - trailing (1)";
+    EXPECT_EQ(st.snapshot_term, 1u);
+    EXPECT_EQ(st.snapshot_digest, Direct::digest_of(3));
+    ASSERT_EQ(st.log.size(), 2u);
+    EXPECT_EQ(st.log[0].index, 4u);
+    d.restart();
+    EXPECT_EQ(d.engine->status().low_water_mark, 3u);
+    // The log continues where it was: an append after index 5 matches.
+    auto r = sent<pb::AppendReply>(d.append(1, 1, 5, 1, 5, {{1, {"f"}}}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.success());
+    EXPECT_EQ(r[0].second.match_index(), 6u);
+}
+
+// InstallSnapshot: a leader sends a follower behind its compacted log a snapshot; the follower
+// fetches the ledger state (Output::fetch_state), replaces its log, and acknowledges.
+TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
+    Direct l(3, 0);
+    l.config.snapshot_interval = 2;
+    l.config.snapshot_trailing = 0;
+    l.config.batch_size_max = 1;
+    l.restart();
+    l.elect();
+    uint64_t t = l.term();
+    for (int i = 0; i < 4; ++i) l.request("r" + std::to_string(i));
+    l.append_reply(1, t, true, 4);  // with follower 1, a majority: 1..4 commit (depth 4)
+    l.append_reply(1, t, true, 5);  // then r3, queued meanwhile, at 5
+    ASSERT_EQ(l.executed, 5u);
+    uint64_t snap = l.durable().snapshot_index;
+    ASSERT_GE(snap, 2u);
+    // Follower 2 never answered: its probe (from index 1) is resent at the next heartbeat,
+    // and what it needs is compacted now: a snapshot goes instead.
+    Output out = l.tick(static_cast<int>(l.config.heartbeat_ticks));
+    auto snaps = sent<pb::Snapshot>(out, MessageType::kRaftSnapshot);
+    ASSERT_EQ(snaps.size(), 1u);
+    EXPECT_EQ(snaps[0].first, 2u);
+    EXPECT_EQ(snaps[0].second.index(), snap);
+    EXPECT_EQ(snaps[0].second.snap_term(), t);
+
+    // The follower's side.
+    Direct f(3, 2);
+    f.append(1, 1, 0, 0, 0, {{1, {"stale"}}});  // an uncommitted entry the snapshot replaces
+    pb::Snapshot m = snaps[0].second;
+    out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
+    ASSERT_TRUE(out.fetch_state.has_value());
+    EXPECT_EQ(out.fetch_state->seq, snap);
+    EXPECT_EQ(out.fetch_state->peers, std::vector<ReplicaId>{0});
+    EXPECT_TRUE(sent<pb::AppendReply>(out, MessageType::kRaftAppendReply).empty()) << "no ack before the state";
+    // A resent snapshot while fetching asks for nothing more.
+    out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
+    EXPECT_FALSE(out.fetch_state.has_value());
+    f.executed = snap;  // the node installed the ledger state
+    out = f.apply(f.engine->on_state_restored(snap, Direct::digest_of(snap)));
+    EXPECT_TRUE(out.sync);
+    EXPECT_EQ(out.ledger_sync_through, snap);
+    auto r = sent<pb::AppendReply>(out, MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.success());
+    EXPECT_EQ(r[0].second.match_index(), snap);
+    auto st = f.durable();
+    EXPECT_EQ(st.snapshot_index, snap);
+    EXPECT_TRUE(st.log.empty());
+    // The leader resumes appending after the snapshot.
+    out = l.apply(l.engine->on_message(2, open_unchecked(crypto::seal(f.keys[2], MessageType::kRaftAppendReply,
+                                                                     r[0].second.SerializeAsString())),
+                                       crypto::seal(f.keys[2], MessageType::kRaftAppendReply,
+                                                    r[0].second.SerializeAsString())));
+    auto appends = sent<pb::Append>(out, MessageType::kRaftAppend);
+    ASSERT_FALSE(appends.empty());
+    EXPECT_EQ(appends[0].second.prev_index(), snap);
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
