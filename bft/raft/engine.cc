@@ -37,6 +37,7 @@ constexpr std::string_view kKeyHard = "h";
 constexpr std::string_view kKeySnapshot = "s";
 constexpr char kEntryPrefix = 'e';
 constexpr size_t kMaxDetected = 1024;
+constexpr size_t kMaxFetchTargets = 4;
 constexpr size_t kMessageSlack = 64u << 10;  // envelope and framing beyond the entries' bytes
 
 std::string be64(uint64_t v) {
@@ -119,12 +120,13 @@ public:
         snap_term_ = durable.snapshot_term;
         snap_digest_ = durable.snapshot_digest;
         for (auto& e : durable.log) {
-            // read_durable keeps only a contiguous log from index 1.
+            // read_durable keeps only a contiguous log after the snapshot.
             size_t bytes = request_bytes(e.requests);
             log_.push_back(Entry{e.term, std::move(e.requests), bytes});
         }
-        // Restart: what the ledger executed was committed. Without snapshots the log holds it
-        // all (entries are synced before they are acknowledged, so before they commit).
+        // Restart: what the ledger executed was committed. The log holds everything after the
+        // snapshot (entries are synced before they are acknowledged, so before they commit;
+        // the ledger is synced before the log below it is erased).
         if (executed_seq > last_index()) detect(config_.id, "log_behind_ledger");
         executed_ = delivered_ = executed_seq;
         commit_ = std::max(snap_index_, std::min(executed_seq, last_index()));
@@ -136,8 +138,7 @@ public:
             // The ledger lost what the compacted log held (it was synced before compaction, so
             // only a damaged ledger gets here): fetch the snapshot's state from any peer.
             detect(config_.id, "ledger_behind_snapshot");
-            fetching_ = Fetching{std::nullopt, snap_index_, snap_term_, snap_digest_};
-            out.fetch_state = StateTarget{snap_index_, snap_digest_, peers()};
+            request_state(Fetching{std::nullopt, snap_index_, snap_term_, snap_digest_}, peers(), out);
         }
         return out;
     }
@@ -266,10 +267,12 @@ public:
     // log is replaced by the snapshot and the leader told where this replica now matches.
     Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
         Output out;
-        if (!fetching_ || seq != fetching_->index) return out;
-        Fetching f = *fetching_;
-        fetching_.reset();
-        if (seq <= commit_ && seq <= executed_) return out;  // caught up meanwhile
+        // Any target asked for (the newest, or an older one the node finished first) will do:
+        // its term is known. Another seq, or one the ledger is past, changes nothing.
+        auto it = fetching_.find(seq);
+        if (it == fetching_.end() || seq <= executed_) return out;
+        Fetching f = it->second;
+        fetching_.clear();
         snap_index_ = seq;
         snap_term_ = f.term;
         snap_digest_ = digest;
@@ -302,7 +305,7 @@ public:
         s.view = term_;
         s.last_executed = executed_;
         s.low_water_mark = snap_index_;
-        s.recovering = fetching_.has_value();
+        s.recovering = !fetching_.empty();
         s.leader = leader_;
         return s;
     }
@@ -324,6 +327,12 @@ public:
 
 private:
     enum class Kind { kVote, kVoteReply, kAppend, kAppendReply };
+    struct Fetching {
+        std::optional<ReplicaId> from;  // whom to acknowledge (the leader that sent it)
+        uint64_t index = 0;
+        uint64_t term = 0;
+        crypto::Hash digest{};
+    };
 
     // The log holds indexes (snap_index_, last_index()]; below, the snapshot (the ledger).
     uint64_t last_index() const { return snap_index_ + log_.size(); }
@@ -405,11 +414,21 @@ private:
             send(from, MessageType::kRaftAppendReply, r, out);
             return;
         }
-        if (fetching_ && fetching_->index >= m.index()) return;  // already on its way
+        // Already fetching: wait for it, unless the newest target is no newer and has been
+        // asked for a while (the node may be unable to serve it: the leader compacted past).
+        if (!fetching_.empty() && (fetching_.rbegin()->first >= m.index() ||
+                                   now_ - fetch_tick_ < 10 * config_.election_timeout_ticks))
+            return;
         crypto::Hash digest{};
         std::copy(m.digest().begin(), m.digest().end(), digest.begin());
-        fetching_ = Fetching{from, m.index(), m.snap_term(), digest};
-        out.fetch_state = StateTarget{m.index(), digest, {from}};
+        request_state(Fetching{from, m.index(), m.snap_term(), digest}, {from}, out);
+    }
+
+    void request_state(const Fetching& f, std::vector<ReplicaId> from, Output& out) {
+        fetching_[f.index] = f;
+        while (fetching_.size() > kMaxFetchTargets) fetching_.erase(fetching_.begin());
+        fetch_tick_ = now_;
+        out.fetch_state = StateTarget{f.index, f.digest, std::move(from)};
     }
 
     void persist_hard_state(Output& out) {
@@ -914,13 +933,9 @@ private:
     uint64_t snap_term_ = 0;
     crypto::Hash snap_digest_{};
     std::deque<std::pair<uint64_t, crypto::Hash>> recent_digests_;  // (seq, ledger digest) executed
-    struct Fetching {
-        std::optional<ReplicaId> from;  // whom to acknowledge (the leader that sent it)
-        uint64_t index = 0;
-        uint64_t term = 0;
-        crypto::Hash digest{};
-    };
-    std::optional<Fetching> fetching_;  // InstallSnapshot in progress: the ledger is being fetched
+    // InstallSnapshot in progress: the ledger states asked for (by seq), newest last.
+    std::map<uint64_t, Fetching> fetching_;
+    uint64_t fetch_tick_ = 0;
 
     // Volatile state.
     Role role_ = Role::kFollower;

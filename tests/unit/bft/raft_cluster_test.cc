@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "tests/unit/bft/raft_harness.h"
 
@@ -93,8 +94,10 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
 // many seeds, 3 and 5 replicas.
 TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStateMachineSafetyReadIndex) {
     Totals totals;
-    const uint64_t seeds = 60;
-    for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    // TALLY_RAFT_SEEDS=N runs more (a deeper search than CI's; the first seed with TALLY_RAFT_SEED0).
+    const uint64_t seeds = std::getenv("TALLY_RAFT_SEEDS") ? std::strtoull(std::getenv("TALLY_RAFT_SEEDS"), nullptr, 10) : 60;
+    const uint64_t seed0 = std::getenv("TALLY_RAFT_SEED0") ? std::strtoull(std::getenv("TALLY_RAFT_SEED0"), nullptr, 10) : 1;
+    for (uint64_t seed = seed0; seed < seed0 + seeds; ++seed) {
         run_random_schedule(seed, seed % 2 ? 3 : 5, 300, totals);
         if (::testing::Test::HasFailure()) break;
     }
