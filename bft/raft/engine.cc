@@ -1,0 +1,1021 @@
+// The Raft engine. Rules are named after the paper (Figure 2, section 5.x) and the thesis
+// (chapter 9: pre-vote, check-quorum; chapter 10: batching, pipelining).
+//
+// Deterministic: ordered containers only; time is the tick count; the election timeout comes
+// from splitmix64 over (Config::seed, id, term, draw). Untrusted input is checked cheaply
+// (sender, size, type, term) before anything else, and a bad message is dropped and reported
+// through take_detected(), never asserted on.
+//
+// Durability: every write (term/vote, log entries, truncations) goes out with Output::sync,
+// so it is on disk before any message that depends on it leaves: a vote after its vote is
+// stored, an acknowledgement after its entries are. The leader's own entries are synced in
+// the same Output that sends them, so it counts itself in every majority at once (the thesis
+// lets a leader write in parallel with sending; that needs an on_persisted input the engine
+// interface does not have, see NOTES-raft.md).
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bft/raft/raft.h"
+#include "bft/raft/raft.pb.h"
+#include "crypto/envelope.h"
+#include "crypto/hash.h"
+
+namespace tally::bft::raft {
+
+namespace {
+
+using crypto::MessageType;
+
+constexpr std::string_view kKeyHard = "h";
+constexpr std::string_view kKeySnapshot = "s";
+constexpr char kEntryPrefix = 'e';
+constexpr size_t kMaxDetected = 1024;
+constexpr size_t kMaxFetchTargets = 4;
+constexpr size_t kMessageSlack = 64u << 10;  // envelope and framing beyond the entries' bytes
+
+std::string be64(uint64_t v) {
+    std::string out(8, '\0');
+    for (int i = 7; i >= 0; --i, v >>= 8) out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+    return out;
+}
+uint64_t read_be64(std::string_view bytes) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8 && i < bytes.size(); ++i) v = (v << 8) | static_cast<uint8_t>(bytes[i]);
+    return v;
+}
+std::string entry_key(uint64_t index) { return std::string(1, kEntryPrefix) + be64(index); }
+std::string entry_key_end() { return std::string(1, static_cast<char>(kEntryPrefix + 1)); }
+
+// Canonical bytes only (as bft/pbft): what re-encodes to other bytes than it came in is refused.
+template <typename M>
+bool parse(std::string_view body, M& out) {
+    if (!out.ParseFromArray(body.data(), static_cast<int>(body.size()))) return false;
+    out.DiscardUnknownFields();
+    return out.ByteSizeLong() == body.size();
+}
+
+uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+enum class Role { kFollower, kPreCandidate, kCandidate, kLeader };
+
+struct Entry {
+    uint64_t term = 0;
+    std::vector<std::string> requests;
+    size_t bytes = 0;
+};
+
+size_t request_bytes(const std::vector<std::string>& requests) {
+    size_t b = 0;
+    for (const auto& r : requests) b += r.size();
+    return b;
+}
+
+// The leader's view of one follower (etcd's Progress). In probe, one append at a time until
+// one succeeds; in replicate, up to max_inflight appends ahead of the last acknowledgement.
+struct Progress {
+    uint64_t match = 0;
+    uint64_t next = 1;
+    bool probe = true;
+    bool paused = false;               // probe: an append is out, wait for its reply or a heartbeat
+    std::deque<uint64_t> inflight;     // replicate: last index of each append not yet acknowledged
+    bool active = false;               // heard from since the last check-quorum
+    uint64_t read_ack = 0;             // newest read round it answered
+    uint64_t last_progress_tick = 0;   // when match last advanced (or replication (re)started)
+};
+
+class Replica final : public RaftEngine {
+public:
+    Replica(const Config& config, const crypto::KeyPair& key)
+        : config_(config), key_(key), n_(static_cast<uint32_t>(config.replicas.size())),
+          majority_(n_ / 2 + 1) {
+        config_.election_timeout_ticks = std::max<uint64_t>(config_.election_timeout_ticks, 2);
+        config_.heartbeat_ticks = std::max<uint64_t>(config_.heartbeat_ticks, 1);
+        config_.batch_size_max = std::max<uint32_t>(config_.batch_size_max, 1);
+        config_.pipeline_depth = std::max<uint32_t>(config_.pipeline_depth, 1);
+        config_.max_inflight = std::max<uint32_t>(config_.max_inflight, 1);
+        config_.max_entries_per_append = std::max<uint32_t>(config_.max_entries_per_append, 1);
+        progress_.resize(n_);
+    }
+
+    Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
+                    const crypto::Hash& digest) override {
+        Output out;
+        DurableState durable;
+        if (!read_durable(records, durable)) detect(config_.id, "bad_record");
+        term_ = durable.term;
+        voted_for_ = durable.voted_for;
+        snap_index_ = durable.snapshot_index;
+        snap_term_ = durable.snapshot_term;
+        snap_digest_ = durable.snapshot_digest;
+        for (auto& e : durable.log) {
+            // read_durable keeps only a contiguous log after the snapshot.
+            size_t bytes = request_bytes(e.requests);
+            log_.push_back(Entry{e.term, std::move(e.requests), bytes});
+        }
+        // Restart: what the ledger executed was committed. The log holds everything after the
+        // snapshot (entries are synced before they are acknowledged, so before they commit;
+        // the ledger is synced before the log below it is erased).
+        if (executed_seq > last_index()) detect(config_.id, "log_behind_ledger");
+        executed_ = delivered_ = executed_seq;
+        commit_ = std::max(snap_index_, std::min(executed_seq, last_index()));
+        recent_digests_.emplace_back(executed_seq, digest);
+        role_ = Role::kFollower;
+        leader_.reset();
+        reset_election_timer();
+        if (executed_seq < snap_index_) {
+            // The ledger lost what the compacted log held (it was synced before compaction, so
+            // only a damaged ledger gets here): fetch the snapshot's state from any peer.
+            detect(config_.id, "ledger_behind_snapshot");
+            request_state(Fetching{std::nullopt, snap_index_, snap_term_, snap_digest_}, peers(), out);
+        }
+        return out;
+    }
+
+    Output on_tick() override {
+        Output out;
+        ++now_;
+        ++election_elapsed_;
+        if (role_ == Role::kLeader) {
+            // Check-quorum (thesis 6.2): a leader that heard from no majority within an
+            // election timeout steps down, so a partitioned leader stops serving.
+            if (election_elapsed_ >= config_.election_timeout_ticks) {
+                election_elapsed_ = 0;
+                if (config_.check_quorum) {
+                    uint32_t active = 1;
+                    for (ReplicaId p = 0; p < n_; ++p)
+                        if (p != config_.id && progress_[p].active) ++active;
+                    for (auto& p : progress_) p.active = false;
+                    if (active < majority_) {
+                        become_follower(term_, std::nullopt, out);
+                        return out;
+                    }
+                }
+            }
+            if (++heartbeat_elapsed_ >= config_.heartbeat_ticks) {
+                heartbeat_elapsed_ = 0;
+                heartbeat(out);
+            }
+            propose(out);
+            return out;
+        }
+        if (election_elapsed_ >= election_deadline_) campaign(config_.pre_vote, out);
+        return out;
+    }
+
+    Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override {
+        Output out;
+        // Cheap checks first: who, how big, what type; then decode; then the term.
+        if (from >= n_ || from == config_.id || envelope.sender != config_.replicas[from]) {
+            detect(from, "bad_sender");
+            return out;
+        }
+        if (raw.size() > config_.max_append_bytes + kMessageSlack) {
+            detect(from, "oversized");
+            return out;
+        }
+        switch (envelope.type) {
+        case MessageType::kRaftVote: {
+            pb::Vote m;
+            if (!parse(envelope.body, m)) return malformed(from);
+            if (!step_term(from, m.term(), Kind::kVote, m.pre_vote(), false, out)) return out;
+            on_vote(from, m, out);
+            break;
+        }
+        case MessageType::kRaftVoteReply: {
+            pb::VoteReply m;
+            if (!parse(envelope.body, m)) return malformed(from);
+            if (!step_term(from, m.term(), Kind::kVoteReply, m.pre_vote(), m.granted(), out)) return out;
+            on_vote_reply(from, m, out);
+            break;
+        }
+        case MessageType::kRaftAppend: {
+            pb::Append m;
+            if (!parse(envelope.body, m)) return malformed(from);
+            if (!entries_within_bounds(m)) {
+                detect(from, "bad_entry");
+                return out;
+            }
+            if (!step_term(from, m.term(), Kind::kAppend, false, false, out)) return out;
+            on_append(from, m, out);
+            break;
+        }
+        case MessageType::kRaftAppendReply: {
+            pb::AppendReply m;
+            if (!parse(envelope.body, m)) return malformed(from);
+            if (!step_term(from, m.term(), Kind::kAppendReply, false, false, out)) return out;
+            on_append_reply(from, m, out);
+            break;
+        }
+        case MessageType::kRaftSnapshot: {
+            pb::Snapshot m;
+            if (!parse(envelope.body, m) || m.digest().size() != 32) return malformed(from);
+            if (!step_term(from, m.term(), Kind::kAppend, false, false, out)) return out;
+            on_snapshot(from, m, out);
+            break;
+        }
+        case MessageType::kRaftSnapshotReply:
+            detect(from, "unsupported");  // InstallSnapshot is acknowledged by an AppendReply
+            break;
+        default:
+            detect(from, "wrong_type");
+            break;
+        }
+        return out;
+    }
+
+    Output on_client_request(const ClientRequest& request) override {
+        Output out;
+        // Only the leader orders requests; another replica drops them (the client retries,
+        // or, once the node redirects, goes to status().leader).
+        if (role_ != Role::kLeader) return out;
+        crypto::Hash digest = crypto::sha256(request.payload);
+        if (pending_.count(digest)) return out;  // a retry of a request already queued or in the log
+        if (queue_.size() >= config_.max_queued_requests ||
+            queue_bytes_ + request.payload.size() > config_.max_queued_bytes)
+            return out;  // full: the client retries
+        queue_.push_back(request.payload);
+        queue_bytes_ += request.payload.size();
+        pending_.insert(digest);
+        propose(out);
+        return out;
+    }
+
+    Output on_executed(uint64_t seq, const crypto::Hash& digest) override {
+        Output out;
+        if (seq != executed_ + 1 || seq > delivered_) return out;
+        executed_ = seq;
+        recent_digests_.emplace_back(seq, digest);
+        while (recent_digests_.size() > config_.snapshot_trailing + 1) recent_digests_.pop_front();
+        release_reads();
+        maybe_compact(out);
+        return out;
+    }
+
+    // InstallSnapshot, second half: the node brought the ledger to the snapshot's index. The
+    // log is replaced by the snapshot and the leader told where this replica now matches.
+    Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
+        Output out;
+        // Any target asked for (the newest, or an older one the node finished first) will do:
+        // its term is known. Another seq, or one the ledger is past, changes nothing.
+        auto it = fetching_.find(seq);
+        if (it == fetching_.end() || seq <= executed_) return out;
+        Fetching f = it->second;
+        fetching_.clear();
+        snap_index_ = seq;
+        snap_term_ = f.term;
+        snap_digest_ = digest;
+        log_.clear();
+        commit_ = delivered_ = executed_ = seq;
+        recent_digests_.clear();
+        recent_digests_.emplace_back(seq, digest);
+        out.ledger_sync_through = seq;
+        out.persist.push_back(PersistErase{entry_key(0), entry_key_end()});
+        persist_snapshot_meta(out);
+        if (f.from) {
+            pb::AppendReply r;
+            r.set_term(term_);
+            r.set_success(true);
+            r.set_match_index(seq);
+            send(*f.from, MessageType::kRaftAppendReply, r, out);
+        }
+        return out;
+    }
+
+    EngineStatus status() const override {
+        EngineStatus s;
+        s.protocol = "raft";
+        switch (role_) {
+        case Role::kFollower: s.role = "follower"; break;
+        case Role::kPreCandidate: s.role = "pre-candidate"; break;
+        case Role::kCandidate: s.role = "candidate"; break;
+        case Role::kLeader: s.role = "leader"; break;
+        }
+        s.view = term_;
+        s.last_executed = executed_;
+        s.low_water_mark = snap_index_;
+        s.recovering = !fetching_.empty();
+        s.leader = leader_;
+        return s;
+    }
+
+    std::vector<Detected> take_detected() override { return std::exchange(detected_, {}); }
+
+    Output read_index(uint64_t read_id) override {
+        Output out;
+        if (role_ != Role::kLeader || reads_.size() >= config_.max_pending_reads) {
+            reads_done_.push_back(ReadResult{read_id, false, 0, leader_});
+            return out;
+        }
+        reads_.push_back(PendingRead{read_id, 0, 0, false});
+        start_read_round(out);
+        return out;
+    }
+
+    std::vector<ReadResult> take_reads() override { return std::exchange(reads_done_, {}); }
+
+private:
+    enum class Kind { kVote, kVoteReply, kAppend, kAppendReply };
+    struct Fetching {
+        std::optional<ReplicaId> from;  // whom to acknowledge (the leader that sent it)
+        uint64_t index = 0;
+        uint64_t term = 0;
+        crypto::Hash digest{};
+    };
+
+    // The log holds indexes (snap_index_, last_index()]; below, the snapshot (the ledger).
+    uint64_t last_index() const { return snap_index_ + log_.size(); }
+    uint64_t term_at(uint64_t index) const {
+        if (index == snap_index_) return snap_term_;
+        return index < snap_index_ || index > last_index() ? 0 : entry(index).term;
+    }
+    const Entry& entry(uint64_t index) const { return log_[index - snap_index_ - 1]; }
+    uint64_t last_term() const { return term_at(last_index()); }
+
+    void detect(ReplicaId from, std::string kind) {
+        if (detected_.size() < kMaxDetected) detected_.push_back(Detected{from, std::move(kind)});
+    }
+    Output malformed(ReplicaId from) {
+        detect(from, "malformed");
+        return {};
+    }
+
+    template <typename M>
+    void send(ReplicaId to, MessageType type, const M& m, Output& out) const {
+        out.send.push_back(Outgoing{to, crypto::seal(key_, type, m.SerializeAsString())});
+    }
+
+    std::vector<ReplicaId> peers() const {
+        std::vector<ReplicaId> v;
+        for (ReplicaId id = 0; id < n_; ++id)
+            if (id != config_.id) v.push_back(id);
+        return v;
+    }
+
+    void persist_snapshot_meta(Output& out) {
+        pb::SnapshotMeta m;
+        m.set_index(snap_index_);
+        m.set_term(snap_term_);
+        m.set_digest(std::string(crypto::as_bytes(snap_digest_)));
+        out.persist.push_back(PersistPut{std::string(kKeySnapshot), m.SerializeAsString()});
+        out.sync = true;
+    }
+
+    // Log compaction (7): the ledger is the state machine's snapshot. Erase the log up to the
+    // oldest executed index still remembered (executed - snapshot_trailing), once that is
+    // snapshot_interval beyond the last snapshot; the ledger is made durable through what it
+    // executed first (Output::ledger_sync_through), so the erased entries are never needed.
+    void maybe_compact(Output& out) {
+        if (config_.snapshot_interval == 0 || recent_digests_.empty()) return;
+        auto [x, digest] = recent_digests_.front();
+        if (x < snap_index_ + config_.snapshot_interval || x > last_index() || x > commit_) return;
+        uint64_t term = term_at(x);
+        log_.erase(log_.begin(), log_.begin() + static_cast<std::ptrdiff_t>(x - snap_index_));
+        snap_index_ = x;
+        snap_term_ = term;
+        snap_digest_ = digest;
+        out.ledger_sync_through = std::max(out.ledger_sync_through, executed_);
+        persist_snapshot_meta(out);
+        out.persist.push_back(PersistErase{entry_key(0), entry_key(x + 1)});
+    }
+
+    // InstallSnapshot, first half (7): the leader compacted what this replica lacks.
+    void on_snapshot(ReplicaId from, const pb::Snapshot& m, Output& out) {
+        if (role_ == Role::kLeader) {
+            detect(from, "two_leaders");
+            return;
+        }
+        if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
+        election_elapsed_ = 0;
+        pb::AppendReply r;
+        r.set_term(term_);
+        r.set_success(true);
+        if (m.index() <= commit_) {
+            r.set_match_index(commit_);
+            send(from, MessageType::kRaftAppendReply, r, out);
+            return;
+        }
+        if (m.index() <= last_index() && term_at(m.index()) == m.snap_term()) {
+            // We hold the snapshot's last entry: our log matches through it, and it committed.
+            commit_ = m.index();
+            deliver(out);
+            r.set_match_index(m.index());
+            send(from, MessageType::kRaftAppendReply, r, out);
+            return;
+        }
+        // Already fetching: wait for it, unless the newest target is no newer and has been
+        // asked for a while (the node may be unable to serve it: the leader compacted past).
+        if (!fetching_.empty() && (fetching_.rbegin()->first >= m.index() ||
+                                   now_ - fetch_tick_ < 10 * config_.election_timeout_ticks))
+            return;
+        crypto::Hash digest{};
+        std::copy(m.digest().begin(), m.digest().end(), digest.begin());
+        request_state(Fetching{from, m.index(), m.snap_term(), digest}, {from}, out);
+    }
+
+    void request_state(const Fetching& f, std::vector<ReplicaId> from, Output& out) {
+        fetching_[f.index] = f;
+        while (fetching_.size() > kMaxFetchTargets) fetching_.erase(fetching_.begin());
+        fetch_tick_ = now_;
+        out.fetch_state = StateTarget{f.index, f.digest, std::move(from)};
+    }
+
+    void persist_hard_state(Output& out) {
+        pb::HardState h;
+        h.set_term(term_);
+        if (voted_for_) {
+            h.set_has_vote(true);
+            h.set_voted_for(*voted_for_);
+        }
+        out.persist.push_back(PersistPut{std::string(kKeyHard), h.SerializeAsString()});
+        out.sync = true;
+    }
+
+    void reset_election_timer() {
+        election_elapsed_ = 0;
+        // Randomised in [T, 2T): splitmix64 of (seed, id, term, draw), so a seed replays.
+        uint64_t r = splitmix64(config_.seed ^ splitmix64(config_.id + 1) ^ splitmix64(term_ << 20 | draws_++));
+        election_deadline_ = config_.election_timeout_ticks + r % config_.election_timeout_ticks;
+    }
+
+    // A message's term against ours (Figure 2, "all servers"; thesis 9.6 for pre-vote and the
+    // leader lease). False: the message is answered here or dropped.
+    bool step_term(ReplicaId from, uint64_t msg_term, Kind kind, bool pre_vote, bool granted, Output& out) {
+        if (msg_term > term_) {
+            if (kind == Kind::kVote) {
+                // A replica that heard from a leader within the election timeout ignores a
+                // vote request (pre-vote or real): a rejoining node cannot depose a live leader.
+                bool in_lease = config_.check_quorum && leader_ &&
+                                election_elapsed_ < config_.election_timeout_ticks;
+                if (in_lease) return false;
+                if (pre_vote) return true;  // a pre-vote changes no term
+            }
+            if (kind == Kind::kVoteReply && pre_vote && granted) return true;  // our term + 1
+            become_follower(msg_term, kind == Kind::kAppend ? std::optional<ReplicaId>(from) : std::nullopt, out);
+            return true;
+        }
+        if (msg_term < term_) {
+            if (kind == Kind::kAppend) {
+                // A stale leader: tell it the term so it steps down.
+                pb::AppendReply r;
+                r.set_term(term_);
+                send(from, MessageType::kRaftAppendReply, r, out);
+            } else if (kind == Kind::kVote && pre_vote) {
+                pb::VoteReply r;
+                r.set_term(term_);
+                r.set_pre_vote(true);
+                send(from, MessageType::kRaftVoteReply, r, out);
+            }
+            return false;
+        }
+        return true;
+    }
+
+    void become_follower(uint64_t term, std::optional<ReplicaId> leader, Output& out) {
+        refuse_reads(leader);
+        if (term > term_) {
+            term_ = term;
+            voted_for_.reset();
+            persist_hard_state(out);
+        }
+        role_ = Role::kFollower;
+        leader_ = leader;
+        drop_queue();
+        reset_election_timer();
+    }
+
+    void drop_queue() {
+        queue_.clear();
+        queue_bytes_ = 0;
+        pending_.clear();
+    }
+
+    // Election (5.2), preceded by a pre-vote round (9.6) when configured.
+    void campaign(bool pre, Output& out) {
+        granted_.clear();
+        refused_.clear();
+        granted_.insert(config_.id);
+        leader_.reset();
+        uint64_t term = term_ + 1;
+        if (pre) {
+            role_ = Role::kPreCandidate;
+        } else {
+            role_ = Role::kCandidate;
+            term_ = term;
+            voted_for_ = config_.id;
+            persist_hard_state(out);  // synced before the requests leave
+        }
+        drop_queue();
+        reset_election_timer();
+        if (granted_.size() >= majority_) {
+            if (pre) campaign(false, out);
+            else become_leader(out);
+            return;
+        }
+        pb::Vote v;
+        v.set_term(term);
+        v.set_last_log_index(last_index());
+        v.set_last_log_term(last_term());
+        v.set_pre_vote(pre);
+        send(kAllReplicas, MessageType::kRaftVote, v, out);
+    }
+
+    void on_vote(ReplicaId from, const pb::Vote& m, Output& out) {
+        // Election restriction (5.4.1): grant only to a candidate whose log is at least as
+        // up-to-date as ours.
+        bool up_to_date = m.last_log_term() > last_term() ||
+                          (m.last_log_term() == last_term() && m.last_log_index() >= last_index());
+        pb::VoteReply r;
+        r.set_pre_vote(m.pre_vote());
+        if (m.pre_vote()) {
+            // Would we vote in term m.term? Not while we have a live leader (step_term dropped
+            // it then, for a higher term), not for a term that is not ahead of ours.
+            bool grant = m.term() > term_ && up_to_date;
+            r.set_term(grant ? m.term() : term_);
+            r.set_granted(grant);
+        } else {
+            // m.term == term_ here. One vote per term (Election Safety), durable before it leaves.
+            bool can = (voted_for_ && *voted_for_ == from) || (!voted_for_ && !leader_);
+            bool grant = can && up_to_date;
+            if (grant && !voted_for_) {
+                voted_for_ = from;
+                persist_hard_state(out);
+            }
+            if (grant) reset_election_timer();
+            r.set_term(term_);
+            r.set_granted(grant);
+        }
+        send(from, MessageType::kRaftVoteReply, r, out);
+    }
+
+    void on_vote_reply(ReplicaId from, const pb::VoteReply& m, Output& out) {
+        if (m.pre_vote()) {
+            if (role_ != Role::kPreCandidate) return;
+            if (m.granted() && m.term() == term_ + 1) granted_.insert(from);
+            else if (!m.granted()) refused_.insert(from);
+            else return;
+            if (granted_.size() >= majority_) campaign(false, out);
+            else if (refused_.size() >= majority_) become_follower(term_, std::nullopt, out);
+            return;
+        }
+        if (role_ != Role::kCandidate || m.term() != term_) return;
+        if (m.granted()) granted_.insert(from);
+        else refused_.insert(from);
+        if (granted_.size() >= majority_) become_leader(out);
+        else if (refused_.size() >= majority_) become_follower(term_, std::nullopt, out);
+    }
+
+    void become_leader(Output& out) {
+        role_ = Role::kLeader;
+        leader_ = config_.id;
+        election_elapsed_ = 0;
+        heartbeat_elapsed_ = 0;
+        Progress fresh;
+        fresh.next = last_index() + 1;
+        fresh.last_progress_tick = now_;
+        for (auto& p : progress_) p = fresh;
+        // A no-op of the new term (thesis 6.4): committing it commits everything before it,
+        // since a leader commits only entries of its own term (5.4.2).
+        append_own_entry({}, out);
+        for (ReplicaId p = 0; p < n_; ++p)
+            if (p != config_.id) send_append(p, out);
+        maybe_commit(out);
+    }
+
+    void append_own_entry(std::vector<std::string> requests, Output& out) {
+        size_t bytes = request_bytes(requests);
+        pb::Entry e;
+        e.set_term(term_);
+        for (const auto& r : requests) e.add_requests(r);
+        log_.push_back(Entry{term_, std::move(requests), bytes});
+        out.persist.push_back(PersistPut{entry_key(last_index()), e.SerializeAsString()});
+        out.sync = true;
+    }
+
+    // Batching: while fewer than pipeline_depth entries wait to commit, cut the queue into an
+    // entry of at most batch_size_max requests and batch_bytes_max bytes; the rest waits.
+    void propose(Output& out) {
+        if (role_ != Role::kLeader || queue_.empty()) return;
+        bool appended = false;
+        while (!queue_.empty() && last_index() - commit_ < config_.pipeline_depth) {
+            std::vector<std::string> batch;
+            size_t bytes = 0;
+            while (!queue_.empty() && batch.size() < config_.batch_size_max &&
+                   (batch.empty() || bytes + queue_.front().size() <= config_.batch_bytes_max)) {
+                bytes += queue_.front().size();
+                queue_bytes_ -= queue_.front().size();
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+            append_own_entry(std::move(batch), out);
+            appended = true;
+        }
+        if (!appended) return;
+        for (ReplicaId p = 0; p < n_; ++p)
+            if (p != config_.id) send_append(p, out);
+        maybe_commit(out);
+    }
+
+    pb::Append make_append(uint64_t next, uint64_t& last_sent) const {
+        pb::Append a;
+        a.set_term(term_);
+        a.set_prev_index(next - 1);
+        a.set_prev_term(term_at(next - 1));
+        a.set_commit(commit_);
+        a.set_read_ctx(read_ctx_);
+        uint64_t bytes = 0;
+        last_sent = next - 1;
+        for (uint64_t i = next; i <= last_index() && a.entries_size() < static_cast<int>(config_.max_entries_per_append);
+             ++i) {
+            const Entry& e = entry(i);
+            if (a.entries_size() > 0 && bytes + e.bytes > config_.max_append_bytes) break;
+            bytes += e.bytes;
+            pb::Entry* pe = a.add_entries();
+            pe->set_term(e.term);
+            for (const auto& r : e.requests) pe->add_requests(r);
+            last_sent = i;
+        }
+        return a;
+    }
+
+    // Pipelining with a window (thesis 10.2.1, etcd's inflights).
+    void send_append(ReplicaId to, Output& out) {
+        Progress& p = progress_[to];
+        if (p.next <= snap_index_) {
+            // InstallSnapshot: what it lacks is compacted. One at a time, like a probe.
+            if (!p.probe) to_probe(p, p.next);
+            if (p.paused) return;
+            pb::Snapshot m;
+            m.set_term(term_);
+            m.set_index(snap_index_);
+            m.set_snap_term(snap_term_);
+            m.set_digest(std::string(crypto::as_bytes(snap_digest_)));
+            send(to, MessageType::kRaftSnapshot, m, out);
+            p.paused = true;
+            return;
+        }
+        if (p.probe) {
+            if (p.paused) return;
+            uint64_t last = 0;
+            send(to, MessageType::kRaftAppend, make_append(p.next, last), out);
+            p.paused = true;
+            return;
+        }
+        while (p.inflight.size() < config_.max_inflight && p.next <= last_index()) {
+            uint64_t last = 0;
+            send(to, MessageType::kRaftAppend, make_append(p.next, last), out);
+            p.inflight.push_back(last);
+            p.next = last + 1;
+        }
+    }
+
+    void heartbeat(Output& out) {
+        for (ReplicaId id = 0; id < n_; ++id) {
+            if (id == config_.id) continue;
+            Progress& p = progress_[id];
+            if (p.probe) {
+                p.paused = false;  // resend the probe (it or its reply may be lost)
+                send_append(id, out);
+                continue;
+            }
+            if (!p.inflight.empty() && now_ - p.last_progress_tick >= config_.election_timeout_ticks / 2) {
+                // Appends in flight and no acknowledgement for a while: some were lost.
+                // Back to probing from the last known match.
+                to_probe(p, p.match + 1);
+                send_append(id, out);
+                continue;
+            }
+            pb::Append a;  // a heartbeat: nothing to check beyond the known match
+            a.set_term(term_);
+            a.set_prev_index(heartbeat_prev(p));
+            a.set_prev_term(term_at(heartbeat_prev(p)));
+            a.set_commit(std::min(commit_, p.match));
+            a.set_read_ctx(read_ctx_);
+            send(id, MessageType::kRaftAppend, a, out);
+            send_append(id, out);
+        }
+    }
+
+    // A heartbeat checks the follower's known match, unless that is compacted here: then it
+    // checks nothing (prev 0 always matches), and only carries the term and the commit index.
+    uint64_t heartbeat_prev(const Progress& p) const { return p.match >= snap_index_ ? p.match : 0; }
+
+    void to_probe(Progress& p, uint64_t next) {
+        p.probe = true;
+        p.paused = false;
+        p.inflight.clear();
+        p.next = std::max<uint64_t>(next, p.match + 1);
+    }
+
+    // Bounds on what a leader can make this replica hold, checked before anything changes:
+    // each entry no bigger than a batch may be, of no term above the append's. (Entries
+    // beyond the commit index are bounded in on_append.)
+    bool entries_within_bounds(const pb::Append& m) const {
+        for (const auto& e : m.entries()) {
+            size_t bytes = 0;
+            for (const auto& r : e.requests()) bytes += r.size();
+            if (static_cast<uint32_t>(e.requests_size()) > config_.batch_size_max ||
+                bytes > config_.batch_bytes_max || e.term() > m.term())
+                return false;
+        }
+        return true;
+    }
+
+    void on_append(ReplicaId from, const pb::Append& m, Output& out) {
+        // m.term == term_.
+        if (role_ == Role::kLeader) {
+            detect(from, "two_leaders");  // Election Safety broken: not an honest peer
+            return;
+        }
+        if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
+        election_elapsed_ = 0;
+        pb::AppendReply r;
+        r.set_term(term_);
+        r.set_read_ctx(m.read_ctx());
+        // Consistency check (Figure 2, AppendEntries 2). Below our commit index there is nothing
+        // to check: what committed is in every later leader's log (Leader Completeness).
+        if (m.prev_index() >= commit_ &&
+            (m.prev_index() > last_index() || term_at(m.prev_index()) != m.prev_term())) {
+            // Fast back-tracking: our largest index <= prev_index whose term <= prev_term.
+            uint64_t hint = std::min(m.prev_index(), last_index());
+            while (hint > 0 && term_at(hint) > m.prev_term()) --hint;
+            r.set_success(false);
+            r.set_reject_index(m.prev_index());
+            r.set_hint_index(hint);
+            r.set_hint_term(term_at(hint));
+            send(from, MessageType::kRaftAppendReply, r, out);
+            return;
+        }
+        // Append, truncating at the first conflict (AppendEntries 3, 4). Never below commit.
+        uint64_t index = m.prev_index();
+        uint64_t uncommitted_bytes = 0;
+        for (uint64_t i = commit_ + 1; i <= index; ++i) uncommitted_bytes += entry(i).bytes;
+        for (const auto& e : m.entries()) {
+            uint64_t i = index + 1;
+            if (i <= commit_) {  // committed: the same entry in every leader's log
+                index = i;
+                continue;
+            }
+            if (i <= last_index()) {
+                if (term_at(i) == e.term()) {
+                    if (i > commit_) uncommitted_bytes += entry(i).bytes;
+                    index = i;
+                    continue;
+                }
+                if (i <= commit_) {
+                    detect(from, "conflicts_committed");
+                    return;
+                }
+                log_.resize(i - snap_index_ - 1);
+                out.persist.push_back(PersistErase{entry_key(i), entry_key_end()});
+            }
+            std::vector<std::string> requests(e.requests().begin(), e.requests().end());
+            size_t bytes = request_bytes(requests);
+            if (i > commit_ + config_.max_uncommitted_entries ||
+                uncommitted_bytes + bytes > config_.max_uncommitted_bytes)
+                break;  // the rest waits until more commits
+            uncommitted_bytes += bytes;
+            out.persist.push_back(PersistPut{entry_key(i), e.SerializeAsString()});
+            log_.push_back(Entry{e.term(), std::move(requests), bytes});
+            index = i;
+        }
+        if (!out.persist.empty()) out.sync = true;  // durable before the acknowledgement
+        // AppendEntries 5: commit what the leader committed, as far as this append matched.
+        commit_ = std::max(commit_, std::min<uint64_t>(m.commit(), index));
+        deliver(out);
+        r.set_success(true);
+        r.set_match_index(std::max(index, commit_));
+        send(from, MessageType::kRaftAppendReply, r, out);
+    }
+
+    void on_append_reply(ReplicaId from, const pb::AppendReply& m, Output& out) {
+        if (role_ != Role::kLeader) return;
+        Progress& p = progress_[from];
+        p.active = true;
+        if (m.read_ctx() > p.read_ack && m.read_ctx() <= read_ctx_) {
+            p.read_ack = m.read_ctx();
+            confirm_reads();
+        }
+        if (m.success()) {
+            if (m.match_index() > last_index()) {
+                detect(from, "bad_match");
+                return;
+            }
+            if (m.match_index() > p.match) {
+                p.match = m.match_index();
+                p.last_progress_tick = now_;
+            }
+            while (!p.inflight.empty() && p.inflight.front() <= m.match_index()) p.inflight.pop_front();
+            if (p.probe) {
+                p.probe = false;
+                p.paused = false;
+                p.inflight.clear();
+                p.next = p.match + 1;
+                p.last_progress_tick = now_;
+            } else {
+                p.next = std::max(p.next, p.match + 1);
+            }
+            maybe_commit(out);
+            propose(out);
+            send_append(from, out);
+            return;
+        }
+        if (m.reject_index() == 0) return;  // prev 0 always matches: nothing to back-track
+        // A refusal: stale unless it answers the probe out, or an append beyond the match.
+        if (p.probe ? m.reject_index() != p.next - 1 : m.reject_index() <= p.match) return;
+        // Fast back-tracking: skip to our largest index <= hint whose term <= the hint's term.
+        uint64_t j = std::min(m.hint_index(), last_index());
+        while (j > 0 && term_at(j) > m.hint_term()) --j;
+        to_probe(p, std::min(j + 1, std::max<uint64_t>(m.reject_index(), 1)));
+        send_append(from, out);
+    }
+
+    // Commit (5.3, 5.4.2): the largest index a majority stores, if its entry is of this term.
+    // An entry of an earlier term is never committed by counting replicas (Figure 8); it
+    // commits with the first entry of this term above it.
+    void maybe_commit(Output& out) {
+        std::vector<uint64_t> matches;
+        for (ReplicaId id = 0; id < n_; ++id) matches.push_back(id == config_.id ? last_index() : progress_[id].match);
+        std::sort(matches.begin(), matches.end(), std::greater<>());
+        uint64_t n = matches[majority_ - 1];
+        if (n > commit_ && term_at(n) == term_) {
+            commit_ = n;
+            deliver(out);
+            start_read_round(out);  // reads waiting for this term's first commit
+        }
+    }
+
+    // ReadIndex (thesis 6.4). A read waits until an entry of this term has committed (before,
+    // the leader's commit index may be behind what earlier leaders committed); then it takes
+    // the commit index and a new read round; a majority answering an append of that round
+    // (or a later one) confirms this replica still led when the read arrived.
+    void start_read_round(Output& out) {
+        if (role_ != Role::kLeader || term_at(commit_) != term_) return;
+        bool any = false;
+        for (auto& r : reads_)
+            if (r.ctx == 0) {
+                r.ctx = read_ctx_ + 1;
+                r.index = commit_;
+                any = true;
+            }
+        if (!any) return;
+        ++read_ctx_;
+        for (ReplicaId id = 0; id < n_; ++id) {
+            if (id == config_.id) continue;
+            Progress& p = progress_[id];
+            pb::Append a;  // a heartbeat carrying the round
+            a.set_term(term_);
+            a.set_prev_index(heartbeat_prev(p));
+            a.set_prev_term(term_at(heartbeat_prev(p)));
+            a.set_commit(std::min(commit_, p.match));
+            a.set_read_ctx(read_ctx_);
+            send(id, MessageType::kRaftAppend, a, out);
+        }
+        confirm_reads();
+    }
+
+    void confirm_reads() {
+        for (auto& r : reads_) {
+            if (r.ctx == 0 || r.confirmed) continue;
+            uint32_t acks = 1;
+            for (ReplicaId id = 0; id < n_; ++id)
+                if (id != config_.id && progress_[id].read_ack >= r.ctx) ++acks;
+            r.confirmed = acks >= majority_;
+        }
+        release_reads();
+    }
+
+    // Confirmed reads whose index the ledger has executed are answered, in arrival order.
+    void release_reads() {
+        while (!reads_.empty() && reads_.front().confirmed && reads_.front().index <= executed_) {
+            reads_done_.push_back(ReadResult{reads_.front().id, true, reads_.front().index, leader_});
+            reads_.pop_front();
+        }
+    }
+
+    void refuse_reads(std::optional<ReplicaId> leader) {
+        for (const auto& r : reads_) reads_done_.push_back(ReadResult{r.id, false, 0, leader});
+        reads_.clear();
+    }
+
+    // Committed entries leave in index order, each exactly once per run.
+    void deliver(Output& out) {
+        while (delivered_ < commit_ && delivered_ >= snap_index_) {
+            uint64_t i = ++delivered_;
+            const Entry& e = entry(i);
+            if (role_ == Role::kLeader)
+                for (const auto& r : e.requests) pending_.erase(crypto::sha256(r));
+            out.commit.push_back(Committed{i, e.term, e.requests});
+        }
+    }
+
+    Config config_;
+    crypto::KeyPair key_;
+    uint32_t n_;
+    uint32_t majority_;
+
+    // Durable (hard) state.
+    uint64_t term_ = 0;
+    std::optional<ReplicaId> voted_for_;
+    std::deque<Entry> log_;  // index i is log_[i - snap_index_ - 1]
+    uint64_t snap_index_ = 0;  // the log's entries up to here are compacted into the ledger
+    uint64_t snap_term_ = 0;
+    crypto::Hash snap_digest_{};
+    std::deque<std::pair<uint64_t, crypto::Hash>> recent_digests_;  // (seq, ledger digest) executed
+    // InstallSnapshot in progress: the ledger states asked for (by seq), newest last.
+    std::map<uint64_t, Fetching> fetching_;
+    uint64_t fetch_tick_ = 0;
+
+    // Volatile state.
+    Role role_ = Role::kFollower;
+    std::optional<ReplicaId> leader_;
+    uint64_t commit_ = 0;
+    uint64_t delivered_ = 0;  // handed out in Output::commit
+    uint64_t executed_ = 0;   // reported by on_executed
+    uint64_t now_ = 0;
+    uint64_t election_elapsed_ = 0;
+    uint64_t election_deadline_ = 0;
+    uint64_t heartbeat_elapsed_ = 0;
+    uint64_t draws_ = 0;
+    std::set<ReplicaId> granted_;
+    std::set<ReplicaId> refused_;
+    std::vector<Progress> progress_;  // leader only
+    std::deque<std::string> queue_;   // leader only: requests not yet in the log
+    size_t queue_bytes_ = 0;
+    std::set<crypto::Hash> pending_;  // leader only: digests queued or in uncommitted entries
+    std::vector<Detected> detected_;
+    struct PendingRead {
+        uint64_t id = 0;
+        uint64_t index = 0;  // the commit index when its round began
+        uint64_t ctx = 0;    // its read round (0: waiting for this term's first commit)
+        bool confirmed = false;
+    };
+    std::deque<PendingRead> reads_;  // leader only, in arrival order
+    std::vector<ReadResult> reads_done_;
+    uint64_t read_ctx_ = 0;          // the newest read round (never reset: rounds only grow)
+};
+
+}  // namespace
+
+bool read_durable(const std::vector<std::pair<std::string, std::string>>& records, DurableState& out) {
+    out = DurableState{};
+    bool ok = true;
+    // The snapshot's record ("s") sorts after the entries ("e..."): find it first.
+    for (const auto& [key, value] : records) {
+        if (key == kKeySnapshot) {
+            pb::SnapshotMeta m;
+            if (!parse(value, m) || m.digest().size() != 32) {
+                ok = false;
+                continue;
+            }
+            out.snapshot_index = m.index();
+            out.snapshot_term = m.term();
+            std::copy(m.digest().begin(), m.digest().end(), out.snapshot_digest.begin());
+        }
+    }
+    for (const auto& [key, value] : records) {
+        if (key == kKeySnapshot) continue;
+        if (key == kKeyHard) {
+            pb::HardState h;
+            if (!parse(value, h)) {
+                ok = false;
+                continue;
+            }
+            out.term = h.term();
+            if (h.has_vote()) out.voted_for = h.voted_for();
+        } else if (key.size() == 9 && key[0] == kEntryPrefix) {
+            uint64_t index = read_be64(std::string_view(key).substr(1));
+            pb::Entry e;
+            // Only a contiguous log after the snapshot counts; a gap ends it.
+            if (index != out.snapshot_index + out.log.size() + 1 || !parse(value, e)) {
+                ok = false;
+                continue;
+            }
+            out.log.push_back(LogEntry{index, e.term(), {e.requests().begin(), e.requests().end()}});
+        } else {
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key, RequestAuthenticator&) {
+    return std::make_unique<Replica>(config, key);
+}
+
+std::unique_ptr<RaftEngine> make_raft_engine(const Config& config, const crypto::KeyPair& key) {
+    return std::make_unique<Replica>(config, key);
+}
+
+}  // namespace tally::bft::raft

@@ -1,0 +1,104 @@
+// Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", and
+// Ongaro's thesis), as an Engine, with what production Raft adds (etcd's raft): pre-vote,
+// check-quorum, batching, pipelined AppendEntries with a window per follower, and fast log
+// back-tracking. Crash-fault model: replicas are trusted; the signed envelope only names
+// the sender. The rules are named where they are implemented (engine.cc).
+//
+// Pure and deterministic like bft/pbft: no sockets, threads, clocks or randomness of its own.
+// The randomised election timeout is drawn from a PRNG seeded by Config::seed, the replica's
+// id and the term, so one seed replays exactly.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bft/engine.h"
+#include "crypto/keys.h"
+
+namespace tally::bft::raft {
+
+struct Config {
+    ReplicaId id = 0;
+    std::vector<crypto::PublicKey> replicas;  // index = replica id; any n >= 1, majority n/2+1
+    uint64_t seed = 0;                        // election-timeout randomness (the caller's)
+    uint32_t batch_size_max = 256;            // requests in one log entry
+    uint32_t batch_bytes_max = 256u << 10;    // bytes of requests in one log entry
+    // Entries the leader has appended but not committed, at most: requests queue meanwhile
+    // and go out in the next, fuller batch (the same role as PBFT's pipeline_depth).
+    uint32_t pipeline_depth = 4;
+    // AppendEntries in flight to one follower before it acknowledges (flow-control window).
+    uint32_t max_inflight = 8;
+    uint32_t max_entries_per_append = 16;
+    uint64_t max_append_bytes = 4u << 20;  // an append carries no more (at least one entry)
+    // A follower starts an election after [T, 2T) ticks without a leader (randomised).
+    uint64_t election_timeout_ticks = 20;
+    uint64_t heartbeat_ticks = 2;
+    bool pre_vote = true;      // thesis 9.6: ask before disrupting a term
+    bool check_quorum = true;  // a leader that hears no majority for T ticks steps down
+    // Requests the leader queues, at most (count and bytes): beyond, it drops them (the
+    // client retries). Bounds what clients can make the leader hold.
+    uint32_t max_queued_requests = 8192;
+    uint64_t max_queued_bytes = 64u << 20;
+    // Entries (and their bytes) a follower holds beyond its commit index, at most: bounds
+    // what a (faulty) leader can make it store before anything commits.
+    uint64_t max_uncommitted_entries = 4096;
+    uint64_t max_uncommitted_bytes = 64u << 20;
+    uint32_t max_pending_reads = 4096;  // ReadIndex reads waiting at the leader, at most
+    // Log compaction: once the ledger has executed snapshot_interval entries beyond the last
+    // snapshot (plus snapshot_trailing kept for followers slightly behind), the log up to
+    // executed - snapshot_trailing is erased; the ledger is the snapshot (made durable first,
+    // Output::ledger_sync_through). 0: never compact.
+    uint64_t snapshot_interval = 8192;
+    uint64_t snapshot_trailing = 1024;
+};
+
+// The answer to a ReadIndex read: ok with the index the ledger has executed through (serve
+// the read from the ledger now: it is linearizable), or refused (not the leader, stepped
+// down, too many pending) with the leader this replica believes in, if any.
+struct ReadResult {
+    uint64_t read_id = 0;
+    bool ok = false;
+    uint64_t index = 0;
+    std::optional<ReplicaId> leader;
+};
+
+// Raft's engine, with what engine.h has no place for yet: ReadIndex reads.
+class RaftEngine : public Engine {
+public:
+    // A linearizable read without a log write (thesis 6.4): the leader notes its commit index
+    // (once an entry of its term has committed), confirms it still leads by a heartbeat round
+    // a majority answers, and waits until the ledger executed through that index. The result
+    // comes out of take_reads() (possibly after later inputs).
+    virtual Output read_index(uint64_t read_id) = 0;
+    virtual std::vector<ReadResult> take_reads() = 0;
+};
+
+// `key` signs this replica's messages (config.replicas[config.id]). The authenticator is
+// unused: the caller authenticated client requests, and followers apply what the leader's
+// log says (crash-fault model). It is taken so both engines are made the same way.
+std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key,
+                                    RequestAuthenticator& authenticator);
+std::unique_ptr<RaftEngine> make_raft_engine(const Config& config, const crypto::KeyPair& key);
+
+// The durable records, for tests and tools: the term/vote and the log the engine persisted.
+struct LogEntry {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::vector<std::string> requests;
+};
+struct DurableState {
+    uint64_t term = 0;
+    std::optional<ReplicaId> voted_for;
+    uint64_t snapshot_index = 0;  // the log is compacted through here
+    uint64_t snapshot_term = 0;
+    crypto::Hash snapshot_digest{};
+    std::vector<LogEntry> log;  // indexes snapshot_index + 1, + 2, ... in order
+};
+// False on a record that does not decode.
+bool read_durable(const std::vector<std::pair<std::string, std::string>>& records, DurableState& out);
+
+}  // namespace tally::bft::raft

@@ -1,0 +1,500 @@
+// Raft's rules, one engine at a time, fed by hand (tests/unit/bft/raft_harness.h: Direct).
+// Named after the paper's properties (Figure 3) and the thesis's additions.
+#include <gtest/gtest.h>
+
+#include "tests/unit/bft/raft_harness.h"
+
+namespace tally::bft::raft::testing {
+namespace {
+
+using crypto::MessageType;
+
+bool has_put(const Output& out, const std::string& key) {
+    for (const auto& op : out.persist)
+        if (auto* p = std::get_if<PersistPut>(&op); p && p->key == key) return true;
+    return false;
+}
+
+// Election Safety: one vote per term, durable before the reply leaves; a restart keeps it.
+TEST(RaftRules, ElectionSafetyOneVotePerTermSurvivesRestart) {
+    Direct d(3, 0);
+    Output out = d.vote(1, 5, 0, 0);
+    auto replies = sent<pb::VoteReply>(out, MessageType::kRaftVoteReply);
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_TRUE(replies[0].second.granted());
+    EXPECT_EQ(replies[0].second.term(), 5u);
+    EXPECT_TRUE(out.sync) << "a vote must be fsynced before it leaves";
+    EXPECT_TRUE(has_put(out, "h"));
+
+    // Another candidate, same term: refused.
+    out = d.vote(2, 5, 0, 0);
+    replies = sent<pb::VoteReply>(out, MessageType::kRaftVoteReply);
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_FALSE(replies[0].second.granted());
+
+    // After a restart, still refused (the vote was durable), and the term is kept.
+    d.restart();
+    EXPECT_EQ(d.term(), 5u);
+    out = d.vote(2, 5, 0, 0);
+    replies = sent<pb::VoteReply>(out, MessageType::kRaftVoteReply);
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_FALSE(replies[0].second.granted());
+    // The same candidate asking again gets the same answer (its reply may have been lost).
+    out = d.vote(1, 5, 0, 0);
+    replies = sent<pb::VoteReply>(out, MessageType::kRaftVoteReply);
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_TRUE(replies[0].second.granted());
+}
+
+// A candidate needs a majority: with 5 replicas, two grants (itself and one) are not enough.
+TEST(RaftRules, ElectionSafetyLeaderNeedsMajority) {
+    Direct d(5, 0);
+    d.config.pre_vote = false;
+    d.restart();
+    while (d.role() == "follower") d.tick();
+    ASSERT_EQ(d.role(), "candidate");
+    uint64_t t = d.term();
+    d.vote_reply(1, t, true);
+    EXPECT_EQ(d.role(), "candidate");
+    d.vote_reply(1, t, true);  // a duplicate counts once
+    EXPECT_EQ(d.role(), "candidate");
+    d.vote_reply(2, t, true);
+    EXPECT_EQ(d.role(), "leader");
+}
+
+// Leader Completeness rests on the election restriction (5.4.1): no vote for a candidate whose
+// log is less up-to-date, by last term first, then length.
+TEST(RaftRules, LeaderCompletenessNoVoteForStaleLog) {
+    Direct d(3, 0);
+    d.append(1, 2, 0, 0, 0, {{1, {"a"}}, {2, {"b"}}});
+    ASSERT_EQ(d.durable().log.size(), 2u);
+    d.tick(static_cast<int>(d.config.election_timeout_ticks));  // leader 1 is silent: votes count again
+    auto granted = [&](ReplicaId from, uint64_t term, uint64_t idx, uint64_t lterm) {
+        auto r = sent<pb::VoteReply>(d.vote(from, term, idx, lterm), MessageType::kRaftVoteReply);
+        return r.size() == 1 && r[0].second.granted();
+    };
+    EXPECT_FALSE(granted(2, 3, 5, 1)) << "longer log, older last term";
+    EXPECT_FALSE(granted(2, 4, 1, 2)) << "same last term, shorter";
+    EXPECT_TRUE(granted(2, 5, 2, 2)) << "same last term, same length";
+}
+
+// Log Matching: an append is accepted only where (prev_index, prev_term) matches; a
+// conflicting suffix is truncated, durably, and replaced.
+TEST(RaftRules, LogMatchingConsistencyCheckAndTruncation) {
+    Direct d(3, 0);
+    d.append(1, 2, 0, 0, 0, {{1, {"a"}}, {2, {"b"}}, {2, {"c"}}});
+    // prev (3, 3) does not match: refused, with a hint (our last index whose term <= 3).
+    auto r = sent<pb::AppendReply>(d.append(2, 3, 3, 3, 0), MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_FALSE(r[0].second.success());
+    EXPECT_EQ(r[0].second.reject_index(), 3u);
+    EXPECT_EQ(r[0].second.hint_index(), 3u);
+    EXPECT_EQ(r[0].second.hint_term(), 2u);
+    // The leader of term 3 had (1,a) then (3,x): entries 2 and 3 go, durably.
+    Output out = d.append(2, 3, 1, 1, 0, {{3, {"x"}}});
+    EXPECT_TRUE(out.sync) << "an acknowledgement leaves after its entries are fsynced";
+    r = sent<pb::AppendReply>(out, MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.success());
+    EXPECT_EQ(r[0].second.match_index(), 2u);
+    auto log = d.durable().log;
+    ASSERT_EQ(log.size(), 2u);
+    EXPECT_EQ(log[1].term, 3u);
+    EXPECT_EQ(log[1].requests, std::vector<std::string>{"x"});
+    // A stale, reordered append of the old entries from term 3's leader with prev (1,1) and
+    // an entry that matches changes nothing beyond what matches.
+    d.append(2, 3, 1, 1, 0, {{3, {"x"}}});
+    EXPECT_EQ(d.durable().log.size(), 2u);
+}
+
+// Fast back-tracking: the hint lets a leader skip a whole conflicting term per round trip.
+TEST(RaftRules, FastBacktrackingSkipsConflictingTerm) {
+    Direct d(3, 0);
+    // Our log: terms 1,1,1,1 (a leader of term 1 wrote it); then we lead term 2 and append
+    // our no-op at index 5.
+    d.append(1, 1, 0, 0, 0, {{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {1, {"d"}}});
+    Output out = d.elect();
+    ASSERT_EQ(d.role(), "leader");
+    uint64_t t = d.term();
+    // Follower 1's log diverged from ours after index 1: it refuses the probe at prev 4 with
+    // hint (1, 1), its largest index <= 4 whose term <= 1, and the leader's next probe goes
+    // straight to prev 1 instead of stepping back one entry per round trip.
+    auto appends = sent<pb::Append>(out, MessageType::kRaftAppend);
+    ASSERT_FALSE(appends.empty());
+    uint64_t prev = 0;
+    for (auto& [to, a] : appends)
+        if (to == 1) prev = a.prev_index();
+    EXPECT_EQ(prev, 4u);
+    out = d.append_reply(1, t, false, 0, /*reject*/ 4, /*hint index*/ 1, /*hint term*/ 1);
+    appends = sent<pb::Append>(out, MessageType::kRaftAppend);
+    ASSERT_EQ(appends.size(), 1u);
+    EXPECT_EQ(appends[0].first, 1u);
+    EXPECT_EQ(appends[0].second.prev_index(), 1u);
+    EXPECT_EQ(appends[0].second.entries_size(), 4);  // b, c, d, no-op
+    // A stale refusal (for a probe no longer out) is ignored.
+    out = d.append_reply(1, t, false, 0, 4, 1, 1);
+    EXPECT_TRUE(sent<pb::Append>(out, MessageType::kRaftAppend).empty());
+}
+
+// Figure 8: a leader must not commit an entry of an earlier term by counting replicas; it
+// commits with the first entry of its own term.
+TEST(RaftRules, Figure8OldTermEntryNotCommittedByCount) {
+    Direct d(5, 0);
+    // S1 (us) was leader of term 2 and wrote index 2 (term 2) to itself; index 1 is term 1.
+    d.append(1, 1, 0, 0, 0, {{1, {"a"}}});
+    d.append(2, 2, 1, 1, 1, {{2, {"b"}}});
+    ASSERT_EQ(d.executed, 1u);
+    // We are elected in a later term t (S2's term-2 leadership is over).
+    d.elect();
+    ASSERT_EQ(d.role(), "leader");
+    uint64_t t = d.term();
+    ASSERT_GT(t, 2u);
+    // Our no-op of term t is index 3. S2, S3 now hold index 2 (term 2): a majority of five
+    // (us, S2, S3) stores it, yet it is of an earlier term: no commit.
+    Output out = d.append_reply(1, t, true, 2);
+    out.append(d.append_reply(2, t, true, 2));
+    EXPECT_TRUE(out.commit.empty()) << "index 2 (term 2) committed by counting replicas";
+    EXPECT_EQ(d.executed, 1u);
+    // Once a majority stores the no-op of term t, index 2 and 3 commit together, in order.
+    out = d.append_reply(1, t, true, 3);
+    EXPECT_TRUE(out.commit.empty());
+    out = d.append_reply(2, t, true, 3);
+    ASSERT_EQ(out.commit.size(), 2u);
+    EXPECT_EQ(out.commit[0].seq, 2u);
+    EXPECT_EQ(out.commit[0].view, 2u);
+    EXPECT_EQ(out.commit[1].seq, 3u);
+    EXPECT_TRUE(out.commit[1].requests.empty());
+}
+
+// Leader Append-Only: a leader never overwrites or truncates its own log, whatever a
+// follower replies.
+TEST(RaftRules, LeaderAppendOnly) {
+    Direct d(3, 0);
+    d.elect();
+    uint64_t t = d.term();
+    d.request("r1");
+    d.request("r2");
+    auto before = d.durable().log;
+    ASSERT_GE(before.size(), 2u);
+    // Appends at the same term from another replica (only a broken peer sends them).
+    d.append(1, t, 0, 0, 0, {{t, {"evil"}}});
+    d.append_reply(1, t, false, 0, 1, 0, 0);
+    auto after = d.durable().log;
+    ASSERT_GE(after.size(), before.size());
+    for (size_t i = 0; i < before.size(); ++i) {
+        EXPECT_EQ(after[i].term, before[i].term);
+        EXPECT_EQ(after[i].requests, before[i].requests);
+    }
+    EXPECT_EQ(d.role(), "leader");
+}
+
+// Batching and the pipeline: requests beyond pipeline_depth uncommitted entries wait and
+// leave in fuller entries; a retry of a queued request is not ordered twice.
+TEST(RaftRules, BatchingAndPipelineDepth) {
+    Direct d(3, 0);
+    d.config.pipeline_depth = 2;
+    d.config.batch_size_max = 3;
+    d.restart();
+    d.elect();  // index 1: the no-op (uncommitted)
+    uint64_t t = d.term();
+    for (int i = 0; i < 8; ++i) d.request("r" + std::to_string(i));
+    d.request("r5");  // a retry
+    auto log = d.durable().log;
+    ASSERT_EQ(log.size(), 2u) << "no-op + one entry in flight (depth 2)";
+    EXPECT_EQ(log[1].requests.size(), 1u);
+    // Both commit: the queue (7 requests) goes out in entries of 3.
+    Output out = d.append_reply(1, t, true, 2);
+    EXPECT_EQ(out.commit.size(), 2u);
+    log = d.durable().log;
+    ASSERT_EQ(log.size(), 4u);
+    EXPECT_EQ(log[2].requests.size(), 3u);
+    EXPECT_EQ(log[3].requests.size(), 3u);
+    out = d.append_reply(1, t, true, 4);
+    log = d.durable().log;
+    ASSERT_EQ(log.size(), 5u);
+    EXPECT_EQ(log[4].requests, std::vector<std::string>{"r7"});
+    size_t total = 0;
+    for (const auto& e : log) total += e.requests.size();
+    EXPECT_EQ(total, 8u) << "the retry of r5 was ordered twice";
+}
+
+// Pipelining: in replicate state the leader keeps up to max_inflight appends out to a
+// follower before any reply.
+TEST(RaftRules, PipelinedAppendsUpToWindow) {
+    Direct d(3, 0);
+    d.config.max_inflight = 3;
+    d.config.max_entries_per_append = 1;
+    d.config.pipeline_depth = 10;
+    d.config.batch_size_max = 1;
+    d.restart();
+    d.elect();
+    uint64_t t = d.term();
+    d.append_reply(1, t, true, 1);  // probe answered: follower 1 is replicating
+    Output out;
+    for (int i = 0; i < 6; ++i) out.append(d.request("r" + std::to_string(i)));
+    size_t to1 = 0;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend))
+        if (to == 1 && a.entries_size() > 0) ++to1;
+    EXPECT_EQ(to1, 3u) << "window of 3 appends in flight";
+    size_t to2 = 0;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend))
+        if (to == 2) ++to2;
+    EXPECT_EQ(to2, 0u) << "follower 2 still probing: one append out, no more";
+}
+
+// Restart keeps term, vote and log; what the ledger executed is not delivered again, the rest
+// is once the leader says it is committed.
+TEST(RaftRules, RestartKeepsTermVoteAndLog) {
+    Direct d(3, 0);
+    d.vote(1, 7, 0, 0);
+    d.append(1, 7, 0, 0, 1, {{7, {"a"}}, {7, {"b"}}});
+    ASSERT_EQ(d.executed, 1u);
+    d.restart();
+    EXPECT_EQ(d.term(), 7u);
+    auto st = d.durable();
+    EXPECT_EQ(st.term, 7u);
+    ASSERT_TRUE(st.voted_for.has_value());
+    EXPECT_EQ(*st.voted_for, 1u);
+    ASSERT_EQ(st.log.size(), 2u);
+    Output out = d.append(1, 7, 2, 7, 2);
+    ASSERT_EQ(out.commit.size(), 1u);
+    EXPECT_EQ(out.commit[0].seq, 2u);
+    EXPECT_EQ(out.commit[0].requests, std::vector<std::string>{"b"});
+}
+
+// Pre-vote (9.6): a replica that cannot win does not raise its term; pre-votes change no term
+// and are refused while the voter hears from a leader.
+TEST(RaftRules, PreVoteChangesNoTerm) {
+    Direct d(3, 0);
+    d.tick(100);
+    EXPECT_EQ(d.role(), "pre-candidate");
+    EXPECT_EQ(d.term(), 0u) << "unanswered pre-votes must not raise the term";
+    // A voter grants a pre-vote without moving to its term.
+    Direct v(3, 1);
+    auto r = sent<pb::VoteReply>(v.vote(0, 1, 0, 0, true), MessageType::kRaftVoteReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.granted());
+    EXPECT_EQ(v.term(), 0u);
+    // With a live leader, it ignores pre-votes and votes of higher terms.
+    v.append(2, 1, 0, 0, 0);
+    EXPECT_TRUE(sent<pb::VoteReply>(v.vote(0, 2, 5, 5, true), MessageType::kRaftVoteReply).empty());
+    EXPECT_TRUE(sent<pb::VoteReply>(v.vote(0, 2, 5, 5, false), MessageType::kRaftVoteReply).empty());
+    EXPECT_EQ(v.term(), 1u);
+}
+
+// Check-quorum: a leader that hears from no majority for an election timeout steps down.
+TEST(RaftRules, CheckQuorumLeaderStepsDown) {
+    Direct d(3, 0);
+    d.elect();
+    uint64_t t = d.term();
+    d.tick(static_cast<int>(d.config.election_timeout_ticks) - 1);
+    d.append_reply(1, t, true, 1);  // one follower answered: with us, a majority
+    d.tick(static_cast<int>(d.config.election_timeout_ticks));
+    EXPECT_EQ(d.role(), "leader");
+    // Nobody answers any more: within one more election timeout it steps down (in its term).
+    int ticks = 0;
+    while (d.role() == "leader" && ticks < 100) {
+        d.tick();
+        ++ticks;
+    }
+    EXPECT_LE(ticks, static_cast<int>(d.config.election_timeout_ticks));
+    EXPECT_EQ(d.role(), "follower");
+    EXPECT_EQ(d.term(), t);
+}
+
+// Cheap checks first: a wrong sender, an oversized or malformed message is dropped and
+// reported, and changes nothing.
+TEST(RaftRules, BadMessagesDroppedAndReported) {
+    Direct d(3, 0);
+    auto raw = crypto::seal(d.keys[1], MessageType::kRaftVote, "\xff\xff garbage");
+    d.deliver(raw, 1);
+    auto good = crypto::seal(d.keys[1], MessageType::kRaftAppend, "");
+    d.deliver(good, 2);  // envelope from 1, claimed from 2
+    d.deliver(good, 0);  // from itself
+    auto det = d.engine->take_detected();
+    ASSERT_EQ(det.size(), 3u);
+    EXPECT_EQ(det[0].kind, "malformed");
+    EXPECT_EQ(det[1].kind, "bad_sender");
+    EXPECT_EQ(det[2].kind, "bad_sender");
+    // An entry bigger than a batch may be is refused before anything is stored.
+    d.append(1, 1, 0, 0, 0, {{1, {"a", "b", "c", "d", "e"}}});
+    EXPECT_TRUE(d.durable().log.empty());
+    det = d.engine->take_detected();
+    ASSERT_EQ(det.size(), 1u);
+    EXPECT_EQ(det[0].kind, "bad_entry");
+    EXPECT_EQ(d.term(), 0u) << "a refused append must not move the term";
+}
+
+// A follower holds at most max_uncommitted_entries beyond its commit index.
+TEST(RaftRules, FollowerBoundsUncommittedEntries) {
+    Direct d(3, 0);
+    d.config.max_uncommitted_entries = 3;
+    d.restart();
+    auto r = sent<pb::AppendReply>(d.append(1, 1, 0, 0, 0, {{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {1, {"d"}}}),
+                                   MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].second.match_index(), 3u);
+    EXPECT_EQ(d.durable().log.size(), 3u);
+
+    Direct b(3, 0);
+    b.config.max_uncommitted_bytes = 10;
+    b.restart();
+    r = sent<pb::AppendReply>(b.append(1, 1, 0, 0, 0, {{1, {"aaaa"}}, {1, {"bbbb"}}, {1, {"cccc"}}}),
+                              MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].second.match_index(), 2u) << "8 bytes held, 4 more would pass 10";
+    // Once the first commits (a heartbeat says so), the third fits.
+    b.append(1, 1, 2, 1, 1);
+    EXPECT_EQ(b.executed, 1u);
+    r = sent<pb::AppendReply>(b.append(1, 1, 2, 1, 1, {{1, {"cccc"}}}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].second.match_index(), 3u);
+}
+
+// ReadIndex (thesis 6.4): a read is answered only after an entry of the leader's term has
+// committed and a majority answered a heartbeat round that began after the read arrived, and
+// only once the ledger executed through the read's index.
+TEST(RaftRules, ReadIndexWaitsForTermCommitAndMajorityRound) {
+    Direct d(3, 0);
+    d.elect();
+    uint64_t t = d.term();
+    // The no-op of this term has not committed: the read waits (no round yet).
+    Output out = d.apply(d.engine->read_index(1));
+    EXPECT_TRUE(d.engine->take_reads().empty());
+    uint64_t ctx_before = 0;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend)) ctx_before = std::max(ctx_before, a.read_ctx());
+    EXPECT_EQ(ctx_before, 0u);
+    // The no-op commits: the round starts, carried by heartbeats to every follower.
+    out = d.append_reply(1, t, true, 1);
+    ASSERT_EQ(d.executed, 1u);
+    uint64_t ctx = 0;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend)) ctx = std::max(ctx, a.read_ctx());
+    ASSERT_GT(ctx, 0u);
+    EXPECT_TRUE(d.engine->take_reads().empty());
+    // A reply to an older round does not confirm it; one echoing the round does.
+    d.append_reply(2, t, true, 1);
+    EXPECT_TRUE(d.engine->take_reads().empty());
+    pb::AppendReply r;
+    r.set_term(t);
+    r.set_success(true);
+    r.set_match_index(1);
+    r.set_read_ctx(ctx);
+    d.deliver(crypto::seal(d.keys[2], MessageType::kRaftAppendReply, r.SerializeAsString()), 2);
+    auto reads = d.engine->take_reads();
+    ASSERT_EQ(reads.size(), 1u);
+    EXPECT_TRUE(reads[0].ok);
+    EXPECT_EQ(reads[0].read_id, 1u);
+    EXPECT_EQ(reads[0].index, 1u);
+}
+
+TEST(RaftRules, ReadIndexRefusedOffLeaderAndOnStepDown) {
+    Direct d(3, 0);
+    d.append(1, 1, 0, 0, 0);
+    d.engine->read_index(7);
+    auto reads = d.engine->take_reads();
+    ASSERT_EQ(reads.size(), 1u);
+    EXPECT_FALSE(reads[0].ok);
+    ASSERT_TRUE(reads[0].leader.has_value());
+    EXPECT_EQ(*reads[0].leader, 1u) << "a follower names the leader it believes in";
+
+    d.tick(100);
+    d.elect();
+    uint64_t t = d.term();
+    d.append_reply(1, t, true, 1);  // the no-op commits
+    d.apply(d.engine->read_index(8));
+    // Before a majority confirms, a higher term appears: the leader steps down and refuses.
+    d.append(2, t + 1, 0, 0, 0);
+    reads = d.engine->take_reads();
+    ASSERT_EQ(reads.size(), 1u);
+    EXPECT_FALSE(reads[0].ok);
+    EXPECT_EQ(reads[0].read_id, 8u);
+}
+
+// Log compaction: once the ledger executed snapshot_interval entries past the last snapshot,
+// the log up to executed - trailing is erased, after the ledger is made durable through what
+// it executed; a restart comes back with the snapshot and the rest of the log.
+TEST(RaftRules, CompactionErasesExecutedLogAfterLedgerSync) {
+    Direct d(3, 0);
+    d.config.snapshot_interval = 3;
+    d.config.snapshot_trailing = 1;
+    d.restart();
+    Output out = d.append(1, 1, 0, 0, 0, {{1, {"a"}}, {1, {"b"}}, {1, {"c"}}, {1, {"d"}}, {1, {"e"}}});
+    EXPECT_EQ(out.ledger_sync_through, 0u);
+    out = d.append(1, 1, 5, 1, 5);
+    ASSERT_EQ(d.executed, 5u);
+    EXPECT_GE(out.ledger_sync_through, 3u) << "the ledger must be durable before the log is erased";
+    auto st = d.durable();
+    EXPECT_EQ(st.snapshot_index, 3u) << "compacted through executed (4) - trailing (1)";
+    EXPECT_EQ(st.snapshot_term, 1u);
+    EXPECT_EQ(st.snapshot_digest, Direct::digest_of(3));
+    ASSERT_EQ(st.log.size(), 2u);
+    EXPECT_EQ(st.log[0].index, 4u);
+    d.restart();
+    EXPECT_EQ(d.engine->status().low_water_mark, 3u);
+    // The log continues where it was: an append after index 5 matches.
+    auto r = sent<pb::AppendReply>(d.append(1, 1, 5, 1, 5, {{1, {"f"}}}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.success());
+    EXPECT_EQ(r[0].second.match_index(), 6u);
+}
+
+// InstallSnapshot: a leader sends a follower behind its compacted log a snapshot; the follower
+// fetches the ledger state (Output::fetch_state), replaces its log, and acknowledges.
+TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
+    Direct l(3, 0);
+    l.config.snapshot_interval = 2;
+    l.config.snapshot_trailing = 0;
+    l.config.batch_size_max = 1;
+    l.restart();
+    l.elect();
+    uint64_t t = l.term();
+    for (int i = 0; i < 4; ++i) l.request("r" + std::to_string(i));
+    l.append_reply(1, t, true, 4);  // with follower 1, a majority: 1..4 commit (depth 4)
+    l.append_reply(1, t, true, 5);  // then r3, queued meanwhile, at 5
+    ASSERT_EQ(l.executed, 5u);
+    uint64_t snap = l.durable().snapshot_index;
+    ASSERT_GE(snap, 2u);
+    // Follower 2 never answered: its probe (from index 1) is resent at the next heartbeat,
+    // and what it needs is compacted now: a snapshot goes instead.
+    Output out = l.tick(static_cast<int>(l.config.heartbeat_ticks));
+    auto snaps = sent<pb::Snapshot>(out, MessageType::kRaftSnapshot);
+    ASSERT_EQ(snaps.size(), 1u);
+    EXPECT_EQ(snaps[0].first, 2u);
+    EXPECT_EQ(snaps[0].second.index(), snap);
+    EXPECT_EQ(snaps[0].second.snap_term(), t);
+
+    // The follower's side.
+    Direct f(3, 2);
+    f.append(1, 1, 0, 0, 0, {{1, {"stale"}}});  // an uncommitted entry the snapshot replaces
+    pb::Snapshot m = snaps[0].second;
+    out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
+    ASSERT_TRUE(out.fetch_state.has_value());
+    EXPECT_EQ(out.fetch_state->seq, snap);
+    EXPECT_EQ(out.fetch_state->peers, std::vector<ReplicaId>{0});
+    EXPECT_TRUE(sent<pb::AppendReply>(out, MessageType::kRaftAppendReply).empty()) << "no ack before the state";
+    // A resent snapshot while fetching asks for nothing more.
+    out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
+    EXPECT_FALSE(out.fetch_state.has_value());
+    f.executed = snap;  // the node installed the ledger state
+    out = f.apply(f.engine->on_state_restored(snap, Direct::digest_of(snap)));
+    EXPECT_TRUE(out.sync);
+    EXPECT_EQ(out.ledger_sync_through, snap);
+    auto r = sent<pb::AppendReply>(out, MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.success());
+    EXPECT_EQ(r[0].second.match_index(), snap);
+    auto st = f.durable();
+    EXPECT_EQ(st.snapshot_index, snap);
+    EXPECT_TRUE(st.log.empty());
+    // The leader resumes appending after the snapshot.
+    out = l.apply(l.engine->on_message(2, open_unchecked(crypto::seal(f.keys[2], MessageType::kRaftAppendReply,
+                                                                     r[0].second.SerializeAsString())),
+                                       crypto::seal(f.keys[2], MessageType::kRaftAppendReply,
+                                                    r[0].second.SerializeAsString())));
+    auto appends = sent<pb::Append>(out, MessageType::kRaftAppend);
+    ASSERT_FALSE(appends.empty());
+    EXPECT_EQ(appends[0].second.prev_index(), snap);
+}
+
+}  // namespace
+}  // namespace tally::bft::raft::testing
