@@ -19,6 +19,7 @@
 #include "bft/quorum.h"
 #include "node/node.pb.h"
 #include "node/replica.h"
+#include "node/traitor.h"
 
 namespace tally::node {
 
@@ -109,6 +110,8 @@ void Replica::on_blocks_request(bft::ReplicaId from, const crypto::Envelope& env
         bytes += encoded.size();
         reply.add_blocks(std::move(encoded));
     }
+    if (lies_in_snapshots_ && reply.blocks_size() > 0)  // a lying-snapshot traitor: one lie an answer
+        reply.set_blocks(0, lie_in_certified_block(reply.blocks(0), request.top() % 2 == 0));
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kBlocks, reply.SerializeAsString())});
 }
 

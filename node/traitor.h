@@ -19,7 +19,9 @@
 //   wrong-reply        answers clients with wrong results (applied by the node/simulator)
 //   lying-snapshot     serves state-transfer pieces its ledger does not have: a balance, a
 //                      duplicated record id, a forged block header (SnapshotLie), and races
-//                      forged pieces to replicas fetching from others (node/simulator)
+//                      forged pieces to replicas fetching from others (node/simulator); and
+//                      serves forged blocks to a replica filling the blocks below a snapshot
+//                      (lie_in_blocks_reply; node only)
 //   lying-view-change  view changes hide its prepared certificates and claim a forged one
 //   random             for each message, a seeded choice among the above or honesty
 // Everything random comes from the seed the caller gives, so a simulation replays exactly.
@@ -77,6 +79,11 @@ enum class SnapshotLie { kBalance, kDuplicateId, kForgedHeader };
 inline constexpr SnapshotLie kSnapshotLies[] = {SnapshotLie::kBalance, SnapshotLie::kDuplicateId,
                                                  SnapshotLie::kForgedHeader};
 std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie = SnapshotLie::kBalance);
+// lying-snapshot's lie in a backfill answer, in its first block (ledger::pb::CertifiedBlock
+// bytes; bytes that do not decode go out unchanged): with `forge_header`, the block's state
+// digest changed (it no longer hashes to what the block above proves), else its certificate
+// short of its last commit (the header is right, the certificate is not).
+std::string lie_in_certified_block(std::string block, bool forge_header);
 
 class TraitorEngine final : public bft::Engine {
 public:
