@@ -6,13 +6,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
-#include "bft/pbft/certificate.h"
 #include "bft/quorum.h"
 #include "client/bench.h"
 #include "client/cli.h"
@@ -20,7 +21,6 @@
 #include "client/net.h"
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
-#include "ledger/audit.h"
 #include "node/config.h"
 
 namespace tc = tally::client;
@@ -291,72 +291,21 @@ int cmd_bench(const Args& args) {
     return tc::kExitOk;
 }
 
-// `tally audit --data DIR`: one replica's data folder, offline (ledger/audit.h). The commit
-// certificates are checked with PBFT's rule (bft/pbft/certificate.h) against the replica keys
-// in network.json; no consensus engine runs.
+// `tally audit --data DIR`: the check runs in `tally-audit`, beside this program, which links
+// the SQLite ledger and PBFT's certificate rule; `tally` links neither (client/CMakeLists.txt).
 int cmd_audit(const Args& args) {
-    const std::string network = args.network_file.empty() ? args.dir + "/network.json" : args.network_file;
-    auto config = tally::node::load_network_config(network);
-    if (!config) return fail(config.error());
-    const std::string ledger_path = args.data_dir + "/ledger.db";
-    if (::access(ledger_path.c_str(), R_OK) != 0)
-        return fail(tally::make_error("usage", ledger_path + ": no ledger to audit (is --data a replica's data folder?)"));
-    std::vector<tally::crypto::PublicKey> keys;
-    for (const auto& replica : config->replicas) keys.push_back(replica.public_key);
-    const size_t quorum = tally::bft::ByzantineQuorum{config->f}.quorum();
-    tally::ledger::AuditOptions options;
-    options.genesis = config->genesis;
-    options.checkpoint_interval = config->consensus.checkpoint_interval;
-    options.check_certificate = [&](uint64_t seq, std::string_view certificate)
-        -> tally::Result<std::vector<std::string>> {
-        auto batch = tally::bft::pbft::check_commit_certificate(certificate, keys, quorum);
-        if (!batch) return batch.error();
-        if (batch->seq != seq)
-            return tally::make_error("bad_certificate", "it certifies seq " + std::to_string(batch->seq));
-        return std::move(batch->requests);
-    };
-    auto report = tally::ledger::audit_ledger(ledger_path, options);
-    if (!report) {
-        if (report.error().code == "audit_failed") {
-            if (args.json) {
-                print_json({{"ok", false}, {"ledger", ledger_path}, {"error", report.error().message}});
-            }
-            std::cerr << "tally audit: " << ledger_path << ": FAILED: " << report.error().message << "\n";
-            return tc::kExitFailed;
-        }
-        return fail(report.error());
-    }
-    const auto& r = *report;
-    if (args.json) {
-        print_json({{"ok", true},
-                    {"ledger", ledger_path},
-                    {"last_seq", r.last_seq},
-                    {"blocks", r.blocks},
-                    {"certificates", r.certificates},
-                    {"transactions", r.transactions},
-                    {"checkpoints", r.checkpoints},
-                    {"histories", r.histories},
-                    {"accounts", r.accounts},
-                    {"records", r.records}});
-        return tc::kExitOk;
-    }
-    std::cout << "audited " << ledger_path << " against " << network << " (" << config->n()
-              << " replicas, f = " << config->f << ")\n"
-              << "  blocks          " << r.blocks << " (0.." << r.last_seq
-              << "), no gap; every stored hash and hash link holds; block 0 is network.json's genesis\n"
-              << "  certificates    " << r.certificates << " valid: the primary's pre-prepare and "
-              << quorum << " (2f+1) commits of distinct replicas, signatures checked\n"
-              << "  transactions    " << r.transactions
-              << " in the certified batches; every block's transaction root matches\n"
-              << "  state digests   " << r.certificates
-              << " recomputed by replaying the batches from genesis, all match (" << r.checkpoints
-              << " checkpoints, every " << config->consensus.checkpoint_interval << ")\n"
-              << "  histories       " << r.histories
-              << " stored history digests match (blocks fetched by backfill store none)\n"
-              << "  state           " << r.accounts << " accounts and " << r.records
-              << " transaction records, as the chain leaves them\n"
-              << "the chain is whole and valid\n";
-    return tc::kExitOk;
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const std::string program = ec ? std::string("tally-audit") : (self.parent_path() / "tally-audit").string();
+    std::vector<std::string> argv{program, "--dir", args.dir, "--data", args.data_dir};
+    if (!args.network_file.empty()) argv.insert(argv.end(), {"--network", args.network_file});
+    if (args.json) argv.push_back("--json");
+    std::vector<char*> raw;
+    for (auto& a : argv) raw.push_back(a.data());
+    raw.push_back(nullptr);
+    ::execv(program.c_str(), raw.data());
+    return fail(tally::make_error("usage", "cannot run " + program + ": " + std::strerror(errno) +
+                                               " (build it: cmake --build <build> --target tally-audit)"));
 }
 
 }  // namespace

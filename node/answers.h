@@ -44,6 +44,9 @@ public:
     // returns what goes out.
     virtual std::string on_snapshot_piece(bft::ReplicaId to, uint64_t seq, const std::string& cursor,
                                           std::string chunk, Clock::time_point now) = 0;
+    // A block served to a peer filling the blocks below a snapshot (ledger::pb::CertifiedBlock
+    // bytes; the first of an answer whose blocks end at `top`), before it is signed.
+    virtual std::string on_backfill_block(uint64_t top, std::string block) = 0;
     // Once per turn of the replica's loop.
     virtual void on_turn(SnapshotServer& server, Clock::time_point now) = 0;
 };
@@ -56,6 +59,7 @@ public:
                                   Clock::time_point) override {
         return chunk;
     }
+    std::string on_backfill_block(uint64_t, std::string block) override { return block; }
     void on_turn(SnapshotServer&, Clock::time_point) override {}
 };
 

@@ -109,6 +109,7 @@ void Replica::on_blocks_request(bft::ReplicaId from, const crypto::Envelope& env
         bytes += encoded.size();
         reply.add_blocks(std::move(encoded));
     }
+    if (reply.blocks_size() > 0) reply.set_blocks(0, answers_->on_backfill_block(request.top(), reply.blocks(0)));
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kBlocks, reply.SerializeAsString())});
 }
 

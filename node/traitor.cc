@@ -9,6 +9,26 @@
 
 namespace tally::node {
 
+std::string lie_in_certified_block(std::string bytes, bool forge_header) {
+    ledger::pb::CertifiedBlock block;
+    if (!block.ParseFromString(bytes)) return bytes;
+    if (forge_header) {
+        std::string digest = block.header().state_digest();
+        if (!digest.empty()) digest[0] = static_cast<char>(digest[0] ^ 0x5a);
+        block.mutable_header()->set_state_digest(digest);
+    } else {
+        bft::pbft::pb::CommittedProof proof;
+        if (!proof.ParseFromString(block.certificate()) || proof.commits_size() == 0) return bytes;
+        proof.mutable_commits()->RemoveLast();
+        block.set_certificate(proof.SerializeAsString());
+    }
+    return block.SerializeAsString();
+}
+
+std::string LyingAnswers::on_backfill_block(uint64_t top, std::string block) {
+    return lying_snapshot_ ? lie_in_certified_block(std::move(block), top % 2 == 0) : block;
+}
+
 std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie) {
     ledger::pb::SnapshotChunk piece;
     if (!piece.ParseFromString(chunk)) return chunk;

@@ -38,6 +38,11 @@ enum class SnapshotLie { kBalance, kDuplicateId, kForgedHeader };
 inline constexpr SnapshotLie kSnapshotLies[] = {SnapshotLie::kBalance, SnapshotLie::kDuplicateId,
                                                  SnapshotLie::kForgedHeader};
 std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie = SnapshotLie::kBalance);
+// lying-snapshot's lie in a backfill answer, in its first block (ledger::pb::CertifiedBlock
+// bytes; bytes that do not decode go out unchanged): with `forge_header`, the block's state
+// digest changed (it no longer hashes to what the block above proves), else its certificate
+// short of its last commit (the header is right, the certificate is not).
+std::string lie_in_certified_block(std::string block, bool forge_header);
 
 // wrong-reply and lying-snapshot, the lies told outside consensus (node/answers.h):
 //   wrong-reply     a plausible lie in every reply — another result, seq and value for an
@@ -45,7 +50,9 @@ std::string lie_in_snapshot_chunk(std::string chunk, SnapshotLie lie = SnapshotL
 //                   only the client's quorum exposes it
 //   lying-snapshot  every piece it serves lies (one SnapshotLie per checkpoint, the same in
 //                   each of its pieces), and it races forged pieces to a replica that asked it
-//                   for one, for the cursors that replica will ask its other peers next
+//                   for one, for the cursors that replica will ask its other peers next;
+//                   and every block it serves to a peer filling the blocks below a snapshot
+//                   is forged (lie_in_certified_block)
 class LyingAnswers final : public Answers {
 public:
     LyingAnswers(bool wrong_reply, bool lying_snapshot, uint64_t checkpoint_interval);
@@ -53,6 +60,7 @@ public:
     void on_reply(ReplyKind kind, api::pb::Reply& reply) override;
     std::string on_snapshot_piece(bft::ReplicaId to, uint64_t seq, const std::string& cursor,
                                   std::string chunk, Clock::time_point now) override;
+    std::string on_backfill_block(uint64_t top, std::string block) override;
     void on_turn(SnapshotServer& server, Clock::time_point now) override;
 
 private:

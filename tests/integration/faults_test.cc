@@ -190,8 +190,17 @@ TEST(Faults, AReplicaRefusesALyingPeersSnapshotAndCatchesUpFromAnother) {
     EXPECT_GE(raced, 1u) << "the traitor's raced pieces did not reach replica 3 while it fetched";
     std::cout << "[ measured ] replica 3 refused " << refused << " lying pieces and dropped " << raced
               << " raced ones\n";
-    // The honest replicas hold the whole chain, replica 3 too, whatever it fetched from whom.
+    // The honest replicas hold the whole chain, replica 3 too: it asked the traitor first for
+    // the blocks below the snapshot, refused its forged block (bad_blocks) and took them from
+    // another peer.
     for (uint32_t id = 1; id < 4; ++id) expect_audit_passes(net, id, 60s);
+    uint64_t bad_blocks = 0;
+    const auto after = net.status();
+    ASSERT_EQ(after.size(), 4u);
+    for (const auto& d : after[3].reply.detected())
+        if (d.kind() == "bad_blocks") bad_blocks += d.count();
+    EXPECT_GE(bad_blocks, 1u) << "replica 3 did not refuse the traitor's forged block";
+    std::cout << "[ measured ] replica 3 refused " << bad_blocks << " forged blocks\n";
 }
 
 }  // namespace
