@@ -42,7 +42,7 @@ struct Args {
 // in network.json; no consensus engine runs.
 int cmd_audit(const Args& args) {
     const std::string network = args.network_file.empty() ? args.dir + "/network.json" : args.network_file;
-    auto config = tally::node::load_network_config(network);
+    auto config = tally::node::api::load_network_config(network);
     if (!config) return fail(config.error());
     const std::string ledger_path = args.data_dir + "/ledger.db";
     if (::access(ledger_path.c_str(), R_OK) != 0)

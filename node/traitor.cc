@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "bft/pbft/pbft.pb.h"
 #include "ledger/ledger.pb.h"
 #include "ledger/tx.h"
 
