@@ -5,6 +5,7 @@
 // Safety; and, once healed, that the cluster makes progress again.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -255,6 +256,42 @@ TEST(RaftRestart, PowerLossOfEveryReplicaKeepsCommittedEntries) {
     ASSERT_TRUE(converge(c));
     EXPECT_GT(c.committed.size(), before);
     c.check_log_matching();
+    EXPECT_FALSE(c.failed);
+}
+
+}  // namespace
+}  // namespace tally::bft::raft::testing
+
+namespace tally::bft::raft::testing {
+namespace {
+
+// Not a test: how many requests per second three engines order and execute together in one
+// thread (signing every message, no network, no disk), with 64 requests offered per round.
+// Run by hand: test_bft --gtest_also_run_disabled_tests --gtest_filter=RaftBench.*
+TEST(RaftBench, DISABLED_EngineThroughput) {
+    Cluster c(3, 1, Faults{}, +[](Config& cfg) {
+        cfg.batch_size_max = 256;
+        cfg.max_entries_per_append = 16;
+        cfg.pipeline_depth = 4;
+        cfg.snapshot_interval = 0;
+    });
+    c.checks = false;
+    ASSERT_GT(run_until_leader(c), 0u);
+    std::string payload(200, 'x');
+    uint64_t k = 0;
+    auto start = std::chrono::steady_clock::now();
+    size_t executed_before = 0;
+    for (const auto& e : c.nodes[0].executed) executed_before += e.requests.size();
+    for (int r = 0; r < 2000; ++r) {
+        auto l = c.leader();
+        for (int i = 0; i < 64 && l; ++i) c.submit(*l, payload + std::to_string(++k));
+        c.round(false, 0.0);
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    size_t executed = 0;
+    for (const auto& e : c.nodes[0].executed) executed += e.requests.size();
+    std::printf("%zu requests executed by each of 3 engines in %.2f s: %.0f/s (%zu entries)\n",
+                executed - executed_before, secs, (executed - executed_before) / secs, c.nodes[0].executed.size());
     EXPECT_FALSE(c.failed);
 }
 
