@@ -267,11 +267,14 @@ public:
     // log is replaced by the snapshot and the leader told where this replica now matches.
     Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
         Output out;
-        // Any target asked for (the newest, or an older one the node finished first) will do:
-        // its term is known. Another seq, or one the ledger is past, changes nothing.
+        // Any state at or past a target asked for will do (the node may only be able to fetch
+        // a peer's current state): it was executed by a peer, so committed. The term of its
+        // last entry is known only at a target's exact index; otherwise it is left 0 (unknown),
+        // which only makes this replica's empty log look old in elections until it appends.
+        if (fetching_.empty() || seq < fetching_.begin()->first || seq <= executed_) return out;
         auto it = fetching_.find(seq);
-        if (it == fetching_.end() || seq <= executed_) return out;
-        Fetching f = it->second;
+        Fetching f = it != fetching_.end() ? it->second : fetching_.rbegin()->second;
+        if (it == fetching_.end()) f.term = 0;
         fetching_.clear();
         snap_index_ = seq;
         snap_term_ = f.term;
@@ -743,9 +746,10 @@ private:
         pb::AppendReply r;
         r.set_term(term_);
         r.set_read_ctx(m.read_ctx());
-        // Consistency check (Figure 2, AppendEntries 2). Below our commit index there is nothing
-        // to check: what committed is in every later leader's log (Leader Completeness).
-        if (m.prev_index() >= commit_ &&
+        // Consistency check (Figure 2, AppendEntries 2). At or below our commit index there is
+        // nothing to check: what committed is in every later leader's log (Leader Completeness)
+        // — and after InstallSnapshot the term of the snapshot's last entry may be unknown.
+        if (m.prev_index() > commit_ &&
             (m.prev_index() > last_index() || term_at(m.prev_index()) != m.prev_term())) {
             // Fast back-tracking: our largest index <= prev_index whose term <= prev_term.
             uint64_t hint = std::min(m.prev_index(), last_index());

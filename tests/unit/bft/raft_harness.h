@@ -355,10 +355,13 @@ public:
             for (size_t i = 0; i < node.executed.size(); ++i)
                 if (node.executed[i].requests != nodes[p].executed[i].requests)
                     fail("state transfer: ledgers differ at " + std::to_string(i + 1));
-            node.executed.assign(nodes[p].executed.begin(), nodes[p].executed.begin() + static_cast<std::ptrdiff_t>(t.seq));
+            // Half the time the peer serves its current state, past the target (as a node that
+            // keeps no old states would).
+            uint64_t seq = chance(0.5) ? nodes[p].executed.size() : t.seq;
+            node.executed.assign(nodes[p].executed.begin(), nodes[p].executed.begin() + static_cast<std::ptrdiff_t>(seq));
             node.fetching.reset();
             ++state_transfers;
-            apply(id, node.engine->on_state_restored(t.seq, crypto::Hash{}));
+            apply(id, node.engine->on_state_restored(seq, crypto::Hash{}));
             return;
         }
     }

@@ -496,5 +496,33 @@ TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
     EXPECT_EQ(appends[0].second.prev_index(), snap);
 }
 
+// The node may only be able to fetch a peer's current state, past the snapshot's index: that
+// state was executed by a peer, so committed; the follower installs it, and the leader's next
+// append after it is accepted although the term there is unknown.
+TEST(RaftRules, InstallSnapshotAcceptsStateBeyondTarget) {
+    Direct f(3, 2);
+    pb::Snapshot m;
+    m.set_term(3);
+    m.set_index(10);
+    m.set_snap_term(2);
+    m.set_digest(std::string(32, '\x01'));
+    Output out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
+    ASSERT_TRUE(out.fetch_state.has_value());
+    EXPECT_TRUE(f.engine->status().recovering);
+    // A state below the target is refused; one beyond it is installed.
+    EXPECT_TRUE(f.engine->on_state_restored(9, Direct::digest_of(9)).empty());
+    f.executed = 14;
+    out = f.apply(f.engine->on_state_restored(14, Direct::digest_of(14)));
+    auto r = sent<pb::AppendReply>(out, MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].second.match_index(), 14u);
+    EXPECT_FALSE(f.engine->status().recovering);
+    r = sent<pb::AppendReply>(f.append(0, 3, 14, 3, 15, {{3, {"next"}}}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.success());
+    EXPECT_EQ(r[0].second.match_index(), 15u);
+    EXPECT_EQ(f.executed, 15u);
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
