@@ -777,11 +777,7 @@ private:
                     index = i;
                     continue;
                 }
-                if (i <= commit_) {
-                    detect(from, "conflicts_committed");
-                    return;
-                }
-                log_.resize(i - snap_index_ - 1);
+                log_.resize(i - snap_index_ - 1);  // i > commit_: never a committed entry
                 out.persist.push_back(PersistErase{entry_key(i), entry_key_end()});
             }
             std::vector<std::string> requests(e.requests().begin(), e.requests().end());
