@@ -291,7 +291,8 @@ TEST(RaftBench, DISABLED_EngineThroughput) {
     size_t executed = 0;
     for (const auto& e : c.nodes[0].executed) executed += e.requests.size();
     std::printf("%zu requests executed by each of 3 engines in %.2f s: %.0f/s (%zu entries)\n",
-                executed - executed_before, secs, (executed - executed_before) / secs, c.nodes[0].executed.size());
+                executed - executed_before, secs, static_cast<double>(executed - executed_before) / secs,
+                c.nodes[0].executed.size());
     EXPECT_FALSE(c.failed);
 }
 
