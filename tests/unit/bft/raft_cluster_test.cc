@@ -239,6 +239,30 @@ TEST(RaftReads, ReadIndexDeposedLeaderCannotServeStaleRead) {
     EXPECT_FALSE(c.failed);
 }
 
+// Leader transfer in a running cluster: the target leads the next term within a few rounds,
+// long before an election timeout, and the cluster goes on.
+TEST(RaftElection, LeaderTransferHandsOverQuickly) {
+    Cluster c(5, 21, Faults{});
+    uint64_t term = run_until_leader(c);
+    ASSERT_GT(term, 0u);
+    for (int r = 0; r < 30; ++r) c.round(false, 1.0);
+    ReplicaId old = *c.leader();
+    ReplicaId target = (old + 2) % 5;
+    c.apply(old, c.nodes[old].engine->transfer_leadership(target));
+    int rounds = 0;
+    while (!(c.leader() && *c.leader() == target) && rounds < 50) {
+        c.round(false, 0.0);
+        ++rounds;
+    }
+    ASSERT_TRUE(c.leader().has_value());
+    EXPECT_EQ(*c.leader(), target);
+    EXPECT_LT(rounds, 6) << "a hand-over should take a few round trips, not an election timeout";
+    EXPECT_EQ(c.nodes[target].engine->status().view, term + 1);
+    ASSERT_TRUE(converge(c));
+    c.check_log_matching();
+    EXPECT_FALSE(c.failed);
+}
+
 // Restart: every replica loses power at once (only fsynced writes survive) and restarts;
 // nothing committed is lost or changed, and the cluster goes on.
 TEST(RaftRestart, PowerLossOfEveryReplicaKeepsCommittedEntries) {
