@@ -52,6 +52,7 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     f.restart = 0.1;
     f.partition = 0.05;
     f.heal = 0.05;
+    f.transfer = 0.01;
     // A quarter of the seeds run without pre-vote and check-quorum: then the real vote's
     // election restriction is all that stands between a stale log and leadership.
     // Another quarter sends one entry per append, so an old term's entries can reach a
@@ -111,7 +112,7 @@ TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStat
     EXPECT_GT(totals.terms_led, 3 * seeds);
     EXPECT_GT(totals.committed, 30 * seeds);
     EXPECT_GT(totals.crashes, seeds);
-    EXPECT_GT(totals.reads_ok, 5 * seeds);
+    EXPECT_GT(totals.reads_ok, 3 * seeds);
     EXPECT_GT(totals.state_transfers, seeds / 4);
 }
 

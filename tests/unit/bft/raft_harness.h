@@ -215,6 +215,7 @@ struct Faults {
     double restart = 0.05;   // per down node and round
     double partition = 0.0;  // per round: cut a random node off (for a while)
     double heal = 0.1;       // per round: heal every partition
+    double transfer = 0.0;   // per round: the leader hands over to a random replica
 };
 
 class Cluster {
@@ -257,6 +258,7 @@ public:
     std::vector<Detected> detections;
     uint64_t next_request = 0;
     uint64_t crashes = 0;  // process crashes and power losses injected
+    uint64_t transfers = 0;  // leader transfers asked for
     // ReadIndex: read id -> the highest index committed anywhere when it was issued. A read
     // answered ok at a lower index would miss a write a client may have seen: not linearizable.
     std::map<uint64_t, uint64_t> reads;
@@ -496,6 +498,11 @@ public:
                 else if (!nodes[i].up && chance(faults.restart)) start(i);
             }
             if (chance(faults.partition)) cut_off.insert(static_cast<ReplicaId>(rng() % n));
+            if (chance(faults.transfer))
+                if (auto l = leader()) {
+                    ++transfers;
+                    apply(*l, nodes[*l].engine->transfer_leadership(static_cast<ReplicaId>(rng() % n)));
+                }
             if (chance(faults.heal)) cut_off.clear();
         }
         for (ReplicaId i = 0; i < n; ++i) try_fetch(i);
