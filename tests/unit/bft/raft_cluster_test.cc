@@ -131,6 +131,34 @@ TEST(RaftSafety, HarnessDetectsDivergentExecution) {
     EXPECT_NE(c.first_failure.find("State Machine Safety"), std::string::npos);
 }
 
+// Determinism: the engine takes its randomness from Config::seed only, so one seed replays the
+// same run exactly (what lets a simulator replay a failing seed).
+TEST(RaftSafety, SameSeedSameRun) {
+    auto run = [](uint64_t seed) {
+        Faults f;
+        f.drop = 0.1;
+        f.crash = 0.01;
+        f.power_loss = 0.01;
+        f.partition = 0.05;
+        f.heal = 0.05;
+        f.transfer = 0.01;
+        Cluster c(5, seed, f);
+        for (int r = 0; r < 200; ++r) c.round(true);
+        std::vector<std::string> trace;
+        for (const auto& [term, leader] : c.leaders) trace.push_back("L" + std::to_string(term) + "=" + std::to_string(leader));
+        for (const auto& [seq, d] : c.committed) {
+            trace.push_back("C" + std::to_string(seq) + "/" + std::to_string(d.term));
+            for (const auto& r : d.requests) trace.push_back(r);
+        }
+        for (const auto& m : c.network) trace.push_back(m.raw);
+        return trace;
+    };
+    auto a = run(77);
+    EXPECT_GT(a.size(), 50u);
+    EXPECT_EQ(a, run(77));
+    EXPECT_NE(a, run(78));
+}
+
 uint64_t run_until_leader(Cluster& c, int max_rounds = 200) {
     for (int r = 0; r < max_rounds; ++r) {
         c.round(false, 0.0);
