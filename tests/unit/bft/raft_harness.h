@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -472,7 +473,11 @@ public:
         apply(to, nodes[to].engine->on_client_request(ClientRequest{RequestInfo{}, payload}));
     }
 
-    bool linked(ReplicaId a, ReplicaId b) const { return !cut_off.count(a) && !cut_off.count(b); }
+    std::set<std::pair<ReplicaId, ReplicaId>> cut_links;  // (a, b), a < b: no messages between them
+    std::function<bool(ReplicaId from, ReplicaId to, const crypto::Envelope&)> drop_if;  // scripted loss
+    bool linked(ReplicaId a, ReplicaId b) const {
+        return !cut_off.count(a) && !cut_off.count(b) && !cut_links.count({std::min(a, b), std::max(a, b)});
+    }
 
     // One round: deliver the queued messages in a shuffled order (some held back, dropped or
     // duplicated), then faults, then a tick on every live replica.
@@ -489,6 +494,7 @@ public:
             if (!nodes[m.to].up || !linked(m.from, m.to)) continue;
             if (with_faults && chance(faults.duplicate)) network.push_back(m);
             auto env = open_unchecked(m.raw);
+            if (drop_if && drop_if(m.from, m.to, env)) continue;
             apply(m.to, nodes[m.to].engine->on_message(m.from, env, m.raw));
         }
         if (with_faults) {
