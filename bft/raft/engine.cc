@@ -163,6 +163,7 @@ public:
                     }
                 }
             }
+            if (transferee_ && ++transfer_elapsed_ >= config_.election_timeout_ticks) transferee_.reset();
             if (++heartbeat_elapsed_ >= config_.heartbeat_ticks) {
                 heartbeat_elapsed_ = 0;
                 heartbeat(out);
@@ -189,7 +190,7 @@ public:
         case MessageType::kRaftVote: {
             pb::Vote m;
             if (!parse(envelope.body, m)) return malformed(from);
-            if (!step_term(from, m.term(), Kind::kVote, m.pre_vote(), false, out)) return out;
+            if (!step_term(from, m.term(), Kind::kVote, m.pre_vote(), false, out, m.transfer())) return out;
             on_vote(from, m, out);
             break;
         }
@@ -239,7 +240,7 @@ public:
         Output out;
         // Only the leader orders requests; another replica drops them (the client retries,
         // or, once the node redirects, goes to status().leader).
-        if (role_ != Role::kLeader) return out;
+        if (role_ != Role::kLeader || transferee_) return out;  // handing over: the client retries
         crypto::Hash digest = crypto::sha256(request.payload);
         if (pending_.count(digest)) return out;  // a retry of a request already queued or in the log
         if (queue_.size() >= config_.max_queued_requests ||
@@ -267,11 +268,14 @@ public:
     // log is replaced by the snapshot and the leader told where this replica now matches.
     Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
         Output out;
-        // Any target asked for (the newest, or an older one the node finished first) will do:
-        // its term is known. Another seq, or one the ledger is past, changes nothing.
+        // Any state at or past a target asked for will do (the node may only be able to fetch
+        // a peer's current state): it was executed by a peer, so committed. The term of its
+        // last entry is known only at a target's exact index; otherwise it is left 0 (unknown),
+        // which only makes this replica's empty log look old in elections until it appends.
+        if (fetching_.empty() || seq < fetching_.begin()->first || seq <= executed_) return out;
         auto it = fetching_.find(seq);
-        if (it == fetching_.end() || seq <= executed_) return out;
-        Fetching f = it->second;
+        Fetching f = it != fetching_.end() ? it->second : fetching_.rbegin()->second;
+        if (it == fetching_.end()) f.term = 0;
         fetching_.clear();
         snap_index_ = seq;
         snap_term_ = f.term;
@@ -324,6 +328,16 @@ public:
     }
 
     std::vector<ReadResult> take_reads() override { return std::exchange(reads_done_, {}); }
+
+    Output transfer_leadership(ReplicaId target) override {
+        Output out;
+        if (role_ != Role::kLeader || target >= n_ || target == config_.id) return out;
+        transferee_ = target;
+        transfer_elapsed_ = 0;
+        maybe_timeout_now(out);
+        if (transferee_) send_append(target, out);
+        return out;
+    }
 
 private:
     enum class Kind { kVote, kVoteReply, kAppend, kAppendReply };
@@ -451,14 +465,15 @@ private:
 
     // A message's term against ours (Figure 2, "all servers"; thesis 9.6 for pre-vote and the
     // leader lease). False: the message is answered here or dropped.
-    bool step_term(ReplicaId from, uint64_t msg_term, Kind kind, bool pre_vote, bool granted, Output& out) {
+    bool step_term(ReplicaId from, uint64_t msg_term, Kind kind, bool pre_vote, bool granted, Output& out,
+                   bool transfer = false) {
         if (msg_term > term_) {
             if (kind == Kind::kVote) {
                 // A replica that heard from a leader within the election timeout ignores a
                 // vote request (pre-vote or real): a rejoining node cannot depose a live leader.
                 bool in_lease = config_.check_quorum && leader_ &&
                                 election_elapsed_ < config_.election_timeout_ticks;
-                if (in_lease) return false;
+                if (in_lease && !transfer) return false;  // a leader's own hand-over may
                 if (pre_vote) return true;  // a pre-vote changes no term
             }
             if (kind == Kind::kVoteReply && pre_vote && granted) return true;  // our term + 1
@@ -491,6 +506,7 @@ private:
         }
         role_ = Role::kFollower;
         leader_ = leader;
+        transferee_.reset();
         drop_queue();
         reset_election_timer();
     }
@@ -502,7 +518,7 @@ private:
     }
 
     // Election (5.2), preceded by a pre-vote round (9.6) when configured.
-    void campaign(bool pre, Output& out) {
+    void campaign(bool pre, Output& out, bool transfer = false) {
         granted_.clear();
         refused_.clear();
         granted_.insert(config_.id);
@@ -528,6 +544,7 @@ private:
         v.set_last_log_index(last_index());
         v.set_last_log_term(last_term());
         v.set_pre_vote(pre);
+        v.set_transfer(transfer);
         send(kAllReplicas, MessageType::kRaftVote, v, out);
     }
 
@@ -606,7 +623,7 @@ private:
     // Batching: while fewer than pipeline_depth entries wait to commit, cut the queue into an
     // entry of at most batch_size_max requests and batch_bytes_max bytes; the rest waits.
     void propose(Output& out) {
-        if (role_ != Role::kLeader || queue_.empty()) return;
+        if (role_ != Role::kLeader || queue_.empty() || transferee_) return;
         bool appended = false;
         while (!queue_.empty() && last_index() - commit_ < config_.pipeline_depth) {
             std::vector<std::string> batch;
@@ -743,9 +760,10 @@ private:
         pb::AppendReply r;
         r.set_term(term_);
         r.set_read_ctx(m.read_ctx());
-        // Consistency check (Figure 2, AppendEntries 2). Below our commit index there is nothing
-        // to check: what committed is in every later leader's log (Leader Completeness).
-        if (m.prev_index() >= commit_ &&
+        // Consistency check (Figure 2, AppendEntries 2). At or below our commit index there is
+        // nothing to check: what committed is in every later leader's log (Leader Completeness)
+        // — and after InstallSnapshot the term of the snapshot's last entry may be unknown.
+        if (m.prev_index() > commit_ &&
             (m.prev_index() > last_index() || term_at(m.prev_index()) != m.prev_term())) {
             // Fast back-tracking: our largest index <= prev_index whose term <= prev_term.
             uint64_t hint = std::min(m.prev_index(), last_index());
@@ -773,11 +791,7 @@ private:
                     index = i;
                     continue;
                 }
-                if (i <= commit_) {
-                    detect(from, "conflicts_committed");
-                    return;
-                }
-                log_.resize(i - snap_index_ - 1);
+                log_.resize(i - snap_index_ - 1);  // i > commit_: never a committed entry
                 out.persist.push_back(PersistErase{entry_key(i), entry_key_end()});
             }
             std::vector<std::string> requests(e.requests().begin(), e.requests().end());
@@ -797,6 +811,23 @@ private:
         r.set_success(true);
         r.set_match_index(std::max(index, commit_));
         send(from, MessageType::kRaftAppendReply, r, out);
+        // TimeoutNow: the leader hands over to us, and our log matches its own.
+        if (m.timeout_now()) campaign(false, out, true);
+    }
+
+    // Leader transfer: once the transferee's log matches ours, tell it to campaign.
+    void maybe_timeout_now(Output& out) {
+        if (!transferee_ || progress_[*transferee_].match != last_index()) return;
+        ReplicaId to = *transferee_;
+        const Progress& p = progress_[to];
+        pb::Append a;
+        a.set_term(term_);
+        a.set_prev_index(heartbeat_prev(p));
+        a.set_prev_term(term_at(heartbeat_prev(p)));
+        a.set_commit(std::min(commit_, p.match));
+        a.set_read_ctx(read_ctx_);
+        a.set_timeout_now(true);
+        send(to, MessageType::kRaftAppend, a, out);
     }
 
     void on_append_reply(ReplicaId from, const pb::AppendReply& m, Output& out) {
@@ -829,6 +860,7 @@ private:
             maybe_commit(out);
             propose(out);
             send_append(from, out);
+            if (transferee_ == from) maybe_timeout_now(out);
             return;
         }
         if (m.reject_index() == 0) return;  // prev 0 always matches: nothing to back-track
@@ -964,6 +996,8 @@ private:
     std::deque<PendingRead> reads_;  // leader only, in arrival order
     std::vector<ReadResult> reads_done_;
     uint64_t read_ctx_ = 0;          // the newest read round (never reset: rounds only grow)
+    std::optional<ReplicaId> transferee_;  // leader only: handing over to it
+    uint64_t transfer_elapsed_ = 0;
 };
 
 }  // namespace

@@ -75,6 +75,11 @@ public:
     // comes out of take_reads() (possibly after later inputs).
     virtual Output read_index(uint64_t read_id) = 0;
     virtual std::vector<ReadResult> take_reads() = 0;
+
+    // Leader transfer (thesis 3.10), for a clean shutdown of the leader: stop taking requests,
+    // bring `target` up to date, then tell it to campaign at once (TimeoutNow); it wins a term
+    // later without waiting for an election timeout. Abandoned after an election timeout.
+    virtual Output transfer_leadership(ReplicaId target) = 0;
 };
 
 // `key` signs this replica's messages (config.replicas[config.id]). The authenticator is

@@ -5,6 +5,7 @@
 // Safety; and, once healed, that the cluster makes progress again.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -51,6 +52,7 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     f.restart = 0.1;
     f.partition = 0.05;
     f.heal = 0.05;
+    f.transfer = 0.01;
     // A quarter of the seeds run without pre-vote and check-quorum: then the real vote's
     // election restriction is all that stands between a stale log and leadership.
     // Another quarter sends one entry per append, so an old term's entries can reach a
@@ -110,7 +112,7 @@ TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStat
     EXPECT_GT(totals.terms_led, 3 * seeds);
     EXPECT_GT(totals.committed, 30 * seeds);
     EXPECT_GT(totals.crashes, seeds);
-    EXPECT_GT(totals.reads_ok, 5 * seeds);
+    EXPECT_GT(totals.reads_ok, 3 * seeds);
     EXPECT_GT(totals.state_transfers, seeds / 4);
 }
 
@@ -127,6 +129,34 @@ TEST(RaftSafety, HarnessDetectsDivergentExecution) {
     c.apply(1, std::move(b));
     EXPECT_TRUE(c.failed);
     EXPECT_NE(c.first_failure.find("State Machine Safety"), std::string::npos);
+}
+
+// Determinism: the engine takes its randomness from Config::seed only, so one seed replays the
+// same run exactly (what lets a simulator replay a failing seed).
+TEST(RaftSafety, SameSeedSameRun) {
+    auto run = [](uint64_t seed) {
+        Faults f;
+        f.drop = 0.1;
+        f.crash = 0.01;
+        f.power_loss = 0.01;
+        f.partition = 0.05;
+        f.heal = 0.05;
+        f.transfer = 0.01;
+        Cluster c(5, seed, f);
+        for (int r = 0; r < 200; ++r) c.round(true);
+        std::vector<std::string> trace;
+        for (const auto& [term, leader] : c.leaders) trace.push_back("L" + std::to_string(term) + "=" + std::to_string(leader));
+        for (const auto& [seq, d] : c.committed) {
+            trace.push_back("C" + std::to_string(seq) + "/" + std::to_string(d.term));
+            for (const auto& r : d.requests) trace.push_back(r);
+        }
+        for (const auto& m : c.network) trace.push_back(m.raw);
+        return trace;
+    };
+    auto a = run(77);
+    EXPECT_GT(a.size(), 50u);
+    EXPECT_EQ(a, run(77));
+    EXPECT_NE(a, run(78));
 }
 
 uint64_t run_until_leader(Cluster& c, int max_rounds = 200) {
@@ -238,6 +268,128 @@ TEST(RaftReads, ReadIndexDeposedLeaderCannotServeStaleRead) {
     EXPECT_FALSE(c.failed);
 }
 
+// Leader transfer in a running cluster: the target leads the next term within a few rounds,
+// long before an election timeout, and the cluster goes on.
+TEST(RaftElection, LeaderTransferHandsOverQuickly) {
+    Cluster c(5, 21, Faults{});
+    uint64_t term = run_until_leader(c);
+    ASSERT_GT(term, 0u);
+    for (int r = 0; r < 30; ++r) c.round(false, 1.0);
+    ReplicaId old = *c.leader();
+    ReplicaId target = (old + 2) % 5;
+    c.apply(old, c.nodes[old].engine->transfer_leadership(target));
+    int rounds = 0;
+    while (!(c.leader() && *c.leader() == target) && rounds < 50) {
+        c.round(false, 0.0);
+        ++rounds;
+    }
+    ASSERT_TRUE(c.leader().has_value());
+    EXPECT_EQ(*c.leader(), target);
+    EXPECT_LT(rounds, 6) << "a hand-over should take a few round trips, not an election timeout";
+    EXPECT_EQ(c.nodes[target].engine->status().view, term + 1);
+    ASSERT_TRUE(converge(c));
+    c.check_log_matching();
+    EXPECT_FALSE(c.failed);
+}
+
+// Figure 8 with real engines, scripted: S1 (leader, term a) stores X at index i with S2 only;
+// S5 leads term b > a and stores Y at i alone; S1 (or S2) leads term c > b, appends its no-op Z
+// at i+1 and gets X onto S3 but Z onto nobody (its appends carrying Z are lost). X is now on a
+// majority but of an old term: it must not commit. Then S5, whose last term b beats theirs,
+// is elected by S2, S3, S4 and overwrites i with Y. Had the term-c leader committed X by
+// counting, it would have executed X at i while the others execute Y: State Machine Safety.
+TEST(RaftSafety, Figure8ScheduleWithRealEngines) {
+    Cluster c(5, 8, Faults{}, +[](Config& cfg) {
+        cfg.pre_vote = false;
+        cfg.check_quorum = false;
+        cfg.max_entries_per_append = 1;
+    });
+    auto isolate_all_but = [&](std::set<ReplicaId> group) {
+        c.cut_off.clear();
+        c.cut_links.clear();
+        for (ReplicaId x = 0; x < 5; ++x)
+            if (!group.count(x)) c.cut_off.insert(x);
+    };
+    auto rounds_until = [&](auto pred, int max) {
+        for (int r = 0; r < max; ++r) {
+            if (pred()) return true;
+            c.round(false, 0.0);
+        }
+        return pred();
+    };
+    ASSERT_GT(run_until_leader(c), 0u);
+    ASSERT_TRUE(converge(c));
+    const ReplicaId s1 = *c.leader();
+    const ReplicaId s2 = (s1 + 1) % 5, s3 = (s1 + 2) % 5, s4 = (s1 + 3) % 5, s5 = (s1 + 4) % 5;
+    const uint64_t i = c.nodes[s1].executed.size() + 1;
+
+    // S1 stores X at i with S2 only, then S1 crashes.
+    isolate_all_but({s1, s2});
+    c.submit(s1, "X");
+    ASSERT_TRUE(rounds_until([&] { return c.log_of(s2).size() >= i && c.log_of(s2).back().index >= i; }, 20));
+    c.crash(s1, false);
+
+    // S5 is elected by S3, S4 (S2 cut off) and stores its no-op Y at i alone.
+    isolate_all_but({s3, s4, s5});
+    c.drop_if = [&](ReplicaId, ReplicaId, const crypto::Envelope& env) {
+        return env.type == crypto::MessageType::kRaftAppend;
+    };
+    ASSERT_TRUE(rounds_until([&] { return c.leader().has_value(); }, 200));
+    // Any of S3, S4, S5 could win; the script needs S5.
+    ASSERT_EQ(*c.leader(), s5) << "the script needs S5 elected here: if the engine's timing changed, pick another seed";
+    ASSERT_TRUE(c.at(c.log_of(s5), i) != nullptr);
+    c.crash(s5, false);
+
+    // S1 restarts; S1 or S2 leads a later term; its appends carrying its own term's entries
+    // are lost, the older ones get through: X reaches S3.
+    c.drop_if = nullptr;
+    c.start(s1);
+    isolate_all_but({s1, s2, s3, s4});
+    std::optional<ReplicaId> l;
+    ASSERT_TRUE(rounds_until([&] {
+        l = c.leader();
+        return l.has_value();
+    }, 200));
+    ASSERT_TRUE(*l == s1 || *l == s2);  // only their logs (X, term a) are up to date enough
+    const uint64_t term_c = c.nodes[*l].engine->status().view;
+    // Lost: every append that would make a replica store an entry of term c or later (those
+    // it would refuse get through, so the leader still backs up to X).
+    c.drop_if = [&](ReplicaId, ReplicaId to, const crypto::Envelope& env) {
+        if (env.type != crypto::MessageType::kRaftAppend) return false;
+        pb::Append a;
+        a.ParseFromString(env.body);
+        bool new_term = false;
+        for (const auto& e : a.entries()) new_term = new_term || e.term() >= term_c;
+        const LogEntry* prev = c.at(c.log_of(to), a.prev_index());
+        return new_term && prev && prev->term == a.prev_term();
+    };
+    ASSERT_TRUE(rounds_until([&] {
+        const LogEntry* e = c.at(c.log_of(s3), i);
+        return e && e->requests == std::vector<std::string>{"X"};
+    }, 100));
+    for (int r = 0; r < 5; ++r) c.round(false, 0.0);
+    ASSERT_EQ(c.leader(), std::optional<ReplicaId>(*l));
+    EXPECT_EQ(c.committed.count(i), 0u) << "X (an old term's entry) was committed by counting replicas";
+    // The term-c leader crashes; S5 returns and is elected by S2, S3, S4 (they cannot elect
+    // each other without S5: cut pairwise), and overwrites i with Y.
+    c.crash(*l, false);
+    c.drop_if = nullptr;
+    c.start(s5);
+    c.cut_off.clear();
+    c.cut_links.clear();
+    std::vector<ReplicaId> voters;
+    for (ReplicaId x : {s1, s2, s3, s4})
+        if (x != *l) voters.push_back(x);
+    for (ReplicaId a : voters)
+        for (ReplicaId b : voters)
+            if (a < b) c.cut_links.insert({a, b});
+    ASSERT_TRUE(rounds_until([&] { return c.leader() == std::optional<ReplicaId>(s5); }, 300));
+    for (int r = 0; r < 40; ++r) c.round(false, 0.0);
+    ASSERT_EQ(c.committed.count(i), 1u);
+    EXPECT_TRUE(c.committed.at(i).requests.empty()) << "S5's no-op Y is what index i holds";
+    EXPECT_FALSE(c.failed);
+}
+
 // Restart: every replica loses power at once (only fsynced writes survive) and restarts;
 // nothing committed is lost or changed, and the cluster goes on.
 TEST(RaftRestart, PowerLossOfEveryReplicaKeepsCommittedEntries) {
@@ -255,6 +407,43 @@ TEST(RaftRestart, PowerLossOfEveryReplicaKeepsCommittedEntries) {
     ASSERT_TRUE(converge(c));
     EXPECT_GT(c.committed.size(), before);
     c.check_log_matching();
+    EXPECT_FALSE(c.failed);
+}
+
+}  // namespace
+}  // namespace tally::bft::raft::testing
+
+namespace tally::bft::raft::testing {
+namespace {
+
+// Not a test: how many requests per second three engines order and execute together in one
+// thread (signing every message, no network, no disk), with 64 requests offered per round.
+// Run by hand: test_bft --gtest_also_run_disabled_tests --gtest_filter=RaftBench.*
+TEST(RaftBench, DISABLED_EngineThroughput) {
+    Cluster c(3, 1, Faults{}, +[](Config& cfg) {
+        cfg.batch_size_max = 256;
+        cfg.max_entries_per_append = 16;
+        cfg.pipeline_depth = 4;
+        cfg.snapshot_interval = 0;
+    });
+    c.checks = false;
+    ASSERT_GT(run_until_leader(c), 0u);
+    std::string payload(200, 'x');
+    uint64_t k = 0;
+    auto start = std::chrono::steady_clock::now();
+    size_t executed_before = 0;
+    for (const auto& e : c.nodes[0].executed) executed_before += e.requests.size();
+    for (int r = 0; r < 2000; ++r) {
+        auto l = c.leader();
+        for (int i = 0; i < 64 && l; ++i) c.submit(*l, payload + std::to_string(++k));
+        c.round(false, 0.0);
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    size_t executed = 0;
+    for (const auto& e : c.nodes[0].executed) executed += e.requests.size();
+    std::printf("%zu requests executed by each of 3 engines in %.2f s: %.0f/s (%zu entries)\n",
+                executed - executed_before, secs, static_cast<double>(executed - executed_before) / secs,
+                c.nodes[0].executed.size());
     EXPECT_FALSE(c.failed);
 }
 

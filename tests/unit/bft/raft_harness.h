@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -215,6 +216,7 @@ struct Faults {
     double restart = 0.05;   // per down node and round
     double partition = 0.0;  // per round: cut a random node off (for a while)
     double heal = 0.1;       // per round: heal every partition
+    double transfer = 0.0;   // per round: the leader hands over to a random replica
 };
 
 class Cluster {
@@ -223,6 +225,7 @@ public:
         std::unique_ptr<RaftEngine> engine;
         std::map<std::string, std::string> store;   // written: survives a process crash
         std::map<std::string, std::string> synced;  // fsynced: survives a power loss
+        Output unsynced;                            // written since the last fsync
         std::vector<Committed> executed;            // the ledger (durable)
         bool up = true;
         uint64_t leader_term = 0;                   // term it last led (0: none)
@@ -256,6 +259,7 @@ public:
     std::vector<Detected> detections;
     uint64_t next_request = 0;
     uint64_t crashes = 0;  // process crashes and power losses injected
+    uint64_t transfers = 0;  // leader transfers asked for
     // ReadIndex: read id -> the highest index committed anywhere when it was issued. A read
     // answered ok at a lower index would miss a write a client may have seen: not linearizable.
     std::map<uint64_t, uint64_t> reads;
@@ -290,6 +294,7 @@ public:
         node.fetching.reset();
         ++crashes;
         if (power_loss) node.store = node.synced;
+        node.unsynced = Output{};
     }
 
     bool report = true;         // false: record the first failure without failing the test
@@ -306,7 +311,11 @@ public:
     void apply(ReplicaId id, Output out) {
         Node& node = nodes[id];
         apply_persist(node.store, out);
-        if (out.sync) node.synced = node.store;
+        node.unsynced.persist.insert(node.unsynced.persist.end(), out.persist.begin(), out.persist.end());
+        if (out.sync) {
+            apply_persist(node.synced, node.unsynced);
+            node.unsynced.persist.clear();
+        }
         for (auto& o : out.send) {
             if (o.to == kAllReplicas) {
                 for (ReplicaId to = 0; to < n; ++to)
@@ -349,10 +358,13 @@ public:
             for (size_t i = 0; i < node.executed.size(); ++i)
                 if (node.executed[i].requests != nodes[p].executed[i].requests)
                     fail("state transfer: ledgers differ at " + std::to_string(i + 1));
-            node.executed.assign(nodes[p].executed.begin(), nodes[p].executed.begin() + static_cast<std::ptrdiff_t>(t.seq));
+            // Half the time the peer serves its current state, past the target (as a node that
+            // keeps no old states would).
+            uint64_t seq = chance(0.5) ? nodes[p].executed.size() : t.seq;
+            node.executed.assign(nodes[p].executed.begin(), nodes[p].executed.begin() + static_cast<std::ptrdiff_t>(seq));
             node.fetching.reset();
             ++state_transfers;
-            apply(id, node.engine->on_state_restored(t.seq, crypto::Hash{}));
+            apply(id, node.engine->on_state_restored(seq, crypto::Hash{}));
             return;
         }
     }
@@ -392,7 +404,9 @@ public:
 
     // Election Safety, Leader Append-Only and Leader Completeness, checked whenever a replica
     // is seen leading.
+    bool checks = true;  // false: no per-step log checks (they re-read the whole log)
     void check_leader(ReplicaId id) {
+        if (!checks) return;
         Node& node = nodes[id];
         EngineStatus s = node.engine->status();
         if (s.role != "leader") return;
@@ -459,7 +473,11 @@ public:
         apply(to, nodes[to].engine->on_client_request(ClientRequest{RequestInfo{}, payload}));
     }
 
-    bool linked(ReplicaId a, ReplicaId b) const { return !cut_off.count(a) && !cut_off.count(b); }
+    std::set<std::pair<ReplicaId, ReplicaId>> cut_links;  // (a, b), a < b: no messages between them
+    std::function<bool(ReplicaId from, ReplicaId to, const crypto::Envelope&)> drop_if;  // scripted loss
+    bool linked(ReplicaId a, ReplicaId b) const {
+        return !cut_off.count(a) && !cut_off.count(b) && !cut_links.count({std::min(a, b), std::max(a, b)});
+    }
 
     // One round: deliver the queued messages in a shuffled order (some held back, dropped or
     // duplicated), then faults, then a tick on every live replica.
@@ -476,6 +494,7 @@ public:
             if (!nodes[m.to].up || !linked(m.from, m.to)) continue;
             if (with_faults && chance(faults.duplicate)) network.push_back(m);
             auto env = open_unchecked(m.raw);
+            if (drop_if && drop_if(m.from, m.to, env)) continue;
             apply(m.to, nodes[m.to].engine->on_message(m.from, env, m.raw));
         }
         if (with_faults) {
@@ -485,6 +504,11 @@ public:
                 else if (!nodes[i].up && chance(faults.restart)) start(i);
             }
             if (chance(faults.partition)) cut_off.insert(static_cast<ReplicaId>(rng() % n));
+            if (chance(faults.transfer))
+                if (auto l = leader()) {
+                    ++transfers;
+                    apply(*l, nodes[*l].engine->transfer_leadership(static_cast<ReplicaId>(rng() % n)));
+                }
             if (chance(faults.heal)) cut_off.clear();
         }
         for (ReplicaId i = 0; i < n; ++i) try_fetch(i);

@@ -496,5 +496,80 @@ TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
     EXPECT_EQ(appends[0].second.prev_index(), snap);
 }
 
+// The node may only be able to fetch a peer's current state, past the snapshot's index: that
+// state was executed by a peer, so committed; the follower installs it, and the leader's next
+// append after it is accepted although the term there is unknown.
+TEST(RaftRules, InstallSnapshotAcceptsStateBeyondTarget) {
+    Direct f(3, 2);
+    pb::Snapshot m;
+    m.set_term(3);
+    m.set_index(10);
+    m.set_snap_term(2);
+    m.set_digest(std::string(32, '\x01'));
+    Output out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
+    ASSERT_TRUE(out.fetch_state.has_value());
+    EXPECT_TRUE(f.engine->status().recovering);
+    // A state below the target is refused; one beyond it is installed.
+    EXPECT_TRUE(f.engine->on_state_restored(9, Direct::digest_of(9)).empty());
+    f.executed = 14;
+    out = f.apply(f.engine->on_state_restored(14, Direct::digest_of(14)));
+    auto r = sent<pb::AppendReply>(out, MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].second.match_index(), 14u);
+    EXPECT_FALSE(f.engine->status().recovering);
+    r = sent<pb::AppendReply>(f.append(0, 3, 14, 3, 15, {{3, {"next"}}}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.success());
+    EXPECT_EQ(r[0].second.match_index(), 15u);
+    EXPECT_EQ(f.executed, 15u);
+}
+
+// Leader transfer (thesis 3.10): the leader stops taking requests, brings the target up to
+// date, and tells it to campaign at once; the target's vote request carries the transfer flag
+// and is granted by voters that would ignore an ordinary one while their leader is live.
+TEST(RaftRules, LeaderTransferTimeoutNowAndTransferVote) {
+    Direct l(3, 0);
+    l.elect();
+    uint64_t t = l.term();
+    l.request("r1");  // index 2; follower 1 has only the no-op
+    l.append_reply(1, t, true, 1);
+    Output out = l.apply(l.engine->transfer_leadership(1));
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend)) EXPECT_FALSE(a.timeout_now());
+    l.request("r2");  // refused while handing over
+    EXPECT_EQ(l.durable().log.size(), 2u);
+    out = l.append_reply(1, t, true, 2);  // caught up: TimeoutNow goes to 1
+    bool timeout_now = false;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend))
+        if (to == 1 && a.timeout_now()) timeout_now = true;
+    EXPECT_TRUE(timeout_now);
+
+    // The target campaigns at once, without pre-vote, with the transfer flag.
+    Direct f(3, 1);
+    f.append(0, t, 0, 0, 1, {{t, {}}, {t, {"r1"}}});
+    pb::Append a;
+    a.set_term(t);
+    a.set_prev_index(2);
+    a.set_prev_term(t);
+    a.set_commit(1);
+    a.set_timeout_now(true);
+    out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftAppend, a.SerializeAsString()), 0);
+    EXPECT_EQ(f.role(), "candidate");
+    EXPECT_EQ(f.term(), t + 1);
+    auto votes = sent<pb::Vote>(out, MessageType::kRaftVote);
+    ASSERT_EQ(votes.size(), 1u);
+    EXPECT_TRUE(votes[0].second.transfer());
+    EXPECT_FALSE(votes[0].second.pre_vote());
+
+    // A voter that just heard from the leader ignores an ordinary vote but grants this one.
+    Direct v(3, 2);
+    v.append(0, t, 0, 0, 1, {{t, {}}, {t, {"r1"}}});
+    EXPECT_TRUE(sent<pb::VoteReply>(v.vote(1, t + 1, 2, t), MessageType::kRaftVoteReply).empty());
+    pb::Vote tv = votes[0].second;
+    auto r = sent<pb::VoteReply>(v.deliver(crypto::seal(v.keys[1], MessageType::kRaftVote, tv.SerializeAsString()), 1),
+                                 MessageType::kRaftVoteReply);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_TRUE(r[0].second.granted());
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
