@@ -21,7 +21,6 @@
 #include "client/net.h"
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
-#include "node/config.h"
 
 namespace tc = tally::client;
 using tally::Error;
