@@ -313,9 +313,11 @@ struct CommandRun {
     int exit_code = -1;
     std::string output;
 };
-inline CommandRun run_command(const std::string& command) {
+// Runs `command` with a deadline (a program that wrongly keeps running fails the test, not
+// hangs it), stdout and stderr together.
+inline CommandRun run_command(const std::string& command, int timeout_seconds = 60) {
     CommandRun r;
-    FILE* pipe = ::popen(("timeout 60 " + command + " 2>&1").c_str(), "r");
+    FILE* pipe = ::popen(("timeout " + std::to_string(timeout_seconds) + " " + command + " 2>&1").c_str(), "r");
     if (pipe == nullptr) return r;
     char buffer[4096];
     size_t n = 0;

@@ -22,23 +22,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Ran {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr
-};
+using Ran = CommandRun;
 
-Ran run(const std::string& command) {
-    Ran r;
-    // A deadline: a tallyd that wrongly starts must fail the test, not hang it.
-    FILE* pipe = ::popen(("timeout 20 " + command + " 2>&1").c_str(), "r");
-    if (pipe == nullptr) return r;
-    char buffer[4096];
-    size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.output.append(buffer, n);
-    const int status = ::pclose(pipe);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
+// A tallyd that wrongly starts must fail the test, not hang it.
+Ran run(const std::string& command) { return run_command(command, 20); }
 
 void copy_store(const std::string& from, const std::string& to) {
     for (const char* suffix : {"", "-wal"}) {
