@@ -189,11 +189,11 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
         std::stable_sort(s.events.begin(), s.events.end(),
                          [](const Event& a, const Event& b) { return a.tick < b.tick; });
     }
-    // Half the schedules model a power loss whole: a ledger falls back to its last sync and
-    // a replica's in-memory snapshots are gone (issue 11). Drawn from a generator of its own,
-    // so a seed's other choices stay what they were before this choice existed.
+    // With space.volatile_ledgers, half the schedules model a power loss whole: a ledger falls
+    // back to its last sync and a replica's in-memory snapshots are gone (issue 11). Drawn from
+    // a generator of its own, so a seed's other choices stay what they were without it.
     std::mt19937_64 side(seed * 0xD1B54A32D192ED03ull + 0x70CA1);
-    c.volatile_crashes = space.crashes && side() % 2 == 0;
+    c.volatile_crashes = space.crashes && space.volatile_ledgers && side() % 2 == 0;
     return s;
 }
 
