@@ -360,11 +360,13 @@ TEST(RaftSafety, Figure8ScheduleWithRealEngines) {
         a.ParseFromString(env.body);
         bool new_term = false;
         for (const auto& e : a.entries()) new_term = new_term || e.term() >= term_c;
-        const LogEntry* prev = c.at(c.log_of(to), a.prev_index());
+        const std::vector<LogEntry> log = c.log_of(to);  // (at() points into it: keep it alive)
+        const LogEntry* prev = c.at(log, a.prev_index());
         return new_term && prev && prev->term == a.prev_term();
     };
     ASSERT_TRUE(rounds_until([&] {
-        const LogEntry* e = c.at(c.log_of(s3), i);
+        const std::vector<LogEntry> log = c.log_of(s3);
+        const LogEntry* e = c.at(log, i);
         return e && e->requests == std::vector<std::string>{"X"};
     }, 100));
     for (int r = 0; r < 5; ++r) c.round(false, 0.0);
