@@ -64,6 +64,12 @@ struct Wire {
     }
 };
 
+// A power loss: of the slot records, only the synced prepared certificates survive.
+void lose_unsynced_slot_records(Store& store) {
+    for (auto it = store.begin(); it != store.end();)
+        it = it->first.size() == 18 && it->first[17] != kSlotPrepared ? store.erase(it) : std::next(it);
+}
+
 // Replica `h` (a backup of view 0) accepts b at seq 1 from replica 0, prepares it with
 // `other`'s prepare, commits it with the commits of 0 and `other`, and executes it.
 void commit_and_execute_seq_1(Harness& h, ReplicaId other, const std::vector<std::string>& b, Wire& wire) {
@@ -221,8 +227,7 @@ TEST(PbftRestart, WithoutARecordOfWhatItExecutedAReplicaAcceptsThereOnlyWhatANew
     const crypto::Hash d1 = batch_digest(b1);
     commit_and_execute_seq_1(h, 3, b1, wire);
     Store& store = wire.stores[2];
-    for (auto it = store.begin(); it != store.end();)  // the unsynced records are gone
-        it = it->first.size() == 18 && it->first[17] != kSlotPrepared ? store.erase(it) : std::next(it);
+    lose_unsynced_slot_records(store);
     wire.restart(2, 1);
 
     enter_view_1_as_replica_1_proposes(h, 1, b1, {{1, d1}});
@@ -341,8 +346,7 @@ TEST(PbftRestart, WithoutARecordOfWhatItExecutedAReplicaAcceptsANullBatchACertif
     const std::vector<std::string> null_batch;
     commit_and_execute_seq_1(h, 3, null_batch, wire);
     Store& store = wire.stores[2];
-    for (auto it = store.begin(); it != store.end();)  // the unsynced records are gone
-        it = it->first.size() == 18 && it->first[17] != kSlotPrepared ? store.erase(it) : std::next(it);
+    lose_unsynced_slot_records(store);
     wire.restart(2, 1);
 
     enter_view_1_as_replica_1_proposes(h, 1, null_batch, {{1, batch_digest(null_batch)}});
