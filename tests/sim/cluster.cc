@@ -10,6 +10,7 @@
 #include "bft/pbft/messages.h"
 #include "bft/pbft/replica.h"
 #include "bft/quorum.h"
+#include "node/certified_replay.h"
 #include "crypto/assert.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
@@ -524,7 +525,8 @@ void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) 
 
 void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque<bft::Output>& pending) {
     Replica& r = replicas_[id];
-    auto applied = r.ledger->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted);
+    auto applied = r.ledger->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted,
+                                          batch.certificate);
     TALLY_ASSERT(applied.ok());
     if (config_.ledger_autosync_blocks > 0 && batch.seq % config_.ledger_autosync_blocks == 0) sync_ledger(id);
     if (is_honest(id)) {
@@ -584,13 +586,34 @@ void Cluster::try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending) {
             ++detected_["bad_snapshot"];
             continue;
         }
-        ++state_transfers_;
-        uint64_t seq = r.fetching->seq;
-        r.fetching.reset();
-        r.snapshots[seq] = r.ledger->snapshot_point();
-        pending.push_back(r.engine->on_state_restored(seq, r.ledger->last_block().hash()));
-        return;
+        return restored(id, pending);
     }
+    // No peer holds that snapshot (snapshots live in a process's memory, and every peer may
+    // have restarted since): the blocks up to the checkpoint instead, by their certificates,
+    // from the peers' ledgers, as the node fetches them (node/certified_replay.h).
+    const size_t quorum = bft::ByzantineQuorum{config_.f}.quorum();
+    for (bft::ReplicaId peer : r.fetching->peers) {
+        if (!replicas_[peer].up || partitioned(peer, id)) continue;
+        while (r.ledger->last_seq() < r.fetching->seq) {
+            auto block = replicas_[peer].ledger->certified_block(r.ledger->last_seq() + 1);
+            if (!block || block->certificate.empty()) break;  // not held whole there
+            auto executed = node::execute_certified_block(*r.ledger, *block, replica_keys_, quorum);
+            if (!executed) {
+                ++detected_[executed.error().code];
+                break;
+            }
+        }
+        if (r.ledger->last_seq() >= r.fetching->seq) return restored(id, pending);
+    }
+}
+
+void Cluster::restored(bft::ReplicaId id, std::deque<bft::Output>& pending) {
+    Replica& r = replicas_[id];
+    ++state_transfers_;
+    uint64_t seq = r.fetching->seq;
+    r.fetching.reset();
+    r.snapshots[seq] = r.ledger->snapshot_point();
+    pending.push_back(r.engine->on_state_restored(seq, r.ledger->last_block().hash()));
 }
 
 void Cluster::client_tick(uint32_t c) {

@@ -225,6 +225,8 @@ private:
     void drain(bft::ReplicaId id, bft::Output out);
     void execute(bft::ReplicaId id, const bft::Committed& batch, std::deque<bft::Output>& pending);
     void try_fetch(bft::ReplicaId id, std::deque<bft::Output>& pending);
+    // The ledger reached the checkpoint being fetched: tells the engine.
+    void restored(bft::ReplicaId id, std::deque<bft::Output>& pending);
     void start_engine(bft::ReplicaId id);
     void sync_ledger(bft::ReplicaId id);  // the ledger's durable image := its current state
     void client_tick(uint32_t c);

@@ -1,0 +1,34 @@
+// Catching up by certified blocks: executing, on this replica's own ledger, the batches that
+// peers prove committed, one block after another. It is how a replica reaches a stable
+// checkpoint whose snapshot no peer holds any more (snapshots live in a process's memory, and
+// every peer may have restarted since), and it needs nothing but what every replica keeps on
+// disk: its blocks with their commit certificates (ledger schema 4).
+//
+// What it trusts: nothing the peer says but the certificate, which it checks against the
+// replicas' keys. A batch that 2f+1 replicas committed at a seq is the one every honest
+// replica executes there, so executing it is exactly what this replica would have done; the
+// block's header as served is not read (this ledger computes its own), and the caller checks
+// the state it reaches against the checkpoint's proven digest, as after a snapshot.
+//
+// The node fetches the blocks from a peer (replica_state.cc); the simulator reads them from a
+// peer's ledger. Both execute them here.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "crypto/keys.h"
+#include "crypto/result.h"
+#include "ledger/state.h"
+
+namespace tally::node {
+
+// Executes `block`, which must be the next one (ledger.last_seq() + 1), from its commit
+// certificate. Errors: "bad_block" (the peer's fault: the wrong height, a certificate that
+// fails its check or proves another seq), or the ledger's own ("io", ...: this replica's).
+Result<ledger::AppliedBlock> execute_certified_block(ledger::State& ledger,
+                                                     const ledger::CertifiedBlock& block,
+                                                     const std::vector<crypto::PublicKey>& replicas,
+                                                     size_t quorum);
+
+}  // namespace tally::node
