@@ -248,7 +248,7 @@ void Replica::handle_events(bft::Output& out) {
             } else if (m->envelope.type == crypto::MessageType::kFetchBlocks) {
                 on_blocks_request(m->from, m->envelope);
             } else if (m->envelope.type == crypto::MessageType::kBlocks) {
-                on_blocks(m->from, m->envelope);
+                on_blocks(m->from, m->envelope, out);
             } else {
                 out.append(engine_->on_message(m->from, m->envelope, view_of(m->raw)));
             }

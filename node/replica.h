@@ -48,6 +48,10 @@
 
 namespace tally::node {
 
+namespace pb {
+class BlocksReply;  // node/node.proto
+}
+
 // The largest snapshot piece a replica serves, whatever it is asked for (network.json's
 // snapshot_chunk_bytes is at most this): well under a message's limit.
 constexpr uint32_t kSnapshotChunkBytesMax = 1u << 20;
@@ -137,7 +141,12 @@ private:
     void backfill();        // once per loop turn: asks for the next blocks when due
     void next_backfill_peer(std::chrono::milliseconds wait);
     void on_blocks_request(bft::ReplicaId from, const crypto::Envelope& envelope);
-    void on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope);
+    void on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out);
+    // Catching up by certified blocks (node/certified_replay.h): the state transfer's way when
+    // the peer asked holds no snapshot at the checkpoint.
+    void request_blocks_to_checkpoint();
+    void on_blocks_to_checkpoint(bft::ReplicaId from, const pb::BlocksReply& reply, bft::Output& out);
+    void next_state_peer();  // the current peer cannot help: ask the next for the snapshot
 
     // --- replica_clients.cc: answering clients
     void on_request(RequestIn& in, bft::Output& out);
@@ -208,6 +217,13 @@ private:
     std::unique_ptr<ledger::SnapshotImport> import_;  // the snapshot being fetched, if any
     std::optional<bft::StateTarget> next_fetch_;  // a newer checkpoint, once this one is in
     size_t refused_in_a_row_ = 0;  // snapshots that failed their check, one after another
+    // Catching up by certified blocks from asked_peer_: the answer awaited (the blocks from
+    // replay_from_ up), and when to ask for the next ones.
+    bool replaying_ = false;
+    bool replay_awaiting_ = false;
+    uint64_t replay_from_ = 0;
+    uint64_t replayed_ = 0;  // blocks executed from certificates in this transfer
+    std::chrono::steady_clock::time_point replay_next_at_{};
     // The checkpoints this replica serves: the newest two, and any a peer is still fetching.
     struct Served {
         ledger::SnapshotPoint point;

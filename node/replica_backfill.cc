@@ -17,6 +17,7 @@
 
 #include "bft/pbft/certificate.h"
 #include "bft/quorum.h"
+#include "node/certified_replay.h"
 #include "node/node.pb.h"
 #include "node/replica.h"
 
@@ -97,11 +98,14 @@ void Replica::on_blocks_request(bft::ReplicaId from, const crypto::Envelope& env
     last = now;
     pb::BlocksReply reply;
     reply.set_top(request.top());
+    reply.set_from(request.from());
     const uint32_t count = std::min(request.count(), kBlocksPerRequest);
+    // Down from `top` (backfill), or up from `from` (catching up to a checkpoint).
+    const bool up = request.from() > 0;
     size_t bytes = 0;
-    for (uint64_t h = request.top(); h >= 1 && h <= ledger_->last_seq() &&
-                                     static_cast<uint32_t>(reply.blocks_size()) < count;
-         --h) {
+    for (uint64_t h = up ? request.from() : request.top();
+         h >= 1 && h <= ledger_->last_seq() && static_cast<uint32_t>(reply.blocks_size()) < count;
+         up ? ++h : --h) {
         auto block = ledger_->certified_block(h);
         if (!block || block->certificate.empty()) break;  // not held whole here (yet)
         std::string encoded = ledger::encode_certified_block(*block);
@@ -109,15 +113,24 @@ void Replica::on_blocks_request(bft::ReplicaId from, const crypto::Envelope& env
         bytes += encoded.size();
         reply.add_blocks(std::move(encoded));
     }
-    if (reply.blocks_size() > 0) reply.set_blocks(0, answers_->on_backfill_block(request.top(), reply.blocks(0)));
+    if (reply.blocks_size() > 0)
+        reply.set_blocks(0, answers_->on_backfill_block(up ? request.from() : request.top(), reply.blocks(0)));
     send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kBlocks, reply.SerializeAsString())});
 }
 
-void Replica::on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope) {
+void Replica::on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out) {
     pb::BlocksReply reply;
     // Only the answer asked for, from the peer asked: read nothing else.
-    if (!backfill_awaiting_ || from != backfill_peer_ || !reply.ParseFromString(envelope.body) ||
-        reply.top() != backfill_top_) {
+    const bool asked_to_catch_up = replay_awaiting_ && from == asked_peer_;
+    const bool asked_to_backfill = backfill_awaiting_ && from == backfill_peer_;
+    if (asked_to_catch_up || asked_to_backfill) {
+        if (!reply.ParseFromString(envelope.body)) {
+            rejections_.count("malformed", "blocks from replica " + std::to_string(from));
+            return;
+        }
+        if (asked_to_catch_up && reply.from() == replay_from_) return on_blocks_to_checkpoint(from, reply, out);
+    }
+    if (!asked_to_backfill || reply.from() != 0 || reply.top() != backfill_top_) {
         rejections_.count("unasked_blocks", "blocks from replica " + std::to_string(from) +
                                                 ", which was not asked for them");
         return;
@@ -169,6 +182,79 @@ void Replica::on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope) {
     }
     // The next blocks, from the same peer, as soon as it will answer.
     backfill_retry_at_ = backfill_asked_at_ + 2 * kBlocksAnswerInterval;
+}
+
+}  // namespace tally::node
+
+namespace tally::node {
+
+// Catching up by certified blocks (node/certified_replay.h), the state transfer's other way:
+// the peer asked for the checkpoint's snapshot no longer holds it (it restarted since; it
+// keeps snapshots in memory), but it holds the blocks up to it with their certificates. This
+// replica asks that peer for them, kBlocksPerRequest at a time from its own last one up, and
+// executes each from its certificate; the state it reaches at the checkpoint is the one 2f+1
+// replicas proved, as after a snapshot.
+void Replica::request_blocks_to_checkpoint() {
+    const auto now = std::chrono::steady_clock::now();
+    const uint64_t last = ledger_->last_seq();
+    if (!replaying_)
+        spdlog::info("replica {} holds no snapshot at checkpoint {}: replica {} executes the blocks "
+                     "{}..{} from their certificates instead",
+                     asked_peer_, fetching_->seq, id_, last + 1, fetching_->seq);
+    replaying_ = true;
+    replay_awaiting_ = true;
+    replay_from_ = last + 1;
+    fetch_retry_at_ = now + kBlocksPatience;
+    pb::BlocksRequest request;
+    request.set_from(replay_from_);
+    request.set_count(static_cast<uint32_t>(std::min<uint64_t>(kBlocksPerRequest, fetching_->seq - last)));
+    send(bft::Outgoing{asked_peer_, crypto::seal(key_, crypto::MessageType::kFetchBlocks, request.SerializeAsString())});
+    replay_next_at_ = now + 2 * kBlocksAnswerInterval;  // the peer answers once per interval
+}
+
+void Replica::on_blocks_to_checkpoint(bft::ReplicaId from, const pb::BlocksReply& reply, bft::Output& out) {
+    replay_awaiting_ = false;
+    if (ledger_->last_seq() + 1 != replay_from_) return;  // moved meanwhile: asked again when due
+    if (reply.blocks_size() == 0) return next_state_peer();  // it does not hold them either
+    auto refuse = [&](const std::string& why) {
+        ++detected_["bad_blocks"];
+        spdlog::warn("replica {} served a bad block to catch up with ({}): asking another peer", from, why);
+        next_state_peer();
+    };
+    if (reply.blocks_size() > static_cast<int>(kBlocksPerRequest))
+        return refuse(std::to_string(reply.blocks_size()) + " blocks, more than asked");
+    std::vector<crypto::PublicKey> keys;
+    for (const auto& replica : config_.replicas) keys.push_back(replica.public_key);
+    const size_t quorum = bft::ByzantineQuorum{config_.f}.quorum();
+    for (const std::string& bytes : reply.blocks()) {
+        if (ledger_->last_seq() >= fetching_->seq) break;
+        auto block = ledger::decode_certified_block(bytes);
+        if (!block) return refuse(block.error().message);
+        auto executed = execute_certified_block(*ledger_, *block, keys, quorum);
+        if (!executed) {
+            if (executed.error().code == "bad_block") return refuse(executed.error().message);
+            // This replica's own ledger failed (a full disk, ...): nothing a peer can mend. The
+            // same blocks again after the patience.
+            spdlog::error("replica {} cannot execute block {} to catch up: {}: {}", id_,
+                          ledger_->last_seq() + 1, executed.error().code, executed.error().message);
+            replay_next_at_ = fetch_retry_at_;
+            return;
+        }
+        ++replayed_;
+    }
+    if (ledger_->last_seq() < fetching_->seq) return;  // the next blocks when due
+    spdlog::info("replica {} reached checkpoint {} by executing {} certified blocks from replica {}", id_,
+                 fetching_->seq, replayed_, from);
+    replaying_ = false;
+    keep_snapshot(ledger_->last_seq());
+    if (next_fetch_ && next_fetch_->seq > ledger_->last_seq()) {
+        bft::StateTarget newer = std::move(*next_fetch_);
+        next_fetch_.reset();
+        begin_import(newer);
+        request_piece();
+        return;
+    }
+    finish_state_transfer(out);
 }
 
 }  // namespace tally::node

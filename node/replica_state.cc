@@ -73,14 +73,28 @@ void Replica::request_piece() {
 }
 
 void Replica::retry_state_transfer() {
-    if (!fetching_ || std::chrono::steady_clock::now() < fetch_retry_at_) return;
+    if (!fetching_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (replaying_ && !replay_awaiting_) {
+        if (now >= replay_next_at_) request_blocks_to_checkpoint();  // the next blocks
+        return;
+    }
+    if (now < fetch_retry_at_) return;
+    next_state_peer();  // no answer in time
+}
+
+void Replica::next_state_peer() {
     ++fetch_attempt_;
     if (next_fetch_) {
         // No answer for this checkpoint: the peers may have dropped it; take the newest.
         bft::StateTarget newer = std::move(*next_fetch_);
         next_fetch_.reset();
         begin_import(newer);
+    } else if (replaying_) {
+        begin_import(*fetching_);  // the ledger moved on: a snapshot now needs less
     }
+    replaying_ = false;
+    replay_awaiting_ = false;
     request_piece();
 }
 
@@ -91,7 +105,16 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
         return;
     }
     auto it = snapshots_.find(request.seq());
-    if (it == snapshots_.end()) return;  // not (yet) executed here, or already superseded
+    if (it == snapshots_.end()) {
+        // Not (yet) executed here, or superseded, or dropped by a restart: said at once, so
+        // that the asker turns to the blocks (or another peer) without waiting it out.
+        pb::SnapshotReply reply;
+        reply.set_seq(request.seq());
+        reply.set_cursor(request.cursor());
+        reply.set_not_held(true);
+        send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
+        return;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now - it->second.asked >= kServingHold)  // a transfer begins (not each of its pieces)
         spdlog::info("serving the ledger snapshot at seq {} to replica {}", it->first, from);
@@ -132,6 +155,12 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         finish_state_transfer(out);
         return;
     }
+    if (reply.not_held()) {
+        // Restarted since, most likely: the blocks up to the checkpoint serve as well.
+        if (!replaying_) request_blocks_to_checkpoint();
+        return;
+    }
+    if (replaying_) return;  // a piece after it said it holds none: the blocks are under way
     Status added = import_->add(reply.chunk());
     if (!added) {
         if (added.error().code == "io") {
@@ -214,6 +243,9 @@ void Replica::send_snapshot_piece(bft::ReplicaId to, uint64_t seq, const std::st
 void Replica::finish_state_transfer(bft::Output& out) {
     uint64_t seq = ledger_->last_seq();
     fetching_.reset();
+    replaying_ = false;
+    replay_awaiting_ = false;
+    replayed_ = 0;
     next_fetch_.reset();
     import_.reset();
     start_backfill();  // the blocks between the ledger's last before and the snapshot's

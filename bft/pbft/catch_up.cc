@@ -38,11 +38,21 @@ void Replica::tick_catch_up(Output& out) {
         if (auto c = slot.commits.find(key); c != slot.commits.end() && c->second.count(config_.id))
             out.send.push_back(Outgoing{kAllReplicas, c->second.at(config_.id)});
     }
-    // Heartbeat: the newest commit this replica signed that is still in its log.
+    // Heartbeat: the newest commit this replica signed that is still in its log (after a
+    // restart, in the certificate it stored of what it decided).
     if (auto it = log_.find(last_delivered_); it != log_.end()) {
         auto c = it->second.commits.find({it->second.view, it->second.digest});
-        if (c != it->second.commits.end() && c->second.count(config_.id))
+        if (c != it->second.commits.end() && c->second.count(config_.id)) {
             out.send.push_back(Outgoing{kAllReplicas, c->second.at(config_.id)});
+        } else if (it->second.decided) {
+            for (const auto& commit : it->second.decided->commits) {
+                ReplicaId signer = 0;
+                if (open_from(commit, crypto::MessageType::kCommit, &signer) && signer == config_.id) {
+                    out.send.push_back(Outgoing{kAllReplicas, commit});
+                    break;
+                }
+            }
+        }
     }
     if (!own_checkpoints_.empty()) {
         auto& [seq, digest] = *own_checkpoints_.rbegin();

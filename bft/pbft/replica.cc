@@ -237,6 +237,10 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
             low_ = stable->seq();
             low_digest_ = d;
             low_proof_ = std::move(proof);
+            // Its own CHECKPOINT, if the proof holds it, is its newest again: the heartbeat
+            // (catch_up.cc) carries it, so that a replica that missed the checkpoint learns of
+            // it from an idle network whose every replica restarted since.
+            if (checkpoints_[low_][d].count(config_.id)) own_checkpoints_[low_] = d;
         }
     }
     // A restarted replica re-enters its view; it learns newer views from its peers.

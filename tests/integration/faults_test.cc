@@ -6,8 +6,6 @@
 #include <sqlite3.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <regex>
 
 #include "client/bench.h"
@@ -96,20 +94,11 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
               << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - restarted).count()
               << " ms\n";
     // Through a snapshot, not batch by batch: the peers' logs no longer hold what it missed.
-    // (tallyd flushes its log every second: wait for the line, with a deadline.)
-    std::smatch installed;
-    std::string text;
-    const std::regex installed_line(R"(installed the ledger at seq \d+ \((\d+) transaction records\))");
-    auto logged = [&] {
-        std::ifstream log(net.dir() + "/logs/replica-3.log");
-        text.assign(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
-        return std::regex_search(text, installed, installed_line);
-    };
-    auto until = Clock::now() + 10s;
-    while (!logged() && Clock::now() < until) std::this_thread::sleep_for(100ms);
-    ASSERT_TRUE(logged()) << "replica 3 did not transfer state";
+    const auto installed =
+        wait_for_log_line(net, 3, std::regex(R"(installed the ledger at seq \d+ \((\d+) transaction records\))"));
+    ASSERT_FALSE(installed.empty()) << "replica 3 did not transfer state";
     // The history came along, in many pieces of 4 KiB (~60 records each).
-    EXPECT_GE(std::stoull(installed[1].str()), 1000u) << installed[0].str();
+    EXPECT_GE(std::stoull(installed[1]), 1000u) << installed[0];
 
     // And it takes part again: more transfers, all four still agree.
     {
@@ -145,6 +134,56 @@ TEST(Faults, AReplicaDownWhileThousandsOfTransfersCommitCatchesUpByStateTransfer
     const CommandRun gap = run_command(bin_dir() + "/tally audit --dir " + net.dir() + " --data " + copy);
     EXPECT_EQ(gap.exit_code, 1) << gap.output;
     EXPECT_NE(gap.output.find("FAILED: block 5 is missing"), std::string::npos) << gap.output;
+}
+
+// A snapshot lives in a replica's memory: when every peer has restarted since the last stable
+// checkpoint, none holds it, and a replica that was down needs exactly that state. Each peer
+// says so at once (not_held), and the returning replica executes the blocks up to the
+// checkpoint from their commit certificates instead, which every replica keeps on disk. (The
+// simulator found this with power losses: seeds 3407 and 4004787 stalled for ever.)
+TEST(Faults, AReplicaBehindACheckpointWhoseSnapshotNoPeerHoldsAnyMoreCatchesUpByCertifiedBlocks) {
+    LiveNetwork net(client::NetUpOptions{}, [](node::api::NetworkConfig& c) {
+        c.consensus.checkpoint_interval = 8;
+        c.consensus.watermark_window = 32;
+    });
+    ASSERT_TRUE(net.ok());
+    net.kill(3);
+    {
+        Load a(net.config(), net.account("alice"), net.account("bob").public_key());
+        ASSERT_TRUE(a.wait_more(30, 60s));
+    }
+    std::string last;
+    ASSERT_TRUE(net.converged({0, 1, 2}, 30s, &last)) << last;
+    // A ledger that stopped exactly at a checkpoint serves it again from the start: one more
+    // transfer, so that the peers stop between two.
+    const std::string tally = bin_dir() + "/tally --dir " + net.dir();
+    if (net.status()[0].reply.executed() % 8 == 0) {
+        const CommandRun one = run_command(tally + " transfer --key carol --to dave --amount 1");
+        ASSERT_EQ(one.exit_code, 0) << one.output;
+        ASSERT_TRUE(net.converged({0, 1, 2}, 30s, &last)) << last;
+    }
+    const auto before = net.status();
+    ASSERT_GE(before[0].reply.stable_checkpoint(), 8u);
+    ASSERT_NE(before[0].reply.executed() % 8, 0u);
+
+    for (uint32_t id = 0; id < 3; ++id) net.kill(id);
+    for (uint32_t id = 0; id < 3; ++id) net.start(id);
+    net.start(3);
+    EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
+    const auto reached = wait_for_log_line(
+        net, 3, std::regex(R"(reached checkpoint (\d+) by executing (\d+) certified blocks)"));
+    ASSERT_FALSE(reached.empty()) << "replica 3 did not catch up by certified blocks";
+    EXPECT_EQ(std::stoull(reached[1]), before[0].reply.stable_checkpoint()) << reached[0];
+    EXPECT_GT(std::stoull(reached[2]), 0u) << reached[0];
+
+    // It takes part again, and its chain is whole: every block it executed came with its
+    // certificate, kept with it.
+    {
+        Load a(net.config(), net.account("alice"), net.account("bob").public_key());
+        ASSERT_TRUE(a.wait_more(10, 60s));
+    }
+    EXPECT_TRUE(net.converged({0, 1, 2, 3}, 60s, &last)) << "executed/digest per replica: " << last;
+    expect_audit_passes(net, 3, 60s);
 }
 
 // Replica 0 lies in the snapshots it serves (`tallyd --traitor lying-snapshot`: balances, a

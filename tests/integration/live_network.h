@@ -15,11 +15,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -325,6 +328,21 @@ inline CommandRun run_command(const std::string& command, int timeout_seconds = 
     const int status = ::pclose(pipe);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
+}
+
+// Waits until replica `id`'s log holds a match of `line` (tallyd flushes its log every second),
+// with a deadline. Returns the match and its groups; empty when none came in time.
+inline std::vector<std::string> wait_for_log_line(const LiveNetwork& net, uint32_t id, const std::regex& line,
+                                                  std::chrono::seconds deadline = std::chrono::seconds(10)) {
+    const auto until = Clock::now() + deadline;
+    while (true) {
+        std::ifstream log(net.dir() + "/logs/replica-" + std::to_string(id) + ".log");
+        const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+        std::smatch match;
+        if (std::regex_search(text, match, line)) return {match.begin(), match.end()};
+        if (Clock::now() >= until) return {};
+        std::this_thread::sleep_for(100ms);  // polling interval, not synchronisation
+    }
 }
 
 // `tally audit` passes on replica `id`'s data folder within `patience` (a replica installed by

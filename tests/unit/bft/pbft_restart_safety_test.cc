@@ -153,6 +153,51 @@ TEST(PbftRestart, ARestartedReplicaServesTheBatchesItExecutedToAPeerCatchingUp) 
     EXPECT_EQ(reply.batches(0).commits_size(), 3);
 }
 
+// Found with real processes: a replica down while the others made checkpoint 4 stable, then
+// every other replica restarted and the network idled. Their heartbeat (the newest commit and
+// CHECKPOINT each signed, every retransmit interval) carried nothing after the restart, so the
+// replica that was down never learned it was behind. A restarted replica's newest CHECKPOINT
+// is its stable one: it sends it again.
+TEST(PbftRestart, ARestartedReplicasHeartbeatCarriesItsStableCheckpointSoAnIdleNetworkTellsALaggard) {
+    Harness h(1);
+    h.config.retransmit_ticks = 5;
+    crypto::Hash digest{};
+    digest[4] = 2;
+    pb::StableCheckpoint stable;
+    stable.set_seq(4);
+    stable.set_state_digest(hash_bytes(digest));
+    for (ReplicaId r : {0u, 1u, 2u}) stable.add_proof(h.checkpoint(r, 4, digest));
+    Output out = h.restart({{std::string(kKeyStable), stable.SerializeAsString()}}, 4);
+    for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) out.append(h.engine->on_tick());
+    bool told = false;
+    for (const auto& env : sent(out, MessageType::kCheckpoint)) {
+        pb::Checkpoint cp;
+        ASSERT_TRUE(cp.ParseFromString(env.body));
+        told |= cp.seq() == 4 && env.sender == h.keys[1].public_key();
+    }
+    EXPECT_TRUE(told) << "a restarted replica's heartbeat says nothing of how far the network is";
+}
+
+// The same for what it executed beyond that checkpoint: its heartbeat carries its commit of
+// the newest batch it executed, from the certificate it stored, so that the laggard asks for
+// the batches (FETCH-STATE) without waiting for the next client.
+TEST(PbftRestart, ARestartedReplicasHeartbeatCarriesItsNewestCommitFromTheCertificateItStored) {
+    Harness h(2);
+    h.config.retransmit_ticks = 5;
+    Wire wire;
+    wire.engines = {{2, &h}};
+    commit_and_execute_seq_1(h, 3, {h.request()}, wire);
+    Output out = h.restart({wire.stores[2].begin(), wire.stores[2].end()}, 1);
+    for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) out.append(h.engine->on_tick());
+    bool told = false;
+    for (const auto& env : sent(out, MessageType::kCommit)) {
+        pb::Vote v;
+        ASSERT_TRUE(v.ParseFromString(env.body));
+        told |= v.seq() == 1 && env.sender == h.keys[2].public_key();
+    }
+    EXPECT_TRUE(told) << "a restarted replica's heartbeat says nothing of what it executed";
+}
+
 TEST(PbftRestart, ABatchDecidedButNotExecutedBeforeACrashExecutesAfterTheRestart) {
     Harness h(2);
     Wire wire;
