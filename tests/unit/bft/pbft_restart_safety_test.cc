@@ -153,6 +153,19 @@ TEST(PbftRestart, ARestartedReplicaServesTheBatchesItExecutedToAPeerCatchingUp) 
     EXPECT_EQ(reply.batches(0).commits_size(), 3);
 }
 
+// Whether, within two retransmit intervals after `out` (a restart's), the replica under test
+// sends its own message of `type` (a Checkpoint or a Vote) for `seq`.
+template <typename Body>
+bool heartbeat_carries(Harness& h, Output out, MessageType type, uint64_t seq) {
+    for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) out.append(h.engine->on_tick());
+    for (const auto& env : sent(out, type)) {
+        Body body;
+        if (body.ParseFromString(env.body) && body.seq() == seq && env.sender == h.keys[h.id].public_key())
+            return true;
+    }
+    return false;
+}
+
 // Found with real processes: a replica down while the others made checkpoint 4 stable, then
 // every other replica restarted and the network idled. Their heartbeat (the newest commit and
 // CHECKPOINT each signed, every retransmit interval) carried nothing after the restart, so the
@@ -168,14 +181,8 @@ TEST(PbftRestart, ARestartedReplicasHeartbeatCarriesItsStableCheckpointSoAnIdleN
     stable.set_state_digest(hash_bytes(digest));
     for (ReplicaId r : {0u, 1u, 2u}) stable.add_proof(h.checkpoint(r, 4, digest));
     Output out = h.restart({{std::string(kKeyStable), stable.SerializeAsString()}}, 4);
-    for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) out.append(h.engine->on_tick());
-    bool told = false;
-    for (const auto& env : sent(out, MessageType::kCheckpoint)) {
-        pb::Checkpoint cp;
-        ASSERT_TRUE(cp.ParseFromString(env.body));
-        told |= cp.seq() == 4 && env.sender == h.keys[1].public_key();
-    }
-    EXPECT_TRUE(told) << "a restarted replica's heartbeat says nothing of how far the network is";
+    EXPECT_TRUE(heartbeat_carries<pb::Checkpoint>(h, std::move(out), MessageType::kCheckpoint, 4))
+        << "a restarted replica's heartbeat says nothing of how far the network is";
 }
 
 // The same for what it executed beyond that checkpoint: its heartbeat carries its commit of
@@ -188,14 +195,8 @@ TEST(PbftRestart, ARestartedReplicasHeartbeatCarriesItsNewestCommitFromTheCertif
     wire.engines = {{2, &h}};
     commit_and_execute_seq_1(h, 3, {h.request()}, wire);
     Output out = h.restart({wire.stores[2].begin(), wire.stores[2].end()}, 1);
-    for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) out.append(h.engine->on_tick());
-    bool told = false;
-    for (const auto& env : sent(out, MessageType::kCommit)) {
-        pb::Vote v;
-        ASSERT_TRUE(v.ParseFromString(env.body));
-        told |= v.seq() == 1 && env.sender == h.keys[2].public_key();
-    }
-    EXPECT_TRUE(told) << "a restarted replica's heartbeat says nothing of what it executed";
+    EXPECT_TRUE(heartbeat_carries<pb::Vote>(h, std::move(out), MessageType::kCommit, 1))
+        << "a restarted replica's heartbeat says nothing of what it executed";
 }
 
 TEST(PbftRestart, ABatchDecidedButNotExecutedBeforeACrashExecutesAfterTheRestart) {
