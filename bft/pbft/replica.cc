@@ -251,6 +251,11 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     view_recorded_ = view_known;
     if (view_known && active_) silent_through_view_ = view_;
     if (active_) entered_view_ = std::max(entered_view_, view_);
+    // Restarted between views: it left its view knowing at least what it executed and logged,
+    // so only progress beyond that counts towards the rejoin rule (not its peers' heartbeats,
+    // which repeat their newest commit, of whatever view).
+    if (!active_)
+        left_view_at_seq_ = std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
     // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
     // signing it is in memory only): sign it again, or with every replica restarted at h + L
     // no checkpoint would ever become stable and the full window would stall the network.

@@ -65,6 +65,11 @@ void Replica::persist_view(Output& out) {
 }
 
 void Replica::start_view_change(uint64_t new_view, Output& out) {
+    // A replica that rejoined a lower view (the rejoin rule) had already left for
+    // rejoined_below_view_: it may have signed a VIEW-CHANGE and, as primary, a NEW-VIEW for
+    // any view in between, which it no longer remembers after a restart. It never signs for
+    // those views again (seed 7953: a NEW-VIEW for view 1 signed twice, differently).
+    new_view = std::max(new_view, rejoined_below_view_);
     if (active_) {
         lower_view_seen_.clear();
         left_view_at_seq_ = std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});

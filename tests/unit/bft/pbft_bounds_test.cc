@@ -304,6 +304,32 @@ TEST(PbftRejoin, AReplicaThatChangedViewAloneRejoinsTheViewFPlusOnePeersShowAndE
     EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "silent in the view it left";
 }
 
+// Seed 7953: replica 1, primary of view 1, signed a NEW-VIEW for view 1, moved on to view 2
+// and lost power. Restarted between views (its view record: view 2), it rejoined view 0,
+// where its peers were, then timed out there and signed a VIEW-CHANGE and a second, different
+// NEW-VIEW for view 1. Having left for view 2, it never signs for a view below it again.
+TEST(PbftRejoin, AReplicaThatRejoinedALowerViewNeverSignsForAViewBelowTheOneItLeft) {
+    Harness h(1);
+    Output out = h.restart({{std::string(kKeyView), be64(2) + std::string(1, '\0')}});
+    ASSERT_EQ(h.engine->status().view, 2u);
+    ASSERT_TRUE(h.engine->status().view_changing);
+    // Its peers show progress in view 0: it rejoins it.
+    std::vector<std::string> batch{h.request()};
+    out.append(commit_batch(h, 0, 1, batch));
+    ASSERT_EQ(h.engine->status().view, 0u);
+    ASSERT_FALSE(h.engine->status().view_changing);
+    // View 0's primary then goes quiet: a request times out there.
+    out = h.engine->on_client_request(ClientRequest{{h.client.public_key(), 2}, h.request()});
+    for (uint64_t t = 0; t < 4 * h.config.view_change_timeout_ticks; ++t) out.append(h.engine->on_tick());
+    const auto changes = sent(out, MessageType::kViewChange);
+    ASSERT_FALSE(changes.empty()) << "it never left view 0";
+    for (const auto& env : changes) {
+        pb::ViewChange vc;
+        ASSERT_TRUE(vc.ParseFromString(env.body));
+        EXPECT_GE(vc.new_view(), 2u) << "a VIEW-CHANGE for a view below the one it had left";
+    }
+}
+
 // --- Oversized batches -------------------------------------------------------------------
 
 TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
