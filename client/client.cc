@@ -118,6 +118,8 @@ Status Client::connect(const node::api::NetworkConfig& config) {
         status_.reset();
         config_ = config;
         accept_ = accept;
+        leader_hint_.reset();
+        known_term_ = 0;
         transport_ = std::move(transport);
     } catch (const zmq::error_t& e) {
         return make_error("network", std::string("cannot connect to the replicas: ") + e.what());
@@ -141,6 +143,21 @@ void Client::send_to_all(std::string_view frame) {
     for (uint32_t i = 0; i < transport_->sockets.size(); ++i) send_to(i, frame);
 }
 
+void Client::send_request(const std::string& envelope) {
+    if (accept_.follows_leader() && leader_hint_) {
+        send_to(*leader_hint_, envelope);
+        return;
+    }
+    send_to_all(envelope);
+}
+
+void Client::learn_term(uint64_t term, std::optional<uint32_t> leader) {
+    if (term < known_term_) return;
+    if (term > known_term_) leader_hint_.reset();  // a new term: the old leader's hint is stale
+    known_term_ = term;
+    if (leader && *leader < config_.n()) leader_hint_ = leader;
+}
+
 // --- Asynchronous ordered requests ----------------------------------------------------------
 
 Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done, Duration timeout) {
@@ -155,11 +172,11 @@ Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done,
     PendingOrdered pending{std::move(envelope), expected,
                            ReplyQuorum(QuorumKind::kOrdered, accept_.ordered, config_.n(),
                                        expected, &verified_roots_),
-                           0, deadline_after(timeout), now + options_.retransmit_interval,
+                           0, 0, std::nullopt, deadline_after(timeout), now + options_.retransmit_interval,
                            std::move(done)};
     auto [it, inserted] = ordered_.emplace(id, std::move(pending));
     TALLY_ASSERT(inserted);
-    send_to_all(it->second.envelope);
+    send_request(it->second.envelope);
     next_timer_ = std::min({next_timer_, it->second.next_send, it->second.deadline});
     return tx->id;
 }
@@ -239,7 +256,10 @@ size_t Client::run_timers(Clock::time_point now) {
             continue;
         }
         if (now >= pending.next_send) {
+            // Every replica, whatever the protocol: a leader the client believed in may be
+            // dead, and the others redirect to the new one.
             send_to_all(pending.envelope);
+            pending.sent_to_leader.reset();
             ++retransmits_;
             pending.next_send = now + options_.retransmit_interval;
         }
@@ -292,6 +312,7 @@ void Client::on_frame(uint32_t replica, std::string_view frame) {
         case crypto::MessageType::kBatchReply: on_reply(replica, frame, *envelope); return;
         case crypto::MessageType::kReadReply: on_read_reply(replica, frame, *envelope); return;
         case crypto::MessageType::kStatusReply: on_status_reply(replica, frame); return;
+        case crypto::MessageType::kRedirect: on_redirect(replica, frame); return;
         default: ++counters_.malformed; return;
     }
 }
@@ -321,8 +342,16 @@ void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::En
         return;
     }
     auto& pending = it->second;
+    if (accept_.follows_leader() && reply.view() < known_term_) {
+        // A replica of an older term than a leader (or a redirect) this client has seen
+        // proved: it may have been deposed since; its word waits for the current leader's.
+        ++counters_.stale;
+        return;
+    }
     const Vote vote = pending.quorum.add(replica, config_.replicas[replica].public_key, frame);
     if (vote != Vote::kAccepted) return;
+    // The one reply accepted (its signature checked): that replica led in its term.
+    if (accept_.follows_leader()) learn_term(reply.view(), replica);
     if (refusal_to_recheck(pending)) return;
     const std::string id = it->first;
     const auto& accepted = *pending.quorum.accepted();
@@ -374,6 +403,49 @@ void Client::on_read_reply(uint32_t replica, std::string_view frame,
             next_timer_ = std::min(next_timer_, grace_end);
         }
     }
+}
+
+void Client::on_redirect(uint32_t replica, std::string_view frame) {
+    if (!accept_.follows_leader()) {  // a protocol where nobody redirects
+        ++counters_.malformed;
+        return;
+    }
+    crypto::OpenOptions options;
+    options.max_bytes = kReplyBytesMax;
+    options.expected_sender = config_.replicas[replica].public_key;
+    auto envelope = crypto::open(frame, options);
+    if (!envelope) {
+        ++counters_.bad_signature;
+        return;
+    }
+    node::api::pb::Redirect redirect;
+    if (!redirect.ParseFromString(envelope->body) || redirect.replica() != replica ||
+        (redirect.has_leader() && redirect.leader() >= config_.n())) {
+        ++counters_.malformed;
+        return;
+    }
+    auto it = ordered_.find(redirect.tx_id());
+    if (it == ordered_.end()) {
+        ++counters_.stale;
+        return;
+    }
+    auto& pending = it->second;
+    const bool names_other = redirect.has_leader() && redirect.leader() != replica;
+    learn_term(redirect.view(), names_other ? std::optional<uint32_t>(redirect.leader()) : std::nullopt);
+    const auto now = Clock::now();
+    if (!names_other || redirect.view() < known_term_) {
+        // No leader yet (an election), or a hint older than what the client knows: ask again
+        // soon rather than after a whole retransmission interval.
+        pending.next_send = std::min(pending.next_send, now + options_.refusal_recheck);
+        next_timer_ = std::min(next_timer_, pending.next_send);
+        return;
+    }
+    if (pending.sent_to_leader == redirect.leader()) return;  // already went there
+    if (pending.hops >= accept_.redirect_hops_max) return;   // the retransmissions carry on
+    ++pending.hops;
+    pending.sent_to_leader = redirect.leader();
+    ++counters_.redirected;
+    send_to(redirect.leader(), pending.envelope);
 }
 
 void Client::on_status_reply(uint32_t replica, std::string_view frame) {

@@ -43,7 +43,7 @@ struct Args {
     std::string out_file;
     std::string key;
     // net
-    uint32_t nodes = 4;
+    uint32_t nodes = 0;  // the protocol's default
     std::vector<std::string> traitors;
     std::string protocol = "pbft";
     double wait_s = 30.0;
@@ -339,8 +339,9 @@ int main(int argc, char** argv) {
     net->require_subcommand(1);
     net->fallthrough();
     auto* up = net->add_subcommand("up", "create (or restart) a local network and wait until it serves");
-    up->add_option("--nodes", args.nodes, "replicas (PBFT: 3f+1)")->capture_default_str();
-    up->add_option("--protocol", args.protocol, "pbft or raft")->capture_default_str();
+    up->add_option("--nodes", args.nodes,
+                   "replicas (PBFT: 3f+1, default 4; Raft: any n, f = floor((n-1)/2), default 3)");
+    up->add_option("--consensus,--protocol", args.protocol, "pbft or raft")->capture_default_str();
     up->add_option("--traitor", args.traitors,
                    "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
                    "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "

@@ -156,6 +156,11 @@ private:
     void refuse(const RequestIn& in, Refusal refusal);
     // Remembers that `tx_id` executed as nonce_too_high with its sender's nonce at `nonce`.
     void remember_not_yet(const crypto::Hash& tx_id, uint64_t nonce);
+    // Tells the clients of a request this replica does not order where the leader is
+    // (bft::Redirect); keeps nothing of the request.
+    void redirect_clients(const bft::Redirect& redirect);
+    void send_redirect(const std::string& routing_id, const crypto::Hash& tx_id,
+                       const bft::Redirect& redirect);
     void on_read(const ReadIn& in);
     void on_status(const StatusIn& in);
     // A Reply's bytes for one request, as answers_ would have them.

@@ -4,8 +4,11 @@
 // their Merkle root (crypto/reply_batch.h), every other reply is signed alone.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "crypto/hash.h"
 #include "crypto/reply_batch.h"
+#include "ledger/tx.h"
 #include "node/api/client.pb.h"
 #include "node/replica.h"
 
@@ -59,7 +62,11 @@ void Replica::reply(const ClientRoute& route, const crypto::Hash& tx_id,
                   reply_body(route, tx_id, outcome, view));
 }
 
-void Replica::reply_batch(uint64_t seq, uint64_t view, const std::vector<ledger::Outcome>& outcomes) {
+void Replica::reply_batch(uint64_t seq, uint64_t batch_view, const std::vector<ledger::Outcome>& outcomes) {
+    // A reply carries the replica's view (term) when it replied, as Reply.view says: a Raft
+    // client checks it against the newest term it knows (an entry of an earlier term may
+    // execute under a later leader).
+    const uint64_t view = std::max(batch_view, engine_->status().view);
     BatchSignJob job;
     job.batch = seq;
     for (const auto& outcome : outcomes) {
@@ -120,6 +127,16 @@ void Replica::refuse(const RequestIn& in, Refusal refusal) {
 }
 
 void Replica::on_request(RequestIn& in, bft::Output& out) {
+    if (!engine_->takes_client_requests()) {
+        // Another replica orders requests (a Raft follower), or none is known to yet: the
+        // client is told where to go, before this replica's reply cache or admission could
+        // answer for a leader it is not. Nothing of the request is kept.
+        bft::Output taken = engine_->on_client_request(in.request);
+        for (const auto& redirect : taken.redirects) send_redirect(in.routing_id, in.tx_id, redirect);
+        taken.redirects.clear();
+        out.append(std::move(taken));
+        return;
+    }
     const ClientRoute route{in.routing_id, in.request.info.client, in.request.info.nonce};
     // The reply cache: a request that already executed is answered from the ledger with its
     // recorded outcome, and never reaches the engine again.
@@ -148,6 +165,26 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
     routes_.add(in.tx_id, in.request.info.client, in.request.info.nonce, in.query,
                 std::move(in.routing_id), std::chrono::steady_clock::now());
     out.append(engine_->on_client_request(in.request));
+}
+
+void Replica::send_redirect(const std::string& routing_id, const crypto::Hash& tx_id,
+                            const bft::Redirect& redirect) {
+    api::pb::Redirect r;
+    r.set_tx_id(bytes_of(tx_id));
+    r.set_replica(id_);
+    r.set_view(redirect.view);
+    if (redirect.leader && *redirect.leader < config_.n() && *redirect.leader != id_) {
+        r.set_has_leader(true);
+        r.set_leader(*redirect.leader);
+    }
+    sign_and_send(routing_id, crypto::MessageType::kRedirect, r.SerializeAsString());
+}
+
+void Replica::redirect_clients(const bft::Redirect& redirect) {
+    const crypto::Hash tx_id = ledger::tx_id(redirect.payload);
+    auto pending = routes_.take(tx_id);
+    if (!pending) return;  // its client is not connected here (the request came in a peer's log)
+    for (const auto& routing_id : pending->routing_ids) send_redirect(routing_id, tx_id, redirect);
 }
 
 void Replica::on_read(const ReadIn& in) {
@@ -181,6 +218,13 @@ void Replica::on_status(const StatusIn& in) {
     r.set_low_water_mark(status.low_water_mark);
     r.set_stable_checkpoint(status.stable_checkpoint);
     r.set_view_changing(status.view_changing);
+    r.set_commit_index(status.commit_index);
+    r.set_last_log_index(status.last_log_index);
+    r.set_applied(status.last_executed);
+    if (status.leader) {
+        r.set_has_leader(true);
+        r.set_leader(*status.leader);
+    }
     for (const auto& behaviour : options_.traitor) r.add_traitor(behaviour);
     for (const auto& [kind, count] : detected_) {
         auto* d = r.add_detected();
