@@ -186,7 +186,10 @@ size_t Client::complete(const std::string& id, Result<OrderedResult> result) {
     if (node.empty()) return 0;
     auto& pending = node.mapped();
     counters_ += pending.quorum.counters();
-    if (pending.quorum.done()) remember(id, reply_key(*pending.quorum.accepted(), QuorumKind::kOrdered));
+    if (pending.quorum.done()) {
+        remember(id, reply_key(*pending.quorum.accepted(), QuorumKind::kOrdered));
+        session_seq_ = std::max(session_seq_, pending.quorum.accepted()->seq());
+    }
     Completion done = std::move(pending.done);
     ++completions_;
     if (done) done(result);
@@ -609,7 +612,13 @@ Result<BalanceResult> Client::balance(const crypto::PublicKey& account, Consiste
         case Consistency::kFast: {
             const auto fast_deadline = std::min(deadline, deadline_after(options_.fast_read_wait));
             auto reply = unordered_read(account, std::nullopt, fast_deadline, nullptr);
-            if (reply) return balance_from_reply(account, *reply, Consistency::kFast);
+            // Raft: a majority agreeing at one seq may all lag the leader, which answered this
+            // client's own writes alone (followers learn the commit index with its next
+            // append): a fast read older than what this client saw committed is not believed
+            // (else `transfer` would reuse a nonce). Under PBFT the 2f+1 include one of the f+1
+            // that answered the write, so an honest answer is never older.
+            const bool fresh = !accept_.follows_leader() || (reply && reply->seq() >= session_seq_);
+            if (reply && fresh) return balance_from_reply(account, *reply, Consistency::kFast);
             // No 2f+1 agreement (replicas at different points, some down, or lying): ask
             // through consensus instead.
             auto r = ordered_balance(account, deadline);

@@ -255,6 +255,9 @@ private:
     // from redirects and accepted replies, and the newest term it has seen (both verified).
     std::optional<uint32_t> leader_hint_;
     uint64_t known_term_ = 0;
+    // The highest seq of an ordered result this client accepted: a Raft fast read older than
+    // it falls back to an ordered read (read-your-writes).
+    uint64_t session_seq_ = 0;
 
     std::unordered_map<std::string, PendingOrdered> ordered_;  // by tx id bytes
     std::unordered_map<std::string, PendingRead> reads_;       // by query tx id bytes
