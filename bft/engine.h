@@ -169,6 +169,16 @@ struct EngineStatus {
     bool view_changing = false;      // PBFT
 };
 
+// The answer to a linearizable read without a log write (Engine::read_index): ok with the
+// index the ledger has executed through (serve the read from the ledger now), or refused (not
+// the leader, stepped down, too many pending) with the leader this replica believes in.
+struct ReadResult {
+    uint64_t read_id = 0;
+    bool ok = false;
+    uint64_t index = 0;
+    std::optional<ReplicaId> leader;
+};
+
 // --- The engine ------------------------------------------------------------------------
 
 class Engine {
@@ -206,6 +216,17 @@ public:
     // leader handing over): on_client_request answers with a Redirect, and the node sends it
     // before its reply cache or admission would answer for a leader it is not. PBFT: always.
     virtual bool takes_client_requests() const { return true; }
+
+    // Linearizable reads without ordering them (Raft's ReadIndex, thesis 6.4). An engine that
+    // offers them says so; the node then starts one per ordered query (read_index, with an id
+    // of its choosing) and answers it from its ledger when take_reads() releases it — at once
+    // or after later inputs. PBFT offers none: its queries are ordered like transfers.
+    virtual bool offers_read_index() const { return false; }
+    virtual Output read_index(uint64_t read_id) {
+        (void)read_id;
+        return {};
+    }
+    virtual std::vector<ReadResult> take_reads() { return {}; }
 
     // Misbehaviour detected since the last call (the caller counts and logs it).
     virtual std::vector<Detected> take_detected() = 0;

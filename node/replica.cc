@@ -310,6 +310,7 @@ Status Replica::drain(bft::Output out) {
         for (const auto& redirect : out.redirects) redirect_clients(redirect);
         out = std::move(next);
     }
+    answer_reads();
     collect_detected();
     if (recovering_ && !engine_->status().recovering) {
         // The engine persisted (synced) its view above: from now on the restart rule holds.

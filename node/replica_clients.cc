@@ -144,6 +144,10 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
         reply(route, in.tx_id, *done, engine_->status().view);
         return;
     }
+    if (in.query && engine_->offers_read_index()) {
+        start_read_index(in, out);
+        return;
+    }
     if (auto q = answered_queries_.find(in.tx_id); q != answered_queries_.end()) {
         reply(route, in.tx_id, q->second, engine_->status().view);
         return;
@@ -185,6 +189,38 @@ void Replica::redirect_clients(const bft::Redirect& redirect) {
     auto pending = routes_.take(tx_id);
     if (!pending) return;  // its client is not connected here (the request came in a peer's log)
     for (const auto& routing_id : pending->routing_ids) send_redirect(routing_id, tx_id, redirect);
+}
+
+void Replica::start_read_index(RequestIn& in, bft::Output& out) {
+    // Bounded: as many as the engine holds (raft::Config::max_pending_reads), no more.
+    constexpr size_t kReadsPendingMax = 4096;
+    if (read_index_pending_.size() >= kReadsPendingMax) {
+        refuse(in, Refusal::kQueriesBusy);
+        return;
+    }
+    const uint64_t id = next_read_id_++;
+    read_index_pending_[id] = PendingReadIndex{std::move(in.routing_id), in.tx_id, in.request.info.client,
+                                               in.request.info.nonce, std::move(in.request.payload)};
+    out.append(engine_->read_index(id));
+}
+
+void Replica::answer_reads() {
+    for (const auto& read : engine_->take_reads()) {
+        auto it = read_index_pending_.find(read.read_id);
+        if (it == read_index_pending_.end()) continue;
+        const PendingReadIndex& q = it->second;
+        const ClientRoute route{q.routing_id, q.client, q.nonce};
+        if (read.ok) {
+            // The ledger has executed through the read's index (the engine waited for it):
+            // its state now is at least as new as every write acknowledged before the read.
+            ledger::Outcome outcome = ledger_->query(q.query);
+            outcome.seq = ledger_->last_seq();
+            reply(route, q.tx_id, outcome, engine_->status().view);
+        } else {
+            send_redirect(q.routing_id, q.tx_id, bft::Redirect{{}, read.leader, engine_->status().view});
+        }
+        read_index_pending_.erase(it);
+    }
 }
 
 void Replica::on_read(const ReadIn& in) {

@@ -324,6 +324,7 @@ public:
     std::vector<Detected> take_detected() override { return std::exchange(detected_, {}); }
 
     bool takes_client_requests() const override { return role_ == Role::kLeader && !transferee_; }
+    bool offers_read_index() const override { return true; }
 
     Output read_index(uint64_t read_id) override {
         Output out;

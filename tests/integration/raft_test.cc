@@ -1,7 +1,8 @@
 // Raft mode end to end, as a user runs it: `tally net up --consensus raft` starts three real
 // tallyd processes in a fresh temporary folder; transfers commit (through the library and
 // through `tally transfer`, each sent first to any replica and redirected to the leader); every
-// replica's own ledger (`--consistency local`) shows the same balances; `tally net kill` takes
+// replica's own ledger (`--consistency local`) shows the same balances, and a linearizable read
+// is answered through the leader's ReadIndex without a log write; `tally net kill` takes
 // the leader down, and a new leader, elected by the other two, commits the next transfer;
 // `tally net start` brings the old leader back as a follower that catches up.
 //
@@ -139,9 +140,16 @@ TEST(RaftNetwork, TransfersCommitEveryReplicaAgreesAndANewLeaderCommitsAfterTheL
     std::string seen;
     EXPECT_TRUE(balances_equal(c, bob.public_key(), kGenesis + 40, {0, 1, 2}, 5000ms, &seen))
         << "balances per replica: " << seen;
+    // A linearizable read is served by the leader's ReadIndex: the right balance, and nothing
+    // written to the log for it.
+    ASSERT_TRUE(wait_for_status(c, [](const auto& s) { return agreed_leader(s).has_value(); }, 5s, &last));
+    const uint64_t log_before = last[leader].reply.last_log_index();
     auto linearizable = c.balance(bob.public_key(), client::Consistency::kLinearizable, 5000ms);
     ASSERT_TRUE(linearizable.ok()) << linearizable.error().message;
     EXPECT_EQ(linearizable->balance, kGenesis + 40);
+    EXPECT_EQ(linearizable->served, client::Consistency::kLinearizable);
+    ASSERT_TRUE(wait_for_status(c, [](const auto& s) { return agreed_leader(s).has_value(); }, 5s, &last));
+    EXPECT_EQ(last[leader].reply.last_log_index(), log_before) << "the read wrote to the log";
 
     // The leader dies; the other two elect one of themselves, which commits the next transfer.
     auto kill = net.tally("net kill --node " + std::to_string(leader));
