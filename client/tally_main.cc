@@ -200,9 +200,11 @@ int cmd_balance(const Args& args) {
               << "seq      " << result->seq << "  (" << tc::consistency_name(result->served);
     if (result->replica)
         std::cout << ", replica " << *result->replica << "'s word alone: may be stale or false";
-    if (result->served == tc::Consistency::kFast) std::cout << ", 2f+1 replicas agreed at this seq";
+    // How many had to agree is the protocol's (bft/quorum.h): PBFT 2f+1, Raft a majority.
+    const std::string agreed = (*client)->config().protocol == tally::bft::Protocol::kRaft ? "a majority" : "2f+1";
+    if (result->served == tc::Consistency::kFast) std::cout << ", " << agreed << " replicas agreed at this seq";
     if (*consistency == tc::Consistency::kFast && result->served != tc::Consistency::kFast)
-        std::cout << ", fast read fell back: no 2f+1 agreed at one seq";
+        std::cout << ", fast read fell back: no " << agreed << " agreed at one seq";
     std::cout << ")\n";
     return tc::kExitOk;
 }
@@ -373,8 +375,10 @@ int main(int argc, char** argv) {
     auto* balance = app.add_subcommand("balance", "read an account's balance and nonce");
     balance->add_option("account", args.account, "ACCOUNT")->required();
     balance->add_option("--consistency", args.consistency,
-                        "linearizable: ordered through consensus (f+1 matching signed replies); "
-                        "fast: 2f+1 replicas' signed answers at one seq, else an ordered read; "
+                        "linearizable: ordered through consensus (PBFT: f+1 matching signed replies; "
+                        "Raft: the leader's ReadIndex); "
+                        "fast: 2f+1 (Raft: a majority of) replicas' signed answers at one seq, else an "
+                        "ordered read; "
                         "local: one replica's signed word (--node), possibly stale or false")
         ->capture_default_str();
     balance->add_option("--node", args.node, "the replica for --consistency local")
