@@ -512,7 +512,13 @@ Result<TransferResult> Client::transfer(const crypto::KeyPair& key, const crypto
     if (nonce) {
         use_nonce = *nonce;
     } else {
-        auto account = balance(key.public_key(), Consistency::kFast, timeout);
+        // PBFT: a fast read's 2f+1 include one of the f+1 that answered any completed write,
+        // so it sees every nonce used. Raft: a majority of followers may not have executed
+        // what the leader answered (they learn the commit index with its next append), and a
+        // stale nonce would sign the same bytes as an earlier transfer (applied once, answered
+        // "ok" twice): read through the leader (ReadIndex, no log write).
+        const Consistency nonce_read = accept_.follows_leader() ? Consistency::kLinearizable : Consistency::kFast;
+        auto account = balance(key.public_key(), nonce_read, timeout);
         if (!account) return account.error();
         use_nonce = account->nonce + 1;
     }

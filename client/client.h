@@ -152,7 +152,7 @@ public:
     // --- Synchronous calls (each polls until it is done or its deadline passes) -------------
 
     // Transfers `amount` from `key`'s account to `to`. Without `nonce`, reads the sender's
-    // account (fast read) and uses its nonce + 1. A failed result (insufficient funds, ...)
+    // account (PBFT: a fast read; Raft: linearizable, through the leader) and uses its nonce + 1. A failed result (insufficient funds, ...)
     // is a successful call whose result says so.
     Result<TransferResult> transfer(const crypto::KeyPair& key, const crypto::PublicKey& to,
                                     uint64_t amount, std::optional<uint64_t> nonce = std::nullopt,

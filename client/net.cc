@@ -475,7 +475,11 @@ Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progre
         out << "restarting the network in " << options.dir << " (existing keys and data)\n";
     } else {
         std::error_code ec;
-        if (auto s = check_node_count(options.protocol, options.nodes); !s) return s.error();
+        auto protocol = check_node_count(options.protocol, options.nodes);
+        if (!protocol) return protocol.error();
+        if (*protocol == bft::Protocol::kRaft && !options.traitors.empty())
+            return make_error("usage", "--traitor: Raft has no traitors yet (they are PBFT's); "
+                                       "run them with --consensus pbft");
         if (fs::exists(abs, ec) && !fs::is_empty(abs, ec))
             return make_error("exists", options.dir + " exists and holds no network.json; choose "
                                                       "another --dir or remove it");

@@ -217,6 +217,7 @@ private:
         std::string query;  // the query's envelope
     };
     std::map<uint64_t, PendingReadIndex> read_index_pending_;
+    std::map<std::string, size_t> read_index_per_connection_;  // by routing id, never 0
     uint64_t next_read_id_ = 1;
     std::map<crypto::Hash, uint64_t> not_yet_;
     std::deque<crypto::Hash> not_yet_order_;

@@ -192,12 +192,18 @@ void Replica::redirect_clients(const bft::Redirect& redirect) {
 }
 
 void Replica::start_read_index(RequestIn& in, bft::Output& out) {
-    // Bounded: as many as the engine holds (raft::Config::max_pending_reads), no more.
-    constexpr size_t kReadsPendingMax = 4096;
-    if (read_index_pending_.size() >= kReadsPendingMax) {
+    // Bounded as queries are (admission.h): in all, and per connection, so that one client
+    // cannot take every slot.
+    if (read_index_pending_.size() >= options_.admission.queries_pending_max) {
         refuse(in, Refusal::kQueriesBusy);
         return;
     }
+    size_t& of_connection = read_index_per_connection_[in.routing_id];
+    if (of_connection >= options_.admission.pending_per_connection_max) {
+        refuse(in, Refusal::kConnectionBusy);
+        return;
+    }
+    ++of_connection;
     const uint64_t id = next_read_id_++;
     read_index_pending_[id] = PendingReadIndex{std::move(in.routing_id), in.tx_id, in.request.info.client,
                                                in.request.info.nonce, std::move(in.request.payload)};
@@ -219,6 +225,9 @@ void Replica::answer_reads() {
         } else {
             send_redirect(q.routing_id, q.tx_id, bft::Redirect{{}, read.leader, engine_->status().view});
         }
+        if (auto c = read_index_per_connection_.find(q.routing_id);
+            c != read_index_per_connection_.end() && --c->second == 0)
+            read_index_per_connection_.erase(c);
         read_index_pending_.erase(it);
     }
 }

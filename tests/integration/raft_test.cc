@@ -20,6 +20,10 @@
 #include <thread>
 #include <vector>
 
+#include <zmq.hpp>
+
+#include "crypto/envelope.h"
+#include "node/api/client.pb.h"
 #include "tests/integration/live_network.h"
 
 namespace tally::integration {
@@ -123,6 +127,34 @@ TEST(RaftNetwork, TransfersCommitEveryReplicaAgreesAndANewLeaderCommitsAfterTheL
         << "no leader elected";
     const uint32_t leader = *agreed_leader(last);
     const uint64_t term = last[leader].reply.view();
+
+    // A follower asked alone answers with a redirect, signed, naming the leader of its term.
+    const uint32_t follower = (leader + 1) % 3;
+    {
+        zmq::context_t context(1);
+        zmq::socket_t dealer(context, zmq::socket_type::dealer);
+        dealer.set(zmq::sockopt::linger, 0);
+        dealer.connect(config->replicas[follower].client_endpoint());
+        const auto query = ledger::make_balance_query(crypto::KeyPair::generate(),
+                                                      crypto::KeyPair::generate().public_key(), 1);
+        dealer.send(zmq::buffer(query), zmq::send_flags::none);
+        zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+        ASSERT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(3000)), 1) << "the follower did not answer";
+        zmq::message_t answer;
+        ASSERT_TRUE(dealer.recv(answer, zmq::recv_flags::none));
+        crypto::OpenOptions options;
+        options.expected_sender = config->replicas[follower].public_key;
+        auto envelope = crypto::open(answer.to_string_view(), options);
+        ASSERT_TRUE(envelope.ok()) << envelope.error().message;
+        ASSERT_EQ(envelope->type, crypto::MessageType::kRedirect);
+        node::api::pb::Redirect redirect;
+        ASSERT_TRUE(redirect.ParseFromString(envelope->body));
+        EXPECT_EQ(redirect.replica(), follower);
+        EXPECT_TRUE(redirect.has_leader());
+        EXPECT_EQ(redirect.leader(), leader);
+        EXPECT_EQ(redirect.view(), term);
+        EXPECT_EQ(redirect.tx_id(), std::string(crypto::as_bytes(ledger::tx_id(query))));
+    }
 
     // Transfers through the library (the first request goes to every replica: the followers
     // redirect, the leader answers) and through the CLI.

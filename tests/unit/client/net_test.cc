@@ -100,6 +100,18 @@ TEST_F(NetTest, UpRefusesNodeCountsThatDoNotFitTheProtocolBeforeWritingAnything)
     EXPECT_FALSE(fs::exists(dir_));
 }
 
+TEST_F(NetTest, UpRefusesARaftTraitorBeforeWritingAnything) {
+    auto options = up_options();
+    options.protocol = "raft";
+    options.traitors = {"1:silent"};
+    std::ostringstream out, progress;
+    auto s = net_up(options, out, progress);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, "usage");
+    EXPECT_NE(s.error().message.find("Raft has no traitors"), std::string::npos) << s.error().message;
+    EXPECT_FALSE(fs::exists(dir_));
+}
+
 TEST_F(NetTest, UpWithoutTheReplicaProgramSaysWhereItLooked) {
     auto options = up_options();
     options.tallyd = scratch_ + "/no-such-tallyd";
