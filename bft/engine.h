@@ -24,6 +24,8 @@
 //      consecutive across outputs), then report each with on_executed(seq, digest).
 //   4. fetch_state — when set, bring the ledger to that checkpoint from peers, then call
 //      on_state_restored().
+//   5. redirects — answer each client whose request is named with a redirect to the leader
+//      (after the sends: it tells the client where to go, and promises nothing).
 #pragma once
 
 #include <cstdint>
@@ -109,11 +111,22 @@ struct StateTarget {
     std::vector<ReplicaId> peers;
 };
 
+// A client's request this replica does not order, because another replica leads (a Raft
+// follower), or nobody is known to lead yet (an election): the node answers the client with a
+// redirect naming `leader`, and keeps nothing of the request; the client retries there. An
+// engine where every replica takes requests (PBFT: backups forward them) never redirects.
+struct Redirect {
+    std::string payload;               // the request (the node finds its client by it)
+    std::optional<ReplicaId> leader;   // who this replica believes leads; none: unknown yet
+    uint64_t view = 0;                 // this replica's view or term
+};
+
 struct Output {
     std::vector<PersistOp> persist;
     std::vector<Outgoing> send;
     std::vector<Committed> commit;
     std::optional<StateTarget> fetch_state;
+    std::vector<Redirect> redirects;
     bool sync = false;  // fsync the persisted writes (and every earlier one) before sending
     // Make the ledger durable through this seq (already executed) before persisting or
     // sending anything of this output; 0: no need. See step 0 of the contract.
@@ -121,7 +134,7 @@ struct Output {
 
     bool empty() const {
         return persist.empty() && send.empty() && commit.empty() && !fetch_state &&
-               ledger_sync_through == 0;
+               redirects.empty() && ledger_sync_through == 0;
     }
     // Appends `other` after this output's own effects, keeping the contract's order.
     void append(Output&& other);
@@ -134,16 +147,36 @@ struct Detected {
     std::string kind;  // "equivocation", "bad_digest", "stale_view", ...
 };
 
+// What `tally net status` shows of an engine. The first part is neutral: every protocol
+// fills it, and the node and the CLI read it without knowing the protocol. The second part is
+// the protocol's own (zero where a protocol has no such thing).
 struct EngineStatus {
+    // --- neutral
     std::string protocol;  // "pbft" or "raft"
-    std::string role;      // "primary"/"backup", "leader"/"follower"/"candidate"
+    std::string role;      // "primary"/"backup", "leader"/"follower"/"pre-candidate"/"candidate"
     uint64_t view = 0;     // view or term
-    uint64_t last_executed = 0;
-    uint64_t low_water_mark = 0;     // PBFT h; Raft snapshot index
-    uint64_t stable_checkpoint = 0;
-    bool view_changing = false;
-    bool recovering = false;  // PBFT: silent after losing its consensus store, until caught up
+    uint64_t last_executed = 0;  // applied: the last seq the caller reported executed
+    // The highest seq this replica knows committed, and the last seq its log holds (committed
+    // or not). 0 where the engine does not say (PBFT reports neither yet).
+    uint64_t commit_index = 0;
+    uint64_t last_log_index = 0;
     std::optional<ReplicaId> leader;  // who this replica believes leads, if anyone
+    bool recovering = false;  // PBFT: silent after losing its consensus store, until caught up;
+                              // Raft: fetching a snapshot (InstallSnapshot)
+    // --- the protocol's own
+    uint64_t low_water_mark = 0;     // PBFT h; Raft: the snapshot index (log compacted to it)
+    uint64_t stable_checkpoint = 0;  // PBFT
+    bool view_changing = false;      // PBFT
+};
+
+// The answer to a linearizable read without a log write (Engine::read_index): ok with the
+// index the ledger has executed through (serve the read from the ledger now), or refused (not
+// the leader, stepped down, too many pending) with the leader this replica believes in.
+struct ReadResult {
+    uint64_t read_id = 0;
+    bool ok = false;
+    uint64_t index = 0;
+    std::optional<ReplicaId> leader;
 };
 
 // --- The engine ------------------------------------------------------------------------
@@ -178,6 +211,22 @@ public:
                             uint64_t executed_seq, const crypto::Hash& digest) = 0;
 
     virtual EngineStatus status() const = 0;
+
+    // Whether this replica orders client requests now. False (a Raft follower or candidate, a
+    // leader handing over): on_client_request answers with a Redirect, and the node sends it
+    // before its reply cache or admission would answer for a leader it is not. PBFT: always.
+    virtual bool takes_client_requests() const { return true; }
+
+    // Linearizable reads without ordering them (Raft's ReadIndex, thesis 6.4). An engine that
+    // offers them says so; the node then starts one per ordered query (read_index, with an id
+    // of its choosing) and answers it from its ledger when take_reads() releases it — at once
+    // or after later inputs. PBFT offers none: its queries are ordered like transfers.
+    virtual bool offers_read_index() const { return false; }
+    virtual Output read_index(uint64_t read_id) {
+        (void)read_id;
+        return {};
+    }
+    virtual std::vector<ReadResult> take_reads() { return {}; }
 
     // Misbehaviour detected since the last call (the caller counts and logs it).
     virtual std::vector<Detected> take_detected() = 0;

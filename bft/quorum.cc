@@ -39,6 +39,9 @@ ClientQuorum Quorums::client() const {
         const CrashQuorum q{f_};
         rule.ordered = 1;
         rule.fast_read = q.majority();
+        // Enough for an election's worth of stale hints (each hop asks a replica that believed
+        // in a newer leader), few enough that replicas cannot bounce a client around for long.
+        rule.redirect_hops_max = 4;
     }
     rule.read_heard_enough = n() - f_;
     return rule;

@@ -48,6 +48,12 @@ struct ClientQuorum {
     // A fast read stops waiting for more answers once this many replicas answered: n - f, as
     // the other f may never answer.
     uint32_t read_heard_enough = 1;
+    // Raft: one replica, the leader, orders requests; the others answer a request with a
+    // redirect naming the leader, and the client follows at most this many redirects per
+    // request (then only its retransmissions to every replica). PBFT: 0, every replica takes
+    // requests and none redirects.
+    uint32_t redirect_hops_max = 0;
+    bool follows_leader() const { return redirect_hops_max > 0; }
 };
 
 // The counts of one network: its protocol and f.

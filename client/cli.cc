@@ -169,6 +169,10 @@ nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {
             r["low_water_mark"] = p.low_water_mark();
             r["stable_checkpoint"] = p.stable_checkpoint();
             r["view_changing"] = p.view_changing();
+            r["commit_index"] = p.commit_index();
+            r["applied"] = p.applied();
+            r["last_log_index"] = p.last_log_index();
+            if (p.has_leader()) r["leader"] = p.leader();
             r["traitor"] = std::vector<std::string>(p.traitor().begin(), p.traitor().end());
             r["detected"] = counts_json(p.detected());
             r["rejected"] = counts_json(p.rejected());
@@ -178,7 +182,51 @@ nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {
     return nlohmann::json{{"replicas", std::move(replicas)}};
 }
 
+namespace {
+
+std::string replica_notes(const node::api::pb::StatusReply& p) {
+    std::string notes;
+    if (p.view_changing()) notes += "view-changing ";
+    for (const auto& t : p.traitor()) notes += "traitor:" + t + " ";
+    for (const auto& d : p.detected()) notes += "detected:" + d.kind() + "=" + std::to_string(d.count()) + " ";
+    // Input the replica refused (admission, garbage), by reason.
+    for (const auto& r : p.rejected()) notes += "refused:" + r.kind() + "=" + std::to_string(r.count()) + " ";
+    return notes;
+}
+
+// Raft's columns: the term, the commit index (what it knows committed), applied (what its
+// ledger executed), the last index its log holds, and the leader it believes in.
+std::string raft_status_table(const std::vector<ReplicaStatus>& statuses) {
+    std::ostringstream out;
+    char line[256];
+    std::snprintf(line, sizeof(line), "%-4s %-5s %-13s %6s %9s %9s %9s %6s  %-12s  %s\n", "id", "state",
+                  "role", "term", "commit", "applied", "last-log", "leader", "digest", "notes");
+    out << line;
+    for (const auto& s : statuses) {
+        if (!s.up) {
+            std::snprintf(line, sizeof(line), "%-4u %-5s %-13s %6s %9s %9s %9s %6s  %-12s\n", s.id, "down",
+                          "-", "-", "-", "-", "-", "-", "-");
+            out << line;
+            continue;
+        }
+        const auto& p = s.reply;
+        const std::string leader = p.has_leader() ? std::to_string(p.leader()) : "-";
+        std::snprintf(line, sizeof(line), "%-4u %-5s %-13s %6llu %9llu %9llu %9llu %6s  %-12s  ", s.id, "up",
+                      p.role().empty() ? "-" : p.role().c_str(), static_cast<unsigned long long>(p.view()),
+                      static_cast<unsigned long long>(p.commit_index()),
+                      static_cast<unsigned long long>(p.executed()),
+                      static_cast<unsigned long long>(p.last_log_index()), leader.c_str(),
+                      short_hex(p.state_digest()).c_str());
+        out << line << replica_notes(p) << "\n";
+    }
+    return out.str();
+}
+
+}  // namespace
+
 std::string status_table(const std::vector<ReplicaStatus>& statuses) {
+    for (const auto& s : statuses)
+        if (s.up && s.reply.protocol() == "raft") return raft_status_table(statuses);
     std::ostringstream out;
     char line[256];
     // stable(h): the last stable checkpoint, which in PBFT is also the low water mark.
@@ -193,14 +241,7 @@ std::string status_table(const std::vector<ReplicaStatus>& statuses) {
             continue;
         }
         const auto& p = s.reply;
-        std::string notes;
-        if (p.view_changing()) notes += "view-changing ";
-        for (const auto& t : p.traitor()) notes += "traitor:" + t + " ";
-        for (const auto& d : p.detected())
-            notes += "detected:" + d.kind() + "=" + std::to_string(d.count()) + " ";
-        // Input the replica refused (admission, garbage), by reason.
-        for (const auto& r : p.rejected())
-            notes += "refused:" + r.kind() + "=" + std::to_string(r.count()) + " ";
+        const std::string notes = replica_notes(p);
         std::snprintf(line, sizeof(line), "%-4u %-5s %-10s %6llu %10llu %10llu  %-12s  ", s.id, "up",
                       p.role().empty() ? "-" : p.role().c_str(),
                       static_cast<unsigned long long>(p.view()),

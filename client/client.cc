@@ -118,6 +118,8 @@ Status Client::connect(const node::api::NetworkConfig& config) {
         status_.reset();
         config_ = config;
         accept_ = accept;
+        leader_hint_.reset();
+        known_term_ = 0;
         transport_ = std::move(transport);
     } catch (const zmq::error_t& e) {
         return make_error("network", std::string("cannot connect to the replicas: ") + e.what());
@@ -141,6 +143,21 @@ void Client::send_to_all(std::string_view frame) {
     for (uint32_t i = 0; i < transport_->sockets.size(); ++i) send_to(i, frame);
 }
 
+void Client::send_request(const std::string& envelope) {
+    if (accept_.follows_leader() && leader_hint_) {
+        send_to(*leader_hint_, envelope);
+        return;
+    }
+    send_to_all(envelope);
+}
+
+void Client::learn_term(uint64_t term, std::optional<uint32_t> leader) {
+    if (term < known_term_) return;
+    if (term > known_term_) leader_hint_.reset();  // a new term: the old leader's hint is stale
+    known_term_ = term;
+    if (leader && *leader < config_.n()) leader_hint_ = leader;
+}
+
 // --- Asynchronous ordered requests ----------------------------------------------------------
 
 Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done, Duration timeout) {
@@ -155,11 +172,11 @@ Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done,
     PendingOrdered pending{std::move(envelope), expected,
                            ReplyQuorum(QuorumKind::kOrdered, accept_.ordered, config_.n(),
                                        expected, &verified_roots_),
-                           0, deadline_after(timeout), now + options_.retransmit_interval,
+                           0, 0, std::nullopt, deadline_after(timeout), now + options_.retransmit_interval,
                            std::move(done)};
     auto [it, inserted] = ordered_.emplace(id, std::move(pending));
     TALLY_ASSERT(inserted);
-    send_to_all(it->second.envelope);
+    send_request(it->second.envelope);
     next_timer_ = std::min({next_timer_, it->second.next_send, it->second.deadline});
     return tx->id;
 }
@@ -169,7 +186,10 @@ size_t Client::complete(const std::string& id, Result<OrderedResult> result) {
     if (node.empty()) return 0;
     auto& pending = node.mapped();
     counters_ += pending.quorum.counters();
-    if (pending.quorum.done()) remember(id, reply_key(*pending.quorum.accepted(), QuorumKind::kOrdered));
+    if (pending.quorum.done()) {
+        remember(id, reply_key(*pending.quorum.accepted(), QuorumKind::kOrdered));
+        session_seq_ = std::max(session_seq_, pending.quorum.accepted()->seq());
+    }
     Completion done = std::move(pending.done);
     ++completions_;
     if (done) done(result);
@@ -239,7 +259,10 @@ size_t Client::run_timers(Clock::time_point now) {
             continue;
         }
         if (now >= pending.next_send) {
+            // Every replica, whatever the protocol: a leader the client believed in may be
+            // dead, and the others redirect to the new one.
             send_to_all(pending.envelope);
+            pending.sent_to_leader.reset();
             ++retransmits_;
             pending.next_send = now + options_.retransmit_interval;
         }
@@ -292,6 +315,7 @@ void Client::on_frame(uint32_t replica, std::string_view frame) {
         case crypto::MessageType::kBatchReply: on_reply(replica, frame, *envelope); return;
         case crypto::MessageType::kReadReply: on_read_reply(replica, frame, *envelope); return;
         case crypto::MessageType::kStatusReply: on_status_reply(replica, frame); return;
+        case crypto::MessageType::kRedirect: on_redirect(replica, frame); return;
         default: ++counters_.malformed; return;
     }
 }
@@ -321,8 +345,16 @@ void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::En
         return;
     }
     auto& pending = it->second;
+    if (accept_.follows_leader() && reply.view() < known_term_) {
+        // A replica of an older term than a leader (or a redirect) this client has seen
+        // proved: it may have been deposed since; its word waits for the current leader's.
+        ++counters_.stale;
+        return;
+    }
     const Vote vote = pending.quorum.add(replica, config_.replicas[replica].public_key, frame);
     if (vote != Vote::kAccepted) return;
+    // The one reply accepted (its signature checked): that replica led in its term.
+    if (accept_.follows_leader()) learn_term(reply.view(), replica);
     if (refusal_to_recheck(pending)) return;
     const std::string id = it->first;
     const auto& accepted = *pending.quorum.accepted();
@@ -374,6 +406,49 @@ void Client::on_read_reply(uint32_t replica, std::string_view frame,
             next_timer_ = std::min(next_timer_, grace_end);
         }
     }
+}
+
+void Client::on_redirect(uint32_t replica, std::string_view frame) {
+    if (!accept_.follows_leader()) {  // a protocol where nobody redirects
+        ++counters_.malformed;
+        return;
+    }
+    crypto::OpenOptions options;
+    options.max_bytes = kReplyBytesMax;
+    options.expected_sender = config_.replicas[replica].public_key;
+    auto envelope = crypto::open(frame, options);
+    if (!envelope) {
+        ++counters_.bad_signature;
+        return;
+    }
+    node::api::pb::Redirect redirect;
+    if (!redirect.ParseFromString(envelope->body) || redirect.replica() != replica ||
+        (redirect.has_leader() && redirect.leader() >= config_.n())) {
+        ++counters_.malformed;
+        return;
+    }
+    auto it = ordered_.find(redirect.tx_id());
+    if (it == ordered_.end()) {
+        ++counters_.stale;
+        return;
+    }
+    auto& pending = it->second;
+    const bool names_other = redirect.has_leader() && redirect.leader() != replica;
+    learn_term(redirect.view(), names_other ? std::optional<uint32_t>(redirect.leader()) : std::nullopt);
+    const auto now = Clock::now();
+    if (!names_other || redirect.view() < known_term_) {
+        // No leader yet (an election), or a hint older than what the client knows: ask again
+        // soon rather than after a whole retransmission interval.
+        pending.next_send = std::min(pending.next_send, now + options_.refusal_recheck);
+        next_timer_ = std::min(next_timer_, pending.next_send);
+        return;
+    }
+    if (pending.sent_to_leader == redirect.leader()) return;  // already went there
+    if (pending.hops >= accept_.redirect_hops_max) return;   // the retransmissions carry on
+    ++pending.hops;
+    pending.sent_to_leader = redirect.leader();
+    ++counters_.redirected;
+    send_to(redirect.leader(), pending.envelope);
 }
 
 void Client::on_status_reply(uint32_t replica, std::string_view frame) {
@@ -437,7 +512,13 @@ Result<TransferResult> Client::transfer(const crypto::KeyPair& key, const crypto
     if (nonce) {
         use_nonce = *nonce;
     } else {
-        auto account = balance(key.public_key(), Consistency::kFast, timeout);
+        // PBFT: a fast read's 2f+1 include one of the f+1 that answered any completed write,
+        // so it sees every nonce used. Raft: a majority of followers may not have executed
+        // what the leader answered (they learn the commit index with its next append), and a
+        // stale nonce would sign the same bytes as an earlier transfer (applied once, answered
+        // "ok" twice): read through the leader (ReadIndex, no log write).
+        const Consistency nonce_read = accept_.follows_leader() ? Consistency::kLinearizable : Consistency::kFast;
+        auto account = balance(key.public_key(), nonce_read, timeout);
         if (!account) return account.error();
         use_nonce = account->nonce + 1;
     }
@@ -537,7 +618,13 @@ Result<BalanceResult> Client::balance(const crypto::PublicKey& account, Consiste
         case Consistency::kFast: {
             const auto fast_deadline = std::min(deadline, deadline_after(options_.fast_read_wait));
             auto reply = unordered_read(account, std::nullopt, fast_deadline, nullptr);
-            if (reply) return balance_from_reply(account, *reply, Consistency::kFast);
+            // Raft: a majority agreeing at one seq may all lag the leader, which answered this
+            // client's own writes alone (followers learn the commit index with its next
+            // append): a fast read older than what this client saw committed is not believed
+            // (else `transfer` would reuse a nonce). Under PBFT the 2f+1 include one of the f+1
+            // that answered the write, so an honest answer is never older.
+            const bool fresh = !accept_.follows_leader() || (reply && reply->seq() >= session_seq_);
+            if (reply && fresh) return balance_from_reply(account, *reply, Consistency::kFast);
             // No 2f+1 agreement (replicas at different points, some down, or lying): ask
             // through consensus instead.
             auto r = ordered_balance(account, deadline);

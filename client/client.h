@@ -11,6 +11,10 @@
 // nothing a replica sends. A result is accepted when as many distinct replicas as the
 // protocol's client quorum asks (bft/quorum.h; PBFT: f+1, 2f+1 for a fast read) sent matching
 // signed replies; everything else is counted in counters() and ignored (ReplyQuorum).
+// Raft (crash faults only): one signed reply, of a term no older than the newest term the
+// client has seen; a request goes to the leader the client believes in, and a follower's
+// signed kRedirect sends it on to the leader (at most ClientQuorum::redirect_hops_max hops
+// per request; every retransmission goes to every replica, so a dead leader never stalls it).
 //
 // Threads: thread-compatible. One Client per thread; a Client is driven by whichever thread
 // calls it. Completions run inside poll() (or inside a synchronous call, which polls).
@@ -148,7 +152,7 @@ public:
     // --- Synchronous calls (each polls until it is done or its deadline passes) -------------
 
     // Transfers `amount` from `key`'s account to `to`. Without `nonce`, reads the sender's
-    // account (fast read) and uses its nonce + 1. A failed result (insufficient funds, ...)
+    // account (PBFT: a fast read; Raft: linearizable, through the leader) and uses its nonce + 1. A failed result (insufficient funds, ...)
     // is a successful call whose result says so.
     Result<TransferResult> transfer(const crypto::KeyPair& key, const crypto::PublicKey& to,
                                     uint64_t amount, std::optional<uint64_t> nonce = std::nullopt,
@@ -192,6 +196,8 @@ private:
         ExpectedRequest expected;
         ReplyQuorum quorum;
         int rechecks = 0;  // refusals asked again (ClientOptions::refusal_recheck)
+        uint32_t hops = 0;  // redirects followed (ClientQuorum::redirect_hops_max)
+        std::optional<uint32_t> sent_to_leader;  // the leader a redirect last sent it to
         Clock::time_point deadline;
         Clock::time_point next_send;
         Completion done;
@@ -217,6 +223,12 @@ private:
     void on_reply(uint32_t replica, std::string_view frame, const crypto::Envelope& envelope);
     void on_read_reply(uint32_t replica, std::string_view frame, const crypto::Envelope& envelope);
     void on_status_reply(uint32_t replica, std::string_view frame);
+    void on_redirect(uint32_t replica, std::string_view frame);
+    // Sends an ordered request where it should go first: to the leader the client believes in
+    // (a protocol with one), else to every replica.
+    void send_request(const std::string& envelope);
+    // Raft: the reply of a replica whose term is older than one this client has seen is stale.
+    void learn_term(uint64_t term, std::optional<uint32_t> leader);
     size_t run_timers(Clock::time_point now);
     size_t complete(const std::string& id, Result<OrderedResult> result);
     // When the accepted quorum of `pending` is a refusal that may be lag, starts it over (and
@@ -239,6 +251,13 @@ private:
     // How many matching replies make an answer, for the network's protocol (bft/quorum.h).
     bft::ClientQuorum accept_;
     std::unique_ptr<Transport> transport_;
+    // A protocol with a leader (accept_.follows_leader()): the leader this client believes in,
+    // from redirects and accepted replies, and the newest term it has seen (both verified).
+    std::optional<uint32_t> leader_hint_;
+    uint64_t known_term_ = 0;
+    // The highest seq of an ordered result this client accepted: a Raft fast read older than
+    // it falls back to an ordered read (read-your-writes).
+    uint64_t session_seq_ = 0;
 
     std::unordered_map<std::string, PendingOrdered> ordered_;  // by tx id bytes
     std::unordered_map<std::string, PendingRead> reads_;       // by query tx id bytes

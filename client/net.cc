@@ -298,10 +298,17 @@ Status make_private_dir(const std::string& path, fs::perms perms) {
     return Ok{};
 }
 
-// PBFT runs n = 3f+1 replicas (4, 7, 10, ...); Raft n = 2f+1 (3, 5, 7, ...): bft/quorum.h says.
+// PBFT runs n = 3f+1 replicas (4, 7, 10, ...); Raft any n from 1 to 64, tolerating
+// f = floor((n-1)/2) crashes (3 and 4 tolerate one): bft/quorum.h says.
 Result<bft::Protocol> check_node_count(const std::string& name, uint32_t nodes) {
     const auto protocol = bft::protocol_from_name(name);
     if (!protocol) return make_error("usage", "unknown protocol '" + name + "' (pbft or raft)");
+    if (*protocol == bft::Protocol::kRaft) {
+        if (nodes < 1 || nodes > 64)
+            return make_error("usage", "raft needs 1 to 64 replicas (3 = 2f+1 for f = 1), not " +
+                                           std::to_string(nodes));
+        return *protocol;
+    }
     const uint32_t f = bft::Quorums::max_faults(*protocol, nodes);
     if (f < 1 || nodes > 64 || bft::Quorums(*protocol, f).n() != nodes) {
         std::string sizes;
@@ -441,7 +448,13 @@ std::optional<pid_t> replica_pid(const std::string& dir, uint32_t id) {
     return pid;
 }
 
-Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& progress) {
+Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progress) {
+    NetUpOptions options = given;
+    if (options.nodes == 0) {  // the protocol's smallest network that survives one fault
+        const auto protocol = bft::protocol_from_name(options.protocol);
+        if (!protocol) return make_error("usage", "unknown protocol '" + options.protocol + "' (pbft or raft)");
+        options.nodes = bft::Quorums(*protocol, 1).n();
+    }
     const std::string abs = absolute_dir(options.dir);
     const std::string tallyd = options.tallyd.empty() ? default_tallyd_path() : options.tallyd;
     node::api::NetworkConfig config;
@@ -462,7 +475,11 @@ Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& prog
         out << "restarting the network in " << options.dir << " (existing keys and data)\n";
     } else {
         std::error_code ec;
-        if (auto s = check_node_count(options.protocol, options.nodes); !s) return s.error();
+        auto protocol = check_node_count(options.protocol, options.nodes);
+        if (!protocol) return protocol.error();
+        if (*protocol == bft::Protocol::kRaft && !options.traitors.empty())
+            return make_error("usage", "--traitor: Raft has no traitors yet (they are PBFT's); "
+                                       "run them with --consensus pbft");
         if (fs::exists(abs, ec) && !fs::is_empty(abs, ec))
             return make_error("exists", options.dir + " exists and holds no network.json; choose "
                                                       "another --dir or remove it");
@@ -509,7 +526,7 @@ Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& prog
         << "  tally balance alice" << d << "\n"
         << "  tally transfer --key alice --to bob --amount 10" << d << "\n"
         << "  tally net status" << d << "\n"
-        << "  tally net kill --node 3" << d << "     (a crash: the network keeps going)\n"
+        << "  tally net kill --node " << config.n() - 1 << d << "     (a crash: the network keeps going)\n"
         << "  tally bench --clients 16 --duration 10" << d << "\n"
         << "  tally net down" << d << "\n";
     return Ok{};

@@ -35,7 +35,7 @@ const std::vector<std::string>& genesis_account_names();
 
 struct NetUpOptions {
     std::string dir = "tally-net";
-    uint32_t nodes = 4;
+    uint32_t nodes = 0;  // 0: the protocol's default, PBFT 4 (3f+1), Raft 3 (2f+1), for f = 1
     std::string protocol = "pbft";  // or "raft"
     std::chrono::milliseconds ready_timeout{30'000};  // for every replica to answer status
     std::string tallyd;  // the replica program; empty: `tallyd` next to this program

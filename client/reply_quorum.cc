@@ -28,6 +28,7 @@ ReplyCounters& ReplyCounters::operator+=(const ReplyCounters& other) {
     stale += other.stale;
     superseded += other.superseded;
     disagreed += other.disagreed;
+    redirected += other.redirected;
     return *this;
 }
 

@@ -52,6 +52,7 @@ struct ReplyCounters {
                                  // or a lagging replica's refusal of one that was ordered
     uint64_t disagreed = 0;      // fast-read answers unlike the accepted one: replicas at other
                                  // points of the log answer differently, honestly
+    uint64_t redirected = 0;     // redirects to the leader followed (Raft)
 
     // Replies refused as wrong: bad signature, malformed, mismatching.
     uint64_t rejected() const { return bad_signature + malformed + mismatch; }

@@ -43,7 +43,7 @@ struct Args {
     std::string out_file;
     std::string key;
     // net
-    uint32_t nodes = 4;
+    uint32_t nodes = 0;  // the protocol's default
     std::vector<std::string> traitors;
     std::string protocol = "pbft";
     double wait_s = 30.0;
@@ -200,9 +200,11 @@ int cmd_balance(const Args& args) {
               << "seq      " << result->seq << "  (" << tc::consistency_name(result->served);
     if (result->replica)
         std::cout << ", replica " << *result->replica << "'s word alone: may be stale or false";
-    if (result->served == tc::Consistency::kFast) std::cout << ", 2f+1 replicas agreed at this seq";
+    // How many had to agree is the protocol's (bft/quorum.h): PBFT 2f+1, Raft a majority.
+    const std::string agreed = (*client)->config().protocol == tally::bft::Protocol::kRaft ? "a majority" : "2f+1";
+    if (result->served == tc::Consistency::kFast) std::cout << ", " << agreed << " replicas agreed at this seq";
     if (*consistency == tc::Consistency::kFast && result->served != tc::Consistency::kFast)
-        std::cout << ", fast read fell back: no 2f+1 agreed at one seq";
+        std::cout << ", fast read fell back: no " << agreed << " agreed at one seq";
     std::cout << ")\n";
     return tc::kExitOk;
 }
@@ -339,8 +341,9 @@ int main(int argc, char** argv) {
     net->require_subcommand(1);
     net->fallthrough();
     auto* up = net->add_subcommand("up", "create (or restart) a local network and wait until it serves");
-    up->add_option("--nodes", args.nodes, "replicas (PBFT: 3f+1)")->capture_default_str();
-    up->add_option("--protocol", args.protocol, "pbft or raft")->capture_default_str();
+    up->add_option("--nodes", args.nodes,
+                   "replicas (PBFT: 3f+1, default 4; Raft: any n, f = floor((n-1)/2), default 3)");
+    up->add_option("--consensus,--protocol", args.protocol, "pbft or raft")->capture_default_str();
     up->add_option("--traitor", args.traitors,
                    "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
                    "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "
@@ -372,8 +375,10 @@ int main(int argc, char** argv) {
     auto* balance = app.add_subcommand("balance", "read an account's balance and nonce");
     balance->add_option("account", args.account, "ACCOUNT")->required();
     balance->add_option("--consistency", args.consistency,
-                        "linearizable: ordered through consensus (f+1 matching signed replies); "
-                        "fast: 2f+1 replicas' signed answers at one seq, else an ordered read; "
+                        "linearizable: ordered through consensus (PBFT: f+1 matching signed replies; "
+                        "Raft: the leader's ReadIndex); "
+                        "fast: 2f+1 (Raft: a majority of) replicas' signed answers at one seq, else an "
+                        "ordered read; "
                         "local: one replica's signed word (--node), possibly stale or false")
         ->capture_default_str();
     balance->add_option("--node", args.node, "the replica for --consistency local")

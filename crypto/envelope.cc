@@ -55,6 +55,7 @@ bool is_known_type(uint8_t type) {
         case MessageType::kStatusRequest:
         case MessageType::kStatusReply:
         case MessageType::kBatchReply:
+        case MessageType::kRedirect:
         case MessageType::kPrePrepare:
         case MessageType::kPrepare:
         case MessageType::kCommit:
@@ -91,6 +92,7 @@ std::string_view type_name(MessageType type) {
         case MessageType::kStatusRequest: return "status_request";
         case MessageType::kStatusReply: return "status_reply";
         case MessageType::kBatchReply: return "batch_reply";
+        case MessageType::kRedirect: return "redirect";
         case MessageType::kPrePrepare: return "pre_prepare";
         case MessageType::kPrepare: return "prepare";
         case MessageType::kCommit: return "commit";

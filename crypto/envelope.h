@@ -45,6 +45,7 @@ enum class MessageType : uint8_t {
     kStatusRequest = 5,  // `tally net status`
     kStatusReply = 6,
     kBatchReply = 7,     // a reply for one request of a batch, under the batch's signed root
+    kRedirect = 8,       // a replica that does not order requests names the leader (Raft)
     // PBFT, replica <-> replica
     kPrePrepare = 16,
     kPrepare = 17,

@@ -4,15 +4,17 @@
 #include <string>
 
 #include "bft/pbft/traitor.h"
+#include "bft/raft/raft.h"
 
 namespace tally::node {
 
 Status check_protocol(const api::NetworkConfig& config) {
-    if (config.protocol != bft::Protocol::kPbft)
-        return make_error("unsupported", "protocol \"" +
-                                             std::string(bft::protocol_name(config.protocol)) +
-                                             "\" is not available in this tallyd (pbft only)");
-    return Ok{};
+    switch (config.protocol) {
+        case bft::Protocol::kPbft:
+        case bft::Protocol::kRaft: return Ok{};
+    }
+    return make_error("unsupported", "protocol \"" + std::string(bft::protocol_name(config.protocol)) +
+                                         "\" is not available in this tallyd");
 }
 
 bft::pbft::Config pbft_config(const api::NetworkConfig& config, bft::ReplicaId id, bool recovering) {
@@ -30,6 +32,24 @@ bft::pbft::Config pbft_config(const api::NetworkConfig& config, bft::ReplicaId i
     return pbft;
 }
 
+bft::raft::Config raft_config(const api::NetworkConfig& config, bft::ReplicaId id, uint64_t seed) {
+    bft::raft::Config raft;
+    raft.id = id;
+    for (const auto& replica : config.replicas) raft.replicas.push_back(replica.public_key);
+    raft.seed = seed;
+    raft.batch_size_max = config.consensus.batch_size_max;
+    raft.batch_bytes_max = config.consensus.batch_bytes_max;
+    raft.pipeline_depth = config.consensus.pipeline_depth;
+    raft.election_timeout_ticks = config.consensus.election_timeout_ticks;
+    raft.heartbeat_ticks = config.consensus.heartbeat_ticks;
+    // No log compaction yet: the engine's snapshot index is wherever the ledger stood
+    // snapshot_trailing entries back, while the node serves ledger snapshots only at multiples
+    // of checkpoint_interval (node/replica_state.cc), so a follower sent InstallSnapshot could
+    // not fetch it. The log is kept whole until the two are made to meet.
+    raft.snapshot_interval = 0;
+    return raft;
+}
+
 Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& config, bft::ReplicaId id,
                                                  const crypto::KeyPair& key,
                                                  bft::RequestAuthenticator& authenticator,
@@ -43,8 +63,13 @@ Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& confi
             return std::unique_ptr<bft::Engine>(std::make_unique<bft::pbft::TraitorEngine>(
                 std::move(engine), options.traitor, key, pbft.replicas, id, options.traitor_seed));
         }
-        case bft::Protocol::kRaft:
-            break;  // refused by check_protocol
+        case bft::Protocol::kRaft: {
+            if (!options.traitor.empty())
+                return make_error("unsupported", "Raft has no traitors yet (they are PBFT's: bft/pbft/traitor.h)");
+            // Raft trusts its replicas: the leader's node checked each client signature when the
+            // request arrived (node/worker_pool), and followers apply what the leader's log says.
+            return bft::raft::make_engine(raft_config(config, id, options.seed), key, authenticator);
+        }
     }
     return make_error("unsupported", "no engine for this protocol");
 }

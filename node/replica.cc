@@ -6,9 +6,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <random>
 
 #include "bft/pbft/pbft.h"
 #include "bft/pbft/stored_records.h"
+#include "bft/raft/raft.h"
 #include "crypto/hash.h"
 #include "node/engine_factory.h"
 #include "node/store_binding.h"
@@ -115,7 +117,14 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
         // loads them again for on_start: twice a small table, once per start.)
         auto records = r->store_->load_all();
         if (!records) return make_error("store", records.error().message);
-        if (auto checked = bft::pbft::check_stored_records(*records); !checked)
+        Status checked = Ok{};
+        if (config.protocol == bft::Protocol::kPbft) {
+            checked = bft::pbft::check_stored_records(*records);
+        } else if (bft::raft::DurableState durable; !bft::raft::read_durable(*records, durable)) {
+            checked = make_error("damaged", "a Raft record (term, vote or log entry) does not decode, "
+                                            "or the log has a gap");
+        }
+        if (!checked)
             return make_error("store_refused",
                               r->store_->path() + ": " + checked.error().message +
                                   ". The consensus store is damaged. A replica must not run on a "
@@ -132,8 +141,12 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
         if (!parsed) return make_error("invalid", parsed.error().message);
         behaviours = std::move(parsed).value();
     }
-    auto engine = make_engine(config, id, r->key_, r->authenticator_,
-                              EngineOptions{r->recovering_, behaviours, options.traitor_seed});
+    if (r->recovering_ && config.protocol == bft::Protocol::kRaft)
+        spdlog::warn("--recover under Raft: this replica forgot its term, vote and log; it must not "
+                     "vote in a term it voted in before (restart it only after the others moved on)");
+    EngineOptions engine_options{r->recovering_, behaviours, options.traitor_seed};
+    engine_options.seed = std::random_device{}();
+    auto engine = make_engine(config, id, r->key_, r->authenticator_, engine_options);
     if (!engine) return engine.error();
     r->engine_ = std::move(engine).value();
     r->answers_ = make_answers(behaviours, config.consensus.checkpoint_interval);
@@ -293,8 +306,11 @@ Status Replica::drain(bft::Output out) {
             if (auto s = allow_ledger_through(out.fetch_state->seq); !s) return s;
             start_state_transfer(*out.fetch_state);
         }
+        // 5. redirects: the clients of requests this replica does not order go to the leader.
+        for (const auto& redirect : out.redirects) redirect_clients(redirect);
         out = std::move(next);
     }
+    answer_reads();
     collect_detected();
     if (recovering_ && !engine_->status().recovering) {
         // The engine persisted (synced) its view above: from now on the restart rule holds.

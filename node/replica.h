@@ -156,7 +156,16 @@ private:
     void refuse(const RequestIn& in, Refusal refusal);
     // Remembers that `tx_id` executed as nonce_too_high with its sender's nonce at `nonce`.
     void remember_not_yet(const crypto::Hash& tx_id, uint64_t nonce);
+    // Tells the clients of a request this replica does not order where the leader is
+    // (bft::Redirect); keeps nothing of the request.
+    void redirect_clients(const bft::Redirect& redirect);
+    void send_redirect(const std::string& routing_id, const crypto::Hash& tx_id,
+                       const bft::Redirect& redirect);
     void on_read(const ReadIn& in);
+    // An ordered query answered by the engine's ReadIndex (bft::Engine::read_index) instead of
+    // being ordered: started here, answered from the ledger in answer_reads() once released.
+    void start_read_index(RequestIn& in, bft::Output& out);
+    void answer_reads();
     void on_status(const StatusIn& in);
     // A Reply's bytes for one request, as answers_ would have them.
     std::string reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
@@ -198,6 +207,18 @@ private:
     // Transfers that executed as nonce_too_high, with their sender's nonce just after: the
     // same bytes are not ordered again until that nonce moves (admission.h). Bounded, oldest
     // forgotten first.
+    // Queries waiting for the engine's ReadIndex, by read id. Bounded (kReadsPendingMax): the
+    // engine answers or refuses each, but a client must not make this grow meanwhile.
+    struct PendingReadIndex {
+        std::string routing_id;
+        crypto::Hash tx_id{};
+        crypto::PublicKey client{};
+        uint64_t nonce = 0;
+        std::string query;  // the query's envelope
+    };
+    std::map<uint64_t, PendingReadIndex> read_index_pending_;
+    std::map<std::string, size_t> read_index_per_connection_;  // by routing id, never 0
+    uint64_t next_read_id_ = 1;
     std::map<crypto::Hash, uint64_t> not_yet_;
     std::deque<crypto::Hash> not_yet_order_;
 

@@ -4,8 +4,11 @@
 // their Merkle root (crypto/reply_batch.h), every other reply is signed alone.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "crypto/hash.h"
 #include "crypto/reply_batch.h"
+#include "ledger/tx.h"
 #include "node/api/client.pb.h"
 #include "node/replica.h"
 
@@ -59,7 +62,11 @@ void Replica::reply(const ClientRoute& route, const crypto::Hash& tx_id,
                   reply_body(route, tx_id, outcome, view));
 }
 
-void Replica::reply_batch(uint64_t seq, uint64_t view, const std::vector<ledger::Outcome>& outcomes) {
+void Replica::reply_batch(uint64_t seq, uint64_t batch_view, const std::vector<ledger::Outcome>& outcomes) {
+    // A reply carries the replica's view (term) when it replied, as Reply.view says: a Raft
+    // client checks it against the newest term it knows (an entry of an earlier term may
+    // execute under a later leader).
+    const uint64_t view = std::max(batch_view, engine_->status().view);
     BatchSignJob job;
     job.batch = seq;
     for (const auto& outcome : outcomes) {
@@ -120,11 +127,25 @@ void Replica::refuse(const RequestIn& in, Refusal refusal) {
 }
 
 void Replica::on_request(RequestIn& in, bft::Output& out) {
+    if (!engine_->takes_client_requests()) {
+        // Another replica orders requests (a Raft follower), or none is known to yet: the
+        // client is told where to go, before this replica's reply cache or admission could
+        // answer for a leader it is not. Nothing of the request is kept.
+        bft::Output taken = engine_->on_client_request(in.request);
+        for (const auto& redirect : taken.redirects) send_redirect(in.routing_id, in.tx_id, redirect);
+        taken.redirects.clear();
+        out.append(std::move(taken));
+        return;
+    }
     const ClientRoute route{in.routing_id, in.request.info.client, in.request.info.nonce};
     // The reply cache: a request that already executed is answered from the ledger with its
     // recorded outcome, and never reaches the engine again.
     if (auto done = ledger_->transaction(in.tx_id)) {
         reply(route, in.tx_id, *done, engine_->status().view);
+        return;
+    }
+    if (in.query && engine_->offers_read_index()) {
+        start_read_index(in, out);
         return;
     }
     if (auto q = answered_queries_.find(in.tx_id); q != answered_queries_.end()) {
@@ -148,6 +169,67 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
     routes_.add(in.tx_id, in.request.info.client, in.request.info.nonce, in.query,
                 std::move(in.routing_id), std::chrono::steady_clock::now());
     out.append(engine_->on_client_request(in.request));
+}
+
+void Replica::send_redirect(const std::string& routing_id, const crypto::Hash& tx_id,
+                            const bft::Redirect& redirect) {
+    api::pb::Redirect r;
+    r.set_tx_id(bytes_of(tx_id));
+    r.set_replica(id_);
+    r.set_view(redirect.view);
+    if (redirect.leader && *redirect.leader < config_.n() && *redirect.leader != id_) {
+        r.set_has_leader(true);
+        r.set_leader(*redirect.leader);
+    }
+    sign_and_send(routing_id, crypto::MessageType::kRedirect, r.SerializeAsString());
+}
+
+void Replica::redirect_clients(const bft::Redirect& redirect) {
+    const crypto::Hash tx_id = ledger::tx_id(redirect.payload);
+    auto pending = routes_.take(tx_id);
+    if (!pending) return;  // its client is not connected here (the request came in a peer's log)
+    for (const auto& routing_id : pending->routing_ids) send_redirect(routing_id, tx_id, redirect);
+}
+
+void Replica::start_read_index(RequestIn& in, bft::Output& out) {
+    // Bounded as queries are (admission.h): in all, and per connection, so that one client
+    // cannot take every slot.
+    if (read_index_pending_.size() >= options_.admission.queries_pending_max) {
+        refuse(in, Refusal::kQueriesBusy);
+        return;
+    }
+    size_t& of_connection = read_index_per_connection_[in.routing_id];
+    if (of_connection >= options_.admission.pending_per_connection_max) {
+        refuse(in, Refusal::kConnectionBusy);
+        return;
+    }
+    ++of_connection;
+    const uint64_t id = next_read_id_++;
+    read_index_pending_[id] = PendingReadIndex{std::move(in.routing_id), in.tx_id, in.request.info.client,
+                                               in.request.info.nonce, std::move(in.request.payload)};
+    out.append(engine_->read_index(id));
+}
+
+void Replica::answer_reads() {
+    for (const auto& read : engine_->take_reads()) {
+        auto it = read_index_pending_.find(read.read_id);
+        if (it == read_index_pending_.end()) continue;
+        const PendingReadIndex& q = it->second;
+        const ClientRoute route{q.routing_id, q.client, q.nonce};
+        if (read.ok) {
+            // The ledger has executed through the read's index (the engine waited for it):
+            // its state now is at least as new as every write acknowledged before the read.
+            ledger::Outcome outcome = ledger_->query(q.query);
+            outcome.seq = ledger_->last_seq();
+            reply(route, q.tx_id, outcome, engine_->status().view);
+        } else {
+            send_redirect(q.routing_id, q.tx_id, bft::Redirect{{}, read.leader, engine_->status().view});
+        }
+        if (auto c = read_index_per_connection_.find(q.routing_id);
+            c != read_index_per_connection_.end() && --c->second == 0)
+            read_index_per_connection_.erase(c);
+        read_index_pending_.erase(it);
+    }
 }
 
 void Replica::on_read(const ReadIn& in) {
@@ -181,6 +263,13 @@ void Replica::on_status(const StatusIn& in) {
     r.set_low_water_mark(status.low_water_mark);
     r.set_stable_checkpoint(status.stable_checkpoint);
     r.set_view_changing(status.view_changing);
+    r.set_commit_index(status.commit_index);
+    r.set_last_log_index(status.last_log_index);
+    r.set_applied(status.last_executed);
+    if (status.leader) {
+        r.set_has_leader(true);
+        r.set_leader(*status.leader);
+    }
     for (const auto& behaviour : options_.traitor) r.add_traitor(behaviour);
     for (const auto& [kind, count] : detected_) {
         auto* d = r.add_detected();

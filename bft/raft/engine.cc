@@ -238,9 +238,14 @@ public:
 
     Output on_client_request(const ClientRequest& request) override {
         Output out;
-        // Only the leader orders requests; another replica drops them (the client retries,
-        // or, once the node redirects, goes to status().leader).
-        if (role_ != Role::kLeader || transferee_) return out;  // handing over: the client retries
+        // Only the leader orders requests; another replica redirects the client to the leader
+        // it believes in (none during an election: the client retries). A leader handing over
+        // redirects to nobody: the transferee leads a moment later.
+        if (!takes_client_requests()) {
+            out.redirects.push_back(
+                Redirect{request.payload, role_ == Role::kLeader ? std::nullopt : leader_, term_});
+            return out;
+        }
         crypto::Hash digest = crypto::sha256(request.payload);
         if (pending_.count(digest)) return out;  // a retry of a request already queued or in the log
         if (queue_.size() >= config_.max_queued_requests ||
@@ -308,6 +313,8 @@ public:
         }
         s.view = term_;
         s.last_executed = executed_;
+        s.commit_index = commit_;
+        s.last_log_index = last_index();
         s.low_water_mark = snap_index_;
         s.recovering = !fetching_.empty();
         s.leader = leader_;
@@ -315,6 +322,9 @@ public:
     }
 
     std::vector<Detected> take_detected() override { return std::exchange(detected_, {}); }
+
+    bool takes_client_requests() const override { return role_ == Role::kLeader && !transferee_; }
+    bool offers_read_index() const override { return true; }
 
     Output read_index(uint64_t read_id) override {
         Output out;

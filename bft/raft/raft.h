@@ -56,25 +56,17 @@ struct Config {
     uint64_t snapshot_trailing = 1024;
 };
 
-// The answer to a ReadIndex read: ok with the index the ledger has executed through (serve
-// the read from the ledger now: it is linearizable), or refused (not the leader, stepped
-// down, too many pending) with the leader this replica believes in, if any.
-struct ReadResult {
-    uint64_t read_id = 0;
-    bool ok = false;
-    uint64_t index = 0;
-    std::optional<ReplicaId> leader;
-};
+// The answer to a ReadIndex read: bft::ReadResult (engine.h).
+using ReadResult = bft::ReadResult;
 
-// Raft's engine, with what engine.h has no place for yet: ReadIndex reads.
+// Raft's engine, with what engine.h has no place for yet: leader transfer. Its ReadIndex reads
+// are engine.h's read_index: the leader notes its commit index (once an entry of its term has
+// committed), confirms it still leads by a heartbeat round a majority answers, and waits until
+// the ledger executed through that index; the result comes out of take_reads().
 class RaftEngine : public Engine {
 public:
-    // A linearizable read without a log write (thesis 6.4): the leader notes its commit index
-    // (once an entry of its term has committed), confirms it still leads by a heartbeat round
-    // a majority answers, and waits until the ledger executed through that index. The result
-    // comes out of take_reads() (possibly after later inputs).
-    virtual Output read_index(uint64_t read_id) = 0;
-    virtual std::vector<ReadResult> take_reads() = 0;
+    Output read_index(uint64_t read_id) override = 0;
+    std::vector<ReadResult> take_reads() override = 0;
 
     // Leader transfer (thesis 3.10), for a clean shutdown of the leader: stop taking requests,
     // bring `target` up to date, then tell it to campaign at once (TimeoutNow); it wins a term

@@ -268,6 +268,16 @@ Status parse_consensus(const std::string& file, const json& j, NetworkConfig& co
     auto chunk = fields.unsigned_field("snapshot_chunk_bytes", 256, 1u << 20, c.snapshot_chunk_bytes);
     if (!chunk) return chunk.error();
     c.snapshot_chunk_bytes = static_cast<uint32_t>(*chunk);
+    auto election = fields.unsigned_field("election_timeout_ticks", 2, big, c.election_timeout_ticks);
+    if (!election) return election.error();
+    c.election_timeout_ticks = *election;
+    auto heartbeat = fields.unsigned_field("heartbeat_ticks", 1, big, c.heartbeat_ticks);
+    if (!heartbeat) return heartbeat.error();
+    c.heartbeat_ticks = *heartbeat;
+    if (c.heartbeat_ticks >= c.election_timeout_ticks)
+        return fields.error("heartbeat_ticks", "must be less than election_timeout_ticks (" +
+                                                   std::to_string(c.election_timeout_ticks) + "), got " +
+                                                   std::to_string(c.heartbeat_ticks));
     return fields.no_unknown_fields();
 }
 
@@ -294,7 +304,12 @@ Result<NetworkConfig> parse(const std::string& file, const std::string& dir, con
     if (auto s = fields.no_unknown_fields(); !s) return s.error();
 
     if (auto s = parse_replicas(file, j, config); !s) return s.error();
-    const uint32_t want = config.quorums().n();
+    // Raft takes any n (an even n tolerates no more crashes than n - 1: f = floor((n-1)/2));
+    // PBFT exactly 3f+1.
+    const uint32_t want = config.protocol == bft::Protocol::kRaft && config.n() > 0 &&
+                                  bft::Quorums::max_faults(config.protocol, config.n()) == config.f
+                              ? config.n()
+                              : config.quorums().n();
     if (config.n() != want)
         return make_error("invalid", file + ": replicas: " +
                                          std::string(bft::protocol_name(config.protocol)) +
@@ -364,6 +379,10 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
                       {"watermark_window", c.watermark_window},
                       {"view_change_timeout_ticks", c.view_change_timeout_ticks},
                       {"snapshot_chunk_bytes", c.snapshot_chunk_bytes}};
+    if (config.protocol == bft::Protocol::kRaft) {
+        j["consensus"]["election_timeout_ticks"] = c.election_timeout_ticks;
+        j["consensus"]["heartbeat_ticks"] = c.heartbeat_ticks;
+    }
 
     // Write a sibling, then rename: a reader never sees half a file.
     const fs::path tmp = abs.string() + ".tmp";

@@ -5,7 +5,7 @@
 //
 // {
 //   "protocol": "pbft",                      // or "raft"; "pbft" when absent
-//   "f": 1,                                  // PBFT: n = 3f+1; Raft: n = 2f+1
+//   "f": 1,                                  // PBFT: n = 3f+1; Raft: f = floor((n-1)/2)
 //   "replicas": [
 //     {"id": 0, "host": "127.0.0.1", "port": 7100, "client_port": 7200,
 //      "public_key": "<64 hex>", "key_file": "keys/replica-0.key", "data_dir": "data/0"}, ...
@@ -13,7 +13,8 @@
 //   "genesis": [{"account": "<64 hex>", "balance": 1000000000}, ...],
 //   "consensus": {"tick_ms": 10, "batch_size_max": 256, "batch_bytes_max": 262144, "pipeline_depth": 2,
 //                 "checkpoint_interval": 128, "watermark_window": 512,
-//                 "view_change_timeout_ticks": 200}
+//                 "view_change_timeout_ticks": 200,
+//                 "election_timeout_ticks": 100, "heartbeat_ticks": 10}   // Raft only
 // }
 #pragma once
 
@@ -59,6 +60,10 @@ struct ConsensusConfig {
     uint64_t view_change_timeout_ticks = 200;
     // State transfer: the size of the snapshot pieces a replica asks its peers for.
     uint32_t snapshot_chunk_bytes = 1u << 20;
+    // Raft: a follower that hears no leader for [T, 2T) ticks campaigns (randomised); a leader
+    // sends a heartbeat every heartbeat_ticks. 100 and 10 ticks of 10 ms: etcd's 1 s and 100 ms.
+    uint64_t election_timeout_ticks = 100;
+    uint64_t heartbeat_ticks = 10;
 };
 
 struct NetworkConfig {

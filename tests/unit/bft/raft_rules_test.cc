@@ -46,6 +46,37 @@ TEST(RaftRules, ElectionSafetyOneVotePerTermSurvivesRestart) {
     EXPECT_TRUE(replies[0].second.granted());
 }
 
+// Only the leader orders client requests (5.1): a follower keeps nothing of one and redirects
+// its client to the leader it heard from in this term; before it has heard from any, to nobody
+// (the client asks again). The leader takes it, and the status names who leads.
+TEST(RaftRules, AFollowerRedirectsAClientToTheLeaderItBelievesIn) {
+    Direct d(3, 0);
+    EXPECT_FALSE(d.engine->takes_client_requests());
+    Output out = d.request("early");
+    ASSERT_EQ(out.redirects.size(), 1u);
+    EXPECT_FALSE(out.redirects[0].leader.has_value());
+    EXPECT_TRUE(out.persist.empty());
+    EXPECT_TRUE(out.send.empty());
+
+    d.append(2, 3, 0, 0, 0);  // replica 2 leads term 3
+    ASSERT_EQ(d.engine->status().leader, std::optional<ReplicaId>(2));
+    out = d.request("tx");
+    ASSERT_EQ(out.redirects.size(), 1u);
+    EXPECT_EQ(out.redirects[0].payload, "tx");
+    EXPECT_EQ(out.redirects[0].leader, std::optional<ReplicaId>(2));
+    EXPECT_EQ(out.redirects[0].view, 3u);
+    EXPECT_TRUE(out.persist.empty()) << "a follower stores nothing of a client's request";
+    EXPECT_TRUE(out.send.empty());
+
+    Direct leader(3, 1);
+    leader.elect();
+    EXPECT_TRUE(leader.engine->takes_client_requests());
+    out = leader.request("tx");
+    EXPECT_TRUE(out.redirects.empty());
+    EXPECT_EQ(leader.engine->status().leader, std::optional<ReplicaId>(1));
+    EXPECT_EQ(leader.engine->status().last_log_index, 2u);  // the term's no-op, then "tx"
+}
+
 // A candidate needs a majority: with 5 replicas, two grants (itself and one) are not enough.
 TEST(RaftRules, ElectionSafetyLeaderNeedsMajority) {
     Direct d(5, 0);

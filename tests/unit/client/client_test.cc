@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -62,6 +63,15 @@ public:
     void set_read_seq(uint32_t replica, uint64_t seq) { read_seqs_[replica] = seq; }
     // The protocol network.json names (PBFT unless set). Call before start().
     void set_protocol(bft::Protocol protocol) { protocol_ = protocol; }
+    // Raft: replica i is a follower that answers every request with a signed redirect to
+    // `leader` in `term`. Call before start().
+    void set_redirect(uint32_t i, uint32_t leader, uint64_t term) { redirects_[i] = {leader, term}; }
+    // The view (term) replica i's replies carry (0 unless set). Call before start().
+    void set_view(uint32_t i, uint64_t view) { views_[i] = view; }
+    // Replica i answers a request only from its `copy`-th copy on. Call before start().
+    void set_answer_from_copy(uint32_t i, int copy) { answer_from_copy_[i] = copy; }
+    // Requests replica i received (every copy).
+    uint64_t requests_seen(uint32_t i) const { return requests_seen_[i]; }
 
     void start() {
         config_.protocol = protocol_;
@@ -139,6 +149,19 @@ private:
                     return std::nullopt;
                 auto tx = ledger::decode_tx(frame);
                 if (!tx) return std::nullopt;
+                ++requests_seen_[i];
+                if (auto r = redirects_.find(i); r != redirects_.end()) {
+                    node::api::pb::Redirect redirect;
+                    redirect.set_tx_id(std::string(crypto::as_bytes(tx->id)));
+                    redirect.set_replica(i);
+                    redirect.set_view(r->second.second);
+                    redirect.set_has_leader(true);
+                    redirect.set_leader(r->second.first);
+                    return crypto::seal(keys_[i], MessageType::kRedirect, redirect.SerializeAsString());
+                }
+                if (auto from = answer_from_copy_.find(i);
+                    from != answer_from_copy_.end() && ++copies_[i][std::string(frame)] < from->second)
+                    return std::nullopt;
                 if (tx->kind == ledger::TxKind::kTransfer) last_nonce_ = tx->nonce;
                 auto reply = reply_for(i, *tx, kBalance);
                 if (b == Behaviour::kLagsOnce && ++copies_[i][std::string(frame)] < 2) {
@@ -196,7 +219,8 @@ private:
             reply.set_value(balance);
             reply.set_account_nonce(kAccountNonce);
         }
-        reply.set_view(0);
+        auto view = views_.find(i);
+        reply.set_view(view == views_.end() ? 0 : view->second);
         reply.set_replica(i);
         return reply;
     }
@@ -212,6 +236,10 @@ private:
     std::map<uint32_t, std::map<std::string, int>> copies_;
     std::map<uint32_t, std::vector<std::pair<std::string, std::string>>> held_;  // identity, leaf
     std::map<uint32_t, uint64_t> batches_;
+    std::map<uint32_t, std::pair<uint32_t, uint64_t>> redirects_;  // replica -> (leader, term)
+    std::map<uint32_t, uint64_t> views_;
+    std::map<uint32_t, int> answer_from_copy_;
+    std::array<std::atomic<uint64_t>, 8> requests_seen_{};
     std::string identity_;  // of the frame being answered
     std::atomic<uint64_t> last_nonce_{0};
     std::atomic<bool> stop_{false};
@@ -309,6 +337,62 @@ TEST(Client, HowManyRepliesItNeedsIsAPropertyOfTheProtocol) {
     auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 2s);
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->seq, kSeq);
+}
+
+// Raft: a follower answers a request with a signed redirect naming the leader, and the client
+// sends the request there at once — here the leader answers only a second copy, and with
+// retransmissions 10 s apart only the redirect can bring it one within 3 s. The next request
+// goes to that leader alone.
+TEST(Client, UnderRaftAFollowersRedirectSendsTheRequestToTheLeaderAndLaterOnesGoThereFirst) {
+    FakeNetwork net({Behaviour::kHonest, Behaviour::kHonest, Behaviour::kHonest});
+    net.set_protocol(bft::Protocol::kRaft);
+    net.set_redirect(0, 2, 4);
+    net.set_redirect(1, 2, 4);
+    net.set_view(2, 4);
+    net.set_answer_from_copy(2, 2);
+    net.start();
+    ClientOptions options;
+    options.retransmit_interval = 10s;
+    Client client(options);
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto first = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 3s);
+    ASSERT_TRUE(first.ok()) << first.error().message;
+    EXPECT_EQ(first->seq, kSeq);
+    EXPECT_EQ(client.counters().redirected, 1u);  // the second redirect names the same leader
+    EXPECT_EQ(client.retransmits(), 0u);
+    const uint64_t followers_before = net.requests_seen(0) + net.requests_seen(1);
+    const uint64_t leader_before = net.requests_seen(2);
+    auto second = client.submit_async(
+        ledger::make_transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1),
+        [](const Result<OrderedResult>&) {}, 3s);
+    ASSERT_TRUE(second.ok());
+    const auto until = Clock::now() + 3s;
+    while (net.requests_seen(2) == leader_before && Clock::now() < until) client.poll(10ms);
+    EXPECT_EQ(net.requests_seen(2), leader_before + 1);
+    EXPECT_EQ(net.requests_seen(0) + net.requests_seen(1), followers_before);
+}
+
+// Raft: the client accepts one signed reply, but not from a replica whose term is older than
+// a term it has seen proved (a redirect's). Replica 1 was deposed in term 3 and answers with a
+// wrong result; the redirect told the client of term 6 first, so it waits for the leader's.
+TEST(Client, UnderRaftAReplyOfATermOlderThanOneTheClientKnowsIsNotAccepted) {
+    FakeNetwork net({Behaviour::kHonest, Behaviour::kLie, Behaviour::kHonest});
+    net.set_protocol(bft::Protocol::kRaft);
+    net.set_redirect(0, 2, 6);
+    net.set_view(1, 3);
+    net.set_answer_from_copy(1, 2);  // the stale liar and the leader answer the retransmission
+    net.set_view(2, 6);
+    net.set_answer_from_copy(2, 3);  // (the redirect's hop was the leader's second copy)
+    net.start();
+    ClientOptions options;
+    options.retransmit_interval = 100ms;
+    Client client(options);
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 3s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->ok()) << result_text(r->result);
+    EXPECT_EQ(r->seq, kSeq);
+    EXPECT_GE(client.counters().stale, 1u);
 }
 
 TEST(Client, AFastReadNeedsTwoFPlusOneMatching) {

@@ -80,7 +80,7 @@ TEST_F(NetTest, UpRefusesAFolderThatHoldsSomethingElse) {
 }
 
 TEST_F(NetTest, UpRefusesNodeCountsThatDoNotFitTheProtocolBeforeWritingAnything) {
-    for (uint32_t nodes : {0u, 3u, 5u, 6u, 65u}) {
+    for (uint32_t nodes : {3u, 5u, 6u, 65u}) {
         auto options = up_options();
         options.nodes = nodes;
         std::ostringstream out, progress;
@@ -91,11 +91,24 @@ TEST_F(NetTest, UpRefusesNodeCountsThatDoNotFitTheProtocolBeforeWritingAnything)
     }
     auto raft = up_options();
     raft.protocol = "raft";
-    raft.nodes = 4;
+    raft.nodes = 65;  // Raft takes any n from 1 to 64 (f = floor((n-1)/2))
     std::ostringstream out, progress;
     auto s = net_up(raft, out, progress);
     ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, "usage");
     EXPECT_NE(s.error().message.find("2f+1"), std::string::npos);
+    EXPECT_FALSE(fs::exists(dir_));
+}
+
+TEST_F(NetTest, UpRefusesARaftTraitorBeforeWritingAnything) {
+    auto options = up_options();
+    options.protocol = "raft";
+    options.traitors = {"1:silent"};
+    std::ostringstream out, progress;
+    auto s = net_up(options, out, progress);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, "usage");
+    EXPECT_NE(s.error().message.find("Raft has no traitors"), std::string::npos) << s.error().message;
     EXPECT_FALSE(fs::exists(dir_));
 }
 

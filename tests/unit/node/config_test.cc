@@ -204,7 +204,7 @@ TEST_F(ConfigTest, EachMissingRequiredFieldIsNamed) {
     expect_invalid(j, "genesis[0].balance");
 }
 
-TEST_F(ConfigTest, NMustBe3fPlus1ForPbftAnd2fPlus1ForRaft) {
+TEST_F(ConfigTest, NMustBe3fPlus1ForPbftAndRaftsFMustBeFloorOfNMinusOneHalved) {
     json j = valid_json();
     j["f"] = 2;
     expect_invalid(j, "3f+1");
@@ -213,10 +213,28 @@ TEST_F(ConfigTest, NMustBe3fPlus1ForPbftAnd2fPlus1ForRaft) {
     expect_invalid(j, "3f+1");
     j = valid_json();
     j["protocol"] = "raft";
+    j["f"] = 2;  // 4 replicas tolerate one crash, not two
     expect_invalid(j, "2f+1");
+    j["f"] = 1;  // an even n: f = floor((4-1)/2) = 1
+    auto even = load_network_config(write(j));
+    EXPECT_TRUE(even.ok()) << even.error().message;
     j["replicas"].erase(3);  // 3 replicas = 2f+1 with f = 1
     auto config = load_network_config(write(j));
     EXPECT_TRUE(config.ok()) << config.error().message;
+}
+
+TEST_F(ConfigTest, RaftTimeoutsAreReadAndTheHeartbeatMustBeShorterThanTheElection) {
+    json j = valid_json();
+    j["protocol"] = "raft";
+    j["replicas"].erase(3);
+    j["consensus"]["election_timeout_ticks"] = 50;
+    j["consensus"]["heartbeat_ticks"] = 5;
+    auto config = load_network_config(write(j));
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_EQ(config->consensus.election_timeout_ticks, 50u);
+    EXPECT_EQ(config->consensus.heartbeat_ticks, 5u);
+    j["consensus"]["heartbeat_ticks"] = 50;
+    expect_invalid(j, "heartbeat_ticks");
 }
 
 TEST_F(ConfigTest, DuplicateIdsPortsAndKeysAreRefused) {

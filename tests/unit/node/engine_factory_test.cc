@@ -66,16 +66,31 @@ TEST(EngineFactory, AnHonestReplicaGetsTheBareEngineATraitorItWrapped) {
     EXPECT_TRUE(wrapped->has(bft::Behaviour::kEquivocate));
 }
 
-TEST(EngineFactory, AProtocolWithoutAnEngineIsRefusedAsUnsupported) {
+TEST(EngineFactory, RaftIsBuiltFromTheNetworksReplicasAndTimeoutsAndHasNoTraitorsYet) {
     auto config = four_replicas();
     config.protocol = bft::Protocol::kRaft;
     config.replicas.pop_back();  // 3 = 2f+1
-    EXPECT_EQ(check_protocol(config).error().code, "unsupported");
+    config.consensus.election_timeout_ticks = 40;
+    config.consensus.heartbeat_ticks = 4;
+    EXPECT_TRUE(check_protocol(config).ok());
+    const bft::raft::Config raft = raft_config(config, 2, 9);
+    EXPECT_EQ(raft.id, 2u);
+    ASSERT_EQ(raft.replicas.size(), 3u);
+    for (uint8_t i = 0; i < 3; ++i) EXPECT_EQ(raft.replicas[i], key_of(i).public_key());
+    EXPECT_EQ(raft.seed, 9u);
+    EXPECT_EQ(raft.election_timeout_ticks, 40u);
+    EXPECT_EQ(raft.heartbeat_ticks, 4u);
+    EXPECT_EQ(raft.batch_size_max, 17u);
+    EXPECT_EQ(raft.pipeline_depth, 3u);
     const auto key = key_of(0);
     TxAuthenticator authenticator;
     auto engine = make_engine(config, 0, key, authenticator, EngineOptions{});
-    ASSERT_FALSE(engine.ok());
-    EXPECT_EQ(engine.error().code, "unsupported");
+    ASSERT_TRUE(engine.ok()) << engine.error().message;
+    EXPECT_EQ((*engine)->status().protocol, "raft");
+    auto traitor = make_engine(config, 0, key, authenticator,
+                               EngineOptions{false, {bft::Behaviour::kEquivocate}, 7});
+    ASSERT_FALSE(traitor.ok());
+    EXPECT_EQ(traitor.error().code, "unsupported");
 }
 
 }  // namespace
