@@ -101,8 +101,15 @@ bool verify(const PublicKey& key, std::string_view domain, std::string_view mess
     return verify_raw(key, domain_bytes(domain, message), signature);
 }
 
+namespace {
+thread_local uint64_t t_verifications = 0;
+}  // namespace
+
+uint64_t verifications_on_this_thread() { return t_verifications; }
+
 bool verify_raw(const PublicKey& key, std::string_view message, const Signature& signature) {
     ensure_sodium();
+    ++t_verifications;
     if (g_mac_signatures)
         return sodium_memcmp(mac(key, message).data(), signature.data(), signature.size()) == 0;
     return crypto_sign_verify_detached(signature.data(), as_uchar(message), message.size(),

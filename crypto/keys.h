@@ -51,6 +51,9 @@ private:
 bool verify(const PublicKey& key, std::string_view domain, std::string_view message,
             const Signature& signature);
 bool verify_raw(const PublicKey& key, std::string_view message, const Signature& signature);
+// How many signatures this thread has checked (verify and verify_raw): what a test counts to
+// show that input is refused before it costs a signature check, without timing anything.
+uint64_t verifications_on_this_thread();
 
 // --- Simulator only -------------------------------------------------------------------------
 // A process-wide switch for the deterministic simulator (tests/sim), off by default; tallyd,
