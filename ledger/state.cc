@@ -27,6 +27,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -225,31 +226,51 @@ crypto::Hash digest_bucket(const Account* accounts, size_t count) {
     return sha.finish();
 }
 
-// The tree above, kept whole (heap layout: node 1 is the root, bucket b's leaf is node
-// kDigestBuckets + b; 4 MiB) and brought up to date lazily: leaves change, and root()
-// rehashes only the ancestors of those that changed.
+// The tree above, in heap layout (node 1 is the root, bucket b's leaf is node
+// kDigestBuckets + b; 4 MiB when full) and brought up to date lazily: leaves change, and root()
+// rehashes only the ancestors of those that changed. Kept in pages of kTreePageNodes nodes,
+// each allocated at its first write (a missing page reads as zero, an empty subtree's hash):
+// a small ledger touches a few dozen pages instead of clearing 4 MiB, which cost a replica's
+// start and each digest_accounts() more than all its blocks (the simulator makes thousands).
 class AccountTree {
   public:
-    AccountTree() : nodes_(2 * kDigestBuckets) {}
+    AccountTree() : pages_(2 * kDigestBuckets / kTreePageNodes) {}
 
     void set_leaf(size_t bucket, const crypto::Hash& leaf) {
-        nodes_[kDigestBuckets + bucket] = leaf;
+        set(kDigestBuckets + bucket, leaf);
         changed_.push_back(kDigestBuckets + bucket);
     }
 
-    const crypto::Hash& root() {
+    crypto::Hash root() {
         std::vector<size_t> level = std::move(changed_);
         changed_.clear();
         for (size_t depth = 0; depth < kDigestBucketBits && !level.empty(); ++depth) {
             for (size_t& i : level) i /= 2;
             std::sort(level.begin(), level.end());
             level.erase(std::unique(level.begin(), level.end()), level.end());
-            for (size_t i : level) nodes_[i] = node(nodes_[2 * i], nodes_[2 * i + 1]);
+            for (size_t i : level) set(i, node(get(2 * i), get(2 * i + 1)));
         }
-        return nodes_[1];
+        return get(1);
     }
 
   private:
+    static constexpr size_t kTreePageNodes = 64;  // 2 KiB
+    using Page = std::array<crypto::Hash, kTreePageNodes>;
+
+    const crypto::Hash& get(size_t i) const {
+        static const crypto::Hash kZero{};
+        const auto& page = pages_[i / kTreePageNodes];
+        return page ? (*page)[i % kTreePageNodes] : kZero;
+    }
+    void set(size_t i, const crypto::Hash& value) {
+        auto& page = pages_[i / kTreePageNodes];
+        if (!page) {
+            if (value == crypto::Hash{}) return;  // reads as zero already
+            page = std::make_unique<Page>();      // value-initialised: all zero
+        }
+        (*page)[i % kTreePageNodes] = value;
+    }
+
     static crypto::Hash node(const crypto::Hash& left, const crypto::Hash& right) {
         static const crypto::Hash kZero{};
         if (left == kZero && right == kZero) return kZero;
@@ -262,7 +283,7 @@ class AccountTree {
         return crypto::sha256(std::string_view(bytes.data(), bytes.size()));
     }
 
-    std::vector<crypto::Hash> nodes_;
+    std::vector<std::unique_ptr<Page>> pages_;
     std::vector<size_t> changed_;  // node indices of leaves changed since the last root()
 };
 
@@ -270,19 +291,23 @@ class AccountTree {
 // and a bucket's digest streams through contiguous memory), plus the accounts the block in
 // progress created, kept aside and merged in when the block's transactions are done.
 // Remembers every account a block touches as it was before, so that a failed block can be
-// undone, and which buckets changed, so that digest() rehashes only those.
+// undone, and which buckets changed, so that digest() rehashes only those. The buckets are
+// kept in pages of kBucketsPerPage, each allocated when an account first lands in it (a small
+// ledger does not construct and walk 2^16 empty buckets).
 class AccountTable {
   public:
-    AccountTable() : buckets_(kDigestBuckets) {}
-    explicit AccountTable(std::vector<Account> sorted) : buckets_(kDigestBuckets) {
-        for (Account& account : sorted) buckets_[bucket_of(account.key)].push_back(account);
+    AccountTable() : pages_(kDigestBuckets / kBucketsPerPage) {}
+    explicit AccountTable(std::vector<Account> sorted) : AccountTable() {
+        for (Account& account : sorted) {
+            const size_t b = bucket_of(account.key);
+            mutable_bucket(b).push_back(account);
+            dirty_.insert(dirty_.end(), b);  // sorted: buckets come in increasing order
+        }
         size_ = sorted.size();
-        for (size_t b = 0; b < kDigestBuckets; ++b)
-            if (!buckets_[b].empty()) dirty_.insert(b);
     }
 
     const Account* find(const crypto::PublicKey& key) const {
-        const auto& bucket = buckets_[bucket_of(key)];
+        const auto& bucket = this->bucket(bucket_of(key));
         auto it = std::lower_bound(bucket.begin(), bucket.end(), key, key_less);
         if (it != bucket.end() && it->key == key) return &*it;
         auto fresh = fresh_.find(key);
@@ -306,7 +331,7 @@ class AccountTable {
     // The block's transactions are done: its new accounts join their buckets.
     void merge() {
         for (const auto& [key, account] : fresh_) {
-            auto& bucket = buckets_[bucket_of(key)];
+            auto& bucket = mutable_bucket(bucket_of(key));
             bucket.insert(std::lower_bound(bucket.begin(), bucket.end(), key, key_less), account);
             ++size_;
         }
@@ -318,7 +343,7 @@ class AccountTable {
     void undo() {
         fresh_.clear();
         for (const auto& [key, before] : undo_) {
-            auto& bucket = buckets_[bucket_of(key)];
+            auto& bucket = mutable_bucket(bucket_of(key));
             dirty_.insert(bucket_of(key));
             auto it = std::lower_bound(bucket.begin(), bucket.end(), key, key_less);
             const bool present = it != bucket.end() && it->key == key;
@@ -339,7 +364,10 @@ class AccountTable {
     // The accounts digest (the tree above) of the table as it is; only after merge().
     crypto::Hash digest() {
         TALLY_ASSERT(fresh_.empty());
-        for (size_t b : dirty_) tree_.set_leaf(b, digest_bucket(buckets_[b].data(), buckets_[b].size()));
+        for (size_t b : dirty_) {
+            const auto& accounts = bucket(b);
+            tree_.set_leaf(b, digest_bucket(accounts.data(), accounts.size()));
+        }
         dirty_.clear();
         return tree_.root();
     }
@@ -348,8 +376,10 @@ class AccountTable {
     // Every account, in key order; complete whenever no block is in progress (or after merge()).
     template <typename Visit>
     void for_each(Visit visit) const {
-        for (const auto& bucket : buckets_)
-            for (const Account& account : bucket) visit(account);
+        for (const auto& page : pages_)
+            if (page)
+                for (const auto& bucket : *page)
+                    for (const Account& account : bucket) visit(account);
     }
     std::vector<Account> sorted() const {
         std::vector<Account> out;
@@ -359,8 +389,22 @@ class AccountTable {
     }
 
   private:
+    static constexpr size_t kBucketsPerPage = 256;
+    using Page = std::array<std::vector<Account>, kBucketsPerPage>;
+
+    const std::vector<Account>& bucket(size_t b) const {
+        static const std::vector<Account> kEmpty;
+        const auto& page = pages_[b / kBucketsPerPage];
+        return page ? (*page)[b % kBucketsPerPage] : kEmpty;
+    }
+    std::vector<Account>& mutable_bucket(size_t b) {
+        auto& page = pages_[b / kBucketsPerPage];
+        if (!page) page = std::make_unique<Page>();
+        return (*page)[b % kBucketsPerPage];
+    }
+
     // Invariant: each bucket strictly increasing by key, every key in its own bucket.
-    std::vector<std::vector<Account>> buckets_;
+    std::vector<std::unique_ptr<Page>> pages_;
     size_t size_ = 0;
     std::map<crypto::PublicKey, Account> fresh_;
     std::map<crypto::PublicKey, std::optional<Account>> undo_;

@@ -4,6 +4,9 @@
 //   TALLY_SIM_SEED=<seed> build/bin/test_sim --gtest_filter=<test>
 // TALLY_SIM_SEEDS=<count> runs seeds 1..count instead of a test's default.
 // scripts/simulate runs VoprSim.Search for as long as it is told (TALLY_VOPR_SECONDS).
+// TALLY_VOPR_FINGERPRINTS=1 prints one line per schedule run: its seed, ticks, the hash of what
+// clients saw, what honest replicas detected and how many problems it found (compare two builds'
+// lines to show a change kept every schedule's run the same).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/hash.h"
 #include "sim/vopr.h"
 
 namespace tally::sim {
@@ -40,6 +44,7 @@ class VoprSim : public ::testing::Test {
     bool run_one(uint64_t seed, const SearchSpace& space, uint64_t runs = 0, int state_fd = -1) {
         set_abort_report(seed, runs, replay_command(seed), state_fd);
         auto result = run_schedule(seed, space);
+        if (std::getenv("TALLY_VOPR_FINGERPRINTS")) print_fingerprint(seed, result);
         ticks_ += result.ticks;
         for (const auto& [kind, count] : result.detected) detected_[kind] += count;
         if (result.problems.empty()) return true;
@@ -51,6 +56,17 @@ class VoprSim : public ::testing::Test {
             failed_seeds_ += " " + std::to_string(seed);
         }
         return false;
+    }
+
+    static void print_fingerprint(uint64_t seed, const ScheduleResult& result) {
+        std::string line = "[ fingerprint ] seed " + std::to_string(seed) + " ticks " +
+                           std::to_string(result.ticks) + " history " +
+                           crypto::to_hex(result.history) + " problems " +
+                           std::to_string(result.problems.size()) + " detected";
+        for (const auto& [kind, count] : result.detected)
+            line += " " + kind + "=" + std::to_string(count);
+        line += " description " + crypto::to_hex(crypto::sha256(result.description)).substr(0, 16);
+        std::printf("%s\n", line.c_str());
     }
 
     // Seeds first..first+count-1 (or the one TALLY_SIM_SEED names).
