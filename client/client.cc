@@ -408,19 +408,26 @@ void Client::on_read_reply(uint32_t replica, std::string_view frame,
     }
 }
 
-void Client::on_redirect(uint32_t replica, std::string_view frame) {
-    if (!accept_.follows_leader()) {  // a protocol where nobody redirects
-        ++counters_.malformed;
-        return;
-    }
+// A frame from `replica`, opened with its signature checked; a bad one is counted.
+std::optional<crypto::Envelope> Client::open_signed(uint32_t replica, std::string_view frame) {
     crypto::OpenOptions options;
     options.max_bytes = kReplyBytesMax;
     options.expected_sender = config_.replicas[replica].public_key;
     auto envelope = crypto::open(frame, options);
     if (!envelope) {
         ++counters_.bad_signature;
+        return std::nullopt;
+    }
+    return std::move(envelope).value();
+}
+
+void Client::on_redirect(uint32_t replica, std::string_view frame) {
+    if (!accept_.follows_leader()) {  // a protocol where nobody redirects
+        ++counters_.malformed;
         return;
     }
+    auto envelope = open_signed(replica, frame);
+    if (!envelope) return;
     node::api::pb::Redirect redirect;
     if (!redirect.ParseFromString(envelope->body) || redirect.replica() != replica ||
         (redirect.has_leader() && redirect.leader() >= config_.n())) {
@@ -456,14 +463,8 @@ void Client::on_status_reply(uint32_t replica, std::string_view frame) {
         ++counters_.stale;
         return;
     }
-    crypto::OpenOptions options;
-    options.max_bytes = kReplyBytesMax;
-    options.expected_sender = config_.replicas[replica].public_key;
-    auto envelope = crypto::open(frame, options);
-    if (!envelope) {
-        ++counters_.bad_signature;
-        return;
-    }
+    auto envelope = open_signed(replica, frame);
+    if (!envelope) return;
     node::api::pb::StatusReply reply;
     if (!reply.ParseFromString(envelope->body)) {
         ++counters_.malformed;

@@ -224,6 +224,7 @@ private:
     void on_read_reply(uint32_t replica, std::string_view frame, const crypto::Envelope& envelope);
     void on_status_reply(uint32_t replica, std::string_view frame);
     void on_redirect(uint32_t replica, std::string_view frame);
+    std::optional<crypto::Envelope> open_signed(uint32_t replica, std::string_view frame);
     // Sends an ordered request where it should go first: to the leader the client believes in
     // (a protocol with one), else to every replica.
     void send_request(const std::string& envelope);
