@@ -121,13 +121,13 @@ class VoprSim : public ::testing::Test {
 };
 
 // The CI search: every kind of fault and traitor, many short schedules.
-// In four parts of 2,500 seeds (1..10,000 in all), so that ctest runs them side by side and
+// In four parts of 5,000 seeds (1..20,000 in all), so that ctest runs them side by side and
 // none comes near its per-test timeout on a loaded machine. TALLY_SIM_SEED replays any seed in
 // any part (the parts differ only in their seed range).
-TEST_F(VoprSim, RandomSchedules) { run_many(2500, SearchSpace{}, 1); }
-TEST_F(VoprSim, RandomSchedulesPart2) { run_many(2500, SearchSpace{}, 2501); }
-TEST_F(VoprSim, RandomSchedulesPart3) { run_many(2500, SearchSpace{}, 5001); }
-TEST_F(VoprSim, RandomSchedulesPart4) { run_many(2500, SearchSpace{}, 7501); }
+TEST_F(VoprSim, RandomSchedules) { run_many(5000, SearchSpace{}, 1); }
+TEST_F(VoprSim, RandomSchedulesPart2) { run_many(5000, SearchSpace{}, 5001); }
+TEST_F(VoprSim, RandomSchedulesPart3) { run_many(5000, SearchSpace{}, 10001); }
+TEST_F(VoprSim, RandomSchedulesPart4) { run_many(5000, SearchSpace{}, 15001); }
 
 // Seeds the long search (scripts/simulate) found beyond CI's range, each a bug fixed since:
 // 3196750 (a primary proposed at a seq it had learned by catch-up), 3217840 (an executed
