@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -102,6 +103,9 @@ struct Committed {
     // Empty where the engine has none.
     std::string certificate{};
 };
+
+// Reads the certificate a ledger keeps with its block at `seq` (see Engine::on_start).
+using CertificateOf = std::function<std::string(uint64_t seq)>;
 
 // The replica is behind a checkpoint its peers proved: fetch the ledger state at `seq`, which
 // must hash to `digest`, from `peers` (try them in turn; count any that serve a wrong one).
@@ -206,9 +210,13 @@ public:
 
     // Called once, before any other input, when the replica starts: `records` is everything
     // persisted before (sorted by key; empty on a first start), and the ledger has executed
-    // up to `executed_seq` with `digest`.
+    // up to `executed_seq` with `digest`. `certificate_of(seq)` reads the certificate the
+    // ledger keeps with its block at seq <= executed_seq (Committed::certificate; empty when
+    // it holds none): the ledger's own record of what was decided, which outlives a store
+    // whose unsynced writes the power took. Empty where the caller keeps no ledger.
     virtual Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                            uint64_t executed_seq, const crypto::Hash& digest) = 0;
+                            uint64_t executed_seq, const crypto::Hash& digest,
+                            const CertificateOf& certificate_of) = 0;
 
     virtual EngineStatus status() const = 0;
 

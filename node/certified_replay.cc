@@ -24,4 +24,11 @@ Result<ledger::AppliedBlock> execute_certified_block(ledger::State& ledger,
     return ledger.apply_block(due, batch->view, batch->requests, ledger::Verify::kTrusted, block.certificate);
 }
 
+bft::CertificateOf certificates_in(const ledger::State& ledger) {
+    return [&ledger](uint64_t seq) {
+        auto block = ledger.certified_block(seq);
+        return block ? std::move(block->certificate) : std::string{};
+    };
+}
+
 }  // namespace tally::node

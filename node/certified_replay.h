@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "bft/engine.h"
 #include "crypto/keys.h"
 #include "crypto/result.h"
 #include "ledger/state.h"
@@ -30,5 +31,10 @@ Result<ledger::AppliedBlock> execute_certified_block(ledger::State& ledger,
                                                      const ledger::CertifiedBlock& block,
                                                      const std::vector<crypto::PublicKey>& replicas,
                                                      size_t quorum);
+
+// The ledger's certificates as an engine reads them when it (re)starts (bft::Engine::on_start):
+// a block the ledger lacks, or holds without its certificate, reads as empty. The engine
+// checks every one before it trusts it.
+bft::CertificateOf certificates_in(const ledger::State& ledger);
 
 }  // namespace tally::node

@@ -12,6 +12,7 @@
 #include "bft/pbft/stored_records.h"
 #include "bft/raft/raft.h"
 #include "crypto/hash.h"
+#include "node/certified_replay.h"
 #include "node/engine_factory.h"
 #include "node/store_binding.h"
 #include "node/traitor.h"
@@ -178,7 +179,9 @@ Status Replica::run(const std::atomic<bool>& stop) {
     // The engine's digest of a state is its block's hash: what a checkpoint signs binds the
     // whole header (prev_hash, tx_root, tx_count, state digest), so state transfer can check
     // every field of the snapshot's block against it.
-    if (auto s = drain(engine_->on_start(*records, ledger_->last_seq(), ledger_->last_block().hash())); !s)
+    if (auto s = drain(engine_->on_start(*records, ledger_->last_seq(), ledger_->last_block().hash(),
+                                         certificates_in(*ledger_)));
+        !s)
         return s;
     records->clear();
     // Blocks a state transfer left out (before a restart too) are fetched in the background.

@@ -186,7 +186,8 @@ void Replica::forget_delivered(uint64_t through_seq) {
 }
 
 Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t executed_seq, const crypto::Hash& digest) {
+                         uint64_t executed_seq, const crypto::Hash& digest,
+                         const CertificateOf& certificate_of) {
     Output out;
     last_executed_ = executed_seq;
     last_delivered_ = executed_seq;
@@ -220,6 +221,22 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
         uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
         uint64_t view = read_be64(std::string_view(key).substr(9, 8));
         if (seq > stable_seq) load_slot(seq, view, key[17], value, executed_seq);
+    }
+    // An executed batch whose commit record the store lost (written unsynced, and the power
+    // went) is decided all the same: the ledger keeps its certificate with the block. Without
+    // it this replica could not answer a FETCH-STATE for that batch, and a peer that missed
+    // it, with no checkpoint above to transfer, would stay behind for good (seed 6455629450:
+    // every replica lost power after seq 3; the one that had missed seq 3 never got it).
+    if (certificate_of) {
+        const uint64_t window = config_.watermark_window;
+        const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
+        for (uint64_t seq = above + 1; seq <= executed_seq; ++seq) {
+            if (auto it = log_.find(seq); it != log_.end() && it->second.decided) continue;
+            const std::string certificate = certificate_of(seq);
+            // A block without one (installed by a state transfer) has nothing to restore.
+            if (!certificate.empty() && !restore_decided(seq, std::nullopt, certificate))
+                detect(config_.id, "bad_ledger_certificate");
+        }
     }
     if (stable) {
         // The water mark this replica can prove (a VIEW-CHANGE must carry the proof).
@@ -268,19 +285,7 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
 
 void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq) {
     if (kind == kSlotCommitted) {
-        pb::CommittedProof proof;
-        uint64_t v = 0, s = 0;
-        crypto::Hash d{};
-        std::vector<std::string> requests;
-        if (!proof.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
-            !valid_committed_proof(proof, &v, &s, &d, &requests) || v != view || s != seq)
-            return;
-        Slot& slot = log_[seq];
-        if (slot.decided) return;
-        slot.committed = true;
-        slot.decided =
-            Decided{view, d, std::move(requests), proof.pre_prepare(), {proof.commits().begin(), proof.commits().end()}};
-        next_seq_ = std::max(next_seq_, seq + 1);
+        restore_decided(seq, view, value);
         return;
     }
     pb::PreparedProof proof;
@@ -310,6 +315,23 @@ void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view
         if (!slot.cert || slot.cert->view < view) slot.cert = std::move(cert);
     }
     next_seq_ = std::max(next_seq_, seq + 1);
+}
+
+bool Replica::restore_decided(uint64_t seq, std::optional<uint64_t> view, std::string_view certificate) {
+    pb::CommittedProof proof;
+    uint64_t v = 0, s = 0;
+    crypto::Hash d{};
+    std::vector<std::string> requests;
+    if (!proof.ParseFromArray(certificate.data(), static_cast<int>(certificate.size())) ||
+        !valid_committed_proof(proof, &v, &s, &d, &requests) || s != seq || (view && v != *view))
+        return false;
+    Slot& slot = log_[seq];
+    if (slot.decided) return true;
+    slot.committed = true;
+    slot.decided =
+        Decided{v, d, std::move(requests), proof.pre_prepare(), {proof.commits().begin(), proof.commits().end()}};
+    next_seq_ = std::max(next_seq_, seq + 1);
+    return true;
 }
 
 EngineStatus Replica::status() const {

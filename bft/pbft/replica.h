@@ -36,7 +36,8 @@ public:
     Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
     Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;
     Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                    uint64_t executed_seq, const crypto::Hash& digest) override;
+                    uint64_t executed_seq, const crypto::Hash& digest,
+                    const CertificateOf& certificate_of) override;
     EngineStatus status() const override;
     std::vector<Detected> take_detected() override;
 
@@ -131,6 +132,9 @@ private:
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
     // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
     void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);
+    // Decides `seq` from `certificate` (a pb::CommittedProof) at a restart: false when it
+    // does not parse, fails its check, or proves another seq (or another view than `view`).
+    bool restore_decided(uint64_t seq, std::optional<uint64_t> view, std::string_view certificate);
     // Fills in each committed batch's certificate (Committed::certificate) from what was
     // decided there; every input's output passes through it.
     Output with_certificates(Output out) const;

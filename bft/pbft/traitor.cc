@@ -79,8 +79,9 @@ Output TraitorEngine::on_state_restored(uint64_t seq, const crypto::Hash& digest
 }
 
 Output TraitorEngine::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                                    uint64_t executed_seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_start(records, executed_seq, digest));
+                                    uint64_t executed_seq, const crypto::Hash& digest,
+                                    const CertificateOf& certificate_of) {
+    return rewrite(honest_->on_start(records, executed_seq, digest, certificate_of));
 }
 
 std::optional<Behaviour> TraitorEngine::pick_random() {

@@ -52,7 +52,7 @@ public:
     Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
     Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;
     Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                         const crypto::Hash& digest) override;
+                    const crypto::Hash& digest, const CertificateOf& certificate_of) override;
     EngineStatus status() const override { return honest_->status(); }
     std::vector<Detected> take_detected() override { return honest_->take_detected(); }
 

@@ -109,8 +109,9 @@ public:
         progress_.resize(n_);
     }
 
+    // Raft's own log is what it decided: the ledger's certificates are not read.
     Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                    const crypto::Hash& digest) override {
+                    const crypto::Hash& digest, const CertificateOf&) override {
         Output out;
         DurableState durable;
         if (!read_durable(records, durable)) detect(config_.id, "bad_record");

@@ -316,10 +316,11 @@ bft::Output TwinsEngine::on_client_request(const bft::ClientRequest& request) {
 }
 
 bft::Output TwinsEngine::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                                  uint64_t executed_seq, const crypto::Hash& digest) {
-    bft::Output out = route_a(a_->on_start(records, executed_seq, digest));
+                                  uint64_t executed_seq, const crypto::Hash& digest,
+                                  const bft::CertificateOf& certificate_of) {
+    bft::Output out = route_a(a_->on_start(records, executed_seq, digest, certificate_of));
     // Twin B starts over with the wrapper: from genesis, nothing persisted.
-    for (auto& m : run_b(b_->on_start({}, ledger_b_->last_seq(), ledger_b_->last_block().hash())))
+    for (auto& m : run_b(b_->on_start({}, ledger_b_->last_seq(), ledger_b_->last_block().hash(), {})))
         out.send.push_back(std::move(m));
     return out;
 }

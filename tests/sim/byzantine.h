@@ -59,8 +59,9 @@ class MutatingEngine final : public bft::Engine {
         return rewrite(honest_->on_state_restored(seq, digest));
     }
     bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t executed_seq, const crypto::Hash& digest) override {
-        return rewrite(honest_->on_start(records, executed_seq, digest));
+                         uint64_t executed_seq, const crypto::Hash& digest,
+                         const bft::CertificateOf& certificate_of) override {
+        return rewrite(honest_->on_start(records, executed_seq, digest, certificate_of));
     }
     bft::EngineStatus status() const override { return honest_->status(); }
     std::vector<bft::Detected> take_detected() override { return honest_->take_detected(); }
@@ -100,7 +101,8 @@ class TwinsEngine final : public bft::Engine {
         return route_a(a_->on_state_restored(seq, digest));
     }
     bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t executed_seq, const crypto::Hash& digest) override;
+                         uint64_t executed_seq, const crypto::Hash& digest,
+                         const bft::CertificateOf& certificate_of) override;
     bft::EngineStatus status() const override { return a_->status(); }
     std::vector<bft::Detected> take_detected() override { return a_->take_detected(); }
 

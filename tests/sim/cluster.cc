@@ -113,7 +113,8 @@ void Cluster::start_engine(bft::ReplicaId id) {
     if (tracing())
         std::fprintf(stderr, "@%llu r%u start: ledger at %llu, %zu records\n", (unsigned long long)now_, id,
                      (unsigned long long)last, records.size());
-    drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->last_block().hash()));
+    drain(id, r.engine->on_start(records, r.ledger->last_seq(), r.ledger->last_block().hash(),
+                                 node::certificates_in(*r.ledger)));
 }
 
 void Cluster::sync_ledger(bft::ReplicaId id) {

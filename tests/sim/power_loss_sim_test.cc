@@ -116,6 +116,39 @@ TEST(PowerLossSim, EveryReplicaLosingPowerAfterOneWentDownEarlierLosesNothing) {
     for_each_seed(6, [](uint64_t seed) { power_off_everyone(seed, 1); });
 }
 
+// A replica that missed batches, with no checkpoint above them yet, gets them from peers whose
+// power went after they executed them: their ledgers kept the blocks, their stores lost the
+// commit records (written unsynced), and it is the certificate each block keeps that lets
+// them answer. Before the fix nobody answered, and with no more traffic the replica that had
+// missed them never caught up (found by the long search, seed 6455629450).
+TEST(PowerLossSim, AReplicaThatMissedBatchesGetsThemFromPeersWhoseStoresLostTheirCommitRecords) {
+    for_each_seed(6, [](uint64_t seed) {
+        SimConfig config;
+        config.seed = seed;
+        config.clients = 2;
+        config.transfers_per_client = 2 + static_cast<uint32_t>(seed % 3);
+        config.faults.delay_max_ticks = 3;
+        config.checkpoint_interval = 64;  // no checkpoint: nothing to transfer but the batches
+        config.watermark_window = 256;
+        Cluster cluster(config);
+        cluster.crash(0);
+        ASSERT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 5000)) << report(cluster, seed);
+        const uint64_t executed = cluster.ledger(1).last_seq();
+        ASSERT_GT(executed, 0u);
+        size_t unsynced = 0;
+        for (bft::ReplicaId id = 1; id < cluster.n(); ++id) {
+            unsynced += cluster.unsynced_records(id);
+            cluster.crash(id, Cluster::CrashKind::kPowerLoss);
+        }
+        ASSERT_GT(unsynced, 0u) << "the power loss took no record from any store\n" << report(cluster, seed);
+        for (bft::ReplicaId id = 0; id < cluster.n(); ++id) cluster.restart(id);
+        EXPECT_TRUE(cluster.run_until([&] { return cluster.ledger(0).last_seq() >= executed; }, 5000))
+            << "replica 0 at " << cluster.ledger(0).last_seq() << " of " << executed << "\n"
+            << report(cluster, seed);
+        expect_live_and_safe(cluster, seed, 5000);
+    });
+}
+
 // A ledger is durable through every checkpoint its replica signed: at any moment, a replica's
 // ledger would survive a power loss at least up to its newest own checkpoint.
 TEST(PowerLossSim, AReplicaSignsACheckpointOnlyForALedgerItMadeDurable) {

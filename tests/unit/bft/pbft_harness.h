@@ -62,7 +62,7 @@ struct Harness {
     Output restart(const std::vector<std::pair<std::string, std::string>>& records,
                    uint64_t executed = 0) {
         engine = make_engine(config, keys[id], auth);
-        return engine->on_start(records, executed, crypto::Hash{});
+        return engine->on_start(records, executed, crypto::Hash{}, {});
     }
 
     std::string request() {

@@ -105,7 +105,7 @@ struct Direct {
 
     Output restart() {
         engine = make_raft_engine(config, keys[id]);
-        return apply(engine->on_start(records_of(store), executed, crypto::Hash{}));
+        return apply(engine->on_start(records_of(store), executed, crypto::Hash{}, {}));
     }
 
     // Applies an output as the node would; what executing its batches outputs is appended.
@@ -285,7 +285,7 @@ public:
         Node& node = nodes[id];
         node.up = true;
         node.engine = make_raft_engine(configs[id], keys[id]);
-        apply(id, node.engine->on_start(records_of(node.store), node.executed.size(), crypto::Hash{}));
+        apply(id, node.engine->on_start(records_of(node.store), node.executed.size(), crypto::Hash{}, {}));
     }
     void crash(ReplicaId id, bool power_loss) {
         Node& node = nodes[id];
