@@ -42,6 +42,9 @@ struct NetUpOptions {
     // Byzantine replicas, "NODE:BEHAVIOUR[,BEHAVIOUR...]" each (bft/behaviours.h). Applied when
     // the network is created and kept in network.json, so `net start` restarts a traitor as one.
     std::vector<std::string> traitors;
+    // Ballast accounts in the genesis (ledger/account.h), holding 1 each: a ledger this large
+    // from the first block, to measure what its size costs (scripts/measure-ledger-size).
+    uint64_t ballast = 0;
 };
 
 // Error codes: "running" (a network already runs in DIR), "exists" (DIR holds something that is

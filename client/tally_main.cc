@@ -44,6 +44,7 @@ struct Args {
     std::string key;
     // net
     uint32_t nodes = 0;  // the protocol's default
+    uint64_t ballast = 0;
     std::vector<std::string> traitors;
     std::string protocol = "pbft";
     double wait_s = 30.0;
@@ -112,6 +113,7 @@ int cmd_net_up(const Args& args) {
     options.nodes = args.nodes;
     options.protocol = args.protocol;
     options.traitors = args.traitors;
+    options.ballast = args.ballast;
     auto wait = tc::parse_timeout_s(args.wait_s);
     if (!wait) return fail(wait.error());
     options.ready_timeout = *wait;
@@ -348,6 +350,10 @@ int main(int argc, char** argv) {
                    "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
                    "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "
                    "forge-client, lying-checkpoint, wrong-reply, lying-snapshot, lying-view-change, random");
+    up->add_option("--ballast", args.ballast,
+                   "add N accounts that only weigh the ledger down (1 unit each, keys nobody holds): "
+                   "to measure a large ledger")
+        ->check(CLI::Range(uint64_t{0}, uint64_t{100'000'000}));
     up->add_option("--wait", args.wait_s, "seconds to wait for every replica")->capture_default_str();
     auto* status = net->add_subcommand("status", "every replica's role, view, executed and digest");
     status->add_option("--wait", args.status_wait_s, "seconds before a silent replica is down")

@@ -600,6 +600,12 @@ Status State::Impl::initialize(const Genesis& genesis) {
         if (!seeded.emplace(account.key, account).second)
             return make_error("bad_genesis", "genesis lists account " +
                                                  crypto::key_to_hex(account.key) + " twice");
+    for (uint64_t i = 0; i < genesis.ballast.accounts; ++i) {
+        const Account account{ballast_key(i), genesis.ballast.balance, 0};
+        if (!seeded.emplace(account.key, account).second)
+            return make_error("bad_genesis", "genesis lists ballast account " + std::to_string(i) +
+                                                 " (" + crypto::key_to_hex(account.key) + ") as an account too");
+    }
 
     int rc = exec("PRAGMA journal_mode=WAL");
     if (rc != SQLITE_OK) return open_error(rc, "setting WAL mode");

@@ -26,6 +26,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+// A ledger of 100 million ballast accounts takes ~10 GB per replica: more is surely a typo.
+constexpr uint64_t kBallastAccountsMax = 100'000'000;
+
 // Reads one object's fields, remembering which were read so the rest can be refused.
 class Fields {
 public:
@@ -200,8 +203,26 @@ Status parse_replicas(const std::string& file, const json& j, NetworkConfig& con
     return Ok{};
 }
 
+// The ballast (ledger/account.h): {"accounts": N, "balance": B}, every balance within 64 bits.
+Status parse_ballast(const std::string& file, const json& j, uint64_t listed_total, NetworkConfig& config) {
+    if (!j.contains("genesis_ballast")) return Ok{};
+    const json& object = j.at("genesis_ballast");
+    if (!object.is_object()) return make_error("invalid", file + ": genesis_ballast: expected an object");
+    Fields fields(file, "genesis_ballast", object);
+    auto accounts = fields.unsigned_field("accounts", 0, kBallastAccountsMax);
+    if (!accounts) return accounts.error();
+    auto balance = fields.unsigned_field("balance", 0, std::numeric_limits<uint64_t>::max());
+    if (!balance) return balance.error();
+    if (auto s = fields.no_unknown_fields(); !s) return s.error();
+    if (*accounts > 0 && *balance > (std::numeric_limits<uint64_t>::max() - listed_total) / *accounts)
+        return fields.error("balance", "the genesis balances overflow 64 bits");
+    config.genesis.ballast = ledger::Ballast{*accounts, *balance};
+    return Ok{};
+}
+
 Status parse_genesis(const std::string& file, const json& j, NetworkConfig& config) {
-    if (!j.contains("genesis")) return Ok{};  // no accounts: a network that only answers reads
+    // No accounts: a network that only answers reads.
+    if (!j.contains("genesis")) return parse_ballast(file, j, 0, config);
     const json& list = j.at("genesis");
     if (!list.is_array()) return make_error("invalid", file + ": genesis: expected an array");
     std::set<crypto::PublicKey> seen;
@@ -226,7 +247,7 @@ Status parse_genesis(const std::string& file, const json& j, NetworkConfig& conf
         total += account.balance;
         config.genesis.accounts.push_back(account);
     }
-    return Ok{};
+    return parse_ballast(file, j, total, config);
 }
 
 Status parse_consensus(const std::string& file, const json& j, NetworkConfig& config) {
@@ -300,6 +321,7 @@ Result<NetworkConfig> parse(const std::string& file, const std::string& dir, con
     config.f = static_cast<uint32_t>(*f);
     if (fields.has("replicas")) fields.at("replicas");
     if (fields.has("genesis")) fields.at("genesis");
+    if (fields.has("genesis_ballast")) fields.at("genesis_ballast");
     if (fields.has("consensus")) fields.at("consensus");
     if (auto s = fields.no_unknown_fields(); !s) return s.error();
 
@@ -370,6 +392,9 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
     for (const auto& a : config.genesis.accounts)
         genesis.push_back({{"account", crypto::key_to_hex(a.key)}, {"balance", a.balance}});
     j["genesis"] = std::move(genesis);
+    if (config.genesis.ballast.accounts > 0)
+        j["genesis_ballast"] = {{"accounts", config.genesis.ballast.accounts},
+                                {"balance", config.genesis.ballast.balance}};
     const ConsensusConfig& c = config.consensus;
     j["consensus"] = {{"tick_ms", c.tick_ms},
                       {"batch_size_max", c.batch_size_max},

@@ -11,6 +11,7 @@
 //      "public_key": "<64 hex>", "key_file": "keys/replica-0.key", "data_dir": "data/0"}, ...
 //   ],
 //   "genesis": [{"account": "<64 hex>", "balance": 1000000000}, ...],
+//   "genesis_ballast": {"accounts": 1000000, "balance": 1},   // optional (ledger/account.h)
 //   "consensus": {"tick_ms": 10, "batch_size_max": 256, "batch_bytes_max": 262144, "pipeline_depth": 2,
 //                 "checkpoint_interval": 128, "watermark_window": 512,
 //                 "view_change_timeout_ticks": 200,

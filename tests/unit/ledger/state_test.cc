@@ -79,6 +79,32 @@ TEST(Genesis, ListingAnAccountTwiceIsRefused) {
     EXPECT_EQ(state.error().code, "bad_genesis");
 }
 
+// Ballast accounts are made when the ledger is: the same ledger as one whose genesis lists
+// them, each under its derived key with its balance, and none of them may be listed too.
+TEST(Genesis, BallastAccountsMakeTheLedgerTheirListingWouldMake) {
+    Genesis described = genesis(3, 1000);
+    described.ballast = Ballast{500, 7};
+    Genesis listed = genesis(3, 1000);
+    for (uint64_t i = 0; i < 500; ++i) listed.accounts.push_back({ballast_key(i), 7, 0});
+    auto a = open_memory(described);
+    auto b = open_memory(listed);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->last_block().hash(), b->last_block().hash());
+    EXPECT_EQ(a->accounts().size(), 503u);
+    EXPECT_EQ(a->total_balance(), 3000u + 500u * 7u);
+    auto account = a->account(ballast_key(499));
+    ASSERT_TRUE(account.has_value());
+    EXPECT_EQ(account->balance, 7u);
+    EXPECT_FALSE(a->account(ballast_key(500)).has_value());
+    EXPECT_NE(ballast_key(0), ballast_key(1));
+
+    described.accounts.push_back({ballast_key(42), 1, 0});
+    auto refused = State::open(":memory:", described);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "bad_genesis");
+    EXPECT_NE(refused.error().message.find("ballast account 42"), std::string::npos);
+}
+
 TEST(BlockHeader, HashCoversEveryFieldButTheView) {
     BlockHeader base;
     base.height = 1;

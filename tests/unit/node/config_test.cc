@@ -173,6 +173,31 @@ TEST_F(ConfigTest, ReplicasInAnyOrderAreSortedByIdAndOptionalSectionsDefault) {
     EXPECT_TRUE(config->genesis.accounts.empty());
 }
 
+// Ballast accounts (ledger/account.h) are two numbers in the file, kept as two numbers: a
+// network of a million accounts is not a million lines of JSON.
+TEST_F(ConfigTest, TheGenesisBallastRoundTripsAsTwoNumbersAndItsBoundsAreChecked) {
+    json j = valid_json();
+    j["genesis_ballast"] = {{"accounts", 1'000'000}, {"balance", 3}};
+    auto first = load_network_config(write(j));
+    ASSERT_TRUE(first.ok()) << first.error().message;
+    EXPECT_EQ(first->genesis.ballast.accounts, 1'000'000u);
+    EXPECT_EQ(first->genesis.ballast.balance, 3u);
+    EXPECT_EQ(first->genesis.accounts.size(), 1u);
+    const std::string copy = dir_ / "copy.json";
+    ASSERT_TRUE(save_network_config(*first, copy).ok());
+    json saved;
+    std::ifstream(copy) >> saved;
+    EXPECT_EQ(saved["genesis_ballast"], j["genesis_ballast"]);
+    EXPECT_EQ(saved["genesis"].size(), 1u);
+
+    j["genesis_ballast"] = {{"accounts", 100'000'001}, {"balance", 1}};
+    expect_invalid(j, "genesis_ballast.accounts");
+    j["genesis_ballast"] = {{"accounts", 2}, {"balance", UINT64_MAX / 2}};  // plus genesis[0]'s 1000
+    expect_invalid(j, "genesis_ballast.balance");
+    j["genesis_ballast"] = {{"accounts", 2}, {"balance", 1}, {"weight", 1}};
+    expect_invalid(j, "genesis_ballast.weight");
+}
+
 TEST_F(ConfigTest, AMissingFileIsNotFound) {
     auto config = load_network_config(dir_ / "nope.json");
     ASSERT_FALSE(config.ok());
