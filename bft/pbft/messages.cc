@@ -99,6 +99,14 @@ std::string slot_key(uint64_t seq, uint64_t view, char kind) {
     return std::string(1, kKeySlotPrefix) + be64(seq) + be64(view) + std::string(1, kind);
 }
 
+std::optional<SlotKey> parse_slot_key(std::string_view key) {
+    constexpr size_t kSize = 1 + 8 + 8 + 1;
+    if (key.size() != kSize || key[0] != kKeySlotPrefix) return std::nullopt;
+    const char kind = key[kSize - 1];
+    if (kind != kSlotAccepted && kind != kSlotPrepared && kind != kSlotCommitted) return std::nullopt;
+    return SlotKey{read_be64(key.substr(1, 8)), read_be64(key.substr(9, 8)), kind};
+}
+
 std::string slot_key_bound(uint64_t seq) { return std::string(1, kKeySlotPrefix) + be64(seq); }
 
 }  // namespace tally::bft::pbft

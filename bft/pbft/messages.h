@@ -52,6 +52,14 @@ inline constexpr char kSlotAccepted = 'a';                 // PreparedProof{pre-
 inline constexpr char kSlotPrepared = 'b';                 // PreparedProof: the certificate
 inline constexpr char kSlotCommitted = 'c';                // CommittedProof: what was decided
 std::string slot_key(uint64_t seq, uint64_t view, char kind);
+// A slot record's key read back: none when `key` is not one slot_key() makes (a kind it
+// does not write included).
+struct SlotKey {
+    uint64_t seq = 0;
+    uint64_t view = 0;
+    char kind = 0;
+};
+std::optional<SlotKey> parse_slot_key(std::string_view key);
 std::string slot_key_bound(uint64_t seq);  // the first key at seq (for erasing below it)
 
 }  // namespace tally::bft::pbft

@@ -217,10 +217,8 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // contradict.
     const uint64_t stable_seq = stable ? stable->seq() : 0;
     for (const auto& [key, value] : records) {
-        if (key.size() != 18 || key[0] != kKeySlotPrefix) continue;
-        uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
-        uint64_t view = read_be64(std::string_view(key).substr(9, 8));
-        if (seq > stable_seq) load_slot(seq, view, key[17], value, executed_seq);
+        const auto slot = parse_slot_key(key);
+        if (slot && slot->seq > stable_seq) load_slot(slot->seq, slot->view, slot->kind, value, executed_seq);
     }
     // An executed batch whose commit record the store lost (written unsynced, and the power
     // went) is decided all the same: the ledger keeps its certificate with the block. Without

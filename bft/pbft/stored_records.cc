@@ -40,13 +40,12 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
                 return bad("not a stable checkpoint");
             continue;
         }
-        if (key.size() != 18 || key[0] != kKeySlotPrefix ||
-            (key[17] != kSlotAccepted && key[17] != kSlotPrepared && key[17] != kSlotCommitted))
-            return bad("not a key this engine writes");
-        const uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
-        const uint64_t view = read_be64(std::string_view(key).substr(9, 8));
+        const auto slot = parse_slot_key(key);
+        if (!slot) return bad("not a key this engine writes");
+        const uint64_t seq = slot->seq;
+        const uint64_t view = slot->view;
         std::string pre_prepare;
-        if (key[17] == kSlotCommitted) {
+        if (slot->kind == kSlotCommitted) {
             pb::CommittedProof proof;
             if (!proof.ParseFromString(value)) return bad("not a committed proof");
             pre_prepare = proof.pre_prepare();

@@ -65,6 +65,21 @@ bool writes(const Output& out, const std::string& key) {
     return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
+// A slot record's key reads back as what made it; anything else is no slot key.
+TEST(PbftRecords, ASlotKeyReadsBackAndAnythingElseIsNone) {
+    for (char kind : {kSlotAccepted, kSlotPrepared, kSlotCommitted}) {
+        auto key = parse_slot_key(slot_key(0x0102030405060708ull, 77, kind));
+        ASSERT_TRUE(key.has_value());
+        EXPECT_EQ(key->seq, 0x0102030405060708ull);
+        EXPECT_EQ(key->view, 77u);
+        EXPECT_EQ(key->kind, kind);
+    }
+    EXPECT_FALSE(parse_slot_key(slot_key(1, 0, 'z')).has_value());
+    EXPECT_FALSE(parse_slot_key(slot_key_bound(1)).has_value());
+    EXPECT_FALSE(parse_slot_key(kKeyView).has_value());
+    EXPECT_FALSE(parse_slot_key(slot_key(1, 0, kSlotAccepted) + "x").has_value());
+}
+
 TEST(PbftNormalCase, ABackupPersistsWhatItSignsBeforeSendingThePrepare) {
     Harness h(1);
     Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
