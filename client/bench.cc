@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <random>
 
 #include "client/client.h"
@@ -118,6 +117,153 @@ double percentile(std::vector<double>& values, double p) {
     return values[std::min(index, values.size() - 1)];
 }
 
+namespace {
+
+// The load itself: each bench account keeps one transfer in flight, and the next leaves when
+// the last is accepted. Counts what completes inside the window [window_begin, window_end).
+class ClosedLoop {
+public:
+    ClosedLoop(Client& client, const crypto::KeyPair& faucet, const std::vector<crypto::KeyPair>& keys,
+               const BenchOptions& options)
+        : client_(client),
+          faucet_(faucet),
+          keys_(keys),
+          options_(options),
+          begin_(Clock::now()),
+          begin_unix_(std::chrono::system_clock::now()),
+          window_begin_(begin_ + std::chrono::duration_cast<Clock::duration>(Seconds(options.warmup_s))),
+          window_end_(window_begin_ + std::chrono::duration_cast<Clock::duration>(Seconds(options.duration_s))),
+          next_nonce_(keys.size(), 1),
+          random_(std::random_device{}()) {}
+
+    // Runs until the window ends (or `stop_after` committed), reporting each second, then lets
+    // what is in flight complete (uncounted) for at most kDrainMax.
+    void run(std::ostream& progress) {
+        progress << "running " << options_.clients << " clients: " << options_.warmup_s
+                 << " s warm-up, then " << options_.duration_s << " s measured" << std::endl;
+        for (size_t i = 0; i < keys_.size(); ++i) issue(i);
+        auto next_report = window_begin_ + std::chrono::seconds(1);
+        uint64_t last_committed = 0;
+        while (!done()) {
+            client_.poll(Duration{50});
+            const auto now = Clock::now();
+            if (now < next_report) continue;
+            char line[128];
+            std::snprintf(line, sizeof(line), "  %5.1f s  %8llu tx/s  (%llu committed)",
+                          Seconds(now - window_begin_).count(),
+                          static_cast<unsigned long long>(committed_ - last_committed),
+                          static_cast<unsigned long long>(committed_));
+            progress << line << std::endl;
+            last_committed = committed_;
+            next_report += std::chrono::seconds(1);
+        }
+        stopping_ = true;
+        window_end_ = std::min(window_end_, Clock::now());  // what completes while draining is not counted
+        const auto drain_deadline = Clock::now() + kDrainMax;
+        while (client_.outstanding() > 0 && Clock::now() < drain_deadline) client_.poll(Duration{50});
+    }
+
+    BenchResult result() {
+        const double measured_s = std::max(Seconds(window_end_ - window_begin_).count(), 1e-9);
+        BenchResult result;
+        result.clients = options_.clients;
+        result.duration_s = measured_s;
+        result.committed = committed_;
+        result.failed = failed_;
+        result.tps = static_cast<double>(committed_) / measured_s;
+        result.p50_ms = percentile(latencies_ms_, 50);
+        result.p99_ms = percentile(latencies_ms_, 99);
+        result.retransmits = client_.retransmits();
+        result.rejected_replies = client_.counters().rejected();
+        const auto window_begin_unix =
+            begin_unix_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(window_begin_ - begin_);
+        result.window_start_unix_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(window_begin_unix.time_since_epoch()).count();
+        result.max_gap = largest_gap(commit_times_s_, measured_s);
+        result.interval_s = std::chrono::duration<double>(options_.interval).count();
+        if (options_.timeline) result.timeline = timeline_of(commit_times_s_, result.interval_s, measured_s);
+        if (options_.commit_times) result.commit_times_s = std::move(commit_times_s_);
+        return result;
+    }
+
+private:
+    bool in_window(Clock::time_point t) const { return t >= window_begin_ && t < window_end_; }
+    bool done() const {
+        return Clock::now() >= window_end_ || (options_.stop_after > 0 && committed_ >= options_.stop_after);
+    }
+
+    // To another bench account at random; a lone client pays the faucet back.
+    crypto::PublicKey payee_of(size_t i) {
+        if (keys_.size() < 2) return faucet_.public_key();
+        std::uniform_int_distribution<size_t> pick(0, keys_.size() - 2);
+        size_t to = pick(random_);
+        if (to >= i) ++to;
+        return keys_[to].public_key();
+    }
+
+    // Account i's next transfer; when it completes, the one after (or a resync on failure).
+    void issue(size_t i) {
+        if (stopping_) return;
+        const auto start = Clock::now();
+        auto submitted = client_.submit_async(
+            ledger::make_transfer(keys_[i], payee_of(i), 1, next_nonce_[i]),
+            [this, i, start](const Result<OrderedResult>& r) { on_transfer(i, start, r); },
+            options_.request_timeout);
+        if (!submitted) {
+            ++failed_;
+            resync(i);
+        }
+    }
+
+    void on_transfer(size_t i, Clock::time_point start, const Result<OrderedResult>& r) {
+        const auto now = Clock::now();
+        if (r && r->ok()) {
+            if (in_window(now)) {
+                ++committed_;
+                latencies_ms_.push_back(std::chrono::duration<double, std::milli>(now - start).count());
+                commit_times_s_.push_back(Seconds(now - window_begin_).count());
+            }
+            ++next_nonce_[i];
+            return issue(i);
+        }
+        if (in_window(now)) ++failed_;
+        resync(i);
+    }
+
+    // After a failure or a timeout the account's nonce is uncertain: ask the ledger, then go on.
+    void resync(size_t i) {
+        if (stopping_) return;
+        const auto ephemeral = crypto::KeyPair::generate();
+        auto submitted = client_.submit_async(
+            ledger::make_balance_query(ephemeral, keys_[i].public_key(), 1),
+            [this, i](const Result<OrderedResult>& r) {
+                if (!r || !r->ok()) return resync(i);
+                next_nonce_[i] = r->account_nonce + 1;
+                issue(i);
+            },
+            options_.request_timeout);
+        (void)submitted;  // a fresh key's query cannot be in flight already
+    }
+
+    Client& client_;
+    const crypto::KeyPair& faucet_;
+    const std::vector<crypto::KeyPair>& keys_;
+    const BenchOptions& options_;
+    const Clock::time_point begin_;
+    const std::chrono::system_clock::time_point begin_unix_;
+    const Clock::time_point window_begin_;
+    Clock::time_point window_end_;  // earlier once `stop_after` committed
+    std::vector<uint64_t> next_nonce_;
+    std::mt19937_64 random_;
+    std::vector<double> latencies_ms_;
+    std::vector<double> commit_times_s_;  // from window_begin_, ascending
+    uint64_t committed_ = 0;
+    uint64_t failed_ = 0;
+    bool stopping_ = false;
+};
+
+}  // namespace
+
 Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const crypto::KeyPair& faucet,
                               const BenchOptions& options, std::ostream& progress) {
     if (options.clients < 1) return make_error("usage", "bench needs at least 1 client");
@@ -125,132 +271,13 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     if (options.interval.count() <= 0) return make_error("usage", "bench needs a positive interval");
     Client client;
     if (auto s = client.connect(config); !s) return s.error();
-
     std::vector<crypto::KeyPair> keys;
     keys.reserve(options.clients);
     for (uint32_t i = 0; i < options.clients; ++i) keys.push_back(crypto::KeyPair::generate());
     if (auto s = fund_accounts(client, faucet, keys, options, progress); !s) return s.error();
-
-    const auto begin = Clock::now();
-    const auto begin_unix = std::chrono::system_clock::now();
-    const auto window_begin = begin + std::chrono::duration_cast<Clock::duration>(Seconds(options.warmup_s));
-    // The window ends at its duration, or earlier once `stop_after` transfers committed.
-    auto window_end =
-        window_begin + std::chrono::duration_cast<Clock::duration>(Seconds(options.duration_s));
-    std::vector<uint64_t> next_nonce(options.clients, 1);
-    std::vector<double> latencies_ms;
-    std::vector<double> commit_times_s;  // from window_begin, ascending
-    uint64_t committed = 0;
-    uint64_t failed = 0;
-    bool stopping = false;
-    std::mt19937_64 random(std::random_device{}());
-    auto in_window = [&](Clock::time_point t) { return t >= window_begin && t < window_end; };
-    auto done = [&] {
-        return Clock::now() >= window_end || (options.stop_after > 0 && committed >= options.stop_after);
-    };
-
-    std::function<void(size_t)> issue;
-    std::function<void(size_t)> resync;
-    issue = [&](size_t i) {
-        if (stopping) return;
-        // To another bench account at random; a lone client pays the faucet back.
-        crypto::PublicKey to_key = faucet.public_key();
-        if (keys.size() > 1) {
-            std::uniform_int_distribution<size_t> pick(0, keys.size() - 2);
-            size_t to = pick(random);
-            if (to >= i) ++to;
-            to_key = keys[to].public_key();
-        }
-        const auto start = Clock::now();
-        auto envelope = ledger::make_transfer(keys[i], to_key, 1, next_nonce[i]);
-        auto submitted = client.submit_async(
-            std::move(envelope),
-            [&, i, start](const Result<OrderedResult>& r) {
-                const auto now = Clock::now();
-                if (r && r->ok()) {
-                    if (in_window(now)) {
-                        ++committed;
-                        latencies_ms.push_back(
-                            std::chrono::duration<double, std::milli>(now - start).count());
-                        commit_times_s.push_back(Seconds(now - window_begin).count());
-                    }
-                    ++next_nonce[i];
-                    issue(i);
-                    return;
-                }
-                if (in_window(now)) ++failed;
-                resync(i);
-            },
-            options.request_timeout);
-        if (!submitted) {
-            ++failed;
-            resync(i);
-        }
-    };
-    // After a failure or a timeout the account's nonce is uncertain: ask the ledger.
-    resync = [&](size_t i) {
-        if (stopping) return;
-        const auto ephemeral = crypto::KeyPair::generate();
-        auto submitted = client.submit_async(
-            ledger::make_balance_query(ephemeral, keys[i].public_key(), 1),
-            [&, i](const Result<OrderedResult>& r) {
-                if (r && r->ok()) {
-                    next_nonce[i] = r->account_nonce + 1;
-                    issue(i);
-                } else {
-                    resync(i);
-                }
-            },
-            options.request_timeout);
-        (void)submitted;  // a fresh key's query cannot be in flight already
-    };
-
-    progress << "running " << options.clients << " clients: " << options.warmup_s
-             << " s warm-up, then " << options.duration_s << " s measured" << std::endl;
-    for (size_t i = 0; i < keys.size(); ++i) issue(i);
-    auto next_report = window_begin + std::chrono::seconds(1);
-    uint64_t last_committed = 0;
-    while (!done()) {
-        client.poll(Duration{50});
-        const auto now = Clock::now();
-        if (now >= next_report) {
-            char line[128];
-            std::snprintf(line, sizeof(line), "  %5.1f s  %8llu tx/s  (%llu committed)",
-                          Seconds(now - window_begin).count(),
-                          static_cast<unsigned long long>(committed - last_committed),
-                          static_cast<unsigned long long>(committed));
-            progress << line << std::endl;
-            last_committed = committed;
-            next_report += std::chrono::seconds(1);
-        }
-    }
-    stopping = true;
-    window_end = std::min(window_end, Clock::now());  // what completes while draining is not counted
-    const double measured_s = std::max(Seconds(window_end - window_begin).count(), 1e-9);
-    const auto drain_deadline = Clock::now() + kDrainMax;
-    while (client.outstanding() > 0 && Clock::now() < drain_deadline) client.poll(Duration{50});
-
-    BenchResult result;
-    result.clients = options.clients;
-    result.duration_s = measured_s;
-    result.committed = committed;
-    result.failed = failed;
-    result.tps = static_cast<double>(committed) / measured_s;
-    result.p50_ms = percentile(latencies_ms, 50);
-    result.p99_ms = percentile(latencies_ms, 99);
-    result.retransmits = client.retransmits();
-    result.rejected_replies = client.counters().rejected();
-    result.window_start_unix_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            (begin_unix + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                              window_begin - begin))
-                .time_since_epoch())
-            .count();
-    result.max_gap = largest_gap(commit_times_s, measured_s);
-    result.interval_s = std::chrono::duration<double>(options.interval).count();
-    if (options.timeline) result.timeline = timeline_of(commit_times_s, result.interval_s, measured_s);
-    if (options.commit_times) result.commit_times_s = std::move(commit_times_s);
-    return result;
+    ClosedLoop load(client, faucet, keys, options);
+    load.run(progress);
+    return load.result();
 }
 
 }  // namespace tally::client
