@@ -450,8 +450,13 @@ void Client::on_redirect(uint32_t replica, std::string_view frame) {
         next_timer_ = std::min(next_timer_, pending.next_send);
         return;
     }
-    if (pending.sent_to_leader == redirect.leader()) return;  // already went there
-    if (pending.hops >= accept_.redirect_hops_max) return;   // the retransmissions carry on
+    if (pending.sent_to_leader == redirect.leader() || pending.hops >= accept_.redirect_hops_max) {
+        // Already sent there, unanswered (perhaps dead, and the followers still believe in
+        // it), or no hops left: every replica again soon, to find the next leader.
+        pending.next_send = std::min(pending.next_send, now + options_.leader_recheck);
+        next_timer_ = std::min(next_timer_, pending.next_send);
+        return;
+    }
     ++pending.hops;
     pending.sent_to_leader = redirect.leader();
     ++counters_.redirected;

@@ -82,6 +82,11 @@ struct ClientOptions {
     // refusal_recheck, up to refusal_rechecks_max times, before the refusal is believed.
     Duration refusal_recheck = Duration{100};
     int refusal_rechecks_max = 2;
+    // A protocol with a leader: a follower redirects to the leader this client already sent
+    // the request to, which has not answered (it may be dead, and the followers not yet know
+    // it). Every replica is asked again after leader_recheck rather than a whole
+    // retransmit_interval, so a new leader is found soon after it is elected.
+    Duration leader_recheck = Duration{250};
 };
 
 // An accepted ordered result (f+1 matching replies).
