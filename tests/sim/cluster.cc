@@ -9,6 +9,7 @@
 
 #include "bft/pbft/messages.h"
 #include "bft/pbft/replica.h"
+#include "bft/pbft/stored_records.h"
 #include "bft/quorum.h"
 #include "node/certified_replay.h"
 #include "crypto/assert.h"
@@ -110,6 +111,13 @@ void Cluster::start_engine(bft::ReplicaId id) {
     const uint64_t last = r.ledger->last_seq();
     if (last > 0 && last % config_.checkpoint_interval == 0) r.snapshots[last] = r.ledger->snapshot_point();
     std::vector<std::pair<std::string, std::string>> records(r.store.begin(), r.store.end());
+    // What an honest replica left in its store, after any crash or power loss, is what tallyd
+    // accepts at start (node/replica.cc refuses a store that fails this check).
+    if (is_honest(id) && contradictions_.size() < 20) {
+        if (auto checked = bft::pbft::check_stored_records(records); !checked)
+            contradictions_.push_back("replica " + std::to_string(id) + "'s store at its restart would be refused by tallyd: " +
+                                      checked.error().message);
+    }
     if (tracing())
         std::fprintf(stderr, "@%llu r%u start: ledger at %llu, %zu records\n", (unsigned long long)now_, id,
                      (unsigned long long)last, records.size());
