@@ -231,14 +231,18 @@ Result<KeyPair> read_key_file(const std::string& path) {
     ::close(fd);
     if (!read_ok) return io_error(path, "cannot read", err);
 
-    if (auto layout = check_layout(path, content.view()); !layout) return layout.error();
+    return parse_key_file(content.view(), path);
+}
+
+Result<KeyPair> parse_key_file(std::string_view content, const std::string& path) {
+    if (auto layout = check_layout(path, content); !layout) return layout.error();
 
     const size_t public_at = kHeaderLine.size() + kPublicPrefix.size();
     const size_t seed_at = public_at + kHexDigits + 1 + kSeedPrefix.size();
     PublicKey stated{};
-    decode_hex(content.view().substr(public_at, kHexDigits), stated);
+    decode_hex(content.substr(public_at, kHexDigits), stated);
     Seed seed{};
-    decode_hex(content.view().substr(seed_at, kHexDigits), seed);
+    decode_hex(content.substr(seed_at, kHexDigits), seed);
     KeyPair key = KeyPair::from_seed(seed);
     sodium_memzero(seed.data(), seed.size());
 

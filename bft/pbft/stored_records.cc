@@ -26,7 +26,10 @@ std::string printable(const std::string& key) {
 }  // namespace
 
 Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records) {
-    for (const auto& [key, value] : records) {
+    for (const auto& record_kv : records) {
+        // Not a structured binding: clang before 16 cannot capture one (the fuzz build, tests/fuzz).
+        const std::string& key = record_kv.first;
+        const std::string& value = record_kv.second;
         const auto bad = [&](const std::string& why) {
             return make_error("corrupt", "stored record \"" + printable(key) + "\": " + why);
         };
