@@ -89,6 +89,7 @@ struct EngineDriver {
     std::optional<bft::StateTarget> fetch;
     // Everything the engine sent, when the caller wants it (the generator's network).
     std::function<void(const bft::Outgoing&)> on_send;
+    std::function<void(const bft::Committed&)> on_commit;
 
     // Applies an output as the node would, executing what it commits (and what that commits).
     void handle(bft::Output first) {
@@ -104,6 +105,7 @@ struct EngineDriver {
             for (const auto& c : out.commit) {
                 FUZZ_CHECK(c.seq == executed + 1);  // consecutive across outputs (engine.h)
                 executed = c.seq;
+                if (on_commit) on_commit(c);
                 pending.push_back(engine->on_executed(c.seq, executed_digest(c.seq)));
             }
             if (out.fetch_state) fetch = out.fetch_state;
