@@ -246,7 +246,9 @@ Result<KeyPair> parse_key_file(std::string_view content, const std::string& path
     KeyPair key = KeyPair::from_seed(seed);
     sodium_memzero(seed.data(), seed.size());
 
-    if (key.public_key() != stated)
+    // Constant time, as every comparison with a side derived from a secret (keys.h): the
+    // public key is public, but what the seed derives is the secret's work.
+    if (sodium_memcmp(key.public_key().data(), stated.data(), stated.size()) != 0)
         return make_error("mismatch", describe(path) + " is inconsistent: its seed derives public key " +
                                           key_to_hex(key.public_key()) + ", not the stated " +
                                           key_to_hex(stated));

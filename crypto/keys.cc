@@ -2,10 +2,14 @@
 //
 // Trusts libsodium. Signed bytes are always domain || 0x00 || message (keys.h), so the tag
 // of one kind of signature can never be confused with that of another. The secret key only
-// lives in KeyPair::secret_ and is wiped when a KeyPair dies.
+// lives in a KeyPair::Secret (guarded memory, below), wiped when the last KeyPair sharing it dies.
 #include "crypto/keys.h"
 
 #include <sodium.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
 
 #include <algorithm>
 #include <array>
@@ -59,25 +63,58 @@ Signature mac(const PublicKey& key, std::string_view message) {
 
 }  // namespace
 
+// The secret key in libsodium's guarded heap memory. sodium_malloc places it at the end of its
+// own page(s), between inaccessible guard pages, and mlocks that page, which on Linux also
+// advises the kernel to leave it out of core dumps. mlock can fail (RLIMIT_MEMLOCK, 8 MiB by
+// default for a user), and libsodium then carries on without telling, so the MADV_DONTDUMP is
+// made here as well, on the page that holds the bytes: the secret never reaches a core dump
+// whatever the lock limit. Once the key is written the memory is made read-only: nothing
+// writes it again until sodium_free wipes it. Threads sign with it concurrently (reads only).
+struct KeyPair::Secret {
+    static constexpr size_t kBytes = 64;
+    unsigned char* bytes = nullptr;
+
+    Secret() {
+        bytes = static_cast<unsigned char*>(sodium_malloc(kBytes));
+        TALLY_ASSERT(bytes != nullptr);  // out of memory or address space
+        const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+        const uintptr_t first = reinterpret_cast<uintptr_t>(bytes) & ~(page - 1);
+        const uintptr_t last = (reinterpret_cast<uintptr_t>(bytes) + kBytes - 1) & ~(page - 1);
+        TALLY_ASSERT(::madvise(reinterpret_cast<void*>(first), last - first + page, MADV_DONTDUMP) == 0);
+    }
+    ~Secret() { sodium_free(bytes); }  // wipes (and unlocks, and unmaps) it
+    Secret(const Secret&) = delete;
+    Secret& operator=(const Secret&) = delete;
+    void make_read_only() { TALLY_ASSERT(sodium_mprotect_readonly(bytes) == 0); }
+};
+
 KeyPair KeyPair::generate() {
     ensure_sodium();
     KeyPair k;
-    TALLY_ASSERT(crypto_sign_keypair(k.public_key_.data(), k.secret_.data()) == 0);
+    auto secret = std::make_shared<Secret>();
+    TALLY_ASSERT(crypto_sign_keypair(k.public_key_.data(), secret->bytes) == 0);
+    secret->make_read_only();
+    k.secret_ = std::move(secret);
     return k;
 }
 
 KeyPair KeyPair::from_seed(const Seed& seed) {
     ensure_sodium();
     KeyPair k;
-    TALLY_ASSERT(crypto_sign_seed_keypair(k.public_key_.data(), k.secret_.data(), seed.data()) == 0);
+    auto secret = std::make_shared<Secret>();
+    TALLY_ASSERT(crypto_sign_seed_keypair(k.public_key_.data(), secret->bytes, seed.data()) == 0);
+    secret->make_read_only();
+    k.secret_ = std::move(secret);
     return k;
 }
 
 Seed KeyPair::seed() const {
     Seed out{};
-    TALLY_ASSERT(crypto_sign_ed25519_sk_to_seed(out.data(), secret_.data()) == 0);
+    TALLY_ASSERT(crypto_sign_ed25519_sk_to_seed(out.data(), secret_->bytes) == 0);
     return out;
 }
+
+const void* secret_address_for_tests(const KeyPair& key) { return key.secret_->bytes; }
 
 Signature KeyPair::sign(std::string_view domain, std::string_view message) const {
     return sign_raw(domain_bytes(domain, message));
@@ -89,12 +126,12 @@ Signature KeyPair::sign_raw(std::string_view message) const {
     Signature sig{};
     unsigned long long sig_len = 0;
     TALLY_ASSERT(crypto_sign_detached(sig.data(), &sig_len, as_uchar(message), message.size(),
-                                      secret_.data()) == 0);
+                                      secret_->bytes) == 0);
     TALLY_ASSERT(sig_len == sig.size());
     return sig;
 }
 
-KeyPair::~KeyPair() { sodium_memzero(secret_.data(), secret_.size()); }
+KeyPair::~KeyPair() = default;  // the Secret, when this was its last KeyPair, wipes itself
 
 bool verify(const PublicKey& key, std::string_view domain, std::string_view message,
             const Signature& signature) {

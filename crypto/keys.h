@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,13 @@ inline constexpr std::string_view kDomainEnvelope = "tally/envelope/v1";
 
 // A key pair. The secret is libsodium's 64-byte form (seed || public key).
 // It is never logged: there is deliberately no to_string or operator<< for it.
+//
+// Where the secret lives: not in the KeyPair object (which a copy, a std::vector or a stack
+// frame could spread around memory) but in one libsodium guarded allocation (sodium_malloc)
+// that every copy of the KeyPair shares: its page is excluded from core dumps
+// (madvise(MADV_DONTDUMP)), locked out of swap where the memory-lock limit allows
+// (mlock), fenced by inaccessible guard pages, and read-only once the key is made; it is
+// wiped when the last copy dies (sodium_free). Copies are cheap (a reference count).
 class KeyPair {
 public:
     static KeyPair generate();                 // from the OS's randomness
@@ -37,15 +45,22 @@ public:
     // Plain Ed25519 over `message` (RFC 8032 test vectors); Tally itself always uses a domain.
     Signature sign_raw(std::string_view message) const;
 
-    ~KeyPair();  // wipes the secret
+    ~KeyPair();  // the last copy wipes and frees the secret
     KeyPair(const KeyPair&) = default;
     KeyPair& operator=(const KeyPair&) = default;
 
 private:
+    struct Secret;  // the guarded allocation (keys.cc)
+    friend const void* secret_address_for_tests(const KeyPair& key);
     KeyPair() = default;
     PublicKey public_key_{};
-    std::array<uint8_t, 64> secret_{};
+    // Invariant: set (never null) in every KeyPair that generate() or from_seed() made.
+    std::shared_ptr<const Secret> secret_;
 };
+
+// Where `key`'s secret bytes are, for tests that check the memory holding them (its mapping's
+// flags in /proc/self/smaps). Never dereference it for anything else.
+const void* secret_address_for_tests(const KeyPair& key);
 
 // True when `signature` is `key`'s signature of tag || 0x00 || message.
 bool verify(const PublicKey& key, std::string_view domain, std::string_view message,
