@@ -227,10 +227,15 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // it this replica could not answer a FETCH-STATE for that batch, and a peer that missed
     // it, with no checkpoint above to transfer, would stay behind for good (seed 6455629450:
     // every replica lost power after seq 3; the one that had missed seq 3 never got it).
+    // Only within (h, h + 2L], where the log may hold a slot: a ledger further ahead of the
+    // stable checkpoint than that (a store set aside by --recover beside a ledger past 2L, found
+    // by fuzzing: tests/fuzz/fuzz_store.cc) restores nothing there; its peers serve those
+    // batches, and its checkpoints move h up to them.
     if (certificate_of) {
         const uint64_t window = config_.watermark_window;
         const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
-        for (uint64_t seq = above + 1; seq <= executed_seq; ++seq) {
+        const uint64_t reach = stable_seq + std::min(2 * window, UINT64_MAX - stable_seq);
+        for (uint64_t seq = above + 1; seq <= std::min(executed_seq, reach); ++seq) {
             if (auto it = log_.find(seq); it != log_.end() && it->second.decided) continue;
             const std::string certificate = certificate_of(seq);
             // A block without one (installed by a state transfer) has nothing to restore.

@@ -25,7 +25,17 @@ std::string printable(const std::string& key) {
 
 }  // namespace
 
-Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records) {
+Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records,
+                            uint64_t watermark_window) {
+    // The stable checkpoint first (its key sorts after the slots'): the slots must lie in its
+    // h + 2L. One that does not parse is refused below.
+    uint64_t stable_seq = 0;
+    for (const auto& record_kv : records) {
+        pb::StableCheckpoint stable;
+        if (record_kv.first == kKeyStable && stable.ParseFromString(record_kv.second))
+            stable_seq = stable.seq();
+    }
+    const uint64_t reach = watermark_window > UINT64_MAX / 2 ? UINT64_MAX : 2 * watermark_window;
     for (const auto& record_kv : records) {
         // Not a structured binding: clang before 16 cannot capture one (the fuzz build, tests/fuzz).
         const std::string& key = record_kv.first;
@@ -48,6 +58,10 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
             return bad("not a key this engine writes");
         const uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
         const uint64_t view = read_be64(std::string_view(key).substr(9, 8));
+        if (seq > stable_seq && seq - stable_seq > reach)
+            return bad("a slot more than 2L = " + std::to_string(reach) +
+                       " above the stable checkpoint (" + std::to_string(stable_seq) +
+                       "): the stable checkpoint's record is missing, or the file is not this replica's");
         std::string pre_prepare;
         if (key[17] == kSlotCommitted) {
             pb::CommittedProof proof;

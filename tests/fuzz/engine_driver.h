@@ -114,11 +114,11 @@ struct EngineDriver {
         (void)engine->take_detected();
     }
 
-    void start(uint64_t executed_seq = 0) {
+    void start(uint64_t executed_seq = 0, const bft::CertificateOf& certificate_of = {}) {
         executed = executed_seq;
         handle(engine->on_start(records_of(store), executed_seq,
                                 executed_seq == 0 ? crypto::Hash{} : executed_digest(executed_seq),
-                                {}));
+                                certificate_of));
     }
 
     // Seals `body` as replica `from`'s message of `type` and delivers it, as the transport

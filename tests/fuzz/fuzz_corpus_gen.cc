@@ -20,7 +20,6 @@
 #include "bft/pbft/pbft.h"
 #include "bft/pbft/pbft.pb.h"
 #include "bft/raft/raft.h"
-#include "client/reply_quorum.h"
 #include "crypto/envelope.h"
 #include "crypto/key_file.h"
 #include "crypto/reply_batch.h"
@@ -84,6 +83,7 @@ struct Cluster {
     std::vector<bool> down;  // crashed: neither sends nor receives
     std::deque<Message> network;
     std::vector<std::string> certificates;
+    std::map<bft::ReplicaId, std::map<uint64_t, std::string>> ledger_certificates;
 
     void add(std::unique_ptr<fuzz::EngineDriver> d) {
         const bft::ReplicaId id = d->id;
@@ -94,8 +94,9 @@ struct Cluster {
                 if (to != id && (o.to == bft::kAllReplicas || o.to == to))
                     network.push_back(Message{id, to, o.envelope});
         };
-        d->on_commit = [this](const bft::Committed& c) {
+        d->on_commit = [this, id](const bft::Committed& c) {
             if (!c.certificate.empty() && certificates.size() < 4) certificates.push_back(c.certificate);
+            if (!c.certificate.empty()) ledger_certificates[id][c.seq] = c.certificate;
         };
         traces.push_back(std::string(1, static_cast<char>(id)));
         down.push_back(false);
@@ -192,6 +193,17 @@ std::vector<std::string> pbft_cluster_corpus(std::vector<std::string>& stores,
             if (body.size() <= 0xffff) fuzz::append_record(store, 0, body);
         }
         stores.push_back(capped(store, 24 << 10));
+        // The same store with the ledger's certificates of the last blocks (what a restart reads
+        // where the store lost its commit records), and without the store (tallyd --recover).
+        std::string with_ledger = {static_cast<char>(0), static_cast<char>(d->executed & 0xff)};
+        const auto& held = c.ledger_certificates[d->id];
+        for (auto it = held.lower_bound(d->executed > 6 ? d->executed - 6 : 0); it != held.end(); ++it) {
+            if (it->first > 0xff) break;
+            std::string body(1, static_cast<char>(it->first));
+            body += it->second;
+            fuzz::append_record(with_ledger, 1, body);
+        }
+        stores.push_back(capped(with_ledger, 24 << 10));
     }
     certificates = c.certificates;
     return files;
@@ -426,11 +438,19 @@ int main(int argc, char** argv) {
     }
     g_out = argv[1];
 
+    // Commit certificates under Ed25519, as a ledger keeps them (fuzz_certified_block)...
+    std::vector<std::string> certificates;
+    {
+        std::vector<std::string> unused;
+        pbft_cluster_corpus(unused, certificates);
+    }
+    // ... and the engines' traffic under the engine targets' signatures (fuzz_common.h).
+    fuzz::use_engine_signatures();
     std::vector<std::string> pbft_stores;
     std::vector<std::string> raft_stores;
-    std::vector<std::string> certificates;
+    std::vector<std::string> ignored;
     int i = 0;
-    for (const auto& f : pbft_cluster_corpus(pbft_stores, certificates))
+    for (const auto& f : pbft_cluster_corpus(pbft_stores, ignored))
         write_file("pbft", "trace" + std::to_string(i++), f);
     i = 0;
     for (const auto& f : raft_cluster_corpus(raft_stores)) write_file("raft", "trace" + std::to_string(i++), f);
@@ -438,6 +458,7 @@ int main(int argc, char** argv) {
     for (const auto& s : pbft_stores) write_file("store", "pbft" + std::to_string(i++), s);
     i = 0;
     for (const auto& s : raft_stores) write_file("store", "raft" + std::to_string(i++), s);
+    crypto::simulator_only::use_mac_signatures(false);
     certified_block_corpus(certificates);
     client_reply_corpus();
     tx_and_envelope_corpus();

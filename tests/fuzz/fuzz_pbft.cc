@@ -54,6 +54,11 @@ void check_body(uint8_t type, std::string_view body) {
 
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    tally::fuzz::use_engine_signatures();
+    return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
     fuzz::EngineDriver driver;

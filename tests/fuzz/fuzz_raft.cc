@@ -12,6 +12,11 @@
 #include "tests/fuzz/engine_driver.h"
 #include "tests/fuzz/fuzz_common.h"
 
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    tally::fuzz::use_engine_signatures();
+    return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace tally;
     if (size < 1) return 0;

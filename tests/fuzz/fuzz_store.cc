@@ -5,11 +5,14 @@
 // a message, never crash the replica or make it run on what it did not write.
 //
 // Input: a protocol byte (even: PBFT replica 1 of 4; odd: Raft replica 1 of 3), a byte of
-// executed seq (the ledger's last block), then records (fuzz_common.h) whose bodies are
-// key length (1) | key | value. Properties: after on_start the engine's invariants hold; what
-// it persists on top of a store that checked still checks; and it starts again from that.
+// executed seq (the ledger's last block), then records (fuzz_common.h): op even, a stored
+// record, key length (1) | key | value; op odd, the commit certificate the ledger keeps with
+// its block (what on_start's certificate_of reads), seq (1) | certificate. Properties: after
+// on_start the engine's invariants hold; what it persists on top of a store that checked still
+// checks; and it starts again from that.
 #include <cstddef>
 #include <cstdint>
+#include <map>
 
 #include "bft/pbft/pbft.h"
 #include "bft/pbft/replica.h"
@@ -23,13 +26,18 @@ namespace {
 using namespace tally;
 
 bool store_checks(bool pbft, const fuzz::Store& store) {
-    if (pbft) return bft::pbft::check_stored_records(fuzz::records_of(store)).ok();
+    if (pbft)
+        return bft::pbft::check_stored_records(fuzz::records_of(store),
+                                               fuzz::pbft_fuzz_config(1).watermark_window)
+            .ok();
     bft::raft::DurableState durable;
     return bft::raft::read_durable(fuzz::records_of(store), durable);
 }
 
+using Certificates = std::map<uint64_t, std::string>;
+
 // A fresh engine started on `store` (which it then writes to), with a few ticks after.
-void start(bool pbft, fuzz::Store& store, uint64_t executed) {
+void start(bool pbft, fuzz::Store& store, uint64_t executed, const Certificates& certificates) {
     fuzz::EngineDriver driver;
     driver.id = 1;
     driver.store = store;
@@ -43,21 +51,34 @@ void start(bool pbft, fuzz::Store& store, uint64_t executed) {
         driver.replicas = config.replicas;
         driver.engine = bft::raft::make_raft_engine(config, fuzz::replica_keys()[1]);
     }
-    driver.start(executed);
+    driver.start(executed, [&certificates](uint64_t seq) {
+        auto it = certificates.find(seq);
+        return it == certificates.end() ? std::string() : it->second;
+    });
     for (int i = 0; i < 3; ++i) driver.run(fuzz::Record{fuzz::kOpTick, {}});
     store = driver.store;
 }
 
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    tally::fuzz::use_engine_signatures();
+    return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 2) return 0;
     const bool pbft = data[0] % 2 == 0;
     const uint64_t executed = data[1];
     fuzz::Store store;
+    Certificates certificates;
     fuzz::Script script(fuzz::as_view(data + 2, size - 2));
     while (auto r = script.next()) {
         if (r->body.empty()) continue;
+        if (r->op % 2 == 1) {
+            certificates[static_cast<uint8_t>(r->body[0])] = std::string(r->body.substr(1));
+            continue;
+        }
         const size_t key_len = static_cast<uint8_t>(r->body[0]);
         if (r->body.size() - 1 < key_len) continue;
         store[std::string(r->body.substr(1, key_len))] = std::string(r->body.substr(1 + key_len));
@@ -66,10 +87,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // started on one in tests, and must then only count it.
     const bool checked = store_checks(pbft, store);
     if (!checked && pbft) return 0;
-    start(pbft, store, executed);
+    start(pbft, store, executed, certificates);
     if (checked) {
         FUZZ_CHECK(store_checks(pbft, store));
-        start(pbft, store, executed);
+        start(pbft, store, executed, certificates);
         FUZZ_CHECK(store_checks(pbft, store));
     }
     return 0;
