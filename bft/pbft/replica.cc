@@ -204,6 +204,8 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
             if (record.ParseFromString(value) && record.seq() > 0 &&
                 valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()), record.proof()))
                 stable = std::move(record);
+            else
+                detect(config_.id, "bad_record");
         } else if (key == kKeyView) {
             view_ = read_be64(value);
             active_ = value.size() > 8 ? value[8] != 0 : true;
@@ -215,11 +217,20 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // change keep the batches it executed (a VIEW-CHANGE without them lets a new view fill
     // those slots with other batches), and what was decided there is what it must never
     // contradict.
+    // The log holds slots in (h, h + 2L] only. The node refuses a store with slots beyond its
+    // stable record's reach (check_stored_records), but cannot check that record's proof: one
+    // whose proof fails here is damage too (reported), and the slots beyond the h it leaves are
+    // not loaded (found by fuzzing, tests/fuzz/fuzz_store.cc: they broke that invariant).
     const uint64_t stable_seq = stable ? stable->seq() : 0;
+    const uint64_t reach = stable_seq + std::min(2 * config_.watermark_window, UINT64_MAX - stable_seq);
     for (const auto& [key, value] : records) {
         if (key.size() != 18 || key[0] != kKeySlotPrefix) continue;
         uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
         uint64_t view = read_be64(std::string_view(key).substr(9, 8));
+        if (seq > reach) {
+            detect(config_.id, "bad_record");
+            continue;
+        }
         if (seq > stable_seq) load_slot(seq, view, key[17], value, executed_seq);
     }
     // An executed batch whose commit record the store lost (written unsynced, and the power
@@ -234,7 +245,6 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     if (certificate_of) {
         const uint64_t window = config_.watermark_window;
         const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
-        const uint64_t reach = stable_seq + std::min(2 * window, UINT64_MAX - stable_seq);
         for (uint64_t seq = above + 1; seq <= std::min(executed_seq, reach); ++seq) {
             if (auto it = log_.find(seq); it != log_.end() && it->second.decided) continue;
             const std::string certificate = certificate_of(seq);

@@ -4,6 +4,7 @@
 // through that view (the view record synced) and votes from the next, as after a restart.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "bft/pbft/replica.h"
@@ -40,6 +41,32 @@ TEST(PbftRecovery, ALedgerFurtherThanTwoLAheadOfTheStableCheckpointRestoresNoSlo
         EXPECT_EQ(h.engine->status().last_executed, executed);
         EXPECT_TRUE(out.commit.empty()) << "nothing executes again";
     }
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_store.cc): a stored stable checkpoint whose proof does not
+// verify is ignored (h = 0), and the slots stored above it (25, 26, within the record's 24 +
+// 2L) came back beyond h + 2L = 16. They are not loaded, and the damage is reported.
+TEST(PbftRecovery, SlotsBeyondTwoLAboveAStableCheckpointThatDoesNotVerifyAreNotLoaded) {
+    Harness h(1);  // L = 8
+    pb::StableCheckpoint stable;  // seq 24, no proof
+    stable.set_seq(24);
+    stable.set_state_digest(hash_bytes(crypto::sha256("state")));
+    std::vector<std::pair<std::string, std::string>> records;
+    for (uint64_t seq : {25u, 26u}) {
+        pb::PreparedProof proof;
+        proof.set_pre_prepare(h.pre_prepare(0, 0, seq, {h.request()}));
+        records.emplace_back(slot_key(seq, 0, kSlotAccepted), proof.SerializeAsString());
+    }
+    records.emplace_back(std::string(kKeyStable), stable.SerializeAsString());
+    records.emplace_back(std::string(kKeyView), be64(0));
+    std::sort(records.begin(), records.end());
+    h.engine = make_engine(h.config, h.keys[h.id], h.auth);
+    h.engine->on_start(records, 24, crypto::sha256("state"), {});
+    auto* replica = dynamic_cast<Replica*>(h.engine.get());
+    ASSERT_NE(replica, nullptr);
+    replica->check_invariants();  // aborted before the fix: slot 25 > h + 2L
+    EXPECT_EQ(h.engine->status().low_water_mark, 0u);
+    EXPECT_TRUE(h.detected("bad_record"));
 }
 
 TEST(PbftRecovery, ARecoveringBackupSendsNoPrepareUntilTwoFPlusOneCommitInItsViewThenVotesOnlyFromTheNextView) {
