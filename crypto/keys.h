@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,11 +28,10 @@ inline constexpr std::string_view kDomainEnvelope = "tally/envelope/v1";
 // It is never logged: there is deliberately no to_string or operator<< for it.
 //
 // Where the secret lives: not in the KeyPair object (which a copy, a std::vector or a stack
-// frame could spread around memory) but in one libsodium guarded allocation (sodium_malloc)
-// that every copy of the KeyPair shares: its page is excluded from core dumps
-// (madvise(MADV_DONTDUMP)), locked out of swap where the memory-lock limit allows
-// (mlock), fenced by inaccessible guard pages, and read-only once the key is made; it is
-// wiped when the last copy dies (sodium_free). Copies are cheap (a reference count).
+// frame could spread around memory) but in one slot of memory kept for secrets, which every
+// copy of the KeyPair shares: its pages are excluded from core dumps (madvise(MADV_DONTDUMP))
+// and locked out of swap where the memory-lock limit allows (mlock); the slot is wiped when the
+// last copy dies (keys.cc, SecretSlots). Copies are cheap (a reference count).
 class KeyPair {
 public:
     static KeyPair generate();                 // from the OS's randomness
@@ -45,12 +45,14 @@ public:
     // Plain Ed25519 over `message` (RFC 8032 test vectors); Tally itself always uses a domain.
     Signature sign_raw(std::string_view message) const;
 
-    ~KeyPair();  // the last copy wipes and frees the secret
+    ~KeyPair();  // the last copy wipes the secret
+
+    static constexpr size_t kSecretBytes = 64;
     KeyPair(const KeyPair&) = default;
     KeyPair& operator=(const KeyPair&) = default;
 
 private:
-    struct Secret;  // the guarded allocation (keys.cc)
+    struct Secret;  // the slot holding the secret (keys.cc)
     friend const void* secret_address_for_tests(const KeyPair& key);
     KeyPair() = default;
     PublicKey public_key_{};

@@ -335,6 +335,14 @@ void tx_and_envelope_corpus() {
                ledger::make_balance_query(fuzz::key_of(101), fuzz::key_of(102).public_key(), 3));
     write_file("tx", "tx_query", ledger::make_tx_query(fuzz::key_of(102), ledger::tx_id(transfer), 4));
     write_file("envelope", "request", transfer);
+    // A block: transfers among the funded accounts, one overdrawing, a query, a repeat.
+    std::string block;
+    fuzz::append_record(block, 0, transfer);
+    fuzz::append_record(block, 0, client_transfer(1, 2, 30, 1));
+    fuzz::append_record(block, 0, client_transfer(2, 3, 999999, 1));
+    fuzz::append_record(block, 0, ledger::make_balance_query(fuzz::key_of(103), fuzz::key_of(100).public_key(), 1));
+    fuzz::append_record(block, 0, transfer);
+    write_file("ledger_block", "transfers", block);
     bft::pbft::pb::Vote v;
     v.set_view(1);
     v.set_seq(5);
