@@ -30,10 +30,13 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
     // The stable checkpoint first (its key sorts after the slots'): the slots must lie in its
     // h + 2L. One that does not parse is refused below.
     uint64_t stable_seq = 0;
+    uint64_t recorded_view = 0;  // no view record: it never voted beyond view 0
     for (const auto& record_kv : records) {
         pb::StableCheckpoint stable;
         if (record_kv.first == kKeyStable && stable.ParseFromString(record_kv.second))
             stable_seq = stable.seq();
+        if (record_kv.first == kKeyView && record_kv.second.size() >= 8)
+            recorded_view = read_be64(record_kv.second);
     }
     const uint64_t reach = watermark_window > UINT64_MAX / 2 ? UINT64_MAX : 2 * watermark_window;
     for (const auto& record_kv : records) {
@@ -58,6 +61,12 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
             return bad("not a key this engine writes");
         const uint64_t seq = read_be64(std::string_view(key).substr(1, 8));
         const uint64_t view = read_be64(std::string_view(key).substr(9, 8));
+        // The view record is synced before the replica's first vote in a view: a pre-prepare it
+        // accepted or a certificate it prepared in a later view means the record was lost.
+        // (A committed proof may name a later view: catch-up brings those.)
+        if (key[17] != kSlotCommitted && view > recorded_view)
+            return bad("a vote in view " + std::to_string(view) + ", above the recorded view " +
+                       std::to_string(recorded_view) + ": the view record is missing or stale");
         if (seq > stable_seq && seq - stable_seq > reach)
             return bad("a slot more than 2L = " + std::to_string(reach) +
                        " above the stable checkpoint (" + std::to_string(stable_seq) +

@@ -24,8 +24,9 @@ namespace tally::bft::pbft {
 // beyond h + 2L, and its stable record is durable before any slot above the old window is, so
 // a slot beyond it means the stable record was lost or the file is not this replica's (found by
 // fuzzing, tests/fuzz/fuzz_store.cc: the engine started on such a store with its invariant
-// "every slot in (h, h + 2L]" broken). Error "corrupt" naming the first record that is not,
-// otherwise.
+// "every slot in (h, h + 2L]" broken), and with its 'a' and 'b' records in views no later than
+// the view record's (synced before the replica's first vote in a view; found by fuzzing too).
+// Error "corrupt" naming the first record that is not, otherwise.
 Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records,
                             uint64_t watermark_window);
 

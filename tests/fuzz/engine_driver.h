@@ -127,7 +127,12 @@ struct EngineDriver {
         if (from >= replicas.size() || from == id || !crypto::is_known_type(type)) return;
         std::string raw = crypto::seal(replica_keys()[from], static_cast<crypto::MessageType>(type), body);
         auto env = crypto::open(raw);
-        FUZZ_CHECK(env.ok());
+        // A kBatchReply's signature is over its batch's root, not its frame (reply_batch.h): the
+        // transport refuses such a frame, as it would this one.
+        if (!env) {
+            FUZZ_CHECK(type == static_cast<uint8_t>(crypto::MessageType::kBatchReply));
+            return;
+        }
         handle(engine->on_message(from, *env, raw));
     }
 

@@ -19,6 +19,7 @@
 
 #include "bft/pbft/pbft.h"
 #include "bft/pbft/pbft.pb.h"
+#include "bft/pbft/stored_records.h"
 #include "bft/raft/raft.h"
 #include "crypto/envelope.h"
 #include "crypto/key_file.h"
@@ -185,6 +186,14 @@ std::vector<std::string> pbft_cluster_corpus(std::vector<std::string>& stores,
         files.push_back(capped(c.traces[i], 28 << 10));
     }
     for (auto& d : c.drivers) {
+        // What a real engine wrote must pass the node's check of a store.
+        auto checked = bft::pbft::check_stored_records(fuzz::records_of(d->store),
+                                                      fuzz::pbft_fuzz_config(d->id).watermark_window);
+        if (!checked) {
+            std::fprintf(stderr, "replica %u's store fails its check: %s\n", d->id,
+                         checked.error().message.c_str());
+            std::exit(1);
+        }
         std::string store = {static_cast<char>(0), static_cast<char>(d->executed & 0xff)};
         for (const auto& [k, v] : d->store) {
             std::string body(1, static_cast<char>(k.size()));
