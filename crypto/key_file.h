@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "crypto/keys.h"
 #include "crypto/result.h"
@@ -20,5 +21,9 @@ Status write_key_file(const std::string& path, const KeyPair& key);
 
 // Errors: "not_found", "permissions", "truncated", "corrupt", "mismatch", "io".
 Result<KeyPair> read_key_file(const std::string& path);
+
+// The checks of read_key_file on a key file's bytes, without the file (the path, for the
+// errors only, names where they came from). Errors: "truncated", "corrupt", "mismatch".
+Result<KeyPair> parse_key_file(std::string_view content, const std::string& path);
 
 }  // namespace tally::crypto

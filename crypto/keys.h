@@ -8,7 +8,9 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,12 @@ inline constexpr std::string_view kDomainEnvelope = "tally/envelope/v1";
 
 // A key pair. The secret is libsodium's 64-byte form (seed || public key).
 // It is never logged: there is deliberately no to_string or operator<< for it.
+//
+// Where the secret lives: not in the KeyPair object (which a copy, a std::vector or a stack
+// frame could spread around memory) but in one slot of memory kept for secrets, which every
+// copy of the KeyPair shares: its pages are excluded from core dumps (madvise(MADV_DONTDUMP))
+// and locked out of swap where the memory-lock limit allows (mlock); the slot is wiped when the
+// last copy dies (keys.cc, SecretSlots). Copies are cheap (a reference count).
 class KeyPair {
 public:
     static KeyPair generate();                 // from the OS's randomness
@@ -37,15 +45,24 @@ public:
     // Plain Ed25519 over `message` (RFC 8032 test vectors); Tally itself always uses a domain.
     Signature sign_raw(std::string_view message) const;
 
-    ~KeyPair();  // wipes the secret
+    ~KeyPair();  // the last copy wipes the secret
+
+    static constexpr size_t kSecretBytes = 64;
     KeyPair(const KeyPair&) = default;
     KeyPair& operator=(const KeyPair&) = default;
 
 private:
+    struct Secret;  // the slot holding the secret (keys.cc)
+    friend const void* secret_address_for_tests(const KeyPair& key);
     KeyPair() = default;
     PublicKey public_key_{};
-    std::array<uint8_t, 64> secret_{};
+    // Invariant: set (never null) in every KeyPair that generate() or from_seed() made.
+    std::shared_ptr<const Secret> secret_;
 };
+
+// Where `key`'s secret bytes are, for tests that check the memory holding them (its mapping's
+// flags in /proc/self/smaps). Never dereference it for anything else.
+const void* secret_address_for_tests(const KeyPair& key);
 
 // True when `signature` is `key`'s signature of tag || 0x00 || message.
 bool verify(const PublicKey& key, std::string_view domain, std::string_view message,

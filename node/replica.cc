@@ -120,7 +120,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
         if (!records) return make_error("store", records.error().message);
         Status checked = Ok{};
         if (config.protocol == bft::Protocol::kPbft) {
-            checked = bft::pbft::check_stored_records(*records);
+            checked = bft::pbft::check_stored_records(*records, config.consensus.watermark_window);
         } else if (bft::raft::DurableState durable; !bft::raft::read_durable(*records, durable)) {
             checked = make_error("damaged", "a Raft record (term, vote or log entry) does not decode, "
                                             "or the log has a gap");

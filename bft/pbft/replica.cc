@@ -204,6 +204,8 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
             if (record.ParseFromString(value) && record.seq() > 0 &&
                 valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()), record.proof()))
                 stable = std::move(record);
+            else
+                detect(config_.id, "bad_record");
         } else if (key == kKeyView) {
             view_ = read_be64(value);
             active_ = value.size() > 8 ? value[8] != 0 : true;
@@ -215,20 +217,34 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // change keep the batches it executed (a VIEW-CHANGE without them lets a new view fill
     // those slots with other batches), and what was decided there is what it must never
     // contradict.
+    // The log holds slots in (h, h + 2L] only. The node refuses a store with slots beyond its
+    // stable record's reach (check_stored_records), but cannot check that record's proof: one
+    // whose proof fails here is damage too (reported), and the slots beyond the h it leaves are
+    // not loaded (found by fuzzing, tests/fuzz/fuzz_store.cc: they broke that invariant).
     const uint64_t stable_seq = stable ? stable->seq() : 0;
+    const uint64_t reach = stable_seq + std::min(2 * config_.watermark_window, UINT64_MAX - stable_seq);
     for (const auto& [key, value] : records) {
         const auto slot = parse_slot_key(key);
-        if (slot && slot->seq > stable_seq) load_slot(slot->seq, slot->view, slot->kind, value, executed_seq);
+        if (!slot) continue;
+        if (slot->seq > reach) {
+            detect(config_.id, "bad_record");
+            continue;
+        }
+        if (slot->seq > stable_seq) load_slot(slot->seq, slot->view, slot->kind, value, executed_seq);
     }
     // An executed batch whose commit record the store lost (written unsynced, and the power
     // went) is decided all the same: the ledger keeps its certificate with the block. Without
     // it this replica could not answer a FETCH-STATE for that batch, and a peer that missed
     // it, with no checkpoint above to transfer, would stay behind for good (seed 6455629450:
     // every replica lost power after seq 3; the one that had missed seq 3 never got it).
+    // Only within (h, h + 2L], where the log may hold a slot: a ledger further ahead of the
+    // stable checkpoint than that (a store set aside by --recover beside a ledger past 2L, found
+    // by fuzzing: tests/fuzz/fuzz_store.cc) restores nothing there; its peers serve those
+    // batches, and its checkpoints move h up to them.
     if (certificate_of) {
         const uint64_t window = config_.watermark_window;
         const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
-        for (uint64_t seq = above + 1; seq <= executed_seq; ++seq) {
+        for (uint64_t seq = above + 1; seq <= std::min(executed_seq, reach); ++seq) {
             if (auto it = log_.find(seq); it != log_.end() && it->second.decided) continue;
             const std::string certificate = certificate_of(seq);
             // A block without one (installed by a state transfer) has nothing to restore.

@@ -25,8 +25,24 @@ std::string printable(const std::string& key) {
 
 }  // namespace
 
-Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records) {
-    for (const auto& [key, value] : records) {
+Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records,
+                            uint64_t watermark_window) {
+    // The stable checkpoint first (its key sorts after the slots'): the slots must lie in its
+    // h + 2L. One that does not parse is refused below.
+    uint64_t stable_seq = 0;
+    uint64_t recorded_view = 0;  // no view record: it never voted beyond view 0
+    for (const auto& record_kv : records) {
+        pb::StableCheckpoint stable;
+        if (record_kv.first == kKeyStable && stable.ParseFromString(record_kv.second))
+            stable_seq = stable.seq();
+        if (record_kv.first == kKeyView && record_kv.second.size() >= 8)
+            recorded_view = read_be64(record_kv.second);
+    }
+    const uint64_t reach = watermark_window > UINT64_MAX / 2 ? UINT64_MAX : 2 * watermark_window;
+    for (const auto& record_kv : records) {
+        // Not a structured binding: clang before 16 cannot capture one (the fuzz build, tests/fuzz).
+        const std::string& key = record_kv.first;
+        const std::string& value = record_kv.second;
         const auto bad = [&](const std::string& why) {
             return make_error("corrupt", "stored record \"" + printable(key) + "\": " + why);
         };
@@ -44,6 +60,16 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
         if (!slot) return bad("not a key this engine writes");
         const uint64_t seq = slot->seq;
         const uint64_t view = slot->view;
+        // The view record is synced before the replica's first vote in a view: a pre-prepare it
+        // accepted or a certificate it prepared in a later view means the record was lost.
+        // (A committed proof may name a later view: catch-up brings those.)
+        if (slot->kind != kSlotCommitted && view > recorded_view)
+            return bad("a vote in view " + std::to_string(view) + ", above the recorded view " +
+                       std::to_string(recorded_view) + ": the view record is missing or stale");
+        if (seq > stable_seq && seq - stable_seq > reach)
+            return bad("a slot more than 2L = " + std::to_string(reach) +
+                       " above the stable checkpoint (" + std::to_string(stable_seq) +
+                       "): the stable checkpoint's record is missing, or the file is not this replica's");
         std::string pre_prepare;
         if (slot->kind == kSlotCommitted) {
             pb::CommittedProof proof;

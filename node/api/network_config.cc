@@ -355,9 +355,15 @@ Result<NetworkConfig> load_network_config(const std::string& path) {
     if (!in) return make_error("not_found", path + ": cannot open: " + std::strerror(errno));
     std::stringstream text;
     text << in.rdbuf();
+    return parse_network_config(text.str(), path);
+}
+
+Result<NetworkConfig> parse_network_config(std::string_view text, const std::string& path) {
+    std::error_code ec;
+    const fs::path abs = fs::absolute(fs::path(path), ec).lexically_normal();
     json j;
     try {
-        j = json::parse(text.str());
+        j = json::parse(text);
     } catch (const json::exception& e) {  // nlohmann reports where the JSON breaks
         return make_error("parse", path + ": not valid JSON: " + e.what());
     }

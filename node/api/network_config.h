@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bft/quorum.h"
@@ -84,6 +85,9 @@ struct NetworkConfig {
 // Reads and checks network.json. Errors name the file and the field: "not_found", "parse",
 // "invalid" (n does not fit f, duplicate ids or ports, a bad key, ...).
 Result<NetworkConfig> load_network_config(const std::string& path);
+// The same checks on network.json's text, as if read from `path` (which names it in errors and
+// whose folder relative paths resolve against); "not_found" aside, the same errors.
+Result<NetworkConfig> parse_network_config(std::string_view text, const std::string& path);
 
 // Writes network.json (paths stored relative to config.dir).
 Status save_network_config(const NetworkConfig& config, const std::string& path);

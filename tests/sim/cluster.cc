@@ -114,7 +114,7 @@ void Cluster::start_engine(bft::ReplicaId id) {
     // What an honest replica left in its store, after any crash or power loss, is what tallyd
     // accepts at start (node/replica.cc refuses a store that fails this check).
     if (is_honest(id) && contradictions_.size() < 20) {
-        if (auto checked = bft::pbft::check_stored_records(records); !checked)
+        if (auto checked = bft::pbft::check_stored_records(records, config_.watermark_window); !checked)
             contradictions_.push_back("replica " + std::to_string(id) + "'s store at its restart would be refused by tallyd: " +
                                       checked.error().message);
     }

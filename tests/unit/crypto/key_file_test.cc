@@ -184,6 +184,18 @@ TEST_F(KeyFileTest, SeedNotDerivingThePublicKeyIsMismatch) {
     expect_error(p, "mismatch");
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_key_file.cc): the mismatch error quoted the public line,
+// and a file whose public line holds the seed (a slip of the hand, a swapped line) had its seed
+// printed. The error names the key the seed derives, never what the public line says.
+TEST_F(KeyFileTest, MismatchNeverQuotesThePublicLineWhichMayHoldTheSeed) {
+    std::string content = valid_content();
+    std::string p = path("seed-twice.key");
+    std::string mine = key_to_hex(key().public_key());
+    content.replace(content.find(mine), mine.size(), seed_hex_);
+    put(p, content);
+    expect_error(p, "mismatch");
+}
+
 TEST_F(KeyFileTest, GroupOrWorldReadableIsRefusedWithChmodAdvice) {
     std::string p = path("p.key");
     ASSERT_TRUE(write_key_file(p, key()).ok());

@@ -4,6 +4,12 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -180,6 +186,85 @@ TEST(Ed25519, SigningIsDeterministic) {
     EXPECT_EQ(key.sign("d", "m"), key.sign("d", "m"));
     KeyPair copy = key;
     EXPECT_EQ(copy.sign("d", "m"), key.sign("d", "m"));
+}
+
+// Does `haystack` (size bytes) contain `needle` anywhere?
+bool contains_bytes(const void* haystack, size_t size, const Seed& needle) {
+    const auto* begin = static_cast<const uint8_t*>(haystack);
+    return std::search(begin, begin + size, needle.begin(), needle.end()) != begin + size;
+}
+
+TEST(KeyPairSecret, IsNotInTheKeyPairsOwnBytesNorInACopys) {
+    Seed seed{};
+    for (size_t i = 0; i < seed.size(); ++i) seed[i] = static_cast<uint8_t>(0xa0 + i);
+    const KeyPair key = KeyPair::from_seed(seed);
+    const KeyPair copy = key;  // NOLINT: the copy is the point
+    std::vector<KeyPair> many(3, key);
+    // A KeyPair, wherever it is copied (stack, vector), holds no byte run of its secret: what a
+    // stray copy leaves behind in freed memory is its public key and a pointer.
+    EXPECT_FALSE(contains_bytes(&key, sizeof key, seed));
+    EXPECT_FALSE(contains_bytes(&copy, sizeof copy, seed));
+    EXPECT_FALSE(contains_bytes(many.data(), many.size() * sizeof(KeyPair), seed));
+    // ... and all of them still sign as the key does (they share the one secret).
+    EXPECT_EQ(many[2].sign("t", "m"), key.sign("t", "m"));
+    EXPECT_EQ(copy.seed(), seed);
+    EXPECT_EQ(secret_address_for_tests(copy), secret_address_for_tests(key));
+}
+
+TEST(KeyPairSecret, CopiesOutliveTheOriginal) {
+    auto original = std::make_unique<KeyPair>(KeyPair::generate());
+    const KeyPair copy = *original;
+    const Signature before = original->sign("t", "m");
+    original.reset();
+    EXPECT_EQ(copy.sign("t", "m"), before);
+    EXPECT_TRUE(verify(copy.public_key(), "t", "m", before));
+}
+
+// The /proc/self/smaps entry of the mapping holding `address`: its header line and its
+// "VmFlags:" line.
+struct Mapping {
+    std::string header;
+    std::string flags;
+};
+std::optional<Mapping> mapping_of(const void* address) {
+    const auto at = reinterpret_cast<uintptr_t>(address);
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    std::optional<Mapping> current;
+    while (std::getline(smaps, line)) {
+        const std::string first = line.substr(0, line.find(' '));
+        const size_t dash = first.find('-');
+        if (dash != std::string::npos && first.find(':') == std::string::npos) {  // a header
+            const uintptr_t lo = std::stoull(first.substr(0, dash), nullptr, 16);
+            const uintptr_t hi = std::stoull(first.substr(dash + 1), nullptr, 16);
+            current = (at >= lo && at < hi) ? std::optional<Mapping>(Mapping{line, ""}) : std::nullopt;
+        } else if (current && line.rfind("VmFlags:", 0) == 0) {
+            current->flags = line;
+            return current;
+        }
+    }
+    return std::nullopt;
+}
+
+TEST(KeyPairSecret, LivesInMemoryLeftOutOfCoreDumps) {
+    const KeyPair key = KeyPair::generate();
+    auto mapping = mapping_of(secret_address_for_tests(key));
+    ASSERT_TRUE(mapping.has_value()) << "no mapping in /proc/self/smaps holds the secret";
+    // "dd": do not include in core dumps (MADV_DONTDUMP).
+    EXPECT_NE((" " + mapping->flags + " ").find(" dd "), std::string::npos) << mapping->flags;
+}
+
+TEST(KeyPairSecret, IsWipedWhenTheLastCopyDies) {
+    Seed seed{};
+    seed.fill(0x77);
+    auto original = std::make_unique<KeyPair>(KeyPair::from_seed(seed));
+    auto copy = std::make_unique<KeyPair>(*original);
+    const auto* at = static_cast<const uint8_t*>(secret_address_for_tests(*original));
+    original.reset();
+    EXPECT_TRUE(std::equal(seed.begin(), seed.end(), at)) << "a copy still holds it";
+    copy.reset();
+    // The slot stays mapped (kept for the next key); nothing of the secret is left in it.
+    EXPECT_TRUE(std::all_of(at, at + 64, [](uint8_t b) { return b == 0; }));
 }
 
 TEST(KeyHex, RoundTripsAndIsLowerCase) {

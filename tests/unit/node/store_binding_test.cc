@@ -183,8 +183,8 @@ TEST(StoreBinding, RecoverSetsTheOldStoreAsideAndStartsRecoveringUntilCleared) {
 TEST(StoredRecords, ARecordThatDoesNotParseIsAnErrorNotASkip) {
     using bft::pbft::check_stored_records;
     using Records = std::vector<std::pair<std::string, std::string>>;
-    EXPECT_TRUE(check_stored_records({}).ok());
-    EXPECT_TRUE(check_stored_records(Records{{"view", bft::pbft::be64(3) + std::string(1, 1)}}).ok());
+    EXPECT_TRUE(check_stored_records({}, 512).ok());
+    EXPECT_TRUE(check_stored_records(Records{{"view", bft::pbft::be64(3) + std::string(1, 1)}}, 512).ok());
     const Records bad[] = {
         {{"view", "abc"}},                                                      // not 8/9 bytes
         {{"stable", "\xff\xff\xff"}},                                           // not a protobuf
@@ -193,15 +193,72 @@ TEST(StoredRecords, ARecordThatDoesNotParseIsAnErrorNotASkip) {
         {{"something else", "x"}},                                              // unknown key
     };
     for (const auto& records : bad) {
-        auto checked = check_stored_records(records);
+        auto checked = check_stored_records(records, 512);
         ASSERT_FALSE(checked.ok()) << records.front().first;
         EXPECT_EQ(checked.error().code, "corrupt");
     }
     // A slot record whose pre-prepare is empty (or for another seq) is refused too.
     bft::pbft::pb::PreparedProof empty_proof;
     EXPECT_FALSE(check_stored_records(Records{{bft::pbft::slot_key(5, 0, bft::pbft::kSlotAccepted),
-                                               empty_proof.SerializeAsString()}})
+                                               empty_proof.SerializeAsString()}},
+                                      512)
                      .ok());
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_store.cc): a store whose slot records lie beyond 2L above its
+// stable checkpoint (here: no stable record, slots at 25 and 26, L = 8) passed the check, and the
+// engine then started with a slot outside (h, h + 2L], which its invariants rule out. The
+// engine never writes such a store (the stable record is durable before any slot above the old
+// window): the stable record was lost, or the file is another's. Refused, like any damage.
+TEST(StoredRecords, ASlotBeyondTwiceTheWindowAboveTheStableCheckpointIsDamage) {
+    using bft::pbft::check_stored_records;
+    using Records = std::vector<std::pair<std::string, std::string>>;
+    crypto::Seed seed{};
+    seed[0] = 1;
+    const auto primary = crypto::KeyPair::from_seed(seed);
+    auto slot = [&](uint64_t seq) {
+        bft::pbft::pb::PreparedProof proof;
+        proof.set_pre_prepare(bft::pbft::seal_pre_prepare(primary, 0, seq, bft::pbft::batch_digest({}), {}));
+        return std::make_pair(bft::pbft::slot_key(seq, 0, bft::pbft::kSlotAccepted), proof.SerializeAsString());
+    };
+    EXPECT_TRUE(check_stored_records(Records{slot(16)}, 8).ok());  // within h + 2L = 16
+    auto beyond = check_stored_records(Records{slot(16), slot(25)}, 8);
+    ASSERT_FALSE(beyond.ok());
+    EXPECT_EQ(beyond.error().code, "corrupt");
+    EXPECT_NE(beyond.error().message.find("2L = 16"), std::string::npos) << beyond.error().message;
+    // With a stable checkpoint at 12 the same slot lies within its window (12 + 16 = 28).
+    bft::pbft::pb::StableCheckpoint stable;
+    stable.set_seq(12);
+    stable.set_state_digest(std::string(32, 'd'));
+    EXPECT_TRUE(check_stored_records(Records{slot(25), {"stable", stable.SerializeAsString()}}, 8).ok());
+    EXPECT_FALSE(check_stored_records(Records{slot(29), {"stable", stable.SerializeAsString()}}, 8).ok());
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_store.cc): a prepared certificate stored in a view above the
+// view record passed the check, and the engine started in the recorded view holding a
+// certificate of a later one, which its invariants rule out. The view record is synced before
+// the replica's first vote in a view, so that store lost its view record: refused.
+TEST(StoredRecords, AVoteInAViewAboveTheRecordedViewIsDamage) {
+    using bft::pbft::check_stored_records;
+    using Records = std::vector<std::pair<std::string, std::string>>;
+    crypto::Seed seed{};
+    seed[0] = 3;
+    const auto primary = crypto::KeyPair::from_seed(seed);
+    auto slot = [&](uint64_t view, char kind) {
+        bft::pbft::pb::PreparedProof proof;
+        proof.set_pre_prepare(bft::pbft::seal_pre_prepare(primary, view, 5, bft::pbft::batch_digest({}), {}));
+        return std::make_pair(bft::pbft::slot_key(5, view, kind), proof.SerializeAsString());
+    };
+    const auto view = [](uint64_t v) { return std::make_pair(std::string("view"), bft::pbft::be64(v)); };
+    EXPECT_TRUE(check_stored_records(Records{slot(2, bft::pbft::kSlotPrepared), view(2)}, 8).ok());
+    EXPECT_TRUE(check_stored_records(Records{slot(0, bft::pbft::kSlotAccepted)}, 8).ok());
+    for (char kind : {bft::pbft::kSlotAccepted, bft::pbft::kSlotPrepared}) {
+        auto stale = check_stored_records(Records{slot(2, kind), view(1)}, 8);
+        ASSERT_FALSE(stale.ok());
+        EXPECT_EQ(stale.error().code, "corrupt");
+        EXPECT_NE(stale.error().message.find("above the recorded view 1"), std::string::npos);
+        EXPECT_FALSE(check_stored_records(Records{slot(1, kind)}, 8).ok()) << "no view record";
+    }
 }
 
 }  // namespace
