@@ -64,6 +64,19 @@ std::string capped(const std::string& trace, size_t max_bytes) {
     return trace.substr(0, at);
 }
 
+// A fuzz_store input: the protocol (0 PBFT, 1 Raft), the executed seq, then each stored record
+// as one length-prefixed key and its value.
+std::string store_input(char protocol, uint64_t executed, const fuzz::Store& records) {
+    std::string input = {protocol, static_cast<char>(executed & 0xff)};
+    for (const auto& [k, v] : records) {
+        std::string body(1, static_cast<char>(k.size()));
+        body += k;
+        body += v;
+        if (body.size() <= 0xffff) fuzz::append_record(input, 0, body);
+    }
+    return input;
+}
+
 std::string client_transfer(uint32_t client, uint32_t to, uint64_t amount, uint64_t nonce) {
     return ledger::make_transfer(fuzz::key_of(100 + client), fuzz::key_of(100 + to).public_key(),
                                  amount, nonce);
@@ -194,14 +207,7 @@ std::vector<std::string> pbft_cluster_corpus(std::vector<std::string>& stores,
                          checked.error().message.c_str());
             std::exit(1);
         }
-        std::string store = {static_cast<char>(0), static_cast<char>(d->executed & 0xff)};
-        for (const auto& [k, v] : d->store) {
-            std::string body(1, static_cast<char>(k.size()));
-            body += k;
-            body += v;
-            if (body.size() <= 0xffff) fuzz::append_record(store, 0, body);
-        }
-        stores.push_back(capped(store, 24 << 10));
+        stores.push_back(capped(store_input(0, d->executed, d->store), 24 << 10));
         // The same store with the ledger's certificates of the last blocks (what a restart reads
         // where the store lost its commit records), and without the store (tallyd --recover).
         std::string with_ledger = {static_cast<char>(0), static_cast<char>(d->executed & 0xff)};
@@ -264,14 +270,7 @@ std::vector<std::string> raft_cluster_corpus(std::vector<std::string>& stores) {
         files.push_back(capped(c.traces[i], 28 << 10));
     }
     for (auto& d : c.drivers) {
-        std::string store = {static_cast<char>(1), static_cast<char>(d->executed & 0xff)};
-        for (const auto& [k, v] : d->store) {
-            std::string body(1, static_cast<char>(k.size()));
-            body += k;
-            body += v;
-            if (body.size() <= 0xffff) fuzz::append_record(store, 0, body);
-        }
-        stores.push_back(capped(store, 24 << 10));
+        stores.push_back(capped(store_input(1, d->executed, d->store), 24 << 10));
     }
     return files;
 }
