@@ -146,6 +146,15 @@ void Cluster::crash(bft::ReplicaId id, CrashKind kind) {
             auto ledger = ledger::State::open_image(r.ledger_image);
             TALLY_ASSERT(ledger.ok());
             r.ledger = std::move(ledger).value();
+            // What it delivered above its last sync, it no longer knows it delivered: the rule
+            // it keeps is the one on its stored votes (never two for one slot). It may vote
+            // again at those seqs, in a view below the one they were decided in, harmlessly:
+            // they were decided by a quorum it was not part of (it kept no vote there), whose
+            // honest members never vote in a lower view (seed 9195801441: a replica that had
+            // caught up to seqs decided in view 1, without ever entering view 1, lost that
+            // ledger tail and proposed other batches there as view 0's primary). That no two
+            // replicas deliver different batches stays checked across every restart.
+            r.delivered.erase(r.delivered.upper_bound(r.ledger->last_seq()), r.delivered.end());
         }
     }
     r.unsynced.clear();

@@ -167,7 +167,8 @@ public:
     // ever signed two different things for one slot (a pre-prepare, prepare or commit for one
     // (view, seq), a checkpoint for one seq, a NEW-VIEW's O for one view) — across its crashes
     // and restarts too; no two honest replicas delivered different batches at one seq, and none
-    // signed a pre-prepare, prepare or commit for another batch than it delivered at that seq;
+    // signed a pre-prepare, prepare or commit for another batch than it delivered at that seq
+    // (and still holds in its ledger);
     // every honest VIEW-CHANGE carried every prepared certificate its sender's store held above
     // its stable checkpoint. Empty when all hold.
     std::vector<std::string> check_safety() const;
@@ -203,7 +204,8 @@ private:
         std::map<uint64_t, ledger::SnapshotPoint> snapshots;  // ledger at checkpoints
         std::optional<bft::StateTarget> fetching;
         bool up = true;
-        // Batch digest of every seq this replica delivered, across restarts (not state transfers).
+        // Batch digest of every seq this replica delivered, across restarts (not state transfers)
+        // and kept in its ledger (a power loss that takes the ledger back forgets the rest).
         std::map<uint64_t, crypto::Hash> delivered;
     };
     struct Client {

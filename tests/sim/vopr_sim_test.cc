@@ -137,12 +137,14 @@ TEST_F(VoprSim, RandomSchedulesPart4) { run_many(5000, SearchSpace{}, 15001); }
 // laggard needed after power losses dropped them: it now executes the certified blocks).
 // 6455629450 (every replica lost power after seq 3, their stores the commit records of it:
 // the one that had missed seq 3 was answered by nobody; a restart now reads the certificates
-// its ledger keeps).
+// its ledger keeps). 9195801441 (a bug in the check, not the engine: a replica whose power
+// loss took back blocks it had caught up to, in a view it never entered, proposed other
+// batches there in view 0; the check now forgets, with the ledger, what it had delivered).
 TEST_F(VoprSim, SeedsTheLongSearchFound) {
     if (std::getenv("TALLY_SIM_SEED")) return run_many(1, SearchSpace{});
     for (uint64_t seed : {3196750u, 3217840u, 3116179u}) run_one(seed, SearchSpace{});
     for (uint64_t seed : {4004787u, 3407u}) run_one(seed, SearchSpace{});
-    run_one(6455629450ull, SearchSpace{});
+    for (uint64_t seed : {6455629450ull, 9195801441ull}) run_one(seed, SearchSpace{});
 }
 
 // A seed's schedule is a function of the seed alone: run again, in another order and after
