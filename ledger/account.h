@@ -16,6 +16,7 @@ struct Account {
     crypto::PublicKey key{};
     uint64_t balance = 0;
     uint64_t nonce = 0;  // the last applied nonce; the next transfer must carry nonce + 1
+    bool operator==(const Account&) const = default;
 };
 
 // Ballast: accounts that only weigh the ledger down, for measuring it at scale (`tally net up

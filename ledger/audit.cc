@@ -14,8 +14,8 @@ namespace tally::ledger {
 
 namespace {
 
-constexpr int64_t kApplicationId = 0x54414C59;  // "TALY", as state.cc
-constexpr int64_t kSchemaVersion = 4;
+constexpr int64_t kApplicationId = kLedgerApplicationId;
+constexpr int64_t kSchemaVersion = kLedgerSchemaVersion;
 
 std::string short_hex(const crypto::Hash& h) { return crypto::to_hex(h).substr(0, 16) + "…"; }
 
@@ -88,7 +88,8 @@ Result<AuditReport> audit_ledger(const std::string& path, const AuditOptions& op
         return make_error("corrupt", path + ": not a Tally ledger (another program's SQLite file)");
     auto version = file.scalar("SELECT value FROM meta WHERE key = 'schema_version'", error);
     if (!version) return error;
-    if (*version != kSchemaVersion)
+    // Version 4 differs only by having no account log (a tally of this version upgrades it).
+    if (*version != kSchemaVersion && *version != 4)
         return make_error("corrupt", path + ": a ledger of schema version " + std::to_string(*version) +
                                          ", expected " + std::to_string(kSchemaVersion) +
                                          (*version < kSchemaVersion
@@ -184,7 +185,9 @@ Result<AuditReport> audit_ledger(const std::string& path, const AuditOptions& op
                       std::to_string(report.last_seq));
 
     // The state the file holds is the state the chain leads to.
-    sqlite3_stmt* accounts = file.prepare("SELECT key, balance, nonce FROM accounts ORDER BY key", error);
+    sqlite3_stmt* accounts = file.prepare(*version == 4 ? "SELECT key, balance, nonce FROM accounts ORDER BY key"
+                                                         : "SELECT key, balance, nonce FROM current_accounts ORDER BY key",
+                                          error);
     if (accounts == nullptr) return error;
     const std::vector<Account> expected_accounts = chain.accounts();
     size_t i = 0;

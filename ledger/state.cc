@@ -38,13 +38,8 @@
 namespace tally::ledger {
 namespace {
 
-// 2: blocks carry the history digest, and the state digest covers it.
-// 3: the accounts digest is a Merkle tree over key buckets (AccountTree), not one hash.
-// 4: each block keeps its commit certificate; a block fetched after a state transfer
-//    (backfill) may lack its history digest (NULL).
-constexpr int64_t kSchemaVersion = 4;
-// PRAGMA application_id: "TALY", so that Tally's databases identify themselves.
-constexpr int32_t kApplicationId = 0x54414C59;
+constexpr int64_t kSchemaVersion = kLedgerSchemaVersion;
+constexpr int32_t kApplicationId = kLedgerApplicationId;
 // This file's identity: a random number drawn when it is created (SQLite's random()), kept in
 // meta. The consensus store records it, so that a store and a ledger that were not made
 // together are told apart (node/store.h). A ledger made before it existed gets one at open.
@@ -154,7 +149,31 @@ CREATE TABLE blocks(height INTEGER PRIMARY KEY, seq INTEGER NOT NULL, view INTEG
                     prev_hash BLOB NOT NULL, tx_root BLOB NOT NULL, state_digest BLOB NOT NULL,
                     tx_count INTEGER NOT NULL, hash BLOB NOT NULL, history BLOB,
                     certificate BLOB NOT NULL);
+)sql" /* then kAccountLogSchema */;
+
+// Why a log: in the accounts table, keyed by a public key, every account a block touches sits
+// on a B-tree page of its own once the table is large (a million accounts: ~128 pages of 4 KiB
+// rewritten to the WAL per block of 64 transfers, against a few at a thousand). Appended to
+// account_log, a block's touched accounts fill a page or two at its end; every
+// kAccountLogMerge rows, one statement moves the newest row of each key into the accounts
+// table, so an account touched by many blocks meanwhile is written there once. The log's
+// newest row of a key is that account; current_accounts is the accounts as of the last block.
+constexpr const char* kAccountLogSchema = R"sql(
+CREATE TABLE account_log(key BLOB NOT NULL, balance INTEGER NOT NULL, nonce INTEGER NOT NULL);
+CREATE VIEW current_accounts(key, balance, nonce) AS
+    SELECT key, balance, nonce FROM accounts WHERE key NOT IN (SELECT key FROM account_log)
+    UNION ALL
+    SELECT key, balance, nonce FROM account_log
+        WHERE rowid IN (SELECT max(rowid) FROM account_log GROUP BY key);
 )sql";
+constexpr const char* kMergeAccountLog = R"sql(
+INSERT INTO accounts(key, balance, nonce)
+    SELECT key, balance, nonce FROM account_log
+        WHERE rowid IN (SELECT max(rowid) FROM account_log GROUP BY key)
+    ON CONFLICT(key) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce;
+DELETE FROM account_log;
+)sql";
+constexpr uint64_t kAccountLogMerge = kAccountLogMergeRows;
 
 // `history` is the history digest after the block: NULL for a block fetched by backfill
 // (the records of its seq came with a snapshot). `certificate`: the consensus proof that its
@@ -477,13 +496,14 @@ struct State::Impl {
     int64_t ledger_id = 0;  // meta's ledger_id: this file's identity
 
     Statement begin, commit, rollback;
-    Statement select_tx, insert_tx, upsert_account, insert_block, select_block, set_last_seq;
+    Statement select_tx, insert_tx, upsert_account, log_account, insert_block, select_block, set_last_seq;
     Statement select_certificate, set_certificate;
 
     // Invariant: equals the accounts table as of last_block (between calls), so
     // accounts.digest() == digest_accounts(accounts.sorted()) and combined with `history` it
     // is last_block.state_digest.
     AccountTable accounts;
+    uint64_t account_log_rows = 0;  // rows in account_log (kAccountLogSchema)
     BlockHeader last_block;
     crypto::Hash history{};  // after last_block
     // The block in progress: the records it wrote, and the history digest it leads to.
@@ -581,6 +601,7 @@ int State::Impl::prepare_statements() {
         {&upsert_account,
          "INSERT INTO accounts(key, balance, nonce) VALUES(?1, ?2, ?3) "
          "ON CONFLICT(key) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce"},
+        {&log_account, "INSERT INTO account_log(key, balance, nonce) VALUES(?1, ?2, ?3)"},
         {&insert_block, insert_block_sql.c_str()},
         {&select_block, select_block_sql.c_str()},
         {&set_last_seq, "UPDATE meta SET value = ?1 WHERE key = 'last_seq'"},
@@ -616,6 +637,7 @@ Status State::Impl::initialize(const Genesis& genesis) {
                                std::to_string(kSchemaVersion) + "), ('last_seq', 0), " +
                                kLedgerIdRow + ";";
     rc = exec(kSchema);
+    if (rc == SQLITE_OK) rc = exec(kAccountLogSchema);
     if (rc == SQLITE_OK) rc = exec(header.c_str());
     if (rc == SQLITE_OK) rc = prepare_statements();
 
@@ -692,6 +714,17 @@ Status State::Impl::check_database() {
                                             "certificates). Start a new network folder, or remove "
                                             "this replica's data folder and start it again: it "
                                             "fetches the ledger from its peers");
+    if (value == 4) {
+        // Version 5 added the account log: a version 4 file is one whose log is empty.
+        const std::string upgrade = std::string("BEGIN IMMEDIATE;") + kAccountLogSchema +
+                                    "UPDATE meta SET value = 5 WHERE key = 'schema_version'; COMMIT;";
+        rc = exec(upgrade.c_str());
+        if (rc != SQLITE_OK) {
+            if (!sqlite3_get_autocommit(db)) exec("ROLLBACK");
+            return open_error(rc, "upgrading the ledger from schema version 4 to 5");
+        }
+        value = kSchemaVersion;
+    }
     if (value != kSchemaVersion)
         return corrupt("schema version " + std::to_string(value) + ", expected " +
                        std::to_string(kSchemaVersion));
@@ -707,9 +740,10 @@ Status State::Impl::load() {
     auto corrupt = [&](const std::string& why) {
         return make_error("corrupt", path + ": not a valid Tally database (" + why + ")");
     };
-    Statement all_accounts, last_seq_row;
-    if (all_accounts.prepare(db, "SELECT key, balance, nonce FROM accounts ORDER BY key") !=
+    Statement all_accounts, last_seq_row, log_rows;
+    if (all_accounts.prepare(db, "SELECT key, balance, nonce FROM current_accounts ORDER BY key") !=
             SQLITE_OK ||
+        log_rows.prepare(db, "SELECT count(*) FROM account_log") != SQLITE_OK ||
         last_seq_row.prepare(db, "SELECT value FROM meta WHERE key = 'last_seq'") != SQLITE_OK)
         return corrupt(std::string("schema: ") + sqlite3_errmsg(db));
 
@@ -766,6 +800,11 @@ Status State::Impl::load() {
         Use row(id_row);
         if (row.step() != SQLITE_ROW) return corrupt("no ledger_id");
         id = static_cast<int64_t>(row.u64(0));
+    }
+    {
+        Use row(log_rows);
+        if (row.step() != SQLITE_ROW) return open_error(sqlite3_errcode(db), "counting the account log");
+        account_log_rows = row.u64(0);
     }
     ledger_id = id;
     accounts = AccountTable(std::move(loaded));
@@ -1025,10 +1064,13 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
     accounts.merge();
     for (const auto& [key, before] : accounts.touched()) {
         const Account& account = *accounts.find(key);
-        Use use(upsert_account);
+        Use use(log_account);
         use.bind(1, key).bind(2, account.balance).bind(3, account.nonce);
         if (use.step() != SQLITE_DONE) return io_error("writing accounts");
     }
+    const uint64_t log_rows = account_log_rows + accounts.touched().size();
+    const bool merge_log = log_rows >= kAccountLogMerge;
+    if (merge_log && exec(kMergeAccountLog) != SQLITE_OK) return io_error("merging the account log");
 
     BlockHeader& header = applied.header;
     header.height = seq;
@@ -1064,6 +1106,7 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
         if (extended == SQLITE_IOERR_FSYNC || extended == SQLITE_IOERR_DIR_FSYNC) broken = true;
         return io_error("committing block " + std::to_string(seq));
     }
+    account_log_rows = merge_log ? 0 : log_rows;
     return applied;
 }
 
@@ -1523,10 +1566,11 @@ Status SnapshotImport::install() {
     // and block join them, its accounts replace them. Whole: everything is replaced.
     const char* replace =
         impl_->since_seq > 0
-            ? "DELETE FROM accounts;"
+            ? "DELETE FROM accounts; DELETE FROM account_log;"
               "INSERT OR IGNORE INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records"
-            : "DELETE FROM accounts; DELETE FROM transactions; DELETE FROM blocks WHERE height > 0;"
+            : "DELETE FROM accounts; DELETE FROM account_log; DELETE FROM transactions;"
+              "DELETE FROM blocks WHERE height > 0;"
               "INSERT INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records";
     auto write_all = [&]() -> Status {
@@ -1562,6 +1606,7 @@ Status SnapshotImport::install() {
     }
     m.exec("DELETE FROM temp.snapshot_records");
     m.accounts = AccountTable(std::move(impl_->accounts));
+    m.account_log_rows = 0;
     m.last_block = header;
     m.history = impl_->history;
     m.committed(header.seq);

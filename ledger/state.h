@@ -23,6 +23,20 @@
 
 namespace tally::ledger {
 
+// PRAGMA application_id of a ledger file: "TALY", so that Tally's databases identify themselves.
+inline constexpr int32_t kLedgerApplicationId = 0x54414C59;
+// meta's schema_version. 2: blocks carry the history digest, and the state digest covers it.
+// 3: the accounts digest is a Merkle tree over key buckets (AccountTree), not one hash.
+// 4: each block keeps its commit certificate; a block fetched after a state transfer
+//    (backfill) may lack its history digest (NULL).
+// 5: a block appends the accounts it touched to account_log; they join the accounts table
+//    every so many rows; the view current_accounts reads the two as one (state.cc). A version
+//    4 file is upgraded when State opens it (it is a version 5 file with an empty log).
+inline constexpr int64_t kLedgerSchemaVersion = 5;
+// Rows of account log that make the block that reaches them merge it into the accounts table
+// (at 64 transfers a block, touching up to 128 accounts: every 128 blocks or more).
+inline constexpr uint64_t kAccountLogMergeRows = 16384;
+
 struct BlockHeader {
     uint64_t height = 0;  // == the consensus sequence number it was ordered at
     uint64_t seq = 0;

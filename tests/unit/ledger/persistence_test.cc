@@ -141,14 +141,111 @@ TEST(Persistence, ATallyDatabaseWithAMissingTableIsRefused) {
     expect_corrupt(path, "no transactions table");
 }
 
+// What one SQL query on the closed ledger at `path` gives (its first column, as an integer).
+int64_t query_int(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
+    int64_t value = -1;
+    if (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) value = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+}
+
+// 200 accounts, each touched by every block: the last block before the account log reaches
+// kAccountLogMergeRows, and the next, which merges it into the accounts table.
+constexpr uint8_t kLogAccounts = 200;
+constexpr uint64_t kBlocksBeforeMerge = kAccountLogMergeRows / kLogAccounts;
+
+TEST(Persistence, TheAccountLogIsReadBackAndMergedIntoTheAccountsTable) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    std::vector<uint64_t> nonces(kLogAccounts + 1, 0);
+    std::vector<Account> accounts;
+    {
+        auto state = open_ok(path, genesis(kLogAccounts, 1'000));
+        ASSERT_TRUE(state);
+        for (uint64_t seq = 1; seq <= kBlocksBeforeMerge; ++seq)
+            ASSERT_TRUE(state->apply_block(seq, 0, transfers(nonces, kLogAccounts, kLogAccounts, seq % 7 + 1)).ok());
+        accounts = state->accounts();
+    }
+    // Each block appended the accounts it touched; the table still holds genesis.
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM account_log"), kBlocksBeforeMerge * kLogAccounts);
+    EXPECT_EQ(query_int(path, "SELECT max(nonce) FROM accounts"), 0);
+    {
+        auto state = open_ok(path, genesis(1, 5));
+        ASSERT_TRUE(state);
+        EXPECT_EQ(state->accounts(), accounts);  // the log's newest row of each key wins
+        ASSERT_TRUE(state->apply_block(kBlocksBeforeMerge + 1, 0, transfers(nonces, kLogAccounts, kLogAccounts)).ok());
+        accounts = state->accounts();
+    }
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM account_log"), 0);
+    EXPECT_EQ(query_int(path, "SELECT min(nonce) FROM accounts"), static_cast<int64_t>(kBlocksBeforeMerge + 1));
+    auto state = open_ok(path, genesis(1, 5));
+    ASSERT_TRUE(state);
+    EXPECT_EQ(state->accounts(), accounts);
+    EXPECT_EQ(state->total_balance(), kLogAccounts * 1'000u);
+}
+
 TEST(Persistence, AccountsThatDoNotMatchTheLastBlockAreRefused) {
     TempDir dir;
     const std::string path = dir.file("ledger.db");
     build_ledger(path, 3);
     exec_sql(path,
+             "UPDATE account_log SET balance = balance + 1 WHERE rowid = "
+             "(SELECT max(rowid) FROM account_log)");
+    expect_corrupt(path, "a changed balance in the account log");
+
+    // And in the accounts table, after a merge.
+    const std::string merged = dir.file("merged.db");
+    {
+        auto state = open_ok(merged, genesis(kLogAccounts, 1'000));
+        ASSERT_TRUE(state);
+        std::vector<uint64_t> nonces(kLogAccounts + 1, 0);
+        for (uint64_t seq = 1; seq <= kBlocksBeforeMerge + 1; ++seq)
+            ASSERT_TRUE(state->apply_block(seq, 0, transfers(nonces, kLogAccounts, kLogAccounts)).ok());
+    }
+    ASSERT_EQ(query_int(merged, "SELECT count(*) FROM account_log"), 0);
+    exec_sql(merged,
              "UPDATE accounts SET balance = balance + 1 WHERE key = "
              "(SELECT key FROM accounts LIMIT 1)");
-    expect_corrupt(path, "a changed balance");
+    expect_corrupt(merged, "a changed balance in the accounts table");
+}
+
+TEST(Persistence, ALedgerOfSchemaVersion4IsUpgradedWhenOpened) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    std::vector<uint64_t> nonces(5, 0);
+    BlockHeader last;
+    std::vector<Account> accounts;
+    {
+        auto state = open_ok(path, genesis(4, 100));
+        ASSERT_TRUE(state);
+        for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(state->apply_block(seq, 0, transfers(nonces, 4, 8)).ok());
+        last = state->last_block();
+        accounts = state->accounts();
+    }
+    // What version 4 kept: the accounts in their table, no log.
+    exec_sql(path,
+             "INSERT INTO accounts(key, balance, nonce) SELECT key, balance, nonce FROM current_accounts "
+             "WHERE true ON CONFLICT(key) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce;"
+             "DROP VIEW current_accounts; DROP TABLE account_log;"
+             "UPDATE meta SET value = 4 WHERE key = 'schema_version'");
+    {
+        auto state = open_ok(path, genesis(1, 5));
+        ASSERT_TRUE(state);
+        EXPECT_EQ(state->last_block().hash(), last.hash());
+        EXPECT_EQ(state->accounts(), accounts);
+        ASSERT_TRUE(state->apply_block(4, 0, transfers(nonces, 4, 8)).ok());
+        last = state->last_block();
+    }
+    EXPECT_EQ(query_int(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 5);
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM account_log"), 4);
+    auto state = open_ok(path, genesis(1, 5));
+    ASSERT_TRUE(state);
+    EXPECT_EQ(state->last_block().hash(), last.hash());
 }
 
 TEST(Persistence, AMissingLastBlockIsRefused) {
