@@ -88,11 +88,15 @@ struct TxRecord {
     uint64_t value = 0;
 };
 
+// The accounts as of a checkpoint, in pages shared with the ledger's own table until the
+// ledger changes one (copy on write; state.cc). Immutable, safe to read from any thread.
+struct AccountPages;
+
 // A checkpoint as a replica keeps it for state transfer (State::snapshot_point).
 struct SnapshotPoint {
     BlockHeader last_block;
     crypto::Hash history{};
-    std::shared_ptr<const std::vector<Account>> accounts;  // sorted by key
+    std::shared_ptr<const AccountPages> accounts;
 };
 
 enum class Verify {

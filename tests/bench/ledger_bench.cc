@@ -194,5 +194,20 @@ BENCHMARK(BM_LedgerCommittedTransfersBySize)
     ->Args({1'000'000, 64, 0})
     ->Unit(benchmark::kMillisecond);
 
+// What a replica pays at each checkpoint to keep the state for peers that may fetch it
+// (State::snapshot_point), against the size of the ledger (in memory; the accounts only).
+void BM_LedgerSnapshotPoint(benchmark::State& state) {
+    const auto accounts = static_cast<uint64_t>(state.range(0));
+    ledger::Genesis genesis;
+    genesis.ballast = {accounts, 1};
+    auto opened = ledger::State::open(":memory:", genesis);
+    if (!opened.ok()) {
+        state.SkipWithError(("cannot open ledger: " + opened.error().message).c_str());
+        return;
+    }
+    for (auto _ : state) benchmark::DoNotOptimize((*opened)->snapshot_point());
+}
+BENCHMARK(BM_LedgerSnapshotPoint)->ArgNames({"accounts"})->Arg(1'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 }  // namespace tally
