@@ -80,6 +80,12 @@ public:
             keys_.push_back(replica_key(i));
             zmq::socket_t router(context_, zmq::socket_type::router);
             router.set(zmq::sockopt::linger, 0);
+            // A CURVE server under replica i's transport key, as a replica's socket is (the
+            // client insists on it); no ZAP handler here, so any client key is taken.
+            const crypto::TransportSecret secret(keys_[i]);
+            router.set(zmq::sockopt::curve_server, 1);
+            router.set(zmq::sockopt::curve_secretkey,
+                       std::string_view(reinterpret_cast<const char*>(secret.data()), secret.size()));
             router.bind("tcp://127.0.0.1:*");
             const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
             node::api::ReplicaConfig r;
