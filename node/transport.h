@@ -38,7 +38,9 @@
 // What it trusts: nothing received. A message that is not exactly [routing_id][frame] is
 // reported as bad framing; sizes above a socket's limit never get past ZeroMQ.
 // Threads: thread-compatible; the consensus thread owns it (ZeroMQ sockets are not
-// thread-safe).
+// thread-safe). The ZAP handler runs on a thread of its own, started by open() and stopped
+// (the context shut down, the thread joined) by the destructor; it shares only the allowlist
+// (written before it starts) and two atomic counters.
 #pragma once
 
 #include <atomic>
