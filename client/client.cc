@@ -6,6 +6,7 @@
 
 #include <zmq.hpp>
 
+#include "client/curve.h"
 #include "crypto/assert.h"
 #include "crypto/envelope.h"
 #include "ledger/tx.h"
@@ -108,6 +109,8 @@ Status Client::connect(const node::api::NetworkConfig& config) {
             socket.set(zmq::sockopt::sndhwm, kSocketQueueMax);
             socket.set(zmq::sockopt::rcvhwm, kSocketQueueMax);
             socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kReplyBytesMax));
+            // CURVE: only the replica holding its key can answer on this connection.
+            if (auto s = secure_to_replica(socket, replica); !s) return s.error();
             socket.connect(replica.client_endpoint());
             transport->sockets.push_back(std::move(socket));
         }

@@ -2,7 +2,9 @@
 // only on a quorum of matching signed replies; reads at three consistency levels; status.
 //
 // Wire (node/api/client.proto, shared with the replicas): one ZeroMQ DEALER per replica, connected to the replica's ROUTER
-// at the endpoint in network.json. Every message is one frame holding one sealed envelope
+// at the endpoint in network.json, under CurveZMQ (client/curve.h: an ephemeral client key,
+// the server key derived from the replica's public_key, so only that replica can answer on
+// it and nothing travels in the clear). Every message is one frame holding one sealed envelope
 // (crypto/envelope.h). Requests are kRequest envelopes (ledger/tx.h); replies come back on the
 // same DEALER as kReply / kBatchReply / kReadReply / kStatusReply envelopes signed by that
 // replica (a kBatchReply under the signed Merkle root of its batch's replies).

@@ -194,6 +194,30 @@ void use_mac_signatures(bool on) { g_mac_signatures = on; }
 bool mac_signatures() { return g_mac_signatures; }
 }  // namespace simulator_only
 
+Result<CurveKey> transport_public_key(const PublicKey& signing_key) {
+    ensure_sodium();
+    CurveKey out{};
+    if (crypto_sign_ed25519_pk_to_curve25519(out.data(), signing_key.data()) != 0)
+        return make_error("invalid_key", "public key " + key_to_hex(signing_key) +
+                                             " is not a valid Ed25519 key (no transport key derives from it)");
+    return out;
+}
+
+static_assert(crypto_scalarmult_curve25519_BYTES == TransportSecret::size());
+static_assert(crypto_box_SECRETKEYBYTES == TransportSecret::size());
+
+TransportSecret::TransportSecret(const KeyPair& key) {
+    ensure_sodium();
+    TALLY_ASSERT(crypto_sign_ed25519_sk_to_curve25519(bytes_.data(), key.secret_->bytes) == 0);
+}
+
+TransportSecret::TransportSecret(CurveKey& public_key) {
+    ensure_sodium();
+    TALLY_ASSERT(crypto_box_keypair(public_key.data(), bytes_.data()) == 0);
+}
+
+TransportSecret::~TransportSecret() { sodium_memzero(bytes_.data(), bytes_.size()); }
+
 std::string key_to_hex(const PublicKey& key) { return to_hex(key); }
 
 Result<PublicKey> key_from_hex(std::string_view hex) { return array_from_hex<32>(hex); }

@@ -32,6 +32,8 @@ inline constexpr std::string_view kDomainEnvelope = "tally/envelope/v1";
 // copy of the KeyPair shares: its pages are excluded from core dumps (madvise(MADV_DONTDUMP))
 // and locked out of swap where the memory-lock limit allows (mlock); the slot is wiped when the
 // last copy dies (keys.cc, SecretSlots). Copies are cheap (a reference count).
+class TransportSecret;
+
 class KeyPair {
 public:
     static KeyPair generate();                 // from the OS's randomness
@@ -54,6 +56,7 @@ public:
 private:
     struct Secret;  // the slot holding the secret (keys.cc)
     friend const void* secret_address_for_tests(const KeyPair& key);
+    friend class TransportSecret;
     KeyPair() = default;
     PublicKey public_key_{};
     // Invariant: set (never null) in every KeyPair that generate() or from_seed() made.
@@ -63,6 +66,37 @@ private:
 // Where `key`'s secret bytes are, for tests that check the memory holding them (its mapping's
 // flags in /proc/self/smaps). Never dereference it for anything else.
 const void* secret_address_for_tests(const KeyPair& key);
+
+// --- Transport keys (CurveZMQ) ----------------------------------------------------------------
+// A replica's transport key is its signing key converted to X25519 (libsodium's
+// crypto_sign_ed25519_{pk,sk}_to_curve25519): network.json's public_key of a replica already
+// determines its transport public key, so there is nothing new to distribute or keep, and one
+// key file. What that costs: the X25519 secret is the Ed25519 signing scalar itself, so the
+// copy libzmq keeps for a socket's life (ordinary heap memory) is as sensitive as the key file.
+using CurveKey = std::array<uint8_t, 32>;
+
+// The X25519 public key of the replica whose Ed25519 public key is `signing_key`. Error
+// "invalid_key" for a key that is not a point of the main subgroup (never one KeyPair made).
+Result<CurveKey> transport_public_key(const PublicKey& signing_key);
+
+// An X25519 secret in a buffer wiped (sodium_memzero) when it dies: hand data() to libzmq
+// (which copies it) and let it go. Neither copied nor moved, never logged.
+class TransportSecret {
+public:
+    // `key`'s transport secret (the matching public key is transport_public_key(key.public_key())).
+    explicit TransportSecret(const KeyPair& key);
+    // A fresh random (ephemeral) pair; its public key goes to `public_key`.
+    explicit TransportSecret(CurveKey& public_key);
+    ~TransportSecret();
+    TransportSecret(const TransportSecret&) = delete;
+    TransportSecret& operator=(const TransportSecret&) = delete;
+
+    const uint8_t* data() const { return bytes_.data(); }
+    static constexpr size_t size() { return 32; }
+
+private:
+    std::array<uint8_t, 32> bytes_{};
+};
 
 // True when `signature` is `key`'s signature of tag || 0x00 || message.
 bool verify(const PublicKey& key, std::string_view domain, std::string_view message,

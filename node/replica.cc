@@ -154,7 +154,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
     std::vector<crypto::PublicKey> replica_keys;
     for (const auto& replica : config.replicas) replica_keys.push_back(replica.public_key);
 
-    auto transport = Transport::open(config, id, options.transport);
+    auto transport = Transport::open(config, id, r->key_, options.transport);
     if (!transport) return transport.error();
     r->transport_ = std::move(transport).value();
 
@@ -395,10 +395,10 @@ void Replica::log_stats() {
     const auto status = engine_->status();
     const auto cache = authenticator_.stats();
     spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
-                 "{} hits / {} misses, {} pending jobs, {} dropped sends, store commits {} ({} synced)",
+                 "{} hits / {} misses, {} pending jobs, {} dropped sends, {} refused connections, store commits {} ({} synced)",
                  id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
                  cache.hits, cache.misses, workers_->pending_jobs(), transport_->dropped_sends(),
-                 store_->commits(), store_->synced_commits());
+                 transport_->refused_connections(), store_->commits(), store_->synced_commits());
 }
 
 }  // namespace tally::node

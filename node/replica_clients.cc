@@ -281,6 +281,13 @@ void Replica::on_status(const StatusIn& in) {
         d->set_kind(reason);
         d->set_count(count);
     }
+    // Connections refused by the ZAP handler (a CURVE key that is no replica's): counted by the
+    // transport's own thread, beside the rejections of input.
+    if (const uint64_t refused = transport_->refused_connections(); refused > 0) {
+        auto* d = r.add_rejected();
+        d->set_kind("refused_connection");
+        d->set_count(refused);
+    }
     sign_and_send(in.routing_id, crypto::MessageType::kStatusReply, r.SerializeAsString());
 }
 

@@ -2,6 +2,15 @@
 // (transport.h).
 #include "node/transport.h"
 
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "crypto/hash.h"
+#include "node/rejections.h"
+
 namespace tally::node {
 
 namespace {
@@ -10,32 +19,74 @@ namespace {
 constexpr int kDealerReceiveHwm = 16;
 constexpr int64_t kDealerReceiveBytesMax = 1024;
 
+constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";  // fixed by RFC 27
+constexpr std::string_view kPeersDomain = "peers";
+constexpr std::string_view kClientsDomain = "clients";
+
+std::string_view bytes_of(const uint8_t* bytes, size_t size) {
+    return {reinterpret_cast<const char*>(bytes), size};
+}
+
 zmq::socket_t bind_router(zmq::context_t& context, const std::string& endpoint, int send_hwm,
-                          int receive_hwm, size_t message_bytes_max) {
+                          int receive_hwm, size_t message_bytes_max,
+                          const crypto::TransportSecret& secret, std::string_view zap_domain) {
     zmq::socket_t router(context, zmq::socket_type::router);
     router.set(zmq::sockopt::linger, 0);
     router.set(zmq::sockopt::router_mandatory, 0);
     router.set(zmq::sockopt::sndhwm, send_hwm);
     router.set(zmq::sockopt::rcvhwm, receive_hwm);
     router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(message_bytes_max));
+    router.set(zmq::sockopt::curve_server, 1);
+    router.set(zmq::sockopt::curve_secretkey, bytes_of(secret.data(), secret.size()));
+    router.set(zmq::sockopt::zap_domain, zap_domain);
     router.bind(endpoint);
     return router;
 }
 
+std::string_view view(const zmq::message_t& m) { return m.to_string_view(); }
+
 }  // namespace
 
 Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& config, bft::ReplicaId self,
+                                                   const crypto::KeyPair& key,
                                                    const TransportOptions& options) {
     if (self >= config.n())
         return make_error("network", "replica " + std::to_string(self) + " is not in the config");
+    std::vector<crypto::CurveKey> transport_keys;
+    for (const auto& replica : config.replicas) {
+        auto derived = crypto::transport_public_key(replica.public_key);
+        if (!derived)
+            return make_error("invalid", "replica " + std::to_string(replica.id) + ": " + derived.error().message);
+        transport_keys.push_back(*derived);
+    }
+    auto own = crypto::transport_public_key(key.public_key());
+    if (!own || *own != transport_keys[self])
+        return make_error("invalid", "replica " + std::to_string(self) +
+                                         ": the key pair is not the one network.json names");
+    const crypto::TransportSecret secret(key);
+
     std::unique_ptr<Transport> t(new Transport());
     t->self_ = self;
     t->endpoint_ = config.replicas[self].endpoint();
     t->client_endpoint_ = config.replicas[self].client_endpoint();
+    for (bft::ReplicaId id = 0; id < config.n(); ++id)
+        if (id != self) t->peer_keys_.push_back(transport_keys[id]);
+    t->peers_accept_any_ = config.replicas[self].client_port == 0;
+    if (t->peers_accept_any_)
+        spdlog::warn("replica {} has no client_port in network.json: clients share the replicas' "
+                     "socket, so it accepts any CURVE key and the allowlist of replica keys cannot "
+                     "apply (give every replica a client_port, as `tally net up` does)",
+                     self);
     try {
+        // The ZAP handler first: no ROUTER may take a connection before it can be asked.
+        t->zap_ = zmq::socket_t(t->context_, zmq::socket_type::rep);
+        t->zap_.set(zmq::sockopt::linger, 0);
+        t->zap_.bind(kZapEndpoint);
+        t->zap_thread_ = std::thread([raw = t.get()] { raw->serve_zap(); });
         try {
             t->router_ = bind_router(t->context_, t->endpoint_, options.router_send_hwm,
-                                     options.router_receive_hwm, options.max_message_bytes);
+                                     options.router_receive_hwm, options.max_message_bytes, secret,
+                                     kPeersDomain);
         } catch (const zmq::error_t& e) {
             return make_error("bind", "cannot bind " + t->endpoint_ + ": " + e.what());
         }
@@ -43,7 +94,7 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
             try {
                 t->clients_ = bind_router(t->context_, t->client_endpoint_, options.client_send_hwm,
                                           options.client_receive_hwm,
-                                          options.client_message_bytes_max);
+                                          options.client_message_bytes_max, secret, kClientsDomain);
             } catch (const zmq::error_t& e) {
                 return make_error("bind", "cannot bind " + t->client_endpoint_ + " (client port): " +
                                               e.what());
@@ -61,6 +112,9 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
             // Queue only to a connected peer: messages for a replica that is down are dropped
             // (the engine retransmits), not saved up to flood it when it comes back.
             dealer.set(zmq::sockopt::immediate, 1);
+            dealer.set(zmq::sockopt::curve_serverkey, bytes_of(transport_keys[id].data(), transport_keys[id].size()));
+            dealer.set(zmq::sockopt::curve_publickey, bytes_of(own->data(), own->size()));
+            dealer.set(zmq::sockopt::curve_secretkey, bytes_of(secret.data(), secret.size()));
             dealer.connect(config.replicas[id].endpoint());
             t->peers_[id] = std::move(dealer);
         }
@@ -75,7 +129,81 @@ Transport::~Transport() {
     for (auto& s : peers_) s.close();
     router_.close();
     if (has_clients_) clients_.close();
+    // The ZAP thread's blocking receive fails with ETERM; it closes its socket and returns.
+    context_.shutdown();
+    if (zap_thread_.joinable()) zap_thread_.join();
+    zap_.close();  // only when the thread never started (it closes its own)
     context_.close();
+}
+
+void Transport::serve_zap() {
+    LogLimiter refusal_log;
+    std::vector<zmq::message_t> request;
+    while (true) {
+        request.clear();
+        try {
+            do {
+                request.emplace_back();
+                if (!zap_.recv(request.back(), zmq::recv_flags::none)) break;
+            } while (request.back().more());
+        } catch (const zmq::error_t& e) {
+            if (e.num() == ETERM) break;
+            continue;  // EINTR: a partial request is dropped; libzmq never sends one
+        }
+        // RFC 27: version, request_id, domain, address, identity, mechanism, credentials...
+        std::string status = "400";
+        std::string text = "malformed ZAP request";
+        std::string request_id;
+        if (request.size() >= 6) {
+            request_id = request[1].to_string();
+            const std::string_view version = view(request[0]);
+            const std::string_view domain = view(request[2]);
+            const std::string_view mechanism = view(request[5]);
+            if (version != "1.0") {
+                text = "unsupported ZAP version";
+            } else if (mechanism != "CURVE" || request.size() != 7 ||
+                       request[6].size() != sizeof(crypto::CurveKey)) {
+                text = "CURVE only";
+            } else if (admit(domain, view(request[3]), view(request[6]))) {
+                status = "200";
+                text = "OK";
+            } else {
+                text = "not a replica key";
+                uint64_t suppressed = 0;
+                if (refusal_log.allow(&suppressed)) {
+                    crypto::CurveKey k{};
+                    std::copy_n(reinterpret_cast<const uint8_t*>(request[6].data()), k.size(), k.begin());
+                    spdlog::warn("refused a connection to the replicas' port from {}: CURVE key {} is "
+                                 "not the transport key of another replica in network.json ({} "
+                                 "refused in all) [{} more not logged]",
+                                 view(request[3]), crypto::to_hex(k),
+                                 refused_connections_.load(std::memory_order_relaxed), suppressed);
+                }
+            }
+        }
+        zap_requests_.fetch_add(1, std::memory_order_relaxed);
+        try {
+            zap_.send(zmq::str_buffer("1.0"), zmq::send_flags::sndmore);
+            zap_.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
+            zap_.send(zmq::buffer(status), zmq::send_flags::sndmore);
+            zap_.send(zmq::buffer(text), zmq::send_flags::sndmore);
+            zap_.send(zmq::str_buffer(""), zmq::send_flags::sndmore);  // user id
+            zap_.send(zmq::str_buffer(""), zmq::send_flags::none);     // metadata
+        } catch (const zmq::error_t& e) {
+            if (e.num() == ETERM) break;
+        }
+    }
+    zap_.close();
+}
+
+bool Transport::admit(std::string_view domain, std::string_view /*address*/, std::string_view key) {
+    if (domain == kClientsDomain) return true;
+    if (domain != kPeersDomain) return false;
+    if (peers_accept_any_) return true;
+    for (const auto& k : peer_keys_)
+        if (key.size() == k.size() && sodium_memcmp(key.data(), k.data(), k.size()) == 0) return true;
+    refused_connections_.fetch_add(1, std::memory_order_relaxed);
+    return false;
 }
 
 Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& frame) {

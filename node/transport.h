@@ -21,22 +21,41 @@
 // The peers' ROUTER keeps the envelope limit (pre-prepares, view changes and snapshot pieces
 // are big) and router_receive_hwm messages per connection.
 //
+// CurveZMQ on every socket (always on). Transport keys derive from the signing keys
+// (crypto/keys.h, TransportSecret): each ROUTER is a CURVE server under this replica's
+// transport secret, each DEALER to a peer a CURVE client that expects that peer's transport key
+// (derived from its public_key in network.json) and presents this replica's own. A ZAP handler
+// (RFC 27, on inproc://zeromq.zap.01 in this Transport's context, served by a thread the
+// Transport owns) decides who may connect:
+//   - domain "peers" (the peers' ROUTER): only the transport keys of the OTHER replicas in
+//     network.json; any other key is refused, counted (refused_connections()) and logged with its
+//     address and key (rate-limited). Without a client port, clients share that ROUTER and it
+//     must take any key (a warning says so once at start: no allowlist then);
+//   - domain "clients" (the clients' ROUTER): any key. A client is authenticated by its
+//     transactions' signatures, not by its connection; it connects with an ephemeral key.
+// A connection without CURVE (the NULL mechanism) never completes its handshake.
+//
 // What it trusts: nothing received. A message that is not exactly [routing_id][frame] is
 // reported as bad framing; sizes above a socket's limit never get past ZeroMQ.
 // Threads: thread-compatible; the consensus thread owns it (ZeroMQ sockets are not
-// thread-safe).
+// thread-safe). The ZAP handler runs on a thread of its own, started by open() and stopped
+// (the context shut down, the thread joined) by the destructor; it shares only the allowlist
+// (written before it starts) and two atomic counters.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 #include <zmq.hpp>
 
 #include "bft/engine.h"
 #include "crypto/envelope.h"
+#include "crypto/keys.h"
 #include "crypto/result.h"
 #include "node/api/network_config.h"
 
@@ -71,9 +90,11 @@ struct TransportOptions {
 class Transport {
 public:
     // Binds the peers' ROUTER (and the clients', if replica `self` has a client_port) and
-    // connects a DEALER to every other replica. Error "bind" (for example, the port is in use)
-    // or "network".
+    // connects a DEALER to every other replica, all under CURVE with `key` (replica `self`'s
+    // signing key pair, whose public key is network.json's). Error "bind" (for example, the port
+    // is in use), "invalid" (a replica's public key gives no transport key) or "network".
     static Result<std::unique_ptr<Transport>> open(const api::NetworkConfig& config, bft::ReplicaId self,
+                                                   const crypto::KeyPair& key,
                                                    const TransportOptions& options = {});
     ~Transport();
     Transport(const Transport&) = delete;
@@ -101,13 +122,28 @@ public:
     bool send_to_client(std::string_view routing_id, std::string_view envelope);
 
     uint64_t dropped_sends() const { return dropped_sends_; }
+    // Connections the ZAP handler refused on the peers' socket (a CURVE key that is no other
+    // replica's). Thread-safe.
+    uint64_t refused_connections() const { return refused_connections_.load(std::memory_order_relaxed); }
+    // ZAP requests answered (accepted or refused), for tests. Thread-safe.
+    uint64_t zap_requests() const { return zap_requests_.load(std::memory_order_relaxed); }
 
 private:
     Transport() = default;
     Received receive_from(zmq::socket_t& socket, char tag, std::string& routing_id,
                           zmq::message_t& frame);
+    // The ZAP handler's loop (its own thread) until the context shuts down.
+    void serve_zap();
+    // Whether a connection to `domain` with CURVE client key `key` may proceed.
+    bool admit(std::string_view domain, std::string_view address, std::string_view key);
 
     zmq::context_t context_{1};
+    zmq::socket_t zap_;  // used by zap_thread_ only once it started
+    std::thread zap_thread_;
+    std::vector<crypto::CurveKey> peer_keys_;  // the other replicas' transport keys
+    bool peers_accept_any_ = false;            // no client port: clients share the peers' socket
+    std::atomic<uint64_t> refused_connections_{0};
+    std::atomic<uint64_t> zap_requests_{0};
     zmq::socket_t router_;
     zmq::socket_t clients_;
     bool has_clients_ = false;

@@ -6,6 +6,10 @@
 
 #include <zmq.hpp>
 
+#include "client/curve.h"
+#include "crypto/envelope.h"
+#include "crypto/keys.h"
+#include "node/api/client.pb.h"
 #include "tests/integration/live_network.h"
 
 namespace tally::integration {
@@ -25,6 +29,7 @@ public:
             sockets_.emplace_back(context_, zmq::socket_type::dealer);
             sockets_.back().set(zmq::sockopt::linger, 0);
             sockets_.back().set(zmq::sockopt::sndhwm, 100'000);
+            EXPECT_TRUE(client::secure_to_replica(sockets_.back(), r).ok());
             sockets_.back().connect(r.client_endpoint());
         }
     }
@@ -122,6 +127,52 @@ TEST(Admission, AFlooderWithUnfundedKeysAndReplayedBytesIsNeverOrderedAndHonestC
         EXPECT_LE(after[0].reply.executed(), executed_before + kHonest)
             << "the flood was ordered: blocks executed beyond the honest transfers'";
     }
+}
+
+// CurveZMQ's allowlist with real processes (`tally net up` gives every replica a client port):
+// a DEALER under a CURVE key that is no replica's, on replica 0's replicas' port, gets no
+// answer to a validly signed status request, and `net status` counts the refused connection;
+// the same request under an ephemeral key on the clients' port is answered.
+TEST(Admission, AConnectionUnderAKeyThatIsNoReplicasIsRefusedAndCountedInNetStatus) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    const auto& replica0 = net.config().replicas[0];
+    ASSERT_NE(replica0.client_port, 0);
+    const auto stranger = crypto::KeyPair::generate();
+    const auto server = crypto::transport_public_key(replica0.public_key);
+    ASSERT_TRUE(server.ok());
+    const auto stranger_public = crypto::transport_public_key(stranger.public_key());
+    const crypto::TransportSecret stranger_secret(stranger);
+    auto as_view = [](const uint8_t* p, size_t n) { return std::string_view(reinterpret_cast<const char*>(p), n); };
+
+    zmq::context_t context(1);
+    zmq::socket_t intruder(context, zmq::socket_type::dealer);
+    intruder.set(zmq::sockopt::linger, 0);
+    intruder.set(zmq::sockopt::curve_serverkey, as_view(server->data(), server->size()));
+    intruder.set(zmq::sockopt::curve_publickey, as_view(stranger_public->data(), stranger_public->size()));
+    intruder.set(zmq::sockopt::curve_secretkey, as_view(stranger_secret.data(), stranger_secret.size()));
+    intruder.connect(replica0.endpoint());
+    zmq::socket_t client(context, zmq::socket_type::dealer);
+    client.set(zmq::sockopt::linger, 0);
+    ASSERT_TRUE(client::secure_to_replica(client, replica0).ok());
+    client.connect(replica0.client_endpoint());
+
+    node::api::pb::StatusRequest request;
+    request.set_nonce(7);
+    const std::string frame =
+        crypto::seal(stranger, crypto::MessageType::kStatusRequest, request.SerializeAsString());
+    intruder.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+    client.send(zmq::buffer(frame), zmq::send_flags::dontwait);
+    zmq::pollitem_t answered{client.handle(), 0, ZMQ_POLLIN, 0};
+    ASSERT_EQ(zmq::poll(&answered, 1, std::chrono::milliseconds(10000)), 1) << "the client got no answer";
+
+    EXPECT_TRUE(net.wait_for(
+        [&](const auto& s) { return s[0].up && rejected(s[0], "refused_connection") >= 1; }, 20s))
+        << "replica 0 did not count the refused connection in net status";
+    zmq::pollitem_t item{intruder.handle(), 0, ZMQ_POLLIN, 0};
+    EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(0)), 0) << "the intruder got an answer";
+    for (uint32_t i = 1; i < net.config().n(); ++i)
+        EXPECT_EQ(rejected(net.status()[i], "refused_connection"), 0u) << "replica " << i;
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include <zmq.hpp>
 
 #include "client/client.h"
+#include "client/curve.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
 #include "crypto/key_file.h"
@@ -77,10 +78,13 @@ std::vector<uint16_t> free_ports(size_t count) {
 // bytes at all.
 class RawPeer {
 public:
-    RawPeer(zmq::context_t& context, const std::string& endpoint)
+    // To `replica`'s own port (this network has no client ports, so clients share it and it
+    // takes any CURVE key), under an ephemeral key, as a client's.
+    RawPeer(zmq::context_t& context, const node::api::ReplicaConfig& replica)
         : socket_(context, zmq::socket_type::dealer) {
         socket_.set(zmq::sockopt::linger, 0);
-        socket_.connect(endpoint);
+        EXPECT_TRUE(client::secure_to_replica(socket_, replica).ok());
+        socket_.connect(replica.endpoint());
     }
 
     void send(std::string_view frame) {
@@ -166,7 +170,7 @@ protected:
 
         for (uint32_t i = 0; i < kReplicas; ++i) spawn(i);
         for (uint32_t i = 0; i < kReplicas; ++i) {
-            RawPeer peer(context_, config_.replicas[i].endpoint());
+            RawPeer peer(context_, config_.replicas[i]);
             ASSERT_TRUE(peer.status(config_.replicas[i].public_key,
                                     std::chrono::duration_cast<std::chrono::milliseconds>(kStartDeadline)))
                 << "replica " << i << " did not answer a status request in time; logs in " << dir_;
@@ -219,7 +223,7 @@ protected:
     }
 
     node::api::pb::StatusReply status_of(uint32_t replica) {
-        RawPeer peer(context_, config_.replicas[replica].endpoint());
+        RawPeer peer(context_, config_.replicas[replica]);
         auto status = peer.status(config_.replicas[replica].public_key, 5s);
         EXPECT_TRUE(status.has_value()) << "replica " << replica << " stopped answering status";
         return status.value_or(node::api::pb::StatusReply{});
@@ -231,7 +235,7 @@ protected:
     ::testing::AssertionResult counted(const std::string& reason, Send send) {
         const uint64_t before = rejected_counts(status_of(0))[reason];
         {
-            RawPeer attacker(context_, config_.replicas[0].endpoint());
+            RawPeer attacker(context_, config_.replicas[0]);
             send(attacker);
             const auto until = Clock::now() + kCountDeadline;
             while (Clock::now() < until) {
@@ -288,7 +292,7 @@ TEST_F(GarbageTest, AFrameAboveTheTransportLimitIsDroppedAndTheReplicaStillServe
     // Larger than ZeroMQ's per-message limit: ZeroMQ drops the connection before the
     // replica sees a byte. What matters is that nothing else is disturbed.
     {
-        RawPeer attacker(context_, config_.replicas[0].endpoint());
+        RawPeer attacker(context_, config_.replicas[0]);
         attacker.send(std::string(crypto::kEnvelopeMaxBytes + 256 * 1024, 'x'));
     }
     for (uint32_t i = 0; i < kReplicas; ++i) EXPECT_EQ(status_of(i).replica(), i);
@@ -350,7 +354,7 @@ TEST_F(GarbageTest, ATransferWithAForgedSignatureIsRejectedAsBadSignature) {
 TEST_F(GarbageTest, AfterAFloodOfGarbageTheNetworkStillCommitsATransfer) {
     // A burst of every kind of garbage at replica 0 (the primary of view 0)...
     {
-        RawPeer attacker(context_, config_.replicas[0].endpoint());
+        RawPeer attacker(context_, config_.replicas[0]);
         std::mt19937_64 random(42);
         for (int i = 0; i < 200; ++i) {
             std::string junk(static_cast<size_t>(random() % 400), '\0');

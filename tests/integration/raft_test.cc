@@ -22,6 +22,7 @@
 
 #include <zmq.hpp>
 
+#include "client/curve.h"
 #include "crypto/envelope.h"
 #include "node/api/client.pb.h"
 #include "tests/integration/live_network.h"
@@ -134,6 +135,7 @@ TEST(RaftNetwork, TransfersCommitEveryReplicaAgreesAndANewLeaderCommitsAfterTheL
         zmq::context_t context(1);
         zmq::socket_t dealer(context, zmq::socket_type::dealer);
         dealer.set(zmq::sockopt::linger, 0);
+        ASSERT_TRUE(client::secure_to_replica(dealer, config->replicas[follower]).ok());
         dealer.connect(config->replicas[follower].client_endpoint());
         const auto query = ledger::make_balance_query(crypto::KeyPair::generate(),
                                                       crypto::KeyPair::generate().public_key(), 1);

@@ -70,6 +70,9 @@ public:
     void set_view(uint32_t i, uint64_t view) { views_[i] = view; }
     // Replica i answers a request only from its `copy`-th copy on. Call before start().
     void set_answer_from_copy(uint32_t i, int copy) { answer_from_copy_[i] = copy; }
+    // Replica i's socket runs under a transport key other than the one network.json's
+    // public_key names (an impostor at its address). Call before start().
+    void set_impostor(uint32_t i) { impostors_[i] = true; }
     // Requests replica i received (every copy).
     uint64_t requests_seen(uint32_t i) const { return requests_seen_[i]; }
 
@@ -80,6 +83,13 @@ public:
             keys_.push_back(replica_key(i));
             zmq::socket_t router(context_, zmq::socket_type::router);
             router.set(zmq::sockopt::linger, 0);
+            // A CURVE server under replica i's transport key, as a replica's socket is (the
+            // client insists on it); no ZAP handler here, so any client key is taken.
+            const KeyPair impostor = KeyPair::generate();
+            const crypto::TransportSecret secret(impostors_.count(i) ? impostor : keys_[i]);
+            router.set(zmq::sockopt::curve_server, 1);
+            router.set(zmq::sockopt::curve_secretkey,
+                       std::string_view(reinterpret_cast<const char*>(secret.data()), secret.size()));
             router.bind("tcp://127.0.0.1:*");
             const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
             node::api::ReplicaConfig r;
@@ -228,6 +238,7 @@ private:
     std::vector<Behaviour> behaviours_;
     bft::Protocol protocol_ = bft::Protocol::kPbft;
     std::vector<uint64_t> read_values_;
+    std::map<uint32_t, bool> impostors_;
     std::vector<uint64_t> read_seqs_;
     zmq::context_t context_{1};
     std::vector<zmq::socket_t> routers_;
@@ -276,6 +287,22 @@ TEST(Client, ARefusalThatMayBeLaggingReplicasIsAskedAgainBeforeItIsBelieved) {
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_TRUE(r->ok()) << result_text(r->result);
     EXPECT_EQ(r->seq, kSeq);
+}
+
+// CurveZMQ: the client connects to each replica expecting the transport key that replica's
+// public_key in network.json derives; a socket at replica 0's address under another key (an
+// impostor) never completes the handshake and never sees a request. The others answer.
+TEST(Client, AnImpostorAtAReplicasAddressNeverSeesARequest) {
+    FakeNetwork net(all_honest());
+    net.set_impostor(0);
+    net.start();
+    Client client;
+    ASSERT_TRUE(client.connect(net.config()).ok());
+    auto r = client.transfer(KeyPair::generate(), KeyPair::generate().public_key(), 5, 1, 5s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->ok());
+    EXPECT_EQ(net.requests_seen(0), 0u) << "the impostor received the request";
+    EXPECT_GT(net.requests_seen(1), 0u);
 }
 
 TEST(Client, WithoutANonceATransferUsesTheAccountsNoncePlusOne) {

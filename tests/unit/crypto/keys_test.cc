@@ -288,5 +288,45 @@ TEST(KeyHex, RejectsWrongLengthAndNonHex) {
     EXPECT_EQ(key_from_hex("").error().code, "bad_length");
 }
 
+// A replica's transport key pair (CurveZMQ) derives from its signing key: the secret derived from
+// the KeyPair and the public key derived from the public signing key alone are one X25519 pair,
+// so network.json's public_key is all a peer needs to authenticate the replica's connection.
+TEST(TransportKeys, TheSecretFromAKeyPairMatchesThePublicKeyFromItsSigningKey) {
+    for (int i = 0; i < 8; ++i) {
+        const auto key = KeyPair::generate();
+        auto derived = transport_public_key(key.public_key());
+        ASSERT_TRUE(derived.ok()) << derived.error().message;
+        const TransportSecret secret(key);
+        CurveKey from_secret{};
+        ASSERT_EQ(crypto_scalarmult_base(from_secret.data(), secret.data()), 0);
+        EXPECT_EQ(from_secret, *derived);
+        // Not the signing key's bytes: a different curve's encoding.
+        EXPECT_NE(std::vector<uint8_t>(derived->begin(), derived->end()),
+                  std::vector<uint8_t>(key.public_key().begin(), key.public_key().end()));
+    }
+    const auto a = KeyPair::from_seed(Seed{1});
+    const auto b = KeyPair::from_seed(Seed{2});
+    EXPECT_NE(*transport_public_key(a.public_key()), *transport_public_key(b.public_key()));
+    EXPECT_EQ(*transport_public_key(a.public_key()), *transport_public_key(KeyPair::from_seed(Seed{1}).public_key()));
+}
+
+TEST(TransportKeys, AnEphemeralPairMatchesAndEachIsFresh) {
+    CurveKey public_a{};
+    CurveKey public_b{};
+    const TransportSecret a(public_a);
+    const TransportSecret b(public_b);
+    CurveKey from_secret{};
+    ASSERT_EQ(crypto_scalarmult_base(from_secret.data(), a.data()), 0);
+    EXPECT_EQ(from_secret, public_a);
+    EXPECT_NE(public_a, public_b);
+}
+
+TEST(TransportKeys, AKeyThatIsNoValidPointIsRefusedNotConverted) {
+    const PublicKey zero{};  // y = 0: a point of small order
+    auto derived = transport_public_key(zero);
+    ASSERT_FALSE(derived.ok());
+    EXPECT_EQ(derived.error().code, "invalid_key");
+}
+
 }  // namespace
 }  // namespace tally::crypto

@@ -1,6 +1,7 @@
 // Transport: clients get a socket of their own, whose frame limit fits the largest valid
 // client message and refuses anything bigger; replies go back through the socket a request
-// came on; without a client port, clients share the peers' socket as before.
+// came on; without a client port, clients share the peers' socket as before. CurveZMQ on every
+// socket: the replicas' port takes only the other replicas' transport keys.
 #include "node/transport.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,9 @@
 
 #include <chrono>
 #include <limits>
+#include <memory>
+#include <optional>
+#include <thread>
 
 #include "crypto/envelope.h"
 #include "ledger/tx.h"
@@ -39,16 +43,35 @@ std::vector<uint16_t> free_ports(size_t count) {
     return ports;
 }
 
-api::NetworkConfig one_replica(bool client_port) {
-    const auto ports = free_ports(2);
+// A network of `n` replicas on free ports, with their key pairs.
+struct TestNetwork {
     api::NetworkConfig config;
-    api::ReplicaConfig r;
-    r.id = 0;
-    r.port = ports[0];
-    if (client_port) r.client_port = ports[1];
-    r.public_key = crypto::KeyPair::generate().public_key();
-    config.replicas.push_back(r);
-    return config;
+    std::vector<crypto::KeyPair> keys;
+};
+
+TestNetwork replicas(uint32_t n, bool client_port) {
+    const auto ports = free_ports(2 * n);
+    TestNetwork net;
+    for (uint32_t i = 0; i < n; ++i) {
+        api::ReplicaConfig r;
+        r.id = i;
+        r.port = ports[i];
+        if (client_port) r.client_port = ports[n + i];
+        net.keys.push_back(crypto::KeyPair::generate());
+        r.public_key = net.keys.back().public_key();
+        net.config.replicas.push_back(r);
+    }
+    return net;
+}
+
+template <typename Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds deadline) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::yield();
+    }
+    return true;
 }
 
 // Receives one frame (waiting up to a deadline), or nothing.
@@ -66,9 +89,34 @@ std::optional<std::pair<std::string, std::string>> receive(Transport& t, std::ch
     return std::nullopt;
 }
 
-zmq::socket_t dealer(zmq::context_t& context, const std::string& endpoint) {
+std::string_view bytes_of(const crypto::CurveKey& k) { return {reinterpret_cast<const char*>(k.data()), k.size()}; }
+
+// A DEALER without CURVE (the NULL mechanism), as every socket was before.
+zmq::socket_t plain_dealer(zmq::context_t& context, const std::string& endpoint) {
     zmq::socket_t s(context, zmq::socket_type::dealer);
     s.set(zmq::sockopt::linger, 0);
+    s.connect(endpoint);
+    return s;
+}
+
+// A CURVE DEALER to the replica whose signing key is `server`, under `own`'s transport key (an
+// ephemeral one when null).
+zmq::socket_t dealer(zmq::context_t& context, const std::string& endpoint, const crypto::PublicKey& server,
+                     const crypto::KeyPair* own = nullptr) {
+    zmq::socket_t s(context, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::curve_serverkey, bytes_of(*crypto::transport_public_key(server)));
+    crypto::CurveKey ephemeral{};
+    std::unique_ptr<crypto::TransportSecret> secret;
+    if (own) {
+        secret = std::make_unique<crypto::TransportSecret>(*own);
+        s.set(zmq::sockopt::curve_publickey, bytes_of(*crypto::transport_public_key(own->public_key())));
+    } else {
+        secret = std::make_unique<crypto::TransportSecret>(ephemeral);
+        s.set(zmq::sockopt::curve_publickey, bytes_of(ephemeral));
+    }
+    s.set(zmq::sockopt::curve_secretkey,
+          std::string_view(reinterpret_cast<const char*>(secret->data()), secret->size()));
     s.connect(endpoint);
     return s;
 }
@@ -89,17 +137,19 @@ TEST(TransportTest, TheLargestValidClientMessagesFitTheClientFrameLimitWithRoomT
 }
 
 TEST(TransportTest, ClientsHaveTheirOwnSocketAndAFrameAboveItsLimitNeverArrives) {
-    const api::NetworkConfig config = one_replica(true);
-    auto t = Transport::open(config, 0);
+    const TestNetwork net = replicas(1, true);
+    const api::NetworkConfig& config = net.config;
+    const crypto::PublicKey& server = net.keys[0].public_key();
+    auto t = Transport::open(config, 0, net.keys[0]);
     ASSERT_TRUE(t.ok()) << t.error().message;
     Transport& transport = **t;
     ASSERT_NE(transport.clients(), nullptr);
     zmq::context_t context(1);
 
-    auto client = dealer(context, config.replicas[0].client_endpoint());
+    auto client = dealer(context, config.replicas[0].client_endpoint(), server);
     const std::string too_big(kClientMessageBytesMax + 1, 'x');
     client.send(zmq::buffer(too_big));  // ZeroMQ drops it and the connection with it
-    auto client2 = dealer(context, config.replicas[0].client_endpoint());
+    auto client2 = dealer(context, config.replicas[0].client_endpoint(), server);
     client2.send(zmq::str_buffer("hello"));
     auto got = receive(transport, 3000ms);
     ASSERT_TRUE(got.has_value());
@@ -114,11 +164,15 @@ TEST(TransportTest, ClientsHaveTheirOwnSocketAndAFrameAboveItsLimitNeverArrives)
     ASSERT_TRUE(client2.recv(reply, zmq::recv_flags::dontwait));
     EXPECT_EQ(reply.to_string(), "reply");
 
-    // The peers' socket still takes big frames (pre-prepares, snapshot pieces).
-    auto peer = dealer(context, config.replicas[0].endpoint());
+    // The peers' socket still takes big frames (pre-prepares, snapshot pieces): in a network of
+    // two, from a DEALER under replica 1's key (the only key replica 0's peers' socket admits).
+    const TestNetwork two = replicas(2, true);
+    auto t0 = Transport::open(two.config, 0, two.keys[0]);
+    ASSERT_TRUE(t0.ok()) << t0.error().message;
+    auto peer = dealer(context, two.config.replicas[0].endpoint(), two.keys[0].public_key(), &two.keys[1]);
     const std::string big(1 << 20, 'y');
     peer.send(zmq::buffer(big));
-    got = receive(transport, 3000ms);
+    got = receive(**t0, 3000ms);
     ASSERT_TRUE(got.has_value());
     EXPECT_EQ(got->second.size(), big.size());
     EXPECT_FALSE(on_client_port(got->first));
@@ -126,18 +180,103 @@ TEST(TransportTest, ClientsHaveTheirOwnSocketAndAFrameAboveItsLimitNeverArrives)
 }
 
 TEST(TransportTest, WithoutAClientPortClientsShareThePeersSocket) {
-    const api::NetworkConfig config = one_replica(false);
+    const TestNetwork net = replicas(1, false);
+    const api::NetworkConfig& config = net.config;
     EXPECT_EQ(config.replicas[0].client_endpoint(), config.replicas[0].endpoint());
-    auto t = Transport::open(config, 0);
+    auto t = Transport::open(config, 0, net.keys[0]);
     ASSERT_TRUE(t.ok()) << t.error().message;
     EXPECT_EQ((*t)->clients(), nullptr);
     zmq::context_t context(1);
-    auto client = dealer(context, config.replicas[0].client_endpoint());
+    // An ephemeral key: without a client port the peers' socket must take any key.
+    auto client = dealer(context, config.replicas[0].client_endpoint(), net.keys[0].public_key());
     client.send(zmq::str_buffer("hello"));
     auto got = receive(**t, 3000ms);
     ASSERT_TRUE(got.has_value());
     EXPECT_FALSE(on_client_port(got->first));
     EXPECT_TRUE((*t)->send_to_client(got->first, "reply"));
+    EXPECT_EQ((*t)->refused_connections(), 0u);
+}
+
+// CurveZMQ with the allowlist: on the replicas' port, a connection under a CURVE key that is
+// no other replica's never delivers a single message (the ZAP handler refuses it, counted),
+// and one without CURVE never completes its handshake; a replica's own transport (the positive
+// control) and a DEALER under replica 1's keys get through.
+TEST(TransportTest, OnlyTheOtherReplicasKeysDeliverToThePeersSocket) {
+    const TestNetwork net = replicas(2, true);
+    auto t0 = Transport::open(net.config, 0, net.keys[0]);
+    ASSERT_TRUE(t0.ok()) << t0.error().message;
+    Transport& replica0 = **t0;
+    const std::string peers = net.config.replicas[0].endpoint();
+    const crypto::PublicKey& server = net.keys[0].public_key();
+    zmq::context_t context(1);
+
+    // (a) An unknown key: refused by the ZAP handler, counted; its message never arrives.
+    const auto stranger = crypto::KeyPair::generate();
+    auto intruder = dealer(context, peers, server, &stranger);
+    intruder.send(zmq::str_buffer("from a stranger"), zmq::send_flags::dontwait);
+    ASSERT_TRUE(wait_until([&] { return replica0.refused_connections() >= 1; }, 5000ms))
+        << "the ZAP handler never refused the unknown key";
+    // (c) No CURVE at all: the handshake fails (a mechanism mismatch), nothing is delivered.
+    auto plain = plain_dealer(context, peers);
+    plain.send(zmq::str_buffer("in the clear"), zmq::send_flags::dontwait);
+    // Replica 0's own key is no OTHER replica's key either.
+    auto impostor = dealer(context, peers, server, &net.keys[0]);
+    impostor.send(zmq::str_buffer("as replica 0 itself"), zmq::send_flags::dontwait);
+    ASSERT_TRUE(wait_until([&] { return replica0.refused_connections() >= 2; }, 5000ms));
+
+    // (b) Replica 1's transport: its DEALER to replica 0 (CURVE under replica 1's derived key)
+    // delivers. immediate=1: a send fails until the handshake completed, so retry to a deadline.
+    auto t1 = Transport::open(net.config, 1, net.keys[1]);
+    ASSERT_TRUE(t1.ok()) << t1.error().message;
+    ASSERT_TRUE(wait_until([&] { return (*t1)->send_to_replica(0, "from replica 1"); }, 5000ms));
+    auto got = receive(replica0, 3000ms);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->second, "from replica 1");
+    // And a bare DEALER holding replica 1's key pair.
+    auto as_one = dealer(context, peers, server, &net.keys[1]);
+    as_one.send(zmq::str_buffer("under replica 1's key"));
+    got = receive(replica0, 3000ms);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->second, "under replica 1's key");
+    EXPECT_FALSE(on_client_port(got->first));
+    // Nothing else ever arrived: not the stranger's, not the plain one's, not the impostor's.
+    EXPECT_FALSE(receive(replica0, 300ms).has_value()) << "a refused connection delivered a message";
+    EXPECT_GE(replica0.refused_connections(), 2u);
+}
+
+// (d) The clients' port takes any CURVE key (a client's is ephemeral); replies go back over it.
+// A client that expects another replica's key never gets through: it reaches only the right one.
+TEST(TransportTest, TheClientsPortTakesAnEphemeralKeyButOnlyForTheRightReplica) {
+    const TestNetwork net = replicas(2, true);
+    auto t0 = Transport::open(net.config, 0, net.keys[0]);
+    ASSERT_TRUE(t0.ok()) << t0.error().message;
+    zmq::context_t context(1);
+    const std::string clients = net.config.replicas[0].client_endpoint();
+    auto wrong = dealer(context, clients, net.keys[1].public_key());  // expects replica 1
+    wrong.send(zmq::str_buffer("to the wrong server"), zmq::send_flags::dontwait);
+    auto plain = plain_dealer(context, clients);
+    plain.send(zmq::str_buffer("in the clear"), zmq::send_flags::dontwait);
+    auto client = dealer(context, clients, net.keys[0].public_key());
+    client.send(zmq::str_buffer("a request"));
+    auto got = receive(**t0, 3000ms);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->second, "a request");
+    EXPECT_TRUE(on_client_port(got->first));
+    ASSERT_TRUE((*t0)->send_to_client(got->first, "a reply"));
+    zmq::pollitem_t item{client.handle(), 0, ZMQ_POLLIN, 0};
+    ASSERT_EQ(zmq::poll(&item, 1, 3000ms), 1);
+    zmq::message_t reply;
+    ASSERT_TRUE(client.recv(reply, zmq::recv_flags::dontwait));
+    EXPECT_EQ(reply.to_string(), "a reply");
+    EXPECT_FALSE(receive(**t0, 300ms).has_value()) << "a connection without the right key delivered";
+    EXPECT_EQ((*t0)->refused_connections(), 0u);
+}
+
+TEST(TransportTest, AKeyPairOtherThanNetworkJsonsIsRefusedAtOpen) {
+    const TestNetwork net = replicas(2, true);
+    auto t = Transport::open(net.config, 0, net.keys[1]);
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.error().code, "invalid");
 }
 
 }  // namespace
