@@ -342,7 +342,8 @@ Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, con
     config.protocol = *protocol;
     config.f = bft::Quorums::max_faults(*protocol, options.nodes);
     config.dir = abs;
-    auto ports = free_ports(2 * options.nodes);  // each replica's, then each one's for clients
+    // Each replica's, then each one's for clients, then each one's for its metrics.
+    auto ports = free_ports(3 * options.nodes);
     if (!ports) return ports.error();
     for (uint32_t i = 0; i < options.nodes; ++i) {
         const auto key = crypto::KeyPair::generate();
@@ -351,6 +352,7 @@ Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, con
         replica.host = "127.0.0.1";
         replica.port = (*ports)[i];
         replica.client_port = (*ports)[options.nodes + i];
+        replica.metrics_port = (*ports)[2 * options.nodes + i];
         replica.public_key = key.public_key();
         replica.key_file = abs + "/keys/replica-" + std::to_string(i) + ".key";
         replica.data_dir = abs + "/data/" + std::to_string(i);

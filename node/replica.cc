@@ -157,6 +157,11 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
     auto transport = Transport::open(config, id, r->key_, options.transport);
     if (!transport) return transport.error();
     r->transport_ = std::move(transport).value();
+    if (const auto& me = config.replicas[id]; me.metrics_port != 0) {
+        auto metrics = Metrics::open(me.host, me.metrics_port, id, std::string(bft::protocol_name(config.protocol)));
+        if (!metrics) return metrics.error();
+        r->metrics_ = std::move(metrics).value();
+    }
 
     WorkerPoolOptions workers = options.workers;
     workers.clients_have_own_port = r->transport_->clients_have_own_port();
@@ -190,6 +195,8 @@ Status Replica::run(const std::atomic<bool>& stop) {
     const auto tick = std::chrono::milliseconds(config_.consensus.tick_ms);
     auto next_tick = Clock::now() + tick;
     auto next_stats = Clock::now() + std::chrono::seconds(10);
+    constexpr auto kMetricsInterval = std::chrono::milliseconds(250);
+    auto next_metrics = Clock::now();
     std::vector<zmq::pollitem_t> items = {
         {transport_->router().handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, workers_->wake_fd(), ZMQ_POLLIN, 0},
@@ -221,6 +228,10 @@ Status Replica::run(const std::atomic<bool>& stop) {
         retry_state_transfer();
         backfill();
         answers_->on_turn(*this, std::chrono::steady_clock::now());
+        if (metrics_ && now >= next_metrics) {
+            metrics_->refresh(status_reply());
+            next_metrics = now + kMetricsInterval;
+        }
         if (now >= next_stats) {
             log_stats();
             next_stats = now + std::chrono::seconds(10);
@@ -341,8 +352,12 @@ Status Replica::allow_ledger_through(uint64_t seq) {
 Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
     if (auto s = allow_ledger_through(batch.seq); !s) return s;
     // The engine checked every request's client signature (through the authenticator).
+    const auto apply_started = Clock::now();
     auto applied = ledger_->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted,
                                         batch.certificate);
+    if (metrics_ && applied)
+        metrics_->on_executed(batch.requests.size(),
+                              std::chrono::duration<double>(Clock::now() - apply_started).count());
     if (!applied) {
         spdlog::critical("ledger apply of block {} failed, stopping: {}: {}", batch.seq,
                          applied.error().code, applied.error().message);

@@ -41,6 +41,7 @@
 #include "node/client_routes.h"
 #include "node/api/network_config.h"
 #include "node/events.h"
+#include "node/metrics.h"
 #include "node/rejections.h"
 #include "node/store.h"
 #include "node/transport.h"
@@ -167,6 +168,8 @@ private:
     void start_read_index(RequestIn& in, bft::Output& out);
     void answer_reads();
     void on_status(const StatusIn& in);
+    // What `tally net status` shows of this replica, and its metrics (metrics.h) too.
+    api::pb::StatusReply status_reply() const;
     // A Reply's bytes for one request, as answers_ would have them.
     std::string reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
                            const ledger::Outcome& outcome, uint64_t view) const;
@@ -196,6 +199,7 @@ private:
     // honest, or a traitor's LyingAnswers (node/traitor.h).
     std::unique_ptr<Answers> answers_;
     std::unique_ptr<Transport> transport_;
+    std::unique_ptr<Metrics> metrics_;  // null without a metrics_port
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;
     ClientRoutes routes_;

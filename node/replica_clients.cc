@@ -251,9 +251,14 @@ void Replica::on_read(const ReadIn& in) {
 }
 
 void Replica::on_status(const StatusIn& in) {
+    api::pb::StatusReply r = status_reply();
+    r.set_nonce(in.nonce);
+    sign_and_send(in.routing_id, crypto::MessageType::kStatusReply, r.SerializeAsString());
+}
+
+api::pb::StatusReply Replica::status_reply() const {
     const bft::EngineStatus status = engine_->status();
     api::pb::StatusReply r;
-    r.set_nonce(in.nonce);
     r.set_replica(id_);
     r.set_protocol(status.protocol);
     r.set_role(status.role);
@@ -288,7 +293,7 @@ void Replica::on_status(const StatusIn& in) {
         d->set_kind("refused_connection");
         d->set_count(refused);
     }
-    sign_and_send(in.routing_id, crypto::MessageType::kStatusReply, r.SerializeAsString());
+    return r;
 }
 
 }  // namespace tally::node

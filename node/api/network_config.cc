@@ -134,6 +134,11 @@ Result<ReplicaConfig> parse_replica(const std::string& file, const std::string& 
         if (!client_port) return client_port.error();
         r.client_port = static_cast<uint16_t>(*client_port);
     }
+    if (fields.has("metrics_port")) {
+        auto metrics_port = fields.unsigned_field("metrics_port", 1, 65535);
+        if (!metrics_port) return metrics_port.error();
+        r.metrics_port = static_cast<uint16_t>(*metrics_port);
+    }
     auto key = fields.key_field("public_key");
     if (!key) return key.error();
     r.public_key = *key;
@@ -186,6 +191,13 @@ Status parse_replicas(const std::string& file, const json& j, NetworkConfig& con
             if (auto [it, fresh] = by_endpoint.emplace(client, i); !fresh)
                 return make_error("invalid", where(i) + ".client_port: duplicate endpoint " +
                                                  client + " (also replicas[" +
+                                                 std::to_string(it->second) + "])");
+        }
+        if (r.metrics_port != 0) {
+            const std::string metrics = "tcp://" + r.host + ":" + std::to_string(r.metrics_port);
+            if (auto [it, fresh] = by_endpoint.emplace(metrics, i); !fresh)
+                return make_error("invalid", where(i) + ".metrics_port: duplicate endpoint " +
+                                                 metrics + " (also replicas[" +
                                                  std::to_string(it->second) + "])");
         }
         if (auto [it, fresh] = by_key.emplace(r.public_key, i); !fresh)
@@ -390,6 +402,7 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
                         {"key_file", relativize(base, resolve(from, r.key_file))},
                         {"data_dir", relativize(base, resolve(from, r.data_dir))}};
         if (r.client_port != 0) replica["client_port"] = r.client_port;
+        if (r.metrics_port != 0) replica["metrics_port"] = r.metrics_port;
         if (!r.traitor.empty()) replica["traitor"] = r.traitor;
         replicas.push_back(std::move(replica));
     }

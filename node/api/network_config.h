@@ -39,6 +39,9 @@ struct ReplicaConfig {
     // sized to client messages and a bound on what one connection may queue (transport.h).
     // 0: none; clients then share the replicas' port and socket (an older network.json).
     uint16_t client_port = 0;
+    // Prometheus metrics over HTTP at http://host:metrics_port/metrics ("metrics_port",
+    // optional; node/metrics.h). 0: none.
+    uint16_t metrics_port = 0;
     crypto::PublicKey public_key{};
     std::string key_file;  // absolute once loaded
     std::string data_dir;  // absolute once loaded

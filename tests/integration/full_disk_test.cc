@@ -80,7 +80,9 @@ TEST(FullDisk, AReplicaWhoseDiskFillsStopsWithAClearMessageAndWhenSpaceReturnsCa
             std::this_thread::sleep_for(100ms);  // polling interval, not synchronisation
         ASSERT_EQ(waited, *pid) << "replica 3 did not stop on a full disk; its disk: " << data;
         EXPECT_TRUE(WIFEXITED(status)) << "it should exit, not die of a signal (status " << status << ")";
-        if (WIFEXITED(status)) EXPECT_NE(WEXITSTATUS(status), 0);
+        if (WIFEXITED(status)) {
+            EXPECT_NE(WEXITSTATUS(status), 0);
+        }
         const auto said = wait_for_log_line(net, 3, std::regex(".*(disk is full|No space left on device).*"), 1s);
         ASSERT_FALSE(said.empty()) << "replica 3's log does not say the disk is full";
         std::cout << "[ stopped  ] replica 3: " << said[0] << "\n";

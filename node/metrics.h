@@ -1,0 +1,89 @@
+// Metrics: a replica's numbers in Prometheus's text format over HTTP, at
+// http://host:metrics_port/metrics (network.json's "metrics_port"), served by prometheus-cpp's
+// exposer (Debian prometheus-cpp-dev) rather than hand-written exposition.
+//
+// What it shows, under PBFT and Raft alike:
+//   tally_committed_transactions_total, tally_committed_batches_total   what this replica executed
+//   tally_batch_transactions                  histogram: transactions per executed batch
+//   tally_block_apply_seconds                 histogram: applying one batch to the ledger (SQLite)
+//   tally_view                                the PBFT view or Raft term
+//   tally_view_changes_total                  how many times that number rose here
+//   tally_view_changing                       1 while between views (PBFT), else 0
+//   tally_role{role}                          1 for the role it has now ("primary", "backup",
+//                                             "leader", "follower", "candidate"), 0 for the others seen
+//   tally_executed_seq, tally_stable_checkpoint_seq, tally_low_water_mark_seq,
+//   tally_commit_index, tally_last_log_index  the sequence numbers `tally net status` shows
+//   tally_rejected_messages_total{reason}     input refused, by reason (node/rejections.h)
+//   tally_misbehaviour_detected_total{kind}   what this replica detected its peers doing
+// Every series carries the label replica="ID" and protocol="pbft"|"raft".
+//
+// The numbers come from the status reply `tally net status` reads (Replica::status_reply), so
+// the two always agree; the consensus thread copies them here at most every refresh interval.
+// A scrape never touches the consensus thread: prometheus-cpp's values are atomics, read by the
+// exposer's own thread (one, so one slow HTTP client waits only for itself; civetweb bounds what
+// it reads of a request).
+// Threads: update from one thread (the consensus thread); scraping is the exposer's.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "crypto/result.h"
+#include "node/api/client.pb.h"
+
+namespace prometheus {
+class Exposer;
+class Registry;
+class Counter;
+class Gauge;
+class Histogram;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace tally::node {
+
+class Metrics {
+public:
+    // Binds host:port. Error "bind" when it cannot (the port is taken, say).
+    static Result<std::unique_ptr<Metrics>> open(const std::string& host, uint16_t port, uint32_t replica,
+                                                 const std::string& protocol);
+    ~Metrics();
+    Metrics(const Metrics&) = delete;
+    Metrics& operator=(const Metrics&) = delete;
+
+    // One executed batch of `transactions`, applied in `apply_seconds`.
+    void on_executed(size_t transactions, double apply_seconds);
+    // What `tally net status` would show now.
+    void refresh(const api::pb::StatusReply& status);
+
+private:
+    Metrics() = default;
+    // Raises `counter` to `total` (a count kept elsewhere, which only grows).
+    static void catch_up(prometheus::Counter& counter, uint64_t total);
+
+    std::shared_ptr<prometheus::Registry> registry_;
+    std::unique_ptr<prometheus::Exposer> exposer_;
+    prometheus::Counter* transactions_ = nullptr;
+    prometheus::Counter* batches_ = nullptr;
+    prometheus::Histogram* batch_size_ = nullptr;
+    prometheus::Histogram* apply_seconds_ = nullptr;
+    prometheus::Gauge* view_ = nullptr;
+    prometheus::Counter* view_changes_ = nullptr;
+    prometheus::Gauge* view_changing_ = nullptr;
+    prometheus::Gauge* executed_ = nullptr;
+    prometheus::Gauge* stable_ = nullptr;
+    prometheus::Gauge* low_water_mark_ = nullptr;
+    prometheus::Gauge* commit_index_ = nullptr;
+    prometheus::Gauge* last_log_index_ = nullptr;
+    prometheus::Family<prometheus::Gauge>* role_ = nullptr;
+    prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
+    prometheus::Family<prometheus::Counter>* detected_ = nullptr;
+    std::map<std::string, prometheus::Gauge*> roles_;
+    bool view_known_ = false;
+    uint64_t last_view_ = 0;
+};
+
+}  // namespace tally::node

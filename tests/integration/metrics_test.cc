@@ -1,0 +1,74 @@
+// A replica's Prometheus metrics (node/metrics.h) over HTTP, scraped as Prometheus would, while
+// transfers commit: the counters move, and the numbers are those `tally net status` shows.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <regex>
+
+#include "tests/integration/live_network.h"
+
+namespace tally::integration {
+namespace {
+
+// The body of http://host:port/metrics, or "" when the scrape failed.
+std::string scrape_metrics(const node::api::ReplicaConfig& replica) {
+    httplib::Client http(replica.host, replica.metrics_port);
+    http.set_connection_timeout(2);
+    http.set_read_timeout(2);
+    auto response = http.Get("/metrics");
+    return response && response->status == 200 ? response->body : std::string();
+}
+
+// The value of the one series of `name` whose labels include `label` (any when empty).
+std::optional<double> metric_value(const std::string& body, const std::string& name, const std::string& label = "") {
+    const std::regex line("^" + name + "\\{([^}]*)\\} (\\S+)$", std::regex::multiline);
+    for (auto it = std::sregex_iterator(body.begin(), body.end(), line); it != std::sregex_iterator(); ++it)
+        if (label.empty() || (*it)[1].str().find(label) != std::string::npos) return std::stod((*it)[2].str());
+    return std::nullopt;
+}
+
+TEST(Metrics, AReplicaServesPrometheusMetricsThatMoveAsTransfersCommitAndAgreeWithNetStatus) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    const auto& replica = net.config().replicas[1];
+    ASSERT_NE(replica.metrics_port, 0) << "net up gives every replica a metrics port";
+
+    const std::string first = scrape_metrics(replica);
+    ASSERT_FALSE(first.empty()) << "no answer at http://" << replica.host << ":" << replica.metrics_port << "/metrics";
+    EXPECT_NE(first.find("# TYPE tally_committed_transactions_total counter"), std::string::npos) << first;
+    EXPECT_NE(first.find("# TYPE tally_block_apply_seconds histogram"), std::string::npos) << first;
+    EXPECT_EQ(metric_value(first, "tally_role", "role=\"backup\""), 1.0) << first;  // replica 1 backs view 0
+    const double before = metric_value(first, "tally_committed_transactions_total", "replica=\"1\"").value_or(-1);
+    ASSERT_GE(before, 0) << first;
+
+    {
+        Load load(net.config(), net.account("alice"), net.account("bob").public_key());
+        ASSERT_TRUE(load.wait_more(20, 60s)) << "no commits";
+    }
+    // Once the network is quiet, the metrics say what `tally net status` says (they are copied
+    // from the same status reply every 250 ms).
+    std::string body;
+    uint64_t executed = 0;
+    const auto until = Clock::now() + 30s;
+    bool agree = false;
+    while (!agree && Clock::now() < until) {
+        auto status = net.status();
+        body = scrape_metrics(replica);
+        if (status.size() > 1 && status[1].up) {
+            executed = status[1].reply.executed();
+            agree = metric_value(body, "tally_executed_seq") == static_cast<double>(executed) &&
+                    metric_value(body, "tally_stable_checkpoint_seq") == static_cast<double>(status[1].reply.stable_checkpoint()) &&
+                    metric_value(body, "tally_view") == static_cast<double>(status[1].reply.view());
+        }
+        if (!agree) std::this_thread::sleep_for(100ms);  // polling interval, not synchronisation
+    }
+    EXPECT_TRUE(agree) << "net status says executed " << executed << "; the metrics:\n" << body;
+    EXPECT_GE(metric_value(body, "tally_committed_transactions_total").value_or(0), before + 20) << body;
+    EXPECT_GE(metric_value(body, "tally_committed_batches_total").value_or(0), 1.0) << body;
+    EXPECT_GE(metric_value(body, "tally_block_apply_seconds_count").value_or(0), 1.0) << body;
+    // A batch per executed seq (no view change happened, so no null batch was left out).
+    EXPECT_EQ(metric_value(body, "tally_committed_batches_total"), static_cast<double>(executed)) << body;
+}
+
+}  // namespace
+}  // namespace tally::integration
