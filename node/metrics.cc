@@ -69,6 +69,15 @@ Result<std::unique_ptr<Metrics>> Metrics::open(const std::string& host, uint16_t
                         .Help("Misbehaviour this replica detected in its peers, by kind")
                         .Labels(labels)
                         .Register(registry);
+    auto family = [&](const std::string& name, const std::string& help) {
+        return &prometheus::BuildCounter().Name(name).Help(help).Labels(labels).Register(registry);
+    };
+    m->messages_received_ = family("tally_messages_received_total",
+                                   "Messages from peer replicas that passed the envelope check, by type and peer");
+    m->bytes_received_ = family("tally_received_bytes_total", "Bytes of those messages, by type and peer");
+    m->messages_sent_ = family("tally_messages_sent_total", "Messages sent to peer replicas, by type and peer");
+    m->bytes_sent_ = family("tally_sent_bytes_total", "Bytes of those messages, by type and peer");
+    m->state_transfers_ = &counter("tally_state_transfers_total", "Ledger snapshots this replica installed");
     m->exposer_->RegisterCollectable(m->registry_);
     return m;
 }
@@ -87,7 +96,19 @@ void Metrics::catch_up(prometheus::Counter& counter, uint64_t total) {
     if (static_cast<double>(total) > now) counter.Increment(static_cast<double>(total) - now);
 }
 
-void Metrics::refresh(const api::pb::StatusReply& status) {
+void Metrics::refresh(const api::pb::StatusReply& status, const Traffic& traffic, uint64_t state_transfers) {
+    auto copy = [](const auto& direction, prometheus::Family<prometheus::Counter>& messages,
+                   prometheus::Family<prometheus::Counter>& bytes) {
+        for (const auto& [key, count] : direction) {
+            const prometheus::Labels labels = {{"type", std::string(crypto::type_name(key.first))},
+                                               {"peer", std::to_string(key.second)}};
+            catch_up(messages.Add(labels), count.messages);
+            catch_up(bytes.Add(labels), count.bytes);
+        }
+    };
+    copy(traffic.received, *messages_received_, *bytes_received_);
+    copy(traffic.sent, *messages_sent_, *bytes_sent_);
+    catch_up(*state_transfers_, state_transfers);
     if (view_known_ && status.view() > last_view_) view_changes_->Increment(static_cast<double>(status.view() - last_view_));
     view_known_ = true;
     last_view_ = status.view();

@@ -15,6 +15,11 @@
 //   tally_commit_index, tally_last_log_index  the sequence numbers `tally net status` shows
 //   tally_rejected_messages_total{reason}     input refused, by reason (node/rejections.h)
 //   tally_misbehaviour_detected_total{kind}   what this replica detected its peers doing
+//   tally_messages_received_total{type,peer}, tally_received_bytes_total{type,peer}
+//   tally_messages_sent_total{type,peer}, tally_sent_bytes_total{type,peer}
+//                                             replica-to-replica traffic that passed the
+//                                             envelope check, and what it sent, by peer
+//   tally_state_transfers_total               ledger snapshots this replica installed
 // Every series carries the label replica="ID" and protocol="pbft"|"raft".
 //
 // The numbers come from the status reply `tally net status` reads (Replica::status_reply), so
@@ -30,6 +35,7 @@
 #include <memory>
 #include <string>
 
+#include "crypto/envelope.h"
 #include "crypto/result.h"
 #include "node/api/client.pb.h"
 
@@ -45,6 +51,22 @@ class Family;
 
 namespace tally::node {
 
+// Messages and bytes to or from peers, by (message type, peer): kept by the consensus thread
+// (a map update per message), copied into the metrics at each refresh.
+struct Traffic {
+    struct Count {
+        uint64_t messages = 0;
+        uint64_t bytes = 0;
+    };
+    std::map<std::pair<crypto::MessageType, uint32_t>, Count> received, sent;
+    void count(std::map<std::pair<crypto::MessageType, uint32_t>, Count>& direction, crypto::MessageType type,
+               uint32_t peer, size_t bytes) {
+        Count& c = direction[{type, peer}];
+        ++c.messages;
+        c.bytes += bytes;
+    }
+};
+
 class Metrics {
 public:
     // Binds host:port. Error "bind" when it cannot (the port is taken, say).
@@ -57,7 +79,8 @@ public:
     // One executed batch of `transactions`, applied in `apply_seconds`.
     void on_executed(size_t transactions, double apply_seconds);
     // What `tally net status` would show now.
-    void refresh(const api::pb::StatusReply& status);
+    // What `tally net status` would show now, the traffic so far and the state transfers.
+    void refresh(const api::pb::StatusReply& status, const Traffic& traffic, uint64_t state_transfers);
 
 private:
     Metrics() = default;
@@ -81,6 +104,11 @@ private:
     prometheus::Family<prometheus::Gauge>* role_ = nullptr;
     prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
     prometheus::Family<prometheus::Counter>* detected_ = nullptr;
+    prometheus::Family<prometheus::Counter>* messages_received_ = nullptr;
+    prometheus::Family<prometheus::Counter>* bytes_received_ = nullptr;
+    prometheus::Family<prometheus::Counter>* messages_sent_ = nullptr;
+    prometheus::Family<prometheus::Counter>* bytes_sent_ = nullptr;
+    prometheus::Counter* state_transfers_ = nullptr;
     std::map<std::string, prometheus::Gauge*> roles_;
     bool view_known_ = false;
     uint64_t last_view_ = 0;

@@ -229,7 +229,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         backfill();
         answers_->on_turn(*this, std::chrono::steady_clock::now());
         if (metrics_ && now >= next_metrics) {
-            metrics_->refresh(status_reply());
+            metrics_->refresh(status_reply(), traffic_, state_transfers_);
             next_metrics = now + kMetricsInterval;
         }
         if (now >= next_stats) {
@@ -268,6 +268,7 @@ void Replica::handle_events(bft::Output& out) {
     workers_->take_events(events_);
     for (Event& event : events_) {
         if (auto* m = std::get_if<PeerMessage>(&event)) {
+            if (metrics_) traffic_.count(traffic_.received, m->envelope.type, m->from, m->raw.size());
             if (m->envelope.type == crypto::MessageType::kFetchSnapshot) {
                 on_snapshot_request(m->from, m->envelope);
             } else if (m->envelope.type == crypto::MessageType::kSnapshot) {
@@ -382,11 +383,16 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
 }
 
 void Replica::send(const bft::Outgoing& message) {
+    auto send_to = [&](bft::ReplicaId to) {
+        if (transport_->send_to_replica(to, message.envelope) && metrics_ && message.envelope.size() > 1)
+            traffic_.count(traffic_.sent, static_cast<crypto::MessageType>(static_cast<uint8_t>(message.envelope[1])), to,
+                           message.envelope.size());
+    };
     if (message.to == bft::kAllReplicas) {
         for (bft::ReplicaId to = 0; to < config_.n(); ++to)
-            if (to != id_) transport_->send_to_replica(to, message.envelope);
+            if (to != id_) send_to(to);
     } else if (message.to != id_) {
-        transport_->send_to_replica(message.to, message.envelope);
+        send_to(message.to);
     }
     uint64_t suppressed = 0;
     if (transport_->dropped_sends() != dropped_sends_logged_ && drop_log_.allow(&suppressed)) {

@@ -200,6 +200,8 @@ private:
     std::unique_ptr<Answers> answers_;
     std::unique_ptr<Transport> transport_;
     std::unique_ptr<Metrics> metrics_;  // null without a metrics_port
+    Traffic traffic_;                   // counted only with metrics_
+    uint64_t state_transfers_ = 0;      // ledger snapshots installed
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;
     ClientRoutes routes_;

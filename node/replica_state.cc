@@ -205,6 +205,7 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         return;  // after the patience
     }
     refused_in_a_row_ = 0;
+    ++state_transfers_;
     spdlog::info("replica {} installed the ledger at seq {} ({} transaction records) from replica {}",
                  id_, reply.seq(), import_->records(), from);
     keep_snapshot(reply.seq());

@@ -19,11 +19,16 @@ std::string scrape_metrics(const node::api::ReplicaConfig& replica) {
     return response && response->status == 200 ? response->body : std::string();
 }
 
-// The value of the one series of `name` whose labels include `label` (any when empty).
-std::optional<double> metric_value(const std::string& body, const std::string& name, const std::string& label = "") {
+// The value of the one series of `name` whose labels include each of `labels` (any when none).
+std::optional<double> metric_value(const std::string& body, const std::string& name,
+                                   const std::vector<std::string>& labels = {}) {
     const std::regex line("^" + name + "\\{([^}]*)\\} (\\S+)$", std::regex::multiline);
-    for (auto it = std::sregex_iterator(body.begin(), body.end(), line); it != std::sregex_iterator(); ++it)
-        if (label.empty() || (*it)[1].str().find(label) != std::string::npos) return std::stod((*it)[2].str());
+    for (auto it = std::sregex_iterator(body.begin(), body.end(), line); it != std::sregex_iterator(); ++it) {
+        const std::string have = (*it)[1].str();
+        bool all = true;
+        for (const auto& label : labels) all = all && have.find(label) != std::string::npos;
+        if (all) return std::stod((*it)[2].str());
+    }
     return std::nullopt;
 }
 
@@ -37,8 +42,8 @@ TEST(Metrics, AReplicaServesPrometheusMetricsThatMoveAsTransfersCommitAndAgreeWi
     ASSERT_FALSE(first.empty()) << "no answer at http://" << replica.host << ":" << replica.metrics_port << "/metrics";
     EXPECT_NE(first.find("# TYPE tally_committed_transactions_total counter"), std::string::npos) << first;
     EXPECT_NE(first.find("# TYPE tally_block_apply_seconds histogram"), std::string::npos) << first;
-    EXPECT_EQ(metric_value(first, "tally_role", "role=\"backup\""), 1.0) << first;  // replica 1 backs view 0
-    const double before = metric_value(first, "tally_committed_transactions_total", "replica=\"1\"").value_or(-1);
+    EXPECT_EQ(metric_value(first, "tally_role", {"role=\"backup\""}), 1.0) << first;  // replica 1 backs view 0
+    const double before = metric_value(first, "tally_committed_transactions_total", {"replica=\"1\""}).value_or(-1);
     ASSERT_GE(before, 0) << first;
 
     {
@@ -68,6 +73,17 @@ TEST(Metrics, AReplicaServesPrometheusMetricsThatMoveAsTransfersCommitAndAgreeWi
     EXPECT_GE(metric_value(body, "tally_block_apply_seconds_count").value_or(0), 1.0) << body;
     // A batch per executed seq (no view change happened, so no null batch was left out).
     EXPECT_EQ(metric_value(body, "tally_committed_batches_total"), static_cast<double>(executed)) << body;
+    // Replica 1, a backup, heard the primary's pre-prepares and sent prepares to every peer.
+    EXPECT_GE(metric_value(body, "tally_messages_received_total", {"peer=\"0\"", "type=\"pre_prepare\""})
+                  .value_or(0),
+              1.0)
+        << body;
+    for (const char* peer : {"0", "2", "3"})
+        EXPECT_GE(metric_value(body, "tally_sent_bytes_total",
+                               {std::string("peer=\"") + peer + "\"", "type=\"prepare\""})
+                      .value_or(0),
+                  1.0)
+            << "to " << peer << ":\n" << body;
 }
 
 }  // namespace
