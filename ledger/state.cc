@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -464,6 +465,9 @@ class AccountTable {
             page = std::make_shared<Page>();
         else if (page.use_count() > 1)
             page = std::make_shared<Page>(*page);  // a snapshot holds it: change a copy
+        else  // the last snapshot that held it may have been let go on another thread: its
+              // reads of the page happen before this thread's writes
+            std::atomic_thread_fence(std::memory_order_acquire);
         return (*page)[b % kBucketsPerPage];
     }
 
