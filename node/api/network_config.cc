@@ -186,19 +186,14 @@ Status parse_replicas(const std::string& file, const json& j, NetworkConfig& con
             return make_error("invalid", where(i) + ".port: duplicate endpoint " + r.endpoint() +
                                              " (also replicas[" + std::to_string(it->second) +
                                              "])");
-        if (r.client_port != 0) {
-            const std::string client = "tcp://" + r.host + ":" + std::to_string(r.client_port);
-            if (auto [it, fresh] = by_endpoint.emplace(client, i); !fresh)
-                return make_error("invalid", where(i) + ".client_port: duplicate endpoint " +
-                                                 client + " (also replicas[" +
-                                                 std::to_string(it->second) + "])");
-        }
-        if (r.metrics_port != 0) {
-            const std::string metrics = "tcp://" + r.host + ":" + std::to_string(r.metrics_port);
-            if (auto [it, fresh] = by_endpoint.emplace(metrics, i); !fresh)
-                return make_error("invalid", where(i) + ".metrics_port: duplicate endpoint " +
-                                                 metrics + " (also replicas[" +
-                                                 std::to_string(it->second) + "])");
+        // The optional ports take an address of their own too.
+        for (const auto& [field, port] : {std::pair<const char*, uint16_t>{"client_port", r.client_port},
+                                          std::pair<const char*, uint16_t>{"metrics_port", r.metrics_port}}) {
+            if (port == 0) continue;
+            const std::string endpoint = "tcp://" + r.host + ":" + std::to_string(port);
+            if (auto [it, fresh] = by_endpoint.emplace(endpoint, i); !fresh)
+                return make_error("invalid", where(i) + "." + field + ": duplicate endpoint " + endpoint +
+                                                 " (also replicas[" + std::to_string(it->second) + "])");
         }
         if (auto [it, fresh] = by_key.emplace(r.public_key, i); !fresh)
             return make_error("invalid", where(i) + ".public_key: duplicate key (also replicas[" +

@@ -108,17 +108,11 @@ TEST(FullDisk, AReplicaWhoseDiskFillsStopsWithAClearMessageAndWhenSpaceReturnsCa
     // Every acknowledged transfer is in replica 3's ledger, once.
     std::ostringstream down;
     ASSERT_TRUE(client::net_down(net.dir(), down).ok()) << down.str();
-    auto ledger = ledger::State::open(data + "/ledger.db", net.config().genesis);
-    ASSERT_TRUE(ledger.ok()) << ledger.error().message;
-    size_t missing = 0;
-    for (const auto& op : acknowledged) {
-        auto tx = ledger::decode_tx(ledger::make_transfer(alice, bob, op.transfer.amount, op.transfer.nonce));
-        ASSERT_TRUE(tx.ok());
-        auto found = (*ledger)->transaction(tx->id);
-        if (!found || found->code != ledger::ResultCode::kOk) ++missing;
-    }
-    EXPECT_EQ(missing, 0u) << "replica 3 lacks " << missing << " of " << acknowledged.size()
-                           << " acknowledged transfers (ledger at seq " << (*ledger)->last_seq() << ")";
+    uint64_t last_seq = 0;
+    const long missing =
+        missing_acknowledged(data + "/ledger.db", net.config().genesis, alice, bob, acknowledged, &last_seq);
+    EXPECT_EQ(missing, 0) << "replica 3 lacks " << missing << " of " << acknowledged.size()
+                          << " acknowledged transfers (ledger at seq " << last_seq << ")";
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include "client/net.h"
 #include "crypto/hash.h"
 #include "crypto/key_file.h"
+#include "ledger/state.h"
 #include "ledger/tx.h"
 #include "node/api/network_config.h"
 
@@ -343,6 +344,26 @@ inline std::vector<std::string> wait_for_log_line(const LiveNetwork& net, uint32
         if (Clock::now() >= until) return {};
         std::this_thread::sleep_for(100ms);  // polling interval, not synchronisation
     }
+}
+
+// How many of the `acknowledged` transfers from `from` to `to` the ledger at `ledger_path` lacks
+// (or holds with another result than ok); -1 when the ledger does not open (a test failure).
+inline long missing_acknowledged(const std::string& ledger_path, const ledger::Genesis& genesis,
+                                 const crypto::KeyPair& from, const crypto::PublicKey& to,
+                                 const std::vector<client::Operation>& acknowledged, uint64_t* last_seq) {
+    auto ledger = ledger::State::open(ledger_path, genesis);
+    EXPECT_TRUE(ledger.ok()) << (ledger ? "" : ledger.error().message);
+    if (!ledger) return -1;
+    if (last_seq) *last_seq = (*ledger)->last_seq();
+    long missing = 0;
+    for (const auto& op : acknowledged) {
+        auto tx = ledger::decode_tx(ledger::make_transfer(from, to, op.transfer.amount, op.transfer.nonce));
+        EXPECT_TRUE(tx.ok());
+        if (!tx) return -1;
+        auto found = (*ledger)->transaction(tx->id);
+        if (!found || found->code != ledger::ResultCode::kOk) ++missing;
+    }
+    return missing;
 }
 
 // `tally audit` passes on replica `id`'s data folder within `patience` (a replica installed by

@@ -83,17 +83,11 @@ TEST(PowerLoss, EveryReplicaLosingPowerAtOnceKeepsEveryAcknowledgedTransferAndGo
     std::ostringstream down;
     ASSERT_TRUE(client::net_down(net.dir(), down).ok()) << down.str();
     for (uint32_t id = 0; id < 4; ++id) {
-        auto ledger = ledger::State::open(net.config().replicas[id].data_dir + "/ledger.db", net.config().genesis);
-        ASSERT_TRUE(ledger.ok()) << ledger.error().message;
-        size_t missing = 0;
-        for (const auto& op : acknowledged) {
-            auto tx = ledger::decode_tx(ledger::make_transfer(alice, bob, op.transfer.amount, op.transfer.nonce));
-            ASSERT_TRUE(tx.ok());
-            auto found = (*ledger)->transaction(tx->id);
-            if (!found || found->code != ledger::ResultCode::kOk) ++missing;
-        }
-        EXPECT_EQ(missing, 0u) << "replica " << id << " lost " << missing << " of " << acknowledged.size()
-                               << " acknowledged transfers (ledger at seq " << (*ledger)->last_seq() << ")";
+        uint64_t last_seq = 0;
+        const long missing = missing_acknowledged(net.config().replicas[id].data_dir + "/ledger.db",
+                                                  net.config().genesis, alice, bob, acknowledged, &last_seq);
+        EXPECT_EQ(missing, 0) << "replica " << id << " lost " << missing << " of " << acknowledged.size()
+                              << " acknowledged transfers (ledger at seq " << last_seq << ")";
     }
 }
 
