@@ -272,6 +272,19 @@ TEST_F(ConfigTest, DuplicateIdsPortsAndKeysAreRefused) {
     j = valid_json();
     j["replicas"][3]["public_key"] = j["replicas"][0]["public_key"];
     expect_invalid(j, "replicas[3].public_key");
+    // The optional ports take an address of their own: not another replica's, nor each other's.
+    j = valid_json();
+    j["replicas"][2]["client_port"] = 7101;
+    expect_invalid(j, "replicas[2].client_port");
+    j = valid_json();
+    j["replicas"][1]["client_port"] = 7201;
+    j["replicas"][2]["metrics_port"] = 7201;
+    expect_invalid(j, "replicas[2].metrics_port");
+    j = valid_json();
+    j["replicas"][0]["client_port"] = 7200;
+    j["replicas"][0]["metrics_port"] = 7300;
+    auto fine = load_network_config(write(j));
+    EXPECT_TRUE(fine.ok()) << fine.error().message;
 }
 
 TEST_F(ConfigTest, IdsMustBeZeroToNMinusOne) {
