@@ -37,7 +37,8 @@ Replica::Replica(const api::NetworkConfig& config, bft::ReplicaId id, const cryp
       options_(options),
       authenticator_(options.authenticator_cache_max),
       answers_(std::make_unique<HonestAnswers>()),
-      routes_(options.client_routes) {}
+      routes_(options.client_routes),
+      client_rates_(options.transport.client_connections) {}
 
 Replica::~Replica() = default;
 
@@ -233,6 +234,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
             next_metrics = now + kMetricsInterval;
         }
         if (now >= next_stats) {
+            client_rates_.prune(now);
             log_stats();
             next_stats = now + std::chrono::seconds(10);
         }
@@ -243,6 +245,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
 
 void Replica::receive_frames() {
     // Collected first and handed over at once: one lock and one wake-up per turn, not per frame.
+    const auto now = Clock::now();
     for (size_t i = 0; i < options_.frames_per_turn_max; ++i) {
         VerifyJob job;
         const auto received = transport_->receive(job.routing_id, job.frame);
@@ -250,6 +253,14 @@ void Replica::receive_frames() {
         if (received == Transport::Received::kBadFraming) {
             rejections_.count("bad_framing", "a message of more than one frame from connection " +
                                                  crypto::to_hex(job.routing_id));
+            continue;
+        }
+        if (on_client_port(job.routing_id) &&
+            !client_rates_.allow(job.routing_id, job.frame.size(), now)) {
+            rejections_.count("client_rate_limited",
+                              "client connection " + crypto::to_hex(job.routing_id) + " sent more than " +
+                                  std::to_string(options_.transport.client_connections.bytes_per_second) +
+                                  " bytes/s (its frames are dropped; it retransmits)");
             continue;
         }
         frames_.push_back(std::move(job));

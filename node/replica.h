@@ -230,6 +230,9 @@ private:
 
     std::vector<Event> events_;      // reused every turn
     std::vector<VerifyJob> frames_;  // reused every turn
+    // Bytes per second per client connection (node/connection_limits.h), checked as a frame
+    // is read, before it costs a signature check.
+    ConnectionRates client_rates_;
     size_t inline_signs_left_ = 0;   // this turn's budget of signatures made on this thread
     std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
 

@@ -293,6 +293,11 @@ api::pb::StatusReply Replica::status_reply() const {
         d->set_kind("refused_connection");
         d->set_count(refused);
     }
+    if (const uint64_t refused = transport_->refused_client_connections(); refused > 0) {
+        auto* d = r.add_rejected();
+        d->set_kind("too_many_connections");
+        d->set_count(refused);
+    }
     return r;
 }
 

@@ -2,11 +2,15 @@
 // (transport.h).
 #include "node/transport.h"
 
+#include <netdb.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <zmq.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "crypto/hash.h"
 #include "node/rejections.h"
@@ -22,6 +26,20 @@ constexpr int64_t kDealerReceiveBytesMax = 1024;
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";  // fixed by RFC 27
 constexpr std::string_view kPeersDomain = "peers";
 constexpr std::string_view kClientsDomain = "clients";
+constexpr const char* kClientsMonitorEndpoint = "inproc://tally.clients.monitor";
+
+// The numeric address of a connected socket's peer, as libzmq puts it in a ZAP request
+// ("127.0.0.1"); empty when the descriptor is no longer connected.
+std::string peer_address(int fd) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof(address);
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return {};
+    char host[NI_MAXHOST];
+    if (getnameinfo(reinterpret_cast<sockaddr*>(&address), length, host, sizeof(host), nullptr, 0,
+                    NI_NUMERICHOST) != 0)
+        return {};
+    return host;
+}
 
 std::string_view bytes_of(const uint8_t* bytes, size_t size) {
     return {reinterpret_cast<const char*>(bytes), size};
@@ -82,7 +100,6 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
         t->zap_ = zmq::socket_t(t->context_, zmq::socket_type::rep);
         t->zap_.set(zmq::sockopt::linger, 0);
         t->zap_.bind(kZapEndpoint);
-        t->zap_thread_ = std::thread([raw = t.get()] { raw->serve_zap(); });
         try {
             t->router_ = bind_router(t->context_, t->endpoint_, options.router_send_hwm,
                                      options.router_receive_hwm, options.max_message_bytes, secret,
@@ -100,7 +117,19 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
                                               e.what());
             }
             t->has_clients_ = true;
+            // Accepted and closed client connections, for the connections-per-address limit
+            // (a connection accepted before the monitor starts is not counted: there is none,
+            // the thread that answers ZAP requests has not started yet).
+            if (zmq_socket_monitor(t->clients_.handle(), kClientsMonitorEndpoint,
+                                   ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0)
+                throw zmq::error_t();
+            t->monitor_ = zmq::socket_t(t->context_, zmq::socket_type::pair);
+            t->monitor_.set(zmq::sockopt::linger, 0);
+            t->monitor_.connect(kClientsMonitorEndpoint);
+            t->connections_per_address_max_ = options.client_connections.connections_per_address_max;
         }
+        // ZAP requests wait in zap_'s queue until this thread answers them.
+        t->zap_thread_ = std::thread([raw = t.get()] { raw->serve_zap(); });
         t->peers_.resize(config.n());
         for (bft::ReplicaId id = 0; id < config.n(); ++id) {
             if (id == self) continue;
@@ -129,23 +158,34 @@ Transport::~Transport() {
     for (auto& s : peers_) s.close();
     router_.close();
     if (has_clients_) clients_.close();
-    // The ZAP thread's blocking receive fails with ETERM; it closes its socket and returns.
+    // The ZAP thread's poll fails with ETERM; it closes its sockets and returns.
     context_.shutdown();
     if (zap_thread_.joinable()) zap_thread_.join();
     zap_.close();  // only when the thread never started (it closes its own)
+    monitor_.close();
     context_.close();
 }
 
 void Transport::serve_zap() {
     LogLimiter refusal_log;
+    LogLimiter client_refusal_log;
     std::vector<zmq::message_t> request;
     while (true) {
         request.clear();
         try {
+            std::vector<zmq::pollitem_t> items = {{zap_.handle(), 0, ZMQ_POLLIN, 0}};
+            if (monitor_) items.push_back({monitor_.handle(), 0, ZMQ_POLLIN, 0});
+            zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+            // The monitor first: a connection's "accepted" precedes its ZAP request.
+            if (monitor_) drain_monitor();
+            if (!(items[0].revents & ZMQ_POLLIN)) continue;
+            // A multipart message is delivered whole: once its first part is here, all are.
+            bool received = true;
             do {
                 request.emplace_back();
-                if (!zap_.recv(request.back(), zmq::recv_flags::none)) break;
-            } while (request.back().more());
+                received = zap_.recv(request.back(), zmq::recv_flags::dontwait).has_value();
+            } while (received && request.back().more());
+            if (!received) continue;
         } catch (const zmq::error_t& e) {
             if (e.num() == ETERM) break;
             continue;  // EINTR: a partial request is dropped; libzmq never sends one
@@ -167,6 +207,16 @@ void Transport::serve_zap() {
             } else if (admit(domain, view(request[3]), view(request[6]))) {
                 status = "200";
                 text = "OK";
+            } else if (domain == kClientsDomain) {
+                text = "too many connections from this address";
+                uint64_t suppressed = 0;
+                if (client_refusal_log.allow(&suppressed))
+                    spdlog::warn("refused a client connection from {}: {} connections open from that "
+                                 "address, at most {} (too_many_connections: {} refused in all) [{} "
+                                 "more not logged]",
+                                 view(request[3]), client_addresses_.count(view(request[3])),
+                                 connections_per_address_max_,
+                                 refused_client_connections_.load(std::memory_order_relaxed), suppressed);
             } else {
                 text = "not a replica key";
                 uint64_t suppressed = 0;
@@ -194,10 +244,35 @@ void Transport::serve_zap() {
         }
     }
     zap_.close();
+    monitor_.close();
 }
 
-bool Transport::admit(std::string_view domain, std::string_view /*address*/, std::string_view key) {
-    if (domain == kClientsDomain) return true;
+void Transport::drain_monitor() {
+    while (true) {
+        zmq::message_t event;
+        zmq::message_t endpoint;
+        if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
+        if (event.more()) (void)monitor_.recv(endpoint, zmq::recv_flags::dontwait);
+        // libzmq's monitor event: a 16-bit event number and a 32-bit value (the descriptor).
+        if (event.size() != 6) continue;
+        uint16_t number = 0;
+        int32_t fd = 0;
+        std::memcpy(&number, event.data(), sizeof(number));
+        std::memcpy(&fd, static_cast<const char*>(event.data()) + sizeof(number), sizeof(fd));
+        if (number == ZMQ_EVENT_ACCEPTED)
+            client_addresses_.opened(fd, peer_address(fd));
+        else if (number == ZMQ_EVENT_DISCONNECTED)
+            client_addresses_.closed(fd);
+    }
+}
+
+bool Transport::admit(std::string_view domain, std::string_view address, std::string_view key) {
+    if (domain == kClientsDomain) {
+        // The count includes the connection asking (its "accepted" was drained first).
+        if (client_addresses_.count(address) <= connections_per_address_max_) return true;
+        refused_client_connections_.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
     if (domain != kPeersDomain) return false;
     if (peers_accept_any_) return true;
     for (const auto& k : peer_keys_)

@@ -32,7 +32,14 @@
 //     address and key (rate-limited). Without a client port, clients share that ROUTER and it
 //     must take any key (a warning says so once at start: no allowlist then);
 //   - domain "clients" (the clients' ROUTER): any key. A client is authenticated by its
-//     transactions' signatures, not by its connection; it connects with an ephemeral key.
+//     transactions' signatures, not by its connection; it connects with an ephemeral key. But
+//     one address may hold at most connections_per_address_max connections open at once
+//     (node/connection_limits.h): the ZAP thread also reads the clients' ROUTER's socket
+//     monitor (accepted / disconnected, each with its descriptor, whose peer address it looks
+//     up) and refuses a connection beyond that, counted (refused_client_connections()) and
+//     logged (rate-limited). libzmq's one I/O thread writes a connection's "accepted" event
+//     before its ZAP request, and the handler drains the monitor before each request, so the
+//     count it checks includes the connection asking.
 // A connection without CURVE (the NULL mechanism) never completes its handshake.
 //
 // What it trusts: nothing received. A message that is not exactly [routing_id][frame] is
@@ -40,7 +47,7 @@
 // Threads: thread-compatible; the consensus thread owns it (ZeroMQ sockets are not
 // thread-safe). The ZAP handler runs on a thread of its own, started by open() and stopped
 // (the context shut down, the thread joined) by the destructor; it shares only the allowlist
-// (written before it starts) and two atomic counters.
+// (written before it starts) and three atomic counters; the address counts are its own.
 #pragma once
 
 #include <atomic>
@@ -58,6 +65,7 @@
 #include "crypto/keys.h"
 #include "crypto/result.h"
 #include "node/api/network_config.h"
+#include "node/connection_limits.h"
 
 namespace tally::node {
 
@@ -85,6 +93,9 @@ struct TransportOptions {
     int client_send_hwm = 1024;    // replies queued per client connection
     int client_receive_hwm = 256;  // messages queued per client connection
     size_t client_message_bytes_max = kClientMessageBytesMax;
+    // Connections per address on the clients' ROUTER (the ZAP handler), and the bytes per
+    // second each may send (the replica's receive loop).
+    ConnectionLimits client_connections;
 };
 
 class Transport {
@@ -125,6 +136,11 @@ public:
     // Connections the ZAP handler refused on the peers' socket (a CURVE key that is no other
     // replica's). Thread-safe.
     uint64_t refused_connections() const { return refused_connections_.load(std::memory_order_relaxed); }
+    // Client connections the ZAP handler refused because their address had
+    // connections_per_address_max open already. Thread-safe.
+    uint64_t refused_client_connections() const {
+        return refused_client_connections_.load(std::memory_order_relaxed);
+    }
     // ZAP requests answered (accepted or refused), for tests. Thread-safe.
     uint64_t zap_requests() const { return zap_requests_.load(std::memory_order_relaxed); }
 
@@ -136,14 +152,20 @@ private:
     void serve_zap();
     // Whether a connection to `domain` with CURVE client key `key` may proceed.
     bool admit(std::string_view domain, std::string_view address, std::string_view key);
+    // Reads the clients' socket monitor's pending events into client_addresses_ (ZAP thread).
+    void drain_monitor();
 
     zmq::context_t context_{1};
     zmq::socket_t zap_;  // used by zap_thread_ only once it started
+    zmq::socket_t monitor_;  // the clients' ROUTER's events (a PAIR); likewise zap_thread_'s
+    AddressCounts client_addresses_;  // zap_thread_ only
+    size_t connections_per_address_max_ = 0;
     std::thread zap_thread_;
     std::vector<crypto::CurveKey> peer_keys_;  // the other replicas' transport keys
     bool peers_accept_any_ = false;            // no client port: clients share the peers' socket
     std::atomic<uint64_t> refused_connections_{0};
     std::atomic<uint64_t> zap_requests_{0};
+    std::atomic<uint64_t> refused_client_connections_{0};
     zmq::socket_t router_;
     zmq::socket_t clients_;
     bool has_clients_ = false;

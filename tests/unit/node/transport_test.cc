@@ -272,6 +272,44 @@ TEST(TransportTest, TheClientsPortTakesAnEphemeralKeyButOnlyForTheRightReplica) 
     EXPECT_EQ((*t0)->refused_connections(), 0u);
 }
 
+// One address holds at most connections_per_address_max client connections: the next is
+// refused by the ZAP handler (counted) and delivers nothing; once one of them closes, a new
+// connection from that address gets in again.
+TEST(TransportTest, OneAddressHoldsAtMostItsShareOfClientConnections) {
+    const TestNetwork net = replicas(1, true);
+    TransportOptions options;
+    options.client_connections.connections_per_address_max = 2;
+    auto t = Transport::open(net.config, 0, net.keys[0], options);
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    Transport& transport = **t;
+    zmq::context_t context(1);
+    const std::string clients = net.config.replicas[0].client_endpoint();
+    const crypto::PublicKey& server = net.keys[0].public_key();
+
+    std::optional<zmq::socket_t> first = dealer(context, clients, server);
+    auto second = dealer(context, clients, server);
+    first->send(zmq::str_buffer("first"));
+    second.send(zmq::str_buffer("second"));
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(receive(transport, 3000ms).has_value()) << i;
+    EXPECT_EQ(transport.refused_client_connections(), 0u);
+
+    auto third = dealer(context, clients, server);
+    third.send(zmq::str_buffer("third"), zmq::send_flags::dontwait);
+    ASSERT_TRUE(wait_until([&] { return transport.refused_client_connections() >= 1; }, 5000ms))
+        << "a third connection from one address was admitted";
+    EXPECT_FALSE(receive(transport, 300ms).has_value()) << "the refused connection delivered";
+    third.close();
+
+    first->close();  // its "disconnected" frees a place
+    first.reset();
+    auto fourth = dealer(context, clients, server);
+    fourth.send(zmq::str_buffer("fourth"));
+    auto got = receive(transport, 5000ms);
+    ASSERT_TRUE(got.has_value()) << "a connection was refused after another one closed";
+    EXPECT_EQ(got->second, "fourth");
+    EXPECT_EQ(transport.refused_connections(), 0u);
+}
+
 TEST(TransportTest, AKeyPairOtherThanNetworkJsonsIsRefusedAtOpen) {
     const TestNetwork net = replicas(2, true);
     auto t = Transport::open(net.config, 0, net.keys[1]);
