@@ -2,11 +2,16 @@
 #include "client/bench.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
+#include <thread>
+#include <zmq.hpp>
 
 #include "client/client.h"
+#include "client/curve.h"
 #include "ledger/tx.h"
 
 namespace tally::client {
@@ -73,6 +78,89 @@ Status fund_accounts(Client& client, const crypto::KeyPair& faucet,
                                         last_failure + ")");
     return Ok{};
 }
+
+// The flooding client (BenchOptions::flood_replica): a thread of its own, with its own ZeroMQ
+// context, so that the load's client is measured as it would be beside a flood from elsewhere.
+class Flood {
+public:
+    static Result<std::unique_ptr<Flood>> start(const node::api::ReplicaConfig& replica,
+                                                uint32_t connections) {
+        std::unique_ptr<Flood> flood(new Flood());
+        // One well-formed transfer whose signature's first half (R) carries a counter: every
+        // frame is new bytes (no cached verdict) that decode and cost a full signature check
+        // before they are refused as bad_signature. (A counter in the second half, S, would
+        // make S non-canonical, which libsodium refuses without the curve arithmetic.)
+        const auto stranger = crypto::KeyPair::generate();
+        flood->frame_ = ledger::make_transfer(stranger, crypto::KeyPair::generate().public_key(), 1, 1);
+        try {
+            for (uint32_t i = 0; i < std::max<uint32_t>(connections, 1); ++i) {
+                zmq::socket_t socket(flood->context_, zmq::socket_type::dealer);
+                socket.set(zmq::sockopt::linger, 0);
+                if (auto s = secure_to_replica(socket, replica); !s) return s.error();
+                socket.connect(replica.client_endpoint());
+                flood->sockets_.push_back(std::move(socket));
+            }
+        } catch (const zmq::error_t& e) {
+            return make_error("network", std::string("flood: ") + e.what());
+        }
+        flood->began_ = std::chrono::steady_clock::now();
+        flood->thread_ = std::thread([raw = flood.get()] { raw->run(); });
+        return flood;
+    }
+
+    ~Flood() {
+        stop_.store(true);
+        if (thread_.joinable()) thread_.join();
+        for (auto& s : sockets_) s.close();
+        context_.close();
+    }
+
+    void stop(BenchResult& result) {
+        stop_.store(true);
+        if (thread_.joinable()) thread_.join();
+        result.flood_sent = sent_;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - began_).count();
+        result.flood_per_s = s > 0 ? static_cast<double>(sent_) / s : 0;
+    }
+
+private:
+    Flood() = default;
+
+    void run() {
+        std::vector<zmq::pollitem_t> items;
+        for (auto& s : sockets_) items.push_back({s.handle(), 0, ZMQ_POLLIN | ZMQ_POLLOUT, 0});
+        zmq::message_t reply;
+        while (!stop_.load(std::memory_order_relaxed)) {
+            try {
+                zmq::poll(items.data(), items.size(), std::chrono::milliseconds(10));
+                for (size_t i = 0; i < sockets_.size(); ++i) {
+                    // Replies are read and dropped, so that they never hold the connection up.
+                    while (sockets_[i].recv(reply, zmq::recv_flags::dontwait)) {
+                    }
+                    for (int burst = 0; burst < 64; ++burst) {
+                        const uint64_t counter = sent_ + 1;
+                        std::memcpy(frame_.data() + frame_.size() - sizeof(crypto::Signature), &counter,
+                                    sizeof(counter));
+                        if (!sockets_[i].send(zmq::const_buffer(frame_.data(), frame_.size()),
+                                              zmq::send_flags::dontwait))
+                            break;
+                        ++sent_;
+                    }
+                }
+            } catch (const zmq::error_t&) {
+                // EINTR: go round again
+            }
+        }
+    }
+
+    zmq::context_t context_{1};
+    std::vector<zmq::socket_t> sockets_;
+    std::string frame_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    uint64_t sent_ = 0;  // the flood thread's until it is joined
+    std::chrono::steady_clock::time_point began_;
+};
 
 }  // namespace
 
@@ -275,9 +363,23 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     keys.reserve(options.clients);
     for (uint32_t i = 0; i < options.clients; ++i) keys.push_back(crypto::KeyPair::generate());
     if (auto s = fund_accounts(client, faucet, keys, options, progress); !s) return s.error();
+    std::unique_ptr<Flood> flood;
+    if (options.flood_replica >= 0) {
+        if (static_cast<size_t>(options.flood_replica) >= config.replicas.size())
+            return make_error("usage", "--flood-replica " + std::to_string(options.flood_replica) +
+                                           ": no such replica");
+        auto started = Flood::start(config.replicas[static_cast<size_t>(options.flood_replica)],
+                                    options.flood_connections);
+        if (!started) return started.error();
+        flood = std::move(*started);
+        progress << "flooding replica " << options.flood_replica << " over "
+                 << options.flood_connections << " connection(s)" << std::endl;
+    }
     ClosedLoop load(client, faucet, keys, options);
     load.run(progress);
-    return load.result();
+    BenchResult result = load.result();
+    if (flood) flood->stop(result);
+    return result;
 }
 
 }  // namespace tally::client

@@ -36,6 +36,13 @@ struct BenchOptions {
     bool timeline = false;                  // fill BenchResult::timeline
     std::chrono::milliseconds interval{1'000};  // the timeline's interval width
     bool commit_times = false;              // fill BenchResult::commit_times_s
+    // A flooding client beside the load (`--flood-replica R`): `flood_connections` connections
+    // to replica R's client port send well-formed transfers with bad signatures, each distinct
+    // (so none is a cache hit), as fast as the sockets take them: each costs the replica a full
+    // signature check. -1: no flood. What the honest clients' latency does under it, against a
+    // run without it, is scripts/measure-flood.
+    int flood_replica = -1;
+    uint32_t flood_connections = 1;
 };
 
 // Committed transfers in one interval of the timeline.
@@ -69,6 +76,8 @@ struct BenchResult {
     double interval_s = 0;
     std::vector<TimelinePoint> timeline;  // when asked for
     std::vector<double> commit_times_s;   // when asked for: each commit, from the window's start
+    uint64_t flood_sent = 0;              // frames the flooding client sent (whole run)
+    double flood_per_s = 0;               // of them, per second over the whole run
 };
 
 // Funds the bench accounts from `faucet`, runs the load, and reports. Progress lines go to

@@ -309,6 +309,7 @@ nlohmann::json bench_json(const BenchResult& r) {
         out["timeline"] = std::move(points);
     }
     if (!r.commit_times_s.empty()) out["commit_times_s"] = r.commit_times_s;
+    if (r.flood_sent > 0) out["flood"] = {{"sent", r.flood_sent}, {"per_s", r.flood_per_s}};
     return out;
 }
 

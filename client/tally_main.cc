@@ -70,6 +70,8 @@ struct Args {
     uint32_t interval_ms = 1000;
     bool commit_times = false;
     uint64_t transactions = 0;
+    int flood_replica = -1;
+    uint32_t flood_connections = 1;
 };
 
 // A connected client for the network in args.dir.
@@ -268,6 +270,8 @@ int cmd_bench(const Args& args) {
     options.interval = std::chrono::milliseconds{args.interval_ms};
     options.commit_times = args.commit_times;
     options.stop_after = args.transactions;
+    options.flood_replica = args.flood_replica;
+    options.flood_connections = args.flood_connections;
     auto result = tc::run_bench(*config, *faucet, options, std::cerr);
     if (!result) return fail(result.error());
     if (args.json) {
@@ -412,6 +416,13 @@ int main(int argc, char** argv) {
                     "JSON: commit_times_s, when each transfer was accepted (s from the window's start)");
     bench->add_option("--transactions", args.transactions,
                       "stop once this many committed in the window (default: run --duration)");
+    bench->add_option("--flood-replica", args.flood_replica,
+                      "beside the load, flood this replica's client port with distinct transfers "
+                      "with bad signatures (scripts/measure-flood)")
+        ->check(CLI::Range(0, 1000));
+    bench->add_option("--flood-connections", args.flood_connections, "the flood's connections")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1000u));
     add_json(bench);
     add_timeout(bench);
 

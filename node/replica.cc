@@ -206,17 +206,23 @@ Status Replica::run(const std::atomic<bool>& stop) {
         items.push_back(zmq::pollitem_t{clients->handle(), 0, ZMQ_POLLIN, 0});
     while (!stop.load(std::memory_order_relaxed)) {
         auto now = Clock::now();
+        // Back-pressure (ReplicaOptions::client_verify_backlog_max): the clients' socket is
+        // neither polled nor read while the workers have that many frames to check.
+        const size_t backlog = workers_->pending_verifies();
+        const size_t client_frames_max =
+            backlog >= options_.client_verify_backlog_max ? 0 : options_.client_verify_backlog_max - backlog;
+        const size_t polled = items.size() - (transport_->clients() && client_frames_max == 0 ? 1 : 0);
         // Sleep until the next tick unless a frame or a verified event arrives first; round up
         // so the loop never spins on a sub-millisecond remainder.
         const auto wait = now >= next_tick ? std::chrono::milliseconds(0)
                                            : std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
         try {
-            zmq::poll(items.data(), items.size(), wait);
+            zmq::poll(items.data(), polled, wait);
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) return make_error("network", std::string("poll: ") + e.what());
         }
         inline_signs_left_ = workers_->idle() ? options_.inline_sign_max : 0;
-        receive_frames();
+        receive_frames(client_frames_max);
         bft::Output out;
         handle_events(out);
         now = Clock::now();
@@ -243,12 +249,15 @@ Status Replica::run(const std::atomic<bool>& stop) {
     return Ok{};
 }
 
-void Replica::receive_frames() {
+void Replica::receive_frames(size_t client_frames_max) {
     // Collected first and handed over at once: one lock and one wake-up per turn, not per frame.
     const auto now = Clock::now();
+    size_t client_frames = 0;
     for (size_t i = 0; i < options_.frames_per_turn_max; ++i) {
         VerifyJob job;
-        const auto received = transport_->receive(job.routing_id, job.frame);
+        const auto received =
+            transport_->receive(job.routing_id, job.frame, client_frames < client_frames_max);
+        if (on_client_port(job.routing_id)) ++client_frames;
         if (received == Transport::Received::kNone) break;
         if (received == Transport::Received::kBadFraming) {
             rejections_.count("bad_framing", "a message of more than one frame from connection " +

@@ -64,6 +64,13 @@ struct ReplicaOptions {
     AdmissionLimits admission;         // what a sender or a connection may have pending
     size_t authenticator_cache_max = TxAuthenticator::kDefaultCacheEntries;
     size_t frames_per_turn_max = 4096;  // frames read from the ROUTER per loop turn
+    // Back-pressure on clients: while this many frames wait for a worker's signature check,
+    // the clients' socket is not read (the peers' still is). A client connection then queues
+    // in ZeroMQ (client_receive_hwm frames, then TCP pushes back on its sender), and when
+    // reading resumes ZeroMQ takes one frame from each connection in turn: a flooding
+    // connection gets its share of the checks, not a queue of thousands in front of everyone
+    // else's (README, Security: the flood measurement). Only with a client port.
+    size_t client_verify_backlog_max = 256;
     // When a loop turn received at most this many frames and no job waits for a worker, the
     // consensus thread checks them itself; likewise it signs up to inline_sign_max replies per
     // turn while the workers are idle. Handing work to another thread costs two context
@@ -112,7 +119,8 @@ private:
             const ReplicaOptions& options);
 
     // --- replica.cc: the loop and the outputs
-    void receive_frames();
+    // Reads what waits on the sockets, at most `client_frames_max` frames from the clients'.
+    void receive_frames(size_t client_frames_max);
     void handle_events(bft::Output& out);
     Status drain(bft::Output out);
     Status execute(const bft::Committed& batch, bft::Output& next);

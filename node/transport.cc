@@ -281,8 +281,8 @@ bool Transport::admit(std::string_view domain, std::string_view address, std::st
     return false;
 }
 
-Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& frame) {
-    if (!has_clients_) return receive_from(router_, kPeerPortTag, routing_id, frame);
+Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& frame, bool clients_too) {
+    if (!has_clients_ || !clients_too) return receive_from(router_, kPeerPortTag, routing_id, frame);
     clients_first_ = !clients_first_;
     zmq::socket_t& first = clients_first_ ? clients_ : router_;
     zmq::socket_t& second = clients_first_ ? router_ : clients_;

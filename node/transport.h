@@ -124,8 +124,9 @@ public:
         kBadFraming,  // a message of other than one frame after the routing id (read and dropped)
     };
     // Receives one message from either ROUTER without waiting, taking turns between them so
-    // that neither starves the other. `routing_id` gets the socket's tag in front.
-    Received receive(std::string& routing_id, zmq::message_t& frame);
+    // that neither starves the other (only the peers' when `clients_too` is false: the
+    // replica's back-pressure on clients). `routing_id` gets the socket's tag in front.
+    Received receive(std::string& routing_id, zmq::message_t& frame, bool clients_too = true);
 
     // Non-blocking sends; false when dropped (queue full, peer not connected, unknown id).
     bool send_to_replica(bft::ReplicaId to, std::string_view envelope);

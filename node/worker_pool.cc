@@ -130,6 +130,11 @@ size_t WorkerPool::pending_jobs() const {
     return verify_jobs_.size() + sign_jobs_.size() + batch_sign_jobs_.size();
 }
 
+size_t WorkerPool::pending_verifies() const {
+    std::lock_guard lock(jobs_mutex_);
+    return verify_jobs_.size();
+}
+
 void WorkerPool::run() {
     for (;;) {
         std::optional<SignJob> sign_job;

@@ -90,6 +90,8 @@ public:
 
     // Jobs waiting (for tests and status).
     size_t pending_jobs() const;
+    // Frames waiting for a worker to check them (not counting those being checked).
+    size_t pending_verifies() const;
     // True when no job waits for a worker.
     bool idle() const;
 
