@@ -14,16 +14,25 @@ double ConnectionRates::refilled(const Bucket& bucket, Clock::time_point now) co
     return std::min(burst_, bucket.tokens + rate_ * std::max(elapsed, 0.0));
 }
 
-bool ConnectionRates::allow(std::string_view routing_id, size_t bytes, Clock::time_point now) {
+ConnectionRates::Bucket& ConnectionRates::refill(std::string_view routing_id, Clock::time_point now) {
     auto it = buckets_.find(std::string(routing_id));
     if (it == buckets_.end()) it = buckets_.emplace(std::string(routing_id), Bucket{burst_, now}).first;
     Bucket& bucket = it->second;
     bucket.tokens = refilled(bucket, now);
     bucket.last = std::max(bucket.last, now);
+    return bucket;
+}
+
+bool ConnectionRates::allow(std::string_view routing_id, size_t bytes, Clock::time_point now) {
+    Bucket& bucket = refill(routing_id, now);
     const auto need = static_cast<double>(bytes);
     if (bucket.tokens < need) return false;
     bucket.tokens -= need;
     return true;
+}
+
+void ConnectionRates::charge(std::string_view routing_id, uint64_t bytes, Clock::time_point now) {
+    refill(routing_id, now).tokens -= static_cast<double>(bytes);
 }
 
 void ConnectionRates::prune(Clock::time_point now) {

@@ -6,7 +6,10 @@
 //     id). A frame that does not fit is dropped before it costs a signature check, counted
 //     ("client_rate_limited", `tally net status`) and logged (rate-limited); the client
 //     retransmits, as after any loss. A connection starts with a full bucket (`burst_bytes`),
-//     so a client's first burst of pipelined requests passes.
+//     so a client's first burst of pipelined requests passes. A frame that failed its
+//     signature check is charged again, heavily (`bad_signature_bytes`), once a worker has
+//     found out: such a flood costs a signature check per frame, and a few bad frames put
+//     the connection to silence for a while.
 //   - AddressCounts: the client connections open from each address, kept by the transport's
 //     ZAP thread from its socket monitor (accepted / disconnected) and consulted when a new
 //     connection asks to be admitted: beyond connections_per_address_max it is refused
@@ -37,6 +40,10 @@ namespace tally::node {
 struct ConnectionLimits {
     uint64_t bytes_per_second = 4u << 20;  // per client connection
     uint64_t burst_bytes = 1u << 20;       // what a connection may send at once after a pause
+    // What a frame that failed its signature check costs its connection, in bytes of its
+    // rate: a connection sending bad signatures gets bytes_per_second / this of them checked
+    // per second (16), not thousands. An honest client never sends one.
+    uint64_t bad_signature_bytes = 256u << 10;
     size_t connections_per_address_max = 64;
 };
 
@@ -51,6 +58,10 @@ public:
     // frames anyway).
     bool allow(std::string_view routing_id, size_t bytes, Clock::time_point now);
 
+    // Takes `bytes` from connection `routing_id`'s bucket, below zero if need be (a penalty:
+    // the connection sends nothing more until its rate has refilled the debt).
+    void charge(std::string_view routing_id, uint64_t bytes, Clock::time_point now);
+
     // Forgets the connections whose buckets are full again (idle for burst/rate): a connection
     // not tracked is one with a full bucket, so this changes no verdict and keeps the table to
     // the connections that sent lately.
@@ -64,6 +75,8 @@ private:
         Clock::time_point last{};
     };
     double refilled(const Bucket& bucket, Clock::time_point now) const;
+    // The connection's bucket (a full one if it had none), refilled up to `now`.
+    Bucket& refill(std::string_view routing_id, Clock::time_point now);
 
     double rate_;   // bytes per second
     double burst_;  // bytes

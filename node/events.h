@@ -50,6 +50,12 @@ struct SignedOut {
     std::string envelope;
 };
 
-using Event = std::variant<PeerMessage, RequestIn, ReadIn, StatusIn, SignedOut>;
+// A frame from client connection `routing_id` cost a signature check and failed it: the
+// consensus thread charges the connection for it (node/connection_limits.h).
+struct ClientFault {
+    std::string routing_id;
+};
+
+using Event = std::variant<PeerMessage, RequestIn, ReadIn, StatusIn, SignedOut, ClientFault>;
 
 }  // namespace tally::node

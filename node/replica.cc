@@ -306,6 +306,9 @@ void Replica::handle_events(bft::Output& out) {
             on_read(*read);
         } else if (auto* status = std::get_if<StatusIn>(&event)) {
             on_status(*status);
+        } else if (auto* fault = std::get_if<ClientFault>(&event)) {
+            client_rates_.charge(fault->routing_id, options_.transport.client_connections.bad_signature_bytes,
+                                 Clock::now());
         } else {
             auto& signed_out = std::get<SignedOut>(event);
             transport_->send_to_client(signed_out.routing_id, signed_out.envelope);

@@ -272,6 +272,8 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
             const bool bad_signature = tx.error().code == "bad_signature";
             reject(bad_signature ? "bad_signature" : "malformed_request",
                    peer_label(job.routing_id) + ": " + tx.error().message);
+            if (bad_signature && on_client_port(job.routing_id))
+                deliver(here, ClientFault{std::move(job.routing_id)});
             return;
         }
         const bool query = tx->kind != ledger::TxKind::kTransfer;
@@ -302,6 +304,7 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
         reject("bad_signature", (from ? "replica " + std::to_string(*from)
                                       : peer_label(job.routing_id)) +
                                     ": " + std::string(crypto::type_name(env.type)));
+        if (on_client_port(job.routing_id)) deliver(here, ClientFault{std::move(job.routing_id)});
         return;
     }
 

@@ -52,6 +52,18 @@ TEST(ConnectionRates, PruningForgetsOnlyConnectionsWhoseBucketsAreFullAgain) {
     EXPECT_TRUE(rates.allow("idle", 500, t0 + 600ms));
 }
 
+TEST(ConnectionRates, ABadSignaturesChargeSilencesItsConnectionUntilTheDebtIsRepaid) {
+    ConnectionRates rates(limits(1000, 500));
+    const Clock::time_point t0{};
+    EXPECT_TRUE(rates.allow("liar", 100, t0));
+    rates.charge("liar", 2000, t0);  // 400 left, less 2000: 1600 in debt
+    EXPECT_FALSE(rates.allow("liar", 1, t0 + 1500ms)) << "still 100 bytes in debt";
+    EXPECT_TRUE(rates.allow("liar", 100, t0 + 1700ms));
+    EXPECT_TRUE(rates.allow("bystander", 500, t0)) << "the charge is the liar's alone";
+    rates.prune(t0 + 1s);
+    EXPECT_FALSE(rates.allow("liar", 1, t0 + 1500ms)) << "pruning forgave a debt";
+}
+
 TEST(AddressCounts, ConnectionsAreCountedPerAddressUntilTheyClose) {
     AddressCounts counts;
     counts.opened(7, "10.0.0.1");
