@@ -286,17 +286,16 @@ api::pb::StatusReply Replica::status_reply() const {
         d->set_kind(reason);
         d->set_count(count);
     }
-    // Connections refused by the ZAP handler (a CURVE key that is no replica's): counted by the
-    // transport's own thread, beside the rejections of input.
-    if (const uint64_t refused = transport_->refused_connections(); refused > 0) {
+    // What the transport's own thread counted (transport.h), beside the rejections of input:
+    // connections the ZAP handler refused (a key that is no replica's on the replicas' port;
+    // an address at its connection limit on the clients') and handshakes that failed.
+    for (const auto& [kind, count] : {std::pair{"refused_connection", transport_->refused_connections()},
+                                      std::pair{"too_many_connections", transport_->refused_client_connections()},
+                                      std::pair{"failed_handshake", transport_->failed_handshakes()}}) {
+        if (count == 0) continue;
         auto* d = r.add_rejected();
-        d->set_kind("refused_connection");
-        d->set_count(refused);
-    }
-    if (const uint64_t refused = transport_->refused_client_connections(); refused > 0) {
-        auto* d = r.add_rejected();
-        d->set_kind("too_many_connections");
-        d->set_count(refused);
+        d->set_kind(kind);
+        d->set_count(count);
     }
     return r;
 }

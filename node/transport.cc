@@ -27,6 +27,19 @@ constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";  // fixed by RFC 
 constexpr std::string_view kPeersDomain = "peers";
 constexpr std::string_view kClientsDomain = "clients";
 constexpr const char* kClientsMonitorEndpoint = "inproc://tally.clients.monitor";
+constexpr const char* kPeersMonitorEndpoint = "inproc://tally.peers.monitor";
+// A handshake that failed other than by the ZAP handler's refusal (counted there): no CURVE
+// (plain ZeroMQ), garbage, a CURVE client that expected another server key, a timeout.
+constexpr int kHandshakeFailed = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+
+// A PAIR that receives `socket`'s monitor events (`events`) from `endpoint`.
+zmq::socket_t watch(zmq::context_t& context, zmq::socket_t& socket, const char* endpoint, int events) {
+    if (zmq_socket_monitor(socket.handle(), endpoint, events) != 0) throw zmq::error_t();
+    zmq::socket_t monitor(context, zmq::socket_type::pair);
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect(endpoint);
+    return monitor;
+}
 
 // The numeric address of a connected socket's peer, as libzmq puts it in a ZAP request
 // ("127.0.0.1"); empty when the descriptor is no longer connected.
@@ -119,15 +132,12 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
             t->has_clients_ = true;
             // Accepted and closed client connections, for the connections-per-address limit
             // (a connection accepted before the monitor starts is not counted: there is none,
-            // the thread that answers ZAP requests has not started yet).
-            if (zmq_socket_monitor(t->clients_.handle(), kClientsMonitorEndpoint,
-                                   ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0)
-                throw zmq::error_t();
-            t->monitor_ = zmq::socket_t(t->context_, zmq::socket_type::pair);
-            t->monitor_.set(zmq::sockopt::linger, 0);
-            t->monitor_.connect(kClientsMonitorEndpoint);
+            // the thread that answers ZAP requests has not started yet), and failed handshakes.
+            t->monitor_ = watch(t->context_, t->clients_, kClientsMonitorEndpoint,
+                                ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | kHandshakeFailed);
             t->connections_per_address_max_ = options.client_connections.connections_per_address_max;
         }
+        t->peers_monitor_ = watch(t->context_, t->router_, kPeersMonitorEndpoint, kHandshakeFailed);
         // ZAP requests wait in zap_'s queue until this thread answers them.
         t->zap_thread_ = std::thread([raw = t.get()] { raw->serve_zap(); });
         t->peers_.resize(config.n());
@@ -163,6 +173,7 @@ Transport::~Transport() {
     if (zap_thread_.joinable()) zap_thread_.join();
     zap_.close();  // only when the thread never started (it closes its own)
     monitor_.close();
+    peers_monitor_.close();
     context_.close();
 }
 
@@ -174,10 +185,12 @@ void Transport::serve_zap() {
         request.clear();
         try {
             std::vector<zmq::pollitem_t> items = {{zap_.handle(), 0, ZMQ_POLLIN, 0}};
+            if (peers_monitor_) items.push_back({peers_monitor_.handle(), 0, ZMQ_POLLIN, 0});
             if (monitor_) items.push_back({monitor_.handle(), 0, ZMQ_POLLIN, 0});
             zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
-            // The monitor first: a connection's "accepted" precedes its ZAP request.
-            if (monitor_) drain_monitor();
+            // The monitors first: a connection's "accepted" precedes its ZAP request.
+            if (peers_monitor_) drain_monitor(peers_monitor_);
+            if (monitor_) drain_monitor(monitor_);
             if (!(items[0].revents & ZMQ_POLLIN)) continue;
             // A multipart message is delivered whole: once its first part is here, all are.
             bool received = true;
@@ -245,14 +258,15 @@ void Transport::serve_zap() {
     }
     zap_.close();
     monitor_.close();
+    peers_monitor_.close();
 }
 
-void Transport::drain_monitor() {
+void Transport::drain_monitor(zmq::socket_t& monitor) {
     while (true) {
         zmq::message_t event;
         zmq::message_t endpoint;
-        if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
-        if (event.more()) (void)monitor_.recv(endpoint, zmq::recv_flags::dontwait);
+        if (!monitor.recv(event, zmq::recv_flags::dontwait)) return;
+        if (event.more()) (void)monitor.recv(endpoint, zmq::recv_flags::dontwait);
         // libzmq's monitor event: a 16-bit event number and a 32-bit value (the descriptor).
         if (event.size() != 6) continue;
         uint16_t number = 0;
@@ -263,6 +277,8 @@ void Transport::drain_monitor() {
             client_addresses_.opened(fd, peer_address(fd));
         else if (number == ZMQ_EVENT_DISCONNECTED)
             client_addresses_.closed(fd);
+        else if (number & kHandshakeFailed)
+            failed_handshakes_.fetch_add(1, std::memory_order_relaxed);
     }
 }
 

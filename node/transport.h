@@ -40,14 +40,15 @@
 //     logged (rate-limited). libzmq's one I/O thread writes a connection's "accepted" event
 //     before its ZAP request, and the handler drains the monitor before each request, so the
 //     count it checks includes the connection asking.
-// A connection without CURVE (the NULL mechanism) never completes its handshake.
+// A connection without CURVE (the NULL mechanism) never completes its handshake; such failures
+// on either ROUTER are counted (failed_handshakes(), from socket monitors the ZAP thread reads).
 //
 // What it trusts: nothing received. A message that is not exactly [routing_id][frame] is
 // reported as bad framing; sizes above a socket's limit never get past ZeroMQ.
 // Threads: thread-compatible; the consensus thread owns it (ZeroMQ sockets are not
 // thread-safe). The ZAP handler runs on a thread of its own, started by open() and stopped
 // (the context shut down, the thread joined) by the destructor; it shares only the allowlist
-// (written before it starts) and three atomic counters; the address counts are its own.
+// (written before it starts) and four atomic counters; the address counts are its own.
 #pragma once
 
 #include <atomic>
@@ -142,6 +143,10 @@ public:
     uint64_t refused_client_connections() const {
         return refused_client_connections_.load(std::memory_order_relaxed);
     }
+    // Handshakes on either ROUTER that failed other than by a ZAP refusal: a connection
+    // without CURVE (plain ZeroMQ or not ZeroMQ at all), or one expecting another server key.
+    // Thread-safe.
+    uint64_t failed_handshakes() const { return failed_handshakes_.load(std::memory_order_relaxed); }
     // ZAP requests answered (accepted or refused), for tests. Thread-safe.
     uint64_t zap_requests() const { return zap_requests_.load(std::memory_order_relaxed); }
 
@@ -153,12 +158,14 @@ private:
     void serve_zap();
     // Whether a connection to `domain` with CURVE client key `key` may proceed.
     bool admit(std::string_view domain, std::string_view address, std::string_view key);
-    // Reads the clients' socket monitor's pending events into client_addresses_ (ZAP thread).
-    void drain_monitor();
+    // Reads a socket monitor's pending events into client_addresses_ and failed_handshakes_
+    // (ZAP thread).
+    void drain_monitor(zmq::socket_t& monitor);
 
     zmq::context_t context_{1};
     zmq::socket_t zap_;  // used by zap_thread_ only once it started
     zmq::socket_t monitor_;  // the clients' ROUTER's events (a PAIR); likewise zap_thread_'s
+    zmq::socket_t peers_monitor_;  // the peers' ROUTER's failed handshakes; likewise
     AddressCounts client_addresses_;  // zap_thread_ only
     size_t connections_per_address_max_ = 0;
     std::thread zap_thread_;
@@ -167,6 +174,7 @@ private:
     std::atomic<uint64_t> refused_connections_{0};
     std::atomic<uint64_t> zap_requests_{0};
     std::atomic<uint64_t> refused_client_connections_{0};
+    std::atomic<uint64_t> failed_handshakes_{0};
     zmq::socket_t router_;
     zmq::socket_t clients_;
     bool has_clients_ = false;

@@ -223,6 +223,9 @@ TEST(TransportTest, OnlyTheOtherReplicasKeysDeliverToThePeersSocket) {
     auto impostor = dealer(context, peers, server, &net.keys[0]);
     impostor.send(zmq::str_buffer("as replica 0 itself"), zmq::send_flags::dontwait);
     ASSERT_TRUE(wait_until([&] { return replica0.refused_connections() >= 2; }, 5000ms));
+    // The plain one is counted as a failed handshake (the ZAP handler never heard of it).
+    EXPECT_TRUE(wait_until([&] { return replica0.failed_handshakes() >= 1; }, 5000ms))
+        << "a connection without CURVE was not counted";
 
     // (b) Replica 1's transport: its DEALER to replica 0 (CURVE under replica 1's derived key)
     // delivers. immediate=1: a send fails until the handshake completed, so retry to a deadline.
@@ -270,6 +273,9 @@ TEST(TransportTest, TheClientsPortTakesAnEphemeralKeyButOnlyForTheRightReplica) 
     EXPECT_EQ(reply.to_string(), "a reply");
     EXPECT_FALSE(receive(**t0, 300ms).has_value()) << "a connection without the right key delivered";
     EXPECT_EQ((*t0)->refused_connections(), 0u);
+    // Both failed in the handshake, and were counted.
+    EXPECT_TRUE(wait_until([&] { return (*t0)->failed_handshakes() >= 2; }, 5000ms))
+        << (*t0)->failed_handshakes() << " failed handshakes counted";
 }
 
 // One address holds at most connections_per_address_max client connections: the next is
