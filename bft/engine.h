@@ -125,12 +125,31 @@ struct Redirect {
     uint64_t view = 0;                 // this replica's view or term
 };
 
+// One step of a sequence number through the protocol at this replica, for `tally explain` and
+// the live view: the node stamps it with the time it drained it. Neutral names, the protocol's
+// own steps:
+//   PBFT  "pre-prepare" (the batch accepted; votes: the primary), "prepared" (votes: the
+//         primary and the backups whose PREPAREs made the certificate), "committed"
+//         (committed-local; votes: the replicas whose COMMITs were counted);
+//   Raft  "appended" (votes: the leader), "committed" (votes: the leader's majority of
+//         matching logs; at a follower, the leader that said so).
+// With seq 0, a change of view or term: PBFT "view-change" (this replica asks for `view`) and
+// "new-view" (it entered `view`); Raft "election" (it campaigns in term `view`) and "leader"
+// (it won `view`). Only for people: nothing reads them back into the protocol.
+struct Step {
+    uint64_t seq = 0;
+    uint64_t view = 0;
+    std::string phase;
+    std::vector<ReplicaId> votes;  // ascending
+};
+
 struct Output {
     std::vector<PersistOp> persist;
     std::vector<Outgoing> send;
     std::vector<Committed> commit;
     std::optional<StateTarget> fetch_state;
     std::vector<Redirect> redirects;
+    std::vector<Step> steps;  // for people (Step); no action needed, so not part of empty()
     bool sync = false;  // fsync the persisted writes (and every earlier one) before sending
     // Make the ledger durable through this seq (already executed) before persisting or
     // sending anything of this output; 0: no need. See step 0 of the contract.

@@ -673,7 +673,8 @@ Result<TxResult> Client::tx(const crypto::Hash& tx_id, Duration timeout) {
     return out;
 }
 
-Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait) {
+Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait,
+                                                  const std::optional<crypto::Hash>& explain_tx) {
     if (!transport_) return make_error("not_connected", "the client is not connected");
     const auto ephemeral = crypto::KeyPair::generate();
     PendingStatus pending;
@@ -682,6 +683,7 @@ Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait) 
     status_ = std::move(pending);
     node::api::pb::StatusRequest request;
     request.set_nonce(status_->nonce);
+    if (explain_tx) request.set_explain_tx(std::string(crypto::as_bytes(*explain_tx)));
     send_to_all(crypto::seal(ephemeral, crypto::MessageType::kStatusRequest,
                              request.SerializeAsString()));
     const auto deadline = deadline_after(wait.value_or(options_.status_wait));

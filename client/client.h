@@ -170,8 +170,10 @@ public:
                                   Duration timeout = kDefaultTimeout, uint32_t node = 0);
     // An ordered query of a transaction's result.
     Result<TxResult> tx(const crypto::Hash& tx_id, Duration timeout = kDefaultTimeout);
-    // Asks every replica for its status; one entry per replica, in id order.
-    Result<std::vector<ReplicaStatus>> status(std::optional<Duration> wait = std::nullopt);
+    // Asks every replica for its status; one entry per replica, in id order. With `explain_tx`,
+    // each reply also carries what that replica knows of the transaction (StatusReply.trace).
+    Result<std::vector<ReplicaStatus>> status(std::optional<Duration> wait = std::nullopt,
+                                              const std::optional<crypto::Hash>& explain_tx = std::nullopt);
     // Submits a pre-signed kRequest envelope and waits for its accepted result.
     Result<OrderedResult> submit(std::string envelope, Duration timeout = kDefaultTimeout);
 

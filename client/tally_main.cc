@@ -17,6 +17,7 @@
 #include "bft/quorum.h"
 #include "client/bench.h"
 #include "client/cli.h"
+#include "client/explain.h"
 #include "client/client.h"
 #include "client/net.h"
 #include "crypto/key_file.h"
@@ -238,6 +239,37 @@ int cmd_tx(const Args& args) {
     return tc::kExitOk;
 }
 
+// `tally explain TX`: every replica's trace of it (client/explain.h); the ledger's answer
+// when none holds one any more.
+int cmd_explain(const Args& args) {
+    auto config = tc::load_network(args.dir);
+    if (!config) return fail(config.error());
+    auto client = connect(args);
+    if (!client) return fail(client.error());
+    auto id = tc::parse_tx_id(args.tx_id);
+    if (!id) return fail(id.error());
+    auto timeout = tc::parse_timeout_s(args.timeout_s);
+    if (!timeout) return fail(timeout.error());
+    auto statuses = (*client)->status(std::nullopt, *id);
+    if (!statuses) return fail(statuses.error());
+    tc::Explained explained{*id, config->protocol, config->f, config->quorums().client().ordered,
+                            std::move(*statuses), std::nullopt};
+    const bool traced = std::any_of(explained.replicas.begin(), explained.replicas.end(), [](const auto& r) {
+        return r.up && r.reply.trace().known();
+    });
+    if (!traced) {
+        auto ledger = (*client)->tx(*id, *timeout);
+        if (!ledger) return fail(ledger.error());
+        explained.ledger = *ledger;
+    }
+    if (args.json)
+        print_json(tc::explain_json(explained));
+    else
+        std::cout << tc::explain_text(explained);
+    const bool found = traced || (explained.ledger && tc::found_in_ledger(*explained.ledger));
+    return found ? tc::kExitOk : tc::kExitFailed;
+}
+
 // `bench --timeline` as text: one line per interval, with a bar scaled to the busiest one.
 std::string timeline_table(const tc::BenchResult& r) {
     double busiest = 0;
@@ -401,6 +433,14 @@ int main(int argc, char** argv) {
     add_json(tx);
     add_timeout(tx);
 
+    auto* explain = app.add_subcommand(
+        "explain", "the life of one transaction across the replicas: when each received it, its "
+                   "protocol steps with the votes counted, view changes, execution and result, and "
+                   "which replies a client accepted");
+    explain->add_option("txid", args.tx_id, "64 hex digits")->required();
+    add_json(explain);
+    add_timeout(explain);
+
     auto* bench = app.add_subcommand("bench", "closed-loop benchmark against the network");
     bench->add_option("--clients", args.clients, "logical clients (one transfer in flight each)")
         ->capture_default_str();
@@ -462,6 +502,7 @@ int main(int argc, char** argv) {
     if (*transfer) return cmd_transfer(args);
     if (*balance) return cmd_balance(args);
     if (*tx) return cmd_tx(args);
+    if (*explain) return cmd_explain(args);
     if (*bench) return cmd_bench(args);
     if (*audit) return cmd_audit(args);
     return tc::kExitUsage;

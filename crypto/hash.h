@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,18 @@
 namespace tally::crypto {
 
 using Hash = std::array<uint8_t, 32>;
+
+// For unordered containers keyed by a hash or a public key (32 uniform bytes already): any 8
+// of them will do.
+struct UniformBytesHash {
+    template <typename A>
+    size_t operator()(const A& bytes) const noexcept {
+        static_assert(sizeof(bytes) >= sizeof(size_t));
+        size_t out = 0;
+        std::memcpy(&out, bytes.data(), sizeof(out));
+        return out;
+    }
+};
 
 // SHA-256 of `data`.
 Hash sha256(std::string_view data);

@@ -11,12 +11,6 @@ TxAuthenticator::TxAuthenticator(size_t cache_entries_max)
     cache_.reserve(std::min<size_t>(entries_max_, 1 << 16));
 }
 
-size_t TxAuthenticator::HashOfHash::operator()(const crypto::Hash& h) const noexcept {
-    // Already a uniform hash: any 8 bytes of it will do.
-    size_t out = 0;
-    std::memcpy(&out, h.data(), sizeof(out));
-    return out;
-}
 
 TxAuthenticator::Verdict TxAuthenticator::judge(std::string_view payload, Result<ledger::Tx>* tx) {
     Verdict v;

@@ -55,9 +55,6 @@ private:
         std::string error_code;  // when !ok
         std::string error_message;
     };
-    struct HashOfHash {
-        size_t operator()(const crypto::Hash& h) const noexcept;
-    };
 
     // Decodes and verifies `payload`; `tx` receives the decoded transaction when it decodes.
     static Verdict judge(std::string_view payload, Result<ledger::Tx>* tx);
@@ -66,7 +63,7 @@ private:
 
     const size_t entries_max_;
     mutable std::mutex mutex_;
-    std::unordered_map<crypto::Hash, Verdict, HashOfHash> cache_;  // guarded by mutex_
+    std::unordered_map<crypto::Hash, Verdict, crypto::UniformBytesHash> cache_;  // guarded by mutex_
     std::deque<crypto::Hash> order_;                               // insertion order; guarded
     uint64_t hits_ = 0;                                            // guarded
     uint64_t misses_ = 0;                                          // guarded

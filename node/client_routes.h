@@ -154,15 +154,7 @@ private:
         uint64_t generation = 0;
         Clock::time_point admitted{};
     };
-    struct HashOf32 {
-        template <typename A>
-        size_t operator()(const A& h) const noexcept {
-            size_t out = 0;
-            std::memcpy(&out, h.data(), sizeof(out));
-            return out;
-        }
-    };
-    using Map = std::unordered_map<crypto::Hash, Entry, HashOf32>;
+    using Map = std::unordered_map<crypto::Hash, Entry, crypto::UniformBytesHash>;
     using Order = std::pair<crypto::Hash, uint64_t>;
 
     bool live(const Order& o) const {
@@ -203,7 +195,7 @@ private:
     size_t queries_ = 0;
     Map entries_;
     std::deque<Order> order_;  // admission order, with stale entries for taken requests
-    std::unordered_map<crypto::PublicKey, size_t, HashOf32> of_sender_;
+    std::unordered_map<crypto::PublicKey, size_t, crypto::UniformBytesHash> of_sender_;
     std::unordered_map<std::string, size_t> of_connection_;
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <zmq.hpp>
@@ -42,6 +43,7 @@ struct ReadIn {
 struct StatusIn {
     std::string routing_id;
     uint64_t nonce = 0;
+    std::optional<crypto::Hash> explain_tx;  // `tally explain`
 };
 
 // A signed envelope for a client, to send through the ROUTER.

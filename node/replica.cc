@@ -318,6 +318,7 @@ void Replica::handle_events(bft::Output& out) {
 }
 
 Status Replica::drain(bft::Output out) {
+    traces_.record(out.steps, wall_ms());
     while (!out.empty()) {
         // 0. the ledger durable through what this output vouches for (a CHECKPOINT) or forgets
         //    (the certificates below a stable checkpoint): one fsync per checkpoint interval.
@@ -347,6 +348,7 @@ Status Replica::drain(bft::Output out) {
         // 5. redirects: the clients of requests this replica does not order go to the leader.
         for (const auto& redirect : out.redirects) redirect_clients(redirect);
         out = std::move(next);
+        traces_.record(out.steps, wall_ms());
     }
     answer_reads();
     collect_detected();
@@ -390,7 +392,9 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
     }
     constexpr size_t kAnsweredQueriesMax = 65536;
     reply_batch(batch.seq, batch.view, applied->outcomes);
+    const int64_t executed_ms = wall_ms();
     for (const auto& outcome : applied->outcomes) {
+        traces_.executed(outcome.tx_id, batch.seq, static_cast<uint32_t>(outcome.code), executed_ms);
         if (outcome.query && answered_queries_.emplace(outcome.tx_id, outcome).second) {
             answered_order_.push_back(outcome.tx_id);
             if (answered_order_.size() > kAnsweredQueriesMax) {

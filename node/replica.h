@@ -44,6 +44,7 @@
 #include "node/metrics.h"
 #include "node/rejections.h"
 #include "node/store.h"
+#include "node/traces.h"
 #include "node/transport.h"
 #include "node/worker_pool.h"
 
@@ -178,6 +179,8 @@ private:
     void on_status(const StatusIn& in);
     // What `tally net status` shows of this replica, and its metrics (metrics.h) too.
     api::pb::StatusReply status_reply() const;
+    // What this replica's traces hold of `tx` (`tally explain`).
+    void explain(const crypto::Hash& tx, api::pb::TxTrace& out) const;
     // A Reply's bytes for one request, as answers_ would have them.
     std::string reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
                            const ledger::Outcome& outcome, uint64_t view) const;
@@ -241,6 +244,13 @@ private:
     // Bytes per second per client connection (node/connection_limits.h), checked as a frame
     // is read, before it costs a signature check.
     ConnectionRates client_rates_;
+    // The recent life of transactions here, for `tally explain` (node/traces.h).
+    Traces traces_;
+    static int64_t wall_ms() {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
     size_t inline_signs_left_ = 0;   // this turn's budget of signatures made on this thread
     std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
 

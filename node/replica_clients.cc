@@ -114,6 +114,7 @@ Refusal Replica::admission_of(const RequestIn& in) const {
 }
 
 void Replica::refuse(const RequestIn& in, Refusal refusal) {
+    traces_.refused(in.tx_id, refusal_name(refusal), wall_ms());
     rejections_.count(refusal_name(refusal),
                       "not admitted: nonce " + std::to_string(in.request.info.nonce) + " from " +
                           crypto::key_to_hex(in.request.info.client).substr(0, 16) +
@@ -127,6 +128,7 @@ void Replica::refuse(const RequestIn& in, Refusal refusal) {
 }
 
 void Replica::on_request(RequestIn& in, bft::Output& out) {
+    traces_.received(in.tx_id, wall_ms());
     if (!engine_->takes_client_requests()) {
         // Another replica orders requests (a Raft follower), or none is known to yet: the
         // client is told where to go, before this replica's reply cache or admission could
@@ -253,7 +255,28 @@ void Replica::on_read(const ReadIn& in) {
 void Replica::on_status(const StatusIn& in) {
     api::pb::StatusReply r = status_reply();
     r.set_nonce(in.nonce);
+    if (in.explain_tx) explain(*in.explain_tx, *r.mutable_trace());
     sign_and_send(in.routing_id, crypto::MessageType::kStatusReply, r.SerializeAsString());
+}
+
+void Replica::explain(const crypto::Hash& tx, api::pb::TxTrace& out) const {
+    const auto known = traces_.explain(tx);
+    out.set_known(known.has_value());
+    if (!known) return;
+    if (known->tx.received_ms) out.set_received_ms(*known->tx.received_ms);
+    out.set_refused(known->tx.refused);
+    out.set_seq(known->tx.seq);
+    out.set_executed_ms(known->tx.executed_ms);
+    out.set_result(known->tx.result);
+    out.set_steps_dropped(known->steps_dropped);
+    for (const auto& [at_ms, step, order] : known->steps) {
+        auto* s = out.add_steps();
+        s->set_at_ms(at_ms);
+        s->set_seq(step.seq);
+        s->set_view(step.view);
+        s->set_phase(step.phase);
+        for (const auto vote : step.votes) s->add_votes(vote);
+    }
 }
 
 api::pb::StatusReply Replica::status_reply() const {

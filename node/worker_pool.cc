@@ -331,7 +331,16 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
                 reject("malformed_body", peer_label(job.routing_id) + ": a status request's body");
                 return;
             }
-            deliver(here, StatusIn{std::move(job.routing_id), status.nonce()});
+            std::optional<crypto::Hash> explain_tx;
+            if (!status.explain_tx().empty()) {
+                if (status.explain_tx().size() != crypto::Hash{}.size()) {
+                    reject("malformed_body", peer_label(job.routing_id) + ": explain_tx is not 32 bytes");
+                    return;
+                }
+                explain_tx.emplace();
+                std::memcpy(explain_tx->data(), status.explain_tx().data(), explain_tx->size());
+            }
+            deliver(here, StatusIn{std::move(job.routing_id), status.nonce(), explain_tx});
             return;
         }
         default:

@@ -240,6 +240,7 @@ void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash
     slot.pre_prepare = raw;
     mark_in_log(seq, requests);
     slot.requests = std::move(requests);
+    out.steps.push_back(Step{seq, view, "pre-prepare", {primary_of(view)}});
 
     if (!may_vote(view)) {
         // Silent (the restart rule): it cannot know whether it prepared something else here
@@ -311,10 +312,14 @@ void Replica::advance(uint64_t seq, Output& out) {
         if (p == slot.prepares.end() || p->second.size() < quorum_.prepares()) return;
         slot.prepared = true;
         PreparedCert cert{view_, slot.digest, slot.requests, slot.pre_prepare, {}};
+        Step step{seq, view_, "prepared", {primary_of(view_)}};
         for (const auto& [sender, envelope] : p->second) {
             if (cert.prepares.size() == quorum_.prepares()) break;
             cert.prepares.push_back(envelope);
+            step.votes.push_back(sender);
         }
+        std::sort(step.votes.begin(), step.votes.end());
+        out.steps.push_back(std::move(step));
         // The certificate survives a crash, even of the machine (synced before the commit
         // leaves), so a later view change can still report it.
         pb::PreparedProof record;
@@ -338,10 +343,13 @@ void Replica::advance(uint64_t seq, Output& out) {
         auto c = slot.commits.find(key);
         if (c == slot.commits.end() || c->second.size() < quorum_.quorum()) return;
         Decided decided{view_, slot.digest, slot.requests, slot.pre_prepare, {}};
+        Step step{seq, view_, "committed", {}};
         for (const auto& [sender, envelope] : c->second) {
             if (decided.commits.size() == quorum_.quorum()) break;
             decided.commits.push_back(envelope);
+            step.votes.push_back(sender);
         }
+        out.steps.push_back(std::move(step));
         decide(seq, slot, std::move(decided), out);
         if (recovering_) {
             // Recovery ends (replica.h, recovering_): 2f+1 committed in this view.

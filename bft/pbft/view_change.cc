@@ -76,6 +76,7 @@ void Replica::start_view_change(uint64_t new_view, Output& out) {
     }
     view_ = new_view;
     active_ = false;
+    out.steps.push_back(Step{0, new_view, "view-change", {}});
     view_change_started_tick_ = now_;
     view_change_quorum_tick_.reset();
     queue_.clear();
@@ -336,6 +337,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     view_ = view;
     entered_view_ = view;
     active_ = true;
+    out.steps.push_back(Step{0, view, "new-view", {primary_of(view)}});
     // The back-off stays: T returns to its configured value only once a request executes in
     // this view (deliver). A view entered while the network was still slow may itself be
     // unable to execute in T, and resetting here made replicas give it up after T again, and

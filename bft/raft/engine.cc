@@ -542,6 +542,7 @@ private:
             term_ = term;
             voted_for_ = config_.id;
             persist_hard_state(out);  // synced before the requests leave
+            out.steps.push_back(Step{0, term_, "election", {config_.id}});
         }
         drop_queue();
         reset_election_timer();
@@ -607,6 +608,7 @@ private:
     void become_leader(Output& out) {
         role_ = Role::kLeader;
         leader_ = config_.id;
+        out.steps.push_back(Step{0, term_, "leader", std::vector<ReplicaId>(granted_.begin(), granted_.end())});
         election_elapsed_ = 0;
         heartbeat_elapsed_ = 0;
         Progress fresh;
@@ -629,6 +631,7 @@ private:
         log_.push_back(Entry{term_, std::move(requests), bytes});
         out.persist.push_back(PersistPut{entry_key(last_index()), e.SerializeAsString()});
         out.sync = true;
+        out.steps.push_back(Step{last_index(), term_, "appended", {config_.id}});
     }
 
     // Batching: while fewer than pipeline_depth entries wait to commit, cut the queue into an
@@ -813,11 +816,15 @@ private:
             uncommitted_bytes += bytes;
             out.persist.push_back(PersistPut{entry_key(i), e.SerializeAsString()});
             log_.push_back(Entry{e.term(), std::move(requests), bytes});
+            out.steps.push_back(Step{i, e.term(), "appended", {from}});
             index = i;
         }
         if (!out.persist.empty()) out.sync = true;  // durable before the acknowledgement
         // AppendEntries 5: commit what the leader committed, as far as this append matched.
+        const uint64_t committed_before = commit_;
         commit_ = std::max(commit_, std::min<uint64_t>(m.commit(), index));
+        for (uint64_t i = committed_before + 1; i <= commit_; ++i)
+            out.steps.push_back(Step{i, term_at(i), "committed", {from}});
         deliver(out);
         r.set_success(true);
         r.set_match_index(std::max(index, commit_));
@@ -893,6 +900,12 @@ private:
         std::sort(matches.begin(), matches.end(), std::greater<>());
         uint64_t n = matches[majority_ - 1];
         if (n > commit_ && term_at(n) == term_) {
+            for (uint64_t i = commit_ + 1; i <= n; ++i) {
+                Step step{i, term_at(i), "committed", {}};
+                for (ReplicaId id = 0; id < n_; ++id)
+                    if ((id == config_.id ? last_index() : progress_[id].match) >= i) step.votes.push_back(id);
+                out.steps.push_back(std::move(step));
+            }
             commit_ = n;
             deliver(out);
             start_read_round(out);  // reads waiting for this term's first commit

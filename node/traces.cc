@@ -1,0 +1,89 @@
+// The recent life of transactions at one replica (traces.h).
+#include "node/traces.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace tally::node {
+
+Traces::Traces(TracesLimits limits) : limits_(limits) {
+    limits_.txs_max = std::max<size_t>(limits_.txs_max, 1);
+    limits_.seqs_max = std::max<size_t>(limits_.seqs_max, 1);
+    limits_.steps_per_seq_max = std::max<size_t>(limits_.steps_per_seq_max, 1);
+}
+
+TxTrace& Traces::entry(const crypto::Hash& tx) {
+    auto [it, fresh] = txs_.try_emplace(tx);
+    if (fresh) {
+        tx_order_.push_back(tx);
+        if (tx_order_.size() > limits_.txs_max) {
+            txs_.erase(tx_order_.front());  // never `tx` itself: it is the newest
+            tx_order_.pop_front();
+        }
+        it = txs_.find(tx);
+    }
+    return it->second;
+}
+
+void Traces::received(const crypto::Hash& tx, int64_t at_ms) {
+    TxTrace& t = entry(tx);
+    if (!t.received_ms) t.received_ms = at_ms;
+}
+
+void Traces::refused(const crypto::Hash& tx, std::string_view reason, int64_t at_ms) {
+    TxTrace& t = entry(tx);
+    if (!t.received_ms) t.received_ms = at_ms;
+    t.refused = std::string(reason);
+}
+
+void Traces::record(std::vector<bft::Step>& steps, int64_t at_ms) {
+    for (auto& step : steps) {
+        if (step.seq == 0) {
+            view_changes_.push_back(TimedStep{at_ms, std::move(step), next_order_++});
+            if (view_changes_.size() > limits_.view_changes_max) view_changes_.pop_front();
+            continue;
+        }
+        // A seq far below what is kept is history already forgotten: not brought back.
+        if (seqs_.size() >= limits_.seqs_max && step.seq < seqs_.begin()->first) continue;
+        auto& kept = seqs_[step.seq];
+        if (kept.size() < limits_.steps_per_seq_max)
+            kept.push_back(TimedStep{at_ms, std::move(step), next_order_++});
+        if (seqs_.size() > limits_.seqs_max) seqs_.erase(seqs_.begin());
+    }
+    steps.clear();
+}
+
+void Traces::executed(const crypto::Hash& tx, uint64_t seq, uint32_t result, int64_t at_ms) {
+    TxTrace& t = entry(tx);
+    t.seq = seq;
+    t.executed_ms = at_ms;
+    t.result = result;
+}
+
+std::optional<Explanation> Traces::explain(const crypto::Hash& tx) const {
+    auto it = txs_.find(tx);
+    if (it == txs_.end()) return std::nullopt;
+    Explanation out;
+    out.tx = it->second;
+    const TxTrace& t = out.tx;
+    int64_t first = std::numeric_limits<int64_t>::max();
+    if (t.received_ms) first = *t.received_ms;
+    if (t.seq != 0) {
+        auto steps = seqs_.find(t.seq);
+        if (steps == seqs_.end()) {
+            out.steps_dropped = true;
+        } else {
+            out.steps = steps->second;
+            for (const auto& s : steps->second) first = std::min(first, s.at_ms);
+        }
+    }
+    const int64_t last = t.seq != 0 ? t.executed_ms : std::numeric_limits<int64_t>::max();
+    for (const auto& vc : view_changes_)
+        if (vc.at_ms >= first && vc.at_ms <= last) out.steps.push_back(vc);
+    std::sort(out.steps.begin(), out.steps.end(), [](const TimedStep& a, const TimedStep& b) {
+        return a.at_ms != b.at_ms ? a.at_ms < b.at_ms : a.order < b.order;
+    });
+    return out;
+}
+
+}  // namespace tally::node

@@ -1,0 +1,92 @@
+// Traces: the recent life of transactions at one replica, for `tally explain` (issue 16): when
+// the replica received each one from a client (or refused it, and why), the protocol's steps
+// for the sequence number it was ordered at (bft::Step: PBFT's pre-prepare, prepared and
+// committed with the replicas whose votes counted; Raft's appended and committed), stamped
+// with this replica's wall clock when it saw them, when it executed there and with what
+// result, and the view changes (or elections) in between.
+//
+// Bounded, oldest forgotten first: the last txs_max transactions, the steps of the last
+// seqs_max sequence numbers (at most steps_per_seq_max each: a view-change storm re-proposing
+// one seq cannot grow it), the last view_changes_max view-change steps. A transaction whose
+// trace is gone is simply unknown here; `tally explain` then says so and still gives its block
+// and result from the ledger.
+//
+// Pure: the caller passes the time (ms since the Unix epoch). Thread-compatible: the consensus
+// thread owns it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "bft/engine.h"
+#include "crypto/hash.h"
+
+namespace tally::node {
+
+struct TimedStep {
+    int64_t at_ms = 0;
+    bft::Step step;
+    uint64_t order = 0;  // the order the engine gave it, among all steps (ties in at_ms)
+};
+
+struct TxTrace {
+    std::optional<int64_t> received_ms;  // first came from a client, directly
+    std::string refused;                 // admission's reason, when it refused it
+    uint64_t seq = 0;                    // where it executed here; 0: not (yet)
+    int64_t executed_ms = 0;
+    uint32_t result = 0;                 // ledger::ResultCode, once executed
+};
+
+struct Explanation {
+    TxTrace tx;
+    // Its sequence number's steps, then the view changes from when it was first seen here to
+    // when it executed (or now), in time order.
+    std::vector<TimedStep> steps;
+    bool steps_dropped = false;  // executed, but its seq's steps are no longer kept
+};
+
+struct TracesLimits {
+    size_t txs_max = 65536;
+    size_t seqs_max = 8192;
+    size_t steps_per_seq_max = 32;
+    size_t view_changes_max = 256;
+};
+
+class Traces {
+public:
+    explicit Traces(TracesLimits limits = {});
+
+    // A client sent `tx` (the first time counts).
+    void received(const crypto::Hash& tx, int64_t at_ms);
+    // Admission refused `tx` (node/admission.h's reason).
+    void refused(const crypto::Hash& tx, std::string_view reason, int64_t at_ms);
+    // The engine's steps of one output; they are moved out of `steps`.
+    void record(std::vector<bft::Step>& steps, int64_t at_ms);
+    // `tx` executed at `seq` with `result`.
+    void executed(const crypto::Hash& tx, uint64_t seq, uint32_t result, int64_t at_ms);
+
+    // What this replica knows of `tx`; nothing when it never saw it or forgot it.
+    std::optional<Explanation> explain(const crypto::Hash& tx) const;
+
+    size_t transactions() const { return txs_.size(); }
+    size_t sequence_numbers() const { return seqs_.size(); }
+
+private:
+    TxTrace& entry(const crypto::Hash& tx);
+
+    TracesLimits limits_;
+    std::unordered_map<crypto::Hash, TxTrace, crypto::UniformBytesHash> txs_;
+    std::deque<crypto::Hash> tx_order_;  // oldest first, each once
+    std::map<uint64_t, std::vector<TimedStep>> seqs_;
+    std::deque<TimedStep> view_changes_;
+    uint64_t next_order_ = 0;
+};
+
+}  // namespace tally::node

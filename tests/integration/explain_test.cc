@@ -1,0 +1,117 @@
+// `tally explain` with real processes: every replica traces a transfer through pre-prepare,
+// prepared and committed with the votes it counted, in time order, and its execution; a
+// transfer ordered across a view change shows the view change; the CLI puts it together.
+#include <gtest/gtest.h>
+
+#include "client/explain.h"
+#include "tests/integration/live_network.h"
+
+namespace tally::integration {
+namespace {
+
+const node::api::pb::TraceStep* step(const node::api::pb::TxTrace& t, const std::string& phase) {
+    for (const auto& s : t.steps())
+        if (s.phase() == phase) return &s;
+    return nullptr;
+}
+
+// Every replica's status with its trace of `tx`, once each of `ids` executed it.
+std::vector<client::ReplicaStatus> traces_once_executed(const LiveNetwork& net, const crypto::Hash& tx,
+                                                        const std::vector<uint32_t>& ids) {
+    client::Client c;
+    EXPECT_TRUE(c.connect(net.config()));
+    std::vector<client::ReplicaStatus> last;
+    const auto until = Clock::now() + 20s;
+    while (Clock::now() < until) {
+        auto s = c.status(1000ms, tx);
+        if (!s) continue;
+        last = *s;
+        bool all = true;
+        for (uint32_t id : ids) all = all && last[id].up && last[id].reply.trace().seq() != 0;
+        if (all) return last;
+    }
+    ADD_FAILURE() << "not every replica executed it in time";
+    return last;
+}
+
+TEST(Explain, EveryReplicaTracesATransferThroughEachPhaseWithTheVotesItCounted) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    const auto alice = net.account("alice");
+    const auto bob = net.account("bob");
+    client::Client c;
+    ASSERT_TRUE(c.connect(net.config()));
+    auto r = c.transfer(alice, bob.public_key(), 5, 1, 20s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+
+    const auto statuses = traces_once_executed(net, r->tx_id, {0, 1, 2, 3});
+    ASSERT_EQ(statuses.size(), 4u);
+    int received = 0;
+    for (const auto& s : statuses) {
+        SCOPED_TRACE("replica " + std::to_string(s.id));
+        const auto& t = s.reply.trace();
+        ASSERT_TRUE(t.known());
+        EXPECT_EQ(t.seq(), r->seq);
+        EXPECT_EQ(t.result(), static_cast<uint32_t>(ledger::ResultCode::kOk));
+        // The client sends it to every replica; its copy may arrive after the primary's
+        // pre-prepare (then the replica knew it from the batch first), even after execution.
+        received += t.received_ms() > 0;
+        const auto* pre = step(t, "pre-prepare");
+        const auto* prepared = step(t, "prepared");
+        const auto* committed = step(t, "committed");
+        ASSERT_TRUE(pre && prepared && committed);
+        EXPECT_EQ(pre->seq(), r->seq);
+        ASSERT_EQ(pre->votes_size(), 1);
+        EXPECT_EQ(pre->votes(0), 0u) << "view 0's primary proposed it";
+        // Prepared: the pre-prepare and 2f prepares; committed-local: 2f+1 commits.
+        EXPECT_EQ(prepared->votes_size(), 3);
+        EXPECT_EQ(committed->votes_size(), 3);
+        EXPECT_LE(pre->at_ms(), prepared->at_ms());
+        EXPECT_LE(prepared->at_ms(), committed->at_ms());
+        EXPECT_LE(committed->at_ms(), t.executed_ms());
+    }
+    EXPECT_GE(received, 1) << "no replica recorded the client's copy";
+}
+
+TEST(Explain, ATransferOrderedAcrossAViewChangeShowsTheViewChange) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    const auto alice = net.account("alice");
+    const auto bob = net.account("bob");
+    net.kill(0);  // view 0's primary: the transfer waits for a view change
+    client::Client c;
+    ASSERT_TRUE(c.connect(net.config()));
+    auto r = c.transfer(alice, bob.public_key(), 5, 1, 30s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+
+    const auto statuses = traces_once_executed(net, r->tx_id, {1, 2, 3});
+    for (uint32_t id = 1; id < 4; ++id) {
+        SCOPED_TRACE("replica " + std::to_string(id));
+        const auto& t = statuses[id].reply.trace();
+        const auto* asked = step(t, "view-change");
+        const auto* entered = step(t, "new-view");
+        ASSERT_TRUE(asked && entered);
+        EXPECT_GE(asked->view(), 1u);
+        EXPECT_LE(asked->at_ms(), entered->at_ms());
+        const auto* pre = step(t, "pre-prepare");
+        ASSERT_TRUE(pre);
+        EXPECT_GE(pre->view(), 1u) << "ordered in a later view";
+        EXPECT_NE(pre->votes(0), 0u) << "not by the dead primary";
+    }
+
+    // The CLI tells it as text: replica 0 down, the view change, and whose replies counted.
+    const std::string tx = crypto::to_hex(r->tx_id);
+    auto run = run_command(bin_dir() + "/tally explain --dir " + net.dir() + " " + tx);
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("replica 0  down"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("view-change  asks for view"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("A client waiting for 2 matching replies accepted replica"), std::string::npos)
+        << run.output;
+    // An id no replica saw: the ledger says it does not have it, and the exit code says so.
+    run = run_command(bin_dir() + "/tally explain --dir " + net.dir() + " " + std::string(64, 'a'));
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_NE(run.output.find("The ledger does not have it"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace tally::integration
