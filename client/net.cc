@@ -622,7 +622,7 @@ Status net_init(const NetInitOptions& options, std::ostream& out) {
         << "  1. copy each host's folder to it, e.g. scp -r " << options.out << "/" << first << " "
         << config.replicas[0].host << ":/var/lib/tally\n"
         << "  2. on host I, in its folder: tallyd --config network.json --id I\n"
-        << "     (as a service: scripts/tallyd.service)\n"
+        << "     (as a service: scripts/tallyd@.service, systemctl enable --now tallyd@I)\n"
         << "  3. let TCP port " << options.port << " in from the other replicas, " << options.client_port
         << " from clients" << (options.metrics_port != 0 ? ", " + std::to_string(options.metrics_port) + " from your metrics scraper" : "")
         << "\n"
