@@ -6,12 +6,13 @@
 // reason.
 //
 // Then four "hosts" on this machine: each replica in a network namespace of its own (`ip netns`),
-// joined by veth pairs to a bridge in the root namespace that also carries the test's own address
-// (the client), all in a /24 of 10.213.0.0/16 that nothing here uses. Each tallyd runs with
-// `ip netns exec` on its own host's folder, binding its host's address from network.json. The
-// network commits; one host's link is cut (`ip link set ... down`) and the other three go on
-// committing; the link comes back and the cut replica catches up to the others. Everything the
-// test creates (processes, namespaces, links) is removed by a guard, on failure too.
+// cabled by veth pairs to a bridge (a switch, in a namespace of its own too), as is the test's
+// root namespace (the client), all in a /24 of 10.213.0.0/16 that nothing here uses. Each tallyd
+// runs with `ip netns exec` on its own host's folder, binding its host's address from
+// network.json. The network commits; one host's cable is pulled (`ip link set ... down` on its
+// switch port) and the other three go on committing; the cable goes back and the cut replica
+// catches up to the others. Everything the test creates (processes, namespaces, links) is
+// removed by a guard, on failure too.
 //
 // It needs root and a kernel that lets it make namespaces and bridges: without them it skips,
 // saying why.
@@ -241,19 +242,23 @@ TEST(Hosts, ReplicasNamedByHostNameBindTheAddressTheNameResolvesTo) {
 // Runs `ip ARGS`; the exit code and output.
 CommandRun ip(const std::string& args) { return run_command("ip " + args, 20); }
 
-// Network namespaces, veth pairs and a bridge for `hosts` hosts, named after this process so
-// that concurrent runs do not meet, and every tallyd started in them. The destructor removes
-// all of it: the processes first (a namespace lives as long as a process in it), then the
-// namespaces (which takes their veth ends, and so the pairs), then the bridge.
+// Network namespaces for `hosts` hosts and a switch: a namespace of its own holding a bridge,
+// with a veth pair from each host's namespace and one from the root namespace (the test's
+// client) into it. The switch has its own namespace so that no firewall of this machine's (a
+// FORWARD policy of DROP with br_netfilter, as Docker sets) sees the traffic between hosts.
+// Names carry this process's id, so concurrent runs do not meet. The destructor removes all of
+// it: the processes first (a namespace lives as long as a process in it), then the namespaces
+// (deleting one deletes the veth ends in it, and so the pairs).
 class NetnsLab {
 public:
     explicit NetnsLab(uint32_t hosts) : hosts_(hosts) {
         const std::string pid = std::to_string(::getpid());
-        bridge_ = "tlb" + pid;
+        switch_ = "tally-" + pid + "-sw";
+        client_link_ = "tl" + pid + "c";
         for (uint32_t i = 0; i < hosts; ++i) {
             namespaces_.push_back("tally-" + pid + "-" + std::to_string(i));
+            switch_links_.push_back("tl" + pid + "s" + std::to_string(i));
             host_links_.push_back("tl" + pid + "h" + std::to_string(i));
-            inner_links_.push_back("tl" + pid + "n" + std::to_string(i));
         }
         pids_.assign(hosts, -1);
     }
@@ -264,15 +269,14 @@ public:
         const auto stopping = Clock::now();
         stop_all();
         const auto removing = Clock::now();
-        for (uint32_t i = 0; i < made_namespaces_; ++i) (void)ip("netns del " + namespaces_[i]);
-        for (const auto& link : host_links_) (void)ip("link del " + link + " 2>/dev/null");
-        if (made_bridge_) (void)ip("link del " + bridge_);
+        for (const auto& ns : made_) (void)ip("netns del " + ns);
+        (void)ip("link del " + client_link_ + " 2>/dev/null");
         // Check that nothing is left behind.
         auto links = ip("-o link show");
         auto spaces = ip("netns list");
-        for (const auto& name : namespaces_)
-            EXPECT_EQ(spaces.output.find(name), std::string::npos) << "namespace " << name << " left behind";
-        EXPECT_EQ(links.output.find(bridge_), std::string::npos) << "bridge " << bridge_ << " left behind";
+        for (const auto& ns : made_)
+            EXPECT_EQ(spaces.output.find(ns), std::string::npos) << "namespace " << ns << " left behind";
+        EXPECT_EQ(links.output.find(client_link_), std::string::npos) << "link " << client_link_ << " left behind";
         std::cout << "[ measured ] teardown: replicas stopped in "
                   << std::chrono::duration_cast<std::chrono::milliseconds>(removing - stopping).count()
                   << " ms, namespaces and links removed in "
@@ -284,44 +288,53 @@ public:
     // namespaces or bridges here), not the test.
     std::string set_up(bool* skip) {
         *skip = true;
-        if (auto r = ip("netns add " + namespaces_[0]); r.exit_code != 0)
+        remove_stale();
+        if (auto r = ip("netns add " + switch_); r.exit_code != 0)
             return "`ip netns add` failed (" + trim(r.output) + ")";
-        made_namespaces_ = 1;
-        if (auto r = ip("link add " + bridge_ + " type bridge"); r.exit_code != 0)
+        made_.push_back(switch_);
+        if (auto r = ip("-n " + switch_ + " link add br0 type bridge"); r.exit_code != 0)
             return "cannot make a bridge (" + trim(r.output) + ")";
-        made_bridge_ = true;
         *skip = false;
         subnet_ = free_subnet();
         if (subnet_.empty()) return "no free /24 in 10.213.0.0/16";
-        std::vector<std::string> steps = {"addr add " + address_of_client() + "/24 dev " + bridge_,
-                                          "link set " + bridge_ + " up"};
-        for (const auto& step : steps)
-            if (auto r = ip(step); r.exit_code != 0) return "ip " + step + ": " + trim(r.output);
+        std::vector<std::string> steps = {
+            "-n " + switch_ + " link set br0 up",
+            // The client's way in, from the root namespace.
+            "link add " + client_link_ + " type veth peer name sw-client",
+            "link set sw-client netns " + switch_,
+            "-n " + switch_ + " link set sw-client master br0",
+            "-n " + switch_ + " link set sw-client up",
+            "addr add " + address_of_client() + "/24 dev " + client_link_,
+            "link set " + client_link_ + " up",
+        };
         for (uint32_t i = 0; i < hosts_; ++i) {
-            if (i > 0) {
-                if (auto r = ip("netns add " + namespaces_[i]); r.exit_code != 0)
-                    return "ip netns add " + namespaces_[i] + ": " + trim(r.output);
-                made_namespaces_ = i + 1;
-            }
             const std::string& ns = namespaces_[i];
-            const std::vector<std::string> host_steps = {
-                "link add " + host_links_[i] + " type veth peer name " + inner_links_[i],
-                "link set " + inner_links_[i] + " netns " + ns,
-                "link set " + host_links_[i] + " master " + bridge_,
-                "link set " + host_links_[i] + " up",
-                "-n " + ns + " addr add " + address_of(i) + "/24 dev " + inner_links_[i],
-                "-n " + ns + " link set " + inner_links_[i] + " up",
-                "-n " + ns + " link set lo up",
-            };
-            for (const auto& step : host_steps)
-                if (auto r = ip(step); r.exit_code != 0) return "ip " + step + ": " + trim(r.output);
+            steps.push_back("netns add " + ns);
+            steps.push_back("link add " + switch_links_[i] + " type veth peer name " + host_links_[i]);
+            steps.push_back("link set " + host_links_[i] + " netns " + ns);
+            steps.push_back("link set " + switch_links_[i] + " netns " + switch_);
+            steps.push_back("-n " + switch_ + " link set " + switch_links_[i] + " master br0");
+            steps.push_back("-n " + switch_ + " link set " + switch_links_[i] + " up");
+            steps.push_back("-n " + ns + " addr add " + address_of(i) + "/24 dev " + host_links_[i]);
+            steps.push_back("-n " + ns + " link set " + host_links_[i] + " up");
+            steps.push_back("-n " + ns + " link set lo up");
+        }
+        for (const auto& step : steps) {
+            auto r = ip(step);
+            if (r.exit_code != 0) return "ip " + step + ": " + trim(r.output);
+            if (step.starts_with("netns add ")) made_.push_back(step.substr(10));
         }
         return "";
     }
 
+    // Host `host`'s cable, pulled out of the switch or put back (`ip link set ... down|up`).
+    bool cut(uint32_t host) { return ip("-n " + switch_ + " link set " + switch_links_[host] + " down").exit_code == 0; }
+    bool restore(uint32_t host) {
+        return ip("-n " + switch_ + " link set " + switch_links_[host] + " up").exit_code == 0;
+    }
+
     std::string address_of(uint32_t host) const { return subnet_ + "." + std::to_string(host + 1); }
     std::string address_of_client() const { return subnet_ + ".254"; }
-    const std::string& link_of(uint32_t host) const { return host_links_[host]; }
 
     // `ip netns exec NS tallyd --config CONFIG --id ID`, output to `log`. ip execs tallyd in
     // place, so the pid is tallyd's.
@@ -381,6 +394,17 @@ private:
         return s;
     }
 
+    // Namespaces a run of this test that was killed left behind (its process is gone): their
+    // names only; a process still in one keeps it alive and is not ours to end.
+    static void remove_stale() {
+        const std::string list = ip("netns list").output;
+        static const std::regex name(R"((^|\n)(tally-(\d+)-(sw|\d+))\b)");
+        for (auto it = std::sregex_iterator(list.begin(), list.end(), name); it != std::sregex_iterator(); ++it) {
+            const std::string pid = (*it)[3];
+            if (pid != std::to_string(::getpid()) && !fs::exists("/proc/" + pid)) (void)ip("netns del " + (*it)[2].str());
+        }
+    }
+
     // A /24 of 10.213.0.0/16 that no address or route here touches, starting from one picked
     // by the pid.
     std::string free_subnet() const {
@@ -395,11 +419,11 @@ private:
     }
 
     uint32_t hosts_;
-    std::string bridge_;
-    std::vector<std::string> namespaces_, host_links_, inner_links_;
+    std::string switch_;       // the switch's namespace, holding br0
+    std::string client_link_;  // the root namespace's veth into the switch
+    std::vector<std::string> namespaces_, switch_links_, host_links_;
+    std::vector<std::string> made_;  // the namespaces made so far, to remove
     std::vector<pid_t> pids_;
-    uint32_t made_namespaces_ = 0;
-    bool made_bridge_ = false;
     std::string subnet_;
 };
 
@@ -504,7 +528,7 @@ TEST(HostsNetns, FourReplicasInNamespacesCommitThroughACutLinkAndTheCutOneCatche
 
     // Cut host 3 off: its link to the bridge goes down.
     constexpr uint32_t kCut = 3;
-    ASSERT_EQ(ip("link set " + lab.link_of(kCut) + " down").exit_code, 0);
+    ASSERT_TRUE(lab.cut(kCut));
     const auto cut_at = Clock::now();
     // 3 of 4 are enough: the others go on, through several checkpoints and past the window.
     ASSERT_TRUE(alice.wait_more(60, 20s)) << "the network did not commit with host " << kCut << " cut off";
@@ -518,7 +542,7 @@ TEST(HostsNetns, FourReplicasInNamespacesCommitThroughACutLinkAndTheCutOneCatche
     EXPECT_TRUE(lab.running(kCut)) << "the cut replica should keep running, only unreachable";
 
     // The link comes back: the cut replica reaches what the others had executed by then...
-    ASSERT_EQ(ip("link set " + lab.link_of(kCut) + " up").exit_code, 0);
+    ASSERT_TRUE(lab.restore(kCut));
     const auto restored_at = Clock::now();
     EXPECT_TRUE(wait_for(
         *config, [&](const auto& s) { return s[kCut].up && s[kCut].reply.executed() >= others_at; }, 20s, &seen))
