@@ -1,6 +1,8 @@
 // The local network launcher behind `tally net up|down|kill|start`: creates a network folder
 // (keys, genesis accounts, network.json, data, logs) and runs one `tallyd` per replica as a
 // background process.
+// And `tally net init --hosts`, which writes a network for separate machines and starts nothing
+// (net_init below).
 //
 // Folder layout (DIR defaults to ./tally-net):
 //   DIR/network.json              written with node::api::save_network_config
