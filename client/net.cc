@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -424,7 +426,212 @@ Result<node::api::NetworkConfig> load_existing(const std::string& dir, const std
     return node::api::load_network_config(config_path(abs));
 }
 
+// A network made by `net init --hosts` runs one replica per host: its top folder (the
+// operator's) holds no replica key, and a host's folder holds only its own. Starting a replica
+// whose key file is not here would only make tallyd refuse; say why and what to do instead.
+Status check_keys_here(const node::api::NetworkConfig& config, const std::string& dir,
+                       const std::vector<uint32_t>& ids) {
+    std::string missing;
+    for (uint32_t id : ids) {
+        std::error_code ec;
+        if (!fs::exists(config.replicas[id].key_file, ec))
+            missing += (missing.empty() ? "" : ", ") + std::to_string(id);
+    }
+    if (missing.empty()) return Ok{};
+    return make_error("usage", "the key file of replica(s) " + missing + " is not in " + dir +
+                                   ": a network made by `tally net init --hosts` runs one replica per "
+                                   "host; on host I run `tallyd --config network.json --id I` in that "
+                                   "host's folder (I-HOST), and use " + dir +
+                                   " only as the client's --dir");
+}
+
+bool all_digits(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Dotted-decimal IPv4 (four numbers 0..255, no leading zeros): its four bytes.
+std::optional<std::array<uint32_t, 4>> parse_ipv4(const std::string& text) {
+    std::array<uint32_t, 4> bytes{};
+    size_t start = 0;
+    for (size_t i = 0; i < 4; ++i) {
+        const size_t dot = text.find('.', start);
+        const size_t end = i < 3 ? dot : text.size();
+        if (end == std::string::npos || (i == 3 && dot != std::string::npos)) return std::nullopt;
+        const std::string part = text.substr(start, end - start);
+        if (!all_digits(part) || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return std::nullopt;
+        bytes[i] = static_cast<uint32_t>(std::stoul(part));
+        if (bytes[i] > 255) return std::nullopt;
+        start = end + 1;
+    }
+    return bytes;
+}
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
 }  // namespace
+
+Status check_host(const std::string& host) {
+    auto bad = [&](const std::string& why) { return make_error("usage", "--hosts: \"" + host + "\" " + why); };
+    if (host.empty())
+        return make_error("usage", "--hosts: an empty entry (two commas in a row, or one at either end)");
+    if (host.size() > 253) return bad("is longer than a host name may be (253 characters)");
+    if (host.find(':') != std::string::npos) {
+        if (std::count(host.begin(), host.end(), ':') > 1 || host.front() == '[')
+            return bad("is an IPv6 address: network.json's endpoints are tcp://HOST:PORT, which takes an "
+                       "IPv4 address or a host name (give the host's name)");
+        return bad("holds a port: every replica listens on the same ports, set with --port, "
+                   "--client-port and --metrics-port");
+    }
+    if (host.find_first_not_of("0123456789.") == std::string::npos) {
+        const auto ip = parse_ipv4(host);
+        if (!ip) return bad("is not an IPv4 address (four numbers 0-255 separated by dots)");
+        if ((*ip)[0] == 0) return bad("is the unspecified address: give the address the other hosts reach this one at");
+        if ((*ip)[0] == 127) return bad("is a loopback address, which no other host can reach");
+        if ((*ip)[0] >= 224) return bad("is a multicast or reserved address, not a host's");
+        return Ok{};
+    }
+    const std::string name = lower(host);
+    if (name == "localhost" || name.ends_with(".localhost"))
+        return bad("is this machine's loopback name, which no other host can reach");
+    size_t start = 0;
+    std::string last_label;
+    while (true) {
+        const size_t dot = name.find('.', start);
+        const std::string label = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+        if (label.empty()) return bad("has an empty label (two dots in a row, or a dot at either end)");
+        if (label.size() > 63) return bad("has a label longer than 63 characters");
+        if (label.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+            return bad("is neither an IPv4 address nor a host name (letters, digits, '-' and '.' only)");
+        if (label.front() == '-' || label.back() == '-')
+            return bad("has a label that starts or ends with '-'");
+        last_label = label;
+        if (dot == std::string::npos) break;
+        start = dot + 1;
+    }
+    if (all_digits(last_label)) return bad("is neither an IPv4 address nor a host name (it ends in a number)");
+    return Ok{};
+}
+
+std::string host_folder_name(uint32_t index, const std::string& host) {
+    return std::to_string(index) + "-" + host;
+}
+
+Status net_init(const NetInitOptions& options, std::ostream& out) {
+    if (options.out.empty()) return make_error("usage", "--out: give the folder to write");
+    if (options.hosts.empty())
+        return make_error("usage", "--hosts: give one host per replica, comma-separated (H1,H2,H3,H4)");
+    const auto n = static_cast<uint32_t>(options.hosts.size());
+    std::map<std::string, size_t> seen;
+    for (size_t i = 0; i < options.hosts.size(); ++i) {
+        if (auto s = check_host(options.hosts[i]); !s) return s;
+        if (auto [it, fresh] = seen.emplace(lower(options.hosts[i]), i); !fresh)
+            return make_error("usage", "--hosts: \"" + options.hosts[i] + "\" is listed twice (entries " +
+                                           std::to_string(it->second + 1) + " and " + std::to_string(i + 1) +
+                                           "): each replica needs a host of its own, since every replica "
+                                           "listens on the same ports");
+    }
+    auto protocol = check_node_count(options.protocol, n);
+    if (!protocol)
+        return make_error("usage", "--hosts lists " + std::to_string(n) + " host(s): " + protocol.error().message);
+    const uint32_t f = bft::Quorums::max_faults(*protocol, n);
+    if (f < 1)
+        return make_error("usage", "--hosts lists " + std::to_string(n) + " host(s): " + options.protocol +
+                                       " on " + std::to_string(n) + " replicas survives no failure; give at least " +
+                                       std::to_string(bft::Quorums(*protocol, 1).n()));
+    if (options.port == 0 || options.client_port == 0)
+        return make_error("usage", "--port and --client-port must be in 1..65535");
+    if (options.port == options.client_port || options.port == options.metrics_port ||
+        options.client_port == options.metrics_port)
+        return make_error("usage", "--port " + std::to_string(options.port) + ", --client-port " +
+                                       std::to_string(options.client_port) + " and --metrics-port " +
+                                       std::to_string(options.metrics_port) + " must differ");
+
+    const std::string abs = absolute_dir(options.out);
+    std::error_code ec;
+    if (fs::exists(abs, ec) && !(fs::is_directory(abs, ec) && fs::is_empty(abs, ec)))
+        return make_error("exists", options.out + " exists and is not an empty folder; choose another --out");
+    const auto open_dir = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                          fs::perms::others_read | fs::perms::others_exec;
+    if (auto s = make_private_dir(abs, open_dir); !s) return s;
+    if (auto s = make_private_dir(abs + "/accounts", fs::perms::owner_all); !s) return s;
+
+    node::api::NetworkConfig config;
+    config.protocol = *protocol;
+    config.f = f;
+    config.dir = abs;
+    for (uint32_t i = 0; i < n; ++i) {
+        const std::string host_dir = abs + "/" + host_folder_name(i, options.hosts[i]);
+        // The host's folder holds its replica's key: private, as DIR/keys is for `net up`.
+        for (const auto& sub : {std::string(), std::string("/keys"), "/data/" + std::to_string(i)}) {
+            if (auto s = make_private_dir(host_dir + sub, fs::perms::owner_all); !s) return s;
+        }
+        const auto key = crypto::KeyPair::generate();
+        if (auto s = crypto::write_key_file(host_dir + "/keys/replica-" + std::to_string(i) + ".key", key); !s)
+            return s.error();
+        node::api::ReplicaConfig replica;
+        replica.id = i;
+        replica.host = options.hosts[i];
+        replica.port = options.port;
+        replica.client_port = options.client_port;
+        replica.metrics_port = options.metrics_port;
+        replica.public_key = key.public_key();
+        // Relative to network.json's folder: valid in every host's folder (and only there is
+        // replica i's own present).
+        replica.key_file = abs + "/keys/replica-" + std::to_string(i) + ".key";
+        replica.data_dir = abs + "/data/" + std::to_string(i);
+        config.replicas.push_back(replica);
+    }
+    auto add_account = [&](const std::string& name, uint64_t balance) -> Status {
+        const auto key = crypto::KeyPair::generate();
+        if (auto s = crypto::write_key_file(abs + "/accounts/" + name + ".key", key); !s) return s.error();
+        config.genesis.accounts.push_back(ledger::Account{key.public_key(), balance, 0});
+        return Ok{};
+    };
+    for (const auto& name : genesis_account_names()) {
+        if (auto s = add_account(name, kGenesisAccountBalance); !s) return s;
+    }
+    if (auto s = add_account("faucet", kFaucetBalance); !s) return s;
+    if (auto s = node::api::save_network_config(config, config_path(abs)); !s) return s;
+    // The same bytes in every host's folder; then each checked as its tallyd will read it.
+    for (uint32_t i = 0; i < n; ++i) {
+        const std::string host_dir = abs + "/" + host_folder_name(i, options.hosts[i]);
+        fs::copy_file(config_path(abs), config_path(host_dir), fs::copy_options::overwrite_existing, ec);
+        if (ec) return make_error("io", "cannot write " + config_path(host_dir) + ": " + ec.message());
+        auto loaded = node::api::load_network_config(config_path(host_dir));
+        if (!loaded) return loaded.error();
+        auto key = crypto::read_key_file(loaded->replicas[i].key_file);
+        if (!key) return key.error();
+        if (key->public_key() != loaded->replicas[i].public_key)
+            return make_error("io", loaded->replicas[i].key_file + " does not hold replica " + std::to_string(i) + "'s key");
+    }
+
+    out << "wrote a " << bft::protocol_name(*protocol) << " network of " << n << " replicas (f=" << f
+        << "), one per host, in " << options.out << ":\n";
+    for (uint32_t i = 0; i < n; ++i) {
+        const auto& r = config.replicas[i];
+        out << "  replica " << i << " on " << r.host << ": peers " << r.endpoint() << ", clients "
+            << r.client_endpoint();
+        if (r.metrics_port != 0) out << ", metrics http://" << r.host << ":" << r.metrics_port << "/metrics";
+        out << "\n    its folder: " << options.out << "/" << host_folder_name(i, r.host) << "\n";
+    }
+    const std::string first = host_folder_name(0, config.replicas[0].host);
+    out << "next:\n"
+        << "  1. copy each host's folder to it, e.g. scp -r " << options.out << "/" << first << " "
+        << config.replicas[0].host << ":/var/lib/tally\n"
+        << "  2. on host I, in its folder: tallyd --config network.json --id I\n"
+        << "     (as a service: scripts/tallyd@.service, systemctl enable --now tallyd@I)\n"
+        << "  3. let TCP port " << options.port << " in from the other replicas, " << options.client_port
+        << " from clients" << (options.metrics_port != 0 ? ", " + std::to_string(options.metrics_port) + " from your metrics scraper" : "")
+        << "\n"
+        << "  4. from here: tally --dir " << options.out << " net status\n"
+        << "                tally --dir " << options.out << " transfer --key alice --to bob --amount 10\n"
+        << options.out << "/accounts holds the genesis accounts' keys (the faucet's holds "
+        << kFaucetBalance << "): keep it off the replicas' hosts and private.\n";
+    return Ok{};
+}
 
 const std::vector<std::string>& genesis_account_names() {
     static const std::vector<std::string> names = {"alice", "bob", "carol", "dave"};
@@ -466,6 +673,9 @@ Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progre
         auto loaded = node::api::load_network_config(config_path(abs));
         if (!loaded) return loaded.error();
         config = std::move(*loaded);
+        std::vector<uint32_t> all(config.n());
+        for (uint32_t id = 0; id < config.n(); ++id) all[id] = id;
+        if (auto s = check_keys_here(config, options.dir, all); !s) return s;
         std::string running;
         for (uint32_t id = 0; id < config.n(); ++id) {
             if (auto pid = replica_pid(abs, id))
@@ -600,6 +810,7 @@ Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::os
         out << "replica " << id << " is already running (pid " << *pid << ")\n";
         return Ok{};
     }
+    if (auto s = check_keys_here(*config, dir, {id}); !s) return s;
     const std::string tallyd = tallyd_option.empty() ? default_tallyd_path() : tallyd_option;
     auto pid = spawn_replica(tallyd, config_path(abs), id, log_path(abs, id), recover);
     if (!pid) return pid.error();

@@ -1,6 +1,8 @@
 // The local network launcher behind `tally net up|down|kill|start`: creates a network folder
 // (keys, genesis accounts, network.json, data, logs) and runs one `tallyd` per replica as a
 // background process.
+// And `tally net init --hosts`, which writes a network for separate machines and starts nothing
+// (net_init below).
 //
 // Folder layout (DIR defaults to ./tally-net):
 //   DIR/network.json              written with node::api::save_network_config
@@ -30,6 +32,10 @@ namespace tally::client {
 
 inline constexpr uint64_t kGenesisAccountBalance = 1'000'000'000;
 inline constexpr uint64_t kFaucetBalance = 1'000'000'000'000'000;
+// The well-known ports `net init --hosts` gives every replica (the same on each host).
+inline constexpr uint16_t kHostsPeerPort = 7000;     // replicas connect here
+inline constexpr uint16_t kHostsClientPort = 7100;   // clients connect here
+inline constexpr uint16_t kHostsMetricsPort = 7200;  // Prometheus: http://HOST:7200/metrics
 // The funded accounts `net up` creates in DIR/accounts, besides "faucet".
 const std::vector<std::string>& genesis_account_names();
 
@@ -46,6 +52,44 @@ struct NetUpOptions {
     // from the first block, to measure what its size costs (scripts/measure-ledger-size).
     uint64_t ballast = 0;
 };
+
+// `tally net init --hosts H1,...,Hn --out DIR`: a network for n machines, one replica on each,
+// to copy out and start by hand (or by systemd). Nothing is started here.
+//
+//   DIR/network.json           the shared file: replica i at hosts[i], on the same well-known
+//                              ports on every host (so the same bytes serve everywhere)
+//   DIR/accounts/NAME.key      the genesis accounts (alice, bob, carol, dave, faucet): for
+//                              the operator's client (`tally --dir DIR transfer ...`); never
+//                              copied to a replica's host
+//   DIR/I-HOST/                what host I gets, copied as a whole (e.g. to /var/lib/tally):
+//     network.json             the same bytes as DIR/network.json
+//     keys/replica-I.key       replica I's key (0600), and no other replica's
+//     data/I/                  replica I's ledger and consensus store (0700)
+// network.json's paths are relative to its folder: every replica's key_file is
+// keys/replica-K.key and its data_dir data/K, so on host I only replica I's exist, and only
+// replica I reads them (`tallyd --config network.json --id I`); the other replicas' entries
+// give their host, ports and public key. The client reads no key_file or data_dir.
+struct NetInitOptions {
+    std::string out;                 // DIR: must not exist, or be empty
+    std::vector<std::string> hosts;  // one per replica: an IPv4 address or a DNS name
+    std::string protocol = "pbft";   // or "raft"
+    uint16_t port = kHostsPeerPort;
+    uint16_t client_port = kHostsClientPort;
+    uint16_t metrics_port = kHostsMetricsPort;  // 0: no metrics endpoint
+};
+
+// Writes the folders above; a summary (and what to do next) to `out`. Errors: "usage" (a bad
+// or repeated host, a count the protocol cannot run, clashing ports), "exists" (DIR holds
+// something), "io".
+Status net_init(const NetInitOptions& options, std::ostream& out);
+
+// The folder `net init --hosts` writes for host `index`: "I-HOST".
+std::string host_folder_name(uint32_t index, const std::string& host);
+
+// Checks one --hosts entry: an IPv4 address in dotted decimal, or a DNS name (RFC 1123
+// labels). Refused, each with its reason: empty, IPv6 (network.json's endpoints are
+// tcp://host:port), a port (set with --port), a wildcard or loopback address, bad characters.
+Status check_host(const std::string& host);
 
 // Error codes: "running" (a network already runs in DIR), "exists" (DIR holds something that is
 // not a network), "usage" (bad nodes/protocol), "io", "spawn" (tallyd missing or exited at

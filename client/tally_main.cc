@@ -51,6 +51,12 @@ struct Args {
     double wait_s = 30.0;
     uint32_t node = 0;
     double status_wait_s = 1.0;
+    // net init
+    std::string hosts;
+    std::string out_dir;
+    uint16_t peer_port = tc::kHostsPeerPort;
+    uint16_t client_port = tc::kHostsClientPort;
+    uint16_t metrics_port = tc::kHostsMetricsPort;
     // transfer
     std::string to;
     std::string amount;
@@ -121,6 +127,27 @@ int cmd_net_up(const Args& args) {
     if (!wait) return fail(wait.error());
     options.ready_timeout = *wait;
     if (auto s = tc::net_up(options, std::cout, std::cerr); !s) return fail(s.error());
+    return tc::kExitOk;
+}
+
+int cmd_net_init(const Args& args) {
+    tc::NetInitOptions options;
+    options.out = args.out_dir;
+    options.protocol = args.protocol;
+    options.port = args.peer_port;
+    options.client_port = args.client_port;
+    options.metrics_port = args.metrics_port;
+    // Split on commas, keeping empty entries so that "a,,b" is refused, not quietly read as "a,b".
+    std::string item;
+    for (char c : args.hosts + ",") {
+        if (c == ',') {
+            options.hosts.push_back(item);
+            item.clear();
+        } else {
+            item += c;
+        }
+    }
+    if (auto s = tc::net_init(options, std::cout); !s) return fail(s.error());
     return tc::kExitOk;
 }
 
@@ -375,7 +402,7 @@ int main(int argc, char** argv) {
     address->add_option("--key", args.key, "a key file or a name in DIR/accounts")->required();
     add_json(address);
 
-    auto* net = app.add_subcommand("net", "run a local network");
+    auto* net = app.add_subcommand("net", "run a local network, or write one for separate hosts");
     net->require_subcommand(1);
     net->fallthrough();
     auto* up = net->add_subcommand("up", "create (or restart) a local network and wait until it serves");
@@ -391,6 +418,21 @@ int main(int argc, char** argv) {
                    "to measure a large ledger")
         ->check(CLI::Range(uint64_t{0}, uint64_t{100'000'000}));
     up->add_option("--wait", args.wait_s, "seconds to wait for every replica")->capture_default_str();
+    auto* init = net->add_subcommand(
+        "init", "write a network for separate machines, one replica per host, without starting it: "
+                "OUT/network.json and OUT/accounts for the client, OUT/I-HOST for host I to copy");
+    init->add_option("--hosts", args.hosts,
+                     "one replica per host, comma-separated: IPv4 addresses or DNS names "
+                     "(PBFT: 3f+1 of them, e.g. 4)")
+        ->required();
+    init->add_option("--out", args.out_dir, "the folder to write (must not exist, or be empty)")->required();
+    init->add_option("--consensus,--protocol", args.protocol, "pbft or raft")->capture_default_str();
+    init->add_option("--port", args.peer_port, "every replica's port for its peers")->capture_default_str();
+    init->add_option("--client-port", args.client_port, "every replica's port for clients")
+        ->capture_default_str();
+    init->add_option("--metrics-port", args.metrics_port,
+                     "every replica's Prometheus port (0: none)")
+        ->capture_default_str();
     auto* status = net->add_subcommand("status", "every replica's role, view, executed and digest");
     status->add_option("--wait", args.status_wait_s, "seconds before a silent replica is down")
         ->capture_default_str();
@@ -484,6 +526,7 @@ int main(int argc, char** argv) {
     if (*keygen) return cmd_keygen(args);
     if (*address) return cmd_address(args);
     if (*up) return cmd_net_up(args);
+    if (*init) return cmd_net_init(args);
     if (*status) return cmd_net_status(args);
     if (*down) {
         auto s = tc::net_down(args.dir, std::cout);

@@ -8,8 +8,16 @@
 // as a fresh replica, silent until it has caught up. Prints "tallyd N serving on tcp://HOST:PORT" once its socket is bound. SIGTERM or
 // SIGINT stops it cleanly (exit 0); a fatal store or ledger error stops it with exit 1.
 // Logs go to <config dir>/logs/replica-N.log; key material is never logged.
+// Binding: the replica listens (peers, clients, metrics) on its own `host` in network.json.
+// libzmq binds an IP address or an interface name but never resolves a DNS name, so a host
+// name there (as `tally net init --hosts` may write) is resolved here, IPv4, to the address to
+// bind; --bind ADDRESS binds another (0.0.0.0: every interface, for a machine whose address
+// in network.json is NATed, as on most clouds). Peers and clients still connect to `host`.
 // Testing only: --test-ledger-sync-copies DIR (or TALLY_TEST_LEDGER_SYNC_COPIES=DIR, which
 // uses DIR/replica-N) keeps a copy of the ledger each time it becomes durable.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -37,6 +45,25 @@ int refuse(int id, const std::string& what) {
     std::fprintf(stderr, "tallyd %d: %s\n", id, what.c_str());
     if (auto logger = spdlog::default_logger()) logger->flush();
     return 2;
+}
+
+// The IPv4 address to bind for `host`: itself when it is one, else what it resolves to.
+tally::Result<std::string> bind_address(const std::string& host) {
+    in_addr numeric{};
+    if (::inet_pton(AF_INET, host.c_str(), &numeric) == 1) return host;
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+    if (rc != 0 || found == nullptr)
+        return tally::make_error("bind", "cannot resolve \"" + host + "\" to an IPv4 address to bind: " +
+                                             (rc != 0 ? ::gai_strerror(rc) : "no address"));
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* address = reinterpret_cast<const sockaddr_in*>(found->ai_addr);
+    ::inet_ntop(AF_INET, &address->sin_addr, text, sizeof(text));
+    ::freeaddrinfo(found);
+    return std::string(text);
 }
 
 }  // namespace
@@ -71,6 +98,10 @@ int main(int argc, char** argv) {
     app.add_flag("--recover", recover,
                  "the consensus store is lost or damaged: set it aside and rejoin as a fresh "
                  "replica (state transfer from peers; no votes until caught up)");
+    std::string bind;
+    app.add_option("--bind", bind,
+                   "listen on this address instead of network.json's host for this replica "
+                   "(0.0.0.0: every interface, e.g. behind NAT); peers still connect to that host");
     std::string ledger_sync_copies;
     app.add_option("--test-ledger-sync-copies", ledger_sync_copies,
                    "testing only: keep a copy of the ledger in DIR each time it becomes durable "
@@ -135,6 +166,17 @@ int main(int argc, char** argv) {
         spdlog::warn("running as a TRAITOR: {}", traitor);
     }
 
+    // What to bind (see the file comment): --bind, else network.json's host, as an address.
+    const std::string listen_host = bind.empty() ? self.host : bind;
+    auto address = bind_address(listen_host);
+    if (!address) {
+        spdlog::critical("cannot start: {}", address.error().message);
+        return refuse(sid, "cannot start: " + address.error().message);
+    }
+    if (*address != self.host)
+        spdlog::info("listening on {} for host {} in network.json", *address, self.host);
+    config->replicas[id].host = *address;  // the replica binds its own entry's host
+
     const std::string recover_command =
         "tallyd --config " + config_path + " --id " + std::to_string(id) + " --recover";
     auto replica = tally::node::Replica::open(*config, id, *key, options);
@@ -147,8 +189,12 @@ int main(int argc, char** argv) {
         return refuse(sid, "refusing to start: " + message);
     }
     if (!replica) {
-        spdlog::critical("cannot start: {}", replica.error().message);
-        return refuse(sid, "cannot start: " + replica.error().message);
+        std::string message = replica.error().message;
+        if (replica.error().code == "bind")
+            message += " (the address network.json gives replica " + std::to_string(id) +
+                       " must be this machine's; behind NAT, start tallyd with --bind 0.0.0.0)";
+        spdlog::critical("cannot start: {}", message);
+        return refuse(sid, "cannot start: " + message);
     }
 
     struct sigaction action {};

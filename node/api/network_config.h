@@ -1,7 +1,11 @@
-// network.json: the one file that describes a network. `tally net up` writes it; every
+// network.json: the one file that describes a network. `tally net up` writes it (or `tally net
+// init --hosts`, for replicas on separate machines: the same file on every host); every
 // `tallyd` and every client reads it (so it lives in node/api, which the client links without
 // the replica). Paths inside it are relative to its own folder, so a
-// network folder can be moved or copied to another machine as a whole.
+// network folder can be moved or copied to another machine as a whole. Only replica N reads
+// replicas[N].key_file and data_dir (and neither has to exist for the others): on separate
+// hosts each host's folder holds its own replica's. A replica binds its own `host` (tallyd
+// resolves a name to its address; `tallyd --bind` overrides); everyone else connects to it.
 //
 // {
 //   "protocol": "pbft",                      // or "raft"; "pbft" when absent
