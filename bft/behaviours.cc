@@ -64,4 +64,16 @@ Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv) {
     return out;
 }
 
+bool raft_plays(Behaviour b) {
+    return b == Behaviour::kSilent || b == Behaviour::kEquivocate || b == Behaviour::kBadSignature ||
+           b == Behaviour::kWrongReply || b == Behaviour::kLyingSnapshot;
+}
+
+std::string raft_behaviour_names() {
+    std::string out;
+    for (const auto b : all_behaviours())
+        if (raft_plays(b)) out += (out.empty() ? "" : ", ") + std::string(behaviour_name(b));
+    return out;
+}
+
 }  // namespace tally::bft

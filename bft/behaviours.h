@@ -30,6 +30,10 @@ enum class Behaviour {
 
 std::string_view behaviour_name(Behaviour b);
 std::vector<Behaviour> all_behaviours();
+// Whether a Raft replica can play `b` (bft/raft/traitor.h, and the node's wrong-reply and
+// lying-snapshot); the others are PBFT's alone. And their names, "silent, equivocate, ...".
+bool raft_plays(Behaviour b);
+std::string raft_behaviour_names();
 // "silent,equivocate" -> behaviours. Error "unknown_behaviour" naming it and listing the known.
 Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv);
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "bft/pbft/traitor.h"
+#include "bft/raft/traitor.h"
 #include "bft/raft/raft.h"
 
 namespace tally::node {
@@ -64,11 +65,17 @@ Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& confi
                 std::move(engine), options.traitor, key, pbft.replicas, id, options.traitor_seed));
         }
         case bft::Protocol::kRaft: {
-            if (!options.traitor.empty())
-                return make_error("unsupported", "Raft has no traitors yet (they are PBFT's: bft/pbft/traitor.h)");
+            for (const auto b : options.traitor)
+                if (!bft::raft_plays(b))
+                    return make_error("unsupported", "Raft has no '" + std::string(bft::behaviour_name(b)) +
+                                                         "' traitor (" + bft::raft_behaviour_names() +
+                                                         " are Raft's; the rest are PBFT's)");
             // Raft trusts its replicas: the leader's node checked each client signature when the
             // request arrived (node/worker_pool), and followers apply what the leader's log says.
-            return bft::raft::make_engine(raft_config(config, id, options.seed), key, authenticator);
+            auto engine = bft::raft::make_engine(raft_config(config, id, options.seed), key, authenticator);
+            if (options.traitor.empty()) return engine;
+            return std::unique_ptr<bft::Engine>(
+                std::make_unique<bft::raft::TraitorEngine>(std::move(engine), options.traitor, key, id));
         }
     }
     return make_error("unsupported", "no engine for this protocol");

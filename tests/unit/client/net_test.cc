@@ -100,15 +100,17 @@ TEST_F(NetTest, UpRefusesNodeCountsThatDoNotFitTheProtocolBeforeWritingAnything)
     EXPECT_FALSE(fs::exists(dir_));
 }
 
-TEST_F(NetTest, UpRefusesARaftTraitorBeforeWritingAnything) {
+TEST_F(NetTest, UpRefusesATraitorRaftCannotPlayBeforeWritingAnything) {
     auto options = up_options();
     options.protocol = "raft";
-    options.traitors = {"1:silent"};
+    options.traitors = {"1:silent,lying-view-change"};
     std::ostringstream out, progress;
     auto s = net_up(options, out, progress);
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().code, "usage");
-    EXPECT_NE(s.error().message.find("Raft has no traitors"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("Raft has no 'lying-view-change' traitor"), std::string::npos)
+        << s.error().message;
+    EXPECT_NE(s.error().message.find("silent, equivocate, bad-signature"), std::string::npos) << s.error().message;
     EXPECT_FALSE(fs::exists(dir_));
 }
 

@@ -66,7 +66,7 @@ TEST(EngineFactory, AnHonestReplicaGetsTheBareEngineATraitorItWrapped) {
     EXPECT_TRUE(wrapped->has(bft::Behaviour::kEquivocate));
 }
 
-TEST(EngineFactory, RaftIsBuiltFromTheNetworksReplicasAndTimeoutsAndHasNoTraitorsYet) {
+TEST(EngineFactory, RaftIsBuiltFromTheNetworksReplicasAndTimeoutsAndPlaysOnlyItsOwnTraitors) {
     auto config = four_replicas();
     config.protocol = bft::Protocol::kRaft;
     config.replicas.pop_back();  // 3 = 2f+1
@@ -89,8 +89,13 @@ TEST(EngineFactory, RaftIsBuiltFromTheNetworksReplicasAndTimeoutsAndHasNoTraitor
     EXPECT_EQ((*engine)->status().protocol, "raft");
     auto traitor = make_engine(config, 0, key, authenticator,
                                EngineOptions{false, {bft::Behaviour::kEquivocate}, 7});
-    ASSERT_FALSE(traitor.ok());
-    EXPECT_EQ(traitor.error().code, "unsupported");
+    ASSERT_TRUE(traitor.ok()) << traitor.error().message;
+    EXPECT_EQ((*traitor)->status().protocol, "raft");
+    auto pbft_only = make_engine(config, 0, key, authenticator,
+                                 EngineOptions{false, {bft::Behaviour::kLyingViewChange}, 7});
+    ASSERT_FALSE(pbft_only.ok());
+    EXPECT_EQ(pbft_only.error().code, "unsupported");
+    EXPECT_NE(pbft_only.error().message.find("lying-view-change"), std::string::npos);
 }
 
 }  // namespace

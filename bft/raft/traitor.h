@@ -1,0 +1,60 @@
+// Raft's traitors: Byzantine behaviours around an honest Raft engine, as bft/pbft/traitor.h does
+// for PBFT. Raft is a crash-fault protocol: it trusts every replica's word, and these show what
+// that costs (`tally demo traitor`, README "Traitors"). The wrapper forwards every input to the
+// honest engine and rewrites what it wants to send, signed with the replica's real key.
+//
+// Behaviours (several may be combined):
+//   silent         sends nothing at all
+//   equivocate     as leader, sends half of its followers (those with odd ids) each log entry
+//                  without its last request: they commit at the same index a different batch
+//                  than the others, and their states part for good (the consistency check
+//                  compares terms, never contents). As a voter, grants every candidate of a
+//                  term (a double vote). And its clock runs three ticks to one, so that its
+//                  election timer fires first and it leads.
+//   bad-signature  corrupts the signature of everything it sends
+// (wrong-reply and lying-snapshot are the node's, for both protocols: node/traitor.h.) Every
+// other behaviour is PBFT's (bft/behaviours.h, raft_plays).
+// Deterministic: no randomness at all.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "bft/behaviours.h"
+#include "bft/engine.h"
+#include "crypto/keys.h"
+
+namespace tally::bft::raft {
+
+class TraitorEngine final : public Engine {
+public:
+    TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behaviour> behaviours, const crypto::KeyPair& key,
+                  ReplicaId id);
+
+    Output on_tick() override;
+    Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
+    Output on_client_request(const ClientRequest& request) override;
+    Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
+    Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;
+    Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
+                    const crypto::Hash& digest, const CertificateOf& certificate_of) override;
+    EngineStatus status() const override { return honest_->status(); }
+    bool takes_client_requests() const override { return honest_->takes_client_requests(); }
+    bool offers_read_index() const override { return honest_->offers_read_index(); }
+    Output read_index(uint64_t read_id) override { return rewrite(honest_->read_index(read_id)); }
+    std::vector<ReadResult> take_reads() override { return honest_->take_reads(); }
+    std::vector<Detected> take_detected() override { return honest_->take_detected(); }
+
+private:
+    bool has(Behaviour b) const;
+    Output rewrite(Output out);
+    // An append to a follower that is told another story: each entry loses its last request.
+    std::string forked_append(const std::string& envelope) const;
+
+    std::unique_ptr<Engine> honest_;
+    std::vector<Behaviour> behaviours_;
+    crypto::KeyPair key_;
+    ReplicaId id_;
+};
+
+}  // namespace tally::bft::raft

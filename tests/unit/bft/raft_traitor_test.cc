@@ -1,0 +1,97 @@
+// Raft's traitors (bft/raft/traitor.h): what a leader that equivocates sends, and a voter's
+// double vote. What they do to a network is tests/integration (Raft traitors) and `tally demo
+// traitor`.
+#include "bft/raft/traitor.h"
+
+#include <gtest/gtest.h>
+
+#include "bft/raft/raft.pb.h"
+#include "tests/unit/bft/raft_harness.h"
+
+namespace tally::bft::raft::testing {
+namespace {
+
+using crypto::MessageType;
+
+std::unique_ptr<Engine> traitor(uint32_t n, ReplicaId id, std::vector<Behaviour> behaviours) {
+    static NoAuthenticator auth;
+    auto honest = make_engine(base_config(n, id), key_of(id), auth);
+    auto engine = std::make_unique<TraitorEngine>(std::move(honest), std::move(behaviours), key_of(id), id);
+    (void)engine->on_start({}, 0, crypto::Hash{}, {});
+    return engine;
+}
+
+template <typename M>
+Output deliver(Engine& e, ReplicaId from, MessageType type, const M& m) {
+    const std::string raw = crypto::seal(key_of(from), type, m.SerializeAsString());
+    auto env = crypto::open(raw);
+    EXPECT_TRUE(env.ok());
+    return e.on_message(from, *env, raw);
+}
+
+TEST(RaftTraitor, AnEquivocatingLeaderSendsOddFollowersEachEntryWithoutItsLastRequest) {
+    auto leader = traitor(3, 0, {Behaviour::kEquivocate});
+    // Its clock runs fast: it asks for (pre-)votes first. Replica 1 grants both rounds.
+    Output out;
+    for (int i = 0; i < 40 && sent<pb::Vote>(out, MessageType::kRaftVote).empty(); ++i) out = leader->on_tick();
+    auto asks = sent<pb::Vote>(out, MessageType::kRaftVote);
+    ASSERT_FALSE(asks.empty()) << "it never campaigned";
+    for (int round = 0; round < 2 && leader->status().role != "leader"; ++round) {
+        const pb::Vote ask = asks.front().second;
+        pb::VoteReply yes;
+        yes.set_term(ask.term());
+        yes.set_granted(true);
+        yes.set_pre_vote(ask.pre_vote());
+        out = deliver(*leader, 1, MessageType::kRaftVoteReply, yes);
+        asks = sent<pb::Vote>(out, MessageType::kRaftVote);
+    }
+    ASSERT_EQ(leader->status().role, "leader");
+
+    const std::string request = "a client's transfer";
+    out.append(leader->on_client_request(ClientRequest{RequestInfo{}, request}));
+    for (int i = 0; i < 4; ++i) out.append(leader->on_tick());
+    size_t to_one = 0, to_two = 0;
+    for (const auto& [to, append] : sent<pb::Append>(out, MessageType::kRaftAppend)) {
+        for (const auto& entry : append.entries()) {
+            if (to == 1) {
+                EXPECT_EQ(entry.requests_size(), 0) << "follower 1 was told the true batch";
+                ++to_one;
+            } else if (entry.requests_size() == 1) {
+                EXPECT_EQ(entry.requests(0), request);
+                ++to_two;
+            }
+        }
+    }
+    EXPECT_GT(to_one, 0u);
+    EXPECT_GT(to_two, 0u) << "follower 2 never got the request";
+    // What it sends is still validly signed by its key: only its contents lie.
+    for (const auto& o : out.send) EXPECT_TRUE(crypto::open(o.envelope).ok());
+}
+
+TEST(RaftTraitor, AnEquivocatingVoterGrantsEveryCandidateOfATerm) {
+    auto voter = traitor(3, 1, {Behaviour::kEquivocate});
+    pb::Vote ask;
+    ask.set_term(1);
+    auto first = sent<pb::VoteReply>(deliver(*voter, 0, MessageType::kRaftVote, ask), MessageType::kRaftVoteReply);
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_TRUE(first[0].second.granted());
+    auto second = sent<pb::VoteReply>(deliver(*voter, 2, MessageType::kRaftVote, ask), MessageType::kRaftVoteReply);
+    ASSERT_EQ(second.size(), 1u) << "one answer, not the honest refusal beside the lie";
+    EXPECT_EQ(second[0].first, 2u);
+    EXPECT_TRUE(second[0].second.granted()) << "a second yes in term 1: the double vote";
+}
+
+TEST(RaftTraitor, ASilentOneSendsNothingAndABadSignatureNeverOpens) {
+    auto silent = traitor(3, 0, {Behaviour::kSilent});
+    Output out;
+    for (int i = 0; i < 60; ++i) out.append(silent->on_tick());
+    EXPECT_TRUE(out.send.empty());
+    auto forger = traitor(3, 0, {Behaviour::kBadSignature});
+    out = Output{};
+    for (int i = 0; i < 60 && out.send.empty(); ++i) out = forger->on_tick();
+    ASSERT_FALSE(out.send.empty());
+    for (const auto& o : out.send) EXPECT_FALSE(crypto::open(o.envelope).ok());
+}
+
+}  // namespace
+}  // namespace tally::bft::raft::testing
