@@ -17,6 +17,7 @@
 #include "bft/quorum.h"
 #include "client/bench.h"
 #include "client/cli.h"
+#include "client/demo.h"
 #include "client/explain.h"
 #include "client/client.h"
 #include "client/net.h"
@@ -77,6 +78,9 @@ struct Args {
     uint32_t interval_ms = 1000;
     bool commit_times = false;
     uint64_t transactions = 0;
+    std::string demo_behaviour = "equivocate";
+    uint32_t demo_transfers = 12;
+    bool keep = false;
     int flood_replica = -1;
     uint32_t flood_connections = 1;
 };
@@ -475,6 +479,18 @@ int main(int argc, char** argv) {
     add_json(tx);
     add_timeout(tx);
 
+    auto* demo = app.add_subcommand("demo", "demonstrations");
+    demo->require_subcommand(1);
+    auto* demo_traitor = demo->add_subcommand(
+        "traitor", "a PBFT and a Raft network side by side, one traitor of the same kind in each, the same "
+                   "transfers into both: PBFT's honest replicas agree and detect it, Raft's part");
+    demo_traitor->add_option("behaviour", args.demo_behaviour, "the traitor's behaviour (one Raft plays too)")
+        ->capture_default_str();
+    demo_traitor->add_option("--transfers", args.demo_transfers, "transfers into each network")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 10'000u));
+    demo_traitor->add_flag("--keep", args.keep, "leave both networks running at the end");
+
     auto* explain = app.add_subcommand(
         "explain", "the life of one transaction across the replicas: when each received it, its "
                    "protocol steps with the votes counted, view changes, execution and result, and "
@@ -546,6 +562,16 @@ int main(int argc, char** argv) {
     if (*balance) return cmd_balance(args);
     if (*tx) return cmd_tx(args);
     if (*explain) return cmd_explain(args);
+    if (*demo_traitor) {
+        tc::DemoOptions options;
+        options.behaviour = args.demo_behaviour;
+        options.transfers = args.demo_transfers;
+        // --dir, when given: where both networks live (else a new folder under /tmp).
+        if (app.get_option("--dir")->count() > 0) options.dir = args.dir;
+        options.keep = args.keep;
+        auto s = tc::demo_traitor(options, std::cout);
+        return s ? tc::kExitOk : fail(s.error());
+    }
     if (*bench) return cmd_bench(args);
     if (*audit) return cmd_audit(args);
     return tc::kExitUsage;
