@@ -46,6 +46,7 @@ function makeBox(id) {
   const executed = field("executed", "executed");
   const stable = field("stable", "stable");
   const transactions = field("transfers", "transactions");
+  transactions.title = "transfers this replica's process executed since it started (its metrics)";
   const digest = field("digest", "digest");
   const detectedTitle = el("h4", null, "detected in peers");
   const detected = el("ul", "detected");
@@ -138,7 +139,8 @@ function drawChart(svgEl, series, t0, t1, opts) {
   for (const secondsAgo of [60, 45, 30, 15, 0]) {
     const t = t1 - secondsAgo * 1000;
     if (t < t0) continue;
-    const label = svg("text", { class: "axis-label", x: x(t), y: H - 4, "text-anchor": "middle" });
+    const anchor = secondsAgo === 0 ? "end" : secondsAgo === 60 ? "start" : "middle";
+    const label = svg("text", { class: "axis-label", x: x(t), y: H - 4, "text-anchor": anchor });
     label.textContent = secondsAgo === 0 ? "now" : "-" + secondsAgo + " s";
     parts.push(label);
   }

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -133,6 +134,13 @@ std::optional<uint64_t> scrape_transactions(const node::api::ReplicaConfig& repl
     return std::nullopt;
 }
 
+// The (f+1)-th highest of `rates` (the lowest when fewer), 0 for none.
+double honest_rate(std::vector<double> rates, uint32_t f) {
+    if (rates.empty()) return 0;
+    std::sort(rates.begin(), rates.end(), std::greater<>());
+    return rates[std::min<size_t>(f, rates.size() - 1)];
+}
+
 json counts(const google::protobuf::RepeatedPtrField<node::api::pb::DetectedCount>& list) {
     json out = json::object();
     for (const auto& c : list) out[c.kind()] = c.count();
@@ -178,7 +186,7 @@ public:
         std::lock_guard lock(mutex_);
         if (action_) return false;
         action_ = Action{verb, id};
-        add_event_locked("action", verb + " replica " + std::to_string(id) + " (from the page)");
+        add_event_locked("action", verb + " replica " + std::to_string(id) + " (from the web view)");
         rebuild_locked();
         wake_.notify_all();
         return true;
@@ -232,7 +240,16 @@ private:
             Action action;
             {
                 std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] { return stopping_ || (action_ && !action_running_); });
+                // Replicas this server started are its children: when one dies (killed here, by
+                // `tally net kill` or `net down`), it is reaped here, the only thread that
+                // starts or waits for them (net.cc's reaping is not thread-safe).
+                while (!wake_.wait_for(lock, milliseconds{1'000},
+                                       [&] { return stopping_ || (action_ && !action_running_); })) {
+                    lock.unlock();
+                    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+                    }
+                    lock.lock();
+                }
                 if (stopping_) return;
                 action = *action_;
                 action_running_ = true;
@@ -300,25 +317,24 @@ private:
                 }
             }
         }
-        // Rates: the fastest replica's, between this sample and the last (a restarted replica's
-        // counters start again and are skipped).
+        // Rates between this sample and the last: each replica's, then the (f+1)-th highest,
+        // a rate at least one honest replica reached whatever f traitors report, and one that
+        // a replica catching up (executing a backlog at once) does not inflate. A restarted
+        // replica's counters start again and are skipped.
         if (!history_.empty()) {
             const double dt = static_cast<double>(t - history_.back().t_ms) / 1000.0;
-            if (dt > 0) {
-                for (uint32_t i = 0; i < now.size(); ++i) {
-                    const auto& was = history_.back().executed[i];
-                    if (now[i].up && was && now[i].reply.executed() >= *was)
-                        sample.batches_per_s = std::max(
-                            sample.batches_per_s, static_cast<double>(now[i].reply.executed() - *was) / dt);
-                    if (now[i].transactions && last_[i].transactions &&
-                        *now[i].transactions >= *last_[i].transactions) {
-                        sample.has_transactions = true;
-                        sample.transactions_per_s =
-                            std::max(sample.transactions_per_s,
-                                     static_cast<double>(*now[i].transactions - *last_[i].transactions) / dt);
-                    }
-                }
+            std::vector<double> batches;
+            std::vector<double> transactions;
+            for (uint32_t i = 0; dt > 0 && i < now.size(); ++i) {
+                const auto& was = history_.back().executed[i];
+                if (now[i].up && was && now[i].reply.executed() >= *was)
+                    batches.push_back(static_cast<double>(now[i].reply.executed() - *was) / dt);
+                if (now[i].transactions && last_[i].transactions && *now[i].transactions >= *last_[i].transactions)
+                    transactions.push_back(static_cast<double>(*now[i].transactions - *last_[i].transactions) / dt);
             }
+            sample.batches_per_s = honest_rate(batches, config_.f);
+            sample.has_transactions = !transactions.empty();
+            sample.transactions_per_s = honest_rate(transactions, config_.f);
         }
         history_.push_back(std::move(sample));
         while (history_.size() > kMaxSamples || (history_.size() > 1 && history_.front().t_ms < t - kHistory.count()))
@@ -454,8 +470,10 @@ Status serve(const WebOptions& options, std::ostream& out) {
 
     httplib::Server server;
     server.new_task_queue = [] { return new BoundedPool(kHttpThreads, kHttpQueue); };
-    server.set_keep_alive_max_count(100);
-    server.set_keep_alive_timeout(2);
+    // One request per connection: httplib holds a worker thread for each open connection, so
+    // a browser's idle keep-alive connections would occupy the few workers. A connection on
+    // 127.0.0.1 costs little next to a 500 ms poll.
+    server.set_keep_alive_max_count(1);
     server.set_read_timeout(kHttpTimeoutS, 0);
     server.set_write_timeout(kHttpTimeoutS, 0);
     server.set_payload_max_length(kMaxBody);

@@ -12,12 +12,16 @@
 // (client/client.h `status`, as `tally net status`) and scrapes its metrics port for the
 // committed-transaction count, every `poll_interval`, and keeps the answer; a web request only
 // copies that answer and never reaches a replica, so no number or speed of browsers changes
-// what the replicas see: two status requests and one metrics scrape per replica per second.
+// what the replicas see: two status requests and two metrics scrapes per replica per second.
+// Throughput is each replica's rate between two polls (batches from its executed sequence
+// number, transfers from its metrics' tally_committed_transactions_total), and of those the
+// (f+1)-th highest: a rate that at least one honest replica reached.
 //
 // Bounds of the HTTP side: `kHttpThreads` worker threads; at most `kHttpQueue` accepted
 // connections wait for one (past that the accept loop waits, and the kernel's backlog holds the
-// rest); a request body of at most 4 KiB; keep-alive 2 s and 100 requests per connection;
-// reads and writes time out after 5 s. Kill and start run one at a time on their own thread.
+// rest); a request body of at most 4 KiB; one request per connection (httplib holds a worker
+// for each open connection, so keep-alive would let idle browsers occupy them); reads and
+// writes time out after 5 s, so a client that stalls holds a worker at most that long per read. Kill and start run one at a time on their own thread.
 //
 // Guard against other sites (CSRF) and DNS rebinding: every request's Host must name this
 // server's address (127.0.0.1, localhost or [::1] and the port); a POST must carry

@@ -6,8 +6,10 @@
 // with no console error, shows four replica boxes, the executed number rises while transfers
 // run, the traitor's detections appear on the honest replicas, a replica killed with
 // `tally net kill` is shown down within a few seconds and started again from the page's button
-// is shown up, and the server refuses a POST that is not the page's own (CSRF guard) and a
-// foreign Host. Ends with a screenshot. Everything it starts is stopped however it ends.
+// is shown up and catches up, forty concurrent web clients get answers without more polls
+// of the replicas, and the server refuses a POST that is not the page's own (CSRF guard) and a
+// foreign Host. Takes a screenshot, and stops the server with SIGTERM (exit 0). Everything it
+// starts is stopped however it ends.
 //
 //   node tests/web/web_test.mjs --tally build/bin/tally [--screenshot FILE]
 //
@@ -213,8 +215,23 @@ async function main() {
   await waitFor("replica 3 shown up after the page's start button", 30_000, async () =>
       (await box(3).getAttribute("data-up")) === "true");
   log(`replica 3 started from the page's button, shown up after ${Date.now() - startedAt} ms`);
-  const behind = await executed(3);
-  await waitFor("replica 3 executing again", 20_000, async () => (await executed(3)) > behind);
+  await waitFor("replica 3 caught up (within 20 of replica 1)", 20_000, async () =>
+      (await executed(3)) + 20 >= (await executed(1)));
+  log(`replica 3 caught up: executed ${await executed(3)} (replica 1: ${await executed(1)})`);
+
+  // Many web clients at once are answered from the cache: the replicas are still asked at the
+  // poll interval (`polls` in the state counts the server's polls of the replicas).
+  const before = await (await fetch(base + "/api/state")).json();
+  const t0 = Date.now();
+  const answers = await Promise.all(Array.from({ length: 40 }, () =>
+      fetch(base + "/api/state").then((r) => r.status).catch((e) => String(e))));
+  const after = await (await fetch(base + "/api/state")).json();
+  const seconds = (Date.now() - t0) / 1000;
+  expect(answers.every((a) => a === 200), "40 concurrent state requests all answered: " + answers.join(","));
+  expect(after.polls - before.polls <= Math.ceil(seconds * 1000 / before.poll_ms) + 2,
+         `no more polls of the replicas than the interval allows (${after.polls - before.polls} in ${seconds} s)`);
+  log(`40 concurrent state requests answered in ${seconds.toFixed(2)} s; ` +
+      `${after.polls - before.polls} polls of the replicas meanwhile`);
   // The throughput chart has drawn a line (its transfers/s from the replicas' metrics).
   expect((await page.locator("#throughput-chart path.series").count()) >= 1, "a throughput line");
   expect((await page.locator("#progress-chart path.series").count()) === 4, "a progress line per replica");
@@ -224,6 +241,13 @@ async function main() {
     await page.screenshot({ path: screenshot, fullPage: true });
     log(`screenshot: ${screenshot}`);
   }
+
+  // SIGTERM stops the server cleanly (exit 0, its threads joined: under ASan, no leak).
+  web.kill("SIGTERM");
+  const webExit = await waitFor("tally net web to exit on SIGTERM", 10_000, async () =>
+      web.exitCode !== null || web.signalCode !== null ? { code: web.exitCode, signal: web.signalCode } : null);
+  expect(webExit.code === 0, `tally net web to exit 0 on SIGTERM, got ${JSON.stringify(webExit)}: ` +
+                             readFileSync(join(work, "web.log"), "utf8").slice(-1000));
   log("PASS");
 }
 
