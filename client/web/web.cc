@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -477,6 +478,12 @@ Status serve(const WebOptions& options, std::ostream& out) {
     server.set_read_timeout(kHttpTimeoutS, 0);
     server.set_write_timeout(kHttpTimeoutS, 0);
     server.set_payload_max_length(kMaxBody);
+    // httplib's default sets SO_REUSEPORT, which lets a second server bind a port already
+    // served (and take half its connections): SO_REUSEADDR only, so a taken port is an error.
+    server.set_socket_options([](socket_t sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
 
     const int port = options.port == 0 ? server.bind_to_any_port(options.host)
                                         : (server.bind_to_port(options.host, options.port) ? options.port : -1);
