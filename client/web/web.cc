@@ -42,6 +42,7 @@ constexpr size_t kMaxEvents = 60;
 constexpr milliseconds kDetectedEventEvery{3'000};  // one "detected" line per replica and kind at most this often
 constexpr time_t kHttpTimeoutS = 5;
 constexpr size_t kMaxBody = 4 * 1024;
+constexpr int kListenBacklog = 64;
 
 int64_t unix_ms() {
     return std::chrono::duration_cast<milliseconds>(SystemClock::now().time_since_epoch()).count();
@@ -480,9 +481,11 @@ Status serve(const WebOptions& options, std::ostream& out) {
     server.set_payload_max_length(kMaxBody);
     // httplib's default sets SO_REUSEPORT, which lets a second server bind a port already
     // served (and take half its connections): SO_REUSEADDR only, so a taken port is an error.
-    server.set_socket_options([](socket_t sock) {
+    socket_t listening = INVALID_SOCKET;
+    server.set_socket_options([&listening](socket_t sock) {
         int yes = 1;
         ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+        listening = sock;
     });
 
     const int port = options.port == 0 ? server.bind_to_any_port(options.host)
@@ -490,6 +493,10 @@ Status serve(const WebOptions& options, std::ostream& out) {
     if (port <= 0)
         return make_error("bind", "cannot serve on " + options.host + ":" + std::to_string(options.port) +
                                       " (in use? choose another --port)");
+
+    // httplib listens with a backlog of 5: a burst of browsers past that waits for a SYN
+    // retransmission (a second). Listening again raises it (Linux updates the backlog).
+    if (listening != INVALID_SOCKET) ::listen(listening, kListenBacklog);
 
     LiveView view(std::move(*config), options.dir, options.poll_interval);
     const std::string bound_host = options.host;

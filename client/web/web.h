@@ -18,8 +18,8 @@
 // (f+1)-th highest: a rate that at least one honest replica reached.
 //
 // Bounds of the HTTP side: `kHttpThreads` worker threads; at most `kHttpQueue` accepted
-// connections wait for one (past that the accept loop waits, and the kernel's backlog holds the
-// rest); a request body of at most 4 KiB; one request per connection (httplib holds a worker
+// connections wait for one (past that the accept loop waits, and the kernel's backlog of 64
+// holds the rest); a request body of at most 4 KiB; one request per connection (httplib holds a worker
 // for each open connection, so keep-alive would let idle browsers occupy them); reads and
 // writes time out after 5 s, so a client that stalls holds a worker at most that long per read. Kill and start run one at a time on their own thread.
 //
