@@ -248,6 +248,12 @@ async function main() {
       web.exitCode !== null || web.signalCode !== null ? { code: web.exitCode, signal: web.signalCode } : null);
   expect(webExit.code === 0, `tally net web to exit 0 on SIGTERM, got ${JSON.stringify(webExit)}: ` +
                              readFileSync(join(work, "web.log"), "utf8").slice(-1000));
+  // The replicas stop on SIGTERM, the one started from the page too (it must not inherit the
+  // server's blocked signals): `net down` needs no SIGKILL after its 10 s grace.
+  const downAt = Date.now();
+  const down = runSync(["net", "down"], 30_000);
+  expect(!down.includes("killed after"), "every replica to stop on SIGTERM, got: " + down.trim());
+  log(`net down in ${Date.now() - downAt} ms`);
   log("PASS");
 }
 
