@@ -1,6 +1,7 @@
 // The live view's server. See web.h.
 #include "client/web/web.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -439,14 +440,20 @@ private:
     std::string state_ = "{}";
 };
 
-// "localhost:8080" → true when the Host names this server (a name a DNS rebinding cannot use).
+// True when the Host header names this server by a name no DNS rebinding can use: localhost,
+// an IP address (v4, or v6 in brackets), or the --host given; with this server's port. A page of
+// another site that made its own name resolve to 127.0.0.1 sends its own name, and is refused.
 bool host_allowed(const std::string& host_header, const std::string& bound_host, int port) {
     const std::string suffix = ":" + std::to_string(port);
     if (host_header.size() <= suffix.size() ||
         host_header.compare(host_header.size() - suffix.size(), suffix.size(), suffix) != 0)
         return false;
     const std::string name = host_header.substr(0, host_header.size() - suffix.size());
-    return name == "127.0.0.1" || name == "localhost" || name == "[::1]" || name == bound_host;
+    if (name == "localhost" || name == bound_host) return true;
+    unsigned char address[16];
+    if (::inet_pton(AF_INET, name.c_str(), address) == 1) return true;
+    return name.size() > 2 && name.front() == '[' && name.back() == ']' &&
+           ::inet_pton(AF_INET6, name.substr(1, name.size() - 2).c_str(), address) == 1;
 }
 
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {

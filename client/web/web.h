@@ -24,7 +24,8 @@
 // writes time out after 5 s, so a client that stalls holds a worker at most that long per read. Kill and start run one at a time on their own thread.
 //
 // Guard against other sites (CSRF) and DNS rebinding: every request's Host must name this
-// server's address (127.0.0.1, localhost or [::1] and the port); a POST must carry
+// server by localhost, an IP address or the --host given, with its port (a rebinding site's
+// page sends its own domain name); a POST must carry
 // Content-Type application/json (which a cross-site form cannot send and a cross-site fetch
 // cannot without a CORS preflight that this server never grants) and, when the browser sends
 // them, an Origin equal to this server and a Sec-Fetch-Site of same-origin. Binds 127.0.0.1
