@@ -215,7 +215,7 @@ async function main() {
   await waitFor("replica 3 shown up after the page's start button", 30_000, async () =>
       (await box(3).getAttribute("data-up")) === "true");
   log(`replica 3 started from the page's button, shown up after ${Date.now() - startedAt} ms`);
-  await waitFor("replica 3 caught up (within 20 of replica 1)", 20_000, async () =>
+  await waitFor("replica 3 caught up (within 20 of replica 1)", 30_000, async () =>
       (await executed(3)) + 20 >= (await executed(1)));
   log(`replica 3 caught up: executed ${await executed(3)} (replica 1: ${await executed(1)})`);
 
