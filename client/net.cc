@@ -209,6 +209,12 @@ Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config
         return make_error("spawn", std::string("fork: ") + std::strerror(errno));
     }
     if (pid == 0) {
+        // The replica starts with no signal blocked: a launcher that blocks SIGTERM to wait for
+        // it on one thread (`tally net web`) would otherwise pass that on through exec, and the
+        // replica would ignore `net down`.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::setsid();
         ::dup2(null_fd, 0);
         ::dup2(log_fd, 1);

@@ -21,6 +21,7 @@
 #include "client/explain.h"
 #include "client/client.h"
 #include "client/net.h"
+#include "client/web/web.h"
 #include "crypto/key_file.h"
 #include "crypto/keys.h"
 
@@ -82,6 +83,10 @@ struct Args {
     uint32_t demo_transfers = 12;
     bool keep = false;
     int flood_replica = -1;
+    // net web
+    std::string web_host = "127.0.0.1";
+    uint16_t web_port = 8080;
+    uint32_t web_poll_ms = 500;
     uint32_t flood_connections = 1;
 };
 
@@ -451,6 +456,17 @@ int main(int argc, char** argv) {
                     "its consensus store was refused (missing, replaced, damaged): set it aside "
                     "and rejoin as a fresh replica (tallyd --recover)");
 
+    auto* web = net->add_subcommand(
+        "web", "serve a live view of the network in the browser: each replica's role, view, progress, "
+               "detections; kill and start buttons (client/web/web.h)");
+    web->add_option("--port", args.web_port, "the HTTP port (0: any free one)")->capture_default_str();
+    web->add_option("--host", args.web_host,
+                    "the address to listen on (anyone who reaches it can kill and start replicas)")
+        ->capture_default_str();
+    web->add_option("--poll-ms", args.web_poll_ms, "how often the replicas are asked, in ms")
+        ->capture_default_str()
+        ->check(CLI::Range(100u, 60'000u));
+
     auto* transfer = app.add_subcommand("transfer", "transfer from your account to another");
     transfer->add_option("--key", args.key, "the sender's key file (or a name in DIR/accounts)")
         ->required();
@@ -556,6 +572,15 @@ int main(int argc, char** argv) {
         auto wait = tc::parse_timeout_s(args.wait_s);
         if (!wait) return fail(wait.error());
         auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait, "", args.recover);
+        return s ? tc::kExitOk : fail(s.error());
+    }
+    if (*web) {
+        tc::web::WebOptions options;
+        options.dir = args.dir;
+        options.host = args.web_host;
+        options.port = args.web_port;
+        options.poll_interval = std::chrono::milliseconds{args.web_poll_ms};
+        auto s = tc::web::serve(options, std::cout);
         return s ? tc::kExitOk : fail(s.error());
     }
     if (*transfer) return cmd_transfer(args);
