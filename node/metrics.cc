@@ -11,6 +11,15 @@
 
 namespace tally::node {
 
+namespace {
+
+// Seconds, from 100 us to a second: a phase, a batch's apply, an fsync.
+prometheus::Histogram::BucketBoundaries latency_buckets() {
+    return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Metrics>> Metrics::open(const std::string& host, uint16_t port, uint32_t replica,
                                                const std::string& protocol) {
     std::unique_ptr<Metrics> m(new Metrics());
@@ -44,8 +53,19 @@ Result<std::unique_ptr<Metrics>> Metrics::open(const std::string& host, uint16_t
                              .Help("Time to apply one executed batch to the ledger")
                              .Labels(labels)
                              .Register(registry)
-                             .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                                              0.005, 0.01, 0.025, 0.05, 0.1, 0.25});
+                             .Add({}, latency_buckets());
+    m->phase_seconds_ = &prometheus::BuildHistogram()
+                             .Name("tally_phase_seconds")
+                             .Help("Time a sequence number took to reach each step at this replica, from its "
+                                   "step before (prepared: from the pre-prepare; committed: from prepared or "
+                                   "appended; executed: from committed)")
+                             .Labels(labels)
+                             .Register(registry);
+    m->fsync_seconds_ = &prometheus::BuildHistogram()
+                             .Name("tally_fsync_seconds")
+                             .Help("A synced write of the consensus store, or a sync of the ledger")
+                             .Labels(labels)
+                             .Register(registry);
     m->view_ = &gauge("tally_view", "The PBFT view or Raft term this replica is in");
     m->view_changes_ = &counter("tally_view_changes_total", "Times this replica's view or term rose");
     m->view_changing_ = &gauge("tally_view_changing", "1 while this replica is between views (PBFT)");
@@ -89,6 +109,18 @@ void Metrics::on_executed(size_t transactions, double apply_seconds) {
     batches_->Increment();
     batch_size_->Observe(static_cast<double>(transactions));
     apply_seconds_->Observe(apply_seconds);
+}
+
+void Metrics::on_phase(const std::string& phase, double seconds) {
+    auto [it, fresh] = phases_.try_emplace(phase, nullptr);
+    if (fresh) it->second = &phase_seconds_->Add({{"phase", phase}}, latency_buckets());
+    it->second->Observe(seconds);
+}
+
+void Metrics::on_fsync(const std::string& what, double seconds) {
+    auto [it, fresh] = fsyncs_.try_emplace(what, nullptr);
+    if (fresh) it->second = &fsync_seconds_->Add({{"what", what}}, latency_buckets());
+    it->second->Observe(seconds);
 }
 
 void Metrics::catch_up(prometheus::Counter& counter, uint64_t total) {

@@ -6,6 +6,13 @@
 //   tally_committed_transactions_total, tally_committed_batches_total   what this replica executed
 //   tally_batch_transactions                  histogram: transactions per executed batch
 //   tally_block_apply_seconds                 histogram: applying one batch to the ledger (SQLite)
+//   tally_phase_seconds{phase}                histogram: one seq's steps at this replica (bft::Step),
+//                                             each from the step before it in the same view:
+//                                             PBFT "prepared" (from its pre-prepare), "committed"
+//                                             (from prepared), Raft "committed" (from appended);
+//                                             and "executed" (from committed, to the ledger)
+//   tally_fsync_seconds{what}                 histogram: a synced write of the "consensus_store"
+//                                             or a sync of the "ledger"
 //   tally_view                                the PBFT view or Raft term
 //   tally_view_changes_total                  how many times that number rose here
 //   tally_view_changing                       1 while between views (PBFT), else 0
@@ -78,6 +85,10 @@ public:
 
     // One executed batch of `transactions`, applied in `apply_seconds`.
     void on_executed(size_t transactions, double apply_seconds);
+    // A seq reached `phase` (a bft::Step's name, or "executed") `seconds` after its step before.
+    void on_phase(const std::string& phase, double seconds);
+    // A synced write of `what` ("consensus_store", "ledger") took `seconds`.
+    void on_fsync(const std::string& what, double seconds);
     // What `tally net status` would show now.
     // What `tally net status` would show now, the traffic so far and the state transfers.
     void refresh(const api::pb::StatusReply& status, const Traffic& traffic, uint64_t state_transfers);
@@ -109,6 +120,10 @@ private:
     prometheus::Family<prometheus::Counter>* messages_sent_ = nullptr;
     prometheus::Family<prometheus::Counter>* bytes_sent_ = nullptr;
     prometheus::Counter* state_transfers_ = nullptr;
+    prometheus::Family<prometheus::Histogram>* phase_seconds_ = nullptr;
+    prometheus::Family<prometheus::Histogram>* fsync_seconds_ = nullptr;
+    std::map<std::string, prometheus::Histogram*> phases_;
+    std::map<std::string, prometheus::Histogram*> fsyncs_;
     std::map<std::string, prometheus::Gauge*> roles_;
     bool view_known_ = false;
     uint64_t last_view_ = 0;

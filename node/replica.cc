@@ -317,21 +317,35 @@ void Replica::handle_events(bft::Output& out) {
     events_.clear();
 }
 
+void Replica::record_steps(std::vector<bft::Step>& steps) {
+    if (steps.empty()) return;
+    std::vector<PhaseTime> phases;
+    traces_.record(steps, wall_ms(), mono_us(), metrics_ ? &phases : nullptr);
+    for (const auto& p : phases) metrics_->on_phase(p.phase, p.seconds);
+}
+
 Status Replica::drain(bft::Output out) {
-    traces_.record(out.steps, wall_ms());
+    record_steps(out.steps);
     while (!out.empty()) {
         // 0. the ledger durable through what this output vouches for (a CHECKPOINT) or forgets
         //    (the certificates below a stable checkpoint): one fsync per checkpoint interval.
         if (out.ledger_sync_through > ledger_->synced_seq()) {
-            if (auto s = ledger_->sync(); !s) {
+            const auto started = Clock::now();
+            auto s = ledger_->sync();
+            if (metrics_) metrics_->on_fsync("ledger", std::chrono::duration<double>(Clock::now() - started).count());
+            if (!s) {
                 spdlog::critical("ledger sync failed, stopping: {}", s.error().message);
                 return make_error("ledger", s.error().message);
             }
         }
         // 1. persist: written (and synced when the engine asks) before anything it signed leaves.
-        if (auto s = store_->apply(out.persist, out.sync); !s) {
-            spdlog::critical("consensus store write failed, stopping: {}", s.error().message);
-            return make_error("store", s.error().message);
+        const auto write_started = Clock::now();
+        auto written = store_->apply(out.persist, out.sync);
+        if (metrics_ && out.sync)
+            metrics_->on_fsync("consensus_store", std::chrono::duration<double>(Clock::now() - write_started).count());
+        if (!written) {
+            spdlog::critical("consensus store write failed, stopping: {}", written.error().message);
+            return make_error("store", written.error().message);
         }
         // 2. send
         for (const auto& message : out.send) send(message);
@@ -348,7 +362,7 @@ Status Replica::drain(bft::Output out) {
         // 5. redirects: the clients of requests this replica does not order go to the leader.
         for (const auto& redirect : out.redirects) redirect_clients(redirect);
         out = std::move(next);
-        traces_.record(out.steps, wall_ms());
+        record_steps(out.steps);
     }
     answer_reads();
     collect_detected();
@@ -393,6 +407,8 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
     constexpr size_t kAnsweredQueriesMax = 65536;
     reply_batch(batch.seq, batch.view, applied->outcomes);
     const int64_t executed_ms = wall_ms();
+    if (metrics_)
+        if (const auto since = traces_.since_last_step(batch.seq, mono_us())) metrics_->on_phase("executed", *since);
     for (const auto& outcome : applied->outcomes) {
         traces_.executed(outcome.tx_id, batch.seq, static_cast<uint32_t>(outcome.code), executed_ms);
         if (outcome.query && answered_queries_.emplace(outcome.tx_id, outcome).second) {

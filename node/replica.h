@@ -246,6 +246,13 @@ private:
     ConnectionRates client_rates_;
     // The recent life of transactions here, for `tally explain` (node/traces.h).
     Traces traces_;
+    // Records an output's steps (traces_) and how long each phase took (metrics_).
+    void record_steps(std::vector<bft::Step>& steps);
+    static int64_t mono_us() {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    }
     static int64_t wall_ms() {
         return std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())

@@ -269,7 +269,7 @@ void Replica::explain(const crypto::Hash& tx, api::pb::TxTrace& out) const {
     out.set_executed_ms(known->tx.executed_ms);
     out.set_result(known->tx.result);
     out.set_steps_dropped(known->steps_dropped);
-    for (const auto& [at_ms, step, order] : known->steps) {
+    for (const auto& [at_ms, step, order, mono_us] : known->steps) {
         auto* s = out.add_steps();
         s->set_at_ms(at_ms);
         s->set_seq(step.seq);

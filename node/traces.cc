@@ -36,21 +36,30 @@ void Traces::refused(const crypto::Hash& tx, std::string_view reason, int64_t at
     t.refused = std::string(reason);
 }
 
-void Traces::record(std::vector<bft::Step>& steps, int64_t at_ms) {
+void Traces::record(std::vector<bft::Step>& steps, int64_t at_ms, int64_t mono_us,
+                    std::vector<PhaseTime>* phases) {
     for (auto& step : steps) {
         if (step.seq == 0) {
-            view_changes_.push_back(TimedStep{at_ms, std::move(step), next_order_++});
+            view_changes_.push_back(TimedStep{at_ms, std::move(step), next_order_++, mono_us});
             if (view_changes_.size() > limits_.view_changes_max) view_changes_.pop_front();
             continue;
         }
         // A seq far below what is kept is history already forgotten: not brought back.
         if (seqs_.size() >= limits_.seqs_max && step.seq < seqs_.begin()->first) continue;
         auto& kept = seqs_[step.seq];
+        if (phases && !kept.empty() && kept.back().step.view == step.view)
+            phases->push_back(PhaseTime{step.phase, static_cast<double>(mono_us - kept.back().mono_us) / 1e6});
         if (kept.size() < limits_.steps_per_seq_max)
-            kept.push_back(TimedStep{at_ms, std::move(step), next_order_++});
+            kept.push_back(TimedStep{at_ms, std::move(step), next_order_++, mono_us});
         if (seqs_.size() > limits_.seqs_max) seqs_.erase(seqs_.begin());
     }
     steps.clear();
+}
+
+std::optional<double> Traces::since_last_step(uint64_t seq, int64_t mono_us) const {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end() || it->second.empty()) return std::nullopt;
+    return static_cast<double>(mono_us - it->second.back().mono_us) / 1e6;
 }
 
 void Traces::executed(const crypto::Hash& tx, uint64_t seq, uint32_t result, int64_t at_ms) {

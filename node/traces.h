@@ -33,7 +33,14 @@ namespace tally::node {
 struct TimedStep {
     int64_t at_ms = 0;
     bft::Step step;
-    uint64_t order = 0;  // the order the engine gave it, among all steps (ties in at_ms)
+    uint64_t order = 0;    // the order the engine gave it, among all steps (ties in at_ms)
+    int64_t mono_us = 0;   // a monotonic clock's, for durations (wall clocks jump)
+};
+
+// How long a seq took to reach a step at this replica, from its step before in the same view.
+struct PhaseTime {
+    std::string phase;  // the step reached ("prepared", "committed", ...)
+    double seconds = 0;
 };
 
 struct TxTrace {
@@ -67,8 +74,12 @@ public:
     void received(const crypto::Hash& tx, int64_t at_ms);
     // Admission refused `tx` (node/admission.h's reason).
     void refused(const crypto::Hash& tx, std::string_view reason, int64_t at_ms);
-    // The engine's steps of one output; they are moved out of `steps`.
-    void record(std::vector<bft::Step>& steps, int64_t at_ms);
+    // The engine's steps of one output, seen at wall time `at_ms` and monotonic `mono_us`; they
+    // are moved out of `steps`. With `phases`, how long each seq took to reach each of them.
+    void record(std::vector<bft::Step>& steps, int64_t at_ms, int64_t mono_us = 0,
+                std::vector<PhaseTime>* phases = nullptr);
+    // Seconds from `seq`'s last step to `mono_us` (its execution, say); none when none is kept.
+    std::optional<double> since_last_step(uint64_t seq, int64_t mono_us) const;
     // `tx` executed at `seq` with `result`.
     void executed(const crypto::Hash& tx, uint64_t seq, uint32_t result, int64_t at_ms);
 

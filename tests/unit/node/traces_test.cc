@@ -43,6 +43,25 @@ TEST(Traces, ATransactionsLifeIsItsReceiptItsSeqsStepsTheViewChangesBetweenAndIt
     EXPECT_FALSE(t.explain(tx(2)).has_value()) << "a transaction never seen";
 }
 
+TEST(Traces, EachPhaseIsTimedFromTheSeqsStepBeforeInTheSameViewOnTheMonotonicClock) {
+    Traces t;
+    std::vector<PhaseTime> phases;
+    auto pre = steps({{3, 0, "pre-prepare", {0}}});
+    t.record(pre, 1000, 10'000, &phases);
+    EXPECT_TRUE(phases.empty()) << "the first step has nothing before it";
+    auto both = steps({{3, 0, "prepared", {0, 1, 2}}, {4, 0, "pre-prepare", {0}}});
+    t.record(both, 999, 12'500, &phases);  // the wall clock stepped back; durations do not care
+    ASSERT_EQ(phases.size(), 1u);
+    EXPECT_EQ(phases[0].phase, "prepared");
+    EXPECT_DOUBLE_EQ(phases[0].seconds, 0.0025);
+    phases.clear();
+    auto other_view = steps({{3, 1, "pre-prepare", {1}}});
+    t.record(other_view, 1100, 50'000, &phases);
+    EXPECT_TRUE(phases.empty()) << "a step of another view starts over";
+    EXPECT_DOUBLE_EQ(*t.since_last_step(3, 51'000), 0.001);
+    EXPECT_FALSE(t.since_last_step(9, 51'000).has_value());
+}
+
 TEST(Traces, ARefusalIsKeptWithItsReason) {
     Traces t;
     t.received(tx(1), 10);
