@@ -72,10 +72,10 @@ Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& confi
                                                          " are Raft's; the rest are PBFT's)");
             // Raft trusts its replicas: the leader's node checked each client signature when the
             // request arrived (node/worker_pool), and followers apply what the leader's log says.
-            auto engine = bft::raft::make_engine(raft_config(config, id, options.seed), key, authenticator);
-            if (options.traitor.empty()) return engine;
-            return std::unique_ptr<bft::Engine>(
-                std::make_unique<bft::raft::TraitorEngine>(std::move(engine), options.traitor, key, id));
+            if (options.traitor.empty())
+                return bft::raft::make_engine(raft_config(config, id, options.seed), key, authenticator);
+            return std::unique_ptr<bft::Engine>(std::make_unique<bft::raft::TraitorEngine>(
+                bft::raft::make_raft_engine(raft_config(config, id, options.seed), key), options.traitor, key, id));
         }
     }
     return make_error("unsupported", "no engine for this protocol");

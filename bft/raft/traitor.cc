@@ -12,7 +12,7 @@ namespace {
 constexpr int kHurriedTicks = 3;  // equivocate: its clock's ticks per real one
 }  // namespace
 
-TraitorEngine::TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behaviour> behaviours,
+TraitorEngine::TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours,
                              const crypto::KeyPair& key, ReplicaId id)
     : honest_(std::move(honest)), behaviours_(std::move(behaviours)), key_(key), id_(id) {}
 

@@ -22,13 +22,14 @@
 
 #include "bft/behaviours.h"
 #include "bft/engine.h"
+#include "bft/raft/raft.h"
 #include "crypto/keys.h"
 
 namespace tally::bft::raft {
 
-class TraitorEngine final : public Engine {
+class TraitorEngine final : public RaftEngine {
 public:
-    TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behaviour> behaviours, const crypto::KeyPair& key,
+    TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours, const crypto::KeyPair& key,
                   ReplicaId id);
 
     Output on_tick() override;
@@ -43,6 +44,7 @@ public:
     bool offers_read_index() const override { return honest_->offers_read_index(); }
     Output read_index(uint64_t read_id) override { return rewrite(honest_->read_index(read_id)); }
     std::vector<ReadResult> take_reads() override { return honest_->take_reads(); }
+    Output transfer_leadership(ReplicaId target) override { return rewrite(honest_->transfer_leadership(target)); }
     std::vector<Detected> take_detected() override { return honest_->take_detected(); }
 
 private:
@@ -51,7 +53,7 @@ private:
     // An append to a follower that is told another story: each entry loses its last request.
     std::string forked_append(const std::string& envelope) const;
 
-    std::unique_ptr<Engine> honest_;
+    std::unique_ptr<RaftEngine> honest_;
     std::vector<Behaviour> behaviours_;
     crypto::KeyPair key_;
     ReplicaId id_;

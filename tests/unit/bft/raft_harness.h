@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bft/raft/raft.h"
+#include "bft/raft/traitor.h"
 #include "bft/raft/raft.pb.h"
 #include "crypto/envelope.h"
 
@@ -240,6 +241,8 @@ public:
     std::vector<crypto::KeyPair> keys;
     std::vector<Config> configs;
     NoAuthenticator auth;
+    // Replicas that run a traitor around their honest engine (bft/raft/traitor.h).
+    std::map<ReplicaId, std::vector<Behaviour>> traitors;
     Faults faults;
     std::set<ReplicaId> cut_off;  // partitioned from everyone else
     struct Message {
@@ -285,6 +288,8 @@ public:
         Node& node = nodes[id];
         node.up = true;
         node.engine = make_raft_engine(configs[id], keys[id]);
+        if (auto t = traitors.find(id); t != traitors.end())
+            node.engine = std::make_unique<TraitorEngine>(std::move(node.engine), t->second, keys[id], id);
         apply(id, node.engine->on_start(records_of(node.store), node.executed.size(), crypto::Hash{}, {}));
     }
     void crash(ReplicaId id, bool power_loss) {

@@ -14,8 +14,7 @@ namespace {
 using crypto::MessageType;
 
 std::unique_ptr<Engine> traitor(uint32_t n, ReplicaId id, std::vector<Behaviour> behaviours) {
-    static NoAuthenticator auth;
-    auto honest = make_engine(base_config(n, id), key_of(id), auth);
+    auto honest = make_raft_engine(base_config(n, id), key_of(id));
     auto engine = std::make_unique<TraitorEngine>(std::move(honest), std::move(behaviours), key_of(id), id);
     (void)engine->on_start({}, 0, crypto::Hash{}, {});
     return engine;
@@ -91,6 +90,35 @@ TEST(RaftTraitor, ASilentOneSendsNothingAndABadSignatureNeverOpens) {
     for (int i = 0; i < 60 && out.send.empty(); ++i) out = forger->on_tick();
     ASSERT_FALSE(out.send.empty());
     for (const auto& o : out.send) EXPECT_FALSE(crypto::open(o.envelope).ok());
+}
+
+}  // namespace
+}  // namespace tally::bft::raft::testing
+
+namespace tally::bft::raft::testing {
+namespace {
+
+// Issue 13's comparison: one traitor among 2f+1 = 3 breaks Raft's safety. Replica 0 equivocates
+// in the deterministic cluster (tests/unit/bft/raft_harness.h: shuffled, delayed messages,
+// requests to the leader) and the harness's property checks, the ones every honest schedule
+// passes (RaftSafety.*), catch two honest replicas executing different entries at one index —
+// on every seed. The same traitor in PBFT, one of 3f+1 = 4, leaves every seed safe
+// (EveryBehaviour.AsPrimaryOneTraitorOfFourCannotBreakSafetyOrLiveness/equivocate, tests/sim).
+TEST(RaftTraitor, OneEquivocatingReplicaOfThreeBreaksStateMachineSafetyOnEverySeed) {
+    std::map<std::string, int> broken;
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        Faults faults;
+        faults.restart = 0;
+        Cluster c(3, seed, faults);
+        c.report = false;
+        c.traitors[0] = {Behaviour::kEquivocate};
+        c.start(0);
+        for (int r = 0; r < 400 && !c.failed; ++r) c.round(true, 0.8);
+        EXPECT_TRUE(c.failed) << "seed " << seed << ": Raft stayed safe with an equivocating replica";
+        broken[c.first_failure.substr(0, c.first_failure.find(':'))]++;
+    }
+    for (const auto& [property, seeds] : broken) std::printf("%d seeds broke %s\n", seeds, property.c_str());
+    EXPECT_EQ(broken["State Machine Safety"], 20) << "a seed broke something else first";
 }
 
 }  // namespace
