@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -196,6 +197,33 @@ std::string replica_notes(const node::api::pb::StatusReply& p) {
 
 // Raft's columns: the term, the commit index (what it knows committed), applied (what its
 // ledger executed), the last index its log holds, and the leader it believes in.
+// Replicas that executed one seq to different state digests: a fork. Said plainly under the
+// table, since no honest PBFT replica can be in one (2f+1 quorums intersect in an honest
+// replica) while Raft, which trusts every replica, cannot even notice one.
+std::string fork_warning(const std::vector<ReplicaStatus>& statuses) {
+    std::map<uint64_t, std::map<std::string, std::vector<uint32_t>>> at;  // seq -> digest -> ids
+    for (const auto& s : statuses)
+        if (s.up) at[s.reply.executed()][s.reply.state_digest()].push_back(s.id);
+    std::string out;
+    for (const auto& [seq, digests] : at) {
+        if (digests.size() < 2) continue;
+        out += "FORK: at seq " + std::to_string(seq) + " the replicas hold " + std::to_string(digests.size()) +
+               " different states:";
+        for (const auto& [digest, ids] : digests) {
+            out += " {";
+            for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+            out += "} " + short_hex(digest) + ";";
+        }
+        out.back() = '.';
+        const bool raft = statuses.end() != std::find_if(statuses.begin(), statuses.end(), [](const auto& s) {
+                              return s.up && s.reply.protocol() == "raft";
+                          });
+        out += raft ? " Raft trusts every replica and does not detect this (a traitor, or a bug).\n"
+                    : " More than f replicas are faulty, or a bug: PBFT's honest replicas cannot part.\n";
+    }
+    return out;
+}
+
 std::string raft_status_table(const std::vector<ReplicaStatus>& statuses) {
     std::ostringstream out;
     char line[256];
@@ -219,6 +247,7 @@ std::string raft_status_table(const std::vector<ReplicaStatus>& statuses) {
                       short_hex(p.state_digest()).c_str());
         out << line << replica_notes(p) << "\n";
     }
+    out << fork_warning(statuses);
     return out.str();
 }
 
@@ -250,6 +279,7 @@ std::string status_table(const std::vector<ReplicaStatus>& statuses) {
                       short_hex(p.state_digest()).c_str());
         out << line << notes << "\n";  // notes apart: they may be longer than `line`
     }
+    out << fork_warning(statuses);
     return out.str();
 }
 

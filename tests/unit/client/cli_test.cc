@@ -221,6 +221,32 @@ TEST(Cli, StatusJsonHasOneEntryPerReplicaWithFullDigests) {
     EXPECT_NE(table.find("traitor:silent"), std::string::npos);
 }
 
+// Replicas at one seq with different state digests: the table says the network forked, and
+// under Raft that Raft cannot tell; replicas at different seqs are only lagging.
+TEST(Cli, TheStatusTableSaysSoWhenReplicasHoldDifferentStatesAtOneSeq) {
+    std::vector<ReplicaStatus> statuses(3);
+    for (uint32_t i = 0; i < 3; ++i) {
+        statuses[i].id = i;
+        statuses[i].up = true;
+        statuses[i].reply.set_protocol("raft");
+        statuses[i].reply.set_role(i == 0 ? "leader" : "follower");
+        statuses[i].reply.set_executed(13);
+        statuses[i].reply.set_state_digest(std::string(32, i == 1 ? '\x9d' : '\x36'));
+    }
+    auto table = status_table(statuses);
+    EXPECT_NE(table.find("FORK: at seq 13 the replicas hold 2 different states: {0,2} 363636363636; {1} "
+                         "9d9d9d9d9d9d."),
+              std::string::npos)
+        << table;
+    EXPECT_NE(table.find("Raft trusts every replica and does not detect this"), std::string::npos) << table;
+
+    statuses[1].reply.set_executed(12);  // behind, not forked
+    EXPECT_EQ(status_table(statuses).find("FORK"), std::string::npos);
+    statuses[1].reply.set_executed(13);
+    for (auto& st : statuses) st.reply.set_protocol("pbft");
+    EXPECT_NE(status_table(statuses).find("More than f replicas are faulty"), std::string::npos);
+}
+
 TEST(Cli, TransferAndBenchJsonKeys) {
     TransferResult t;
     t.seq = 9;
