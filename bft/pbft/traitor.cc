@@ -47,41 +47,16 @@ std::string with_normal_case(const crypto::KeyPair& key, const crypto::Envelope&
 TraitorEngine::TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behaviour> behaviours,
                              const crypto::KeyPair& key, std::vector<crypto::PublicKey> replicas,
                              ReplicaId id, uint64_t seed)
-    : honest_(std::move(honest)),
-      behaviours_(std::move(behaviours)),
+    : TraitorBase(std::move(honest), std::move(behaviours)),
       key_(key),
       replicas_(std::move(replicas)),
       id_(id),
       rng_(seed) {}
 
-bool TraitorEngine::has(Behaviour b) const {
-    return std::find(behaviours_.begin(), behaviours_.end(), b) != behaviours_.end();
-}
-
-Output TraitorEngine::on_tick() { return rewrite(honest_->on_tick()); }
-
 Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
-    Output out = rewrite(honest_->on_message(from, envelope, raw));
+    Output out = TraitorBase::on_message(from, envelope, raw);
     if (has(Behaviour::kEquivocate)) echo_votes(from, envelope, out);
     return out;
-}
-
-Output TraitorEngine::on_client_request(const ClientRequest& request) {
-    return rewrite(honest_->on_client_request(request));
-}
-
-Output TraitorEngine::on_executed(uint64_t seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_executed(seq, digest));
-}
-
-Output TraitorEngine::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_state_restored(seq, digest));
-}
-
-Output TraitorEngine::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                                    uint64_t executed_seq, const crypto::Hash& digest,
-                                    const CertificateOf& certificate_of) {
-    return rewrite(honest_->on_start(records, executed_seq, digest, certificate_of));
 }
 
 std::optional<Behaviour> TraitorEngine::pick_random() {
@@ -95,7 +70,7 @@ std::optional<Behaviour> TraitorEngine::pick_random() {
 }
 
 Output TraitorEngine::rewrite(Output out) {
-    for (Behaviour b : behaviours_) {
+    for (Behaviour b : behaviours()) {
         std::vector<Outgoing> sent;
         for (auto& msg : out.send) {
             std::optional<Behaviour> now = b == Behaviour::kRandom ? pick_random() : b;

@@ -36,38 +36,26 @@
 
 #include "bft/behaviours.h"
 #include "bft/engine.h"
+#include "bft/traitor_base.h"
 #include "crypto/keys.h"
 
 namespace tally::bft::pbft {
 
-class TraitorEngine final : public Engine {
+class TraitorEngine final : public TraitorBase<Engine> {
 public:
     TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behaviour> behaviours,
                   const crypto::KeyPair& key, std::vector<crypto::PublicKey> replicas, ReplicaId id,
                   uint64_t seed);
 
-    Output on_tick() override;
     Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
-    Output on_client_request(const ClientRequest& request) override;
-    Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
-    Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;
-    Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                    const crypto::Hash& digest, const CertificateOf& certificate_of) override;
-    EngineStatus status() const override { return honest_->status(); }
-    std::vector<Detected> take_detected() override { return honest_->take_detected(); }
-
-    const std::vector<Behaviour>& behaviours() const { return behaviours_; }
-    bool has(Behaviour b) const;
 
 private:
-    Output rewrite(Output out);
+    Output rewrite(Output out) override;
     // Rewrites one message; appends what goes out instead (possibly nothing, or several).
     void rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>& sent);
     void echo_votes(ReplicaId from, const crypto::Envelope& envelope, Output& out);
     std::optional<Behaviour> pick_random();  // nullopt: this message goes out honestly
 
-    std::unique_ptr<Engine> honest_;
-    std::vector<Behaviour> behaviours_;
     crypto::KeyPair key_;
     std::vector<crypto::PublicKey> replicas_;
     ReplicaId id_;

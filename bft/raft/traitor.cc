@@ -14,20 +14,16 @@ constexpr int kHurriedTicks = 3;  // equivocate: its clock's ticks per real one
 
 TraitorEngine::TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours,
                              const crypto::KeyPair& key, ReplicaId id)
-    : honest_(std::move(honest)), behaviours_(std::move(behaviours)), key_(key), id_(id) {}
-
-bool TraitorEngine::has(Behaviour b) const {
-    return std::find(behaviours_.begin(), behaviours_.end(), b) != behaviours_.end();
-}
+    : TraitorBase(std::move(honest), std::move(behaviours)), key_(key), id_(id) {}
 
 Output TraitorEngine::on_tick() {
     Output out;
-    for (int i = 0; i < (has(Behaviour::kEquivocate) ? kHurriedTicks : 1); ++i) out.append(honest_->on_tick());
-    return rewrite(std::move(out));
+    for (int i = 0; i < (has(Behaviour::kEquivocate) ? kHurriedTicks : 1); ++i) out.append(TraitorBase::on_tick());
+    return out;
 }
 
 Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
-    Output out = rewrite(honest_->on_message(from, envelope, raw));
+    Output out = TraitorBase::on_message(from, envelope, raw);
     if (has(Behaviour::kEquivocate) && !has(Behaviour::kSilent) && envelope.type == crypto::MessageType::kRaftVote) {
         // A double vote: whatever the honest engine answered, this candidate gets a yes too.
         pb::Vote vote;
@@ -45,24 +41,6 @@ Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelop
         }
     }
     return out;
-}
-
-Output TraitorEngine::on_client_request(const ClientRequest& request) {
-    return rewrite(honest_->on_client_request(request));
-}
-
-Output TraitorEngine::on_executed(uint64_t seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_executed(seq, digest));
-}
-
-Output TraitorEngine::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
-    return rewrite(honest_->on_state_restored(seq, digest));
-}
-
-Output TraitorEngine::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                               uint64_t executed_seq, const crypto::Hash& digest,
-                               const CertificateOf& certificate_of) {
-    return rewrite(honest_->on_start(records, executed_seq, digest, certificate_of));
 }
 
 std::string TraitorEngine::forked_append(const std::string& envelope) const {

@@ -23,38 +23,25 @@
 #include "bft/behaviours.h"
 #include "bft/engine.h"
 #include "bft/raft/raft.h"
+#include "bft/traitor_base.h"
 #include "crypto/keys.h"
 
 namespace tally::bft::raft {
 
-class TraitorEngine final : public RaftEngine {
+class TraitorEngine final : public TraitorBase<RaftEngine> {
 public:
     TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours, const crypto::KeyPair& key,
                   ReplicaId id);
 
     Output on_tick() override;
     Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
-    Output on_client_request(const ClientRequest& request) override;
-    Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
-    Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;
-    Output on_start(const std::vector<std::pair<std::string, std::string>>& records, uint64_t executed_seq,
-                    const crypto::Hash& digest, const CertificateOf& certificate_of) override;
-    EngineStatus status() const override { return honest_->status(); }
-    bool takes_client_requests() const override { return honest_->takes_client_requests(); }
-    bool offers_read_index() const override { return honest_->offers_read_index(); }
-    Output read_index(uint64_t read_id) override { return rewrite(honest_->read_index(read_id)); }
-    std::vector<ReadResult> take_reads() override { return honest_->take_reads(); }
-    Output transfer_leadership(ReplicaId target) override { return rewrite(honest_->transfer_leadership(target)); }
-    std::vector<Detected> take_detected() override { return honest_->take_detected(); }
+    Output transfer_leadership(ReplicaId target) override { return rewrite(honest().transfer_leadership(target)); }
 
 private:
-    bool has(Behaviour b) const;
-    Output rewrite(Output out);
+    Output rewrite(Output out) override;
     // An append to a follower that is told another story: each entry loses its last request.
     std::string forked_append(const std::string& envelope) const;
 
-    std::unique_ptr<RaftEngine> honest_;
-    std::vector<Behaviour> behaviours_;
     crypto::KeyPair key_;
     ReplicaId id_;
 };
