@@ -43,6 +43,16 @@ private:
     std::vector<zmq::socket_t> sockets_;
 };
 
+// An honest client's transfers (nonces 1..count) during a flood: each must commit, ok.
+void commit_honest_transfers(client::Client& c, const crypto::KeyPair& from, const crypto::PublicKey& to,
+                             uint64_t count) {
+    for (uint64_t nonce = 1; nonce <= count; ++nonce) {
+        auto r = c.transfer(from, to, 5, nonce, 20s);
+        ASSERT_TRUE(r.ok()) << "honest transfer " << nonce << ": " << r.error().message;
+        EXPECT_EQ(r->result, static_cast<uint32_t>(ledger::ResultCode::kOk));
+    }
+}
+
 TEST(Admission, AFlooderWithUnfundedKeysAndReplayedBytesIsNeverOrderedAndHonestClientsCommit) {
     LiveNetwork net;
     ASSERT_TRUE(net.ok());
@@ -102,11 +112,7 @@ TEST(Admission, AFlooderWithUnfundedKeysAndReplayedBytesIsNeverOrderedAndHonestC
         if (i < kReplays) flooder.send_all(early);
     }
     constexpr int kHonest = 10;
-    for (uint64_t nonce = 1; nonce <= kHonest; ++nonce) {
-        auto r = c.transfer(alice, bob.public_key(), 5, nonce, 20s);
-        ASSERT_TRUE(r.ok()) << "honest transfer " << nonce << ": " << r.error().message;
-        EXPECT_EQ(r->result, static_cast<uint32_t>(ledger::ResultCode::kOk));
-    }
+    commit_honest_transfers(c, alice, bob.public_key(), kHonest);
 
     // Every replica counted the flood under its reasons, and ordered none of it: the blocks
     // executed since are the honest transfers' (one block each at most).
@@ -151,12 +157,7 @@ TEST(Admission, AConnectionSendingBadSignaturesIsSilencedAfterAFewChecksAndEvery
         std::memcpy(frame.data() + frame.size() - sizeof(crypto::Signature), &i, sizeof(i));
         flooder.send_all(frame);
     }
-    constexpr int kHonest = 5;
-    for (uint64_t nonce = 1; nonce <= kHonest; ++nonce) {
-        auto r = c.transfer(alice, bob.public_key(), 5, nonce, 20s);
-        ASSERT_TRUE(r.ok()) << "honest transfer " << nonce << ": " << r.error().message;
-        EXPECT_EQ(r->result, static_cast<uint32_t>(ledger::ResultCode::kOk));
-    }
+    commit_honest_transfers(c, alice, bob.public_key(), 5);
     EXPECT_TRUE(net.wait_for(
         [&](const auto& s) {
             for (const auto& r : s)
