@@ -130,7 +130,9 @@ struct Redirect {
 // own steps:
 //   PBFT  "pre-prepare" (the batch accepted; votes: the primary), "prepared" (votes: the
 //         primary and the backups whose PREPAREs made the certificate), "committed"
-//         (committed-local; votes: the replicas whose COMMITs were counted);
+//         (committed-local; votes: the replicas whose COMMITs were counted), or "caught-up"
+//         (a peer's commit certificate proved it decided before this replica got there itself;
+//         votes: that peer);
 //   Raft  "appended" (votes: the leader), "committed" (votes: the leader's majority of
 //         matching logs; at a follower, the leader that said so).
 // With seq 0, a change of view or term: PBFT "view-change" (this replica asks for `view`) and

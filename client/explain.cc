@@ -66,7 +66,7 @@ std::string step_text(const node::api::pb::TraceStep& s, bft::Protocol protocol)
                           static_cast<unsigned long long>(s.view()), votes.c_str());
         return line;
     }
-    const bool from = s.phase() == "pre-prepare" || s.phase() == "appended";
+    const bool from = s.phase() == "pre-prepare" || s.phase() == "appended" || s.phase() == "caught-up";
     std::snprintf(line, sizeof(line), "%-12s seq %llu  %s%llu  %s %s", s.phase().c_str(),
                   static_cast<unsigned long long>(s.seq()), view.c_str(),
                   static_cast<unsigned long long>(s.view()), from ? "from" : "votes", votes.c_str());

@@ -123,6 +123,7 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
         if (slot.committed) continue;
         // 2f+1 commits mean f+1 honest replicas prepared it: this is the batch decided at seq.
         // (The slot's normal case is left as it is: what this replica signed there stands.)
+        out.steps.push_back(Step{seq, view, "caught-up", {from}});
         decide(seq, slot,
                Decided{view, digest, std::move(requests), proof.pre_prepare(),
                        {proof.commits().begin(), proof.commits().end()}},
