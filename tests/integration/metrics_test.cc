@@ -71,14 +71,14 @@ TEST(Metrics, AReplicaServesPrometheusMetricsThatMoveAsTransfersCommitAndAgreeWi
     EXPECT_GE(metric_value(body, "tally_committed_transactions_total").value_or(0), before + 20) << body;
     EXPECT_GE(metric_value(body, "tally_committed_batches_total").value_or(0), 1.0) << body;
     EXPECT_GE(metric_value(body, "tally_block_apply_seconds_count").value_or(0), 1.0) << body;
-    // Each batch's phases at this replica, and the synced writes under them: a backup prepares,
-    // commits and executes every batch it executed (and syncs its store before each vote).
+    // The phases and the synced writes under them move as batches commit (not one each per
+    // batch: a replica that catches up from a peer's certificate skips its own phases, and one
+    // synced write may carry the votes of several batches).
     for (const char* phase : {"prepared", "committed", "executed"})
         EXPECT_GE(metric_value(body, "tally_phase_seconds_count", {std::string("phase=\"") + phase + "\""}).value_or(0),
-                  static_cast<double>(executed))
+                  1.0)
             << phase << ":\n" << body;
-    EXPECT_GE(metric_value(body, "tally_fsync_seconds_count", {"what=\"consensus_store\""}).value_or(0),
-              static_cast<double>(executed))
+    EXPECT_GE(metric_value(body, "tally_fsync_seconds_count", {"what=\"consensus_store\""}).value_or(0), 1.0)
         << body;
     // A batch per executed seq (no view change happened, so no null batch was left out).
     EXPECT_EQ(metric_value(body, "tally_committed_batches_total"), static_cast<double>(executed)) << body;
