@@ -722,6 +722,7 @@ Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
         outcome.code = ResultCode::kNonceTooLow;
     } else if (tx.nonce - from->nonce > 1) {
         outcome.code = ResultCode::kNonceTooHigh;
+        outcome.nonce = from->nonce;  // it stays not-yet while the account's nonce stays this
     } else {
         consumes_nonce = true;
         const Account* to = accounts.find(tx.to);

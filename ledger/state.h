@@ -56,7 +56,8 @@ struct Outcome {
     crypto::Hash tx_id{};
     ResultCode code = ResultCode::kOk;
     uint64_t value = 0;      // balance for a balance query; 0 otherwise
-    uint64_t nonce = 0;      // account nonce for a balance query
+    uint64_t nonce = 0;      // account nonce for a balance query; for nonce_too_high, the
+                             // sender's nonce when it executed
     uint64_t seq = 0;        // where the transaction was (first) applied
     bool duplicate = false;  // already applied earlier: this repeats the first outcome
     bool query = false;      // it answered a query: read-only and never recorded, so a

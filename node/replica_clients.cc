@@ -70,12 +70,15 @@ void Replica::reply_batch(uint64_t seq, uint64_t batch_view, const std::vector<l
     BatchSignJob job;
     job.batch = seq;
     for (const auto& outcome : outcomes) {
+        // Remembered wherever it executed, whether or not a client waits here: a copy that
+        // reaches this replica late (or a replay) must be refused here too, not forwarded to
+        // the primary and ordered again. And at the sender's nonce when it executed, not after
+        // its block: a later transfer of the same block may have moved the nonce so that these
+        // bytes would now apply.
+        if (outcome.code == ledger::ResultCode::kNonceTooHigh && !outcome.query)
+            remember_not_yet(outcome.tx_id, outcome.nonce);
         auto pending = routes_.take(outcome.tx_id);
         if (!pending) continue;
-        if (outcome.code == ledger::ResultCode::kNonceTooHigh && !pending->query) {
-            if (auto account = ledger_->account(pending->client))
-                remember_not_yet(outcome.tx_id, account->nonce);
-        }
         // Every route gets the reply, the owner's first (client_routes.h).
         const ClientRoute route{{}, pending->client, pending->nonce};
         const std::string body = reply_body(route, outcome.tx_id, outcome, view);

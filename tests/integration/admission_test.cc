@@ -4,6 +4,7 @@
 // its reason in `tally net status`), and an honest client keeps committing meanwhile.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <zmq.hpp>
 
@@ -23,10 +24,12 @@ uint64_t rejected(const client::ReplicaStatus& s, const std::string& reason) {
 }
 
 // One DEALER per replica, like a client's, that sends whatever it is given and reads nothing.
+// With `only`, to those replicas alone.
 class Flooder {
 public:
-    explicit Flooder(const node::api::NetworkConfig& config) {
+    explicit Flooder(const node::api::NetworkConfig& config, std::vector<uint32_t> only = {}) {
         for (const auto& r : config.replicas) {
+            if (!only.empty() && std::find(only.begin(), only.end(), r.id) == only.end()) continue;
             sockets_.emplace_back(context_, zmq::socket_type::dealer);
             sockets_.back().set(zmq::sockopt::linger, 0);
             sockets_.back().set(zmq::sockopt::sndhwm, 100'000);
@@ -134,6 +137,51 @@ TEST(Admission, AFlooderWithUnfundedKeysAndReplayedBytesIsNeverOrderedAndHonestC
         EXPECT_LE(after[0].reply.executed(), executed_before + kHonest)
             << "the flood was ordered: blocks executed beyond the honest transfers'";
     }
+}
+
+// A replica that executed a transfer as nonce_too_high refuses its bytes again whether or not a
+// client of its own waited for it. Here the transfer reaches the primary alone, so the backups
+// hold it only from the pre-prepare; then its very bytes reach one backup. Before, that backup
+// had remembered nothing (only a waiting client's reply did), admitted the copy, forwarded it,
+// and the primary ordered it again: a block for bytes that cost their sender nothing (seen
+// once in CI as a flood's extra block, from a copy that reached a backup after its batch).
+TEST(Admission, ABackupRefusesTheReplayOfANotYetTransferItOnlySawInABatch) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    const auto bob = net.account("bob");
+    const auto carol = net.account("carol");
+    auto primary = net.status();
+    ASSERT_EQ(primary.size(), 4u);
+    const uint32_t primary_id = primary[0].reply.leader();  // PBFT: the primary of view 0
+    ASSERT_EQ(primary[0].reply.view(), 0u);
+    const uint32_t backup = (primary_id + 1) % 4;
+
+    const std::string early = ledger::make_transfer(carol, bob.public_key(), 1, 2);
+    Flooder to_primary(net.config(), {primary_id});
+    to_primary.send_all(early);
+    ASSERT_TRUE(net.wait_for(
+        [&](const auto& s) {
+            for (const auto& r : s)
+                if (!r.up || r.reply.executed() < 1) return false;
+            return true;
+        },
+        30s))
+        << "the transfer sent to the primary alone was not ordered";
+    const uint64_t executed = net.status()[0].reply.executed();
+
+    Flooder to_backup(net.config(), {backup});
+    to_backup.send_all(early);
+    EXPECT_TRUE(net.wait_for(
+        [&](const auto& s) {
+            for (const auto& r : s)
+                if (r.id == backup && r.up && rejected(r, "nonce_too_high") >= 1) return true;
+            return false;
+        },
+        20s))
+        << "the backup did not refuse the replay of bytes it executed as nonce_too_high";
+    // Had it forwarded the copy, the primary would have ordered it by now (a forward is sent
+    // within a tick): one block more than the one the transfer took.
+    for (const auto& r : net.status()) EXPECT_EQ(r.reply.executed(), executed) << "replica " << r.id;
 }
 
 // Per-connection limits with real processes: a connection that sends transfers with bad

@@ -230,6 +230,9 @@ TEST(ApplyBlock, ATransferThatCameTooEarlyIsNotRecordedAndAppliesWhenItsTurnCome
     auto block = apply_next(*state, {second, first, second});
     ASSERT_EQ(block.outcomes.size(), 3u);
     EXPECT_EQ(block.outcomes[0].code, ResultCode::kNonceTooHigh);
+    // The sender's nonce when it came too early (0), not after its block (1): admission refuses
+    // a replay of these bytes only while the nonce stays where it was (node/admission.h).
+    EXPECT_EQ(block.outcomes[0].nonce, 0u);
     EXPECT_EQ(block.outcomes[1].code, ResultCode::kOk);
     EXPECT_EQ(block.outcomes[2].code, ResultCode::kOk);
     EXPECT_FALSE(block.outcomes[2].duplicate);
