@@ -19,6 +19,7 @@ void Output::append(Output&& other) {
     move_append(commit, other.commit);
     if (other.fetch_state) fetch_state = std::move(other.fetch_state);
     move_append(redirects, other.redirects);
+    move_append(forwarded, other.forwarded);
     move_append(steps, other.steps);
     sync = sync || other.sync;
     ledger_sync_through = std::max(ledger_sync_through, other.ledger_sync_through);

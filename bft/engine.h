@@ -151,6 +151,12 @@ struct Output {
     std::vector<Committed> commit;
     std::optional<StateTarget> fetch_state;
     std::vector<Redirect> redirects;
+    // Requests a peer forwarded to this replica to order (PBFT: a backup to its primary),
+    // authenticated. The caller passes them through the admission its own clients' requests
+    // pass, and hands those it admits to on_client_request: a traitor could forward anything
+    // signed (transfers from keys without an account, bytes that executed already), and the
+    // ledger, not the engine, knows which of them an honest replica would order.
+    std::vector<ClientRequest> forwarded;
     std::vector<Step> steps;  // for people (Step); no action needed, so not part of empty()
     bool sync = false;  // fsync the persisted writes (and every earlier one) before sending
     // Make the ledger durable through this seq (already executed) before persisting or
@@ -159,7 +165,7 @@ struct Output {
 
     bool empty() const {
         return persist.empty() && send.empty() && commit.empty() && !fetch_state &&
-               redirects.empty() && ledger_sync_through == 0;
+               redirects.empty() && forwarded.empty() && ledger_sync_through == 0;
     }
     // Appends `other` after this output's own effects, keeping the contract's order.
     void append(Output&& other);

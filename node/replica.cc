@@ -361,6 +361,8 @@ Status Replica::drain(bft::Output out) {
         }
         // 5. redirects: the clients of requests this replica does not order go to the leader.
         for (const auto& redirect : out.redirects) redirect_clients(redirect);
+        // 6. requests a peer forwarded: admitted here as a client's would be, then ordered.
+        for (auto& request : out.forwarded) on_forwarded(std::move(request), next);
         out = std::move(next);
         record_steps(out.steps);
     }

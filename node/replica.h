@@ -161,7 +161,10 @@ private:
     // --- replica_clients.cc: answering clients
     void on_request(RequestIn& in, bft::Output& out);
     // Admission's verdict on a request not executed yet (node/admission.h).
-    Refusal admission_of(const RequestIn& in) const;
+    // With `forwarded`, only the rules of the ledger's state (a peer's request has no client
+    // and no connection here, and an honest backup's must not wait on this replica's load).
+    Refusal admission_of(const RequestIn& in, bool forwarded = false) const;
+    void on_forwarded(bft::ClientRequest request, bft::Output& out);
     // Answers a refused request at once (seq 0: never ordered) and counts the refusal.
     void refuse(const RequestIn& in, Refusal refusal);
     // Remembers that `tx_id` executed as nonce_too_high with its sender's nonce at `nonce`.

@@ -101,19 +101,45 @@ void Replica::remember_not_yet(const crypto::Hash& tx_id, uint64_t nonce) {
     }
 }
 
-Refusal Replica::admission_of(const RequestIn& in) const {
+Refusal Replica::admission_of(const RequestIn& in, bool forwarded) const {
     AdmissionInput a;
     a.query = in.query;
     a.nonce = in.request.info.nonce;
     if (!in.query) {
         a.sender = ledger_->account(in.request.info.client);
         if (auto it = not_yet_.find(in.tx_id); it != not_yet_.end()) a.not_yet_at_nonce = it->second;
-        a.sender_pending = routes_.of_sender(in.request.info.client);
     }
-    a.connection_pending = routes_.of_connection(in.routing_id);
-    a.queries_pending = routes_.queries();
-    a.replica_full = routes_.full();
+    if (!forwarded) {
+        if (!in.query) a.sender_pending = routes_.of_sender(in.request.info.client);
+        a.connection_pending = routes_.of_connection(in.routing_id);
+        a.queries_pending = routes_.queries();
+        a.replica_full = routes_.full();
+    }
     return admit(a, options_.admission);
+}
+
+// A request a peer forwarded for this replica to order (bft::Output::forwarded), from a backup
+// whose own admission let it in. It passes the ledger's rules here too, so that a traitor
+// cannot have this replica order what no honest one would: bytes that executed already,
+// transfers from keys without an account or with a used nonce, a replay of a not-yet transfer.
+// No client of its own waits here (the forwarding replica answers its client), so a refusal is
+// only counted, as "forwarded_<reason>". The load rules do not apply: an honest backup's request
+// refused for this replica's load would wait there until its view changed.
+void Replica::on_forwarded(bft::ClientRequest request, bft::Output& out) {
+    auto tx = ledger::decode_tx(request.payload);
+    if (!tx) return;  // (the engine authenticated it: it decodes)
+    const std::string detail = "nonce " + std::to_string(tx->nonce) + " from " +
+                               crypto::key_to_hex(tx->sender).substr(0, 16) + "..., forwarded by a peer";
+    if (ledger_->transaction(tx->id)) {
+        rejections_.count("forwarded_executed", detail);
+        return;
+    }
+    RequestIn in{{}, std::move(request), tx->id, tx->kind != ledger::TxKind::kTransfer};
+    if (const Refusal refusal = admission_of(in, /*forwarded=*/true); refusal != Refusal::kNone) {
+        rejections_.count("forwarded_" + std::string(refusal_name(refusal)), detail);
+        return;
+    }
+    out.append(engine_->on_client_request(in.request));
 }
 
 void Replica::refuse(const RequestIn& in, Refusal refusal) {

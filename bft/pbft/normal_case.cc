@@ -70,7 +70,8 @@ void Replica::on_forward(ReplicaId from, const crypto::Envelope& env, Output& ou
         ++taken;
         auto info = authenticator_.authenticate(payload);
         if (!info) return detect(from, "forged_request");
-        on_request(ClientRequest{*info, payload}, out);
+        // Not straight into the queue: the node admits it first (Output::forwarded).
+        out.forwarded.push_back(ClientRequest{*info, payload});
     }
 }
 

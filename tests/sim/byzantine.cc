@@ -287,6 +287,8 @@ std::vector<bft::Outgoing> TwinsEngine::run_b(bft::Output first) {
             }
             pending.push_back(b_->on_executed(batch.seq, ledger_b_->last_block().hash()));
         }
+        // A traitor orders whatever a peer forwards it.
+        for (const auto& request : out.forwarded) pending.push_back(b_->on_client_request(request));
     }
     b_->take_detected();
     return sent;

@@ -427,6 +427,13 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
             r.fetching = out.fetch_state;
             try_fetch(id, pending);
         }
+        // 5. requests a peer forwarded: the reply cache first, as for a client's own (the
+        //    node's whole admission: node/replica_clients.cc, on_forwarded)
+        for (const auto& request : out.forwarded) {
+            auto tx = ledger::decode_tx(request.payload);
+            if (tx && r.ledger->transaction(tx->id)) continue;
+            pending.push_back(r.engine->on_client_request(request));
+        }
     }
     // What honest replicas detect in others (a traitor's own detections say nothing).
     for (const auto& d : r.engine->take_detected())

@@ -44,6 +44,33 @@ bool proposes(const Output& out, const std::string& request) {
     return false;
 }
 
+// --- Forwarded requests -------------------------------------------------------------------
+
+// A backup's Forward (PBFT.md rule 8) could carry anything signed: bytes that executed already,
+// transfers from keys without an account. The primary's engine cannot tell (the ledger knows),
+// so it proposes none of them itself: it hands them to the node (Output::forwarded), whose
+// admission decides as for its own clients' requests, and proposes what comes back through
+// on_client_request. A forged one still costs the traitor a detection and no more.
+TEST(PbftForward, APrimaryHandsForwardedRequestsToItsCallerAndProposesOnlyWhatComesBack) {
+    Harness h(0);
+    const std::string request = h.request();
+    pb::Forward forward;
+    forward.add_requests(request);
+    Output out = h.deliver(crypto::seal(h.keys[1], MessageType::kForward, forward.SerializeAsString()));
+    ASSERT_EQ(out.forwarded.size(), 1u);
+    EXPECT_EQ(out.forwarded[0].payload, request);
+    EXPECT_EQ(out.forwarded[0].info.client, h.client.public_key());
+    EXPECT_EQ(out.forwarded[0].info.nonce, 1u);
+    EXPECT_FALSE(proposes(out, request)) << "the engine ordered a forwarded request no one admitted";
+    EXPECT_TRUE(proposes(h.engine->on_client_request(out.forwarded[0]), request));
+
+    pb::Forward forged;
+    forged.add_requests(ledger::make_transfer(key_of(102), key_of(101).public_key(), 1, 1) + "x");
+    EXPECT_TRUE(h.deliver(crypto::seal(h.keys[2], MessageType::kForward, forged.SerializeAsString()))
+                    .forwarded.empty());
+    EXPECT_TRUE(h.detected("forged_request"));
+}
+
 // --- Censorship --------------------------------------------------------------------------
 
 TEST(PbftCensorship, APrimaryThatLeavesOneRequestOutWhileCommittingOthersIsReplaced) {
