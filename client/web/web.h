@@ -13,6 +13,12 @@
 // committed-transaction count, every `poll_interval`, and keeps the answer; a web request only
 // copies that answer and never reaches a replica, so no number or speed of browsers changes
 // what the replicas see: two status requests and two metrics scrapes per replica per second.
+// Each status request also asks for the replica's 16 most recent sequence numbers' steps
+// (StatusRequest.recent_seqs; a replica sends at most 64): the page's timeline of batches through
+// pre-prepare, prepared, committed and executed (Raft: appended, committed, executed) and view
+// changes or elections. Per-phase latency is the median, over the last minute, of each newly
+// executed seq's time from one stage to the next, measured on that replica's own clock (clocks
+// differ across hosts): a sample of the batches, the newest of each poll.
 // Throughput is each replica's rate between two polls (batches from its executed sequence
 // number, transfers from its metrics' tally_committed_transactions_total), and of those the
 // (f+1)-th highest: a rate that at least one honest replica reached.
