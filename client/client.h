@@ -174,9 +174,9 @@ public:
     // each reply also carries what that replica knows of the transaction (StatusReply.trace);
     // with `recent_seqs`, the timeline of its most recent sequence numbers (StatusReply.recent,
     // at most 64 whatever is asked) and its recent view changes.
-    Result<std::vector<ReplicaStatus>> status(std::optional<Duration> wait = std::nullopt,
-                                              const std::optional<crypto::Hash>& explain_tx = std::nullopt,
-                                              uint32_t recent_seqs = 0);
+    Result<std::vector<ReplicaStatus>> status(
+        std::optional<Duration> wait = std::nullopt,
+        const std::optional<crypto::Hash>& explain_tx = std::nullopt, uint32_t recent_seqs = 0);
     // Submits a pre-signed kRequest envelope and waits for its accepted result.
     Result<OrderedResult> submit(std::string envelope, Duration timeout = kDefaultTimeout);
 

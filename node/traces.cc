@@ -89,7 +89,8 @@ void Traces::executed_batch(uint64_t seq, uint32_t requests, int64_t at_ms, int6
 std::vector<SeqTrace> Traces::recent(size_t count) const {
     std::vector<SeqTrace> out;
     out.reserve(std::min(count, seqs_.size()));
-    for (auto it = seqs_.rbegin(); it != seqs_.rend() && out.size() < count; ++it) out.push_back(it->second);
+    for (auto it = seqs_.rbegin(); it != seqs_.rend() && out.size() < count; ++it)
+        out.push_back(it->second);
     std::reverse(out.begin(), out.end());
     return out;
 }

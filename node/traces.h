@@ -68,7 +68,7 @@ struct SeqTrace {
     std::vector<TimedStep> steps;
     int64_t executed_ms = 0;  // 0: not executed here (yet)
     int64_t executed_mono_us = 0;
-    uint32_t requests = 0;    // in its batch, once executed
+    uint32_t requests = 0;  // in its batch, once executed
 };
 
 // A status reply carries at most this many recent seqs (StatusRequest.recent_seqs), whatever

@@ -47,7 +47,7 @@ constexpr int kListenBacklog = 64;
 // The timeline: each poll asks every replica for its most recent seqs' steps (a replica sends
 // at most 64 whatever is asked); each seq executed there gives its phase durations once.
 constexpr uint32_t kTimelineSeqs = 16;
-constexpr size_t kMaxLatencySamples = 30'000;   // a minute of 16 new seqs per replica per poll
+constexpr size_t kMaxLatencySamples = 30'000;  // a minute of 16 new seqs per replica per poll
 
 int64_t unix_ms() {
     return std::chrono::duration_cast<milliseconds>(SystemClock::now().time_since_epoch()).count();
@@ -170,9 +170,9 @@ const std::vector<std::string>& stages(const std::string& protocol) {
 
 // One phase duration of one seq at one replica.
 struct LatencySample {
-    int64_t t_ms = 0;        // when the poller saw it (the window's clock)
+    int64_t t_ms = 0;  // when the poller saw it (the window's clock)
     uint32_t replica = 0;
-    size_t transition = 0;   // stages()[transition] -> stages()[transition + 1]
+    size_t transition = 0;  // stages()[transition] -> stages()[transition + 1]
     double ms = 0;
 };
 
@@ -193,7 +193,8 @@ std::vector<std::pair<size_t, double>> phase_durations(const node::api::pb::SeqT
     for (const auto& step : seq.steps()) {
         if (step.view() != view) continue;
         const auto it = std::find(order.begin(), order.end(), step.phase());
-        if (it != order.end() && !at[it - order.begin()]) at[it - order.begin()] = Stamp{step.at_ms(), step.mono_us()};
+        if (it != order.end() && !at[it - order.begin()])
+            at[it - order.begin()] = Stamp{step.at_ms(), step.mono_us()};
     }
     at.back() = Stamp{seq.executed_ms(), seq.executed_mono_us()};
     for (size_t i = 0; i + 1 < order.size(); ++i) {
@@ -210,12 +211,18 @@ std::vector<std::pair<size_t, double>> phase_durations(const node::api::pb::SeqT
 json summary(std::vector<double> values) {
     if (values.empty()) return nullptr;
     std::sort(values.begin(), values.end());
-    const auto at = [&](double q) { return values[std::min(values.size() - 1, static_cast<size_t>(q * static_cast<double>(values.size())))]; };
+    const auto at = [&](double q) {
+        return values[std::min(values.size() - 1,
+                               static_cast<size_t>(q * static_cast<double>(values.size())))];
+    };
     return json{{"median_ms", at(0.5)}, {"p90_ms", at(0.9)}, {"n", values.size()}};
 }
 
 json trace_step(const node::api::pb::TraceStep& s) {
-    return json{{"phase", s.phase()}, {"view", s.view()}, {"at_ms", s.at_ms()}, {"mono_us", s.mono_us()},
+    return json{{"phase", s.phase()},
+                {"view", s.view()},
+                {"at_ms", s.at_ms()},
+                {"mono_us", s.mono_us()},
                 {"votes", std::vector<uint32_t>(s.votes().begin(), s.votes().end())}};
 }
 
@@ -281,8 +288,8 @@ private:
             std::vector<Observed> now(config_.n());
             if (connected) {
                 // A silent replica costs the whole wait: keep it under the interval.
-                auto statuses = client.status(std::max(milliseconds{100}, interval_ * 4 / 5), std::nullopt,
-                                              kTimelineSeqs);
+                auto statuses = client.status(std::max(milliseconds{100}, interval_ * 4 / 5),
+                                              std::nullopt, kTimelineSeqs);
                 if (statuses) {
                     for (const auto& s : *statuses) {
                         if (s.id >= now.size()) continue;
@@ -431,7 +438,8 @@ private:
                     latency_.push_back(LatencySample{t, i, transition, ms});
             }
         }
-        while (latency_.size() > kMaxLatencySamples || (!latency_.empty() && latency_.front().t_ms < t - kHistory.count()))
+        while (latency_.size() > kMaxLatencySamples ||
+               (!latency_.empty() && latency_.front().t_ms < t - kHistory.count()))
             latency_.pop_front();
     }
 
@@ -448,7 +456,9 @@ private:
             }
             json replicas = json::array();
             for (auto& values : by_replica) replicas.push_back(summary(std::move(values)));
-            rows.push_back(json{{"from", order[k]}, {"to", order[k + 1]}, {"all", summary(std::move(all))},
+            rows.push_back(json{{"from", order[k]},
+                                {"to", order[k + 1]},
+                                {"all", summary(std::move(all))},
                                 {"replicas", std::move(replicas)}});
         }
         return json{{"window_s", kHistory.count() / 1000}, {"rows", std::move(rows)}};
@@ -488,13 +498,17 @@ private:
                 for (const auto& seq : p.recent()) {
                     json steps = json::array();
                     for (const auto& step : seq.steps()) steps.push_back(trace_step(step));
-                    recent.push_back(json{{"seq", seq.seq()}, {"view", seq.view()}, {"steps", std::move(steps)},
-                                          {"executed_ms", seq.executed_ms()}, {"executed_mono_us", seq.executed_mono_us()},
+                    recent.push_back(json{{"seq", seq.seq()},
+                                          {"view", seq.view()},
+                                          {"steps", std::move(steps)},
+                                          {"executed_ms", seq.executed_ms()},
+                                          {"executed_mono_us", seq.executed_mono_us()},
                                           {"requests", seq.requests()}});
                 }
                 r["recent"] = std::move(recent);
                 json view_changes = json::array();
-                for (const auto& step : p.recent_view_changes()) view_changes.push_back(trace_step(step));
+                for (const auto& step : p.recent_view_changes())
+                    view_changes.push_back(trace_step(step));
                 r["view_changes"] = std::move(view_changes);
             }
             r["traitor"] = traitor;
@@ -552,7 +566,8 @@ private:
     std::deque<Sample> history_;
     std::deque<Event> events_;
     std::deque<LatencySample> latency_;
-    std::vector<uint64_t> latency_counted_through_;  // per replica: the last seq whose phases were counted
+    std::vector<uint64_t>
+        latency_counted_through_;  // per replica: the last seq whose phases were counted
     std::optional<Action> action_;
     bool action_running_ = false;
     json last_action_ = nullptr;

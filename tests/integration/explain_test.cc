@@ -3,9 +3,10 @@
 // transfer ordered across a view change shows the view change; the CLI puts it together. The
 // live view's timeline (StatusRequest.recent_seqs): the recent seqs' phases at every replica,
 // never more than 64 of them whatever a client asks.
+#include "client/explain.h"
+
 #include <gtest/gtest.h>
 
-#include "client/explain.h"
 #include "node/traces.h"
 #include "tests/integration/live_network.h"
 
@@ -153,7 +154,8 @@ TEST(Explain, AStatusRequestForTenThousandRecentSeqsGetsAtMost64WithTheirPhasesA
         ASSERT_TRUE(s.up);
         const auto& recent = s.reply.recent();
         EXPECT_EQ(static_cast<size_t>(recent.size()), node::kRecentSeqsMax) << "capped, not 10,000";
-        for (int i = 1; i < recent.size(); ++i) EXPECT_LT(recent[i - 1].seq(), recent[i].seq()) << "ascending";
+        for (int i = 1; i < recent.size(); ++i)
+            EXPECT_LT(recent[i - 1].seq(), recent[i].seq()) << "ascending";
         // The newest executed seqs, each with its phases in order here and its execution after.
         int full = 0;
         for (const auto& seq : recent) {

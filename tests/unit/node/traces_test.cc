@@ -126,8 +126,10 @@ TEST(Traces, TheRecentSeqsAreTheHighestKeptAscendingWithTheirStepsExecutionAndBa
     EXPECT_EQ(recent[1].seq, 5u);
     EXPECT_EQ(recent[2].seq, 6u);
     std::vector<std::string> phases;
-    for (const auto& s : recent[0].steps) phases.push_back(s.step.phase + "@" + std::to_string(s.at_ms));
-    EXPECT_EQ(phases, (std::vector<std::string>{"pre-prepare@400", "prepared@400", "committed@450"}));
+    for (const auto& s : recent[0].steps)
+        phases.push_back(s.step.phase + "@" + std::to_string(s.at_ms));
+    EXPECT_EQ(phases,
+              (std::vector<std::string>{"pre-prepare@400", "prepared@400", "committed@450"}));
     EXPECT_EQ(recent[0].executed_ms, 460);
     EXPECT_EQ(recent[0].requests, 12u);
     EXPECT_EQ(recent[0].executed_mono_us, 4'600);
@@ -141,7 +143,8 @@ TEST(Traces, TheRecentSeqsAreTheHighestKeptAscendingWithTheirStepsExecutionAndBa
 TEST(Traces, TheRecentViewChangesAreTheLastOnesOldestFirst) {
     Traces t;
     EXPECT_TRUE(t.recent_view_changes(4).empty());
-    auto vcs = steps({{0, 1, "view-change", {}}, {0, 1, "new-view", {1}}, {0, 2, "view-change", {}}});
+    auto vcs =
+        steps({{0, 1, "view-change", {}}, {0, 1, "new-view", {1}}, {0, 2, "view-change", {}}});
     t.record(vcs, 10);
     auto last = t.recent_view_changes(2);
     ASSERT_EQ(last.size(), 2u);
