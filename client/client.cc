@@ -674,7 +674,8 @@ Result<TxResult> Client::tx(const crypto::Hash& tx_id, Duration timeout) {
 }
 
 Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait,
-                                                  const std::optional<crypto::Hash>& explain_tx) {
+                                                  const std::optional<crypto::Hash>& explain_tx,
+                                                  uint32_t recent_seqs) {
     if (!transport_) return make_error("not_connected", "the client is not connected");
     const auto ephemeral = crypto::KeyPair::generate();
     PendingStatus pending;
@@ -684,6 +685,7 @@ Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait,
     node::api::pb::StatusRequest request;
     request.set_nonce(status_->nonce);
     if (explain_tx) request.set_explain_tx(std::string(crypto::as_bytes(*explain_tx)));
+    request.set_recent_seqs(recent_seqs);
     send_to_all(crypto::seal(ephemeral, crypto::MessageType::kStatusRequest,
                              request.SerializeAsString()));
     const auto deadline = deadline_after(wait.value_or(options_.status_wait));

@@ -171,9 +171,12 @@ public:
     // An ordered query of a transaction's result.
     Result<TxResult> tx(const crypto::Hash& tx_id, Duration timeout = kDefaultTimeout);
     // Asks every replica for its status; one entry per replica, in id order. With `explain_tx`,
-    // each reply also carries what that replica knows of the transaction (StatusReply.trace).
-    Result<std::vector<ReplicaStatus>> status(std::optional<Duration> wait = std::nullopt,
-                                              const std::optional<crypto::Hash>& explain_tx = std::nullopt);
+    // each reply also carries what that replica knows of the transaction (StatusReply.trace);
+    // with `recent_seqs`, the timeline of its most recent sequence numbers (StatusReply.recent,
+    // at most 64 whatever is asked) and its recent view changes.
+    Result<std::vector<ReplicaStatus>> status(
+        std::optional<Duration> wait = std::nullopt,
+        const std::optional<crypto::Hash>& explain_tx = std::nullopt, uint32_t recent_seqs = 0);
     // Submits a pre-signed kRequest envelope and waits for its accepted result.
     Result<OrderedResult> submit(std::string envelope, Duration timeout = kDefaultTimeout);
 

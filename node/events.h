@@ -44,6 +44,7 @@ struct StatusIn {
     std::string routing_id;
     uint64_t nonce = 0;
     std::optional<crypto::Hash> explain_tx;  // `tally explain`
+    uint32_t recent_seqs = 0;                // the live view's timeline (StatusRequest)
 };
 
 // A signed envelope for a client, to send through the ROUTER.

@@ -409,8 +409,12 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
     constexpr size_t kAnsweredQueriesMax = 65536;
     reply_batch(batch.seq, batch.view, applied->outcomes);
     const int64_t executed_ms = wall_ms();
+    const int64_t executed_mono_us = mono_us();
     if (metrics_)
-        if (const auto since = traces_.since_last_step(batch.seq, mono_us())) metrics_->on_phase("executed", *since);
+        if (const auto since = traces_.since_last_step(batch.seq, executed_mono_us))
+            metrics_->on_phase("executed", *since);
+    traces_.executed_batch(batch.seq, static_cast<uint32_t>(batch.requests.size()), executed_ms,
+                           executed_mono_us);
     for (const auto& outcome : applied->outcomes) {
         traces_.executed(outcome.tx_id, batch.seq, static_cast<uint32_t>(outcome.code), executed_ms);
         if (outcome.query && answered_queries_.emplace(outcome.tx_id, outcome).second) {

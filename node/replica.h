@@ -184,6 +184,8 @@ private:
     api::pb::StatusReply status_reply() const;
     // What this replica's traces hold of `tx` (`tally explain`).
     void explain(const crypto::Hash& tx, api::pb::TxTrace& out) const;
+    // The timeline of its most recent `count` seqs (at most kRecentSeqsMax) and view changes.
+    void timeline(size_t count, api::pb::StatusReply& out) const;
     // A Reply's bytes for one request, as answers_ would have them.
     std::string reply_body(const ClientRoute& route, const crypto::Hash& tx_id,
                            const ledger::Outcome& outcome, uint64_t view) const;

@@ -241,6 +241,10 @@ void Replica::on_blocks_to_checkpoint(bft::ReplicaId from, const pb::BlocksReply
             return;
         }
         ++replayed_;
+        // The live view's timeline: executed here, without this replica's own phases.
+        traces_.executed_batch(executed->header.height,
+                               static_cast<uint32_t>(executed->outcomes.size()), wall_ms(),
+                               mono_us());
     }
     if (ledger_->last_seq() < fetching_->seq) return;  // the next blocks when due
     spdlog::info("replica {} reached checkpoint {} by executing {} certified blocks from replica {}", id_,

@@ -18,6 +18,15 @@ namespace {
 
 std::string bytes_of(const crypto::Hash& h) { return std::string(crypto::as_bytes(h)); }
 
+void fill_step(const TimedStep& timed, api::pb::TraceStep& s) {
+    s.set_at_ms(timed.at_ms);
+    s.set_seq(timed.step.seq);
+    s.set_view(timed.step.view);
+    s.set_phase(timed.step.phase);
+    for (const auto vote : timed.step.votes) s.add_votes(vote);
+    s.set_mono_us(timed.mono_us);
+}
+
 }  // namespace
 
 void Replica::sign_and_send(std::string routing_id, crypto::MessageType type, std::string body) {
@@ -285,6 +294,7 @@ void Replica::on_status(const StatusIn& in) {
     api::pb::StatusReply r = status_reply();
     r.set_nonce(in.nonce);
     if (in.explain_tx) explain(*in.explain_tx, *r.mutable_trace());
+    if (in.recent_seqs > 0) timeline(in.recent_seqs, r);
     sign_and_send(in.routing_id, crypto::MessageType::kStatusReply, r.SerializeAsString());
 }
 
@@ -298,14 +308,22 @@ void Replica::explain(const crypto::Hash& tx, api::pb::TxTrace& out) const {
     out.set_executed_ms(known->tx.executed_ms);
     out.set_result(known->tx.result);
     out.set_steps_dropped(known->steps_dropped);
-    for (const auto& [at_ms, step, order, mono_us] : known->steps) {
-        auto* s = out.add_steps();
-        s->set_at_ms(at_ms);
-        s->set_seq(step.seq);
-        s->set_view(step.view);
-        s->set_phase(step.phase);
-        for (const auto vote : step.votes) s->add_votes(vote);
+    for (const auto& step : known->steps) fill_step(step, *out.add_steps());
+}
+
+void Replica::timeline(size_t count, api::pb::StatusReply& out) const {
+    // Capped here, whatever the client asked: the reply stays small (a few KiB).
+    for (const auto& seq : traces_.recent(std::min(count, kRecentSeqsMax))) {
+        auto* t = out.add_recent();
+        t->set_seq(seq.seq);
+        if (!seq.steps.empty()) t->set_view(seq.steps.back().step.view);
+        for (const auto& step : seq.steps) fill_step(step, *t->add_steps());
+        t->set_executed_ms(seq.executed_ms);
+        t->set_executed_mono_us(seq.executed_mono_us);
+        t->set_requests(seq.requests);
     }
+    for (const auto& step : traces_.recent_view_changes(kRecentViewChangesMax))
+        fill_step(step, *out.add_recent_view_changes());
 }
 
 api::pb::StatusReply Replica::status_reply() const {

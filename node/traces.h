@@ -5,6 +5,9 @@
 // with this replica's wall clock when it saw them, when it executed there and with what
 // result, and the view changes (or elections) in between.
 //
+// Also the live view's timeline (`tally net web`): the most recent sequence numbers' steps, when
+// each executed here and how many requests its batch carried, and the recent view changes.
+//
 // Bounded, oldest forgotten first: the last txs_max transactions, the steps of the last
 // seqs_max sequence numbers (at most steps_per_seq_max each: a view-change storm re-proposing
 // one seq cannot grow it), the last view_changes_max view-change steps. A transaction whose
@@ -59,6 +62,21 @@ struct Explanation {
     bool steps_dropped = false;  // executed, but its seq's steps are no longer kept
 };
 
+// One sequence number's life here: its steps in the order seen, and its execution.
+struct SeqTrace {
+    uint64_t seq = 0;
+    std::vector<TimedStep> steps;
+    int64_t executed_ms = 0;  // 0: not executed here (yet)
+    int64_t executed_mono_us = 0;
+    uint32_t requests = 0;  // in its batch, once executed
+};
+
+// A status reply carries at most this many recent seqs (StatusRequest.recent_seqs), whatever
+// the client asks: a client cannot make a replica build a big reply.
+inline constexpr size_t kRecentSeqsMax = 64;
+// ... and the last this many view-change (or election) steps with them.
+inline constexpr size_t kRecentViewChangesMax = 16;
+
 struct TracesLimits {
     size_t txs_max = 65536;
     size_t seqs_max = 8192;
@@ -82,6 +100,14 @@ public:
     std::optional<double> since_last_step(uint64_t seq, int64_t mono_us) const;
     // `tx` executed at `seq` with `result`.
     void executed(const crypto::Hash& tx, uint64_t seq, uint32_t result, int64_t at_ms);
+    // The batch at `seq`, of `requests` requests, executed here (also one this replica got by
+    // state transfer, which has no steps of its own here).
+    void executed_batch(uint64_t seq, uint32_t requests, int64_t at_ms, int64_t mono_us = 0);
+
+    // The `count` highest sequence numbers kept (fewer when fewer are), ascending.
+    std::vector<SeqTrace> recent(size_t count) const;
+    // The last `count` view-change (or election) steps, oldest first.
+    std::vector<TimedStep> recent_view_changes(size_t count) const;
 
     // What this replica knows of `tx`; nothing when it never saw it or forgot it.
     std::optional<Explanation> explain(const crypto::Hash& tx) const;
@@ -91,11 +117,14 @@ public:
 
 private:
     TxTrace& entry(const crypto::Hash& tx);
+    // `seq`'s entry, made when missing unless it is older than every kept one while the ring is
+    // full (forgotten history is not brought back); evicts the oldest past seqs_max.
+    SeqTrace* seq_entry(uint64_t seq);
 
     TracesLimits limits_;
     std::unordered_map<crypto::Hash, TxTrace, crypto::UniformBytesHash> txs_;
     std::deque<crypto::Hash> tx_order_;  // oldest first, each once
-    std::map<uint64_t, std::vector<TimedStep>> seqs_;
+    std::map<uint64_t, SeqTrace> seqs_;
     std::deque<TimedStep> view_changes_;
     uint64_t next_order_ = 0;
 };

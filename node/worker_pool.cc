@@ -340,7 +340,8 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
                 explain_tx.emplace();
                 std::memcpy(explain_tx->data(), status.explain_tx().data(), explain_tx->size());
             }
-            deliver(here, StatusIn{std::move(job.routing_id), status.nonce(), explain_tx});
+            deliver(here, StatusIn{std::move(job.routing_id), status.nonce(), explain_tx,
+                                   status.recent_seqs()});
             return;
         }
         default:

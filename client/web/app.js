@@ -190,6 +190,200 @@ function renderCharts(state) {
       ", " + (bNow === null ? "–" : bNow.toFixed(1)) + " batches/s";
 }
 
+// --- The timeline of recent batches ------------------------------------------------------------
+// Each replica sends its most recent sequence numbers' steps (stamped with its own wall clock)
+// and when it executed them. A row is one replica's view of one seq, drawn from its first step:
+// offsets within one replica's clock are sound, comparisons of two replicas' clocks are not.
+
+const TIMELINE_SEQS = 8;
+const VIEW_CHANGE_PHASES = new Set(["view-change", "new-view", "election", "leader"]);
+
+function formatMs(ms) {
+  if (ms === null || ms === undefined) return "–";
+  if (ms >= 1000) return (ms / 1000).toFixed(2) + " s";
+  if (ms >= 10) return Math.round(ms) + " ms";
+  return ms.toFixed(ms >= 1 ? 1 : 2) + " ms";
+}
+
+// A round scale (1, 2 or 5 × 10^k ms) at least `ms`.
+function niceScale(ms) {
+  let step = 1;
+  while (true) {
+    for (const m of [1, 2, 5]) if (m * step >= ms) return m * step;
+    step *= 10;
+  }
+}
+
+function renderTimelineLegend(stages, protocol) {
+  const legend = document.getElementById("timeline-legend");
+  if (legend.dataset.protocol === protocol) return;
+  legend.dataset.protocol = protocol;
+  const keys = stages.concat([protocol === "raft" ? "election" : "view-change"]).map((phase) => {
+    const key = el("span", "phase-key");
+    key.dataset.phase = phase;
+    const mark = el("span", "mark");
+    mark.dataset.phase = phase;
+    key.append(mark, document.createTextNode(phase));
+    return key;
+  });
+  legend.replaceChildren(...keys);
+}
+
+// One replica's row for one seq: its marks, in ms from its first step. On the replica's
+// monotonic clock (µs) when it sent those stamps: steps within a millisecond stay apart, and a
+// wall clock that steps cannot bend the row; else on its wall clock.
+function timelineRow(r, s, stages) {
+  const mark = (phase, atMs, monoUs, view, votes) => ({ phase, atMs, monoUs, view, votes });
+  const marks = s.steps.map((step) => mark(step.phase, step.at_ms, step.mono_us, step.view, step.votes));
+  if (s.executed_ms > 0) marks.push(mark("executed", s.executed_ms, s.executed_mono_us, s.view, []));
+  const first = marks.length ? Math.min(...marks.map((m) => m.atMs)) : 0;
+  const last = marks.length ? Math.max(...marks.map((m) => m.atMs)) : 0;
+  // Its own view changes while the seq was in flight there.
+  for (const vc of r.view_changes || []) {
+    if (vc.at_ms >= first && vc.at_ms <= last) marks.push(mark(vc.phase, vc.at_ms, vc.mono_us, vc.view, vc.votes));
+  }
+  const mono = marks.length > 0 && marks.every((m) => m.monoUs > 0);
+  for (const m of marks) m.at = mono ? m.monoUs / 1000 : m.atMs;
+  const t0 = marks.length ? Math.min(...marks.map((m) => m.at)) : 0;
+  const t1 = marks.length ? Math.max(...marks.map((m) => m.at)) : 0;
+  const lastView = s.steps.length ? s.steps[s.steps.length - 1].view : s.view;
+  const seen = new Set(marks.filter((m) => m.phase === "executed" || m.view === lastView).map((m) => m.phase));
+  return { id: r.id, marks, t0, duration: t1 - t0, complete: stages.every((p) => seen.has(p)) };
+}
+
+function drawRow(row, scale) {
+  const line = el("div", "row");
+  line.dataset.replica = row.id;
+  line.dataset.complete = row.complete ? "true" : "false";
+  const who = el("span", "who", "r" + row.id);
+  who.style.color = color(row.id);
+  const track = el("div", "track");
+  const pos = (ms) => Math.min(100, 100 * ms / scale);
+  if (row.marks.length > 1) {
+    const bar = el("span", "bar");
+    bar.style.width = pos(row.duration) + "%";
+    track.append(bar);
+  }
+  for (const m of row.marks) {
+    const mark = el("span", "mark");
+    mark.dataset.phase = m.phase;
+    const offset = m.at - row.t0;
+    if (offset > scale) mark.classList.add("beyond");
+    mark.style.left = pos(offset) + "%";
+    mark.title = m.phase + " +" + formatMs(offset) + " (view " + m.view + ")" +
+        (m.votes.length ? " · votes " + m.votes.join(", ") : "");
+    track.append(mark);
+  }
+  line.append(who, track, el("span", "total", row.marks.length ? formatMs(row.duration) : "–"));
+  return line;
+}
+
+function renderTimeline(state) {
+  const stages = state.stages || [];
+  renderTimelineLegend(stages, state.protocol);
+  const bySeq = new Map();  // seq -> [{replica, entry}]
+  for (const r of state.replicas) {
+    if (!r.up || !r.recent) continue;
+    for (const s of r.recent) {
+      if (!bySeq.has(s.seq)) bySeq.set(s.seq, []);
+      bySeq.get(s.seq).push({ r, s });
+    }
+  }
+  const seqs = [...bySeq.keys()].sort((a, b) => b - a).slice(0, TIMELINE_SEQS);
+  const groups = seqs.map((seq) => ({
+    seq,
+    entries: bySeq.get(seq).sort((a, b) => a.r.id - b.r.id),
+    rows: bySeq.get(seq).map(({ r, s }) => timelineRow(r, s, stages)),
+  }));
+  // One scale for the panel: the 90th percentile of the rows' durations, so that one slow seq
+  // (re-proposed after a view change) does not flatten the others; later marks sit at the edge.
+  const durations = groups.flatMap((g) => g.rows.map((row) => row.duration)).sort((a, b) => a - b);
+  const scale = niceScale(Math.max(1, durations.length ? durations[Math.floor(durations.length * 0.9)] : 1));
+  const container = document.getElementById("timeline");
+  if (groups.length === 0) {
+    container.replaceChildren(el("p", "none", "no batches yet"));
+    return;
+  }
+  const axis = el("div", "row axis");
+  const ticks = el("div", "track");
+  for (const f of [0, 0.5, 1]) {
+    const tick = el("span", "tick", f === 0 ? "0" : formatMs(scale * f));
+    tick.style.left = 100 * f + "%";
+    if (f === 1) tick.classList.add("end");
+    ticks.append(tick);
+  }
+  axis.append(el("span", "who"), ticks, el("span", "total", "total"));
+  const blocks = groups.map((g) => {
+    const block = el("div", "seq");
+    block.dataset.seq = g.seq;
+    const executed = g.entries.find(({ s }) => s.executed_ms > 0);
+    const views = [...new Set(g.entries.map(({ s }) => s.view))].join("/");
+    block.append(el("div", "seq-head", "seq " + g.seq + " · " + (state.protocol === "raft" ? "term " : "view ") + views +
+        (executed ? " · " + executed.s.requests + " request" + (executed.s.requests === 1 ? "" : "s") : " · in flight")));
+    for (const row of g.rows) block.append(drawRow(row, scale));
+    return block;
+  });
+  container.replaceChildren(axis, ...blocks);
+}
+
+function renderLatency(state) {
+  const table = document.getElementById("latency");
+  const latency = state.latency;
+  if (!latency) return;
+  const head = el("tr");
+  head.append(el("th", null, "phase"), el("th", null, "all"));
+  for (const r of state.replicas) {
+    const th = el("th", null, "r" + r.id);
+    th.style.color = color(r.id);
+    head.append(th);
+  }
+  const rows = latency.rows.map((row) => {
+    const tr = el("tr");
+    tr.dataset.from = row.from;
+    tr.dataset.to = row.to;
+    tr.append(el("th", null, row.from + " → " + row.to));
+    const cell = (summary, cls) => {
+      const td = el("td", cls, summary ? formatMs(summary.median_ms) : "–");
+      if (summary) {
+        td.dataset.ms = summary.median_ms;
+        td.title = "median " + formatMs(summary.median_ms) + ", 90th percentile " + formatMs(summary.p90_ms) +
+            ", " + summary.n + " batches";
+      }
+      return td;
+    };
+    tr.append(cell(row.all, "all"));
+    row.replicas.forEach((summary) => tr.append(cell(summary, "of-replica")));
+    return tr;
+  });
+  const thead = el("thead");
+  thead.append(head);
+  const tbody = el("tbody");
+  tbody.append(...rows);
+  table.replaceChildren(thead, tbody);
+}
+
+function renderViewChanges(state) {
+  const items = [];
+  for (const r of state.replicas) {
+    if (!r.up) continue;
+    for (const vc of r.view_changes || []) items.push({ id: r.id, ...vc });
+  }
+  items.sort((a, b) => b.at_ms - a.at_ms);
+  const term = state.protocol === "raft" ? "term " : "view ";
+  const list = items.slice(0, 12).map((vc) => {
+    const li = el("li");
+    li.dataset.phase = vc.phase;
+    const who = el("b", null, "r" + vc.id);
+    who.style.color = color(vc.id);
+    li.append(el("time", null, new Date(vc.at_ms).toLocaleTimeString()), who,
+              document.createTextNode(" " + vc.phase + " · " + term + vc.view +
+                  (vc.votes.length ? " (" + vc.votes.join(", ") + ")" : "")));
+    return li;
+  });
+  if (list.length === 0) list.push(el("li", "none", "none kept"));
+  document.getElementById("view-changes").replaceChildren(...list);
+}
+
 function renderEvents(state) {
   const list = document.getElementById("events");
   const items = state.events.slice().reverse().map((e) => {
@@ -211,6 +405,9 @@ function render(state) {
   document.getElementById("summary").textContent = text;
   renderReplicas(state);
   renderCharts(state);
+  renderTimeline(state);
+  renderLatency(state);
+  renderViewChanges(state);
   renderEvents(state);
 }
 

@@ -44,6 +44,10 @@ constexpr milliseconds kDetectedEventEvery{3'000};  // one "detected" line per r
 constexpr time_t kHttpTimeoutS = 5;
 constexpr size_t kMaxBody = 4 * 1024;
 constexpr int kListenBacklog = 64;
+// The timeline: each poll asks every replica for its most recent seqs' steps (a replica sends
+// at most 64 whatever is asked); each seq executed there gives its phase durations once.
+constexpr uint32_t kTimelineSeqs = 16;
+constexpr size_t kMaxLatencySamples = 30'000;  // a minute of 16 new seqs per replica per poll
 
 int64_t unix_ms() {
     return std::chrono::duration_cast<milliseconds>(SystemClock::now().time_since_epoch()).count();
@@ -155,6 +159,73 @@ std::string short_digest(const std::string& bytes) {
     return hex.substr(0, std::min<size_t>(12, hex.size()));
 }
 
+// The phases a batch goes through at one replica, in order, per protocol (bft/engine.h Step),
+// then "executed" (SeqTimeline.executed_ms). The timeline's per-phase latency is the time
+// between two consecutive ones, measured within one replica: its clocks, never two replicas'.
+const std::vector<std::string>& stages(const std::string& protocol) {
+    static const std::vector<std::string> pbft{"pre-prepare", "prepared", "committed", "executed"};
+    static const std::vector<std::string> raft{"appended", "committed", "executed"};
+    return protocol == "raft" ? raft : pbft;
+}
+
+// One phase duration of one seq at one replica.
+struct LatencySample {
+    int64_t t_ms = 0;  // when the poller saw it (the window's clock)
+    uint32_t replica = 0;
+    size_t transition = 0;  // stages()[transition] -> stages()[transition + 1]
+    double ms = 0;
+};
+
+// The durations between consecutive stages of an executed seq's last view at one replica
+// (steps of an earlier view belong to a proposal that did not get through): pairs of
+// (transition index, ms). Monotonic stamps when the replica sent them (they do not jump),
+// else wall-clock ones.
+std::vector<std::pair<size_t, double>> phase_durations(const node::api::pb::SeqTimeline& seq,
+                                                       const std::vector<std::string>& order) {
+    std::vector<std::pair<size_t, double>> out;
+    if (seq.executed_ms() == 0 || seq.steps().empty()) return out;
+    const uint64_t view = seq.steps(seq.steps_size() - 1).view();
+    struct Stamp {
+        int64_t ms = 0;
+        int64_t mono_us = 0;
+    };
+    std::vector<std::optional<Stamp>> at(order.size());
+    for (const auto& step : seq.steps()) {
+        if (step.view() != view) continue;
+        const auto it = std::find(order.begin(), order.end(), step.phase());
+        if (it != order.end() && !at[it - order.begin()])
+            at[it - order.begin()] = Stamp{step.at_ms(), step.mono_us()};
+    }
+    at.back() = Stamp{seq.executed_ms(), seq.executed_mono_us()};
+    for (size_t i = 0; i + 1 < order.size(); ++i) {
+        if (!at[i] || !at[i + 1]) continue;
+        const bool mono = at[i]->mono_us != 0 && at[i + 1]->mono_us != 0;
+        const double ms = mono ? static_cast<double>(at[i + 1]->mono_us - at[i]->mono_us) / 1000.0
+                               : static_cast<double>(at[i + 1]->ms - at[i]->ms);
+        if (ms >= 0) out.emplace_back(i, ms);
+    }
+    return out;
+}
+
+// {median_ms, p90_ms, n} of `values` (sorted here); null when empty.
+json summary(std::vector<double> values) {
+    if (values.empty()) return nullptr;
+    std::sort(values.begin(), values.end());
+    const auto at = [&](double q) {
+        return values[std::min(values.size() - 1,
+                               static_cast<size_t>(q * static_cast<double>(values.size())))];
+    };
+    return json{{"median_ms", at(0.5)}, {"p90_ms", at(0.9)}, {"n", values.size()}};
+}
+
+json trace_step(const node::api::pb::TraceStep& s) {
+    return json{{"phase", s.phase()},
+                {"view", s.view()},
+                {"at_ms", s.at_ms()},
+                {"mono_us", s.mono_us()},
+                {"votes", std::vector<uint32_t>(s.votes().begin(), s.votes().end())}};
+}
+
 // What the poller keeps and the HTTP side reads: the JSON answer of /api/state, rebuilt after
 // each poll or action, and the kill/start queue (one at a time).
 class LiveView {
@@ -163,6 +234,7 @@ public:
         : config_(std::move(config)), dir_(std::move(dir)), interval_(interval) {
         last_.resize(config_.n());
         last_detected_event_.resize(config_.n());
+        latency_counted_through_.resize(config_.n());
     }
 
     void start() {
@@ -216,7 +288,8 @@ private:
             std::vector<Observed> now(config_.n());
             if (connected) {
                 // A silent replica costs the whole wait: keep it under the interval.
-                auto statuses = client.status(std::max(milliseconds{100}, interval_ * 4 / 5));
+                auto statuses = client.status(std::max(milliseconds{100}, interval_ * 4 / 5),
+                                              std::nullopt, kTimelineSeqs);
                 if (statuses) {
                     for (const auto& s : *statuses) {
                         if (s.id >= now.size()) continue;
@@ -320,6 +393,7 @@ private:
                 }
             }
         }
+        observe_latency_locked(now, t);
         // Rates between this sample and the last: each replica's, then the (f+1)-th highest,
         // a rate at least one honest replica reached whatever f traitors report, and one that
         // a replica catching up (executing a backlog at once) does not inflate. A restarted
@@ -346,6 +420,48 @@ private:
         last_poll_ms_ = t;
         last_took_ = took;
         ++polls_;
+    }
+
+    // Each replica's seqs executed since the last poll give their phase durations, once; the
+    // window keeps the last minute's (and at most kMaxLatencySamples).
+    void observe_latency_locked(const std::vector<Observed>& now, int64_t t) {
+        const auto& order = stages(std::string(bft::protocol_name(config_.protocol)));
+        for (uint32_t i = 0; i < now.size(); ++i) {
+            if (!now[i].up) continue;
+            uint64_t& through = latency_counted_through_[i];
+            // A replica whose ledger went back (a fresh data dir) starts counting again.
+            if (now[i].reply.executed() < through) through = 0;
+            for (const auto& seq : now[i].reply.recent()) {
+                if (seq.executed_ms() == 0 || seq.seq() <= through) continue;
+                through = seq.seq();
+                for (const auto& [transition, ms] : phase_durations(seq, order))
+                    latency_.push_back(LatencySample{t, i, transition, ms});
+            }
+        }
+        while (latency_.size() > kMaxLatencySamples ||
+               (!latency_.empty() && latency_.front().t_ms < t - kHistory.count()))
+            latency_.pop_front();
+    }
+
+    json latency_json_locked() const {
+        const auto& order = stages(std::string(bft::protocol_name(config_.protocol)));
+        json rows = json::array();
+        for (size_t k = 0; k + 1 < order.size(); ++k) {
+            std::vector<double> all;
+            std::vector<std::vector<double>> by_replica(config_.n());
+            for (const auto& s : latency_) {
+                if (s.transition != k) continue;
+                all.push_back(s.ms);
+                if (s.replica < by_replica.size()) by_replica[s.replica].push_back(s.ms);
+            }
+            json replicas = json::array();
+            for (auto& values : by_replica) replicas.push_back(summary(std::move(values)));
+            rows.push_back(json{{"from", order[k]},
+                                {"to", order[k + 1]},
+                                {"all", summary(std::move(all))},
+                                {"replicas", std::move(replicas)}});
+        }
+        return json{{"window_s", kHistory.count() / 1000}, {"rows", std::move(rows)}};
     }
 
     void rebuild_locked() {
@@ -378,6 +494,22 @@ private:
                 r["detected"] = counts(p.detected());
                 r["rejected"] = counts(p.rejected());
                 r["transactions"] = o.transactions ? json(*o.transactions) : json(nullptr);
+                json recent = json::array();
+                for (const auto& seq : p.recent()) {
+                    json steps = json::array();
+                    for (const auto& step : seq.steps()) steps.push_back(trace_step(step));
+                    recent.push_back(json{{"seq", seq.seq()},
+                                          {"view", seq.view()},
+                                          {"steps", std::move(steps)},
+                                          {"executed_ms", seq.executed_ms()},
+                                          {"executed_mono_us", seq.executed_mono_us()},
+                                          {"requests", seq.requests()}});
+                }
+                r["recent"] = std::move(recent);
+                json view_changes = json::array();
+                for (const auto& step : p.recent_view_changes())
+                    view_changes.push_back(trace_step(step));
+                r["view_changes"] = std::move(view_changes);
             }
             r["traitor"] = traitor;
             replicas.push_back(std::move(r));
@@ -408,6 +540,8 @@ private:
                       {"replicas", std::move(replicas)},
                       {"history", std::move(history)},
                       {"events", std::move(events)},
+                      {"stages", stages(std::string(bft::protocol_name(config_.protocol)))},
+                      {"latency", latency_json_locked()},
                       {"action", std::move(action)},
                       {"last_action", last_action_}}
                      .dump();
@@ -431,6 +565,9 @@ private:
     std::vector<std::map<std::string, DetectedEvent>> last_detected_event_;
     std::deque<Sample> history_;
     std::deque<Event> events_;
+    std::deque<LatencySample> latency_;
+    std::vector<uint64_t>
+        latency_counted_through_;  // per replica: the last seq whose phases were counted
     std::optional<Action> action_;
     bool action_running_ = false;
     json last_action_ = nullptr;

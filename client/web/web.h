@@ -3,7 +3,8 @@
 // One page (client/web/index.html, app.js, style.css, embedded into `tally` at build time) and a
 // small JSON API over HTTP (cpp-httplib):
 //   GET  /                          the page
-//   GET  /api/state                 the last poll of the replicas, the last minute's history and
+//   GET  /api/state                 the last poll of the replicas (with their recent batches'
+//                                   steps), the last minute's history and per-phase latency, and
 //                                   the recent events (the page polls it every 500 ms)
 //   POST /api/replicas/N/kill       as `tally net kill --node N`  (202: queued; 409: one is running)
 //   POST /api/replicas/N/start      as `tally net start --node N`
@@ -13,15 +14,22 @@
 // committed-transaction count, every `poll_interval`, and keeps the answer; a web request only
 // copies that answer and never reaches a replica, so no number or speed of browsers changes
 // what the replicas see: two status requests and two metrics scrapes per replica per second.
+// Each status request also asks for the replica's 16 most recent sequence numbers' steps
+// (StatusRequest.recent_seqs; a replica sends at most 64): the page's timeline of batches through
+// pre-prepare, prepared, committed and executed (Raft: appended, committed, executed) and view
+// changes or elections. Per-phase latency is the median, over the last minute, of each newly
+// executed seq's time from one stage to the next, measured on that replica's own clock (clocks
+// differ across hosts): a sample of the batches, the newest of each poll.
 // Throughput is each replica's rate between two polls (batches from its executed sequence
 // number, transfers from its metrics' tally_committed_transactions_total), and of those the
 // (f+1)-th highest: a rate that at least one honest replica reached.
 //
 // Bounds of the HTTP side: `kHttpThreads` worker threads; at most `kHttpQueue` accepted
 // connections wait for one (past that the accept loop waits, and the kernel's backlog of 64
-// holds the rest); a request body of at most 4 KiB; one request per connection (httplib holds a worker
-// for each open connection, so keep-alive would let idle browsers occupy them); reads and
-// writes time out after 5 s, so a client that stalls holds a worker at most that long per read. Kill and start run one at a time on their own thread.
+// holds the rest); a request body of at most 4 KiB; one request per connection (httplib holds a
+// worker for each open connection, so keep-alive would let idle browsers occupy them); reads and
+// writes time out after 5 s, so a client that stalls holds a worker at most that long per read.
+// Kill and start run one at a time on their own thread.
 //
 // Guard against other sites (CSRF) and DNS rebinding: every request's Host must name this
 // server by localhost, an IP address or the --host given, with its port (a rebinding site's

@@ -1,9 +1,13 @@
 // `tally explain` with real processes: every replica traces a transfer through pre-prepare,
 // prepared and committed with the votes it counted, in time order, and its execution; a
-// transfer ordered across a view change shows the view change; the CLI puts it together.
+// transfer ordered across a view change shows the view change; the CLI puts it together. The
+// live view's timeline (StatusRequest.recent_seqs): the recent seqs' phases at every replica,
+// never more than 64 of them whatever a client asks.
+#include "client/explain.h"
+
 #include <gtest/gtest.h>
 
-#include "client/explain.h"
+#include "node/traces.h"
 #include "tests/integration/live_network.h"
 
 namespace tally::integration {
@@ -119,6 +123,60 @@ TEST(Explain, ATransferOrderedAcrossAViewChangeShowsTheViewChange) {
     run = run_command(bin_dir() + "/tally explain --dir " + net.dir() + " " + std::string(64, 'a'));
     EXPECT_EQ(run.exit_code, 1) << run.output;
     EXPECT_NE(run.output.find("The ledger does not have it"), std::string::npos) << run.output;
+}
+
+TEST(Explain, AStatusRequestForTenThousandRecentSeqsGetsAtMost64WithTheirPhasesAndExecution) {
+    LiveNetwork net;
+    ASSERT_TRUE(net.ok());
+    const auto alice = net.account("alice");
+    const auto bob = net.account("bob");
+    client::Client c;
+    ASSERT_TRUE(c.connect(net.config()));
+    // One at a time: each its own batch, so the replicas hold more seqs than the cap.
+    constexpr uint64_t kTransfers = 80;
+    for (uint64_t nonce = 1; nonce <= kTransfers; ++nonce) {
+        auto r = c.transfer(alice, bob.public_key(), 1, nonce, 20s);
+        ASSERT_TRUE(r.ok()) << r.error().message;
+    }
+    ASSERT_TRUE(net.wait_for(
+        [](const std::vector<client::ReplicaStatus>& statuses) {
+            for (const auto& s : statuses)
+                if (!s.up || s.reply.executed() <= node::kRecentSeqsMax) return false;
+            return true;
+        },
+        20s))
+        << "every replica executed more batches than the cap";
+
+    auto statuses = c.status(1000ms, std::nullopt, 10'000);
+    ASSERT_TRUE(statuses.ok()) << statuses.error().message;
+    for (const auto& s : *statuses) {
+        SCOPED_TRACE("replica " + std::to_string(s.id));
+        ASSERT_TRUE(s.up);
+        const auto& recent = s.reply.recent();
+        EXPECT_EQ(static_cast<size_t>(recent.size()), node::kRecentSeqsMax) << "capped, not 10,000";
+        for (int i = 1; i < recent.size(); ++i)
+            EXPECT_LT(recent[i - 1].seq(), recent[i].seq()) << "ascending";
+        // The newest executed seqs, each with its phases in order here and its execution after.
+        int full = 0;
+        for (const auto& seq : recent) {
+            if (seq.executed_ms() == 0) continue;
+            EXPECT_GE(seq.requests(), 1u);
+            std::vector<std::string> phases;
+            int64_t last_ms = 0;
+            for (const auto& step : seq.steps()) {
+                phases.push_back(step.phase());
+                EXPECT_LE(last_ms, step.at_ms());
+                last_ms = step.at_ms();
+            }
+            EXPECT_LE(last_ms, seq.executed_ms());
+            full += phases == std::vector<std::string>{"pre-prepare", "prepared", "committed"};
+        }
+        EXPECT_GE(full, 1) << "no seq went through pre-prepare, prepared and committed here";
+    }
+    // A status request without it carries none: the plain `tally net status` stays small.
+    auto plain = c.status(1000ms);
+    ASSERT_TRUE(plain.ok());
+    for (const auto& s : *plain) EXPECT_EQ(s.reply.recent_size(), 0);
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 // with no console error, shows four replica boxes, the executed number rises while transfers
 // run, the traitor's detections appear on the honest replicas, a replica killed with
 // `tally net kill` is shown down within a few seconds and started again from the page's button
-// is shown up and catches up, forty concurrent web clients get answers without more polls
+// is shown up and catches up, the timeline shows a recent batch through pre-prepare, prepared,
+// committed and executed at all four replicas with the per-phase latency, forty concurrent web clients get answers without more polls
 // of the replicas, and the server refuses a POST that is not the page's own (CSRF guard) and a
 // foreign Host. Takes a screenshot, and stops the server with SIGTERM (exit 0). Everything it
 // starts is stopped however it ends.
@@ -201,6 +202,37 @@ async function main() {
     return null;
   });
   log(`detections shown: ${detections}`);
+
+  // The timeline: recent seqs with each replica's phases, and the per-phase latency. Before the
+  // kill: a restarted replica is silent until the next view (PBFT's restart rule) and catches up
+  // by certified blocks, so its rows show the pre-prepare and the execution only.
+  const PHASES = ["pre-prepare", "prepared", "committed", "executed"];
+  const fullSeq = await waitFor("a seq with pre-prepare, prepared, committed and executed at all four replicas",
+                                20_000, async () => {
+    for (const seq of await page.locator("#timeline .seq").all()) {
+      const rows = seq.locator('.row[data-complete="true"]');
+      if ((await rows.count()) < 4) continue;
+      for (let i = 0; i < 4; i++) {
+        const marks = await rows.nth(i).locator(".mark").evaluateAll((ms) => ms.map((m) => m.dataset.phase));
+        if (!PHASES.every((p) => marks.includes(p))) throw new Error(`a complete row without ${PHASES}: ${marks}`);
+      }
+      return seq.getAttribute("data-seq");
+    }
+    return null;
+  });
+  log(`timeline: seq ${fullSeq} went through ${PHASES.join(", ")} at four replicas`);
+  const latency = await waitFor("a per-phase latency for every phase", 10_000, async () => {
+    const cells = await page.locator("#latency tbody tr").evaluateAll((rows) => rows.map((tr) => [
+      tr.dataset.from + " → " + tr.dataset.to, tr.querySelector("td.all").dataset.ms]));
+    return cells.length === 3 && cells.every(([, ms]) => ms !== undefined && Number(ms) >= 0) ? cells : null;
+  });
+  log("per-phase latency (median ms): " + latency.map(([t, ms]) => `${t} ${Number(ms).toFixed(2)}`).join("; "));
+  expect(latency.map(([t]) => t).join(", ") ===
+         "pre-prepare → prepared, prepared → committed, committed → executed", "the three PBFT phases");
+  await waitFor("the view change away from the equivocating primary, listed", 10_000, async () =>
+      (await page.locator('#view-changes li[data-phase="new-view"]').count()) >= 1);
+  const state = await (await fetch(base + "/api/state")).json();
+  expect(state.replicas.every((r) => !r.up || r.recent.length <= 16), "no more than the 16 seqs the server asks for");
 
   const killedAt = Date.now();
   runSync(["net", "kill", "--node", "3"], 15_000);

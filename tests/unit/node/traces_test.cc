@@ -109,5 +109,66 @@ TEST(Traces, EveryPartIsBoundedAndTheOldestGoesFirst) {
     EXPECT_EQ(e->steps[0].step.view, 2u) << "only the last view change is kept";
 }
 
+TEST(Traces, TheRecentSeqsAreTheHighestKeptAscendingWithTheirStepsExecutionAndBatchSize) {
+    Traces t;
+    for (uint64_t seq = 1; seq <= 5; ++seq) {
+        auto s = steps({{seq, 0, "pre-prepare", {0}}, {seq, 0, "prepared", {0, 1, 2}}});
+        t.record(s, static_cast<int64_t>(100 * seq));
+    }
+    auto late = steps({{4, 0, "committed", {0, 1, 2}}});
+    t.record(late, 450);
+    t.executed_batch(4, 12, 460, 4'600);
+    t.executed_batch(6, 3, 470);  // state transfer: executed, no steps of its own
+
+    const auto recent = t.recent(3);
+    ASSERT_EQ(recent.size(), 3u);
+    EXPECT_EQ(recent[0].seq, 4u);
+    EXPECT_EQ(recent[1].seq, 5u);
+    EXPECT_EQ(recent[2].seq, 6u);
+    std::vector<std::string> phases;
+    for (const auto& s : recent[0].steps)
+        phases.push_back(s.step.phase + "@" + std::to_string(s.at_ms));
+    EXPECT_EQ(phases,
+              (std::vector<std::string>{"pre-prepare@400", "prepared@400", "committed@450"}));
+    EXPECT_EQ(recent[0].executed_ms, 460);
+    EXPECT_EQ(recent[0].requests, 12u);
+    EXPECT_EQ(recent[0].executed_mono_us, 4'600);
+    EXPECT_EQ(recent[1].executed_ms, 0) << "not executed here yet";
+    EXPECT_TRUE(recent[2].steps.empty());
+    EXPECT_EQ(recent[2].requests, 3u);
+    EXPECT_EQ(t.recent(100).size(), 6u) << "no more than are kept";
+    EXPECT_TRUE(t.recent(0).empty());
+}
+
+TEST(Traces, TheRecentViewChangesAreTheLastOnesOldestFirst) {
+    Traces t;
+    EXPECT_TRUE(t.recent_view_changes(4).empty());
+    auto vcs =
+        steps({{0, 1, "view-change", {}}, {0, 1, "new-view", {1}}, {0, 2, "view-change", {}}});
+    t.record(vcs, 10);
+    auto last = t.recent_view_changes(2);
+    ASSERT_EQ(last.size(), 2u);
+    EXPECT_EQ(last[0].step.phase, "new-view");
+    EXPECT_EQ(last[1].step.phase, "view-change");
+    EXPECT_EQ(last[1].step.view, 2u);
+    EXPECT_EQ(t.recent_view_changes(10).size(), 3u);
+}
+
+TEST(Traces, AnExecutionDoesNotBringBackAForgottenSeqAndKeepsTheRingBounded) {
+    TracesLimits limits;
+    limits.seqs_max = 2;
+    Traces t(limits);
+    t.executed_batch(5, 1, 1);
+    t.executed_batch(6, 1, 2);
+    t.executed_batch(7, 1, 3);
+    EXPECT_EQ(t.sequence_numbers(), 2u);
+    t.executed_batch(1, 1, 4);
+    EXPECT_EQ(t.sequence_numbers(), 2u);
+    const auto recent = t.recent(kRecentSeqsMax);
+    ASSERT_EQ(recent.size(), 2u);
+    EXPECT_EQ(recent[0].seq, 6u);
+    EXPECT_EQ(recent[1].seq, 7u);
+}
+
 }  // namespace
 }  // namespace tally::node
