@@ -43,11 +43,14 @@ bft::raft::Config raft_config(const api::NetworkConfig& config, bft::ReplicaId i
     raft.pipeline_depth = config.consensus.pipeline_depth;
     raft.election_timeout_ticks = config.consensus.election_timeout_ticks;
     raft.heartbeat_ticks = config.consensus.heartbeat_ticks;
-    // No log compaction yet: the engine's snapshot index is wherever the ledger stood
-    // snapshot_trailing entries back, while the node serves ledger snapshots only at multiples
-    // of checkpoint_interval (node/replica_state.cc), so a follower sent InstallSnapshot could
-    // not fetch it. The log is kept whole until the two are made to meet.
-    raft.snapshot_interval = 0;
+    // Log compaction at the ledger states the node keeps and serves: multiples of
+    // checkpoint_interval (node/replica_state.cc, keep_snapshot). With the default 128: the log
+    // is compacted every 8,192 entries, keeping the last 1,024 for followers slightly behind;
+    // one further behind is offered the newest of those states (InstallSnapshot).
+    const uint64_t k = config.consensus.checkpoint_interval;
+    raft.snapshot_every = k;
+    raft.snapshot_interval = 64 * k;
+    raft.snapshot_trailing = 8 * k;
     return raft;
 }
 

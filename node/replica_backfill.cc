@@ -39,6 +39,13 @@ constexpr auto kBlocksNoneHeld = std::chrono::milliseconds(200);
 }  // namespace
 
 void Replica::start_backfill() {
+    if (config_.protocol == bft::Protocol::kRaft) {
+        // Raft's blocks carry no commit certificate that could prove one to this replica (the
+        // crash-fault model trusts the leader): it holds the chain from the snapshot on, and
+        // `tally audit` of its data directory starts there.
+        spdlog::info("replica {} installed a snapshot: under Raft it keeps the blocks from there on", id_);
+        return;
+    }
     backfilling_ = true;
     backfill_awaiting_ = false;
     backfill_retry_at_ = std::chrono::steady_clock::now();

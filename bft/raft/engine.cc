@@ -403,7 +403,11 @@ private:
     // executed first (Output::ledger_sync_through), so the erased entries are never needed.
     void maybe_compact(Output& out) {
         if (config_.snapshot_interval == 0 || recent_digests_.empty()) return;
-        auto [x, digest] = recent_digests_.front();
+        // The oldest remembered index a peer could fetch the ledger at (Config::snapshot_every).
+        auto oldest = std::find_if(recent_digests_.begin(), recent_digests_.end(),
+                                   [&](const auto& d) { return fetchable(d.first); });
+        if (oldest == recent_digests_.end()) return;
+        auto [x, digest] = *oldest;
         if (x < snap_index_ + config_.snapshot_interval || x > last_index() || x > commit_) return;
         uint64_t term = term_at(x);
         log_.erase(log_.begin(), log_.begin() + static_cast<std::ptrdiff_t>(x - snap_index_));
@@ -413,6 +417,32 @@ private:
         out.ledger_sync_through = std::max(out.ledger_sync_through, executed_);
         persist_snapshot_meta(out);
         out.persist.push_back(PersistErase{entry_key(0), entry_key(x + 1)});
+    }
+
+    bool fetchable(uint64_t index) const {
+        return config_.snapshot_every <= 1 || index % config_.snapshot_every == 0;
+    }
+
+    // The snapshot a follower behind the compacted log is offered: the newest executed index a
+    // peer can fetch the ledger at (the node serves only its newest few), else the compaction's.
+    pb::Snapshot snapshot_offer() const {
+        uint64_t index = snap_index_;
+        uint64_t term = snap_term_;
+        crypto::Hash digest = snap_digest_;
+        for (auto it = recent_digests_.rbegin(); it != recent_digests_.rend(); ++it) {
+            if (it->first <= snap_index_) break;
+            if (!fetchable(it->first) || it->first > commit_ || it->first > last_index()) continue;
+            index = it->first;
+            term = term_at(index);
+            digest = it->second;
+            break;
+        }
+        pb::Snapshot m;
+        m.set_term(term_);
+        m.set_index(index);
+        m.set_snap_term(term);
+        m.set_digest(std::string(crypto::as_bytes(digest)));
+        return m;
     }
 
     // InstallSnapshot, first half (7): the leader compacted what this replica lacks.
@@ -687,12 +717,7 @@ private:
             // InstallSnapshot: what it lacks is compacted. One at a time, like a probe.
             if (!p.probe) to_probe(p, p.next);
             if (p.paused) return;
-            pb::Snapshot m;
-            m.set_term(term_);
-            m.set_index(snap_index_);
-            m.set_snap_term(snap_term_);
-            m.set_digest(std::string(crypto::as_bytes(snap_digest_)));
-            send(to, MessageType::kRaftSnapshot, m, out);
+            send(to, MessageType::kRaftSnapshot, snapshot_offer(), out);
             p.paused = true;
             return;
         }

@@ -54,6 +54,11 @@ struct Config {
     // Output::ledger_sync_through). 0: never compact.
     uint64_t snapshot_interval = 8192;
     uint64_t snapshot_trailing = 1024;
+    // A snapshot's index is a multiple of this: the ledger states a peer can fetch (the node
+    // keeps and serves them at multiples of its checkpoint_interval). The log is compacted
+    // through the oldest such index still remembered, and a follower behind the compacted log
+    // is offered the newest one executed (any committed state past what it lacks will do).
+    uint64_t snapshot_every = 1;
 };
 
 // The answer to a ReadIndex read: bft::ReadResult (engine.h).

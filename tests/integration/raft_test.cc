@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -217,6 +218,62 @@ TEST(RaftNetwork, TransfersCommitEveryReplicaAgreesAndANewLeaderCommitsAfterTheL
               << "committed " << failover_s << " s later under leader " << new_leader << " (term "
               << last[new_leader].reply.view() << "); whole test "
               << std::chrono::duration<double>(Clock::now() - begin).count() << " s\n";
+}
+
+// Log compaction and InstallSnapshot with real processes: with checkpoint_interval 4 the
+// leader compacts its log every 256 entries at a ledger state it keeps (a multiple of 4),
+// keeping the last 32. A follower down meanwhile comes back behind the compacted log: the
+// leader offers it the newest state it keeps, the follower's node fetches that snapshot from
+// the leader in pieces, installs it, and the log carries on from there.
+TEST(RaftNetwork, AFollowerBehindTheCompactedLogCatchesUpByInstallSnapshot) {
+    client::NetUpOptions options;
+    options.protocol = "raft";
+    LiveNetwork net(options, [](node::api::NetworkConfig& c) { c.consensus.checkpoint_interval = 4; });
+    ASSERT_TRUE(net.ok());
+    const auto alice = net.account("alice");
+    const auto bob = net.account("bob");
+    client::Client c;
+    ASSERT_TRUE(c.connect(net.config()));
+    std::optional<uint32_t> leader;
+    ASSERT_TRUE(net.wait_for([&](const auto& s) { return (leader = agreed_leader(s)).has_value(); }, 15s))
+        << "no leader elected";
+    const uint32_t follower = (*leader + 1) % 3;
+    net.kill(follower);
+
+    constexpr uint64_t kTransfers = 300;
+    for (uint64_t nonce = 1; nonce <= kTransfers; ++nonce) {
+        auto r = c.transfer(alice, bob.public_key(), 1, nonce, 10s);
+        ASSERT_TRUE(r.ok()) << "transfer " << nonce << ": " << r.error().message;
+        ASSERT_TRUE(r->ok()) << client::result_text(r->result);
+    }
+    uint64_t compacted = 0;
+    ASSERT_TRUE(net.wait_for(
+        [&](const auto& s) {
+            for (const auto& r : s)
+                if (r.up && r.reply.role() == "leader") compacted = r.reply.low_water_mark();
+            return compacted >= 256;
+        },
+        10s))
+        << "the leader did not compact its log (snapshot index " << compacted << ")";
+    EXPECT_EQ(compacted % 4, 0u) << "compacted at a state no peer keeps";
+
+    net.start(follower);
+    EXPECT_TRUE(net.wait_for(
+        [&](const auto& s) {
+            uint64_t top = 0;
+            for (const auto& r : s)
+                if (r.up) top = std::max(top, r.reply.executed());
+            const auto& f = s[follower];
+            return f.up && f.reply.executed() == top && top >= kTransfers && f.reply.low_water_mark() >= compacted;
+        },
+        30s))
+        << "the follower did not catch up by a snapshot";
+    // And it keeps up from there: the next transfer reaches its own ledger.
+    auto next = c.transfer(alice, bob.public_key(), 1, kTransfers + 1, 10s);
+    ASSERT_TRUE(next.ok()) << next.error().message;
+    std::string seen;
+    EXPECT_TRUE(balances_equal(c, bob.public_key(), kGenesis + kTransfers + 1, {0, 1, 2}, 10000ms, &seen))
+        << "balances per replica: " << seen;
 }
 
 }  // namespace

@@ -491,7 +491,10 @@ TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
     auto snaps = sent<pb::Snapshot>(out, MessageType::kRaftSnapshot);
     ASSERT_EQ(snaps.size(), 1u);
     EXPECT_EQ(snaps[0].first, 2u);
-    EXPECT_EQ(snaps[0].second.index(), snap);
+    // The newest state executed (at or past the compaction): what peers still serve.
+    const uint64_t offered = snaps[0].second.index();
+    EXPECT_EQ(offered, l.executed);
+    EXPECT_GE(offered, snap);
     EXPECT_EQ(snaps[0].second.snap_term(), t);
 
     // The follower's side.
@@ -500,31 +503,74 @@ TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
     pb::Snapshot m = snaps[0].second;
     out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
     ASSERT_TRUE(out.fetch_state.has_value());
-    EXPECT_EQ(out.fetch_state->seq, snap);
+    EXPECT_EQ(out.fetch_state->seq, offered);
     EXPECT_EQ(out.fetch_state->peers, std::vector<ReplicaId>{0});
     EXPECT_TRUE(sent<pb::AppendReply>(out, MessageType::kRaftAppendReply).empty()) << "no ack before the state";
     // A resent snapshot while fetching asks for nothing more.
     out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
     EXPECT_FALSE(out.fetch_state.has_value());
-    f.executed = snap;  // the node installed the ledger state
-    out = f.apply(f.engine->on_state_restored(snap, Direct::digest_of(snap)));
+    f.executed = offered;  // the node installed the ledger state
+    out = f.apply(f.engine->on_state_restored(offered, Direct::digest_of(offered)));
     EXPECT_TRUE(out.sync);
-    EXPECT_EQ(out.ledger_sync_through, snap);
+    EXPECT_EQ(out.ledger_sync_through, offered);
     auto r = sent<pb::AppendReply>(out, MessageType::kRaftAppendReply);
     ASSERT_EQ(r.size(), 1u);
     EXPECT_TRUE(r[0].second.success());
-    EXPECT_EQ(r[0].second.match_index(), snap);
+    EXPECT_EQ(r[0].second.match_index(), offered);
     auto st = f.durable();
-    EXPECT_EQ(st.snapshot_index, snap);
+    EXPECT_EQ(st.snapshot_index, offered);
     EXPECT_TRUE(st.log.empty());
-    // The leader resumes appending after the snapshot.
+    // The leader resumes appending after the snapshot: the follower matches through the
+    // leader's last entry, so the next request goes to it right after the offered index.
     out = l.apply(l.engine->on_message(2, open_unchecked(crypto::seal(f.keys[2], MessageType::kRaftAppendReply,
                                                                      r[0].second.SerializeAsString())),
                                        crypto::seal(f.keys[2], MessageType::kRaftAppendReply,
                                                     r[0].second.SerializeAsString())));
-    auto appends = sent<pb::Append>(out, MessageType::kRaftAppend);
-    ASSERT_FALSE(appends.empty());
-    EXPECT_EQ(appends[0].second.prev_index(), snap);
+    EXPECT_TRUE(sent<pb::Snapshot>(out, MessageType::kRaftSnapshot).empty());
+    out = l.request("after");
+    std::vector<pb::Append> to_follower;
+    for (auto& [to, a] : sent<pb::Append>(out, MessageType::kRaftAppend))
+        if (to == 2) to_follower.push_back(a);
+    ASSERT_EQ(to_follower.size(), 1u);
+    EXPECT_EQ(to_follower[0].prev_index(), offered);
+}
+
+// The node keeps ledger states only at multiples of its checkpoint interval (snapshot_every):
+// the log is compacted only at such an index, and a follower behind the compacted log is
+// offered the newest such state executed, which its peers still serve, not the older state the
+// log was compacted at (which they may have let go).
+TEST(RaftRules, CompactionAndInstallSnapshotUseOnlyStatesAPeerCanFetch) {
+    Direct l(3, 0);
+    l.config.snapshot_interval = 2;
+    l.config.snapshot_trailing = 3;
+    l.config.snapshot_every = 3;
+    l.config.batch_size_max = 1;
+    l.restart();
+    l.elect();
+    const uint64_t t = l.term();
+    for (int i = 0; i < 9; ++i) l.request("r" + std::to_string(i));
+    l.append_reply(1, t, true, 4);  // 1..4 commit (depth 4); 5..8 go out
+    l.append_reply(1, t, true, 8);  // then 9
+    l.append_reply(1, t, true, 9);
+    ASSERT_EQ(l.executed, 9u);
+    // Without the alignment it would have compacted at 2 and then 4 (executed - trailing).
+    EXPECT_EQ(l.durable().snapshot_index, 6u);
+    EXPECT_EQ(l.engine->status().low_water_mark, 6u);
+
+    Output out = l.tick(static_cast<int>(l.config.heartbeat_ticks));
+    auto snaps = sent<pb::Snapshot>(out, MessageType::kRaftSnapshot);
+    ASSERT_EQ(snaps.size(), 1u);
+    EXPECT_EQ(snaps[0].first, 2u);
+    EXPECT_EQ(snaps[0].second.index(), 9u) << "the newest state a peer serves, past the compaction";
+    EXPECT_EQ(snaps[0].second.snap_term(), t);
+    crypto::Hash digest{};
+    std::copy(snaps[0].second.digest().begin(), snaps[0].second.digest().end(), digest.begin());
+    EXPECT_EQ(digest, Direct::digest_of(9));
+
+    Direct f(3, 2);
+    out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, snaps[0].second.SerializeAsString()), 0);
+    ASSERT_TRUE(out.fetch_state.has_value());
+    EXPECT_EQ(out.fetch_state->seq, 9u);
 }
 
 // The node may only be able to fetch a peer's current state, past the snapshot's index: that
