@@ -23,6 +23,7 @@ constexpr std::pair<Behaviour, std::string_view> kNames[] = {
     {Behaviour::kLyingSnapshot, "lying-snapshot"},
     {Behaviour::kLyingViewChange, "lying-view-change"},
     {Behaviour::kRandom, "random"},
+    {Behaviour::kDoubleVote, "double-vote"},
 };
 
 }  // namespace
@@ -66,7 +67,7 @@ Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv) {
 
 bool raft_plays(Behaviour b) {
     return b == Behaviour::kSilent || b == Behaviour::kEquivocate || b == Behaviour::kBadSignature ||
-           b == Behaviour::kWrongReply || b == Behaviour::kLyingSnapshot;
+           b == Behaviour::kWrongReply || b == Behaviour::kLyingSnapshot || b == Behaviour::kDoubleVote;
 }
 
 std::string raft_behaviour_names() {

@@ -26,6 +26,7 @@ enum class Behaviour {
     kLyingSnapshot,
     kLyingViewChange,
     kRandom,
+    kDoubleVote,  // last: the simulator's seeds map to the behaviours before it (tests/sim/vopr.cc)
 };
 
 std::string_view behaviour_name(Behaviour b);

@@ -55,7 +55,7 @@ TraitorEngine::TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behavio
 
 Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
     Output out = TraitorBase::on_message(from, envelope, raw);
-    if (has(Behaviour::kEquivocate)) echo_votes(from, envelope, out);
+    if (has(Behaviour::kEquivocate) || has(Behaviour::kDoubleVote)) echo_votes(from, envelope, out);
     return out;
 }
 
@@ -180,6 +180,12 @@ void TraitorEngine::rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>
             }
             return;
         }
+        case Behaviour::kDoubleVote:
+            // Its honest votes go to no one; echo_votes answers each peer in its own words.
+            if ((env->type == MessageType::kPrepare || env->type == MessageType::kCommit) &&
+                msg.to == bft::kAllReplicas)
+                return;
+            return reseal({});
         case Behaviour::kWrongReply:
         case Behaviour::kLyingSnapshot:
         case Behaviour::kRandom:

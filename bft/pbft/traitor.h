@@ -9,6 +9,9 @@
 //   equivocate         as primary, sends each backup a different batch for one sequence
 //                      number; and votes (prepare, commit) to each peer for exactly the digest
 //                      that peer votes for, never broadcasting a vote of its own
+//   double-vote        equivocation's voter half alone: votes (prepare, commit) to each peer
+//                      for exactly the digest that peer votes for, never broadcasting a vote of
+//                      its own (Raft's double vote: a yes to every candidate of a term)
 //   bad-signature      corrupts the signature of everything it sends
 //   wrong-digest       pre-prepares, prepares and commits name a digest of nothing
 //   stale-view         normal-case messages carry the previous view (in view 0, sequence 0)

@@ -24,7 +24,8 @@ Output TraitorEngine::on_tick() {
 
 Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
     Output out = TraitorBase::on_message(from, envelope, raw);
-    if (has(Behaviour::kEquivocate) && !has(Behaviour::kSilent) && envelope.type == crypto::MessageType::kRaftVote) {
+    if ((has(Behaviour::kEquivocate) || has(Behaviour::kDoubleVote)) && !has(Behaviour::kSilent) &&
+        envelope.type == crypto::MessageType::kRaftVote) {
         // A double vote: whatever the honest engine answered, this candidate gets a yes too.
         pb::Vote vote;
         if (vote.ParseFromString(envelope.body)) {

@@ -11,6 +11,8 @@
 //                  compares terms, never contents). As a voter, grants every candidate of a
 //                  term (a double vote). And its clock runs three ticks to one, so that its
 //                  election timer fires first and it leads.
+//   double-vote    the voter half alone: grants every candidate of a term (two leaders may
+//                  win one term; Election Safety rests on each replica voting once)
 //   bad-signature  corrupts the signature of everything it sends
 // (wrong-reply and lying-snapshot are the node's, for both protocols: node/traitor.h.) Every
 // other behaviour is PBFT's (bft/behaviours.h, raft_plays).

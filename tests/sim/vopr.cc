@@ -116,7 +116,10 @@ Schedule make_schedule(uint64_t seed, const SearchSpace& space) {
     if (space.twins) kinds.push_back("twins");
     uint32_t traitors = kinds.empty() ? 0 : static_cast<uint32_t>(uniform(0, c.f));
     if (!kinds.empty()) traitors = std::max(traitors, std::min(space.min_traitors, c.f));
-    const auto all = node::all_behaviours();
+    // The behaviours before double-vote: one appended later must not re-map every seed the long
+    // searches found (EveryBehaviour runs each behaviour, double-vote included).
+    auto all = node::all_behaviours();
+    all.erase(std::find(all.begin(), all.end(), Behaviour::kDoubleVote), all.end());
     for (uint32_t t = 0; t < traitors; ++t) {
         bft::ReplicaId id = ids[t];
         const std::string& kind = kinds[uniform(0, kinds.size() - 1)];

@@ -80,6 +80,21 @@ TEST(RaftTraitor, AnEquivocatingVoterGrantsEveryCandidateOfATerm) {
     EXPECT_TRUE(second[0].second.granted()) << "a second yes in term 1: the double vote";
 }
 
+// double-vote is the voter half alone: every candidate of a term gets a yes (Election Safety
+// rests on each replica voting once), while as leader it forks nothing.
+TEST(RaftTraitor, ADoubleVoterGrantsEveryCandidateOfATerm) {
+    auto voter = traitor(3, 1, {Behaviour::kDoubleVote});
+    pb::Vote ask;
+    ask.set_term(1);
+    for (ReplicaId candidate : {0u, 2u}) {
+        auto replies =
+            sent<pb::VoteReply>(deliver(*voter, candidate, MessageType::kRaftVote, ask), MessageType::kRaftVoteReply);
+        ASSERT_EQ(replies.size(), 1u);
+        EXPECT_EQ(replies[0].first, candidate);
+        EXPECT_TRUE(replies[0].second.granted()) << "candidate " << candidate << " of term 1";
+    }
+}
+
 TEST(RaftTraitor, ASilentOneSendsNothingAndABadSignatureNeverOpens) {
     auto silent = traitor(3, 0, {Behaviour::kSilent});
     Output out;
