@@ -41,9 +41,10 @@ constexpr auto kBlocksNoneHeld = std::chrono::milliseconds(200);
 void Replica::start_backfill() {
     if (config_.protocol == bft::Protocol::kRaft) {
         // Raft's blocks carry no commit certificate that could prove one to this replica (the
-        // crash-fault model trusts the leader): it holds the chain from the snapshot on, and
-        // `tally audit` of its data directory starts there.
-        spdlog::info("replica {} installed a snapshot: under Raft it keeps the blocks from there on", id_);
+        // crash-fault model trusts the leader): it holds the chain from its snapshot on.
+        if (ledger_->backfill_height() > 0)
+            spdlog::info("replica {} holds the blocks from its snapshot on: under Raft, none below it "
+                         "can be proven (no commit certificates)", id_);
         return;
     }
     backfilling_ = true;

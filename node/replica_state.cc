@@ -156,6 +156,13 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         return;
     }
     if (reply.not_held()) {
+        if (config_.protocol == bft::Protocol::kRaft) {
+            // No commit certificates to execute the blocks by. The leader offers its newest
+            // state with every heartbeat, and the engine asks for a newer one (next_fetch_):
+            // take that now, or ask again once the patience runs out.
+            if (next_fetch_) next_state_peer();
+            return;
+        }
         // Restarted since, most likely: the blocks up to the checkpoint serve as well.
         if (!replaying_) request_blocks_to_checkpoint();
         return;

@@ -469,10 +469,11 @@ private:
             send(from, MessageType::kRaftAppendReply, r, out);
             return;
         }
-        // Already fetching: wait for it, unless the newest target is no newer and has been
-        // asked for a while (the node may be unable to serve it: the leader compacted past).
-        if (!fetching_.empty() && (fetching_.rbegin()->first >= m.index() ||
-                                   now_ - fetch_tick_ < 10 * config_.election_timeout_ticks))
+        // Already fetching: a newer offer is asked for at once (the node takes it if the state it fetches is no
+        // longer served: a busy leader keeps only its newest few); the same one again only
+        // after a while (the node may be unable to fetch it at all).
+        if (!fetching_.empty() && fetching_.rbegin()->first >= m.index() &&
+            now_ - fetch_tick_ < 10 * config_.election_timeout_ticks)
             return;
         crypto::Hash digest{};
         std::copy(m.digest().begin(), m.digest().end(), digest.begin());
