@@ -24,6 +24,8 @@ constexpr std::pair<Behaviour, std::string_view> kNames[] = {
     {Behaviour::kLyingViewChange, "lying-view-change"},
     {Behaviour::kRandom, "random"},
     {Behaviour::kDoubleVote, "double-vote"},
+    {Behaviour::kFalseAck, "false-ack"},
+    {Behaviour::kLyingVote, "lying-vote"},
 };
 
 }  // namespace
@@ -67,7 +69,8 @@ Result<std::vector<Behaviour>> parse_behaviours(std::string_view csv) {
 
 bool raft_plays(Behaviour b) {
     return b == Behaviour::kSilent || b == Behaviour::kEquivocate || b == Behaviour::kBadSignature ||
-           b == Behaviour::kWrongReply || b == Behaviour::kLyingSnapshot || b == Behaviour::kDoubleVote;
+           b == Behaviour::kWrongReply || b == Behaviour::kLyingSnapshot || b == Behaviour::kDoubleVote ||
+           b == Behaviour::kFalseAck || b == Behaviour::kLyingVote;
 }
 
 std::string raft_behaviour_names() {

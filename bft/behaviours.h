@@ -26,7 +26,10 @@ enum class Behaviour {
     kLyingSnapshot,
     kLyingViewChange,
     kRandom,
-    kDoubleVote,  // last: the simulator's seeds map to the behaviours before it (tests/sim/vopr.cc)
+    // From here on: the simulator's seeds map to the behaviours before these (tests/sim/vopr.cc).
+    kDoubleVote,
+    kFalseAck,
+    kLyingVote,
 };
 
 std::string_view behaviour_name(Behaviour b);

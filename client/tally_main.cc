@@ -422,7 +422,8 @@ int main(int argc, char** argv) {
                    "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
                    "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "
                    "forge-client, lying-checkpoint, wrong-reply, lying-snapshot, lying-view-change, random, "
-                   "double-vote (Raft: silent, equivocate, bad-signature, wrong-reply, lying-snapshot, double-vote)");
+                   "double-vote, false-ack, lying-vote (Raft: silent, equivocate, bad-signature, wrong-reply, "
+                   "lying-snapshot, double-vote, false-ack, lying-vote)");
     up->add_option("--ballast", args.ballast,
                    "add N accounts that only weigh the ledger down (1 unit each, keys nobody holds): "
                    "to measure a large ledger")

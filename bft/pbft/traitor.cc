@@ -56,6 +56,17 @@ TraitorEngine::TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behavio
 Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
     Output out = TraitorBase::on_message(from, envelope, raw);
     if (has(Behaviour::kEquivocate) || has(Behaviour::kDoubleVote)) echo_votes(from, envelope, out);
+    if (has(Behaviour::kFalseAck) && envelope.type == MessageType::kPrePrepare) {
+        // A commit at once, for whatever the primary proposed: no prepare certificate behind it.
+        pb::PrePrepare pp;
+        if (pp.ParseFromString(envelope.body)) {
+            pb::Vote vote;
+            vote.set_view(pp.view());
+            vote.set_seq(pp.seq());
+            vote.set_digest(pp.digest());
+            out.send.push_back(Outgoing{bft::kAllReplicas, crypto::seal(key_, MessageType::kCommit, vote.SerializeAsString())});
+        }
+    }
     return out;
 }
 
@@ -145,6 +156,7 @@ void TraitorEngine::rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>
             cp.set_state_digest(bft::pbft::hash_bytes(crypto::sha256(cp.state_digest())));
             return reseal(crypto::seal(key_, env->type, cp.SerializeAsString()));
         }
+        case Behaviour::kLyingVote:
         case Behaviour::kLyingViewChange: {
             if (env->type != MessageType::kViewChange) return reseal({});
             pb::ViewChange vc;
@@ -180,6 +192,8 @@ void TraitorEngine::rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>
             }
             return;
         }
+        case Behaviour::kFalseAck:
+            return reseal({});  // (its lie is in on_message)
         case Behaviour::kDoubleVote:
             // Its honest votes go to no one; echo_votes answers each peer in its own words.
             if ((env->type == MessageType::kPrepare || env->type == MessageType::kCommit) &&

@@ -12,6 +12,9 @@
 //   double-vote        equivocation's voter half alone: votes (prepare, commit) to each peer
 //                      for exactly the digest that peer votes for, never broadcasting a vote of
 //                      its own (Raft's double vote: a yes to every candidate of a term)
+//   false-ack          commits every pre-prepare at once, before it prepared (what it has not
+//                      checked it vouches for; Raft's: acknowledges entries it did not store)
+//   lying-vote         as lying-view-change (Raft's: claims the longest log in its votes)
 //   bad-signature      corrupts the signature of everything it sends
 //   wrong-digest       pre-prepares, prepares and commits name a digest of nothing
 //   stale-view         normal-case messages carry the previous view (in view 0, sequence 0)

@@ -18,11 +18,38 @@ TraitorEngine::TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Beh
 
 Output TraitorEngine::on_tick() {
     Output out;
-    for (int i = 0; i < (has(Behaviour::kEquivocate) ? kHurriedTicks : 1); ++i) out.append(TraitorBase::on_tick());
+    const bool hurried = has(Behaviour::kEquivocate) || has(Behaviour::kLyingVote);
+    for (int i = 0; i < (hurried ? kHurriedTicks : 1); ++i) out.append(TraitorBase::on_tick());
+    return out;
+}
+
+// false-ack: the honest engine sees the append without its entries (so it follows the leader
+// and stores nothing), and the leader hears that all of them are stored. Not yet rewritten.
+Output TraitorEngine::falsely_acknowledge(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
+    pb::Append append;
+    if (!append.ParseFromString(envelope.body)) return honest().on_message(from, envelope, raw);
+    const uint64_t claimed = append.prev_index() + static_cast<uint64_t>(append.entries_size());
+    pb::Append empty = append;
+    empty.clear_entries();
+    crypto::Envelope stripped = envelope;
+    stripped.body = empty.SerializeAsString();
+    Output out = honest().on_message(from, stripped, raw);
+    std::erase_if(out.send, [&](const Outgoing& o) {
+        return o.to == from && o.envelope.size() > 1 &&
+               static_cast<uint8_t>(o.envelope[1]) == static_cast<uint8_t>(crypto::MessageType::kRaftAppendReply);
+    });
+    pb::AppendReply yes;
+    yes.set_term(append.term());
+    yes.set_success(true);
+    yes.set_match_index(claimed);
+    yes.set_read_ctx(append.read_ctx());
+    out.send.push_back(Outgoing{from, crypto::seal(key_, crypto::MessageType::kRaftAppendReply, yes.SerializeAsString())});
     return out;
 }
 
 Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) {
+    if (has(Behaviour::kFalseAck) && !has(Behaviour::kSilent) && envelope.type == crypto::MessageType::kRaftAppend)
+        return rewrite(falsely_acknowledge(from, envelope, raw));
     Output out = TraitorBase::on_message(from, envelope, raw);
     if ((has(Behaviour::kEquivocate) || has(Behaviour::kDoubleVote)) && !has(Behaviour::kSilent) &&
         envelope.type == crypto::MessageType::kRaftVote) {
@@ -58,6 +85,17 @@ std::string TraitorEngine::forked_append(const std::string& envelope) const {
     return changed ? crypto::seal(key_, crypto::MessageType::kRaftAppend, append.SerializeAsString()) : envelope;
 }
 
+std::string TraitorEngine::lying_vote(const std::string& envelope) const {
+    auto env = crypto::open(envelope, crypto::OpenOptions{crypto::kEnvelopeMaxBytes, std::nullopt, false});
+    if (!env || env->type != crypto::MessageType::kRaftVote) return envelope;
+    pb::Vote vote;
+    if (!vote.ParseFromString(env->body) || vote.term() == 0) return envelope;
+    // No voter's last entry can be of this term or later, nor beyond this index.
+    vote.set_last_log_term(vote.term() - 1);
+    vote.set_last_log_index(uint64_t{1} << 62);
+    return crypto::seal(key_, crypto::MessageType::kRaftVote, vote.SerializeAsString());
+}
+
 Output TraitorEngine::rewrite(Output out) {
     if (has(Behaviour::kSilent)) {
         out.send.clear();
@@ -66,6 +104,9 @@ Output TraitorEngine::rewrite(Output out) {
     if (has(Behaviour::kEquivocate)) {
         for (auto& o : out.send)
             if (o.to != kAllReplicas && o.to % 2 == 1) o.envelope = forked_append(o.envelope);
+    }
+    if (has(Behaviour::kLyingVote)) {
+        for (auto& o : out.send) o.envelope = lying_vote(o.envelope);
     }
     if (has(Behaviour::kBadSignature)) {
         for (auto& o : out.send)

@@ -13,6 +13,11 @@
 //                  election timer fires first and it leads.
 //   double-vote    the voter half alone: grants every candidate of a term (two leaders may
 //                  win one term; Election Safety rests on each replica voting once)
+//   false-ack      acknowledges every append as stored through its last entry, and stores
+//                  none of it: the leader counts it towards a majority that holds nothing
+//   lying-vote     claims the longest possible log in every vote it asks for (pre-vote too),
+//                  so voters grant it whatever it holds; its clock is hurried as equivocate's,
+//                  so that it campaigns first, and as leader it overwrites what its log lacks
 //   bad-signature  corrupts the signature of everything it sends
 // (wrong-reply and lying-snapshot are the node's, for both protocols: node/traitor.h.) Every
 // other behaviour is PBFT's (bft/behaviours.h, raft_plays).
@@ -43,6 +48,9 @@ private:
     Output rewrite(Output out) override;
     // An append to a follower that is told another story: each entry loses its last request.
     std::string forked_append(const std::string& envelope) const;
+    // A vote request claiming a log no voter's can beat.
+    std::string lying_vote(const std::string& envelope) const;
+    Output falsely_acknowledge(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw);
 
     crypto::KeyPair key_;
     ReplicaId id_;
