@@ -137,17 +137,15 @@ Refusal Replica::admission_of(const RequestIn& in, bool forwarded) const {
 void Replica::on_forwarded(bft::ClientRequest request, bft::Output& out) {
     auto tx = ledger::decode_tx(request.payload);
     if (!tx) return;  // (the engine authenticated it: it decodes)
-    const std::string detail = "nonce " + std::to_string(tx->nonce) + " from " +
-                               crypto::key_to_hex(tx->sender).substr(0, 16) + "..., forwarded by a peer";
-    if (ledger_->transaction(tx->id)) {
-        rejections_.count("forwarded_executed", detail);
-        return;
-    }
+    auto refuse_forwarded = [&](std::string_view reason) {
+        rejections_.count("forwarded_" + std::string(reason),
+                          "nonce " + std::to_string(tx->nonce) + " from " +
+                              crypto::key_to_hex(tx->sender).substr(0, 16) + "..., forwarded by a peer");
+    };
+    if (ledger_->transaction(tx->id)) return refuse_forwarded("executed");
     RequestIn in{{}, std::move(request), tx->id, tx->kind != ledger::TxKind::kTransfer};
-    if (const Refusal refusal = admission_of(in, /*forwarded=*/true); refusal != Refusal::kNone) {
-        rejections_.count("forwarded_" + std::string(refusal_name(refusal)), detail);
-        return;
-    }
+    if (const Refusal refusal = admission_of(in, /*forwarded=*/true); refusal != Refusal::kNone)
+        return refuse_forwarded(refusal_name(refusal));
     out.append(engine_->on_client_request(in.request));
 }
 

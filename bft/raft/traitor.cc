@@ -10,6 +10,13 @@ namespace tally::bft::raft {
 
 namespace {
 constexpr int kHurriedTicks = 3;  // equivocate: its clock's ticks per real one
+
+// Drops what the honest engine answered `to` with a message of `type`: the lie takes its place.
+void drop_answer(Output& out, ReplicaId to, crypto::MessageType type) {
+    std::erase_if(out.send, [&](const Outgoing& o) {
+        return o.to == to && o.envelope.size() > 1 && static_cast<uint8_t>(o.envelope[1]) == static_cast<uint8_t>(type);
+    });
+}
 }  // namespace
 
 TraitorEngine::TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours,
@@ -34,10 +41,7 @@ Output TraitorEngine::falsely_acknowledge(ReplicaId from, const crypto::Envelope
     crypto::Envelope stripped = envelope;
     stripped.body = empty.SerializeAsString();
     Output out = honest().on_message(from, stripped, raw);
-    std::erase_if(out.send, [&](const Outgoing& o) {
-        return o.to == from && o.envelope.size() > 1 &&
-               static_cast<uint8_t>(o.envelope[1]) == static_cast<uint8_t>(crypto::MessageType::kRaftAppendReply);
-    });
+    drop_answer(out, from, crypto::MessageType::kRaftAppendReply);
     pb::AppendReply yes;
     yes.set_term(append.term());
     yes.set_success(true);
@@ -60,10 +64,7 @@ Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelop
             yes.set_term(vote.term());
             yes.set_granted(true);
             yes.set_pre_vote(vote.pre_vote());
-            std::erase_if(out.send, [&](const Outgoing& o) {
-                return o.to == from && o.envelope.size() > 1 &&
-                       static_cast<uint8_t>(o.envelope[1]) == static_cast<uint8_t>(crypto::MessageType::kRaftVoteReply);
-            });
+            drop_answer(out, from, crypto::MessageType::kRaftVoteReply);
             out.send.push_back(Outgoing{from, crypto::seal(key_, crypto::MessageType::kRaftVoteReply,
                                                            yes.SerializeAsString())});
         }

@@ -28,11 +28,17 @@ Output deliver(Engine& e, ReplicaId from, MessageType type, const M& m) {
     return e.on_message(from, *env, raw);
 }
 
+// Ticks a hurried traitor until it asks for (pre-)votes (or 40 ticks): that tick's output.
+Output tick_until_it_campaigns(Engine& e) {
+    Output out;
+    for (int i = 0; i < 40 && sent<pb::Vote>(out, MessageType::kRaftVote).empty(); ++i) out = e.on_tick();
+    return out;
+}
+
 TEST(RaftTraitor, AnEquivocatingLeaderSendsOddFollowersEachEntryWithoutItsLastRequest) {
     auto leader = traitor(3, 0, {Behaviour::kEquivocate});
     // Its clock runs fast: it asks for (pre-)votes first. Replica 1 grants both rounds.
-    Output out;
-    for (int i = 0; i < 40 && sent<pb::Vote>(out, MessageType::kRaftVote).empty(); ++i) out = leader->on_tick();
+    Output out = tick_until_it_campaigns(*leader);
     auto asks = sent<pb::Vote>(out, MessageType::kRaftVote);
     ASSERT_FALSE(asks.empty()) << "it never campaigned";
     for (int round = 0; round < 2 && leader->status().role != "leader"; ++round) {
@@ -112,9 +118,7 @@ TEST(RaftTraitor, AFalseAckerAcknowledgesEveryEntryAndStoresNone) {
 
 TEST(RaftTraitor, ALyingVoterClaimsALogNoVoterCanBeat) {
     auto liar = traitor(3, 2, {Behaviour::kLyingVote});
-    Output out;
-    for (int i = 0; i < 40 && sent<pb::Vote>(out, MessageType::kRaftVote).empty(); ++i) out = liar->on_tick();
-    auto asks = sent<pb::Vote>(out, MessageType::kRaftVote);
+    auto asks = sent<pb::Vote>(tick_until_it_campaigns(*liar), MessageType::kRaftVote);
     ASSERT_FALSE(asks.empty()) << "it never campaigned";
     for (const auto& [to, ask] : asks) {
         EXPECT_EQ(ask.last_log_term(), ask.term() - 1);
