@@ -79,6 +79,15 @@ void reap(pid_t pid) {
     if (::waitpid(pid, &status, WNOHANG) == pid) exit_statuses()[pid] = status;
 }
 
+// True while our own child `pid` has not ended. Decided by waitpid, not by /proc/PID/cmdline:
+// a child that has just passed exec has, for a moment, an empty command line (the kernel sets
+// it after closing the close-on-exec pipe we wait on), and a slow start (a sanitizer build)
+// made that moment long enough to report a healthy replica as having exited.
+bool child_running(pid_t pid) {
+    reap(pid);
+    return exit_statuses().count(pid) == 0 && ::kill(pid, 0) == 0;
+}
+
 // "exited with status 1", "killed by signal 11 (Segmentation fault)", or "exited".
 std::string how_it_ended(pid_t pid) {
     auto it = exit_statuses().find(pid);
@@ -260,7 +269,7 @@ Status wait_ready(const node::api::NetworkConfig& config, const std::string& abs
     int last_up = -1;
     while (true) {
         for (const auto& [id, pid] : started) {
-            if (!is_our_replica(pid, config_path(abs), id)) {
+            if (!child_running(pid)) {
                 return make_error("spawn", "replica " + std::to_string(id) + " " +
                                                how_it_ended(pid) + " during startup; see " + abs +
                                                "/logs/. The end of " + log_path(abs, id) + ":\n" +
