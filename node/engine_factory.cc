@@ -33,9 +33,11 @@ bft::pbft::Config pbft_config(const api::NetworkConfig& config, bft::ReplicaId i
     return pbft;
 }
 
-bft::raft::Config raft_config(const api::NetworkConfig& config, bft::ReplicaId id, uint64_t seed) {
+bft::raft::Config raft_config(const api::NetworkConfig& config, bft::ReplicaId id, uint64_t seed,
+                              bool recovering) {
     bft::raft::Config raft;
     raft.id = id;
+    raft.recovering = recovering;
     for (const auto& replica : config.replicas) raft.replicas.push_back(replica.public_key);
     raft.seed = seed;
     raft.batch_size_max = config.consensus.batch_size_max;
@@ -76,9 +78,9 @@ Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& confi
             // Raft trusts its replicas: the leader's node checked each client signature when the
             // request arrived (node/worker_pool), and followers apply what the leader's log says.
             if (options.traitor.empty())
-                return bft::raft::make_engine(raft_config(config, id, options.seed), key, authenticator);
+                return bft::raft::make_engine(raft_config(config, id, options.seed, options.recovering), key, authenticator);
             return std::unique_ptr<bft::Engine>(std::make_unique<bft::raft::TraitorEngine>(
-                bft::raft::make_raft_engine(raft_config(config, id, options.seed), key), options.traitor, key, id));
+                bft::raft::make_raft_engine(raft_config(config, id, options.seed, options.recovering), key), options.traitor, key, id));
         }
     }
     return make_error("unsupported", "no engine for this protocol");

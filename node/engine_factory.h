@@ -28,7 +28,8 @@ bft::pbft::Config pbft_config(const api::NetworkConfig& config, bft::ReplicaId i
 
 // Replica `id`'s Raft configuration: the replicas' keys and the "consensus" settings of
 // network.json (batching, election timeout, heartbeat); `seed` randomises its election timeouts.
-bft::raft::Config raft_config(const api::NetworkConfig& config, bft::ReplicaId id, uint64_t seed);
+bft::raft::Config raft_config(const api::NetworkConfig& config, bft::ReplicaId id, uint64_t seed,
+                              bool recovering = false);
 
 struct EngineOptions {
     bool recovering = false;  // it lost its consensus store (pbft::Config::recovering)

@@ -107,9 +107,13 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
     }
     if (!bound->replaced.empty())
         spdlog::warn("--recover: the old consensus store was moved to {}", bound->replaced);
-    if (bound->recovering)
+    if (bound->recovering && config.protocol == bft::Protocol::kPbft)
         spdlog::warn("recovering: this replica lost its consensus store; it stays silent (no "
                      "pre-prepare, prepare or new-view) until it has caught up with its peers");
+    if (bound->recovering && config.protocol == bft::Protocol::kRaft)
+        spdlog::warn("recovering: this replica lost its term, vote and log; it neither votes nor "
+                     "campaigns until every peer told it its term and it holds a leader's entry "
+                     "of a term at least that high (bft/raft/raft.h, Config::recovering)");
     r->store_ = std::move(bound->store);
     r->ledger_seq_max_ = bound->ledger_seq_max;
     r->recovering_ = bound->recovering;
@@ -143,9 +147,6 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
         if (!parsed) return make_error("invalid", parsed.error().message);
         behaviours = std::move(parsed).value();
     }
-    if (r->recovering_ && config.protocol == bft::Protocol::kRaft)
-        spdlog::warn("--recover under Raft: this replica forgot its term, vote and log; it must not "
-                     "vote in a term it voted in before (restart it only after the others moved on)");
     EngineOptions engine_options{r->recovering_, behaviours, options.traitor_seed};
     engine_options.seed = std::random_device{}();
     auto engine = make_engine(config, id, r->key_, r->authenticator_, engine_options);
@@ -372,8 +373,8 @@ Status Replica::drain(bft::Output out) {
         // The engine persisted (synced) its view above: from now on the restart rule holds.
         if (auto s = store_->set_recovering(false); !s) return make_error("store", s.error().message);
         recovering_ = false;
-        spdlog::info("replica {} has caught up: it votes again from view {}", id_,
-                     engine_->status().view + 1);
+        spdlog::info("replica {} has caught up: it votes again from {} {}", id_,
+                     config_.protocol == bft::Protocol::kRaft ? "term" : "view", engine_->status().view + 1);
     }
     return Ok{};
 }

@@ -135,6 +135,12 @@ public:
         role_ = Role::kFollower;
         leader_.reset();
         reset_election_timer();
+        if (config_.recovering) {
+            recovering_ = true;
+            peer_terms_.assign(n_, std::nullopt);
+            ask_peer_terms(out);
+            end_recovery_if_safe(out);  // at once with no peers
+        }
         if (executed_seq < snap_index_) {
             // The ledger lost what the compacted log held (it was synced before compaction, so
             // only a damaged ledger gets here): fetch the snapshot's state from any peer.
@@ -172,6 +178,12 @@ public:
             propose(out);
             return out;
         }
+        if (recovering_) {
+            // Never a candidate while recovering; the peers that have not told their term yet
+            // are asked again every election timeout (a request or its answer may be lost).
+            if (++term_query_elapsed_ >= config_.election_timeout_ticks) ask_peer_terms(out);
+            return out;
+        }
         if (election_elapsed_ >= election_deadline_) campaign(config_.pre_vote, out);
         return out;
     }
@@ -198,8 +210,10 @@ public:
         case MessageType::kRaftVoteReply: {
             pb::VoteReply m;
             if (!parse(envelope.body, m)) return malformed(from);
+            if (recovering_ && m.pre_vote()) note_peer_term(from, m.term());
             if (!step_term(from, m.term(), Kind::kVoteReply, m.pre_vote(), m.granted(), out)) return out;
             on_vote_reply(from, m, out);
+            end_recovery_if_safe(out);
             break;
         }
         case MessageType::kRaftAppend: {
@@ -225,6 +239,7 @@ public:
             if (!parse(envelope.body, m) || m.digest().size() != 32) return malformed(from);
             if (!step_term(from, m.term(), Kind::kAppend, false, false, out)) return out;
             on_snapshot(from, m, out);
+            end_recovery_if_safe(out);
             break;
         }
         case MessageType::kRaftSnapshotReply:
@@ -300,6 +315,7 @@ public:
             r.set_match_index(seq);
             send(*f.from, MessageType::kRaftAppendReply, r, out);
         }
+        end_recovery_if_safe(out);
         return out;
     }
 
@@ -317,7 +333,7 @@ public:
         s.commit_index = commit_;
         s.last_log_index = last_index();
         s.low_water_mark = snap_index_;
-        s.recovering = !fetching_.empty();
+        s.recovering = recovering_ || !fetching_.empty();
         s.leader = leader_;
         return s;
     }
@@ -539,6 +555,37 @@ private:
         return true;
     }
 
+    // Config::recovering: a pre-vote of term 0 to each peer whose term is not known yet. No
+    // replica grants it (a pre-vote is granted only for a term ahead of the voter's); each
+    // answers with its term.
+    void ask_peer_terms(Output& out) {
+        term_query_elapsed_ = 0;
+        pb::Vote v;
+        v.set_term(0);
+        v.set_pre_vote(true);
+        for (ReplicaId p : peers())
+            if (!peer_terms_[p]) send(p, MessageType::kRaftVote, v, out);
+    }
+
+    void note_peer_term(ReplicaId from, uint64_t term) {
+        peer_terms_[from] = std::max(peer_terms_[from].value_or(0), term);
+    }
+
+    // Config::recovering's two conditions; then this replica votes again, in later terms only.
+    void end_recovery_if_safe(Output& out) {
+        if (!recovering_) return;
+        uint64_t highest = 0;
+        for (ReplicaId p : peers()) {
+            if (!peer_terms_[p]) return;
+            highest = std::max(highest, *peer_terms_[p]);
+        }
+        if (n_ > 1 && (commit_ == 0 || term_at(commit_) < highest || !leader_)) return;
+        recovering_ = false;
+        voted_for_ = leader_.value_or(config_.id);
+        persist_hard_state(out);
+        reset_election_timer();
+    }
+
     void become_follower(uint64_t term, std::optional<ReplicaId> leader, Output& out) {
         refuse_reads(leader);
         if (term > term_) {
@@ -598,7 +645,11 @@ private:
                           (m.last_log_term() == last_term() && m.last_log_index() >= last_index());
         pb::VoteReply r;
         r.set_pre_vote(m.pre_vote());
-        if (m.pre_vote()) {
+        if (recovering_) {
+            // Config::recovering: no vote at all; our term answers a peer's term query too.
+            r.set_term(term_);
+            r.set_granted(false);
+        } else if (m.pre_vote()) {
             // Would we vote in term m.term? Not while we have a live leader (step_term dropped
             // it then, for a higher term), not for a term that is not ahead of ours.
             bool grant = m.term() > term_ && up_to_date;
@@ -810,6 +861,7 @@ private:
             while (hint > 0 && term_at(hint) > m.prev_term()) --hint;
             r.set_success(false);
             r.set_reject_index(m.prev_index());
+            r.set_lost_store(recovering_);
             r.set_hint_index(hint);
             r.set_hint_term(term_at(hint));
             send(from, MessageType::kRaftAppendReply, r, out);
@@ -856,7 +908,8 @@ private:
         r.set_match_index(std::max(index, commit_));
         send(from, MessageType::kRaftAppendReply, r, out);
         // TimeoutNow: the leader hands over to us, and our log matches its own.
-        if (m.timeout_now()) campaign(false, out, true);
+        if (m.timeout_now() && !recovering_) campaign(false, out, true);
+        end_recovery_if_safe(out);
     }
 
     // Leader transfer: once the transferee's log matches ours, tell it to campaign.
@@ -908,6 +961,12 @@ private:
             return;
         }
         if (m.reject_index() == 0) return;  // prev 0 always matches: nothing to back-track
+        // A replica that lost its store refuses what it once acknowledged: not a stale refusal.
+        // Lowering its match un-commits nothing; it only stops counting it until it has them.
+        if (m.lost_store() && m.reject_index() <= p.match) {
+            p.match = 0;
+            to_probe(p, m.reject_index() + 1);  // as if that refusal answered a probe: back-track
+        }
         // A refusal: stale unless it answers the probe out, or an append beyond the match.
         if (p.probe ? m.reject_index() != p.next - 1 : m.reject_index() <= p.match) return;
         // Fast back-tracking: skip to our largest index <= hint whose term <= the hint's term.
@@ -1047,6 +1106,10 @@ private:
     std::vector<ReadResult> reads_done_;
     uint64_t read_ctx_ = 0;          // the newest read round (never reset: rounds only grow)
     std::optional<ReplicaId> transferee_;  // leader only: handing over to it
+    // Config::recovering: each peer's term once it answered; the highest bounds our old votes.
+    bool recovering_ = false;
+    std::vector<std::optional<uint64_t>> peer_terms_;
+    uint64_t term_query_elapsed_ = 0;
     uint64_t transfer_elapsed_ = 0;
 };
 

@@ -39,6 +39,17 @@ struct Config {
     uint64_t heartbeat_ticks = 2;
     bool pre_vote = true;      // thesis 9.6: ask before disrupting a term
     bool check_quorum = true;  // a leader that hears no majority for T ticks steps down
+    // This replica lost its durable term, vote and log (`tallyd --recover`). It may have voted
+    // in a term before the loss, for a candidate it no longer knows, and acknowledged entries
+    // it no longer holds: until it knows both bounds again it neither votes nor campaigns
+    // (it still stores and acknowledges what a leader sends). Recovery ends once (1) every
+    // peer told it its current term (a candidate makes its term durable before it asks for a
+    // vote, so the highest of them, M, is at least any term it voted in), and (2) it committed
+    // an entry of a term >= M from a leader (so its log holds everything committed before the
+    // loss: a leader's log does, and Log Matching carries it to ours). It then counts as having
+    // voted for that leader in the current term and votes only in later terms. The peers'
+    // terms are asked for with a pre-vote of term 0, which every replica answers with its term.
+    bool recovering = false;
     // Requests the leader queues, at most (count and bytes): beyond, it drops them (the
     // client retries). Bounds what clients can make the leader hold.
     uint32_t max_queued_requests = 8192;

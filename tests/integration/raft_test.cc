@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -274,6 +275,46 @@ TEST(RaftNetwork, AFollowerBehindTheCompactedLogCatchesUpByInstallSnapshot) {
     std::string seen;
     EXPECT_TRUE(balances_equal(c, bob.public_key(), kGenesis + kTransfers + 1, {0, 1, 2}, 10000ms, &seen))
         << "balances per replica: " << seen;
+}
+
+// `tallyd --recover` under Raft (bft/raft/raft.h, Config::recovering): a follower whose
+// consensus store is lost rejoins with --recover, says it neither votes nor campaigns until it
+// knows its peers' terms and holds a leader's entry of such a term, then says it caught up. Its
+// vote then counts: with the leader killed, it and the third replica elect a new leader that
+// commits.
+TEST(RaftNetwork, AReplicaThatLostItsStoreRejoinsWithRecoverAndVotesAgainOnceCaughtUp) {
+    client::NetUpOptions options;
+    options.protocol = "raft";
+    LiveNetwork net(options);
+    ASSERT_TRUE(net.ok());
+    std::optional<uint32_t> leader;
+    ASSERT_TRUE(net.wait_for([&](const auto& s) { return (leader = agreed_leader(s)).has_value(); }, 15s))
+        << "no leader elected";
+    const uint32_t follower = (*leader + 1) % 3;
+    const uint32_t other = (*leader + 2) % 3;
+    {
+        Load load(net.config(), net.account("alice"), net.account("bob").public_key());
+        ASSERT_TRUE(load.wait_more(20, 60s));
+        net.kill(follower);
+        const std::string store = net.dir() + "/data/" + std::to_string(follower) + "/consensus.db";
+        for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(store + suffix);
+        std::ostringstream out, progress;
+        auto recovered = client::net_start(net.dir(), follower, out, progress, 30000ms, bin_dir() + "/tallyd",
+                                           /*recover=*/true);
+        ASSERT_TRUE(recovered.ok()) << (recovered ? "" : recovered.error().message) << out.str();
+        EXPECT_FALSE(wait_for_log_line(net, follower, std::regex("neither votes nor campaigns")).empty());
+        EXPECT_FALSE(
+            wait_for_log_line(net, follower, std::regex("has caught up: it votes again from term"), 30s).empty());
+        ASSERT_TRUE(load.wait_more(20, 60s));
+
+        net.kill(*leader);
+        EXPECT_TRUE(load.wait_more(20, 60s)) << "no commit once the old leader was killed";
+    }
+    std::optional<uint32_t> next;
+    EXPECT_TRUE(net.wait_for([&](const auto& s) { return (next = agreed_leader(s)).has_value(); }, 15s));
+    EXPECT_NE(next.value_or(*leader), *leader);
+    std::string last;
+    EXPECT_TRUE(net.converged({follower, other}, 30s, &last)) << last;
 }
 
 }  // namespace

@@ -412,6 +412,77 @@ TEST(RaftRestart, PowerLossOfEveryReplicaKeepsCommittedEntries) {
     EXPECT_FALSE(c.failed);
 }
 
+// `tallyd --recover` under Raft: random schedules in which replicas also lose their whole
+// consensus store (term, vote and log; the ledger stays) and rejoin. Returns the first broken
+// property ("" if none) and whether the cluster made progress once healed.
+struct StoreLossRun {
+    std::string failure;
+    bool progress = false;
+    uint64_t store_losses = 0;
+    uint64_t still_recovering = 0;  // replicas recovering at the end (should be none)
+};
+StoreLossRun run_store_loss_schedule(uint64_t seed, uint32_t n, bool recovery_rule) {
+    Faults f;
+    f.drop = 0.1;
+    f.duplicate = 0.02;
+    f.delay = 0.4;
+    f.crash = 0.01;
+    f.power_loss = 0.01;
+    f.store_loss = 0.01;
+    f.restart = 0.1;
+    f.partition = 0.05;
+    f.heal = 0.05;
+    Cluster c(n, seed, f);
+    c.report = false;
+    c.recovery_rule = recovery_rule;
+    for (int r = 0; r < 300 && !c.failed; ++r) {
+        c.round(true);
+        if (r % 10 == 0) c.check_log_matching();
+    }
+    StoreLossRun run;
+    if (!c.failed) {
+        c.heal();
+        run.progress = converge(c);
+        // Recovery ends within a few election timeouts of healing (the peers' terms are asked
+        // for again each timeout; a leader's entry of a high enough term arrives with a probe).
+        for (int r = 0; r < 200 && c.any_recovering(); ++r) c.round(false, 0.5);
+        c.check_log_matching();
+    }
+    run.failure = c.first_failure;
+    run.store_losses = c.store_losses;
+    for (const auto& node : c.nodes) run.still_recovering += node.recovering ? 1 : 0;
+    return run;
+}
+
+// With the recovery rule (Config::recovering) a replica that lost its store neither votes nor
+// campaigns until it knows every peer's term and holds a leader's entry of that term: no
+// property breaks on any seed, and every such replica ends its recovery once healed.
+TEST(RaftRecovery, AReplicaThatLostItsStoreRejoinsWithoutBreakingAnyProperty) {
+    uint64_t losses = 0;
+    // TALLY_RAFT_SEEDS=N runs more (a deeper search than CI's).
+    const uint64_t seeds = std::getenv("TALLY_RAFT_SEEDS") ? std::strtoull(std::getenv("TALLY_RAFT_SEEDS"), nullptr, 10) : 40;
+    for (uint64_t seed = 1; seed <= seeds; ++seed) {
+        StoreLossRun run = run_store_loss_schedule(seed, seed % 2 ? 3 : 5, true);
+        EXPECT_EQ(run.failure, "") << "seed " << seed;
+        EXPECT_TRUE(run.progress) << "seed " << seed << ": no progress after healing";
+        EXPECT_EQ(run.still_recovering, 0u) << "seed " << seed;
+        losses += run.store_losses;
+        if (::testing::Test::HasFailure()) break;
+    }
+    EXPECT_GT(losses, seeds);  // the schedules did lose stores
+}
+
+// The rule is what keeps Raft safe here: the same schedules with a replica rejoining as if its
+// empty store were new (it votes again in terms it already voted in, and for logs that lack
+// entries it had acknowledged) break a property of the paper on some seed.
+TEST(RaftRecovery, WithoutTheRecoveryRuleALostStoreBreaksRaftOnSomeSeed) {
+    std::string broken;
+    uint64_t seed = 1;
+    for (; seed <= 200 && broken.empty(); ++seed) broken = run_store_loss_schedule(seed, seed % 2 ? 3 : 5, false).failure;
+    ASSERT_NE(broken, "") << "no seed of 200 broke a property without the rule";
+    std::printf("seed %lu without the recovery rule: %s\n", static_cast<unsigned long>(seed - 1), broken.c_str());
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
 

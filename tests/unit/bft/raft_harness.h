@@ -214,6 +214,8 @@ struct Faults {
     double delay = 0.3;      // per message and round: stays queued for a later round
     double crash = 0.0;      // per node and round: process crash (keeps what it wrote)
     double power_loss = 0.0; // per node and round: loses what it wrote without sync
+    double store_loss = 0.0; // per node and round: loses its whole consensus store (term, vote,
+                             // log; the ledger stays) and rejoins as `tallyd --recover` does
     double restart = 0.05;   // per down node and round
     double partition = 0.0;  // per round: cut a random node off (for a while)
     double heal = 0.1;       // per round: heal every partition
@@ -232,6 +234,7 @@ public:
         uint64_t leader_term = 0;                   // term it last led (0: none)
         std::vector<LogEntry> leader_log;           // its log when last seen leading
         std::optional<StateTarget> fetching;        // a state transfer it asked for
+        bool recovering = false;                    // lost its store; not yet told it caught up
     };
 
     uint32_t n;
@@ -241,6 +244,9 @@ public:
     std::vector<crypto::KeyPair> keys;
     std::vector<Config> configs;
     NoAuthenticator auth;
+    // false: a replica that lost its store rejoins without Config::recovering, as if its empty
+    // store were a fresh one (what the recovery rule exists to prevent).
+    bool recovery_rule = true;
     // Replicas that run a traitor around their honest engine (bft/raft/traitor.h).
     std::map<ReplicaId, std::vector<Behaviour>> traitors;
     Faults faults;
@@ -287,7 +293,9 @@ public:
     void start(ReplicaId id) {
         Node& node = nodes[id];
         node.up = true;
-        node.engine = make_raft_engine(configs[id], keys[id]);
+        Config config = configs[id];
+        config.recovering = node.recovering && recovery_rule;
+        node.engine = make_raft_engine(config, keys[id]);
         if (auto t = traitors.find(id); t != traitors.end())
             node.engine = std::make_unique<TraitorEngine>(std::move(node.engine), t->second, keys[id], id);
         apply(id, node.engine->on_start(records_of(node.store), node.executed.size(), crypto::Hash{}, {}));
@@ -300,6 +308,21 @@ public:
         ++crashes;
         if (power_loss) node.store = node.synced;
         node.unsynced = Output{};
+    }
+    void lose_store(ReplicaId id) {
+        crash(id, true);
+        nodes[id].store.clear();
+        nodes[id].synced.clear();
+        nodes[id].recovering = true;
+        ++store_losses;
+    }
+    uint64_t store_losses = 0;
+    // One store lost at a time: two replicas of three without their stores are more faults
+    // than Raft tolerates (what they acknowledged may be gone), and recovering ones do not vote.
+    bool any_recovering() const {
+        for (const auto& node : nodes)
+            if (node.recovering) return true;
+        return false;
     }
 
     bool report = true;         // false: record the first failure without failing the test
@@ -330,6 +353,8 @@ public:
             }
         }
         for (auto& d : node.engine->take_detected()) detections.push_back(d);
+        // As the node clears its store's recovering mark once the engine says it caught up.
+        if (node.recovering && !node.engine->status().recovering) node.recovering = false;
         check_reads(id);
         check_leader(id);
         uint64_t term_now = node.engine->status().view;
@@ -506,6 +531,7 @@ public:
             for (ReplicaId i = 0; i < n; ++i) {
                 if (nodes[i].up && chance(faults.crash)) crash(i, false);
                 else if (nodes[i].up && chance(faults.power_loss)) crash(i, true);
+                else if (nodes[i].up && chance(faults.store_loss) && !any_recovering()) lose_store(i);
                 else if (!nodes[i].up && chance(faults.restart)) start(i);
             }
             if (chance(faults.partition)) cut_off.insert(static_cast<ReplicaId>(rng() % n));

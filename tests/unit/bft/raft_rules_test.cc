@@ -648,5 +648,85 @@ TEST(RaftRules, LeaderTransferTimeoutNowAndTransferVote) {
     EXPECT_TRUE(r[0].second.granted());
 }
 
+// Config::recovering (`tallyd --recover`): a replica that lost its term, vote and log asks
+// every peer its term, never campaigns or votes meanwhile, and ends its recovery only when it
+// knows every peer's term M and has committed a leader's entry of a term >= M; it then counts
+// as having voted for that leader and votes only in later terms.
+TEST(RaftRules, ARecoveringReplicaVotesAgainOnlyOnceItKnowsEveryTermAndHoldsALeadersEntry) {
+    Direct d(3, 0);
+    d.config.recovering = true;
+    Output start = d.restart();
+    auto queries = sent<pb::Vote>(start, MessageType::kRaftVote);
+    ASSERT_EQ(queries.size(), 2u);  // one term query to each peer: a pre-vote of term 0
+    for (const auto& [to, q] : queries) {
+        EXPECT_TRUE(q.pre_vote());
+        EXPECT_EQ(q.term(), 0u);
+    }
+    EXPECT_TRUE(d.engine->status().recovering);
+
+    // Never a candidate, however long no leader speaks.
+    Output idle = d.tick(100);
+    for (const auto& [to, v] : sent<pb::Vote>(idle, MessageType::kRaftVote)) EXPECT_EQ(v.term(), 0u) << "campaigned";
+    EXPECT_EQ(d.role(), "follower");
+
+    // No vote, pre-vote or real, for a candidate with a perfect log.
+    auto refused = sent<pb::VoteReply>(d.vote(1, 5, 100, 5, true), MessageType::kRaftVoteReply);
+    ASSERT_EQ(refused.size(), 1u);
+    EXPECT_FALSE(refused[0].second.granted());
+    refused = sent<pb::VoteReply>(d.vote(1, 5, 100, 5), MessageType::kRaftVoteReply);
+    ASSERT_EQ(refused.size(), 1u);
+    EXPECT_FALSE(refused[0].second.granted());
+
+    // Replica 2 answers that it is in term 7 (it may have been a candidate of term 7 we voted
+    // for before the loss); replica 1 leads term 7 and answers too. An entry of term 6
+    // committed is not enough: only one of a term >= 7 shows our log holds all that committed.
+    d.vote_reply(2, 7, false, true);
+    d.append(1, 7, 0, 0, 0, {});
+    d.vote_reply(1, 7, false, true);
+    d.append(1, 7, 0, 0, 1, {{6, {"a"}}});
+    EXPECT_TRUE(d.engine->status().recovering) << "an entry of term 6 < 7 cannot end recovery";
+    // An entry of term 7, committed: recovery ends; voted for the leader in term 7.
+    d.append(1, 7, 1, 6, 2, {{7, {"b"}}});
+    EXPECT_FALSE(d.engine->status().recovering);
+    EXPECT_EQ(d.durable().term, 7u);
+    ASSERT_TRUE(d.durable().voted_for.has_value());
+    EXPECT_EQ(*d.durable().voted_for, 1u);
+
+    // No second vote in term 7; a vote in term 8 for an up-to-date log.
+    auto in_7 = sent<pb::VoteReply>(d.vote(2, 7, 2, 7), MessageType::kRaftVoteReply);
+    ASSERT_EQ(in_7.size(), 1u);
+    EXPECT_FALSE(in_7[0].second.granted());
+    d.tick(50);  // the leader's lease over: a vote request of a later term is heard
+    auto in_8 = sent<pb::VoteReply>(d.vote(2, 8, 2, 7), MessageType::kRaftVoteReply);
+    ASSERT_EQ(in_8.size(), 1u);
+    EXPECT_TRUE(in_8[0].second.granted());
+}
+
+// A leader learns that a follower lost what it acknowledged (its refusals say so) and sends
+// it everything again, where an ordinary refusal below the match would be ignored as stale.
+TEST(RaftRules, ALeaderResendsWhatAFollowerThatLostItsStoreOnceAcknowledged) {
+    Direct d(3, 0);
+    d.elect();
+    d.request("x");
+    d.append_reply(1, d.term(), true, 2);
+    d.append_reply(2, d.term(), true, 2);
+    ASSERT_EQ(d.engine->status().commit_index, 2u);
+    pb::AppendReply r;
+    r.set_term(d.term());
+    r.set_success(false);
+    r.set_reject_index(2);
+    r.set_lost_store(true);
+    Output out = d.deliver(crypto::seal(d.keys[1], MessageType::kRaftAppendReply, r.SerializeAsString()), 1);
+    auto resent = sent<pb::Append>(out, MessageType::kRaftAppend);
+    ASSERT_EQ(resent.size(), 1u);
+    EXPECT_EQ(resent[0].first, 1u);
+    EXPECT_EQ(resent[0].second.prev_index(), 0u);
+    EXPECT_EQ(resent[0].second.entries_size(), 2);
+    // The same refusal without the mark is stale (below the match) and changes nothing.
+    r.set_lost_store(false);
+    out = d.deliver(crypto::seal(d.keys[2], MessageType::kRaftAppendReply, r.SerializeAsString()), 2);
+    EXPECT_TRUE(sent<pb::Append>(out, MessageType::kRaftAppend).empty());
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
