@@ -193,7 +193,7 @@ struct EngineStatus {
     uint64_t last_log_index = 0;
     std::optional<ReplicaId> leader;  // who this replica believes leads, if anyone
     bool recovering = false;  // PBFT: silent after losing its consensus store, until caught up;
-                              // Raft: fetching a snapshot (InstallSnapshot)
+                              // Raft: the same (no vote, no campaign), or fetching a snapshot
     // --- the protocol's own
     uint64_t low_water_mark = 0;     // PBFT h; Raft: the snapshot index (log compacted to it)
     uint64_t stable_checkpoint = 0;  // PBFT
@@ -251,6 +251,14 @@ public:
     // leader handing over): on_client_request answers with a Redirect, and the node sends it
     // before its reply cache or admission would answer for a leader it is not. PBFT: always.
     virtual bool takes_client_requests() const { return true; }
+
+    // A clean stop is coming (SIGTERM): hand over what this replica leads, if the protocol
+    // can, so that the others need not wait out a timeout to notice it gone. Raft: a leader
+    // transfer to its most up-to-date follower (thesis 3.10); takes_client_requests() is false
+    // meanwhile. PBFT: nothing (its view change needs the backups' own timeouts as evidence).
+    // The caller goes on until status().role changes or a deadline passes, then stops.
+    // nullopt: nothing to hand over (stop at once).
+    virtual std::optional<Output> hand_over() { return std::nullopt; }
 
     // Linearizable reads without ordering them (Raft's ReadIndex, thesis 6.4). An engine that
     // offers them says so; the node then starts one per ordered query (read_index, with an id

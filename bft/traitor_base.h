@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,11 @@ public:
     EngineStatus status() const override { return honest_->status(); }
     bool takes_client_requests() const override { return honest_->takes_client_requests(); }
     bool offers_read_index() const override { return honest_->offers_read_index(); }
+    std::optional<Output> hand_over() override {
+        auto out = honest_->hand_over();
+        if (!out) return std::nullopt;
+        return rewrite(std::move(*out));
+    }
     Output read_index(uint64_t read_id) override { return rewrite(honest_->read_index(read_id)); }
     std::vector<ReadResult> take_reads() override { return honest_->take_reads(); }
     std::vector<Detected> take_detected() override { return honest_->take_detected(); }

@@ -804,7 +804,10 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
     return Ok{};
 }
 
-Status net_kill(const std::string& dir, uint32_t id, std::ostream& out) {
+namespace {
+
+// net kill and net stop: SIGKILL at once, or SIGTERM and SIGKILL only after `grace`.
+Status end_replica(const std::string& dir, uint32_t id, std::ostream& out, bool clean, milliseconds grace) {
     const std::string abs = absolute_dir(dir);
     auto config = load_existing(dir, abs);
     if (!config) return config.error();
@@ -816,14 +819,31 @@ Status net_kill(const std::string& dir, uint32_t id, std::ostream& out) {
         out << "replica " << id << " is not running\n";
         return Ok{};
     }
-    ::kill(*pid, SIGKILL);
-    auto stuck = wait_gone({{id, *pid}}, abs, kKillWait);
+    auto stuck = std::map<uint32_t, pid_t>{{id, *pid}};
+    if (clean) {
+        ::kill(*pid, SIGTERM);
+        stuck = wait_gone(stuck, abs, grace);
+    }
+    if (!stuck.empty()) {
+        ::kill(*pid, SIGKILL);
+        stuck = wait_gone(stuck, abs, kKillWait);
+    }
     std::error_code ec;
     fs::remove(pid_path(abs, id), ec);
     if (!stuck.empty()) return make_error("io", "replica " + std::to_string(id) + " did not die");
-    out << "killed replica " << id << " (pid " << *pid << "); start it again with `tally net start --node "
-        << id << dir_flag(dir) << "`\n";
+    out << (clean ? "stopped" : "killed") << " replica " << id << " (pid " << *pid
+        << "); start it again with `tally net start --node " << id << dir_flag(dir) << "`\n";
     return Ok{};
+}
+
+}  // namespace
+
+Status net_kill(const std::string& dir, uint32_t id, std::ostream& out) {
+    return end_replica(dir, id, out, false, milliseconds{0});
+}
+
+Status net_stop(const std::string& dir, uint32_t id, std::ostream& out, milliseconds grace) {
+    return end_replica(dir, id, out, true, grace);
 }
 
 Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::ostream& progress,

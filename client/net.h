@@ -105,6 +105,12 @@ Status net_down(const std::string& dir, std::ostream& out,
 // error.
 Status net_kill(const std::string& dir, uint32_t id, std::ostream& out);
 
+// Stops replica `id` cleanly: SIGTERM, wait up to `grace`, then SIGKILL. A Raft leader hands
+// its leadership to a follower first (bft::Engine::hand_over), so no election timeout passes
+// without a leader.
+Status net_stop(const std::string& dir, uint32_t id, std::ostream& out,
+                std::chrono::milliseconds grace = std::chrono::milliseconds{10'000});
+
 // Starts replica `id` again on its existing data and waits until it answers status. With
 // `recover`, as `tallyd --recover`: its consensus store is set aside and it rejoins as a fresh
 // replica (node/store_binding.h) — for a store that tallyd refused.

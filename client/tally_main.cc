@@ -451,6 +451,9 @@ int main(int argc, char** argv) {
     auto* down = net->add_subcommand("down", "stop every replica");
     auto* kill = net->add_subcommand("kill", "crash one replica (SIGKILL)");
     kill->add_option("--node", args.node, "replica id")->required();
+    auto* stop = net->add_subcommand(
+        "stop", "stop one replica cleanly (SIGTERM); a Raft leader hands over to a follower first");
+    stop->add_option("--node", args.node, "replica id")->required();
     auto* start = net->add_subcommand("start", "start one replica again on its data");
     start->add_option("--node", args.node, "replica id")->required();
     start->add_option("--wait", args.wait_s, "seconds to wait for it")->capture_default_str();
@@ -568,6 +571,10 @@ int main(int argc, char** argv) {
     }
     if (*kill) {
         auto s = tc::net_kill(args.dir, args.node, std::cout);
+        return s ? tc::kExitOk : fail(s.error());
+    }
+    if (*stop) {
+        auto s = tc::net_stop(args.dir, args.node, std::cout);
         return s ? tc::kExitOk : fail(s.error());
     }
     if (*start) {

@@ -205,7 +205,25 @@ Status Replica::run(const std::atomic<bool>& stop) {
     };
     if (zmq::socket_t* clients = transport_->clients())
         items.push_back(zmq::pollitem_t{clients->handle(), 0, ZMQ_POLLIN, 0});
-    while (!stop.load(std::memory_order_relaxed)) {
+    // A clean stop (SIGTERM) first hands over what this replica leads (Engine::hand_over), and
+    // goes on until its role changed or an election timeout passed.
+    std::optional<Clock::time_point> handing_over_until;
+    std::string role_at_stop;
+    while (true) {
+        if (stop.load(std::memory_order_relaxed)) {
+            if (!handing_over_until) {
+                role_at_stop = engine_->status().role;
+                std::optional<bft::Output> out = engine_->hand_over();
+                if (!out) break;
+                handing_over_until = Clock::now() + tick * std::max<uint64_t>(config_.consensus.election_timeout_ticks, 1);
+                spdlog::info("replica {} stops: it hands over as {} first", id_, role_at_stop);
+                if (auto s = drain(std::move(*out)); !s) return s;
+            } else if (engine_->status().role != role_at_stop || Clock::now() >= *handing_over_until) {
+                spdlog::info("replica {} {} before it stops", id_,
+                             engine_->status().role != role_at_stop ? "handed over" : "could not hand over in time");
+                break;
+            }
+        }
         auto now = Clock::now();
         // Back-pressure (ReplicaOptions::client_verify_backlog_max): the clients' socket is
         // neither polled nor read while the workers have that many frames to check.

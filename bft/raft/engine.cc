@@ -356,6 +356,16 @@ public:
 
     std::vector<ReadResult> take_reads() override { return std::exchange(reads_done_, {}); }
 
+    // A clean stop of the leader: hand over to the follower that holds the most of our log
+    // (the lowest id among equals), so it is soonest up to date and the others vote for it.
+    std::optional<Output> hand_over() override {
+        if (role_ != Role::kLeader || n_ < 2) return std::nullopt;
+        std::optional<ReplicaId> best;
+        for (ReplicaId p : peers())
+            if (!best || progress_[p].match > progress_[*best].match) best = p;
+        return transfer_leadership(*best);
+    }
+
     Output transfer_leadership(ReplicaId target) override {
         Output out;
         if (role_ != Role::kLeader || target >= n_ || target == config_.id) return out;

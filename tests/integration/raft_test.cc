@@ -317,5 +317,32 @@ TEST(RaftNetwork, AReplicaThatLostItsStoreRejoinsWithRecoverAndVotesAgainOnceCau
     EXPECT_TRUE(net.converged({follower, other}, 30s, &last)) << last;
 }
 
+// A clean stop of the leader (`tally net stop`, SIGTERM) hands over first (thesis 3.10): the
+// leader brings a follower up to date and tells it to campaign at once, and stops only once
+// that follower leads. The transfers of a running client go on, to the new leader.
+TEST(RaftNetwork, ACleanStopOfTheLeaderHandsOverToAFollowerBeforeItStops) {
+    client::NetUpOptions options;
+    options.protocol = "raft";
+    LiveNetwork net(options);
+    ASSERT_TRUE(net.ok());
+    Load load(net.config(), net.account("alice"), net.account("bob").public_key());
+    ASSERT_TRUE(load.wait_more(20, 60s));
+    // The leader now, under load (the first one may have changed since the network started).
+    std::optional<uint32_t> leader;
+    ASSERT_TRUE(net.wait_for([&](const auto& s) { return (leader = agreed_leader(s)).has_value(); }, 15s))
+        << "no leader elected";
+    CommandRun stop = run_command(bin_dir() + "/tally net stop --node " + std::to_string(*leader) + " --dir " +
+                                      net.dir(),
+                                  30);
+    ASSERT_EQ(stop.exit_code, 0) << stop.output;
+    EXPECT_NE(stop.output.find("stopped replica " + std::to_string(*leader)), std::string::npos) << stop.output;
+    EXPECT_FALSE(wait_for_log_line(net, *leader, std::regex("stops: it hands over as leader first")).empty());
+    EXPECT_FALSE(wait_for_log_line(net, *leader, std::regex("handed over before it stops")).empty());
+    std::optional<uint32_t> next;
+    EXPECT_TRUE(net.wait_for([&](const auto& s) { return (next = agreed_leader(s)).has_value(); }, 15s));
+    EXPECT_NE(next.value_or(*leader), *leader);
+    EXPECT_TRUE(load.wait_more(20, 60s)) << "no commit after the hand-over";
+}
+
 }  // namespace
 }  // namespace tally::integration

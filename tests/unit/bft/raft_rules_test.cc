@@ -728,5 +728,26 @@ TEST(RaftRules, ALeaderResendsWhatAFollowerThatLostItsStoreOnceAcknowledged) {
     EXPECT_TRUE(sent<pb::Append>(out, MessageType::kRaftAppend).empty());
 }
 
+// A clean stop (Engine::hand_over): a leader hands over to the follower holding the most of
+// its log; a follower has nothing to hand over.
+TEST(RaftRules, AStoppingLeaderHandsOverToItsMostUpToDateFollower) {
+    Direct f(3, 1);
+    EXPECT_FALSE(f.engine->hand_over().has_value());
+
+    Direct l(3, 0);
+    l.elect();
+    uint64_t t = l.term();
+    l.request("r1");  // index 2
+    l.append_reply(1, t, true, 1);
+    l.append_reply(2, t, true, 2);  // 2 holds it all: TimeoutNow goes to 2 at once
+    auto out = l.engine->hand_over();
+    ASSERT_TRUE(out.has_value());
+    bool timeout_now_to_2 = false;
+    for (auto& [to, a] : sent<pb::Append>(*out, MessageType::kRaftAppend))
+        timeout_now_to_2 = timeout_now_to_2 || (to == 2 && a.timeout_now());
+    EXPECT_TRUE(timeout_now_to_2);
+    EXPECT_FALSE(l.engine->takes_client_requests());
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
