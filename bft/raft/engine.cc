@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "bft/raft/raft.h"
+
+#include "bft/raft/block_record.h"
 #include "bft/raft/raft.pb.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
@@ -1067,7 +1069,7 @@ private:
             const Entry& e = entry(i);
             if (role_ == Role::kLeader)
                 for (const auto& r : e.requests) pending_.erase(crypto::sha256(r));
-            out.commit.push_back(Committed{i, e.term, e.requests});
+            out.commit.push_back(Committed{i, e.term, e.requests, encode_block_record(i, e.term, e.requests)});
         }
     }
 

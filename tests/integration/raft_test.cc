@@ -315,6 +315,9 @@ TEST(RaftNetwork, AReplicaThatLostItsStoreRejoinsWithRecoverAndVotesAgainOnceCau
     EXPECT_NE(next.value_or(*leader), *leader);
     std::string last;
     EXPECT_TRUE(net.converged({follower, other}, 30s, &last)) << last;
+    // Their ledgers replay from genesis: every block's entry record, transaction root and state
+    // digest holds (`tally audit` under Raft, bft/raft/block_record.h).
+    for (uint32_t id : {follower, other}) expect_audit_passes(net, id);
 }
 
 // A clean stop of the leader (`tally net stop`, SIGTERM) hands over first (thesis 3.10): the

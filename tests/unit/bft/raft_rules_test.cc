@@ -2,6 +2,7 @@
 // Named after the paper's properties (Figure 3) and the thesis's additions.
 #include <gtest/gtest.h>
 
+#include "bft/raft/block_record.h"
 #include "tests/unit/bft/raft_harness.h"
 
 namespace tally::bft::raft::testing {
@@ -747,6 +748,25 @@ TEST(RaftRules, AStoppingLeaderHandsOverToItsMostUpToDateFollower) {
         timeout_now_to_2 = timeout_now_to_2 || (to == 2 && a.timeout_now());
     EXPECT_TRUE(timeout_now_to_2);
     EXPECT_FALSE(l.engine->takes_client_requests());
+}
+
+// What Raft keeps with each block in place of a commit certificate: the executed entry, which
+// `tally audit` replays (bft/raft/block_record.h). It names its index: kept with another block,
+// it is refused.
+TEST(RaftRules, EachCommittedEntryCarriesABlockRecordOfItsIndexAndRequests) {
+    Direct f(3, 1);
+    Output out = f.append(0, 1, 0, 0, 2, {{1, {}}, {1, {"a", "b"}}});
+    ASSERT_EQ(out.commit.size(), 2u);
+    auto second = block_record_requests(2, out.commit[1].certificate);
+    ASSERT_TRUE(second.ok()) << second.error().message;
+    EXPECT_EQ(*second, (std::vector<std::string>{"a", "b"}));
+    auto first = block_record_requests(1, out.commit[0].certificate);
+    ASSERT_TRUE(first.ok());
+    EXPECT_TRUE(first->empty());  // the leader's no-op
+    auto misplaced = block_record_requests(3, out.commit[1].certificate);
+    ASSERT_FALSE(misplaced.ok());
+    EXPECT_EQ(misplaced.error().code, "bad_record");
+    EXPECT_FALSE(block_record_requests(2, "not a record \xff\xff").ok());
 }
 
 }  // namespace
