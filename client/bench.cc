@@ -6,11 +6,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <random>
 #include <thread>
 #include <zmq.hpp>
 
+#include "bft/quorum.h"
 #include "client/client.h"
+#include "client/phases.h"
 #include "client/curve.h"
 #include "ledger/tx.h"
 
@@ -207,6 +211,113 @@ double percentile(std::vector<double>& values, double p) {
 
 namespace {
 
+// The summary of `values` (sorted here).
+PhaseSummary summarize(std::vector<double>& values) {
+    PhaseSummary s;
+    s.n = values.size();
+    s.p50_ms = percentile(values, 50);
+    s.p99_ms = percentile(values, 99);
+    return s;
+}
+
+// `--breakdown`'s second client (BenchOptions::breakdown): on a thread of its own, it asks every
+// replica for its most recent seqs a few times a second. Seqs executed while not counting
+// (before and after the window: count()) only move where counting goes on from; while counting,
+// each new executed seq's phase durations are kept, once per replica.
+class BreakdownPoller {
+public:
+    explicit BreakdownPoller(const node::api::NetworkConfig& config)
+        : config_(config),
+          protocol_(bft::protocol_name(config.protocol)),
+          order_(stages(protocol_)),
+          samples_(order_.size() - 1, std::vector<std::vector<double>>(config.n())),
+          through_(config.n(), 0) {}
+    ~BreakdownPoller() { stop(); }
+
+    Status start() {
+        if (auto s = client_.connect(config_); !s) return s.error();
+        thread_ = std::thread([this] { loop(); });
+        return Ok{};
+    }
+    void count(bool on) { counting_.store(on); }
+    void stop() {
+        stop_.store(true);
+        if (thread_.joinable()) thread_.join();
+    }
+
+    // After stop().
+    Breakdown result() {
+        Breakdown b;
+        b.protocol = protocol_;
+        for (size_t t = 0; t < samples_.size(); ++t) {
+            PhaseRow row{order_[t], order_[t + 1], {}, {}};
+            std::vector<double> all;
+            for (auto& values : samples_[t]) {
+                all.insert(all.end(), values.begin(), values.end());
+                row.replicas.push_back(summarize(values));
+            }
+            row.all = summarize(all);
+            b.rows.push_back(std::move(row));
+        }
+        b.batch_requests = summarize(batch_requests_);
+        b.polls = polls_;
+        b.missed = missed_;
+        return b;
+    }
+
+private:
+    // A sample per seq and replica: bounded for any window a benchmark runs (a million).
+    static constexpr size_t kSamplesMax = 1'000'000;
+    static constexpr Duration kPollEvery{200};
+
+    void loop() {
+        while (!stop_.load()) {
+            const auto next = Clock::now() + kPollEvery;
+            const bool counting = counting_.load();
+            auto statuses = client_.status(Duration{500}, std::nullopt, kRecentSeqs);
+            if (statuses) {
+                ++polls_;
+                for (uint32_t i = 0; i < statuses->size() && i < through_.size(); ++i)
+                    if ((*statuses)[i].up) observe(i, (*statuses)[i].reply, counting);
+            }
+            while (!stop_.load() && Clock::now() < next) std::this_thread::sleep_for(Duration{10});  // the polling interval
+        }
+    }
+
+    void observe(uint32_t replica, const node::api::pb::StatusReply& reply, bool counting) {
+        uint64_t& through = through_[replica];
+        if (reply.executed() < through) through = 0;  // its ledger went back (a fresh data folder)
+        std::vector<const node::api::pb::SeqTimeline*> executed;
+        for (const auto& seq : reply.recent())
+            if (seq.executed_ms() != 0 && seq.seq() > through) executed.push_back(&seq);
+        std::sort(executed.begin(), executed.end(), [](auto* a, auto* b) { return a->seq() < b->seq(); });
+        for (const auto* seq : executed) {
+            if (counting && through > 0 && seq->seq() > through + 1) missed_ += seq->seq() - through - 1;
+            through = seq->seq();
+            if (!counting) continue;
+            for (const auto& [transition, ms] : phase_durations(*seq, order_))
+                if (samples_[transition][replica].size() < kSamplesMax) samples_[transition][replica].push_back(ms);
+            if (replica == 0 && batch_requests_.size() < kSamplesMax)
+                batch_requests_.push_back(static_cast<double>(seq->requests()));
+        }
+    }
+
+    static constexpr uint32_t kRecentSeqs = 64;  // what a replica sends at most
+    const node::api::NetworkConfig& config_;
+    const std::string protocol_;
+    const std::vector<std::string>& order_;
+    Client client_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> counting_{false};
+    // Only the poller thread touches these until stop().
+    std::vector<std::vector<std::vector<double>>> samples_;  // [transition][replica]
+    std::vector<uint64_t> through_;                          // by replica: the last seq seen
+    std::vector<double> batch_requests_;
+    uint64_t polls_ = 0;
+    uint64_t missed_ = 0;
+};
+
 // The load itself: each bench account keeps one transfer in flight, and the next leaves when
 // the last is accepted. Counts what completes inside the window [window_begin, window_end).
 class ClosedLoop {
@@ -226,15 +337,21 @@ public:
 
     // Runs until the window ends (or `stop_after` committed), reporting each second, then lets
     // what is in flight complete (uncounted) for at most kDrainMax.
-    void run(std::ostream& progress) {
+    // `on_window` is called once, when the measured window begins.
+    void run(std::ostream& progress, const std::function<void(bool begins)>& on_window) {
         progress << "running " << options_.clients << " clients: " << options_.warmup_s
                  << " s warm-up, then " << options_.duration_s << " s measured" << std::endl;
         for (size_t i = 0; i < keys_.size(); ++i) issue(i);
         auto next_report = window_begin_ + std::chrono::seconds(1);
         uint64_t last_committed = 0;
+        bool window_begun = false;
         while (!done()) {
             client_.poll(Duration{50});
             const auto now = Clock::now();
+            if (!window_begun && now >= window_begin_) {
+                window_begun = true;
+                if (on_window) on_window(true);
+            }
             if (now < next_report) continue;
             char line[128];
             std::snprintf(line, sizeof(line), "  %5.1f s  %8llu tx/s  (%llu committed)",
@@ -247,6 +364,7 @@ public:
         }
         stopping_ = true;
         window_end_ = std::min(window_end_, Clock::now());  // what completes while draining is not counted
+        if (on_window) on_window(false);
         const auto drain_deadline = Clock::now() + kDrainMax;
         while (client_.outstanding() > 0 && Clock::now() < drain_deadline) client_.poll(Duration{50});
     }
@@ -274,6 +392,9 @@ public:
         return result;
     }
 
+    double sign_p50_us() { return percentile(sign_us_, 50); }
+    Clock::time_point window_begin() const { return window_begin_; }
+
 private:
     bool in_window(Clock::time_point t) const { return t >= window_begin_ && t < window_end_; }
     bool done() const {
@@ -293,8 +414,11 @@ private:
     void issue(size_t i) {
         if (stopping_) return;
         const auto start = Clock::now();
+        std::string transfer = ledger::make_transfer(keys_[i], payee_of(i), 1, next_nonce_[i]);
+        if (options_.breakdown && in_window(start) && sign_us_.size() < 1'000'000)
+            sign_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
         auto submitted = client_.submit_async(
-            ledger::make_transfer(keys_[i], payee_of(i), 1, next_nonce_[i]),
+            std::move(transfer),
             [this, i, start](const Result<OrderedResult>& r) { on_transfer(i, start, r); },
             options_.request_timeout);
         if (!submitted) {
@@ -344,6 +468,7 @@ private:
     std::vector<uint64_t> next_nonce_;
     std::mt19937_64 random_;
     std::vector<double> latencies_ms_;
+    std::vector<double> sign_us_;         // --breakdown: building and signing a transfer
     std::vector<double> commit_times_s_;  // from window_begin_, ascending
     uint64_t committed_ = 0;
     uint64_t failed_ = 0;
@@ -375,9 +500,21 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
         progress << "flooding replica " << options.flood_replica << " over "
                  << options.flood_connections << " connection(s)" << std::endl;
     }
+    std::unique_ptr<BreakdownPoller> poller;
+    if (options.breakdown) {
+        poller = std::make_unique<BreakdownPoller>(config);
+        if (auto s = poller->start(); !s) return s.error();
+    }
     ClosedLoop load(client, faucet, keys, options);
-    load.run(progress);
+    load.run(progress, [&](bool begins) {
+        if (poller) poller->count(begins);  // what drains after the window is not counted
+    });
+    if (poller) poller->stop();
     BenchResult result = load.result();
+    if (poller) {
+        result.breakdown = poller->result();
+        result.breakdown->sign_p50_us = load.sign_p50_us();
+    }
     if (flood) flood->stop(result);
     return result;
 }

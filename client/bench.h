@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -43,6 +44,32 @@ struct BenchOptions {
     // run without it, is scripts/measure-flood.
     int flood_replica = -1;
     uint32_t flood_connections = 1;
+    bool breakdown = false;  // fill BenchResult::breakdown
+};
+
+// `--breakdown`: where committed batches spent their time, phase by phase (client/phases.h), at
+// each replica, over the measured window; and what the client itself spent signing. A second
+// client polls every replica's most recent seqs (StatusRequest.recent_seqs) a few times a
+// second; each seq a replica executed inside the window counts once for that replica. Each
+// duration is one replica's own clock; the step from a replica's reply to the client's
+// acceptance is in the end-to-end latency only (two machines' clocks never meet here).
+struct PhaseSummary {
+    double p50_ms = 0;
+    double p99_ms = 0;
+    uint64_t n = 0;
+};
+struct PhaseRow {
+    std::string from, to;               // consecutive stages
+    PhaseSummary all;                   // every replica's samples together
+    std::vector<PhaseSummary> replicas; // by replica id
+};
+struct Breakdown {
+    std::string protocol;
+    std::vector<PhaseRow> rows;
+    PhaseSummary batch_requests;  // requests per batch (p50/p99 in place of ms), seen at one replica
+    double sign_p50_us = 0;       // the client: build and sign one transfer
+    uint64_t polls = 0;
+    uint64_t missed = 0;  // seqs that left a replica's recent window between two polls (not counted)
 };
 
 // Committed transfers in one interval of the timeline.
@@ -76,6 +103,7 @@ struct BenchResult {
     double interval_s = 0;
     std::vector<TimelinePoint> timeline;  // when asked for
     std::vector<double> commit_times_s;   // when asked for: each commit, from the window's start
+    std::optional<Breakdown> breakdown;   // when asked for
     uint64_t flood_sent = 0;              // frames the flooding client sent (whole run)
     double flood_per_s = 0;               // of them, per second over the whole run
 };

@@ -340,7 +340,63 @@ nlohmann::json bench_json(const BenchResult& r) {
     }
     if (!r.commit_times_s.empty()) out["commit_times_s"] = r.commit_times_s;
     if (r.flood_sent > 0) out["flood"] = {{"sent", r.flood_sent}, {"per_s", r.flood_per_s}};
+    if (r.breakdown) {
+        auto summary = [](const PhaseSummary& s) {
+            return nlohmann::json{{"p50_ms", s.p50_ms}, {"p99_ms", s.p99_ms}, {"n", s.n}};
+        };
+        nlohmann::json rows = nlohmann::json::array();
+        for (const auto& row : r.breakdown->rows) {
+            nlohmann::json replicas = nlohmann::json::array();
+            for (const auto& s : row.replicas) replicas.push_back(summary(s));
+            rows.push_back({{"from", row.from}, {"to", row.to}, {"all", summary(row.all)}, {"replicas", replicas}});
+        }
+        out["breakdown"] = {{"protocol", r.breakdown->protocol},
+                            {"phases", rows},
+                            {"batch_requests", {{"p50", r.breakdown->batch_requests.p50_ms},
+                                                {"p99", r.breakdown->batch_requests.p99_ms},
+                                                {"n", r.breakdown->batch_requests.n}}},
+                            {"client_sign_p50_us", r.breakdown->sign_p50_us},
+                            {"polls", r.breakdown->polls},
+                            {"missed_seqs", r.breakdown->missed}};
+    }
     return out;
+}
+
+std::string breakdown_table(const Breakdown& b) {
+    std::ostringstream out;
+    char line[256];
+    std::snprintf(line, sizeof(line), "%-26s %14s", "phase (ms, p50 / p99)", "all replicas");
+    out << line;
+    const size_t replicas = b.rows.empty() ? 0 : b.rows.front().replicas.size();
+    for (size_t i = 0; i < replicas; ++i) {
+        std::snprintf(line, sizeof(line), " %14s", ("replica " + std::to_string(i)).c_str());
+        out << line;
+    }
+    out << "\n";
+    auto cell = [&](const PhaseSummary& s) {
+        if (s.n == 0) return std::string("-");
+        char c[64];
+        std::snprintf(c, sizeof(c), "%.2f / %.2f", s.p50_ms, s.p99_ms);
+        return std::string(c);
+    };
+    for (const auto& row : b.rows) {
+        std::snprintf(line, sizeof(line), "%-26s %14s", (row.from + " -> " + row.to).c_str(), cell(row.all).c_str());
+        out << line;
+        for (const auto& s : row.replicas) {
+            std::snprintf(line, sizeof(line), " %14s", cell(s).c_str());
+            out << line;
+        }
+        out << "\n";
+    }
+    std::snprintf(line, sizeof(line),
+                  "requests per batch p50 %.0f, p99 %.0f (%llu batches); the client signs a transfer in "
+                  "%.0f us (p50)\n",
+                  b.batch_requests.p50_ms, b.batch_requests.p99_ms,
+                  static_cast<unsigned long long>(b.batch_requests.n), b.sign_p50_us);
+    out << line;
+    if (b.missed > 0)
+        out << b.missed << " seqs executed between two polls beyond the 64 a replica reports were not counted\n";
+    return out.str();
 }
 
 }  // namespace tally::client

@@ -70,5 +70,7 @@ std::string not_final_advice(const TransferResult& result);
 nlohmann::json balance_json(const BalanceResult& result);
 nlohmann::json tx_json(const TxResult& result);
 nlohmann::json bench_json(const BenchResult& result);
+// `tally bench --breakdown`'s table: a row per phase, p50 / p99 in ms, all replicas and each.
+std::string breakdown_table(const Breakdown& breakdown);
 
 }  // namespace tally::client

@@ -78,6 +78,7 @@ struct Args {
     bool timeline = false;
     uint32_t interval_ms = 1000;
     bool commit_times = false;
+    bool breakdown = false;
     uint64_t transactions = 0;
     std::string demo_behaviour = "equivocate";
     uint32_t demo_transfers = 12;
@@ -340,6 +341,7 @@ int cmd_bench(const Args& args) {
     options.stop_after = args.transactions;
     options.flood_replica = args.flood_replica;
     options.flood_connections = args.flood_connections;
+    options.breakdown = args.breakdown;
     auto result = tc::run_bench(*config, *faucet, options, std::cerr);
     if (!result) return fail(result.error());
     if (args.json) {
@@ -362,6 +364,7 @@ int cmd_bench(const Args& args) {
                       result->max_gap.end_s);
         std::cout << line;
         if (!result->timeline.empty()) std::cout << "\n" << timeline_table(*result);
+        if (result->breakdown) std::cout << "\n" << tc::breakdown_table(*result->breakdown);
     }
     return tc::kExitOk;
 }
@@ -533,6 +536,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 3'600'000u));
     bench->add_flag("--commit-times", args.commit_times,
                     "JSON: commit_times_s, when each transfer was accepted (s from the window's start)");
+    bench->add_flag("--breakdown", args.breakdown,
+                    "where committed batches spent their time, phase by phase, at each replica (p50/p99 "
+                    "over the window; JSON: breakdown)");
     bench->add_option("--transactions", args.transactions,
                       "stop once this many committed in the window (default: run --duration)");
     bench->add_option("--flood-replica", args.flood_replica,

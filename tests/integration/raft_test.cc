@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "client/curve.h"
@@ -215,6 +216,24 @@ TEST(RaftNetwork, TransfersCommitEveryReplicaAgreesAndANewLeaderCommitsAfterTheL
     ASSERT_EQ(start.exit_code, 0) << start.output;
     EXPECT_TRUE(balances_equal(c, bob.public_key(), kGenesis + 50, {0, 1, 2}, 5000ms, &seen))
         << "balances per replica: " << seen;
+
+    // `tally bench --breakdown` under Raft: Raft's two phases, at each replica, from samples.
+    auto bench = net.tally("bench --clients 4 --duration 2 --warmup 0.5 --breakdown --json");
+    ASSERT_EQ(bench.exit_code, 0) << bench.output;
+    auto j = nlohmann::json::parse(bench.output.substr(bench.output.find('{')), nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << bench.output;
+    ASSERT_TRUE(j.contains("breakdown")) << bench.output;
+    const auto& phases = j["breakdown"]["phases"];
+    ASSERT_EQ(phases.size(), 2u) << bench.output;
+    EXPECT_EQ(phases[0]["from"], "appended");
+    EXPECT_EQ(phases[1]["to"], "executed");
+    for (const auto& phase : phases) {
+        ASSERT_EQ(phase["replicas"].size(), 3u);
+        for (const auto& r : phase["replicas"]) EXPECT_GT(r["n"].get<uint64_t>(), 0u) << phase.dump();
+        EXPECT_LE(phase["all"]["p50_ms"].get<double>(), phase["all"]["p99_ms"].get<double>());
+    }
+    EXPECT_GT(j["breakdown"]["batch_requests"]["n"].get<uint64_t>(), 0u);
+    EXPECT_GT(j["breakdown"]["client_sign_p50_us"].get<double>(), 0.0);
     std::cout << "[ raft     ] leader " << leader << " (term " << term << ") killed; the next transfer "
               << "committed " << failover_s << " s later under leader " << new_leader << " (term "
               << last[new_leader].reply.view() << "); whole test "
