@@ -61,6 +61,9 @@ std::string step_text(const node::api::pb::TraceStep& s, bft::Protocol protocol)
         else if (s.phase() == "election")
             std::snprintf(line, sizeof(line), "%-12s campaigns in term %llu", s.phase().c_str(),
                           static_cast<unsigned long long>(s.view()));
+        else if (s.phase() == "follows")
+            std::snprintf(line, sizeof(line), "%-12s leader %s of term %llu", s.phase().c_str(), votes.c_str(),
+                          static_cast<unsigned long long>(s.view()));
         else
             std::snprintf(line, sizeof(line), "%-12s %s%llu, votes %s", s.phase().c_str(), view.c_str(),
                           static_cast<unsigned long long>(s.view()), votes.c_str());

@@ -600,11 +600,15 @@ private:
 
     void become_follower(uint64_t term, std::optional<ReplicaId> leader, Output& out) {
         refuse_reads(leader);
-        if (term > term_) {
+        const bool new_term = term > term_;
+        if (new_term) {
             term_ = term;
             voted_for_.reset();
             persist_hard_state(out);
         }
+        // A follower's view of an election: the leader it follows from now on (the candidate
+        // records "election", the winner "leader").
+        if (leader && (new_term || leader_ != leader)) out.steps.push_back(Step{0, term_, "follows", {*leader}});
         role_ = Role::kFollower;
         leader_ = leader;
         transferee_.reset();

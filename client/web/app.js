@@ -196,7 +196,7 @@ function renderCharts(state) {
 // offsets within one replica's clock are sound, comparisons of two replicas' clocks are not.
 
 const TIMELINE_SEQS = 8;
-const VIEW_CHANGE_PHASES = new Set(["view-change", "new-view", "election", "leader"]);
+const VIEW_CHANGE_PHASES = new Set(["view-change", "new-view", "election", "leader", "follows"]);
 
 function formatMs(ms) {
   if (ms === null || ms === undefined) return "–";

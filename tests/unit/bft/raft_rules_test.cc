@@ -769,5 +769,26 @@ TEST(RaftRules, EachCommittedEntryCarriesABlockRecordOfItsIndexAndRequests) {
     EXPECT_FALSE(block_record_requests(2, "not a record \xff\xff").ok());
 }
 
+// A follower records its view of an election (for net status, explain and the live view): the
+// leader it follows, once per leader and term, not on every append.
+TEST(RaftRules, AFollowerRecordsWhomItFollowsOncePerLeaderAndTerm) {
+    Direct f(3, 1);
+    auto follows = [](const Output& out) {
+        std::vector<Step> found;
+        for (const auto& s : out.steps)
+            if (s.phase == "follows") found.push_back(s);
+        return found;
+    };
+    auto first = follows(f.append(0, 3, 0, 0, 0, {{3, {}}}));
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_EQ(first[0].view, 3u);
+    EXPECT_EQ(first[0].votes, std::vector<ReplicaId>{0});
+    EXPECT_TRUE(follows(f.append(0, 3, 1, 3, 1)).empty());
+    auto next = follows(f.append(2, 4, 1, 3, 1));
+    ASSERT_EQ(next.size(), 1u);
+    EXPECT_EQ(next[0].view, 4u);
+    EXPECT_EQ(next[0].votes, std::vector<ReplicaId>{2});
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
