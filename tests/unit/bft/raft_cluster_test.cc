@@ -42,7 +42,8 @@ struct Totals {
     uint64_t terms_led = 0, committed = 0, crashes = 0, reads_ok = 0, state_transfers = 0;
 };
 
-void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) {
+// The random schedules' faults: loss, duplication, delay, crashes, power losses, partitions.
+Faults random_faults() {
     Faults f;
     f.drop = 0.1;
     f.duplicate = 0.02;
@@ -52,6 +53,11 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     f.restart = 0.1;
     f.partition = 0.05;
     f.heal = 0.05;
+    return f;
+}
+
+void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) {
+    Faults f = random_faults();
     f.transfer = 0.01;
     // A quarter of the seeds run without pre-vote and check-quorum: then the real vote's
     // election restriction is all that stands between a stale log and leadership.
@@ -422,16 +428,8 @@ struct StoreLossRun {
     uint64_t still_recovering = 0;  // replicas recovering at the end (should be none)
 };
 StoreLossRun run_store_loss_schedule(uint64_t seed, uint32_t n, bool recovery_rule) {
-    Faults f;
-    f.drop = 0.1;
-    f.duplicate = 0.02;
-    f.delay = 0.4;
-    f.crash = 0.01;
-    f.power_loss = 0.01;
+    Faults f = random_faults();
     f.store_loss = 0.01;
-    f.restart = 0.1;
-    f.partition = 0.05;
-    f.heal = 0.05;
     Cluster c(n, seed, f);
     c.report = false;
     c.recovery_rule = recovery_rule;
