@@ -481,6 +481,43 @@ TEST(RaftRecovery, WithoutTheRecoveryRuleALostStoreBreaksRaftOnSomeSeed) {
     std::printf("seed %lu without the recovery rule: %s\n", static_cast<unsigned long>(seed - 1), broken.c_str());
 }
 
+// `scripts/simulate --raft`: the random schedules above, both kinds (every fault but lost
+// stores; and with lost stores, rejoining under the recovery rule), seed after seed from
+// TALLY_RAFT_SEED0 until TALLY_RAFT_SECONDS have passed; skipped without them. Prints one line
+// per failing seed, with what broke, and a last line "searched N schedules from S: F failed".
+// A failing seed replays exactly: TALLY_RAFT_SEED0=S TALLY_RAFT_SECONDS=1 runs it first.
+TEST(RaftSearch, RandomSchedules) {
+    const char* seconds = std::getenv("TALLY_RAFT_SECONDS");
+    if (seconds == nullptr) GTEST_SKIP() << "scripts/simulate --raft runs this (TALLY_RAFT_SECONDS)";
+    const uint64_t seed0 = std::getenv("TALLY_RAFT_SEED0") ? std::strtoull(std::getenv("TALLY_RAFT_SEED0"), nullptr, 10) : 1;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(std::strtoull(seconds, nullptr, 10));
+    uint64_t runs = 0, failed = 0;
+    for (uint64_t seed = seed0; runs == 0 || std::chrono::steady_clock::now() < until; ++seed, ++runs) {
+        const uint32_t n = seed % 2 ? 3 : 5;
+        std::string failure;
+        if (seed % 3 == 0) {
+            StoreLossRun run = run_store_loss_schedule(seed, n, true);
+            failure = !run.failure.empty() ? run.failure
+                      : !run.progress      ? "no progress after healing"
+                      : run.still_recovering > 0 ? "a replica still recovering after healing"
+                                                 : "";
+        } else {
+            Totals totals;
+            const bool before = ::testing::Test::HasFailure();
+            run_random_schedule(seed, n, 300, totals);
+            if (!before && ::testing::Test::HasFailure()) failure = "a property broke (see above)";
+        }
+        if (!failure.empty()) {
+            ++failed;
+            std::printf("failed seed %lu (%s): %s\n", static_cast<unsigned long>(seed),
+                        seed % 3 == 0 ? "lost stores" : "faults", failure.c_str());
+            if (seed % 3 == 0) ADD_FAILURE() << "seed " << seed << ": " << failure;
+        }
+    }
+    std::printf("searched %lu schedules from %lu: %lu failed\n", static_cast<unsigned long>(runs),
+                static_cast<unsigned long>(seed0), static_cast<unsigned long>(failed));
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
 
