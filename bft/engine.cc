@@ -16,6 +16,7 @@ void move_append(std::vector<T>& into, std::vector<T>& from) {
 void Output::append(Output&& other) {
     move_append(persist, other.persist);
     move_append(send, other.send);
+    move_append(send_early, other.send_early);
     move_append(commit, other.commit);
     if (other.fetch_state) fetch_state = std::move(other.fetch_state);
     move_append(redirects, other.redirects);

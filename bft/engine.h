@@ -8,6 +8,11 @@
 // failing seed exactly.
 //
 // The contract for every Output, in this order:
+//   early. send_early — hand these messages to the transport before anything else: nothing in
+//      them relies on this output's writes (Raft: a leader's AppendEntries with its own new
+//      entries, which it may send while it writes them, thesis 10.2.1). The caller reads its
+//      next input only after step 1, so an engine that counts its own writes (a leader's vote
+//      for its entries toward a commit) counts them synced.
 //   0. ledger — when ledger_sync_through is set, make the ledger durable through that seq
 //      (it has executed it) before anything below happens: before the replica's CHECKPOINT
 //      vouches for that state, and before a stable checkpoint erases the certificates that
@@ -148,6 +153,7 @@ struct Step {
 struct Output {
     std::vector<PersistOp> persist;
     std::vector<Outgoing> send;
+    std::vector<Outgoing> send_early;  // see the contract above: sent before `persist` is written
     std::vector<Committed> commit;
     std::optional<StateTarget> fetch_state;
     std::vector<Redirect> redirects;
@@ -164,7 +170,7 @@ struct Output {
     uint64_t ledger_sync_through = 0;
 
     bool empty() const {
-        return persist.empty() && send.empty() && commit.empty() && !fetch_state &&
+        return persist.empty() && send.empty() && send_early.empty() && commit.empty() && !fetch_state &&
                redirects.empty() && forwarded.empty() && ledger_sync_through == 0;
     }
     // Appends `other` after this output's own effects, keeping the contract's order.

@@ -346,6 +346,8 @@ void Replica::record_steps(std::vector<bft::Step>& steps) {
 Status Replica::drain(bft::Output out) {
     record_steps(out.steps);
     while (!out.empty()) {
+        // early: what does not rely on this output's writes leaves while they are made.
+        for (const auto& message : out.send_early) send(message);
         // 0. the ledger durable through what this output vouches for (a CHECKPOINT) or forgets
         //    (the certificates below a stable checkpoint): one fsync per checkpoint interval.
         if (out.ledger_sync_through > ledger_->synced_seq()) {

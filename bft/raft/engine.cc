@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -591,7 +592,7 @@ private:
             if (!peer_terms_[p]) return;
             highest = std::max(highest, *peer_terms_[p]);
         }
-        if (n_ > 1 && (commit_ == 0 || term_at(commit_) < highest || !leader_)) return;
+        if (n_ > 1 && (caught_up_in_term_ == 0 || caught_up_in_term_ < highest)) return;
         recovering_ = false;
         voted_for_ = leader_.value_or(config_.id);
         persist_hard_state(out);
@@ -751,8 +752,16 @@ private:
             appended = true;
         }
         if (!appended) return;
+        // The appends leave while the leader writes its new entries (thesis 10.2.1): the
+        // followers' fsyncs overlap the leader's. The leader counts its own entries toward a
+        // commit only when a follower's answer arrives, which the node reads after its write
+        // is synced (engine.h, send_early); a leader that crashes before syncing restarts as
+        // a follower of this term and never writes another entry at these indexes in it.
+        const auto first = static_cast<std::ptrdiff_t>(out.send.size());
         for (ReplicaId p = 0; p < n_; ++p)
             if (p != config_.id) send_append(p, out);
+        std::move(out.send.begin() + first, out.send.end(), std::back_inserter(out.send_early));
+        out.send.erase(out.send.begin() + first, out.send.end());
         maybe_commit(out);
     }
 
@@ -925,6 +934,10 @@ private:
         send(from, MessageType::kRaftAppendReply, r, out);
         // TimeoutNow: the leader hands over to us, and our log matches its own.
         if (m.timeout_now() && !recovering_) campaign(false, out, true);
+        // Config::recovering (2): our log holds the leader's commit index, and the entry there is
+        // of the leader's own term.
+        if (recovering_ && m.commit() > 0 && index >= m.commit() && term_at(m.commit()) == term_)
+            caught_up_in_term_ = std::max(caught_up_in_term_, term_);
         end_recovery_if_safe(out);
     }
 
@@ -1125,6 +1138,7 @@ private:
     // Config::recovering: each peer's term once it answered; the highest bounds our old votes.
     bool recovering_ = false;
     std::vector<std::optional<uint64_t>> peer_terms_;
+    uint64_t caught_up_in_term_ = 0;  // the highest term whose leader's commit index our log holds
     uint64_t term_query_elapsed_ = 0;
     uint64_t transfer_elapsed_ = 0;
 };

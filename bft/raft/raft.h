@@ -44,11 +44,15 @@ struct Config {
     // it no longer holds: until it knows both bounds again it neither votes nor campaigns
     // (it still stores and acknowledges what a leader sends). Recovery ends once (1) every
     // peer told it its current term (a candidate makes its term durable before it asks for a
-    // vote, so the highest of them, M, is at least any term it voted in), and (2) it committed
-    // an entry of a term >= M from a leader (so its log holds everything committed before the
-    // loss: a leader's log does, and Log Matching carries it to ours). It then counts as having
-    // voted for that leader in the current term and votes only in later terms. The peers'
-    // terms are asked for with a pre-vote of term 0, which every replica answers with its term.
+    // vote, so the highest of them, M, is at least any term it voted in, and any term that
+    // existed at the loss), and (2) its log holds the commit index C that a leader of a term
+    // T >= M sent it, with an entry of term T at C. Then its log holds everything committed
+    // before the loss: the leader of T held it all when elected (below its first entry of T,
+    // so below C) or committed it since (below C, which it sent after the loss), and Log
+    // Matching carries its log into ours. (An entry of term >= M somewhere in our log is not
+    // enough: an entry of term M can sit below one committed before the loss.) It then counts
+    // as having voted for that leader in the current term and votes only in later terms. The
+    // peers' terms are asked with a pre-vote of term 0, which every replica answers with its term.
     bool recovering = false;
     // Requests the leader queues, at most (count and bytes): beyond, it drops them (the
     // client retries). Bounds what clients can make the leader hold.

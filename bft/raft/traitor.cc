@@ -98,20 +98,22 @@ std::string TraitorEngine::lying_vote(const std::string& envelope) const {
 }
 
 Output TraitorEngine::rewrite(Output out) {
-    if (has(Behaviour::kSilent)) {
-        out.send.clear();
-        return out;
-    }
-    if (has(Behaviour::kEquivocate)) {
-        for (auto& o : out.send)
-            if (o.to != kAllReplicas && o.to % 2 == 1) o.envelope = forked_append(o.envelope);
-    }
-    if (has(Behaviour::kLyingVote)) {
-        for (auto& o : out.send) o.envelope = lying_vote(o.envelope);
-    }
-    if (has(Behaviour::kBadSignature)) {
-        for (auto& o : out.send)
-            if (!o.envelope.empty()) o.envelope.back() = static_cast<char>(o.envelope.back() ^ 0x01);
+    for (auto* sends : {&out.send, &out.send_early}) {
+        if (has(Behaviour::kSilent)) {
+            sends->clear();
+            continue;
+        }
+        if (has(Behaviour::kEquivocate)) {
+            for (auto& o : *sends)
+                if (o.to != kAllReplicas && o.to % 2 == 1) o.envelope = forked_append(o.envelope);
+        }
+        if (has(Behaviour::kLyingVote)) {
+            for (auto& o : *sends) o.envelope = lying_vote(o.envelope);
+        }
+        if (has(Behaviour::kBadSignature)) {
+            for (auto& o : *sends)
+                if (!o.envelope.empty()) o.envelope.back() = static_cast<char>(o.envelope.back() ^ 0x01);
+        }
     }
     return out;
 }

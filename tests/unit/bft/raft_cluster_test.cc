@@ -39,7 +39,7 @@ bool converge(Cluster& c, int max_rounds = 400) {
 }
 
 struct Totals {
-    uint64_t terms_led = 0, committed = 0, crashes = 0, reads_ok = 0, state_transfers = 0;
+    uint64_t terms_led = 0, committed = 0, crashes = 0, reads_ok = 0, state_transfers = 0, early_power_losses = 0;
 };
 
 // The random schedules' faults: loss, duplication, delay, crashes, power losses, partitions.
@@ -53,6 +53,7 @@ Faults random_faults() {
     f.restart = 0.1;
     f.partition = 0.05;
     f.heal = 0.05;
+    f.early_power_loss = 0.03;
     return f;
 }
 
@@ -96,6 +97,7 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     totals.crashes += c.crashes;
     totals.reads_ok += c.reads_ok;
     totals.state_transfers += c.state_transfers;
+    totals.early_power_losses += c.early_power_losses;
 }
 
 // The paper's five properties, and linearizable ReadIndex reads, under random schedules:
@@ -110,16 +112,19 @@ TEST(RaftSafety, ElectionSafetyLeaderAppendOnlyLogMatchingLeaderCompletenessStat
         if (::testing::Test::HasFailure()) break;
     }
     std::printf("%lu seeds: %lu terms with a leader, %lu entries committed, %lu crashes, %lu ReadIndex reads, "
-                "%lu snapshots installed\n",
+                "%lu snapshots installed, %lu power losses between a leader's early sends and its write\n",
                 static_cast<unsigned long>(seeds), static_cast<unsigned long>(totals.terms_led),
                 static_cast<unsigned long>(totals.committed), static_cast<unsigned long>(totals.crashes),
-                static_cast<unsigned long>(totals.reads_ok), static_cast<unsigned long>(totals.state_transfers));
+                static_cast<unsigned long>(totals.reads_ok), static_cast<unsigned long>(totals.state_transfers),
+                static_cast<unsigned long>(totals.early_power_losses));
     // The schedules did exercise elections, commits and crashes.
     EXPECT_GT(totals.terms_led, 3 * seeds);
     EXPECT_GT(totals.committed, 30 * seeds);
     EXPECT_GT(totals.crashes, seeds);
     EXPECT_GT(totals.reads_ok, 3 * seeds);
     EXPECT_GT(totals.state_transfers, seeds / 4);
+    // Leaders lost power between sending new entries and writing them (engine.h, send_early).
+    EXPECT_GT(totals.early_power_losses, seeds / 2);
 }
 
 // The harness catches what it claims to: two replicas executing different entries at one

@@ -62,7 +62,9 @@ inline crypto::Envelope open_unchecked(const std::string& raw) {
 template <typename M>
 std::vector<std::pair<ReplicaId, M>> sent(const Output& out, crypto::MessageType type) {
     std::vector<std::pair<ReplicaId, M>> result;
-    for (const auto& o : out.send) {
+    std::vector<Outgoing> all = out.send_early;  // (sent first: engine.h)
+    all.insert(all.end(), out.send.begin(), out.send.end());
+    for (const auto& o : all) {
         auto env = open_unchecked(o.envelope);
         if (env.type != type) continue;
         M m;
@@ -220,6 +222,7 @@ struct Faults {
     double partition = 0.0;  // per round: cut a random node off (for a while)
     double heal = 0.1;       // per round: heal every partition
     double transfer = 0.0;   // per round: the leader hands over to a random replica
+    double early_power_loss = 0.0;  // per output with early sends: the power fails right after them
 };
 
 class Cluster {
@@ -317,6 +320,7 @@ public:
         ++store_losses;
     }
     uint64_t store_losses = 0;
+    uint64_t early_power_losses = 0;
     // One store lost at a time: two replicas of three without their stores are more faults
     // than Raft tolerates (what they acknowledged may be gone), and recovering ones do not vote.
     bool any_recovering() const {
@@ -336,22 +340,33 @@ public:
         failed = true;
     }
 
+    void queue(ReplicaId from, Outgoing o) {
+        if (o.to == kAllReplicas) {
+            for (ReplicaId to = 0; to < n; ++to)
+                if (to != from) network.push_back(Message{from, to, o.envelope});
+        } else {
+            network.push_back(Message{from, o.to, std::move(o.envelope)});
+        }
+    }
+
     void apply(ReplicaId id, Output out) {
         Node& node = nodes[id];
+        // The power fails after the early messages left and before this output's writes were
+        // made (engine.h, send_early): they are out, the writes (and every unsynced one) gone.
+        if (in_faulty_round && !out.send_early.empty() && chance(faults.early_power_loss)) {
+            for (auto& o : out.send_early) queue(id, std::move(o));
+            ++early_power_losses;
+            crash(id, true);
+            return;
+        }
         apply_persist(node.store, out);
         node.unsynced.persist.insert(node.unsynced.persist.end(), out.persist.begin(), out.persist.end());
         if (out.sync) {
             apply_persist(node.synced, node.unsynced);
             node.unsynced.persist.clear();
         }
-        for (auto& o : out.send) {
-            if (o.to == kAllReplicas) {
-                for (ReplicaId to = 0; to < n; ++to)
-                    if (to != id) network.push_back(Message{id, to, o.envelope});
-            } else {
-                network.push_back(Message{id, o.to, std::move(o.envelope)});
-            }
-        }
+        for (auto& o : out.send_early) queue(id, std::move(o));
+        for (auto& o : out.send) queue(id, std::move(o));
         for (auto& d : node.engine->take_detected()) detections.push_back(d);
         // As the node clears its store's recovering mark once the engine says it caught up.
         if (node.recovering && !node.engine->status().recovering) node.recovering = false;
@@ -511,7 +526,9 @@ public:
 
     // One round: deliver the queued messages in a shuffled order (some held back, dropped or
     // duplicated), then faults, then a tick on every live replica.
+    bool in_faulty_round = false;  // faults strike only inside round(true, ...)
     void round(bool with_faults, double request_rate = 0.5) {
+        in_faulty_round = with_faults;
         std::vector<Message> batch;
         batch.swap(network);
         std::shuffle(batch.begin(), batch.end(), rng);
@@ -554,6 +571,7 @@ public:
             submit(to, payload);
         }
         if (chance(request_rate * 0.5)) read(static_cast<ReplicaId>(rng() % n));
+        in_faulty_round = false;
     }
 
     // Heals everything: all replicas up, no partition, no loss.

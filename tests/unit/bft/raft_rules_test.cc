@@ -790,5 +790,30 @@ TEST(RaftRules, AFollowerRecordsWhomItFollowsOncePerLeaderAndTerm) {
     EXPECT_EQ(next[0].votes, std::vector<ReplicaId>{2});
 }
 
+// Thesis 10.2.1: a leader sends its new entries while it writes them (Output::send_early), so
+// its fsync and its followers' overlap; the entry is written and synced in the same output,
+// and the leader counts itself toward the commit only once a follower answers (read after the
+// sync), never in the output that appends.
+TEST(RaftRules, ALeaderSendsNewEntriesWhileItWritesThemAndCommitsOnlyOnAnAnswer) {
+    Direct l(3, 0);
+    l.elect();
+    const uint64_t t = l.term();
+    l.append_reply(1, t, true, 1);
+    l.append_reply(2, t, true, 1);
+    Output out = l.request("x");
+    size_t early_appends = 0;
+    for (const auto& o : out.send_early)
+        if (open_unchecked(o.envelope).type == MessageType::kRaftAppend) ++early_appends;
+    EXPECT_EQ(early_appends, 2u);
+    for (const auto& o : out.send) EXPECT_NE(open_unchecked(o.envelope).type, MessageType::kRaftAppend);
+    EXPECT_TRUE(out.sync);
+    EXPECT_FALSE(out.persist.empty());
+    EXPECT_TRUE(out.commit.empty());
+    EXPECT_EQ(l.engine->status().commit_index, 1u);
+    Output answered = l.append_reply(1, t, true, 2);
+    ASSERT_EQ(answered.commit.size(), 1u);
+    EXPECT_EQ(answered.commit[0].seq, 2u);
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
