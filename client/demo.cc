@@ -30,7 +30,7 @@ struct Side {
     uint64_t committed = 0;
 };
 
-std::string short_hex(const std::string& bytes) {
+std::string hex_prefix(const std::string& bytes) {
     std::string hex;
     char b[3];
     for (size_t i = 0; i < bytes.size() && i < 4; ++i) {
@@ -100,7 +100,7 @@ size_t report(Side& side, const crypto::PublicKey& bob, std::ostream& out) {
             detected += (detected.empty() ? "" : ", ") + d.kind() + " " + std::to_string(d.count());
         std::snprintf(line, sizeof(line), "  replica %u  %-8s executed %4llu  state %s  bob %s%s%s\n", r.id,
                       r.reply.role().c_str(), static_cast<unsigned long long>(r.reply.executed()),
-                      short_hex(r.reply.state_digest()).c_str(),
+                      hex_prefix(r.reply.state_digest()).c_str(),
                       balance ? std::to_string(balance->balance).c_str() : "?",
                       r.reply.traitor_size() > 0 ? "  [traitor]" : "",
                       detected.empty() ? "" : ("  detected: " + detected).c_str());

@@ -14,8 +14,8 @@ namespace tally::crypto {
 namespace {
 
 constexpr size_t kBodyFixedBytes = 8 + 4 + 4 + 1;
-constexpr size_t kSignatureBytes = 64;
-static_assert(kEnvelopeOverheadBytes == kEnvelopeHeaderBytes + kSignatureBytes);
+constexpr size_t kReplySignatureBytes = 64;
+static_assert(kEnvelopeOverheadBytes == kEnvelopeHeaderBytes + kReplySignatureBytes);
 
 void put_be(std::string& out, uint64_t v, size_t bytes) {
     for (size_t i = 0; i < bytes; ++i) out.push_back(static_cast<char>(v >> (8 * (bytes - 1 - i))));

@@ -14,8 +14,6 @@ namespace tally::ledger {
 
 namespace {
 
-constexpr int64_t kApplicationId = kLedgerApplicationId;
-constexpr int64_t kSchemaVersion = kLedgerSchemaVersion;
 
 std::string short_hex(const crypto::Hash& h) { return crypto::to_hex(h).substr(0, 16) + "…"; }
 
@@ -84,15 +82,15 @@ Result<AuditReport> audit_ledger(const std::string& path, const AuditOptions& op
     Error error;
     auto app_id = file.scalar("PRAGMA application_id", error);
     if (!app_id) return error;
-    if (*app_id != kApplicationId)
+    if (*app_id != kLedgerApplicationId)
         return make_error("corrupt", path + ": not a Tally ledger (another program's SQLite file)");
     auto version = file.scalar("SELECT value FROM meta WHERE key = 'schema_version'", error);
     if (!version) return error;
     // Version 4 differs only by having no account log (a tally of this version upgrades it).
-    if (*version != kSchemaVersion && *version != 4)
+    if (*version != kLedgerSchemaVersion && *version != 4)
         return make_error("corrupt", path + ": a ledger of schema version " + std::to_string(*version) +
-                                         ", expected " + std::to_string(kSchemaVersion) +
-                                         (*version < kSchemaVersion
+                                         ", expected " + std::to_string(kLedgerSchemaVersion) +
+                                         (*version < kLedgerSchemaVersion
                                               ? " (made by an older tally: its blocks keep no commit certificates)"
                                               : ""));
     auto last = file.scalar("SELECT value FROM meta WHERE key = 'last_seq'", error);
