@@ -815,5 +815,27 @@ TEST(RaftRules, ALeaderSendsNewEntriesWhileItWritesThemAndCommitsOnlyOnAnAnswer)
     EXPECT_EQ(answered.commit[0].seq, 2u);
 }
 
+// Batching under load: with entries in flight, a new entry waits until it would be no smaller
+// than the smallest of them; with nothing in flight (or only the no-op) it goes at once.
+TEST(RaftRules, WithEntriesInFlightANewOneWaitsUntilItIsNoSmaller) {
+    Direct d(3, 0);
+    d.config.pipeline_depth = 2;
+    d.restart();
+    d.elect();  // the no-op, in flight: it holds no request, so nothing waits for it
+    const uint64_t t = d.term();
+    d.request("r0");
+    ASSERT_EQ(d.durable().log.size(), 2u);
+    for (int i = 1; i <= 3; ++i) d.request("r" + std::to_string(i));  // the pipeline is full
+    d.append_reply(1, t, true, 2);  // both commit: r1..r3 go out as one entry
+    ASSERT_EQ(d.durable().log.size(), 3u);
+    EXPECT_EQ(d.durable().log[2].requests.size(), 3u);
+    d.request("r4");
+    d.request("r5");
+    EXPECT_EQ(d.durable().log.size(), 3u) << "two queued, three in flight: they wait";
+    d.request("r6");
+    ASSERT_EQ(d.durable().log.size(), 4u);
+    EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"r4", "r5", "r6"}));
+}
+
 }  // namespace
 }  // namespace tally::bft::raft::testing
