@@ -97,6 +97,7 @@ struct Progress {
     bool active = false;               // heard from since the last check-quorum
     uint64_t read_ack = 0;             // newest read round it answered
     uint64_t last_progress_tick = 0;   // when match last advanced (or replication (re)started)
+    uint64_t recovery_echo = 0;        // the follower's last recovery nonce (Config::recovering)
 };
 
 class Replica final : public RaftEngine {
@@ -141,6 +142,8 @@ public:
         reset_election_timer();
         if (config_.recovering) {
             recovering_ = true;
+            // This start's nonce (Config::recovering), never 0 (an echo of nothing).
+            recovery_nonce_ = splitmix64(config_.seed ^ 0x7265636f76657279ULL ^ splitmix64(config_.id + 1)) | 1;
             peer_terms_.assign(n_, std::nullopt);
             ask_peer_terms(out);
             end_recovery_if_safe(out);  // at once with no peers
@@ -409,6 +412,17 @@ private:
     template <typename M>
     void send(ReplicaId to, MessageType type, const M& m, Output& out) const {
         out.send.push_back(Outgoing{to, crypto::seal(key_, type, m.SerializeAsString())});
+    }
+    // Config::recovering's nonce: a recovering replica's answers carry it, and a leader's
+    // appends echo the last one the follower sent.
+    void send(ReplicaId to, MessageType type, pb::Append a, Output& out) const {
+        if (to < n_) a.set_recovery_echo(progress_[to].recovery_echo);
+        a.set_leader_commit(commit_);
+        out.send.push_back(Outgoing{to, crypto::seal(key_, type, a.SerializeAsString())});
+    }
+    void send(ReplicaId to, MessageType type, pb::AppendReply r, Output& out) const {
+        if (recovering_) r.set_recovery_nonce(recovery_nonce_);
+        out.send.push_back(Outgoing{to, crypto::seal(key_, type, r.SerializeAsString())});
     }
 
     std::vector<ReplicaId> peers() const {
@@ -948,9 +962,11 @@ private:
         send(from, MessageType::kRaftAppendReply, r, out);
         // TimeoutNow: the leader hands over to us, and our log matches its own.
         if (m.timeout_now() && !recovering_) campaign(false, out, true);
-        // Config::recovering (2): our log holds the leader's commit index, and the entry there is
-        // of the leader's own term.
-        if (recovering_ && m.commit() > 0 && index >= m.commit() && term_at(m.commit()) == term_)
+        // Config::recovering (2): in an append made after this start (it echoes our nonce), our
+        // log holds the leader's own commit index (not `commit`, which a heartbeat caps at what
+        // we are known to hold), and the entry there is of the leader's own term.
+        if (recovering_ && m.recovery_echo() == recovery_nonce_ && m.leader_commit() > 0 &&
+            index >= m.leader_commit() && term_at(m.leader_commit()) == term_)
             caught_up_in_term_ = std::max(caught_up_in_term_, term_);
         end_recovery_if_safe(out);
     }
@@ -974,6 +990,7 @@ private:
         if (role_ != Role::kLeader) return;
         Progress& p = progress_[from];
         p.active = true;
+        if (m.recovery_nonce() != 0) p.recovery_echo = m.recovery_nonce();
         if (m.read_ctx() > p.read_ack && m.read_ctx() <= read_ctx_) {
             p.read_ack = m.read_ctx();
             confirm_reads();
@@ -1153,6 +1170,7 @@ private:
     bool recovering_ = false;
     std::vector<std::optional<uint64_t>> peer_terms_;
     uint64_t caught_up_in_term_ = 0;  // the highest term whose leader's commit index our log holds
+    uint64_t recovery_nonce_ = 0;  // Config::recovering: this start's, from Config::seed
     uint64_t term_query_elapsed_ = 0;
     uint64_t transfer_elapsed_ = 0;
 };

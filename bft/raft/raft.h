@@ -24,7 +24,7 @@ namespace tally::bft::raft {
 struct Config {
     ReplicaId id = 0;
     std::vector<crypto::PublicKey> replicas;  // index = replica id; any n >= 1, majority n/2+1
-    uint64_t seed = 0;                        // election-timeout randomness (the caller's)
+    uint64_t seed = 0;  // election timeouts and Config::recovering's nonce (the caller's; new at each start)
     uint32_t batch_size_max = 256;            // requests in one log entry
     uint32_t batch_bytes_max = 256u << 10;    // bytes of requests in one log entry
     // Entries the leader has appended but not committed, at most: requests queue meanwhile
@@ -46,11 +46,16 @@ struct Config {
     // peer told it its current term (a candidate makes its term durable before it asks for a
     // vote, so the highest of them, M, is at least any term it voted in, and any term that
     // existed at the loss), and (2) its log holds the commit index C that a leader of a term
-    // T >= M sent it, with an entry of term T at C. Then its log holds everything committed
-    // before the loss: the leader of T held it all when elected (below its first entry of T,
-    // so below C) or committed it since (below C, which it sent after the loss), and Log
-    // Matching carries its log into ours. (An entry of term >= M somewhere in our log is not
-    // enough: an entry of term M can sit below one committed before the loss.) It then counts
+    // T >= M sent it in an append made after this start, with an entry of term T at C. Then its
+    // log holds everything committed before the loss: the leader of T held it all when elected
+    // (below its first entry of T, so below C) or committed it since (below C, sent after the
+    // loss, by a leader that has not restarted since, so whose commit index only grew), and Log
+    // Matching carries its log into ours. "Made after this start": the replica's answers carry
+    // a nonce drawn from this start's seed (Config::seed: the caller's, new at each start; not
+    // a count kept in the store, which is what gets lost), which the leader echoes in its
+    // appends; an append still in flight from before echoes another or none. (An entry of term >= M
+    // somewhere in our log is not enough: one of term M can sit below one committed before the
+    // loss; nor is an old append's commit index.) It then counts
     // as having voted for that leader in the current term and votes only in later terms. The
     // peers' terms are asked with a pre-vote of term 0, which every replica answers with its term.
     bool recovering = false;

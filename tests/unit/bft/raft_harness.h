@@ -158,13 +158,18 @@ struct Direct {
         return deliver(crypto::seal(keys[from], crypto::MessageType::kRaftVoteReply, r.SerializeAsString()), from);
     }
     // entries: (term, requests) for prev_index + 1, + 2, ...
+    // `recovery_echo`: the nonce a recovering replica sent (Config::recovering); the leader's
+    // own commit index is `commit`.
     Output append(ReplicaId from, uint64_t term, uint64_t prev_index, uint64_t prev_term, uint64_t commit,
-                  const std::vector<std::pair<uint64_t, std::vector<std::string>>>& entries = {}) {
+                  const std::vector<std::pair<uint64_t, std::vector<std::string>>>& entries = {},
+                  uint64_t recovery_echo = 0) {
         pb::Append a;
         a.set_term(term);
         a.set_prev_index(prev_index);
         a.set_prev_term(prev_term);
         a.set_commit(commit);
+        a.set_leader_commit(commit);
+        a.set_recovery_echo(recovery_echo);
         for (const auto& [t, reqs] : entries) {
             auto* e = a.add_entries();
             e->set_term(t);
@@ -298,6 +303,9 @@ public:
         node.up = true;
         Config config = configs[id];
         config.recovering = node.recovering && recovery_rule;
+        // A seed of its own for each recovering start, as tallyd draws one at each start: the
+        // recovery nonce comes from it (Config::recovering).
+        if (config.recovering) config.seed ^= 0x9e3779b97f4a7c15ULL * ++recovering_starts;
         node.engine = make_raft_engine(config, keys[id]);
         if (auto t = traitors.find(id); t != traitors.end())
             node.engine = std::make_unique<TraitorEngine>(std::move(node.engine), t->second, keys[id], id);
@@ -320,6 +328,7 @@ public:
         ++store_losses;
     }
     uint64_t store_losses = 0;
+    uint64_t recovering_starts = 0;
     uint64_t early_power_losses = 0;
     // One store lost at a time: two replicas of three without their stores are more faults
     // than Raft tolerates (what they acknowledged may be gone), and recovering ones do not vote.

@@ -679,15 +679,24 @@ TEST(RaftRules, ARecoveringReplicaVotesAgainOnlyOnceItKnowsEveryTermAndHoldsALea
     EXPECT_FALSE(refused[0].second.granted());
 
     // Replica 2 answers that it is in term 7 (it may have been a candidate of term 7 we voted
-    // for before the loss); replica 1 leads term 7 and answers too. An entry of term 6
-    // committed is not enough: only one of a term >= 7 shows our log holds all that committed.
+    // for before the loss); replica 1 leads term 7 and answers too. Its answers carry this
+    // start's nonce, which the leader echoes in appends made since.
     d.vote_reply(2, 7, false, true);
-    d.append(1, 7, 0, 0, 0, {});
+    auto answer = sent<pb::AppendReply>(d.append(1, 7, 0, 0, 0, {}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(answer.size(), 1u);
+    const uint64_t nonce = answer[0].second.recovery_nonce();
+    ASSERT_NE(nonce, 0u);
     d.vote_reply(1, 7, false, true);
-    d.append(1, 7, 0, 0, 1, {{6, {"a"}}});
+    // The leader's commit index at an entry of term 6: not enough, only one of the leader's
+    // own term shows our log holds all that committed.
+    d.append(1, 7, 0, 0, 1, {{6, {"a"}}}, nonce);
     EXPECT_TRUE(d.engine->status().recovering) << "an entry of term 6 < 7 cannot end recovery";
-    // An entry of term 7, committed: recovery ends; voted for the leader in term 7.
+    // One of term 7, but in an append that echoes no nonce: it may have been made before the
+    // loss, its commit index older than what committed since.
     d.append(1, 7, 1, 6, 2, {{7, {"b"}}});
+    EXPECT_TRUE(d.engine->status().recovering) << "an append from before this start cannot end recovery";
+    // The same commit index, echoed: recovery ends; voted for the leader in term 7.
+    d.append(1, 7, 2, 7, 2, {}, nonce);
     EXPECT_FALSE(d.engine->status().recovering);
     EXPECT_EQ(d.durable().term, 7u);
     ASSERT_TRUE(d.durable().voted_for.has_value());
