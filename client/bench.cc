@@ -201,14 +201,6 @@ CommitGap largest_gap(const std::vector<double>& times_s, double span_s) {
     return best;
 }
 
-double percentile(std::vector<double>& values, double p) {
-    if (values.empty()) return 0;
-    std::sort(values.begin(), values.end());
-    const double rank = std::ceil(p / 100.0 * static_cast<double>(values.size()));
-    const size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
-    return values[std::min(index, values.size() - 1)];
-}
-
 namespace {
 
 // The summary of `values` (sorted here).
@@ -318,6 +310,55 @@ private:
     uint64_t missed_ = 0;
 };
 
+// BenchCost's readings (bench.h): every replica's status, and this process's CPU, at the two
+// edges of the window, over a client of its own (the load's is busy with the load).
+class CostMeter {
+public:
+    explicit CostMeter(const node::api::NetworkConfig& config) : config_(config) {}
+
+    Status connect() { return client_.connect(config_); }
+    void read_begin() { begin_ = read(); }
+    void read_end() { end_ = read(); }
+
+    BenchCost cost(uint64_t committed) const {
+        BenchCost c;
+        if (committed == 0) return c;
+        const double n = static_cast<double>(committed);
+        c.client_cpu_ms = static_cast<double>(end_.own_cpu_us - begin_.own_cpu_us) / 1000.0 / n;
+        c.replicas_known = begin_.replicas_known && end_.replicas_known;
+        if (!c.replicas_known) return c;
+        c.replica_cpu_ms = static_cast<double>(end_.cpu_us - begin_.cpu_us) / 1000.0 / n;
+        c.messages = static_cast<double>(end_.messages - begin_.messages) / n;
+        c.bytes = static_cast<double>(end_.bytes - begin_.bytes) / n;
+        return c;
+    }
+
+private:
+    struct Reading {
+        bool replicas_known = false;
+        uint64_t cpu_us = 0, messages = 0, bytes = 0, own_cpu_us = 0;
+    };
+
+    Reading read() {
+        Reading r;
+        r.own_cpu_us = own_cpu_us();
+        auto statuses = client_.status(Duration{1'000});
+        if (!statuses) return r;
+        r.replicas_known = statuses->size() == config_.n();
+        for (const auto& s : *statuses) {
+            if (!s.up) r.replicas_known = false;
+            r.cpu_us += s.reply.cpu_us();
+            r.messages += s.reply.messages_sent();
+            r.bytes += s.reply.bytes_sent();
+        }
+        return r;
+    }
+
+    const node::api::NetworkConfig& config_;
+    Client client_;
+    Reading begin_, end_;
+};
+
 // The load itself: each bench account keeps one transfer in flight, and the next leaves when
 // the last is accepted. Counts what completes inside the window [window_begin, window_end).
 class ClosedLoop {
@@ -379,6 +420,8 @@ public:
         result.tps = static_cast<double>(committed_) / measured_s;
         result.p50_ms = percentile(latencies_ms_, 50);
         result.p99_ms = percentile(latencies_ms_, 99);
+        result.latency_percentiles = percentiles(latencies_ms_);
+        result.request_bytes = request_bytes_;
         result.retransmits = client_.retransmits();
         result.rejected_replies = client_.counters().rejected();
         const auto window_begin_unix =
@@ -415,6 +458,7 @@ private:
         if (stopping_) return;
         const auto start = Clock::now();
         std::string transfer = ledger::make_transfer(keys_[i], payee_of(i), 1, next_nonce_[i]);
+        request_bytes_ = transfer.size();
         if (options_.breakdown && in_window(start) && sign_us_.size() < 1'000'000)
             sign_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
         auto submitted = client_.submit_async(
@@ -472,6 +516,7 @@ private:
     std::vector<double> commit_times_s_;  // from window_begin_, ascending
     uint64_t committed_ = 0;
     uint64_t failed_ = 0;
+    uint64_t request_bytes_ = 0;
     bool stopping_ = false;
 };
 
@@ -505,12 +550,17 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
         poller = std::make_unique<BreakdownPoller>(config);
         if (auto s = poller->start(); !s) return s.error();
     }
+    CostMeter meter(config);
+    if (auto s = meter.connect(); !s) return s.error();
     ClosedLoop load(client, faucet, keys, options);
     load.run(progress, [&](bool begins) {
         if (poller) poller->count(begins);  // what drains after the window is not counted
+        if (begins) meter.read_begin();
+        else meter.read_end();
     });
     if (poller) poller->stop();
     BenchResult result = load.result();
+    result.cost = meter.cost(result.committed);
     if (poller) {
         result.breakdown = poller->result();
         result.breakdown->sign_p50_us = load.sign_p50_us();

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "crypto/keys.h"
+#include "client/load_measure.h"
 #include "crypto/result.h"
 #include "node/api/network_config.h"
 
@@ -86,6 +87,20 @@ struct CommitGap {
     double length_s() const { return end_s - start_s; }
 };
 
+// What the measured window cost, per committed transfer: the CPU time of the replicas (all
+// together, user and system, every thread of each process, as each reports it in its status)
+// and of this benchmark process, and the messages and bytes the replicas sent one another.
+// Read from every replica at the window's two edges; `replicas_known` is false when one did
+// not answer at either edge (its figures are then left at 0).
+struct BenchCost {
+    bool replicas_known = false;
+    double replica_cpu_ms = 0;
+    double client_cpu_ms = 0;
+    double messages = 0;
+    double bytes = 0;
+    bool messages_known = true;  // false for a system that does not count them (etcd)
+};
+
 struct BenchResult {
     uint32_t clients = 0;
     double duration_s = 0;
@@ -94,6 +109,9 @@ struct BenchResult {
     double tps = 0;
     double p50_ms = 0;
     double p99_ms = 0;
+    std::vector<std::pair<double, double>> latency_percentiles;  // (p, ms) at kCdfPoints
+    BenchCost cost;
+    uint64_t request_bytes = 0;  // one request as it goes on the wire (a signed transfer)
     uint64_t retransmits = 0;
     uint64_t rejected_replies = 0;
     // Wall clock (ms since the Unix epoch) at the window's start, to line the times below up
@@ -122,8 +140,5 @@ std::vector<TimelinePoint> timeline_of(const std::vector<double>& times_s, doubl
 // The largest gap between consecutive times in `times_s` (ascending), counting the edges 0 and
 // `span_s` as times too: a run that stops committing has its largest gap at the end.
 CommitGap largest_gap(const std::vector<double>& times_s, double span_s);
-
-// The p-th percentile (0..100) of `values` by nearest rank; 0 for none. Sorts `values`.
-double percentile(std::vector<double>& values, double p);
 
 }  // namespace tally::client

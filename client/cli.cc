@@ -331,6 +331,15 @@ nlohmann::json bench_json(const BenchResult& r) {
                        {"max_gap", {{"start_s", r.max_gap.start_s},
                                     {"end_s", r.max_gap.end_s},
                                     {"length_ms", r.max_gap.length_s() * 1000.0}}}};
+    nlohmann::json cdf = nlohmann::json::array();
+    for (const auto& [p, ms] : r.latency_percentiles) cdf.push_back({p, ms});
+    out["latency_percentiles_ms"] = std::move(cdf);
+    out["request_bytes"] = r.request_bytes;
+    out["cost_per_tx"] = {{"replicas_known", r.cost.replicas_known},
+                          {"replica_cpu_ms", r.cost.replica_cpu_ms},
+                          {"client_cpu_ms", r.cost.client_cpu_ms},
+                          {"messages", r.cost.messages_known ? nlohmann::json(r.cost.messages) : nlohmann::json()},
+                          {"bytes", r.cost.bytes}};
     if (!r.timeline.empty()) {
         out["interval_ms"] = r.interval_s * 1000.0;
         nlohmann::json points = nlohmann::json::array();

@@ -363,6 +363,17 @@ int cmd_bench(const Args& args) {
                       result->p99_ms, result->max_gap.length_s() * 1000.0, result->max_gap.start_s,
                       result->max_gap.end_s);
         std::cout << line;
+        const auto& cost = result->cost;
+        if (cost.replicas_known)
+            std::snprintf(line, sizeof(line),
+                          "per transfer %.3f ms CPU at the replicas (together), %.3f ms at this client, "
+                          "%.1f messages and %.0f bytes between replicas\n",
+                          cost.replica_cpu_ms, cost.client_cpu_ms, cost.messages, cost.bytes);
+        else
+            std::snprintf(line, sizeof(line),
+                          "per transfer %.3f ms CPU at this client (a replica did not report its own)\n",
+                          cost.client_cpu_ms);
+        if (result->committed > 0) std::cout << line;
         if (!result->timeline.empty()) std::cout << "\n" << timeline_table(*result);
         if (result->breakdown) std::cout << "\n" << tc::breakdown_table(*result->breakdown);
     }

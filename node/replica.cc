@@ -454,7 +454,10 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
 
 void Replica::send(const bft::Outgoing& message) {
     auto send_to = [&](bft::ReplicaId to) {
-        if (transport_->send_to_replica(to, message.envelope) && metrics_ && message.envelope.size() > 1)
+        if (!transport_->send_to_replica(to, message.envelope)) return;
+        ++sent_total_.messages;
+        sent_total_.bytes += message.envelope.size();
+        if (metrics_ && message.envelope.size() > 1)
             traffic_.count(traffic_.sent, static_cast<crypto::MessageType>(static_cast<uint8_t>(message.envelope[1])), to,
                            message.envelope.size());
     };

@@ -217,6 +217,7 @@ private:
     std::unique_ptr<Transport> transport_;
     std::unique_ptr<Metrics> metrics_;  // null without a metrics_port
     Traffic traffic_;                   // counted only with metrics_
+    Traffic::Count sent_total_;         // every message to a peer, metrics or not (status_reply)
     uint64_t state_transfers_ = 0;      // ledger snapshots installed
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;

@@ -4,6 +4,8 @@
 // their Merkle root (crypto/reply_batch.h), every other reply is signed alone.
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 
 #include "crypto/hash.h"
@@ -342,6 +344,15 @@ api::pb::StatusReply Replica::status_reply() const {
     if (status.leader) {
         r.set_has_leader(true);
         r.set_leader(*status.leader);
+    }
+    r.set_messages_sent(sent_total_.messages);
+    r.set_bytes_sent(sent_total_.bytes);
+    // The whole process's CPU, every thread (consensus, transport, workers): what a benchmark
+    // divides by the transfers it committed (`tally bench`'s cost).
+    rusage usage{};
+    if (::getrusage(RUSAGE_SELF, &usage) == 0) {
+        auto us = [](const timeval& t) { return static_cast<uint64_t>(t.tv_sec) * 1'000'000 + static_cast<uint64_t>(t.tv_usec); };
+        r.set_cpu_us(us(usage.ru_utime) + us(usage.ru_stime));
     }
     for (const auto& behaviour : options_.traitor) r.add_traitor(behaviour);
     for (const auto& [kind, count] : detected_) {

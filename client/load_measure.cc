@@ -1,0 +1,62 @@
+// Percentiles and CPU time for the load generators. See load_measure.h.
+#include "client/load_measure.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace tally::client {
+
+double percentile(std::vector<double>& values, double p) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    const double rank = std::ceil(p / 100.0 * static_cast<double>(values.size()));
+    const size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
+    return values[std::min(index, values.size() - 1)];
+}
+
+std::vector<std::pair<double, double>> percentiles(std::vector<double>& values) {
+    std::vector<std::pair<double, double>> out;
+    if (values.empty()) return out;
+    std::sort(values.begin(), values.end());
+    for (double p : kCdfPoints) out.emplace_back(p, percentile(values, p));  // sorted: no re-sort cost
+    return out;
+}
+
+uint64_t own_cpu_us() {
+    rusage usage{};
+    if (::getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+    auto us = [](const timeval& t) {
+        return static_cast<uint64_t>(t.tv_sec) * 1'000'000 + static_cast<uint64_t>(t.tv_usec);
+    };
+    return us(usage.ru_utime) + us(usage.ru_stime);
+}
+
+std::optional<uint64_t> process_cpu_us(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return std::nullopt;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so fields are counted
+    // from the last ')'. utime and stime are fields 14 and 15, in clock ticks.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream fields(line.substr(close + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+        if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+        if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+    }
+    if (!fields) return std::nullopt;
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    if (ticks <= 0) return std::nullopt;
+    return (utime + stime) * 1'000'000 / static_cast<uint64_t>(ticks);
+}
+
+}  // namespace tally::client
