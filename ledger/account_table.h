@@ -1,6 +1,6 @@
 // The accounts a ledger holds, in memory: the table a block reads and changes (AccountTable),
 // the Merkle tree of their digest (AccountTree), and the pages a checkpoint's snapshot shares
-// with the table (AccountPages). Internal to the ledger library (state.cc); the digest's
+// with the table (AccountPages). Internal to the ledger library (state.cc, snapshot.cc); the digest's
 // definition is part of the wire format (state.h, digest_accounts).
 // Threads: an AccountTable is one thread's; AccountPages, once shared, are read-only.
 #pragma once

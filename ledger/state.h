@@ -30,7 +30,7 @@ inline constexpr int32_t kLedgerApplicationId = 0x54414C59;
 // 4: each block keeps its commit certificate; a block fetched after a state transfer
 //    (backfill) may lack its history digest (NULL).
 // 5: a block appends the accounts it touched to account_log; they join the accounts table
-//    every so many rows; the view current_accounts reads the two as one (state.cc). A version
+//    every so many rows; the view current_accounts reads the two as one (schema.cc). A version
 //    4 file is upgraded when State opens it (it is a version 5 file with an empty log).
 inline constexpr int64_t kLedgerSchemaVersion = 5;
 // Rows of account log that make the block that reaches them merge it into the accounts table
@@ -90,7 +90,7 @@ struct TxRecord {
 };
 
 // The accounts as of a checkpoint, in pages shared with the ledger's own table until the
-// ledger changes one (copy on write; state.cc). Immutable, safe to read from any thread.
+// ledger changes one (copy on write; account_table.h). Immutable, safe to read from any thread.
 struct AccountPages;
 
 // A checkpoint as a replica keeps it for state transfer (State::snapshot_point).
@@ -286,7 +286,7 @@ Status copy_snapshot(const State& source, const SnapshotPoint& point, State& tar
                      const std::function<std::string(std::string)>& in_transit = {});
 
 // The digest of a list of accounts sorted by key: the root of a Merkle tree of fixed shape over
-// 2^16 buckets of accounts by the first 16 bits of their keys (state.cc defines it exactly).
+// 2^16 buckets of accounts by the first 16 bits of their keys (account_table.h defines it exactly).
 // A State keeps the tree and updates it per touched bucket, so a block's digest costs what the
 // block touched, not what the ledger holds; this function builds it whole (snapshots, tests).
 crypto::Hash digest_accounts(const std::vector<Account>& sorted_accounts);

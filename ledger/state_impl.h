@@ -1,0 +1,114 @@
+// State's insides (private to ledger/), shared by the files that make a State: state.cc
+// (blocks, reads, durability), schema.cc (opening) and snapshot.cc (state transfer, backfill).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ledger/account_table.h"
+#include "ledger/sqlite.h"
+#include "ledger/state.h"
+
+namespace tally::ledger {
+
+// Whether a stored result code is one this version knows.
+inline bool known_code(uint64_t code) { return code <= static_cast<uint64_t>(ResultCode::kUnknownTx); }
+
+// Reads a row of the blocks table's columns (schema.cc, kBlockColumns); `history` is the
+// history digest after the block (zeros and `has_history` false when NULL).
+bool read_block(const Use& row, BlockHeader& out, crypto::Hash& stored_hash, crypto::Hash& history,
+                bool* has_history = nullptr);
+
+struct State::Impl {
+    sqlite3* db = nullptr;
+    std::string path;
+    int64_t ledger_id = 0;  // meta's ledger_id: this file's identity
+
+    Statement begin, commit, rollback;
+    Statement select_tx, insert_tx, upsert_account, log_account, insert_block, select_block, set_last_seq;
+    Statement select_certificate, set_certificate;
+
+    // Invariant: equals the accounts table as of last_block (between calls), so
+    // accounts.digest() == digest_accounts(accounts.sorted()) and combined with `history` it
+    // is last_block.state_digest.
+    AccountTable accounts;
+    uint64_t account_log_rows = 0;  // rows in account_log (schema.cc, kAccountLogSchema)
+    BlockHeader last_block;
+    crypto::Hash history{};  // after last_block
+    // The block in progress: the records it wrote, and the history digest it leads to.
+    std::vector<TxRecord> block_records;
+    crypto::Hash block_history{};
+    // Set when a failed rollback or fsync leaves the disk in doubt: every later write refuses.
+    bool broken = false;
+
+    // Durability (State::sync). `deferred`: kDeferred on a file, the only case where a
+    // committed block may not be on disk yet. Invariant: synced_seq <= last_block.seq.
+    bool deferred = false;
+    uint64_t synced_seq = 0;
+    bool wal_checkpointed = false;  // set by the WAL hook, read after each commit
+    std::function<void(uint64_t)> sync_observer;
+    // The WAL hook: SQLite's own automatic checkpoint (every kWalAutocheckpointPages), which
+    // syncs the WAL before it copies it into the database; noted so that synced_seq knows.
+    static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
+    // After a commit of block `seq` (or of a snapshot at `seq`).
+    void committed(uint64_t seq);
+    void notify_synced() {
+        if (sync_observer) sync_observer(synced_seq);
+    }
+
+    // sqlite3_close_v2 defers the close until the statements (members, destroyed after this
+    // body runs) are finalized.
+    ~Impl() { sqlite3_close_v2(db); }
+
+    Error io_error(const std::string& what) const {
+        return make_error("io", path + ": " + what + ": " + sqlite3_errmsg(db));
+    }
+    Error open_error(int rc, const std::string& what) const {
+        if (is_corruption(rc))
+            return make_error("corrupt", path + ": not a valid Tally database (" + what + ": " +
+                                             sqlite3_errmsg(db) + ")");
+        return io_error(what);
+    }
+    // What every write answers once `broken` is set.
+    Error broken_error() const {
+        return make_error("io", path + ": an earlier write failed uncertainly; reopen the ledger");
+    }
+
+    int exec(const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+    int run(const Statement& statement) {
+        Use use(statement);
+        return use.step();
+    }
+    // COMMIT: SQLITE_DONE, or the error, after which `broken` is set if the disk is in doubt.
+    int commit_or_break() {
+        int rc = run(commit);
+        if (rc != SQLITE_DONE && is_failed_sync(sqlite3_extended_errcode(db))) broken = true;
+        return rc;
+    }
+    // Inserts the blocks table's row of `header`: `history` NULL when nullptr (a block that
+    // backfill brought), `certificate` empty when not held. SQLITE_DONE or the error.
+    int insert_block_row(const BlockHeader& header, const crypto::Hash* history,
+                         std::string_view certificate);
+
+    // ---- opening (schema.cc) ----
+    int prepare_statements();
+    Status initialize(const Genesis& genesis);
+    Status load();
+    Status check_database();
+    // Moves the account log into the accounts table (schema.cc, kAccountLogSchema says why).
+    int merge_account_log();
+
+    // ---- blocks (state.cc) ----
+    std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
+    Outcome apply_transfer(const Tx& tx, uint64_t seq, int& rc);
+    Outcome answer(const Tx& tx, uint64_t seq, int& rc);
+    Result<AppliedBlock> run_block(uint64_t seq, uint64_t view, const std::vector<std::string>& txs,
+                                   Verify verify, std::string_view certificate);
+    void abort_block();
+};
+
+}  // namespace tally::ledger
