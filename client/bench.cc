@@ -236,6 +236,15 @@ public:
         stop_.store(true);
         if (thread_.joinable()) thread_.join();
     }
+    // At the window's end: stops the polling thread and polls once more, counting, so that
+    // what executed since the last poll is in (a window shorter than one poll interval would
+    // otherwise have nothing). The seqs executed between the window's end and this poll (a
+    // round trip) are counted too: a few milliseconds' worth.
+    void finish() {
+        stop();
+        poll(/*counting=*/true);
+        counting_.store(false);
+    }
 
     // After stop().
     Breakdown result() {
@@ -265,15 +274,17 @@ private:
     void loop() {
         while (!stop_.load()) {
             const auto next = Clock::now() + kPollEvery;
-            const bool counting = counting_.load();
-            auto statuses = client_.status(Duration{500}, std::nullopt, kRecentSeqs);
-            if (statuses) {
-                ++polls_;
-                for (uint32_t i = 0; i < statuses->size() && i < through_.size(); ++i)
-                    if ((*statuses)[i].up) observe(i, (*statuses)[i].reply, counting);
-            }
+            poll(counting_.load());
             while (!stop_.load() && Clock::now() < next) std::this_thread::sleep_for(Duration{10});  // the polling interval
         }
+    }
+
+    void poll(bool counting) {
+        auto statuses = client_.status(Duration{500}, std::nullopt, kRecentSeqs);
+        if (!statuses) return;
+        ++polls_;
+        for (uint32_t i = 0; i < statuses->size() && i < through_.size(); ++i)
+            if ((*statuses)[i].up) observe(i, (*statuses)[i].reply, counting);
     }
 
     void observe(uint32_t replica, const node::api::pb::StatusReply& reply, bool counting) {
@@ -554,9 +565,13 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     if (auto s = meter.connect(); !s) return s.error();
     ClosedLoop load(client, faucet, keys, options);
     load.run(progress, [&](bool begins) {
-        if (poller) poller->count(begins);  // what drains after the window is not counted
-        if (begins) meter.read_begin();
-        else meter.read_end();
+        if (begins) {
+            meter.read_begin();
+            if (poller) poller->count(true);
+        } else {
+            meter.read_end();
+            if (poller) poller->finish();  // what drains after the window is not counted
+        }
     });
     if (poller) poller->stop();
     BenchResult result = load.result();

@@ -173,6 +173,9 @@ nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {
             r["commit_index"] = p.commit_index();
             r["applied"] = p.applied();
             r["last_log_index"] = p.last_log_index();
+            r["messages_sent"] = p.messages_sent();
+            r["bytes_sent"] = p.bytes_sent();
+            r["cpu_ms"] = static_cast<double>(p.cpu_us()) / 1000.0;
             if (p.has_leader()) r["leader"] = p.leader();
             r["traitor"] = std::vector<std::string>(p.traitor().begin(), p.traitor().end());
             r["detected"] = counts_json(p.detected());

@@ -272,14 +272,15 @@ std::map<std::string, std::string> report_files(const std::vector<Point>& points
     // The gnuplot script: each plot as SVG and PNG.
     std::ostringstream gp;
     gp << "# Drawn by gnuplot from the .dat files beside it (scripts/bench-compare runs it).\n"
-       << "set datafile missing 'NaN'\nset grid\nset key top left\n";
+       << "# Each plot starts from gnuplot's defaults (reset), so none inherits another's settings.\n";
     auto each_format = [&](const std::string& name, const std::string& body) {
-        gp << "\nset terminal svg size 760,460 dynamic font 'sans,12'\nset output '" << name << ".svg'\n" << body
+        gp << "\nreset\nset datafile missing 'NaN'\nset grid\nset key top left\n"
+           << "set terminal svg size 760,460 dynamic font 'sans,12'\nset output '" << name << ".svg'\n" << body
            << "set terminal pngcairo size 960,580 font 'sans,11'\nset output '" << name << ".png'\nreplot\nset output\n";
     };
     {
         std::ostringstream body;
-        body << "unset logscale\nset logscale x 2\nunset y2tics\nunset y2label\nset xlabel 'clients (one request in flight each)'\n"
+        body << "set logscale x 2\nset xlabel 'clients (one request in flight each)'\n"
              << "set ylabel 'committed per second'\nset yrange [0:*]\nset title 'Throughput against clients'\nplot ";
         for (size_t i = 0; i < present.size(); ++i)
             body << (i ? ", " : "") << "'throughput.dat' using 1:" << i + 2 << " with linespoints lw 2 title '"
@@ -289,18 +290,18 @@ std::map<std::string, std::string> report_files(const std::vector<Point>& points
     }
     for (uint32_t c : sweep_clients) {
         std::ostringstream body;
-        body << "unset logscale\nset logscale x 10\nunset y2tics\nunset y2label\nset xlabel 'latency (ms)'\n"
+        body << "set logscale x 10\nset xlabel 'latency (ms)'\n"
              << "set ylabel 'percentile'\nset yrange [0:100]\nset key bottom right\nset title 'Latency CDF, " << c
              << " client(s)'\nplot ";
         for (size_t i = 0; i < present.size(); ++i)
             body << (i ? ", " : "") << "'cdf-c" << c << ".dat' using " << i + 2 << ":1 with lines lw 2 title '"
                  << title_of(present[i]) << "'";
-        body << "\nset key top left\n";
+        body << "\n";
         each_format("latency-cdf-c" + std::to_string(c), body.str());
     }
     if (!scaled.empty()) {
         std::ostringstream body;
-        body << "unset logscale\nset xtics 1\nset key below\nset xlabel 'replicas (n)'\nset ylabel 'committed per second'\nset yrange [0:*]\n"
+        body << "set xtics 1\nset key below horizontal maxrows 2 width 2\nset xlabel 'replicas (n)'\nset ylabel 'committed per second'\nset yrange [0:*]\n"
              << "set y2label 'messages between replicas per request'\nset y2range [0:*]\nset y2tics\n"
              << "set title 'Cost against n, " << info.scaling_clients << " clients'\nplot ";
         for (size_t i = 0; i < scaled.size(); ++i)
@@ -309,7 +310,7 @@ std::map<std::string, std::string> report_files(const std::vector<Point>& points
         for (const auto& s : scaled)
             body << ", 'scaling-" << s << ".dat' using 1:4 axes x1y2 with linespoints dt 2 lw 2 title '" << title_of(s)
                  << " messages/request'";
-        body << "\nset key top left\nset xtics autofreq\n";
+        body << "\n";
         each_format("scaling", body.str());
     }
     files["plots.gp"] = gp.str();

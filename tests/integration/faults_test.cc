@@ -207,9 +207,21 @@ TEST(Faults, AReplicaRefusesALyingPeersSnapshotAndCatchesUpFromAnother) {
     load.warmup_s = 0;
     load.duration_s = 300;
     load.stop_after = 600;
+    load.breakdown = true;
     std::ostringstream progress;
     auto ran = client::run_bench(net.config(), net.account("faucet"), load, progress);
     ASSERT_TRUE(ran.ok()) << ran.error().message << "\n" << progress.str();
+    // The breakdown (BenchOptions::breakdown): PBFT's three phases, sampled at the three live
+    // replicas and at none from replica 3, which is down.
+    ASSERT_TRUE(ran->breakdown.has_value());
+    ASSERT_EQ(ran->breakdown->rows.size(), 3u);
+    EXPECT_EQ(ran->breakdown->rows.front().from, "pre-prepare");
+    for (const auto& row : ran->breakdown->rows) {
+        ASSERT_EQ(row.replicas.size(), 4u);
+        for (uint32_t id = 0; id < 3; ++id) EXPECT_GT(row.replicas[id].n, 0u) << row.from << " at " << id;
+        EXPECT_EQ(row.replicas[3].n, 0u);
+        EXPECT_LE(row.all.p50_ms, row.all.p99_ms);
+    }
     auto before = net.status();
     ASSERT_FALSE(before.empty());
     ASSERT_GT(before[1].reply.stable_checkpoint(), 40u) << "the network should be far ahead";
