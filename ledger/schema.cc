@@ -339,10 +339,7 @@ Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesi
     } else {
         rc = impl->exec("PRAGMA journal_mode=WAL");
         if (rc != SQLITE_OK) return impl->open_error(rc, "setting WAL mode");
-        Status status = impl->check_database();
-        if (!status) return status.error();
-        status = impl->load();
-        if (!status) return status.error();
+        if (Status status = impl->check_and_load(); !status) return status.error();
     }
     // What open() finds is what the disk holds (a file opened after a crash is its synced
     // state; a new one starts at genesis, which a power loss could take: it is then made again).
@@ -364,10 +361,7 @@ Result<std::unique_ptr<State>> State::open_image(std::string_view image) {
     rc = sqlite3_deserialize(impl->db, "main", bytes, size, size,
                              SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
     if (rc != SQLITE_OK) return impl->open_error(rc, "loading an image");
-    Status status = impl->check_database();
-    if (!status) return status.error();
-    status = impl->load();
-    if (!status) return status.error();
+    if (Status status = impl->check_and_load(); !status) return status.error();
     impl->synced_seq = impl->last_block.seq;
     return std::unique_ptr<State>(new State(std::move(impl)));
 }

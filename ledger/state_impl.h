@@ -99,6 +99,11 @@ struct State::Impl {
     Status initialize(const Genesis& genesis);
     Status load();
     Status check_database();
+    // An existing ledger: its schema checked and its state loaded (check_database, load).
+    Status check_and_load() {
+        if (Status s = check_database(); !s) return s;
+        return load();
+    }
     // Moves the account log into the accounts table (schema.cc, kAccountLogSchema says why).
     int merge_account_log();
 
