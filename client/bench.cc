@@ -322,32 +322,58 @@ private:
 };
 
 // BenchCost's readings (bench.h): every replica's status, and this process's CPU, at the two
-// edges of the window, over a client of its own (the load's is busy with the load).
+// edges of the window, over a client of its own (the load's is busy with the load). A replica
+// that was down at either edge, or whose counters went back (it restarted in between), makes
+// the replicas' cost unknown rather than wrong.
 class CostMeter {
 public:
     explicit CostMeter(const node::api::NetworkConfig& config) : config_(config) {}
+    ~CostMeter() {
+        if (begin_thread_.joinable()) begin_thread_.join();
+    }
 
     Status connect() { return client_.connect(config_); }
-    void read_begin() { begin_ = read(); }
-    void read_end() { end_ = read(); }
+    // At the window's start, on a thread of its own: a status round trip (up to a second when
+    // a replica is down) must not hold the load up inside the measured window.
+    void read_begin() {
+        begin_thread_ = std::thread([this] { begin_ = read(); });
+    }
+    // At the window's end: the load stopped counting, so waiting here delays nothing measured.
+    void read_end() {
+        if (begin_thread_.joinable()) begin_thread_.join();
+        end_ = read();
+    }
 
     BenchCost cost(uint64_t committed) const {
         BenchCost c;
         if (committed == 0) return c;
         const double n = static_cast<double>(committed);
         c.client_cpu_ms = static_cast<double>(end_.own_cpu_us - begin_.own_cpu_us) / 1000.0 / n;
-        c.replicas_known = begin_.replicas_known && end_.replicas_known;
-        if (!c.replicas_known) return c;
-        c.replica_cpu_ms = static_cast<double>(end_.cpu_us - begin_.cpu_us) / 1000.0 / n;
-        c.messages = static_cast<double>(end_.messages - begin_.messages) / n;
-        c.bytes = static_cast<double>(end_.bytes - begin_.bytes) / n;
+        if (begin_.replicas.size() != config_.n() || end_.replicas.size() != config_.n()) return c;
+        uint64_t cpu_us = 0, messages = 0, bytes = 0;
+        for (size_t i = 0; i < config_.n(); ++i) {
+            const ReplicaReading& a = begin_.replicas[i];
+            const ReplicaReading& b = end_.replicas[i];
+            if (!a.up || !b.up || b.cpu_us < a.cpu_us || b.messages < a.messages || b.bytes < a.bytes) return c;
+            cpu_us += b.cpu_us - a.cpu_us;
+            messages += b.messages - a.messages;
+            bytes += b.bytes - a.bytes;
+        }
+        c.replicas_known = true;
+        c.replica_cpu_ms = static_cast<double>(cpu_us) / 1000.0 / n;
+        c.messages = static_cast<double>(messages) / n;
+        c.bytes = static_cast<double>(bytes) / n;
         return c;
     }
 
 private:
+    struct ReplicaReading {
+        bool up = false;
+        uint64_t cpu_us = 0, messages = 0, bytes = 0;
+    };
     struct Reading {
-        bool replicas_known = false;
-        uint64_t cpu_us = 0, messages = 0, bytes = 0, own_cpu_us = 0;
+        uint64_t own_cpu_us = 0;
+        std::vector<ReplicaReading> replicas;  // by id; empty when the status call failed
     };
 
     Reading read() {
@@ -355,18 +381,17 @@ private:
         r.own_cpu_us = own_cpu_us();
         auto statuses = client_.status(Duration{1'000});
         if (!statuses) return r;
-        r.replicas_known = statuses->size() == config_.n();
+        r.replicas.resize(config_.n());
         for (const auto& s : *statuses) {
-            if (!s.up) r.replicas_known = false;
-            r.cpu_us += s.reply.cpu_us();
-            r.messages += s.reply.messages_sent();
-            r.bytes += s.reply.bytes_sent();
+            if (s.id >= r.replicas.size()) continue;
+            r.replicas[s.id] = ReplicaReading{s.up, s.reply.cpu_us(), s.reply.messages_sent(), s.reply.bytes_sent()};
         }
         return r;
     }
 
     const node::api::NetworkConfig& config_;
     Client client_;
+    std::thread begin_thread_;
     Reading begin_, end_;
 };
 

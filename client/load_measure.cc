@@ -13,19 +13,28 @@
 
 namespace tally::client {
 
+namespace {
+
+// The nearest-rank p-th percentile of `sorted` (ascending, not empty).
+double of_sorted(const std::vector<double>& sorted, double p) {
+    const double rank = std::ceil(p / 100.0 * static_cast<double>(sorted.size()));
+    const size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
+    return sorted[std::min(index, sorted.size() - 1)];
+}
+
+}  // namespace
+
 double percentile(std::vector<double>& values, double p) {
     if (values.empty()) return 0;
     std::sort(values.begin(), values.end());
-    const double rank = std::ceil(p / 100.0 * static_cast<double>(values.size()));
-    const size_t index = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
-    return values[std::min(index, values.size() - 1)];
+    return of_sorted(values, p);
 }
 
 std::vector<std::pair<double, double>> percentiles(std::vector<double>& values) {
     std::vector<std::pair<double, double>> out;
     if (values.empty()) return out;
     std::sort(values.begin(), values.end());
-    for (double p : kCdfPoints) out.emplace_back(p, percentile(values, p));  // sorted: no re-sort cost
+    for (double p : kCdfPoints) out.emplace_back(p, of_sorted(values, p));
     return out;
 }
 

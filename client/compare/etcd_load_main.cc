@@ -87,27 +87,54 @@ std::optional<double> peer_sent_bytes(const Endpoint& e) {
     return sum;
 }
 
+// One edge of the window: per etcd process its CPU, per member the bytes it sent its peers
+// (nullopt where it could not be read), and this program's CPU.
 struct Reading {
-    bool known = true;
-    uint64_t etcd_cpu_us = 0;
+    std::vector<std::optional<uint64_t>> cpu_us;
+    std::vector<std::optional<double>> bytes;
     uint64_t own_cpu_us = 0;
-    double bytes = 0;
 };
 
 Reading read_costs(const std::vector<Endpoint>& endpoints, const std::vector<pid_t>& pids) {
     Reading r;
     r.own_cpu_us = tc::own_cpu_us();
-    for (pid_t pid : pids) {
-        auto cpu = tc::process_cpu_us(pid);
-        if (!cpu) r.known = false;
-        r.etcd_cpu_us += cpu.value_or(0);
-    }
-    for (const auto& e : endpoints) {
-        auto bytes = peer_sent_bytes(e);
-        if (!bytes) r.known = false;
-        r.bytes += bytes.value_or(0);
-    }
+    for (pid_t pid : pids) r.cpu_us.push_back(tc::process_cpu_us(pid));
+    for (const auto& e : endpoints) r.bytes.push_back(peer_sent_bytes(e));
     return r;
+}
+
+// The members' CPU and peer bytes over the window, or nullopt when any could not be read at
+// either edge or went back (a member restarted in between): unknown rather than wrong.
+std::optional<std::pair<uint64_t, double>> members_cost(const Reading& first, const Reading& last) {
+    uint64_t cpu = 0;
+    double bytes = 0;
+    if (first.cpu_us.empty()) return std::nullopt;
+    for (size_t i = 0; i < first.cpu_us.size(); ++i) {
+        if (!first.cpu_us[i] || !last.cpu_us[i] || *last.cpu_us[i] < *first.cpu_us[i]) return std::nullopt;
+        cpu += *last.cpu_us[i] - *first.cpu_us[i];
+    }
+    for (size_t i = 0; i < first.bytes.size(); ++i) {
+        if (!first.bytes[i] || !last.bytes[i] || *last.bytes[i] < *first.bytes[i]) return std::nullopt;
+        bytes += *last.bytes[i] - *first.bytes[i];
+    }
+    return std::pair{cpu, bytes};
+}
+
+// Each member answers GET /version, or the error names it: before any load starts.
+bool members_answer(const std::vector<Endpoint>& endpoints) {
+    for (const auto& e : endpoints) {
+        httplib::Client http(e.host, e.port);
+        http.set_connection_timeout(2, 0);
+        http.set_read_timeout(2, 0);
+        auto response = http.Get("/version");
+        if (!response || response->status != 200) {
+            std::cerr << "tally-etcd-load: http://" << e.host << ":" << e.port << " does not answer GET /version ("
+                      << (response ? "HTTP " + std::to_string(response->status) : httplib::to_string(response.error()))
+                      << "): is etcd running there?\n";
+            return false;
+        }
+    }
+    return true;
 }
 
 // One closed-loop client: its own keep-alive connection to one member, its own samples.
@@ -139,13 +166,16 @@ void run_worker(const Endpoint& e, uint32_t id, const std::string& value, Clock:
         const auto now = Clock::now();
         const bool ok = response && response->status == 200 &&
                         response->body.find("\"header\"") != std::string::npos;
-        if (!ok) w.last_error = response ? "HTTP " + std::to_string(response->status) + ": " + response->body.substr(0, 200)
-                                         : httplib::to_string(response.error());
-        if (now < window_begin || now >= window_end) continue;
         if (!ok) {
-            ++w.failed;
+            w.last_error = response ? "HTTP " + std::to_string(response->status) + ": " + response->body.substr(0, 200)
+                                    : httplib::to_string(response.error());
+            if (now >= window_begin && now < window_end) ++w.failed;
+            // A refused put is answered at once: pause before the next, so that a member down
+            // does not turn this client into a busy loop on the cores the members share.
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
             continue;
         }
+        if (now < window_begin || now >= window_end) continue;
         ++w.committed;
         w.latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - start).count());
         w.commit_times_s.push_back(Seconds(now - window_begin).count());
@@ -195,6 +225,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::vector<pid_t> pids(pids_arg.begin(), pids_arg.end());
+    if (!members_answer(endpoints)) return 3;
     const std::string value(value_bytes, 'v');
 
     std::cerr << "running " << clients << " clients on " << endpoints.size() << " etcd member(s): "
@@ -237,10 +268,10 @@ int main(int argc, char** argv) {
     if (result.committed > 0) {
         const double n = static_cast<double>(result.committed);
         result.cost.client_cpu_ms = static_cast<double>(last.own_cpu_us - first.own_cpu_us) / 1000.0 / n;
-        result.cost.replicas_known = first.known && last.known && !pids.empty();
-        if (result.cost.replicas_known) {
-            result.cost.replica_cpu_ms = static_cast<double>(last.etcd_cpu_us - first.etcd_cpu_us) / 1000.0 / n;
-            result.cost.bytes = (last.bytes - first.bytes) / n;
+        if (auto members = members_cost(first, last)) {
+            result.cost.replicas_known = true;
+            result.cost.replica_cpu_ms = static_cast<double>(members->first) / 1000.0 / n;
+            result.cost.bytes = members->second / n;
         }
         result.cost.messages_known = false;
     }

@@ -89,6 +89,9 @@ Result<Run> parse_run(const RunKey& key, const nlohmann::json& json) {
         if (!v) return make_error("format", std::string("the run has no number '") + name + "'");
         *out = *v;
     }
+    // A run that committed nothing measured no latency: it is a failed run, not a fast one.
+    if (auto committed = field(json, "committed"); !committed || *committed < 1)
+        return make_error("format", "the run committed nothing (a stalled network, or no 'committed')");
     if (auto bytes = field(json, "request_bytes"); bytes && *bytes >= 0) run.request_bytes = static_cast<uint64_t>(*bytes);
     if (json.contains("cost_per_tx") && json["cost_per_tx"].is_object()) {
         const auto& cost = json["cost_per_tx"];

@@ -18,8 +18,25 @@ std::string read_all(const std::filesystem::path& path) {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+// True while process `pid` runs a program whose command line holds `program` (a pid the
+// kernel gave to some other program since is not ours).
+bool still_running(pid_t pid, const std::string& program) {
+    const std::string cmdline = read_all("/proc/" + std::to_string(pid) + "/cmdline");
+    return cmdline.find(program) != std::string::npos;
+}
+
+// Removes the report folder however the test ends.
+struct TempFolder {
+    std::filesystem::path path;
+    ~TempFolder() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
 TEST(BenchCompare, AQuickRunWritesASummaryRawRunsAndPlotsForEverySystem) {
-    const auto out = std::filesystem::temp_directory_path() / ("tally-bench-compare-" + std::to_string(::getpid()));
+    const TempFolder folder{std::filesystem::temp_directory_path() / ("tally-bench-compare-" + std::to_string(::getpid()))};
+    const auto& out = folder.path;
     std::filesystem::remove_all(out);
     auto run = run_command(std::string(TALLY_SOURCE_DIR) + "/scripts/bench-compare --quick --bin " + bin_dir() +
                                " --out " + out.string(),
@@ -50,9 +67,17 @@ TEST(BenchCompare, AQuickRunWritesASummaryRawRunsAndPlotsForEverySystem) {
         const std::string png = read_all(out / (std::string(plot) + ".png"));
         EXPECT_EQ(png.substr(0, 4), "\x89PNG") << plot;
     }
-    // The networks it started are gone with their folders.
+    // Every replica and etcd member it started is gone, and their folders with them.
+    std::ifstream started(out / "started-pids");
+    std::string program;
+    pid_t pid = 0;
+    size_t processes = 0;
+    while (started >> program >> pid) {
+        ++processes;
+        EXPECT_FALSE(still_running(pid, program)) << program << " " << pid << " outlived bench-compare";
+    }
+    EXPECT_EQ(processes, 4u + 7u + 3u + 5u + 3u);  // PBFT 4 and 7, Raft 3 and 5, etcd 3
     EXPECT_FALSE(std::filesystem::exists(out / "work"));
-    std::filesystem::remove_all(out);
 }
 
 }  // namespace

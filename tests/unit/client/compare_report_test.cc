@@ -30,7 +30,8 @@ TEST(CompareReport, MedianIsTheMiddleOrTheMeanOfTheTwoMiddles) {
 }
 
 nlohmann::json run_json(double tps, double p50, bool replicas_known = true) {
-    return {{"tps", tps},
+    return {{"committed", 1000},
+            {"tps", tps},
             {"p50_ms", p50},
             {"p99_ms", p50 * 4},
             {"request_bytes", 177},
@@ -56,6 +57,11 @@ TEST(CompareReport, RefusesAJsonThatIsNoBenchmarkResult) {
     auto bad_cdf = run_json(1, 1);
     bad_cdf["latency_percentiles_ms"] = {{50}};
     EXPECT_FALSE(parse_run(key, bad_cdf));
+    auto stalled = run_json(0, 0);
+    stalled["committed"] = 0;
+    auto refused = parse_run(key, stalled);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("committed nothing"), std::string::npos);
 }
 
 TEST(CompareReport, SummarizesEachSystemSizeAndClientCountAsMediansOverRounds) {
