@@ -446,7 +446,8 @@ void add_json_flag(CLI::App* cmd, Args& args) {
 }
 
 void add_timeout_option(CLI::App* cmd, Args& args) {
-    cmd->add_option("--timeout", args.timeout_s, "give up after this many seconds")->capture_default_str();
+    cmd->add_option("--timeout", args.timeout_s, "give up after this many seconds")
+        ->capture_default_str();
 }
 
 // The subcommands main can run: whichever the user named is set after parsing. Groups (net,

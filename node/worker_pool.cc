@@ -261,15 +261,19 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
     }
     if (!signature_holds(job, env, frame, from, here)) return;
     switch (env.type) {
-        case crypto::MessageType::kReadRequest: return accept_read(job, env, here);
-        case crypto::MessageType::kStatusRequest: return accept_status_request(job, env, here);
-        default: return accept_from_replica(job, std::move(env), from, here);
+        case crypto::MessageType::kReadRequest:
+            return accept_read(job, env, here);
+        case crypto::MessageType::kStatusRequest:
+            return accept_status_request(job, env, here);
+        default:
+            return accept_from_replica(job, std::move(env), from, here);
     }
 }
 
 // Sizes, version, type first, and the port it came in on: no signature work for a frame that
 // is not one, or is not for this socket.
-std::optional<crypto::Envelope> WorkerPool::open_unverified(const VerifyJob& job, std::string_view frame) {
+std::optional<crypto::Envelope> WorkerPool::open_unverified(const VerifyJob& job,
+                                                            std::string_view frame) {
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
     auto opened = crypto::open(frame, header_only);
@@ -279,9 +283,9 @@ std::optional<crypto::Envelope> WorkerPool::open_unverified(const VerifyJob& job
     }
     const crypto::MessageType type = opened->type;
     if (options_.clients_have_own_port && is_replica_type(type) == on_client_port(job.routing_id)) {
-        reject("wrong_port", peer_label(job.routing_id) + ": a " + std::string(crypto::type_name(type)) +
-                                 (is_replica_type(type) ? " on the clients' port"
-                                                        : " on the replicas' port"));
+        reject("wrong_port",
+               peer_label(job.routing_id) + ": a " + std::string(crypto::type_name(type)) +
+                   (is_replica_type(type) ? " on the clients' port" : " on the replicas' port"));
         return std::nullopt;
     }
     return std::move(opened).value();
@@ -327,19 +331,21 @@ std::optional<bft::ReplicaId> WorkerPool::replica_sender(const crypto::Envelope&
 
 // The envelope's signature, over everything but itself (envelope.h). A client whose frame
 // fails it is reported to the consensus thread (ClientFault), which may cut it off.
-bool WorkerPool::signature_holds(VerifyJob& job, const crypto::Envelope& env, std::string_view frame,
-                                 std::optional<bft::ReplicaId> from, std::vector<Event>* here) {
+bool WorkerPool::signature_holds(VerifyJob& job, const crypto::Envelope& env,
+                                 std::string_view frame, std::optional<bft::ReplicaId> from,
+                                 std::vector<Event>* here) {
     if (crypto::verify(env.sender, crypto::kDomainEnvelope,
                        frame.substr(0, frame.size() - kSignatureBytes), env.signature))
         return true;
-    reject("bad_signature", (from ? "replica " + std::to_string(*from)
-                                  : peer_label(job.routing_id)) +
-                                ": " + std::string(crypto::type_name(env.type)));
+    reject("bad_signature",
+           (from ? "replica " + std::to_string(*from) : peer_label(job.routing_id)) + ": " +
+               std::string(crypto::type_name(env.type)));
     if (on_client_port(job.routing_id)) deliver(here, ClientFault{std::move(job.routing_id)});
     return false;
 }
 
-void WorkerPool::accept_read(VerifyJob& job, const crypto::Envelope& env, std::vector<Event>* here) {
+void WorkerPool::accept_read(VerifyJob& job, const crypto::Envelope& env,
+                             std::vector<Event>* here) {
     api::pb::ReadRequest read;
     if (!read.ParseFromString(env.body)) {
         reject("malformed_body", peer_label(job.routing_id) + ": a read request's body");
@@ -347,12 +353,12 @@ void WorkerPool::accept_read(VerifyJob& job, const crypto::Envelope& env, std::v
     }
     auto query = ledger::decode_tx(read.query());
     if (!query) {
-        reject("malformed_request", peer_label(job.routing_id) + ": read: " +
-                                        query.error().message);
+        reject("malformed_request",
+               peer_label(job.routing_id) + ": read: " + query.error().message);
         return;
     }
     deliver(here, ReadIn{std::move(job.routing_id), std::move(*read.mutable_query()), query->sender,
-                query->nonce});
+                         query->nonce});
 }
 
 void WorkerPool::accept_status_request(VerifyJob& job, const crypto::Envelope& env,
@@ -371,8 +377,8 @@ void WorkerPool::accept_status_request(VerifyJob& job, const crypto::Envelope& e
         explain_tx.emplace();
         std::memcpy(explain_tx->data(), status.explain_tx().data(), explain_tx->size());
     }
-    deliver(here, StatusIn{std::move(job.routing_id), status.nonce(), explain_tx,
-                           status.recent_seqs()});
+    deliver(here,
+            StatusIn{std::move(job.routing_id), status.nonce(), explain_tx, status.recent_seqs()});
 }
 
 // Everything else is for the engine, from a replica (`from`, none for a client's frame).

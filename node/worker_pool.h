@@ -113,9 +113,10 @@ private:
     bool signature_holds(VerifyJob& job, const crypto::Envelope& env, std::string_view frame,
                          std::optional<bft::ReplicaId> from, std::vector<Event>* here);
     void accept_read(VerifyJob& job, const crypto::Envelope& env, std::vector<Event>* here);
-    void accept_status_request(VerifyJob& job, const crypto::Envelope& env, std::vector<Event>* here);
-    void accept_from_replica(VerifyJob& job, crypto::Envelope env, std::optional<bft::ReplicaId> from,
-                             std::vector<Event>* here);
+    void accept_status_request(VerifyJob& job, const crypto::Envelope& env,
+                               std::vector<Event>* here);
+    void accept_from_replica(VerifyJob& job, crypto::Envelope env,
+                             std::optional<bft::ReplicaId> from, std::vector<Event>* here);
     void deliver(std::vector<Event>* here, Event event);
     void sign(SignJob& job);
     void sign_batch(BatchSignJob& job);

@@ -109,7 +109,8 @@ std::optional<SlotKey> parse_slot_key(std::string_view key) {
     if (key.size() != kSlotKeyBytes || key[0] != kKeySlotPrefix) return std::nullopt;
     const char kind = key[kSlotKeyKindAt];
     if (kind != kSlotAccepted && kind != kSlotPrepared && kind != kSlotCommitted) return std::nullopt;
-    return SlotKey{read_be64(key.substr(kSlotKeySeqAt, 8)), read_be64(key.substr(kSlotKeyViewAt, 8)), kind};
+    return SlotKey{read_be64(key.substr(kSlotKeySeqAt, 8)),
+                   read_be64(key.substr(kSlotKeyViewAt, 8)), kind};
 }
 
 // The view record's layout: view (8, big-endian) | active (1).

@@ -200,9 +200,11 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     const std::optional<pb::StableCheckpoint> stable = load_stable_record(records);
     const uint64_t stable_seq = stable ? stable->seq() : 0;
     // The log holds slots in (h, h + 2L] only.
-    const uint64_t reach = stable_seq + std::min(2 * config_.watermark_window, UINT64_MAX - stable_seq);
+    const uint64_t reach =
+        stable_seq + std::min(2 * config_.watermark_window, UINT64_MAX - stable_seq);
     load_slots(records, stable_seq, reach, executed_seq);
-    if (certificate_of) restore_decided_from_ledger(certificate_of, stable_seq, reach, executed_seq);
+    if (certificate_of)
+        restore_decided_from_ledger(certificate_of, stable_seq, reach, executed_seq);
     if (stable) restore_stable_checkpoint(*stable, executed_seq, out);
     reenter_view(view_known);
     // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
@@ -234,7 +236,8 @@ std::optional<pb::StableCheckpoint> Replica::load_stable_record(
         if (key != kKeyStable) continue;
         pb::StableCheckpoint record;
         if (record.ParseFromString(value) && record.seq() > 0 &&
-            valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()), record.proof()))
+            valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()),
+                                   record.proof()))
             stable = std::move(record);
         else
             detect(config_.id, "bad_record");
@@ -294,7 +297,8 @@ void Replica::restore_stable_checkpoint(const pb::StableCheckpoint& stable, uint
     std::vector<std::string> proof(stable.proof().begin(), stable.proof().end());
     for (const auto& e : proof) {
         ReplicaId sender = 0;
-        if (open_from(e, crypto::MessageType::kCheckpoint, &sender)) checkpoints_[stable.seq()][d][sender] = e;
+        if (open_from(e, crypto::MessageType::kCheckpoint, &sender))
+            checkpoints_[stable.seq()][d][sender] = e;
     }
     if (stable.seq() > executed_seq) {
         // The ledger lost blocks the network had made stable (a machine crash before its
@@ -324,7 +328,8 @@ void Replica::reenter_view(bool view_known) {
     // so only progress beyond that counts towards the rejoin rule (not its peers' heartbeats,
     // which repeat their newest commit, of whatever view).
     if (!active_)
-        left_view_at_seq_ = std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
+        left_view_at_seq_ =
+            std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
 }
 
 void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq) {

@@ -62,17 +62,21 @@ void corrupt_signature(Outgoing msg, std::vector<Outgoing>& sent) {
 }
 
 // The header changes of with_normal_case, one per lie.
-void name_digest_of_nothing(uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare*) {  // wrong-digest
+// wrong-digest: the hash of the digest, which no batch has.
+void name_digest_of_nothing(uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare*) {
     *digest = bft::pbft::hash_bytes(crypto::sha256(*digest));
 }
 
-void step_back_a_view(uint64_t* view, uint64_t* seq, std::string*, pb::PrePrepare*) {  // stale-view
-    if (*view > 0) *view -= 1; else *seq = 0;
+// stale-view: the view before (in view 0, sequence 0).
+void step_back_a_view(uint64_t* view, uint64_t* seq, std::string*, pb::PrePrepare*) {
+    if (*view > 0)
+        *view -= 1;
+    else
+        *seq = 0;
 }
 
-void jump_views_ahead(uint64_t* view, uint64_t*, std::string*, pb::PrePrepare*) {  // future-view
-    *view += 1000;
-}
+// future-view: a view 1000 ahead.
+void jump_views_ahead(uint64_t* view, uint64_t*, std::string*, pb::PrePrepare*) { *view += 1000; }
 
 // forge-client: a pre-prepare's batch gains a copy of its first request with a signature the
 // client never made, and the digest names the grown batch. Votes (no batch) go out unchanged.
@@ -146,27 +150,36 @@ void TraitorEngine::rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>
         return;
     }
     switch (b) {
-        case Behaviour::kSilent: return;
-        case Behaviour::kBadSignature: return corrupt_signature(std::move(msg), sent);
-        case Behaviour::kWrongDigest: return change_normal_case(std::move(msg), *env, name_digest_of_nothing, sent);
-        case Behaviour::kStaleView: return change_normal_case(std::move(msg), *env, step_back_a_view, sent);
-        case Behaviour::kFutureView: return change_normal_case(std::move(msg), *env, jump_views_ahead, sent);
-        case Behaviour::kReplay: return replay_old(std::move(msg), sent);
+        case Behaviour::kSilent:
+            return;
+        case Behaviour::kBadSignature:
+            return corrupt_signature(std::move(msg), sent);
+        case Behaviour::kWrongDigest:
+            return change_normal_case(std::move(msg), *env, name_digest_of_nothing, sent);
+        case Behaviour::kStaleView:
+            return change_normal_case(std::move(msg), *env, step_back_a_view, sent);
+        case Behaviour::kFutureView:
+            return change_normal_case(std::move(msg), *env, jump_views_ahead, sent);
+        case Behaviour::kReplay:
+            return replay_old(std::move(msg), sent);
         case Behaviour::kForgeClient:
             if (env->type != MessageType::kPrePrepare) return send_as(std::move(msg), {}, sent);
             return change_normal_case(std::move(msg), *env, add_forged_request, sent);
-        case Behaviour::kLyingCheckpoint: return lie_in_checkpoint(std::move(msg), *env, sent);
+        case Behaviour::kLyingCheckpoint:
+            return lie_in_checkpoint(std::move(msg), *env, sent);
         case Behaviour::kLyingVote:
-        case Behaviour::kLyingViewChange: return lie_in_view_change(std::move(msg), *env, sent);
-        case Behaviour::kEquivocate: return equivocate(std::move(msg), *env, sent);
+        case Behaviour::kLyingViewChange:
+            return lie_in_view_change(std::move(msg), *env, sent);
+        case Behaviour::kEquivocate:
+            return equivocate(std::move(msg), *env, sent);
         case Behaviour::kDoubleVote:
             // Its broadcast votes go to no one; echo_votes answers each peer in its own words.
             if (is_broadcast_vote(msg, *env)) return;
             return send_as(std::move(msg), {}, sent);
-        case Behaviour::kFalseAck:  // its lie is in on_message
-        case Behaviour::kWrongReply:  // not PBFT's messages: node/traitor.h
+        case Behaviour::kFalseAck:       // its lie is in on_message
+        case Behaviour::kWrongReply:     // not PBFT's messages: node/traitor.h
         case Behaviour::kLyingSnapshot:  // not PBFT's messages: node/traitor.h
-        case Behaviour::kRandom:  // rewrite turns it into one of the others, or honesty
+        case Behaviour::kRandom:         // rewrite turns it into one of the others, or honesty
             return send_as(std::move(msg), {}, sent);
     }
 }
@@ -176,10 +189,10 @@ void TraitorEngine::rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>
 
 // wrong-digest, stale-view, future-view, forge-client: a normal-case message with `change`
 // made to its header (and batch), re-signed; as it was if it is not one or does not decode.
-void TraitorEngine::change_normal_case(Outgoing msg, const crypto::Envelope& env, HeaderChange change,
-                                       std::vector<Outgoing>& sent) {
-    send_as(std::move(msg), is_normal_case(env.type) ? with_normal_case(key_, env, change) : std::string(),
-            sent);
+void TraitorEngine::change_normal_case(Outgoing msg, const crypto::Envelope& env,
+                                       HeaderChange change, std::vector<Outgoing>& sent) {
+    send_as(std::move(msg),
+            is_normal_case(env.type) ? with_normal_case(key_, env, change) : std::string(), sent);
 }
 
 // replay: the message goes out, and with it two it sent before (chosen by the seed).
@@ -224,12 +237,14 @@ void TraitorEngine::lie_in_view_change(Outgoing msg, const crypto::Envelope& env
 
 // equivocate: its broadcast votes go to no one (each peer gets, by echo_votes, a vote for the
 // digest that peer voted for, and only that one), and as primary each backup gets its own batch.
-void TraitorEngine::equivocate(Outgoing msg, const crypto::Envelope& env, std::vector<Outgoing>& sent) {
+void TraitorEngine::equivocate(Outgoing msg, const crypto::Envelope& env,
+                               std::vector<Outgoing>& sent) {
     if (is_broadcast_vote(msg, env)) return;
     if (env.type != MessageType::kPrePrepare || msg.to != bft::kAllReplicas)
         return send_as(std::move(msg), {}, sent);
     pb::PrePrepare pp;
-    if (!pp.ParseFromString(env.body) || pp.requests().empty()) return send_as(std::move(msg), {}, sent);
+    if (!pp.ParseFromString(env.body) || pp.requests().empty())
+        return send_as(std::move(msg), {}, sent);
     // Backup number k gets the batch with k extra copies of its last request: a
     // different digest for each, every request still validly signed.
     uint32_t k = 0;
@@ -238,7 +253,8 @@ void TraitorEngine::equivocate(Outgoing msg, const crypto::Envelope& env, std::v
         pb::PrePrepare variant = pp;
         for (uint32_t i = 0; i < k; ++i) variant.add_requests(pp.requests(pp.requests_size() - 1));
         std::vector<std::string> batch(variant.requests().begin(), variant.requests().end());
-        sent.push_back(Outgoing{to, seal_pre_prepare(key_, pp.view(), pp.seq(), batch_digest(batch), batch)});
+        sent.push_back(
+            Outgoing{to, seal_pre_prepare(key_, pp.view(), pp.seq(), batch_digest(batch), batch)});
         ++k;
     }
 }

@@ -64,7 +64,8 @@ private:
     // Rewrites one message; appends what goes out instead (possibly nothing, or several).
     void rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>& sent);
     // One behaviour each (traitor.cc): `msg` opened is `env`; what goes out is appended to `sent`.
-    using HeaderChange = void (*)(uint64_t* view, uint64_t* seq, std::string* digest, pb::PrePrepare* pp);
+    using HeaderChange = void (*)(uint64_t* view, uint64_t* seq, std::string* digest,
+                                  pb::PrePrepare* pp);
     void change_normal_case(Outgoing msg, const crypto::Envelope& env, HeaderChange change,
                             std::vector<Outgoing>& sent);
     void replay_old(Outgoing msg, std::vector<Outgoing>& sent);
