@@ -179,6 +179,38 @@ int cmd_net_status(const Args& args) {
     return tc::kExitUnreachable;
 }
 
+int cmd_net_down(const Args& args) {
+    auto s = tc::net_down(args.dir, std::cout);
+    return s ? tc::kExitOk : fail(s.error());
+}
+
+int cmd_net_kill(const Args& args) {
+    auto s = tc::net_kill(args.dir, args.node, std::cout);
+    return s ? tc::kExitOk : fail(s.error());
+}
+
+int cmd_net_stop(const Args& args) {
+    auto s = tc::net_stop(args.dir, args.node, std::cout);
+    return s ? tc::kExitOk : fail(s.error());
+}
+
+int cmd_net_start(const Args& args) {
+    auto wait = tc::parse_timeout_s(args.wait_s);
+    if (!wait) return fail(wait.error());
+    auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait, "", args.recover);
+    return s ? tc::kExitOk : fail(s.error());
+}
+
+int cmd_net_web(const Args& args) {
+    tc::web::WebOptions options;
+    options.dir = args.dir;
+    options.host = args.web_host;
+    options.port = args.web_port;
+    options.poll_interval = std::chrono::milliseconds{args.web_poll_ms};
+    auto s = tc::web::serve(options, std::cout);
+    return s ? tc::kExitOk : fail(s.error());
+}
+
 int cmd_transfer(const Args& args) {
     // The network first: without one, nothing else the user typed can be checked well.
     auto client = connect(args);
@@ -307,6 +339,17 @@ int cmd_explain(const Args& args) {
     return found ? tc::kExitOk : tc::kExitFailed;
 }
 
+// `dir_given`: where both networks live when --dir was given (else a new folder under /tmp).
+int cmd_demo_traitor(const Args& args, bool dir_given) {
+    tc::DemoOptions options;
+    options.behaviour = args.demo_behaviour;
+    options.transfers = args.demo_transfers;
+    if (dir_given) options.dir = args.dir;
+    options.keep = args.keep;
+    auto s = tc::demo_traitor(options, std::cout);
+    return s ? tc::kExitOk : fail(s.error());
+}
+
 // `bench --timeline` as text: one line per interval, with a bar scaled to the busiest one.
 std::string timeline_table(const tc::BenchResult& r) {
     double busiest = 0;
@@ -397,37 +440,51 @@ int cmd_audit(const Args& args) {
                                                " (build it: cmake --build <build> --target tally-audit)"));
 }
 
-}  // namespace
+// The same two options on many subcommands.
+void add_json_flag(CLI::App* cmd, Args& args) {
+    cmd->add_flag("--json", args.json, "machine-readable output");
+}
 
-int main(int argc, char** argv) {
-    CLI::App app{"tally: a Byzantine-fault-tolerant replicated ledger — the client"};
-    app.footer(
-        "Exit codes: 0 ok, 1 failed result (the network answered no, for good), 2 usage or bad\n"
-        "input, 3 timeout or network unreachable, 4 transfer not ordered but may still apply\n"
-        "(nonce_too_high, unknown_sender: do not pay again with another nonce; see `tally tx`).\n"
-        "An ACCOUNT is 64 hex digits, a key file, or a name in DIR/accounts (alice, bob, ...).\n");
-    app.require_subcommand(1);
-    app.fallthrough();
-    Args args;
-    app.add_option("--dir", args.dir, "the network folder")->capture_default_str();
+void add_timeout_option(CLI::App* cmd, Args& args) {
+    cmd->add_option("--timeout", args.timeout_s, "give up after this many seconds")
+        ->capture_default_str();
+}
 
-    auto add_json = [&](CLI::App* cmd) { cmd->add_flag("--json", args.json, "machine-readable output"); };
-    auto add_timeout = [&](CLI::App* cmd) {
-        cmd->add_option("--timeout", args.timeout_s, "give up after this many seconds")
-            ->capture_default_str();
-    };
+// The subcommands main can run: whichever the user named is set after parsing. Groups (net,
+// demo) have none of their own: they only hold these.
+struct Commands {
+    CLI::App* keygen = nullptr;
+    CLI::App* address = nullptr;
+    CLI::App* net_up = nullptr;
+    CLI::App* net_init = nullptr;
+    CLI::App* net_status = nullptr;
+    CLI::App* net_down = nullptr;
+    CLI::App* net_kill = nullptr;
+    CLI::App* net_stop = nullptr;
+    CLI::App* net_start = nullptr;
+    CLI::App* net_web = nullptr;
+    CLI::App* transfer = nullptr;
+    CLI::App* balance = nullptr;
+    CLI::App* tx = nullptr;
+    CLI::App* demo_traitor = nullptr;
+    CLI::App* explain = nullptr;
+    CLI::App* bench = nullptr;
+    CLI::App* audit = nullptr;
+};
 
+void add_key_commands(CLI::App& app, Args& args, Commands& commands) {
     auto* keygen = app.add_subcommand("keygen", "make a new key file (an account); prints its id");
     keygen->add_option("--out", args.out_file, "the key file to write (never overwritten)")->required();
-    add_json(keygen);
+    add_json_flag(keygen, args);
+    commands.keygen = keygen;
 
     auto* address = app.add_subcommand("address", "print the account id of a key file");
     address->add_option("--key", args.key, "a key file or a name in DIR/accounts")->required();
-    add_json(address);
+    add_json_flag(address, args);
+    commands.address = address;
+}
 
-    auto* net = app.add_subcommand("net", "run a local network, or write one for separate hosts");
-    net->require_subcommand(1);
-    net->fallthrough();
+CLI::App* add_net_up(CLI::App* net, Args& args) {
     auto* up = net->add_subcommand("up", "create (or restart) a local network and wait until it serves");
     up->add_option("--nodes", args.nodes,
                    "replicas (PBFT: 3f+1, default 4; Raft: any n, f = floor((n-1)/2), default 3)");
@@ -443,6 +500,10 @@ int main(int argc, char** argv) {
                    "to measure a large ledger")
         ->check(CLI::Range(uint64_t{0}, uint64_t{100'000'000}));
     up->add_option("--wait", args.wait_s, "seconds to wait for every replica")->capture_default_str();
+    return up;
+}
+
+CLI::App* add_net_init(CLI::App* net, Args& args) {
     auto* init = net->add_subcommand(
         "init", "write a network for separate machines, one replica per host, without starting it: "
                 "OUT/network.json and OUT/accounts for the client, OUT/I-HOST for host I to copy");
@@ -458,23 +519,34 @@ int main(int argc, char** argv) {
     init->add_option("--metrics-port", args.metrics_port,
                      "every replica's Prometheus port (0: none)")
         ->capture_default_str();
+    return init;
+}
+
+// status, down, and the three that act on one replica: kill, stop, start.
+void add_net_replica_commands(CLI::App* net, Args& args, Commands& commands) {
     auto* status = net->add_subcommand("status", "every replica's role, view, executed and digest");
     status->add_option("--wait", args.status_wait_s, "seconds before a silent replica is down")
         ->capture_default_str();
-    add_json(status);
-    auto* down = net->add_subcommand("down", "stop every replica");
+    add_json_flag(status, args);
+    commands.net_status = status;
+    commands.net_down = net->add_subcommand("down", "stop every replica");
     auto* kill = net->add_subcommand("kill", "crash one replica (SIGKILL)");
     kill->add_option("--node", args.node, "replica id")->required();
+    commands.net_kill = kill;
     auto* stop = net->add_subcommand(
         "stop", "stop one replica cleanly (SIGTERM); a Raft leader hands over to a follower first");
     stop->add_option("--node", args.node, "replica id")->required();
+    commands.net_stop = stop;
     auto* start = net->add_subcommand("start", "start one replica again on its data");
     start->add_option("--node", args.node, "replica id")->required();
     start->add_option("--wait", args.wait_s, "seconds to wait for it")->capture_default_str();
     start->add_flag("--recover", args.recover,
                     "its consensus store was refused (missing, replaced, damaged): set it aside "
                     "and rejoin as a fresh replica (tallyd --recover)");
+    commands.net_start = start;
+}
 
+CLI::App* add_net_web(CLI::App* net, Args& args) {
     auto* web = net->add_subcommand(
         "web", "serve a live view of the network in the browser: each replica's role, view, progress, "
                "detections; kill and start buttons (client/web/web.h)");
@@ -485,15 +557,30 @@ int main(int argc, char** argv) {
     web->add_option("--poll-ms", args.web_poll_ms, "how often the replicas are asked, in ms")
         ->capture_default_str()
         ->check(CLI::Range(100u, 60'000u));
+    return web;
+}
 
+void add_net_commands(CLI::App& app, Args& args, Commands& commands) {
+    auto* net = app.add_subcommand("net", "run a local network, or write one for separate hosts");
+    net->require_subcommand(1);
+    net->fallthrough();
+    commands.net_up = add_net_up(net, args);
+    commands.net_init = add_net_init(net, args);
+    add_net_replica_commands(net, args, commands);
+    commands.net_web = add_net_web(net, args);
+}
+
+// transfer, balance and tx: the commands that go through consensus to the ledger.
+void add_ledger_commands(CLI::App& app, Args& args, Commands& commands) {
     auto* transfer = app.add_subcommand("transfer", "transfer from your account to another");
     transfer->add_option("--key", args.key, "the sender's key file (or a name in DIR/accounts)")
         ->required();
     transfer->add_option("--to", args.to, "the recipient ACCOUNT")->required();
     transfer->add_option("--amount", args.amount, "a whole number > 0")->required();
     transfer->add_option("--nonce", args.nonce, "default: the account's nonce + 1");
-    add_json(transfer);
-    add_timeout(transfer);
+    add_json_flag(transfer, args);
+    add_timeout_option(transfer, args);
+    commands.transfer = transfer;
 
     auto* balance = app.add_subcommand("balance", "read an account's balance and nonce");
     balance->add_option("account", args.account, "ACCOUNT")->required();
@@ -506,14 +593,18 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     balance->add_option("--node", args.node, "the replica for --consistency local")
         ->capture_default_str();
-    add_json(balance);
-    add_timeout(balance);
+    add_json_flag(balance, args);
+    add_timeout_option(balance, args);
+    commands.balance = balance;
 
     auto* tx = app.add_subcommand("tx", "look up a transaction's result (ordered query)");
     tx->add_option("txid", args.tx_id, "64 hex digits")->required();
-    add_json(tx);
-    add_timeout(tx);
+    add_json_flag(tx, args);
+    add_timeout_option(tx, args);
+    commands.tx = tx;
+}
 
+void add_demo_commands(CLI::App& app, Args& args, Commands& commands) {
     auto* demo = app.add_subcommand("demo", "demonstrations");
     demo->require_subcommand(1);
     auto* demo_traitor = demo->add_subcommand(
@@ -525,15 +616,21 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(CLI::Range(1u, 10'000u));
     demo_traitor->add_flag("--keep", args.keep, "leave both networks running at the end");
+    commands.demo_traitor = demo_traitor;
+}
 
+void add_explain_command(CLI::App& app, Args& args, Commands& commands) {
     auto* explain = app.add_subcommand(
         "explain", "the life of one transaction across the replicas: when each received it, its "
                    "protocol steps with the votes counted, view changes, execution and result, and "
                    "which replies a client accepted");
     explain->add_option("txid", args.tx_id, "64 hex digits")->required();
-    add_json(explain);
-    add_timeout(explain);
+    add_json_flag(explain, args);
+    add_timeout_option(explain, args);
+    commands.explain = explain;
+}
 
+void add_bench_command(CLI::App& app, Args& args, Commands& commands) {
     auto* bench = app.add_subcommand("bench", "closed-loop benchmark against the network");
     bench->add_option("--clients", args.clients, "logical clients (one transfer in flight each)")
         ->capture_default_str();
@@ -559,16 +656,68 @@ int main(int argc, char** argv) {
     bench->add_option("--flood-connections", args.flood_connections, "the flood's connections")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1000u));
-    add_json(bench);
-    add_timeout(bench);
+    add_json_flag(bench, args);
+    add_timeout_option(bench, args);
+    commands.bench = bench;
+}
 
+void add_audit_command(CLI::App& app, Args& args, Commands& commands) {
     auto* audit = app.add_subcommand(
         "audit", "check one replica's data folder offline: the whole chain, every block's hash link, "
                  "transaction root, commit certificate and state digest (exit 1 names the first bad block)");
     audit->add_option("--data", args.data_dir, "the replica's data folder (holding ledger.db)")->required();
     audit->add_option("--network", args.network_file, "the network file with the replica keys "
                                                       "(default DIR/network.json)");
-    add_json(audit);
+    add_json_flag(audit, args);
+    commands.audit = audit;
+}
+
+// Runs the one subcommand that was parsed. `dir_given`: --dir was on the command line (demo
+// uses it only then; every other command has its default).
+int dispatch(const Commands& commands, const Args& args, bool dir_given) {
+    if (*commands.keygen) return cmd_keygen(args);
+    if (*commands.address) return cmd_address(args);
+    if (*commands.net_up) return cmd_net_up(args);
+    if (*commands.net_init) return cmd_net_init(args);
+    if (*commands.net_status) return cmd_net_status(args);
+    if (*commands.net_down) return cmd_net_down(args);
+    if (*commands.net_kill) return cmd_net_kill(args);
+    if (*commands.net_stop) return cmd_net_stop(args);
+    if (*commands.net_start) return cmd_net_start(args);
+    if (*commands.net_web) return cmd_net_web(args);
+    if (*commands.transfer) return cmd_transfer(args);
+    if (*commands.balance) return cmd_balance(args);
+    if (*commands.tx) return cmd_tx(args);
+    if (*commands.explain) return cmd_explain(args);
+    if (*commands.demo_traitor) return cmd_demo_traitor(args, dir_given);
+    if (*commands.bench) return cmd_bench(args);
+    if (*commands.audit) return cmd_audit(args);
+    return tc::kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"tally: a Byzantine-fault-tolerant replicated ledger — the client"};
+    app.footer(
+        "Exit codes: 0 ok, 1 failed result (the network answered no, for good), 2 usage or bad\n"
+        "input, 3 timeout or network unreachable, 4 transfer not ordered but may still apply\n"
+        "(nonce_too_high, unknown_sender: do not pay again with another nonce; see `tally tx`).\n"
+        "An ACCOUNT is 64 hex digits, a key file, or a name in DIR/accounts (alice, bob, ...).\n");
+    app.require_subcommand(1);
+    app.fallthrough();
+    Args args;
+    app.add_option("--dir", args.dir, "the network folder")->capture_default_str();
+
+    // In the order `tally --help` lists them.
+    Commands commands;
+    add_key_commands(app, args, commands);
+    add_net_commands(app, args, commands);
+    add_ledger_commands(app, args, commands);
+    add_demo_commands(app, args, commands);
+    add_explain_command(app, args, commands);
+    add_bench_command(app, args, commands);
+    add_audit_command(app, args, commands);
 
     try {
         app.parse(argc, argv);
@@ -576,54 +725,5 @@ int main(int argc, char** argv) {
         const int rc = app.exit(e);
         return rc == 0 ? tc::kExitOk : tc::kExitUsage;
     }
-
-    if (*keygen) return cmd_keygen(args);
-    if (*address) return cmd_address(args);
-    if (*up) return cmd_net_up(args);
-    if (*init) return cmd_net_init(args);
-    if (*status) return cmd_net_status(args);
-    if (*down) {
-        auto s = tc::net_down(args.dir, std::cout);
-        return s ? tc::kExitOk : fail(s.error());
-    }
-    if (*kill) {
-        auto s = tc::net_kill(args.dir, args.node, std::cout);
-        return s ? tc::kExitOk : fail(s.error());
-    }
-    if (*stop) {
-        auto s = tc::net_stop(args.dir, args.node, std::cout);
-        return s ? tc::kExitOk : fail(s.error());
-    }
-    if (*start) {
-        auto wait = tc::parse_timeout_s(args.wait_s);
-        if (!wait) return fail(wait.error());
-        auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait, "", args.recover);
-        return s ? tc::kExitOk : fail(s.error());
-    }
-    if (*web) {
-        tc::web::WebOptions options;
-        options.dir = args.dir;
-        options.host = args.web_host;
-        options.port = args.web_port;
-        options.poll_interval = std::chrono::milliseconds{args.web_poll_ms};
-        auto s = tc::web::serve(options, std::cout);
-        return s ? tc::kExitOk : fail(s.error());
-    }
-    if (*transfer) return cmd_transfer(args);
-    if (*balance) return cmd_balance(args);
-    if (*tx) return cmd_tx(args);
-    if (*explain) return cmd_explain(args);
-    if (*demo_traitor) {
-        tc::DemoOptions options;
-        options.behaviour = args.demo_behaviour;
-        options.transfers = args.demo_transfers;
-        // --dir, when given: where both networks live (else a new folder under /tmp).
-        if (app.get_option("--dir")->count() > 0) options.dir = args.dir;
-        options.keep = args.keep;
-        auto s = tc::demo_traitor(options, std::cout);
-        return s ? tc::kExitOk : fail(s.error());
-    }
-    if (*bench) return cmd_bench(args);
-    if (*audit) return cmd_audit(args);
-    return tc::kExitUsage;
+    return dispatch(commands, args, app.get_option("--dir")->count() > 0);
 }

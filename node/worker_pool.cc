@@ -246,107 +246,144 @@ void WorkerPool::pre_authenticate_batch(bft::ReplicaId from, crypto::MessageType
     for (const auto& request : pp.requests()) (void)authenticator_.authenticate(request);
 }
 
+// The steps a frame goes through, cheapest first, so that a frame refused early costs no
+// signature check; each step counts what it refuses and says so by what it returns.
 void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
     const std::string_view frame = view_of(job.frame);
-    // Sizes, version, type first: no signature work for a frame that is not one.
+    auto opened = open_unverified(job, frame);
+    if (!opened) return;
+    crypto::Envelope& env = *opened;
+    if (env.type == crypto::MessageType::kRequest) return accept_request(job, frame, here);
+    std::optional<bft::ReplicaId> from;
+    if (is_replica_type(env.type)) {
+        from = replica_sender(env);
+        if (!from) return;
+    }
+    if (!signature_holds(job, env, frame, from, here)) return;
+    switch (env.type) {
+        case crypto::MessageType::kReadRequest:
+            return accept_read(job, env, here);
+        case crypto::MessageType::kStatusRequest:
+            return accept_status_request(job, env, here);
+        default:
+            return accept_from_replica(job, std::move(env), from, here);
+    }
+}
+
+// Sizes, version, type first, and the port it came in on: no signature work for a frame that
+// is not one, or is not for this socket.
+std::optional<crypto::Envelope> WorkerPool::open_unverified(const VerifyJob& job,
+                                                            std::string_view frame) {
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
     auto opened = crypto::open(frame, header_only);
     if (!opened) {
         reject(opened.error().code, peer_label(job.routing_id) + ": " + opened.error().message);
-        return;
+        return std::nullopt;
     }
-    crypto::Envelope& env = *opened;
-    if (options_.clients_have_own_port && is_replica_type(env.type) == on_client_port(job.routing_id)) {
-        reject("wrong_port", peer_label(job.routing_id) + ": a " + std::string(crypto::type_name(env.type)) +
-                                 (is_replica_type(env.type) ? " on the clients' port"
-                                                            : " on the replicas' port"));
-        return;
+    const crypto::MessageType type = opened->type;
+    if (options_.clients_have_own_port && is_replica_type(type) == on_client_port(job.routing_id)) {
+        reject("wrong_port",
+               peer_label(job.routing_id) + ": a " + std::string(crypto::type_name(type)) +
+                   (is_replica_type(type) ? " on the clients' port" : " on the replicas' port"));
+        return std::nullopt;
     }
+    return std::move(opened).value();
+}
 
-    if (env.type == crypto::MessageType::kRequest) {
-        // One signature serves the envelope and the transaction: the authenticator checks it
-        // (and caches the verdict for when this request comes back inside a pre-prepare).
-        auto tx = authenticator_.authenticate_tx(frame);
-        if (!tx) {
-            const bool bad_signature = tx.error().code == "bad_signature";
-            reject(bad_signature ? "bad_signature" : "malformed_request",
-                   peer_label(job.routing_id) + ": " + tx.error().message);
-            if (bad_signature && on_client_port(job.routing_id))
-                deliver(here, ClientFault{std::move(job.routing_id)});
-            return;
-        }
-        const bool query = tx->kind != ledger::TxKind::kTransfer;
-        bft::ClientRequest request{bft::RequestInfo{tx->sender, tx->nonce}, std::move(tx->envelope)};
-        deliver(here, RequestIn{std::move(job.routing_id), std::move(request), tx->id, query});
+// A client's transfer or query. One signature serves the envelope and the transaction: the
+// authenticator checks it (and caches the verdict for when this request comes back inside a
+// pre-prepare).
+void WorkerPool::accept_request(VerifyJob& job, std::string_view frame, std::vector<Event>* here) {
+    auto tx = authenticator_.authenticate_tx(frame);
+    if (!tx) {
+        const bool bad_signature = tx.error().code == "bad_signature";
+        reject(bad_signature ? "bad_signature" : "malformed_request",
+               peer_label(job.routing_id) + ": " + tx.error().message);
+        if (bad_signature && on_client_port(job.routing_id))
+            deliver(here, ClientFault{std::move(job.routing_id)});
         return;
     }
+    const bool query = tx->kind != ledger::TxKind::kTransfer;
+    bft::ClientRequest request{bft::RequestInfo{tx->sender, tx->nonce}, std::move(tx->envelope)};
+    deliver(here, RequestIn{std::move(job.routing_id), std::move(request), tx->id, query});
+}
 
+// The id of the replica whose key signed a replica message: none (and counted) when the key is
+// no replica's, or is this replica's own (a frame of its own that came back).
+std::optional<bft::ReplicaId> WorkerPool::replica_sender(const crypto::Envelope& env) {
     std::optional<bft::ReplicaId> from;
-    if (is_replica_type(env.type)) {
-        for (bft::ReplicaId i = 0; i < replicas_.size(); ++i)
-            if (replicas_[i] == env.sender) from = i;
-        if (!from) {
-            reject("wrong_sender", crypto::key_to_hex(env.sender).substr(0, 16) +
-                                       "… is not a replica's key (" +
-                                       std::string(crypto::type_name(env.type)) + ")");
-            return;
-        }
-        if (*from == self_) {
-            reject("from_self", "a " + std::string(crypto::type_name(env.type)) +
-                                    " signed by this replica's own key came back");
-            return;
-        }
+    for (bft::ReplicaId i = 0; i < replicas_.size(); ++i)
+        if (replicas_[i] == env.sender) from = i;
+    if (!from) {
+        reject("wrong_sender", crypto::key_to_hex(env.sender).substr(0, 16) +
+                                   "… is not a replica's key (" +
+                                   std::string(crypto::type_name(env.type)) + ")");
+        return std::nullopt;
     }
-    // The envelope's signed bytes are everything but the trailing signature (envelope.h).
-    if (!crypto::verify(env.sender, crypto::kDomainEnvelope,
-                        frame.substr(0, frame.size() - kSignatureBytes), env.signature)) {
-        reject("bad_signature", (from ? "replica " + std::to_string(*from)
-                                      : peer_label(job.routing_id)) +
-                                    ": " + std::string(crypto::type_name(env.type)));
-        if (on_client_port(job.routing_id)) deliver(here, ClientFault{std::move(job.routing_id)});
+    if (*from == self_) {
+        reject("from_self", "a " + std::string(crypto::type_name(env.type)) +
+                                " signed by this replica's own key came back");
+        return std::nullopt;
+    }
+    return from;
+}
+
+// The envelope's signature, over everything but itself (envelope.h). A client whose frame
+// fails it is reported to the consensus thread (ClientFault), which may cut it off.
+bool WorkerPool::signature_holds(VerifyJob& job, const crypto::Envelope& env,
+                                 std::string_view frame, std::optional<bft::ReplicaId> from,
+                                 std::vector<Event>* here) {
+    if (crypto::verify(env.sender, crypto::kDomainEnvelope,
+                       frame.substr(0, frame.size() - kSignatureBytes), env.signature))
+        return true;
+    reject("bad_signature",
+           (from ? "replica " + std::to_string(*from) : peer_label(job.routing_id)) + ": " +
+               std::string(crypto::type_name(env.type)));
+    if (on_client_port(job.routing_id)) deliver(here, ClientFault{std::move(job.routing_id)});
+    return false;
+}
+
+void WorkerPool::accept_read(VerifyJob& job, const crypto::Envelope& env,
+                             std::vector<Event>* here) {
+    api::pb::ReadRequest read;
+    if (!read.ParseFromString(env.body)) {
+        reject("malformed_body", peer_label(job.routing_id) + ": a read request's body");
         return;
     }
-
-    switch (env.type) {
-        case crypto::MessageType::kReadRequest: {
-            api::pb::ReadRequest read;
-            if (!read.ParseFromString(env.body)) {
-                reject("malformed_body", peer_label(job.routing_id) + ": a read request's body");
-                return;
-            }
-            auto query = ledger::decode_tx(read.query());
-            if (!query) {
-                reject("malformed_request", peer_label(job.routing_id) + ": read: " +
-                                                query.error().message);
-                return;
-            }
-            deliver(here, ReadIn{std::move(job.routing_id), std::move(*read.mutable_query()), query->sender,
-                        query->nonce});
-            return;
-        }
-        case crypto::MessageType::kStatusRequest: {
-            api::pb::StatusRequest status;
-            if (!status.ParseFromString(env.body)) {
-                reject("malformed_body", peer_label(job.routing_id) + ": a status request's body");
-                return;
-            }
-            std::optional<crypto::Hash> explain_tx;
-            if (!status.explain_tx().empty()) {
-                if (status.explain_tx().size() != crypto::Hash{}.size()) {
-                    reject("malformed_body", peer_label(job.routing_id) + ": explain_tx is not 32 bytes");
-                    return;
-                }
-                explain_tx.emplace();
-                std::memcpy(explain_tx->data(), status.explain_tx().data(), explain_tx->size());
-            }
-            deliver(here, StatusIn{std::move(job.routing_id), status.nonce(), explain_tx,
-                                   status.recent_seqs()});
-            return;
-        }
-        default:
-            break;
+    auto query = ledger::decode_tx(read.query());
+    if (!query) {
+        reject("malformed_request",
+               peer_label(job.routing_id) + ": read: " + query.error().message);
+        return;
     }
+    deliver(here, ReadIn{std::move(job.routing_id), std::move(*read.mutable_query()), query->sender,
+                         query->nonce});
+}
+
+void WorkerPool::accept_status_request(VerifyJob& job, const crypto::Envelope& env,
+                                       std::vector<Event>* here) {
+    api::pb::StatusRequest status;
+    if (!status.ParseFromString(env.body)) {
+        reject("malformed_body", peer_label(job.routing_id) + ": a status request's body");
+        return;
+    }
+    std::optional<crypto::Hash> explain_tx;
+    if (!status.explain_tx().empty()) {
+        if (status.explain_tx().size() != crypto::Hash{}.size()) {
+            reject("malformed_body", peer_label(job.routing_id) + ": explain_tx is not 32 bytes");
+            return;
+        }
+        explain_tx.emplace();
+        std::memcpy(explain_tx->data(), status.explain_tx().data(), explain_tx->size());
+    }
+    deliver(here,
+            StatusIn{std::move(job.routing_id), status.nonce(), explain_tx, status.recent_seqs()});
+}
+
+// Everything else is for the engine, from a replica (`from`, none for a client's frame).
+void WorkerPool::accept_from_replica(VerifyJob& job, crypto::Envelope env,
+                                     std::optional<bft::ReplicaId> from, std::vector<Event>* here) {
     if (!from) {
         // kReply, kReadReply, kStatusReply: replicas send those, they never receive them.
         reject("unexpected_type", peer_label(job.routing_id) + ": a replica does not accept " +

@@ -22,7 +22,9 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
@@ -104,6 +106,17 @@ private:
     void run();
     // Verifies one frame; its event goes to `here` when given, else to the event queue.
     void verify(VerifyJob& job, std::vector<Event>* here);
+    // verify's steps, in order (worker_pool.cc). Each counts what it refuses.
+    std::optional<crypto::Envelope> open_unverified(const VerifyJob& job, std::string_view frame);
+    void accept_request(VerifyJob& job, std::string_view frame, std::vector<Event>* here);
+    std::optional<bft::ReplicaId> replica_sender(const crypto::Envelope& env);
+    bool signature_holds(VerifyJob& job, const crypto::Envelope& env, std::string_view frame,
+                         std::optional<bft::ReplicaId> from, std::vector<Event>* here);
+    void accept_read(VerifyJob& job, const crypto::Envelope& env, std::vector<Event>* here);
+    void accept_status_request(VerifyJob& job, const crypto::Envelope& env,
+                               std::vector<Event>* here);
+    void accept_from_replica(VerifyJob& job, crypto::Envelope env,
+                             std::optional<bft::ReplicaId> from, std::vector<Event>* here);
     void deliver(std::vector<Event>* here, Event event);
     void sign(SignJob& job);
     void sign_batch(BatchSignJob& job);

@@ -95,16 +95,36 @@ uint64_t read_be64(std::string_view bytes) {
     return v;
 }
 
+// A slot key's layout: prefix | seq (8) | view (8) | kind (1), numbers big-endian.
+constexpr size_t kSlotKeySeqAt = 1;
+constexpr size_t kSlotKeyViewAt = kSlotKeySeqAt + 8;
+constexpr size_t kSlotKeyKindAt = kSlotKeyViewAt + 8;
+constexpr size_t kSlotKeyBytes = kSlotKeyKindAt + 1;
+
 std::string slot_key(uint64_t seq, uint64_t view, char kind) {
     return std::string(1, kKeySlotPrefix) + be64(seq) + be64(view) + std::string(1, kind);
 }
 
 std::optional<SlotKey> parse_slot_key(std::string_view key) {
-    constexpr size_t kSize = 1 + 8 + 8 + 1;
-    if (key.size() != kSize || key[0] != kKeySlotPrefix) return std::nullopt;
-    const char kind = key[kSize - 1];
+    if (key.size() != kSlotKeyBytes || key[0] != kKeySlotPrefix) return std::nullopt;
+    const char kind = key[kSlotKeyKindAt];
     if (kind != kSlotAccepted && kind != kSlotPrepared && kind != kSlotCommitted) return std::nullopt;
-    return SlotKey{read_be64(key.substr(1, 8)), read_be64(key.substr(9, 8)), kind};
+    return SlotKey{read_be64(key.substr(kSlotKeySeqAt, 8)),
+                   read_be64(key.substr(kSlotKeyViewAt, 8)), kind};
+}
+
+// The view record's layout: view (8, big-endian) | active (1).
+constexpr size_t kViewRecordActiveAt = 8;
+
+std::string view_record(const ViewRecord& record) {
+    return be64(record.view) + std::string(1, record.active ? 1 : 0);
+}
+
+ViewRecord parse_view_record(std::string_view value) {
+    ViewRecord record;
+    record.view = read_be64(value);
+    record.active = value.size() > kViewRecordActiveAt ? value[kViewRecordActiveAt] != 0 : true;
+    return record;
 }
 
 std::string slot_key_bound(uint64_t seq) { return std::string(1, kKeySlotPrefix) + be64(seq); }

@@ -52,6 +52,16 @@ inline constexpr char kSlotAccepted = 'a';                 // PreparedProof{pre-
 inline constexpr char kSlotPrepared = 'b';                 // PreparedProof: the certificate
 inline constexpr char kSlotCommitted = 'c';                // CommittedProof: what was decided
 std::string slot_key(uint64_t seq, uint64_t view, char kind);
+// The view record's value: be64(view) | 1 byte, nonzero when the replica was in that view
+// (0: it was changing views, towards view + 1 or beyond).
+struct ViewRecord {
+    uint64_t view = 0;
+    bool active = true;
+};
+std::string view_record(const ViewRecord& record);
+// Lenient: check_stored_records refuses any but 8 or 9 bytes before a restart reads it. Without
+// the last byte, active; shorter than 8 bytes, view 0.
+ViewRecord parse_view_record(std::string_view value);
 // A slot record's key read back: none when `key` is not one slot_key() makes (a kind it
 // does not write included).
 struct SlotKey {

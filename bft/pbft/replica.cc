@@ -196,33 +196,67 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // The water mark is the stored, proven stable checkpoint, or 0 without one: a VIEW-CHANGE
     // may only claim a checkpoint its sender can prove. The ledger's last block may lie above it.
     low_ = 0;
-    bool view_known = false;
+    const bool view_known = load_view_record(records);
+    const std::optional<pb::StableCheckpoint> stable = load_stable_record(records);
+    const uint64_t stable_seq = stable ? stable->seq() : 0;
+    // The log holds slots in (h, h + 2L] only.
+    const uint64_t reach =
+        stable_seq + std::min(2 * config_.watermark_window, UINT64_MAX - stable_seq);
+    load_slots(records, stable_seq, reach, executed_seq);
+    if (certificate_of)
+        restore_decided_from_ledger(certificate_of, stable_seq, reach, executed_seq);
+    if (stable) restore_stable_checkpoint(*stable, executed_seq, out);
+    reenter_view(view_known);
+    // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
+    // signing it is in memory only): sign it again, or with every replica restarted at h + L
+    // no checkpoint would ever become stable and the full window would stall the network.
+    if (!fetching_state_ && executed_seq > low_ && executed_seq % config_.checkpoint_interval == 0)
+        send_checkpoint(executed_seq, digest, out);
+    // Batches decided before the crash but not executed by the ledger execute now.
+    deliver(out);
+    return with_certificates(std::move(out));
+}
+
+bool Replica::load_view_record(const std::vector<std::pair<std::string, std::string>>& records) {
+    bool known = false;
+    for (const auto& [key, value] : records) {
+        if (key != kKeyView) continue;
+        const ViewRecord record = parse_view_record(value);
+        view_ = record.view;
+        active_ = record.active;
+        known = true;
+    }
+    return known;
+}
+
+std::optional<pb::StableCheckpoint> Replica::load_stable_record(
+    const std::vector<std::pair<std::string, std::string>>& records) {
     std::optional<pb::StableCheckpoint> stable;
     for (const auto& [key, value] : records) {
-        if (key == kKeyStable) {
-            pb::StableCheckpoint record;
-            if (record.ParseFromString(value) && record.seq() > 0 &&
-                valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()), record.proof()))
-                stable = std::move(record);
-            else
-                detect(config_.id, "bad_record");
-        } else if (key == kKeyView) {
-            view_ = read_be64(value);
-            active_ = value.size() > 8 ? value[8] != 0 : true;
-            view_known = true;
-        }
+        if (key != kKeyStable) continue;
+        pb::StableCheckpoint record;
+        if (record.ParseFromString(value) && record.seq() > 0 &&
+            valid_checkpoint_proof(record.seq(), hash_from_bytes(record.state_digest()),
+                                   record.proof()))
+            stable = std::move(record);
+        else
+            detect(config_.id, "bad_record");
     }
-    // Every slot above the stable checkpoint comes back, executed ones included: until a
-    // checkpoint is stable, this replica's prepared certificates are what makes a later view
-    // change keep the batches it executed (a VIEW-CHANGE without them lets a new view fill
-    // those slots with other batches), and what was decided there is what it must never
-    // contradict.
-    // The log holds slots in (h, h + 2L] only. The node refuses a store with slots beyond its
-    // stable record's reach (check_stored_records), but cannot check that record's proof: one
-    // whose proof fails here is damage too (reported), and the slots beyond the h it leaves are
-    // not loaded (found by fuzzing, tests/fuzz/fuzz_store.cc: they broke that invariant).
-    const uint64_t stable_seq = stable ? stable->seq() : 0;
-    const uint64_t reach = stable_seq + std::min(2 * config_.watermark_window, UINT64_MAX - stable_seq);
+    return stable;
+}
+
+// Every slot above the stable checkpoint comes back, executed ones included: until a
+// checkpoint is stable, this replica's prepared certificates are what makes a later view
+// change keep the batches it executed (a VIEW-CHANGE without them lets a new view fill
+// those slots with other batches), and what was decided there is what it must never
+// contradict.
+// The log holds slots in (h, h + 2L] only (`reach` is h + 2L). The node refuses a store with
+// slots beyond its stable record's reach (check_stored_records), but cannot check that
+// record's proof: one whose proof fails here is damage too (reported), and the slots beyond
+// the h it leaves are not loaded (found by fuzzing, tests/fuzz/fuzz_store.cc: they broke that
+// invariant).
+void Replica::load_slots(const std::vector<std::pair<std::string, std::string>>& records,
+                         uint64_t stable_seq, uint64_t reach, uint64_t executed_seq) {
     for (const auto& [key, value] : records) {
         const auto slot = parse_slot_key(key);
         if (!slot) continue;
@@ -232,49 +266,57 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
         }
         if (slot->seq > stable_seq) load_slot(slot->seq, slot->view, slot->kind, value, executed_seq);
     }
-    // An executed batch whose commit record the store lost (written unsynced, and the power
-    // went) is decided all the same: the ledger keeps its certificate with the block. Without
-    // it this replica could not answer a FETCH-STATE for that batch, and a peer that missed
-    // it, with no checkpoint above to transfer, would stay behind for good (seed 6455629450:
-    // every replica lost power after seq 3; the one that had missed seq 3 never got it).
-    // Only within (h, h + 2L], where the log may hold a slot: a ledger further ahead of the
-    // stable checkpoint than that (a store set aside by --recover beside a ledger past 2L, found
-    // by fuzzing: tests/fuzz/fuzz_store.cc) restores nothing there; its peers serve those
-    // batches, and its checkpoints move h up to them.
-    if (certificate_of) {
-        const uint64_t window = config_.watermark_window;
-        const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
-        for (uint64_t seq = above + 1; seq <= std::min(executed_seq, reach); ++seq) {
-            if (auto it = log_.find(seq); it != log_.end() && it->second.decided) continue;
-            const std::string certificate = certificate_of(seq);
-            // A block without one (installed by a state transfer) has nothing to restore.
-            if (!certificate.empty() && !restore_decided(seq, std::nullopt, certificate))
-                detect(config_.id, "bad_ledger_certificate");
-        }
+}
+
+// An executed batch whose commit record the store lost (written unsynced, and the power
+// went) is decided all the same: the ledger keeps its certificate with the block. Without
+// it this replica could not answer a FETCH-STATE for that batch, and a peer that missed
+// it, with no checkpoint above to transfer, would stay behind for good (seed 6455629450:
+// every replica lost power after seq 3; the one that had missed seq 3 never got it).
+// Only within (h, h + 2L], where the log may hold a slot: a ledger further ahead of the
+// stable checkpoint than that (a store set aside by --recover beside a ledger past 2L, found
+// by fuzzing: tests/fuzz/fuzz_store.cc) restores nothing there; its peers serve those
+// batches, and its checkpoints move h up to them.
+void Replica::restore_decided_from_ledger(const CertificateOf& certificate_of, uint64_t stable_seq,
+                                          uint64_t reach, uint64_t executed_seq) {
+    const uint64_t window = config_.watermark_window;
+    const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
+    for (uint64_t seq = above + 1; seq <= std::min(executed_seq, reach); ++seq) {
+        if (auto it = log_.find(seq); it != log_.end() && it->second.decided) continue;
+        const std::string certificate = certificate_of(seq);
+        // A block without one (installed by a state transfer) has nothing to restore.
+        if (!certificate.empty() && !restore_decided(seq, std::nullopt, certificate))
+            detect(config_.id, "bad_ledger_certificate");
     }
-    if (stable) {
-        // The water mark this replica can prove (a VIEW-CHANGE must carry the proof).
-        const crypto::Hash d = hash_from_bytes(stable->state_digest());
-        std::vector<std::string> proof(stable->proof().begin(), stable->proof().end());
-        for (const auto& e : proof) {
-            ReplicaId sender = 0;
-            if (open_from(e, crypto::MessageType::kCheckpoint, &sender)) checkpoints_[stable->seq()][d][sender] = e;
-        }
-        if (stable->seq() > executed_seq) {
-            // The ledger lost blocks the network had made stable (a machine crash before its
-            // WAL reached the disk): fetch that state from peers.
-            make_stable(stable->seq(), d, std::move(proof), out);
-        } else {
-            low_ = stable->seq();
-            low_digest_ = d;
-            low_proof_ = std::move(proof);
-            // Its own CHECKPOINT, if the proof holds it, is its newest again: the heartbeat
-            // (catch_up.cc) carries it, so that a replica that missed the checkpoint learns of
-            // it from an idle network whose every replica restarted since.
-            if (checkpoints_[low_][d].count(config_.id)) own_checkpoints_[low_] = d;
-        }
+}
+
+// The water mark this replica can prove (a VIEW-CHANGE must carry the proof).
+void Replica::restore_stable_checkpoint(const pb::StableCheckpoint& stable, uint64_t executed_seq,
+                                        Output& out) {
+    const crypto::Hash d = hash_from_bytes(stable.state_digest());
+    std::vector<std::string> proof(stable.proof().begin(), stable.proof().end());
+    for (const auto& e : proof) {
+        ReplicaId sender = 0;
+        if (open_from(e, crypto::MessageType::kCheckpoint, &sender))
+            checkpoints_[stable.seq()][d][sender] = e;
     }
-    // A restarted replica re-enters its view; it learns newer views from its peers.
+    if (stable.seq() > executed_seq) {
+        // The ledger lost blocks the network had made stable (a machine crash before its
+        // WAL reached the disk): fetch that state from peers.
+        make_stable(stable.seq(), d, std::move(proof), out);
+    } else {
+        low_ = stable.seq();
+        low_digest_ = d;
+        low_proof_ = std::move(proof);
+        // Its own CHECKPOINT, if the proof holds it, is its newest again: the heartbeat
+        // (catch_up.cc) carries it, so that a replica that missed the checkpoint learns of
+        // it from an idle network whose every replica restarted since.
+        if (checkpoints_[low_][d].count(config_.id)) own_checkpoints_[low_] = d;
+    }
+}
+
+// A restarted replica re-enters its view; it learns newer views from its peers.
+void Replica::reenter_view(bool view_known) {
     progress_tick_ = now_;
     // The restart rule (replica.h): silent where it may have voted before. The view record is
     // synced before this replica's first vote in a view, so without one it never voted; and a
@@ -286,15 +328,8 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // so only progress beyond that counts towards the rejoin rule (not its peers' heartbeats,
     // which repeat their newest commit, of whatever view).
     if (!active_)
-        left_view_at_seq_ = std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
-    // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
-    // signing it is in memory only): sign it again, or with every replica restarted at h + L
-    // no checkpoint would ever become stable and the full window would stall the network.
-    if (!fetching_state_ && executed_seq > low_ && executed_seq % config_.checkpoint_interval == 0)
-        send_checkpoint(executed_seq, digest, out);
-    // Batches decided before the crash but not executed by the ledger execute now.
-    deliver(out);
-    return with_certificates(std::move(out));
+        left_view_at_seq_ =
+            std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
 }
 
 void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq) {

@@ -130,6 +130,23 @@ private:
     uint64_t answer_interval_ticks() const { return std::max<uint64_t>(1, config_.retransmit_ticks / 2); }
     bool may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer);
     void forget_delivered(uint64_t through_seq);  // executed: no longer "executing now"
+    // Restart (on_start's steps, in order). The view record's view and whether it was in it
+    // (active_); false without one.
+    bool load_view_record(const std::vector<std::pair<std::string, std::string>>& records);
+    // The stored stable checkpoint, if its proof holds (one that does not is reported).
+    std::optional<pb::StableCheckpoint> load_stable_record(
+        const std::vector<std::pair<std::string, std::string>>& records);
+    // The slot records in (stable_seq, reach] back into the log; those above reach are reported.
+    void load_slots(const std::vector<std::pair<std::string, std::string>>& records,
+                    uint64_t stable_seq, uint64_t reach, uint64_t executed_seq);
+    // Executed batches whose commit records the store lost, decided again from the ledger's
+    // certificates.
+    void restore_decided_from_ledger(const CertificateOf& certificate_of, uint64_t stable_seq,
+                                     uint64_t reach, uint64_t executed_seq);
+    // The low water mark and its proof from the stable record (or a state fetch up to it).
+    void restore_stable_checkpoint(const pb::StableCheckpoint& stable, uint64_t executed_seq,
+                                   Output& out);
+    void reenter_view(bool view_known);  // the restart rule (see silent_through_view_)
     // Restart: rebuilds the log from the store's slot records above the stable checkpoint.
     void load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq);
     // Decides `seq` from `certificate` (a pb::CommittedProof) at a restart: false when it

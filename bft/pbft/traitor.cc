@@ -42,6 +42,53 @@ std::string with_normal_case(const crypto::KeyPair& key, const crypto::Envelope&
     return crypto::seal(key, env.type, vote.SerializeAsString());
 }
 
+// The envelope of `msg` replaced by `bytes` (unless empty: a rewrite that did not decode sends
+// the message as it was), then sent.
+void send_as(Outgoing msg, std::string bytes, std::vector<Outgoing>& sent) {
+    if (!bytes.empty()) msg.envelope = std::move(bytes);
+    sent.push_back(std::move(msg));
+}
+
+// A prepare or commit to every replica: what equivocate and double-vote withhold.
+bool is_broadcast_vote(const Outgoing& msg, const crypto::Envelope& env) {
+    return (env.type == MessageType::kPrepare || env.type == MessageType::kCommit) &&
+           msg.to == bft::kAllReplicas;
+}
+
+// bad-signature: one flipped bit in the signature, which closes the envelope.
+void corrupt_signature(Outgoing msg, std::vector<Outgoing>& sent) {
+    msg.envelope.back() = static_cast<char>(msg.envelope.back() ^ 0x01);
+    sent.push_back(std::move(msg));
+}
+
+// The header changes of with_normal_case, one per lie.
+// wrong-digest: the hash of the digest, which no batch has.
+void name_digest_of_nothing(uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare*) {
+    *digest = bft::pbft::hash_bytes(crypto::sha256(*digest));
+}
+
+// stale-view: the view before (in view 0, sequence 0).
+void step_back_a_view(uint64_t* view, uint64_t* seq, std::string*, pb::PrePrepare*) {
+    if (*view > 0)
+        *view -= 1;
+    else
+        *seq = 0;
+}
+
+// future-view: a view 1000 ahead.
+void jump_views_ahead(uint64_t* view, uint64_t*, std::string*, pb::PrePrepare*) { *view += 1000; }
+
+// forge-client: a pre-prepare's batch gains a copy of its first request with a signature the
+// client never made, and the digest names the grown batch. Votes (no batch) go out unchanged.
+void add_forged_request(uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare* pp) {
+    if (!pp || pp->requests().empty()) return;
+    std::string forged = pp->requests(0);
+    forged.back() = static_cast<char>(forged.back() ^ 0x01);  // a signature the client never made
+    pp->add_requests(forged);
+    std::vector<std::string> batch(pp->requests().begin(), pp->requests().end());
+    *digest = bft::pbft::hash_bytes(bft::pbft::batch_digest(batch));
+}
+
 }  // namespace
 
 TraitorEngine::TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behaviour> behaviours,
@@ -102,108 +149,113 @@ void TraitorEngine::rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>
         sent.push_back(std::move(msg));
         return;
     }
-    auto reseal = [&](std::string bytes) {
-        if (!bytes.empty()) msg.envelope = std::move(bytes);
-        sent.push_back(std::move(msg));
-    };
     switch (b) {
         case Behaviour::kSilent:
             return;
         case Behaviour::kBadSignature:
-            msg.envelope.back() = static_cast<char>(msg.envelope.back() ^ 0x01);
-            return reseal({});
+            return corrupt_signature(std::move(msg), sent);
         case Behaviour::kWrongDigest:
-            if (!is_normal_case(env->type)) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare*) {
-                *digest = bft::pbft::hash_bytes(crypto::sha256(*digest));
-            }));
+            return change_normal_case(std::move(msg), *env, name_digest_of_nothing, sent);
         case Behaviour::kStaleView:
-            if (!is_normal_case(env->type)) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t* view, uint64_t* seq, std::string*, pb::PrePrepare*) {
-                if (*view > 0) *view -= 1; else *seq = 0;
-            }));
+            return change_normal_case(std::move(msg), *env, step_back_a_view, sent);
         case Behaviour::kFutureView:
-            if (!is_normal_case(env->type)) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t* view, uint64_t*, std::string*, pb::PrePrepare*) {
-                *view += 1000;
-            }));
-        case Behaviour::kReplay: {
-            std::vector<Outgoing> old;
-            if (!sent_before_.empty()) {
-                std::uniform_int_distribution<size_t> pick(0, sent_before_.size() - 1);
-                for (int i = 0; i < 2; ++i) old.push_back(sent_before_[pick(rng_)]);
-            }
-            sent_before_.push_back(msg);
-            if (sent_before_.size() > kReplayKept) sent_before_.pop_front();
-            sent.push_back(std::move(msg));
-            for (auto& o : old) sent.push_back(std::move(o));
-            return;
-        }
+            return change_normal_case(std::move(msg), *env, jump_views_ahead, sent);
+        case Behaviour::kReplay:
+            return replay_old(std::move(msg), sent);
         case Behaviour::kForgeClient:
-            if (env->type != MessageType::kPrePrepare) return reseal({});
-            return reseal(with_normal_case(key_, *env, [](uint64_t*, uint64_t*, std::string* digest, pb::PrePrepare* pp) {
-                if (!pp || pp->requests().empty()) return;
-                std::string forged = pp->requests(0);
-                forged.back() = static_cast<char>(forged.back() ^ 0x01);  // a signature the client never made
-                pp->add_requests(forged);
-                std::vector<std::string> batch(pp->requests().begin(), pp->requests().end());
-                *digest = bft::pbft::hash_bytes(bft::pbft::batch_digest(batch));
-            }));
-        case Behaviour::kLyingCheckpoint: {
-            if (env->type != MessageType::kCheckpoint) return reseal({});
-            pb::Checkpoint cp;
-            if (!cp.ParseFromString(env->body)) return reseal({});
-            cp.set_state_digest(bft::pbft::hash_bytes(crypto::sha256(cp.state_digest())));
-            return reseal(crypto::seal(key_, env->type, cp.SerializeAsString()));
-        }
+            if (env->type != MessageType::kPrePrepare) return send_as(std::move(msg), {}, sent);
+            return change_normal_case(std::move(msg), *env, add_forged_request, sent);
+        case Behaviour::kLyingCheckpoint:
+            return lie_in_checkpoint(std::move(msg), *env, sent);
         case Behaviour::kLyingVote:
-        case Behaviour::kLyingViewChange: {
-            if (env->type != MessageType::kViewChange) return reseal({});
-            pb::ViewChange vc;
-            if (!vc.ParseFromString(env->body)) return reseal({});
-            vc.clear_prepared();  // hides what prepared here ...
-            pb::PrePrepare fake;  // ... and claims a certificate no primary signed
-            fake.set_view(vc.new_view() > 0 ? vc.new_view() - 1 : 0);
-            fake.set_seq(vc.stable_seq() + 1);
-            fake.set_digest(bft::pbft::hash_bytes(bft::pbft::batch_digest({})));
-            vc.add_prepared()->set_pre_prepare(
-                crypto::seal(key_, MessageType::kPrePrepareHeader, fake.SerializeAsString()));
-            return reseal(crypto::seal(key_, env->type, vc.SerializeAsString()));
-        }
-        case Behaviour::kEquivocate: {
-            // Its honest votes go to no one: each peer gets, by echo_votes, a vote for the
-            // digest that peer voted for, and only that one.
-            if ((env->type == MessageType::kPrepare || env->type == MessageType::kCommit) &&
-                msg.to == bft::kAllReplicas)
-                return;
-            if (env->type != MessageType::kPrePrepare || msg.to != bft::kAllReplicas) return reseal({});
-            pb::PrePrepare pp;
-            if (!pp.ParseFromString(env->body) || pp.requests().empty()) return reseal({});
-            // Backup number k gets the batch with k extra copies of its last request: a
-            // different digest for each, every request still validly signed.
-            uint32_t k = 0;
-            for (ReplicaId to = 0; to < replicas_.size(); ++to) {
-                if (to == id_) continue;
-                pb::PrePrepare variant = pp;
-                for (uint32_t i = 0; i < k; ++i) variant.add_requests(pp.requests(pp.requests_size() - 1));
-                std::vector<std::string> batch(variant.requests().begin(), variant.requests().end());
-                sent.push_back(Outgoing{to, seal_pre_prepare(key_, pp.view(), pp.seq(), batch_digest(batch), batch)});
-                ++k;
-            }
-            return;
-        }
-        case Behaviour::kFalseAck:
-            return reseal({});  // (its lie is in on_message)
+        case Behaviour::kLyingViewChange:
+            return lie_in_view_change(std::move(msg), *env, sent);
+        case Behaviour::kEquivocate:
+            return equivocate(std::move(msg), *env, sent);
         case Behaviour::kDoubleVote:
-            // Its honest votes go to no one; echo_votes answers each peer in its own words.
-            if ((env->type == MessageType::kPrepare || env->type == MessageType::kCommit) &&
-                msg.to == bft::kAllReplicas)
-                return;
-            return reseal({});
-        case Behaviour::kWrongReply:
-        case Behaviour::kLyingSnapshot:
-        case Behaviour::kRandom:
-            return reseal({});
+            // Its broadcast votes go to no one; echo_votes answers each peer in its own words.
+            if (is_broadcast_vote(msg, *env)) return;
+            return send_as(std::move(msg), {}, sent);
+        case Behaviour::kFalseAck:       // its lie is in on_message
+        case Behaviour::kWrongReply:     // not PBFT's messages: node/traitor.h
+        case Behaviour::kLyingSnapshot:  // not PBFT's messages: node/traitor.h
+        case Behaviour::kRandom:         // rewrite turns it into one of the others, or honesty
+            return send_as(std::move(msg), {}, sent);
+    }
+}
+
+// Each behaviour below turns one message the honest engine wants to send into what goes out
+// instead: `msg` itself (changed or not), nothing, or several messages. `env` is `msg` opened.
+
+// wrong-digest, stale-view, future-view, forge-client: a normal-case message with `change`
+// made to its header (and batch), re-signed; as it was if it is not one or does not decode.
+void TraitorEngine::change_normal_case(Outgoing msg, const crypto::Envelope& env,
+                                       HeaderChange change, std::vector<Outgoing>& sent) {
+    send_as(std::move(msg),
+            is_normal_case(env.type) ? with_normal_case(key_, env, change) : std::string(), sent);
+}
+
+// replay: the message goes out, and with it two it sent before (chosen by the seed).
+void TraitorEngine::replay_old(Outgoing msg, std::vector<Outgoing>& sent) {
+    std::vector<Outgoing> old;
+    if (!sent_before_.empty()) {
+        std::uniform_int_distribution<size_t> pick(0, sent_before_.size() - 1);
+        for (int i = 0; i < 2; ++i) old.push_back(sent_before_[pick(rng_)]);
+    }
+    sent_before_.push_back(msg);
+    if (sent_before_.size() > kReplayKept) sent_before_.pop_front();
+    sent.push_back(std::move(msg));
+    for (auto& o : old) sent.push_back(std::move(o));
+}
+
+// lying-checkpoint: a checkpoint names a digest of its state digest, which no state has.
+void TraitorEngine::lie_in_checkpoint(Outgoing msg, const crypto::Envelope& env,
+                                      std::vector<Outgoing>& sent) {
+    if (env.type != MessageType::kCheckpoint) return send_as(std::move(msg), {}, sent);
+    pb::Checkpoint cp;
+    if (!cp.ParseFromString(env.body)) return send_as(std::move(msg), {}, sent);
+    cp.set_state_digest(bft::pbft::hash_bytes(crypto::sha256(cp.state_digest())));
+    send_as(std::move(msg), crypto::seal(key_, env.type, cp.SerializeAsString()), sent);
+}
+
+// lying-view-change (and PBFT's lying-vote): a view change hides what prepared here and claims
+// a certificate no primary signed.
+void TraitorEngine::lie_in_view_change(Outgoing msg, const crypto::Envelope& env,
+                                       std::vector<Outgoing>& sent) {
+    if (env.type != MessageType::kViewChange) return send_as(std::move(msg), {}, sent);
+    pb::ViewChange vc;
+    if (!vc.ParseFromString(env.body)) return send_as(std::move(msg), {}, sent);
+    vc.clear_prepared();  // hides what prepared here ...
+    pb::PrePrepare fake;  // ... and claims a certificate no primary signed
+    fake.set_view(vc.new_view() > 0 ? vc.new_view() - 1 : 0);
+    fake.set_seq(vc.stable_seq() + 1);
+    fake.set_digest(bft::pbft::hash_bytes(bft::pbft::batch_digest({})));
+    vc.add_prepared()->set_pre_prepare(
+        crypto::seal(key_, MessageType::kPrePrepareHeader, fake.SerializeAsString()));
+    send_as(std::move(msg), crypto::seal(key_, env.type, vc.SerializeAsString()), sent);
+}
+
+// equivocate: its broadcast votes go to no one (each peer gets, by echo_votes, a vote for the
+// digest that peer voted for, and only that one), and as primary each backup gets its own batch.
+void TraitorEngine::equivocate(Outgoing msg, const crypto::Envelope& env,
+                               std::vector<Outgoing>& sent) {
+    if (is_broadcast_vote(msg, env)) return;
+    if (env.type != MessageType::kPrePrepare || msg.to != bft::kAllReplicas)
+        return send_as(std::move(msg), {}, sent);
+    pb::PrePrepare pp;
+    if (!pp.ParseFromString(env.body) || pp.requests().empty())
+        return send_as(std::move(msg), {}, sent);
+    // Backup number k gets the batch with k extra copies of its last request: a
+    // different digest for each, every request still validly signed.
+    uint32_t k = 0;
+    for (ReplicaId to = 0; to < replicas_.size(); ++to) {
+        if (to == id_) continue;
+        pb::PrePrepare variant = pp;
+        for (uint32_t i = 0; i < k; ++i) variant.add_requests(pp.requests(pp.requests_size() - 1));
+        std::vector<std::string> batch(variant.requests().begin(), variant.requests().end());
+        sent.push_back(
+            Outgoing{to, seal_pre_prepare(key_, pp.view(), pp.seq(), batch_digest(batch), batch)});
+        ++k;
     }
 }
 

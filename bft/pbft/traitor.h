@@ -47,6 +47,10 @@
 
 namespace tally::bft::pbft {
 
+namespace pb {
+class PrePrepare;
+}
+
 class TraitorEngine final : public TraitorBase<Engine> {
 public:
     TraitorEngine(std::unique_ptr<Engine> honest, std::vector<Behaviour> behaviours,
@@ -59,6 +63,15 @@ private:
     Output rewrite(Output out) override;
     // Rewrites one message; appends what goes out instead (possibly nothing, or several).
     void rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>& sent);
+    // One behaviour each (traitor.cc): `msg` opened is `env`; what goes out is appended to `sent`.
+    using HeaderChange = void (*)(uint64_t* view, uint64_t* seq, std::string* digest,
+                                  pb::PrePrepare* pp);
+    void change_normal_case(Outgoing msg, const crypto::Envelope& env, HeaderChange change,
+                            std::vector<Outgoing>& sent);
+    void replay_old(Outgoing msg, std::vector<Outgoing>& sent);
+    void lie_in_checkpoint(Outgoing msg, const crypto::Envelope& env, std::vector<Outgoing>& sent);
+    void lie_in_view_change(Outgoing msg, const crypto::Envelope& env, std::vector<Outgoing>& sent);
+    void equivocate(Outgoing msg, const crypto::Envelope& env, std::vector<Outgoing>& sent);
     void echo_votes(ReplicaId from, const crypto::Envelope& envelope, Output& out);
     std::optional<Behaviour> pick_random();  // nullopt: this message goes out honestly
 

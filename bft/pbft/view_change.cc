@@ -59,7 +59,8 @@ void Replica::tick_view_change(Output& out) {
 }
 
 void Replica::persist_view(Output& out) {
-    out.persist.push_back(PersistPut{std::string(kKeyView), be64(view_) + std::string(1, active_ ? 1 : 0)});
+    out.persist.push_back(
+        PersistPut{std::string(kKeyView), view_record(ViewRecord{view_, active_})});
     out.sync = true;
     view_recorded_ = true;
 }

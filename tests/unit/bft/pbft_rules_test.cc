@@ -80,6 +80,20 @@ TEST(PbftRecords, ASlotKeyReadsBackAndAnythingElseIsNone) {
     EXPECT_FALSE(parse_slot_key(slot_key(1, 0, kSlotAccepted) + "x").has_value());
 }
 
+// The view record reads back as what made it; one without its last byte (8 bytes) is a
+// replica that was in its view.
+TEST(PbftRecords, AViewRecordReadsBackAndWithoutItsLastByteIsActive) {
+    for (bool active : {true, false}) {
+        const ViewRecord record = parse_view_record(view_record(ViewRecord{7, active}));
+        EXPECT_EQ(record.view, 7u);
+        EXPECT_EQ(record.active, active);
+    }
+    EXPECT_EQ(view_record(ViewRecord{7, false}).size(), 9u);
+    const ViewRecord old = parse_view_record(be64(5));
+    EXPECT_EQ(old.view, 5u);
+    EXPECT_TRUE(old.active);
+}
+
 TEST(PbftNormalCase, ABackupPersistsWhatItSignsBeforeSendingThePrepare) {
     Harness h(1);
     Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
