@@ -137,8 +137,9 @@ Result<crypto::Hash> parse_tx_id(std::string_view text) {
     return *id;
 }
 
-Result<Duration> parse_timeout_s(double seconds) {
-    if (!(seconds > 0) || seconds > 86'400) return usage("--timeout must be between 0 and 86400 seconds");
+Result<Duration> parse_timeout_s(double seconds, std::string_view option) {
+    if (!(seconds > 0) || seconds > 86'400)
+        return usage(std::string(option) + " must be between 0 and 86400 seconds");
     return Duration{static_cast<int64_t>(seconds * 1000.0 + 0.5)};
 }
 

@@ -51,8 +51,8 @@ Result<uint64_t> parse_u64(std::string_view text, std::string_view what, uint64_
 // A transaction id: 64 hex digits.
 Result<crypto::Hash> parse_tx_id(std::string_view text);
 
-// A timeout in seconds (> 0, at most a day) as milliseconds.
-Result<Duration> parse_timeout_s(double seconds);
+// A timeout in seconds (> 0, at most a day) as milliseconds; the error names `option`.
+Result<Duration> parse_timeout_s(double seconds, std::string_view option = "--timeout");
 
 // Loads DIR/network.json; a missing one says how to start a network.
 Result<node::api::NetworkConfig> load_network(const std::string& dir);

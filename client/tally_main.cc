@@ -133,7 +133,7 @@ int cmd_net_up(const Args& args) {
     options.protocol = args.protocol;
     options.traitors = args.traitors;
     options.ballast = args.ballast;
-    auto wait = tc::parse_timeout_s(args.wait_s);
+    auto wait = tc::parse_timeout_s(args.wait_s, "--wait");
     if (!wait) return fail(wait.error());
     options.ready_timeout = *wait;
     if (auto s = tc::net_up(options, std::cout, std::cerr); !s) return fail(s.error());
@@ -164,7 +164,7 @@ int cmd_net_init(const Args& args) {
 int cmd_net_status(const Args& args) {
     auto client = connect(args);
     if (!client) return fail(client.error());
-    auto wait = tc::parse_timeout_s(args.status_wait_s);
+    auto wait = tc::parse_timeout_s(args.status_wait_s, "--wait");
     if (!wait) return fail(wait.error());
     auto statuses = (*client)->status(*wait);
     if (!statuses) return fail(statuses.error());
@@ -195,7 +195,7 @@ int cmd_net_stop(const Args& args) {
 }
 
 int cmd_net_start(const Args& args) {
-    auto wait = tc::parse_timeout_s(args.wait_s);
+    auto wait = tc::parse_timeout_s(args.wait_s, "--wait");
     if (!wait) return fail(wait.error());
     auto s = tc::net_start(args.dir, args.node, std::cout, std::cerr, *wait, "", args.recover);
     return s ? tc::kExitOk : fail(s.error());

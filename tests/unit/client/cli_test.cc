@@ -117,6 +117,17 @@ TEST(Cli, NumbersAreWholeAndInRange) {
     EXPECT_NE(zero.error().message.find("at least 1"), std::string::npos);
 }
 
+TEST(Cli, ATimeoutOutOfRangeNamesTheOptionItCameFrom) {
+    EXPECT_EQ(*parse_timeout_s(1.5), Duration{1'500});
+    for (double bad : {0.0, -1.0, 86'401.0}) {
+        auto wait = parse_timeout_s(bad, "--wait");
+        ASSERT_FALSE(wait.ok()) << bad;
+        EXPECT_EQ(wait.error().message, "--wait must be between 0 and 86400 seconds");
+        EXPECT_EQ(exit_code_for(wait.error()), kExitUsage);
+    }
+    EXPECT_NE(parse_timeout_s(0).error().message.find("--timeout"), std::string::npos);
+}
+
 TEST(Cli, TransactionIdsAreSixtyFourHexDigits) {
     const auto id = crypto::sha256("x");
     auto ok = parse_tx_id(crypto::to_hex(id));
