@@ -11,7 +11,7 @@
 #include <algorithm>
 
 #include "bft/pbft/certificate.h"
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 namespace tally::bft::pbft {
 
@@ -20,7 +20,7 @@ constexpr size_t kBatchesPerReply = 16;
 constexpr size_t kRetransmitSlotsMax = 32;
 }  // namespace
 
-void Replica::tick_catch_up(Output& out) {
+void PbftEngine::tick_catch_up(Output& out) {
     if (now_ - last_retransmit_tick_ < config_.retransmit_ticks) return;
     last_retransmit_tick_ = now_;
 
@@ -72,7 +72,7 @@ void Replica::tick_catch_up(Output& out) {
     }
 }
 
-void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out) {
+void PbftEngine::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchState req;
     if (!decode(env.body, req)) return detect(from, "malformed");
     // An answer carries up to kBatchesPerReply batches: one per peer per answer_interval_ticks().
@@ -96,7 +96,7 @@ void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output
     out.send.push_back(Outgoing{from, seal(crypto::MessageType::kState, reply)});
 }
 
-void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
+void PbftEngine::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::StateReply reply;
     if (!decode(env.body, reply)) return detect(from, "malformed");
     if (reply.batches_size() > static_cast<int>(kBatchesPerReply)) return detect(from, "bad_state_reply");
@@ -132,7 +132,7 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
     deliver(out);
 }
 
-bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
+bool PbftEngine::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
                                     crypto::Hash* digest, std::vector<std::string>* requests) const {
     auto batch = check_commit_certificate(proof, config_.replicas, quorum_.quorum());
     if (!batch) return false;
@@ -145,7 +145,7 @@ bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* v
 
 // --- A new primary's missing batches --------------------------------------------------------
 
-const std::vector<std::string>* Replica::batch_held(uint64_t seq, const crypto::Hash& digest) const {
+const std::vector<std::string>* PbftEngine::batch_held(uint64_t seq, const crypto::Hash& digest) const {
     auto it = log_.find(seq);
     if (it == log_.end()) return nullptr;
     const Slot& slot = it->second;
@@ -160,7 +160,7 @@ const std::vector<std::string>* Replica::batch_held(uint64_t seq, const crypto::
 // Asks one peer (the next in turn) for the lowest missing batches, at most kBatchesPerReply.
 // Any replica that prepared one holds it; f+1 honest ones did. A batch learned meanwhile (a
 // catch-up decided it) is re-proposed at once; one below a checkpoint is no longer wanted.
-void Replica::fetch_missing_batches(Output& out) {
+void PbftEngine::fetch_missing_batches(Output& out) {
     if (missing_batches_.empty() || !active_ || !is_primary()) return;
     for (auto it = missing_batches_.begin(); it != missing_batches_.end();) {
         const auto* held = batch_held(it->first, it->second);
@@ -185,7 +185,7 @@ void Replica::fetch_missing_batches(Output& out) {
     out.send.push_back(Outgoing{next_batch_peer_, seal(crypto::MessageType::kFetchBatch, req)});
 }
 
-void Replica::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
+void PbftEngine::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchBatch req;
     if (!decode(env.body, req)) return detect(from, "malformed");
     if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply) return detect(from, "bad_fetch_batch");
@@ -205,7 +205,7 @@ void Replica::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output
     out.send.push_back(Outgoing{from, seal(crypto::MessageType::kBatch, reply)});
 }
 
-void Replica::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
+void PbftEngine::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::Batches reply;
     if (!decode(env.body, reply)) return detect(from, "malformed");
     if (!active_ || !is_primary()) return;  // asked for in a view since left
@@ -227,7 +227,7 @@ void Replica::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out)
 }
 
 // The new primary's pre-prepare for a batch NEW-VIEW re-proposes.
-void Replica::repropose(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> requests, Output& out) {
+void PbftEngine::repropose(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> requests, Output& out) {
     std::string raw = seal_pre_prepare(key_, view_, seq, digest, requests);
     accept_pre_prepare(seq, view_, digest, std::move(requests), std::move(raw), out);
 }

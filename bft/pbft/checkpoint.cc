@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <set>
 
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 namespace tally::bft::pbft {
 
@@ -14,7 +14,7 @@ namespace {
 constexpr size_t kCheckpointsPerSenderMax = 16;
 }  // namespace
 
-void Replica::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& out) {
+void PbftEngine::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& out) {
     // Vouching for a state the ledger could lose: 2f+1 such vouchers make the log below go
     // everywhere, so the state must survive a power loss of every replica (engine.h, step 0).
     out.ledger_sync_through = std::max(out.ledger_sync_through, seq);
@@ -28,7 +28,7 @@ void Replica::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& 
     try_stabilize(seq, out);
 }
 
-void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+void PbftEngine::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                             Output& out) {
     pb::Checkpoint cp;
     if (!decode(env.body, cp)) return detect(from, "malformed");
@@ -61,7 +61,7 @@ void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::st
     try_stabilize(cp.seq(), out);
 }
 
-void Replica::try_stabilize(uint64_t seq, Output& out) {
+void PbftEngine::try_stabilize(uint64_t seq, Output& out) {
     if (seq <= low_) return;
     auto it = checkpoints_.find(seq);
     if (it == checkpoints_.end()) return;
@@ -77,7 +77,7 @@ void Replica::try_stabilize(uint64_t seq, Output& out) {
     }
 }
 
-void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> proof,
+void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> proof,
                           Output& out) {
     auto own = own_checkpoints_.find(seq);
     bool diverged = own != own_checkpoints_.end() && own->second != digest;
@@ -124,7 +124,7 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
 }
 
 // Discards every message, certificate and checkpoint at or below the stable checkpoint.
-void Replica::collect_garbage(Output& out) {
+void PbftEngine::collect_garbage(Output& out) {
     log_.erase(log_.begin(), log_.upper_bound(low_));
     checkpoints_.erase(checkpoints_.begin(), checkpoints_.lower_bound(low_));
     own_checkpoints_.erase(own_checkpoints_.begin(), own_checkpoints_.lower_bound(low_));
@@ -138,7 +138,7 @@ void Replica::collect_garbage(Output& out) {
     out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(low_ + 1)});
 }
 
-bool Replica::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
+bool PbftEngine::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
                                      const google::protobuf::RepeatedPtrField<std::string>& proof) const {
     if (!proof_shape_ok(proof, crypto::MessageType::kCheckpoint, quorum_.quorum())) return false;
     std::set<ReplicaId> senders;

@@ -6,11 +6,11 @@
 // make a replica join the smallest of them.
 #include <algorithm>
 
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 namespace tally::bft::pbft {
 
-void Replica::tick_view_change(Output& out) {
+void PbftEngine::tick_view_change(Output& out) {
     if (active_) {
         // PBFT's request timer (timed_request_): it runs for the oldest waiting request, from
         // when it arrived or the previous timed request executed or a view began; only its
@@ -58,14 +58,14 @@ void Replica::tick_view_change(Output& out) {
     }
 }
 
-void Replica::persist_view(Output& out) {
+void PbftEngine::persist_view(Output& out) {
     out.persist.push_back(
         PersistPut{std::string(kKeyView), view_record(ViewRecord{view_, active_})});
     out.sync = true;
     view_recorded_ = true;
 }
 
-void Replica::start_view_change(uint64_t new_view, Output& out) {
+void PbftEngine::start_view_change(uint64_t new_view, Output& out) {
     // A replica that rejoined a lower view (the rejoin rule) had already left for
     // rejoined_below_view_: it may have signed a VIEW-CHANGE and, as primary, a NEW-VIEW for
     // any view in between, which it no longer remembers after a restart. It never signs for
@@ -102,7 +102,7 @@ void Replica::start_view_change(uint64_t new_view, Output& out) {
     maybe_send_new_view(new_view, out);
 }
 
-void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                              Output& out) {
     pb::ViewChange vc;
     if (!decode(env.body, vc)) return detect(from, "malformed");
@@ -131,7 +131,7 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
 
 // Rule: a replica that holds f+1 valid view changes for views above its own joins the
 // smallest of them at once (f faulty replicas alone can never force a view change).
-void Replica::maybe_join_higher_view(Output& out) {
+void PbftEngine::maybe_join_higher_view(Output& out) {
     std::map<ReplicaId, uint64_t> newest;
     for (const auto& [v, senders] : view_changes_) {
         if (v <= view_) continue;
@@ -143,7 +143,7 @@ void Replica::maybe_join_higher_view(Output& out) {
     start_view_change(smallest, out);
 }
 
-bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out) {
+bool PbftEngine::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out) {
     if (seq <= left_view_at_seq_ || seq > high_water_mark()) return false;
     uint64_t& seen = lower_view_seen_[from];
     seen = std::max(seen, view);
@@ -153,7 +153,7 @@ bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Outpu
     for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
         if (it->second < quorum_.weak() || it->first < entered_view_) continue;
         // f+1 peers signed messages of view it->first since this replica left it: at least one
-        // honest replica works in that view. Rejoin it, silent (the rejoin rule, replica.h).
+        // honest replica works in that view. Rejoin it, silent (the rejoin rule, engine.h).
         rejoined_below_view_ = std::max(rejoined_below_view_, view_);
         view_ = it->first;
         entered_view_ = view_;
@@ -168,7 +168,7 @@ bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Outpu
     return false;
 }
 
-void Replica::maybe_send_new_view(uint64_t view, Output& out) {
+void PbftEngine::maybe_send_new_view(uint64_t view, Output& out) {
     if (primary_of(view) != config_.id || view != view_ || active_ || new_view_sent_.count(view)) return;
     if (recovering_) return;  // it may have sent another NEW-VIEW for this view before
     auto it = view_changes_.find(view);
@@ -211,7 +211,7 @@ void Replica::maybe_send_new_view(uint64_t view, Output& out) {
 // Rule: a backup accepts NEW-VIEW only if it is signed by the primary of v+1; V holds 2f+1
 // valid view changes for v+1 from distinct replicas; and recomputing O from V gives exactly
 // the O received.
-void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+void PbftEngine::on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                           Output& out) {
     pb::NewView nv;
     if (!decode(env.body, nv)) return detect(from, "malformed");
@@ -250,7 +250,7 @@ void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::stri
     enter_view(v, min_s, min_digest, std::move(min_proof), o, out);
 }
 
-bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const {
+bool PbftEngine::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const {
     (void)sender;
     if (vc.stable_seq() % config_.checkpoint_interval != 0) return false;
     // At most one certificate per seq of a window: more is refused before any is checked.
@@ -269,7 +269,7 @@ bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) cons
     return true;
 }
 
-bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
+bool PbftEngine::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
                                    PreparedCert* cert, uint64_t* seq) const {
     ReplicaId primary = 0;
     auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepareHeader, &primary);
@@ -297,7 +297,7 @@ bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t belo
 
 // O from V: min_s is the highest stable checkpoint in V; for every s in (min_s, max_s], the
 // batch of the highest-view prepared certificate for s, or a null (empty) batch.
-bool Replica::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
+bool PbftEngine::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
                                crypto::Hash* min_digest, std::vector<std::string>* min_proof,
                                std::vector<Reproposal>* o) const {
     const pb::ViewChange* best = nullptr;
@@ -332,7 +332,7 @@ bool Replica::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t*
     return true;
 }
 
-void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
+void PbftEngine::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
                          std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
                          Output& out) {
     view_ = view;
@@ -400,7 +400,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     if (is_primary()) propose(out);
 }
 
-bool Replica::contradicts_decided(const std::vector<Reproposal>& o) const {
+bool PbftEngine::contradicts_decided(const std::vector<Reproposal>& o) const {
     for (const auto& r : o) {
         auto it = log_.find(r.seq);
         if (r.seq > low_ && it != log_.end() && it->second.decided && it->second.decided->digest != r.digest)
@@ -409,7 +409,7 @@ bool Replica::contradicts_decided(const std::vector<Reproposal>& o) const {
     return false;
 }
 
-void Replica::replay_future(Output& out) {
+void PbftEngine::replay_future(Output& out) {
     auto pending = std::exchange(future_, {});
     future_load_.clear();
     for (auto& [from, env, raw] : pending) out.append(on_message(from, env, raw));

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "bft/pbft/messages.h"
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 #include "bft/pbft/stored_records.h"
 #include "bft/quorum.h"
 #include "node/certified_replay.h"
@@ -387,7 +387,7 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     while (!pending.empty()) {
         // After every input to an honest engine: its own invariants (aborts when one breaks).
         if (is_honest(id)) {
-            if (auto* pbft = dynamic_cast<const bft::pbft::Replica*>(r.engine.get())) pbft->check_invariants();
+            if (auto* pbft = dynamic_cast<const bft::pbft::PbftEngine*>(r.engine.get())) pbft->check_invariants();
         }
         bft::Output out = std::move(pending.front());
         pending.pop_front();

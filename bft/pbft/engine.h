@@ -1,7 +1,8 @@
-// The PBFT replica: one Engine, split by message family over several files —
-//   replica.cc      construction, inputs, status, restart, shared helpers
+// PbftEngine, PBFT as one Engine, split by message family over several files —
+//   engine.cc       construction, inputs, status, restart, shared helpers
 //   normal_case.cc  request, pre-prepare, prepare, commit, execution order
 //   checkpoint.cc   checkpoints, stable checkpoints, water marks, garbage collection
+//   catch_up.cc     fetching committed batches a replica missed, re-proposing them
 //   view_change.cc  view-change timer, VIEW-CHANGE, NEW-VIEW
 //
 // Deterministic: ordered containers only; time is the tick count; no randomness.
@@ -26,9 +27,9 @@
 
 namespace tally::bft::pbft {
 
-class Replica final : public Engine {
+class PbftEngine final : public Engine {
 public:
-    Replica(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator);
+    PbftEngine(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator);
 
     Output on_tick() override;
     Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
@@ -101,7 +102,7 @@ private:
         bool in_log = false;  // proposed in a pre-prepare this replica accepted
     };
 
-    // --- replica.cc
+    // --- engine.cc
     ReplicaId primary_of(uint64_t view) const { return static_cast<ReplicaId>(view % n_); }
     bool is_primary() const { return primary_of(view_) == config_.id; }
     uint64_t high_water_mark() const { return low_ + config_.watermark_window; }
