@@ -260,7 +260,7 @@ void Replica::on_blocks_to_checkpoint(bft::ReplicaId from, const pb::BlocksReply
     replaying_ = false;
     keep_snapshot(ledger_->last_seq());
     if (next_fetch_ && next_fetch_->seq > ledger_->last_seq()) {
-        bft::StateTarget newer = std::move(*next_fetch_);
+        bft::SnapshotTarget newer = std::move(*next_fetch_);
         next_fetch_.reset();
         begin_import(newer);
         request_piece();

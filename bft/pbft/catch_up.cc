@@ -3,10 +3,10 @@
 // Every retransmit_ticks a replica re-sends its votes on slots that have not committed (lost
 // messages are re-sent rather than waited out) and, as a heartbeat, its newest commit and
 // checkpoint, so a replica that heard nothing learns how far the others are. A replica whose
-// peers committed beyond what it delivered asks one of them (in turn) with FETCH-STATE. The
+// peers committed beyond what it delivered asks one of them (in turn) with FETCH-COMMITTED. The
 // answer carries committed batches, each with its certificate (the pre-prepare and 2f+1
 // commits), and — when the asker is below the responder's stable checkpoint — that checkpoint
-// and its 2f+1 proof, from which the asker transfers the ledger state (Output::fetch_state).
+// and its 2f+1 proof, from which the asker transfers the ledger state (Output::fetch_snapshot).
 // Nothing in an answer is trusted: every certificate is checked before it is used.
 #include <algorithm>
 
@@ -61,23 +61,23 @@ void PbftEngine::tick_catch_up(Output& out) {
             out.send.push_back(Outgoing{kAllReplicas, cp->second.at(digest).at(config_.id)});
     }
     fetch_missing_batches(out);
-    // Also while fetching state: the checkpoint being fetched may be one no peer serves any
+    // Also while fetching a snapshot: the checkpoint being fetched may be one no peer serves any
     // more, and a newer stable checkpoint in an answer retargets the transfer.
-    if (max_seq_seen_ > last_delivered_ || fetching_state_) {
+    if (max_seq_seen_ > last_delivered_ || fetching_snapshot_) {
         next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
         if (next_fetch_peer_ == config_.id) next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
-        pb::FetchState req;
+        pb::FetchCommitted req;
         req.set_from_seq(last_delivered_ + 1);
-        out.send.push_back(Outgoing{next_fetch_peer_, seal(crypto::MessageType::kFetchState, req)});
+        out.send.push_back(Outgoing{next_fetch_peer_, seal(crypto::MessageType::kFetchCommitted, req)});
     }
 }
 
-void PbftEngine::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out) {
-    pb::FetchState req;
+void PbftEngine::on_fetch_committed(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::FetchCommitted req;
     if (!decode(env.body, req)) return detect(from, "malformed");
     // An answer carries up to kBatchesPerReply batches: one per peer per answer_interval_ticks().
-    if (!may_answer(state_answered_, from)) return detect(from, "fetch_flood");
-    pb::StateReply reply;
+    if (!may_answer(committed_answered_, from)) return detect(from, "fetch_flood");
+    pb::CommittedReply reply;
     if (req.from_seq() <= low_ && low_ > 0) {
         reply.set_stable_seq(low_);
         reply.set_stable_digest(hash_bytes(low_digest_));
@@ -93,11 +93,11 @@ void PbftEngine::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Out
     }
     if (!last_new_view_.empty()) reply.set_new_view(last_new_view_);
     if (reply.stable_seq() == 0 && reply.batches_size() == 0 && reply.new_view().empty()) return;
-    out.send.push_back(Outgoing{from, seal(crypto::MessageType::kState, reply)});
+    out.send.push_back(Outgoing{from, seal(crypto::MessageType::kCommitted, reply)});
 }
 
-void PbftEngine::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
-    pb::StateReply reply;
+void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::CommittedReply reply;
     if (!decode(env.body, reply)) return detect(from, "malformed");
     if (reply.batches_size() > static_cast<int>(kBatchesPerReply)) return detect(from, "bad_state_reply");
     if (!reply.new_view().empty()) {

@@ -101,7 +101,7 @@ void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest, std::vect
     // repaired by rolling its ledger back.)
     if (last_delivered_ < seq) {
         // Behind the network: the proof tells what state to fetch and from whom.
-        fetching_state_ = true;
+        fetching_snapshot_ = true;
         fetch_target_ = seq;
         // The proof's signers hold that state; so do the senders of matching CHECKPOINTs
         // this replica received itself (the proof may have come in a NEW-VIEW or a
@@ -114,7 +114,7 @@ void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest, std::vect
         if (auto at = checkpoints_.find(seq); at != checkpoints_.end() && at->second.count(digest))
             for (const auto& [sender, envelope] : at->second.at(digest)) holders.insert(sender);
         holders.erase(config_.id);
-        out.fetch_state = StateTarget{seq, digest, {holders.begin(), holders.end()}};
+        out.fetch_snapshot = SnapshotTarget{seq, digest, {holders.begin(), holders.end()}};
     }
     collect_garbage(out);
     if (active_ && is_primary()) {

@@ -100,8 +100,8 @@ Output PbftEngine::on_message(ReplicaId from, const crypto::Envelope& env, std::
         case crypto::MessageType::kCheckpoint: on_checkpoint(from, env, raw, out); break;
         case crypto::MessageType::kViewChange: on_view_change(from, env, raw, out); break;
         case crypto::MessageType::kNewView: on_new_view(from, env, raw, out); break;
-        case crypto::MessageType::kFetchState: on_fetch_state(from, env, out); break;
-        case crypto::MessageType::kState: on_state_reply(from, env, out); break;
+        case crypto::MessageType::kFetchCommitted: on_fetch_committed(from, env, out); break;
+        case crypto::MessageType::kCommitted: on_committed_reply(from, env, out); break;
         case crypto::MessageType::kForward: on_forward(from, env, out); break;
         case crypto::MessageType::kFetchBatch: on_fetch_batch(from, env, out); break;
         case crypto::MessageType::kBatch: on_batch(from, env, out); break;
@@ -130,8 +130,8 @@ Output PbftEngine::on_executed(uint64_t seq, const crypto::Hash& digest) {
 
 Output PbftEngine::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
     Output out;
-    if (!fetching_state_ || seq < fetch_target_) return out;
-    fetching_state_ = false;
+    if (!fetching_snapshot_ || seq < fetch_target_) return out;
+    fetching_snapshot_ = false;
     last_executed_ = seq;
     last_delivered_ = std::max(last_delivered_, seq);
     last_executed_digest_ = digest;
@@ -210,7 +210,7 @@ Output PbftEngine::on_start(const std::vector<std::pair<std::string, std::string
     // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
     // signing it is in memory only): sign it again, or with every replica restarted at h + L
     // no checkpoint would ever become stable and the full window would stall the network.
-    if (!fetching_state_ && executed_seq > low_ && executed_seq % config_.checkpoint_interval == 0)
+    if (!fetching_snapshot_ && executed_seq > low_ && executed_seq % config_.checkpoint_interval == 0)
         send_checkpoint(executed_seq, digest, out);
     // Batches decided before the crash but not executed by the ledger execute now.
     deliver(out);
@@ -270,7 +270,7 @@ void PbftEngine::load_slots(const std::vector<std::pair<std::string, std::string
 
 // An executed batch whose commit record the store lost (written unsynced, and the power
 // went) is decided all the same: the ledger keeps its certificate with the block. Without
-// it this replica could not answer a FETCH-STATE for that batch, and a peer that missed
+// it this replica could not answer a FETCH-COMMITTED for that batch, and a peer that missed
 // it, with no checkpoint above to transfer, would stay behind for good (seed 6455629450:
 // every replica lost power after seq 3; the one that had missed seq 3 never got it).
 // Only within (h, h + 2L], where the log may hold a slot: a ledger further ahead of the
@@ -406,8 +406,8 @@ void PbftEngine::check_invariants() const {
     TALLY_ASSERT(last_executed_ <= last_delivered_);
     TALLY_ASSERT(low_ % config_.checkpoint_interval == 0);
     TALLY_ASSERT(low_ == 0 ? low_proof_.empty() : low_proof_.size() >= quorum_.quorum());
-    TALLY_ASSERT(low_ <= last_delivered_ || fetching_state_);
-    TALLY_ASSERT(!fetching_state_ || (fetch_target_ == low_ && last_delivered_ < low_));
+    TALLY_ASSERT(low_ <= last_delivered_ || fetching_snapshot_);
+    TALLY_ASSERT(!fetching_snapshot_ || (fetch_target_ == low_ && last_delivered_ < low_));
     // The log: every key in (h, h + 2L] (accepted ones within the window itself); a prepared
     // slot was accepted; a committed slot holds what was decided. (That a delivered slot's
     // digest never changes across replicas and restarts, the simulator checks.)

@@ -126,7 +126,7 @@ private:
                         crypto::MessageType type, size_t count,
                         std::optional<ReplicaId> excluded = std::nullopt) const;
     // Amplification bounds: a peer gets at most one answer of a kind (a NEW-VIEW to its stale
-    // VIEW-CHANGE, a StateReply to its FetchState) per answer_interval_ticks(). Records the
+    // VIEW-CHANGE, a CommittedReply to its FetchCommitted) per answer_interval_ticks(). Records the
     // answer when allowed. An honest asker asks once per retransmit_ticks at most.
     uint64_t answer_interval_ticks() const { return std::max<uint64_t>(1, config_.retransmit_ticks / 2); }
     bool may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer);
@@ -204,8 +204,8 @@ private:
 
     // --- catch_up.cc
     void tick_catch_up(Output& out);
-    void on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out);
-    void on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out);
+    void on_fetch_committed(ReplicaId from, const crypto::Envelope& env, Output& out);
+    void on_committed_reply(ReplicaId from, const crypto::Envelope& env, Output& out);
     // A new primary's batches: V's certificates name them by digest only. It re-proposes those
     // it holds at once, asks peers for the others (FetchBatch, one peer a retransmit interval,
     // in turn), and proposes nothing new until it has them all.
@@ -332,7 +332,7 @@ private:
     uint64_t low_ = 0;  // h: the last stable checkpoint
     crypto::Hash low_digest_{};
     std::vector<std::string> low_proof_;  // 2f+1 checkpoint envelopes (empty at 0)
-    bool fetching_state_ = false;
+    bool fetching_snapshot_ = false;
     uint64_t fetch_target_ = 0;
 
     // Catch-up: the highest seq peers showed a commit for, and whom to ask next.
@@ -345,7 +345,7 @@ private:
     std::set<uint64_t> new_view_sent_;
     std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
     std::map<ReplicaId, uint64_t> new_view_answered_;  // peer -> tick it last got last_new_view_
-    std::map<ReplicaId, uint64_t> state_answered_;     // peer -> tick it last got a StateReply
+    std::map<ReplicaId, uint64_t> committed_answered_;     // peer -> tick it last got a CommittedReply
     std::map<ReplicaId, uint64_t> batches_answered_;   // peer -> tick it last got a Batch
     // New primary: seq -> digest of re-proposals whose batch it still lacks (at most a window).
     std::map<uint64_t, crypto::Hash> missing_batches_;

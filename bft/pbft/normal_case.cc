@@ -146,7 +146,7 @@ bool PbftEngine::batch_is_due() const {
 void PbftEngine::propose(Output& out) {
     while (active_ && is_primary() && may_vote(view_) && missing_batches_.empty() && !queue_.empty() &&
            next_seq_ <= high_water_mark() &&
-           next_seq_ - 1 - last_executed_ < config_.pipeline_depth && !fetching_state_ &&
+           next_seq_ - 1 - last_executed_ < config_.pipeline_depth && !fetching_snapshot_ &&
            batch_is_due()) {
         std::vector<std::string> batch = take_batch();
         if (batch.empty()) break;
@@ -390,7 +390,7 @@ bool PbftEngine::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest
 
 // Hands committed batches to the caller strictly in sequence order.
 void PbftEngine::deliver(Output& out) {
-    while (!fetching_state_) {
+    while (!fetching_snapshot_) {
         auto it = log_.find(last_delivered_ + 1);
         if (it == log_.end() || !it->second.decided) break;
         const Decided& decided = *it->second.decided;

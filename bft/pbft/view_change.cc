@@ -15,10 +15,10 @@ void PbftEngine::tick_view_change(Output& out) {
         // PBFT's request timer (timed_request_): it runs for the oldest waiting request, from
         // when it arrived or the previous timed request executed or a view began; only its
         // own execution restarts it.
-        // Not while this replica fetches state: behind the others, it cannot tell a slow
+        // Not while this replica fetches a snapshot: behind the others, it cannot tell a slow
         // primary from its own lag (a long transfer under load would otherwise end in a view
         // change of its own, alone, which no quorum joins).
-        if (fetching_state_) progress_tick_ = now_;
+        if (fetching_snapshot_) progress_tick_ = now_;
         if (waiting_.empty()) {
             timed_request_.reset();
             return;

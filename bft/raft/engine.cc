@@ -528,7 +528,7 @@ private:
         fetching_[f.index] = f;
         while (fetching_.size() > kMaxFetchTargets) fetching_.erase(fetching_.begin());
         fetch_tick_ = now_;
-        out.fetch_state = StateTarget{f.index, f.digest, std::move(from)};
+        out.fetch_snapshot = SnapshotTarget{f.index, f.digest, std::move(from)};
     }
 
     void persist_hard_state(Output& out) {

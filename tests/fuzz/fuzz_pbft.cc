@@ -43,8 +43,8 @@ void check_body(uint8_t type, std::string_view body) {
         case MessageType::kCheckpoint: round_trip<pb::Checkpoint>(body); break;
         case MessageType::kViewChange: round_trip<pb::ViewChange>(body); break;
         case MessageType::kNewView: round_trip<pb::NewView>(body); break;
-        case MessageType::kFetchState: round_trip<pb::FetchState>(body); break;
-        case MessageType::kState: round_trip<pb::StateReply>(body); break;
+        case MessageType::kFetchCommitted: round_trip<pb::FetchCommitted>(body); break;
+        case MessageType::kCommitted: round_trip<pb::CommittedReply>(body); break;
         case MessageType::kForward: round_trip<pb::Forward>(body); break;
         case MessageType::kFetchBatch: round_trip<pb::FetchBatch>(body); break;
         case MessageType::kBatch: round_trip<pb::Batches>(body); break;

@@ -423,8 +423,8 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         // 3. execute
         for (const auto& batch : out.commit) execute(id, batch, pending);
         // 4. state transfer
-        if (out.fetch_state) {
-            r.fetching = out.fetch_state;
+        if (out.fetch_snapshot) {
+            r.fetching = out.fetch_snapshot;
             try_fetch(id, pending);
         }
         // 5. requests a peer forwarded: the reply cache first, as for a client's own (the

@@ -258,22 +258,22 @@ TEST(PbftMemory, OneTraitorFloodingMessagesForTheNextViewCannotPushOutAnHonestRe
 
 // --- Amplification -----------------------------------------------------------------------
 
-std::string fetch_state(const Harness& h, ReplicaId from, uint64_t from_seq) {
-    pb::FetchState req;
+std::string fetch_committed(const Harness& h, ReplicaId from, uint64_t from_seq) {
+    pb::FetchCommitted req;
     req.set_from_seq(from_seq);
-    return crypto::seal(h.keys[from], MessageType::kFetchState, req.SerializeAsString());
+    return crypto::seal(h.keys[from], MessageType::kFetchCommitted, req.SerializeAsString());
 }
 
-TEST(PbftAmplification, FetchStateIsAnsweredAtMostOncePerPeerPerInterval) {
+TEST(PbftAmplification, FetchCommittedIsAnsweredAtMostOncePerPeerPerInterval) {
     Harness h(1);
     ASSERT_EQ(commit_batch(h, 0, 1, {h.request()}).commit.size(), 1u);
-    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
-    EXPECT_TRUE(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).empty())
+    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).size(), 1u);
+    EXPECT_TRUE(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).empty())
         << "a peer asking again at once gets the batches again";
     EXPECT_TRUE(h.detected("fetch_flood"));
-    EXPECT_EQ(sent(h.deliver(fetch_state(h, 3, 1)), MessageType::kState).size(), 1u) << "per peer";
+    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 3, 1)), MessageType::kCommitted).size(), 1u) << "per peer";
     for (uint64_t t = 0; t < h.config.retransmit_ticks; ++t) h.engine->on_tick();
-    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
+    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).size(), 1u);
 }
 
 TEST(PbftAmplification, AStaleViewChangeGetsTheNewViewBackOnlyWhenValidAndAtMostOncePerInterval) {

@@ -234,9 +234,9 @@ TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog)
     Output out = h.deliver(h.checkpoint(3, 4, digest));
     EXPECT_EQ(h.engine->status().low_water_mark, 4u);
     // Behind the stable checkpoint, it asks for state transfer with the proven digest.
-    ASSERT_TRUE(out.fetch_state.has_value());
-    EXPECT_EQ(out.fetch_state->seq, 4u);
-    EXPECT_EQ(out.fetch_state->digest, digest);
+    ASSERT_TRUE(out.fetch_snapshot.has_value());
+    EXPECT_EQ(out.fetch_snapshot->seq, 4u);
+    EXPECT_EQ(out.fetch_snapshot->digest, digest);
     bool erased = false;
     for (const auto& op : out.persist) erased |= std::holds_alternative<PersistErase>(op);
     EXPECT_TRUE(erased);
@@ -246,14 +246,14 @@ TEST(PbftCheckpoint, AStableCheckpointLearnedFromACatchUpReplyIsFetchedFromItsPr
     Harness h(1);
     crypto::Hash digest{};
     digest[5] = 7;
-    pb::StateReply reply;  // no CHECKPOINT reached this replica itself
+    pb::CommittedReply reply;  // no CHECKPOINT reached this replica itself
     reply.set_stable_seq(4);
     reply.set_stable_digest(hash_bytes(digest));
     for (ReplicaId r : {0u, 2u, 3u}) reply.add_checkpoint_proof(h.checkpoint(r, 4, digest));
-    Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kState, reply.SerializeAsString()));
+    Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kCommitted, reply.SerializeAsString()));
     EXPECT_EQ(h.engine->status().low_water_mark, 4u);
-    ASSERT_TRUE(out.fetch_state.has_value());
-    EXPECT_EQ(out.fetch_state->peers, (std::vector<ReplicaId>{0, 2, 3}))
+    ASSERT_TRUE(out.fetch_snapshot.has_value());
+    EXPECT_EQ(out.fetch_snapshot->peers, (std::vector<ReplicaId>{0, 2, 3}))
         << "with no peer to ask, it would wait for the state forever";
 }
 
@@ -271,11 +271,11 @@ TEST(PbftCheckpoint, FPlusOnePeersCheckpointingBeyondTheWindowMakeALaggardAskFor
     h.deliver(h.checkpoint(0, far, digest));
     Output alone;
     for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) alone.append(h.engine->on_tick());
-    EXPECT_TRUE(sent(alone, MessageType::kFetchState).empty()) << "one peer's claim is no evidence";
+    EXPECT_TRUE(sent(alone, MessageType::kFetchCommitted).empty()) << "one peer's claim is no evidence";
     h.deliver(h.checkpoint(2, far, digest));
     Output two;
     for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) two.append(h.engine->on_tick());
-    EXPECT_FALSE(sent(two, MessageType::kFetchState).empty()) << "behind, it never asked for state";
+    EXPECT_FALSE(sent(two, MessageType::kFetchCommitted).empty()) << "behind, it never asked for state";
 }
 
 TEST(PbftCheckpoint, CheckpointsThatDisagreeNeverBecomeStable) {
@@ -304,7 +304,7 @@ TEST(PbftViewChange, AReplicaFetchingStateDoesNotTimeOutIntoAViewChange) {
     digest[5] = 7;
     h.deliver(h.checkpoint(0, 4, digest));
     h.deliver(h.checkpoint(2, 4, digest));
-    ASSERT_TRUE(h.deliver(h.checkpoint(3, 4, digest)).fetch_state.has_value());
+    ASSERT_TRUE(h.deliver(h.checkpoint(3, 4, digest)).fetch_snapshot.has_value());
     h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
     Output all;
     for (uint64_t t = 0; t < 3 * h.config.view_change_timeout_ticks; ++t) all.append(h.engine->on_tick());
