@@ -44,6 +44,7 @@
 #include <variant>
 #include <vector>
 
+#include "bft/misbehaviour.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
@@ -178,10 +179,10 @@ struct Output {
 };
 
 // A misbehaviour an engine detected in a peer (a bad message, a conflicting one, a lie).
-// Counted by the node per sender and kind; shown by `tally net status`.
+// Counted by the node by kind; shown by `tally net status` under misbehaviour_name(kind).
 struct Detected {
     ReplicaId from = 0;
-    std::string kind;  // "equivocation", "bad_digest", "stale_view", ...
+    Misbehaviour kind = Misbehaviour::kMalformed;
 };
 
 // What `tally net status` shows of an engine. The first part is neutral: every protocol

@@ -480,8 +480,8 @@ void Replica::collect_detected() {
         ++detected_[d.kind];
         uint64_t suppressed = 0;
         if (detected_log_.allow(&suppressed))
-            spdlog::warn("detected misbehaviour: replica {}: {} [{} more not logged]", d.from, d.kind,
-                         suppressed);
+            spdlog::warn("detected misbehaviour: replica {}: {} [{} more not logged]", d.from,
+                         bft::misbehaviour_name(d.kind), suppressed);
     }
 }
 

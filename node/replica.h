@@ -265,7 +265,7 @@ private:
             .count();
     }
     size_t inline_signs_left_ = 0;   // this turn's budget of signatures made on this thread
-    std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
+    std::map<bft::Misbehaviour, uint64_t> detected_;  // misbehaviour seen in peers, by kind
 
     // State transfer: what this replica fetches, and the snapshots it can serve.
     std::optional<bft::SnapshotTarget> fetching_;

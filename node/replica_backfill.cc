@@ -149,7 +149,7 @@ void Replica::on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope, b
         return;
     }
     auto refuse = [&](const std::string& why) {
-        ++detected_["bad_blocks"];
+        ++detected_[bft::Misbehaviour::kBadBlocks];
         spdlog::warn("replica {} served a bad block for backfill ({}): asking another peer", from, why);
         next_backfill_peer(std::chrono::milliseconds(0));
     };
@@ -225,7 +225,7 @@ void Replica::on_blocks_to_checkpoint(bft::ReplicaId from, const pb::BlocksReply
     if (ledger_->last_seq() + 1 != replay_from_) return;  // moved meanwhile: asked again when due
     if (reply.blocks_size() == 0) return next_state_peer();  // it does not hold them either
     auto refuse = [&](const std::string& why) {
-        ++detected_["bad_blocks"];
+        ++detected_[bft::Misbehaviour::kBadBlocks];
         spdlog::warn("replica {} served a bad block to catch up with ({}): asking another peer", from, why);
         next_state_peer();
     };

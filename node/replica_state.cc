@@ -175,7 +175,7 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
                           added.error().message);
             return;  // the same piece again, after the patience
         }
-        ++detected_["bad_snapshot"];
+        ++detected_[bft::Misbehaviour::kBadSnapshot];
         ++refused_in_a_row_;
         ++fetch_attempt_;
         if (added.error().code == "malformed") {

@@ -74,9 +74,9 @@ void PbftEngine::tick_catch_up(Output& out) {
 
 void PbftEngine::on_fetch_committed(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchCommitted req;
-    if (!decode(env.body, req)) return detect(from, "malformed");
+    if (!decode(env.body, req)) return detect(from, Misbehaviour::kMalformed);
     // An answer carries up to kBatchesPerReply batches: one per peer per answer_interval_ticks().
-    if (!may_answer(committed_answered_, from)) return detect(from, "fetch_flood");
+    if (!may_answer(committed_answered_, from)) return detect(from, Misbehaviour::kFetchFlood);
     pb::CommittedReply reply;
     if (req.from_seq() <= low_ && low_ > 0) {
         reply.set_stable_seq(low_);
@@ -98,8 +98,8 @@ void PbftEngine::on_fetch_committed(ReplicaId from, const crypto::Envelope& env,
 
 void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::CommittedReply reply;
-    if (!decode(env.body, reply)) return detect(from, "malformed");
-    if (reply.batches_size() > static_cast<int>(kBatchesPerReply)) return detect(from, "bad_state_reply");
+    if (!decode(env.body, reply)) return detect(from, Misbehaviour::kMalformed);
+    if (reply.batches_size() > static_cast<int>(kBatchesPerReply)) return detect(from, Misbehaviour::kBadCommittedReply);
     if (!reply.new_view().empty()) {
         ReplicaId primary = 0;
         auto nv = open_from(reply.new_view(), crypto::MessageType::kNewView, &primary);
@@ -109,7 +109,7 @@ void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env,
         crypto::Hash digest = hash_from_bytes(reply.stable_digest());
         if (reply.stable_seq() % config_.checkpoint_interval != 0 ||
             !valid_checkpoint_proof(reply.stable_seq(), digest, reply.checkpoint_proof()))
-            return detect(from, "bad_state_reply");
+            return detect(from, Misbehaviour::kBadCommittedReply);
         make_stable(reply.stable_seq(), digest,
                     {reply.checkpoint_proof().begin(), reply.checkpoint_proof().end()}, out);
     }
@@ -117,7 +117,7 @@ void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env,
         uint64_t view = 0, seq = 0;
         crypto::Hash digest{};
         std::vector<std::string> requests;
-        if (!valid_committed_proof(proof, &view, &seq, &digest, &requests)) return detect(from, "bad_state_reply");
+        if (!valid_committed_proof(proof, &view, &seq, &digest, &requests)) return detect(from, Misbehaviour::kBadCommittedReply);
         if (seq <= last_delivered_ || !in_window(seq)) continue;
         Slot& slot = log_[seq];
         if (slot.committed) continue;
@@ -187,12 +187,12 @@ void PbftEngine::fetch_missing_batches(Output& out) {
 
 void PbftEngine::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchBatch req;
-    if (!decode(env.body, req)) return detect(from, "malformed");
-    if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply) return detect(from, "bad_fetch_batch");
+    if (!decode(env.body, req)) return detect(from, Misbehaviour::kMalformed);
+    if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply) return detect(from, Misbehaviour::kBadFetchBatch);
     // Only the primary of this replica's view has a use for batches: anyone else asking is
     // refused before any work, and the primary gets one answer per answer_interval_ticks().
     if (from != primary_of(view_)) return;
-    if (!may_answer(batches_answered_, from)) return detect(from, "fetch_flood");
+    if (!may_answer(batches_answered_, from)) return detect(from, Misbehaviour::kFetchFlood);
     pb::Batches reply;
     for (const auto& ref : req.wanted()) {
         if (const auto* held = batch_held(ref.seq(), hash_from_bytes(ref.digest()))) {
@@ -207,7 +207,7 @@ void PbftEngine::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Out
 
 void PbftEngine::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::Batches reply;
-    if (!decode(env.body, reply)) return detect(from, "malformed");
+    if (!decode(env.body, reply)) return detect(from, Misbehaviour::kMalformed);
     if (!active_ || !is_primary()) return;  // asked for in a view since left
     for (auto& b : *reply.mutable_batches()) {
         auto it = missing_batches_.find(b.seq());
@@ -216,7 +216,7 @@ void PbftEngine::on_batch(ReplicaId from, const crypto::Envelope& env, Output& o
         std::vector<std::string> requests(b.requests().begin(), b.requests().end());
         // The digest is what 2f+1 replicas' certificate names: a batch that hashes to it is it.
         if (batch_digest(requests) != it->second) {
-            detect(from, "bad_batch");
+            detect(from, Misbehaviour::kBadBatch);
             continue;
         }
         crypto::Hash digest = it->second;

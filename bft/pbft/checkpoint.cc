@@ -31,15 +31,15 @@ void PbftEngine::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Outpu
 void PbftEngine::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                             Output& out) {
     pb::Checkpoint cp;
-    if (!decode(env.body, cp)) return detect(from, "malformed");
+    if (!decode(env.body, cp)) return detect(from, Misbehaviour::kMalformed);
     if (cp.seq() == 0 || cp.seq() % config_.checkpoint_interval != 0)
-        return detect(from, "bad_checkpoint");
+        return detect(from, Misbehaviour::kBadCheckpoint);
     if (cp.seq() <= low_) return;  // already stable here
     crypto::Hash d = hash_from_bytes(cp.state_digest());
     // A sender gets one digest per checkpoint: a second one is a lie to someone.
     if (auto at = checkpoints_.find(cp.seq()); at != checkpoints_.end()) {
         for (const auto& [digest, senders] : at->second)
-            if (digest != d && senders.count(from)) return detect(from, "equivocation");
+            if (digest != d && senders.count(from)) return detect(from, Misbehaviour::kEquivocation);
     }
     checkpoints_[cp.seq()][d].emplace(from, std::string(raw));
     // Bound what one sender can make this replica keep: its newest checkpoints only.
@@ -81,7 +81,7 @@ void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest, std::vect
                           Output& out) {
     auto own = own_checkpoints_.find(seq);
     bool diverged = own != own_checkpoints_.end() && own->second != digest;
-    if (diverged) detect(config_.id, "state_diverged");
+    if (diverged) detect(config_.id, Misbehaviour::kStateDiverged);
     low_ = seq;
     low_digest_ = digest;
     low_proof_ = std::move(proof);

@@ -32,9 +32,9 @@ std::string PbftEngine::seal(crypto::MessageType type, const google::protobuf::M
     return crypto::seal(key_, type, body.SerializeAsString());
 }
 
-void PbftEngine::detect(ReplicaId from, std::string kind) {
+void PbftEngine::detect(ReplicaId from, Misbehaviour kind) {
     // Bounded: a flood of bad messages between two status reads must not grow memory.
-    if (detected_.size() < 10000) detected_.push_back(Detected{from, std::move(kind)});
+    if (detected_.size() < 10000) detected_.push_back(Detected{from, kind});
 }
 
 std::vector<Detected> PbftEngine::take_detected() { return std::exchange(detected_, {}); }
@@ -90,7 +90,7 @@ Output PbftEngine::on_tick() {
 Output PbftEngine::on_message(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
     Output out;
     if (from >= n_ || from == config_.id) {
-        detect(from, "bad_sender");
+        detect(from, Misbehaviour::kBadSender);
         return out;
     }
     switch (env.type) {
@@ -105,7 +105,7 @@ Output PbftEngine::on_message(ReplicaId from, const crypto::Envelope& env, std::
         case crypto::MessageType::kForward: on_forward(from, env, out); break;
         case crypto::MessageType::kFetchBatch: on_fetch_batch(from, env, out); break;
         case crypto::MessageType::kBatch: on_batch(from, env, out); break;
-        default: detect(from, "unexpected_type"); break;
+        default: detect(from, Misbehaviour::kUnexpectedType); break;
     }
     return with_certificates(std::move(out));
 }
@@ -240,7 +240,7 @@ std::optional<pb::StableCheckpoint> PbftEngine::load_stable_record(
                                    record.proof()))
             stable = std::move(record);
         else
-            detect(config_.id, "bad_record");
+            detect(config_.id, Misbehaviour::kBadRecord);
     }
     return stable;
 }
@@ -261,7 +261,7 @@ void PbftEngine::load_slots(const std::vector<std::pair<std::string, std::string
         const auto slot = parse_slot_key(key);
         if (!slot) continue;
         if (slot->seq > reach) {
-            detect(config_.id, "bad_record");
+            detect(config_.id, Misbehaviour::kBadRecord);
             continue;
         }
         if (slot->seq > stable_seq) load_slot(slot->seq, slot->view, slot->kind, value, executed_seq);
@@ -286,7 +286,7 @@ void PbftEngine::restore_decided_from_ledger(const CertificateOf& certificate_of
         const std::string certificate = certificate_of(seq);
         // A block without one (installed by a state transfer) has nothing to restore.
         if (!certificate.empty() && !restore_decided(seq, std::nullopt, certificate))
-            detect(config_.id, "bad_ledger_certificate");
+            detect(config_.id, Misbehaviour::kBadLedgerCertificate);
     }
 }
 

@@ -115,7 +115,7 @@ private:
     // The rejoin rule: may this replica send a COMMIT in `view`?
     bool may_commit(uint64_t view) const { return view >= rejoined_below_view_; }
     std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
-    void detect(ReplicaId from, std::string kind);
+    void detect(ReplicaId from, Misbehaviour kind);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
                                               ReplicaId* sender) const;
 

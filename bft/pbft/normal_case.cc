@@ -17,11 +17,11 @@ void PbftEngine::on_request(const ClientRequest& request, Output& out) {
     if (waiting_.count(d)) return;  // a retransmission of a request already held
     if (delivered_digests_.count(d)) return;  // committed, executing now: nothing to wait for
     if (request.payload.size() > config_.batch_bytes_max) {
-        detect(config_.id, "request_too_large");  // no batch could ever carry it
+        detect(config_.id, Misbehaviour::kRequestTooLarge);  // no batch could ever carry it
         return;
     }
     if (waiting_.size() >= kWaitingMax) {
-        detect(config_.id, "request_overload");
+        detect(config_.id, Misbehaviour::kRequestOverload);
         return;
     }
     // The view-change timer runs while a request waits; it starts when the first one arrives.
@@ -56,7 +56,7 @@ void PbftEngine::tick_forward(Output& out) {
 
 void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::Forward forward;
-    if (!decode(env.body, forward)) return detect(from, "malformed");
+    if (!decode(env.body, forward)) return detect(from, Misbehaviour::kMalformed);
     if (!active_ || !is_primary()) return;  // sent to an older primary: the sender will retry
     // Per peer and tick, at most two Forwards' worth: a traitor cannot make the primary check
     // signatures faster than an honest backup would make it.
@@ -66,10 +66,10 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
         taken = 0;
     }
     for (const auto& payload : forward.requests()) {
-        if (taken >= 2 * config_.batch_size_max) return detect(from, "forward_flood");
+        if (taken >= 2 * config_.batch_size_max) return detect(from, Misbehaviour::kForwardFlood);
         ++taken;
         auto info = authenticator_.authenticate(payload);
-        if (!info) return detect(from, "forged_request");
+        if (!info) return detect(from, Misbehaviour::kForgedRequest);
         // Not straight into the queue: the node admits it first (Output::forwarded).
         out.forwarded.push_back(ClientRequest{*info, payload});
     }
@@ -81,7 +81,7 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
 void PbftEngine::keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
     auto& [count, bytes] = future_load_[from];
     if (count >= kFutureMessagesPerSenderMax || bytes + raw.size() > kFutureBytesPerSenderMax) {
-        detect(from, "future_overflow");
+        detect(from, Misbehaviour::kFutureOverflow);
         return;
     }
     ++count;
@@ -163,31 +163,31 @@ void PbftEngine::propose(Output& out) {
 void PbftEngine::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                              Output& out) {
     pb::PrePrepare pp;
-    if (!decode(env.body, pp)) return detect(from, "malformed");
+    if (!decode(env.body, pp)) return detect(from, Misbehaviour::kMalformed);
     // Stale: a view this replica left (unless it shows, and it rejoins, that view).
     if (pp.view() < view_ && (active_ || !note_lower_view(from, pp.view(), pp.seq(), out) || pp.view() != view_))
         return;
     if (pp.view() > view_ || !active_) {
         return keep_future(from, env, raw);
     }
-    if (from != primary_of(pp.view())) return detect(from, "not_primary");
+    if (from != primary_of(pp.view())) return detect(from, Misbehaviour::kNotPrimary);
     if (!in_window(pp.seq())) return;
     crypto::Hash d = hash_from_bytes(pp.digest());
     auto it = log_.find(pp.seq());
     if (it != log_.end() && it->second.accepted && it->second.view == pp.view()) {
-        if (it->second.digest != d) detect(from, "equivocation");
+        if (it->second.digest != d) detect(from, Misbehaviour::kEquivocation);
         return;
     }
     if (it != log_.end() && it->second.expected && *it->second.expected != d)
-        return detect(from, "new_view_mismatch");
+        return detect(from, Misbehaviour::kNewViewMismatch);
     if (conflicts_with_decided(pp.seq(), d)) {
         // Another batch where one was decided is a lie; a slot executed without a record of
         // what (restart after a power loss) is simply not this replica's to vote on.
-        if (it != log_.end() && it->second.decided) detect(from, "conflicts_decided");
+        if (it != log_.end() && it->second.decided) detect(from, Misbehaviour::kConflictsDecided);
         return;
     }
     if (!valid_batch(from, pp)) return;
-    if (!valid_header(from, pp)) return detect(from, "bad_header");
+    if (!valid_header(from, pp)) return detect(from, Misbehaviour::kBadHeader);
     accept_pre_prepare(pp.seq(), pp.view(), d, {pp.requests().begin(), pp.requests().end()},
                        std::string(raw), out);
 }
@@ -207,17 +207,17 @@ bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
     size_t bytes = 0;
     for (const auto& r : pp.requests()) bytes += r.size();
     if (static_cast<uint32_t>(pp.requests_size()) > config_.batch_size_max || bytes > config_.batch_bytes_max) {
-        detect(from, "oversized_batch");
+        detect(from, Misbehaviour::kOversizedBatch);
         return false;
     }
     std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
     if (batch_digest(requests) != hash_from_bytes(pp.digest())) {
-        detect(from, "bad_digest");
+        detect(from, Misbehaviour::kBadDigest);
         return false;
     }
     for (const auto& r : requests) {
         if (!authenticator_.authenticate(r)) {
-            detect(from, "forged_request");
+            detect(from, Misbehaviour::kForgedRequest);
             return false;
         }
     }
@@ -271,7 +271,7 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
 
 void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out) {
     pb::Vote vote;
-    if (!decode(env.body, vote)) return detect(from, "malformed");
+    if (!decode(env.body, vote)) return detect(from, Misbehaviour::kMalformed);
     if (env.type == crypto::MessageType::kCommit && vote.seq() <= high_water_mark() + config_.watermark_window)
         max_seq_seen_ = std::max(max_seq_seen_, vote.seq());
     if (vote.view() < view_ && (active_ || !note_lower_view(from, vote.view(), vote.seq(), out) || vote.view() != view_))
@@ -282,7 +282,7 @@ void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::strin
     if (!in_window(vote.seq())) return;
     bool is_prepare = env.type == crypto::MessageType::kPrepare;
     // The primary's pre-prepare is its vote; a prepare from it is a protocol violation.
-    if (is_prepare && from == primary_of(vote.view())) return detect(from, "prepare_from_primary");
+    if (is_prepare && from == primary_of(vote.view())) return detect(from, Misbehaviour::kPrepareFromPrimary);
     Slot& slot = log_[vote.seq()];
     auto& votes = is_prepare ? slot.prepares : slot.commits;
     crypto::Hash d = hash_from_bytes(vote.digest());
@@ -294,7 +294,7 @@ void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::strin
         out.send.push_back(Outgoing{from, slot.pre_prepare});
     for (const auto& [key, senders] : votes) {
         if (key.first == vote.view() && key.second != d && senders.count(from))
-            return detect(from, "equivocation");
+            return detect(from, Misbehaviour::kEquivocation);
     }
     votes[{vote.view(), d}].emplace(from, std::string(raw));
     advance(vote.seq(), out);

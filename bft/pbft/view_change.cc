@@ -105,7 +105,7 @@ void PbftEngine::start_view_change(uint64_t new_view, Output& out) {
 void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                              Output& out) {
     pb::ViewChange vc;
-    if (!decode(env.body, vc)) return detect(from, "malformed");
+    if (!decode(env.body, vc)) return detect(from, Misbehaviour::kMalformed);
     uint64_t v = vc.new_view();
     if (v < view_ || (v == view_ && active_)) {
         // A replica left behind (restarted, partitioned): show it how this view began. A
@@ -118,7 +118,7 @@ void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std
             out.send.push_back(Outgoing{from, last_new_view_});
         return;
     }
-    if (!valid_view_change(from, vc)) return detect(from, "bad_view_change");
+    if (!valid_view_change(from, vc)) return detect(from, Misbehaviour::kBadViewChange);
     // One view change per sender is kept, its newest: memory stays bounded whatever it sends.
     for (auto it = view_changes_.begin(); it != view_changes_.end();) {
         if (it->first < v) it->second.erase(from);
@@ -161,7 +161,7 @@ bool PbftEngine::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Ou
         view_change_quorum_tick_.reset();
         progress_tick_ = now_;
         lower_view_seen_.clear();
-        detect(config_.id, "rejoined_view");
+        detect(config_.id, Misbehaviour::kRejoinedView);
         replay_future(out);
         return true;
     }
@@ -194,7 +194,7 @@ void PbftEngine::maybe_send_new_view(uint64_t view, Output& out) {
         return;
     // Only possible with more than f traitors among V: this replica will not re-propose
     // another batch where one was decided (the view change times out to the next view).
-    if (contradicts_decided(o)) return detect(config_.id, "new_view_contradicts_decided");
+    if (contradicts_decided(o)) return detect(config_.id, Misbehaviour::kNewViewContradictsDecided);
     for (const auto& r : o) {
         pb::Vote* entry = nv.add_reproposals();
         entry->set_view(view);
@@ -214,12 +214,12 @@ void PbftEngine::maybe_send_new_view(uint64_t view, Output& out) {
 void PbftEngine::on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                           Output& out) {
     pb::NewView nv;
-    if (!decode(env.body, nv)) return detect(from, "malformed");
+    if (!decode(env.body, nv)) return detect(from, Misbehaviour::kMalformed);
     uint64_t v = nv.view();
     if (v < view_ || (v == view_ && active_)) return;
-    if (from != primary_of(v)) return detect(from, "bad_new_view");
+    if (from != primary_of(v)) return detect(from, Misbehaviour::kBadNewView);
     if (!proof_shape_ok(nv.view_changes(), crypto::MessageType::kViewChange, quorum_.quorum()))
-        return detect(from, "bad_new_view");
+        return detect(from, Misbehaviour::kBadNewView);
     std::vector<pb::ViewChange> vcs;
     std::set<ReplicaId> senders;
     for (const auto& envelope : nv.view_changes()) {
@@ -228,24 +228,24 @@ void PbftEngine::on_new_view(ReplicaId from, const crypto::Envelope& env, std::s
         pb::ViewChange vc;
         if (!vc_env || !decode(vc_env->body, vc) || vc.new_view() != v || !senders.insert(s).second ||
             !valid_view_change(s, vc))
-            return detect(from, "bad_new_view");
+            return detect(from, Misbehaviour::kBadNewView);
         vcs.push_back(std::move(vc));
     }
-    if (vcs.size() < quorum_.quorum()) return detect(from, "bad_new_view");
+    if (vcs.size() < quorum_.quorum()) return detect(from, Misbehaviour::kBadNewView);
     uint64_t min_s = 0;
     crypto::Hash min_digest{};
     std::vector<std::string> min_proof;
     std::vector<Reproposal> o;
-    if (!compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o)) return detect(from, "bad_new_view");
-    if (static_cast<size_t>(nv.reproposals_size()) != o.size()) return detect(from, "bad_new_view");
+    if (!compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o)) return detect(from, Misbehaviour::kBadNewView);
+    if (static_cast<size_t>(nv.reproposals_size()) != o.size()) return detect(from, Misbehaviour::kBadNewView);
     for (size_t i = 0; i < o.size(); ++i) {
         const pb::Vote& entry = nv.reproposals(static_cast<int>(i));
         if (entry.view() != v || entry.seq() != o[i].seq || hash_from_bytes(entry.digest()) != o[i].digest)
-            return detect(from, "bad_new_view");
+            return detect(from, Misbehaviour::kBadNewView);
     }
     // A NEW-VIEW that follows from its V but puts another batch where this replica knows one
     // was decided: V's senders hid what they prepared, which more than f traitors could do.
-    if (contradicts_decided(o)) return detect(from, "new_view_contradicts_decided");
+    if (contradicts_decided(o)) return detect(from, Misbehaviour::kNewViewContradictsDecided);
     last_new_view_ = std::string(raw);
     enter_view(v, min_s, min_digest, std::move(min_proof), o, out);
 }

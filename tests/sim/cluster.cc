@@ -437,7 +437,7 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     }
     // What honest replicas detect in others (a traitor's own detections say nothing).
     for (const auto& d : r.engine->take_detected())
-        if (is_honest(id)) ++detected_[d.kind];
+        if (is_honest(id)) ++detected_[std::string(bft::misbehaviour_name(d.kind))];
 }
 
 // An honest replica never signs two different digests for one slot. Only top-level messages

@@ -66,7 +66,7 @@ TEST(PbftRecovery, SlotsBeyondTwoLAboveAStableCheckpointThatDoesNotVerifyAreNotL
     ASSERT_NE(replica, nullptr);
     replica->check_invariants();  // aborted before the fix: slot 25 > h + 2L
     EXPECT_EQ(h.engine->status().low_water_mark, 0u);
-    EXPECT_TRUE(h.detected("bad_record"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadRecord));
 }
 
 TEST(PbftRecovery, ARecoveringBackupSendsNoPrepareUntilTwoFPlusOneCommitInItsViewThenVotesOnlyFromTheNextView) {

@@ -240,7 +240,7 @@ TEST(PbftRestart, AReplicaNeverAcceptsAnotherBatchForASlotItDecided) {
     // The new primary proposes another batch at seq 1: refused and detected.
     Output out = h.deliver(h.pre_prepare(1, 1, 1, {h.request()}));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("conflicts_decided"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kConflictsDecided));
     // The batch that was decided there is accepted (and prepared) as usual.
     out = h.deliver(h.pre_prepare(1, 1, 1, b1));
     EXPECT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
@@ -258,7 +258,7 @@ TEST(PbftRestart, ANewViewThatPutsANullBatchWhereOneWasDecidedIsRefused) {
     std::vector<std::string> b2{h.request()};
     const crypto::Hash d2 = batch_digest(b2);
     enter_view_1_as_replica_1_proposes(h, 2, b2, {{1, batch_digest({})}, {2, d2}});
-    EXPECT_TRUE(h.detected("new_view_contradicts_decided"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kNewViewContradictsDecided));
     EXPECT_TRUE(h.engine->status().view_changing) << "it entered a view that undoes what it executed";
 }
 

@@ -15,7 +15,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfSignedByThePrimaryOfItsView)
     Harness h(1);
     Output out = h.deliver(h.pre_prepare(2, 0, 1, {h.request()}));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("not_primary"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kNotPrimary));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItsDigestIsTheBatchDigest) {
@@ -24,7 +24,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItsDigestIsTheBatchDigest) {
     wrong[0] = 1;
     Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}, wrong));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("bad_digest"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadDigest));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfEveryRequestHasAValidClientSignature) {
@@ -33,7 +33,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfEveryRequestHasAValidClientS
     forged[forged.size() - 1] ^= 0x01;  // the client's signature no longer verifies
     Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request(), forged}));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("forged_request"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kForgedRequest));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItHasNotAcceptedADifferentDigestForTheSlot) {
@@ -41,7 +41,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItHasNotAcceptedADifferentDi
     EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, {h.request()})), MessageType::kPrepare).size(), 1u);
     Output second = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
     EXPECT_TRUE(sent(second, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("equivocation"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kEquivocation));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyBetweenTheWaterMarks) {
@@ -132,7 +132,7 @@ TEST(PbftNormalCase, PreparedNeedsTwoFMatchingPreparesFromDistinctBackups) {
     h.deliver(h.pre_prepare(0, 0, 1, batch));
     // The primary's prepare does not count (it is refused), nor does a second copy of one.
     EXPECT_TRUE(sent(h.deliver(h.vote(MessageType::kPrepare, 0, 0, 1, d)), MessageType::kCommit).empty());
-    EXPECT_TRUE(h.detected("prepare_from_primary"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kPrepareFromPrimary));
     crypto::Hash other{};
     EXPECT_TRUE(sent(h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, other)), MessageType::kCommit).empty());
     // Own prepare + replica 3's = 2f matching: prepared, so it commits.
@@ -351,7 +351,7 @@ TEST(PbftViewChange, AViewChangeWithAForgedPreparedCertificateIsRejected) {
     p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 0, 0, 1, d));
     h.deliver(crypto::seal(h.keys[2], MessageType::kViewChange, vc.SerializeAsString()));
-    EXPECT_TRUE(h.detected("bad_view_change"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange));
 }
 
 TEST(PbftViewChange, TheNewPrimarySendsNewViewThatReproposesEveryPreparedBatch) {
@@ -397,7 +397,7 @@ TEST(PbftViewChange, NewViewIsRejectedWhenItsOSetDoesNotFollowFromItsVSet) {
     h.deliver(view_change(h, 3, 1));
     h.deliver(view_change(h, 0, 1));  // replica 2 joins view 1
     h.deliver(raw);
-    EXPECT_TRUE(h.detected("bad_new_view"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadNewView));
     EXPECT_TRUE(h.engine->status().view_changing);
 
     // The honest NEW-VIEW is accepted.
@@ -418,7 +418,7 @@ TEST(PbftRestart, AfterARestartAReplicaNeverPreparesADifferentDigestForASlotItPr
     // A (lying) primary now proposes something else for (0, 1).
     Output second = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
     EXPECT_TRUE(sent(second, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("equivocation"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kEquivocation));
 }
 
 TEST(PbftNormalCase, ARequestArrivingBetweenItsCommitAndItsExecutionDoesNotWaitIntoAViewChange) {

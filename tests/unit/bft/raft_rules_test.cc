@@ -345,15 +345,15 @@ TEST(RaftRules, BadMessagesDroppedAndReported) {
     d.deliver(good, 0);  // from itself
     auto det = d.engine->take_detected();
     ASSERT_EQ(det.size(), 3u);
-    EXPECT_EQ(det[0].kind, "malformed");
-    EXPECT_EQ(det[1].kind, "bad_sender");
-    EXPECT_EQ(det[2].kind, "bad_sender");
+    EXPECT_EQ(det[0].kind, Misbehaviour::kMalformed);
+    EXPECT_EQ(det[1].kind, Misbehaviour::kBadSender);
+    EXPECT_EQ(det[2].kind, Misbehaviour::kBadSender);
     // An entry bigger than a batch may be is refused before anything is stored.
     d.append(1, 1, 0, 0, 0, {{1, {"a", "b", "c", "d", "e"}}});
     EXPECT_TRUE(d.durable().log.empty());
     det = d.engine->take_detected();
     ASSERT_EQ(det.size(), 1u);
-    EXPECT_EQ(det[0].kind, "bad_entry");
+    EXPECT_EQ(det[0].kind, Misbehaviour::kBadEntry);
     EXPECT_EQ(d.term(), 0u) << "a refused append must not move the term";
 }
 
