@@ -171,8 +171,9 @@ struct Output {
     uint64_t ledger_sync_through = 0;
 
     bool empty() const {
-        return persist.empty() && send.empty() && send_early.empty() && commit.empty() && !fetch_snapshot &&
-               redirects.empty() && forwarded.empty() && ledger_sync_through == 0;
+        return persist.empty() && send.empty() && send_early.empty() && commit.empty() &&
+               !fetch_snapshot && redirects.empty() && forwarded.empty() &&
+               ledger_sync_through == 0;
     }
     // Appends `other` after this output's own effects, keeping the contract's order.
     void append(Output&& other);

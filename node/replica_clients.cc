@@ -359,7 +359,8 @@ api::pb::StatusReply Replica::status_reply() const {
     for (const auto& behaviour : options_.traitor) r.add_traitor(behaviour);
     // By name, as the reply has always listed them (the enum's order is not the names').
     std::map<std::string_view, uint64_t> detected_by_name;
-    for (const auto& [kind, count] : detected_) detected_by_name[bft::misbehaviour_name(kind)] = count;
+    for (const auto& [kind, count] : detected_)
+        detected_by_name[bft::misbehaviour_name(kind)] = count;
     for (const auto& [kind, count] : detected_by_name) {
         auto* d = r.add_detected();
         d->set_kind(std::string(kind));

@@ -68,7 +68,8 @@ void PbftEngine::tick_catch_up(Output& out) {
         if (next_fetch_peer_ == config_.id) next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
         pb::FetchCommitted req;
         req.set_from_seq(last_delivered_ + 1);
-        out.send.push_back(Outgoing{next_fetch_peer_, seal(crypto::MessageType::kFetchCommitted, req)});
+        out.send.push_back(
+            Outgoing{next_fetch_peer_, seal(crypto::MessageType::kFetchCommitted, req)});
     }
 }
 
@@ -99,7 +100,8 @@ void PbftEngine::on_fetch_committed(ReplicaId from, const crypto::Envelope& env,
 void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::CommittedReply reply;
     if (!decode(env.body, reply)) return detect(from, Misbehaviour::kMalformed);
-    if (reply.batches_size() > static_cast<int>(kBatchesPerReply)) return detect(from, Misbehaviour::kBadCommittedReply);
+    if (reply.batches_size() > static_cast<int>(kBatchesPerReply))
+        return detect(from, Misbehaviour::kBadCommittedReply);
     if (!reply.new_view().empty()) {
         ReplicaId primary = 0;
         auto nv = open_from(reply.new_view(), crypto::MessageType::kNewView, &primary);
@@ -117,7 +119,8 @@ void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env,
         uint64_t view = 0, seq = 0;
         crypto::Hash digest{};
         std::vector<std::string> requests;
-        if (!valid_committed_proof(proof, &view, &seq, &digest, &requests)) return detect(from, Misbehaviour::kBadCommittedReply);
+        if (!valid_committed_proof(proof, &view, &seq, &digest, &requests))
+            return detect(from, Misbehaviour::kBadCommittedReply);
         if (seq <= last_delivered_ || !in_window(seq)) continue;
         Slot& slot = log_[seq];
         if (slot.committed) continue;
@@ -132,8 +135,9 @@ void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env,
     deliver(out);
 }
 
-bool PbftEngine::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
-                                    crypto::Hash* digest, std::vector<std::string>* requests) const {
+bool PbftEngine::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view,
+                                       uint64_t* seq, crypto::Hash* digest,
+                                       std::vector<std::string>* requests) const {
     auto batch = check_commit_certificate(proof, config_.replicas, quorum_.quorum());
     if (!batch) return false;
     *view = batch->view;
@@ -145,7 +149,8 @@ bool PbftEngine::valid_committed_proof(const pb::CommittedProof& proof, uint64_t
 
 // --- A new primary's missing batches --------------------------------------------------------
 
-const std::vector<std::string>* PbftEngine::batch_held(uint64_t seq, const crypto::Hash& digest) const {
+const std::vector<std::string>* PbftEngine::batch_held(uint64_t seq,
+                                                       const crypto::Hash& digest) const {
     auto it = log_.find(seq);
     if (it == log_.end()) return nullptr;
     const Slot& slot = it->second;
@@ -188,7 +193,8 @@ void PbftEngine::fetch_missing_batches(Output& out) {
 void PbftEngine::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchBatch req;
     if (!decode(env.body, req)) return detect(from, Misbehaviour::kMalformed);
-    if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply) return detect(from, Misbehaviour::kBadFetchBatch);
+    if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply)
+        return detect(from, Misbehaviour::kBadFetchBatch);
     // Only the primary of this replica's view has a use for batches: anyone else asking is
     // refused before any work, and the primary gets one answer per answer_interval_ticks().
     if (from != primary_of(view_)) return;
@@ -227,7 +233,8 @@ void PbftEngine::on_batch(ReplicaId from, const crypto::Envelope& env, Output& o
 }
 
 // The new primary's pre-prepare for a batch NEW-VIEW re-proposes.
-void PbftEngine::repropose(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> requests, Output& out) {
+void PbftEngine::repropose(uint64_t seq, const crypto::Hash& digest,
+                           std::vector<std::string> requests, Output& out) {
     std::string raw = seal_pre_prepare(key_, view_, seq, digest, requests);
     accept_pre_prepare(seq, view_, digest, std::move(requests), std::move(raw), out);
 }

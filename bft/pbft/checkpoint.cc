@@ -29,7 +29,7 @@ void PbftEngine::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Outpu
 }
 
 void PbftEngine::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                            Output& out) {
+                               Output& out) {
     pb::Checkpoint cp;
     if (!decode(env.body, cp)) return detect(from, Misbehaviour::kMalformed);
     if (cp.seq() == 0 || cp.seq() % config_.checkpoint_interval != 0)
@@ -39,7 +39,8 @@ void PbftEngine::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std:
     // A sender gets one digest per checkpoint: a second one is a lie to someone.
     if (auto at = checkpoints_.find(cp.seq()); at != checkpoints_.end()) {
         for (const auto& [digest, senders] : at->second)
-            if (digest != d && senders.count(from)) return detect(from, Misbehaviour::kEquivocation);
+            if (digest != d && senders.count(from))
+                return detect(from, Misbehaviour::kEquivocation);
     }
     checkpoints_[cp.seq()][d].emplace(from, std::string(raw));
     // Bound what one sender can make this replica keep: its newest checkpoints only.
@@ -77,8 +78,8 @@ void PbftEngine::try_stabilize(uint64_t seq, Output& out) {
     }
 }
 
-void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> proof,
-                          Output& out) {
+void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest,
+                             std::vector<std::string> proof, Output& out) {
     auto own = own_checkpoints_.find(seq);
     bool diverged = own != own_checkpoints_.end() && own->second != digest;
     if (diverged) detect(config_.id, Misbehaviour::kStateDiverged);
@@ -138,8 +139,9 @@ void PbftEngine::collect_garbage(Output& out) {
     out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(low_ + 1)});
 }
 
-bool PbftEngine::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
-                                     const google::protobuf::RepeatedPtrField<std::string>& proof) const {
+bool PbftEngine::valid_checkpoint_proof(
+    uint64_t seq, const crypto::Hash& digest,
+    const google::protobuf::RepeatedPtrField<std::string>& proof) const {
     if (!proof_shape_ok(proof, crypto::MessageType::kCheckpoint, quorum_.quorum())) return false;
     std::set<ReplicaId> senders;
     for (const auto& raw : proof) {

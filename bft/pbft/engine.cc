@@ -11,7 +11,8 @@ std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair&
     return std::make_unique<PbftEngine>(config, key, authenticator);
 }
 
-PbftEngine::PbftEngine(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator)
+PbftEngine::PbftEngine(const Config& config, const crypto::KeyPair& key,
+                       RequestAuthenticator& authenticator)
     : config_(config),
       key_(key),
       authenticator_(authenticator),
@@ -28,7 +29,8 @@ PbftEngine::PbftEngine(const Config& config, const crypto::KeyPair& key, Request
     recovering_ = config_.recovering;
 }
 
-std::string PbftEngine::seal(crypto::MessageType type, const google::protobuf::Message& body) const {
+std::string PbftEngine::seal(crypto::MessageType type,
+                             const google::protobuf::Message& body) const {
     return crypto::seal(key_, type, body.SerializeAsString());
 }
 
@@ -40,8 +42,8 @@ void PbftEngine::detect(ReplicaId from, Misbehaviour kind) {
 std::vector<Detected> PbftEngine::take_detected() { return std::exchange(detected_, {}); }
 
 bool PbftEngine::proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
-                             crypto::MessageType type, size_t count,
-                             std::optional<ReplicaId> excluded) const {
+                                crypto::MessageType type, size_t count,
+                                std::optional<ReplicaId> excluded) const {
     if (static_cast<size_t>(proof.size()) != count) return false;
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
@@ -64,8 +66,9 @@ bool PbftEngine::may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId p
     return true;
 }
 
-std::optional<crypto::Envelope> PbftEngine::open_from(std::string_view raw, crypto::MessageType type,
-                                                   ReplicaId* sender) const {
+std::optional<crypto::Envelope> PbftEngine::open_from(std::string_view raw,
+                                                      crypto::MessageType type,
+                                                      ReplicaId* sender) const {
     auto env = crypto::open(raw);
     if (!env || env->type != type) return std::nullopt;
     for (ReplicaId i = 0; i < n_; ++i) {
@@ -186,8 +189,8 @@ void PbftEngine::forget_delivered(uint64_t through_seq) {
 }
 
 Output PbftEngine::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t executed_seq, const crypto::Hash& digest,
-                         const CertificateOf& certificate_of) {
+                            uint64_t executed_seq, const crypto::Hash& digest,
+                            const CertificateOf& certificate_of) {
     Output out;
     last_executed_ = executed_seq;
     last_delivered_ = executed_seq;
@@ -210,7 +213,8 @@ Output PbftEngine::on_start(const std::vector<std::pair<std::string, std::string
     // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
     // signing it is in memory only): sign it again, or with every replica restarted at h + L
     // no checkpoint would ever become stable and the full window would stall the network.
-    if (!fetching_snapshot_ && executed_seq > low_ && executed_seq % config_.checkpoint_interval == 0)
+    if (!fetching_snapshot_ && executed_seq > low_ &&
+        executed_seq % config_.checkpoint_interval == 0)
         send_checkpoint(executed_seq, digest, out);
     // Batches decided before the crash but not executed by the ledger execute now.
     deliver(out);
@@ -256,7 +260,7 @@ std::optional<pb::StableCheckpoint> PbftEngine::load_stable_record(
 // the h it leaves are not loaded (found by fuzzing, tests/fuzz/fuzz_store.cc: they broke that
 // invariant).
 void PbftEngine::load_slots(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t stable_seq, uint64_t reach, uint64_t executed_seq) {
+                            uint64_t stable_seq, uint64_t reach, uint64_t executed_seq) {
     for (const auto& [key, value] : records) {
         const auto slot = parse_slot_key(key);
         if (!slot) continue;
@@ -277,8 +281,9 @@ void PbftEngine::load_slots(const std::vector<std::pair<std::string, std::string
 // stable checkpoint than that (a store set aside by --recover beside a ledger past 2L, found
 // by fuzzing: tests/fuzz/fuzz_store.cc) restores nothing there; its peers serve those
 // batches, and its checkpoints move h up to them.
-void PbftEngine::restore_decided_from_ledger(const CertificateOf& certificate_of, uint64_t stable_seq,
-                                          uint64_t reach, uint64_t executed_seq) {
+void PbftEngine::restore_decided_from_ledger(const CertificateOf& certificate_of,
+                                             uint64_t stable_seq, uint64_t reach,
+                                             uint64_t executed_seq) {
     const uint64_t window = config_.watermark_window;
     const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
     for (uint64_t seq = above + 1; seq <= std::min(executed_seq, reach); ++seq) {
@@ -291,8 +296,8 @@ void PbftEngine::restore_decided_from_ledger(const CertificateOf& certificate_of
 }
 
 // The water mark this replica can prove (a VIEW-CHANGE must carry the proof).
-void PbftEngine::restore_stable_checkpoint(const pb::StableCheckpoint& stable, uint64_t executed_seq,
-                                        Output& out) {
+void PbftEngine::restore_stable_checkpoint(const pb::StableCheckpoint& stable,
+                                           uint64_t executed_seq, Output& out) {
     const crypto::Hash d = hash_from_bytes(stable.state_digest());
     std::vector<std::string> proof(stable.proof().begin(), stable.proof().end());
     for (const auto& e : proof) {
@@ -332,7 +337,8 @@ void PbftEngine::reenter_view(bool view_known) {
             std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
 }
 
-void PbftEngine::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq) {
+void PbftEngine::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value,
+                           uint64_t executed_seq) {
     if (kind == kSlotCommitted) {
         restore_decided(seq, view, value);
         return;
@@ -366,7 +372,8 @@ void PbftEngine::load_slot(uint64_t seq, uint64_t view, char kind, std::string_v
     next_seq_ = std::max(next_seq_, seq + 1);
 }
 
-bool PbftEngine::restore_decided(uint64_t seq, std::optional<uint64_t> view, std::string_view certificate) {
+bool PbftEngine::restore_decided(uint64_t seq, std::optional<uint64_t> view,
+                                 std::string_view certificate) {
     pb::CommittedProof proof;
     uint64_t v = 0, s = 0;
     crypto::Hash d{};

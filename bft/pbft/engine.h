@@ -29,7 +29,8 @@ namespace tally::bft::pbft {
 
 class PbftEngine final : public Engine {
 public:
-    PbftEngine(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator);
+    PbftEngine(const Config& config, const crypto::KeyPair& key,
+               RequestAuthenticator& authenticator);
 
     Output on_tick() override;
     Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
@@ -345,7 +346,7 @@ private:
     std::set<uint64_t> new_view_sent_;
     std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
     std::map<ReplicaId, uint64_t> new_view_answered_;  // peer -> tick it last got last_new_view_
-    std::map<ReplicaId, uint64_t> committed_answered_;     // peer -> tick it last got a CommittedReply
+    std::map<ReplicaId, uint64_t> committed_answered_;  // peer -> tick it last got a CommittedReply
     std::map<ReplicaId, uint64_t> batches_answered_;   // peer -> tick it last got a Batch
     // New primary: seq -> digest of re-proposals whose batch it still lacks (at most a window).
     std::map<uint64_t, crypto::Hash> missing_batches_;

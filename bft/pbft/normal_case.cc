@@ -161,7 +161,7 @@ void PbftEngine::propose(Output& out) {
 // the batch's digest, every request carries a valid client signature, it is in view v, it has
 // not accepted a different digest for (v, s), and h < s <= H.
 void PbftEngine::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                             Output& out) {
+                                Output& out) {
     pb::PrePrepare pp;
     if (!decode(env.body, pp)) return detect(from, Misbehaviour::kMalformed);
     // Stale: a view this replica left (unless it shows, and it rejoins, that view).
@@ -229,7 +229,8 @@ bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
 // in this view. The record is written without fsync: a replica that loses it in a machine
 // crash keeps the restart rule instead.
 void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
-                                 std::vector<std::string> requests, std::string raw, Output& out) {
+                                    std::vector<std::string> requests, std::string raw,
+                                    Output& out) {
     Slot& slot = log_[seq];
     slot.accepted = true;
     slot.view = view;
@@ -269,7 +270,8 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
     advance(seq, out);
 }
 
-void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out) {
+void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                         Output& out) {
     pb::Vote vote;
     if (!decode(env.body, vote)) return detect(from, Misbehaviour::kMalformed);
     if (env.type == crypto::MessageType::kCommit && vote.seq() <= high_water_mark() + config_.watermark_window)
@@ -282,7 +284,8 @@ void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::strin
     if (!in_window(vote.seq())) return;
     bool is_prepare = env.type == crypto::MessageType::kPrepare;
     // The primary's pre-prepare is its vote; a prepare from it is a protocol violation.
-    if (is_prepare && from == primary_of(vote.view())) return detect(from, Misbehaviour::kPrepareFromPrimary);
+    if (is_prepare && from == primary_of(vote.view()))
+        return detect(from, Misbehaviour::kPrepareFromPrimary);
     Slot& slot = log_[vote.seq()];
     auto& votes = is_prepare ? slot.prepares : slot.commits;
     crypto::Hash d = hash_from_bytes(vote.digest());

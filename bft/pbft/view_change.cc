@@ -103,7 +103,7 @@ void PbftEngine::start_view_change(uint64_t new_view, Output& out) {
 }
 
 void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                             Output& out) {
+                                Output& out) {
     pb::ViewChange vc;
     if (!decode(env.body, vc)) return detect(from, Misbehaviour::kMalformed);
     uint64_t v = vc.new_view();
@@ -212,7 +212,7 @@ void PbftEngine::maybe_send_new_view(uint64_t view, Output& out) {
 // valid view changes for v+1 from distinct replicas; and recomputing O from V gives exactly
 // the O received.
 void PbftEngine::on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                          Output& out) {
+                             Output& out) {
     pb::NewView nv;
     if (!decode(env.body, nv)) return detect(from, Misbehaviour::kMalformed);
     uint64_t v = nv.view();
@@ -236,8 +236,10 @@ void PbftEngine::on_new_view(ReplicaId from, const crypto::Envelope& env, std::s
     crypto::Hash min_digest{};
     std::vector<std::string> min_proof;
     std::vector<Reproposal> o;
-    if (!compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o)) return detect(from, Misbehaviour::kBadNewView);
-    if (static_cast<size_t>(nv.reproposals_size()) != o.size()) return detect(from, Misbehaviour::kBadNewView);
+    if (!compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o))
+        return detect(from, Misbehaviour::kBadNewView);
+    if (static_cast<size_t>(nv.reproposals_size()) != o.size())
+        return detect(from, Misbehaviour::kBadNewView);
     for (size_t i = 0; i < o.size(); ++i) {
         const pb::Vote& entry = nv.reproposals(static_cast<int>(i));
         if (entry.view() != v || entry.seq() != o[i].seq || hash_from_bytes(entry.digest()) != o[i].digest)
@@ -270,7 +272,7 @@ bool PbftEngine::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) c
 }
 
 bool PbftEngine::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
-                                   PreparedCert* cert, uint64_t* seq) const {
+                                      PreparedCert* cert, uint64_t* seq) const {
     ReplicaId primary = 0;
     auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepareHeader, &primary);
     pb::PrePrepare pp;
@@ -298,8 +300,8 @@ bool PbftEngine::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t b
 // O from V: min_s is the highest stable checkpoint in V; for every s in (min_s, max_s], the
 // batch of the highest-view prepared certificate for s, or a null (empty) batch.
 bool PbftEngine::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
-                               crypto::Hash* min_digest, std::vector<std::string>* min_proof,
-                               std::vector<Reproposal>* o) const {
+                                  crypto::Hash* min_digest, std::vector<std::string>* min_proof,
+                                  std::vector<Reproposal>* o) const {
     const pb::ViewChange* best = nullptr;
     for (const auto& vc : vcs)
         if (!best || vc.stable_seq() > best->stable_seq()) best = &vc;
@@ -333,8 +335,8 @@ bool PbftEngine::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64
 }
 
 void PbftEngine::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
-                         std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
-                         Output& out) {
+                            std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
+                            Output& out) {
     view_ = view;
     entered_view_ = view;
     active_ = true;

@@ -250,7 +250,9 @@ public:
             break;
         }
         case MessageType::kRaftSnapshotReply:
-            detect(from, Misbehaviour::kUnsupported);  // InstallSnapshot is acknowledged by an AppendReply
+            detect(
+                from,
+                Misbehaviour::kUnsupported);  // InstallSnapshot is acknowledged by an AppendReply
             break;
         default:
             detect(from, Misbehaviour::kWrongType);

@@ -387,7 +387,8 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     while (!pending.empty()) {
         // After every input to an honest engine: its own invariants (aborts when one breaks).
         if (is_honest(id)) {
-            if (auto* pbft = dynamic_cast<const bft::pbft::PbftEngine*>(r.engine.get())) pbft->check_invariants();
+            if (auto* pbft = dynamic_cast<const bft::pbft::PbftEngine*>(r.engine.get()))
+                pbft->check_invariants();
         }
         bft::Output out = std::move(pending.front());
         pending.pop_front();

@@ -166,7 +166,8 @@ TEST(PbftProofs, ACheckpointProofWithADuplicateOrAnExtraEntryIsRefused) {
     Harness h(1);
     const auto cp = [&](ReplicaId r) { return h.checkpoint(r, 4, crypto::Hash{}); };
     h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(0), cp(2), cp(3)}));
-    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange)) << "a duplicate was counted away, not refused";
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange))
+        << "a duplicate was counted away, not refused";
     h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(1), cp(2), cp(3)}));
     EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange)) << "more than 2f+1 entries";
     h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(2), cp(3)}));
@@ -271,7 +272,8 @@ TEST(PbftAmplification, FetchCommittedIsAnsweredAtMostOncePerPeerPerInterval) {
     EXPECT_TRUE(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).empty())
         << "a peer asking again at once gets the batches again";
     EXPECT_TRUE(h.detected(Misbehaviour::kFetchFlood));
-    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 3, 1)), MessageType::kCommitted).size(), 1u) << "per peer";
+    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 3, 1)), MessageType::kCommitted).size(), 1u)
+        << "per peer";
     for (uint64_t t = 0; t < h.config.retransmit_ticks; ++t) h.engine->on_tick();
     EXPECT_EQ(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).size(), 1u);
 }

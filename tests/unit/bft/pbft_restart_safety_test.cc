@@ -144,7 +144,8 @@ TEST(PbftRestart, ARestartedReplicaServesTheBatchesItExecutedToAPeerCatchingUp) 
 
     pb::FetchCommitted fetch;
     fetch.set_from_seq(1);
-    Output out = h.deliver(crypto::seal(h.keys[1], MessageType::kFetchCommitted, fetch.SerializeAsString()));
+    Output out =
+        h.deliver(crypto::seal(h.keys[1], MessageType::kFetchCommitted, fetch.SerializeAsString()));
     auto replies = sent(out, MessageType::kCommitted);
     ASSERT_EQ(replies.size(), 1u);
     pb::CommittedReply reply;
@@ -344,7 +345,8 @@ TEST(PbftRestart, APrimaryThatCaughtUpNeverProposesAtASeqAlreadyDecided) {
         proof->set_pre_prepare(h.pre_prepare(1, 1, seq, b));
         for (ReplicaId r : {1u, 2u, 3u}) proof->add_commits(h.vote(MessageType::kCommit, r, 1, seq, d));
     }
-    std::vector<Output> outs{h.deliver(crypto::seal(h.keys[1], MessageType::kCommitted, reply.SerializeAsString()))};
+    std::vector<Output> outs{
+        h.deliver(crypto::seal(h.keys[1], MessageType::kCommitted, reply.SerializeAsString()))};
     ASSERT_EQ(outs[0].commit.size(), 3u) << "the catch-up did not deliver";
     for (const auto& c : std::vector<Committed>(outs[0].commit))
         outs.push_back(h.engine->on_executed(c.seq, crypto::Hash{}));

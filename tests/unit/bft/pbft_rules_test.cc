@@ -250,7 +250,8 @@ TEST(PbftCheckpoint, AStableCheckpointLearnedFromACatchUpReplyIsFetchedFromItsPr
     reply.set_stable_seq(4);
     reply.set_stable_digest(hash_bytes(digest));
     for (ReplicaId r : {0u, 2u, 3u}) reply.add_checkpoint_proof(h.checkpoint(r, 4, digest));
-    Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kCommitted, reply.SerializeAsString()));
+    Output out =
+        h.deliver(crypto::seal(h.keys[2], MessageType::kCommitted, reply.SerializeAsString()));
     EXPECT_EQ(h.engine->status().low_water_mark, 4u);
     ASSERT_TRUE(out.fetch_snapshot.has_value());
     EXPECT_EQ(out.fetch_snapshot->peers, (std::vector<ReplicaId>{0, 2, 3}))
@@ -271,11 +272,13 @@ TEST(PbftCheckpoint, FPlusOnePeersCheckpointingBeyondTheWindowMakeALaggardAskFor
     h.deliver(h.checkpoint(0, far, digest));
     Output alone;
     for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) alone.append(h.engine->on_tick());
-    EXPECT_TRUE(sent(alone, MessageType::kFetchCommitted).empty()) << "one peer's claim is no evidence";
+    EXPECT_TRUE(sent(alone, MessageType::kFetchCommitted).empty())
+        << "one peer's claim is no evidence";
     h.deliver(h.checkpoint(2, far, digest));
     Output two;
     for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) two.append(h.engine->on_tick());
-    EXPECT_FALSE(sent(two, MessageType::kFetchCommitted).empty()) << "behind, it never asked for state";
+    EXPECT_FALSE(sent(two, MessageType::kFetchCommitted).empty())
+        << "behind, it never asked for state";
 }
 
 TEST(PbftCheckpoint, CheckpointsThatDisagreeNeverBecomeStable) {
