@@ -18,7 +18,7 @@ void Output::append(Output&& other) {
     move_append(send, other.send);
     move_append(send_early, other.send_early);
     move_append(commit, other.commit);
-    if (other.fetch_state) fetch_state = std::move(other.fetch_state);
+    if (other.fetch_snapshot) fetch_snapshot = std::move(other.fetch_snapshot);
     move_append(redirects, other.redirects);
     move_append(forwarded, other.forwarded);
     move_append(steps, other.steps);

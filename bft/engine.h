@@ -27,7 +27,7 @@
 //   2. send    — hand every message to the transport (delivery is not guaranteed).
 //   3. commit  — execute the committed batches in the order given (sequence numbers are
 //      consecutive across outputs), then report each with on_executed(seq, digest).
-//   4. fetch_state — when set, bring the ledger to that checkpoint from peers, then call
+//   4. fetch_snapshot — when set, bring the ledger to that checkpoint from peers, then call
 //      on_state_restored().
 //   5. redirects — answer each client whose request is named with a redirect to the leader
 //      (after the sends: it tells the client where to go, and promises nothing).
@@ -44,6 +44,7 @@
 #include <variant>
 #include <vector>
 
+#include "bft/misbehaviour.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
@@ -114,7 +115,7 @@ using CertificateOf = std::function<std::string(uint64_t seq)>;
 
 // The replica is behind a checkpoint its peers proved: fetch the ledger state at `seq`, which
 // must hash to `digest`, from `peers` (try them in turn; count any that serve a wrong one).
-struct StateTarget {
+struct SnapshotTarget {
     uint64_t seq = 0;
     crypto::Hash digest{};
     std::vector<ReplicaId> peers;
@@ -155,7 +156,7 @@ struct Output {
     std::vector<Outgoing> send;
     std::vector<Outgoing> send_early;  // see the contract above: sent before `persist` is written
     std::vector<Committed> commit;
-    std::optional<StateTarget> fetch_state;
+    std::optional<SnapshotTarget> fetch_snapshot;
     std::vector<Redirect> redirects;
     // Requests a peer forwarded to this replica to order (PBFT: a backup to its primary),
     // authenticated. The caller passes them through the admission its own clients' requests
@@ -170,18 +171,19 @@ struct Output {
     uint64_t ledger_sync_through = 0;
 
     bool empty() const {
-        return persist.empty() && send.empty() && send_early.empty() && commit.empty() && !fetch_state &&
-               redirects.empty() && forwarded.empty() && ledger_sync_through == 0;
+        return persist.empty() && send.empty() && send_early.empty() && commit.empty() &&
+               !fetch_snapshot && redirects.empty() && forwarded.empty() &&
+               ledger_sync_through == 0;
     }
     // Appends `other` after this output's own effects, keeping the contract's order.
     void append(Output&& other);
 };
 
 // A misbehaviour an engine detected in a peer (a bad message, a conflicting one, a lie).
-// Counted by the node per sender and kind; shown by `tally net status`.
+// Counted by the node by kind; shown by `tally net status` under misbehaviour_name(kind).
 struct Detected {
     ReplicaId from = 0;
-    std::string kind;  // "equivocation", "bad_digest", "stale_view", ...
+    Misbehaviour kind = Misbehaviour::kMalformed;
 };
 
 // What `tally net status` shows of an engine. The first part is neutral: every protocol
@@ -238,7 +240,7 @@ public:
     // covers the state digest and the chain, so that state transfer can check the header).
     virtual Output on_executed(uint64_t seq, const crypto::Hash& digest) = 0;
 
-    // The caller installed state at `seq` with `digest` (after a StateTarget).
+    // The caller installed state at `seq` with `digest` (after a SnapshotTarget).
     virtual Output on_state_restored(uint64_t seq, const crypto::Hash& digest) = 0;
 
     // Called once, before any other input, when the replica starts: `records` is everything

@@ -62,8 +62,8 @@ bool is_known_type(uint8_t type) {
         case MessageType::kCheckpoint:
         case MessageType::kViewChange:
         case MessageType::kNewView:
-        case MessageType::kFetchState:
-        case MessageType::kState:
+        case MessageType::kFetchCommitted:
+        case MessageType::kCommitted:
         case MessageType::kFetchSnapshot:
         case MessageType::kSnapshot:
         case MessageType::kForward:
@@ -99,8 +99,9 @@ std::string_view type_name(MessageType type) {
         case MessageType::kCheckpoint: return "checkpoint";
         case MessageType::kViewChange: return "view_change";
         case MessageType::kNewView: return "new_view";
-        case MessageType::kFetchState: return "fetch_state";
-        case MessageType::kState: return "state";
+        // The names before the types were renamed: they label metrics and logs, which keep them.
+        case MessageType::kFetchCommitted: return "fetch_state";
+        case MessageType::kCommitted: return "state";
         case MessageType::kFetchSnapshot: return "fetch_snapshot";
         case MessageType::kSnapshot: return "snapshot";
         case MessageType::kForward: return "forward";

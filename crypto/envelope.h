@@ -53,8 +53,10 @@ enum class MessageType : uint8_t {
     kCheckpoint = 19,
     kViewChange = 20,
     kNewView = 21,
-    kFetchState = 22,
-    kState = 23,
+    // a replica behind asks a peer for the batches committed from a seq on, with their
+    // certificates (and the stable checkpoint, when it is below it), and gets them
+    kFetchCommitted = 22,
+    kCommitted = 23,
     // state transfer between nodes: a ledger snapshot at a stable checkpoint
     kFetchSnapshot = 24,
     kSnapshot = 25,

@@ -376,9 +376,9 @@ Status Replica::drain(bft::Output out) {
             if (auto s = execute(batch, next); !s) return s;
         }
         // 4. state transfer (the store first allows the ledger that far)
-        if (out.fetch_state) {
-            if (auto s = allow_ledger_through(out.fetch_state->seq); !s) return s;
-            start_state_transfer(*out.fetch_state);
+        if (out.fetch_snapshot) {
+            if (auto s = allow_ledger_through(out.fetch_snapshot->seq); !s) return s;
+            start_state_transfer(*out.fetch_snapshot);
         }
         // 5. redirects: the clients of requests this replica does not order go to the leader.
         for (const auto& redirect : out.redirects) redirect_clients(redirect);
@@ -480,8 +480,8 @@ void Replica::collect_detected() {
         ++detected_[d.kind];
         uint64_t suppressed = 0;
         if (detected_log_.allow(&suppressed))
-            spdlog::warn("detected misbehaviour: replica {}: {} [{} more not logged]", d.from, d.kind,
-                         suppressed);
+            spdlog::warn("detected misbehaviour: replica {}: {} [{} more not logged]", d.from,
+                         bft::misbehaviour_name(d.kind), suppressed);
     }
 }
 

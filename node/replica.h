@@ -131,14 +131,14 @@ private:
     Status allow_ledger_through(uint64_t seq);
     void log_stats();
 
-    // --- replica_state.cc: state transfer (the engine's StateTarget), both sides
-    void start_state_transfer(const bft::StateTarget& target);
+    // --- replica_state.cc: state transfer (the engine's SnapshotTarget), both sides
+    void start_state_transfer(const bft::SnapshotTarget& target);
     void retry_state_transfer();
     void on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& envelope);
     void on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope, bft::Output& out);
     void keep_snapshot(uint64_t seq);  // after executing seq
     void request_piece();
-    void begin_import(const bft::StateTarget& target);
+    void begin_import(const bft::SnapshotTarget& target);
     void finish_state_transfer(bft::Output& out);
     // SnapshotServer, for answers_.
     bool serves(uint64_t seq) const override;
@@ -265,10 +265,10 @@ private:
             .count();
     }
     size_t inline_signs_left_ = 0;   // this turn's budget of signatures made on this thread
-    std::map<std::string, uint64_t> detected_;  // misbehaviour seen in peers, by kind
+    std::map<bft::Misbehaviour, uint64_t> detected_;  // misbehaviour seen in peers, by kind
 
     // State transfer: what this replica fetches, and the snapshots it can serve.
-    std::optional<bft::StateTarget> fetching_;
+    std::optional<bft::SnapshotTarget> fetching_;
     size_t fetch_attempt_ = 0;
     // The peer asked for the piece at the import's cursor: the only answer accepted (cursors
     // are predictable, so anyone could race an answer to them otherwise).
@@ -276,7 +276,7 @@ private:
     std::set<bft::ReplicaId> served_this_import_;  // peers whose pieces the import kept
     std::chrono::steady_clock::time_point fetch_retry_at_{};
     std::unique_ptr<ledger::SnapshotImport> import_;  // the snapshot being fetched, if any
-    std::optional<bft::StateTarget> next_fetch_;  // a newer checkpoint, once this one is in
+    std::optional<bft::SnapshotTarget> next_fetch_;  // a newer checkpoint, once this one is in
     size_t refused_in_a_row_ = 0;  // snapshots that failed their check, one after another
     // Catching up by certified blocks from asked_peer_: the answer awaited (the blocks from
     // replay_from_ up), and when to ask for the next ones.

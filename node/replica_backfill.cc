@@ -149,7 +149,7 @@ void Replica::on_blocks(bft::ReplicaId from, const crypto::Envelope& envelope, b
         return;
     }
     auto refuse = [&](const std::string& why) {
-        ++detected_["bad_blocks"];
+        ++detected_[bft::Misbehaviour::kBadBlocks];
         spdlog::warn("replica {} served a bad block for backfill ({}): asking another peer", from, why);
         next_backfill_peer(std::chrono::milliseconds(0));
     };
@@ -225,7 +225,7 @@ void Replica::on_blocks_to_checkpoint(bft::ReplicaId from, const pb::BlocksReply
     if (ledger_->last_seq() + 1 != replay_from_) return;  // moved meanwhile: asked again when due
     if (reply.blocks_size() == 0) return next_state_peer();  // it does not hold them either
     auto refuse = [&](const std::string& why) {
-        ++detected_["bad_blocks"];
+        ++detected_[bft::Misbehaviour::kBadBlocks];
         spdlog::warn("replica {} served a bad block to catch up with ({}): asking another peer", from, why);
         next_state_peer();
     };
@@ -260,7 +260,7 @@ void Replica::on_blocks_to_checkpoint(bft::ReplicaId from, const pb::BlocksReply
     replaying_ = false;
     keep_snapshot(ledger_->last_seq());
     if (next_fetch_ && next_fetch_->seq > ledger_->last_seq()) {
-        bft::StateTarget newer = std::move(*next_fetch_);
+        bft::SnapshotTarget newer = std::move(*next_fetch_);
         next_fetch_.reset();
         begin_import(newer);
         request_piece();

@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <map>
+#include <string_view>
 
 #include "crypto/hash.h"
 #include "crypto/reply_batch.h"
@@ -355,9 +357,13 @@ api::pb::StatusReply Replica::status_reply() const {
         r.set_cpu_us(us(usage.ru_utime) + us(usage.ru_stime));
     }
     for (const auto& behaviour : options_.traitor) r.add_traitor(behaviour);
-    for (const auto& [kind, count] : detected_) {
+    // By name, as the reply has always listed them (the enum's order is not the names').
+    std::map<std::string_view, uint64_t> detected_by_name;
+    for (const auto& [kind, count] : detected_)
+        detected_by_name[bft::misbehaviour_name(kind)] = count;
+    for (const auto& [kind, count] : detected_by_name) {
         auto* d = r.add_detected();
-        d->set_kind(kind);
+        d->set_kind(std::string(kind));
         d->set_count(count);
     }
     for (const auto& [reason, count] : rejections_.snapshot()) {

@@ -35,7 +35,7 @@ constexpr size_t kSnapshotChunkBytesMin = 256;
 // after its own (ledger::SnapshotImport::Since::kWhatItHolds). A newer checkpoint proven
 // meanwhile waits until this one is in, and then needs only what happened since; starting
 // over at each checkpoint would never finish a long transfer under load.
-void Replica::start_state_transfer(const bft::StateTarget& target) {
+void Replica::start_state_transfer(const bft::SnapshotTarget& target) {
     if (target.peers.empty()) return;
     if (fetching_ && fetching_->seq >= target.seq) return;  // already under way
     if (fetching_) {
@@ -48,7 +48,7 @@ void Replica::start_state_transfer(const bft::StateTarget& target) {
     request_piece();
 }
 
-void Replica::begin_import(const bft::StateTarget& target) {
+void Replica::begin_import(const bft::SnapshotTarget& target) {
     fetching_ = target;
     // A ledger whose own history failed the check with every peer in turn may be the one
     // that went wrong: then it takes the whole history.
@@ -87,7 +87,7 @@ void Replica::next_state_peer() {
     ++fetch_attempt_;
     if (next_fetch_) {
         // No answer for this checkpoint: the peers may have dropped it; take the newest.
-        bft::StateTarget newer = std::move(*next_fetch_);
+        bft::SnapshotTarget newer = std::move(*next_fetch_);
         next_fetch_.reset();
         begin_import(newer);
     } else if (replaying_) {
@@ -175,7 +175,7 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
                           added.error().message);
             return;  // the same piece again, after the patience
         }
-        ++detected_["bad_snapshot"];
+        ++detected_[bft::Misbehaviour::kBadSnapshot];
         ++refused_in_a_row_;
         ++fetch_attempt_;
         if (added.error().code == "malformed") {
@@ -218,7 +218,7 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
     keep_snapshot(reply.seq());
     if (next_fetch_ && next_fetch_->seq > ledger_->last_seq()) {
         // A newer checkpoint was proven meanwhile: what happened since is all it needs.
-        bft::StateTarget newer = std::move(*next_fetch_);
+        bft::SnapshotTarget newer = std::move(*next_fetch_);
         next_fetch_.reset();
         spdlog::info("replica {} fetches what happened up to checkpoint {} meanwhile", id_, newer.seq);
         begin_import(newer);

@@ -8,7 +8,7 @@
 // and open_bound_store() refuses every such store with a message that names the file and says
 // what to do: `tallyd --recover`, which sets the old store aside and rejoins as a fresh
 // replica — silent (no pre-prepare, prepare or NEW-VIEW) until it has seen the network commit
-// in its current view, then voting from the next view (bft/pbft/replica.h, recovering_).
+// in its current view, then voting from the next view (bft/pbft/engine.h, recovering_).
 //
 // "Older than the ledger" is caught at the granularity of ledger_seq_max's steps (one
 // checkpoint interval, K): the node raises it, synced, before the ledger may pass it, so a

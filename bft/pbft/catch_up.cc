@@ -3,15 +3,15 @@
 // Every retransmit_ticks a replica re-sends its votes on slots that have not committed (lost
 // messages are re-sent rather than waited out) and, as a heartbeat, its newest commit and
 // checkpoint, so a replica that heard nothing learns how far the others are. A replica whose
-// peers committed beyond what it delivered asks one of them (in turn) with FETCH-STATE. The
+// peers committed beyond what it delivered asks one of them (in turn) with FETCH-COMMITTED. The
 // answer carries committed batches, each with its certificate (the pre-prepare and 2f+1
 // commits), and — when the asker is below the responder's stable checkpoint — that checkpoint
-// and its 2f+1 proof, from which the asker transfers the ledger state (Output::fetch_state).
+// and its 2f+1 proof, from which the asker transfers the ledger state (Output::fetch_snapshot).
 // Nothing in an answer is trusted: every certificate is checked before it is used.
 #include <algorithm>
 
 #include "bft/pbft/certificate.h"
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 namespace tally::bft::pbft {
 
@@ -20,7 +20,7 @@ constexpr size_t kBatchesPerReply = 16;
 constexpr size_t kRetransmitSlotsMax = 32;
 }  // namespace
 
-void Replica::tick_catch_up(Output& out) {
+void PbftEngine::tick_catch_up(Output& out) {
     if (now_ - last_retransmit_tick_ < config_.retransmit_ticks) return;
     last_retransmit_tick_ = now_;
 
@@ -61,23 +61,24 @@ void Replica::tick_catch_up(Output& out) {
             out.send.push_back(Outgoing{kAllReplicas, cp->second.at(digest).at(config_.id)});
     }
     fetch_missing_batches(out);
-    // Also while fetching state: the checkpoint being fetched may be one no peer serves any
+    // Also while fetching a snapshot: the checkpoint being fetched may be one no peer serves any
     // more, and a newer stable checkpoint in an answer retargets the transfer.
-    if (max_seq_seen_ > last_delivered_ || fetching_state_) {
+    if (max_seq_seen_ > last_delivered_ || fetching_snapshot_) {
         next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
         if (next_fetch_peer_ == config_.id) next_fetch_peer_ = (next_fetch_peer_ + 1) % n_;
-        pb::FetchState req;
+        pb::FetchCommitted req;
         req.set_from_seq(last_delivered_ + 1);
-        out.send.push_back(Outgoing{next_fetch_peer_, seal(crypto::MessageType::kFetchState, req)});
+        out.send.push_back(
+            Outgoing{next_fetch_peer_, seal(crypto::MessageType::kFetchCommitted, req)});
     }
 }
 
-void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out) {
-    pb::FetchState req;
-    if (!decode(env.body, req)) return detect(from, "malformed");
+void PbftEngine::on_fetch_committed(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::FetchCommitted req;
+    if (!decode(env.body, req)) return detect(from, Misbehaviour::kMalformed);
     // An answer carries up to kBatchesPerReply batches: one per peer per answer_interval_ticks().
-    if (!may_answer(state_answered_, from)) return detect(from, "fetch_flood");
-    pb::StateReply reply;
+    if (!may_answer(committed_answered_, from)) return detect(from, Misbehaviour::kFetchFlood);
+    pb::CommittedReply reply;
     if (req.from_seq() <= low_ && low_ > 0) {
         reply.set_stable_seq(low_);
         reply.set_stable_digest(hash_bytes(low_digest_));
@@ -93,13 +94,14 @@ void Replica::on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output
     }
     if (!last_new_view_.empty()) reply.set_new_view(last_new_view_);
     if (reply.stable_seq() == 0 && reply.batches_size() == 0 && reply.new_view().empty()) return;
-    out.send.push_back(Outgoing{from, seal(crypto::MessageType::kState, reply)});
+    out.send.push_back(Outgoing{from, seal(crypto::MessageType::kCommitted, reply)});
 }
 
-void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
-    pb::StateReply reply;
-    if (!decode(env.body, reply)) return detect(from, "malformed");
-    if (reply.batches_size() > static_cast<int>(kBatchesPerReply)) return detect(from, "bad_state_reply");
+void PbftEngine::on_committed_reply(ReplicaId from, const crypto::Envelope& env, Output& out) {
+    pb::CommittedReply reply;
+    if (!decode(env.body, reply)) return detect(from, Misbehaviour::kMalformed);
+    if (reply.batches_size() > static_cast<int>(kBatchesPerReply))
+        return detect(from, Misbehaviour::kBadCommittedReply);
     if (!reply.new_view().empty()) {
         ReplicaId primary = 0;
         auto nv = open_from(reply.new_view(), crypto::MessageType::kNewView, &primary);
@@ -109,7 +111,7 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
         crypto::Hash digest = hash_from_bytes(reply.stable_digest());
         if (reply.stable_seq() % config_.checkpoint_interval != 0 ||
             !valid_checkpoint_proof(reply.stable_seq(), digest, reply.checkpoint_proof()))
-            return detect(from, "bad_state_reply");
+            return detect(from, Misbehaviour::kBadCommittedReply);
         make_stable(reply.stable_seq(), digest,
                     {reply.checkpoint_proof().begin(), reply.checkpoint_proof().end()}, out);
     }
@@ -117,7 +119,8 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
         uint64_t view = 0, seq = 0;
         crypto::Hash digest{};
         std::vector<std::string> requests;
-        if (!valid_committed_proof(proof, &view, &seq, &digest, &requests)) return detect(from, "bad_state_reply");
+        if (!valid_committed_proof(proof, &view, &seq, &digest, &requests))
+            return detect(from, Misbehaviour::kBadCommittedReply);
         if (seq <= last_delivered_ || !in_window(seq)) continue;
         Slot& slot = log_[seq];
         if (slot.committed) continue;
@@ -132,8 +135,9 @@ void Replica::on_state_reply(ReplicaId from, const crypto::Envelope& env, Output
     deliver(out);
 }
 
-bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view, uint64_t* seq,
-                                    crypto::Hash* digest, std::vector<std::string>* requests) const {
+bool PbftEngine::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* view,
+                                       uint64_t* seq, crypto::Hash* digest,
+                                       std::vector<std::string>* requests) const {
     auto batch = check_commit_certificate(proof, config_.replicas, quorum_.quorum());
     if (!batch) return false;
     *view = batch->view;
@@ -145,7 +149,8 @@ bool Replica::valid_committed_proof(const pb::CommittedProof& proof, uint64_t* v
 
 // --- A new primary's missing batches --------------------------------------------------------
 
-const std::vector<std::string>* Replica::batch_held(uint64_t seq, const crypto::Hash& digest) const {
+const std::vector<std::string>* PbftEngine::batch_held(uint64_t seq,
+                                                       const crypto::Hash& digest) const {
     auto it = log_.find(seq);
     if (it == log_.end()) return nullptr;
     const Slot& slot = it->second;
@@ -160,7 +165,7 @@ const std::vector<std::string>* Replica::batch_held(uint64_t seq, const crypto::
 // Asks one peer (the next in turn) for the lowest missing batches, at most kBatchesPerReply.
 // Any replica that prepared one holds it; f+1 honest ones did. A batch learned meanwhile (a
 // catch-up decided it) is re-proposed at once; one below a checkpoint is no longer wanted.
-void Replica::fetch_missing_batches(Output& out) {
+void PbftEngine::fetch_missing_batches(Output& out) {
     if (missing_batches_.empty() || !active_ || !is_primary()) return;
     for (auto it = missing_batches_.begin(); it != missing_batches_.end();) {
         const auto* held = batch_held(it->first, it->second);
@@ -185,14 +190,15 @@ void Replica::fetch_missing_batches(Output& out) {
     out.send.push_back(Outgoing{next_batch_peer_, seal(crypto::MessageType::kFetchBatch, req)});
 }
 
-void Replica::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
+void PbftEngine::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::FetchBatch req;
-    if (!decode(env.body, req)) return detect(from, "malformed");
-    if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply) return detect(from, "bad_fetch_batch");
+    if (!decode(env.body, req)) return detect(from, Misbehaviour::kMalformed);
+    if (static_cast<size_t>(req.wanted_size()) > kBatchesPerReply)
+        return detect(from, Misbehaviour::kBadFetchBatch);
     // Only the primary of this replica's view has a use for batches: anyone else asking is
     // refused before any work, and the primary gets one answer per answer_interval_ticks().
     if (from != primary_of(view_)) return;
-    if (!may_answer(batches_answered_, from)) return detect(from, "fetch_flood");
+    if (!may_answer(batches_answered_, from)) return detect(from, Misbehaviour::kFetchFlood);
     pb::Batches reply;
     for (const auto& ref : req.wanted()) {
         if (const auto* held = batch_held(ref.seq(), hash_from_bytes(ref.digest()))) {
@@ -205,9 +211,9 @@ void Replica::on_fetch_batch(ReplicaId from, const crypto::Envelope& env, Output
     out.send.push_back(Outgoing{from, seal(crypto::MessageType::kBatch, reply)});
 }
 
-void Replica::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
+void PbftEngine::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::Batches reply;
-    if (!decode(env.body, reply)) return detect(from, "malformed");
+    if (!decode(env.body, reply)) return detect(from, Misbehaviour::kMalformed);
     if (!active_ || !is_primary()) return;  // asked for in a view since left
     for (auto& b : *reply.mutable_batches()) {
         auto it = missing_batches_.find(b.seq());
@@ -216,7 +222,7 @@ void Replica::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out)
         std::vector<std::string> requests(b.requests().begin(), b.requests().end());
         // The digest is what 2f+1 replicas' certificate names: a batch that hashes to it is it.
         if (batch_digest(requests) != it->second) {
-            detect(from, "bad_batch");
+            detect(from, Misbehaviour::kBadBatch);
             continue;
         }
         crypto::Hash digest = it->second;
@@ -227,7 +233,8 @@ void Replica::on_batch(ReplicaId from, const crypto::Envelope& env, Output& out)
 }
 
 // The new primary's pre-prepare for a batch NEW-VIEW re-proposes.
-void Replica::repropose(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> requests, Output& out) {
+void PbftEngine::repropose(uint64_t seq, const crypto::Hash& digest,
+                           std::vector<std::string> requests, Output& out) {
     std::string raw = seal_pre_prepare(key_, view_, seq, digest, requests);
     accept_pre_prepare(seq, view_, digest, std::move(requests), std::move(raw), out);
 }

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <set>
 
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 namespace tally::bft::pbft {
 
@@ -14,7 +14,7 @@ namespace {
 constexpr size_t kCheckpointsPerSenderMax = 16;
 }  // namespace
 
-void Replica::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& out) {
+void PbftEngine::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& out) {
     // Vouching for a state the ledger could lose: 2f+1 such vouchers make the log below go
     // everywhere, so the state must survive a power loss of every replica (engine.h, step 0).
     out.ledger_sync_through = std::max(out.ledger_sync_through, seq);
@@ -28,18 +28,19 @@ void Replica::send_checkpoint(uint64_t seq, const crypto::Hash& digest, Output& 
     try_stabilize(seq, out);
 }
 
-void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                            Output& out) {
+void PbftEngine::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                               Output& out) {
     pb::Checkpoint cp;
-    if (!decode(env.body, cp)) return detect(from, "malformed");
+    if (!decode(env.body, cp)) return detect(from, Misbehaviour::kMalformed);
     if (cp.seq() == 0 || cp.seq() % config_.checkpoint_interval != 0)
-        return detect(from, "bad_checkpoint");
+        return detect(from, Misbehaviour::kBadCheckpoint);
     if (cp.seq() <= low_) return;  // already stable here
     crypto::Hash d = hash_from_bytes(cp.state_digest());
     // A sender gets one digest per checkpoint: a second one is a lie to someone.
     if (auto at = checkpoints_.find(cp.seq()); at != checkpoints_.end()) {
         for (const auto& [digest, senders] : at->second)
-            if (digest != d && senders.count(from)) return detect(from, "equivocation");
+            if (digest != d && senders.count(from))
+                return detect(from, Misbehaviour::kEquivocation);
     }
     checkpoints_[cp.seq()][d].emplace(from, std::string(raw));
     // Bound what one sender can make this replica keep: its newest checkpoints only.
@@ -61,7 +62,7 @@ void Replica::on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::st
     try_stabilize(cp.seq(), out);
 }
 
-void Replica::try_stabilize(uint64_t seq, Output& out) {
+void PbftEngine::try_stabilize(uint64_t seq, Output& out) {
     if (seq <= low_) return;
     auto it = checkpoints_.find(seq);
     if (it == checkpoints_.end()) return;
@@ -77,11 +78,11 @@ void Replica::try_stabilize(uint64_t seq, Output& out) {
     }
 }
 
-void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<std::string> proof,
-                          Output& out) {
+void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest,
+                             std::vector<std::string> proof, Output& out) {
     auto own = own_checkpoints_.find(seq);
     bool diverged = own != own_checkpoints_.end() && own->second != digest;
-    if (diverged) detect(config_.id, "state_diverged");
+    if (diverged) detect(config_.id, Misbehaviour::kStateDiverged);
     low_ = seq;
     low_digest_ = digest;
     low_proof_ = std::move(proof);
@@ -101,7 +102,7 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
     // repaired by rolling its ledger back.)
     if (last_delivered_ < seq) {
         // Behind the network: the proof tells what state to fetch and from whom.
-        fetching_state_ = true;
+        fetching_snapshot_ = true;
         fetch_target_ = seq;
         // The proof's signers hold that state; so do the senders of matching CHECKPOINTs
         // this replica received itself (the proof may have come in a NEW-VIEW or a
@@ -114,7 +115,7 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
         if (auto at = checkpoints_.find(seq); at != checkpoints_.end() && at->second.count(digest))
             for (const auto& [sender, envelope] : at->second.at(digest)) holders.insert(sender);
         holders.erase(config_.id);
-        out.fetch_state = StateTarget{seq, digest, {holders.begin(), holders.end()}};
+        out.fetch_snapshot = SnapshotTarget{seq, digest, {holders.begin(), holders.end()}};
     }
     collect_garbage(out);
     if (active_ && is_primary()) {
@@ -124,7 +125,7 @@ void Replica::make_stable(uint64_t seq, const crypto::Hash& digest, std::vector<
 }
 
 // Discards every message, certificate and checkpoint at or below the stable checkpoint.
-void Replica::collect_garbage(Output& out) {
+void PbftEngine::collect_garbage(Output& out) {
     log_.erase(log_.begin(), log_.upper_bound(low_));
     checkpoints_.erase(checkpoints_.begin(), checkpoints_.lower_bound(low_));
     own_checkpoints_.erase(own_checkpoints_.begin(), own_checkpoints_.lower_bound(low_));
@@ -138,8 +139,9 @@ void Replica::collect_garbage(Output& out) {
     out.persist.push_back(PersistErase{slot_key_bound(0), slot_key_bound(low_ + 1)});
 }
 
-bool Replica::valid_checkpoint_proof(uint64_t seq, const crypto::Hash& digest,
-                                     const google::protobuf::RepeatedPtrField<std::string>& proof) const {
+bool PbftEngine::valid_checkpoint_proof(
+    uint64_t seq, const crypto::Hash& digest,
+    const google::protobuf::RepeatedPtrField<std::string>& proof) const {
     if (!proof_shape_ok(proof, crypto::MessageType::kCheckpoint, quorum_.quorum())) return false;
     std::set<ReplicaId> senders;
     for (const auto& raw : proof) {

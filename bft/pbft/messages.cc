@@ -46,7 +46,7 @@ bool decode(std::string_view body, pb::ViewChange& out) {
     return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);
 }
 bool decode(std::string_view body, pb::NewView& out) { return parse(body, out); }
-bool decode(std::string_view body, pb::FetchState& out) { return parse(body, out); }
+bool decode(std::string_view body, pb::FetchCommitted& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::Forward& out) { return parse(body, out); }
 bool decode(std::string_view body, pb::FetchBatch& out) {
     if (!parse(body, out)) return false;
@@ -75,7 +75,7 @@ std::string header_of(std::string_view pre_prepare_envelope) {
     if (!env || !decode(env->body, pp)) return {};
     return pp.header();
 }
-bool decode(std::string_view body, pb::StateReply& out) {
+bool decode(std::string_view body, pb::CommittedReply& out) {
     return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);
 }
 

@@ -28,9 +28,9 @@ bool decode(std::string_view body, pb::Vote& out);
 bool decode(std::string_view body, pb::Checkpoint& out);
 bool decode(std::string_view body, pb::ViewChange& out);
 bool decode(std::string_view body, pb::NewView& out);
-bool decode(std::string_view body, pb::FetchState& out);
+bool decode(std::string_view body, pb::FetchCommitted& out);
 bool decode(std::string_view body, pb::Forward& out);
-bool decode(std::string_view body, pb::StateReply& out);
+bool decode(std::string_view body, pb::CommittedReply& out);
 bool decode(std::string_view body, pb::FetchBatch& out);
 bool decode(std::string_view body, pb::Batches& out);
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 namespace tally::bft::pbft {
 
@@ -12,16 +12,16 @@ namespace {
 constexpr size_t kWaitingMax = 100000;
 }  // namespace
 
-void Replica::on_request(const ClientRequest& request, Output& out) {
+void PbftEngine::on_request(const ClientRequest& request, Output& out) {
     crypto::Hash d = crypto::sha256(request.payload);
     if (waiting_.count(d)) return;  // a retransmission of a request already held
     if (delivered_digests_.count(d)) return;  // committed, executing now: nothing to wait for
     if (request.payload.size() > config_.batch_bytes_max) {
-        detect(config_.id, "request_too_large");  // no batch could ever carry it
+        detect(config_.id, Misbehaviour::kRequestTooLarge);  // no batch could ever carry it
         return;
     }
     if (waiting_.size() >= kWaitingMax) {
-        detect(config_.id, "request_overload");
+        detect(config_.id, Misbehaviour::kRequestOverload);
         return;
     }
     // The view-change timer runs while a request waits; it starts when the first one arrives.
@@ -40,7 +40,7 @@ void Replica::on_request(const ClientRequest& request, Output& out) {
 // would forward it, and nothing is forwarded: only a request the primary has not proposed
 // after forward_delay_ticks() (lost on its way, or a client that reached backups alone).
 // One Forward per tick, of at most batch_size_max requests.
-void Replica::tick_forward(Output& out) {
+void PbftEngine::tick_forward(Output& out) {
     if (!active_ || is_primary()) return;
     pb::Forward forward;
     while (!to_forward_.empty() && to_forward_.front().first <= now_ &&
@@ -54,9 +54,9 @@ void Replica::tick_forward(Output& out) {
         out.send.push_back(Outgoing{primary_of(view_), seal(crypto::MessageType::kForward, forward)});
 }
 
-void Replica::on_forward(ReplicaId from, const crypto::Envelope& env, Output& out) {
+void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::Forward forward;
-    if (!decode(env.body, forward)) return detect(from, "malformed");
+    if (!decode(env.body, forward)) return detect(from, Misbehaviour::kMalformed);
     if (!active_ || !is_primary()) return;  // sent to an older primary: the sender will retry
     // Per peer and tick, at most two Forwards' worth: a traitor cannot make the primary check
     // signatures faster than an honest backup would make it.
@@ -66,10 +66,10 @@ void Replica::on_forward(ReplicaId from, const crypto::Envelope& env, Output& ou
         taken = 0;
     }
     for (const auto& payload : forward.requests()) {
-        if (taken >= 2 * config_.batch_size_max) return detect(from, "forward_flood");
+        if (taken >= 2 * config_.batch_size_max) return detect(from, Misbehaviour::kForwardFlood);
         ++taken;
         auto info = authenticator_.authenticate(payload);
-        if (!info) return detect(from, "forged_request");
+        if (!info) return detect(from, Misbehaviour::kForgedRequest);
         // Not straight into the queue: the node admits it first (Output::forwarded).
         out.forwarded.push_back(ClientRequest{*info, payload});
     }
@@ -78,10 +78,10 @@ void Replica::on_forward(ReplicaId from, const crypto::Envelope& env, Output& ou
 // Bounded per sender, by count and bytes: one traitor flooding messages for a later view
 // takes only its own share, never an honest replica's. Beyond it, the sender's new messages
 // are dropped (its retransmissions bring them again once this replica is in that view).
-void Replica::keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
+void PbftEngine::keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
     auto& [count, bytes] = future_load_[from];
     if (count >= kFutureMessagesPerSenderMax || bytes + raw.size() > kFutureBytesPerSenderMax) {
-        detect(from, "future_overflow");
+        detect(from, Misbehaviour::kFutureOverflow);
         return;
     }
     ++count;
@@ -94,7 +94,7 @@ void Replica::keep_future(ReplicaId from, const crypto::Envelope& env, std::stri
 // re-proposes what executed) carried them to execution: they wait no more. (Seed 3217840: a
 // request forwarded to a primary that had executed it before a restart waited again, was
 // marked in the log by a re-proposal of its executed batch, and timed out every view.)
-void Replica::mark_in_log(uint64_t seq, const std::vector<std::string>& requests) {
+void PbftEngine::mark_in_log(uint64_t seq, const std::vector<std::string>& requests) {
     for (const auto& r : requests) {
         auto w = waiting_.find(crypto::sha256(r));
         if (w == waiting_.end()) continue;
@@ -105,7 +105,7 @@ void Replica::mark_in_log(uint64_t seq, const std::vector<std::string>& requests
     }
 }
 
-std::vector<std::string> Replica::take_batch() {
+std::vector<std::string> PbftEngine::take_batch() {
     std::vector<std::string> batch;
     size_t bytes = 0;
     while (!queue_.empty() && batch.size() < config_.batch_size_max) {
@@ -129,7 +129,7 @@ std::vector<std::string> Replica::take_batch() {
 // took the free slot alone, and batches went 62, 1, 1, 62, 1, 1 at 64 clients — each batch
 // costing the whole protocol's signatures. Requests never wait longer than an in-flight
 // batch takes to execute. queue_ may hold stale entries; counting them only proposes sooner.
-bool Replica::batch_is_due() const {
+bool PbftEngine::batch_is_due() const {
     if (next_seq_ - 1 <= last_executed_) return true;  // nothing in flight
     size_t smallest = std::numeric_limits<size_t>::max();
     for (uint64_t seq = last_executed_ + 1; seq < next_seq_; ++seq) {
@@ -143,10 +143,10 @@ bool Replica::batch_is_due() const {
 // The primary proposes while it has requests, room in the window, fewer than pipeline_depth
 // batches in flight, and a batch is due (batch_is_due). No timer: a batch forms from what
 // arrived while the previous ones were in flight.
-void Replica::propose(Output& out) {
+void PbftEngine::propose(Output& out) {
     while (active_ && is_primary() && may_vote(view_) && missing_batches_.empty() && !queue_.empty() &&
            next_seq_ <= high_water_mark() &&
-           next_seq_ - 1 - last_executed_ < config_.pipeline_depth && !fetching_state_ &&
+           next_seq_ - 1 - last_executed_ < config_.pipeline_depth && !fetching_snapshot_ &&
            batch_is_due()) {
         std::vector<std::string> batch = take_batch();
         if (batch.empty()) break;
@@ -160,41 +160,41 @@ void Replica::propose(Output& out) {
 // Rule: a backup accepts PRE-PREPARE(v, s, d) only if it is signed by the primary of v, d is
 // the batch's digest, every request carries a valid client signature, it is in view v, it has
 // not accepted a different digest for (v, s), and h < s <= H.
-void Replica::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                             Output& out) {
+void PbftEngine::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                                Output& out) {
     pb::PrePrepare pp;
-    if (!decode(env.body, pp)) return detect(from, "malformed");
+    if (!decode(env.body, pp)) return detect(from, Misbehaviour::kMalformed);
     // Stale: a view this replica left (unless it shows, and it rejoins, that view).
     if (pp.view() < view_ && (active_ || !note_lower_view(from, pp.view(), pp.seq(), out) || pp.view() != view_))
         return;
     if (pp.view() > view_ || !active_) {
         return keep_future(from, env, raw);
     }
-    if (from != primary_of(pp.view())) return detect(from, "not_primary");
+    if (from != primary_of(pp.view())) return detect(from, Misbehaviour::kNotPrimary);
     if (!in_window(pp.seq())) return;
     crypto::Hash d = hash_from_bytes(pp.digest());
     auto it = log_.find(pp.seq());
     if (it != log_.end() && it->second.accepted && it->second.view == pp.view()) {
-        if (it->second.digest != d) detect(from, "equivocation");
+        if (it->second.digest != d) detect(from, Misbehaviour::kEquivocation);
         return;
     }
     if (it != log_.end() && it->second.expected && *it->second.expected != d)
-        return detect(from, "new_view_mismatch");
+        return detect(from, Misbehaviour::kNewViewMismatch);
     if (conflicts_with_decided(pp.seq(), d)) {
         // Another batch where one was decided is a lie; a slot executed without a record of
         // what (restart after a power loss) is simply not this replica's to vote on.
-        if (it != log_.end() && it->second.decided) detect(from, "conflicts_decided");
+        if (it != log_.end() && it->second.decided) detect(from, Misbehaviour::kConflictsDecided);
         return;
     }
     if (!valid_batch(from, pp)) return;
-    if (!valid_header(from, pp)) return detect(from, "bad_header");
+    if (!valid_header(from, pp)) return detect(from, Misbehaviour::kBadHeader);
     accept_pre_prepare(pp.seq(), pp.view(), d, {pp.requests().begin(), pp.requests().end()},
                        std::string(raw), out);
 }
 
 // The header a VIEW-CHANGE will carry for this slot: signed by the same primary, naming the
 // same (view, seq, digest), nothing more.
-bool Replica::valid_header(ReplicaId from, const pb::PrePrepare& pp) const {
+bool PbftEngine::valid_header(ReplicaId from, const pb::PrePrepare& pp) const {
     ReplicaId signer = 0;
     auto env = open_from(pp.header(), crypto::MessageType::kPrePrepareHeader, &signer);
     pb::PrePrepare header;
@@ -203,21 +203,21 @@ bool Replica::valid_header(ReplicaId from, const pb::PrePrepare& pp) const {
            header.digest() == pp.digest();
 }
 
-bool Replica::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
+bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
     size_t bytes = 0;
     for (const auto& r : pp.requests()) bytes += r.size();
     if (static_cast<uint32_t>(pp.requests_size()) > config_.batch_size_max || bytes > config_.batch_bytes_max) {
-        detect(from, "oversized_batch");
+        detect(from, Misbehaviour::kOversizedBatch);
         return false;
     }
     std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
     if (batch_digest(requests) != hash_from_bytes(pp.digest())) {
-        detect(from, "bad_digest");
+        detect(from, Misbehaviour::kBadDigest);
         return false;
     }
     for (const auto& r : requests) {
         if (!authenticator_.authenticate(r)) {
-            detect(from, "forged_request");
+            detect(from, Misbehaviour::kForgedRequest);
             return false;
         }
     }
@@ -228,8 +228,9 @@ bool Replica::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
 // pre-prepare itself (primary) or a PREPARE (backup) — unless the restart rule keeps it silent
 // in this view. The record is written without fsync: a replica that loses it in a machine
 // crash keeps the restart rule instead.
-void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
-                                 std::vector<std::string> requests, std::string raw, Output& out) {
+void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
+                                    std::vector<std::string> requests, std::string raw,
+                                    Output& out) {
     Slot& slot = log_[seq];
     slot.accepted = true;
     slot.view = view;
@@ -269,9 +270,10 @@ void Replica::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash
     advance(seq, out);
 }
 
-void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out) {
+void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                         Output& out) {
     pb::Vote vote;
-    if (!decode(env.body, vote)) return detect(from, "malformed");
+    if (!decode(env.body, vote)) return detect(from, Misbehaviour::kMalformed);
     if (env.type == crypto::MessageType::kCommit && vote.seq() <= high_water_mark() + config_.watermark_window)
         max_seq_seen_ = std::max(max_seq_seen_, vote.seq());
     if (vote.view() < view_ && (active_ || !note_lower_view(from, vote.view(), vote.seq(), out) || vote.view() != view_))
@@ -282,7 +284,8 @@ void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_v
     if (!in_window(vote.seq())) return;
     bool is_prepare = env.type == crypto::MessageType::kPrepare;
     // The primary's pre-prepare is its vote; a prepare from it is a protocol violation.
-    if (is_prepare && from == primary_of(vote.view())) return detect(from, "prepare_from_primary");
+    if (is_prepare && from == primary_of(vote.view()))
+        return detect(from, Misbehaviour::kPrepareFromPrimary);
     Slot& slot = log_[vote.seq()];
     auto& votes = is_prepare ? slot.prepares : slot.commits;
     crypto::Hash d = hash_from_bytes(vote.digest());
@@ -294,7 +297,7 @@ void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_v
         out.send.push_back(Outgoing{from, slot.pre_prepare});
     for (const auto& [key, senders] : votes) {
         if (key.first == vote.view() && key.second != d && senders.count(from))
-            return detect(from, "equivocation");
+            return detect(from, Misbehaviour::kEquivocation);
     }
     votes[{vote.view(), d}].emplace(from, std::string(raw));
     advance(vote.seq(), out);
@@ -302,7 +305,7 @@ void Replica::on_vote(ReplicaId from, const crypto::Envelope& env, std::string_v
 
 // Moves a slot forward: prepared(v, s, d) needs the pre-prepare and 2f matching prepares from
 // distinct backups; committed-local needs prepared and 2f+1 matching commits.
-void Replica::advance(uint64_t seq, Output& out) {
+void PbftEngine::advance(uint64_t seq, Output& out) {
     auto it = log_.find(seq);
     if (it == log_.end()) return;
     Slot& slot = it->second;
@@ -353,7 +356,7 @@ void Replica::advance(uint64_t seq, Output& out) {
         out.steps.push_back(std::move(step));
         decide(seq, slot, std::move(decided), out);
         if (recovering_) {
-            // Recovery ends (replica.h, recovering_): 2f+1 committed in this view.
+            // Recovery ends (engine.h, recovering_): 2f+1 committed in this view.
             recovering_ = false;
             silent_through_view_ = view_;
             persist_view(out);
@@ -362,7 +365,7 @@ void Replica::advance(uint64_t seq, Output& out) {
     }
 }
 
-void Replica::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) {
+void PbftEngine::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) {
     pb::CommittedProof record;
     record.set_pre_prepare(decided.pre_prepare);
     for (const auto& e : decided.commits) record.add_commits(e);
@@ -371,7 +374,7 @@ void Replica::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) {
     slot.decided = std::move(decided);
 }
 
-bool Replica::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const {
+bool PbftEngine::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const {
     auto it = log_.find(seq);
     if (it != log_.end() && it->second.decided) return it->second.decided->digest != digest;
     if (seq > last_delivered_) return false;
@@ -389,8 +392,8 @@ bool Replica::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) c
 }
 
 // Hands committed batches to the caller strictly in sequence order.
-void Replica::deliver(Output& out) {
-    while (!fetching_state_) {
+void PbftEngine::deliver(Output& out) {
+    while (!fetching_snapshot_) {
         auto it = log_.find(last_delivered_ + 1);
         if (it == log_.end() || !it->second.decided) break;
         const Decided& decided = *it->second.decided;

@@ -4,7 +4,7 @@
 // skipping it could drop the very record (a view, a prepared certificate) that keeps the
 // replica from contradicting what it signed before. The node refuses to start on such a store.
 //
-// Pure: no I/O; signatures are not checked here (Replica::on_start checks what it uses).
+// Pure: no I/O; signatures are not checked here (PbftEngine::on_start checks what it uses).
 #pragma once
 
 #include <cstdint>

@@ -6,19 +6,19 @@
 // make a replica join the smallest of them.
 #include <algorithm>
 
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 namespace tally::bft::pbft {
 
-void Replica::tick_view_change(Output& out) {
+void PbftEngine::tick_view_change(Output& out) {
     if (active_) {
         // PBFT's request timer (timed_request_): it runs for the oldest waiting request, from
         // when it arrived or the previous timed request executed or a view began; only its
         // own execution restarts it.
-        // Not while this replica fetches state: behind the others, it cannot tell a slow
+        // Not while this replica fetches a snapshot: behind the others, it cannot tell a slow
         // primary from its own lag (a long transfer under load would otherwise end in a view
         // change of its own, alone, which no quorum joins).
-        if (fetching_state_) progress_tick_ = now_;
+        if (fetching_snapshot_) progress_tick_ = now_;
         if (waiting_.empty()) {
             timed_request_.reset();
             return;
@@ -58,14 +58,14 @@ void Replica::tick_view_change(Output& out) {
     }
 }
 
-void Replica::persist_view(Output& out) {
+void PbftEngine::persist_view(Output& out) {
     out.persist.push_back(
         PersistPut{std::string(kKeyView), view_record(ViewRecord{view_, active_})});
     out.sync = true;
     view_recorded_ = true;
 }
 
-void Replica::start_view_change(uint64_t new_view, Output& out) {
+void PbftEngine::start_view_change(uint64_t new_view, Output& out) {
     // A replica that rejoined a lower view (the rejoin rule) had already left for
     // rejoined_below_view_: it may have signed a VIEW-CHANGE and, as primary, a NEW-VIEW for
     // any view in between, which it no longer remembers after a restart. It never signs for
@@ -102,10 +102,10 @@ void Replica::start_view_change(uint64_t new_view, Output& out) {
     maybe_send_new_view(new_view, out);
 }
 
-void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                             Output& out) {
+void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                                Output& out) {
     pb::ViewChange vc;
-    if (!decode(env.body, vc)) return detect(from, "malformed");
+    if (!decode(env.body, vc)) return detect(from, Misbehaviour::kMalformed);
     uint64_t v = vc.new_view();
     if (v < view_ || (v == view_ && active_)) {
         // A replica left behind (restarted, partitioned): show it how this view began. A
@@ -118,7 +118,7 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
             out.send.push_back(Outgoing{from, last_new_view_});
         return;
     }
-    if (!valid_view_change(from, vc)) return detect(from, "bad_view_change");
+    if (!valid_view_change(from, vc)) return detect(from, Misbehaviour::kBadViewChange);
     // One view change per sender is kept, its newest: memory stays bounded whatever it sends.
     for (auto it = view_changes_.begin(); it != view_changes_.end();) {
         if (it->first < v) it->second.erase(from);
@@ -131,7 +131,7 @@ void Replica::on_view_change(ReplicaId from, const crypto::Envelope& env, std::s
 
 // Rule: a replica that holds f+1 valid view changes for views above its own joins the
 // smallest of them at once (f faulty replicas alone can never force a view change).
-void Replica::maybe_join_higher_view(Output& out) {
+void PbftEngine::maybe_join_higher_view(Output& out) {
     std::map<ReplicaId, uint64_t> newest;
     for (const auto& [v, senders] : view_changes_) {
         if (v <= view_) continue;
@@ -143,7 +143,7 @@ void Replica::maybe_join_higher_view(Output& out) {
     start_view_change(smallest, out);
 }
 
-bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out) {
+bool PbftEngine::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out) {
     if (seq <= left_view_at_seq_ || seq > high_water_mark()) return false;
     uint64_t& seen = lower_view_seen_[from];
     seen = std::max(seen, view);
@@ -153,7 +153,7 @@ bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Outpu
     for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
         if (it->second < quorum_.weak() || it->first < entered_view_) continue;
         // f+1 peers signed messages of view it->first since this replica left it: at least one
-        // honest replica works in that view. Rejoin it, silent (the rejoin rule, replica.h).
+        // honest replica works in that view. Rejoin it, silent (the rejoin rule, engine.h).
         rejoined_below_view_ = std::max(rejoined_below_view_, view_);
         view_ = it->first;
         entered_view_ = view_;
@@ -161,14 +161,14 @@ bool Replica::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Outpu
         view_change_quorum_tick_.reset();
         progress_tick_ = now_;
         lower_view_seen_.clear();
-        detect(config_.id, "rejoined_view");
+        detect(config_.id, Misbehaviour::kRejoinedView);
         replay_future(out);
         return true;
     }
     return false;
 }
 
-void Replica::maybe_send_new_view(uint64_t view, Output& out) {
+void PbftEngine::maybe_send_new_view(uint64_t view, Output& out) {
     if (primary_of(view) != config_.id || view != view_ || active_ || new_view_sent_.count(view)) return;
     if (recovering_) return;  // it may have sent another NEW-VIEW for this view before
     auto it = view_changes_.find(view);
@@ -194,7 +194,7 @@ void Replica::maybe_send_new_view(uint64_t view, Output& out) {
         return;
     // Only possible with more than f traitors among V: this replica will not re-propose
     // another batch where one was decided (the view change times out to the next view).
-    if (contradicts_decided(o)) return detect(config_.id, "new_view_contradicts_decided");
+    if (contradicts_decided(o)) return detect(config_.id, Misbehaviour::kNewViewContradictsDecided);
     for (const auto& r : o) {
         pb::Vote* entry = nv.add_reproposals();
         entry->set_view(view);
@@ -211,15 +211,15 @@ void Replica::maybe_send_new_view(uint64_t view, Output& out) {
 // Rule: a backup accepts NEW-VIEW only if it is signed by the primary of v+1; V holds 2f+1
 // valid view changes for v+1 from distinct replicas; and recomputing O from V gives exactly
 // the O received.
-void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
-                          Output& out) {
+void PbftEngine::on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
+                             Output& out) {
     pb::NewView nv;
-    if (!decode(env.body, nv)) return detect(from, "malformed");
+    if (!decode(env.body, nv)) return detect(from, Misbehaviour::kMalformed);
     uint64_t v = nv.view();
     if (v < view_ || (v == view_ && active_)) return;
-    if (from != primary_of(v)) return detect(from, "bad_new_view");
+    if (from != primary_of(v)) return detect(from, Misbehaviour::kBadNewView);
     if (!proof_shape_ok(nv.view_changes(), crypto::MessageType::kViewChange, quorum_.quorum()))
-        return detect(from, "bad_new_view");
+        return detect(from, Misbehaviour::kBadNewView);
     std::vector<pb::ViewChange> vcs;
     std::set<ReplicaId> senders;
     for (const auto& envelope : nv.view_changes()) {
@@ -228,29 +228,31 @@ void Replica::on_new_view(ReplicaId from, const crypto::Envelope& env, std::stri
         pb::ViewChange vc;
         if (!vc_env || !decode(vc_env->body, vc) || vc.new_view() != v || !senders.insert(s).second ||
             !valid_view_change(s, vc))
-            return detect(from, "bad_new_view");
+            return detect(from, Misbehaviour::kBadNewView);
         vcs.push_back(std::move(vc));
     }
-    if (vcs.size() < quorum_.quorum()) return detect(from, "bad_new_view");
+    if (vcs.size() < quorum_.quorum()) return detect(from, Misbehaviour::kBadNewView);
     uint64_t min_s = 0;
     crypto::Hash min_digest{};
     std::vector<std::string> min_proof;
     std::vector<Reproposal> o;
-    if (!compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o)) return detect(from, "bad_new_view");
-    if (static_cast<size_t>(nv.reproposals_size()) != o.size()) return detect(from, "bad_new_view");
+    if (!compute_new_view(vcs, &min_s, &min_digest, &min_proof, &o))
+        return detect(from, Misbehaviour::kBadNewView);
+    if (static_cast<size_t>(nv.reproposals_size()) != o.size())
+        return detect(from, Misbehaviour::kBadNewView);
     for (size_t i = 0; i < o.size(); ++i) {
         const pb::Vote& entry = nv.reproposals(static_cast<int>(i));
         if (entry.view() != v || entry.seq() != o[i].seq || hash_from_bytes(entry.digest()) != o[i].digest)
-            return detect(from, "bad_new_view");
+            return detect(from, Misbehaviour::kBadNewView);
     }
     // A NEW-VIEW that follows from its V but puts another batch where this replica knows one
     // was decided: V's senders hid what they prepared, which more than f traitors could do.
-    if (contradicts_decided(o)) return detect(from, "new_view_contradicts_decided");
+    if (contradicts_decided(o)) return detect(from, Misbehaviour::kNewViewContradictsDecided);
     last_new_view_ = std::string(raw);
     enter_view(v, min_s, min_digest, std::move(min_proof), o, out);
 }
 
-bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const {
+bool PbftEngine::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) const {
     (void)sender;
     if (vc.stable_seq() % config_.checkpoint_interval != 0) return false;
     // At most one certificate per seq of a window: more is refused before any is checked.
@@ -269,8 +271,8 @@ bool Replica::valid_view_change(ReplicaId sender, const pb::ViewChange& vc) cons
     return true;
 }
 
-bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
-                                   PreparedCert* cert, uint64_t* seq) const {
+bool PbftEngine::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t below_view,
+                                      PreparedCert* cert, uint64_t* seq) const {
     ReplicaId primary = 0;
     auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepareHeader, &primary);
     pb::PrePrepare pp;
@@ -297,9 +299,9 @@ bool Replica::valid_prepared_proof(const pb::PreparedProof& proof, uint64_t belo
 
 // O from V: min_s is the highest stable checkpoint in V; for every s in (min_s, max_s], the
 // batch of the highest-view prepared certificate for s, or a null (empty) batch.
-bool Replica::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
-                               crypto::Hash* min_digest, std::vector<std::string>* min_proof,
-                               std::vector<Reproposal>* o) const {
+bool PbftEngine::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t* min_s,
+                                  crypto::Hash* min_digest, std::vector<std::string>* min_proof,
+                                  std::vector<Reproposal>* o) const {
     const pb::ViewChange* best = nullptr;
     for (const auto& vc : vcs)
         if (!best || vc.stable_seq() > best->stable_seq()) best = &vc;
@@ -332,9 +334,9 @@ bool Replica::compute_new_view(const std::vector<pb::ViewChange>& vcs, uint64_t*
     return true;
 }
 
-void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
-                         std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
-                         Output& out) {
+void PbftEngine::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_digest,
+                            std::vector<std::string> min_proof, const std::vector<Reproposal>& o,
+                            Output& out) {
     view_ = view;
     entered_view_ = view;
     active_ = true;
@@ -400,7 +402,7 @@ void Replica::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& min_
     if (is_primary()) propose(out);
 }
 
-bool Replica::contradicts_decided(const std::vector<Reproposal>& o) const {
+bool PbftEngine::contradicts_decided(const std::vector<Reproposal>& o) const {
     for (const auto& r : o) {
         auto it = log_.find(r.seq);
         if (r.seq > low_ && it != log_.end() && it->second.decided && it->second.decided->digest != r.digest)
@@ -409,7 +411,7 @@ bool Replica::contradicts_decided(const std::vector<Reproposal>& o) const {
     return false;
 }
 
-void Replica::replay_future(Output& out) {
+void PbftEngine::replay_future(Output& out) {
     auto pending = std::exchange(future_, {});
     future_load_.clear();
     for (auto& [from, env, raw] : pending) out.append(on_message(from, env, raw));

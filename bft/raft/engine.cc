@@ -119,7 +119,7 @@ public:
                     const crypto::Hash& digest, const CertificateOf&) override {
         Output out;
         DurableState durable;
-        if (!read_durable(records, durable)) detect(config_.id, "bad_record");
+        if (!read_durable(records, durable)) detect(config_.id, Misbehaviour::kBadRecord);
         term_ = durable.term;
         voted_for_ = durable.voted_for;
         snap_index_ = durable.snapshot_index;
@@ -133,7 +133,7 @@ public:
         // Restart: what the ledger executed was committed. The log holds everything after the
         // snapshot (entries are synced before they are acknowledged, so before they commit;
         // the ledger is synced before the log below it is erased).
-        if (executed_seq > last_index()) detect(config_.id, "log_behind_ledger");
+        if (executed_seq > last_index()) detect(config_.id, Misbehaviour::kLogBehindLedger);
         executed_ = delivered_ = executed_seq;
         commit_ = std::max(snap_index_, std::min(executed_seq, last_index()));
         recent_digests_.emplace_back(executed_seq, digest);
@@ -151,7 +151,7 @@ public:
         if (executed_seq < snap_index_) {
             // The ledger lost what the compacted log held (it was synced before compaction, so
             // only a damaged ledger gets here): fetch the snapshot's state from any peer.
-            detect(config_.id, "ledger_behind_snapshot");
+            detect(config_.id, Misbehaviour::kLedgerBehindSnapshot);
             request_state(Fetching{std::nullopt, snap_index_, snap_term_, snap_digest_}, peers(), out);
         }
         return out;
@@ -199,11 +199,11 @@ public:
         Output out;
         // Cheap checks first: who, how big, what type; then decode; then the term.
         if (from >= n_ || from == config_.id || envelope.sender != config_.replicas[from]) {
-            detect(from, "bad_sender");
+            detect(from, Misbehaviour::kBadSender);
             return out;
         }
         if (raw.size() > config_.max_append_bytes + kMessageSlack) {
-            detect(from, "oversized");
+            detect(from, Misbehaviour::kOversized);
             return out;
         }
         switch (envelope.type) {
@@ -227,7 +227,7 @@ public:
             pb::Append m;
             if (!parse(envelope.body, m)) return malformed(from);
             if (!entries_within_bounds(m)) {
-                detect(from, "bad_entry");
+                detect(from, Misbehaviour::kBadEntry);
                 return out;
             }
             if (!step_term(from, m.term(), Kind::kAppend, false, false, out)) return out;
@@ -250,10 +250,12 @@ public:
             break;
         }
         case MessageType::kRaftSnapshotReply:
-            detect(from, "unsupported");  // InstallSnapshot is acknowledged by an AppendReply
+            detect(
+                from,
+                Misbehaviour::kUnsupported);  // InstallSnapshot is acknowledged by an AppendReply
             break;
         default:
-            detect(from, "wrong_type");
+            detect(from, Misbehaviour::kWrongType);
             break;
         }
         return out;
@@ -401,11 +403,11 @@ private:
     const Entry& entry(uint64_t index) const { return log_[index - snap_index_ - 1]; }
     uint64_t last_term() const { return term_at(last_index()); }
 
-    void detect(ReplicaId from, std::string kind) {
-        if (detected_.size() < kMaxDetected) detected_.push_back(Detected{from, std::move(kind)});
+    void detect(ReplicaId from, Misbehaviour kind) {
+        if (detected_.size() < kMaxDetected) detected_.push_back(Detected{from, kind});
     }
     Output malformed(ReplicaId from) {
-        detect(from, "malformed");
+        detect(from, Misbehaviour::kMalformed);
         return {};
     }
 
@@ -492,7 +494,7 @@ private:
     // InstallSnapshot, first half (7): the leader compacted what this replica lacks.
     void on_snapshot(ReplicaId from, const pb::Snapshot& m, Output& out) {
         if (role_ == Role::kLeader) {
-            detect(from, "two_leaders");
+            detect(from, Misbehaviour::kTwoLeaders);
             return;
         }
         if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
@@ -528,7 +530,7 @@ private:
         fetching_[f.index] = f;
         while (fetching_.size() > kMaxFetchTargets) fetching_.erase(fetching_.begin());
         fetch_tick_ = now_;
-        out.fetch_state = StateTarget{f.index, f.digest, std::move(from)};
+        out.fetch_snapshot = SnapshotTarget{f.index, f.digest, std::move(from)};
     }
 
     void persist_hard_state(Output& out) {
@@ -896,7 +898,7 @@ private:
     void on_append(ReplicaId from, const pb::Append& m, Output& out) {
         // m.term == term_.
         if (role_ == Role::kLeader) {
-            detect(from, "two_leaders");  // Election Safety broken: not an honest peer
+            detect(from, Misbehaviour::kTwoLeaders);  // Election Safety broken: not an honest peer
             return;
         }
         if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
@@ -997,7 +999,7 @@ private:
         }
         if (m.success()) {
             if (m.match_index() > last_index()) {
-                detect(from, "bad_match");
+                detect(from, Misbehaviour::kBadMatch);
                 return;
             }
             if (m.match_index() > p.match) {

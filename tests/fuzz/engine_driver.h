@@ -86,7 +86,7 @@ struct EngineDriver {
     LedgerAuthenticator auth;
     Store store;
     uint64_t executed = 0;
-    std::optional<bft::StateTarget> fetch;
+    std::optional<bft::SnapshotTarget> fetch;
     // Everything the engine sent, when the caller wants it (the generator's network).
     std::function<void(const bft::Outgoing&)> on_send;
     std::function<void(const bft::Committed&)> on_commit;
@@ -108,7 +108,7 @@ struct EngineDriver {
                 if (on_commit) on_commit(c);
                 pending.push_back(engine->on_executed(c.seq, executed_digest(c.seq)));
             }
-            if (out.fetch_state) fetch = out.fetch_state;
+            if (out.fetch_snapshot) fetch = out.fetch_snapshot;
             if (check_invariants) check_invariants();
         }
         (void)engine->take_detected();

@@ -6,13 +6,13 @@
 //
 // Properties: every body that decodes re-encodes to the same size and decodes to the same
 // message (messages.h's canonical encoding); the engine's invariants hold after every input
-// (Replica::check_invariants); its outputs keep engine.h's contract (engine_driver.h).
+// (PbftEngine::check_invariants); its outputs keep engine.h's contract (engine_driver.h).
 #include <cstddef>
 #include <cstdint>
 
 #include "bft/pbft/messages.h"
 #include "bft/pbft/pbft.h"
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 #include "tests/fuzz/engine_driver.h"
 #include "tests/fuzz/fuzz_common.h"
 
@@ -43,8 +43,8 @@ void check_body(uint8_t type, std::string_view body) {
         case MessageType::kCheckpoint: round_trip<pb::Checkpoint>(body); break;
         case MessageType::kViewChange: round_trip<pb::ViewChange>(body); break;
         case MessageType::kNewView: round_trip<pb::NewView>(body); break;
-        case MessageType::kFetchState: round_trip<pb::FetchState>(body); break;
-        case MessageType::kState: round_trip<pb::StateReply>(body); break;
+        case MessageType::kFetchCommitted: round_trip<pb::FetchCommitted>(body); break;
+        case MessageType::kCommitted: round_trip<pb::CommittedReply>(body); break;
         case MessageType::kForward: round_trip<pb::Forward>(body); break;
         case MessageType::kFetchBatch: round_trip<pb::FetchBatch>(body); break;
         case MessageType::kBatch: round_trip<pb::Batches>(body); break;
@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     driver.id = data[0] % 4;
     driver.replicas = fuzz::replica_public_keys();
     bft::pbft::Config config = fuzz::pbft_fuzz_config(driver.id);
-    auto* replica = new bft::pbft::Replica(config, fuzz::replica_keys()[driver.id], driver.auth);
+    auto* replica = new bft::pbft::PbftEngine(config, fuzz::replica_keys()[driver.id], driver.auth);
     driver.engine.reset(replica);
     driver.check_invariants = [replica] { replica->check_invariants(); };
     driver.start();

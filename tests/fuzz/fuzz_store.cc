@@ -15,7 +15,7 @@
 #include <map>
 
 #include "bft/pbft/pbft.h"
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 #include "bft/pbft/stored_records.h"
 #include "bft/raft/raft.h"
 #include "tests/fuzz/engine_driver.h"
@@ -43,7 +43,8 @@ void start(bool pbft, fuzz::Store& store, uint64_t executed, const Certificates&
     driver.store = store;
     if (pbft) {
         driver.replicas = fuzz::replica_public_keys();
-        auto* replica = new bft::pbft::Replica(fuzz::pbft_fuzz_config(1), fuzz::replica_keys()[1], driver.auth);
+        auto* replica = new bft::pbft::PbftEngine(fuzz::pbft_fuzz_config(1),
+                                                  fuzz::replica_keys()[1], driver.auth);
         driver.engine.reset(replica);
         driver.check_invariants = [replica] { replica->check_invariants(); };
     } else {

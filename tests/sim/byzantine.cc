@@ -35,10 +35,10 @@ std::unique_ptr<Message> body_for(crypto::MessageType type) {
             return std::make_unique<pb::ViewChange>();
         case crypto::MessageType::kNewView:
             return std::make_unique<pb::NewView>();
-        case crypto::MessageType::kFetchState:
-            return std::make_unique<pb::FetchState>();
-        case crypto::MessageType::kState:
-            return std::make_unique<pb::StateReply>();
+        case crypto::MessageType::kFetchCommitted:
+            return std::make_unique<pb::FetchCommitted>();
+        case crypto::MessageType::kCommitted:
+            return std::make_unique<pb::CommittedReply>();
         default:
             return nullptr;
     }
@@ -276,7 +276,7 @@ std::vector<bft::Outgoing> TwinsEngine::run_b(bft::Output first) {
         pending.pop_front();
         restrict(out.send, kB);
         for (auto& m : out.send) sent.push_back(std::move(m));
-        if (out.fetch_state) b_stuck_ = true;  // no state transfer for twin B: it stays behind
+        if (out.fetch_snapshot) b_stuck_ = true;  // no state transfer for twin B: it stays behind
         for (const auto& batch : out.commit) {
             if (b_stuck_) break;
             auto applied = ledger_b_->apply_block(batch.seq, batch.view, batch.requests,

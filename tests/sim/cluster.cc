@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "bft/pbft/messages.h"
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 #include "bft/pbft/stored_records.h"
 #include "bft/quorum.h"
 #include "node/certified_replay.h"
@@ -387,7 +387,8 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     while (!pending.empty()) {
         // After every input to an honest engine: its own invariants (aborts when one breaks).
         if (is_honest(id)) {
-            if (auto* pbft = dynamic_cast<const bft::pbft::Replica*>(r.engine.get())) pbft->check_invariants();
+            if (auto* pbft = dynamic_cast<const bft::pbft::PbftEngine*>(r.engine.get()))
+                pbft->check_invariants();
         }
         bft::Output out = std::move(pending.front());
         pending.pop_front();
@@ -423,8 +424,8 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         // 3. execute
         for (const auto& batch : out.commit) execute(id, batch, pending);
         // 4. state transfer
-        if (out.fetch_state) {
-            r.fetching = out.fetch_state;
+        if (out.fetch_snapshot) {
+            r.fetching = out.fetch_snapshot;
             try_fetch(id, pending);
         }
         // 5. requests a peer forwarded: the reply cache first, as for a client's own (the
@@ -437,7 +438,7 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
     }
     // What honest replicas detect in others (a traitor's own detections say nothing).
     for (const auto& d : r.engine->take_detected())
-        if (is_honest(id)) ++detected_[d.kind];
+        if (is_honest(id)) ++detected_[std::string(bft::misbehaviour_name(d.kind))];
 }
 
 // An honest replica never signs two different digests for one slot. Only top-level messages

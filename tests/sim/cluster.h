@@ -202,7 +202,7 @@ private:
         std::vector<bft::PersistOp> unsynced;        // applied to store, not yet to durable
         std::unique_ptr<bft::Engine> engine;
         std::map<uint64_t, ledger::SnapshotPoint> snapshots;  // ledger at checkpoints
-        std::optional<bft::StateTarget> fetching;
+        std::optional<bft::SnapshotTarget> fetching;
         bool up = true;
         // Batch digest of every seq this replica delivered, across restarts (not state transfers)
         // and kept in its ledger (a power loss that takes the ledger back forgets the rest).

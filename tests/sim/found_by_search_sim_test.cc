@@ -49,7 +49,7 @@ TEST(FoundBySearch, WholeClusterOutageWithAFullWindowRecovers) {
 // Found as seed 412 of VoprSim.MutatingTraitorsCannotBreakSafetyOrLiveness (n = 7, a mutating
 // traitor at replica 4): replicas 2 and 3 fetch the state at seq 16 while the others have
 // moved on to h = 24 and serve that state no longer. A fetching replica never asks a peer
-// (FetchState) for a newer stable checkpoint, and only four honest replicas are up to date
+// (FetchCommitted) for a newer stable checkpoint, and only four honest replicas are up to date
 // (2f+1 = 5 CHECKPOINTs are needed; the traitor's are refused as equivocation), so replicas 2
 // and 3 never converge. Fix: keep asking peers while fetching, so a newer proven checkpoint
 // retargets the transfer.

@@ -423,7 +423,8 @@ void run_view_change_with_l_certificates(uint64_t seed) {
     config.batch_size_max = 4;
     config.faults.delay_max_ticks = 2;
     Cluster cluster(config);
-    cluster.slow_to(1, 1'000'000, {crypto::MessageType::kPrePrepare, crypto::MessageType::kState});
+    cluster.slow_to(1, 1'000'000,
+                    {crypto::MessageType::kPrePrepare, crypto::MessageType::kCommitted});
     const uint64_t outstanding = 12 + seed % 12;
     ASSERT_TRUE(cluster.run_until([&] { return cluster.status(2).last_executed >= outstanding; }, 20000))
         << report(cluster, seed);

@@ -68,7 +68,7 @@ TEST(PbftForward, APrimaryHandsForwardedRequestsToItsCallerAndProposesOnlyWhatCo
     forged.add_requests(ledger::make_transfer(key_of(102), key_of(101).public_key(), 1, 1) + "x");
     EXPECT_TRUE(h.deliver(crypto::seal(h.keys[2], MessageType::kForward, forged.SerializeAsString()))
                     .forwarded.empty());
-    EXPECT_TRUE(h.detected("forged_request"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kForgedRequest));
 }
 
 // --- Censorship --------------------------------------------------------------------------
@@ -166,11 +166,12 @@ TEST(PbftProofs, ACheckpointProofWithADuplicateOrAnExtraEntryIsRefused) {
     Harness h(1);
     const auto cp = [&](ReplicaId r) { return h.checkpoint(r, 4, crypto::Hash{}); };
     h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(0), cp(2), cp(3)}));
-    EXPECT_TRUE(h.detected("bad_view_change")) << "a duplicate was counted away, not refused";
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange))
+        << "a duplicate was counted away, not refused";
     h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(1), cp(2), cp(3)}));
-    EXPECT_TRUE(h.detected("bad_view_change")) << "more than 2f+1 entries";
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange)) << "more than 2f+1 entries";
     h.deliver(view_change_with_checkpoint_proof(h, 2, 1, {cp(0), cp(2), cp(3)}));
-    EXPECT_FALSE(h.detected("bad_view_change")) << "exactly 2f+1 distinct: a proof";
+    EXPECT_FALSE(h.detected(Misbehaviour::kBadViewChange)) << "exactly 2f+1 distinct: a proof";
 }
 
 TEST(PbftProofs, AViewChangeHoldingTensOfThousandsOfCopiesOfOneCheckpointCostsNoSignatureCheck) {
@@ -182,7 +183,7 @@ TEST(PbftProofs, AViewChangeHoldingTensOfThousandsOfCopiesOfOneCheckpointCostsNo
     ASSERT_TRUE(envelope.ok());
     const uint64_t before = crypto::verifications_on_this_thread();
     h.engine->on_message(2, *envelope, raw);
-    EXPECT_TRUE(h.detected("bad_view_change"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange));
     // 30,000 Ed25519 verifications would take seconds: refused on its shape, it costs none
     // (the caller opened the envelope itself; the engine checks nothing inside it).
     EXPECT_EQ(crypto::verifications_on_this_thread() - before, 0u);
@@ -200,7 +201,7 @@ TEST(PbftProofs, APreparedProofWithADuplicatePrepareIsRefused) {
     p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 3, 0, 1, d));
     h.deliver(crypto::seal(h.keys[2], MessageType::kViewChange, vc.SerializeAsString()));
-    EXPECT_TRUE(h.detected("bad_view_change"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange));
 }
 
 // --- Memory bounds -----------------------------------------------------------------------
@@ -226,12 +227,12 @@ TEST(PbftMemory, AVotePaddedWithAnUnknownFieldIsRefused) {
     body += static_cast<char>(len);
     body += pad;
     Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kPrepare, body));
-    EXPECT_TRUE(h.detected("malformed"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kMalformed));
     EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "the padded prepare was counted";
     // The same field twice (the last one wins in protobuf) is not canonical either.
     std::string twice = vote.SerializeAsString() + vote.SerializeAsString();
     h.deliver(crypto::seal(h.keys[2], MessageType::kPrepare, twice));
-    EXPECT_TRUE(h.detected("malformed"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kMalformed));
 }
 
 TEST(PbftMemory, OneTraitorFloodingMessagesForTheNextViewCannotPushOutAnHonestReplicasOwn) {
@@ -245,7 +246,7 @@ TEST(PbftMemory, OneTraitorFloodingMessagesForTheNextViewCannotPushOutAnHonestRe
     h.deliver(h.pre_prepare(1, 1, 1, batch));
     // The traitor sends thousands of view-1 messages.
     for (uint64_t i = 0; i < 5000; ++i) h.deliver(h.vote(MessageType::kCommit, 2, 1, 2 + i % 6, crypto::Hash{}));
-    EXPECT_TRUE(h.detected("future_overflow"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kFutureOverflow));
     pb::NewView nv;
     nv.set_view(1);
     nv.add_view_changes(view_change(h, 0, 1));
@@ -258,22 +259,23 @@ TEST(PbftMemory, OneTraitorFloodingMessagesForTheNextViewCannotPushOutAnHonestRe
 
 // --- Amplification -----------------------------------------------------------------------
 
-std::string fetch_state(const Harness& h, ReplicaId from, uint64_t from_seq) {
-    pb::FetchState req;
+std::string fetch_committed(const Harness& h, ReplicaId from, uint64_t from_seq) {
+    pb::FetchCommitted req;
     req.set_from_seq(from_seq);
-    return crypto::seal(h.keys[from], MessageType::kFetchState, req.SerializeAsString());
+    return crypto::seal(h.keys[from], MessageType::kFetchCommitted, req.SerializeAsString());
 }
 
-TEST(PbftAmplification, FetchStateIsAnsweredAtMostOncePerPeerPerInterval) {
+TEST(PbftAmplification, FetchCommittedIsAnsweredAtMostOncePerPeerPerInterval) {
     Harness h(1);
     ASSERT_EQ(commit_batch(h, 0, 1, {h.request()}).commit.size(), 1u);
-    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
-    EXPECT_TRUE(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).empty())
+    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).size(), 1u);
+    EXPECT_TRUE(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).empty())
         << "a peer asking again at once gets the batches again";
-    EXPECT_TRUE(h.detected("fetch_flood"));
-    EXPECT_EQ(sent(h.deliver(fetch_state(h, 3, 1)), MessageType::kState).size(), 1u) << "per peer";
+    EXPECT_TRUE(h.detected(Misbehaviour::kFetchFlood));
+    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 3, 1)), MessageType::kCommitted).size(), 1u)
+        << "per peer";
     for (uint64_t t = 0; t < h.config.retransmit_ticks; ++t) h.engine->on_tick();
-    EXPECT_EQ(sent(h.deliver(fetch_state(h, 2, 1)), MessageType::kState).size(), 1u);
+    EXPECT_EQ(sent(h.deliver(fetch_committed(h, 2, 1)), MessageType::kCommitted).size(), 1u);
 }
 
 TEST(PbftAmplification, AStaleViewChangeGetsTheNewViewBackOnlyWhenValidAndAtMostOncePerInterval) {
@@ -381,7 +383,7 @@ TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
     body += pad;
     Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, body));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("malformed"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kMalformed));
 }
 
 TEST(PbftOversized, ABackupRefusesABatchOfMoreThanBatchBytesMaxAndThePrimaryNeverProposesOne) {
@@ -393,7 +395,7 @@ TEST(PbftOversized, ABackupRefusesABatchOfMoreThanBatchBytesMaxAndThePrimaryNeve
     ASSERT_LE(batch[0].size() * 2, 500u);
     Output out = h.deliver(h.pre_prepare(0, 0, 1, batch));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("oversized_batch"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kOversizedBatch));
 
     Harness p(0);
     p.config.batch_bytes_max = 500;
@@ -493,7 +495,7 @@ TEST(PbftViewChangeUnderLoad, ANewPrimaryFetchesABatchItLacksAndProposesNothingN
     // A batch that is not the one the certificate names is refused.
     Output lie = h.deliver(batches(h, 2, 1, {h.request()}));
     EXPECT_TRUE(sent(lie, MessageType::kPrePrepare).empty());
-    EXPECT_TRUE(h.detected("bad_batch"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadBatch));
     // The right one: seq 1 is re-proposed with it, and the waiting request follows at seq 2.
     Output right = h.deliver(batches(h, 2, 1, b));
     auto pps = sent(right, MessageType::kPrePrepare);
@@ -527,7 +529,7 @@ TEST(PbftViewChangeUnderLoad, AReplicaServesBatchesOnlyToItsViewsPrimaryAndAtMos
     ASSERT_EQ(reply.batches_size(), 1);
     EXPECT_EQ(reply.batches(0).requests(0), b[0]);
     EXPECT_TRUE(sent(h.deliver(crypto::seal(h.keys[1], MessageType::kFetchBatch, body)), MessageType::kBatch).empty());
-    EXPECT_TRUE(h.detected("fetch_flood"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kFetchFlood));
 }
 
 TEST(PbftViewChangeUnderLoad, APrePrepareWhoseSignedHeaderDoesNotMatchIsRefused) {
@@ -543,12 +545,12 @@ TEST(PbftViewChangeUnderLoad, APrePrepareWhoseSignedHeaderDoesNotMatchIsRefused)
     pp.set_header(h.header(0, 0, 2, d));
     Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString()));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("bad_header"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadHeader));
     // Signed by another replica.
     pp.set_header(h.header(3, 0, 1, d));
     out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString()));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("bad_header"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadHeader));
     // The real one.
     EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, b)), MessageType::kPrepare).size(), 1u);
 }

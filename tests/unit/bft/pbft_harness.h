@@ -105,7 +105,7 @@ struct Harness {
         return engine->on_message(from, *env, raw);
     }
 
-    bool detected(const std::string& kind) {
+    bool detected(Misbehaviour kind) {
         auto all = engine->take_detected();
         return std::any_of(all.begin(), all.end(), [&](const Detected& d) { return d.kind == kind; });
     }

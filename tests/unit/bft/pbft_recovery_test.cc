@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <map>
 
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 #include "tests/unit/bft/pbft_harness.h"
 
 namespace tally::bft::pbft::testing {
@@ -18,7 +18,7 @@ using crypto::MessageType;
 // Found by fuzzing (tests/fuzz/fuzz_store.cc): a replica whose consensus store was set aside
 // (--recover) beside a ledger more than 2L blocks on restored the decided slots of its last L
 // blocks from the ledger's certificates, at seqs beyond h + 2L (h = 0: no stable record), which
-// the log never holds (Replica::check_invariants aborted). It restores only within (h, h + 2L].
+// the log never holds (PbftEngine::check_invariants aborted). It restores only within (h, h + 2L].
 TEST(PbftRecovery, ALedgerFurtherThanTwoLAheadOfTheStableCheckpointRestoresNoSlotBeyondIt) {
     Harness h(1);  // L = 8, K = 4
     h.config.recovering = true;
@@ -35,7 +35,7 @@ TEST(PbftRecovery, ALedgerFurtherThanTwoLAheadOfTheStableCheckpointRestoresNoSlo
     for (uint64_t executed : {12u, 26u}) {
         h.engine = make_engine(h.config, h.keys[h.id], h.auth);
         Output out = h.engine->on_start({}, executed, crypto::sha256("state"), certificate_of);
-        auto* replica = dynamic_cast<Replica*>(h.engine.get());
+        auto* replica = dynamic_cast<PbftEngine*>(h.engine.get());
         ASSERT_NE(replica, nullptr);
         replica->check_invariants();  // aborted at executed = 26 before the fix
         EXPECT_EQ(h.engine->status().last_executed, executed);
@@ -62,11 +62,11 @@ TEST(PbftRecovery, SlotsBeyondTwoLAboveAStableCheckpointThatDoesNotVerifyAreNotL
     std::sort(records.begin(), records.end());
     h.engine = make_engine(h.config, h.keys[h.id], h.auth);
     h.engine->on_start(records, 24, crypto::sha256("state"), {});
-    auto* replica = dynamic_cast<Replica*>(h.engine.get());
+    auto* replica = dynamic_cast<PbftEngine*>(h.engine.get());
     ASSERT_NE(replica, nullptr);
     replica->check_invariants();  // aborted before the fix: slot 25 > h + 2L
     EXPECT_EQ(h.engine->status().low_water_mark, 0u);
-    EXPECT_TRUE(h.detected("bad_record"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadRecord));
 }
 
 TEST(PbftRecovery, ARecoveringBackupSendsNoPrepareUntilTwoFPlusOneCommitInItsViewThenVotesOnlyFromTheNextView) {

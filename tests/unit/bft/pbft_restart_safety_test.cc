@@ -142,12 +142,13 @@ TEST(PbftRestart, ARestartedReplicaServesTheBatchesItExecutedToAPeerCatchingUp) 
     commit_and_execute_seq_1(h, 3, b1, wire);
     wire.restart(2, 1);
 
-    pb::FetchState fetch;
+    pb::FetchCommitted fetch;
     fetch.set_from_seq(1);
-    Output out = h.deliver(crypto::seal(h.keys[1], MessageType::kFetchState, fetch.SerializeAsString()));
-    auto replies = sent(out, MessageType::kState);
+    Output out =
+        h.deliver(crypto::seal(h.keys[1], MessageType::kFetchCommitted, fetch.SerializeAsString()));
+    auto replies = sent(out, MessageType::kCommitted);
     ASSERT_EQ(replies.size(), 1u);
-    pb::StateReply reply;
+    pb::CommittedReply reply;
     ASSERT_TRUE(reply.ParseFromString(replies[0].body));
     ASSERT_EQ(reply.batches_size(), 1) << "a restarted replica could not serve what it executed";
     EXPECT_EQ(reply.batches(0).commits_size(), 3);
@@ -187,7 +188,7 @@ TEST(PbftRestart, ARestartedReplicasHeartbeatCarriesItsStableCheckpointSoAnIdleN
 
 // The same for what it executed beyond that checkpoint: its heartbeat carries its commit of
 // the newest batch it executed, from the certificate it stored, so that the laggard asks for
-// the batches (FETCH-STATE) without waiting for the next client.
+// the batches (FETCH-COMMITTED) without waiting for the next client.
 TEST(PbftRestart, ARestartedReplicasHeartbeatCarriesItsNewestCommitFromTheCertificateItStored) {
     Harness h(2);
     h.config.retransmit_ticks = 5;
@@ -240,7 +241,7 @@ TEST(PbftRestart, AReplicaNeverAcceptsAnotherBatchForASlotItDecided) {
     // The new primary proposes another batch at seq 1: refused and detected.
     Output out = h.deliver(h.pre_prepare(1, 1, 1, {h.request()}));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("conflicts_decided"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kConflictsDecided));
     // The batch that was decided there is accepted (and prepared) as usual.
     out = h.deliver(h.pre_prepare(1, 1, 1, b1));
     EXPECT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
@@ -258,7 +259,7 @@ TEST(PbftRestart, ANewViewThatPutsANullBatchWhereOneWasDecidedIsRefused) {
     std::vector<std::string> b2{h.request()};
     const crypto::Hash d2 = batch_digest(b2);
     enter_view_1_as_replica_1_proposes(h, 2, b2, {{1, batch_digest({})}, {2, d2}});
-    EXPECT_TRUE(h.detected("new_view_contradicts_decided"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kNewViewContradictsDecided));
     EXPECT_TRUE(h.engine->status().view_changing) << "it entered a view that undoes what it executed";
 }
 
@@ -336,7 +337,7 @@ TEST(PbftRestart, APrimaryThatCaughtUpNeverProposesAtASeqAlreadyDecided) {
     for (int i = 0; i < 2; ++i) h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
 
     // The others committed seqs 1..3 in view 1 without it; a peer's answer brings them.
-    pb::StateReply reply;
+    pb::CommittedReply reply;
     for (uint64_t seq = 1; seq <= 3; ++seq) {
         std::vector<std::string> b{ledger::make_transfer(key_of(102), key_of(101).public_key(), 1, seq)};
         const crypto::Hash d = batch_digest(b);
@@ -344,7 +345,8 @@ TEST(PbftRestart, APrimaryThatCaughtUpNeverProposesAtASeqAlreadyDecided) {
         proof->set_pre_prepare(h.pre_prepare(1, 1, seq, b));
         for (ReplicaId r : {1u, 2u, 3u}) proof->add_commits(h.vote(MessageType::kCommit, r, 1, seq, d));
     }
-    std::vector<Output> outs{h.deliver(crypto::seal(h.keys[1], MessageType::kState, reply.SerializeAsString()))};
+    std::vector<Output> outs{
+        h.deliver(crypto::seal(h.keys[1], MessageType::kCommitted, reply.SerializeAsString()))};
     ASSERT_EQ(outs[0].commit.size(), 3u) << "the catch-up did not deliver";
     for (const auto& c : std::vector<Committed>(outs[0].commit))
         outs.push_back(h.engine->on_executed(c.seq, crypto::Hash{}));

@@ -15,7 +15,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfSignedByThePrimaryOfItsView)
     Harness h(1);
     Output out = h.deliver(h.pre_prepare(2, 0, 1, {h.request()}));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("not_primary"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kNotPrimary));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItsDigestIsTheBatchDigest) {
@@ -24,7 +24,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItsDigestIsTheBatchDigest) {
     wrong[0] = 1;
     Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}, wrong));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("bad_digest"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadDigest));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfEveryRequestHasAValidClientSignature) {
@@ -33,7 +33,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfEveryRequestHasAValidClientS
     forged[forged.size() - 1] ^= 0x01;  // the client's signature no longer verifies
     Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request(), forged}));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("forged_request"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kForgedRequest));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItHasNotAcceptedADifferentDigestForTheSlot) {
@@ -41,7 +41,7 @@ TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyIfItHasNotAcceptedADifferentDi
     EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, {h.request()})), MessageType::kPrepare).size(), 1u);
     Output second = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
     EXPECT_TRUE(sent(second, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("equivocation"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kEquivocation));
 }
 
 TEST(PbftNormalCase, ABackupAcceptsAPrePrepareOnlyBetweenTheWaterMarks) {
@@ -132,7 +132,7 @@ TEST(PbftNormalCase, PreparedNeedsTwoFMatchingPreparesFromDistinctBackups) {
     h.deliver(h.pre_prepare(0, 0, 1, batch));
     // The primary's prepare does not count (it is refused), nor does a second copy of one.
     EXPECT_TRUE(sent(h.deliver(h.vote(MessageType::kPrepare, 0, 0, 1, d)), MessageType::kCommit).empty());
-    EXPECT_TRUE(h.detected("prepare_from_primary"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kPrepareFromPrimary));
     crypto::Hash other{};
     EXPECT_TRUE(sent(h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, other)), MessageType::kCommit).empty());
     // Own prepare + replica 3's = 2f matching: prepared, so it commits.
@@ -234,9 +234,9 @@ TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog)
     Output out = h.deliver(h.checkpoint(3, 4, digest));
     EXPECT_EQ(h.engine->status().low_water_mark, 4u);
     // Behind the stable checkpoint, it asks for state transfer with the proven digest.
-    ASSERT_TRUE(out.fetch_state.has_value());
-    EXPECT_EQ(out.fetch_state->seq, 4u);
-    EXPECT_EQ(out.fetch_state->digest, digest);
+    ASSERT_TRUE(out.fetch_snapshot.has_value());
+    EXPECT_EQ(out.fetch_snapshot->seq, 4u);
+    EXPECT_EQ(out.fetch_snapshot->digest, digest);
     bool erased = false;
     for (const auto& op : out.persist) erased |= std::holds_alternative<PersistErase>(op);
     EXPECT_TRUE(erased);
@@ -246,14 +246,15 @@ TEST(PbftCheckpoint, AStableCheckpointLearnedFromACatchUpReplyIsFetchedFromItsPr
     Harness h(1);
     crypto::Hash digest{};
     digest[5] = 7;
-    pb::StateReply reply;  // no CHECKPOINT reached this replica itself
+    pb::CommittedReply reply;  // no CHECKPOINT reached this replica itself
     reply.set_stable_seq(4);
     reply.set_stable_digest(hash_bytes(digest));
     for (ReplicaId r : {0u, 2u, 3u}) reply.add_checkpoint_proof(h.checkpoint(r, 4, digest));
-    Output out = h.deliver(crypto::seal(h.keys[2], MessageType::kState, reply.SerializeAsString()));
+    Output out =
+        h.deliver(crypto::seal(h.keys[2], MessageType::kCommitted, reply.SerializeAsString()));
     EXPECT_EQ(h.engine->status().low_water_mark, 4u);
-    ASSERT_TRUE(out.fetch_state.has_value());
-    EXPECT_EQ(out.fetch_state->peers, (std::vector<ReplicaId>{0, 2, 3}))
+    ASSERT_TRUE(out.fetch_snapshot.has_value());
+    EXPECT_EQ(out.fetch_snapshot->peers, (std::vector<ReplicaId>{0, 2, 3}))
         << "with no peer to ask, it would wait for the state forever";
 }
 
@@ -271,11 +272,13 @@ TEST(PbftCheckpoint, FPlusOnePeersCheckpointingBeyondTheWindowMakeALaggardAskFor
     h.deliver(h.checkpoint(0, far, digest));
     Output alone;
     for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) alone.append(h.engine->on_tick());
-    EXPECT_TRUE(sent(alone, MessageType::kFetchState).empty()) << "one peer's claim is no evidence";
+    EXPECT_TRUE(sent(alone, MessageType::kFetchCommitted).empty())
+        << "one peer's claim is no evidence";
     h.deliver(h.checkpoint(2, far, digest));
     Output two;
     for (uint64_t t = 0; t < 2 * h.config.retransmit_ticks; ++t) two.append(h.engine->on_tick());
-    EXPECT_FALSE(sent(two, MessageType::kFetchState).empty()) << "behind, it never asked for state";
+    EXPECT_FALSE(sent(two, MessageType::kFetchCommitted).empty())
+        << "behind, it never asked for state";
 }
 
 TEST(PbftCheckpoint, CheckpointsThatDisagreeNeverBecomeStable) {
@@ -304,7 +307,7 @@ TEST(PbftViewChange, AReplicaFetchingStateDoesNotTimeOutIntoAViewChange) {
     digest[5] = 7;
     h.deliver(h.checkpoint(0, 4, digest));
     h.deliver(h.checkpoint(2, 4, digest));
-    ASSERT_TRUE(h.deliver(h.checkpoint(3, 4, digest)).fetch_state.has_value());
+    ASSERT_TRUE(h.deliver(h.checkpoint(3, 4, digest)).fetch_snapshot.has_value());
     h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});
     Output all;
     for (uint64_t t = 0; t < 3 * h.config.view_change_timeout_ticks; ++t) all.append(h.engine->on_tick());
@@ -351,7 +354,7 @@ TEST(PbftViewChange, AViewChangeWithAForgedPreparedCertificateIsRejected) {
     p->add_prepares(h.vote(MessageType::kPrepare, 2, 0, 1, d));
     p->add_prepares(h.vote(MessageType::kPrepare, 0, 0, 1, d));
     h.deliver(crypto::seal(h.keys[2], MessageType::kViewChange, vc.SerializeAsString()));
-    EXPECT_TRUE(h.detected("bad_view_change"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadViewChange));
 }
 
 TEST(PbftViewChange, TheNewPrimarySendsNewViewThatReproposesEveryPreparedBatch) {
@@ -397,7 +400,7 @@ TEST(PbftViewChange, NewViewIsRejectedWhenItsOSetDoesNotFollowFromItsVSet) {
     h.deliver(view_change(h, 3, 1));
     h.deliver(view_change(h, 0, 1));  // replica 2 joins view 1
     h.deliver(raw);
-    EXPECT_TRUE(h.detected("bad_new_view"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kBadNewView));
     EXPECT_TRUE(h.engine->status().view_changing);
 
     // The honest NEW-VIEW is accepted.
@@ -418,7 +421,7 @@ TEST(PbftRestart, AfterARestartAReplicaNeverPreparesADifferentDigestForASlotItPr
     // A (lying) primary now proposes something else for (0, 1).
     Output second = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
     EXPECT_TRUE(sent(second, MessageType::kPrepare).empty());
-    EXPECT_TRUE(h.detected("equivocation"));
+    EXPECT_TRUE(h.detected(Misbehaviour::kEquivocation));
 }
 
 TEST(PbftNormalCase, ARequestArrivingBetweenItsCommitAndItsExecutionDoesNotWaitIntoAViewChange) {

@@ -89,8 +89,9 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     // After convergence every replica has executed the same entries (State Machine Safety is
     // checked on each one as it executes).
     for (ReplicaId i = 0; i < n; ++i) EXPECT_GT(c.nodes[i].executed.size(), 0u) << "seed " << seed;
-    EXPECT_TRUE(c.detections.empty()) << "seed " << seed << ": an honest cluster reported "
-                                      << (c.detections.empty() ? "" : c.detections[0].kind);
+    EXPECT_TRUE(c.detections.empty())
+        << "seed " << seed << ": an honest cluster reported "
+        << (c.detections.empty() ? "" : misbehaviour_name(c.detections[0].kind));
     EXPECT_FALSE(c.failed);
     totals.terms_led += c.leaders.size();
     totals.committed += c.committed.size();

@@ -241,7 +241,7 @@ public:
         bool up = true;
         uint64_t leader_term = 0;                   // term it last led (0: none)
         std::vector<LogEntry> leader_log;           // its log when last seen leading
-        std::optional<StateTarget> fetching;        // a state transfer it asked for
+        std::optional<SnapshotTarget> fetching;        // a state transfer it asked for
         bool recovering = false;                    // lost its store; not yet told it caught up
     };
 
@@ -393,8 +393,8 @@ public:
             Output more = node.engine->on_executed(c.seq, crypto::Hash{});
             if (!more.empty()) apply(id, std::move(more));
         }
-        if (out.fetch_state) {
-            node.fetching = out.fetch_state;
+        if (out.fetch_snapshot) {
+            node.fetching = out.fetch_snapshot;
             try_fetch(id);
         }
     }
@@ -405,7 +405,7 @@ public:
     void try_fetch(ReplicaId id) {
         Node& node = nodes[id];
         if (!node.fetching) return;
-        StateTarget t = *node.fetching;
+        SnapshotTarget t = *node.fetching;
         for (ReplicaId p : t.peers) {
             if (!nodes[p].up || nodes[p].executed.size() < t.seq || !linked(id, p)) continue;
             if (node.executed.size() >= t.seq) break;

@@ -345,15 +345,15 @@ TEST(RaftRules, BadMessagesDroppedAndReported) {
     d.deliver(good, 0);  // from itself
     auto det = d.engine->take_detected();
     ASSERT_EQ(det.size(), 3u);
-    EXPECT_EQ(det[0].kind, "malformed");
-    EXPECT_EQ(det[1].kind, "bad_sender");
-    EXPECT_EQ(det[2].kind, "bad_sender");
+    EXPECT_EQ(det[0].kind, Misbehaviour::kMalformed);
+    EXPECT_EQ(det[1].kind, Misbehaviour::kBadSender);
+    EXPECT_EQ(det[2].kind, Misbehaviour::kBadSender);
     // An entry bigger than a batch may be is refused before anything is stored.
     d.append(1, 1, 0, 0, 0, {{1, {"a", "b", "c", "d", "e"}}});
     EXPECT_TRUE(d.durable().log.empty());
     det = d.engine->take_detected();
     ASSERT_EQ(det.size(), 1u);
-    EXPECT_EQ(det[0].kind, "bad_entry");
+    EXPECT_EQ(det[0].kind, Misbehaviour::kBadEntry);
     EXPECT_EQ(d.term(), 0u) << "a refused append must not move the term";
 }
 
@@ -471,7 +471,7 @@ TEST(RaftRules, CompactionErasesExecutedLogAfterLedgerSync) {
 }
 
 // InstallSnapshot: a leader sends a follower behind its compacted log a snapshot; the follower
-// fetches the ledger state (Output::fetch_state), replaces its log, and acknowledges.
+// fetches the ledger state (Output::fetch_snapshot), replaces its log, and acknowledges.
 TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
     Direct l(3, 0);
     l.config.snapshot_interval = 2;
@@ -503,13 +503,13 @@ TEST(RaftRules, InstallSnapshotLeaderSendsFollowerFetchesAndAcknowledges) {
     f.append(1, 1, 0, 0, 0, {{1, {"stale"}}});  // an uncommitted entry the snapshot replaces
     pb::Snapshot m = snaps[0].second;
     out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
-    ASSERT_TRUE(out.fetch_state.has_value());
-    EXPECT_EQ(out.fetch_state->seq, offered);
-    EXPECT_EQ(out.fetch_state->peers, std::vector<ReplicaId>{0});
+    ASSERT_TRUE(out.fetch_snapshot.has_value());
+    EXPECT_EQ(out.fetch_snapshot->seq, offered);
+    EXPECT_EQ(out.fetch_snapshot->peers, std::vector<ReplicaId>{0});
     EXPECT_TRUE(sent<pb::AppendReply>(out, MessageType::kRaftAppendReply).empty()) << "no ack before the state";
     // A resent snapshot while fetching asks for nothing more.
     out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
-    EXPECT_FALSE(out.fetch_state.has_value());
+    EXPECT_FALSE(out.fetch_snapshot.has_value());
     f.executed = offered;  // the node installed the ledger state
     out = f.apply(f.engine->on_state_restored(offered, Direct::digest_of(offered)));
     EXPECT_TRUE(out.sync);
@@ -570,8 +570,8 @@ TEST(RaftRules, CompactionAndInstallSnapshotUseOnlyStatesAPeerCanFetch) {
 
     Direct f(3, 2);
     out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, snaps[0].second.SerializeAsString()), 0);
-    ASSERT_TRUE(out.fetch_state.has_value());
-    EXPECT_EQ(out.fetch_state->seq, 9u);
+    ASSERT_TRUE(out.fetch_snapshot.has_value());
+    EXPECT_EQ(out.fetch_snapshot->seq, 9u);
 }
 
 // The node may only be able to fetch a peer's current state, past the snapshot's index: that
@@ -585,7 +585,7 @@ TEST(RaftRules, InstallSnapshotAcceptsStateBeyondTarget) {
     m.set_snap_term(2);
     m.set_digest(std::string(32, '\x01'));
     Output out = f.deliver(crypto::seal(f.keys[0], MessageType::kRaftSnapshot, m.SerializeAsString()), 0);
-    ASSERT_TRUE(out.fetch_state.has_value());
+    ASSERT_TRUE(out.fetch_snapshot.has_value());
     EXPECT_TRUE(f.engine->status().recovering);
     // A state below the target is refused; one beyond it is installed.
     EXPECT_TRUE(f.engine->on_state_restored(9, Direct::digest_of(9)).empty());

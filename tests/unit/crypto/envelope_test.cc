@@ -106,7 +106,7 @@ std::string unsigned_frame(size_t total) {
     const size_t n = total - kEnvelopeOverheadBytes;
     std::string f(total, '\0');
     f[0] = static_cast<char>(kEnvelopeVersion);
-    f[1] = static_cast<char>(MessageType::kState);
+    f[1] = static_cast<char>(MessageType::kCommitted);
     for (size_t i = 0; i < 4; ++i) f[34 + i] = static_cast<char>(static_cast<uint32_t>(n) >> (24 - 8 * i));
     return f;
 }

@@ -1,7 +1,8 @@
-// The PBFT replica: one Engine, split by message family over several files —
-//   replica.cc      construction, inputs, status, restart, shared helpers
+// PbftEngine, PBFT as one Engine, split by message family over several files —
+//   engine.cc       construction, inputs, status, restart, shared helpers
 //   normal_case.cc  request, pre-prepare, prepare, commit, execution order
 //   checkpoint.cc   checkpoints, stable checkpoints, water marks, garbage collection
+//   catch_up.cc     fetching committed batches a replica missed, re-proposing them
 //   view_change.cc  view-change timer, VIEW-CHANGE, NEW-VIEW
 //
 // Deterministic: ordered containers only; time is the tick count; no randomness.
@@ -26,9 +27,10 @@
 
 namespace tally::bft::pbft {
 
-class Replica final : public Engine {
+class PbftEngine final : public Engine {
 public:
-    Replica(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator);
+    PbftEngine(const Config& config, const crypto::KeyPair& key,
+               RequestAuthenticator& authenticator);
 
     Output on_tick() override;
     Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
@@ -101,7 +103,7 @@ private:
         bool in_log = false;  // proposed in a pre-prepare this replica accepted
     };
 
-    // --- replica.cc
+    // --- engine.cc
     ReplicaId primary_of(uint64_t view) const { return static_cast<ReplicaId>(view % n_); }
     bool is_primary() const { return primary_of(view_) == config_.id; }
     uint64_t high_water_mark() const { return low_ + config_.watermark_window; }
@@ -114,7 +116,7 @@ private:
     // The rejoin rule: may this replica send a COMMIT in `view`?
     bool may_commit(uint64_t view) const { return view >= rejoined_below_view_; }
     std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
-    void detect(ReplicaId from, std::string kind);
+    void detect(ReplicaId from, Misbehaviour kind);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
                                               ReplicaId* sender) const;
 
@@ -125,7 +127,7 @@ private:
                         crypto::MessageType type, size_t count,
                         std::optional<ReplicaId> excluded = std::nullopt) const;
     // Amplification bounds: a peer gets at most one answer of a kind (a NEW-VIEW to its stale
-    // VIEW-CHANGE, a StateReply to its FetchState) per answer_interval_ticks(). Records the
+    // VIEW-CHANGE, a CommittedReply to its FetchCommitted) per answer_interval_ticks(). Records the
     // answer when allowed. An honest asker asks once per retransmit_ticks at most.
     uint64_t answer_interval_ticks() const { return std::max<uint64_t>(1, config_.retransmit_ticks / 2); }
     bool may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer);
@@ -203,8 +205,8 @@ private:
 
     // --- catch_up.cc
     void tick_catch_up(Output& out);
-    void on_fetch_state(ReplicaId from, const crypto::Envelope& env, Output& out);
-    void on_state_reply(ReplicaId from, const crypto::Envelope& env, Output& out);
+    void on_fetch_committed(ReplicaId from, const crypto::Envelope& env, Output& out);
+    void on_committed_reply(ReplicaId from, const crypto::Envelope& env, Output& out);
     // A new primary's batches: V's certificates name them by digest only. It re-proposes those
     // it holds at once, asks peers for the others (FetchBatch, one peer a retransmit interval,
     // in turn), and proposes nothing new until it has them all.
@@ -331,7 +333,7 @@ private:
     uint64_t low_ = 0;  // h: the last stable checkpoint
     crypto::Hash low_digest_{};
     std::vector<std::string> low_proof_;  // 2f+1 checkpoint envelopes (empty at 0)
-    bool fetching_state_ = false;
+    bool fetching_snapshot_ = false;
     uint64_t fetch_target_ = 0;
 
     // Catch-up: the highest seq peers showed a commit for, and whom to ask next.
@@ -344,7 +346,7 @@ private:
     std::set<uint64_t> new_view_sent_;
     std::string last_new_view_;  // the NEW-VIEW that began the current view (none in view 0)
     std::map<ReplicaId, uint64_t> new_view_answered_;  // peer -> tick it last got last_new_view_
-    std::map<ReplicaId, uint64_t> state_answered_;     // peer -> tick it last got a StateReply
+    std::map<ReplicaId, uint64_t> committed_answered_;  // peer -> tick it last got a CommittedReply
     std::map<ReplicaId, uint64_t> batches_answered_;   // peer -> tick it last got a Batch
     // New primary: seq -> digest of re-proposals whose batch it still lacks (at most a window).
     std::map<uint64_t, crypto::Hash> missing_batches_;

@@ -1,6 +1,6 @@
-// The PBFT replica: inputs, dispatch by message type, status and restart.
+// The PBFT engine: inputs, dispatch by message type, status and restart.
 // Message families are handled in normal_case.cc, checkpoint.cc and view_change.cc.
-#include "bft/pbft/replica.h"
+#include "bft/pbft/engine.h"
 
 #include "crypto/assert.h"
 
@@ -8,10 +8,11 @@ namespace tally::bft::pbft {
 
 std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key,
                                     RequestAuthenticator& authenticator) {
-    return std::make_unique<Replica>(config, key, authenticator);
+    return std::make_unique<PbftEngine>(config, key, authenticator);
 }
 
-Replica::Replica(const Config& config, const crypto::KeyPair& key, RequestAuthenticator& authenticator)
+PbftEngine::PbftEngine(const Config& config, const crypto::KeyPair& key,
+                       RequestAuthenticator& authenticator)
     : config_(config),
       key_(key),
       authenticator_(authenticator),
@@ -28,20 +29,21 @@ Replica::Replica(const Config& config, const crypto::KeyPair& key, RequestAuthen
     recovering_ = config_.recovering;
 }
 
-std::string Replica::seal(crypto::MessageType type, const google::protobuf::Message& body) const {
+std::string PbftEngine::seal(crypto::MessageType type,
+                             const google::protobuf::Message& body) const {
     return crypto::seal(key_, type, body.SerializeAsString());
 }
 
-void Replica::detect(ReplicaId from, std::string kind) {
+void PbftEngine::detect(ReplicaId from, Misbehaviour kind) {
     // Bounded: a flood of bad messages between two status reads must not grow memory.
-    if (detected_.size() < 10000) detected_.push_back(Detected{from, std::move(kind)});
+    if (detected_.size() < 10000) detected_.push_back(Detected{from, kind});
 }
 
-std::vector<Detected> Replica::take_detected() { return std::exchange(detected_, {}); }
+std::vector<Detected> PbftEngine::take_detected() { return std::exchange(detected_, {}); }
 
-bool Replica::proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
-                             crypto::MessageType type, size_t count,
-                             std::optional<ReplicaId> excluded) const {
+bool PbftEngine::proof_shape_ok(const google::protobuf::RepeatedPtrField<std::string>& proof,
+                                crypto::MessageType type, size_t count,
+                                std::optional<ReplicaId> excluded) const {
     if (static_cast<size_t>(proof.size()) != count) return false;
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
@@ -57,15 +59,16 @@ bool Replica::proof_shape_ok(const google::protobuf::RepeatedPtrField<std::strin
     return true;
 }
 
-bool Replica::may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer) {
+bool PbftEngine::may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId peer) {
     auto it = answered.find(peer);
     if (it != answered.end() && now_ - it->second < answer_interval_ticks()) return false;
     answered[peer] = now_;
     return true;
 }
 
-std::optional<crypto::Envelope> Replica::open_from(std::string_view raw, crypto::MessageType type,
-                                                   ReplicaId* sender) const {
+std::optional<crypto::Envelope> PbftEngine::open_from(std::string_view raw,
+                                                      crypto::MessageType type,
+                                                      ReplicaId* sender) const {
     auto env = crypto::open(raw);
     if (!env || env->type != type) return std::nullopt;
     for (ReplicaId i = 0; i < n_; ++i) {
@@ -77,7 +80,7 @@ std::optional<crypto::Envelope> Replica::open_from(std::string_view raw, crypto:
     return std::nullopt;
 }
 
-Output Replica::on_tick() {
+Output PbftEngine::on_tick() {
     Output out;
     ++now_;
     tick_view_change(out);
@@ -87,10 +90,10 @@ Output Replica::on_tick() {
     return with_certificates(std::move(out));
 }
 
-Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
+Output PbftEngine::on_message(ReplicaId from, const crypto::Envelope& env, std::string_view raw) {
     Output out;
     if (from >= n_ || from == config_.id) {
-        detect(from, "bad_sender");
+        detect(from, Misbehaviour::kBadSender);
         return out;
     }
     switch (env.type) {
@@ -100,23 +103,23 @@ Output Replica::on_message(ReplicaId from, const crypto::Envelope& env, std::str
         case crypto::MessageType::kCheckpoint: on_checkpoint(from, env, raw, out); break;
         case crypto::MessageType::kViewChange: on_view_change(from, env, raw, out); break;
         case crypto::MessageType::kNewView: on_new_view(from, env, raw, out); break;
-        case crypto::MessageType::kFetchState: on_fetch_state(from, env, out); break;
-        case crypto::MessageType::kState: on_state_reply(from, env, out); break;
+        case crypto::MessageType::kFetchCommitted: on_fetch_committed(from, env, out); break;
+        case crypto::MessageType::kCommitted: on_committed_reply(from, env, out); break;
         case crypto::MessageType::kForward: on_forward(from, env, out); break;
         case crypto::MessageType::kFetchBatch: on_fetch_batch(from, env, out); break;
         case crypto::MessageType::kBatch: on_batch(from, env, out); break;
-        default: detect(from, "unexpected_type"); break;
+        default: detect(from, Misbehaviour::kUnexpectedType); break;
     }
     return with_certificates(std::move(out));
 }
 
-Output Replica::on_client_request(const ClientRequest& request) {
+Output PbftEngine::on_client_request(const ClientRequest& request) {
     Output out;
     on_request(request, out);
     return with_certificates(std::move(out));
 }
 
-Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
+Output PbftEngine::on_executed(uint64_t seq, const crypto::Hash& digest) {
     Output out;
     // The caller executes Committed batches in order, exactly once each.
     TALLY_ASSERT(seq == last_executed_ + 1 && seq <= last_delivered_);
@@ -128,10 +131,10 @@ Output Replica::on_executed(uint64_t seq, const crypto::Hash& digest) {
     return with_certificates(std::move(out));
 }
 
-Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
+Output PbftEngine::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
     Output out;
-    if (!fetching_state_ || seq < fetch_target_) return out;
-    fetching_state_ = false;
+    if (!fetching_snapshot_ || seq < fetch_target_) return out;
+    fetching_snapshot_ = false;
     last_executed_ = seq;
     last_delivered_ = std::max(last_delivered_, seq);
     last_executed_digest_ = digest;
@@ -154,7 +157,7 @@ Output Replica::on_state_restored(uint64_t seq, const crypto::Hash& digest) {
     return with_certificates(std::move(out));
 }
 
-Output Replica::with_certificates(Output out) const {
+Output PbftEngine::with_certificates(Output out) const {
     for (Committed& batch : out.commit) {
         if (!batch.certificate.empty()) continue;
         auto it = log_.find(batch.seq);
@@ -167,7 +170,7 @@ Output Replica::with_certificates(Output out) const {
     return out;
 }
 
-std::map<crypto::Hash, Replica::Waiting>::iterator Replica::erase_waiting(
+std::map<crypto::Hash, PbftEngine::Waiting>::iterator PbftEngine::erase_waiting(
     std::map<crypto::Hash, Waiting>::iterator it) {
     arrivals_.erase({it->second.since_tick, it->first});
     if (timed_request_ == it->first) {
@@ -178,16 +181,16 @@ std::map<crypto::Hash, Replica::Waiting>::iterator Replica::erase_waiting(
     return waiting_.erase(it);
 }
 
-void Replica::forget_delivered(uint64_t through_seq) {
+void PbftEngine::forget_delivered(uint64_t through_seq) {
     auto end = delivered_requests_.upper_bound(through_seq);
     for (auto it = delivered_requests_.begin(); it != end; ++it)
         for (const auto& d : it->second) delivered_digests_.erase(d);
     delivered_requests_.erase(delivered_requests_.begin(), end);
 }
 
-Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t executed_seq, const crypto::Hash& digest,
-                         const CertificateOf& certificate_of) {
+Output PbftEngine::on_start(const std::vector<std::pair<std::string, std::string>>& records,
+                            uint64_t executed_seq, const crypto::Hash& digest,
+                            const CertificateOf& certificate_of) {
     Output out;
     last_executed_ = executed_seq;
     last_delivered_ = executed_seq;
@@ -210,14 +213,15 @@ Output Replica::on_start(const std::vector<std::pair<std::string, std::string>>&
     // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
     // signing it is in memory only): sign it again, or with every replica restarted at h + L
     // no checkpoint would ever become stable and the full window would stall the network.
-    if (!fetching_state_ && executed_seq > low_ && executed_seq % config_.checkpoint_interval == 0)
+    if (!fetching_snapshot_ && executed_seq > low_ &&
+        executed_seq % config_.checkpoint_interval == 0)
         send_checkpoint(executed_seq, digest, out);
     // Batches decided before the crash but not executed by the ledger execute now.
     deliver(out);
     return with_certificates(std::move(out));
 }
 
-bool Replica::load_view_record(const std::vector<std::pair<std::string, std::string>>& records) {
+bool PbftEngine::load_view_record(const std::vector<std::pair<std::string, std::string>>& records) {
     bool known = false;
     for (const auto& [key, value] : records) {
         if (key != kKeyView) continue;
@@ -229,7 +233,7 @@ bool Replica::load_view_record(const std::vector<std::pair<std::string, std::str
     return known;
 }
 
-std::optional<pb::StableCheckpoint> Replica::load_stable_record(
+std::optional<pb::StableCheckpoint> PbftEngine::load_stable_record(
     const std::vector<std::pair<std::string, std::string>>& records) {
     std::optional<pb::StableCheckpoint> stable;
     for (const auto& [key, value] : records) {
@@ -240,7 +244,7 @@ std::optional<pb::StableCheckpoint> Replica::load_stable_record(
                                    record.proof()))
             stable = std::move(record);
         else
-            detect(config_.id, "bad_record");
+            detect(config_.id, Misbehaviour::kBadRecord);
     }
     return stable;
 }
@@ -255,13 +259,13 @@ std::optional<pb::StableCheckpoint> Replica::load_stable_record(
 // record's proof: one whose proof fails here is damage too (reported), and the slots beyond
 // the h it leaves are not loaded (found by fuzzing, tests/fuzz/fuzz_store.cc: they broke that
 // invariant).
-void Replica::load_slots(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t stable_seq, uint64_t reach, uint64_t executed_seq) {
+void PbftEngine::load_slots(const std::vector<std::pair<std::string, std::string>>& records,
+                            uint64_t stable_seq, uint64_t reach, uint64_t executed_seq) {
     for (const auto& [key, value] : records) {
         const auto slot = parse_slot_key(key);
         if (!slot) continue;
         if (slot->seq > reach) {
-            detect(config_.id, "bad_record");
+            detect(config_.id, Misbehaviour::kBadRecord);
             continue;
         }
         if (slot->seq > stable_seq) load_slot(slot->seq, slot->view, slot->kind, value, executed_seq);
@@ -270,15 +274,16 @@ void Replica::load_slots(const std::vector<std::pair<std::string, std::string>>&
 
 // An executed batch whose commit record the store lost (written unsynced, and the power
 // went) is decided all the same: the ledger keeps its certificate with the block. Without
-// it this replica could not answer a FETCH-STATE for that batch, and a peer that missed
+// it this replica could not answer a FETCH-COMMITTED for that batch, and a peer that missed
 // it, with no checkpoint above to transfer, would stay behind for good (seed 6455629450:
 // every replica lost power after seq 3; the one that had missed seq 3 never got it).
 // Only within (h, h + 2L], where the log may hold a slot: a ledger further ahead of the
 // stable checkpoint than that (a store set aside by --recover beside a ledger past 2L, found
 // by fuzzing: tests/fuzz/fuzz_store.cc) restores nothing there; its peers serve those
 // batches, and its checkpoints move h up to them.
-void Replica::restore_decided_from_ledger(const CertificateOf& certificate_of, uint64_t stable_seq,
-                                          uint64_t reach, uint64_t executed_seq) {
+void PbftEngine::restore_decided_from_ledger(const CertificateOf& certificate_of,
+                                             uint64_t stable_seq, uint64_t reach,
+                                             uint64_t executed_seq) {
     const uint64_t window = config_.watermark_window;
     const uint64_t above = std::max(stable_seq, executed_seq > window ? executed_seq - window : 0);
     for (uint64_t seq = above + 1; seq <= std::min(executed_seq, reach); ++seq) {
@@ -286,13 +291,13 @@ void Replica::restore_decided_from_ledger(const CertificateOf& certificate_of, u
         const std::string certificate = certificate_of(seq);
         // A block without one (installed by a state transfer) has nothing to restore.
         if (!certificate.empty() && !restore_decided(seq, std::nullopt, certificate))
-            detect(config_.id, "bad_ledger_certificate");
+            detect(config_.id, Misbehaviour::kBadLedgerCertificate);
     }
 }
 
 // The water mark this replica can prove (a VIEW-CHANGE must carry the proof).
-void Replica::restore_stable_checkpoint(const pb::StableCheckpoint& stable, uint64_t executed_seq,
-                                        Output& out) {
+void PbftEngine::restore_stable_checkpoint(const pb::StableCheckpoint& stable,
+                                           uint64_t executed_seq, Output& out) {
     const crypto::Hash d = hash_from_bytes(stable.state_digest());
     std::vector<std::string> proof(stable.proof().begin(), stable.proof().end());
     for (const auto& e : proof) {
@@ -316,9 +321,9 @@ void Replica::restore_stable_checkpoint(const pb::StableCheckpoint& stable, uint
 }
 
 // A restarted replica re-enters its view; it learns newer views from its peers.
-void Replica::reenter_view(bool view_known) {
+void PbftEngine::reenter_view(bool view_known) {
     progress_tick_ = now_;
-    // The restart rule (replica.h): silent where it may have voted before. The view record is
+    // The restart rule (engine.h): silent where it may have voted before. The view record is
     // synced before this replica's first vote in a view, so without one it never voted; and a
     // replica that was between views had not voted in the one it was entering.
     view_recorded_ = view_known;
@@ -332,7 +337,8 @@ void Replica::reenter_view(bool view_known) {
             std::max({last_delivered_, max_seq_seen_, log_.empty() ? 0 : log_.rbegin()->first});
 }
 
-void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value, uint64_t executed_seq) {
+void PbftEngine::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view value,
+                           uint64_t executed_seq) {
     if (kind == kSlotCommitted) {
         restore_decided(seq, view, value);
         return;
@@ -366,7 +372,8 @@ void Replica::load_slot(uint64_t seq, uint64_t view, char kind, std::string_view
     next_seq_ = std::max(next_seq_, seq + 1);
 }
 
-bool Replica::restore_decided(uint64_t seq, std::optional<uint64_t> view, std::string_view certificate) {
+bool PbftEngine::restore_decided(uint64_t seq, std::optional<uint64_t> view,
+                                 std::string_view certificate) {
     pb::CommittedProof proof;
     uint64_t v = 0, s = 0;
     crypto::Hash d{};
@@ -383,7 +390,7 @@ bool Replica::restore_decided(uint64_t seq, std::optional<uint64_t> view, std::s
     return true;
 }
 
-EngineStatus Replica::status() const {
+EngineStatus PbftEngine::status() const {
     EngineStatus s;
     s.protocol = "pbft";
     s.role = is_primary() ? "primary" : "backup";
@@ -397,7 +404,7 @@ EngineStatus Replica::status() const {
     return s;
 }
 
-void Replica::check_invariants() const {
+void PbftEngine::check_invariants() const {
     // Sequence numbers: executed <= delivered; the stable checkpoint is a multiple of K, proven
     // by a quorum (or 0 without proof), and at or below what was delivered unless this replica
     // is fetching exactly that state (which it was handed nothing beyond). Not "at or below
@@ -406,8 +413,8 @@ void Replica::check_invariants() const {
     TALLY_ASSERT(last_executed_ <= last_delivered_);
     TALLY_ASSERT(low_ % config_.checkpoint_interval == 0);
     TALLY_ASSERT(low_ == 0 ? low_proof_.empty() : low_proof_.size() >= quorum_.quorum());
-    TALLY_ASSERT(low_ <= last_delivered_ || fetching_state_);
-    TALLY_ASSERT(!fetching_state_ || (fetch_target_ == low_ && last_delivered_ < low_));
+    TALLY_ASSERT(low_ <= last_delivered_ || fetching_snapshot_);
+    TALLY_ASSERT(!fetching_snapshot_ || (fetch_target_ == low_ && last_delivered_ < low_));
     // The log: every key in (h, h + 2L] (accepted ones within the window itself); a prepared
     // slot was accepted; a committed slot holds what was decided. (That a delivered slot's
     // digest never changes across replicas and restarts, the simulator checks.)
