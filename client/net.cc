@@ -16,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <random>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -136,31 +138,56 @@ Status write_pid_file(const std::string& path, pid_t pid) {
     return Ok{};
 }
 
-// Free TCP ports on 127.0.0.1, all distinct: each is held bound until all are chosen.
+// The first port of the kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range),
+// from which it gives outgoing connections their local ports; 32768 when it cannot be read.
+uint16_t ephemeral_low() {
+    std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+    unsigned low = 0;
+    if (!(in >> low) || low < 1024 || low > 65535) return 32768;
+    return static_cast<uint16_t>(low);
+}
+
+// Free TCP ports on 127.0.0.1, all distinct: each is held bound until all are chosen. They are
+// drawn from below the ephemeral range: a port the kernel hands out for bind(0) lies inside
+// it, where any process's next outgoing connection (a ZeroMQ peer's, another test's) may take
+// it between now and the replica's bind ("Address already in use"). Below, only a listener
+// could, and it would have to pick the same port. Port 0's answer is the fallback.
 Result<std::vector<uint16_t>> free_ports(uint32_t count) {
     std::vector<int> fds;
     std::vector<uint16_t> ports;
     auto close_all = [&] {
         for (int fd : fds) ::close(fd);
     };
-    for (uint32_t i = 0; i < count; ++i) {
+    constexpr uint16_t kLowest = 10'000;
+    const uint16_t below = ephemeral_low();
+    std::random_device entropy;  // which ports: any will do, nothing replays this
+    std::uniform_int_distribution<uint32_t> pick(kLowest, below > kLowest + 1 ? below - 1u : kLowest);
+    auto try_bind = [&](uint16_t port) -> std::optional<uint16_t> {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0) {
-            close_all();
-            return make_error("io", std::string("socket: ") + std::strerror(errno));
-        }
-        fds.push_back(fd);
+        if (fd < 0) return std::nullopt;
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = 0;
+        addr.sin_port = htons(port);
         socklen_t len = sizeof(addr);
         if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
             ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+            ::close(fd);
+            return std::nullopt;
+        }
+        fds.push_back(fd);
+        return ntohs(addr.sin_port);
+    };
+    for (uint32_t i = 0; i < count; ++i) {
+        std::optional<uint16_t> port;
+        for (int attempt = 0; attempt < 64 && !port && below > kLowest + 1; ++attempt)
+            port = try_bind(static_cast<uint16_t>(pick(entropy)));
+        if (!port) port = try_bind(0);
+        if (!port) {
             close_all();
             return make_error("io", std::string("cannot find a free port: ") + std::strerror(errno));
         }
-        ports.push_back(ntohs(addr.sin_port));
+        ports.push_back(*port);
     }
     close_all();
     return ports;
