@@ -147,8 +147,9 @@ uint16_t ephemeral_low() {
     return static_cast<uint16_t>(low);
 }
 
-// Free TCP ports on 127.0.0.1, all distinct: each is held bound until all are chosen. They are
-// drawn from below the ephemeral range: a port the kernel hands out for bind(0) lies inside
+}  // namespace
+
+// Free TCP ports on 127.0.0.1 (net.h). They are drawn from below the ephemeral range: a port the kernel hands out for bind(0) lies inside
 // it, where any process's next outgoing connection (a ZeroMQ peer's, another test's) may take
 // it between now and the replica's bind ("Address already in use"). Below, only a listener
 // could, and it would have to pick the same port. Port 0's answer is the fallback.
@@ -192,6 +193,8 @@ Result<std::vector<uint16_t>> free_ports(uint32_t count) {
     close_all();
     return ports;
 }
+
+namespace {
 
 std::string tail_of_file(const std::string& path, size_t lines_max) {
     std::ifstream in(path);

@@ -128,4 +128,9 @@ std::string default_tallyd_path();
 // The absolute, normalised form of DIR.
 std::string absolute_dir(const std::string& dir);
 
+// `count` distinct free TCP ports on 127.0.0.1, none in the kernel's ephemeral range (where an
+// outgoing connection could take one before it is bound): what `net up` gives replicas, and
+// what tests that start replicas themselves use. Error "io" when none can be found.
+Result<std::vector<uint16_t>> free_ports(uint32_t count);
+
 }  // namespace tally::client

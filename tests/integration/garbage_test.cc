@@ -34,6 +34,7 @@
 
 #include "client/client.h"
 #include "client/curve.h"
+#include "client/net.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
 #include "crypto/key_file.h"
@@ -53,26 +54,6 @@ using namespace std::chrono_literals;
 constexpr uint32_t kReplicas = 4;
 constexpr auto kStartDeadline = 20s;  // generous: sanitizer builds start slowly
 constexpr auto kCountDeadline = 10s;
-
-// Free TCP ports on loopback: bind port 0 for each (all held open at once so they differ).
-std::vector<uint16_t> free_ports(size_t count) {
-    std::vector<int> fds;
-    std::vector<uint16_t> ports;
-    for (size_t i = 0; i < count; ++i) {
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = 0;
-        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-        socklen_t len = sizeof(addr);
-        EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-        ports.push_back(ntohs(addr.sin_port));
-        fds.push_back(fd);
-    }
-    for (int fd : fds) ::close(fd);
-    return ports;
-}
 
 // A raw connection to one replica's ROUTER: a DEALER like any client's, that can send any
 // bytes at all.
@@ -145,7 +126,9 @@ protected:
         dir_ = tmpl;
 
         // Keys, genesis and network.json, as `tally net up` would write them.
-        const auto ports = free_ports(kReplicas);
+        const auto found = client::free_ports(kReplicas);
+        ASSERT_TRUE(found.ok()) << found.error().message;
+        const auto& ports = *found;
         config_.protocol = bft::Protocol::kPbft;
         config_.f = 1;
         config_.dir = dir_;
