@@ -21,10 +21,20 @@ namespace tally::node {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 std::string_view view_of(const zmq::message_t& m) {
     return std::string_view(static_cast<const char*>(m.data()), m.size());
+}
+
+// The protocol is one this build runs, and `key` is replica `id`'s in the config.
+Status check_identity(const api::NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key) {
+    if (auto s = check_protocol(config); !s) return s.error();
+    if (id >= config.n())
+        return make_error("invalid", "replica id " + std::to_string(id) + " is not in the config (n = " +
+                                         std::to_string(config.n()) + ")");
+    if (key.public_key() != config.replicas[id].public_key)
+        return make_error("key_mismatch", "the key's public key is not replica " + std::to_string(id) +
+                                              "'s public key in network.json");
+    return Ok{};
 }
 
 }  // namespace
@@ -45,29 +55,23 @@ Replica::~Replica() = default;
 Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config, bft::ReplicaId id,
                                                const crypto::KeyPair& key,
                                                const ReplicaOptions& options) {
-    if (auto s = check_protocol(config); !s) return s.error();
-    if (id >= config.n())
-        return make_error("invalid", "replica id " + std::to_string(id) + " is not in the config (n = " +
-                                         std::to_string(config.n()) + ")");
+    if (auto s = check_identity(config, id, key); !s) return s.error();
     const api::ReplicaConfig& self = config.replicas[id];
-    if (key.public_key() != self.public_key)
-        return make_error("key_mismatch", "the key's public key is not replica " + std::to_string(id) +
-                                              "'s public key in network.json");
 
-    std::unique_ptr<Replica> r(new Replica(config, id, key, options));
+    ReplicaParts parts;
     std::error_code ec;
     std::filesystem::create_directories(self.data_dir, ec);
     if (ec) return make_error("ledger", self.data_dir + ": cannot create: " + ec.message());
 
     const std::string ledger_path = self.data_dir + "/ledger.db";
-    const bool ledger_is_new = !std::filesystem::exists(ledger_path, ec);
+    parts.ledger_created = !std::filesystem::exists(ledger_path, ec);
     // Deferred: a block lost in a machine crash executes again from what consensus synced.
     auto ledger = ledger::State::open(ledger_path, config.genesis,
                                       ledger::State::Durability::kDeferred);
     if (!ledger)
         return make_error("ledger", "ledger " + self.data_dir + "/ledger.db: " + ledger.error().code +
                                         ": " + ledger.error().message);
-    r->ledger_ = std::move(ledger).value();
+    parts.ledger = std::move(ledger).value();
     if (!options.ledger_sync_copies_dir.empty()) {
         // Copies of the ledger as it stood at each sync: SQLite writes ledger.db only in a
         // checkpoint (after syncing the WAL), so ledger.db and the WAL at this moment are
@@ -75,7 +79,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
         const std::string from = self.data_dir + "/ledger.db";
         const std::string to = options.ledger_sync_copies_dir;
         std::filesystem::create_directories(to, ec);
-        r->ledger_->set_sync_observer([from, to](uint64_t seq) {
+        parts.ledger->set_sync_observer([from, to](uint64_t seq) {
             std::error_code copy_ec;
             for (const char* suffix : {"", "-wal"}) {
                 const std::string tmp = to + "/ledger.db" + suffix + ".tmp";
@@ -93,14 +97,33 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
             spdlog::debug("ledger durable through seq {}: copy kept in {}", seq, to);
         });
     }
+    parts.open_store = [path = self.data_dir + "/consensus.db", recover = options.recover,
+                        margin = config.consensus.checkpoint_interval](const LedgerIdentity& identity) {
+        return open_bound_store(path, identity, recover, margin);
+    };
+    auto transport = Transport::open(config, id, key, options.transport);
+    if (!transport) return transport.error();
+    parts.network = std::move(transport).value();
+    parts.clock = std::make_shared<SystemClock>();
+    parts.seed = std::random_device{}();
+    return open_with(config, id, key, options, std::move(parts));
+}
+
+Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& config, bft::ReplicaId id,
+                                                    const crypto::KeyPair& key,
+                                                    const ReplicaOptions& options, ReplicaParts parts) {
+    if (auto s = check_identity(config, id, key); !s) return s.error();
+    std::unique_ptr<Replica> r(new Replica(config, id, key, options));
+    r->ledger_ = std::move(parts.ledger);
+    r->network_ = std::move(parts.network);
+    r->clock_ = std::move(parts.clock);
 
     LedgerIdentity identity;
     identity.replica_key = std::string(crypto::as_bytes(key.public_key()));
     identity.ledger_id = r->ledger_->ledger_id();
     identity.last_seq = r->ledger_->last_seq();
-    identity.created_now = ledger_is_new;
-    auto bound = open_bound_store(self.data_dir + "/consensus.db", identity, options.recover,
-                                  config.consensus.checkpoint_interval);
+    identity.created_now = parts.ledger_created;
+    auto bound = parts.open_store(identity);
     if (!bound) {
         if (bound.error().code == "store_refused") return bound.error();
         return make_error("store", bound.error().message);
@@ -148,7 +171,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
         behaviours = std::move(parsed).value();
     }
     EngineOptions engine_options{r->recovering_, behaviours, options.traitor_seed};
-    engine_options.seed = std::random_device{}();
+    engine_options.seed = parts.seed;
     auto engine = make_engine(config, id, r->key_, r->authenticator_, engine_options);
     if (!engine) return engine.error();
     r->engine_ = std::move(engine).value();
@@ -156,9 +179,6 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
     std::vector<crypto::PublicKey> replica_keys;
     for (const auto& replica : config.replicas) replica_keys.push_back(replica.public_key);
 
-    auto transport = Transport::open(config, id, r->key_, options.transport);
-    if (!transport) return transport.error();
-    r->transport_ = std::move(transport).value();
     if (const auto& me = config.replicas[id]; me.metrics_port != 0) {
         auto metrics = Metrics::open(me.host, me.metrics_port, id, std::string(bft::protocol_name(config.protocol)));
         if (!metrics) return metrics.error();
@@ -166,7 +186,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
     }
 
     WorkerPoolOptions workers = options.workers;
-    workers.clients_have_own_port = r->transport_->clients_have_own_port();
+    workers.clients_have_own_port = r->network_->clients_have_own_port();
     r->workers_ = std::make_unique<WorkerPool>(workers, r->key_, replica_keys, id,
                                                r->authenticator_, r->rejections_);
     r->events_.reserve(1024);
@@ -174,7 +194,7 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
     return r;
 }
 
-Status Replica::run(const std::atomic<bool>& stop) {
+Status Replica::start() {
     // Before anything else: what this replica persisted and executed before it (re)started.
     auto records = store_->load_all();
     if (!records) return make_error("store", records.error().message);
@@ -193,92 +213,97 @@ Status Replica::run(const std::atomic<bool>& stop) {
     records->clear();
     // Blocks a state transfer left out (before a restart too) are fetched in the background.
     start_backfill();
+    const auto now = clock_->now();
+    next_tick_ = now + std::chrono::milliseconds(config_.consensus.tick_ms);
+    next_stats_ = now + std::chrono::seconds(10);
+    next_metrics_ = now;
+    return Ok{};
+}
 
+Status Replica::run(const std::atomic<bool>& stop) {
+    if (auto s = start(); !s) return s;
     const auto tick = std::chrono::milliseconds(config_.consensus.tick_ms);
-    auto next_tick = Clock::now() + tick;
-    auto next_stats = Clock::now() + std::chrono::seconds(10);
-    constexpr auto kMetricsInterval = std::chrono::milliseconds(250);
-    auto next_metrics = Clock::now();
-    std::vector<zmq::pollitem_t> items = {
-        {transport_->router().handle(), 0, ZMQ_POLLIN, 0},
-        {nullptr, workers_->wake_fd(), ZMQ_POLLIN, 0},
-    };
-    if (zmq::socket_t* clients = transport_->clients())
-        items.push_back(zmq::pollitem_t{clients->handle(), 0, ZMQ_POLLIN, 0});
     // A clean stop (SIGTERM) first hands over what this replica leads (Engine::hand_over), and
     // goes on until its role changed or an election timeout passed.
-    std::optional<Clock::time_point> handing_over_until;
+    std::optional<Clock::TimePoint> handing_over_until;
     std::string role_at_stop;
+    std::chrono::milliseconds wait{0};
     while (true) {
         if (stop.load(std::memory_order_relaxed)) {
             if (!handing_over_until) {
                 role_at_stop = engine_->status().role;
                 std::optional<bft::Output> out = engine_->hand_over();
                 if (!out) break;
-                handing_over_until = Clock::now() + tick * std::max<uint64_t>(config_.consensus.election_timeout_ticks, 1);
+                handing_over_until = clock_->now() + tick * std::max<uint64_t>(config_.consensus.election_timeout_ticks, 1);
                 spdlog::info("replica {} stops: it hands over as {} first", id_, role_at_stop);
                 if (auto s = drain(std::move(*out)); !s) return s;
-            } else if (engine_->status().role != role_at_stop || Clock::now() >= *handing_over_until) {
+            } else if (engine_->status().role != role_at_stop || clock_->now() >= *handing_over_until) {
                 spdlog::info("replica {} {} before it stops", id_,
                              engine_->status().role != role_at_stop ? "handed over" : "could not hand over in time");
                 break;
             }
         }
-        auto now = Clock::now();
-        // Back-pressure (ReplicaOptions::client_verify_backlog_max): the clients' socket is
-        // neither polled nor read while the workers have that many frames to check.
-        const size_t backlog = workers_->pending_verifies();
-        const size_t client_frames_max =
-            backlog >= options_.client_verify_backlog_max ? 0 : options_.client_verify_backlog_max - backlog;
-        const size_t polled = items.size() - (transport_->clients() && client_frames_max == 0 ? 1 : 0);
-        // Sleep until the next tick unless a frame or a verified event arrives first; round up
-        // so the loop never spins on a sub-millisecond remainder.
-        const auto wait = now >= next_tick ? std::chrono::milliseconds(0)
-                                           : std::chrono::ceil<std::chrono::milliseconds>(next_tick - now);
-        try {
-            zmq::poll(items.data(), polled, wait);
-        } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR) return make_error("network", std::string("poll: ") + e.what());
-        }
-        inline_signs_left_ = workers_->idle() ? options_.inline_sign_max : 0;
-        receive_frames(client_frames_max);
-        bft::Output out;
-        handle_events(out);
-        now = Clock::now();
-        if (now >= next_tick) {
-            out.append(engine_->on_tick());
-            next_tick += tick;
-            if (next_tick <= now) next_tick = now + tick;  // after a stall, no burst of ticks
-        }
-        if (auto s = drain(std::move(out)); !s) return s;
-        retry_state_transfer();
-        backfill();
-        answers_->on_turn(*this, std::chrono::steady_clock::now());
-        if (metrics_ && now >= next_metrics) {
-            metrics_->refresh(status_reply(), traffic_, state_transfers_);
-            next_metrics = now + kMetricsInterval;
-        }
-        if (now >= next_stats) {
-            client_rates_.prune(now);
-            log_stats();
-            next_stats = now + std::chrono::seconds(10);
-        }
+        // Sleep until the next tick unless a frame or a verified event arrives first. The
+        // clients' socket is not polled while the workers are behind (client_frames_max()).
+        if (auto s = network_->wait(wait, client_frames_max() > 0, workers_->wake_fd()); !s) return s;
+        auto next = turn();
+        if (!next) return next.error();
+        wait = *next;
     }
     spdlog::info("replica {} stopping", id_);
     return Ok{};
 }
 
+size_t Replica::client_frames_max() const {
+    // Back-pressure (ReplicaOptions::client_verify_backlog_max): the clients' socket is
+    // neither polled nor read while the workers have that many frames to check.
+    const size_t backlog = workers_->pending_verifies();
+    return backlog >= options_.client_verify_backlog_max ? 0 : options_.client_verify_backlog_max - backlog;
+}
+
+Result<std::chrono::milliseconds> Replica::turn() {
+    const auto tick = std::chrono::milliseconds(config_.consensus.tick_ms);
+    inline_signs_left_ = workers_->idle() ? options_.inline_sign_max : 0;
+    receive_frames(client_frames_max());
+    bft::Output out;
+    handle_events(out);
+    const auto now = clock_->now();
+    if (now >= next_tick_) {
+        out.append(engine_->on_tick());
+        next_tick_ += tick;
+        if (next_tick_ <= now) next_tick_ = now + tick;  // after a stall, no burst of ticks
+    }
+    if (auto s = drain(std::move(out)); !s) return s.error();
+    retry_state_transfer();
+    backfill();
+    answers_->on_turn(*this, clock_->now());
+    constexpr auto kMetricsInterval = std::chrono::milliseconds(250);
+    if (metrics_ && now >= next_metrics_) {
+        metrics_->refresh(status_reply(), traffic_, state_transfers_);
+        next_metrics_ = now + kMetricsInterval;
+    }
+    if (now >= next_stats_) {
+        client_rates_.prune(now);
+        log_stats();
+        next_stats_ = now + std::chrono::seconds(10);
+    }
+    // Round up, so the loop never spins on a sub-millisecond remainder.
+    const auto after = clock_->now();
+    return after >= next_tick_ ? std::chrono::milliseconds(0)
+                               : std::chrono::ceil<std::chrono::milliseconds>(next_tick_ - after);
+}
+
 void Replica::receive_frames(size_t client_frames_max) {
     // Collected first and handed over at once: one lock and one wake-up per turn, not per frame.
-    const auto now = Clock::now();
+    const auto now = clock_->now();
     size_t client_frames = 0;
     for (size_t i = 0; i < options_.frames_per_turn_max; ++i) {
         VerifyJob job;
         const auto received =
-            transport_->receive(job.routing_id, job.frame, client_frames < client_frames_max);
+            network_->receive(job.routing_id, job.frame, client_frames < client_frames_max);
         if (on_client_port(job.routing_id)) ++client_frames;
-        if (received == Transport::Received::kNone) break;
-        if (received == Transport::Received::kBadFraming) {
+        if (received == Network::Received::kNone) break;
+        if (received == Network::Received::kBadFraming) {
             rejections_.count("bad_framing", "a message of more than one frame from connection " +
                                                  crypto::to_hex(job.routing_id));
             continue;
@@ -327,10 +352,10 @@ void Replica::handle_events(bft::Output& out) {
             on_status(*status);
         } else if (auto* fault = std::get_if<ClientFault>(&event)) {
             client_rates_.charge(fault->routing_id, options_.transport.client_connections.bad_signature_bytes,
-                                 Clock::now());
+                                 clock_->now());
         } else {
             auto& signed_out = std::get<SignedOut>(event);
-            transport_->send_to_client(signed_out.routing_id, signed_out.envelope);
+            network_->send_to_client(signed_out.routing_id, signed_out.envelope);
         }
     }
     events_.clear();
@@ -351,19 +376,19 @@ Status Replica::drain(bft::Output out) {
         // 0. the ledger durable through what this output vouches for (a CHECKPOINT) or forgets
         //    (the certificates below a stable checkpoint): one fsync per checkpoint interval.
         if (out.ledger_sync_through > ledger_->synced_seq()) {
-            const auto started = Clock::now();
+            const auto started = clock_->now();
             auto s = ledger_->sync();
-            if (metrics_) metrics_->on_fsync("ledger", std::chrono::duration<double>(Clock::now() - started).count());
+            if (metrics_) metrics_->on_fsync("ledger", std::chrono::duration<double>(clock_->now() - started).count());
             if (!s) {
                 spdlog::critical("ledger sync failed, stopping: {}", s.error().message);
                 return make_error("ledger", s.error().message);
             }
         }
         // 1. persist: written (and synced when the engine asks) before anything it signed leaves.
-        const auto write_started = Clock::now();
+        const auto write_started = clock_->now();
         auto written = store_->apply(out.persist, out.sync);
         if (metrics_ && out.sync)
-            metrics_->on_fsync("consensus_store", std::chrono::duration<double>(Clock::now() - write_started).count());
+            metrics_->on_fsync("consensus_store", std::chrono::duration<double>(clock_->now() - write_started).count());
         if (!written) {
             spdlog::critical("consensus store write failed, stopping: {}", written.error().message);
             return make_error("store", written.error().message);
@@ -415,12 +440,12 @@ Status Replica::allow_ledger_through(uint64_t seq) {
 Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
     if (auto s = allow_ledger_through(batch.seq); !s) return s;
     // The engine checked every request's client signature (through the authenticator).
-    const auto apply_started = Clock::now();
+    const auto apply_started = clock_->now();
     auto applied = ledger_->apply_block(batch.seq, batch.view, batch.requests, ledger::Verify::kTrusted,
                                         batch.certificate);
     if (metrics_ && applied)
         metrics_->on_executed(batch.requests.size(),
-                              std::chrono::duration<double>(Clock::now() - apply_started).count());
+                              std::chrono::duration<double>(clock_->now() - apply_started).count());
     if (!applied) {
         spdlog::critical("ledger apply of block {} failed, stopping: {}: {}", batch.seq,
                          applied.error().code, applied.error().message);
@@ -454,7 +479,7 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
 
 void Replica::send(const bft::Outgoing& message) {
     auto send_to = [&](bft::ReplicaId to) {
-        if (!transport_->send_to_replica(to, message.envelope)) return;
+        if (!network_->send_to_replica(to, message.envelope)) return;
         ++sent_total_.messages;
         sent_total_.bytes += message.envelope.size();
         if (metrics_ && message.envelope.size() > 1)
@@ -468,10 +493,10 @@ void Replica::send(const bft::Outgoing& message) {
         send_to(message.to);
     }
     uint64_t suppressed = 0;
-    if (transport_->dropped_sends() != dropped_sends_logged_ && drop_log_.allow(&suppressed)) {
+    if (network_->dropped_sends() != dropped_sends_logged_ && drop_log_.allow(&suppressed)) {
         spdlog::warn("dropped {} outgoing messages so far (a peer down or a full queue)",
-                     transport_->dropped_sends());
-        dropped_sends_logged_ = transport_->dropped_sends();
+                     network_->dropped_sends());
+        dropped_sends_logged_ = network_->dropped_sends();
     }
 }
 
@@ -491,8 +516,8 @@ void Replica::log_stats() {
     spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
                  "{} hits / {} misses, {} pending jobs, {} dropped sends, {} refused connections, store commits {} ({} synced)",
                  id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
-                 cache.hits, cache.misses, workers_->pending_jobs(), transport_->dropped_sends(),
-                 transport_->refused_connections(), store_->commits(), store_->synced_commits());
+                 cache.hits, cache.misses, workers_->pending_jobs(), network_->dropped_sends(),
+                 network_->refused_connections(), store_->commits(), store_->synced_commits());
 }
 
 }  // namespace tally::node

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -41,9 +42,11 @@
 #include "node/client_routes.h"
 #include "node/api/network_config.h"
 #include "node/events.h"
+#include "node/host.h"
 #include "node/metrics.h"
 #include "node/rejections.h"
 #include "node/store.h"
+#include "node/store_binding.h"
 #include "node/traces.h"
 #include "node/transport.h"
 #include "node/worker_pool.h"
@@ -93,6 +96,20 @@ struct ReplicaOptions {
     std::string ledger_sync_copies_dir;
 };
 
+// What a replica runs on (node/host.h): open() makes the daemon's — ledger.db and
+// consensus.db in its data_dir, ZeroMQ, the system clock — and the simulator hands its own to
+// open_with().
+struct ReplicaParts {
+    std::unique_ptr<ledger::State> ledger;  // opened (seeded from genesis when new)
+    bool ledger_created = false;            // the ledger was made by this start
+    // Opens the consensus store bound to that ledger (node/store_binding.h decides which
+    // store a replica may run on).
+    std::function<Result<BoundStore>(const LedgerIdentity&)> open_store;
+    std::unique_ptr<Network> network;
+    std::shared_ptr<const Clock> clock;
+    uint64_t seed = 0;  // the engine's randomness (Raft's election timeouts)
+};
+
 // Serves snapshot pieces to its Answers too (node/answers.h: a lying-snapshot traitor's races).
 class Replica final : private SnapshotServer {
 public:
@@ -105,21 +122,40 @@ public:
     static Result<std::unique_ptr<Replica>> open(const api::NetworkConfig& config, bft::ReplicaId id,
                                                  const crypto::KeyPair& key,
                                                  const ReplicaOptions& options = {});
+    // The same, on the parts given (`options.transport` and `ledger_sync_copies_dir` are
+    // the daemon's and are not used). Errors as open()'s.
+    static Result<std::unique_ptr<Replica>> open_with(const api::NetworkConfig& config, bft::ReplicaId id,
+                                                      const crypto::KeyPair& key,
+                                                      const ReplicaOptions& options, ReplicaParts parts);
     ~Replica();
     Replica(const Replica&) = delete;
     Replica& operator=(const Replica&) = delete;
 
-    const std::string& endpoint() const { return transport_->endpoint(); }
+    const std::string& endpoint() const { return network_->endpoint(); }
 
-    // Restores the engine from the store (on_start), then runs the loop until `stop` is set
-    // (checked at least once per tick) or a fatal error, which it returns.
+    // start(), then turns, waiting on the network between them, until `stop` is set (checked
+    // at least once per tick; a leader hands over first) or a fatal error, which it returns.
     Status run(const std::atomic<bool>& stop);
+
+    // What run() is made of, for a caller that drives the replica itself (the simulator).
+    // start(): restores the engine from the store (on_start). Once, before any turn.
+    Status start();
+    // One turn of the loop, without waiting: receive what the network holds, feed it (and a
+    // tick, when one is due by the clock) to the engine, and drain the outputs. Returns
+    // how long the replica may wait before its next turn, unless a message arrives first.
+    Result<std::chrono::milliseconds> turn();
+
+    // For the simulator's checks: the replica's engine and ledger, read only.
+    const bft::Engine& engine() const { return *engine_; }
+    const ledger::State& ledger() const { return *ledger_; }
 
 private:
     Replica(const api::NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,
             const ReplicaOptions& options);
 
     // --- replica.cc: the loop and the outputs
+    // How many frames the clients' socket may be read for now (0: not at all): back-pressure.
+    size_t client_frames_max() const;
     // Reads what waits on the sockets, at most `client_frames_max` frames from the clients'.
     void receive_frames(size_t client_frames_max);
     void handle_events(bft::Output& out);
@@ -214,7 +250,8 @@ private:
     // What it tells clients and peers outside consensus passes through this (node/answers.h):
     // honest, or a traitor's LyingAnswers (node/traitor.h).
     std::unique_ptr<Answers> answers_;
-    std::unique_ptr<Transport> transport_;
+    std::unique_ptr<Network> network_;
+    std::shared_ptr<const Clock> clock_;
     std::unique_ptr<Metrics> metrics_;  // null without a metrics_port
     Traffic traffic_;                   // counted only with metrics_
     Traffic::Count sent_total_;         // every message to a peer, metrics or not (status_reply)
@@ -254,16 +291,10 @@ private:
     Traces traces_;
     // Records an output's steps (traces_) and how long each phase took (metrics_).
     void record_steps(std::vector<bft::Step>& steps);
-    static int64_t mono_us() {
-        return std::chrono::duration_cast<std::chrono::microseconds>(
-                   std::chrono::steady_clock::now().time_since_epoch())
-            .count();
-    }
-    static int64_t wall_ms() {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-            .count();
-    }
+    int64_t mono_us() const { return clock_->mono_us(); }
+    int64_t wall_ms() const { return clock_->wall_ms(); }
+    // The loop's timers (turn()).
+    std::chrono::steady_clock::time_point next_tick_{}, next_stats_{}, next_metrics_{};
     size_t inline_signs_left_ = 0;   // this turn's budget of signatures made on this thread
     std::map<bft::Misbehaviour, uint64_t> detected_;  // misbehaviour seen in peers, by kind
 

@@ -49,18 +49,18 @@ void Replica::start_backfill() {
     }
     backfilling_ = true;
     backfill_awaiting_ = false;
-    backfill_retry_at_ = std::chrono::steady_clock::now();
+    backfill_retry_at_ = clock_->now();
 }
 
 void Replica::next_backfill_peer(std::chrono::milliseconds wait) {
     ++backfill_peer_turn_;
     backfill_awaiting_ = false;
-    backfill_retry_at_ = std::chrono::steady_clock::now() + wait;
+    backfill_retry_at_ = clock_->now() + wait;
 }
 
 void Replica::backfill() {
     if (!backfilling_ || fetching_ || config_.n() < 2) return;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_->now();
     if (now < backfill_retry_at_) return;
     if (backfill_awaiting_) {
         next_backfill_peer(std::chrono::milliseconds(0));  // no answer in time: the next peer
@@ -95,7 +95,7 @@ void Replica::on_blocks_request(bft::ReplicaId from, const crypto::Envelope& env
         rejections_.count("malformed", "a blocks request from replica " + std::to_string(from));
         return;
     }
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_->now();
     auto& last = blocks_answered_[from];
     if (now - last < kBlocksAnswerInterval) {
         rejections_.count("blocks_flood", "a blocks request from replica " + std::to_string(from) +
@@ -203,7 +203,7 @@ namespace tally::node {
 // executes each from its certificate; the state it reaches at the checkpoint is the one 2f+1
 // replicas proved, as after a snapshot.
 void Replica::request_blocks_to_checkpoint() {
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_->now();
     const uint64_t last = ledger_->last_seq();
     if (!replaying_)
         spdlog::info("replica {} holds no snapshot at checkpoint {}: replica {} executes the blocks "

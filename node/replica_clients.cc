@@ -36,7 +36,7 @@ void fill_step(const TimedStep& timed, api::pb::TraceStep& s) {
 void Replica::sign_and_send(std::string routing_id, crypto::MessageType type, std::string body) {
     if (inline_signs_left_ > 0) {  // cheaper here than a hand-off while the workers are idle
         --inline_signs_left_;
-        transport_->send_to_client(routing_id, crypto::seal(key_, type, body));
+        network_->send_to_client(routing_id, crypto::seal(key_, type, body));
         return;
     }
     workers_->submit_sign(SignJob{std::move(routing_id), type, std::move(body)});
@@ -47,7 +47,7 @@ void Replica::sign_and_send_batch(BatchSignJob job) {
         --inline_signs_left_;
         auto frames = crypto::seal_reply_batch(key_, job.batch, job.bodies);
         for (size_t i = 0; i < frames.size(); ++i)
-            transport_->send_to_client(job.routing_ids[i], frames[i]);
+            network_->send_to_client(job.routing_ids[i], frames[i]);
         return;
     }
     workers_->submit_sign_batch(std::move(job));
@@ -194,7 +194,7 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
         reply(route, in.tx_id, q->second, engine_->status().view);
         return;
     }
-    routes_.expire(std::chrono::steady_clock::now());
+    routes_.expire(clock_->now());
     if (routes_.contains(in.tx_id)) {
         // A retransmission, or someone else's copy: one more route if this connection may
         // have one more reply pending. The engine holds the request already (and ignores the
@@ -209,7 +209,7 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
         return;
     }
     routes_.add(in.tx_id, in.request.info.client, in.request.info.nonce, in.query,
-                std::move(in.routing_id), std::chrono::steady_clock::now());
+                std::move(in.routing_id), clock_->now());
     out.append(engine_->on_client_request(in.request));
 }
 
@@ -374,9 +374,9 @@ api::pb::StatusReply Replica::status_reply() const {
     // What the transport's own thread counted (transport.h), beside the rejections of input:
     // connections the ZAP handler refused (a key that is no replica's on the replicas' port;
     // an address at its connection limit on the clients') and handshakes that failed.
-    for (const auto& [kind, count] : {std::pair{"refused_connection", transport_->refused_connections()},
-                                      std::pair{"too_many_connections", transport_->refused_client_connections()},
-                                      std::pair{"failed_handshake", transport_->failed_handshakes()}}) {
+    for (const auto& [kind, count] : {std::pair{"refused_connection", network_->refused_connections()},
+                                      std::pair{"too_many_connections", network_->refused_client_connections()},
+                                      std::pair{"failed_handshake", network_->failed_handshakes()}}) {
         if (count == 0) continue;
         auto* d = r.add_rejected();
         d->set_kind(kind);

@@ -64,7 +64,7 @@ void Replica::begin_import(const bft::SnapshotTarget& target) {
 void Replica::request_piece() {
     bft::ReplicaId peer = fetching_->peers[fetch_attempt_ % fetching_->peers.size()];
     asked_peer_ = peer;
-    fetch_retry_at_ = std::chrono::steady_clock::now() + kPeerPatience;
+    fetch_retry_at_ = clock_->now() + kPeerPatience;
     pb::SnapshotRequest request;
     request.set_seq(fetching_->seq);
     request.set_cursor(import_->next_cursor());
@@ -74,7 +74,7 @@ void Replica::request_piece() {
 
 void Replica::retry_state_transfer() {
     if (!fetching_) return;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_->now();
     if (replaying_ && !replay_awaiting_) {
         if (now >= replay_next_at_) request_blocks_to_checkpoint();  // the next blocks
         return;
@@ -115,7 +115,7 @@ void Replica::on_snapshot_request(bft::ReplicaId from, const crypto::Envelope& e
         send(bft::Outgoing{from, crypto::seal(key_, crypto::MessageType::kSnapshot, reply.SerializeAsString())});
         return;
     }
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_->now();
     if (now - it->second.asked >= kServingHold)  // a transfer begins (not each of its pieces)
         spdlog::info("serving the ledger snapshot at seq {} to replica {}", it->first, from);
     it->second.asked = now;
@@ -199,7 +199,7 @@ void Replica::on_snapshot(bft::ReplicaId from, const crypto::Envelope& envelope,
         return;
     }
     served_this_import_.insert(from);
-    fetch_retry_at_ = std::chrono::steady_clock::now() + kPeerPatience;
+    fetch_retry_at_ = clock_->now() + kPeerPatience;
     if (!import_->complete()) {
         request_piece();
         return;
@@ -266,7 +266,7 @@ void Replica::finish_state_transfer(bft::Output& out) {
 void Replica::keep_snapshot(uint64_t seq) {
     if (seq % config_.consensus.checkpoint_interval != 0) return;
     snapshots_[seq] = Served{ledger_->snapshot_point(), {}};
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_->now();
     size_t newer = 0;
     for (auto it = snapshots_.rbegin(); it != snapshots_.rend();) {
         const bool in_use = it->second.asked != std::chrono::steady_clock::time_point{} &&

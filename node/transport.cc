@@ -331,6 +331,20 @@ Transport::Received Transport::receive_from(zmq::socket_t& socket, char tag,
     }
 }
 
+Status Transport::wait(std::chrono::milliseconds wait, bool clients_too, int wake_fd) {
+    zmq::pollitem_t items[3];
+    size_t count = 0;
+    items[count++] = zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0};
+    if (wake_fd >= 0) items[count++] = zmq::pollitem_t{nullptr, wake_fd, ZMQ_POLLIN, 0};
+    if (has_clients_ && clients_too) items[count++] = zmq::pollitem_t{clients_.handle(), 0, ZMQ_POLLIN, 0};
+    try {
+        zmq::poll(items, count, wait);
+    } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) return make_error("network", std::string("poll: ") + e.what());
+    }
+    return Ok{};
+}
+
 bool Transport::send_to_replica(bft::ReplicaId to, std::string_view envelope) {
     if (to >= peers_.size() || to == self_) {
         ++dropped_sends_;

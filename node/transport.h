@@ -67,6 +67,7 @@
 #include "crypto/result.h"
 #include "node/api/network_config.h"
 #include "node/connection_limits.h"
+#include "node/host.h"
 
 namespace tally::node {
 
@@ -75,13 +76,6 @@ namespace tally::node {
 // room for any field growth while keeping a connection's queue small (tests/unit/node checks
 // the largest valid messages fit).
 inline constexpr size_t kClientMessageBytesMax = 4096;
-
-inline constexpr char kPeerPortTag = 'p';
-inline constexpr char kClientPortTag = 'c';
-// Whether a routing id from Transport::receive came in on the clients' socket.
-inline bool on_client_port(std::string_view routing_id) {
-    return !routing_id.empty() && routing_id.front() == kClientPortTag;
-}
 
 struct TransportOptions {
     int peer_send_hwm = 10000;    // messages queued per peer DEALER
@@ -99,7 +93,7 @@ struct TransportOptions {
     ConnectionLimits client_connections;
 };
 
-class Transport {
+class Transport final : public Network {
 public:
     // Binds the peers' ROUTER (and the clients', if replica `self` has a client_port) and
     // connects a DEALER to every other replica, all under CURVE with `key` (replica `self`'s
@@ -108,45 +102,41 @@ public:
     static Result<std::unique_ptr<Transport>> open(const api::NetworkConfig& config, bft::ReplicaId self,
                                                    const crypto::KeyPair& key,
                                                    const TransportOptions& options = {});
-    ~Transport();
+    ~Transport() override;
     Transport(const Transport&) = delete;
     Transport& operator=(const Transport&) = delete;
 
     // For zmq::poll (ZMQ_POLLIN on each ROUTER). clients() is null without a client port.
     zmq::socket_t& router() { return router_; }
     zmq::socket_t* clients() { return has_clients_ ? &clients_ : nullptr; }
-    const std::string& endpoint() const { return endpoint_; }
+    const std::string& endpoint() const override { return endpoint_; }
     const std::string& client_endpoint() const { return client_endpoint_; }
-    bool clients_have_own_port() const { return has_clients_; }
+    bool clients_have_own_port() const override { return has_clients_; }
 
-    enum class Received {
-        kNone,        // nothing waiting
-        kFrame,       // routing_id and frame are set
-        kBadFraming,  // a message of other than one frame after the routing id (read and dropped)
-    };
     // Receives one message from either ROUTER without waiting, taking turns between them so
-    // that neither starves the other (only the peers' when `clients_too` is false: the
-    // replica's back-pressure on clients). `routing_id` gets the socket's tag in front.
-    Received receive(std::string& routing_id, zmq::message_t& frame, bool clients_too = true);
+    // that neither starves the other (Network::receive).
+    Received receive(std::string& routing_id, zmq::message_t& frame, bool clients_too = true) override;
+    // zmq::poll on the ROUTERs (the clients' only when `clients_too`) and `wake_fd`.
+    Status wait(std::chrono::milliseconds wait, bool clients_too, int wake_fd) override;
 
     // Non-blocking sends; false when dropped (queue full, peer not connected, unknown id).
-    bool send_to_replica(bft::ReplicaId to, std::string_view envelope);
+    bool send_to_replica(bft::ReplicaId to, std::string_view envelope) override;
     // `routing_id` as receive() gave it (tag included).
-    bool send_to_client(std::string_view routing_id, std::string_view envelope);
+    bool send_to_client(std::string_view routing_id, std::string_view envelope) override;
 
-    uint64_t dropped_sends() const { return dropped_sends_; }
+    uint64_t dropped_sends() const override { return dropped_sends_; }
     // Connections the ZAP handler refused on the peers' socket (a CURVE key that is no other
     // replica's). Thread-safe.
-    uint64_t refused_connections() const { return refused_connections_.load(std::memory_order_relaxed); }
+    uint64_t refused_connections() const override { return refused_connections_.load(std::memory_order_relaxed); }
     // Client connections the ZAP handler refused because their address had
     // connections_per_address_max open already. Thread-safe.
-    uint64_t refused_client_connections() const {
+    uint64_t refused_client_connections() const override {
         return refused_client_connections_.load(std::memory_order_relaxed);
     }
     // Handshakes on either ROUTER that failed other than by a ZAP refusal: a connection
     // without CURVE (plain ZeroMQ or not ZeroMQ at all), or one expecting another server key.
     // Thread-safe.
-    uint64_t failed_handshakes() const { return failed_handshakes_.load(std::memory_order_relaxed); }
+    uint64_t failed_handshakes() const override { return failed_handshakes_.load(std::memory_order_relaxed); }
     // ZAP requests answered (accepted or refused), for tests. Thread-safe.
     uint64_t zap_requests() const { return zap_requests_.load(std::memory_order_relaxed); }
 
