@@ -331,8 +331,8 @@ Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesi
                         ? "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768"
                         : "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768");
     if (rc != SQLITE_OK) return impl->open_error(rc, "setting pragmas");
-    impl->deferred = durability == Durability::kDeferred && path != ":memory:";
-    if (impl->deferred) sqlite3_wal_hook(impl->db, &Impl::on_wal_commit, impl.get());
+    impl->deferred = durability == Durability::kDeferred;
+    if (impl->deferred && path != ":memory:") sqlite3_wal_hook(impl->db, &Impl::on_wal_commit, impl.get());
     if (tables == 0) {
         Status status = impl->initialize(genesis);
         if (!status) return status.error();
@@ -347,9 +347,10 @@ Result<std::unique_ptr<State>> State::open(const std::string& path, const Genesi
     return std::unique_ptr<State>(new State(std::move(impl)));
 }
 
-Result<std::unique_ptr<State>> State::open_image(std::string_view image) {
+Result<std::unique_ptr<State>> State::open_image(std::string_view image, Durability durability) {
     auto impl = std::make_unique<Impl>();
     impl->path = ":memory: (image)";
+    impl->deferred = durability == Durability::kDeferred;
     int rc = sqlite3_open_v2(":memory:", &impl->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) return make_error("io", "cannot open an in-memory ledger");

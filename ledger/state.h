@@ -123,13 +123,17 @@ class State {
     // before it returns, so it survives the process being killed, and syncs at WAL
     // checkpoints: a machine crash may lose the last blocks, never part of one. A replica can
     // use kDeferred because it can execute those blocks again from what consensus made durable.
+    // An in-memory ledger keeps the same account with kDeferred: only sync() moves synced_seq
+    // and calls the sync observer (the simulator keeps image() there, as what a power loss
+    // leaves); with kEveryBlock every block counts as durable at once.
     enum class Durability { kEveryBlock, kDeferred };
     static Result<std::unique_ptr<State>> open(const std::string& path, const Genesis& genesis,
                                                Durability durability = Durability::kEveryBlock);
 
     // For the simulator: a private in-memory ledger holding `image` (bytes of image()), checked
     // like a file that open() finds. Errors as open()'s.
-    static Result<std::unique_ptr<State>> open_image(std::string_view image);
+    static Result<std::unique_ptr<State>> open_image(std::string_view image,
+                                                     Durability durability = Durability::kEveryBlock);
 
     ~State();
     State(const State&) = delete;

@@ -145,9 +145,12 @@ public:
     // how long the replica may wait before its next turn, unless a message arrives first.
     Result<std::chrono::milliseconds> turn();
 
-    // For the simulator's checks: the replica's engine and ledger, read only.
+    // For the simulator: the replica's engine, ledger and consensus store, read only (a
+    // process crash keeps the ledger's and the store's images).
     const bft::Engine& engine() const { return *engine_; }
     const ledger::State& ledger() const { return *ledger_; }
+    const Store& store() const { return *store_; }
+    uint64_t state_transfers() const { return state_transfers_; }  // ledger snapshots installed
 
 private:
     Replica(const api::NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,

@@ -20,30 +20,21 @@
 namespace tally::sim {
 
 namespace {
-constexpr uint64_t kClientBalance = 1'000'000;
 constexpr size_t kSnapshotChunkBytes = 4096;  // a few dozen records a piece
-
-crypto::Seed seed_for(uint64_t sim_seed, uint64_t role, uint64_t index) {
-    // Keys are a function of (seed, role, index) so a run replays exactly.
-    crypto::Sha256 h;
-    h.update(std::string_view("tally/sim/key"));
-    h.update_u64(sim_seed).update_u64(role).update_u64(index);
-    return h.finish();
-}
 }  // namespace
 
 Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faults), rng_(config.seed) {
     uint32_t n = bft::ByzantineQuorum{config_.f}.n();
     for (uint32_t i = 0; i < n; ++i) {
         Replica r;
-        r.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(seed_for(config_.seed, 0, i)));
+        r.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(sim_key_seed(config_.seed, 0, i)));
         replica_keys_.push_back(r.key->public_key());
         replicas_.push_back(std::move(r));
     }
     ledger::Genesis genesis;
     for (uint32_t c = 0; c < config_.clients; ++c) {
         Client client;
-        client.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(seed_for(config_.seed, 1, c)));
+        client.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(sim_key_seed(config_.seed, 1, c)));
         client.remaining = config_.transfers_per_client;
         genesis.accounts.push_back(ledger::Account{client.key->public_key(), kClientBalance, 0});
         genesis_total_ += kClientBalance;
@@ -734,18 +725,10 @@ std::vector<std::string> Cluster::check_safety() const {
             problems.push_back("replica " + std::to_string(i) + " does not conserve money");
     }
     // Exactly once: an acknowledged ok transfer is applied, at the seq the client was told.
-    for (const auto& op : history_) {
-        if (op.is_read || op.return_tick == 0 || op.result != ledger::ResultCode::kOk) continue;
-        for (bft::ReplicaId i = 0; i < n(); ++i) {
-            if (!is_honest(i)) continue;
-            const auto& l = *replicas_[i].ledger;
-            if (l.last_seq() < op.seq) continue;
-            auto t = l.transaction(op.tx_id);
-            if (!t || t->code != ledger::ResultCode::kOk || t->seq != op.seq)
-                problems.push_back("replica " + std::to_string(i) + " lacks acknowledged tx " +
-                                   crypto::to_hex(op.tx_id).substr(0, 16) + " at seq " +
-                                   std::to_string(op.seq));
-        }
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        if (!is_honest(i)) continue;
+        auto lacking = check_acknowledged(history_, *replicas_[i].ledger, i);
+        problems.insert(problems.end(), lacking.begin(), lacking.end());
     }
     return problems;
 }
@@ -780,24 +763,9 @@ std::vector<std::string> Cluster::check_converged() const {
 }
 
 client::CheckResult Cluster::check_linearizable() const {
-    std::map<crypto::PublicKey, uint64_t> genesis;
-    for (const auto& c : clients_) genesis[c.key->public_key()] = kClientBalance;
-    std::vector<client::Operation> ops;
-    for (const auto& op : history_) {
-        client::Operation o;
-        o.client = op.client;
-        o.invoke = op.invoke_tick;
-        if (op.return_tick) o.returned = op.return_tick;
-        o.is_transfer = !op.is_read;
-        o.transfer = {clients_[op.client].key->public_key(), clients_[op.to_client].key->public_key(), op.amount,
-                      op.nonce};
-        o.balance.account = clients_[op.to_client].key->public_key();
-        o.result = op.result;
-        o.read_balance = op.read_balance;
-        o.read_nonce = op.read_nonce;
-        ops.push_back(o);
-    }
-    return client::check_linearizable(ops, client::LedgerModel(genesis));
+    std::vector<crypto::PublicKey> accounts;
+    for (const auto& c : clients_) accounts.push_back(c.key->public_key());
+    return check_history(history_, accounts);
 }
 
 std::string Cluster::replica_report() const {

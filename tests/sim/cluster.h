@@ -33,6 +33,7 @@
 #include "ledger/state.h"
 #include "node/authenticator.h"
 #include "node/traitor.h"
+#include "sim/history.h"
 
 namespace tally::sim {
 
@@ -86,22 +87,6 @@ struct WrapContext {
     const std::vector<crypto::PublicKey>* replicas = nullptr;
     const ledger::Genesis* genesis = nullptr;
     uint64_t seed = 0;
-};
-
-// What a client saw: the basis of the exactly-once check (and of the linearizability checker).
-struct ClientOp {
-    uint32_t client = 0;
-    crypto::Hash tx_id{};
-    uint64_t invoke_tick = 0;
-    uint64_t return_tick = 0;  // 0 while unanswered
-    ledger::ResultCode result = ledger::ResultCode::kOk;
-    uint64_t seq = 0;
-    uint64_t amount = 0;
-    uint32_t to_client = 0;
-    uint64_t nonce = 0;
-    bool is_read = false;        // an ordered balance query of `to_client`'s account
-    uint64_t read_balance = 0;
-    uint64_t read_nonce = 0;
 };
 
 class Cluster {

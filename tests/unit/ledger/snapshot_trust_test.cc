@@ -213,3 +213,29 @@ TEST(LedgerDurability, AnImageReopensAsTheLedgerItWas) {
 
 }  // namespace
 }  // namespace tally::ledger
+
+namespace tally::ledger {
+namespace {
+
+// The simulator's disks (tests/sim/node_cluster.h): an in-memory ledger keeps a file's account
+// of what is durable, so a simulated power loss takes back what a real one would.
+TEST(LedgerDurability, AnInMemoryDeferredLedgerIsDurableOnlyThroughItsSyncs) {
+    auto opened = State::open(":memory:", testing::genesis(2, 100), State::Durability::kDeferred);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    auto& state = *opened;
+    std::string durable;
+    state->set_sync_observer([&](uint64_t) { durable = state->image(); });
+    ASSERT_TRUE(state->apply_block(1, 0, {make_transfer(testing::key(1), testing::key(2).public_key(), 1, 1)}).ok());
+    EXPECT_EQ(state->synced_seq(), 0u);
+    EXPECT_TRUE(durable.empty());
+    ASSERT_TRUE(state->sync().ok());
+    EXPECT_EQ(state->synced_seq(), 1u);
+    ASSERT_TRUE(state->apply_block(2, 0, {make_transfer(testing::key(1), testing::key(2).public_key(), 1, 2)}).ok());
+    auto after_power_loss = State::open_image(durable, State::Durability::kDeferred);
+    ASSERT_TRUE(after_power_loss.ok()) << after_power_loss.error().message;
+    EXPECT_EQ((*after_power_loss)->last_seq(), 1u) << "block 2 was never synced";
+    EXPECT_EQ((*after_power_loss)->synced_seq(), 1u);
+}
+
+}  // namespace
+}  // namespace tally::ledger
