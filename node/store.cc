@@ -3,6 +3,9 @@
 
 #include <sqlite3.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <variant>
@@ -75,6 +78,44 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, Create creat
                                     std::string(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     }
     sqlite3_extended_result_codes(db, 1);
+    return check_and_set_up(std::move(store), create, /*in_memory=*/false);
+}
+
+Result<std::unique_ptr<Store>> Store::open_memory(std::string_view image) {
+    sqlite3* db = nullptr;
+    const int rc = sqlite3_open_v2(":memory:", &db,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                   nullptr);
+    std::unique_ptr<Store> store(new Store(image.empty() ? ":memory:" : ":memory: (image)", db));
+    if (rc != SQLITE_OK)
+        return make_error("io", store->path_ + ": cannot open: " +
+                                    std::string(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    sqlite3_extended_result_codes(db, 1);
+    if (!image.empty()) {
+        auto* bytes = static_cast<unsigned char*>(sqlite3_malloc64(image.size()));
+        if (bytes == nullptr) return make_error("io", store->path_ + ": out of memory");
+        std::memcpy(bytes, image.data(), image.size());
+        // A file store's bytes say "WAL" (header bytes 18 and 19 are 2), which an in-memory
+        // database cannot open ("unable to open database file"); as a rollback-journal
+        // database (1) the same pages read the same.
+        static constexpr std::string_view kMagic("SQLite format 3\0", 16);
+        if (image.size() >= 100 && image.substr(0, kMagic.size()) == kMagic && bytes[18] == 2 &&
+            bytes[19] == 2)
+            bytes[18] = bytes[19] = 1;
+        const auto size = static_cast<sqlite3_int64>(image.size());
+        // FREEONCLOSE: SQLite owns `bytes` from here, even when this fails.
+        if (sqlite3_deserialize(db, "main", bytes, size, size,
+                                SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
+            SQLITE_OK)
+            return store->sqlite_error("load the image");
+    }
+    return check_and_set_up(std::move(store), Create::kIfMissing, /*in_memory=*/true);
+}
+
+Result<std::unique_ptr<Store>> Store::check_and_set_up(std::unique_ptr<Store> store, Create create,
+                                                       bool in_memory) {
+    sqlite3* db = store->db_;
+    const std::string& path = store->path_;
     // What the file is, before anything is written to it.
     int64_t application_id = 0, version = 0, tables = 0;
     int read = read_int(db, "SELECT count(*) FROM sqlite_master", tables);
@@ -106,6 +147,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, Create creat
         "PRAGMA locking_mode=EXCLUSIVE;"
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=FULL;";  // apply() switches to NORMAL for unsynced commits
+    // In memory there is no file to lock and no WAL: the rollback journal is kept in memory too
+    // (an image loaded by sqlite3_deserialize would otherwise take exclusive locking as leave to
+    // switch to WAL). synchronous is a no-op there, but apply() still sets it: kept the same.
+    const char* memory_setup =
+        "PRAGMA journal_mode=MEMORY;"
+        "PRAGMA synchronous=FULL;";
     const std::string schema =
         "BEGIN IMMEDIATE;"
         "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
@@ -115,7 +162,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, Create creat
         "PRAGMA user_version=" + std::to_string(kSchemaVersion) + ";"
         "COMMIT;";
     char* message = nullptr;
-    int setup_rc = sqlite3_exec(db, setup, nullptr, nullptr, &message);
+    int setup_rc = sqlite3_exec(db, in_memory ? memory_setup : setup, nullptr, nullptr, &message);
     if (setup_rc == SQLITE_OK && blank) setup_rc = sqlite3_exec(db, schema.c_str(), nullptr, nullptr, &message);
     if (setup_rc != SQLITE_OK) {
         const int code = sqlite3_errcode(db);
@@ -129,6 +176,28 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, Create creat
     store->created_ = blank;
     if (auto s = store->prepare(); !s) return make_error("foreign", s.error().message);
     return store;
+}
+
+std::string Store::image() const {
+    sqlite3_int64 size = 0;
+    unsigned char* bytes = sqlite3_serialize(db_, "main", &size, 0);
+    if (bytes == nullptr) {
+        if (size == 0) return {};
+        // Only out of memory: the simulator cannot go on without the state it keeps.
+        std::fprintf(stderr, "%s: cannot serialize the store: %s\n", path_.c_str(), sqlite3_errmsg(db_));
+        std::abort();
+    }
+    std::string out(reinterpret_cast<const char*>(bytes), static_cast<size_t>(size));
+    sqlite3_free(bytes);
+    return out;
+}
+
+void Store::set_sync_observer(std::function<void()> observer) { sync_observer_ = std::move(observer); }
+
+void Store::synced() {
+    ++synced_commits_;
+    unsynced_ = false;
+    if (sync_observer_) sync_observer_();
 }
 
 Result<std::optional<Store::Binding>> Store::binding() const {
@@ -196,8 +265,7 @@ Status Store::put_meta(const std::vector<std::pair<std::string, std::string>>& r
         return s;
     }
     ++commits_;
-    ++synced_commits_;
-    unsynced_ = false;
+    synced();
     return Ok{};
 }
 
@@ -278,8 +346,11 @@ Status Store::apply(const std::vector<bft::PersistOp>& ops, bool sync) {
         return e;
     }
     ++commits_;
-    if (sync) ++synced_commits_;
-    unsynced_ = !sync;
+    if (sync) {
+        synced();
+    } else {
+        unsynced_ = true;
+    }
     return Ok{};
 }
 

@@ -11,15 +11,28 @@
 // version) and bound to its replica and ledger (table meta, see Binding): a replica must never
 // run on a store that is not the one it voted with (node/store_binding.h decides).
 //
+// In memory (open_memory, for the deterministic simulator, tests/sim): the same tables in a
+// private in-memory SQLite database, no file, no WAL (journal in memory). What a power loss
+// would leave is modelled by the caller: set_sync_observer() is called after every write that
+// the file store makes durable before returning — apply(ops, sync=true), bind(),
+// set_ledger_seq_max(), set_recovering() — and the caller keeps image() there; a later
+// open_memory(that image) is the store after a power loss. Writes by apply(ops, sync=false)
+// are in memory only until the next synced write, so a power loss between the two loses them,
+// as it may on disk (on disk SQLite may also sync them earlier, at a WAL checkpoint: the memory
+// store models the worst case). What open_memory() returns is itself "durable" (no observer
+// call: take image() after opening).
+//
 // What it trusts: once opened and bound, the file is this replica's own. A file that is not a
 // Tally store of this schema is refused at open. Any SQLite error is an Error the caller
 // must treat as fatal: a replica must stop rather than continue on records it cannot trust.
 // Threads: thread-compatible; the consensus thread owns it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -47,6 +60,18 @@ public:
     // "corrupt" (not an SQLite file), "io".
     static Result<std::unique_ptr<Store>> open(const std::string& path,
                                                Create create = Create::kIfMissing);
+    // A private in-memory store (path() ":memory:"). With an empty `image`, a new, unbound one
+    // (created() true); otherwise the store in `image` (bytes of image()), checked as open()
+    // checks a file it finds (application_id, user_version, schema). Errors as open()'s:
+    // "corrupt" (not an SQLite database), "foreign", "io".
+    static Result<std::unique_ptr<Store>> open_memory(std::string_view image = {});
+    // The database's bytes (sqlite3_serialize): what the simulator keeps as the store's durable
+    // state. Copies the whole database; for in-memory stores (it works on a file store too).
+    std::string image() const;
+    // Called after every write that is durable when it returns (see the header comment), on the
+    // thread that wrote. One observer; empty removes it. Called for a file store too.
+    void set_sync_observer(std::function<void()> observer);
+
     // True when open() found no store (a missing or empty file) and created this one.
     bool created() const { return created_; }
 
@@ -93,6 +118,11 @@ private:
     Error sqlite_error(const std::string& what) const;
     Status set_synchronous(bool full);
     Status put_meta(const std::vector<std::pair<std::string, std::string>>& rows);
+    // open()'s and open_memory()'s shared part, on a connection just opened: checks what the
+    // database is, sets it up (a new one gets the schema), prepares the statements.
+    static Result<std::unique_ptr<Store>> check_and_set_up(std::unique_ptr<Store> store,
+                                                           Create create, bool in_memory);
+    void synced();  // after a durable commit: counts it and calls the observer
 
     std::string path_;
     sqlite3* db_ = nullptr;
@@ -104,6 +134,7 @@ private:
     bool unsynced_ = false;       // a commit since the last synced one
     uint64_t commits_ = 0;
     uint64_t synced_commits_ = 0;
+    std::function<void()> sync_observer_;
 };
 
 }  // namespace tally::node

@@ -51,4 +51,13 @@ struct BoundStore {
 Result<BoundStore> open_bound_store(const std::string& path, const LedgerIdentity& ledger,
                                     bool recover, uint64_t seq_margin);
 
+// The same decisions for a store the caller opened (Store::open_memory, in the simulator): a
+// new store (created()) is bound beside a ledger created now and refused beside an existing
+// one; an unbound store with records or beside a ledger past seq 0, another replica's or
+// ledger's, or one older than the ledger is refused; the recovering flag is read. With
+// `recover` there is no file to set aside: `store` must be new and unbound (Error "not_new"
+// otherwise), and is bound marked recovering; `replaced` stays "". Errors as above.
+Result<BoundStore> open_bound_store(std::unique_ptr<Store> store, const LedgerIdentity& ledger,
+                                    bool recover, uint64_t seq_margin);
+
 }  // namespace tally::node

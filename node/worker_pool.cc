@@ -5,7 +5,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -47,8 +46,7 @@ WorkerPool::WorkerPool(const WorkerPoolOptions& options, const crypto::KeyPair& 
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     TALLY_ASSERT(wake_fd_ >= 0);  // only fails when the process is out of fds at startup
     events_.reserve(1024);
-    const uint32_t n = std::max<uint32_t>(1, options_.threads);
-    for (uint32_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+    for (uint32_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
 WorkerPool::~WorkerPool() {
@@ -62,6 +60,10 @@ WorkerPool::~WorkerPool() {
 }
 
 bool WorkerPool::submit_verify(VerifyJob job) {
+    if (on_caller_thread()) {
+        verify(job, nullptr);
+        return true;
+    }
     {
         std::lock_guard lock(jobs_mutex_);
         if (verify_jobs_.size() < options_.verify_jobs_max &&
@@ -78,6 +80,11 @@ bool WorkerPool::submit_verify(VerifyJob job) {
 }
 
 void WorkerPool::submit_verify_all(std::vector<VerifyJob>& jobs) {
+    if (on_caller_thread()) {
+        for (auto& job : jobs) verify(job, nullptr);
+        jobs.clear();
+        return;
+    }
     size_t queued = 0;
     {
         std::lock_guard lock(jobs_mutex_);
@@ -99,6 +106,10 @@ void WorkerPool::submit_verify_all(std::vector<VerifyJob>& jobs) {
 }
 
 bool WorkerPool::submit_sign(SignJob job) {
+    if (on_caller_thread()) {
+        sign(job);
+        return true;
+    }
     {
         std::lock_guard lock(jobs_mutex_);
         if (sign_jobs_.size() + batch_sign_jobs_.size() < options_.sign_jobs_max) {
@@ -113,6 +124,10 @@ bool WorkerPool::submit_sign(SignJob job) {
 
 bool WorkerPool::submit_sign_batch(BatchSignJob job) {
     TALLY_ASSERT(!job.bodies.empty() && job.routing_ids.size() == job.bodies.size());
+    if (on_caller_thread()) {
+        sign_batch(job);
+        return true;
+    }
     {
         std::lock_guard lock(jobs_mutex_);
         if (sign_jobs_.size() + batch_sign_jobs_.size() < options_.sign_jobs_max) {

@@ -14,6 +14,11 @@
 //
 // Threads: submit_* and take_events are called by the consensus thread; the workers run
 // their own. Nothing here touches a ZeroMQ socket.
+//
+// With WorkerPoolOptions::threads = 0 (the deterministic simulator) there are no workers:
+// every submit_* does its job at once, on the caller's thread, before it returns, and queues
+// its events as a worker would, so take_events() returns them in submission order. Nothing
+// waits (idle() is always true, pending_* 0); only the event queue's bound applies.
 #pragma once
 
 #include <atomic>
@@ -57,6 +62,8 @@ struct BatchSignJob {
 };
 
 struct WorkerPoolOptions {
+    // Worker threads. 0: none, all work is done on the caller's thread as it is submitted
+    // (see the header comment).
     uint32_t threads = 2;
     size_t verify_jobs_max = 16384;
     size_t verify_bytes_max = 64u << 20;  // frames waiting for a worker, in bytes
@@ -86,6 +93,9 @@ public:
     bool submit_sign_batch(BatchSignJob job);
 
     // The fd the consensus thread polls for "events are ready" (readable until acknowledged).
+    // Always a valid eventfd, with threads = 0 too: there it is readable exactly when a submit_*
+    // on the caller's thread queued events that take_events() has not taken yet, so a loop that
+    // polls it never waits with events ready (and one that does not poll it loses nothing).
     int wake_fd() const { return wake_fd_; }
     // Acknowledges the wake-up and moves every ready event to the end of `out`.
     void take_events(std::vector<Event>& out);
@@ -103,6 +113,7 @@ public:
     void verify_here(VerifyJob& job, std::vector<Event>& out);
 
 private:
+    bool on_caller_thread() const { return options_.threads == 0; }
     void run();
     // Verifies one frame; its event goes to `here` when given, else to the event queue.
     void verify(VerifyJob& job, std::vector<Event>* here);

@@ -243,5 +243,71 @@ TEST_F(WorkerPoolTest, AWorkerPreAuthenticatesAPrePreparesRequestsOnlyFromThePri
     EXPECT_EQ(auth_.stats().misses, 8u);
 }
 
+// threads = 0 (the simulator's): every job is done inside its submit_*, in order, with no
+// thread and no waiting; the wake-up fd is readable exactly while events wait.
+TEST_F(WorkerPoolTest, WithNoThreadsEachJobIsDoneAsItIsSubmittedInOrder) {
+    WorkerPoolOptions options;
+    options.threads = 0;
+    auto pool = make_pool(options);
+    EXPECT_TRUE(pool->idle());
+    const auto readable = [&] {
+        pollfd fd{pool->wake_fd(), POLLIN, 0};
+        return ::poll(&fd, 1, 0) == 1;
+    };
+    EXPECT_FALSE(readable());
+
+    const auto alice = key_n(9);
+    std::vector<std::string> frames;
+    for (uint64_t nonce = 1; nonce <= 3; ++nonce) {
+        frames.push_back(ledger::make_transfer(alice, key_n(8).public_key(), 3, nonce));
+        frames.push_back(crypto::seal(key_n(static_cast<uint8_t>(nonce)), crypto::MessageType::kPrepare,
+                                      "vote " + std::to_string(nonce)));
+    }
+    std::vector<VerifyJob> jobs;
+    for (size_t i = 0; i < frames.size(); ++i) jobs.push_back(job(frames[i], "conn-" + std::to_string(i)));
+    jobs.push_back(job("not a frame"));
+    pool->submit_verify_all(jobs);
+    EXPECT_TRUE(jobs.empty());
+    EXPECT_TRUE(pool->submit_verify(job(frames[1], "last")));
+    ASSERT_TRUE(pool->submit_sign(SignJob{"client-7", crypto::MessageType::kReply, "body"}));
+    BatchSignJob batch{12, {"b-0", "b-1"}, {"reply 0", "reply 1"}};
+    ASSERT_TRUE(pool->submit_sign_batch(batch));
+    EXPECT_TRUE(pool->idle());
+    EXPECT_EQ(pool->pending_jobs(), 0u);
+    EXPECT_EQ(total_rejected(), 1u);  // "not a frame", counted at once
+    EXPECT_TRUE(readable());
+
+    std::vector<Event> events;
+    pool->take_events(events);  // no waiting: all of it is there already
+    EXPECT_FALSE(readable());
+    ASSERT_EQ(events.size(), frames.size() + 1 + 1 + 2);
+    for (size_t i = 0; i < frames.size(); ++i) {
+        if (i % 2 == 0) {
+            auto* in = std::get_if<RequestIn>(&events[i]);
+            ASSERT_NE(in, nullptr) << i;
+            EXPECT_EQ(in->routing_id, "conn-" + std::to_string(i));
+            EXPECT_EQ(in->request.payload, frames[i]);
+        } else {
+            auto* m = std::get_if<PeerMessage>(&events[i]);
+            ASSERT_NE(m, nullptr) << i;
+            EXPECT_EQ(m->from, i / 2 + 1);
+            EXPECT_EQ(m->raw.to_string(), frames[i]);
+        }
+    }
+    auto* last = std::get_if<PeerMessage>(&events[frames.size()]);
+    ASSERT_NE(last, nullptr);
+    EXPECT_EQ(last->raw.to_string(), frames[1]);
+    std::vector<std::string> signed_for;
+    for (size_t i = frames.size() + 1; i < events.size(); ++i) {
+        auto* out = std::get_if<SignedOut>(&events[i]);
+        ASSERT_NE(out, nullptr) << i;
+        crypto::OpenOptions open_options;
+        open_options.expected_sender = self_key_.public_key();
+        EXPECT_TRUE(crypto::open(out->envelope, open_options).ok());
+        signed_for.push_back(out->routing_id);
+    }
+    EXPECT_EQ(signed_for, (std::vector<std::string>{"client-7", "b-0", "b-1"}));
+}
+
 }  // namespace
 }  // namespace tally::node
