@@ -33,7 +33,9 @@ public:
     // dropped. on_frame may call send(); a frame's bytes live until on_frame returns.
     virtual void receive(Duration max_wait, const std::function<void(uint32_t, std::string_view)>& on_frame,
                          uint64_t& malformed) = 0;
-    // The time the Client's deadlines and retransmissions are measured in.
+    // The time the Client's deadlines and retransmissions are measured in. A virtual clock
+    // must move on while the Client waits (a simulated receive() advancing it by up to
+    // max_wait), or a synchronous call, which polls until its deadline, never returns.
     virtual Clock::time_point now() const { return Clock::now(); }
 };
 
