@@ -1,12 +1,12 @@
-// The Tally client library over ZeroMQ. See client.h for the wire and the trust model.
+// The Tally client library, over a ClientLink (client/link.h; ZeroMQ in every program). See
+// client.h for the wire and the trust model.
 #include "client/client.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
-#include <zmq.hpp>
-
-#include "client/curve.h"
+#include "client/zmq_link.h"
 #include "crypto/assert.h"
 #include "crypto/envelope.h"
 #include "ledger/tx.h"
@@ -14,12 +14,6 @@
 namespace tally::client {
 namespace {
 
-// Replies, read replies and status replies are small; anything larger is refused by ZeroMQ
-// before it is buffered, and by open() after.
-constexpr size_t kReplyBytesMax = 1 << 20;
-// Frames taken from one socket per poll, so one chatty replica cannot starve the others.
-constexpr int kDrainPerSocketMax = 512;
-constexpr int kSocketQueueMax = 100'000;
 // A fast read heard from n-f replicas without agreement waits this long for the rest.
 constexpr Duration kFastReadStragglerGrace{100};
 
@@ -30,8 +24,7 @@ Duration until(Clock::time_point deadline, Clock::time_point now) {
     return std::chrono::ceil<Duration>(deadline - now);
 }
 
-Clock::time_point deadline_after(Duration timeout) {
-    const auto now = Clock::now();
+Clock::time_point deadline_after(Clock::time_point now, Duration timeout) {
     // Saturate: a huge timeout must not overflow the clock.
     if (timeout > std::chrono::hours(24 * 365)) return Clock::time_point::max();
     return now + timeout;
@@ -80,17 +73,10 @@ std::string result_text(uint32_t result) {
     return "result_" + std::to_string(result);
 }
 
-struct Client::Transport {
-    zmq::context_t context{1};
-    std::vector<zmq::socket_t> sockets;
-    std::vector<zmq::pollitem_t> items;
-};
+namespace {
 
-Client::Client(ClientOptions options) : options_(options), random_(std::random_device{}()) {}
-
-Client::~Client() = default;
-
-Status Client::connect(const node::api::NetworkConfig& config) {
+// What connect() asks of network.json before it trusts it.
+Result<bft::ClientQuorum> check_config(const node::api::NetworkConfig& config) {
     if (config.replicas.empty()) return make_error("invalid", "the network has no replicas");
     // The acceptance rule is the protocol's (bft/quorum.h), read from network.json.
     const bft::ClientQuorum accept = config.quorums().client();
@@ -101,49 +87,56 @@ Status Client::connect(const node::api::NetworkConfig& config) {
         if (config.replicas[i].id != i)
             return make_error("invalid", "replica ids must be 0..n-1 in order (network.json)");
     }
-    try {
-        auto transport = std::make_unique<Transport>();
-        for (const auto& replica : config.replicas) {
-            zmq::socket_t socket(transport->context, zmq::socket_type::dealer);
-            socket.set(zmq::sockopt::linger, 0);
-            socket.set(zmq::sockopt::sndhwm, kSocketQueueMax);
-            socket.set(zmq::sockopt::rcvhwm, kSocketQueueMax);
-            socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kReplyBytesMax));
-            // CURVE: only the replica holding its key can answer on this connection.
-            if (auto s = secure_to_replica(socket, replica); !s) return s.error();
-            socket.connect(replica.client_endpoint());
-            transport->sockets.push_back(std::move(socket));
-        }
-        for (auto& socket : transport->sockets)
-            transport->items.push_back(zmq::pollitem_t{socket.handle(), 0, ZMQ_POLLIN, 0});
-        ordered_.clear();
-        reads_.clear();
-        status_.reset();
-        config_ = config;
-        accept_ = accept;
-        leader_hint_.reset();
-        known_term_ = 0;
-        transport_ = std::move(transport);
-    } catch (const zmq::error_t& e) {
-        return make_error("network", std::string("cannot connect to the replicas: ") + e.what());
-    }
+    return accept;
+}
+
+}  // namespace
+
+Client::Client(ClientOptions options)
+    : options_(options), random_(options.seed ? *options.seed : std::random_device{}()) {}
+
+Client::~Client() = default;
+
+Status Client::connect(const node::api::NetworkConfig& config) {
+    if (auto accept = check_config(config); !accept) return accept.error();
+    auto link = ZmqLink::connect(config);
+    if (!link) return link.error();
+    return connect(config, std::move(link).value());
+}
+
+Status Client::connect(const node::api::NetworkConfig& config, std::unique_ptr<ClientLink> link) {
+    auto accept = check_config(config);
+    if (!accept) return accept.error();
+    if (!link) return make_error("invalid", "no link to the replicas");
+    ordered_.clear();
+    reads_.clear();
+    status_.reset();
+    config_ = config;
+    accept_ = *accept;
+    leader_hint_.reset();
+    known_term_ = 0;
+    link_ = std::move(link);
     return Ok{};
+}
+
+crypto::KeyPair Client::ephemeral_key() {
+    if (!options_.seed) return crypto::KeyPair::generate();
+    crypto::Seed seed{};
+    for (size_t i = 0; i < seed.size(); i += sizeof(uint64_t)) {
+        const uint64_t word = random_();
+        std::memcpy(seed.data() + i, &word, std::min(sizeof(word), seed.size() - i));
+    }
+    return crypto::KeyPair::from_seed(seed);
 }
 
 // --- Sending ----------------------------------------------------------------------------------
 
 void Client::send_to(uint32_t replica, std::string_view frame) {
-    try {
-        auto sent = transport_->sockets[replica].send(zmq::const_buffer(frame.data(), frame.size()),
-                                                      zmq::send_flags::dontwait);
-        if (!sent) ++dropped_sends_;
-    } catch (const zmq::error_t&) {
-        ++dropped_sends_;
-    }
+    if (!link_->send(replica, frame)) ++dropped_sends_;
 }
 
 void Client::send_to_all(std::string_view frame) {
-    for (uint32_t i = 0; i < transport_->sockets.size(); ++i) send_to(i, frame);
+    for (uint32_t i = 0; i < config_.n(); ++i) send_to(i, frame);
 }
 
 void Client::send_request(const std::string& envelope) {
@@ -164,19 +157,19 @@ void Client::learn_term(uint64_t term, std::optional<uint32_t> leader) {
 // --- Asynchronous ordered requests ----------------------------------------------------------
 
 Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done, Duration timeout) {
-    if (!transport_) return make_error("not_connected", "the client is not connected");
+    if (!link_) return make_error("not_connected", "the client is not connected");
     auto tx = ledger::decode_tx(envelope);
     if (!tx) return make_error("bad_request", "not a transaction envelope: " + tx.error().message);
     const std::string id = id_bytes(tx->id);
     if (ordered_.count(id)) return make_error("in_flight", "this transaction is already in flight");
 
-    const auto now = Clock::now();
+    const auto now = link_->now();
     ExpectedRequest expected{tx->id, tx->sender, tx->nonce};
     PendingOrdered pending{std::move(envelope), expected,
                            ReplyQuorum(QuorumKind::kOrdered, accept_.ordered, config_.n(),
                                        expected, &verified_roots_),
-                           0, 0, std::nullopt, deadline_after(timeout), now + options_.retransmit_interval,
-                           std::move(done)};
+                           0, 0, std::nullopt, deadline_after(now, timeout), now + options_.retransmit_interval,
+                           std::move(done), made_++};
     auto [it, inserted] = ordered_.emplace(id, std::move(pending));
     TALLY_ASSERT(inserted);
     send_request(it->second.envelope);
@@ -209,80 +202,83 @@ void Client::remember(const std::string& id, const ReplyKey& key) {
 }
 
 size_t Client::poll(Duration max_wait) {
-    if (!transport_) return 0;
+    if (!link_) return 0;
     const uint64_t completions_before = completions_;
-    run_timers(Clock::now());
-    auto now = Clock::now();
+    run_timers(link_->now());
+    const auto now = link_->now();
     Duration wait = std::max(Duration{0}, max_wait);
     if (next_timer_ != Clock::time_point::max()) wait = std::min(wait, until(next_timer_, now));
     if (completions_ != completions_before) wait = Duration{0};
-
-    auto& items = transport_->items;
-    int ready = 0;
-    try {
-        ready = zmq::poll(items.data(), items.size(), wait);
-    } catch (const zmq::error_t&) {
-        return static_cast<size_t>(completions_ - completions_before);  // EINTR: poll again
-    }
-    if (ready > 0) {
-        for (uint32_t i = 0; i < items.size(); ++i) {
-            if (!(items[i].revents & ZMQ_POLLIN)) continue;
-            for (int k = 0; k < kDrainPerSocketMax; ++k) {
-                zmq::message_t message;
-                try {
-                    if (!transport_->sockets[i].recv(message, zmq::recv_flags::dontwait)) break;
-                } catch (const zmq::error_t&) {
-                    break;
-                }
-                if (message.more()) {
-                    // One frame per message is the wire: discard the rest of this one.
-                    ++counters_.malformed;
-                    zmq::message_t rest;
-                    while (message.more() &&
-                           transport_->sockets[i].recv(rest, zmq::recv_flags::dontwait) &&
-                           rest.more()) {
-                    }
-                    continue;
-                }
-                on_frame(i, message.to_string_view());
-            }
-        }
-    }
-    run_timers(Clock::now());
+    link_->receive(
+        wait, [this](uint32_t replica, std::string_view frame) { on_frame(replica, frame); },
+        counters_.malformed);
+    run_timers(link_->now());
     return static_cast<size_t>(completions_ - completions_before);
 }
+
+namespace {
+
+// The entries of `pending` whose timer `due` says has fired, in the order the Client made them
+// (their `made`), not the hash table's: run_timers sends and completes in this order, which a
+// seed replayed in the simulator must find the same whatever the keys (tx ids of queries
+// signed by ephemeral keys) hash to.
+template <typename Map, typename Due>
+std::vector<typename Map::value_type*> due_in_order(Map& pending, Due due) {
+    std::vector<typename Map::value_type*> out;
+    for (auto& entry : pending) {
+        if (due(entry.second)) out.push_back(&entry);
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto* a, const auto* b) { return a->second.made < b->second.made; });
+    return out;
+}
+
+}  // namespace
 
 size_t Client::run_timers(Clock::time_point now) {
     if (now < next_timer_) return 0;
     auto next = Clock::time_point::max();
+    for (const auto& [id, pending] : ordered_) {
+        if (now < pending.deadline && now < pending.next_send)
+            next = std::min({next, pending.deadline, pending.next_send});
+    }
     std::vector<std::string> expired;
-    for (auto& [id, pending] : ordered_) {
+    const auto due_ordered = due_in_order(ordered_, [now](const PendingOrdered& pending) {
+        return now >= pending.deadline || now >= pending.next_send;
+    });
+    for (auto* entry : due_ordered) {
+        auto& [id, pending] = *entry;
         if (now >= pending.deadline) {
             expired.push_back(id);
             continue;
         }
-        if (now >= pending.next_send) {
-            // Every replica, whatever the protocol: a leader the client believed in may be
-            // dead, and the others redirect to the new one.
-            send_to_all(pending.envelope);
-            pending.sent_to_leader.reset();
-            ++retransmits_;
-            pending.next_send = now + options_.retransmit_interval;
-        }
+        // Every replica, whatever the protocol: a leader the client believed in may be dead,
+        // and the others redirect to the new one.
+        send_to_all(pending.envelope);
+        pending.sent_to_leader.reset();
+        ++retransmits_;
+        pending.next_send = now + options_.retransmit_interval;
         next = std::min({next, pending.deadline, pending.next_send});
     }
     for (auto& [id, read] : reads_) {
-        if (read.finished) continue;
+        if (read.finished || now >= read.deadline) continue;
+        if (!read.target || now < read.next_send) {
+            next = std::min({next, read.deadline, read.target ? read.next_send : read.deadline});
+        }
+    }
+    const auto due_reads = due_in_order(reads_, [now](const PendingRead& read) {
+        return !read.finished && (now >= read.deadline || (read.target && now >= read.next_send));
+    });
+    for (auto* entry : due_reads) {
+        auto& read = entry->second;
         if (now >= read.deadline) {
             read.finished = true;
             continue;
         }
-        if (read.target && now >= read.next_send) {
-            send_to(*read.target, read.frame);
-            ++retransmits_;
-            read.next_send = now + options_.retransmit_interval;
-        }
-        next = std::min({next, read.deadline, read.target ? read.next_send : read.deadline});
+        send_to(*read.target, read.frame);
+        ++retransmits_;
+        read.next_send = now + options_.retransmit_interval;
+        next = std::min({next, read.deadline, read.next_send});
     }
     next_timer_ = next;
     size_t completed = 0;
@@ -295,7 +291,7 @@ size_t Client::run_timers(Clock::time_point now) {
 template <typename Done>
 void Client::wait_until(Done done, Clock::time_point deadline) {
     while (!done()) {
-        const auto now = Clock::now();
+        const auto now = link_->now();
         if (now >= deadline) return;
         poll(std::min(until(deadline, now), Duration{100}));
     }
@@ -376,7 +372,7 @@ bool Client::refusal_to_recheck(PendingOrdered& pending) {
     ++pending.rechecks;
     pending.quorum = ReplyQuorum(QuorumKind::kOrdered, accept_.ordered, config_.n(),
                                  pending.expected, &verified_roots_);
-    pending.next_send = std::min(pending.next_send, Clock::now() + options_.refusal_recheck);
+    pending.next_send = std::min(pending.next_send, link_->now() + options_.refusal_recheck);
     next_timer_ = std::min(next_timer_, pending.next_send);
     return true;
 }
@@ -403,7 +399,7 @@ void Client::on_read_reply(uint32_t replica, std::string_view frame,
     // n-f replicas answered without agreeing: the last f may be down (a dead replica is never
     // "impossible"), so give them only a short grace before falling back.
     if (!pending.target && pending.quorum.replicas_heard() >= accept_.read_heard_enough) {
-        const auto grace_end = Clock::now() + kFastReadStragglerGrace;
+        const auto grace_end = link_->now() + kFastReadStragglerGrace;
         if (grace_end < pending.deadline) {
             pending.deadline = grace_end;
             next_timer_ = std::min(next_timer_, grace_end);
@@ -445,7 +441,7 @@ void Client::on_redirect(uint32_t replica, std::string_view frame) {
     auto& pending = it->second;
     const bool names_other = redirect.has_leader() && redirect.leader() != replica;
     learn_term(redirect.view(), names_other ? std::optional<uint32_t>(redirect.leader()) : std::nullopt);
-    const auto now = Clock::now();
+    const auto now = link_->now();
     if (!names_other || redirect.view() < known_term_) {
         // No leader yet (an election), or a hint older than what the client knows: ask again
         // soon rather than after a whole retransmission interval.
@@ -503,7 +499,7 @@ Result<OrderedResult> Client::submit(std::string envelope, Duration timeout) {
         std::move(envelope), [&out](const Result<OrderedResult>& r) { out = r; }, timeout);
     if (!id) return id.error();
     // The request's own deadline completes it; the extra second only guards that promise.
-    wait_until([&] { return out.has_value(); }, deadline_after(timeout + Duration{1'000}));
+    wait_until([&] { return out.has_value(); }, deadline_after(link_->now(), timeout + Duration{1'000}));
     if (!out) {
         ordered_.erase(id_bytes(*id));
         return timeout_error("request", timeout);
@@ -515,8 +511,8 @@ Result<OrderedResult> Client::submit(std::string envelope, Duration timeout) {
 Result<TransferResult> Client::transfer(const crypto::KeyPair& key, const crypto::PublicKey& to,
                                         uint64_t amount, std::optional<uint64_t> nonce,
                                         Duration timeout) {
-    if (!transport_) return make_error("not_connected", "the client is not connected");
-    const auto deadline = deadline_after(timeout);
+    if (!link_) return make_error("not_connected", "the client is not connected");
+    const auto deadline = deadline_after(link_->now(), timeout);
     uint64_t use_nonce = 0;
     if (nonce) {
         use_nonce = *nonce;
@@ -532,7 +528,7 @@ Result<TransferResult> Client::transfer(const crypto::KeyPair& key, const crypto
         use_nonce = account->nonce + 1;
     }
     auto result = submit(ledger::make_transfer(key, to, amount, use_nonce),
-                         until(deadline, Clock::now()));
+                         until(deadline, link_->now()));
     if (!result) {
         if (result.error().code == "timeout") return timeout_error("transfer", timeout);
         return result.error();
@@ -569,8 +565,8 @@ Result<BalanceResult> balance_from_reply(const crypto::PublicKey& account,
 
 Result<BalanceResult> Client::ordered_balance(const crypto::PublicKey& account,
                                               Clock::time_point deadline) {
-    const auto ephemeral = crypto::KeyPair::generate();
-    const auto timeout = until(deadline, Clock::now());
+    const auto ephemeral = ephemeral_key();
+    const auto timeout = until(deadline, link_->now());
     auto result = submit(ledger::make_balance_query(ephemeral, account, 1), timeout);
     if (!result) return result.error();
     node::api::pb::Reply reply;
@@ -584,18 +580,18 @@ Result<BalanceResult> Client::ordered_balance(const crypto::PublicKey& account,
 Result<node::api::pb::Reply> Client::unordered_read(const crypto::PublicKey& account,
                                                std::optional<uint32_t> target,
                                                Clock::time_point deadline, std::string* digest) {
-    const auto ephemeral = crypto::KeyPair::generate();
+    const auto ephemeral = ephemeral_key();
     node::api::pb::ReadRequest request;
     request.set_query(ledger::make_balance_query(ephemeral, account, 1));
     const auto query_id = ledger::tx_id(request.query());
     const std::string id = id_bytes(query_id);
     const uint32_t quorum = target ? 1 : accept_.fast_read;  // kLocal: one replica's word
-    const auto now = Clock::now();
+    const auto now = link_->now();
     PendingRead pending{crypto::seal(ephemeral, crypto::MessageType::kReadRequest,
                                      request.SerializeAsString()),
                         ReplyQuorum(QuorumKind::kRead, std::min(quorum, config_.n()), config_.n(),
                                     ExpectedRequest{query_id, ephemeral.public_key(), 1}),
-                        target, deadline, now + options_.retransmit_interval};
+                        target, deadline, now + options_.retransmit_interval, false, made_++};
     auto [it, inserted] = reads_.emplace(id, std::move(pending));
     TALLY_ASSERT(inserted);  // a fresh key's query: a collision means SHA-256 broke
     if (target) {
@@ -616,8 +612,8 @@ Result<node::api::pb::Reply> Client::unordered_read(const crypto::PublicKey& acc
 
 Result<BalanceResult> Client::balance(const crypto::PublicKey& account, Consistency consistency,
                                       Duration timeout, uint32_t node) {
-    if (!transport_) return make_error("not_connected", "the client is not connected");
-    const auto deadline = deadline_after(timeout);
+    if (!link_) return make_error("not_connected", "the client is not connected");
+    const auto deadline = deadline_after(link_->now(), timeout);
     switch (consistency) {
         case Consistency::kLinearizable: {
             auto r = ordered_balance(account, deadline);
@@ -625,7 +621,8 @@ Result<BalanceResult> Client::balance(const crypto::PublicKey& account, Consiste
             return r;
         }
         case Consistency::kFast: {
-            const auto fast_deadline = std::min(deadline, deadline_after(options_.fast_read_wait));
+            const auto fast_deadline =
+                std::min(deadline, deadline_after(link_->now(), options_.fast_read_wait));
             auto reply = unordered_read(account, std::nullopt, fast_deadline, nullptr);
             // Raft: a majority agreeing at one seq may all lag the leader, which answered this
             // client's own writes alone (followers learn the commit index with its next
@@ -659,8 +656,8 @@ Result<BalanceResult> Client::balance(const crypto::PublicKey& account, Consiste
 }
 
 Result<TxResult> Client::tx(const crypto::Hash& tx_id, Duration timeout) {
-    if (!transport_) return make_error("not_connected", "the client is not connected");
-    const auto ephemeral = crypto::KeyPair::generate();
+    if (!link_) return make_error("not_connected", "the client is not connected");
+    const auto ephemeral = ephemeral_key();
     auto result = submit(ledger::make_tx_query(ephemeral, tx_id, 1), timeout);
     if (!result) {
         if (result.error().code == "timeout") return timeout_error("transaction query", timeout);
@@ -676,8 +673,8 @@ Result<TxResult> Client::tx(const crypto::Hash& tx_id, Duration timeout) {
 Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait,
                                                   const std::optional<crypto::Hash>& explain_tx,
                                                   uint32_t recent_seqs) {
-    if (!transport_) return make_error("not_connected", "the client is not connected");
-    const auto ephemeral = crypto::KeyPair::generate();
+    if (!link_) return make_error("not_connected", "the client is not connected");
+    const auto ephemeral = ephemeral_key();
     PendingStatus pending;
     pending.nonce = random_();
     pending.replies.resize(config_.n());
@@ -688,7 +685,7 @@ Result<std::vector<ReplicaStatus>> Client::status(std::optional<Duration> wait,
     request.set_recent_seqs(recent_seqs);
     send_to_all(crypto::seal(ephemeral, crypto::MessageType::kStatusRequest,
                              request.SerializeAsString()));
-    const auto deadline = deadline_after(wait.value_or(options_.status_wait));
+    const auto deadline = deadline_after(link_->now(), wait.value_or(options_.status_wait));
     wait_until([&] { return status_->answered == config_.n(); }, deadline);
 
     std::vector<ReplicaStatus> out(config_.n());

@@ -1,10 +1,13 @@
 // The Tally client library: submits signed transactions to every replica and accepts a result
 // only on a quorum of matching signed replies; reads at three consistency levels; status.
 //
-// Wire (node/api/client.proto, shared with the replicas): one ZeroMQ DEALER per replica, connected to the replica's ROUTER
-// at the endpoint in network.json, under CurveZMQ (client/curve.h: an ephemeral client key,
-// the server key derived from the replica's public_key, so only that replica can answer on
-// it and nothing travels in the clear). Every message is one frame holding one sealed envelope
+// Wire (node/api/client.proto, shared with the replicas): a Client sends and receives over a
+// ClientLink (client/link.h), which in every program is ZeroMQ (client/zmq_link.h): one DEALER
+// per replica, connected to the replica's ROUTER at the endpoint in network.json, under
+// CurveZMQ (client/curve.h: an ephemeral client key, the server key derived from the replica's
+// public_key, so only that replica can answer on it and nothing travels in the clear). The
+// deterministic simulator gives it a simulated network instead; the link also supplies the
+// clock deadlines and retransmissions are measured in. Every message is one frame holding one sealed envelope
 // (crypto/envelope.h). Requests are kRequest envelopes (ledger/tx.h); replies come back on the
 // same DEALER as kReply / kBatchReply / kReadReply / kStatusReply envelopes signed by that
 // replica (a kBatchReply under the signed Merkle root of its batch's replies).
@@ -36,6 +39,7 @@
 #include <vector>
 
 #include "bft/quorum.h"
+#include "client/link.h"
 #include "client/reply_quorum.h"
 #include "crypto/hash.h"
 #include "crypto/keys.h"
@@ -46,16 +50,13 @@
 
 namespace tally::client {
 
-using Clock = std::chrono::steady_clock;
-using Duration = std::chrono::milliseconds;
-
 inline constexpr Duration kDefaultTimeout{10'000};
 inline constexpr Duration kDefaultRetransmit{1'000};
 
 // Error codes a Client returns (Error::code):
 //   "timeout"        no quorum before the deadline (the network may be down or partitioned)
 //   "not_connected"  connect() was not called or failed
-//   "network"        the ZeroMQ layer failed
+//   "network"        the ZeroMQ layer failed (connecting)
 //   "bad_request"    the envelope given to submit() is not a transaction
 //   "in_flight"      the same transaction is already outstanding on this Client
 //   "failed"         a quorum answered, but with a result that makes the call meaningless
@@ -89,6 +90,10 @@ struct ClientOptions {
     // it). Every replica is asked again after leader_recheck rather than a whole
     // retransmit_interval, so a new leader is found soon after it is elected.
     Duration leader_recheck = Duration{250};
+    // Set: the Client's randomness (status nonces, the ephemeral keys that sign its queries)
+    // comes from this seed, so a simulation replayed with it sends the same bytes. Unset: from
+    // the OS (std::random_device, crypto::KeyPair::generate).
+    std::optional<uint64_t> seed;
 };
 
 // An accepted ordered result (f+1 matching replies).
@@ -151,9 +156,13 @@ public:
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    // Connects one DEALER per replica. Connecting does not wait for the replicas: ZeroMQ
-    // connects in the background and queues what is sent meanwhile.
+    // Connects one DEALER per replica (ZmqLink). Connecting does not wait for the replicas:
+    // ZeroMQ connects in the background and queues what is sent meanwhile. Errors: "invalid"
+    // (network.json's replicas), "network". Requests in flight are dropped without completing.
     Status connect(const node::api::NetworkConfig& config);
+    // The same over `link` (the simulator's network and clock), which must reach the replicas
+    // of `config` by their ids.
+    Status connect(const node::api::NetworkConfig& config, std::unique_ptr<ClientLink> link);
     const node::api::NetworkConfig& config() const { return config_; }
 
     // --- Synchronous calls (each polls until it is done or its deadline passes) -------------
@@ -202,7 +211,6 @@ public:
     uint64_t root_cache_hits() const { return verified_roots_.hits(); }
 
 private:
-    struct Transport;  // the ZeroMQ context and one DEALER per replica
     struct PendingOrdered {
         std::string envelope;
         ExpectedRequest expected;
@@ -213,6 +221,7 @@ private:
         Clock::time_point deadline;
         Clock::time_point next_send;
         Completion done;
+        uint64_t made = 0;  // made_ when it was made: the order run_timers takes it in
     };
     struct PendingRead {
         std::string frame;  // the sealed kReadRequest
@@ -221,6 +230,7 @@ private:
         Clock::time_point deadline;
         Clock::time_point next_send;
         bool finished = false;
+        uint64_t made = 0;  // as PendingOrdered::made
     };
     struct PendingStatus {
         uint64_t nonce = 0;
@@ -229,6 +239,7 @@ private:
     };
 
     // Sends one frame to one replica, never blocking (a full queue to a dead replica drops).
+    // These and everything below need the link (connect() first).
     void send_to(uint32_t replica, std::string_view frame);
     void send_to_all(std::string_view frame);
     void on_frame(uint32_t replica, std::string_view frame);
@@ -248,6 +259,8 @@ private:
     // resends soon) and returns true (ClientOptions::refusal_recheck).
     bool refusal_to_recheck(PendingOrdered& pending);
     void remember(const std::string& id, const ReplyKey& key);
+    // A key pair for one query: from the seed when ClientOptions::seed is set, else fresh.
+    crypto::KeyPair ephemeral_key();
     // Polls until `done()` or `deadline`.
     template <typename Done>
     void wait_until(Done done, Clock::time_point deadline);
@@ -263,7 +276,7 @@ private:
     node::api::NetworkConfig config_;
     // How many matching replies make an answer, for the network's protocol (bft/quorum.h).
     bft::ClientQuorum accept_;
-    std::unique_ptr<Transport> transport_;
+    std::unique_ptr<ClientLink> link_;  // null until connect()
     // A protocol with a leader (accept_.follows_leader()): the leader this client believes in,
     // from redirects and accepted replies, and the newest term it has seen (both verified).
     std::optional<uint32_t> leader_hint_;
@@ -276,6 +289,7 @@ private:
     std::unordered_map<std::string, PendingRead> reads_;       // by query tx id bytes
     std::optional<PendingStatus> status_;
     Clock::time_point next_timer_ = Clock::time_point::max();
+    uint64_t made_ = 0;  // requests and reads made, ever
 
     // Accepted results of recent requests, so a reply that comes after the quorum is still
     // compared with it (a lying replica is counted even when it is slow).
