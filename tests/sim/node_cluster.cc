@@ -1,0 +1,470 @@
+// The simulator on the real node. See node_cluster.h.
+#include "sim/node_cluster.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "bft/pbft/engine.h"
+#include "client/link.h"
+#include "crypto/assert.h"
+#include "node/store.h"
+#include "node/store_binding.h"
+
+namespace tally::sim {
+
+// The simulation's time: one step is one tick of consensus.tick_ms.
+class NodeCluster::VirtualClock final : public node::Clock {
+public:
+    explicit VirtualClock(uint32_t tick_ms) : tick_ms_(tick_ms) {}
+    void set_ticks(uint64_t ticks) { ticks_ = ticks; }
+    // An hour in, so that a default time point (the epoch) is long past.
+    TimePoint now() const override {
+        return TimePoint{} + std::chrono::hours(1) + std::chrono::milliseconds(ticks_ * tick_ms_);
+    }
+    int64_t wall_ms() const override { return kWallStartMs + static_cast<int64_t>(ticks_ * tick_ms_); }
+
+private:
+    static constexpr int64_t kWallStartMs = 1'800'000'000'000;  // 2027: a fixed start, for replay
+    uint32_t tick_ms_;
+    uint64_t ticks_ = 0;
+};
+
+// A replica's doors on the simulated wire. Peers' frames come with routing id 'p' + the
+// sender's id, clients' with 'c' + the client's index (4 bytes): unique per connection, as
+// ZeroMQ's are.
+class NodeCluster::Network final : public node::Network {
+public:
+    Network(NodeCluster& cluster, bft::ReplicaId id)
+        : cluster_(cluster), id_(id), endpoint_("sim://replica-" + std::to_string(id)) {}
+
+    Received receive(std::string& routing_id, zmq::message_t& frame, bool clients_too) override {
+        auto& inbox = cluster_.nodes_[id_].inbox;
+        for (auto it = inbox.begin(); it != inbox.end(); ++it) {
+            if (!clients_too && node::on_client_port(it->first)) continue;
+            routing_id = std::move(it->first);
+            frame.rebuild(it->second.data(), it->second.size());
+            inbox.erase(it);
+            return Received::kFrame;
+        }
+        return Received::kNone;
+    }
+    Status wait(std::chrono::milliseconds, bool, int) override { return Ok{}; }  // steps drive it
+    bool send_to_replica(bft::ReplicaId to, std::string_view envelope) override {
+        cluster_.send(id_, to, std::string(envelope));
+        return true;
+    }
+    bool send_to_client(std::string_view routing_id, std::string_view envelope) override {
+        uint32_t c = 0;
+        if (routing_id.size() != 1 + sizeof c || routing_id[0] != node::kClientPortTag) return false;
+        std::memcpy(&c, routing_id.data() + 1, sizeof c);
+        cluster_.send(id_, kClientBase + c, std::string(envelope));
+        return true;
+    }
+    bool clients_have_own_port() const override { return true; }
+    const std::string& endpoint() const override { return endpoint_; }
+    uint64_t dropped_sends() const override { return 0; }
+
+    static std::string peer_routing_id(uint32_t from) { return std::string{node::kPeerPortTag, static_cast<char>(from)}; }
+    static std::string client_routing_id(uint32_t c) {
+        std::string id(1 + sizeof c, node::kClientPortTag);
+        std::memcpy(id.data() + 1, &c, sizeof c);
+        return id;
+    }
+
+private:
+    NodeCluster& cluster_;
+    bft::ReplicaId id_;
+    std::string endpoint_;
+};
+
+// A client's connections on the simulated wire, and the simulation's time.
+class NodeCluster::Link final : public client::ClientLink {
+public:
+    Link(NodeCluster& cluster, uint32_t c) : cluster_(cluster), c_(c) {}
+    bool send(uint32_t replica, std::string_view frame) override {
+        cluster_.send(kClientBase + c_, replica, std::string(frame));
+        return true;
+    }
+    void receive(client::Duration, const std::function<void(uint32_t, std::string_view)>& on_frame,
+                 uint64_t&) override {
+        auto& inbox = cluster_.clients_[c_].inbox;
+        while (!inbox.empty()) {
+            auto [replica, frame] = std::move(inbox.front());
+            inbox.pop_front();
+            on_frame(replica, frame);
+        }
+    }
+    client::Clock::time_point now() const override { return cluster_.clock_->now(); }
+
+private:
+    NodeCluster& cluster_;
+    uint32_t c_;
+};
+
+NodeCluster::NodeCluster(const NodeSimConfig& config)
+    : config_(config),
+      faults_(config.faults),
+      rng_(config.seed),
+      clock_(std::make_shared<VirtualClock>(config.consensus.tick_ms)) {
+    // The replicas log as tallyd does; a run of thousands of schedules shows errors only
+    // (TALLY_SIM_TRACE=1: everything).
+    spdlog::set_level(std::getenv("TALLY_SIM_TRACE") ? spdlog::level::debug : spdlog::level::err);
+    const bft::Quorums quorums(config_.protocol, config_.f);
+    const uint32_t n = quorums.n();
+    network_.protocol = config_.protocol;
+    network_.f = config_.f;
+    network_.consensus = config_.consensus;
+    network_.dir = "sim://";
+    for (uint32_t i = 0; i < n; ++i) {
+        Node node;
+        node.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(sim_key_seed(config_.seed, 0, i)));
+        node::api::ReplicaConfig r;
+        r.id = i;
+        r.public_key = node.key->public_key();
+        r.data_dir = "sim://replica-" + std::to_string(i);
+        if (auto t = config_.traitors.find(i); t != config_.traitors.end()) r.traitor = t->second;
+        network_.replicas.push_back(r);
+        nodes_.push_back(std::move(node));
+    }
+    for (uint32_t c = 0; c < config_.clients; ++c) {
+        SimClient client;
+        client.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(sim_key_seed(config_.seed, 1, c)));
+        client.remaining = config_.ops_per_client;
+        network_.genesis.accounts.push_back(ledger::Account{client.key->public_key(), kClientBalance, 0});
+        genesis_total_ += kClientBalance;
+        clients_.push_back(std::move(client));
+    }
+    for (uint32_t c = 0; c < config_.clients; ++c) {
+        client::ClientOptions options;
+        options.seed = config_.seed * 1000003 + 7919 * (c + 1);
+        options.retransmit_interval = client::Duration(config_.client_retransmit_ticks * config_.consensus.tick_ms);
+        clients_[c].client = std::make_unique<client::Client>(options);
+        auto connected = clients_[c].client->connect(network_, std::make_unique<Link>(*this, c));
+        TALLY_ASSERT(connected.ok());
+    }
+    for (bft::ReplicaId i = 0; i < n; ++i) start(i, {}, {});
+}
+
+NodeCluster::~NodeCluster() = default;
+
+void NodeCluster::problem(std::string what) {
+    if (problems_.size() < 20) problems_.push_back(std::move(what));
+}
+
+// node::Replica::open_with on in-memory images: empty ones are a first start.
+void NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, const std::string& store_image) {
+    Node& node = nodes_[id];
+    node::ReplicaParts parts;
+    auto ledger = ledger_image.empty()
+                      ? ledger::State::open(":memory:", network_.genesis, ledger::State::Durability::kDeferred)
+                      : ledger::State::open_image(ledger_image, ledger::State::Durability::kDeferred);
+    if (!ledger) {
+        problem("replica " + std::to_string(id) + "'s ledger does not open: " + ledger.error().message);
+        return;
+    }
+    parts.ledger = std::move(ledger).value();
+    parts.ledger_created = ledger_image.empty();
+    const ledger::State* state = parts.ledger.get();
+    // What a start finds counts as durable, as State::open and Store::open take it to be (a new
+    // ledger at genesis included); from here, only syncs move what a power loss leaves.
+    node.disk.synced_ledger = ledger_image.empty() ? state->image() : ledger_image;
+    node.disk.synced_store = store_image;
+    parts.ledger->set_sync_observer([this, id, state](uint64_t) { nodes_[id].disk.synced_ledger = state->image(); });
+    parts.open_store = [this, id, store_image](const node::LedgerIdentity& identity) -> Result<node::BoundStore> {
+        auto store = node::Store::open_memory(store_image);
+        if (!store) return store.error();
+        const node::Store* raw = store->get();
+        (*store)->set_sync_observer([this, id, raw] { nodes_[id].disk.synced_store = raw->image(); });
+        return node::open_bound_store(std::move(store).value(), identity, /*recover=*/false,
+                                      config_.consensus.checkpoint_interval);
+    };
+    parts.network = std::make_unique<Network>(*this, id);
+    parts.clock = clock_;
+    parts.seed = config_.seed * 1000003 + 104729 * (node.restarts + 1) + id;
+
+    node::ReplicaOptions options;
+    options.workers.threads = 0;  // every check and signature on the loop's thread, in order
+    options.inline_verify_frames_max = std::numeric_limits<size_t>::max();
+    options.inline_sign_max = std::numeric_limits<size_t>::max();
+    if (!network_.replicas[id].traitor.empty()) {
+        std::stringstream csv(network_.replicas[id].traitor);
+        for (std::string b; std::getline(csv, b, ',');) options.traitor.push_back(b);
+        options.traitor_seed = config_.seed * 1000003 + id;
+    }
+    auto replica = node::Replica::open_with(network_, id, *node.key, options, std::move(parts));
+    if (!replica) {
+        problem("replica " + std::to_string(id) + " does not start: " + replica.error().code + ": " +
+                replica.error().message);
+        return;
+    }
+    node.replica = std::move(replica).value();
+    node.inbox.clear();
+    if (auto s = node.replica->start(); !s) {
+        problem("replica " + std::to_string(id) + " stopped at start: " + s.error().message);
+        node.replica.reset();
+    }
+}
+
+void NodeCluster::crash(bft::ReplicaId id, CrashKind kind) {
+    Node& node = nodes_[id];
+    if (!node.replica) return;
+    if (kind == CrashKind::kProcess) {
+        node.disk.ledger = node.replica->ledger().image();
+        node.disk.store = node.replica->store().image();
+    } else {
+        node.disk.ledger = node.disk.synced_ledger;
+        node.disk.store = node.disk.synced_store;
+    }
+    node.replica.reset();
+    node.inbox.clear();
+}
+
+void NodeCluster::restart(bft::ReplicaId id) {
+    Node& node = nodes_[id];
+    if (node.replica) return;
+    ++node.restarts;
+    start(id, node.disk.ledger, node.disk.store);
+}
+
+void NodeCluster::isolate(std::set<bft::ReplicaId> group) { partition_ = std::move(group); }
+
+void NodeCluster::heal() {
+    partition_.reset();
+    faults_ = NetworkFaults{};
+}
+
+bool NodeCluster::partitioned(uint32_t from, uint32_t to) const {
+    if (!partition_ || from >= kClientBase || to >= kClientBase) return false;
+    return partition_->count(from) != partition_->count(to);
+}
+
+void NodeCluster::send(uint32_t from, uint32_t to, std::string frame) {
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    std::uniform_int_distribution<uint32_t> delay(faults_.delay_min_ticks, faults_.delay_max_ticks);
+    // Draw every random number whatever the outcome, so one decision never shifts the others.
+    const bool lost = coin(rng_) < faults_.drop;
+    const bool twice = coin(rng_) < faults_.duplicate;
+    const uint64_t d1 = delay(rng_), d2 = delay(rng_);
+    if (lost || partitioned(from, to)) return;
+    if (twice) in_flight_.emplace(std::make_pair(now_ + 1 + d2, order_++), Message{from, to, frame});
+    in_flight_.emplace(std::make_pair(now_ + 1 + d1, order_++), Message{from, to, std::move(frame)});
+}
+
+void NodeCluster::deliver(Message m) {
+    if (m.to >= kClientBase) {
+        clients_[m.to - kClientBase].inbox.emplace_back(m.from, std::move(m.frame));
+        return;
+    }
+    Node& node = nodes_[m.to];
+    if (!node.replica) return;  // a message to a process that is not running is lost
+    node.inbox.emplace_back(m.from >= kClientBase ? Network::client_routing_id(m.from - kClientBase)
+                                                  : Network::peer_routing_id(m.from),
+                            std::move(m.frame));
+}
+
+void NodeCluster::step() {
+    ++now_;
+    clock_->set_ticks(now_);
+    while (!in_flight_.empty() && in_flight_.begin()->first.first <= now_) {
+        Message m = std::move(in_flight_.begin()->second);
+        in_flight_.erase(in_flight_.begin());
+        deliver(std::move(m));
+    }
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        Node& node = nodes_[i];
+        if (!node.replica) continue;
+        if (auto turned = node.replica->turn(); !turned) {
+            // tallyd exits here: the replica stops rather than go on from state it cannot trust.
+            problem("replica " + std::to_string(i) + " stopped: " + turned.error().code + ": " +
+                    turned.error().message);
+            crash(i, CrashKind::kProcess);
+            continue;
+        }
+        if (is_honest(i) && config_.protocol == bft::Protocol::kPbft)
+            if (auto* pbft = dynamic_cast<const bft::pbft::PbftEngine*>(&node.replica->engine()))
+                pbft->check_invariants();
+        watch_blocks(i);
+    }
+    for (uint32_t c = 0; c < clients_.size(); ++c) {
+        clients_[c].client->poll(client::Duration{0});
+        client_act(c);
+    }
+}
+
+bool NodeCluster::run_until(const std::function<bool()>& done, uint64_t max_ticks) {
+    for (uint64_t t = 0; t < max_ticks && !done(); ++t) step();
+    return done();
+}
+
+// Agreement as it happens: every block an honest replica holds is compared with the first
+// block any honest replica held at that height, ever.
+void NodeCluster::watch_blocks(bft::ReplicaId id) {
+    Node& node = nodes_[id];
+    if (!is_honest(id)) return;
+    const ledger::State& l = node.replica->ledger();
+    node.scanned = std::min(node.scanned, l.last_seq());  // a power loss took the ledger back
+    for (uint64_t h = node.scanned + 1; h <= l.last_seq(); ++h) {
+        auto b = l.block(h);
+        if (!b) continue;  // below a transferred snapshot
+        auto [it, inserted] = blocks_seen_.emplace(h, std::make_pair(b->hash(), id));
+        if (!inserted && it->second.first != b->hash())
+            problem("replicas " + std::to_string(it->second.second) + " and " + std::to_string(id) +
+                    " held different blocks at height " + std::to_string(h));
+    }
+    node.scanned = l.last_seq();
+}
+
+void NodeCluster::client_act(uint32_t c) {
+    SimClient& client = clients_[c];
+    if (client.pending || client.remaining == 0) return;
+    std::uniform_int_distribution<uint32_t> pick(0, static_cast<uint32_t>(clients_.size()) - 2);
+    std::uniform_int_distribution<uint64_t> amount(1, 1000);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    uint32_t to = pick(rng_);
+    if (to >= c) ++to;
+    ClientOp op;
+    op.client = c;
+    op.to_client = to;
+    op.amount = amount(rng_);
+    op.invoke_tick = now_;
+    op.is_read = coin(rng_) < config_.read_fraction;
+    std::string envelope;
+    if (op.is_read) {
+        op.nonce = client.next_query_id++;
+        envelope = ledger::make_balance_query(*client.key, clients_[to].key->public_key(), op.nonce);
+    } else {
+        op.nonce = client.next_nonce;
+        envelope = ledger::make_transfer(*client.key, clients_[to].key->public_key(), op.amount, op.nonce);
+    }
+    op.tx_id = ledger::decode_tx(envelope)->id;
+    const size_t index = history_.size();
+    history_.push_back(op);
+    client.pending = index;
+    // The real client's quorum decides (client/reply_quorum.h); it retransmits until then.
+    auto submitted = client.client->submit_async(
+        std::move(envelope),
+        [this, c, index](const Result<client::OrderedResult>& result) {
+            SimClient& client = clients_[c];
+            client.pending.reset();
+            if (!result) {
+                problem("client " + std::to_string(c) + "'s request failed: " + result.error().message);
+                return;
+            }
+            ClientOp& op = history_[index];
+            op.return_tick = now_;
+            op.result = static_cast<ledger::ResultCode>(result->result);
+            op.seq = result->seq;
+            op.read_balance = result->value;
+            op.read_nonce = result->account_nonce;
+            --client.remaining;
+            if (!op.is_read && ledger::consumes_nonce(op.result)) ++client.next_nonce;
+        },
+        std::chrono::hours(24 * 365));  // a simulated client waits as long as it takes
+    if (!submitted) problem("client " + std::to_string(c) + " cannot submit: " + submitted.error().message);
+}
+
+void NodeCluster::add_requests(uint32_t per_client) {
+    for (auto& c : clients_) c.remaining += per_client;
+}
+
+bool NodeCluster::clients_done() const {
+    for (const auto& c : clients_)
+        if (c.remaining > 0 || c.pending) return false;
+    return true;
+}
+
+client::ReplyCounters NodeCluster::client_counters() const {
+    client::ReplyCounters total;
+    for (const auto& c : clients_) total += c.client->counters();
+    return total;
+}
+
+std::vector<std::string> NodeCluster::check_safety() const {
+    std::vector<std::string> problems = problems_;
+    std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks = blocks_seen_;
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        if (!is_honest(i) || !is_up(i)) continue;
+        const ledger::State& l = ledger(i);
+        for (uint64_t h = 1; h <= l.last_seq(); ++h) {
+            auto b = l.block(h);
+            if (!b) continue;
+            auto [it, inserted] = blocks.emplace(h, std::make_pair(b->hash(), i));
+            if (!inserted && it->second.first != b->hash())
+                problems.push_back("replicas " + std::to_string(it->second.second) + " and " + std::to_string(i) +
+                                   " hold different blocks at height " + std::to_string(h));
+        }
+        if (l.total_balance() != genesis_total_)
+            problems.push_back("replica " + std::to_string(i) + " does not conserve money");
+        auto lacking = check_acknowledged(history_, l, i);
+        problems.insert(problems.end(), lacking.begin(), lacking.end());
+    }
+    return problems;
+}
+
+std::vector<std::string> NodeCluster::check_converged() const {
+    std::vector<std::string> problems;
+    std::optional<std::pair<uint64_t, crypto::Hash>> first;
+    for (bft::ReplicaId i = 0; i < n(); ++i) {
+        if (!is_up(i) || !is_honest(i)) continue;
+        auto mine = std::make_pair(ledger(i).last_seq(), ledger(i).state_digest());
+        if (!first) first = mine;
+        if (mine != *first)
+            problems.push_back("replica " + std::to_string(i) + " at seq " + std::to_string(mine.first) +
+                               ", the first live replica at seq " + std::to_string(first->first));
+    }
+    // Each client's ok transfers used one nonce each, in every live ledger.
+    for (uint32_t c = 0; c < clients_.size(); ++c) {
+        uint64_t ok = 0;
+        for (const auto& op : history_)
+            if (op.client == c && !op.is_read && op.return_tick && ledger::consumes_nonce(op.result)) ++ok;
+        for (bft::ReplicaId i = 0; i < n(); ++i) {
+            if (!is_up(i) || !is_honest(i)) continue;
+            auto a = ledger(i).account(clients_[c].key->public_key());
+            if (!a || a->nonce != ok)
+                problems.push_back("client " + std::to_string(c) + " made " + std::to_string(ok) +
+                                   " ok transfers but replica " + std::to_string(i) + " applied " +
+                                   std::to_string(a ? a->nonce : 0));
+        }
+    }
+    return problems;
+}
+
+client::CheckResult NodeCluster::check_linearizable() const {
+    std::vector<crypto::PublicKey> accounts;
+    for (const auto& c : clients_) accounts.push_back(c.key->public_key());
+    return check_history(history_, accounts);
+}
+
+std::string NodeCluster::replica_report() const {
+    std::ostringstream out;
+    for (bft::ReplicaId id = 0; id < n(); ++id) {
+        out << "replica " << id << ": ";
+        if (!is_up(id)) {
+            out << "down\n";
+            continue;
+        }
+        const auto s = status(id);
+        out << s.role << ", " << (config_.protocol == bft::Protocol::kRaft ? "term " : "view ") << s.view
+            << (s.view_changing ? " (changing)" : "") << ", executed " << s.last_executed << ", ledger at "
+            << ledger(id).last_seq() << (s.recovering ? ", recovering" : "") << "\n";
+    }
+    return out.str();
+}
+
+std::string NodeCluster::describe() const {
+    std::ostringstream s;
+    s << "node sim: protocol=" << bft::protocol_name(config_.protocol) << " seed=" << config_.seed
+      << " f=" << config_.f;
+    for (const auto& [id, behaviours] : config_.traitors) s << " traitor=" << id << ":" << behaviours;
+    s << " clients=" << config_.clients << " ops=" << config_.ops_per_client << " drop=" << config_.faults.drop
+      << " duplicate=" << config_.faults.duplicate << " delay=" << config_.faults.delay_min_ticks << ".."
+      << config_.faults.delay_max_ticks;
+    return s.str();
+}
+
+}  // namespace tally::sim

@@ -1,0 +1,171 @@
+// The simulator on the real node: n `node::Replica`s — the class tallyd runs, with its loop,
+// worker pool (no threads), reply quorums, state transfer, backfill, admission and traitor
+// wrappers — each on a simulated network, an in-memory consensus store and ledger that a
+// power loss takes back to their last sync, and a virtual clock; and clients that are the real
+// `client::Client` over the same simulated network. Only the parts are simulated (node/host.h,
+// client/link.h): what runs on them is the daemon's and the CLI's code (issue 12 item 1).
+// PBFT (n = 3f+1) or Raft (n = 2f+1), with one config switch.
+//
+// Everything random comes from the seed (the network's faults, the clients' choices, the
+// engines' and the clients' own randomness), and every container is ordered, so a failing seed
+// replays exactly. One step is one tick of virtual time: messages due are delivered, every live
+// replica takes one turn (node::Replica::turn), every client polls and acts.
+//
+// Checks: no two honest replicas ever hold different blocks at one height (watched as blocks
+// appear, across crashes, power losses and state transfers); money is conserved; every
+// acknowledged ok transfer is in every up-to-date ledger exactly once, at the seq its client was
+// told; the clients' history is linearizable; after the faults heal, every live replica
+// converges on one state; and every honest PBFT engine's invariants hold after every turn.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bft/engine.h"
+#include "client/client.h"
+#include "client/linearizability.h"
+#include "crypto/keys.h"
+#include "ledger/state.h"
+#include "node/api/network_config.h"
+#include "node/replica.h"
+#include "sim/cluster.h"  // NetworkFaults, ClientOp
+
+namespace tally::sim {
+
+struct NodeSimConfig {
+    uint64_t seed = 1;
+    bft::Protocol protocol = bft::Protocol::kPbft;
+    uint32_t f = 1;  // PBFT: n = 3f+1; Raft: n = 2f+1
+    uint32_t clients = 4;
+    uint32_t ops_per_client = 8;
+    double read_fraction = 0.25;  // share of client operations that are ordered balance reads
+    NetworkFaults faults;
+    // network.json's consensus section; the tick is the simulation's step.
+    node::api::ConsensusConfig consensus = default_consensus();
+    uint64_t client_retransmit_ticks = 40;
+    // Byzantine replicas: id -> behaviours, as `tallyd --traitor` takes them (bft/behaviours.h).
+    // The checks cover honest replicas only.
+    std::map<bft::ReplicaId, std::string> traitors;
+
+    static node::api::ConsensusConfig default_consensus() {
+        node::api::ConsensusConfig c;
+        c.tick_ms = 10;
+        c.batch_size_max = 8;
+        c.pipeline_depth = 4;
+        c.checkpoint_interval = 8;
+        c.watermark_window = 32;
+        c.view_change_timeout_ticks = 60;
+        c.snapshot_chunk_bytes = 4096;  // a few dozen records a piece: transfers take several
+        c.election_timeout_ticks = 30;
+        c.heartbeat_ticks = 5;
+        return c;
+    }
+};
+
+class NodeCluster {
+public:
+    explicit NodeCluster(const NodeSimConfig& config);
+    ~NodeCluster();
+    NodeCluster(const NodeCluster&) = delete;
+    NodeCluster& operator=(const NodeCluster&) = delete;
+
+    void step();
+    bool run_until(const std::function<bool()>& done, uint64_t max_ticks);
+
+    // A process crash keeps what the replica wrote (its ledger and store, as the OS holds
+    // them); a power loss keeps only what was synced: the store as of its last synced write,
+    // the ledger as of its last sync.
+    enum class CrashKind { kProcess, kPowerLoss };
+    void crash(bft::ReplicaId id, CrashKind kind = CrashKind::kProcess);
+    void restart(bft::ReplicaId id);  // node::Replica::open_with on what the crash left
+    void set_faults(const NetworkFaults& faults) { faults_ = faults; }
+    void isolate(std::set<bft::ReplicaId> group);  // messages across the group's border: dropped
+    void heal();                                   // no partition, no loss
+    bool is_up(bft::ReplicaId id) const { return nodes_[id].replica != nullptr; }
+    bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id); }
+
+    bool clients_done() const;
+    void add_requests(uint32_t per_client);
+    uint64_t now() const { return now_; }
+    uint32_t n() const { return static_cast<uint32_t>(nodes_.size()); }
+    const std::vector<ClientOp>& history() const { return history_; }
+    bft::EngineStatus status(bft::ReplicaId id) const { return nodes_[id].replica->engine().status(); }
+    const ledger::State& ledger(bft::ReplicaId id) const { return nodes_[id].replica->ledger(); }
+    uint64_t state_transfers(bft::ReplicaId id) const { return nodes_[id].replica->state_transfers(); }
+    // What the clients' quorums saw besides what they accepted (client/reply_quorum.h).
+    client::ReplyCounters client_counters() const;
+
+    std::vector<std::string> check_safety() const;
+    std::vector<std::string> check_converged() const;
+    client::CheckResult check_linearizable() const;
+    std::string describe() const;
+    std::string replica_report() const;
+
+private:
+    class Network;      // node::Network on the simulated wire
+    class Link;         // client::ClientLink on the simulated wire
+    class VirtualClock;
+    struct Message {
+        uint32_t from = 0;  // replica id, or kClientBase + client
+        uint32_t to = 0;
+        std::string frame;
+    };
+    struct Disk {
+        std::string ledger;        // ledger image as the OS holds it (process crash)
+        std::string store;
+        std::string synced_ledger;  // as of the last sync (power loss)
+        std::string synced_store;
+    };
+    struct Node {
+        std::unique_ptr<crypto::KeyPair> key;
+        std::unique_ptr<node::Replica> replica;  // null while down
+        std::deque<std::pair<std::string, std::string>> inbox;  // (routing id, frame)
+        Disk disk;
+        uint64_t restarts = 0;
+        uint64_t scanned = 0;  // blocks up to here were compared with blocks_seen_
+    };
+    struct SimClient {
+        std::unique_ptr<crypto::KeyPair> key;
+        std::unique_ptr<client::Client> client;
+        std::deque<std::pair<uint32_t, std::string>> inbox;  // (replica, frame)
+        uint64_t next_nonce = 1;
+        uint64_t next_query_id = 1ull << 40;  // queries carry unique ids, never account nonces
+        uint32_t remaining = 0;
+        std::optional<size_t> pending;  // index into history_
+    };
+    static constexpr uint32_t kClientBase = 1000;
+
+    void start(bft::ReplicaId id, const std::string& ledger_image, const std::string& store_image);
+    void send(uint32_t from, uint32_t to, std::string frame);
+    void deliver(Message m);
+    void client_act(uint32_t c);
+    void watch_blocks(bft::ReplicaId id);
+    bool partitioned(uint32_t from, uint32_t to) const;
+    void problem(std::string what);
+
+    NodeSimConfig config_;
+    NetworkFaults faults_;
+    std::mt19937_64 rng_;
+    uint64_t now_ = 0;
+    uint64_t order_ = 0;
+    std::shared_ptr<VirtualClock> clock_;
+    node::api::NetworkConfig network_;
+    std::vector<Node> nodes_;
+    std::vector<SimClient> clients_;
+    std::vector<ClientOp> history_;
+    std::map<std::pair<uint64_t, uint64_t>, Message> in_flight_;  // by (tick due, order sent)
+    std::optional<std::set<bft::ReplicaId>> partition_;
+    uint64_t genesis_total_ = 0;
+    std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks_seen_;  // height -> first
+    std::vector<std::string> problems_;
+};
+
+}  // namespace tally::sim

@@ -1,0 +1,154 @@
+// The simulator on the real node (sim/node_cluster.h): node::Replica and client::Client, the
+// daemon's and the CLI's code, on a simulated network, in-memory disks and a virtual clock.
+// Each test runs a few seeds; TALLY_SIM_SEED / TALLY_SIM_SEEDS choose others (sim/seeds.h).
+#include <gtest/gtest.h>
+
+#include "sim/node_cluster.h"
+#include "sim/seeds.h"
+
+namespace tally::sim {
+namespace {
+
+std::string node_replay(const NodeCluster& cluster, uint64_t seed) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    return cluster.replica_report() + cluster.describe() + "\nreplay: TALLY_SIM_SEED=" + std::to_string(seed) +
+           " build/bin/test_sim --gtest_filter=" + info->test_suite_name() + "." + info->name();
+}
+
+// With the faults healed: every request completes, the live replicas converge, and the
+// history is safe and linearizable.
+void expect_live_and_safe(NodeCluster& cluster, uint64_t seed, uint64_t max_ticks = 20000) {
+    cluster.heal();
+    EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, max_ticks))
+        << "clients did not finish by tick " << cluster.now() << "\n" << node_replay(cluster, seed);
+    EXPECT_TRUE(cluster.run_until([&] { return cluster.check_converged().empty(); }, max_ticks))
+        << testing::PrintToString(cluster.check_converged()) << "\n" << node_replay(cluster, seed);
+    const auto problems = cluster.check_safety();
+    EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << node_replay(cluster, seed);
+    const auto lin = cluster.check_linearizable();
+    EXPECT_TRUE(lin.linearizable) << lin.explanation << "\n" << node_replay(cluster, seed);
+}
+
+NodeSimConfig lossy(uint64_t seed, bft::Protocol protocol) {
+    NodeSimConfig c;
+    c.seed = seed;
+    c.protocol = protocol;
+    c.faults.drop = 0.05;
+    c.faults.duplicate = 0.05;
+    c.faults.delay_max_ticks = 3;
+    return c;
+}
+
+size_t answered(const NodeCluster& cluster) {
+    size_t n = 0;
+    for (const auto& op : cluster.history()) n += op.return_tick != 0;
+    return n;
+}
+
+class NodeSim : public ::testing::TestWithParam<bft::Protocol> {};
+
+INSTANTIATE_TEST_SUITE_P(Protocols, NodeSim, ::testing::Values(bft::Protocol::kPbft, bft::Protocol::kRaft),
+                         [](const auto& info) { return std::string(bft::protocol_name(info.param)); });
+
+TEST_P(NodeSim, ClientsFinishOnALossyNetworkAndTheHistoryIsLinearizable) {
+    for_each_seed(4, [&](uint64_t seed) {
+        NodeCluster cluster(lossy(seed, GetParam()));
+        expect_live_and_safe(cluster, seed);
+        EXPECT_EQ(answered(cluster), 4u * 8u) << node_replay(cluster, seed);
+        EXPECT_GT(cluster.ledger(0).last_seq(), 0u);
+    });
+}
+
+TEST_P(NodeSim, TheSameSeedReplaysTheSameRun) {
+    auto run = [&](uint64_t seed) {
+        NodeCluster cluster(lossy(seed, GetParam()));
+        cluster.run_until([&] { return cluster.clients_done(); }, 20000);
+        std::vector<std::tuple<std::string, uint64_t, uint64_t, uint64_t>> seen;
+        for (const auto& op : cluster.history())
+            seen.emplace_back(crypto::to_hex(op.tx_id), op.return_tick, op.seq, op.read_balance);
+        return std::make_pair(seen, cluster.ledger(0).state_digest());
+    };
+    const auto first = run(11);
+    ASSERT_FALSE(first.first.empty());
+    EXPECT_EQ(run(11), first);
+    EXPECT_NE(run(12).first, first.first);  // and another seed is another run
+}
+
+// A replica that was down while the others moved far past its log (and collected their
+// garbage) comes back through the node's own state transfer: snapshot pieces fetched from a
+// peer and checked against the checkpoint, then the blocks below it backfilled.
+TEST_P(NodeSim, AReplicaDownForLongCatchesUpByStateTransfer) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, GetParam());
+        config.ops_per_client = 40;
+        config.read_fraction = 0.0;
+        NodeCluster cluster(config);
+        const bft::ReplicaId late = cluster.n() - 1;
+        cluster.crash(late);
+        ASSERT_TRUE(cluster.run_until([&] { return cluster.ledger(0).last_seq() >= 60; }, 20000))
+            << node_replay(cluster, seed);
+        cluster.restart(late);
+        ASSERT_TRUE(cluster.is_up(late));
+        expect_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.ledger(late).last_seq(), 60u) << node_replay(cluster, seed);
+        if (GetParam() == bft::Protocol::kPbft)
+            EXPECT_GE(cluster.state_transfers(late), 1u) << node_replay(cluster, seed);
+    });
+}
+
+// A power loss of every replica at once: what each keeps is what it synced. Every transfer a
+// client was told committed is still there when they come back (issue 11).
+TEST_P(NodeSim, APowerLossOfEveryReplicaKeepsEveryAcknowledgedTransfer) {
+    for_each_seed(3, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, GetParam());
+        config.ops_per_client = 24;
+        NodeCluster cluster(config);
+        ASSERT_TRUE(cluster.run_until([&] { return answered(cluster) >= 40; }, 20000)) << node_replay(cluster, seed);
+        for (bft::ReplicaId i = 0; i < cluster.n(); ++i) cluster.crash(i, NodeCluster::CrashKind::kPowerLoss);
+        for (bft::ReplicaId i = 0; i < cluster.n(); ++i) cluster.restart(i);
+        expect_live_and_safe(cluster, seed);
+    });
+}
+
+// Crashes and restarts of one replica at a time, process crashes and power losses, under a
+// lossy network: the survivors go on, and the restarted replica rejoins.
+TEST_P(NodeSim, RollingCrashesAndPowerLossesStaySafe) {
+    for_each_seed(3, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, GetParam());
+        config.ops_per_client = 30;
+        NodeCluster cluster(config);
+        for (bft::ReplicaId i = 0; i < cluster.n() && !::testing::Test::HasFailure(); ++i) {
+            cluster.run_until([] { return false; }, 150);
+            cluster.crash(i, i % 2 ? NodeCluster::CrashKind::kPowerLoss : NodeCluster::CrashKind::kProcess);
+            cluster.run_until([] { return false; }, 200);
+            cluster.restart(i);
+            EXPECT_TRUE(cluster.is_up(i)) << node_replay(cluster, seed);
+        }
+        expect_live_and_safe(cluster, seed);
+    });
+}
+
+// A traitor that lies to clients: the real client's quorum refuses its replies (counted), and
+// every result it accepts is the honest one.
+TEST(NodeSimTraitor, AWrongReplyTraitorIsOutvotedByTheClientsQuorum) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, bft::Protocol::kPbft);
+        config.traitors[2] = "wrong-reply";
+        NodeCluster cluster(config);
+        expect_live_and_safe(cluster, seed);
+        EXPECT_GT(cluster.client_counters().mismatch, 0u) << node_replay(cluster, seed);
+    });
+}
+
+TEST(NodeSimTraitor, AnEquivocatingPrimaryIsReplacedAndTheLedgerStaysOne) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, bft::Protocol::kPbft);
+        config.traitors[0] = "equivocate";
+        NodeCluster cluster(config);
+        expect_live_and_safe(cluster, seed, 40000);
+        EXPECT_GT(cluster.status(1).view, 0u) << node_replay(cluster, seed);
+    });
+}
+
+}  // namespace
+}  // namespace tally::sim
