@@ -23,7 +23,8 @@ namespace {
 constexpr size_t kSnapshotChunkBytes = 4096;  // a few dozen records a piece
 }  // namespace
 
-Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faults), rng_(config.seed) {
+Cluster::Cluster(const SimConfig& config)
+    : config_(config), faults_(config.faults), rng_(config.seed), watch_({}, false) {
     uint32_t n = bft::ByzantineQuorum{config_.f}.n();
     for (uint32_t i = 0; i < n; ++i) {
         Replica r;
@@ -31,6 +32,7 @@ Cluster::Cluster(const SimConfig& config) : config_(config), faults_(config.faul
         replica_keys_.push_back(r.key->public_key());
         replicas_.push_back(std::move(r));
     }
+    watch_ = SignedWatch(replica_keys_, std::getenv("TALLY_SIM_TRACE") != nullptr);
     ledger::Genesis genesis;
     for (uint32_t c = 0; c < config_.clients; ++c) {
         Client client;
@@ -104,9 +106,9 @@ void Cluster::start_engine(bft::ReplicaId id) {
     std::vector<std::pair<std::string, std::string>> records(r.store.begin(), r.store.end());
     // What an honest replica left in its store, after any crash or power loss, is what tallyd
     // accepts at start (node/replica.cc refuses a store that fails this check).
-    if (is_honest(id) && contradictions_.size() < 20) {
+    if (is_honest(id)) {
         if (auto checked = bft::pbft::check_stored_records(records, config_.watermark_window); !checked)
-            contradictions_.push_back("replica " + std::to_string(id) + "'s store at its restart would be refused by tallyd: " +
+            watch_.add("replica " + std::to_string(id) + "'s store at its restart would be refused by tallyd: " +
                                       checked.error().message);
     }
     if (tracing())
@@ -432,112 +434,27 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         if (is_honest(id)) ++detected_[std::string(bft::misbehaviour_name(d.kind))];
 }
 
-// An honest replica never signs two different digests for one slot. Only top-level messages
-// count; the signer is read from the envelope (a replica may forward another's pre-prepare).
+// The watch's questions about a signer, answered from the cluster's replicas.
+class Cluster::Signers final : public SignedWatch::Signers {
+public:
+    explicit Signers(const Cluster& cluster) : cluster_(cluster) {}
+    bool honest(bft::ReplicaId id) const override { return cluster_.is_honest(id); }
+    std::vector<std::pair<std::string, std::string>> stored(bft::ReplicaId id) const override {
+        const auto& store = cluster_.replicas_[id].store;
+        return {store.begin(), store.end()};
+    }
+    std::optional<crypto::Hash> delivered(bft::ReplicaId id, uint64_t seq) const override {
+        const auto& delivered = cluster_.replicas_[id].delivered;
+        if (auto d = delivered.find(seq); d != delivered.end()) return d->second;
+        return std::nullopt;
+    }
+
+private:
+    const Cluster& cluster_;
+};
+
 void Cluster::record_signed(const std::string& envelope, bft::ReplicaId sender) {
-    crypto::OpenOptions header_only;
-    header_only.verify_signature = false;  // its own engine just sealed it
-    auto env = crypto::open(envelope, header_only);
-    if (!env) return;
-    bft::ReplicaId signer = n();
-    for (bft::ReplicaId i = 0; i < n(); ++i)
-        if (replica_keys_[i] == env->sender) signer = i;
-    if (signer == n() || !is_honest(signer)) return;
-    uint64_t view = 0, seq = 0;
-    crypto::Hash digest{};
-    switch (env->type) {
-        case crypto::MessageType::kPrePrepare: {
-            bft::pbft::pb::PrePrepare pp;
-            if (!bft::pbft::decode(env->body, pp)) return;
-            view = pp.view();
-            seq = pp.seq();
-            digest = bft::pbft::hash_from_bytes(pp.digest());
-            break;
-        }
-        case crypto::MessageType::kPrepare:
-        case crypto::MessageType::kCommit: {
-            bft::pbft::pb::Vote vote;
-            if (!bft::pbft::decode(env->body, vote)) return;
-            view = vote.view();
-            seq = vote.seq();
-            digest = bft::pbft::hash_from_bytes(vote.digest());
-            break;
-        }
-        case crypto::MessageType::kCheckpoint: {
-            bft::pbft::pb::Checkpoint cp;
-            if (!bft::pbft::decode(env->body, cp)) return;
-            seq = cp.seq();
-            digest = bft::pbft::hash_from_bytes(cp.state_digest());
-            break;
-        }
-        case crypto::MessageType::kViewChange: {
-            // Every prepared certificate the signer holds in its store above the stable
-            // checkpoint it claims is in its VIEW-CHANGE (at that view or a later one) — also
-            // after a restart, which must reload them all.
-            if (signer != sender) return;
-            bft::pbft::pb::ViewChange vc;
-            if (!bft::pbft::decode(env->body, vc)) return;
-            if (tracing())
-                std::fprintf(stderr, "@%llu r%u signs view_change v%llu stable %llu, %d prepared\n",
-                             (unsigned long long)now_, signer, (unsigned long long)vc.new_view(),
-                             (unsigned long long)vc.stable_seq(), vc.prepared_size());
-            std::map<uint64_t, uint64_t> carried;  // seq -> view of the certificate carried
-            crypto::OpenOptions unchecked;
-            unchecked.verify_signature = false;
-            for (const auto& p : vc.prepared()) {
-                auto pp_env = crypto::open(p.pre_prepare(), unchecked);
-                bft::pbft::pb::PrePrepare pp;
-                if (pp_env && bft::pbft::decode(pp_env->body, pp)) carried[pp.seq()] = pp.view();
-            }
-            for (const auto& [key, value] : replicas_[signer].store) {
-                if (key.size() != 18 || key[0] != bft::pbft::kKeySlotPrefix || key[17] != bft::pbft::kSlotPrepared)
-                    continue;
-                uint64_t s = bft::pbft::read_be64(std::string_view(key).substr(1, 8));
-                uint64_t v = bft::pbft::read_be64(std::string_view(key).substr(9, 8));
-                if (s <= vc.stable_seq()) continue;
-                auto c = carried.find(s);
-                if ((c == carried.end() || c->second < v) && contradictions_.size() < 20)
-                    contradictions_.push_back("replica " + std::to_string(signer) + "'s VIEW-CHANGE for view " +
-                                              std::to_string(vc.new_view()) + " lacks its stored certificate for seq " +
-                                              std::to_string(s) + " (view " + std::to_string(v) + ")");
-            }
-            return;
-        }
-        case crypto::MessageType::kNewView: {
-            bft::pbft::pb::NewView nv;
-            if (!bft::pbft::decode(env->body, nv)) return;
-            view = nv.view();
-            crypto::Sha256 h;  // O decides what the view re-proposes; V may differ harmlessly
-            for (const auto& r : nv.reproposals()) h.update(r.SerializeAsString());
-            digest = h.finish();
-            break;
-        }
-        default: return;
-    }
-    if (tracing() && signer == sender)
-        std::fprintf(stderr, "@%llu r%u signs %s v%llu s%llu %s\n", (unsigned long long)now_, signer,
-                     std::string(crypto::type_name(env->type)).c_str(), (unsigned long long)view, (unsigned long long)seq,
-                     short_hex(digest).c_str());
-    // A replica that delivered a batch at seq never votes for another one there, in any view,
-    // from then on. (Re-sending a vote it signed before the delivery is no new vote; what it
-    // forwards, signed by another, may be older than that one's delivery.)
-    auto key = std::make_tuple(signer, static_cast<uint8_t>(env->type), view, seq);
-    auto earlier = signed_.find(key);
-    bool resent = earlier != signed_.end() && earlier->second == digest;
-    if (signer == sender && !resent && env->type != crypto::MessageType::kCheckpoint &&
-        env->type != crypto::MessageType::kNewView) {
-        const auto& delivered = replicas_[signer].delivered;
-        if (auto d = delivered.find(seq); d != delivered.end() && d->second != digest && contradictions_.size() < 20)
-            contradictions_.push_back("replica " + std::to_string(signer) + " signed a " +
-                                      std::string(crypto::type_name(env->type)) + " for seq " +
-                                      std::to_string(seq) + " in view " + std::to_string(view) +
-                                      " with another batch than the one it delivered there");
-    }
-    auto [it, inserted] = signed_.emplace(key, digest);
-    if (!inserted && it->second != digest && contradictions_.size() < 20)
-        contradictions_.push_back("replica " + std::to_string(signer) + " signed two " +
-                                  std::string(crypto::type_name(env->type)) + "s for view " +
-                                  std::to_string(view) + " seq " + std::to_string(seq));
+    watch_.record(envelope, sender, now_, Signers(*this));
 }
 
 void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque<bft::Output>& pending) {
@@ -554,8 +471,8 @@ void Cluster::execute(bft::ReplicaId id, const bft::Committed& batch, std::deque
                          (unsigned long long)batch.view, (unsigned long long)batch.seq, short_hex(d).c_str());
         r.delivered[batch.seq] = d;
         auto [it, inserted] = delivered_.emplace(batch.seq, std::make_pair(d, id));
-        if (!inserted && it->second.first != d && contradictions_.size() < 20)
-            contradictions_.push_back("replicas " + std::to_string(it->second.second) + " and " +
+        if (!inserted && it->second.first != d)
+            watch_.add("replicas " + std::to_string(it->second.second) + " and " +
                                       std::to_string(id) + " delivered different batches at seq " +
                                       std::to_string(batch.seq));
     }
@@ -706,7 +623,7 @@ bool Cluster::clients_done() const {
 }
 
 std::vector<std::string> Cluster::check_safety() const {
-    std::vector<std::string> problems = contradictions_;
+    std::vector<std::string> problems = watch_.contradictions();
     // Agreement: one block per height across replicas.
     std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks;
     for (bft::ReplicaId i = 0; i < n(); ++i) {

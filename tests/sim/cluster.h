@@ -34,6 +34,7 @@
 #include "node/authenticator.h"
 #include "node/traitor.h"
 #include "sim/history.h"
+#include "sim/signed_watch.h"
 
 namespace tally::sim {
 
@@ -254,10 +255,10 @@ private:
     uint64_t slowed_messages_ = 0;
     // What each honest replica signed: (signer, message type, view, seq) -> digest, and every
     // contradiction found (the signer signed another digest for the same key).
-    std::map<std::tuple<bft::ReplicaId, uint8_t, uint64_t, uint64_t>, crypto::Hash> signed_;
     std::map<crypto::Hash, crypto::Envelope> opened_;  // by SHA-256 of the bytes; FIFO-bounded
     std::deque<crypto::Hash> opened_order_;
-    std::vector<std::string> contradictions_;
+    SignedWatch watch_;  // what honest replicas signed (sim/signed_watch.h)
+    class Signers;
 };
 
 }  // namespace tally::sim

@@ -106,11 +106,29 @@ private:
     uint32_t c_;
 };
 
+// The watch's questions about a signer, answered from the running replicas.
+class NodeCluster::Signers final : public SignedWatch::Signers {
+public:
+    explicit Signers(const NodeCluster& cluster) : cluster_(cluster) {}
+    bool honest(bft::ReplicaId id) const override { return cluster_.is_honest(id); }
+    std::vector<std::pair<std::string, std::string>> stored(bft::ReplicaId id) const override {
+        if (!cluster_.is_up(id)) return {};
+        auto records = cluster_.nodes_[id].replica->store().load_all();
+        return records ? std::move(records).value() : std::vector<std::pair<std::string, std::string>>{};
+    }
+    // Agreement on delivered batches is watched on the ledgers instead (watch_blocks).
+    std::optional<crypto::Hash> delivered(bft::ReplicaId, uint64_t) const override { return std::nullopt; }
+
+private:
+    const NodeCluster& cluster_;
+};
+
 NodeCluster::NodeCluster(const NodeSimConfig& config)
     : config_(config),
       faults_(config.faults),
       rng_(config.seed),
-      clock_(std::make_shared<VirtualClock>(config.consensus.tick_ms)) {
+      clock_(std::make_shared<VirtualClock>(config.consensus.tick_ms)),
+      watch_({}, false) {
     // The replicas log as tallyd does; a run of thousands of schedules shows errors only
     // (TALLY_SIM_TRACE=1: everything).
     spdlog::set_level(std::getenv("TALLY_SIM_TRACE") ? spdlog::level::debug : spdlog::level::err);
@@ -131,6 +149,9 @@ NodeCluster::NodeCluster(const NodeSimConfig& config)
         network_.replicas.push_back(r);
         nodes_.push_back(std::move(node));
     }
+    std::vector<crypto::PublicKey> keys;
+    for (const auto& r : network_.replicas) keys.push_back(r.public_key);
+    watch_ = SignedWatch(keys, std::getenv("TALLY_SIM_TRACE") != nullptr);
     for (uint32_t c = 0; c < config_.clients; ++c) {
         SimClient client;
         client.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(sim_key_seed(config_.seed, 1, c)));
@@ -244,6 +265,7 @@ bool NodeCluster::partitioned(uint32_t from, uint32_t to) const {
 }
 
 void NodeCluster::send(uint32_t from, uint32_t to, std::string frame) {
+    if (from < kClientBase && config_.protocol == bft::Protocol::kPbft) watch_.record(frame, from, now_, Signers(*this));
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     std::uniform_int_distribution<uint32_t> delay(faults_.delay_min_ticks, faults_.delay_max_ticks);
     // Draw every random number whatever the outcome, so one decision never shifts the others.
@@ -386,6 +408,7 @@ client::ReplyCounters NodeCluster::client_counters() const {
 
 std::vector<std::string> NodeCluster::check_safety() const {
     std::vector<std::string> problems = problems_;
+    problems.insert(problems.end(), watch_.contradictions().begin(), watch_.contradictions().end());
     std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks = blocks_seen_;
     for (bft::ReplicaId i = 0; i < n(); ++i) {
         if (!is_honest(i) || !is_up(i)) continue;

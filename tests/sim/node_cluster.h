@@ -12,7 +12,9 @@
 // replica takes one turn (node::Replica::turn), every client polls and acts.
 //
 // Checks: no two honest replicas ever hold different blocks at one height (watched as blocks
-// appear, across crashes, power losses and state transfers); money is conserved; every
+// appear, across crashes, power losses and state transfers); no honest replica ever signs two
+// things for one slot, and its VIEW-CHANGEs carry what its store holds (sim/signed_watch.h);
+// money is conserved; every
 // acknowledged ok transfer is in every up-to-date ledger exactly once, at the seq its client was
 // told; the clients' history is linearizable; after the faults heal, every live replica
 // converges on one state; and every honest PBFT engine's invariants hold after every turn.
@@ -36,7 +38,9 @@
 #include "ledger/state.h"
 #include "node/api/network_config.h"
 #include "node/replica.h"
-#include "sim/cluster.h"  // NetworkFaults, ClientOp
+#include "sim/cluster.h"  // NetworkFaults
+#include "sim/history.h"
+#include "sim/signed_watch.h"
 
 namespace tally::sim {
 
@@ -166,6 +170,8 @@ private:
     uint64_t genesis_total_ = 0;
     std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks_seen_;  // height -> first
     std::vector<std::string> problems_;
+    SignedWatch watch_;
+    class Signers;
 };
 
 }  // namespace tally::sim
