@@ -175,6 +175,7 @@ Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& co
     auto engine = make_engine(config, id, r->key_, r->authenticator_, engine_options);
     if (!engine) return engine.error();
     r->engine_ = std::move(engine).value();
+    if (parts.wrap_engine) r->engine_ = parts.wrap_engine(std::move(r->engine_));
     r->answers_ = make_answers(behaviours, config.consensus.checkpoint_interval);
     std::vector<crypto::PublicKey> replica_keys;
     for (const auto& replica : config.replicas) replica_keys.push_back(replica.public_key);

@@ -108,6 +108,9 @@ struct ReplicaParts {
     std::unique_ptr<Network> network;
     std::shared_ptr<const Clock> clock;
     uint64_t seed = 0;  // the engine's randomness (Raft's election timeouts)
+    // The simulator's own traitors (message mutation, twins: tests/sim/byzantine.h) wrap the
+    // engine, as tallyd's do (node/engine_factory.h). Empty: the engine as made.
+    std::function<std::unique_ptr<bft::Engine>(std::unique_ptr<bft::Engine>)> wrap_engine;
 };
 
 // Serves snapshot pieces to its Answers too (node/answers.h: a lying-snapshot traitor's races).
@@ -151,6 +154,8 @@ public:
     const ledger::State& ledger() const { return *ledger_; }
     const Store& store() const { return *store_; }
     uint64_t state_transfers() const { return state_transfers_; }  // ledger snapshots installed
+    // Misbehaviour this replica detected in its peers, by kind.
+    const std::map<bft::Misbehaviour, uint64_t>& detected() const { return detected_; }
 
 private:
     Replica(const api::NetworkConfig& config, bft::ReplicaId id, const crypto::KeyPair& key,

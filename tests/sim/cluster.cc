@@ -1,5 +1,6 @@
 // The deterministic simulator. See cluster.h.
 #include "sim/cluster.h"
+#include "sim/wire.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -193,18 +194,9 @@ void Cluster::slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::Mes
 }
 
 size_t Cluster::in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type) const {
-    crypto::OpenOptions header_only;
-    header_only.verify_signature = false;
     size_t count = 0;
-    for (const auto& [key, m] : in_flight_) {
-        if (m.from != from) continue;
-        if (type) {
-            if (m.envelope.empty()) continue;
-            auto env = crypto::open(m.envelope, header_only);
-            if (!env || env->type != *type) continue;
-        }
-        ++count;
-    }
+    for (const auto& [key, m] : in_flight_)
+        if (m.from == from && (!type || message_type(m.envelope) == type)) ++count;
     return count;
 }
 
@@ -238,28 +230,14 @@ void Cluster::send(uint32_t from, uint32_t to, std::string envelope, std::option
     if (lost || partitioned(from, to)) return;
     uint64_t extra = 0;
     if (auto s = slow_.find(from); s != slow_.end()) {
-        bool held = s->second.only.empty();
-        if (!held && !envelope.empty()) {
-            crypto::OpenOptions header_only;
-            header_only.verify_signature = false;
-            auto env = crypto::open(envelope, header_only);
-            held = env && s->second.only.count(env->type);
-        }
-        if (held) {
+        if (held_back(envelope, s->second.only)) {
             extra = s->second.extra_ticks;
             ++slowed_messages_;
         }
     }
     if (auto s = slow_to_.find(to); s != slow_to_.end()) {
         // A replica that hears late (slow_to): the same rule, by receiver.
-        bool held = s->second.only.empty();
-        if (!held && !envelope.empty()) {
-            crypto::OpenOptions header_only;
-            header_only.verify_signature = false;
-            auto env = crypto::open(envelope, header_only);
-            held = env && s->second.only.count(env->type);
-        }
-        if (held) {
+        if (held_back(envelope, s->second.only)) {
             extra += s->second.extra_ticks;
             ++slowed_messages_;
         }

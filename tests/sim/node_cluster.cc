@@ -14,6 +14,8 @@
 #include "crypto/assert.h"
 #include "node/store.h"
 #include "node/store_binding.h"
+#include "node/engine_factory.h"
+#include "sim/wire.h"
 
 namespace tally::sim {
 
@@ -149,9 +151,8 @@ NodeCluster::NodeCluster(const NodeSimConfig& config)
         network_.replicas.push_back(r);
         nodes_.push_back(std::move(node));
     }
-    std::vector<crypto::PublicKey> keys;
-    for (const auto& r : network_.replicas) keys.push_back(r.public_key);
-    watch_ = SignedWatch(keys, std::getenv("TALLY_SIM_TRACE") != nullptr);
+    for (const auto& r : network_.replicas) replica_keys_.push_back(r.public_key);
+    watch_ = SignedWatch(replica_keys_, std::getenv("TALLY_SIM_TRACE") != nullptr);
     for (uint32_t c = 0; c < config_.clients; ++c) {
         SimClient client;
         client.key = std::make_unique<crypto::KeyPair>(crypto::KeyPair::from_seed(sim_key_seed(config_.seed, 1, c)));
@@ -168,7 +169,8 @@ NodeCluster::NodeCluster(const NodeSimConfig& config)
         auto connected = clients_[c].client->connect(network_, std::make_unique<Link>(*this, c));
         TALLY_ASSERT(connected.ok());
     }
-    for (bft::ReplicaId i = 0; i < n; ++i) start(i, {}, {});
+    for (bft::ReplicaId i = 0; i < n; ++i)
+        if (auto s = start(i, {}, {}); !s) problem("replica " + std::to_string(i) + " does not start: " + s.error().message);
 }
 
 NodeCluster::~NodeCluster() = default;
@@ -178,16 +180,14 @@ void NodeCluster::problem(std::string what) {
 }
 
 // node::Replica::open_with on in-memory images: empty ones are a first start.
-void NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, const std::string& store_image) {
+Status NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, const std::string& store_image,
+                        bool recover) {
     Node& node = nodes_[id];
     node::ReplicaParts parts;
     auto ledger = ledger_image.empty()
                       ? ledger::State::open(":memory:", network_.genesis, ledger::State::Durability::kDeferred)
                       : ledger::State::open_image(ledger_image, ledger::State::Durability::kDeferred);
-    if (!ledger) {
-        problem("replica " + std::to_string(id) + "'s ledger does not open: " + ledger.error().message);
-        return;
-    }
+    if (!ledger) return make_error(ledger.error().code, "the ledger does not open: " + ledger.error().message);
     parts.ledger = std::move(ledger).value();
     parts.ledger_created = ledger_image.empty();
     const ledger::State* state = parts.ledger.get();
@@ -196,14 +196,22 @@ void NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, cons
     node.disk.synced_ledger = ledger_image.empty() ? state->image() : ledger_image;
     node.disk.synced_store = store_image;
     parts.ledger->set_sync_observer([this, id, state](uint64_t) { nodes_[id].disk.synced_ledger = state->image(); });
-    parts.open_store = [this, id, store_image](const node::LedgerIdentity& identity) -> Result<node::BoundStore> {
+    parts.open_store = [this, id, store_image, recover](const node::LedgerIdentity& identity) -> Result<node::BoundStore> {
         auto store = node::Store::open_memory(store_image);
         if (!store) return store.error();
         const node::Store* raw = store->get();
         (*store)->set_sync_observer([this, id, raw] { nodes_[id].disk.synced_store = raw->image(); });
-        return node::open_bound_store(std::move(store).value(), identity, /*recover=*/false,
+        return node::open_bound_store(std::move(store).value(), identity, recover,
                                       config_.consensus.checkpoint_interval);
     };
+    if (auto w = config_.wrap.find(id); w != config_.wrap.end()) {
+        parts.wrap_engine = [this, id, make = w->second](std::unique_ptr<bft::Engine> honest) {
+            WrapContext context{id, std::move(honest), node::pbft_config(network_, id, false),
+                                nodes_[id].key.get(), &replica_keys_, &network_.genesis,
+                                config_.seed * 1000003 + id};
+            return make(context);
+        };
+    }
     parts.network = std::make_unique<Network>(*this, id);
     parts.clock = clock_;
     parts.seed = config_.seed * 1000003 + 104729 * (node.restarts + 1) + id;
@@ -218,22 +226,22 @@ void NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, cons
         options.traitor_seed = config_.seed * 1000003 + id;
     }
     auto replica = node::Replica::open_with(network_, id, *node.key, options, std::move(parts));
-    if (!replica) {
-        problem("replica " + std::to_string(id) + " does not start: " + replica.error().code + ": " +
-                replica.error().message);
-        return;
-    }
+    if (!replica) return replica.error();
     node.replica = std::move(replica).value();
     node.inbox.clear();
     if (auto s = node.replica->start(); !s) {
-        problem("replica " + std::to_string(id) + " stopped at start: " + s.error().message);
         node.replica.reset();
+        return s;
     }
+    return Ok{};
 }
 
 void NodeCluster::crash(bft::ReplicaId id, CrashKind kind) {
     Node& node = nodes_[id];
     if (!node.replica) return;
+    if (is_honest(id))
+        for (const auto& [kind_seen, count] : node.replica->detected())
+            detected_before_[std::string(bft::misbehaviour_name(kind_seen))] += count;
     if (kind == CrashKind::kProcess) {
         node.disk.ledger = node.replica->ledger().image();
         node.disk.store = node.replica->store().image();
@@ -249,7 +257,15 @@ void NodeCluster::restart(bft::ReplicaId id) {
     Node& node = nodes_[id];
     if (node.replica) return;
     ++node.restarts;
-    start(id, node.disk.ledger, node.disk.store);
+    if (auto s = start(id, node.disk.ledger, node.disk.store); !s)
+        problem("replica " + std::to_string(id) + " does not restart: " + s.error().code + ": " + s.error().message);
+}
+
+bool NodeCluster::restart_without_store(bft::ReplicaId id, bool recover) {
+    Node& node = nodes_[id];
+    if (node.replica) return true;
+    ++node.restarts;
+    return start(id, node.disk.ledger, {}, recover).ok();
 }
 
 void NodeCluster::isolate(std::set<bft::ReplicaId> group) { partition_ = std::move(group); }
@@ -257,6 +273,34 @@ void NodeCluster::isolate(std::set<bft::ReplicaId> group) { partition_ = std::mo
 void NodeCluster::heal() {
     partition_.reset();
     faults_ = NetworkFaults{};
+    slow_.clear();
+    slow_to_.clear();
+}
+
+void NodeCluster::slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only) {
+    if (extra_ticks == 0) slow_.erase(id);
+    else slow_[id] = Slowness{extra_ticks, std::move(only)};
+}
+
+void NodeCluster::slow_to(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only) {
+    if (extra_ticks == 0) slow_to_.erase(id);
+    else slow_to_[id] = Slowness{extra_ticks, std::move(only)};
+}
+
+size_t NodeCluster::in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type) const {
+    size_t count = 0;
+    for (const auto& [key, m] : in_flight_)
+        if (m.from == from && (!type || message_type(m.frame) == type)) ++count;
+    return count;
+}
+
+std::map<std::string, uint64_t> NodeCluster::detected() const {
+    std::map<std::string, uint64_t> total = detected_before_;
+    for (bft::ReplicaId i = 0; i < n(); ++i)
+        if (is_up(i) && is_honest(i))
+            for (const auto& [kind, count] : nodes_[i].replica->detected())
+                total[std::string(bft::misbehaviour_name(kind))] += count;
+    return total;
 }
 
 bool NodeCluster::partitioned(uint32_t from, uint32_t to) const {
@@ -273,8 +317,11 @@ void NodeCluster::send(uint32_t from, uint32_t to, std::string frame) {
     const bool twice = coin(rng_) < faults_.duplicate;
     const uint64_t d1 = delay(rng_), d2 = delay(rng_);
     if (lost || partitioned(from, to)) return;
-    if (twice) in_flight_.emplace(std::make_pair(now_ + 1 + d2, order_++), Message{from, to, frame});
-    in_flight_.emplace(std::make_pair(now_ + 1 + d1, order_++), Message{from, to, std::move(frame)});
+    uint64_t extra = 0;
+    if (auto s = slow_.find(from); s != slow_.end() && held_back(frame, s->second.only)) extra += s->second.extra_ticks;
+    if (auto s = slow_to_.find(to); s != slow_to_.end() && held_back(frame, s->second.only)) extra += s->second.extra_ticks;
+    if (twice) in_flight_.emplace(std::make_pair(now_ + 1 + d2 + extra, order_++), Message{from, to, frame});
+    in_flight_.emplace(std::make_pair(now_ + 1 + d1 + extra, order_++), Message{from, to, std::move(frame)});
 }
 
 void NodeCluster::deliver(Message m) {

@@ -58,6 +58,10 @@ struct NodeSimConfig {
     // Byzantine replicas: id -> behaviours, as `tallyd --traitor` takes them (bft/behaviours.h).
     // The checks cover honest replicas only.
     std::map<bft::ReplicaId, std::string> traitors;
+    // Byzantine replicas of the simulator's own making (sim/byzantine.h: message mutation,
+    // twins): id -> what wraps the honest engine (node::ReplicaParts::wrap_engine). Also
+    // traitors: the checks skip them.
+    std::map<bft::ReplicaId, std::function<std::unique_ptr<bft::Engine>(WrapContext&)>> wrap;
 
     static node::api::ConsensusConfig default_consensus() {
         node::api::ConsensusConfig c;
@@ -90,11 +94,24 @@ public:
     enum class CrashKind { kProcess, kPowerLoss };
     void crash(bft::ReplicaId id, CrashKind kind = CrashKind::kProcess);
     void restart(bft::ReplicaId id);  // node::Replica::open_with on what the crash left
+    // A restart on what the crash left, but without its consensus store (a lost disk): the
+    // node refuses it, as tallyd does, unless `recover` (tallyd --recover: rejoin silent).
+    // False when the replica did not start.
+    bool restart_without_store(bft::ReplicaId id, bool recover);
     void set_faults(const NetworkFaults& faults) { faults_ = faults; }
     void isolate(std::set<bft::ReplicaId> group);  // messages across the group's border: dropped
-    void heal();                                   // no partition, no loss
+    void heal();  // no partition, no loss, no slow replica (messages in flight stay late)
+    // A slow replica: every message it sends (or only those of the types in `only`) arrives
+    // `extra_ticks` later — late, never lost. 0 makes it prompt again.
+    void slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
+    // A replica that hears late: the same, for every message to it.
+    void slow_to(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
+    // Messages replica `from` sent that are still in flight (of `type` only, when given).
+    size_t in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type = {}) const;
     bool is_up(bft::ReplicaId id) const { return nodes_[id].replica != nullptr; }
-    bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id); }
+    bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id) && !config_.wrap.count(id); }
+    // What honest replicas detected in others, by kind, over the whole run.
+    std::map<std::string, uint64_t> detected() const;
 
     bool clients_done() const;
     void add_requests(uint32_t per_client);
@@ -147,7 +164,8 @@ private:
     };
     static constexpr uint32_t kClientBase = 1000;
 
-    void start(bft::ReplicaId id, const std::string& ledger_image, const std::string& store_image);
+    Status start(bft::ReplicaId id, const std::string& ledger_image, const std::string& store_image,
+                 bool recover = false);
     void send(uint32_t from, uint32_t to, std::string frame);
     void deliver(Message m);
     void client_act(uint32_t c);
@@ -162,6 +180,7 @@ private:
     uint64_t order_ = 0;
     std::shared_ptr<VirtualClock> clock_;
     node::api::NetworkConfig network_;
+    std::vector<crypto::PublicKey> replica_keys_;  // by id; what wrapped engines point to
     std::vector<Node> nodes_;
     std::vector<SimClient> clients_;
     std::vector<ClientOp> history_;
@@ -170,6 +189,12 @@ private:
     uint64_t genesis_total_ = 0;
     std::map<uint64_t, std::pair<crypto::Hash, bft::ReplicaId>> blocks_seen_;  // height -> first
     std::vector<std::string> problems_;
+    struct Slowness {
+        uint64_t extra_ticks = 0;
+        std::set<crypto::MessageType> only;  // empty: every message
+    };
+    std::map<bft::ReplicaId, Slowness> slow_, slow_to_;
+    std::map<std::string, uint64_t> detected_before_;  // by replicas since crashed
     SignedWatch watch_;
     class Signers;
 };

@@ -1,7 +1,8 @@
 // The random search on the real node (sim/node_cluster.h): one seed picks a whole schedule —
-// protocol (PBFT or Raft, by the seed's parity), f, clients and their load, network faults,
-// for PBFT up to one traitor of a random kind, and a timeline of process crashes, power
-// losses (of one replica or of all at once), restarts and partitions. Then every fault heals,
+// protocol (PBFT or Raft, by the seed's parity), f, clients and their load, the consensus
+// settings, network faults, for PBFT up to f traitors of random kinds (tallyd's behaviours,
+// message mutation, twins), and a timeline of process crashes, power losses (of one replica or
+// of all at once), restarts, partitions and slow replicas. Then every fault heals,
 // every replica comes back, and every request must complete, the live replicas converge, and
 // the history be safe and linearizable. `scripts/simulate --node` runs it for a while.
 //   TALLY_NODE_SECONDS=N   search for N seconds (default: the fixed seeds below, for ctest)
@@ -11,10 +12,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <random>
 #include <sstream>
 
 #include "bft/behaviours.h"
+#include "sim/byzantine.h"
 #include "sim/node_cluster.h"
 
 namespace tally::sim {
@@ -40,20 +43,54 @@ Outcome run_node_schedule(uint64_t seed) {
     config.faults.drop = chance(0.5) ? between(0, 10) / 100.0 : 0.0;
     config.faults.duplicate = chance(0.5) ? between(0, 10) / 100.0 : 0.0;
     config.faults.delay_max_ticks = static_cast<uint32_t>(between(0, 5));
+    auto& consensus = config.consensus;
+    consensus.batch_size_max = static_cast<uint32_t>(between(1, 8));
+    consensus.pipeline_depth = static_cast<uint32_t>(between(1, 4));
+    consensus.checkpoint_interval = uint64_t{1} << between(1, 3);  // 2, 4 or 8
+    consensus.watermark_window = consensus.checkpoint_interval * between(2, 4);
+    consensus.view_change_timeout_ticks = between(30, 90);
     const uint32_t n = bft::Quorums(config.protocol, config.f).n();
-    if (config.protocol == bft::Protocol::kPbft && chance(0.4)) {
-        // Behaviours a PBFT replica plays (bft/behaviours.h), one traitor: f of them are allowed.
-        static const char* kinds[] = {"silent", "equivocate", "bad-signature", "wrong-digest", "stale-view",
-                                      "future-view", "replay", "forge-client", "lying-checkpoint",
-                                      "wrong-reply", "lying-snapshot", "lying-view-change", "random"};
-        config.traitors[static_cast<bft::ReplicaId>(between(0, n - 1))] = kinds[between(0, std::size(kinds) - 1)];
+    std::string traitor_story;
+    if (config.protocol == bft::Protocol::kPbft) {
+        // Up to f traitors, each of a random kind: tallyd's behaviours (one or two), message
+        // mutation or twins (sim/byzantine.h).
+        std::vector<bft::ReplicaId> ids(n);
+        for (bft::ReplicaId i = 0; i < n; ++i) ids[i] = i;
+        std::shuffle(ids.begin(), ids.end(), rng);
+        const auto all = bft::all_behaviours();
+        for (uint64_t t = between(0, config.f); t > 0; --t) {
+            const bft::ReplicaId id = ids[t - 1];
+            const uint64_t kind = between(0, 3);
+            if (kind <= 1) {
+                std::string behaviours;
+                for (uint64_t k = between(1, 2); k > 0; --k) {
+                    const auto name = std::string(bft::behaviour_name(all[between(0, all.size() - 1)]));
+                    if (behaviours.find(name) == std::string::npos)
+                        behaviours += (behaviours.empty() ? "" : ",") + name;
+                }
+                config.traitors[id] = behaviours;
+            } else if (kind == 2) {
+                const double rate = 0.05 + between(0, 45) / 100.0;
+                config.wrap[id] = [rate, n](WrapContext& w) -> std::unique_ptr<bft::Engine> {
+                    return std::make_unique<MutatingEngine>(std::move(w.honest), *w.key, n, w.id, w.seed, rate);
+                };
+                traitor_story += " mutation=" + std::to_string(id);
+            } else {
+                const uint64_t period = between(5, 80);
+                config.wrap[id] = [period](WrapContext& w) -> std::unique_ptr<bft::Engine> {
+                    return std::make_unique<TwinsEngine>(std::move(w.honest), w.config, *w.key, *w.genesis, w.seed,
+                                                         period);
+                };
+                traitor_story += " twins=" + std::to_string(id);
+            }
+        }
     }
     NodeCluster cluster(config);
     std::ostringstream story;
-    story << cluster.describe() << "\n";
+    story << cluster.describe() << traitor_story << "\n";
 
-    // The timeline: at most f replicas down at once (the traitor counts), so the rest can go on.
-    const uint32_t down_max = config.f - static_cast<uint32_t>(config.traitors.size());
+    // The timeline: at most f replicas faulty at once (traitors count), so the rest can go on.
+    const uint32_t down_max = config.f - static_cast<uint32_t>(config.traitors.size() + config.wrap.size());
     std::set<bft::ReplicaId> down;
     const uint64_t events = between(0, 8);
     for (uint64_t e = 0; e < events; ++e) {
@@ -74,8 +111,14 @@ Outcome run_node_schedule(uint64_t seed) {
             cluster.isolate({r});
             story << "@" << cluster.now() << " partition {" << r << "}\n";
         } else if (kind == 8) {
-            cluster.heal();
-            story << "@" << cluster.now() << " heal\n";
+            if (chance(0.5)) {
+                cluster.heal();
+                story << "@" << cluster.now() << " heal\n";
+            } else {
+                const uint64_t extra = between(0, 2 * consensus.view_change_timeout_ticks);
+                cluster.slow(r, extra);
+                story << "@" << cluster.now() << " slow " << r << " +" << extra << "\n";
+            }
         } else if (chance(0.3)) {
             for (bft::ReplicaId i = 0; i < n; ++i) cluster.crash(i, NodeCluster::CrashKind::kPowerLoss);
             for (bft::ReplicaId i = 0; i < n; ++i) cluster.restart(i);

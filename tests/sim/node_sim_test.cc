@@ -152,3 +152,42 @@ TEST(NodeSimTraitor, AnEquivocatingPrimaryIsReplacedAndTheLedgerStaysOne) {
 
 }  // namespace
 }  // namespace tally::sim
+
+namespace tally::sim {
+namespace {
+
+// A replica whose consensus store is lost (its ledger kept) must not vote again from nothing:
+// the real node refuses to start on it (store_binding.h) and, with --recover, rejoins silent
+// until it has caught up. The run stays safe either way.
+TEST_P(NodeSim, AReplicaThatLostItsStoreStartsOnlyWithRecoverAndRejoins) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, GetParam());
+        config.ops_per_client = 20;
+        NodeCluster cluster(config);
+        ASSERT_TRUE(cluster.run_until([&] { return answered(cluster) >= 20; }, 20000)) << node_replay(cluster, seed);
+        cluster.crash(1);
+        EXPECT_FALSE(cluster.restart_without_store(1, /*recover=*/false)) << node_replay(cluster, seed);
+        EXPECT_FALSE(cluster.is_up(1));
+        ASSERT_TRUE(cluster.restart_without_store(1, /*recover=*/true)) << node_replay(cluster, seed);
+        expect_live_and_safe(cluster, seed);
+        EXPECT_FALSE(cluster.status(1).recovering) << "it has caught up and votes again\n" << node_replay(cluster, seed);
+    });
+}
+
+// A slow replica (what it sends and what it is sent arrive late, never lost) holds no one up:
+// the others finish every request while it is slow, and nothing it sends late breaks agreement.
+TEST_P(NodeSim, ASlowReplicaHoldsNoOneUp) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, GetParam());
+        NodeCluster cluster(config);
+        const bft::ReplicaId slow = cluster.n() - 1;
+        cluster.slow(slow, 40);
+        cluster.slow_to(slow, 40);
+        EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 20000)) << node_replay(cluster, seed);
+        EXPECT_GT(cluster.in_flight_from(slow), 0u) << "its messages are still on their way";
+        expect_live_and_safe(cluster, seed);
+    });
+}
+
+}  // namespace
+}  // namespace tally::sim
