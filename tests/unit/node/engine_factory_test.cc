@@ -51,6 +51,20 @@ TEST(EngineFactory, PbftConfigCarriesTheNetworksReplicasFAndConsensusSettings) {
     EXPECT_TRUE(pbft.recovering);
 }
 
+// A lost vote must be sent again before the backups give up on the primary, or each lost
+// message costs a view change: the retransmission period is at most a quarter of the
+// view-change timeout (and never above the engine's own 50 ticks).
+TEST(EngineFactory, PbftRetransmitsWellWithinTheViewChangeTimeout) {
+    auto config = four_replicas();
+    EXPECT_EQ(pbft_config(config, 0, false).retransmit_ticks, 24u);  // 99 / 4
+    config.consensus.view_change_timeout_ticks = 200;  // network.json's default
+    EXPECT_EQ(pbft_config(config, 0, false).retransmit_ticks, 50u);
+    config.consensus.view_change_timeout_ticks = 2000;
+    EXPECT_EQ(pbft_config(config, 0, false).retransmit_ticks, 50u);
+    config.consensus.view_change_timeout_ticks = 2;
+    EXPECT_EQ(pbft_config(config, 0, false).retransmit_ticks, 1u);
+}
+
 TEST(EngineFactory, AnHonestReplicaGetsTheBareEngineATraitorItWrapped) {
     const auto config = four_replicas();
     const auto key = key_of(1);
