@@ -453,8 +453,13 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
         return make_error("ledger", "block " + std::to_string(batch.seq) + ": " +
                                         applied.error().code + ": " + applied.error().message);
     }
-    constexpr size_t kAnsweredQueriesMax = 65536;
-    reply_batch(batch.seq, batch.view, applied->outcomes);
+    // A query has one answer, its first: one ordered twice (a retransmission that reached the
+    // log before the first copy executed) is answered again as it was, not with the later
+    // state, which a client that accepted the first would take for a lie.
+    std::vector<ledger::Outcome>& outcomes = applied->outcomes;
+    for (auto& outcome : outcomes)
+        if (outcome.query) outcome = first_answer(outcome);
+    reply_batch(batch.seq, batch.view, outcomes);
     const int64_t executed_ms = wall_ms();
     const int64_t executed_mono_us = mono_us();
     if (metrics_)
@@ -462,20 +467,25 @@ Status Replica::execute(const bft::Committed& batch, bft::Output& next) {
             metrics_->on_phase("executed", *since);
     traces_.executed_batch(batch.seq, static_cast<uint32_t>(batch.requests.size()), executed_ms,
                            executed_mono_us);
-    for (const auto& outcome : applied->outcomes) {
+    for (const auto& outcome : outcomes)
         traces_.executed(outcome.tx_id, batch.seq, static_cast<uint32_t>(outcome.code), executed_ms);
-        if (outcome.query && answered_queries_.emplace(outcome.tx_id, outcome).second) {
-            answered_order_.push_back(outcome.tx_id);
-            if (answered_order_.size() > kAnsweredQueriesMax) {
-                answered_queries_.erase(answered_order_.front());
-                answered_order_.pop_front();
-            }
-        }
-    }
     spdlog::debug("executed seq {} view {}: {} requests", batch.seq, batch.view, batch.requests.size());
     keep_snapshot(batch.seq);
     next.append(engine_->on_executed(batch.seq, applied->header.hash()));
     return Ok{};
+}
+
+const ledger::Outcome& Replica::first_answer(const ledger::Outcome& outcome) {
+    constexpr size_t kAnsweredQueriesMax = 65536;
+    auto [it, inserted] = answered_queries_.emplace(outcome.tx_id, outcome);
+    if (inserted) {
+        answered_order_.push_back(outcome.tx_id);
+        if (answered_order_.size() > kAnsweredQueriesMax) {
+            answered_queries_.erase(answered_order_.front());
+            answered_order_.pop_front();
+        }
+    }
+    return it->second;
 }
 
 void Replica::send(const bft::Outgoing& message) {

@@ -240,6 +240,9 @@ private:
     // signature (crypto/reply_batch.h).
     void reply_batch(uint64_t seq, uint64_t view, const std::vector<ledger::Outcome>& outcomes);
     void sign_and_send(std::string routing_id, crypto::MessageType type, std::string body);
+    // The first answer to the query `outcome` answers (answered_queries_), which `outcome`
+    // becomes when there was none: a query has one answer however often it is ordered or read.
+    const ledger::Outcome& first_answer(const ledger::Outcome& outcome);
     void sign_and_send_batch(BatchSignJob job);
 
     api::NetworkConfig config_;

@@ -261,9 +261,10 @@ void Replica::answer_reads() {
         if (read.ok) {
             // The ledger has executed through the read's index (the engine waited for it):
             // its state now is at least as new as every write acknowledged before the read.
+            // A query answered before (a retransmission read again) keeps its first answer.
             ledger::Outcome outcome = ledger_->query(q.query);
             outcome.seq = ledger_->last_seq();
-            reply(route, q.tx_id, outcome, engine_->status().view);
+            reply(route, q.tx_id, first_answer(outcome), engine_->status().view);
         } else {
             send_redirect(q.routing_id, q.tx_id, bft::Redirect{{}, read.leader, engine_->status().view});
         }
