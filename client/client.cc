@@ -164,7 +164,7 @@ Result<crypto::Hash> Client::submit_async(std::string envelope, Completion done,
     if (ordered_.count(id)) return make_error("in_flight", "this transaction is already in flight");
 
     const auto now = link_->now();
-    ExpectedRequest expected{tx->id, tx->sender, tx->nonce};
+    ExpectedRequest expected{tx->id, tx->sender, tx->nonce, tx->kind != ledger::TxKind::kTransfer};
     PendingOrdered pending{std::move(envelope), expected,
                            ReplyQuorum(QuorumKind::kOrdered, accept_.ordered, config_.n(),
                                        expected, &verified_roots_),
@@ -183,7 +183,8 @@ size_t Client::complete(const std::string& id, Result<OrderedResult> result) {
     auto& pending = node.mapped();
     counters_ += pending.quorum.counters();
     if (pending.quorum.done()) {
-        remember(id, reply_key(*pending.quorum.accepted(), QuorumKind::kOrdered));
+        remember(id, RecentResult{reply_key(*pending.quorum.accepted(), QuorumKind::kOrdered),
+                                  pending.expected.query});
         session_seq_ = std::max(session_seq_, pending.quorum.accepted()->seq());
     }
     Completion done = std::move(pending.done);
@@ -192,9 +193,9 @@ size_t Client::complete(const std::string& id, Result<OrderedResult> result) {
     return 1;
 }
 
-void Client::remember(const std::string& id, const ReplyKey& key) {
+void Client::remember(const std::string& id, const RecentResult& result) {
     if (options_.recent_results_max == 0) return;
-    if (recent_.emplace(id, key).second) recent_order_.push_back(id);
+    if (recent_.emplace(id, result).second) recent_order_.push_back(id);
     while (recent_order_.size() > options_.recent_results_max) {
         recent_.erase(recent_order_.front());
         recent_order_.pop_front();
@@ -335,8 +336,8 @@ void Client::on_reply(uint32_t replica, std::string_view frame, const crypto::En
             return;
         }
         const ReplyKey key = reply_key(reply, QuorumKind::kOrdered);
-        if (key == recent->second) return;
-        if (supersedes(key, recent->second)) {
+        if (key == recent->second.key) return;
+        if (supersedes(key, recent->second.key, recent->second.query)) {
             ++counters_.superseded;
         } else {
             ++counters_.mismatch;
@@ -590,7 +591,7 @@ Result<node::api::pb::Reply> Client::unordered_read(const crypto::PublicKey& acc
     PendingRead pending{crypto::seal(ephemeral, crypto::MessageType::kReadRequest,
                                      request.SerializeAsString()),
                         ReplyQuorum(QuorumKind::kRead, std::min(quorum, config_.n()), config_.n(),
-                                    ExpectedRequest{query_id, ephemeral.public_key(), 1}),
+                                    ExpectedRequest{query_id, ephemeral.public_key(), 1, true}),
                         target, deadline, now + options_.retransmit_interval, false, made_++};
     auto [it, inserted] = reads_.emplace(id, std::move(pending));
     TALLY_ASSERT(inserted);  // a fresh key's query: a collision means SHA-256 broke

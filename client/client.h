@@ -258,7 +258,11 @@ private:
     // When the accepted quorum of `pending` is a refusal that may be lag, starts it over (and
     // resends soon) and returns true (ClientOptions::refusal_recheck).
     bool refusal_to_recheck(PendingOrdered& pending);
-    void remember(const std::string& id, const ReplyKey& key);
+    struct RecentResult {
+        ReplyKey key;
+        bool query = false;  // ExpectedRequest::query
+    };
+    void remember(const std::string& id, const RecentResult& result);
     // A key pair for one query: from the seed when ClientOptions::seed is set, else fresh.
     crypto::KeyPair ephemeral_key();
     // Polls until `done()` or `deadline`.
@@ -293,7 +297,7 @@ private:
 
     // Accepted results of recent requests, so a reply that comes after the quorum is still
     // compared with it (a lying replica is counted even when it is slow).
-    std::unordered_map<std::string, ReplyKey> recent_;
+    std::unordered_map<std::string, RecentResult> recent_;
     std::deque<std::string> recent_order_;
 
     // Batch roots whose signatures this Client already checked, per replica (bounded). A

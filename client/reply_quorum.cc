@@ -63,7 +63,7 @@ ReplyKey reply_key(const node::api::pb::Reply& reply, QuorumKind kind, std::stri
     return key;
 }
 
-bool supersedes(const ReplyKey& later, const ReplyKey& earlier) {
+bool supersedes(const ReplyKey& later, const ReplyKey& earlier, bool query) {
     const auto not_final = [](uint32_t result) {
         return result == static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh) ||
                result == static_cast<uint32_t>(ledger::ResultCode::kUnknownSender) ||
@@ -75,6 +75,7 @@ bool supersedes(const ReplyKey& later, const ReplyKey& earlier) {
     // does not contradict an ordered result either way: an honest replica that had not yet
     // executed the block funding the sender sends one while the others order the request.
     if (later.seq == 0 && earlier.seq != 0 && not_final(later.result)) return true;
+    if (query) return later.seq != earlier.seq;
     return not_final(earlier.result) && later.seq > earlier.seq;
 }
 
@@ -139,7 +140,7 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
         if (key == *accepted_key_) return Vote::kLate;
         if (kind_ == QuorumKind::kRead) {
             ++counters_.disagreed;
-        } else if (supersedes(key, *accepted_key_)) {
+        } else if (supersedes(key, *accepted_key_, expected_.query)) {
             ++counters_.superseded;
         } else {
             ++counters_.mismatch;
@@ -184,7 +185,7 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
         if (other_key == key) continue;
         if (kind_ == QuorumKind::kRead) {
             counters_.disagreed += members.size();
-        } else if (supersedes(other_key, key)) {
+        } else if (supersedes(other_key, key, expected_.query)) {
             counters_.superseded += members.size();
         } else {
             counters_.mismatch += members.size();

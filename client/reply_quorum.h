@@ -83,6 +83,7 @@ struct ExpectedRequest {
     crypto::Hash tx_id{};
     crypto::PublicKey client{};
     uint64_t nonce = 0;
+    bool query = false;  // a balance or tx query: read-only, never recorded (supersedes())
 };
 
 // The outcome of one add().
@@ -108,7 +109,12 @@ ReplyKey reply_key(const node::api::pb::Reply& reply, QuorumKind kind, std::stri
 // sequence number, and its replicas reply again. Also when `later` is a replica's refusal to
 // admit the request (seq 0, never ordered: node/admission.h) and `earlier` an ordered result:
 // a replica behind the others refuses a sender it does not know yet, honestly.
-bool supersedes(const ReplyKey& later, const ReplyKey& earlier);
+// For a `query` (read-only, never recorded in the ledger), any answer at another seq: a query
+// ordered again (a retransmission) executes again, and a replica that does not remember its
+// first answer — restarted, or caught up by state transfer past it — answers from the state
+// at the new seq, honestly (the others repeat their first answer: node/replica.h,
+// first_answer).
+bool supersedes(const ReplyKey& later, const ReplyKey& earlier, bool query = false);
 
 class ReplyQuorum {
 public:

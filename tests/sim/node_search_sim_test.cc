@@ -140,6 +140,12 @@ Outcome run_node_schedule(uint64_t seed) {
     for (auto& p : cluster.check_safety()) out.problems.push_back(p);
     if (const auto lin = cluster.check_linearizable(); !lin.linearizable)
         out.problems.push_back("not linearizable: " + lin.explanation);
+    // Without traitors, no client ever refuses a reply: honest replicas never contradict what
+    // a client accepted.
+    if (config.traitors.empty() && config.wrap.empty() && cluster.client_counters().rejected() > 0)
+        out.problems.push_back("honest replicas gave a client " + std::to_string(cluster.client_counters().mismatch) +
+                               " mismatching and " + std::to_string(cluster.client_counters().malformed) +
+                               " malformed replies");
     story << cluster.replica_report();
     out.description = story.str();
     return out;

@@ -84,7 +84,10 @@ void SignedWatch::record(const std::string& envelope, bft::ReplicaId sender, uin
                     continue;
                 uint64_t s = bft::pbft::read_be64(std::string_view(key).substr(1, 8));
                 uint64_t v = bft::pbft::read_be64(std::string_view(key).substr(9, 8));
-                if (s <= vc.stable_seq()) continue;
+                // Only what it prepared before the view it asks for: a VIEW-CHANGE for view v
+                // carries certificates of views below v (the node persists a whole turn's
+                // outputs before it sends any, so the store may already hold view v's own).
+                if (s <= vc.stable_seq() || v >= vc.new_view()) continue;
                 auto c = carried.find(s);
                 if ((c == carried.end() || c->second < v) && contradictions_.size() < 20)
                     contradictions_.push_back("replica " + std::to_string(signer) + "'s VIEW-CHANGE for view " +

@@ -170,6 +170,29 @@ TEST(ReplyQuorum, ALaterExecutionOfANotFinalResultIsNotALie) {
     EXPECT_EQ(final_q.counters().mismatch, 1u);
 }
 
+TEST(ReplyQuorum, AQueryExecutedAgainAtAnotherSeqIsNotALie) {
+    // A query is never recorded: a retransmitted copy ordered again executes again, and a
+    // replica that does not remember the first answer (restarted, or caught up past it by
+    // state transfer) answers from the state at the new seq. Found by the node simulator.
+    Fixture fx;
+    fx.expected.query = true;
+    auto q = fx.ordered();
+    EXPECT_EQ(q.add(0, fx.pk(0), fx.frame(0, fx.reply(0, 0, 5))), Vote::kPending);
+    EXPECT_EQ(q.add(3, fx.pk(3), fx.frame(3, fx.reply(3, 0, 8))), Vote::kPending);
+    EXPECT_EQ(q.add(1, fx.pk(1), fx.frame(1, fx.reply(1, 0, 5))), Vote::kAccepted);
+    EXPECT_EQ(q.add(2, fx.pk(2), fx.frame(2, fx.reply(2, 0, 11))), Vote::kLate);
+    EXPECT_EQ(q.counters().superseded, 2u);
+    EXPECT_EQ(q.counters().rejected(), 0u);
+    // At the accepted seq, another answer is still a lie.
+    auto lie = fx.ordered();
+    EXPECT_EQ(lie.add(0, fx.pk(0), fx.frame(0, fx.reply(0, 0, 5))), Vote::kPending);
+    EXPECT_EQ(lie.add(1, fx.pk(1), fx.frame(1, fx.reply(1, 0, 5))), Vote::kAccepted);
+    auto other_value = fx.reply(2, 0, 5);
+    other_value.set_value(42);
+    EXPECT_EQ(lie.add(2, fx.pk(2), fx.frame(2, other_value)), Vote::kLate);
+    EXPECT_EQ(lie.counters().mismatch, 1u);
+}
+
 TEST(ReplyQuorum, ALaggingReplicasRefusalToAdmitIsNotALie) {
     // A replica that has not yet executed the block funding the sender refuses its transfer
     // (unknown_sender, seq 0: never ordered) while the others order it: honest, not a lie,
