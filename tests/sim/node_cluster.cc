@@ -198,7 +198,11 @@ Status NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, co
     // ledger at genesis included); from here, only syncs move what a power loss leaves.
     node.disk.synced_ledger = ledger_image.empty() ? state->image() : ledger_image;
     node.disk.synced_store = store_image;
-    parts.ledger->set_sync_observer([this, id, state](uint64_t) { nodes_[id].disk.synced_ledger = state->image(); });
+    node.disk.synced_ledger_seq = state->last_seq();
+    parts.ledger->set_sync_observer([this, id, state](uint64_t) {
+        nodes_[id].disk.synced_ledger = state->image();
+        nodes_[id].disk.synced_ledger_seq = state->last_seq();
+    });
     parts.open_store = [this, id, store_image, recover](const node::LedgerIdentity& identity) -> Result<node::BoundStore> {
         auto store = node::Store::open_memory(store_image);
         if (!store) return store.error();
@@ -294,6 +298,20 @@ size_t NodeCluster::in_flight_from(bft::ReplicaId from, std::optional<crypto::Me
     size_t count = 0;
     for (const auto& [key, m] : in_flight_)
         if (m.from == from && (!type || message_type(m.frame) == type)) ++count;
+    return count;
+}
+
+size_t NodeCluster::unsynced_records(bft::ReplicaId id) const {
+    if (!is_up(id)) return 0;
+    auto now = nodes_[id].replica->store().load_all();
+    auto synced_store = node::Store::open_memory(nodes_[id].disk.synced_store);
+    TALLY_ASSERT(now.ok() && synced_store.ok());
+    auto synced = (*synced_store)->load_all();
+    TALLY_ASSERT(synced.ok());
+    const std::map<std::string, std::string> kept(synced->begin(), synced->end());
+    size_t count = 0;
+    for (const auto& [key, value] : *now)
+        if (auto k = kept.find(key); k == kept.end() || k->second != value) ++count;
     return count;
 }
 
