@@ -92,9 +92,12 @@ public:
         cluster_.send(kClientBase + c_, replica, std::string(frame));
         return true;
     }
-    void receive(client::Duration, const std::function<void(uint32_t, std::string_view)>& on_frame,
+    // poll(0) from a step hands over what arrived. A synchronous call waits: the simulation
+    // runs on (without this client) until something arrives for it or max_wait has passed.
+    void receive(client::Duration max_wait, const std::function<void(uint32_t, std::string_view)>& on_frame,
                  uint64_t&) override {
         auto& inbox = cluster_.clients_[c_].inbox;
+        if (inbox.empty() && max_wait > client::Duration{0}) cluster_.wait_for_frames(c_, max_wait);
         while (!inbox.empty()) {
             auto [replica, frame] = std::move(inbox.front());
             inbox.pop_front();
@@ -195,7 +198,11 @@ Status NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, co
     // ledger at genesis included); from here, only syncs move what a power loss leaves.
     node.disk.synced_ledger = ledger_image.empty() ? state->image() : ledger_image;
     node.disk.synced_store = store_image;
-    parts.ledger->set_sync_observer([this, id, state](uint64_t) { nodes_[id].disk.synced_ledger = state->image(); });
+    node.disk.synced_ledger_seq = state->last_seq();
+    parts.ledger->set_sync_observer([this, id, state](uint64_t) {
+        nodes_[id].disk.synced_ledger = state->image();
+        nodes_[id].disk.synced_ledger_seq = state->last_seq();
+    });
     parts.open_store = [this, id, store_image, recover](const node::LedgerIdentity& identity) -> Result<node::BoundStore> {
         auto store = node::Store::open_memory(store_image);
         if (!store) return store.error();
@@ -294,6 +301,20 @@ size_t NodeCluster::in_flight_from(bft::ReplicaId from, std::optional<crypto::Me
     return count;
 }
 
+size_t NodeCluster::unsynced_records(bft::ReplicaId id) const {
+    if (!is_up(id)) return 0;
+    auto now = nodes_[id].replica->store().load_all();
+    auto synced_store = node::Store::open_memory(nodes_[id].disk.synced_store);
+    TALLY_ASSERT(now.ok() && synced_store.ok());
+    auto synced = (*synced_store)->load_all();
+    TALLY_ASSERT(synced.ok());
+    const std::map<std::string, std::string> kept(synced->begin(), synced->end());
+    size_t count = 0;
+    for (const auto& [key, value] : *now)
+        if (auto k = kept.find(key); k == kept.end() || k->second != value) ++count;
+    return count;
+}
+
 std::map<std::string, uint64_t> NodeCluster::detected() const {
     std::map<std::string, uint64_t> total = detected_before_;
     for (bft::ReplicaId i = 0; i < n(); ++i)
@@ -336,7 +357,20 @@ void NodeCluster::deliver(Message m) {
                             std::move(m.frame));
 }
 
-void NodeCluster::step() {
+void NodeCluster::step() { step_without(std::nullopt); }
+
+void NodeCluster::wait_for_frames(uint32_t c, client::Duration max_wait) {
+    // One wait at a time: a step never enters the waiting client, and other clients only
+    // poll(0), so a second wait would mean a synchronous call from inside a step.
+    TALLY_ASSERT(!waiting_);
+    waiting_ = c;
+    const uint64_t tick_ms = config_.consensus.tick_ms;
+    const uint64_t steps = (static_cast<uint64_t>(max_wait.count()) + tick_ms - 1) / tick_ms;
+    for (uint64_t s = 0; s < steps && clients_[c].inbox.empty(); ++s) step_without(c);
+    waiting_.reset();
+}
+
+void NodeCluster::step_without(std::optional<uint32_t> waiting) {
     ++now_;
     clock_->set_ticks(now_);
     while (!in_flight_.empty() && in_flight_.begin()->first.first <= now_) {
@@ -360,6 +394,7 @@ void NodeCluster::step() {
         watch_blocks(i);
     }
     for (uint32_t c = 0; c < clients_.size(); ++c) {
+        if (c == waiting) continue;
         clients_[c].client->poll(client::Duration{0});
         client_act(c);
     }
@@ -435,6 +470,55 @@ void NodeCluster::client_act(uint32_t c) {
         },
         std::chrono::hours(24 * 365));  // a simulated client waits as long as it takes
     if (!submitted) problem("client " + std::to_string(c) + " cannot submit: " + submitted.error().message);
+}
+
+Result<client::BalanceResult> NodeCluster::balance(uint32_t c, uint32_t of, client::Consistency consistency,
+                                                   client::Duration timeout, uint32_t node) {
+    ClientOp op;
+    op.client = c;
+    op.to_client = of;
+    op.is_read = true;
+    op.invoke_tick = now_;
+    auto result = clients_[c].client->balance(clients_[of].key->public_key(), consistency, timeout, node);
+    if (!result || result->served != client::Consistency::kLinearizable) return result;
+    // The real client's ordered query carries a key of its own: its id is not the history's
+    // business (the checks match reads by account).
+    op.return_tick = now_;
+    op.result = result->exists ? ledger::ResultCode::kOk : ledger::ResultCode::kUnknownAccount;
+    op.seq = result->seq;
+    op.read_balance = result->balance;
+    op.read_nonce = result->nonce;
+    history_.push_back(op);
+    return result;
+}
+
+Result<client::TransferResult> NodeCluster::transfer(uint32_t c, uint32_t to, uint64_t amount,
+                                                     client::Duration timeout) {
+    SimClient& sim = clients_[c];
+    if (sim.pending) return make_error("busy", "client " + std::to_string(c) + " has its own request outstanding");
+    ClientOp op;
+    op.client = c;
+    op.to_client = to;
+    op.amount = amount;
+    op.invoke_tick = now_;
+    // The nonce the client will read (its account's, + 1) is the one this cluster tracks; the
+    // op goes in the history before the call, so that its outcome is unknown if it times out.
+    op.nonce = sim.next_nonce;
+    const size_t index = history_.size();
+    history_.push_back(op);
+    auto result = sim.client->transfer(*sim.key, clients_[to].key->public_key(), amount, std::nullopt, timeout);
+    if (!result) return result;
+    ClientOp& done = history_[index];
+    if (result->nonce != done.nonce)
+        problem("client " + std::to_string(c) + " read nonce " + std::to_string(result->nonce - 1) +
+                " for its account, which has used " + std::to_string(done.nonce - 1));
+    done.nonce = result->nonce;
+    done.tx_id = result->tx_id;
+    done.return_tick = now_;
+    done.result = static_cast<ledger::ResultCode>(result->result);
+    done.seq = result->seq;
+    if (ledger::consumes_nonce(done.result)) sim.next_nonce = done.nonce + 1;
+    return result;
 }
 
 void NodeCluster::add_requests(uint32_t per_client) {

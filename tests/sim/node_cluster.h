@@ -11,6 +11,13 @@
 // replays exactly. One step is one tick of virtual time: messages due are delivered, every live
 // replica takes one turn (node::Replica::turn), every client polls and acts.
 //
+// A test may also act as a client with the real Client's synchronous calls (client(c):
+// balance at each consistency, transfer, tx, status), or through balance()/transfer() below,
+// which also put what the client saw in the history the checks read. While such a call waits
+// for replies, the simulation runs on under it, whole steps at a time, with every other client
+// polling and acting as usual; the waiting client is never entered again from inside its own
+// wait (NodeCluster::Link::receive).
+//
 // Checks: no two honest replicas ever hold different blocks at one height (watched as blocks
 // appear, across crashes, power losses and state transfers); no honest replica ever signs two
 // things for one slot, and its VIEW-CHANGEs carry what its store holds (sim/signed_watch.h);
@@ -109,12 +116,33 @@ public:
     // Messages replica `from` sent that are still in flight (of `type` only, when given).
     size_t in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type = {}) const;
     bool is_up(bft::ReplicaId id) const { return nodes_[id].replica != nullptr; }
+    // The seq a power loss would take replica `id`'s ledger back to (its last sync).
+    uint64_t ledger_synced_seq(bft::ReplicaId id) const { return nodes_[id].disk.synced_ledger_seq; }
+    // Records in replica `id`'s consensus store that a power loss would take (written, not yet
+    // synced: absent from, or other than, the store as of its last sync).
+    size_t unsynced_records(bft::ReplicaId id) const;
     bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id) && !config_.wrap.count(id); }
     // What honest replicas detected in others, by kind, over the whole run.
     std::map<std::string, uint64_t> detected() const;
 
     bool clients_done() const;
     void add_requests(uint32_t per_client);
+
+    // The real client of simulated client `c`, for a test's synchronous calls, and its key
+    // (its account, funded at genesis with kClientBalance). A call made here is not in the
+    // history; one made through balance()/transfer() is.
+    client::Client& client(uint32_t c) { return *clients_[c].client; }
+    const crypto::KeyPair& client_key(uint32_t c) const { return *clients_[c].key; }
+    // Client `c` reads client `of`'s account (client::Client::balance). An answer served
+    // linearizable joins the history, as an ordered read; fast answers that did not fall back
+    // and local ones do not (they promise less: client/client.h).
+    Result<client::BalanceResult> balance(uint32_t c, uint32_t of, client::Consistency consistency,
+                                          client::Duration timeout = client::kDefaultTimeout, uint32_t node = 0);
+    // Client `c` transfers `amount` to client `to` (client::Client::transfer, its nonce from
+    // its own read), and the transfer joins the history. Error "busy" while `c`'s own
+    // workload has a transfer or read outstanding (the two would race for one nonce).
+    Result<client::TransferResult> transfer(uint32_t c, uint32_t to, uint64_t amount,
+                                            client::Duration timeout = client::kDefaultTimeout);
     uint64_t now() const { return now_; }
     uint32_t n() const { return static_cast<uint32_t>(nodes_.size()); }
     const std::vector<ClientOp>& history() const { return history_; }
@@ -144,6 +172,7 @@ private:
         std::string store;
         std::string synced_ledger;  // as of the last sync (power loss)
         std::string synced_store;
+        uint64_t synced_ledger_seq = 0;  // synced_ledger's last seq
     };
     struct Node {
         std::unique_ptr<crypto::KeyPair> key;
@@ -168,6 +197,11 @@ private:
                  bool recover = false);
     void send(uint32_t from, uint32_t to, std::string frame);
     void deliver(Message m);
+    // One step, in which client `waiting` (inside a synchronous call) neither polls nor acts.
+    void step_without(std::optional<uint32_t> waiting);
+    // Steps while client `c`'s inbox is empty, for at most `max_wait` of virtual time (rounded
+    // up to whole steps): what the Link's receive does for a Client that waits.
+    void wait_for_frames(uint32_t c, client::Duration max_wait);
     void client_act(uint32_t c);
     void watch_blocks(bft::ReplicaId id);
     bool partitioned(uint32_t from, uint32_t to) const;
@@ -196,6 +230,7 @@ private:
     std::map<bft::ReplicaId, Slowness> slow_, slow_to_;
     std::map<std::string, uint64_t> detected_before_;  // by replicas since crashed
     SignedWatch watch_;
+    std::optional<uint32_t> waiting_;  // the client inside a synchronous call's wait, if any
     class Signers;
 };
 

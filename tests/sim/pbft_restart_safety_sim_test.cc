@@ -4,6 +4,7 @@
 // batches (route 1: the new primary proposes new requests there) or null batches (route 2:
 // a certificate of a later slot makes O fill the earlier ones with nulls), and a replica that
 // had not executed them executed something else at the same height. No traitor is involved.
+// It runs on the real node (sim/node_cluster.h): node::Replica restarts from its own store.
 // Replay a failure with the line it prints:
 //   TALLY_SIM_SEED=<seed> build/bin/test_sim --gtest_filter=<test>
 #include <gtest/gtest.h>
@@ -11,27 +12,27 @@
 #include <cstdint>
 #include <vector>
 
-#include "sim/checks.h"
-#include "sim/cluster.h"
+#include "sim/node_checks.h"
+#include "sim/node_cluster.h"
 #include "sim/seeds.h"
 
 namespace tally::sim {
 namespace {
 
 // Long checkpoint intervals: the slots these runs execute stay above the stable checkpoint.
-SimConfig restart_config(uint64_t seed) {
-    SimConfig config;
+NodeSimConfig restart_config(uint64_t seed) {
+    NodeSimConfig config;
     config.seed = seed;
     config.clients = 4;
-    config.transfers_per_client = 8;
+    config.ops_per_client = 8;
     config.faults.delay_max_ticks = 3;
-    config.checkpoint_interval = 64;
-    config.watermark_window = 256;
+    config.consensus.checkpoint_interval = 64;
+    config.consensus.watermark_window = 256;
     return config;
 }
 
 // The replicas in `ids` are up, in one view at least `view`, and not changing view.
-bool in_view(const Cluster& cluster, const std::vector<bft::ReplicaId>& ids, uint64_t view) {
+bool all_in_view(const NodeCluster& cluster, const std::vector<bft::ReplicaId>& ids, uint64_t view) {
     for (bft::ReplicaId id : ids) {
         auto s = cluster.status(id);
         if (!cluster.is_up(id) || s.view_changing || s.view < view || s.view != cluster.status(ids[0]).view)
@@ -40,10 +41,10 @@ bool in_view(const Cluster& cluster, const std::vector<bft::ReplicaId>& ids, uin
     return true;
 }
 
-void expect_safe(const Cluster& cluster, uint64_t seed, const char* when) {
+void expect_safe_now(const NodeCluster& cluster, uint64_t seed, const char* when) {
     auto problems = cluster.check_safety();
     EXPECT_TRUE(problems.empty()) << when << ": " << testing::PrintToString(problems) << "\n"
-                                  << report(cluster, seed);
+                                  << node_report(cluster, seed);
 }
 
 // Route 1. Replicas 0, 2 and 3 execute some batches while replica 1 hears nothing; 2 and 3
@@ -51,28 +52,28 @@ void expect_safe(const Cluster& cluster, uint64_t seed, const char* when) {
 // from 2's and 3's VIEW-CHANGEs: they must carry the certificates of what they executed.
 TEST(PbftRestartSafetySim, RestartedReplicasKeepWhatTheyExecutedThroughTheNewPrimarysView) {
     for_each_seed(20, [](uint64_t seed) {
-        Cluster cluster(restart_config(seed));
+        NodeCluster cluster(restart_config(seed));
         cluster.isolate({1});
         const uint64_t target = 1 + seed % 4;
         ASSERT_TRUE(cluster.run_until(
             [&] { return cluster.ledger(2).last_seq() >= target && cluster.ledger(3).last_seq() >= target; }, 5000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         ASSERT_EQ(cluster.ledger(1).last_seq(), 0u);
         ASSERT_EQ(cluster.status(2).stable_checkpoint, 0u) << "the executed slots must lie above h";
-        const auto kind = seed % 2 ? Cluster::CrashKind::kProcess : Cluster::CrashKind::kPowerLoss;
+        const auto kind = seed % 2 ? NodeCluster::CrashKind::kProcess : NodeCluster::CrashKind::kPowerLoss;
         cluster.crash(2, kind);
         cluster.crash(3, kind);
         cluster.restart(2);
         cluster.restart(3);
         cluster.crash(0);
         cluster.heal();
-        EXPECT_TRUE(cluster.run_until([&] { return in_view(cluster, {1, 2, 3}, 1) && cluster.clients_done(); },
+        EXPECT_TRUE(cluster.run_until([&] { return all_in_view(cluster, {1, 2, 3}, 1) && cluster.clients_done(); },
                                       20000))
-            << report(cluster, seed);
-        EXPECT_GE(cluster.ledger(1).last_seq(), target) << report(cluster, seed);
-        expect_safe(cluster, seed, "with replica 0 down");
+            << node_report(cluster, seed);
+        EXPECT_GE(cluster.ledger(1).last_seq(), target) << node_report(cluster, seed);
+        expect_safe_now(cluster, seed, "with replica 0 down");
         cluster.restart(0);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 
@@ -84,12 +85,12 @@ TEST(PbftRestartSafetySim, RestartedReplicasKeepWhatTheyExecutedThroughTheNewPri
 // them — would execute nulls where the others hold transfers.
 TEST(PbftRestartSafetySim, ALaterCertificateNeverTurnsExecutedSlotsIntoNullBatches) {
     for_each_seed(20, [](uint64_t seed) {
-        Cluster cluster(restart_config(seed));
+        NodeCluster cluster(restart_config(seed));
         cluster.isolate({3});
         const uint64_t target = 1 + seed % 4;
         ASSERT_TRUE(cluster.run_until(
             [&] { return cluster.ledger(1).last_seq() >= target && cluster.ledger(2).last_seq() >= target; }, 5000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         ASSERT_EQ(cluster.ledger(3).last_seq(), 0u);
         cluster.crash(1);
         cluster.crash(2);
@@ -101,18 +102,18 @@ TEST(PbftRestartSafetySim, ALaterCertificateNeverTurnsExecutedSlotsIntoNullBatch
         const uint64_t before = cluster.ledger(1).last_seq();
         cluster.add_requests(2);
         ASSERT_TRUE(cluster.run_until(
-            [&] { return in_view(cluster, {1, 2}, 1) && cluster.ledger(1).last_seq() > before; }, 20000))
-            << report(cluster, seed);
-        expect_safe(cluster, seed, "in view 1");
+            [&] { return all_in_view(cluster, {1, 2}, 1) && cluster.ledger(1).last_seq() > before; }, 20000))
+            << node_report(cluster, seed);
+        expect_safe_now(cluster, seed, "in view 1");
         cluster.crash(1);
         cluster.restart(0);
         cluster.add_requests(2);
-        EXPECT_TRUE(cluster.run_until([&] { return in_view(cluster, {0, 2, 3}, 2) && cluster.clients_done(); },
+        EXPECT_TRUE(cluster.run_until([&] { return all_in_view(cluster, {0, 2, 3}, 2) && cluster.clients_done(); },
                                       20000))
-            << report(cluster, seed);
-        expect_safe(cluster, seed, "in view 2");
+            << node_report(cluster, seed);
+        expect_safe_now(cluster, seed, "in view 2");
         cluster.restart(1);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 
