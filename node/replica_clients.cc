@@ -262,9 +262,9 @@ void Replica::answer_reads() {
             // The ledger has executed through the read's index (the engine waited for it):
             // its state now is at least as new as every write acknowledged before the read.
             // A query answered before (a retransmission read again) keeps its first answer.
-            ledger::Outcome outcome = ledger_->query(q.query);
-            outcome.seq = ledger_->last_seq();
-            reply(route, q.tx_id, first_answer(outcome), engine_->status().view);
+            // The ledger's answer carries its seq: the height for a balance, the queried
+            // transaction's for a tx query.
+            reply(route, q.tx_id, first_answer(ledger_->query(q.query)), engine_->status().view);
         } else {
             send_redirect(q.routing_id, q.tx_id, bft::Redirect{{}, read.leader, engine_->status().view});
         }

@@ -57,15 +57,9 @@ TEST_P(NodeClientSim, SynchronousCallsCompleteAndAgreeWithTheLedgers) {
         auto looked_up = cluster.client(0).tx(sent->tx_id);
         ASSERT_TRUE(looked_up.ok()) << looked_up.error().message << "\n" << node_report(cluster, seed);
         EXPECT_EQ(looked_up->result, static_cast<uint32_t>(ledger::ResultCode::kOk));
-        if (GetParam() == bft::Protocol::kPbft) {
-            EXPECT_EQ(looked_up->seq, sent->seq);
-        } else {
-            // Known defect, reported for a fix in node/: Raft answers an ordered query through
-            // ReadIndex (Replica::answer_reads), which sets the reply's seq to the ledger's
-            // height, also for a tx query, whose seq is the queried transaction's. Until then
-            // only this much holds.
-            EXPECT_GE(looked_up->seq, sent->seq);
-        }
+        // (Raft answers it through ReadIndex, which once set every reply's seq to the ledger's
+        // height, a tx query's too.)
+        EXPECT_EQ(looked_up->seq, sent->seq);
 
         auto after = cluster.balance(0, 1, Consistency::kLinearizable);
         ASSERT_TRUE(after.ok()) << after.error().message;

@@ -40,8 +40,8 @@ Outcome run_node_schedule(uint64_t seed) {
     config.clients = static_cast<uint32_t>(between(2, 5));
     config.ops_per_client = static_cast<uint32_t>(between(4, 16));
     config.read_fraction = chance(0.5) ? 0.25 : 0.0;
-    config.faults.drop = chance(0.5) ? between(0, 10) / 100.0 : 0.0;
-    config.faults.duplicate = chance(0.5) ? between(0, 10) / 100.0 : 0.0;
+    config.faults.drop = chance(0.5) ? static_cast<double>(between(0, 10)) / 100.0 : 0.0;
+    config.faults.duplicate = chance(0.5) ? static_cast<double>(between(0, 10)) / 100.0 : 0.0;
     config.faults.delay_max_ticks = static_cast<uint32_t>(between(0, 5));
     auto& consensus = config.consensus;
     consensus.batch_size_max = static_cast<uint32_t>(between(1, 8));
@@ -70,7 +70,7 @@ Outcome run_node_schedule(uint64_t seed) {
                 }
                 config.traitors[id] = behaviours;
             } else if (kind == 2) {
-                const double rate = 0.05 + between(0, 45) / 100.0;
+                const double rate = 0.05 + static_cast<double>(between(0, 45)) / 100.0;
                 config.wrap[id] = [rate, n](WrapContext& w) -> std::unique_ptr<bft::Engine> {
                     return std::make_unique<MutatingEngine>(std::move(w.honest), *w.key, n, w.id, w.seed, rate);
                 };

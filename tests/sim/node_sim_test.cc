@@ -96,8 +96,9 @@ TEST_P(NodeSim, AReplicaDownForLongCatchesUpByStateTransfer) {
         ASSERT_TRUE(cluster.is_up(late));
         expect_live_and_safe(cluster, seed);
         EXPECT_GE(cluster.ledger(late).last_seq(), 60u) << node_replay(cluster, seed);
-        if (GetParam() == bft::Protocol::kPbft)
+        if (GetParam() == bft::Protocol::kPbft) {
             EXPECT_GE(cluster.state_transfers(late), 1u) << node_replay(cluster, seed);
+        }
     });
 }
 
