@@ -67,15 +67,6 @@ bool tracing_messages() {
     static const bool on = tracing() && std::string(std::getenv("TALLY_SIM_TRACE")) == "messages";
     return on;
 }
-std::string short_hex(const crypto::Hash& h) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (int i = 0; i < 4; ++i) {
-        out += digits[h[i] >> 4];
-        out += digits[h[i] & 15];
-    }
-    return out;
-}
 }  // namespace
 
 void Cluster::start_engine(bft::ReplicaId id) {
@@ -629,32 +620,12 @@ std::vector<std::string> Cluster::check_safety() const {
 }
 
 std::vector<std::string> Cluster::check_converged() const {
-    std::vector<std::string> problems;
-    std::optional<std::pair<uint64_t, crypto::Hash>> first;
-    for (bft::ReplicaId i = 0; i < n(); ++i) {
-        if (!replicas_[i].up || !is_honest(i)) continue;
-        auto mine = std::make_pair(replicas_[i].ledger->last_seq(), replicas_[i].ledger->state_digest());
-        if (!first) first = mine;
-        if (mine != *first)
-            problems.push_back("replica " + std::to_string(i) + " at seq " + std::to_string(mine.first) +
-                               " digest " + crypto::to_hex(mine.second).substr(0, 12) + ", replica 0.. at seq " +
-                               std::to_string(first->first));
-    }
-    // Every client op the clients made was answered, and each ok one used one nonce.
-    for (uint32_t c = 0; c < clients_.size(); ++c) {
-        uint64_t ok = 0;
-        for (const auto& op : history_)
-            if (op.client == c && !op.is_read && op.return_tick && ledger::consumes_nonce(op.result)) ++ok;
-        for (bft::ReplicaId i = 0; i < n(); ++i) {
-            if (!replicas_[i].up || !is_honest(i)) continue;
-            auto a = replicas_[i].ledger->account(clients_[c].key->public_key());
-            if (!a || a->nonce != ok)
-                problems.push_back("client " + std::to_string(c) + " made " + std::to_string(ok) +
-                                   " ok transfers but replica " + std::to_string(i) + " applied " +
-                                   std::to_string(a ? a->nonce : 0));
-        }
-    }
-    return problems;
+    std::vector<crypto::PublicKey> accounts;
+    for (const auto& c : clients_) accounts.push_back(c.key->public_key());
+    std::vector<std::pair<uint32_t, const ledger::State*>> live;
+    for (bft::ReplicaId i = 0; i < n(); ++i)
+        if (replicas_[i].up && is_honest(i)) live.emplace_back(i, replicas_[i].ledger.get());
+    return sim::check_converged(history_, accounts, live);
 }
 
 client::CheckResult Cluster::check_linearizable() const {

@@ -19,6 +19,38 @@ std::vector<std::string> check_acknowledged(const std::vector<ClientOp>& history
     return problems;
 }
 
+std::vector<std::string> check_nonces(const std::vector<ClientOp>& history,
+                                      const std::vector<crypto::PublicKey>& clients, const ledger::State& ledger,
+                                      uint32_t id) {
+    std::vector<std::string> problems;
+    for (uint32_t c = 0; c < clients.size(); ++c) {
+        uint64_t ok = 0;
+        for (const auto& op : history)
+            if (op.client == c && !op.is_read && op.return_tick && ledger::consumes_nonce(op.result)) ++ok;
+        auto a = ledger.account(clients[c]);
+        if (!a || a->nonce != ok)
+            problems.push_back("client " + std::to_string(c) + " made " + std::to_string(ok) + " ok transfers but replica " +
+                               std::to_string(id) + " applied " + std::to_string(a ? a->nonce : 0));
+    }
+    return problems;
+}
+
+std::vector<std::string> check_converged(const std::vector<ClientOp>& history,
+                                         const std::vector<crypto::PublicKey>& clients,
+                                         const std::vector<std::pair<uint32_t, const ledger::State*>>& live) {
+    std::vector<std::string> problems;
+    for (const auto& [id, ledger] : live) {
+        const auto& [first_id, first] = live.front();
+        if (ledger->last_seq() != first->last_seq() || ledger->state_digest() != first->state_digest())
+            problems.push_back("replica " + std::to_string(id) + " at seq " + std::to_string(ledger->last_seq()) +
+                               " digest " + crypto::to_hex(ledger->state_digest()).substr(0, 12) + ", replica " +
+                               std::to_string(first_id) + " at seq " + std::to_string(first->last_seq()));
+        auto wrong = check_nonces(history, clients, *ledger, id);
+        problems.insert(problems.end(), wrong.begin(), wrong.end());
+    }
+    return problems;
+}
+
 client::CheckResult check_history(const std::vector<ClientOp>& history,
                                   const std::vector<crypto::PublicKey>& clients) {
     std::map<crypto::PublicKey, uint64_t> genesis;

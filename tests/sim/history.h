@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "client/linearizability.h"
@@ -45,6 +46,20 @@ inline crypto::Seed sim_key_seed(uint64_t sim_seed, uint64_t role, uint64_t inde
 // at the seq its client was told. One line per problem, naming replica `id`.
 std::vector<std::string> check_acknowledged(const std::vector<ClientOp>& history, const ledger::State& ledger,
                                             uint32_t id);
+
+// Convergence, once faults heal: every ledger in `live` (honest replicas that are up, by id) is
+// at the same seq with the same state digest, and in each, every client's ok transfers used
+// one nonce each (check_nonces). One line per problem.
+std::vector<std::string> check_converged(const std::vector<ClientOp>& history,
+                                         const std::vector<crypto::PublicKey>& clients,
+                                         const std::vector<std::pair<uint32_t, const ledger::State*>>& live);
+
+// Each client's ok transfers used one nonce each: in `ledger` (replica `id`'s, up to date), the
+// nonce of client c's account (`clients[c]`) is the number of its acknowledged transfers that
+// consumed one. One line per problem.
+std::vector<std::string> check_nonces(const std::vector<ClientOp>& history,
+                                      const std::vector<crypto::PublicKey>& clients, const ledger::State& ledger,
+                                      uint32_t id);
 
 // The clients' history as the linearizability checker reads it, and its verdict. `clients`:
 // each client's account, funded with kClientBalance at genesis.

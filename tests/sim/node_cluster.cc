@@ -561,31 +561,12 @@ std::vector<std::string> NodeCluster::check_safety() const {
 }
 
 std::vector<std::string> NodeCluster::check_converged() const {
-    std::vector<std::string> problems;
-    std::optional<std::pair<uint64_t, crypto::Hash>> first;
-    for (bft::ReplicaId i = 0; i < n(); ++i) {
-        if (!is_up(i) || !is_honest(i)) continue;
-        auto mine = std::make_pair(ledger(i).last_seq(), ledger(i).state_digest());
-        if (!first) first = mine;
-        if (mine != *first)
-            problems.push_back("replica " + std::to_string(i) + " at seq " + std::to_string(mine.first) +
-                               ", the first live replica at seq " + std::to_string(first->first));
-    }
-    // Each client's ok transfers used one nonce each, in every live ledger.
-    for (uint32_t c = 0; c < clients_.size(); ++c) {
-        uint64_t ok = 0;
-        for (const auto& op : history_)
-            if (op.client == c && !op.is_read && op.return_tick && ledger::consumes_nonce(op.result)) ++ok;
-        for (bft::ReplicaId i = 0; i < n(); ++i) {
-            if (!is_up(i) || !is_honest(i)) continue;
-            auto a = ledger(i).account(clients_[c].key->public_key());
-            if (!a || a->nonce != ok)
-                problems.push_back("client " + std::to_string(c) + " made " + std::to_string(ok) +
-                                   " ok transfers but replica " + std::to_string(i) + " applied " +
-                                   std::to_string(a ? a->nonce : 0));
-        }
-    }
-    return problems;
+    std::vector<crypto::PublicKey> accounts;
+    for (const auto& c : clients_) accounts.push_back(c.key->public_key());
+    std::vector<std::pair<uint32_t, const ledger::State*>> live;
+    for (bft::ReplicaId i = 0; i < n(); ++i)
+        if (is_up(i) && is_honest(i)) live.emplace_back(i, &ledger(i));
+    return sim::check_converged(history_, accounts, live);
 }
 
 client::CheckResult NodeCluster::check_linearizable() const {

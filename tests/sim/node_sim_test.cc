@@ -3,31 +3,12 @@
 // Each test runs a few seeds; TALLY_SIM_SEED / TALLY_SIM_SEEDS choose others (sim/seeds.h).
 #include <gtest/gtest.h>
 
+#include "sim/node_checks.h"
 #include "sim/node_cluster.h"
 #include "sim/seeds.h"
 
 namespace tally::sim {
 namespace {
-
-std::string node_replay(const NodeCluster& cluster, uint64_t seed) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    return cluster.replica_report() + cluster.describe() + "\nreplay: TALLY_SIM_SEED=" + std::to_string(seed) +
-           " build/bin/test_sim --gtest_filter=" + info->test_suite_name() + "." + info->name();
-}
-
-// With the faults healed: every request completes, the live replicas converge, and the
-// history is safe and linearizable.
-void expect_live_and_safe(NodeCluster& cluster, uint64_t seed, uint64_t max_ticks = 20000) {
-    cluster.heal();
-    EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, max_ticks))
-        << "clients did not finish by tick " << cluster.now() << "\n" << node_replay(cluster, seed);
-    EXPECT_TRUE(cluster.run_until([&] { return cluster.check_converged().empty(); }, max_ticks))
-        << testing::PrintToString(cluster.check_converged()) << "\n" << node_replay(cluster, seed);
-    const auto problems = cluster.check_safety();
-    EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << node_replay(cluster, seed);
-    const auto lin = cluster.check_linearizable();
-    EXPECT_TRUE(lin.linearizable) << lin.explanation << "\n" << node_replay(cluster, seed);
-}
 
 NodeSimConfig lossy(uint64_t seed, bft::Protocol protocol) {
     NodeSimConfig c;
@@ -53,14 +34,14 @@ INSTANTIATE_TEST_SUITE_P(Protocols, NodeSim, ::testing::Values(bft::Protocol::kP
 TEST_P(NodeSim, ClientsFinishOnALossyNetworkAndTheHistoryIsLinearizable) {
     for_each_seed(6, [&](uint64_t seed) {
         NodeCluster cluster(lossy(seed, GetParam()));
-        expect_live_and_safe(cluster, seed);
-        EXPECT_EQ(answered(cluster), 4u * 8u) << node_replay(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_EQ(answered(cluster), 4u * 8u) << node_report(cluster, seed);
         EXPECT_GT(cluster.ledger(0).last_seq(), 0u);
         // Honest replicas never give a client a reply it must refuse: a query ordered or read
         // twice (a retransmission) is answered as it was the first time, not from later state.
         const auto counters = cluster.client_counters();
         EXPECT_EQ(counters.rejected(), 0u) << "mismatch " << counters.mismatch << ", malformed "
-                                           << counters.malformed << "\n" << node_replay(cluster, seed);
+                                           << counters.malformed << "\n" << node_report(cluster, seed);
     });
 }
 
@@ -91,13 +72,13 @@ TEST_P(NodeSim, AReplicaDownForLongCatchesUpByStateTransfer) {
         const bft::ReplicaId late = cluster.n() - 1;
         cluster.crash(late);
         ASSERT_TRUE(cluster.run_until([&] { return cluster.ledger(0).last_seq() >= 60; }, 20000))
-            << node_replay(cluster, seed);
+            << node_report(cluster, seed);
         cluster.restart(late);
         ASSERT_TRUE(cluster.is_up(late));
-        expect_live_and_safe(cluster, seed);
-        EXPECT_GE(cluster.ledger(late).last_seq(), 60u) << node_replay(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.ledger(late).last_seq(), 60u) << node_report(cluster, seed);
         if (GetParam() == bft::Protocol::kPbft) {
-            EXPECT_GE(cluster.state_transfers(late), 1u) << node_replay(cluster, seed);
+            EXPECT_GE(cluster.state_transfers(late), 1u) << node_report(cluster, seed);
         }
     });
 }
@@ -109,10 +90,10 @@ TEST_P(NodeSim, APowerLossOfEveryReplicaKeepsEveryAcknowledgedTransfer) {
         NodeSimConfig config = lossy(seed, GetParam());
         config.ops_per_client = 24;
         NodeCluster cluster(config);
-        ASSERT_TRUE(cluster.run_until([&] { return answered(cluster) >= 40; }, 20000)) << node_replay(cluster, seed);
+        ASSERT_TRUE(cluster.run_until([&] { return answered(cluster) >= 40; }, 20000)) << node_report(cluster, seed);
         for (bft::ReplicaId i = 0; i < cluster.n(); ++i) cluster.crash(i, NodeCluster::CrashKind::kPowerLoss);
         for (bft::ReplicaId i = 0; i < cluster.n(); ++i) cluster.restart(i);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 
@@ -128,9 +109,9 @@ TEST_P(NodeSim, RollingCrashesAndPowerLossesStaySafe) {
             cluster.crash(i, i % 2 ? NodeCluster::CrashKind::kPowerLoss : NodeCluster::CrashKind::kProcess);
             cluster.run_until([] { return false; }, 200);
             cluster.restart(i);
-            EXPECT_TRUE(cluster.is_up(i)) << node_replay(cluster, seed);
+            EXPECT_TRUE(cluster.is_up(i)) << node_report(cluster, seed);
         }
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 
@@ -141,8 +122,8 @@ TEST(NodeSimTraitor, AWrongReplyTraitorIsOutvotedByTheClientsQuorum) {
         NodeSimConfig config = lossy(seed, bft::Protocol::kPbft);
         config.traitors[2] = "wrong-reply";
         NodeCluster cluster(config);
-        expect_live_and_safe(cluster, seed);
-        EXPECT_GT(cluster.client_counters().mismatch, 0u) << node_replay(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_GT(cluster.client_counters().mismatch, 0u) << node_report(cluster, seed);
     });
 }
 
@@ -151,8 +132,8 @@ TEST(NodeSimTraitor, AnEquivocatingPrimaryIsReplacedAndTheLedgerStaysOne) {
         NodeSimConfig config = lossy(seed, bft::Protocol::kPbft);
         config.traitors[0] = "equivocate";
         NodeCluster cluster(config);
-        expect_live_and_safe(cluster, seed, 40000);
-        EXPECT_GT(cluster.status(1).view, 0u) << node_replay(cluster, seed);
+        expect_node_live_and_safe(cluster, seed, 40000);
+        EXPECT_GT(cluster.status(1).view, 0u) << node_report(cluster, seed);
     });
 }
 
@@ -170,13 +151,13 @@ TEST_P(NodeSim, AReplicaThatLostItsStoreStartsOnlyWithRecoverAndRejoins) {
         NodeSimConfig config = lossy(seed, GetParam());
         config.ops_per_client = 20;
         NodeCluster cluster(config);
-        ASSERT_TRUE(cluster.run_until([&] { return answered(cluster) >= 20; }, 20000)) << node_replay(cluster, seed);
+        ASSERT_TRUE(cluster.run_until([&] { return answered(cluster) >= 20; }, 20000)) << node_report(cluster, seed);
         cluster.crash(1);
-        EXPECT_FALSE(cluster.restart_without_store(1, /*recover=*/false)) << node_replay(cluster, seed);
+        EXPECT_FALSE(cluster.restart_without_store(1, /*recover=*/false)) << node_report(cluster, seed);
         EXPECT_FALSE(cluster.is_up(1));
-        ASSERT_TRUE(cluster.restart_without_store(1, /*recover=*/true)) << node_replay(cluster, seed);
-        expect_live_and_safe(cluster, seed);
-        EXPECT_FALSE(cluster.status(1).recovering) << "it has caught up and votes again\n" << node_replay(cluster, seed);
+        ASSERT_TRUE(cluster.restart_without_store(1, /*recover=*/true)) << node_report(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_FALSE(cluster.status(1).recovering) << "it has caught up and votes again\n" << node_report(cluster, seed);
     });
 }
 
@@ -189,9 +170,9 @@ TEST_P(NodeSim, ASlowReplicaHoldsNoOneUp) {
         const bft::ReplicaId slow = cluster.n() - 1;
         cluster.slow(slow, 40);
         cluster.slow_to(slow, 40);
-        EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 20000)) << node_replay(cluster, seed);
+        EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 20000)) << node_report(cluster, seed);
         EXPECT_GT(cluster.in_flight_from(slow), 0u) << "its messages are still on their way";
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 

@@ -9,17 +9,6 @@
 
 namespace tally::sim {
 
-namespace {
-std::string short_hex(const crypto::Hash& h) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (int i = 0; i < 4; ++i) {
-        out += digits[h[i] >> 4];
-        out += digits[h[i] & 15];
-    }
-    return out;
-}
-}  // namespace
 
 // An honest replica never signs two different digests for one slot. Only top-level messages
 // count; the signer is read from the envelope (a replica may forward another's pre-prepare).

@@ -20,6 +20,17 @@
 
 namespace tally::sim {
 
+// A digest's first four bytes in hex, for the simulators' traces.
+inline std::string short_hex(const crypto::Hash& h) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 4; ++i) {
+        out += digits[h[i] >> 4];
+        out += digits[h[i] & 15];
+    }
+    return out;
+}
+
 class SignedWatch {
 public:
     // What the watch asks the simulator about a signer.
