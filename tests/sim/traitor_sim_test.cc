@@ -12,12 +12,18 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <ostream>
 #include <string>
 
 #include "bft/behaviours.h"
 #include "sim/node_checks.h"
 #include "sim/node_cluster.h"
 #include "sim/seeds.h"
+
+// A failing parameter prints as its name ("where GetParam() = equivocate"), not as bytes.
+namespace tally::bft {
+inline void PrintTo(Behaviour b, std::ostream* out) { *out << behaviour_name(b); }
+}  // namespace tally::bft
 
 namespace tally::sim {
 namespace {
