@@ -341,6 +341,7 @@ void NodeCluster::send(uint32_t from, uint32_t to, std::string frame) {
     uint64_t extra = 0;
     if (auto s = slow_.find(from); s != slow_.end() && held_back(frame, s->second.only)) extra += s->second.extra_ticks;
     if (auto s = slow_to_.find(to); s != slow_to_.end() && held_back(frame, s->second.only)) extra += s->second.extra_ticks;
+    if (extra > 0) ++slowed_messages_;
     if (twice) in_flight_.emplace(std::make_pair(now_ + 1 + d2 + extra, order_++), Message{from, to, frame});
     in_flight_.emplace(std::make_pair(now_ + 1 + d1 + extra, order_++), Message{from, to, std::move(frame)});
 }

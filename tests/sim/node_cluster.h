@@ -113,6 +113,8 @@ public:
     void slow(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
     // A replica that hears late: the same, for every message to it.
     void slow_to(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
+    // Messages slow() or slow_to() held back so far: a test's proof that its slowness applied.
+    uint64_t slowed_messages() const { return slowed_messages_; }
     // Messages replica `from` sent that are still in flight (of `type` only, when given).
     size_t in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type = {}) const;
     bool is_up(bft::ReplicaId id) const { return nodes_[id].replica != nullptr; }
@@ -228,6 +230,7 @@ private:
         std::set<crypto::MessageType> only;  // empty: every message
     };
     std::map<bft::ReplicaId, Slowness> slow_, slow_to_;
+    uint64_t slowed_messages_ = 0;
     std::map<std::string, uint64_t> detected_before_;  // by replicas since crashed
     SignedWatch watch_;
     std::optional<uint32_t> waiting_;  // the client inside a synchronous call's wait, if any

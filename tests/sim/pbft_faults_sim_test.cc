@@ -1,8 +1,11 @@
 // Seeded PBFT runs under the harder faults of PBFT.md's view change, checkpoint, state transfer
 // and restart rules: a primary that is slow rather than dead, two view changes in a row, a
 // replica restarted in the middle of a view change, power losses, and a replica that misses
-// thousands of batches. Each run ends with the common checks (sim/checks.h) and asserts that
-// its scenario really happened. Two of them found engine bugs (comments at each).
+// thousands of batches. They run on the real node (sim/node_cluster.h: node::Replica and
+// client::Client on a simulated network, in-memory disks, a virtual clock), save one that needs
+// the engine-level simulator (sim/cluster.h, see ChecksCatchAReplicaThatForgetsWhatItSigned).
+// Each run ends with the common checks (sim/node_checks.h) and asserts that its scenario really
+// happened. Two of them found engine bugs, on the engine-level simulator (comments at each).
 // Replay a failure with the line it prints:
 //   TALLY_SIM_SEED=<seed> build/bin/test_sim --gtest_filter=<test>
 // TALLY_SIM_SEEDS=<count> runs more (or fewer) seeds than the default.
@@ -15,13 +18,15 @@
 
 #include "sim/checks.h"
 #include "sim/cluster.h"
+#include "sim/node_checks.h"
+#include "sim/node_cluster.h"
 #include "sim/seeds.h"
 
 namespace tally::sim {
 namespace {
 
 // The replicas in `ids` are all up, in one view, and not changing view.
-bool settled(const Cluster& cluster, const std::vector<bft::ReplicaId>& ids) {
+bool settled(const NodeCluster& cluster, const std::vector<bft::ReplicaId>& ids) {
     for (bft::ReplicaId id : ids) {
         if (!cluster.is_up(id)) return false;
         auto s = cluster.status(id);
@@ -30,7 +35,7 @@ bool settled(const Cluster& cluster, const std::vector<bft::ReplicaId>& ids) {
     return true;
 }
 
-std::vector<bft::ReplicaId> all_but(const Cluster& cluster, std::set<bft::ReplicaId> excluded) {
+std::vector<bft::ReplicaId> all_but(const NodeCluster& cluster, std::set<bft::ReplicaId> excluded) {
     std::vector<bft::ReplicaId> ids;
     for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
         if (!excluded.count(id)) ids.push_back(id);
@@ -43,12 +48,12 @@ std::vector<bft::ReplicaId> all_but(const Cluster& cluster, std::set<bft::Replic
 // from it; the three fast replicas finish every request while it is still slow; and its
 // pre-prepares of view 0, arriving late in view 1, change nothing.
 void run_slow_primary(uint64_t seed, std::set<crypto::MessageType> only) {
-    SimConfig config;
+    NodeSimConfig config;
     config.seed = seed;
-    config.transfers_per_client = 10;
+    config.ops_per_client = 10;
     config.faults.delay_max_ticks = 3;
-    Cluster cluster(config);
-    const uint64_t t = config.view_change_timeout_ticks;
+    NodeCluster cluster(config);
+    const uint64_t t = config.consensus.view_change_timeout_ticks;
     const uint64_t extra = t + 20 + (seed * 37) % (2 * t);  // later than T, never lost
     cluster.run_until([&] { return cluster.now() >= 5 + seed % 25; }, 100);
     cluster.slow(0, extra, only);
@@ -63,25 +68,25 @@ void run_slow_primary(uint64_t seed, std::set<crypto::MessageType> only) {
         },
         5 * extra))
         << "no backup started a view change\n"
-        << report(cluster, seed);
+        << node_report(cluster, seed);
     EXPECT_GT(cluster.in_flight_from(0, crypto::MessageType::kPrePrepare), 0u)
         << "the slow primary's pre-prepares all arrived before the view change\n"
-        << report(cluster, seed);
+        << node_report(cluster, seed);
 
     // While it is still slow, the fast replicas move to a view it does not lead, and finish.
     EXPECT_TRUE(
         cluster.run_until([&] { return cluster.clients_done() && settled(cluster, fast); }, 20000))
         << "clients did not finish while the primary was slow, tick " << cluster.now() << "\n"
-        << report(cluster, seed);
-    EXPECT_GE(cluster.status(1).view, 1u) << report(cluster, seed);
-    EXPECT_NE(cluster.status(1).leader, std::optional<bft::ReplicaId>(0)) << report(cluster, seed);
-    EXPECT_GT(cluster.slowed_messages(), 0u) << report(cluster, seed);
+        << node_report(cluster, seed);
+    EXPECT_GE(cluster.status(1).view, 1u) << node_report(cluster, seed);
+    EXPECT_NE(cluster.status(1).leader, std::optional<bft::ReplicaId>(0)) << node_report(cluster, seed);
+    EXPECT_GT(cluster.slowed_messages(), 0u) << node_report(cluster, seed);
     // Everything the slow primary sent so far has arrived (it is still slow): no divergence.
     cluster.run_until([] { return false; }, extra + 10);
     auto problems = cluster.check_safety();
     EXPECT_TRUE(problems.empty()) << "while slow: " << testing::PrintToString(problems) << "\n"
-                                  << report(cluster, seed);
-    expect_live_and_safe(cluster, seed);
+                                  << node_report(cluster, seed);
+    expect_node_live_and_safe(cluster, seed);
 }
 
 TEST(PbftFaultsSim, SlowPrimaryIsReplacedAndItsLateMessagesChangeNothing) {
@@ -101,11 +106,11 @@ TEST(PbftFaultsSim, PrimaryWithSlowPrePreparesIsReplacedAndTheyChangeNothing) {
 // comes back.
 TEST(PbftFaultsSim, FailedViewChangeIsFollowedByASecondThatSettles) {
     for_each_seed(20, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
-        config.transfers_per_client = 10;
+        config.ops_per_client = 10;
         config.faults.delay_max_ticks = 2;
-        Cluster cluster(config);
+        NodeCluster cluster(config);
         cluster.run_until([&] { return cluster.now() >= 5 + seed % 30; }, 100);
         cluster.crash(0);
         // Replica 1, the next primary, takes part in the view change but its NEW-VIEW is lost
@@ -121,23 +126,23 @@ TEST(PbftFaultsSim, FailedViewChangeIsFollowedByASecondThatSettles) {
             },
             2000))
             << "replicas 2 and 3 did not start the view change to view 1\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         ASSERT_TRUE(cluster.run_until([&] { return settled(cluster, up); }, 10000))
             << "the view did not settle after the failed view change\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         EXPECT_GE(cluster.status(2).view, 2u) << "view 1 cannot have formed\n"
-                                              << report(cluster, seed);
+                                              << node_report(cluster, seed);
         cluster.heal();  // replica 0 stays down
         EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 20000))
             << "clients did not finish with replica 0 down\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         // Replica 0 returns to a quiet network; it learns the view from the traffic that follows.
         cluster.restart(0);
         cluster.add_requests(3);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
         EXPECT_TRUE(cluster.run_until([&] { return settled(cluster, all_but(cluster, {})); }, 5000))
             << "restarted replica 0 did not rejoin view " << cluster.status(1).view << "\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
     });
 }
 
@@ -146,13 +151,13 @@ TEST(PbftFaultsSim, FailedViewChangeIsFollowedByASecondThatSettles) {
 // left need view 2. Both come back later and rejoin.
 TEST(PbftFaultsSim, SevenReplicasLoseBothNextPrimariesAndSettleInViewTwo) {
     for_each_seed(10, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
         config.f = 2;
         config.clients = 5;
-        config.transfers_per_client = 6;
+        config.ops_per_client = 6;
         config.faults.delay_max_ticks = 2;
-        Cluster cluster(config);
+        NodeCluster cluster(config);
         cluster.run_until([&] { return cluster.now() >= 5 + seed % 30; }, 100);
         cluster.crash(0);
         ASSERT_TRUE(cluster.run_until(
@@ -162,27 +167,27 @@ TEST(PbftFaultsSim, SevenReplicasLoseBothNextPrimariesAndSettleInViewTwo) {
                 return false;
             },
             2000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         ASSERT_TRUE(cluster.status(1).view_changing || cluster.status(1).view == 0)
             << "replica 1 already leads view 1\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         cluster.crash(1);  // before it can hold the 2f+1 view changes a NEW-VIEW needs
         const auto up = all_but(cluster, {0, 1});
         ASSERT_TRUE(cluster.run_until([&] { return settled(cluster, up); }, 10000))
             << "the five did not settle in a view\n"
-            << report(cluster, seed);
-        EXPECT_GE(cluster.status(2).view, 2u) << report(cluster, seed);
+            << node_report(cluster, seed);
+        EXPECT_GE(cluster.status(2).view, 2u) << node_report(cluster, seed);
         EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 20000))
             << "clients did not finish with two replicas down\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         cluster.restart(1);
         cluster.run_until([] { return false; }, 50 + seed % 100);
         cluster.restart(0);
         cluster.add_requests(3);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
         EXPECT_TRUE(cluster.run_until([&] { return settled(cluster, all_but(cluster, {})); }, 5000))
             << "restarted replicas did not rejoin view " << cluster.status(2).view << "\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
     });
 }
 
@@ -195,11 +200,11 @@ TEST(PbftFaultsSim, SevenReplicasLoseBothNextPrimariesAndSettleInViewTwo) {
 // signature of every honest replica).
 TEST(PbftFaultsSim, ReplicaRestartedMidViewChangeRejoinsWithoutContradictingItself) {
     for_each_seed(30, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
-        config.transfers_per_client = 10;
+        config.ops_per_client = 10;
         config.faults.delay_max_ticks = 3;
-        Cluster cluster(config);
+        NodeCluster cluster(config);
         cluster.run_until([&] { return cluster.now() >= 5 + seed % 30; }, 100);
         cluster.crash(0);
         // The victim: a replica that sent its VIEW-CHANGE and has not entered the view (the
@@ -207,31 +212,31 @@ TEST(PbftFaultsSim, ReplicaRestartedMidViewChangeRejoinsWithoutContradictingItse
         auto changing = [&](bft::ReplicaId id) { return cluster.status(id).view_changing; };
         ASSERT_TRUE(
             cluster.run_until([&] { return changing(1) || changing(2) || changing(3); }, 2000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         bft::ReplicaId victim = 0;
         for (uint64_t i = 0; i < 3 && victim == 0; ++i) {
             auto id = static_cast<bft::ReplicaId>(1 + (seed + i) % 3);
             if (changing(id)) victim = id;
         }
-        ASSERT_EQ(cluster.status(victim).view, 1u) << report(cluster, seed);
+        ASSERT_EQ(cluster.status(victim).view, 1u) << node_report(cluster, seed);
         // Its VIEW-CHANGE for view 1 is on the wire, and it has no NEW-VIEW. Even seeds: the
         // power fails, and only what it synced survives — the view record must be among it.
         const auto kind =
-            seed % 2 == 0 ? Cluster::CrashKind::kPowerLoss : Cluster::CrashKind::kProcess;
+            seed % 2 == 0 ? NodeCluster::CrashKind::kPowerLoss : NodeCluster::CrashKind::kProcess;
         cluster.crash(victim, kind);
         cluster.run_until([] { return false; }, seed % 50);
         cluster.restart(victim);
         EXPECT_EQ(cluster.status(victim).view, 1u) << "it forgot the view it was changing to\n"
-                                                   << report(cluster, seed);
+                                                   << node_report(cluster, seed);
         EXPECT_TRUE(
             cluster.run_until([&] { return settled(cluster, all_but(cluster, {0})); }, 10000))
             << "replica " << victim << " did not rejoin the others\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         auto problems = cluster.check_safety();
         EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n"
-                                      << report(cluster, seed);
+                                      << node_report(cluster, seed);
         cluster.restart(0);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 
@@ -246,35 +251,38 @@ TEST(PbftFaultsSim, ReplicaRestartedMidViewChangeRejoinsWithoutContradictingItse
 // invalid). The proof is now synced, and without one the water mark is 0.
 TEST(PbftFaultsSim, PowerLossWithUnsyncedRecordsNeverMakesAReplicaContradictItself) {
     for_each_seed(20, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
-        config.transfers_per_client = 15;
+        config.ops_per_client = 15;
         config.faults.delay_max_ticks = 3;
-        Cluster cluster(config);
+        NodeCluster cluster(config);
         size_t lost = 0;
         for (bft::ReplicaId id = 0; id < cluster.n(); ++id) {
             cluster.run_until([] { return false; }, 10 + seed % 20);
             if (!cluster.run_until([&] { return cluster.unsynced_records(id) > 0; }, 1000))
                 continue;
             lost += cluster.unsynced_records(id);
-            cluster.crash(id, Cluster::CrashKind::kPowerLoss);
+            cluster.crash(id, NodeCluster::CrashKind::kPowerLoss);
             cluster.run_until([] { return false; }, seed % 30);
             cluster.restart(id);
             auto problems = cluster.check_safety();
             ASSERT_TRUE(problems.empty())
                 << "after replica " << id << " lost power: " << testing::PrintToString(problems)
                 << "\n"
-                << report(cluster, seed);
+                << node_report(cluster, seed);
         }
-        EXPECT_GT(lost, 0u) << "no power loss took an unsynced record\n" << report(cluster, seed);
+        EXPECT_GT(lost, 0u) << "no power loss took an unsynced record\n" << node_report(cluster, seed);
         cluster.add_requests(3);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 
 // The check the tests above rely on can fail: a primary restarted without its persisted
 // records (as if it had skipped "persist, then send") proposes other batches at sequence numbers
 // it already signed pre-prepares for, and check_safety reports it.
+// It stays on the engine-level Cluster: the real node cannot be made to forget its votes — it
+// refuses to start on a store that lost them, and with --recover rejoins silent (both tested
+// on the node in node_sim_test.cc) — so an amnesiac primary exists only as a bare engine.
 TEST(PbftFaultsSim, ChecksCatchAReplicaThatForgetsWhatItSigned) {
     for_each_seed(5, [](uint64_t seed) {
         SimConfig config;
@@ -308,16 +316,16 @@ TEST(PbftFaultsSim, ChecksCatchAReplicaThatForgetsWhatItSigned) {
 TEST(PbftFaultsSim, ReplicaAwayForThousandsOfBatchesCatchesUpByStateTransfer) {
     for_each_seed(3, [](uint64_t seed) {
         constexpr uint64_t kBatchesMissed = 2000;
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
         config.clients = 8;
-        config.transfers_per_client = 270;  // 2160 requests: some commit after it returns
-        config.batch_size_max = 1;
-        config.pipeline_depth = 8;
-        config.checkpoint_interval = 16;
-        config.watermark_window = 64;
+        config.ops_per_client = 270;  // 2160 requests: some commit after it returns
+        config.consensus.batch_size_max = 1;
+        config.consensus.pipeline_depth = 8;
+        config.consensus.checkpoint_interval = 16;
+        config.consensus.watermark_window = 64;
         config.read_fraction = 0.1;
-        Cluster cluster(config);
+        NodeCluster cluster(config);
         const bool crashed = seed % 2 == 1;
         if (crashed) {
             cluster.crash(3);
@@ -326,25 +334,25 @@ TEST(PbftFaultsSim, ReplicaAwayForThousandsOfBatchesCatchesUpByStateTransfer) {
         }
         ASSERT_TRUE(cluster.run_until(
             [&] { return cluster.status(0).last_executed >= kBatchesMissed; }, 50000))
-            << report(cluster, seed);
-        EXPECT_GE(cluster.status(0).low_water_mark, kBatchesMissed - config.watermark_window)
+            << node_report(cluster, seed);
+        EXPECT_GE(cluster.status(0).low_water_mark, kBatchesMissed - config.consensus.watermark_window)
             << "the others did not garbage-collect past what replica 3 missed\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         EXPECT_FALSE(cluster.clients_done()) << "nothing left to commit while it catches up\n"
-                                             << report(cluster, seed);
+                                             << node_report(cluster, seed);
         if (crashed) {
             cluster.restart(3);
         } else {
-            EXPECT_EQ(cluster.status(3).last_executed, 0u) << report(cluster, seed);
+            EXPECT_EQ(cluster.status(3).last_executed, 0u) << node_report(cluster, seed);
         }
-        expect_live_and_safe(cluster, seed);
-        EXPECT_GE(cluster.state_transfers(), 1u) << report(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.state_transfers(3), 1u) << node_report(cluster, seed);
         EXPECT_EQ(cluster.status(3).last_executed, cluster.status(0).last_executed)
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         EXPECT_EQ(cluster.ledger(3).last_seq(), cluster.ledger(0).last_seq())
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         EXPECT_EQ(cluster.ledger(3).state_digest(), cluster.ledger(0).state_digest())
-            << report(cluster, seed);
+            << node_report(cluster, seed);
     });
 }
 
@@ -353,25 +361,25 @@ TEST(PbftFaultsSim, ReplicaAwayForThousandsOfBatchesCatchesUpByStateTransfer) {
 // digest, counts it, and takes the snapshot from another peer.
 TEST(PbftFaultsSim, ALyingSnapshotIsDetectedAndAnotherPeerServesTheState) {
     for_each_seed(6, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
         config.clients = 4;
-        config.transfers_per_client = 100;
-        config.batch_size_max = 1;
-        config.pipeline_depth = 8;
-        config.checkpoint_interval = 16;
-        config.watermark_window = 64;
-        config.traitors[0] = {node::Behaviour::kLyingSnapshot};
-        Cluster cluster(config);
+        config.ops_per_client = 100;
+        config.consensus.batch_size_max = 1;
+        config.consensus.pipeline_depth = 8;
+        config.consensus.checkpoint_interval = 16;
+        config.consensus.watermark_window = 64;
+        config.traitors[0] = "lying-snapshot";
+        NodeCluster cluster(config);
         cluster.crash(3);
         ASSERT_TRUE(cluster.run_until([&] { return cluster.status(1).last_executed >= 300; }, 50000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         cluster.restart(3);
-        expect_live_and_safe(cluster, seed);
-        EXPECT_GE(cluster.detected()["bad_snapshot"], 1u) << report(cluster, seed);
-        EXPECT_GE(cluster.state_transfers(), 1u) << report(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.detected()["bad_snapshot"], 1u) << node_report(cluster, seed);
+        EXPECT_GE(cluster.state_transfers(3), 1u) << node_report(cluster, seed);
         EXPECT_EQ(cluster.ledger(3).state_digest(), cluster.ledger(1).state_digest())
-            << report(cluster, seed);
+            << node_report(cluster, seed);
     });
 }
 
@@ -385,24 +393,24 @@ TEST(PbftFaultsSim, ALyingSnapshotIsDetectedAndAnotherPeerServesTheState) {
 // view 1, and its VIEW-CHANGE counts in the next real view change.
 TEST(PbftFaultsSim, ReplicaBackFromALongPartitionCountsForTheNextFault) {
     for_each_seed(10, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
-        config.transfers_per_client = 5;
-        Cluster cluster(config);
+        config.ops_per_client = 5;
+        NodeCluster cluster(config);
         cluster.isolate({3});
         ASSERT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 5000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         cluster.run_until([] { return false; }, 3000);  // replica 3 keeps changing view alone
         cluster.heal();
         ASSERT_TRUE(cluster.run_until([&] { return cluster.check_converged().empty(); }, 5000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         cluster.crash(1);  // one fault, which f = 1 tolerates
         cluster.add_requests(2);
-        const uint64_t bound = 20 * config.view_change_timeout_ticks;
+        const uint64_t bound = 20 * config.consensus.view_change_timeout_ticks;
         EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, bound))
             << "clients stalled for more than " << bound << " ticks after one crash\n"
-            << report(cluster, seed);
-        expect_live_and_safe(cluster, seed, 100000);
+            << node_report(cluster, seed);
+        expect_node_live_and_safe(cluster, seed, 100000);
     });
 }
 
@@ -414,31 +422,31 @@ TEST(PbftFaultsSim, ReplicaBackFromALongPartitionCountsForTheNextFault) {
 // run): when the primary crashes with many executed batches outstanding, it leads view 1
 // holding none of them, fetches each by the digest V names, and re-proposes them all.
 void run_view_change_with_l_certificates(uint64_t seed) {
-    SimConfig config;
+    NodeSimConfig config;
     config.seed = seed;
     config.clients = 8;
-    config.transfers_per_client = 12;
-    config.checkpoint_interval = 32;
-    config.watermark_window = 32;
-    config.batch_size_max = 4;
+    config.ops_per_client = 12;
+    config.consensus.checkpoint_interval = 32;
+    config.consensus.watermark_window = 32;
+    config.consensus.batch_size_max = 4;
     config.faults.delay_max_ticks = 2;
-    Cluster cluster(config);
+    NodeCluster cluster(config);
     cluster.slow_to(1, 1'000'000,
                     {crypto::MessageType::kPrePrepare, crypto::MessageType::kCommitted});
     const uint64_t outstanding = 12 + seed % 12;
     ASSERT_TRUE(cluster.run_until([&] { return cluster.status(2).last_executed >= outstanding; }, 20000))
-        << report(cluster, seed);
-    ASSERT_EQ(cluster.status(1).last_executed, 0u) << "replica 1 got batches of view 0\n" << report(cluster, seed);
-    ASSERT_EQ(cluster.status(2).low_water_mark, 0u) << "a checkpoint became stable\n" << report(cluster, seed);
-    cluster.crash(0, Cluster::CrashKind::kProcess);
+        << node_report(cluster, seed);
+    ASSERT_EQ(cluster.status(1).last_executed, 0u) << "replica 1 got batches of view 0\n" << node_report(cluster, seed);
+    ASSERT_EQ(cluster.status(2).low_water_mark, 0u) << "a checkpoint became stable\n" << node_report(cluster, seed);
+    cluster.crash(0, NodeCluster::CrashKind::kProcess);
     EXPECT_TRUE(cluster.run_until([&] { return cluster.clients_done() && settled(cluster, {1, 2, 3}); }, 20000))
         << "clients did not finish, tick " << cluster.now() << "\n"
-        << report(cluster, seed);
+        << node_report(cluster, seed);
     EXPECT_EQ(cluster.status(1).view, 1u) << "replica 1 could not lead view 1 without the batches\n"
-                                          << report(cluster, seed);
-    EXPECT_GE(cluster.status(1).last_executed, outstanding) << report(cluster, seed);
+                                          << node_report(cluster, seed);
+    EXPECT_GE(cluster.status(1).last_executed, outstanding) << node_report(cluster, seed);
     auto problems = cluster.check_safety();
-    EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << report(cluster, seed);
+    EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << node_report(cluster, seed);
 }
 
 TEST(PbftFaultsSim, AViewChangeWithLCertificatesOutstandingAndANewPrimaryWithoutTheBatchesCompletes) {
