@@ -207,7 +207,11 @@ Status NodeCluster::start(bft::ReplicaId id, const std::string& ledger_image, co
         auto store = node::Store::open_memory(store_image);
         if (!store) return store.error();
         const node::Store* raw = store->get();
-        (*store)->set_sync_observer([this, id, raw] { nodes_[id].disk.synced_store = raw->image(); });
+        (*store)->set_sync_observer([this, id, raw] {
+            Disk& disk = nodes_[id].disk;
+            disk.synced_store = raw->image();
+            if (disk.first_synced_store.empty()) disk.first_synced_store = disk.synced_store;
+        });
         return node::open_bound_store(std::move(store).value(), identity, recover,
                                       config_.consensus.checkpoint_interval);
     };
@@ -273,6 +277,13 @@ bool NodeCluster::restart_without_store(bft::ReplicaId id, bool recover) {
     if (node.replica) return true;
     ++node.restarts;
     return start(id, node.disk.ledger, {}, recover).ok();
+}
+
+bool NodeCluster::restart_with_first_store(bft::ReplicaId id) {
+    Node& node = nodes_[id];
+    if (node.replica) return true;
+    ++node.restarts;
+    return start(id, node.disk.ledger, node.disk.first_synced_store).ok();
 }
 
 void NodeCluster::isolate(std::set<bft::ReplicaId> group) { partition_ = std::move(group); }

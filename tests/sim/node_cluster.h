@@ -105,6 +105,12 @@ public:
     // node refuses it, as tallyd does, unless `recover` (tallyd --recover: rejoin silent).
     // False when the replica did not start.
     bool restart_without_store(bft::ReplicaId id, bool recover);
+    // A broken restart, for testing the checks: on what the crash left, but with the consensus
+    // store as of its first sync (bound to the ledger, holding no vote) — a disk that lied
+    // about every later sync, or a store put back from a backup of the first start. While the
+    // ledger is within the binding's seq margin the node cannot tell it from a store that never
+    // voted, so it starts, having forgotten what it signed. False when it did not start.
+    bool restart_with_first_store(bft::ReplicaId id);
     void set_faults(const NetworkFaults& faults) { faults_ = faults; }
     void isolate(std::set<bft::ReplicaId> group);  // messages across the group's border: dropped
     void heal();  // no partition, no loss, no slow replica (messages in flight stay late)
@@ -174,6 +180,7 @@ private:
         std::string store;
         std::string synced_ledger;  // as of the last sync (power loss)
         std::string synced_store;
+        std::string first_synced_store;  // the store as of its first sync (restart_with_first_store)
         uint64_t synced_ledger_seq = 0;  // synced_ledger's last seq
     };
     struct Node {

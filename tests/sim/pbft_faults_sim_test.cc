@@ -2,8 +2,7 @@
 // and restart rules: a primary that is slow rather than dead, two view changes in a row, a
 // replica restarted in the middle of a view change, power losses, and a replica that misses
 // thousands of batches. They run on the real node (sim/node_cluster.h: node::Replica and
-// client::Client on a simulated network, in-memory disks, a virtual clock), save one that needs
-// the engine-level simulator (sim/cluster.h, see ChecksCatchAReplicaThatForgetsWhatItSigned).
+// client::Client on a simulated network, in-memory disks, a virtual clock).
 // Each run ends with the common checks (sim/node_checks.h) and asserts that its scenario really
 // happened. Two of them found engine bugs, on the engine-level simulator (comments at each).
 // Replay a failure with the line it prints:
@@ -16,8 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "sim/checks.h"
-#include "sim/cluster.h"
 #include "sim/node_checks.h"
 #include "sim/node_cluster.h"
 #include "sim/seeds.h"
@@ -279,32 +276,32 @@ TEST(PbftFaultsSim, PowerLossWithUnsyncedRecordsNeverMakesAReplicaContradictItse
 
 // The check the tests above rely on can fail: a primary restarted without its persisted
 // records (as if it had skipped "persist, then send") proposes other batches at sequence numbers
-// it already signed pre-prepares for, and check_safety reports it.
-// It stays on the engine-level Cluster: the real node cannot be made to forget its votes — it
-// refuses to start on a store that lost them, and with --recover rejoins silent (both tested
-// on the node in node_sim_test.cc) — so an amnesiac primary exists only as a bare engine.
+// it already signed pre-prepares for, and check_safety reports it. The node refuses a store
+// that is missing or empty, or older than its ledger by more than the binding's margin (and
+// rejoins silent with --recover: node_sim_test.cc); one bound and merely stale gets through,
+// which is how this primary forgets (NodeCluster::restart_with_first_store).
 TEST(PbftFaultsSim, ChecksCatchAReplicaThatForgetsWhatItSigned) {
     for_each_seed(5, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
-        Cluster cluster(config);
+        NodeCluster cluster(config);
         ASSERT_TRUE(cluster.run_until(
             [&] {
                 return cluster.now() >= 10 &&
                        cluster.in_flight_from(0, crypto::MessageType::kPrePrepare) > 0;
             },
             1000))
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         cluster.crash(0);
-        cluster.restart_with_amnesia(0);
+        ASSERT_TRUE(cluster.restart_with_first_store(0)) << node_report(cluster, seed);
         EXPECT_TRUE(cluster.run_until([&] { return !cluster.check_safety().empty(); }, 2000))
             << "an amnesiac primary went unnoticed\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         bool contradiction = false;
         for (const auto& p : cluster.check_safety())
             contradiction = contradiction || p.find("replica 0 signed two") != std::string::npos;
         EXPECT_TRUE(contradiction) << testing::PrintToString(cluster.check_safety()) << "\n"
-                                   << report(cluster, seed);
+                                   << node_report(cluster, seed);
     });
 }
 
