@@ -7,7 +7,7 @@
 // the history be safe and linearizable. `scripts/simulate --node` runs it for a while.
 //   TALLY_NODE_SECONDS=N   search for N seconds (default: the fixed seeds below, for ctest)
 //   TALLY_NODE_SEED0=S     from seed S (S, S+1, ...)
-//   TALLY_SIM_SEEDS=K      without a search, K seeds (default 150)
+//   TALLY_SIM_SEEDS=K      without a search, K seeds (default 300)
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -157,10 +157,10 @@ TEST(NodeSearch, RandomSchedules) {
     const char* seed_env = std::getenv("TALLY_NODE_SEED0");
     const uint64_t seed0 = seed_env ? std::strtoull(seed_env, nullptr, 10) : 1;
     const bool search = seconds_env != nullptr;
-    // Without a search: 150 seeds in ctest (a few seconds), TALLY_SIM_SEEDS of them when set
+    // Without a search: 300 seeds in ctest (~12 s), TALLY_SIM_SEEDS of them when set
     // (scripts/test's sanitizer pass runs 3).
     const char* seeds_env = std::getenv("TALLY_SIM_SEEDS");
-    const uint64_t fixed = seeds_env ? std::strtoull(seeds_env, nullptr, 10) : 150;
+    const uint64_t fixed = seeds_env ? std::strtoull(seeds_env, nullptr, 10) : 300;
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(search ? std::atoll(seconds_env) : 0);
     uint64_t runs = 0;
     for (uint64_t seed = seed0;; ++seed) {
