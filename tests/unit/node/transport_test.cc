@@ -4,11 +4,7 @@
 // socket: the replicas' port takes only the other replicas' transport keys.
 #include "node/transport.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <limits>
@@ -16,6 +12,7 @@
 #include <optional>
 #include <thread>
 
+#include "client/net.h"
 #include "crypto/envelope.h"
 #include "ledger/tx.h"
 #include "node/api/client.pb.h"
@@ -25,24 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<uint16_t> free_ports(size_t count) {
-    std::vector<int> fds;
-    std::vector<uint16_t> ports;
-    for (size_t i = 0; i < count; ++i) {
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-        socklen_t len = sizeof(addr);
-        EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-        ports.push_back(ntohs(addr.sin_port));
-        fds.push_back(fd);
-    }
-    for (int fd : fds) ::close(fd);
-    return ports;
-}
-
 // A network of `n` replicas on free ports, with their key pairs.
 struct TestNetwork {
     api::NetworkConfig config;
@@ -50,7 +29,11 @@ struct TestNetwork {
 };
 
 TestNetwork replicas(uint32_t n, bool client_port) {
-    const auto ports = free_ports(2 * n);
+    // Ports below the ephemeral range (client::free_ports): one the kernel hands out for
+    // an outgoing connection between our check and our bind cannot take it.
+    const auto found = client::free_ports(2 * n);
+    EXPECT_TRUE(found.ok()) << found.error().message;
+    const auto ports = found.ok() ? *found : std::vector<uint16_t>(2 * n, 0);
     TestNetwork net;
     for (uint32_t i = 0; i < n; ++i) {
         api::ReplicaConfig r;
