@@ -100,9 +100,11 @@ struct Progress {
     uint64_t recovery_echo = 0;        // the follower's last recovery nonce (Config::recovering)
 };
 
-class Replica final : public RaftEngine {
+// The one RaftEngine (raft.h): etcd names its core `raft` too. (Not `Replica`: that is the
+// node, node/replica.h, which runs an engine.)
+class Raft final : public RaftEngine {
 public:
-    Replica(const Config& config, const crypto::KeyPair& key)
+    Raft(const Config& config, const crypto::KeyPair& key)
         : config_(config), key_(key), n_(static_cast<uint32_t>(config.replicas.size())),
           majority_(n_ / 2 + 1) {
         config_.election_timeout_ticks = std::max<uint64_t>(config_.election_timeout_ticks, 2);
@@ -1222,11 +1224,11 @@ bool read_durable(const std::vector<std::pair<std::string, std::string>>& record
 }
 
 std::unique_ptr<Engine> make_engine(const Config& config, const crypto::KeyPair& key, RequestAuthenticator&) {
-    return std::make_unique<Replica>(config, key);
+    return std::make_unique<Raft>(config, key);
 }
 
 std::unique_ptr<RaftEngine> make_raft_engine(const Config& config, const crypto::KeyPair& key) {
-    return std::make_unique<Replica>(config, key);
+    return std::make_unique<Raft>(config, key);
 }
 
 }  // namespace tally::bft::raft
