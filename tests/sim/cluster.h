@@ -33,19 +33,11 @@
 #include "ledger/state.h"
 #include "node/authenticator.h"
 #include "node/traitor.h"
+#include "sim/faults.h"
 #include "sim/history.h"
 #include "sim/signed_watch.h"
 
 namespace tally::sim {
-
-struct NetworkFaults {
-    double drop = 0.0;       // probability a message is lost
-    double duplicate = 0.0;  // probability a message is delivered twice
-    uint32_t delay_min_ticks = 0;
-    uint32_t delay_max_ticks = 2;  // uniform delay; different delays reorder messages
-};
-
-struct WrapContext;  // below
 
 struct SimConfig {
     uint64_t seed = 1;
@@ -76,18 +68,6 @@ struct SimConfig {
     std::map<bft::ReplicaId, std::function<std::unique_ptr<bft::Engine>(WrapContext&)>> wrap;
     // When set, clients send their requests (and retransmissions) to this replica only.
     std::optional<bft::ReplicaId> clients_send_to;
-};
-
-// What a SimConfig::wrap function gets: the honest engine to wrap and what it needs to make
-// more of them (a twin).
-struct WrapContext {
-    bft::ReplicaId id = 0;
-    std::unique_ptr<bft::Engine> honest;
-    bft::pbft::Config config;  // the honest engine's
-    const crypto::KeyPair* key = nullptr;
-    const std::vector<crypto::PublicKey>* replicas = nullptr;
-    const ledger::Genesis* genesis = nullptr;
-    uint64_t seed = 0;
 };
 
 class Cluster {

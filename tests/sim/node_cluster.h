@@ -45,7 +45,7 @@
 #include "ledger/state.h"
 #include "node/api/network_config.h"
 #include "node/replica.h"
-#include "sim/cluster.h"  // NetworkFaults
+#include "sim/faults.h"
 #include "sim/history.h"
 #include "sim/signed_watch.h"
 
