@@ -30,9 +30,10 @@ void on_abort(int) {
 
 void install_abort_handler() { std::signal(SIGABRT, on_abort); }
 
-void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command, int state_fd) {
-    const std::string text = "\nsimulator: an invariant broke in schedule seed " + std::to_string(seed) +
-                             "\nreplay: " + replay_command + "\n";
+void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command,
+                      int state_fd) {
+    const std::string text = "\nsimulator: an invariant broke in schedule seed " +
+                             std::to_string(seed) + "\nreplay: " + replay_command + "\n";
     g_abort_len = std::min(text.size(), sizeof(g_abort_text));
     std::memcpy(g_abort_text, text.data(), g_abort_len);
     const std::string state = "aborted " + std::to_string(seed) + " " + std::to_string(runs) + "\n";

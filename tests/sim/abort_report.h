@@ -11,7 +11,8 @@ namespace tally::sim {
 
 // While a schedule runs, an abort prints this seed and the command that replays it; `state_fd`,
 // when >= 0, also gets "aborted <seed> <runs>\n" (`runs`: schedules finished before it).
-void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command, int state_fd = -1);
+void set_abort_report(uint64_t seed, uint64_t runs, const std::string& replay_command,
+                      int state_fd = -1);
 // Catches SIGABRT: prints the report, writes the state line, and exits with status 134.
 void install_abort_handler();
 

@@ -38,7 +38,8 @@ TEST(FoundBySearch, WholeClusterOutageWithAFullWindowRecovers) {
         ASSERT_TRUE(cluster.run_until(
             [&] {
                 for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
-                    if (cluster.status(id).last_executed < config.consensus.watermark_window) return false;
+                    if (cluster.status(id).last_executed < config.consensus.watermark_window)
+                        return false;
                 return true;
             },
             5000))
@@ -84,7 +85,8 @@ TEST(FoundBySearch, LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
         config.consensus.batch_size_max = 2;
         const uint32_t n = 7;
         config.wrap[4] = [n](WrapContext& w) -> std::unique_ptr<bft::Engine> {
-            return std::make_unique<MutatingEngine>(std::move(w.honest), *w.key, n, w.id, w.seed, 0.1);
+            return std::make_unique<MutatingEngine>(std::move(w.honest), *w.key, n, w.id, w.seed,
+                                                    0.1);
         };
         NodeCluster cluster(config);
         const uint64_t k = config.consensus.checkpoint_interval;
@@ -93,7 +95,8 @@ TEST(FoundBySearch, LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
         cluster.isolate({2, 3});
         ASSERT_TRUE(cluster.run_until(
             [&] {
-                const uint64_t behind = std::max(cluster.status(2).last_executed, cluster.status(3).last_executed);
+                const uint64_t behind =
+                    std::max(cluster.status(2).last_executed, cluster.status(3).last_executed);
                 return cluster.status(0).low_water_mark > behind + window;
             },
             20000))
@@ -104,7 +107,8 @@ TEST(FoundBySearch, LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
         const std::set<crypto::MessageType> fetches{crypto::MessageType::kFetchSnapshot,
                                                     crypto::MessageType::kFetchBlocks};
         for (bft::ReplicaId id : {2u, 3u}) cluster.slow(id, 10'000'000, fetches);
-        for (bft::ReplicaId id : {2u, 3u}) cluster.slow_to(id, 10'000'000, {crypto::MessageType::kCheckpoint});
+        for (bft::ReplicaId id : {2u, 3u})
+            cluster.slow_to(id, 10'000'000, {crypto::MessageType::kCheckpoint});
         cluster.isolate({});
         auto fetching = [&](bft::ReplicaId id) {
             return cluster.status(id).low_water_mark > cluster.status(id).last_executed;
@@ -112,8 +116,10 @@ TEST(FoundBySearch, LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
         ASSERT_TRUE(cluster.run_until([&] { return fetching(2) && fetching(3); }, 5000))
             << "the laggards did not start fetching a stable checkpoint\n"
             << node_report(cluster, seed);
-        const uint64_t target = std::max(cluster.status(2).low_water_mark, cluster.status(3).low_water_mark);
-        ASSERT_TRUE(cluster.run_until([&] { return cluster.status(0).low_water_mark >= target + 3 * k; }, 20000))
+        const uint64_t target =
+            std::max(cluster.status(2).low_water_mark, cluster.status(3).low_water_mark);
+        ASSERT_TRUE(cluster.run_until(
+            [&] { return cluster.status(0).low_water_mark >= target + 3 * k; }, 20000))
             << "the others did not checkpoint past the state being fetched (" << target << ")\n"
             << node_report(cluster, seed);
         EXPECT_GT(cluster.slowed_messages(), 0u) << node_report(cluster, seed);
@@ -121,7 +127,8 @@ TEST(FoundBySearch, LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
         for (bft::ReplicaId id : {2u, 3u}) cluster.slow(id, 0);
         expect_node_live_and_safe(cluster, seed, 30000);
         for (bft::ReplicaId id : {2u, 3u})
-            EXPECT_GE(cluster.ledger(id).last_seq(), cluster.ledger(0).last_seq()) << node_report(cluster, seed);
+            EXPECT_GE(cluster.ledger(id).last_seq(), cluster.ledger(0).last_seq())
+                << node_report(cluster, seed);
     });
 }
 

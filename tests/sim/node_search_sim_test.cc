@@ -274,7 +274,8 @@ protected:
                     static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1),
                     static_cast<unsigned long long>(runs_), static_cast<unsigned long long>(failures_),
                     static_cast<unsigned long long>(ticks_), seconds,
-                    static_cast<double>(runs_) / std::max(seconds, 1e-9), detected.empty() ? " nothing" : detected.c_str());
+                    static_cast<double>(runs_) / std::max(seconds, 1e-9),
+                    detected.empty() ? " nothing" : detected.c_str());
     }
 
     uint64_t detected_total() const {
@@ -369,7 +370,8 @@ TEST_F(NodeSearch, Search) {
     uint64_t seed = env_u64("TALLY_NODE_SEED0", 1);
     const uint64_t step = std::max<uint64_t>(env_u64("TALLY_NODE_SEED_STEP", 1), 1);
     int state_fd = -1;
-    if (const char* path = std::getenv("TALLY_NODE_STATE")) state_fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (const char* path = std::getenv("TALLY_NODE_STATE"))
+        state_fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     auto write_state = [&](const std::string& line) {
         if (state_fd >= 0) (void)!::write(state_fd, line.data(), line.size());
     };
@@ -381,16 +383,17 @@ TEST_F(NodeSearch, Search) {
         if (!run_one(seed, SearchSpace{}, state_fd)) write_state("failed " + std::to_string(seed) + "\n");
         seed += step;
         if (elapsed() >= next_report) {
-            std::printf("[ search   ] %llu schedules, %llu failed, %.0f s\n", static_cast<unsigned long long>(runs_),
-                        static_cast<unsigned long long>(failures_), elapsed());
+            std::printf("[ search   ] %llu schedules, %llu failed, %.0f s\n",
+                        static_cast<unsigned long long>(runs_), static_cast<unsigned long long>(failures_),
+                        elapsed());
             std::fflush(stdout);
             next_report += 60;
         }
     } while (elapsed() < seconds);
     write_state("done " + std::to_string(runs_) + " " + std::to_string(seed) + "\n");
     if (state_fd >= 0) ::close(state_fd);
-    std::printf("[ search   ] %llu schedules in %.0f s, %llu failed\n", static_cast<unsigned long long>(runs_), elapsed(),
-                static_cast<unsigned long long>(failures_));
+    std::printf("[ search   ] %llu schedules in %.0f s, %llu failed\n", static_cast<unsigned long long>(runs_),
+                elapsed(), static_cast<unsigned long long>(failures_));
 }
 
 }  // namespace

@@ -42,13 +42,16 @@ TEST(PbftBoundsSim, ARequestThatReachesOneBackupAloneIsOrderedWithoutAViewChange
                 return cluster.clients_done();
             },
             20000))
-            << "clients did not finish by tick " << cluster.now() << "\n" << node_report(cluster, seed);
+            << "clients did not finish by tick " << cluster.now() << "\n"
+            << node_report(cluster, seed);
         EXPECT_GT(cluster.first_copies_lost(), 0u) << node_report(cluster, seed);
         EXPECT_EQ(left_view_0, "") << node_report(cluster, seed);
         for (bft::ReplicaId i = 0; i < cluster.n(); ++i)
-            EXPECT_EQ(cluster.status(i).view, 0u) << "replica " << i << "\n" << node_report(cluster, seed);
+            EXPECT_EQ(cluster.status(i).view, 0u) << "replica " << i << "\n"
+                                                  << node_report(cluster, seed);
         const auto problems = cluster.check_safety();
-        EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n" << node_report(cluster, seed);
+        EXPECT_TRUE(problems.empty()) << testing::PrintToString(problems) << "\n"
+                                      << node_report(cluster, seed);
     });
 }
 
