@@ -26,7 +26,6 @@ enum class Behaviour {
     kLyingSnapshot,
     kLyingViewChange,
     kRandom,
-    // From here on: the simulator's seeds map to the behaviours before these (tests/sim/vopr.cc).
     kDoubleVote,
     kFalseAck,
     kLyingVote,

@@ -1,5 +1,5 @@
 // The consensus engine interface: what PBFT (bft/pbft) and Raft (bft/raft) implement, and
-// what the node (node/) and the simulator (tests/sim) drive.
+// what the node (node/) drives, in tallyd and in the simulator (tests/sim, which runs the node).
 //
 // An engine is a pure, deterministic, single-threaded state machine. It has no sockets,
 // threads, clocks, files or randomness of its own: every input arrives through one of the
@@ -69,8 +69,8 @@ struct ClientRequest {
 };
 
 // Checks a payload's client signature and reads its client and nonce. It must be a pure
-// function of the payload (the node's caches a verdict per payload digest; the simulator's
-// checks directly). An engine calls it for every request in a batch a peer proposes.
+// function of the payload (the node's caches a verdict per payload digest). An engine calls it
+// for every request in a batch a peer proposes.
 class RequestAuthenticator {
 public:
     virtual ~RequestAuthenticator() = default;

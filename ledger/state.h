@@ -283,7 +283,7 @@ class SnapshotImport {
 };
 
 // Copies the snapshot at `point` from `source` to `target` through the pieces above, as
-// state transfer does between replicas (the simulator and tests use it). `in_transit`, when
+// state transfer does between replicas, in one call (for tests). `in_transit`, when
 // set, is what happens to each piece on the way (a lying peer, in tests).
 Status copy_snapshot(const State& source, const SnapshotPoint& point, State& target,
                      const crypto::Hash& expected_block_hash, size_t chunk_bytes,

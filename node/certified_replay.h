@@ -10,8 +10,7 @@
 // block's header as served is not read (this ledger computes its own), and the caller checks
 // the state it reaches against the checkpoint's proven digest, as after a snapshot.
 //
-// The node fetches the blocks from a peer (replica_state.cc); the simulator reads them from a
-// peer's ledger. Both execute them here.
+// The node fetches the blocks from a peer (replica_state.cc) and executes them here.
 #pragma once
 
 #include <cstddef>

@@ -12,17 +12,11 @@
 #include <vector>
 
 #include "bft/behaviours.h"
-#include "bft/pbft/traitor.h"
 #include "node/answers.h"
 
 namespace tally::node {
 
-// For the simulator (tests/sim), which names these from here until it drives node::Replica.
-using bft::all_behaviours;
 using bft::Behaviour;
-using bft::behaviour_name;
-using bft::parse_behaviours;
-using bft::pbft::TraitorEngine;
 
 // lying-snapshot's lies, one per piece (ledger::pb::SnapshotChunk bytes; bytes that do not
 // decode go out unchanged):

@@ -1,6 +1,6 @@
 // Byzantine replicas no list of behaviours enumerates, for the simulator's random search
-// (sim/vopr.h). Both wrap an honest PBFT engine (SimConfig::wrap) and are seeded, so a run
-// replays exactly.
+// (NodeSearch, sim/node_search_sim_test.cc). Both wrap an honest PBFT engine
+// (NodeSimConfig::wrap) and are seeded, so a run replays exactly.
 //
 // MutatingEngine (after ByzzFuzz, Winter et al., 2023: small-scope mutations). Each message the
 // honest engine sends is, with probability `rate`, sent changed in one small way:

@@ -1,67 +1,185 @@
-// Bugs the random search (sim/vopr.h) found, each as a scenario that shows it (each failed
-// before its fix and passes after).
+// Bugs the random search found, each as a scenario on the real node (sim/node_cluster.h) that
+// shows it. They were found by the engine-level search, retired with its simulator (its seeds
+// replay nothing on the node); each failed there before its fix, and each scenario here was
+// checked to fail with its fix undone, unless its comment says otherwise.
+// Replay a failure with the line it prints:
+//   TALLY_SIM_SEED=<seed> build/bin/test_sim --gtest_filter=<test>
 #include <gtest/gtest.h>
 
-#include "sim/checks.h"
-#include "sim/cluster.h"
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "sim/byzantine.h"
+#include "sim/node_checks.h"
+#include "sim/node_cluster.h"
 #include "sim/seeds.h"
-#include "sim/vopr.h"
 
 namespace tally::sim {
 namespace {
 
-// Found as seed 102960 of VoprSim.RandomSchedules. Every replica executes up to h + L (the
+// Found as seed 102960 of the engine-level search. Every replica executes up to h + L (the
 // window is full) while no CHECKPOINT has arrived anywhere yet; then the whole cluster loses
 // power. After the restart no replica signs its checkpoint at seq L again (own checkpoints are
 // kept in memory only), so h never moves, the window stays full, and view change follows view
 // change without anything executing. Fix: a replica restarting at a checkpoint multiple above
-// h signs that checkpoint again.
+// h signs that checkpoint again (PbftEngine::on_start). On the node a replica syncs its ledger
+// through each checkpoint before signing it, so the power loss leaves every ledger at one.
 TEST(FoundBySearch, WholeClusterOutageWithAFullWindowRecovers) {
     for_each_seed(10, [](uint64_t seed) {
-        SimConfig config;
+        NodeSimConfig config;
         config.seed = seed;
-        config.checkpoint_interval = 2;
-        config.watermark_window = 4;
-        config.batch_size_max = 1;
-        config.transfers_per_client = 4;
-        Cluster cluster(config);
+        config.consensus.checkpoint_interval = 2;
+        config.consensus.watermark_window = 4;
+        config.consensus.batch_size_max = 1;
+        config.ops_per_client = 4;
+        NodeCluster cluster(config);
         // Checkpoints are held back (late, never lost) until the outage takes them.
         for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
             cluster.slow(id, 10'000'000, {crypto::MessageType::kCheckpoint});
         ASSERT_TRUE(cluster.run_until(
             [&] {
                 for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
-                    if (cluster.status(id).last_executed < config.watermark_window) return false;
+                    if (cluster.status(id).last_executed < config.consensus.watermark_window)
+                        return false;
                 return true;
             },
             5000))
             << "the window did not fill\n"
-            << report(cluster, seed);
+            << node_report(cluster, seed);
         for (bft::ReplicaId id = 0; id < cluster.n(); ++id) {
-            ASSERT_EQ(cluster.status(id).low_water_mark, 0u) << report(cluster, seed);
-            cluster.crash(id, Cluster::CrashKind::kPowerLoss);
+            ASSERT_EQ(cluster.status(id).low_water_mark, 0u) << node_report(cluster, seed);
+            cluster.crash(id, NodeCluster::CrashKind::kPowerLoss);
         }
         for (bft::ReplicaId id = 0; id < cluster.n(); ++id) cluster.restart(id);
-        expect_live_and_safe(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
     });
 }
 
-// Found as seed 412 of VoprSim.MutatingTraitorsCannotBreakSafetyOrLiveness (n = 7, a mutating
-// traitor at replica 4): replicas 2 and 3 fetch the state at seq 16 while the others have
-// moved on to h = 24 and serve that state no longer. A fetching replica never asks a peer
+// Found as seed 412 of the engine-level search's mutating traitors (n = 7, a mutating traitor
+// at replica 4): replicas 2 and 3 fetch the state at seq 16 while the others have moved on to
+// h = 24 and serve that state no longer. A fetching replica never asks a peer
 // (FetchCommitted) for a newer stable checkpoint, and only four honest replicas are up to date
 // (2f+1 = 5 CHECKPOINTs are needed; the traitor's are refused as equivocation), so replicas 2
 // and 3 never converge. Fix: keep asking peers while fetching, so a newer proven checkpoint
-// retargets the transfer.
+// retargets the transfer (PbftEngine's catch-up heartbeat).
+//
+// The scenario, made explicit on the node: replicas 2 and 3 are cut off while the others (the
+// traitor among them) run on past their window; then they hear the others again, except for
+// CHECKPOINTs (so, as in the seed, they cannot gather 2f+1 of them and learn of newer stable
+// checkpoints only by asking), and every snapshot piece or block they ask for is held back
+// while the others checkpoint more than once past the state they are fetching (so no peer
+// keeps it: a replica keeps the newest two, and any still being asked for). Then their
+// requests go through again, and they must catch up and converge. On the node the engine's
+// fix is not the only way out (this passes with it undone: commits in their window keep them
+// asking anyway): a fetching node that hears nothing takes the newest proven checkpoint, and
+// one told not_held executes the certified blocks up to the checkpoint instead. What this
+// guards is that, by whichever path, a laggard whose state was superseded gets out.
 TEST(FoundBySearch, LaggardsFetchingAStateNoPeerServesAnyMoreCatchUp) {
-    SearchSpace space;
-    space.behaviours = false;
-    space.twins = false;
-    space.crashes = false;
-    space.min_traitors = 1;
-    auto result = run_schedule(412, space);
-    EXPECT_TRUE(result.problems.empty()) << testing::PrintToString(result.problems) << "\n"
-                                         << result.description;
+    for_each_seed(5, [](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.f = 2;  // n = 7
+        config.clients = 4;
+        config.ops_per_client = 40;
+        config.consensus.checkpoint_interval = 4;
+        config.consensus.watermark_window = 8;
+        config.consensus.batch_size_max = 2;
+        const uint32_t n = 7;
+        config.wrap[4] = [n](WrapContext& w) -> std::unique_ptr<bft::Engine> {
+            return std::make_unique<MutatingEngine>(std::move(w.honest), *w.key, n, w.id, w.seed,
+                                                    0.1);
+        };
+        NodeCluster cluster(config);
+        const uint64_t k = config.consensus.checkpoint_interval;
+        const uint64_t window = config.consensus.watermark_window;
+        cluster.run_until([&] { return cluster.now() >= 20 + seed % 20; }, 100);
+        cluster.isolate({2, 3});
+        ASSERT_TRUE(cluster.run_until(
+            [&] {
+                const uint64_t behind =
+                    std::max(cluster.status(2).last_executed, cluster.status(3).last_executed);
+                return cluster.status(0).low_water_mark > behind + window;
+            },
+            20000))
+            << "the others did not move past the laggards' window\n"
+            << node_report(cluster, seed);
+
+        // They hear the others again, but not their CHECKPOINTs, and what they fetch is held back.
+        const std::set<crypto::MessageType> fetches{crypto::MessageType::kFetchSnapshot,
+                                                    crypto::MessageType::kFetchBlocks};
+        for (bft::ReplicaId id : {2u, 3u}) cluster.slow(id, 10'000'000, fetches);
+        for (bft::ReplicaId id : {2u, 3u})
+            cluster.slow_to(id, 10'000'000, {crypto::MessageType::kCheckpoint});
+        cluster.isolate({});
+        auto fetching = [&](bft::ReplicaId id) {
+            return cluster.status(id).low_water_mark > cluster.status(id).last_executed;
+        };
+        ASSERT_TRUE(cluster.run_until([&] { return fetching(2) && fetching(3); }, 5000))
+            << "the laggards did not start fetching a stable checkpoint\n"
+            << node_report(cluster, seed);
+        const uint64_t target =
+            std::max(cluster.status(2).low_water_mark, cluster.status(3).low_water_mark);
+        ASSERT_TRUE(cluster.run_until(
+            [&] { return cluster.status(0).low_water_mark >= target + 3 * k; }, 20000))
+            << "the others did not checkpoint past the state being fetched (" << target << ")\n"
+            << node_report(cluster, seed);
+        EXPECT_GT(cluster.slowed_messages(), 0u) << node_report(cluster, seed);
+
+        for (bft::ReplicaId id : {2u, 3u}) cluster.slow(id, 0);
+        expect_node_live_and_safe(cluster, seed, 30000);
+        for (bft::ReplicaId id : {2u, 3u})
+            EXPECT_GE(cluster.ledger(id).last_seq(), cluster.ledger(0).last_seq())
+                << node_report(cluster, seed);
+    });
+}
+
+// Found as seeds 3407 and 4004787 of the engine-level search (with power losses that drop a
+// replica's in-memory snapshots): a snapshot lives in a replica's memory, so when every peer
+// has restarted since the last stable checkpoint none holds it, and a replica that was down
+// needs exactly that state. It asked for it for ever. Fix: a peer says at once that it holds
+// no snapshot of that checkpoint (not_held), and the laggard executes the blocks up to it from
+// their commit certificates, which every replica keeps on disk (node/certified_replay.h).
+// Replica 3 is down while the others run past a few checkpoints and stop between two (a
+// ledger that stopped at a checkpoint would keep its snapshot when it starts again); then the
+// three restart (a process crash: their ledgers and stores kept, their snapshots gone) and
+// replica 3 comes back. It must reach them with no snapshot installed.
+TEST(FoundBySearch, ALaggardWhosePeersHoldNoSnapshotOfItsCheckpointCatchesUpByCertifiedBlocks) {
+    for_each_seed(5, [](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.ops_per_client = 12;
+        config.consensus.checkpoint_interval = 8;
+        config.consensus.watermark_window = 32;
+        NodeCluster cluster(config);
+        const uint64_t k = config.consensus.checkpoint_interval;
+        cluster.crash(3);
+        const std::vector<bft::ReplicaId> up{0, 1, 2};
+        auto idle_between_checkpoints = [&] {
+            if (!cluster.clients_done()) return false;
+            for (bft::ReplicaId id : up)
+                if (cluster.status(id).last_executed != cluster.status(0).last_executed)
+                    return false;
+            return cluster.status(0).last_executed % k != 0;
+        };
+        for (int more = 0; more < 10 && !idle_between_checkpoints(); ++more) {
+            if (more > 0) cluster.add_requests(1);
+            cluster.run_until([&] { return cluster.clients_done(); }, 20000);
+            cluster.run_until(idle_between_checkpoints, 500);
+        }
+        ASSERT_TRUE(idle_between_checkpoints()) << node_report(cluster, seed);
+        const uint64_t stable = cluster.status(0).low_water_mark;
+        ASSERT_GE(stable, 2 * k) << node_report(cluster, seed);
+
+        for (bft::ReplicaId id : up) cluster.crash(id);
+        for (bft::ReplicaId id : up) cluster.restart(id);
+        cluster.restart(3);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_GE(cluster.ledger(3).last_seq(), cluster.ledger(0).last_seq())
+            << node_report(cluster, seed);
+        EXPECT_EQ(cluster.state_transfers(3), 0u) << "a snapshot was served after all\n"
+                                                  << node_report(cluster, seed);
+    });
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// What both simulators share about their clients: the keys a seed gives, the genesis that
+// What the simulator knows of its clients: the keys a seed gives, the genesis that
 // funds them, and the checks on what the clients were told (exactly once, linearizable).
 #pragma once
 

@@ -340,6 +340,15 @@ bool NodeCluster::partitioned(uint32_t from, uint32_t to) const {
     return partition_->count(from) != partition_->count(to);
 }
 
+bool NodeCluster::lost_first_copy(uint32_t from, uint32_t to, const std::string& frame) {
+    if (!config_.requests_first_reach || from < kClientBase || to >= kClientBase) return false;
+    if (message_type(frame) != crypto::MessageType::kRequest) return false;
+    const uint64_t first = request_first_sent_.emplace(crypto::sha256(frame), now_).first->second;
+    if (first != now_ || to == *config_.requests_first_reach) return false;
+    ++first_copies_lost_;
+    return true;
+}
+
 void NodeCluster::send(uint32_t from, uint32_t to, std::string frame) {
     if (from < kClientBase && config_.protocol == bft::Protocol::kPbft) watch_.record(frame, from, now_, Signers(*this));
     std::uniform_real_distribution<double> coin(0.0, 1.0);
@@ -348,7 +357,7 @@ void NodeCluster::send(uint32_t from, uint32_t to, std::string frame) {
     const bool lost = coin(rng_) < faults_.drop;
     const bool twice = coin(rng_) < faults_.duplicate;
     const uint64_t d1 = delay(rng_), d2 = delay(rng_);
-    if (lost || partitioned(from, to)) return;
+    if (lost || partitioned(from, to) || lost_first_copy(from, to, frame)) return;
     uint64_t extra = 0;
     if (auto s = slow_.find(from); s != slow_.end() && held_back(frame, s->second.only)) extra += s->second.extra_ticks;
     if (auto s = slow_to_.find(to); s != slow_to_.end() && held_back(frame, s->second.only)) extra += s->second.extra_ticks;

@@ -41,11 +41,12 @@
 #include "bft/engine.h"
 #include "client/client.h"
 #include "client/linearizability.h"
+#include "crypto/hash.h"
 #include "crypto/keys.h"
 #include "ledger/state.h"
 #include "node/api/network_config.h"
 #include "node/replica.h"
-#include "sim/cluster.h"  // NetworkFaults
+#include "sim/faults.h"
 #include "sim/history.h"
 #include "sim/signed_watch.h"
 
@@ -62,6 +63,11 @@ struct NodeSimConfig {
     // network.json's consensus section; the tick is the simulation's step.
     node::api::ConsensusConfig consensus = default_consensus();
     uint64_t client_retransmit_ticks = 40;
+    // When set, the first sending of each request a client makes reaches this replica alone:
+    // its copies to the others are lost on the way (PBFT.md rule 8's case: a client that
+    // reached a backup alone). Its retransmissions reach every replica, as they must on the
+    // node: only a replica the request came to answers it, and a client needs a quorum.
+    std::optional<bft::ReplicaId> requests_first_reach;
     // Byzantine replicas: id -> behaviours, as `tallyd --traitor` takes them (bft/behaviours.h).
     // The checks cover honest replicas only.
     std::map<bft::ReplicaId, std::string> traitors;
@@ -121,6 +127,8 @@ public:
     void slow_to(bft::ReplicaId id, uint64_t extra_ticks, std::set<crypto::MessageType> only = {});
     // Messages slow() or slow_to() held back so far: a test's proof that its slowness applied.
     uint64_t slowed_messages() const { return slowed_messages_; }
+    // Copies of requests lost by NodeSimConfig::requests_first_reach: its proof that it applied.
+    uint64_t first_copies_lost() const { return first_copies_lost_; }
     // Messages replica `from` sent that are still in flight (of `type` only, when given).
     size_t in_flight_from(bft::ReplicaId from, std::optional<crypto::MessageType> type = {}) const;
     bool is_up(bft::ReplicaId id) const { return nodes_[id].replica != nullptr; }
@@ -214,6 +222,9 @@ private:
     void client_act(uint32_t c);
     void watch_blocks(bft::ReplicaId id);
     bool partitioned(uint32_t from, uint32_t to) const;
+    // NodeSimConfig::requests_first_reach: a client's request copy to `to` sent in the tick
+    // the request was first sent, to another replica than the one it reaches.
+    bool lost_first_copy(uint32_t from, uint32_t to, const std::string& frame);
     void problem(std::string what);
 
     NodeSimConfig config_;
@@ -238,6 +249,10 @@ private:
     };
     std::map<bft::ReplicaId, Slowness> slow_, slow_to_;
     uint64_t slowed_messages_ = 0;
+    // NodeSimConfig::requests_first_reach: the tick each request frame was first sent (by the
+    // SHA-256 of its bytes, which a retransmission repeats), and the copies lost.
+    std::map<crypto::Hash, uint64_t> request_first_sent_;
+    uint64_t first_copies_lost_ = 0;
     std::map<std::string, uint64_t> detected_before_;  // by replicas since crashed
     SignedWatch watch_;
     std::optional<uint32_t> waiting_;  // the client inside a synchronous call's wait, if any

@@ -4,7 +4,8 @@
 // thousands of batches. They run on the real node (sim/node_cluster.h: node::Replica and
 // client::Client on a simulated network, in-memory disks, a virtual clock).
 // Each run ends with the common checks (sim/node_checks.h) and asserts that its scenario really
-// happened. Two of them found engine bugs, on the engine-level simulator (comments at each).
+// happened. Two of them found engine bugs, on the engine-level simulator since retired (comments
+// at each).
 // Replay a failure with the line it prints:
 //   TALLY_SIM_SEED=<seed> build/bin/test_sim --gtest_filter=<test>
 // TALLY_SIM_SEEDS=<count> runs more (or fewer) seeds than the default.

@@ -1,5 +1,5 @@
-// Seed handling shared by the simulation tests: which seeds to run, and the line that replays
-// a failing one exactly.
+// Seed handling shared by the simulation tests: which seeds to run (the line that replays a
+// failing one is node_report, sim/node_checks.h).
 //   TALLY_SIM_SEED=<seed>   run that one seed
 //   TALLY_SIM_SEEDS=<count> run seeds 1..count instead of a test's default
 #pragma once
@@ -9,9 +9,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
-#include <string>
-
-#include "sim/cluster.h"
 
 namespace tally::sim {
 
@@ -26,13 +23,6 @@ inline void for_each_seed(uint64_t count, const std::function<void(uint64_t)>& b
         body(seed);
         if (::testing::Test::HasFailure()) return;
     }
-}
-
-// The run's configuration and the command that replays it.
-inline std::string replay(const Cluster& cluster, uint64_t seed) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    return cluster.describe() + "\nreplay: TALLY_SIM_SEED=" + std::to_string(seed) +
-           " build/bin/test_sim --gtest_filter=" + info->test_suite_name() + "." + info->name();
 }
 
 }  // namespace tally::sim

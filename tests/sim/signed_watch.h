@@ -1,4 +1,4 @@
-// What both simulators watch of every message an honest replica sends: no honest replica ever
+// What the simulator watches of every message an honest replica sends: no honest replica ever
 // signs two different things for one slot (a pre-prepare, prepare or commit for one
 // (view, seq), a checkpoint for one seq, a NEW-VIEW's O for one view) — across its crashes and
 // restarts too; none signs a vote for another batch than it delivered at that seq; and every
@@ -20,7 +20,7 @@
 
 namespace tally::sim {
 
-// A digest's first four bytes in hex, for the simulators' traces.
+// A digest's first four bytes in hex, for the simulator's traces.
 inline std::string short_hex(const crypto::Hash& h) {
     static const char* digits = "0123456789abcdef";
     std::string out;

@@ -1,4 +1,4 @@
-// What both simulators' networks read of a frame: its message type, from the envelope's header
+// What the simulator's network reads of a frame: its message type, from the envelope's header
 // (no signature check: only the simulator's fault rules look at it).
 #pragma once
 
@@ -19,7 +19,7 @@ inline std::optional<crypto::MessageType> message_type(const std::string& frame)
     return env->type;
 }
 
-// A slow replica's rule (Cluster::slow, NodeCluster::slow): every message, or those of the
+// A slow replica's rule (NodeCluster::slow and slow_to): every message, or those of the
 // types in `only`.
 inline bool held_back(const std::string& frame, const std::set<crypto::MessageType>& only) {
     if (only.empty()) return true;
