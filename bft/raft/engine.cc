@@ -43,6 +43,7 @@ constexpr char kEntryPrefix = 'e';
 constexpr size_t kMaxDetected = 1024;
 constexpr size_t kMaxFetchTargets = 4;
 constexpr size_t kMessageSlack = 64u << 10;  // envelope and framing beyond the entries' bytes
+constexpr size_t kMaxLeaseRounds = 1024;    // rounds a lease-reads leader keeps unanswered
 
 std::string be64(uint64_t v) {
     std::string out(8, '\0');
@@ -142,6 +143,9 @@ public:
         role_ = Role::kFollower;
         leader_.reset();
         reset_election_timer();
+        // Lease reads: this replica may have answered a leader just before it stopped, and
+        // forgot when: it votes for no one until an election timeout after its start.
+        leader_contact_ = now_;
         if (config_.recovering) {
             recovering_ = true;
             // This start's nonce (Config::recovering), never 0 (an echo of nothing).
@@ -360,6 +364,12 @@ public:
             reads_done_.push_back(ReadResult{read_id, false, 0, leader_});
             return out;
         }
+        if (lease_valid() && term_at(commit_) == term_) {
+            // Lease read: no other leader can exist yet, so our commit index is the newest.
+            reads_.push_back(PendingRead{read_id, commit_, read_ctx_, true});
+            release_reads();
+            return out;
+        }
         reads_.push_back(PendingRead{read_id, 0, 0, false});
         start_read_round(out);
         return out;
@@ -380,6 +390,10 @@ public:
     Output transfer_leadership(ReplicaId target) override {
         Output out;
         if (role_ != Role::kLeader || target >= n_ || target == config_.id) return out;
+        // TimeoutNow lets the transferee win votes at once, from replicas that heard from us a
+        // moment ago: no lease for the rest of this term (a TimeoutNow may still be in flight
+        // after the transfer is abandoned). Reads take ReadIndex's round meanwhile.
+        lease_forfeited_ = true;
         transferee_ = target;
         transfer_elapsed_ = 0;
         maybe_timeout_now(out);
@@ -501,6 +515,7 @@ private:
         }
         if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
         election_elapsed_ = 0;
+        leader_contact_ = now_;
         pb::AppendReply r;
         r.set_term(term_);
         r.set_success(true);
@@ -561,8 +576,9 @@ private:
             if (kind == Kind::kVote) {
                 // A replica that heard from a leader within the election timeout ignores a
                 // vote request (pre-vote or real): a rejoining node cannot depose a live leader.
-                bool in_lease = config_.check_quorum && leader_ &&
-                                election_elapsed_ < config_.election_timeout_ticks;
+                bool in_lease = (config_.check_quorum && leader_ &&
+                                 election_elapsed_ < config_.election_timeout_ticks) ||
+                                heard_from_leader_recently();
                 if (in_lease && !transfer) return false;  // a leader's own hand-over may
                 if (pre_vote) return true;  // a pre-vote changes no term
             }
@@ -693,7 +709,10 @@ private:
             r.set_granted(grant);
         } else {
             // m.term == term_ here. One vote per term (Election Safety), durable before it leaves.
-            bool can = (voted_for_ && *voted_for_ == from) || (!voted_for_ && !leader_);
+            // A new vote waits out the lease of a leader we heard from (Config::lease_reads),
+            // though our term moved on since (a stale answer of a higher term can do that).
+            bool can = (voted_for_ && *voted_for_ == from) ||
+                       (!voted_for_ && !leader_ && (m.transfer() || !heard_from_leader_recently()));
             bool grant = can && up_to_date;
             if (grant && !voted_for_) {
                 voted_for_ = from;
@@ -733,6 +752,10 @@ private:
         fresh.next = last_index() + 1;
         fresh.last_progress_tick = now_;
         for (auto& p : progress_) p = fresh;
+        lease_until_ = 0;
+        lease_forfeited_ = false;
+        round_ticks_.clear();
+        if (config_.lease_reads) new_round();  // the first appends start the lease
         // A no-op of the new term (thesis 6.4): committing it commits everything before it,
         // since a leader commits only entries of its own term (5.4.2).
         append_own_entry({}, out);
@@ -846,6 +869,7 @@ private:
     }
 
     void heartbeat(Output& out) {
+        if (config_.lease_reads) new_round();  // each heartbeat round can renew the lease
         for (ReplicaId id = 0; id < n_; ++id) {
             if (id == config_.id) continue;
             Progress& p = progress_[id];
@@ -905,6 +929,7 @@ private:
         }
         if (role_ != Role::kFollower || leader_ != from) become_follower(term_, from, out);
         election_elapsed_ = 0;
+        leader_contact_ = now_;
         pb::AppendReply r;
         r.set_term(term_);
         r.set_read_ctx(m.read_ctx());
@@ -997,6 +1022,7 @@ private:
         if (m.recovery_nonce() != 0) p.recovery_echo = m.recovery_nonce();
         if (m.read_ctx() > p.read_ack && m.read_ctx() <= read_ctx_) {
             p.read_ack = m.read_ctx();
+            extend_lease();
             confirm_reads();
         }
         if (m.success()) {
@@ -1075,7 +1101,7 @@ private:
                 any = true;
             }
         if (!any) return;
-        ++read_ctx_;
+        new_round();
         for (ReplicaId id = 0; id < n_; ++id) {
             if (id == config_.id) continue;
             Progress& p = progress_[id];
@@ -1107,6 +1133,62 @@ private:
             reads_done_.push_back(ReadResult{reads_.front().id, true, reads_.front().index, leader_});
             reads_.pop_front();
         }
+    }
+
+    // A new round (read_ctx_): every append and heartbeat the leader sends from now on carries
+    // it, and a follower's answer echoes it. With lease reads, the tick it began is kept until
+    // a majority answered it or a later round, so an answer proves its sender heard from us at
+    // that tick or later.
+    void new_round() {
+        ++read_ctx_;
+        if (!config_.lease_reads) return;
+        round_ticks_.emplace_back(read_ctx_, now_);
+        // Bounded (no majority answering for long): dropping the oldest only ever makes the
+        // lease start earlier (extend_lease takes the newest kept round at or below).
+        while (round_ticks_.size() > kMaxLeaseRounds) round_ticks_.pop_front();
+    }
+
+    // Lease reads (thesis 6.4.1). The newest round a majority (ourselves included) answered
+    // began at tick t: each of them heard from us at t or later by its own clock, and from then
+    // refuses every vote (but a transfer's) for election_timeout_ticks of its own ticks
+    // (heard_from_leader_recently). So no other leader can be elected before t + T; we serve
+    // lease reads until t + T - margin, margin = T/8 (at least 1 tick): one tick because ticks
+    // are whole (a message received just before a follower's tick counts from that tick), the
+    // rest for clocks that drift apart (with T = 20 ticks, up to about 5% over one lease).
+    //
+    // The clock assumption, which ReadIndex does without: the replicas' tick rates (each from its
+    // own monotonic clock) differ by less than the margin over an election timeout, and no
+    // replica pauses longer than the margin without noticing (a GC pause, a VM stall: a leader
+    // that stalls keeps serving from a lease that expired while it stood still). A restart is
+    // noticed: a replica waits an election timeout after it starts before it votes.
+    void extend_lease() {
+        if (!config_.lease_reads || round_ticks_.empty()) return;
+        std::vector<uint64_t> acks{read_ctx_};
+        for (ReplicaId id = 0; id < n_; ++id)
+            if (id != config_.id) acks.push_back(progress_[id].read_ack);
+        std::sort(acks.begin(), acks.end(), std::greater<>());
+        const uint64_t answered = acks[majority_ - 1];
+        // The newest kept round at or below it (its tick is no later than that round's).
+        auto it = std::upper_bound(round_ticks_.begin(), round_ticks_.end(), answered,
+                                   [](uint64_t ctx, const auto& r) { return ctx < r.first; });
+        if (it == round_ticks_.begin()) return;
+        --it;
+        const uint64_t margin = std::max<uint64_t>(config_.election_timeout_ticks / 8, 1);
+        lease_until_ = std::max(lease_until_, it->second + config_.election_timeout_ticks - margin);
+        round_ticks_.erase(round_ticks_.begin(), it);  // older rounds can only give less
+    }
+
+    // Never during or after a leader transfer in this term (transfer_leadership).
+    bool lease_valid() const {
+        return config_.lease_reads && role_ == Role::kLeader && !lease_forfeited_ && !transferee_ &&
+               now_ < lease_until_;
+    }
+
+    // A follower's half of the lease: it heard from a leader (or started) less than an
+    // election timeout ago, by its own ticks. Such a replica votes for no one, whatever term
+    // it has moved to since, except in a transfer's election (TimeoutNow).
+    bool heard_from_leader_recently() const {
+        return config_.lease_reads && now_ - leader_contact_ < config_.election_timeout_ticks;
     }
 
     void refuse_reads(std::optional<ReplicaId> leader) {
@@ -1169,6 +1251,12 @@ private:
     std::deque<PendingRead> reads_;  // leader only, in arrival order
     std::vector<ReadResult> reads_done_;
     uint64_t read_ctx_ = 0;          // the newest read round (never reset: rounds only grow)
+    // Lease reads (Config::lease_reads): rounds not yet answered by a majority, with the tick
+    // each began; the tick the lease ends; whether a transfer in this term ruled it out.
+    std::deque<std::pair<uint64_t, uint64_t>> round_ticks_;
+    uint64_t lease_until_ = 0;
+    bool lease_forfeited_ = false;
+    uint64_t leader_contact_ = 0;  // follower: the tick it last heard from a leader (or started)
     std::optional<ReplicaId> transferee_;  // leader only: handing over to it
     // Config::recovering: each peer's term once it answered; the highest bounds our old votes.
     bool recovering_ = false;

@@ -39,6 +39,13 @@ struct Config {
     uint64_t heartbeat_ticks = 2;
     bool pre_vote = true;      // thesis 9.6: ask before disrupting a term
     bool check_quorum = true;  // a leader that hears no majority for T ticks steps down
+    // Lease reads (thesis 6.4.1, etcd's ReadOnlyLeaseBased): a leader that a majority answered
+    // within the last election timeout (less a drift margin) answers read_index from its commit
+    // index at once, with no heartbeat round. Off by default: unlike ReadIndex it assumes
+    // bounded clock drift and no unnoticed pauses (the argument is at Raft::lease_valid in
+    // engine.cc). Every replica must run with the same setting: a follower's part is to refuse
+    // votes for an election timeout after it last heard from a leader (and after it starts).
+    bool lease_reads = false;
     // This replica lost its durable term, vote and log (`tallyd --recover`). It may have voted
     // in a term before the loss, for a candidate it no longer knows, and acknowledged entries
     // it no longer holds: until it knows both bounds again it neither votes nor campaigns
