@@ -389,6 +389,7 @@ Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, con
     config.protocol = *protocol;
     config.f = bft::Quorums::max_faults(*protocol, options.nodes);
     config.dir = abs;
+    config.consensus.lease_reads = options.lease_reads;
     // Each replica's, then each one's for clients, then each one's for its metrics.
     auto ports = free_ports(3 * options.nodes);
     if (!ports) return ports.error();
@@ -735,6 +736,8 @@ Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progre
         std::error_code ec;
         auto protocol = check_node_count(options.protocol, options.nodes);
         if (!protocol) return protocol.error();
+        if (options.lease_reads && *protocol != bft::Protocol::kRaft)
+            return make_error("usage", "--lease-reads: only Raft has lease reads; run it with --consensus raft");
         if (*protocol == bft::Protocol::kRaft) {
             // Raft plays a few behaviours (bft/raft/traitor.h); the rest are PBFT's. A malformed
             // spec is left to the full check below.

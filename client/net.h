@@ -51,6 +51,9 @@ struct NetUpOptions {
     // Ballast accounts in the genesis (ledger/account.h), holding 1 each: a ledger this large
     // from the first block, to measure what its size costs (scripts/measure-ledger-size).
     uint64_t ballast = 0;
+    // Raft: serve linearizable reads from the leader's lease (network.json's
+    // consensus.lease_reads; the clock assumption is at bft::raft::Config::lease_reads).
+    bool lease_reads = false;
 };
 
 // `tally net init --hosts H1,...,Hn --out DIR`: a network for n machines, one replica on each,

@@ -50,6 +50,7 @@ struct Args {
     uint64_t ballast = 0;
     std::vector<std::string> traitors;
     std::string protocol = "pbft";
+    bool lease_reads = false;
     double wait_s = 30.0;
     uint32_t node = 0;
     double status_wait_s = 1.0;
@@ -133,6 +134,7 @@ int cmd_net_up(const Args& args) {
     options.protocol = args.protocol;
     options.traitors = args.traitors;
     options.ballast = args.ballast;
+    options.lease_reads = args.lease_reads;
     auto wait = tc::parse_timeout_s(args.wait_s, "--wait");
     if (!wait) return fail(wait.error());
     options.ready_timeout = *wait;
@@ -489,6 +491,10 @@ CLI::App* add_net_up(CLI::App* net, Args& args) {
     up->add_option("--nodes", args.nodes,
                    "replicas (PBFT: 3f+1, default 4; Raft: any n, f = floor((n-1)/2), default 3)");
     up->add_option("--consensus,--protocol", args.protocol, "pbft or raft")->capture_default_str();
+    up->add_flag("--lease-reads", args.lease_reads,
+                 "Raft: answer linearizable reads from the leader's lease, without a heartbeat round "
+                 "each (assumes the replicas' clocks drift apart by less than an eighth of the election "
+                 "timeout; off: ReadIndex, which assumes nothing of clocks)");
     up->add_option("--traitor", args.traitors,
                    "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
                    "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "

@@ -51,6 +51,7 @@ bft::raft::Config raft_config(const api::NetworkConfig& config, bft::ReplicaId i
     raft.pipeline_depth = config.consensus.pipeline_depth;
     raft.election_timeout_ticks = config.consensus.election_timeout_ticks;
     raft.heartbeat_ticks = config.consensus.heartbeat_ticks;
+    raft.lease_reads = config.consensus.lease_reads;
     // Log compaction at the ledger states the node keeps and serves: multiples of
     // checkpoint_interval (node/replica_state.cc, keep_snapshot). With the default 128: the log
     // is compacted every 8,192 entries, keeping the last 1,024 for followers slightly behind;

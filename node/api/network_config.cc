@@ -67,6 +67,14 @@ public:
         return x;
     }
 
+    // A boolean; `fallback` when absent.
+    Result<bool> bool_field(const std::string& field, bool fallback) {
+        if (!has(field)) return fallback;
+        const json& v = at(field);
+        if (!v.is_boolean()) return error(field, "expected true or false, got " + v.dump());
+        return v.get<bool>();
+    }
+
     Result<std::string> string_field(const std::string& field) {
         if (!has(field)) return missing(field);
         const json& v = at(field);
@@ -306,6 +314,13 @@ Status parse_consensus(const std::string& file, const json& j, NetworkConfig& co
         return fields.error("heartbeat_ticks", "must be less than election_timeout_ticks (" +
                                                    std::to_string(c.election_timeout_ticks) + "), got " +
                                                    std::to_string(c.heartbeat_ticks));
+    auto lease = fields.bool_field("lease_reads", c.lease_reads);
+    if (!lease) return lease.error();
+    c.lease_reads = *lease;
+    // PBFT has no leader lease to read from: say so rather than ignore what was asked for.
+    if (c.lease_reads && config.protocol != bft::Protocol::kRaft)
+        return fields.error("lease_reads", "only Raft has lease reads (protocol is \"" +
+                                               std::string(bft::protocol_name(config.protocol)) + "\")");
     return fields.no_unknown_fields();
 }
 
@@ -421,6 +436,7 @@ Status save_network_config(const NetworkConfig& config, const std::string& path)
     if (config.protocol == bft::Protocol::kRaft) {
         j["consensus"]["election_timeout_ticks"] = c.election_timeout_ticks;
         j["consensus"]["heartbeat_ticks"] = c.heartbeat_ticks;
+        j["consensus"]["lease_reads"] = c.lease_reads;
     }
 
     // Write a sibling, then rename: a reader never sees half a file.

@@ -19,7 +19,8 @@
 //   "consensus": {"tick_ms": 10, "batch_size_max": 256, "batch_bytes_max": 262144, "pipeline_depth": 2,
 //                 "checkpoint_interval": 128, "watermark_window": 512,
 //                 "view_change_timeout_ticks": 200,
-//                 "election_timeout_ticks": 100, "heartbeat_ticks": 10}   // Raft only
+//                 "election_timeout_ticks": 100, "heartbeat_ticks": 10,   // Raft only
+//                 "lease_reads": false}                                    // Raft only
 // }
 #pragma once
 
@@ -73,6 +74,11 @@ struct ConsensusConfig {
     // sends a heartbeat every heartbeat_ticks. 100 and 10 ticks of 10 ms: etcd's 1 s and 100 ms.
     uint64_t election_timeout_ticks = 100;
     uint64_t heartbeat_ticks = 10;
+    // Raft: linearizable reads from the leader's lease, without a heartbeat round per read
+    // (bft::raft::Config::lease_reads). Off by default: it assumes the replicas' clocks run at
+    // rates within the drift margin (an eighth of the election timeout) and that no replica
+    // stalls that long unnoticed; ReadIndex assumes nothing of clocks. Refused under PBFT.
+    bool lease_reads = false;
 };
 
 struct NetworkConfig {

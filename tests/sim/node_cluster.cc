@@ -616,6 +616,7 @@ std::string NodeCluster::describe() const {
     std::ostringstream s;
     s << "node sim: protocol=" << bft::protocol_name(config_.protocol) << " seed=" << config_.seed
       << " f=" << config_.f;
+    if (config_.consensus.lease_reads) s << " lease-reads";
     for (const auto& [id, behaviours] : config_.traitors) s << " traitor=" << id << ":" << behaviours;
     s << " clients=" << config_.clients << " ops=" << config_.ops_per_client << " drop=" << config_.faults.drop
       << " duplicate=" << config_.faults.duplicate << " delay=" << config_.faults.delay_min_ticks << ".."

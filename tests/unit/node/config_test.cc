@@ -262,6 +262,34 @@ TEST_F(ConfigTest, RaftTimeoutsAreReadAndTheHeartbeatMustBeShorterThanTheElectio
     expect_invalid(j, "heartbeat_ticks");
 }
 
+// Lease reads are Raft's, off unless asked for; saved with the Raft settings; a PBFT file that
+// asks for them is refused (it has no lease to read from), as is anything but a boolean.
+TEST_F(ConfigTest, LeaseReadsAreRaftsOffByDefaultAndRefusedUnderPbft) {
+    json j = valid_json();
+    j["protocol"] = "raft";
+    j["replicas"].erase(3);
+    auto config = load_network_config(write(j));
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_FALSE(config->consensus.lease_reads);
+    j["consensus"]["lease_reads"] = true;
+    config = load_network_config(write(j));
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_TRUE(config->consensus.lease_reads);
+    const std::string saved = dir_ / "saved.json";
+    ASSERT_TRUE(save_network_config(*config, saved).ok());
+    auto again = load_network_config(saved);
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_TRUE(again->consensus.lease_reads);
+    j["consensus"]["lease_reads"] = "yes";
+    expect_invalid(j, "lease_reads");
+
+    json pbft = valid_json();
+    pbft["consensus"]["lease_reads"] = false;
+    EXPECT_TRUE(load_network_config(write(pbft)).ok()) << "false says nothing PBFT cannot do";
+    pbft["consensus"]["lease_reads"] = true;
+    expect_invalid(pbft, "lease_reads");
+}
+
 TEST_F(ConfigTest, DuplicateIdsPortsAndKeysAreRefused) {
     json j = valid_json();
     j["replicas"][2]["id"] = 1;

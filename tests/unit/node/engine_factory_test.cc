@@ -94,6 +94,9 @@ TEST(EngineFactory, RaftIsBuiltFromTheNetworksReplicasAndTimeoutsAndPlaysOnlyIts
     EXPECT_EQ(raft.seed, 9u);
     EXPECT_EQ(raft.election_timeout_ticks, 40u);
     EXPECT_EQ(raft.heartbeat_ticks, 4u);
+    EXPECT_FALSE(raft.lease_reads) << "off unless network.json asks for it";
+    config.consensus.lease_reads = true;
+    EXPECT_TRUE(raft_config(config, 2, 9).lease_reads);
     EXPECT_EQ(raft.batch_size_max, 17u);
     EXPECT_EQ(raft.pipeline_depth, 3u);
     const auto key = key_of(0);
