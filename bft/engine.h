@@ -232,6 +232,18 @@ public:
     // engine may keep as proof and forward. The body is untrusted until decoded.
     virtual Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) = 0;
 
+    // Asked before a peer's message has its signature checked (the largest cost of most
+    // messages), from its type and its unverified body: would it still change anything here,
+    // whoever signed it? False lets the caller drop it unchecked. An engine answers false only
+    // where no body of that type could matter, and reads the body only to answer: nothing of it
+    // is kept or acted on, so a forged body can at most make the caller drop a message the
+    // engine did not need. Default: every message counts.
+    virtual bool wants_unverified(crypto::MessageType type, std::string_view body) const {
+        (void)type;
+        (void)body;
+        return true;
+    }
+
     // A client's request, already authenticated by the caller.
     virtual Output on_client_request(const ClientRequest& request) = 0;
 

@@ -159,6 +159,39 @@ TEST(PbftNormalCase, CommittedLocalNeedsTwoFPlusOneCommitsAndExecutionIsInSequen
     EXPECT_EQ(out.commit[0].requests, b1);
 }
 
+// The node asks before it checks a vote's signature (Engine::wants_unverified): only a vote
+// that comes after the certificate it would count toward, for that very batch, may be dropped
+// unchecked; any other (another digest: equivocation evidence; another view or slot) is wanted.
+TEST(PbftNormalCase, AVoteIsWantedUntilTheCertificateItWouldCountTowardIsMade) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    crypto::Hash other{};
+    other[0] = 7;
+    auto body = [&](MessageType type, ReplicaId from, uint64_t view, uint64_t seq, const crypto::Hash& digest) {
+        return crypto::open(h.vote(type, from, view, seq, digest))->body;
+    };
+    auto wants = [&](MessageType type, ReplicaId from, uint64_t view, uint64_t seq, const crypto::Hash& digest) {
+        return h.engine->wants_unverified(type, body(type, from, view, seq, digest));
+    };
+    EXPECT_TRUE(wants(MessageType::kPrepare, 2, 0, 1, d)) << "no pre-prepare yet";
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    EXPECT_TRUE(wants(MessageType::kPrepare, 2, 0, 1, d)) << "not prepared yet";
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d));  // prepared: own prepare and replica 2's
+    EXPECT_FALSE(wants(MessageType::kPrepare, 3, 0, 1, d)) << "a prepare after the prepared certificate";
+    EXPECT_TRUE(wants(MessageType::kPrepare, 3, 0, 1, other)) << "another digest is evidence";
+    EXPECT_TRUE(wants(MessageType::kPrepare, 3, 1, 1, d)) << "another view";
+    EXPECT_TRUE(wants(MessageType::kPrepare, 3, 0, 2, d)) << "another slot";
+    EXPECT_TRUE(wants(MessageType::kCommit, 2, 0, 1, d)) << "not committed yet";
+    h.deliver(h.vote(MessageType::kCommit, 2, 0, 1, d));
+    Output out = h.deliver(h.vote(MessageType::kCommit, 3, 0, 1, d));
+    ASSERT_EQ(out.commit.size(), 1u);
+    EXPECT_FALSE(wants(MessageType::kCommit, 0, 0, 1, d)) << "a commit after committed-local";
+    EXPECT_TRUE(wants(MessageType::kCommit, 0, 0, 1, other));
+    EXPECT_TRUE(h.engine->wants_unverified(MessageType::kCommit, "not a vote")) << "the checked path refuses it";
+    EXPECT_TRUE(wants(MessageType::kCheckpoint, 0, 0, 1, d)) << "only votes are ever dropped";
+}
+
 TEST(PbftNormalCase, ThePrimaryBatchesRequestsAndKeepsAtMostPipelineDepthInFlight) {
     Harness h(0);
     size_t pre_prepares = 0;
