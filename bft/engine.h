@@ -10,7 +10,9 @@
 // The contract for every Output, in this order:
 //   early. send_early — hand these messages to the transport before anything else: nothing in
 //      them relies on this output's writes (Raft: a leader's AppendEntries with its own new
-//      entries, which it may send while it writes them, thesis 10.2.1). The caller reads its
+//      entries, which it may send while it writes them, thesis 10.2.1; PBFT: a pre-prepare or a
+//      prepare, whose unsynced record the restart rule stands in for). Outputs drained as one
+//      (Output::append) keep this true: once a sync is pending, later early sends wait for it. The caller reads its
 //      next input only after step 1, so an engine that counts its own writes (a leader's vote
 //      for its entries toward a commit) counts them synced.
 //   0. ledger — when ledger_sync_through is set, make the ledger durable through that seq
@@ -175,8 +177,13 @@ struct Output {
                !fetch_snapshot && redirects.empty() && forwarded.empty() &&
                ledger_sync_through == 0;
     }
-    // Appends `other` after this output's own effects, keeping the contract's order.
+    // Appends `other` after this output's own effects, keeping the contract's order. The
+    // caller then drains both as one (the node: a loop turn's inputs, one fsync for all).
     void append(Output&& other);
+    // Puts send_early at the front of send: for a wrapper that rewrites what an engine sends
+    // and does not keep the early messages apart (a traitor, the simulator's twins). They
+    // then leave after the writes, which is always allowed, only later.
+    void fold_send_early();
 };
 
 // A misbehaviour an engine detected in a peer (a bad message, a conflicting one, a lie).

@@ -224,10 +224,15 @@ bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
     return true;
 }
 
-// Logs the pre-prepare, persists what this replica signs for (v, s), then sends: the
-// pre-prepare itself (primary) or a PREPARE (backup) — unless the restart rule keeps it silent
-// in this view. The record is written without fsync: a replica that loses it in a machine
-// crash keeps the restart rule instead.
+// Logs the pre-prepare, persists what this replica signs for (v, s), and sends the pre-prepare
+// itself (primary) or a PREPARE (backup) — unless the restart rule keeps it silent in this
+// view. The record is written without fsync: a replica that loses it in a machine crash keeps
+// the restart rule instead. Nothing relies on the record, so the message leaves while it is
+// written (Output::send_early): the primary's pre-prepare and the backups' prepares are on
+// every transfer's critical path, and each used to wait for an SQLite transaction (and, when
+// the same turn also prepared a slot, for its fsync). Only a replica's first vote in a view
+// waits, for its view record to be synced (as does any vote in an output with a sync pending:
+// it may be that record).
 void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
                                     std::vector<std::string> requests, std::string raw,
                                     Output& out) {
@@ -250,12 +255,14 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
         advance(seq, out);
         return;
     }
+    const bool early = view_recorded_ && !out.sync;
     if (!view_recorded_) persist_view(out);  // synced before its first vote in this view
+    std::vector<Outgoing>& sends = early ? out.send_early : out.send;
     pb::PreparedProof record;
     record.set_pre_prepare(raw);
     if (primary_of(view) == config_.id) {
         out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
-        out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
+        sends.push_back(Outgoing{kAllReplicas, std::move(raw)});
     } else {
         pb::Vote vote;
         vote.set_view(view);
@@ -265,7 +272,7 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
         record.add_prepares(prepare);
         out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
         slot.prepares[{view, digest}][config_.id] = prepare;
-        out.send.push_back(Outgoing{kAllReplicas, std::move(prepare)});
+        sends.push_back(Outgoing{kAllReplicas, std::move(prepare)});
     }
     advance(seq, out);
 }

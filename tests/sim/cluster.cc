@@ -354,6 +354,27 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
         }
         bft::Output out = std::move(pending.front());
         pending.pop_front();
+        auto send_all = [&](std::vector<bft::Outgoing>& sends) {
+            for (auto& msg : sends) {
+                if (tracing_messages()) {
+                    crypto::OpenOptions header_only;
+                    header_only.verify_signature = false;
+                    if (auto e = crypto::open(msg.envelope, header_only))
+                        std::fprintf(stderr, "@%llu r%u -> %s %s\n", (unsigned long long)now_, id,
+                                     msg.to == bft::kAllReplicas ? "all" : std::to_string(msg.to).c_str(),
+                                     std::string(crypto::type_name(e->type)).c_str());
+                }
+                record_signed(msg.envelope, id);
+                if (msg.to == bft::kAllReplicas) {
+                    for (bft::ReplicaId to = 0; to < n(); ++to)
+                        if (to != id) send(id, to, msg.envelope);
+                } else {
+                    send(id, msg.to, std::move(msg.envelope));
+                }
+            }
+        };
+        // early. what relies on none of this output's writes (engine.h)
+        send_all(out.send_early);
         // 0. the ledger durable through what the output vouches for
         if (out.ledger_sync_through > r.ledger_synced_seq) sync_ledger(id);
         // 1. persist
@@ -366,23 +387,7 @@ void Cluster::drain(bft::ReplicaId id, bft::Output first) {
             r.unsynced.clear();
         }
         // 2. send
-        for (auto& msg : out.send) {
-            if (tracing_messages()) {
-                crypto::OpenOptions header_only;
-                header_only.verify_signature = false;
-                if (auto e = crypto::open(msg.envelope, header_only))
-                    std::fprintf(stderr, "@%llu r%u -> %s %s\n", (unsigned long long)now_, id,
-                                 msg.to == bft::kAllReplicas ? "all" : std::to_string(msg.to).c_str(),
-                                 std::string(crypto::type_name(e->type)).c_str());
-            }
-            record_signed(msg.envelope, id);
-            if (msg.to == bft::kAllReplicas) {
-                for (bft::ReplicaId to = 0; to < n(); ++to)
-                    if (to != id) send(id, to, msg.envelope);
-            } else {
-                send(id, msg.to, std::move(msg.envelope));
-            }
-        }
+        send_all(out.send);
         // 3. execute
         for (const auto& batch : out.commit) execute(id, batch, pending);
         // 4. state transfer

@@ -94,11 +94,23 @@ TEST(PbftRecords, AViewRecordReadsBackAndWithoutItsLastByteIsActive) {
     EXPECT_TRUE(old.active);
 }
 
-TEST(PbftNormalCase, ABackupPersistsWhatItSignsBeforeSendingThePrepare) {
+TEST(PbftNormalCase, ABackupRecordsWhatItSignsAndItsPrepareLeavesWhileTheRecordIsWritten) {
     Harness h(1);
-    Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
-    ASSERT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
-    EXPECT_TRUE(writes(out, slot_key(1, 0, kSlotAccepted)));
+    h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));  // its first vote in the view
+    Output out = h.deliver(h.pre_prepare(0, 0, 2, {h.request()}));
+    ASSERT_EQ(out.send_early.size(), 1u) << "the restart rule, not the record, stands behind it";
+    EXPECT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
+    EXPECT_TRUE(writes(out, slot_key(2, 0, kSlotAccepted)));
+}
+
+TEST(PbftNormalCase, ThePrimarysPrePrepareLeavesWhileItsRecordIsWritten) {
+    Harness h(0);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});  // first vote
+    Output out = h.engine->on_client_request(ClientRequest{{h.client.public_key(), 2}, h.request()});
+    ASSERT_EQ(out.send_early.size(), 1u);
+    EXPECT_TRUE(out.send.empty());
+    EXPECT_EQ(crypto::open(out.send_early[0].envelope)->type, MessageType::kPrePrepare);
+    EXPECT_FALSE(out.sync);
 }
 
 TEST(PbftNormalCase, AReplicaSyncsItsViewBeforeItsFirstVoteInTheViewAndNotForLaterPrepares) {
@@ -107,11 +119,23 @@ TEST(PbftNormalCase, AReplicaSyncsItsViewBeforeItsFirstVoteInTheViewAndNotForLat
     ASSERT_EQ(sent(first, MessageType::kPrepare).size(), 1u);
     EXPECT_TRUE(writes(first, std::string(kKeyView)));
     EXPECT_TRUE(first.sync) << "the view record must be on disk before the first vote leaves";
+    EXPECT_TRUE(first.send_early.empty()) << "so the first vote is not sent early";
     Output second = h.deliver(h.pre_prepare(0, 0, 2, {h.request()}));
     ASSERT_EQ(sent(second, MessageType::kPrepare).size(), 1u);
     EXPECT_TRUE(writes(second, slot_key(2, 0, kSlotAccepted)));
     EXPECT_FALSE(writes(second, std::string(kKeyView)));
     EXPECT_FALSE(second.sync) << "a prepare is written, not synced (the restart rule covers it)";
+}
+
+// The node drains a loop turn's outputs as one (Output::append): a prepare sent early must not
+// overtake the synced view record of the first vote an earlier input in the same turn made.
+TEST(PbftNormalCase, OutputsDrainedAsOneSendNothingEarlyAheadOfAPendingSync) {
+    Harness h(1);
+    Output turn = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));  // the view record, synced
+    turn.append(h.deliver(h.pre_prepare(0, 0, 2, {h.request()})));   // a later prepare: early alone
+    EXPECT_TRUE(turn.sync);
+    EXPECT_TRUE(turn.send_early.empty());
+    EXPECT_EQ(sent(turn, MessageType::kPrepare).size(), 2u);
 }
 
 TEST(PbftNormalCase, APreparedCertificateIsSyncedBeforeTheCommitLeaves) {
