@@ -12,9 +12,9 @@
 //      them relies on this output's writes (Raft: a leader's AppendEntries with its own new
 //      entries, which it may send while it writes them, thesis 10.2.1; PBFT: a pre-prepare or a
 //      prepare, whose unsynced record the restart rule stands in for). Outputs drained as one
-//      (Output::append) keep this true: once a sync is pending, later early sends wait for it. The caller reads its
-//      next input only after step 1, so an engine that counts its own writes (a leader's vote
-//      for its entries toward a commit) counts them synced.
+//      (Output::append) keep this true: once a sync is pending, later early sends wait for it.
+//      The caller reads its next input only after step 1, so an engine that counts its own
+//      writes (a leader's vote for its entries toward a commit) counts them synced.
 //   0. ledger — when ledger_sync_through is set, make the ledger durable through that seq
 //      (it has executed it) before anything below happens: before the replica's CHECKPOINT
 //      vouches for that state, and before a stable checkpoint erases the certificates that
@@ -242,9 +242,9 @@ public:
     // Asked before a peer's message has its signature checked (the largest cost of most
     // messages), from its type and its unverified body: would it still change anything here,
     // whoever signed it? False lets the caller drop it unchecked. An engine answers false only
-    // where no body of that type could matter, and reads the body only to answer: nothing of it
-    // is kept or acted on, so a forged body can at most make the caller drop a message the
-    // engine did not need. Default: every message counts.
+    // for a message that would change nothing even if its signature held, and reads the body
+    // only to answer: nothing of it is kept or acted on, so a forged body can at most make the
+    // caller drop a message the engine did not need. Default: every message counts.
     virtual bool wants_unverified(crypto::MessageType type, std::string_view body) const {
         (void)type;
         (void)body;
