@@ -15,8 +15,15 @@ void move_append(std::vector<T>& into, std::vector<T>& from) {
 
 void Output::append(Output&& other) {
     move_append(persist, other.persist);
+    // Sent early, `other`'s messages would leave before this output's writes; once a sync is
+    // pending here, they may rely on it (PBFT: the view record before a first vote), so they
+    // wait for it, ahead of `other`'s own sends.
+    if (sync) {
+        move_append(send, other.send_early);
+    } else {
+        move_append(send_early, other.send_early);
+    }
     move_append(send, other.send);
-    move_append(send_early, other.send_early);
     move_append(commit, other.commit);
     if (other.fetch_snapshot) fetch_snapshot = std::move(other.fetch_snapshot);
     move_append(redirects, other.redirects);
@@ -24,6 +31,12 @@ void Output::append(Output&& other) {
     move_append(steps, other.steps);
     sync = sync || other.sync;
     ledger_sync_through = std::max(ledger_sync_through, other.ledger_sync_through);
+}
+
+void Output::fold_send_early() {
+    send.insert(send.begin(), std::make_move_iterator(send_early.begin()),
+                std::make_move_iterator(send_early.end()));
+    send_early.clear();
 }
 
 }  // namespace tally::bft

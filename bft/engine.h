@@ -10,9 +10,11 @@
 // The contract for every Output, in this order:
 //   early. send_early — hand these messages to the transport before anything else: nothing in
 //      them relies on this output's writes (Raft: a leader's AppendEntries with its own new
-//      entries, which it may send while it writes them, thesis 10.2.1). The caller reads its
-//      next input only after step 1, so an engine that counts its own writes (a leader's vote
-//      for its entries toward a commit) counts them synced.
+//      entries, which it may send while it writes them, thesis 10.2.1; PBFT: a pre-prepare or a
+//      prepare, whose unsynced record the restart rule stands in for). Outputs drained as one
+//      (Output::append) keep this true: once a sync is pending, later early sends wait for it.
+//      The caller reads its next input only after step 1, so an engine that counts its own
+//      writes (a leader's vote for its entries toward a commit) counts them synced.
 //   0. ledger — when ledger_sync_through is set, make the ledger durable through that seq
 //      (it has executed it) before anything below happens: before the replica's CHECKPOINT
 //      vouches for that state, and before a stable checkpoint erases the certificates that
@@ -175,8 +177,13 @@ struct Output {
                !fetch_snapshot && redirects.empty() && forwarded.empty() &&
                ledger_sync_through == 0;
     }
-    // Appends `other` after this output's own effects, keeping the contract's order.
+    // Appends `other` after this output's own effects, keeping the contract's order. The
+    // caller then drains both as one (the node: a loop turn's inputs, one fsync for all).
     void append(Output&& other);
+    // Puts send_early at the front of send: for a wrapper that rewrites what an engine sends
+    // and does not keep the early messages apart (a traitor, the simulator's twins). They
+    // then leave after the writes, which is always allowed, only later.
+    void fold_send_early();
 };
 
 // A misbehaviour an engine detected in a peer (a bad message, a conflicting one, a lie).
@@ -231,6 +238,18 @@ public:
     // valid and its sender is replica `from`'s key. `raw` is the envelope's bytes, which an
     // engine may keep as proof and forward. The body is untrusted until decoded.
     virtual Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) = 0;
+
+    // Asked before a peer's message has its signature checked (the largest cost of most
+    // messages), from its type and its unverified body: would it still change anything here,
+    // whoever signed it? False lets the caller drop it unchecked. An engine answers false only
+    // for a message that would change nothing even if its signature held, and reads the body
+    // only to answer: nothing of it is kept or acted on, so a forged body can at most make the
+    // caller drop a message the engine did not need. Default: every message counts.
+    virtual bool wants_unverified(crypto::MessageType type, std::string_view body) const {
+        (void)type;
+        (void)body;
+        return true;
+    }
 
     // A client's request, already authenticated by the caller.
     virtual Output on_client_request(const ClientRequest& request) = 0;

@@ -163,9 +163,9 @@ Vote ReplyQuorum::add(uint32_t replica, const crypto::PublicKey& replica_key,
     member.frame = std::string(frame);
     group.push_back(std::move(member));
     ++groups_per_replica_[replica];
-    if (group.size() < quorum_) return Vote::kPending;
+    if (group.size() + 1 < quorum_) return Vote::kPending;
 
-    verify_group(group);
+    verify_group(group);  // one short of a quorum, or complete (reply_quorum.h: "lazily")
     if (group.size() < quorum_) {
         // Our reply may have been the bad one; report that precisely.
         const bool ours_dropped = std::none_of(group.begin(), group.end(), [&](const Member& m) {

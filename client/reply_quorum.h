@@ -12,9 +12,14 @@
 //
 // What it trusts: nothing in an envelope. The caller only says which replica's socket a frame
 // arrived on and that replica's public key (from network.json). Signatures are checked lazily
-// — a reply is verified only when it would complete a matching group — because verification
-// is the client's main cost and most replies beyond the quorum are never needed. A reply whose
-// signature fails is dropped from its group and counted; the group must then fill again.
+// — a reply is verified only once its group is at most one reply short of a quorum — because
+// verification is the client's main cost and most replies beyond the quorum are never needed.
+// One short, not complete: the group's first f replies are checked while the client waits
+// for the last (a one-client PBFT transfer: the first reply's check is off the critical path,
+// only the second's is on it), which costs nothing in an honest run (those replies would be
+// checked when the group completed) and at most one check per group that never completes. A
+// reply whose signature fails is dropped from its group and counted; the group must then
+// fill again.
 //
 // An ordered reply comes either signed alone (kReply: answers from a replica's reply cache) or
 // as one reply of an executed batch (kBatchReply, crypto/reply_batch.h): then it is valid only

@@ -317,6 +317,10 @@ void Replica::receive_frames(size_t client_frames_max) {
                                   " bytes/s (its frames are dropped; it retransmits)");
             continue;
         }
+        if (!on_client_port(job.routing_id) && !engine_wants(job)) {
+            ++unchecked_votes_;
+            continue;
+        }
         frames_.push_back(std::move(job));
     }
     if (frames_.empty()) return;
@@ -326,6 +330,14 @@ void Replica::receive_frames(size_t client_frames_max) {
         return;
     }
     workers_->submit_verify_all(frames_);
+}
+
+bool Replica::engine_wants(const VerifyJob& job) const {
+    crypto::OpenOptions header_only;
+    header_only.verify_signature = false;
+    auto unverified = crypto::open(view_of(job.frame), header_only);
+    // A frame that does not open is the workers' to refuse and count.
+    return !unverified || engine_->wants_unverified(unverified->type, unverified->body);
 }
 
 void Replica::handle_events(bft::Output& out) {
@@ -525,10 +537,12 @@ void Replica::log_stats() {
     const auto status = engine_->status();
     const auto cache = authenticator_.stats();
     spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
-                 "{} hits / {} misses, {} pending jobs, {} dropped sends, {} refused connections, store commits {} ({} synced)",
+                 "{} hits / {} misses, {} pending jobs, {} dropped sends, {} refused connections, store commits {} ({} synced), "
+                 "{} late votes not checked",
                  id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
                  cache.hits, cache.misses, workers_->pending_jobs(), network_->dropped_sends(),
-                 network_->refused_connections(), store_->commits(), store_->synced_commits());
+                 network_->refused_connections(), store_->commits(), store_->synced_commits(),
+                 unchecked_votes_);
 }
 
 }  // namespace tally::node

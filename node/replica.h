@@ -154,6 +154,9 @@ public:
     const ledger::State& ledger() const { return *ledger_; }
     const Store& store() const { return *store_; }
     uint64_t state_transfers() const { return state_transfers_; }  // ledger snapshots installed
+    // Peers' frames dropped unchecked: votes that came after the certificate they would count
+    // toward (receive_frames).
+    uint64_t unchecked_votes() const { return unchecked_votes_; }
     // Misbehaviour this replica detected in its peers, by kind.
     const std::map<bft::Misbehaviour, uint64_t>& detected() const { return detected_; }
 
@@ -165,7 +168,10 @@ private:
     // How many frames the clients' socket may be read for now (0: not at all): back-pressure.
     size_t client_frames_max() const;
     // Reads what waits on the sockets, at most `client_frames_max` frames from the clients'.
+    // A peer's frame that the engine says could change nothing (bft::Engine::wants_unverified)
+    // is dropped there, before its signature is checked, and counted in unchecked_votes_.
     void receive_frames(size_t client_frames_max);
+    bool engine_wants(const VerifyJob& job) const;
     void handle_events(bft::Output& out);
     Status drain(bft::Output out);
     Status execute(const bft::Committed& batch, bft::Output& next);
@@ -267,6 +273,7 @@ private:
     Traffic traffic_;                   // counted only with metrics_
     Traffic::Count sent_total_;         // every message to a peer, metrics or not (status_reply)
     uint64_t state_transfers_ = 0;      // ledger snapshots installed
+    uint64_t unchecked_votes_ = 0;      // see unchecked_votes()
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;
     ClientRoutes routes_;

@@ -224,10 +224,15 @@ bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
     return true;
 }
 
-// Logs the pre-prepare, persists what this replica signs for (v, s), then sends: the
-// pre-prepare itself (primary) or a PREPARE (backup) — unless the restart rule keeps it silent
-// in this view. The record is written without fsync: a replica that loses it in a machine
-// crash keeps the restart rule instead.
+// Logs the pre-prepare, persists what this replica signs for (v, s), and sends the pre-prepare
+// itself (primary) or a PREPARE (backup) — unless the restart rule keeps it silent in this
+// view. The record is written without fsync: a replica that loses it in a machine crash keeps
+// the restart rule instead. Nothing relies on the record, so the message leaves while it is
+// written (Output::send_early): the primary's pre-prepare and the backups' prepares are on
+// every transfer's critical path, and each used to wait for an SQLite transaction (and, when
+// the same turn also prepared a slot, for its fsync). Only a replica's first vote in a view
+// waits, for its view record to be synced (as does any vote in an output with a sync pending:
+// it may be that record).
 void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
                                     std::vector<std::string> requests, std::string raw,
                                     Output& out) {
@@ -250,12 +255,14 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
         advance(seq, out);
         return;
     }
+    const bool early = view_recorded_ && !out.sync;
     if (!view_recorded_) persist_view(out);  // synced before its first vote in this view
+    std::vector<Outgoing>& sends = early ? out.send_early : out.send;
     pb::PreparedProof record;
     record.set_pre_prepare(raw);
     if (primary_of(view) == config_.id) {
         out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
-        out.send.push_back(Outgoing{kAllReplicas, std::move(raw)});
+        sends.push_back(Outgoing{kAllReplicas, std::move(raw)});
     } else {
         pb::Vote vote;
         vote.set_view(view);
@@ -265,7 +272,7 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
         record.add_prepares(prepare);
         out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
         slot.prepares[{view, digest}][config_.id] = prepare;
-        out.send.push_back(Outgoing{kAllReplicas, std::move(prepare)});
+        sends.push_back(Outgoing{kAllReplicas, std::move(prepare)});
     }
     advance(seq, out);
 }
@@ -301,6 +308,27 @@ void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::strin
     }
     votes[{vote.view(), d}].emplace(from, std::string(raw));
     advance(vote.seq(), out);
+}
+
+// A vote changes nothing once the certificate it would count toward is made: a PREPARE for a
+// slot prepared in this view, a COMMIT for one committed-local, for the digest the slot holds
+// (the certificates keep the votes that made them; a later one is neither counted nor kept as
+// proof). The node drops such votes before checking their signatures (Engine::wants_unverified):
+// with n = 4, each backup needs one other backup's PREPARE and each replica two of the three
+// others' COMMITs, so 8 of a batch's 31 signature checks were of votes that came too late to
+// count. A vote for another digest, view or slot is checked as ever (equivocation evidence); a
+// COMMIT above the highest seq seen committed too (catch-up reads it).
+bool PbftEngine::wants_unverified(crypto::MessageType type, std::string_view body) const {
+    const bool is_prepare = type == crypto::MessageType::kPrepare;
+    if (!is_prepare && type != crypto::MessageType::kCommit) return true;
+    pb::Vote vote;
+    if (!decode(body, vote) || !active_ || vote.view() != view_) return true;
+    auto it = log_.find(vote.seq());
+    if (it == log_.end()) return true;
+    const Slot& slot = it->second;
+    if (!slot.accepted || slot.view != view_ || vote.digest() != hash_bytes(slot.digest)) return true;
+    if (is_prepare) return !slot.prepared;
+    return !slot.committed || vote.seq() > max_seq_seen_;
 }
 
 // Moves a slot forward: prepared(v, s, d) needs the pre-prepare and 2f matching prepares from

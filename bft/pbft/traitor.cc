@@ -128,6 +128,7 @@ std::optional<Behaviour> TraitorEngine::pick_random() {
 }
 
 Output TraitorEngine::rewrite(Output out) {
+    out.fold_send_early();  // every message it sends is the traitor's to rewrite
     for (Behaviour b : behaviours()) {
         std::vector<Outgoing> sent;
         for (auto& msg : out.send) {

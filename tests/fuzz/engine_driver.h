@@ -100,8 +100,10 @@ struct EngineDriver {
             pending.pop_front();
             FUZZ_CHECK(out.ledger_sync_through <= executed);
             keep(out, store);
-            if (on_send)
+            if (on_send) {
+                for (const auto& o : out.send_early) on_send(o);
                 for (const auto& o : out.send) on_send(o);
+            }
             for (const auto& c : out.commit) {
                 FUZZ_CHECK(c.seq == executed + 1);  // consecutive across outputs (engine.h)
                 executed = c.seq;

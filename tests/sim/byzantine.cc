@@ -163,6 +163,7 @@ std::string MutatingEngine::mutate_field(const std::string& envelope) {
 }
 
 bft::Output MutatingEngine::rewrite(bft::Output out) {
+    out.fold_send_early();
     std::vector<bft::Outgoing> sent;
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     for (auto& msg : out.send) {
@@ -263,6 +264,7 @@ void TwinsEngine::restrict(std::vector<bft::Outgoing>& send, Side twin) const {
 }
 
 bft::Output TwinsEngine::route_a(bft::Output out) {
+    out.fold_send_early();
     restrict(out.send, kA);
     return out;
 }
@@ -274,6 +276,7 @@ std::vector<bft::Outgoing> TwinsEngine::run_b(bft::Output first) {
     while (!pending.empty()) {
         bft::Output out = std::move(pending.front());
         pending.pop_front();
+        out.fold_send_early();
         restrict(out.send, kB);
         for (auto& m : out.send) sent.push_back(std::move(m));
         if (out.fetch_snapshot) b_stuck_ = true;  // no state transfer for twin B: it stays behind

@@ -133,12 +133,14 @@ inline std::string view_change(const Harness& h, ReplicaId from, uint64_t new_vi
     return crypto::seal(h.keys[from], crypto::MessageType::kViewChange, vc.SerializeAsString());
 }
 
-// The messages of one type an output sends.
+// The messages of one type an output sends, early (engine.h) or not.
 inline std::vector<crypto::Envelope> sent(const Output& out, crypto::MessageType type) {
     std::vector<crypto::Envelope> result;
-    for (const auto& o : out.send) {
-        auto env = crypto::open(o.envelope);
-        if (env && env->type == type) result.push_back(*env);
+    for (const auto* sends : {&out.send_early, &out.send}) {
+        for (const auto& o : *sends) {
+            auto env = crypto::open(o.envelope);
+            if (env && env->type == type) result.push_back(*env);
+        }
     }
     return result;
 }

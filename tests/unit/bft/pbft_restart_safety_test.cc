@@ -30,17 +30,21 @@ struct Wire {
     std::set<ReplicaId> cut;
     std::deque<std::pair<ReplicaId, std::string>> queue;  // (to, envelope)
 
-    // Honours an output as the node does: persist, send, execute (and report it).
+    // Honours an output as the node does: send early, persist, send, execute (and report it).
     void take(ReplicaId from, const Output& out) {
-        keep(out, stores[from]);
-        for (const auto& o : out.send) {
-            if (o.to != kAllReplicas) {
-                queue.emplace_back(o.to, o.envelope);
-                continue;
+        auto send = [&](const std::vector<Outgoing>& sends) {
+            for (const auto& o : sends) {
+                if (o.to != kAllReplicas) {
+                    queue.emplace_back(o.to, o.envelope);
+                    continue;
+                }
+                for (const auto& [id, h] : engines)
+                    if (id != from) queue.emplace_back(id, o.envelope);
             }
-            for (const auto& [id, h] : engines)
-                if (id != from) queue.emplace_back(id, o.envelope);
-        }
+        };
+        send(out.send_early);
+        keep(out, stores[from]);
+        send(out.send);
         for (const auto& c : out.commit) {
             executed[from][c.seq] = batch_digest(c.requests);
             take(from, engines.at(from)->engine->on_executed(c.seq, crypto::Hash{}));

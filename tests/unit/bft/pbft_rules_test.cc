@@ -94,11 +94,23 @@ TEST(PbftRecords, AViewRecordReadsBackAndWithoutItsLastByteIsActive) {
     EXPECT_TRUE(old.active);
 }
 
-TEST(PbftNormalCase, ABackupPersistsWhatItSignsBeforeSendingThePrepare) {
+TEST(PbftNormalCase, ABackupRecordsWhatItSignsAndItsPrepareLeavesWhileTheRecordIsWritten) {
     Harness h(1);
-    Output out = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));
-    ASSERT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
-    EXPECT_TRUE(writes(out, slot_key(1, 0, kSlotAccepted)));
+    h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));  // its first vote in the view
+    Output out = h.deliver(h.pre_prepare(0, 0, 2, {h.request()}));
+    ASSERT_EQ(out.send_early.size(), 1u) << "the restart rule, not the record, stands behind it";
+    EXPECT_EQ(sent(out, MessageType::kPrepare).size(), 1u);
+    EXPECT_TRUE(writes(out, slot_key(2, 0, kSlotAccepted)));
+}
+
+TEST(PbftNormalCase, ThePrimarysPrePrepareLeavesWhileItsRecordIsWritten) {
+    Harness h(0);
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});  // first vote
+    Output out = h.engine->on_client_request(ClientRequest{{h.client.public_key(), 2}, h.request()});
+    ASSERT_EQ(out.send_early.size(), 1u);
+    EXPECT_TRUE(out.send.empty());
+    EXPECT_EQ(crypto::open(out.send_early[0].envelope)->type, MessageType::kPrePrepare);
+    EXPECT_FALSE(out.sync);
 }
 
 TEST(PbftNormalCase, AReplicaSyncsItsViewBeforeItsFirstVoteInTheViewAndNotForLaterPrepares) {
@@ -107,11 +119,23 @@ TEST(PbftNormalCase, AReplicaSyncsItsViewBeforeItsFirstVoteInTheViewAndNotForLat
     ASSERT_EQ(sent(first, MessageType::kPrepare).size(), 1u);
     EXPECT_TRUE(writes(first, std::string(kKeyView)));
     EXPECT_TRUE(first.sync) << "the view record must be on disk before the first vote leaves";
+    EXPECT_TRUE(first.send_early.empty()) << "so the first vote is not sent early";
     Output second = h.deliver(h.pre_prepare(0, 0, 2, {h.request()}));
     ASSERT_EQ(sent(second, MessageType::kPrepare).size(), 1u);
     EXPECT_TRUE(writes(second, slot_key(2, 0, kSlotAccepted)));
     EXPECT_FALSE(writes(second, std::string(kKeyView)));
     EXPECT_FALSE(second.sync) << "a prepare is written, not synced (the restart rule covers it)";
+}
+
+// The node drains a loop turn's outputs as one (Output::append): a prepare sent early must not
+// overtake the synced view record of the first vote an earlier input in the same turn made.
+TEST(PbftNormalCase, OutputsDrainedAsOneSendNothingEarlyAheadOfAPendingSync) {
+    Harness h(1);
+    Output turn = h.deliver(h.pre_prepare(0, 0, 1, {h.request()}));  // the view record, synced
+    turn.append(h.deliver(h.pre_prepare(0, 0, 2, {h.request()})));   // a later prepare: early alone
+    EXPECT_TRUE(turn.sync);
+    EXPECT_TRUE(turn.send_early.empty());
+    EXPECT_EQ(sent(turn, MessageType::kPrepare).size(), 2u);
 }
 
 TEST(PbftNormalCase, APreparedCertificateIsSyncedBeforeTheCommitLeaves) {
@@ -157,6 +181,39 @@ TEST(PbftNormalCase, CommittedLocalNeedsTwoFPlusOneCommitsAndExecutionIsInSequen
     EXPECT_EQ(out.commit[0].seq, 1u);
     EXPECT_EQ(out.commit[1].seq, 2u);
     EXPECT_EQ(out.commit[0].requests, b1);
+}
+
+// The node asks before it checks a vote's signature (Engine::wants_unverified): only a vote
+// that comes after the certificate it would count toward, for that very batch, may be dropped
+// unchecked; any other (another digest: equivocation evidence; another view or slot) is wanted.
+TEST(PbftNormalCase, AVoteIsWantedUntilTheCertificateItWouldCountTowardIsMade) {
+    Harness h(1);
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    crypto::Hash other{};
+    other[0] = 7;
+    auto body = [&](MessageType type, ReplicaId from, uint64_t view, uint64_t seq, const crypto::Hash& digest) {
+        return crypto::open(h.vote(type, from, view, seq, digest))->body;
+    };
+    auto wants = [&](MessageType type, ReplicaId from, uint64_t view, uint64_t seq, const crypto::Hash& digest) {
+        return h.engine->wants_unverified(type, body(type, from, view, seq, digest));
+    };
+    EXPECT_TRUE(wants(MessageType::kPrepare, 2, 0, 1, d)) << "no pre-prepare yet";
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    EXPECT_TRUE(wants(MessageType::kPrepare, 2, 0, 1, d)) << "not prepared yet";
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d));  // prepared: own prepare and replica 2's
+    EXPECT_FALSE(wants(MessageType::kPrepare, 3, 0, 1, d)) << "a prepare after the prepared certificate";
+    EXPECT_TRUE(wants(MessageType::kPrepare, 3, 0, 1, other)) << "another digest is evidence";
+    EXPECT_TRUE(wants(MessageType::kPrepare, 3, 1, 1, d)) << "another view";
+    EXPECT_TRUE(wants(MessageType::kPrepare, 3, 0, 2, d)) << "another slot";
+    EXPECT_TRUE(wants(MessageType::kCommit, 2, 0, 1, d)) << "not committed yet";
+    h.deliver(h.vote(MessageType::kCommit, 2, 0, 1, d));
+    Output out = h.deliver(h.vote(MessageType::kCommit, 3, 0, 1, d));
+    ASSERT_EQ(out.commit.size(), 1u);
+    EXPECT_FALSE(wants(MessageType::kCommit, 0, 0, 1, d)) << "a commit after committed-local";
+    EXPECT_TRUE(wants(MessageType::kCommit, 0, 0, 1, other));
+    EXPECT_TRUE(h.engine->wants_unverified(MessageType::kCommit, "not a vote")) << "the checked path refuses it";
+    EXPECT_TRUE(wants(MessageType::kCheckpoint, 0, 0, 1, d)) << "only votes are ever dropped";
 }
 
 TEST(PbftNormalCase, ThePrimaryBatchesRequestsAndKeepsAtMostPipelineDepthInFlight) {

@@ -120,8 +120,9 @@ TEST(ReplyQuorum, MismatchingRepliesDoNotCountTogetherAndAreCountedAsRejected) {
 TEST(ReplyQuorum, AReplyWithABadSignatureIsDroppedAndCounted) {
     Fixture fx;
     auto q = fx.ordered();
-    EXPECT_EQ(q.add(1, fx.pk(1), fx.forged(1, fx.reply(1))), Vote::kPending);
-    // This reply completes a group of two, so both are verified: the forged one fails.
+    // One short of a quorum of two, so checked at once: the forged one fails.
+    EXPECT_EQ(q.add(1, fx.pk(1), fx.forged(1, fx.reply(1))), Vote::kRejected);
+    EXPECT_EQ(q.counters().bad_signature, 1u);
     EXPECT_EQ(q.add(0, fx.pk(0), fx.frame(0, fx.reply(0))), Vote::kPending);
     EXPECT_FALSE(q.done());
     EXPECT_EQ(q.counters().bad_signature, 1u);
@@ -138,8 +139,17 @@ TEST(ReplyQuorum, TheReplyThatFailsVerificationIsReportedRejected) {
     EXPECT_FALSE(q.done());
 }
 
-TEST(ReplyQuorum, SignaturesAreOnlyCheckedWhenTheyCouldCompleteAQuorum) {
+TEST(ReplyQuorum, SignaturesAreOnlyCheckedWhenTheirGroupIsAtMostOneShortOfAQuorum) {
     Fixture fx;
+    // A fast read needs 2f+1 = 3: its first reply waits unchecked, the second (one short) is
+    // checked with it while the client waits for the third.
+    auto read = fx.read();
+    std::string forged_read = fx.read_frame(0, fx.reply(0));
+    forged_read.back() = static_cast<char>(forged_read.back() ^ 0x01);
+    EXPECT_EQ(read.add(0, fx.pk(0), forged_read), Vote::kPending);
+    EXPECT_EQ(read.counters().bad_signature, 0u) << "not checked yet";
+    EXPECT_EQ(read.add(1, fx.pk(1), fx.read_frame(1, fx.reply(1))), Vote::kPending);
+    EXPECT_EQ(read.counters().bad_signature, 1u) << "checked one short of the quorum";
     auto q = fx.ordered();
     EXPECT_EQ(q.add(0, fx.pk(0), fx.frame(0, fx.reply(0))), Vote::kPending);
     EXPECT_EQ(q.add(1, fx.pk(1), fx.frame(1, fx.reply(1))), Vote::kAccepted);
