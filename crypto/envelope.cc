@@ -5,6 +5,8 @@
 // look at the body.
 #include "crypto/envelope.h"
 
+#include <sodium.h>
+
 #include <cstring>
 #include <limits>
 
@@ -120,7 +122,10 @@ std::string_view type_name(MessageType type) {
     return "unknown";
 }
 
-std::string seal(const KeyPair& key, MessageType type, std::string_view body) {
+namespace {
+
+// The frame of `body` with its header and room for the trailer, which the caller fills.
+std::string frame(uint8_t version, const KeyPair& key, MessageType type, std::string_view body) {
     // The length field is 32 bits; no Tally message comes near that, so a bigger body is a
     // programmer error, not an operating one.
     TALLY_ASSERT(body.size() <= std::numeric_limits<uint32_t>::max());
@@ -128,16 +133,50 @@ std::string seal(const KeyPair& key, MessageType type, std::string_view body) {
 
     std::string out;
     out.resize(kEnvelopeOverheadBytes + body.size());
-    out[kVersionAt] = static_cast<char>(kEnvelopeVersion);
+    out[kVersionAt] = static_cast<char>(version);
     out[kTypeAt] = static_cast<char>(type);
     std::memcpy(out.data() + kSenderAt, key.public_key().data(), key.public_key().size());
     for (size_t i = 0; i < 4; ++i) out[kLengthAt + i] = static_cast<char>(n >> (24 - 8 * i));
     if (!body.empty()) std::memcpy(out.data() + kEnvelopeHeaderBytes, body.data(), body.size());
+    return out;
+}
 
+Signature peer_mac(const PairwiseKey& pairwise, std::string_view maced) {
+    crypto_generichash_state state;
+    Signature mac{};
+    TALLY_ASSERT(crypto_generichash_init(&state, pairwise.data(), pairwise.size(), mac.size()) == 0);
+    const auto update = [&state](std::string_view bytes) {
+        crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(bytes.data()),
+                                  bytes.size());
+    };
+    update(kDomainEnvelopeMac);
+    update(std::string_view("\0", 1));
+    update(maced);
+    TALLY_ASSERT(crypto_generichash_final(&state, mac.data(), mac.size()) == 0);
+    return mac;
+}
+
+}  // namespace
+
+std::string seal(const KeyPair& key, MessageType type, std::string_view body) {
+    std::string out = frame(kEnvelopeVersion, key, type, body);
     const size_t signed_bytes = kEnvelopeHeaderBytes + body.size();
     Signature sig = key.sign(kDomainEnvelope, std::string_view(out.data(), signed_bytes));
     std::memcpy(out.data() + signed_bytes, sig.data(), sig.size());
     return out;
+}
+
+std::string seal_for_peer(const KeyPair& key, const PairwiseKey& pairwise, MessageType type,
+                          std::string_view body) {
+    std::string out = frame(kEnvelopeVersionPairwise, key, type, body);
+    const size_t maced = kEnvelopeHeaderBytes + body.size();
+    Signature mac = peer_mac(pairwise, std::string_view(out.data(), maced));
+    std::memcpy(out.data() + maced, mac.data(), mac.size());
+    return out;
+}
+
+bool verify_peer_mac(const PairwiseKey& pairwise, std::string_view maced, const Signature& mac) {
+    return sodium_memcmp(peer_mac(pairwise, maced).data(), mac.data(), mac.size()) == 0;
 }
 
 Result<Envelope> open(std::string_view bytes, const OpenOptions& options) {
@@ -155,9 +194,11 @@ Result<Envelope> open(std::string_view bytes, const OpenOptions& options) {
         return make_error("oversized", "envelope of " + std::to_string(bytes.size()) +
                                            " bytes exceeds the limit of " +
                                            std::to_string(options.max_bytes));
-    if (byte_at(bytes, kVersionAt) != kEnvelopeVersion)
-        return make_error("malformed", "envelope version " + std::to_string(byte_at(bytes, kVersionAt)) +
-                                           " is not " + std::to_string(kEnvelopeVersion));
+    const uint8_t version = byte_at(bytes, kVersionAt);
+    if (version != kEnvelopeVersion && version != kEnvelopeVersionPairwise)
+        return make_error("malformed", "envelope version " + std::to_string(version) + " is not " +
+                                           std::to_string(kEnvelopeVersion) + " or " +
+                                           std::to_string(kEnvelopeVersionPairwise));
     if (body_len < room)
         return make_error("malformed", std::to_string(room - body_len) +
                                            " unexpected bytes after the envelope signature");
@@ -167,6 +208,7 @@ Result<Envelope> open(std::string_view bytes, const OpenOptions& options) {
 
     Envelope env;
     env.type = static_cast<MessageType>(type);
+    env.pairwise = version == kEnvelopeVersionPairwise;
     std::memcpy(env.sender.data(), bytes.data() + kSenderAt, env.sender.size());
     if (options.expected_sender && *options.expected_sender != env.sender)
         return make_error("wrong_sender", "envelope from " + short_key(env.sender) +
@@ -175,7 +217,14 @@ Result<Envelope> open(std::string_view bytes, const OpenOptions& options) {
 
     const size_t signed_bytes = kEnvelopeHeaderBytes + body_len;
     std::memcpy(env.signature.data(), bytes.data() + signed_bytes, env.signature.size());
-    if (options.verify_signature && env.type == MessageType::kBatchReply) {
+    if (options.verify_signature && env.pairwise) {
+        if (!options.pairwise_key ||
+            !verify_peer_mac(*options.pairwise_key, bytes.substr(0, signed_bytes), env.signature))
+            return make_error("bad_signature", std::string(type_name(env.type)) + " envelope from " +
+                                                   short_key(env.sender) +
+                                                   (options.pairwise_key ? " has an invalid MAC"
+                                                                         : " carries a MAC, not a signature"));
+    } else if (options.verify_signature && env.type == MessageType::kBatchReply) {
         auto checked = verify_batch_reply(bytes.substr(kEnvelopeHeaderBytes, body_len), env.sender,
                                           env.signature);
         if (!checked) return checked.error();

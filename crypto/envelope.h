@@ -13,6 +13,13 @@
 // signature, and only then may a caller decode the body. Each rejection has its own
 // error code so a replica can count them separately.
 //
+// A frame of version 2 (kEnvelopeVersionPairwise) is the same but for its last 64 bytes: a MAC,
+// keyed BLAKE2b-512 under the sender's and receiver's PairwiseKey (crypto/keys.h) of
+// kDomainEnvelopeMac || 0x00 || bytes [0, 38+n), instead of a signature. Only its one receiver
+// can check it, and that receiver could have made it: Raft's replicas use it between
+// themselves, where nothing is ever shown to a third party (seal_for_peer). open() checks it
+// only when given the pair's key; the version byte says which a frame carries.
+//
 // One exception to what the signature covers: a kBatchReply frame's signature is over its
 // batch's Merkle root, under its own domain tag (crypto/reply_batch.h); open() checks it that
 // way, so what open() accepts is still what the sender signed.
@@ -30,6 +37,8 @@
 namespace tally::crypto {
 
 inline constexpr uint8_t kEnvelopeVersion = 1;
+inline constexpr uint8_t kEnvelopeVersionPairwise = 2;  // a MAC where the signature would be
+inline constexpr std::string_view kDomainEnvelopeMac = "tally/envelope-mac/v1";
 inline constexpr size_t kEnvelopeHeaderBytes = 38;
 inline constexpr size_t kEnvelopeOverheadBytes = kEnvelopeHeaderBytes + 64;
 // Large enough for a batch of several thousand transfers or a snapshot chunk.
@@ -87,7 +96,8 @@ struct Envelope {
     MessageType type{};
     PublicKey sender{};
     std::string body;
-    Signature signature{};
+    Signature signature{};  // or, when `pairwise`, the MAC
+    bool pairwise = false;  // version 2: authenticated by a MAC for its one receiver
 };
 
 struct OpenOptions {
@@ -96,18 +106,28 @@ struct OpenOptions {
     std::optional<PublicKey> expected_sender;
     // False only to read the header of an envelope whose signature was checked already.
     bool verify_signature = true;
+    // The key a version-2 frame's MAC is checked with (the sender's and this receiver's); a
+    // version-2 frame is refused ("bad_signature") when it is not given.
+    const PairwiseKey* pairwise_key = nullptr;
 };
 
 // Frames and signs `body` as a message of `type` from `key`.
 std::string seal(const KeyPair& key, MessageType type, std::string_view body);
 
+// Frames `body` as a message of `type` from `key` for the one peer that shares `pairwise`,
+// authenticated by a MAC (version 2).
+std::string seal_for_peer(const KeyPair& key, const PairwiseKey& pairwise, MessageType type,
+                          std::string_view body);
+// True when `mac` is the MAC of a version-2 frame whose bytes before it are `maced`.
+bool verify_peer_mac(const PairwiseKey& pairwise, std::string_view maced, const Signature& mac);
+
 // Checks and decodes a frame. Errors, in the order they are checked:
 //   "truncated"     shorter than a frame, or than its body length says
 //   "oversized"     longer than max_bytes
-//   "malformed"     wrong version, or bytes after the signature
+//   "malformed"     a version neither 1 nor 2, or bytes after the signature
 //   "unknown_type"  a type byte that names no MessageType
 //   "wrong_sender"  not expected_sender
-//   "bad_signature" the signature does not verify (kBatchReply: or the path does not lead
+//   "bad_signature" the signature (version 2: the MAC, or no pairwise_key) does not verify (kBatchReply: or the path does not lead
 //                   to a root; "malformed" for a body that is not a batched reply)
 Result<Envelope> open(std::string_view bytes, const OpenOptions& options = {});
 

@@ -51,6 +51,7 @@ const unsigned char* as_uchar(std::string_view s) {
 
 // The simulator's MAC scheme (keys.h, simulator_only). Off unless a simulator turns it on.
 bool g_mac_signatures = false;
+constexpr std::string_view kDomainPairwise = "tally/pairwise-key/v1";
 constexpr std::string_view kMacConstant = "tally/simulator-only/mac/v1:::::";  // 32 bytes
 
 Signature mac(const PublicKey& key, std::string_view message) {
@@ -217,6 +218,29 @@ TransportSecret::TransportSecret(CurveKey& public_key) {
 }
 
 TransportSecret::~TransportSecret() { sodium_memzero(bytes_.data(), bytes_.size()); }
+
+Result<PairwiseKey> PairwiseKey::derive(const KeyPair& self, const PublicKey& peer) {
+    auto peer_curve = transport_public_key(peer);
+    if (!peer_curve) return peer_curve.error();
+    const TransportSecret secret(self);
+    std::array<uint8_t, crypto_scalarmult_BYTES> shared{};
+    if (crypto_scalarmult(shared.data(), secret.data(), peer_curve->data()) != 0)
+        return make_error("invalid_key", "public key " + key_to_hex(peer) +
+                                             " shares no secret with this replica's key");
+    const PublicKey& mine = self.public_key();
+    const auto& [low, high] = std::minmax(mine, peer);
+    std::string context(kDomainPairwise);
+    context.push_back('\0');
+    context.append(reinterpret_cast<const char*>(low.data()), low.size());
+    context.append(reinterpret_cast<const char*>(high.data()), high.size());
+    PairwiseKey key;
+    TALLY_ASSERT(crypto_generichash(key.bytes_.data(), key.bytes_.size(), as_uchar(context),
+                                    context.size(), shared.data(), shared.size()) == 0);
+    sodium_memzero(shared.data(), shared.size());
+    return key;
+}
+
+PairwiseKey::~PairwiseKey() { sodium_memzero(bytes_.data(), bytes_.size()); }
 
 std::string key_to_hex(const PublicKey& key) { return to_hex(key); }
 

@@ -98,6 +98,31 @@ private:
     std::array<uint8_t, 32> bytes_{};
 };
 
+// --- Pairwise keys (Raft's messages between replicas) ------------------------------------------
+// A 32-byte key only two replicas can compute: BLAKE2b-256, keyed by their X25519 agreement
+// (each one's signing key converted, as the transport keys above), of a domain tag and both
+// public keys in ascending order, so that either end derives the same key. Under Raft a replica
+// authenticates what it sends a peer with a MAC under this key instead of a signature
+// (crypto/envelope.h, seal_for_peer): Raft keeps no certificates, so no third party ever checks
+// a peer's message, and a MAC proves the sender to the one receiver at a hundredth of an
+// Ed25519 verification's cost. Wiped when it dies; never logged.
+class PairwiseKey {
+public:
+    // Error "invalid_key" for a peer key that is no point of the main subgroup, or that yields
+    // no shared secret (a small-order point); `peer` equal to self's own key is allowed.
+    static Result<PairwiseKey> derive(const KeyPair& self, const PublicKey& peer);
+    PairwiseKey(const PairwiseKey&) = default;
+    PairwiseKey& operator=(const PairwiseKey&) = default;
+    ~PairwiseKey();
+
+    const uint8_t* data() const { return bytes_.data(); }
+    static constexpr size_t size() { return 32; }
+
+private:
+    PairwiseKey() = default;
+    std::array<uint8_t, 32> bytes_{};
+};
+
 // True when `signature` is `key`'s signature of tag || 0x00 || message.
 bool verify(const PublicKey& key, std::string_view domain, std::string_view message,
             const Signature& signature);

@@ -188,6 +188,7 @@ Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& co
 
     WorkerPoolOptions workers = options.workers;
     workers.clients_have_own_port = r->network_->clients_have_own_port();
+    workers.peer_macs = config.protocol == bft::Protocol::kRaft;  // bft/raft: seal_to
     r->workers_ = std::make_unique<WorkerPool>(workers, r->key_, replica_keys, id,
                                                r->authenticator_, r->rejections_);
     r->events_.reserve(1024);

@@ -46,6 +46,12 @@ WorkerPool::WorkerPool(const WorkerPoolOptions& options, const crypto::KeyPair& 
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     TALLY_ASSERT(wake_fd_ >= 0);  // only fails when the process is out of fds at startup
     events_.reserve(1024);
+    if (options_.peer_macs) {
+        for (bft::ReplicaId id = 0; id < replicas_.size(); ++id) {
+            auto pairwise = crypto::PairwiseKey::derive(key_, replicas_[id]);
+            pairwise_.push_back(id != self_ && pairwise ? std::optional(*pairwise) : std::nullopt);
+        }
+    }
     for (uint32_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
@@ -349,12 +355,15 @@ std::optional<bft::ReplicaId> WorkerPool::replica_sender(const crypto::Envelope&
 bool WorkerPool::signature_holds(VerifyJob& job, const crypto::Envelope& env,
                                  std::string_view frame, std::optional<bft::ReplicaId> from,
                                  std::vector<Event>* here) {
-    if (crypto::verify(env.sender, crypto::kDomainEnvelope,
-                       frame.substr(0, frame.size() - kSignatureBytes), env.signature))
+    const std::string_view covered = frame.substr(0, frame.size() - kSignatureBytes);
+    const bool pairwise_key = from && *from < pairwise_.size() && pairwise_[*from];
+    if (env.pairwise ? pairwise_key && crypto::verify_peer_mac(*pairwise_[*from], covered, env.signature)
+                     : crypto::verify(env.sender, crypto::kDomainEnvelope, covered, env.signature))
         return true;
     reject("bad_signature",
            (from ? "replica " + std::to_string(*from) : peer_label(job.routing_id)) + ": " +
-               std::string(crypto::type_name(env.type)));
+               std::string(crypto::type_name(env.type)) +
+               (env.pairwise && !pairwise_key ? " with a MAC where a signature is required" : ""));
     if (on_client_port(job.routing_id)) deliver(here, ClientFault{std::move(job.routing_id)});
     return false;
 }

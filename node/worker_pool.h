@@ -72,6 +72,10 @@ struct WorkerPoolOptions {
     // Clients have a port of their own (transport.h): replica messages on it, and client
     // messages on the peers' port, are refused ("wrong_port").
     bool clients_have_own_port = false;
+    // Raft: replicas authenticate what they send each other with a MAC under the key the two
+    // share (crypto/keys.h, PairwiseKey), and this pool checks it; a replica's frame with a MAC
+    // is refused ("bad_signature") when this is off (PBFT, whose votes must convince others).
+    bool peer_macs = false;
 };
 
 class WorkerPool {
@@ -138,6 +142,9 @@ private:
     const WorkerPoolOptions options_;
     const crypto::KeyPair& key_;
     const std::vector<crypto::PublicKey> replicas_;
+    // By replica id, when options_.peer_macs: the key this replica shares with each (none for
+    // itself, or for a key that derives none).
+    std::vector<std::optional<crypto::PairwiseKey>> pairwise_;
     const bft::ReplicaId self_;
     TxAuthenticator& authenticator_;
     Rejections& rejections_;

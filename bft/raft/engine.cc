@@ -115,6 +115,10 @@ public:
         config_.max_inflight = std::max<uint32_t>(config_.max_inflight, 1);
         config_.max_entries_per_append = std::max<uint32_t>(config_.max_entries_per_append, 1);
         progress_.resize(n_);
+        for (ReplicaId id = 0; id < n_; ++id) {
+            auto pairwise = crypto::PairwiseKey::derive(key_, config_.replicas[id]);
+            pairwise_.push_back(id != config_.id && pairwise ? std::optional(*pairwise) : std::nullopt);
+        }
     }
 
     // Raft's own log is what it decided: the ledger's certificates are not read.
@@ -427,20 +431,34 @@ private:
         return {};
     }
 
+    // What a peer receives is authenticated for it alone, by a MAC under the key the two share
+    // (crypto/keys.h, PairwiseKey): nothing Raft sends a peer is ever shown to a third party.
+    // A signature only where no key derives (a peer key that is no valid point: the peer then
+    // cannot have made one either). To kAllReplicas: one message per peer.
+    void seal_to(ReplicaId to, MessageType type, const std::string& body, Output& out) const {
+        if (to == kAllReplicas) {
+            for (ReplicaId peer : peers()) seal_to(peer, type, body, out);
+            return;
+        }
+        if (to < pairwise_.size() && pairwise_[to])
+            out.send.push_back(Outgoing{to, crypto::seal_for_peer(key_, *pairwise_[to], type, body)});
+        else
+            out.send.push_back(Outgoing{to, crypto::seal(key_, type, body)});
+    }
     template <typename M>
     void send(ReplicaId to, MessageType type, const M& m, Output& out) const {
-        out.send.push_back(Outgoing{to, crypto::seal(key_, type, m.SerializeAsString())});
+        seal_to(to, type, m.SerializeAsString(), out);
     }
     // Config::recovering's nonce: a recovering replica's answers carry it, and a leader's
     // appends echo the last one the follower sent.
     void send(ReplicaId to, MessageType type, pb::Append a, Output& out) const {
         if (to < n_) a.set_recovery_echo(progress_[to].recovery_echo);
         a.set_leader_commit(commit_);
-        out.send.push_back(Outgoing{to, crypto::seal(key_, type, a.SerializeAsString())});
+        seal_to(to, type, a.SerializeAsString(), out);
     }
     void send(ReplicaId to, MessageType type, pb::AppendReply r, Output& out) const {
         if (recovering_) r.set_recovery_nonce(recovery_nonce_);
-        out.send.push_back(Outgoing{to, crypto::seal(key_, type, r.SerializeAsString())});
+        seal_to(to, type, r.SerializeAsString(), out);
     }
 
     std::vector<ReplicaId> peers() const {
@@ -1209,6 +1227,7 @@ private:
 
     Config config_;
     crypto::KeyPair key_;
+    std::vector<std::optional<crypto::PairwiseKey>> pairwise_;  // by replica id; none for self
     uint32_t n_;
     uint32_t majority_;
 

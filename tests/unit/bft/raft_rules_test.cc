@@ -634,9 +634,11 @@ TEST(RaftRules, LeaderTransferTimeoutNowAndTransferVote) {
     EXPECT_EQ(f.role(), "candidate");
     EXPECT_EQ(f.term(), t + 1);
     auto votes = sent<pb::Vote>(out, MessageType::kRaftVote);
-    ASSERT_EQ(votes.size(), 1u);
-    EXPECT_TRUE(votes[0].second.transfer());
-    EXPECT_FALSE(votes[0].second.pre_vote());
+    ASSERT_EQ(votes.size(), 2u);  // one to each peer
+    for (const auto& [to, vote] : votes) {
+        EXPECT_TRUE(vote.transfer());
+        EXPECT_FALSE(vote.pre_vote());
+    }
 
     // A voter that just heard from the leader ignores an ordinary vote but grants this one.
     Direct v(3, 2);
@@ -844,6 +846,39 @@ TEST(RaftRules, WithEntriesInFlightANewOneWaitsUntilItIsNoSmaller) {
     d.request("r6");
     ASSERT_EQ(d.durable().log.size(), 4u);
     EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"r4", "r5", "r6"}));
+}
+
+// Raft keeps no certificates, so nothing it sends a peer is ever shown to a third party: each
+// message is authenticated for its one receiver by a MAC under the key the two share
+// (crypto/keys.h, PairwiseKey), not signed. A vote request goes to each peer under its own key.
+TEST(RaftRules, WhatAReplicaSendsAPeerCarriesAMacOnlyThatPeerCanCheck) {
+    Direct d(3, 0);
+    const auto check = [&](ReplicaId from, const Output& out, MessageType type, size_t want) {
+        std::vector<Outgoing> all = out.send_early;
+        all.insert(all.end(), out.send.begin(), out.send.end());
+        std::set<ReplicaId> to;
+        for (const auto& o : all) {
+            if (open_unchecked(o.envelope).type != type) continue;
+            ASSERT_NE(o.to, kAllReplicas);
+            to.insert(o.to);
+            for (ReplicaId r = 0; r < 3; ++r) {
+                if (r == from) continue;
+                const auto key = crypto::PairwiseKey::derive(d.keys[r], d.keys[from].public_key()).value();
+                crypto::OpenOptions options;
+                options.pairwise_key = &key;
+                auto env = crypto::open(o.envelope, options);
+                EXPECT_EQ(env.ok(), r == o.to) << "to " << o.to << ", opened by " << r;
+                if (env.ok()) EXPECT_TRUE(env->pairwise);
+            }
+        }
+        EXPECT_EQ(to.size(), want);
+    };
+    Output votes;
+    for (int i = 0; i < 100 && votes.send.empty(); ++i) votes = d.tick();
+    check(0, votes, MessageType::kRaftVote, 2);
+    check(0, d.elect(), MessageType::kRaftAppend, 2);  // the new term's first entry
+    Direct follower(3, 1);
+    check(1, follower.append(0, 1, 0, 0, 0, {{1, {"r1"}}}), MessageType::kRaftAppendReply, 1);
 }
 
 }  // namespace

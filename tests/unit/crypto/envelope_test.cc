@@ -120,7 +120,7 @@ TEST_F(EnvelopeTest, DefaultLimitIsEightMebibytes) {
 }
 
 TEST_F(EnvelopeTest, WrongVersionIsMalformed) {
-    for (int v : {0, 2, 255}) {
+    for (int v : {0, 3, 255}) {
         std::string f = frame;
         f[0] = static_cast<char>(v);
         EXPECT_EQ(code_of(f), "malformed") << v;
@@ -216,6 +216,76 @@ TEST_F(EnvelopeTest, SignatureCoversTheEnvelopeDomain) {
     Signature wrong = alice.sign("tally/other/v1", std::string_view(frame).substr(0, 238));
     f.replace(238, 64, as_bytes(wrong));
     EXPECT_EQ(code_of(f), "bad_signature");
+}
+
+// Version 2: the trailer is a MAC under the key sender and receiver share (Raft's replicas).
+class PairwiseEnvelopeTest : public EnvelopeTest {
+protected:
+    KeyPair carol = key_from_byte(3);
+    PairwiseKey alice_bob = PairwiseKey::derive(alice, bob.public_key()).value();
+    PairwiseKey bob_alice = PairwiseKey::derive(bob, alice.public_key()).value();
+    PairwiseKey alice_carol = PairwiseKey::derive(alice, carol.public_key()).value();
+    PairwiseKey carol_bob = PairwiseKey::derive(carol, bob.public_key()).value();
+    std::string maced = seal_for_peer(alice, alice_bob, MessageType::kRaftAppend, body);
+
+    static OpenOptions with(const PairwiseKey& key) {
+        OpenOptions options;
+        options.pairwise_key = &key;
+        return options;
+    }
+};
+
+TEST_F(PairwiseEnvelopeTest, BothEndsDeriveTheSameKeyAndNoThirdDoes) {
+    const auto bytes = [](const PairwiseKey& k) { return std::string(reinterpret_cast<const char*>(k.data()), k.size()); };
+    EXPECT_EQ(bytes(alice_bob), bytes(bob_alice));
+    EXPECT_NE(bytes(alice_bob), bytes(alice_carol));
+    EXPECT_NE(bytes(alice_bob), bytes(carol_bob));
+}
+
+TEST_F(PairwiseEnvelopeTest, TheReceiverOpensItWithTheKeyItShares) {
+    ASSERT_EQ(maced.size(), frame.size());  // the same layout as a signed frame
+    EXPECT_EQ(static_cast<uint8_t>(maced[0]), kEnvelopeVersionPairwise);
+    auto env = open(maced, with(bob_alice));
+    ASSERT_TRUE(env.ok()) << env.error().message;
+    EXPECT_TRUE(env->pairwise);
+    EXPECT_EQ(env->sender, alice.public_key());
+    EXPECT_EQ(env->type, MessageType::kRaftAppend);
+    EXPECT_EQ(env->body, body);
+    EXPECT_FALSE(open(frame).value().pairwise);
+    EXPECT_TRUE(verify_peer_mac(bob_alice, std::string_view(maced).substr(0, maced.size() - 64),
+                                env->signature));
+}
+
+TEST_F(PairwiseEnvelopeTest, WithoutTheKeyOrWithAnotherPairsItIsRefused) {
+    EXPECT_EQ(code_of(maced), "bad_signature");  // no key: a MAC is no signature
+    EXPECT_EQ(code_of(maced, with(alice_carol)), "bad_signature");
+    EXPECT_EQ(code_of(maced, with(carol_bob)), "bad_signature");
+    // Carol, who shares a key with Bob, cannot pass a frame off as Alice's.
+    std::string forged = seal_for_peer(carol, carol_bob, MessageType::kRaftAppend, body);
+    forged.replace(2, 32, as_bytes(alice.public_key()));
+    EXPECT_EQ(code_of(forged, with(bob_alice)), "bad_signature");
+    // A signed frame relabelled as MAC'd, and the reverse.
+    EXPECT_EQ(code_of(flip(frame, 0, 0x03), with(bob_alice)), "bad_signature");
+    EXPECT_EQ(code_of(flip(maced, 0, 0x03)), "bad_signature");
+    OpenOptions header_only = with(bob_alice);
+    header_only.verify_signature = false;
+    EXPECT_EQ(code_of(flip(maced, 40), header_only), "ok");
+}
+
+TEST_F(PairwiseEnvelopeTest, AnyFlippedBitIsRefused) {
+    std::set<std::string> codes;
+    for (size_t bit = 0; bit < 8 * maced.size(); ++bit)
+        codes.insert(code_of(flip(maced, bit / 8, static_cast<uint8_t>(1u << (bit % 8))), with(bob_alice)));
+    EXPECT_EQ(codes.count("ok"), 0u);
+    EXPECT_TRUE(codes.count("bad_signature"));
+}
+
+TEST(PairwiseKeys, AKeyThatIsNoPointDerivesNone) {
+    PublicKey not_a_point{};
+    not_a_point.fill(0xff);
+    auto key = PairwiseKey::derive(KeyPair::from_seed(Seed{}), not_a_point);
+    ASSERT_FALSE(key.ok());
+    EXPECT_EQ(key.error().code, "invalid_key");
 }
 
 TEST(EnvelopeTypes, KnownTypesHaveDistinctSnakeCaseNames) {

@@ -99,6 +99,43 @@ TEST_F(WorkerPoolTest, AReplicaMessageBecomesAPeerMessageFromItsSender) {
     EXPECT_EQ(m->raw.to_string(), frame);
 }
 
+// Raft's replicas authenticate their messages to each other with pairwise MACs (crypto/keys.h).
+TEST_F(WorkerPoolTest, WithPeerMacsAReplicasMacForThisReplicaIsAcceptedAndAnyOtherRefused) {
+    WorkerPoolOptions options;
+    options.peer_macs = true;
+    auto pool = make_pool(options);
+    const auto two = key_n(2);
+    const auto for_us = crypto::PairwiseKey::derive(two, self_key_.public_key()).value();
+    const auto for_three = crypto::PairwiseKey::derive(two, key_n(3).public_key()).value();
+    const std::string frame = crypto::seal_for_peer(two, for_us, crypto::MessageType::kRaftAppend, "entries");
+    ASSERT_TRUE(pool->submit_verify(job(frame)));
+    auto events = wait_for(*pool, 1);
+    ASSERT_EQ(events.size(), 1u);
+    auto* m = std::get_if<PeerMessage>(&events[0]);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->from, 2u);
+    EXPECT_TRUE(m->envelope.pairwise);
+    EXPECT_EQ(m->envelope.body, "entries");
+    // A MAC made for replica 3, and a signed frame, from the same sender.
+    ASSERT_TRUE(pool->submit_verify(
+        job(crypto::seal_for_peer(two, for_three, crypto::MessageType::kRaftAppend, "entries"))));
+    ASSERT_TRUE(pool->submit_verify(job(crypto::seal(two, crypto::MessageType::kRaftAppend, "signed"))));
+    events = wait_for(*pool, 1, 1);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(std::get<PeerMessage>(events[0]).envelope.body, "signed");
+    EXPECT_EQ(rejections_.get("bad_signature"), 1u);
+}
+
+TEST_F(WorkerPoolTest, WithoutPeerMacsAReplicasMacIsRefused) {
+    auto pool = make_pool();  // PBFT: every replica message must carry a signature
+    const auto two = key_n(2);
+    const auto for_us = crypto::PairwiseKey::derive(two, self_key_.public_key()).value();
+    ASSERT_TRUE(pool->submit_verify(job(crypto::seal_for_peer(two, for_us, crypto::MessageType::kPrepare, "vote"))));
+    auto events = wait_for(*pool, 0, 1);
+    EXPECT_TRUE(events.empty());
+    EXPECT_EQ(rejections_.get("bad_signature"), 1u);
+}
+
 TEST_F(WorkerPoolTest, StatusAndReadRequestsBecomeTheirEvents) {
     auto pool = make_pool();
     api::pb::StatusRequest status;
