@@ -56,6 +56,22 @@ INSERT INTO accounts(key, balance, nonce)
     ON CONFLICT(key) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce;
 DELETE FROM account_log;
 )sql";
+// The transfers a block executed with a "not yet" result (kNonceTooHigh, kUnknownSender: tx.h),
+// which the transactions table must not hold (a copy of the same bytes may still apply later),
+// at the last seq each executed: what a tx query answers for an id with no final record, so
+// that `tally tx` can say "ordered at seq N, nonce_too_high" rather than "unknown".
+// Why a table of its own: the state digest covers the transactions table (the history
+// digest), and a block must commit to what it committed to before; this table is outside
+// every digest. Every replica that executes a block writes the same rows, in the block's SQLite
+// transaction; a snapshot does not carry them (nothing could prove them), so a replica that
+// skipped blocks by state transfer answers unknown_tx for a not-yet execution it never saw.
+// Bounded as the ledger is: one row per transaction id ordered, the latest execution kept.
+// IF NOT EXISTS: a ledger made before it gets it at open, and an older tally ignores it, so the
+// schema version stays.
+constexpr const char* kNotYetSchema = R"sql(
+CREATE TABLE IF NOT EXISTS not_yet_outcomes(id BLOB PRIMARY KEY, code INTEGER NOT NULL,
+                                            seq INTEGER NOT NULL) WITHOUT ROWID;
+)sql";
 // `history` is the history digest after the block: NULL for a block fetched by backfill
 // (the records of its seq came with a snapshot). `certificate`: the consensus proof that its
 // batch committed (Committed::certificate; empty for genesis and for a snapshot's block
@@ -120,6 +136,10 @@ int State::Impl::prepare_statements() {
         {&insert_block, insert_block_sql.c_str()},
         {&select_block, select_block_sql.c_str()},
         {&set_last_seq, "UPDATE meta SET value = ?1 WHERE key = 'last_seq'"},
+        {&select_not_yet, "SELECT code, seq FROM not_yet_outcomes WHERE id = ?1"},
+        {&upsert_not_yet,
+         "INSERT INTO not_yet_outcomes(id, code, seq) VALUES(?1, ?2, ?3) "
+         "ON CONFLICT(id) DO UPDATE SET code = excluded.code, seq = excluded.seq"},
         {&select_certificate, "SELECT certificate FROM blocks WHERE height = ?1"},
         {&set_certificate, "UPDATE blocks SET certificate = ?2 WHERE height = ?1"},
     };
@@ -153,6 +173,7 @@ Status State::Impl::initialize(const Genesis& genesis) {
                                kLedgerIdRow + ";";
     rc = exec(kSchema);
     if (rc == SQLITE_OK) rc = exec(kAccountLogSchema);
+    if (rc == SQLITE_OK) rc = exec(kNotYetSchema);
     if (rc == SQLITE_OK) rc = exec(header.c_str());
     if (rc == SQLITE_OK) rc = prepare_statements();
 
@@ -225,6 +246,8 @@ Status State::Impl::check_database() {
     rc = read_scalar(db, "PRAGMA quick_check", value, text);
     if (rc != SQLITE_OK) return open_error(rc, "integrity check");
     if (text != "ok") return corrupt("integrity check: " + text);
+    rc = exec(kNotYetSchema);
+    if (rc != SQLITE_OK) return open_error(rc, "adding the table of not-yet outcomes");
     rc = prepare_statements();
     if (rc != SQLITE_OK) return corrupt(std::string("schema: ") + sqlite3_errmsg(db));
     return Ok{};

@@ -362,14 +362,15 @@ Status SnapshotImport::install() {
                                                  std::to_string(header.seq));
     // Since what the ledger holds: its records and blocks stay (blocks it executed meanwhile
     // too; their records are the snapshot's own, hence OR IGNORE), the snapshot's records
-    // and block join them, its accounts replace them. Whole: everything is replaced.
+    // and block join them, its accounts replace them. Whole: everything is replaced, and the
+    // not-yet outcomes of the history that went wrong are dropped (a snapshot has none).
     const char* replace =
         impl_->since_seq > 0
             ? "DELETE FROM accounts; DELETE FROM account_log;"
               "INSERT OR IGNORE INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records"
             : "DELETE FROM accounts; DELETE FROM account_log; DELETE FROM transactions;"
-              "DELETE FROM blocks WHERE height > 0;"
+              "DELETE FROM not_yet_outcomes; DELETE FROM blocks WHERE height > 0;"
               "INSERT INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records";
     auto write_all = [&]() -> Status {

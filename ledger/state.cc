@@ -115,6 +115,23 @@ std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& r
     return outcome;
 }
 
+std::optional<Outcome> State::Impl::find_not_yet(const crypto::Hash& id, int& rc) {
+    Use row(select_not_yet);
+    row.bind(1, id);
+    int step = row.step();
+    if (step == SQLITE_DONE) return std::nullopt;
+    if (step != SQLITE_ROW) {
+        rc = step;
+        return std::nullopt;
+    }
+    Outcome outcome;
+    outcome.tx_id = id;
+    uint64_t code = row.u64(0);
+    outcome.code = known_code(code) ? static_cast<ResultCode>(code) : ResultCode::kMalformed;
+    outcome.seq = row.u64(1);
+    return outcome;
+}
+
 // A transfer: a duplicate answered with its first outcome, or the rules' effect (rules.h)
 // kept in the accounts and its result recorded.
 Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
@@ -135,7 +152,14 @@ Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
     if (effect.receiver) accounts.touch(tx.to) = *effect.receiver;
 
     // Only final results are recorded (tx.h): a transfer that came early may apply later.
-    if (!effect.recorded) return outcome;
+    // Its execution is kept aside, outside the digests, for a tx query to find (schema.cc,
+    // kNotYetSchema).
+    if (!effect.recorded) {
+        Use upsert(upsert_not_yet);
+        upsert.bind(1, tx.id).bind(2, static_cast<uint64_t>(outcome.code)).bind(3, seq);
+        if (upsert.step() != SQLITE_DONE) rc = sqlite3_extended_errcode(db);
+        return outcome;
+    }
     Use insert(insert_tx);
     insert.bind(1, tx.id).bind(2, static_cast<uint64_t>(outcome.code)).bind(3, seq);
     insert.bind(4, outcome.value);
@@ -161,10 +185,13 @@ Outcome State::Impl::answer(const Tx& tx, uint64_t seq, int& rc) {
         return outcome;
     }
     TALLY_ASSERT(tx.kind == TxKind::kTxQuery);
-    if (auto recorded = find_recorded(tx.queried_tx, rc)) {
-        outcome.code = recorded->code;
-        outcome.seq = recorded->seq;
-        outcome.value = recorded->value;
+    // A final record first: a transfer that came early and applied later has one.
+    std::optional<Outcome> found = find_recorded(tx.queried_tx, rc);
+    if (!found && rc == SQLITE_OK) found = find_not_yet(tx.queried_tx, rc);
+    if (found) {
+        outcome.code = found->code;
+        outcome.seq = found->seq;
+        outcome.value = found->value;
     } else {
         outcome.code = ResultCode::kUnknownTx;
     }

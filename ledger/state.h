@@ -50,8 +50,9 @@ struct BlockHeader {
 };
 
 // What happened to one transaction of a block (or one query).
-// For a tx query, code, seq and value are the QUERIED transaction's recorded ones (kUnknownTx
-// when it has none); tx_id is always the id of the transaction this outcome answers.
+// For a tx query, code, seq and value are the QUERIED transaction's recorded ones, else its
+// last not-yet execution's (kNonceTooHigh or kUnknownSender at that seq, value 0: tx.h), else
+// kUnknownTx; tx_id is always the id of the transaction this outcome answers.
 struct Outcome {
     crypto::Hash tx_id{};
     ResultCode code = ResultCode::kOk;
@@ -180,6 +181,8 @@ class State {
     crypto::Hash state_digest() const;  // of the account table, as of last_seq()
     BlockHeader last_block() const;
     std::optional<Account> account(const crypto::PublicKey& key) const;
+    // The transaction's FINAL recorded outcome (tx.h), not a not-yet one: what a retransmission
+    // is answered with.
     std::optional<Outcome> transaction(const crypto::Hash& tx_id) const;
     std::optional<BlockHeader> block(uint64_t height) const;
     // The sum of all balances, modulo 2^64 (for conservation checks).

@@ -31,6 +31,7 @@ struct State::Impl {
     Statement begin, commit, rollback;
     Statement select_tx, insert_tx, upsert_account, log_account, insert_block, select_block, set_last_seq;
     Statement select_certificate, set_certificate;
+    Statement select_not_yet, upsert_not_yet;  // not_yet_outcomes (schema.cc, kNotYetSchema)
 
     // Invariant: equals the accounts table as of last_block (between calls), so
     // accounts.digest() == digest_accounts(accounts.sorted()) and combined with `history` it
@@ -109,6 +110,8 @@ struct State::Impl {
 
     // ---- blocks (state.cc) ----
     std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
+    // The last not-yet execution of `id` (kNonceTooHigh or kUnknownSender, at its seq), if any.
+    std::optional<Outcome> find_not_yet(const crypto::Hash& id, int& rc);
     Outcome apply_transfer(const Tx& tx, uint64_t seq, int& rc);
     Outcome answer(const Tx& tx, uint64_t seq, int& rc);
     Result<AppliedBlock> run_block(uint64_t seq, uint64_t view, const std::vector<std::string>& txs,

@@ -248,6 +248,49 @@ TEST(ApplyBlock, ATransferThatCameTooEarlyIsNotRecordedAndAppliesWhenItsTurnCome
     EXPECT_EQ(state->total_balance(), 200u);
 }
 
+// `tally tx` must tell "ordered, executed as nonce_too_high, moved nothing" from "never
+// ordered": the not-yet execution is found by a tx query, at its seq, though it is no record
+// (no duplicate, no reply cache) and no digest covers it (the block commits to what it did).
+TEST(TxQuery, FindsATransferExecutedAsNotYetAtItsSeqOutsideTheDigestsUntilItApplies) {
+    auto alice = key(1), bob = key(2), newcomer = key(60);
+    auto state = open_memory(genesis(2, 100));
+    auto twin = open_memory(genesis(2, 100));  // fed empty blocks instead
+    const std::string second = make_transfer(alice, bob.public_key(), 5, 2);
+    const std::string unfunded = make_transfer(newcomer, alice.public_key(), 1, 1);
+    auto block = apply_next(*state, {second, unfunded});
+    EXPECT_EQ(block.outcomes[0].code, ResultCode::kNonceTooHigh);
+    EXPECT_EQ(block.outcomes[1].code, ResultCode::kUnknownSender);
+    apply_next(*twin, {});
+    EXPECT_EQ(state->state_digest(), twin->state_digest());
+    EXPECT_EQ(state->history_digest(), twin->history_digest());
+    EXPECT_FALSE(state->transaction(tx_id(second)).has_value());
+
+    auto looked_up = [&](const std::string& tx, uint64_t nonce) {
+        return state->query(make_tx_query(bob, tx_id(tx), nonce));
+    };
+    EXPECT_EQ(looked_up(second, 1).code, ResultCode::kNonceTooHigh);
+    EXPECT_EQ(looked_up(second, 1).seq, 1u);
+    EXPECT_EQ(looked_up(unfunded, 1).code, ResultCode::kUnknownSender);
+    EXPECT_EQ(looked_up(unfunded, 1).seq, 1u);
+    // Ordered as a query, it answers the same.
+    Outcome ordered = apply_one(*state, make_tx_query(bob, tx_id(second), 2));
+    EXPECT_EQ(ordered.code, ResultCode::kNonceTooHigh);
+    EXPECT_EQ(ordered.seq, 1u);
+    // Executed again, too early still: the latest execution's seq.
+    EXPECT_EQ(apply_one(*state, second).code, ResultCode::kNonceTooHigh);
+    EXPECT_EQ(looked_up(second, 3).seq, 3u);
+
+    // Its turn comes: it applies (no duplicate of the not-yet execution), and the lookup
+    // answers the final record.
+    apply_one(*state, make_transfer(alice, bob.public_key(), 5, 1));
+    Outcome applied = apply_one(*state, second);
+    EXPECT_EQ(applied.code, ResultCode::kOk);
+    EXPECT_FALSE(applied.duplicate);
+    EXPECT_EQ(looked_up(second, 4).code, ResultCode::kOk);
+    EXPECT_EQ(looked_up(second, 4).seq, applied.seq);
+    EXPECT_EQ(looked_up(make_transfer(alice, bob.public_key(), 5, 9), 5).code, ResultCode::kUnknownTx);
+}
+
 TEST(ApplyBlock, DuplicatesWithinABlockRepeatTheFirstOutcome) {
     auto alice = key(1), bob = key(2);
     auto state = open_memory(genesis(2, 100));
