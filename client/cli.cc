@@ -287,6 +287,15 @@ std::string status_table(const std::vector<ReplicaStatus>& statuses) {
     return out.str();
 }
 
+std::string lease_reads_line(const node::api::NetworkConfig& config) {
+    if (config.protocol != bft::Protocol::kRaft) return "";
+    return config.consensus.lease_reads
+               ? "lease reads: on (the leader answers linearizable reads from its lease; assumes "
+                 "bounded clock drift)\n"
+               : "lease reads: off (linearizable reads confirm leadership with a heartbeat round: "
+                 "ReadIndex)\n";
+}
+
 nlohmann::json transfer_json(const TransferResult& r) {
     return nlohmann::json{{"tx", crypto::to_hex(r.tx_id)},
                           {"seq", r.seq},
@@ -322,7 +331,24 @@ nlohmann::json balance_json(const BalanceResult& r) {
 }
 
 nlohmann::json tx_json(const TxResult& r) {
-    return nlohmann::json{{"tx", crypto::to_hex(r.tx_id)}, {"result", result_text(r.result)}, {"seq", r.seq}};
+    const char* status = "failed";
+    if (r.result == static_cast<uint32_t>(ledger::ResultCode::kOk))
+        status = "applied";
+    else if (r.result == static_cast<uint32_t>(ledger::ResultCode::kUnknownTx))
+        status = "unknown";
+    else if (!TransferResult::is_final(r.result))
+        status = "executed_not_applied_may_still_apply";
+    return nlohmann::json{
+        {"tx", crypto::to_hex(r.tx_id)}, {"result", result_text(r.result)}, {"seq", r.seq}, {"status", status}};
+}
+
+std::string tx_not_final_advice(const TxResult& r) {
+    const std::string why = r.result == static_cast<uint32_t>(ledger::ResultCode::kUnknownSender)
+                                ? "the sending account did not exist then"
+                                : "its nonce was ahead of the account's";
+    return "ordered at seq " + std::to_string(r.seq) + " and executed as " + result_text(r.result) + " (" +
+           why + "): it moved no money. Its signed bytes stay valid and apply if sent again once "
+           "they can: do not pay again with another nonce.";
 }
 
 nlohmann::json bench_json(const BenchResult& r) {

@@ -61,6 +61,10 @@ Result<node::api::NetworkConfig> load_network(const std::string& dir);
 nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses);
 // The human table of `tally net status`.
 std::string status_table(const std::vector<ReplicaStatus>& statuses);
+// The line `tally net status` prints under its table for a Raft network: whether linearizable
+// reads are served from the leader's lease (network.json's consensus.lease_reads, which every
+// replica reads at start) or by ReadIndex. Empty for PBFT, which has no lease.
+std::string lease_reads_line(const node::api::NetworkConfig& config);
 
 // {"tx","seq","block","nonce","result","final","status"}; status is "applied", "failed" (final)
 // or "not_ordered_may_still_apply" (exit code kExitNotFinal).
@@ -68,7 +72,14 @@ nlohmann::json transfer_json(const TransferResult& result);
 // What the user should do about a transfer that is not final (one line, for stderr).
 std::string not_final_advice(const TransferResult& result);
 nlohmann::json balance_json(const BalanceResult& result);
+// {"tx","result","seq","status"}; status is "applied", "failed" (final: the ledger recorded
+// it), "executed_not_applied_may_still_apply" (ordered at seq and executed as nonce_too_high
+// or unknown_sender: it moved no money, its bytes may still apply; exit code kExitNotFinal)
+// or "unknown" (never ordered, as far as the ledger knows; exit code kExitFailed).
 nlohmann::json tx_json(const TxResult& result);
+// What `tally tx` tells the user of a transaction executed with a not-yet result (one line,
+// for stderr).
+std::string tx_not_final_advice(const TxResult& result);
 nlohmann::json bench_json(const BenchResult& result);
 // `tally bench --breakdown`'s table: a row per phase, p50 / p99 in ms, all replicas and each.
 std::string breakdown_table(const Breakdown& breakdown);

@@ -369,6 +369,14 @@ Result<bft::Protocol> check_node_count(const std::string& name, uint32_t nodes) 
     return *protocol;
 }
 
+// `--lease-reads` (net up, net init): refused under PBFT, which has no leader lease to read
+// from, rather than ignored.
+Status check_lease_reads(bool lease_reads, bft::Protocol protocol) {
+    if (lease_reads && protocol != bft::Protocol::kRaft)
+        return make_error("usage", "--lease-reads: only Raft has lease reads; run it with --consensus raft");
+    return Ok{};
+}
+
 // Creates a new network folder. Returns the loaded (checked) config.
 Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, const std::string& abs) {
     auto protocol = check_node_count(options.protocol, options.nodes);
@@ -587,6 +595,7 @@ Status net_init(const NetInitOptions& options, std::ostream& out) {
         return make_error("usage", "--hosts lists " + std::to_string(n) + " host(s): " + options.protocol +
                                        " on " + std::to_string(n) + " replicas survives no failure; give at least " +
                                        std::to_string(bft::Quorums(*protocol, 1).n()));
+    if (auto s = check_lease_reads(options.lease_reads, *protocol); !s) return s;
     if (options.port == 0 || options.client_port == 0)
         return make_error("usage", "--port and --client-port must be in 1..65535");
     if (options.port == options.client_port || options.port == options.metrics_port ||
@@ -608,6 +617,7 @@ Status net_init(const NetInitOptions& options, std::ostream& out) {
     config.protocol = *protocol;
     config.f = f;
     config.dir = abs;
+    config.consensus.lease_reads = options.lease_reads;
     for (uint32_t i = 0; i < n; ++i) {
         const std::string host_dir = abs + "/" + host_folder_name(i, options.hosts[i]);
         // The host's folder holds its replica's key: private, as DIR/keys is for `net up`.
@@ -655,7 +665,8 @@ Status net_init(const NetInitOptions& options, std::ostream& out) {
     }
 
     out << "wrote a " << bft::protocol_name(*protocol) << " network of " << n << " replicas (f=" << f
-        << "), one per host, in " << options.out << ":\n";
+        << ")" << (options.lease_reads ? " with lease reads" : "") << ", one per host, in " << options.out
+        << ":\n";
     for (uint32_t i = 0; i < n; ++i) {
         const auto& r = config.replicas[i];
         out << "  replica " << i << " on " << r.host << ": peers " << r.endpoint() << ", clients "
@@ -736,8 +747,7 @@ Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progre
         std::error_code ec;
         auto protocol = check_node_count(options.protocol, options.nodes);
         if (!protocol) return protocol.error();
-        if (options.lease_reads && *protocol != bft::Protocol::kRaft)
-            return make_error("usage", "--lease-reads: only Raft has lease reads; run it with --consensus raft");
+        if (auto s = check_lease_reads(options.lease_reads, *protocol); !s) return s;
         if (*protocol == bft::Protocol::kRaft) {
             // Raft plays a few behaviours (bft/raft/traitor.h); the rest are PBFT's. A malformed
             // spec is left to the full check below.

@@ -79,6 +79,7 @@ struct NetInitOptions {
     uint16_t port = kHostsPeerPort;
     uint16_t client_port = kHostsClientPort;
     uint16_t metrics_port = kHostsMetricsPort;  // 0: no metrics endpoint
+    bool lease_reads = false;                   // Raft only, as NetUpOptions::lease_reads
 };
 
 // Writes the folders above; a summary (and what to do next) to `out`. Errors: "usage" (a bad

@@ -149,6 +149,7 @@ int cmd_net_init(const Args& args) {
     options.port = args.peer_port;
     options.client_port = args.client_port;
     options.metrics_port = args.metrics_port;
+    options.lease_reads = args.lease_reads;
     // Split on commas, keeping empty entries so that "a,,b" is refused, not quietly read as "a,b".
     std::string item;
     for (char c : args.hosts + ",") {
@@ -170,10 +171,14 @@ int cmd_net_status(const Args& args) {
     if (!wait) return fail(wait.error());
     auto statuses = (*client)->status(*wait);
     if (!statuses) return fail(statuses.error());
+    const auto& config = (*client)->config();
     if (args.json) {
-        print_json(tc::status_json(*statuses));
+        auto j = tc::status_json(*statuses);
+        if (config.protocol == tally::bft::Protocol::kRaft) j["lease_reads"] = config.consensus.lease_reads;
+        print_json(j);
     } else {
-        std::cout << tc::status_table(*statuses);
+        // The table, then the network's settings that change what a read costs or assumes.
+        std::cout << tc::status_table(*statuses) << tc::lease_reads_line(config);
     }
     for (const auto& s : *statuses)
         if (s.up) return tc::kExitOk;
@@ -303,9 +308,14 @@ int cmd_tx(const Args& args) {
                   << "seq     " << result->seq << "\n";
     }
     if (result->result == static_cast<uint32_t>(tally::ledger::ResultCode::kUnknownTx)) {
-        std::cerr << "tally: no such transaction in the ledger (not applied; one answered "
-                     "nonce_too_high or unknown_sender may still apply later)\n";
+        std::cerr << "tally: no such transaction in the ledger: the network never ordered it (or "
+                     "the replicas that answered caught up past it by state transfer)\n";
         return tc::kExitFailed;
+    }
+    // Executed, but as nonce_too_high or unknown_sender: not recorded for good (ledger/tx.h).
+    if (!tc::TransferResult::is_final(result->result)) {
+        std::cerr << "tally: " << tc::tx_not_final_advice(*result) << "\n";
+        return tc::kExitNotFinal;
     }
     return tc::kExitOk;
 }
@@ -486,15 +496,20 @@ void add_key_commands(CLI::App& app, Args& args, Commands& commands) {
     commands.address = address;
 }
 
+// `--lease-reads`, the same on net up and net init (network.json's consensus.lease_reads).
+void add_lease_reads_flag(CLI::App* cmd, Args& args) {
+    cmd->add_flag("--lease-reads", args.lease_reads,
+                  "Raft: answer linearizable reads from the leader's lease, without a heartbeat round "
+                  "each (assumes the replicas' clocks drift apart by less than an eighth of the election "
+                  "timeout; off: ReadIndex, which assumes nothing of clocks)");
+}
+
 CLI::App* add_net_up(CLI::App* net, Args& args) {
     auto* up = net->add_subcommand("up", "create (or restart) a local network and wait until it serves");
     up->add_option("--nodes", args.nodes,
                    "replicas (PBFT: 3f+1, default 4; Raft: any n, f = floor((n-1)/2), default 3)");
     up->add_option("--consensus,--protocol", args.protocol, "pbft or raft")->capture_default_str();
-    up->add_flag("--lease-reads", args.lease_reads,
-                 "Raft: answer linearizable reads from the leader's lease, without a heartbeat round "
-                 "each (assumes the replicas' clocks drift apart by less than an eighth of the election "
-                 "timeout; off: ReadIndex, which assumes nothing of clocks)");
+    add_lease_reads_flag(up, args);
     up->add_option("--traitor", args.traitors,
                    "make a replica Byzantine: NODE:BEHAVIOUR[,BEHAVIOUR] (repeatable). Behaviours: "
                    "silent, equivocate, bad-signature, wrong-digest, stale-view, future-view, replay, "
@@ -519,6 +534,7 @@ CLI::App* add_net_init(CLI::App* net, Args& args) {
         ->required();
     init->add_option("--out", args.out_dir, "the folder to write (must not exist, or be empty)")->required();
     init->add_option("--consensus,--protocol", args.protocol, "pbft or raft")->capture_default_str();
+    add_lease_reads_flag(init, args);
     init->add_option("--port", args.peer_port, "every replica's port for its peers")->capture_default_str();
     init->add_option("--client-port", args.client_port, "every replica's port for clients")
         ->capture_default_str();

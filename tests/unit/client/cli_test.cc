@@ -258,6 +258,36 @@ TEST(Cli, TheStatusTableSaysSoWhenReplicasHoldDifferentStatesAtOneSeq) {
     EXPECT_NE(status_table(statuses).find("More than f replicas are faulty"), std::string::npos);
 }
 
+// `net status` says under a Raft network's table whether reads use the leader's lease; a PBFT
+// network's output gains nothing (it has no lease).
+TEST(Cli, TheStatusSaysWhetherARaftNetworkServesReadsFromTheLeadersLease) {
+    node::api::NetworkConfig config;
+    config.protocol = bft::Protocol::kRaft;
+    EXPECT_EQ(lease_reads_line(config).rfind("lease reads: off", 0), 0u) << lease_reads_line(config);
+    config.consensus.lease_reads = true;
+    EXPECT_EQ(lease_reads_line(config).rfind("lease reads: on", 0), 0u) << lease_reads_line(config);
+    EXPECT_EQ(lease_reads_line(config).back(), '\n');
+    config.protocol = bft::Protocol::kPbft;
+    config.consensus.lease_reads = false;
+    EXPECT_EQ(lease_reads_line(config), "");
+}
+
+// `tally tx`: an id executed as nonce_too_high is neither applied nor unknown.
+TEST(Cli, TxJsonSaysWhetherTheTransactionAppliedFailedWasExecutedNotYetOrIsUnknown) {
+    TxResult r;
+    r.seq = 7;
+    EXPECT_EQ(tx_json(r)["status"], "applied");
+    r.result = static_cast<uint32_t>(ledger::ResultCode::kInsufficientFunds);
+    EXPECT_EQ(tx_json(r)["status"], "failed");
+    r.result = static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh);
+    EXPECT_EQ(tx_json(r)["status"], "executed_not_applied_may_still_apply");
+    EXPECT_EQ(tx_json(r)["seq"], 7);
+    EXPECT_NE(tx_not_final_advice(r).find("ordered at seq 7 and executed as nonce_too_high"), std::string::npos)
+        << tx_not_final_advice(r);
+    r.result = static_cast<uint32_t>(ledger::ResultCode::kUnknownTx);
+    EXPECT_EQ(tx_json(r)["status"], "unknown");
+}
+
 TEST(Cli, TransferAndBenchJsonKeys) {
     TransferResult t;
     t.seq = 9;
