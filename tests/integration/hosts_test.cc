@@ -221,6 +221,36 @@ TEST(NetInitHosts, RefusesHostListsThatCannotWorkSayingWhy) {
     EXPECT_EQ(written->replicas[2].metrics_port, 0);
 }
 
+// `net init --lease-reads` writes network.json's consensus.lease_reads for Raft, and is refused
+// under PBFT with the very words `net up --lease-reads` is, writing nothing.
+TEST(NetInitHosts, LeaseReadsAreWrittenForRaftAndRefusedUnderPbftAsNetUpRefusesThem) {
+    Scratch scratch;
+    const std::string tally = bin_dir() + "/tally ";
+    auto raft = run_command(tally + "net init --consensus raft --lease-reads --hosts 10.9.0.1,10.9.0.2,10.9.0.3 "
+                                    "--out " + scratch.path() + "/raft");
+    EXPECT_EQ(raft.exit_code, 0) << raft.output;
+    EXPECT_NE(raft.output.find("with lease reads"), std::string::npos) << raft.output;
+    auto written = node::api::load_network_config(scratch.path() + "/raft/1-10.9.0.2/network.json");
+    ASSERT_TRUE(written.ok()) << written.error().message;
+    EXPECT_TRUE(written->consensus.lease_reads);
+    auto plain = run_command(tally + "net init --consensus raft --hosts 10.9.0.1,10.9.0.2,10.9.0.3 --out " +
+                             scratch.path() + "/plain");
+    EXPECT_EQ(plain.exit_code, 0) << plain.output;
+    auto off = node::api::load_network_config(scratch.path() + "/plain/network.json");
+    ASSERT_TRUE(off.ok()) << off.error().message;
+    EXPECT_FALSE(off->consensus.lease_reads);
+
+    auto init = run_command(tally + "net init --lease-reads --hosts 10.9.0.1,10.9.0.2,10.9.0.3,10.9.0.4 --out " +
+                            scratch.path() + "/pbft");
+    auto up = run_command(tally + "--dir " + scratch.path() + "/pbft-up net up --lease-reads");
+    EXPECT_EQ(init.exit_code, 2) << init.output;
+    EXPECT_EQ(up.exit_code, 2) << up.output;
+    EXPECT_NE(init.output.find("only Raft has lease reads"), std::string::npos) << init.output;
+    EXPECT_EQ(init.output, up.output);
+    EXPECT_FALSE(fs::exists(scratch.path() + "/pbft"));
+    EXPECT_FALSE(fs::exists(scratch.path() + "/pbft-up"));
+}
+
 // libzmq binds an address, never a DNS name: a network.json that names its replicas' hosts
 // (here "localhost", on distinct ports) must still start, tallyd binding what the name
 // resolves to, and commit. (Raft on one replica: the binding is the point, and it starts fast.)
