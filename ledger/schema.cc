@@ -56,21 +56,26 @@ INSERT INTO accounts(key, balance, nonce)
     ON CONFLICT(key) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce;
 DELETE FROM account_log;
 )sql";
-// The transfers a block executed with a "not yet" result (kNonceTooHigh, kUnknownSender: tx.h),
-// which the transactions table must not hold (a copy of the same bytes may still apply later),
-// at the last seq each executed: what a tx query answers for an id with no final record, so
-// that `tally tx` can say "ordered at seq N, nonce_too_high" rather than "unknown".
+// The transfers a block executed as kNonceTooHigh, which the transactions table must not hold
+// (a copy of the same bytes may still apply later: tx.h), at the last seq each executed: what a
+// tx query answers for an id with no final record, so that `tally tx` can say "ordered at seq
+// N, nonce_too_high" rather than "unknown".
 // Why a table of its own: the state digest covers the transactions table (the history
 // digest), and a block must commit to what it committed to before; this table is outside
 // every digest. Every replica that executes a block writes the same rows, in the block's SQLite
 // transaction; a snapshot does not carry them (nothing could prove them), so a replica that
 // skipped blocks by state transfer answers unknown_tx for a not-yet execution it never saw.
-// Bounded as the ledger is: one row per transaction id ordered, the latest execution kept.
+// Bounded: the latest kNotYetPerSender per sender (by seq, then id), and only for senders that
+// exist (an account costs its creator a first transfer; issue 11 section 4). An account holder
+// can sign any number of early transfers for free, and kUnknownSender ones come from keys that
+// cost nothing at all: neither may make a replica keep records without end. Those are what a
+// tx query then calls unknown.
 // IF NOT EXISTS: a ledger made before it gets it at open, and an older tally ignores it, so the
 // schema version stays.
 constexpr const char* kNotYetSchema = R"sql(
 CREATE TABLE IF NOT EXISTS not_yet_outcomes(id BLOB PRIMARY KEY, code INTEGER NOT NULL,
-                                            seq INTEGER NOT NULL) WITHOUT ROWID;
+                                            seq INTEGER NOT NULL, sender BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS not_yet_by_sender ON not_yet_outcomes(sender, seq, id);
 )sql";
 // `history` is the history digest after the block: NULL for a block fetched by backfill
 // (the records of its seq came with a snapshot). `certificate`: the consensus proof that its
@@ -138,8 +143,11 @@ int State::Impl::prepare_statements() {
         {&set_last_seq, "UPDATE meta SET value = ?1 WHERE key = 'last_seq'"},
         {&select_not_yet, "SELECT code, seq FROM not_yet_outcomes WHERE id = ?1"},
         {&upsert_not_yet,
-         "INSERT INTO not_yet_outcomes(id, code, seq) VALUES(?1, ?2, ?3) "
+         "INSERT INTO not_yet_outcomes(id, code, seq, sender) VALUES(?1, ?2, ?3, ?4) "
          "ON CONFLICT(id) DO UPDATE SET code = excluded.code, seq = excluded.seq"},
+        {&trim_not_yet,
+         "DELETE FROM not_yet_outcomes WHERE sender = ?1 AND id NOT IN (SELECT id FROM "
+         "not_yet_outcomes WHERE sender = ?1 ORDER BY seq DESC, id DESC LIMIT ?2)"},
         {&select_certificate, "SELECT certificate FROM blocks WHERE height = ?1"},
         {&set_certificate, "UPDATE blocks SET certificate = ?2 WHERE height = ?1"},
     };

@@ -115,6 +115,19 @@ std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& r
     return outcome;
 }
 
+void State::Impl::keep_not_yet(const Tx& tx, uint64_t seq, int& rc) {
+    Use upsert(upsert_not_yet);
+    upsert.bind(1, tx.id).bind(2, static_cast<uint64_t>(ResultCode::kNonceTooHigh)).bind(3, seq);
+    upsert.bind(4, tx.sender);
+    if (upsert.step() != SQLITE_DONE) {
+        rc = sqlite3_extended_errcode(db);
+        return;
+    }
+    Use trim(trim_not_yet);
+    trim.bind(1, tx.sender).bind(2, kNotYetPerSender);
+    if (trim.step() != SQLITE_DONE) rc = sqlite3_extended_errcode(db);
+}
+
 std::optional<Outcome> State::Impl::find_not_yet(const crypto::Hash& id, int& rc) {
     Use row(select_not_yet);
     row.bind(1, id);
@@ -152,12 +165,10 @@ Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
     if (effect.receiver) accounts.touch(tx.to) = *effect.receiver;
 
     // Only final results are recorded (tx.h): a transfer that came early may apply later.
-    // Its execution is kept aside, outside the digests, for a tx query to find (schema.cc,
-    // kNotYetSchema).
+    // An existing sender's early one is kept aside, outside the digests, for a tx query to
+    // find: its latest few (schema.cc, kNotYetSchema).
     if (!effect.recorded) {
-        Use upsert(upsert_not_yet);
-        upsert.bind(1, tx.id).bind(2, static_cast<uint64_t>(outcome.code)).bind(3, seq);
-        if (upsert.step() != SQLITE_DONE) rc = sqlite3_extended_errcode(db);
+        if (outcome.code == ResultCode::kNonceTooHigh) keep_not_yet(tx, seq, rc);
         return outcome;
     }
     Use insert(insert_tx);

@@ -31,7 +31,7 @@ struct State::Impl {
     Statement begin, commit, rollback;
     Statement select_tx, insert_tx, upsert_account, log_account, insert_block, select_block, set_last_seq;
     Statement select_certificate, set_certificate;
-    Statement select_not_yet, upsert_not_yet;  // not_yet_outcomes (schema.cc, kNotYetSchema)
+    Statement select_not_yet, upsert_not_yet, trim_not_yet;  // not_yet_outcomes (schema.cc, kNotYetSchema)
 
     // Invariant: equals the accounts table as of last_block (between calls), so
     // accounts.digest() == digest_accounts(accounts.sorted()) and combined with `history` it
@@ -112,6 +112,9 @@ struct State::Impl {
     std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
     // The last not-yet execution of `id` (kNonceTooHigh or kUnknownSender, at its seq), if any.
     std::optional<Outcome> find_not_yet(const crypto::Hash& id, int& rc);
+    // Keeps `tx`'s nonce_too_high execution at `seq`, and its sender's latest kNotYetPerSender.
+    void keep_not_yet(const Tx& tx, uint64_t seq, int& rc);
+    static constexpr uint64_t kNotYetPerSender = 16;
     Outcome apply_transfer(const Tx& tx, uint64_t seq, int& rc);
     Outcome answer(const Tx& tx, uint64_t seq, int& rc);
     Result<AppliedBlock> run_block(uint64_t seq, uint64_t view, const std::vector<std::string>& txs,
