@@ -343,11 +343,9 @@ nlohmann::json tx_json(const TxResult& r) {
 }
 
 std::string tx_not_final_advice(const TxResult& r) {
-    const std::string why = r.result == static_cast<uint32_t>(ledger::ResultCode::kUnknownSender)
-                                ? "the sending account did not exist then"
-                                : "its nonce was ahead of the account's";
-    return "ordered at seq " + std::to_string(r.seq) + " and executed as " + result_text(r.result) + " (" +
-           why + "): it moved no money. Its signed bytes stay valid and apply if sent again once "
+    // Replicas keep only nonce_too_high executions (ledger/schema.cc, not_yet_outcomes).
+    return "ordered at seq " + std::to_string(r.seq) + " and executed as " + result_text(r.result) +
+           " (its nonce was ahead of the account's): it moved no money. Its signed bytes stay valid and apply if sent again once "
            "they can: do not pay again with another nonce.";
 }
 

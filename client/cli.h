@@ -73,8 +73,8 @@ nlohmann::json transfer_json(const TransferResult& result);
 std::string not_final_advice(const TransferResult& result);
 nlohmann::json balance_json(const BalanceResult& result);
 // {"tx","result","seq","status"}; status is "applied", "failed" (final: the ledger recorded
-// it), "executed_not_applied_may_still_apply" (ordered at seq and executed as nonce_too_high
-// or unknown_sender: it moved no money, its bytes may still apply; exit code kExitNotFinal)
+// it), "executed_not_applied_may_still_apply" (ordered at seq and executed as nonce_too_high:
+// it moved no money, its bytes may still apply; exit code kExitNotFinal)
 // or "unknown" (never ordered, as far as the ledger knows; exit code kExitFailed).
 nlohmann::json tx_json(const TxResult& result);
 // What `tally tx` tells the user of a transaction executed with a not-yet result (one line,
