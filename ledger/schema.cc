@@ -141,7 +141,7 @@ int State::Impl::prepare_statements() {
         {&insert_block, insert_block_sql.c_str()},
         {&select_block, select_block_sql.c_str()},
         {&set_last_seq, "UPDATE meta SET value = ?1 WHERE key = 'last_seq'"},
-        {&select_not_yet, "SELECT code, seq FROM not_yet_outcomes WHERE id = ?1"},
+        {&select_not_yet, "SELECT code, seq, 0 FROM not_yet_outcomes WHERE id = ?1"},
         {&upsert_not_yet,
          "INSERT INTO not_yet_outcomes(id, code, seq, sender) VALUES(?1, ?2, ?3, ?4) "
          "ON CONFLICT(id) DO UPDATE SET code = excluded.code, seq = excluded.seq"},

@@ -97,8 +97,8 @@ State::~State() = default;
 
 // ---- applying blocks ----
 
-std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& rc) {
-    Use row(select_tx);
+std::optional<Outcome> State::Impl::find_outcome(const Statement& select, const crypto::Hash& id, int& rc) {
+    Use row(select);
     row.bind(1, id);
     int step = row.step();
     if (step == SQLITE_DONE) return std::nullopt;
@@ -115,6 +115,10 @@ std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& r
     return outcome;
 }
 
+std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& rc) {
+    return find_outcome(select_tx, id, rc);
+}
+
 void State::Impl::keep_not_yet(const Tx& tx, uint64_t seq, int& rc) {
     Use upsert(upsert_not_yet);
     upsert.bind(1, tx.id).bind(2, static_cast<uint64_t>(ResultCode::kNonceTooHigh)).bind(3, seq);
@@ -126,23 +130,6 @@ void State::Impl::keep_not_yet(const Tx& tx, uint64_t seq, int& rc) {
     Use trim(trim_not_yet);
     trim.bind(1, tx.sender).bind(2, kNotYetPerSender);
     if (trim.step() != SQLITE_DONE) rc = sqlite3_extended_errcode(db);
-}
-
-std::optional<Outcome> State::Impl::find_not_yet(const crypto::Hash& id, int& rc) {
-    Use row(select_not_yet);
-    row.bind(1, id);
-    int step = row.step();
-    if (step == SQLITE_DONE) return std::nullopt;
-    if (step != SQLITE_ROW) {
-        rc = step;
-        return std::nullopt;
-    }
-    Outcome outcome;
-    outcome.tx_id = id;
-    uint64_t code = row.u64(0);
-    outcome.code = known_code(code) ? static_cast<ResultCode>(code) : ResultCode::kMalformed;
-    outcome.seq = row.u64(1);
-    return outcome;
 }
 
 // A transfer: a duplicate answered with its first outcome, or the rules' effect (rules.h)
@@ -198,7 +185,7 @@ Outcome State::Impl::answer(const Tx& tx, uint64_t seq, int& rc) {
     TALLY_ASSERT(tx.kind == TxKind::kTxQuery);
     // A final record first: a transfer that came early and applied later has one.
     std::optional<Outcome> found = find_recorded(tx.queried_tx, rc);
-    if (!found && rc == SQLITE_OK) found = find_not_yet(tx.queried_tx, rc);
+    if (!found && rc == SQLITE_OK) found = find_outcome(select_not_yet, tx.queried_tx, rc);
     if (found) {
         outcome.code = found->code;
         outcome.seq = found->seq;

@@ -110,8 +110,9 @@ struct State::Impl {
 
     // ---- blocks (state.cc) ----
     std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
-    // The last not-yet execution of `id` (kNonceTooHigh or kUnknownSender, at its seq), if any.
-    std::optional<Outcome> find_not_yet(const crypto::Hash& id, int& rc);
+    // The outcome `select` finds (code, seq, value of the id ?1): select_tx, a final record;
+    // select_not_yet, the last nonce_too_high execution kept aside (schema.cc, kNotYetSchema).
+    std::optional<Outcome> find_outcome(const Statement& select, const crypto::Hash& id, int& rc);
     // Keeps `tx`'s nonce_too_high execution at `seq`, and its sender's latest kNotYetPerSender.
     void keep_not_yet(const Tx& tx, uint64_t seq, int& rc);
     static constexpr uint64_t kNotYetPerSender = 16;

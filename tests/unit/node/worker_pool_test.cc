@@ -54,6 +54,16 @@ protected:
         return out;
     }
 
+    // Submits `frame` and waits for the one event it becomes, which must be a PeerMessage.
+    PeerMessage peer_message_of(WorkerPool& pool, const std::string& frame) {
+        EXPECT_TRUE(pool.submit_verify(job(frame)));
+        auto events = wait_for(pool, 1);
+        EXPECT_EQ(events.size(), 1u);
+        auto* m = events.size() == 1 ? std::get_if<PeerMessage>(&events[0]) : nullptr;
+        EXPECT_NE(m, nullptr) << "not a peer message";
+        return m ? std::move(*m) : PeerMessage{};
+    }
+
     uint64_t total_rejected() const {
         uint64_t total = 0;
         for (const auto& [reason, count] : rejections_.snapshot()) total += count;
@@ -88,15 +98,11 @@ TEST_F(WorkerPoolTest, AValidRequestBecomesARequestEventWithItsIdAndClient) {
 TEST_F(WorkerPoolTest, AReplicaMessageBecomesAPeerMessageFromItsSender) {
     auto pool = make_pool();
     const std::string frame = crypto::seal(key_n(2), crypto::MessageType::kPrepare, "vote");
-    ASSERT_TRUE(pool->submit_verify(job(frame)));
-    auto events = wait_for(*pool, 1);
-    ASSERT_EQ(events.size(), 1u);
-    auto* m = std::get_if<PeerMessage>(&events[0]);
-    ASSERT_NE(m, nullptr);
-    EXPECT_EQ(m->from, 2u);
-    EXPECT_EQ(m->envelope.type, crypto::MessageType::kPrepare);
-    EXPECT_EQ(m->envelope.body, "vote");
-    EXPECT_EQ(m->raw.to_string(), frame);
+    const PeerMessage m = peer_message_of(*pool, frame);
+    EXPECT_EQ(m.from, 2u);
+    EXPECT_EQ(m.envelope.type, crypto::MessageType::kPrepare);
+    EXPECT_EQ(m.envelope.body, "vote");
+    EXPECT_EQ(m.raw.to_string(), frame);
 }
 
 // Raft's replicas authenticate their messages to each other with pairwise MACs (crypto/keys.h).
@@ -107,20 +113,16 @@ TEST_F(WorkerPoolTest, WithPeerMacsAReplicasMacForThisReplicaIsAcceptedAndAnyOth
     const auto two = key_n(2);
     const auto for_us = crypto::PairwiseKey::derive(two, self_key_.public_key()).value();
     const auto for_three = crypto::PairwiseKey::derive(two, key_n(3).public_key()).value();
-    const std::string frame = crypto::seal_for_peer(two, for_us, crypto::MessageType::kRaftAppend, "entries");
-    ASSERT_TRUE(pool->submit_verify(job(frame)));
-    auto events = wait_for(*pool, 1);
-    ASSERT_EQ(events.size(), 1u);
-    auto* m = std::get_if<PeerMessage>(&events[0]);
-    ASSERT_NE(m, nullptr);
-    EXPECT_EQ(m->from, 2u);
-    EXPECT_TRUE(m->envelope.pairwise);
-    EXPECT_EQ(m->envelope.body, "entries");
+    const PeerMessage m = peer_message_of(
+        *pool, crypto::seal_for_peer(two, for_us, crypto::MessageType::kRaftAppend, "entries"));
+    EXPECT_EQ(m.from, 2u);
+    EXPECT_TRUE(m.envelope.pairwise);
+    EXPECT_EQ(m.envelope.body, "entries");
     // A MAC made for replica 3, and a signed frame, from the same sender.
     ASSERT_TRUE(pool->submit_verify(
         job(crypto::seal_for_peer(two, for_three, crypto::MessageType::kRaftAppend, "entries"))));
     ASSERT_TRUE(pool->submit_verify(job(crypto::seal(two, crypto::MessageType::kRaftAppend, "signed"))));
-    events = wait_for(*pool, 1, 1);
+    auto events = wait_for(*pool, 1, 1);
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(std::get<PeerMessage>(events[0]).envelope.body, "signed");
     EXPECT_EQ(rejections_.get("bad_signature"), 1u);
