@@ -313,8 +313,11 @@ std::string not_final_advice(const TransferResult& r) {
             ? "the sending account does not exist yet; it applies if the account is credited"
             : "nonce " + std::to_string(r.nonce) +
                   " is ahead of the account's; it applies once the nonces before it have";
-    return "the transfer was not ordered, and may still apply (" + result_text(r.result) + "): " +
-           why + ". Its signed bytes stay valid: do not pay again with another nonce. Check it with "
+    // A seq: the network ordered it there and it moved nothing; none: refused before ordering.
+    const std::string what = r.seq > 0 ? "the transfer was ordered at seq " + std::to_string(r.seq) +
+                                             " but moved no money, and may still apply ("
+                                       : "the transfer was not ordered, and may still apply (";
+    return what + result_text(r.result) + "): " + why + ". Its signed bytes stay valid: do not pay again with another nonce. Check it with "
            "`tally tx " + tx + "`, or send this same transfer again with `--nonce " +
            std::to_string(r.nonce) + "` (the same bytes apply at most once).";
 }

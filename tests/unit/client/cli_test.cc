@@ -160,6 +160,14 @@ TEST(Cli, ATransferNotOrderedForGoodIsReportedAsMayStillApplyNotAsFailed) {
         const std::string advice = not_final_advice(t);
         EXPECT_NE(advice.find("may still apply"), std::string::npos) << advice;
         EXPECT_NE(advice.find("--nonce 3"), std::string::npos) << advice;
+        EXPECT_NE(advice.find("was not ordered"), std::string::npos) << advice;
+        // Executed at a seq (nonce_too_high in a block): ordered, yet it moved nothing.
+        TransferResult executed = t;
+        executed.seq = 12;
+        const std::string at_seq = not_final_advice(executed);
+        EXPECT_NE(at_seq.find("ordered at seq 12 but moved no money, and may still apply"), std::string::npos)
+            << at_seq;
+        EXPECT_EQ(at_seq.find("not ordered"), std::string::npos) << at_seq;
     }
     for (auto code : {ledger::ResultCode::kInsufficientFunds, ledger::ResultCode::kNonceTooLow,
                       ledger::ResultCode::kBadSignature}) {
