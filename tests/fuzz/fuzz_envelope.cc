@@ -2,7 +2,9 @@
 // Properties: a frame that opens (signature unchecked) is exactly its fields laid out again;
 // one that opens with its signature checked and comes from a key we hold is exactly what
 // seal() makes of its type and body (Ed25519 signatures are deterministic); a sender other
-// than the expected one is refused.
+// than the expected one is refused. A version-2 frame (a pairwise MAC) never opens without the
+// pair's key, and one that opens with replica 0's key for its sender is exactly what
+// seal_for_peer() makes.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -19,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto header = crypto::open(bytes, unchecked);
     if (header) {
         std::string again;
-        again.push_back(static_cast<char>(crypto::kEnvelopeVersion));
+        again.push_back(static_cast<char>(header->pairwise ? crypto::kEnvelopeVersionPairwise
+                                                           : crypto::kEnvelopeVersion));
         again.push_back(static_cast<char>(header->type));
         again.append(crypto::as_bytes(header->sender));
         const auto n = static_cast<uint32_t>(header->body.size());
@@ -30,6 +33,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
 
     auto opened = crypto::open(bytes);
+    if (header && header->pairwise) {
+        FUZZ_CHECK(!opened && opened.error().code == "bad_signature");
+        const auto& self = fuzz::replica_keys()[0];
+        for (const auto& key : fuzz::replica_keys()) {
+            if (key.public_key() != header->sender || key.public_key() == self.public_key()) continue;
+            const auto pairwise = crypto::PairwiseKey::derive(self, key.public_key()).value();
+            crypto::OpenOptions with_key;
+            with_key.pairwise_key = &pairwise;
+            auto maced = crypto::open(bytes, with_key);
+            if (maced)
+                FUZZ_CHECK(crypto::seal_for_peer(key, pairwise, maced->type, maced->body) == bytes);
+        }
+        return 0;
+    }
     if (opened) {
         FUZZ_CHECK(header.ok());
         FUZZ_CHECK(opened->body == header->body && opened->sender == header->sender);
