@@ -312,7 +312,7 @@ int cmd_tx(const Args& args) {
                      "the replicas that answered caught up past it by state transfer)\n";
         return tc::kExitFailed;
     }
-    // Executed, but as nonce_too_high or unknown_sender: not recorded for good (ledger/tx.h).
+    // Executed, but as nonce_too_high: not recorded for good (ledger/tx.h).
     if (!tc::TransferResult::is_final(result->result)) {
         std::cerr << "tally: " << tc::tx_not_final_advice(*result) << "\n";
         return tc::kExitNotFinal;

@@ -127,8 +127,9 @@ bool verify_peer_mac(const PairwiseKey& pairwise, std::string_view maced, const 
 //   "malformed"     a version neither 1 nor 2, or bytes after the signature
 //   "unknown_type"  a type byte that names no MessageType
 //   "wrong_sender"  not expected_sender
-//   "bad_signature" the signature (version 2: the MAC, or no pairwise_key) does not verify (kBatchReply: or the path does not lead
-//                   to a root; "malformed" for a body that is not a batched reply)
+//   "bad_signature" the signature does not verify (version 2: the MAC, or no pairwise_key;
+//                   kBatchReply: or the path does not lead to a root; "malformed" for a body
+//                   that is not a batched reply)
 Result<Envelope> open(std::string_view bytes, const OpenOptions& options = {});
 
 }  // namespace tally::crypto

@@ -242,6 +242,18 @@ Result<PairwiseKey> PairwiseKey::derive(const KeyPair& self, const PublicKey& pe
 
 PairwiseKey::~PairwiseKey() { sodium_memzero(bytes_.data(), bytes_.size()); }
 
+std::vector<std::optional<PairwiseKey>> pairwise_keys(const KeyPair& self,
+                                                      const std::vector<PublicKey>& replicas) {
+    std::vector<std::optional<PairwiseKey>> keys;
+    for (const PublicKey& replica : replicas) {
+        std::optional<PairwiseKey> key;
+        if (replica != self.public_key())
+            if (auto derived = PairwiseKey::derive(self, replica)) key = *derived;
+        keys.push_back(std::move(key));
+    }
+    return keys;
+}
+
 std::string key_to_hex(const PublicKey& key) { return to_hex(key); }
 
 Result<PublicKey> key_from_hex(std::string_view hex) { return array_from_hex<32>(hex); }

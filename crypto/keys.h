@@ -11,8 +11,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "crypto/result.h"
 
@@ -122,6 +124,11 @@ private:
     PairwiseKey() = default;
     std::array<uint8_t, 32> bytes_{};
 };
+
+// The key `self` shares with each of `replicas` (by index): none for its own key, or for a key
+// that derives none (a peer that cannot have made a MAC either; a signature serves there).
+std::vector<std::optional<PairwiseKey>> pairwise_keys(const KeyPair& self,
+                                                      const std::vector<PublicKey>& replicas);
 
 // True when `signature` is `key`'s signature of tag || 0x00 || message.
 bool verify(const PublicKey& key, std::string_view domain, std::string_view message,

@@ -51,8 +51,8 @@ struct BlockHeader {
 
 // What happened to one transaction of a block (or one query).
 // For a tx query, code, seq and value are the QUERIED transaction's recorded ones, else its
-// last not-yet execution's (kNonceTooHigh or kUnknownSender at that seq, value 0: tx.h), else
-// kUnknownTx; tx_id is always the id of the transaction this outcome answers.
+// last kNonceTooHigh execution's when the replica kept it (at that seq, value 0: schema.cc,
+// kNotYetSchema), else kUnknownTx; tx_id is always the id of the transaction this outcome answers.
 struct Outcome {
     crypto::Hash tx_id{};
     ResultCode code = ResultCode::kOk;

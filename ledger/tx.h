@@ -44,9 +44,10 @@ namespace tally::ledger {
 //   * kMalformed and kBadSignature: the result is a pure function of the bytes, so a copy gets
 //     the same answer anyway; and recording a bad signature under the id would let anyone who
 //     saw a transaction block it by ordering a copy with a broken signature first.
-//   A not-yet execution is kept apart instead, outside every digest (ledger/schema.cc,
-//   not_yet_outcomes): a tx query for an id with no final record answers it, at the seq it
-//   last executed, so the sender can learn that the network ordered it and it moved nothing.
+//   A kNonceTooHigh execution is kept apart instead, outside every digest (ledger/schema.cc,
+//   not_yet_outcomes; a sender's latest 16): a tx query for an id with no final record answers
+//   it, at the seq it last executed, so the sender can learn that the network ordered it and
+//   it moved nothing.
 //   Queries (balance, tx) are never recorded and never touch a nonce.
 // - The id of bytes that do not decode (tx_id() below): SHA-256 of the signed bytes when they
 //   frame as an envelope, else SHA-256 of all the bytes. It only labels the outcome.

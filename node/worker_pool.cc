@@ -46,12 +46,7 @@ WorkerPool::WorkerPool(const WorkerPoolOptions& options, const crypto::KeyPair& 
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     TALLY_ASSERT(wake_fd_ >= 0);  // only fails when the process is out of fds at startup
     events_.reserve(1024);
-    if (options_.peer_macs) {
-        for (bft::ReplicaId id = 0; id < replicas_.size(); ++id) {
-            auto pairwise = crypto::PairwiseKey::derive(key_, replicas_[id]);
-            pairwise_.push_back(id != self_ && pairwise ? std::optional(*pairwise) : std::nullopt);
-        }
-    }
+    if (options_.peer_macs) pairwise_ = crypto::pairwise_keys(key_, replicas_);
     for (uint32_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { run(); });
 }
 

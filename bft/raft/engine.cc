@@ -106,7 +106,10 @@ struct Progress {
 class Raft final : public RaftEngine {
 public:
     Raft(const Config& config, const crypto::KeyPair& key)
-        : config_(config), key_(key), n_(static_cast<uint32_t>(config.replicas.size())),
+        : config_(config),
+          key_(key),
+          pairwise_(crypto::pairwise_keys(key, config.replicas)),
+          n_(static_cast<uint32_t>(config.replicas.size())),
           majority_(n_ / 2 + 1) {
         config_.election_timeout_ticks = std::max<uint64_t>(config_.election_timeout_ticks, 2);
         config_.heartbeat_ticks = std::max<uint64_t>(config_.heartbeat_ticks, 1);
@@ -115,10 +118,6 @@ public:
         config_.max_inflight = std::max<uint32_t>(config_.max_inflight, 1);
         config_.max_entries_per_append = std::max<uint32_t>(config_.max_entries_per_append, 1);
         progress_.resize(n_);
-        for (ReplicaId id = 0; id < n_; ++id) {
-            auto pairwise = crypto::PairwiseKey::derive(key_, config_.replicas[id]);
-            pairwise_.push_back(id != config_.id && pairwise ? std::optional(*pairwise) : std::nullopt);
-        }
     }
 
     // Raft's own log is what it decided: the ledger's certificates are not read.

@@ -86,7 +86,9 @@ TEST(Admission, AFlooderWithUnfundedKeysAndReplayedBytesIsNeverOrderedAndHonestC
     auto first = c.submit(early, 20s);
     ASSERT_TRUE(first.ok()) << first.error().message;
     EXPECT_EQ(first->result, static_cast<uint32_t>(ledger::ResultCode::kNonceTooHigh));
-    if (first->seq != 0) EXPECT_EQ(first->seq, height + 1);
+    if (first->seq != 0) {
+        EXPECT_EQ(first->seq, height + 1);
+    }
     // (Every replica executed it first: a lagging one would still answer the copy it holds.)
     ASSERT_TRUE(net.wait_for(
         [&](const auto& s) {

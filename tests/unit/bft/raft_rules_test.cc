@@ -868,7 +868,9 @@ TEST(RaftRules, WhatAReplicaSendsAPeerCarriesAMacOnlyThatPeerCanCheck) {
                 options.pairwise_key = &key;
                 auto env = crypto::open(o.envelope, options);
                 EXPECT_EQ(env.ok(), r == o.to) << "to " << o.to << ", opened by " << r;
-                if (env.ok()) EXPECT_TRUE(env->pairwise);
+                if (env.ok()) {
+                    EXPECT_TRUE(env->pairwise);
+                }
             }
         }
         EXPECT_EQ(to.size(), want);
