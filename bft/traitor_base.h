@@ -58,6 +58,7 @@ protected:
     // What the honest engine wants done, as this traitor does it instead.
     virtual Output rewrite(Output out) = 0;
     Interface& honest() { return *honest_; }
+    const Interface& honest() const { return *honest_; }
 
 private:
     std::unique_ptr<Interface> honest_;

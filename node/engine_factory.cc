@@ -87,7 +87,7 @@ Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& confi
             if (options.traitor.empty())
                 return bft::raft::make_engine(raft_config(config, id, options.seed, options.recovering), key, authenticator);
             return std::unique_ptr<bft::Engine>(std::make_unique<bft::raft::TraitorEngine>(
-                bft::raft::make_raft_engine(raft_config(config, id, options.seed, options.recovering), key), options.traitor, key, id));
+                bft::raft::make_raft_engine(raft_config(config, id, options.seed, options.recovering), key), options.traitor));
         }
     }
     return make_error("unsupported", "no engine for this protocol");

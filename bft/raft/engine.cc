@@ -439,11 +439,16 @@ private:
             for (ReplicaId peer : peers()) seal_to(peer, type, body, out);
             return;
         }
-        if (to < pairwise_.size() && pairwise_[to])
-            out.send.push_back(Outgoing{to, crypto::seal_for_peer(key_, *pairwise_[to], type, body)});
-        else
-            out.send.push_back(Outgoing{to, crypto::seal(key_, type, body)});
+        out.send.push_back(Outgoing{to, seal_for(to, type, body)});
     }
+
+public:
+    std::string seal_for(ReplicaId to, MessageType type, const std::string& body) const override {
+        if (to < pairwise_.size() && pairwise_[to]) return crypto::seal_for_peer(key_, *pairwise_[to], type, body);
+        return crypto::seal(key_, type, body);
+    }
+
+private:
     template <typename M>
     void send(ReplicaId to, MessageType type, const M& m, Output& out) const {
         seal_to(to, type, m.SerializeAsString(), out);

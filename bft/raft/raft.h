@@ -104,6 +104,11 @@ public:
     // bring `target` up to date, then tell it to campaign at once (TimeoutNow); it wins a term
     // later without waiting for an election timeout. Abandoned after an election timeout.
     virtual Output transfer_leadership(ReplicaId target) = 0;
+
+    // `body` sealed for peer `to` as this replica seals what it sends a peer (a MAC under the
+    // key the two share; engine.cc, seal_to): for a wrapper that rewrites what it sends
+    // (bft/raft/traitor.h), so that a lie costs no more to make or check than the truth.
+    virtual std::string seal_for(ReplicaId to, crypto::MessageType type, const std::string& body) const = 0;
 };
 
 // `key` signs this replica's messages (config.replicas[config.id]). The authenticator is

@@ -19,9 +19,8 @@ void drop_answer(Output& out, ReplicaId to, crypto::MessageType type) {
 }
 }  // namespace
 
-TraitorEngine::TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours,
-                             const crypto::KeyPair& key, ReplicaId id)
-    : TraitorBase(std::move(honest), std::move(behaviours)), key_(key), id_(id) {}
+TraitorEngine::TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours)
+    : TraitorBase(std::move(honest), std::move(behaviours)) {}
 
 Output TraitorEngine::on_tick() {
     Output out;
@@ -47,7 +46,7 @@ Output TraitorEngine::falsely_acknowledge(ReplicaId from, const crypto::Envelope
     yes.set_success(true);
     yes.set_match_index(claimed);
     yes.set_read_ctx(append.read_ctx());
-    out.send.push_back(Outgoing{from, crypto::seal(key_, crypto::MessageType::kRaftAppendReply, yes.SerializeAsString())});
+    out.send.push_back(Outgoing{from, seal_for(from, crypto::MessageType::kRaftAppendReply, yes.SerializeAsString())});
     return out;
 }
 
@@ -65,14 +64,14 @@ Output TraitorEngine::on_message(ReplicaId from, const crypto::Envelope& envelop
             yes.set_granted(true);
             yes.set_pre_vote(vote.pre_vote());
             drop_answer(out, from, crypto::MessageType::kRaftVoteReply);
-            out.send.push_back(Outgoing{from, crypto::seal(key_, crypto::MessageType::kRaftVoteReply,
-                                                           yes.SerializeAsString())});
+            out.send.push_back(Outgoing{from, seal_for(from, crypto::MessageType::kRaftVoteReply,
+                                                                yes.SerializeAsString())});
         }
     }
     return out;
 }
 
-std::string TraitorEngine::forked_append(const std::string& envelope) const {
+std::string TraitorEngine::forked_append(ReplicaId to, const std::string& envelope) const {
     auto env = crypto::open(envelope, crypto::OpenOptions{crypto::kEnvelopeMaxBytes, std::nullopt, false});
     if (!env || env->type != crypto::MessageType::kRaftAppend) return envelope;
     pb::Append append;
@@ -83,10 +82,10 @@ std::string TraitorEngine::forked_append(const std::string& envelope) const {
         entry.mutable_requests()->RemoveLast();
         changed = true;
     }
-    return changed ? crypto::seal(key_, crypto::MessageType::kRaftAppend, append.SerializeAsString()) : envelope;
+    return changed ? seal_for(to, crypto::MessageType::kRaftAppend, append.SerializeAsString()) : envelope;
 }
 
-std::string TraitorEngine::lying_vote(const std::string& envelope) const {
+std::string TraitorEngine::lying_vote(ReplicaId to, const std::string& envelope) const {
     auto env = crypto::open(envelope, crypto::OpenOptions{crypto::kEnvelopeMaxBytes, std::nullopt, false});
     if (!env || env->type != crypto::MessageType::kRaftVote) return envelope;
     pb::Vote vote;
@@ -94,7 +93,7 @@ std::string TraitorEngine::lying_vote(const std::string& envelope) const {
     // No voter's last entry can be of this term or later, nor beyond this index.
     vote.set_last_log_term(vote.term() - 1);
     vote.set_last_log_index(uint64_t{1} << 62);
-    return crypto::seal(key_, crypto::MessageType::kRaftVote, vote.SerializeAsString());
+    return seal_for(to, crypto::MessageType::kRaftVote, vote.SerializeAsString());
 }
 
 Output TraitorEngine::rewrite(Output out) {
@@ -105,10 +104,10 @@ Output TraitorEngine::rewrite(Output out) {
         }
         if (has(Behaviour::kEquivocate)) {
             for (auto& o : *sends)
-                if (o.to != kAllReplicas && o.to % 2 == 1) o.envelope = forked_append(o.envelope);
+                if (o.to != kAllReplicas && o.to % 2 == 1) o.envelope = forked_append(o.to, o.envelope);
         }
         if (has(Behaviour::kLyingVote)) {
-            for (auto& o : *sends) o.envelope = lying_vote(o.envelope);
+            for (auto& o : *sends) o.envelope = lying_vote(o.to, o.envelope);
         }
         if (has(Behaviour::kBadSignature)) {
             for (auto& o : *sends)

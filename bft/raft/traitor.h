@@ -1,7 +1,8 @@
 // Raft's traitors: Byzantine behaviours around an honest Raft engine, as bft/pbft/traitor.h does
 // for PBFT. Raft is a crash-fault protocol: it trusts every replica's word, and these show what
 // that costs (`tally demo traitor`, README "Traitors"). The wrapper forwards every input to the
-// honest engine and rewrites what it wants to send, signed with the replica's real key.
+// honest engine and rewrites what it wants to send, sealed as the honest engine seals for that
+// peer (RaftEngine::seal_for: the MAC the two share).
 //
 // Behaviours (several may be combined):
 //   silent         sends nothing at all
@@ -37,23 +38,22 @@ namespace tally::bft::raft {
 
 class TraitorEngine final : public TraitorBase<RaftEngine> {
 public:
-    TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours, const crypto::KeyPair& key,
-                  ReplicaId id);
+    TraitorEngine(std::unique_ptr<RaftEngine> honest, std::vector<Behaviour> behaviours);
 
     Output on_tick() override;
     Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
     Output transfer_leadership(ReplicaId target) override { return rewrite(honest().transfer_leadership(target)); }
+    std::string seal_for(ReplicaId to, crypto::MessageType type, const std::string& body) const override {
+        return honest().seal_for(to, type, body);
+    }
 
 private:
     Output rewrite(Output out) override;
     // An append to a follower that is told another story: each entry loses its last request.
-    std::string forked_append(const std::string& envelope) const;
+    std::string forked_append(ReplicaId to, const std::string& envelope) const;
     // A vote request claiming a log no voter's can beat.
-    std::string lying_vote(const std::string& envelope) const;
+    std::string lying_vote(ReplicaId to, const std::string& envelope) const;
     Output falsely_acknowledge(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw);
-
-    crypto::KeyPair key_;
-    ReplicaId id_;
 };
 
 }  // namespace tally::bft::raft

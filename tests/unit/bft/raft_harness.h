@@ -308,7 +308,7 @@ public:
         if (config.recovering) config.seed ^= 0x9e3779b97f4a7c15ULL * ++recovering_starts;
         node.engine = make_raft_engine(config, keys[id]);
         if (auto t = traitors.find(id); t != traitors.end())
-            node.engine = std::make_unique<TraitorEngine>(std::move(node.engine), t->second, keys[id], id);
+            node.engine = std::make_unique<TraitorEngine>(std::move(node.engine), t->second);
         apply(id, node.engine->on_start(records_of(node.store), node.executed.size(), crypto::Hash{}, {}));
     }
     void crash(ReplicaId id, bool power_loss) {

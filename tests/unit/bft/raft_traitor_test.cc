@@ -15,7 +15,7 @@ using crypto::MessageType;
 
 std::unique_ptr<Engine> traitor(uint32_t n, ReplicaId id, std::vector<Behaviour> behaviours) {
     auto honest = make_raft_engine(base_config(n, id), key_of(id));
-    auto engine = std::make_unique<TraitorEngine>(std::move(honest), std::move(behaviours), key_of(id), id);
+    auto engine = std::make_unique<TraitorEngine>(std::move(honest), std::move(behaviours));
     (void)engine->on_start({}, 0, crypto::Hash{}, {});
     return engine;
 }
@@ -26,6 +26,22 @@ Output deliver(Engine& e, ReplicaId from, MessageType type, const M& m) {
     auto env = crypto::open(raw);
     EXPECT_TRUE(env.ok());
     return e.on_message(from, *env, raw);
+}
+
+// Every message `out` sends carries the MAC that `from` shares with its receiver, as an honest
+// replica's does (RaftEngine::seal_for): a rewritten one too, not a signature in its place.
+void expect_each_maced_for_its_receiver(const Output& out, ReplicaId from) {
+    std::vector<Outgoing> all = out.send_early;
+    all.insert(all.end(), out.send.begin(), out.send.end());
+    EXPECT_FALSE(all.empty());
+    for (const auto& o : all) {
+        const auto pairwise = crypto::PairwiseKey::derive(key_of(o.to), key_of(from).public_key()).value();
+        crypto::OpenOptions options;
+        options.pairwise_key = &pairwise;
+        auto env = crypto::open(o.envelope, options);
+        ASSERT_TRUE(env.ok()) << "to " << o.to;
+        EXPECT_TRUE(env->pairwise) << "to " << o.to << ": signed, not MAC'd";
+    }
 }
 
 // Ticks a hurried traitor until it asks for (pre-)votes (or 40 ticks): that tick's output.
@@ -69,14 +85,9 @@ TEST(RaftTraitor, AnEquivocatingLeaderSendsOddFollowersEachEntryWithoutItsLastRe
     }
     EXPECT_GT(to_one, 0u);
     EXPECT_GT(to_two, 0u) << "follower 2 never got the request";
-    // What it sends is still authenticated by its key (signed where it rewrote an append, else
-    // under the MAC it shares with the receiver): only its contents lie.
-    for (const auto& o : out.send) {
-        const auto pairwise = crypto::PairwiseKey::derive(key_of(o.to), key_of(0).public_key()).value();
-        crypto::OpenOptions options;
-        options.pairwise_key = &pairwise;
-        EXPECT_TRUE(crypto::open(o.envelope, options).ok());
-    }
+    // What it sends is still authenticated, under the MAC it shares with the receiver, the
+    // rewritten appends too: only their contents lie.
+    expect_each_maced_for_its_receiver(out, 0);
 }
 
 TEST(RaftTraitor, AnEquivocatingVoterGrantsEveryCandidateOfATerm) {
@@ -86,7 +97,9 @@ TEST(RaftTraitor, AnEquivocatingVoterGrantsEveryCandidateOfATerm) {
     auto first = sent<pb::VoteReply>(deliver(*voter, 0, MessageType::kRaftVote, ask), MessageType::kRaftVoteReply);
     ASSERT_EQ(first.size(), 1u);
     EXPECT_TRUE(first[0].second.granted());
-    auto second = sent<pb::VoteReply>(deliver(*voter, 2, MessageType::kRaftVote, ask), MessageType::kRaftVoteReply);
+    const Output lie = deliver(*voter, 2, MessageType::kRaftVote, ask);
+    auto second = sent<pb::VoteReply>(lie, MessageType::kRaftVoteReply);
+    expect_each_maced_for_its_receiver(lie, 1);
     ASSERT_EQ(second.size(), 1u) << "one answer, not the honest refusal beside the lie";
     EXPECT_EQ(second[0].first, 2u);
     EXPECT_TRUE(second[0].second.granted()) << "a second yes in term 1: the double vote";
@@ -112,8 +125,9 @@ TEST(RaftTraitor, AFalseAckerAcknowledgesEveryEntryAndStoresNone) {
     pb::Append append;
     append.set_term(1);
     for (const char* r : {"a", "b"}) append.add_entries()->set_term(1), append.mutable_entries()->rbegin()->add_requests(r);
-    auto replies =
-        sent<pb::AppendReply>(deliver(*follower, 0, MessageType::kRaftAppend, append), MessageType::kRaftAppendReply);
+    const Output lie = deliver(*follower, 0, MessageType::kRaftAppend, append);
+    auto replies = sent<pb::AppendReply>(lie, MessageType::kRaftAppendReply);
+    expect_each_maced_for_its_receiver(lie, 1);
     ASSERT_EQ(replies.size(), 1u) << "one answer, not the honest one beside the lie";
     EXPECT_EQ(replies[0].first, 0u);
     EXPECT_TRUE(replies[0].second.success());
@@ -124,8 +138,10 @@ TEST(RaftTraitor, AFalseAckerAcknowledgesEveryEntryAndStoresNone) {
 
 TEST(RaftTraitor, ALyingVoterClaimsALogNoVoterCanBeat) {
     auto liar = traitor(3, 2, {Behaviour::kLyingVote});
-    auto asks = sent<pb::Vote>(tick_until_it_campaigns(*liar), MessageType::kRaftVote);
+    const Output campaign = tick_until_it_campaigns(*liar);
+    auto asks = sent<pb::Vote>(campaign, MessageType::kRaftVote);
     ASSERT_FALSE(asks.empty()) << "it never campaigned";
+    expect_each_maced_for_its_receiver(campaign, 2);
     for (const auto& [to, ask] : asks) {
         EXPECT_EQ(ask.last_log_term(), ask.term() - 1);
         EXPECT_GE(ask.last_log_index(), uint64_t{1} << 62);
