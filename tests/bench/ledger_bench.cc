@@ -192,6 +192,8 @@ BENCHMARK(BM_LedgerCommittedTransfersBySize)
     ->Args({1'000'000, 64, 1})
     ->Args({1'000, 64, 0})
     ->Args({1'000'000, 64, 0})
+    ->Args({1'000, 1, 1})  // one client's block: what a block costs beyond its transfers
+    ->Args({1'000, 1, 0})
     ->Unit(benchmark::kMillisecond);
 
 // What a replica pays at each checkpoint to keep the state for peers that may fetch it
