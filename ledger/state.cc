@@ -29,13 +29,8 @@ namespace tally::ledger {
 
 // ---- durability ----
 
-// Checkpoint once the WAL holds this many pages (32 MiB; SQLite's default is 1,000). Each
-// checkpoint syncs the WAL and the database, and those fsyncs share the disk with the
-// consensus store's, which one client's transfer waits for: at 8,000 one client's p50 was
-// 4-13% lower in three sittings, with 2-5% less CPU (README, "One client's latency under
-// Raft"). A page a run of blocks rewrites (the accounts, the blocks' tail) is also copied
-// into the database once per checkpoint, not eight times.
-constexpr int kWalAutocheckpointPages = 8000;
+// SQLite's default: checkpoint once the WAL holds this many pages.
+constexpr int kWalAutocheckpointPages = 1000;
 
 int State::Impl::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
     if (pages < kWalAutocheckpointPages) return SQLITE_OK;
