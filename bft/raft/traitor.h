@@ -19,7 +19,7 @@
 //   lying-vote     claims the longest possible log in every vote it asks for (pre-vote too),
 //                  so voters grant it whatever it holds; its clock is hurried as equivocate's,
 //                  so that it campaigns first, and as leader it overwrites what its log lacks
-//   bad-signature  corrupts the signature of everything it sends
+//   bad-signature  corrupts the authenticator (the MAC) of everything it sends
 // (wrong-reply and lying-snapshot are the node's, for both protocols: node/traitor.h.) Every
 // other behaviour is PBFT's (bft/behaviours.h, raft_plays).
 // Deterministic: no randomness at all.
