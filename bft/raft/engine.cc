@@ -296,6 +296,11 @@ public:
         Output out;
         if (seq != executed_ + 1 || seq > delivered_) return out;
         executed_ = seq;
+        // Its requests stop being pending only now, not at delivery: until the node has
+        // executed them, its reply cache cannot answer a retry (a nonce_too_high execution
+        // leaves none there), and a retry let in here would be ordered a second time.
+        if (role_ == Role::kLeader && seq > snap_index_)
+            for (const auto& r : entry(seq).requests) pending_.erase(crypto::sha256(r));
         recent_digests_.emplace_back(seq, digest);
         while (recent_digests_.size() > config_.snapshot_trailing + 1) recent_digests_.pop_front();
         release_reads();
@@ -1223,8 +1228,6 @@ private:
         while (delivered_ < commit_ && delivered_ >= snap_index_) {
             uint64_t i = ++delivered_;
             const Entry& e = entry(i);
-            if (role_ == Role::kLeader)
-                for (const auto& r : e.requests) pending_.erase(crypto::sha256(r));
             out.commit.push_back(Committed{i, e.term, e.requests, encode_block_record(i, e.term, e.requests)});
         }
     }
@@ -1263,7 +1266,7 @@ private:
     std::vector<Progress> progress_;  // leader only
     std::deque<std::string> queue_;   // leader only: requests not yet in the log
     size_t queue_bytes_ = 0;
-    std::set<crypto::Hash> pending_;  // leader only: digests queued or in uncommitted entries
+    std::set<crypto::Hash> pending_;  // leader only: digests queued or in entries not yet executed
     std::vector<Detected> detected_;
     struct PendingRead {
         uint64_t id = 0;

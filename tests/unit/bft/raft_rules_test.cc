@@ -250,6 +250,28 @@ TEST(RaftRules, BatchingAndPipelineDepth) {
     EXPECT_EQ(total, 8u) << "the retry of r5 was ordered twice";
 }
 
+// A retry that reaches the leader after its request committed but before the node executed
+// it is still a retry: the node's reply cache cannot answer it yet (a nonce_too_high execution
+// leaves nothing there), so the engine must not order it again. Once executed, the node
+// answers retries itself.
+TEST(RaftRules, ARetryBetweenCommitAndExecutionIsNotOrderedTwice) {
+    Direct d(3, 0);
+    d.elect();  // index 1: the no-op
+    const uint64_t t = d.term();
+    d.append_reply(1, t, true, 1);
+    d.execute_at_once = false;
+    d.request("r");
+    Output out = d.append_reply(1, t, true, 2);
+    ASSERT_EQ(out.commit.size(), 1u);
+    EXPECT_EQ(out.commit[0].requests, std::vector<std::string>{"r"});
+    d.request("r");  // the client's retransmission, before the node executed index 2
+    d.execute_delivered();
+    d.tick(3);
+    const auto log = d.durable().log;
+    ASSERT_EQ(log.size(), 2u) << "the retry of r was appended again";
+    EXPECT_EQ(log[1].requests, std::vector<std::string>{"r"});
+}
+
 // Pipelining: in replicate state the leader keeps up to max_inflight appends out to a
 // follower before any reply.
 TEST(RaftRules, PipelinedAppendsUpToWindow) {
