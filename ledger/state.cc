@@ -30,14 +30,42 @@ namespace tally::ledger {
 // ---- durability ----
 
 // SQLite's default: checkpoint once the WAL holds this many pages.
-constexpr int kWalAutocheckpointPages = 1000;
+constexpr int kWalCheckpointPages = 1000;
+// Beyond this, the checkpointer has not kept up (a checkpoint completes only once it copies a
+// WAL the writer is not appending to at that moment): this connection checkpoints, between
+// two blocks, so that the WAL cannot grow without bound.
+constexpr int kWalInlineCheckpointPages = 16 * kWalCheckpointPages;
+// The checkpointer copies in rounds until what is left for the applying thread to copy is
+// at most this many pages (or it had this many rounds).
+constexpr int kWalFinishPages = kWalCheckpointPages / 8;
+constexpr int kWalCheckpointRoundsMax = 4;
 
 int State::Impl::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
-    if (pages < kWalAutocheckpointPages) return SQLITE_OK;
+    auto& m = *static_cast<Impl*>(self);
+    if (pages < m.checkpoint_asked_pages) m.checkpoint_asked_pages = 0;  // the WAL started over
+    if (pages < kWalCheckpointPages) return SQLITE_OK;
+    const bool here_alone = m.sync_observer || (m.checkpointer && m.checkpointer->failed()) ||
+                            pages >= kWalInlineCheckpointPages;
+    if (!here_alone) {
+        if (m.checkpointer && !m.checkpointer->idle()) return SQLITE_OK;  // still copying
+        // What it copied last time was committed before; what came since is to copy still.
+        // While that is more than a little, and for a few rounds at most (each is shorter
+        // than the one before), the checkpointer copies it too.
+        const bool asked = m.checkpoint_asked_pages != 0;
+        if (!asked || (pages - m.checkpoint_asked_pages > kWalFinishPages &&
+                       m.checkpoint_rounds < kWalCheckpointRoundsMax)) {
+            m.checkpoint_wanted = true;  // committed() hands it the block's seq
+            m.checkpoint_asked_pages = pages;
+            m.checkpoint_rounds = asked ? m.checkpoint_rounds + 1 : 1;
+            return SQLITE_OK;
+        }
+        m.checkpoint_asked_pages = 0;  // it copied the bulk: the rest is this connection's
+    }
     int log = -1, done = -1;
     int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    ++m.checkpoints_here;
     // Complete: the WAL was synced and copied, so everything committed is durable.
-    if (rc == SQLITE_OK && log >= 0 && log == done) static_cast<Impl*>(self)->wal_checkpointed = true;
+    if (rc == SQLITE_OK && log >= 0 && log == done) m.wal_checkpointed = true;
     return SQLITE_OK;  // an incomplete checkpoint is retried at the next commit, as SQLite's own
 }
 
@@ -46,9 +74,25 @@ void State::Impl::committed(uint64_t seq) {
         synced_seq = seq;
         return;
     }
-    if (!wal_checkpointed) return;
-    wal_checkpointed = false;
-    synced_seq = seq;
+    if (checkpoint_wanted) {
+        checkpoint_wanted = false;
+        if (!checkpointer) checkpointer = std::make_unique<Checkpointer>(path);
+        checkpointer->request(seq);
+    }
+    if (wal_checkpointed) {
+        wal_checkpointed = false;
+        synced_seq = seq;
+        notify_synced();
+        return;
+    }
+    catch_up_synced();
+}
+
+void State::Impl::catch_up_synced() {
+    if (!checkpointer) return;
+    const uint64_t durable = std::min(checkpointer->durable_seq(), last_block.seq);
+    if (durable <= synced_seq) return;
+    synced_seq = durable;
     notify_synced();
 }
 
@@ -86,9 +130,19 @@ Status State::sync() {
     return Ok{};
 }
 
-uint64_t State::synced_seq() const { return impl_->synced_seq; }
+uint64_t State::synced_seq() const {
+    impl_->catch_up_synced();
+    return impl_->synced_seq;
+}
+
+State::Checkpoints State::checkpoints() const {
+    const Impl& m = *impl_;
+    return Checkpoints{m.checkpointer ? m.checkpointer->runs() : 0, m.checkpoints_here};
+}
 
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {
+    // (Its copies assume the files change only in a sync: checkpoints run here from now on.)
+    impl_->checkpointer.reset();
     impl_->sync_observer = std::move(observer);
 }
 

@@ -164,13 +164,22 @@ class State {
     // a power loss of every replica at once cannot take a block 2f+1 of them vouched for.
     // Error "io": the disk is in doubt, and every later write fails too (as apply_block's).
     Status sync();
-    // The seq through which the ledger is known durable: by sync(), by SQLite's own WAL
-    // checkpoints (which sync the WAL first), by kEveryBlock, or by being in memory.
+    // The seq through which the ledger is known durable: by sync(), by the WAL's checkpoints
+    // (which sync the WAL first), by kEveryBlock, or by being in memory.
     uint64_t synced_seq() const;
-    // Called after every point at which the ledger became durable (sync() and SQLite's own
-    // WAL checkpoints), with synced_seq(). For tests that keep what a power loss would leave
-    // (tallyd --test-ledger-sync-copies). One observer; empty removes it.
+    // Called after every point at which the ledger became durable (sync() and the WAL's
+    // checkpoints), with synced_seq(). For tests that keep what a power loss would leave
+    // (tallyd --test-ledger-sync-copies). One observer; empty removes it. While one is set,
+    // every checkpoint runs on the applying thread (its copies need files that change only
+    // when it is called), not on the checkpointer's (ledger/checkpointer.h).
     void set_sync_observer(std::function<void(uint64_t synced_seq)> observer);
+    // The WAL checkpoints run so far: by the checkpointer's thread (the bulk of the copying),
+    // and on the applying thread (finishing one, or alone: state_impl.h, on_wal_commit).
+    struct Checkpoints {
+        uint64_t on_checkpointer = 0;
+        uint64_t on_applying_thread = 0;
+    };
+    Checkpoints checkpoints() const;
     // The database's bytes (sqlite3_serialize): what the simulator keeps as a ledger's durable
     // state. For in-memory ledgers; small ones (it copies the whole database).
     std::string image() const;

@@ -4,12 +4,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "ledger/account_table.h"
+#include "ledger/checkpointer.h"
 #include "ledger/sqlite.h"
 #include "ledger/state.h"
 
@@ -50,20 +52,36 @@ struct State::Impl {
     // committed block may not be on disk yet. Invariant: synced_seq <= last_block.seq.
     bool deferred = false;
     uint64_t synced_seq = 0;
-    bool wal_checkpointed = false;  // set by the WAL hook, read after each commit
+    bool wal_checkpointed = false;   // set by the WAL hook (a checkpoint ran here), read after each commit
+    bool checkpoint_wanted = false;  // set by the WAL hook (the checkpointer's turn), read after each commit
+    uint64_t checkpoints_here = 0;   // run on this connection (State::checkpoints)
+    int checkpoint_asked_pages = 0;  // the WAL's length when the checkpointer was last asked (0: not asked)
+    int checkpoint_rounds = 0;       // times it was asked since the WAL last started over
     std::function<void(uint64_t)> sync_observer;
-    // The WAL hook: SQLite's own automatic checkpoint (every kWalAutocheckpointPages), which
-    // syncs the WAL before it copies it into the database; noted so that synced_seq knows.
+    // The checkpoints of a kDeferred file (checkpointer.h), started at the first one wanted.
+    std::unique_ptr<Checkpointer> checkpointer;
+    // The WAL hook, in place of SQLite's automatic checkpoint: every kWalCheckpointPages it
+    // asks the checkpointer to copy the bulk, and once it is idle again finishes on this
+    // connection (checkpointer.h says why). It checkpoints on this connection alone when the
+    // checkpointer failed, when the WAL outgrew what the checkpointer keeps up with, or when
+    // a sync observer copies the files at each sync (they must not change in between). A
+    // checkpoint here syncs the WAL before it copies it, noted so that synced_seq knows.
     static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
     // After a commit of block `seq` (or of a snapshot at `seq`).
     void committed(uint64_t seq);
+    // Moves synced_seq to what the checkpointer made durable since (never past last_block).
+    void catch_up_synced();
     void notify_synced() {
         if (sync_observer) sync_observer(synced_seq);
     }
 
-    // sqlite3_close_v2 defers the close until the statements (members, destroyed after this
-    // body runs) are finalized.
-    ~Impl() { sqlite3_close_v2(db); }
+    // The checkpointer's connection closes first, so that this one is the last and removes
+    // the WAL. sqlite3_close_v2 defers the close until the statements (members, destroyed
+    // after this body runs) are finalized.
+    ~Impl() {
+        checkpointer.reset();
+        sqlite3_close_v2(db);
+    }
 
     Error io_error(const std::string& what) const {
         return make_error("io", path + ": " + what + ": " + sqlite3_errmsg(db));

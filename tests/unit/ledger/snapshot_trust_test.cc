@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
 #include <set>
 
 #include "ledger/ledger.pb.h"
@@ -198,6 +201,49 @@ TEST(LedgerDurability, SyncMakesEveryAppliedBlockDurableAndTellsTheObserver) {
     EXPECT_EQ(observed, std::vector<uint64_t>{3});
     ASSERT_TRUE(state->sync().ok());  // nothing new: no second sync
     EXPECT_EQ(observed.size(), 1u);
+}
+
+// The WAL's checkpoints run on a thread of their own (ledger/checkpointer.h): blocks become
+// durable without a sync() and without the applying thread checkpointing, synced_seq follows
+// (never past the last block), and the WAL is restarted after each complete checkpoint instead
+// of growing with the ledger. The file reopens at its last block.
+TEST(LedgerDurability, ACheckpointOffTheApplyingThreadMakesBlocksDurableWithoutASync) {
+    testing::TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    {
+        auto opened = State::open(path, genesis(2, 1'000'000), State::Durability::kDeferred);
+        ASSERT_TRUE(opened.ok()) << opened.error().message;
+        auto& state = *opened;
+        uint64_t seq = 0;
+        uintmax_t wal_max = 0;
+        // ~10 pages a block: a checkpoint every ~100 blocks; 3,000 blocks make ~30 of them.
+        const auto apply_one = [&] {
+            ++seq;
+            ASSERT_TRUE(state->apply_block(seq, 0, {make_transfer(key(1), key(2).public_key(), 1, seq)}).ok());
+            std::error_code ec;
+            wal_max = std::max<uintmax_t>(wal_max, std::filesystem::file_size(path + "-wal", ec));
+        };
+        for (int i = 0; i < 3000; ++i) {
+            apply_one();
+            ASSERT_LE(state->synced_seq(), seq);
+        }
+        // The last checkpoint asked for may still run: apply no more, and wait for it.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (state->synced_seq() < seq - 200 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        EXPECT_GE(state->synced_seq(), seq - 200) << "no checkpoint made the blocks durable";
+        EXPECT_LE(state->synced_seq(), seq);
+        // 1,000 pages of 4 KiB a checkpoint; unchecked, 3,000 blocks would make ~120 MB.
+        EXPECT_LT(wal_max, 16u << 20) << "the WAL grew: its checkpoints did not complete";
+        // The checkpointer copied, and the applying thread finished each of its rounds.
+        const State::Checkpoints runs = state->checkpoints();
+        EXPECT_GE(runs.on_checkpointer, 10u);
+        EXPECT_GE(runs.on_applying_thread, 10u);
+        EXPECT_LE(runs.on_applying_thread, runs.on_checkpointer + 1);
+    }
+    auto reopened = State::open(path, genesis(2, 1'000'000), State::Durability::kDeferred);
+    ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+    EXPECT_EQ((*reopened)->last_seq(), 3000u);
 }
 
 TEST(LedgerDurability, AnImageReopensAsTheLedgerItWas) {

@@ -1,0 +1,70 @@
+#include "ledger/checkpointer.h"
+
+#include <utility>
+
+namespace tally::ledger {
+
+Checkpointer::Checkpointer(std::string path, std::function<void(uint64_t)> after_complete)
+    : path_(std::move(path)), after_complete_(std::move(after_complete)) {
+    int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    // synchronous=NORMAL, as the ledger's own connection: in WAL mode a checkpoint syncs the
+    // WAL before it copies it and the database after.
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+        failed_.store(true, std::memory_order_release);
+        return;
+    }
+    thread_ = std::thread([this] { run(); });
+}
+
+Checkpointer::~Checkpointer() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    sqlite3_close_v2(db_);  // (null when the open failed before allocating: a no-op)
+}
+
+void Checkpointer::request(uint64_t seq) {
+    if (failed()) return;
+    {
+        std::lock_guard lock(mu_);
+        wanted_ = seq;
+        busy_.store(true, std::memory_order_release);
+    }
+    wake_.notify_one();
+}
+
+void Checkpointer::run() {
+    for (;;) {
+        uint64_t seq = 0;
+        {
+            std::unique_lock lock(mu_);
+            if (!wanted_) busy_.store(false, std::memory_order_release);
+            wake_.wait(lock, [this] { return stop_ || wanted_; });
+            if (stop_) return;
+            seq = *wanted_;
+            wanted_.reset();
+        }
+        int log = -1, done = -1;
+        const int rc = sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        runs_.fetch_add(1, std::memory_order_relaxed);
+        if (rc == SQLITE_BUSY) continue;  // another checkpoint holds the lock: the next request retries
+        if (rc != SQLITE_OK) {
+            failed_.store(true, std::memory_order_release);
+            busy_.store(false, std::memory_order_release);
+            return;
+        }
+        // Complete: every frame, those of block `seq` among them, was synced and copied. An
+        // incomplete one (a frame a read still needed) is retried at the next request.
+        if (log >= 0 && log == done) {
+            complete_.fetch_add(1, std::memory_order_relaxed);
+            if (seq > durable_.load(std::memory_order_relaxed)) durable_.store(seq, std::memory_order_release);
+            if (after_complete_) after_complete_(seq);
+        }
+    }
+}
+
+}  // namespace tally::ledger
