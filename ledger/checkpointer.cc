@@ -11,7 +11,7 @@ Checkpointer::Checkpointer(std::string path, std::function<void(uint64_t)> after
     // WAL before it copies it and the database after.
     if (rc == SQLITE_OK) rc = sqlite3_exec(db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
-        failed_.store(true, std::memory_order_release);
+        fail("opening a second connection");
         return;
     }
     thread_ = std::thread([this] { run(); });
@@ -25,6 +25,11 @@ Checkpointer::~Checkpointer() {
     wake_.notify_one();
     if (thread_.joinable()) thread_.join();
     sqlite3_close_v2(db_);  // (null when the open failed before allocating: a no-op)
+}
+
+void Checkpointer::fail(const std::string& what) {
+    failure_ = path_ + ": " + what + ": " + (db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory");
+    failed_.store(true, std::memory_order_release);
 }
 
 void Checkpointer::request(uint64_t seq) {
@@ -53,7 +58,7 @@ void Checkpointer::run() {
         runs_.fetch_add(1, std::memory_order_relaxed);
         if (rc == SQLITE_BUSY) continue;  // another checkpoint holds the lock: the next request retries
         if (rc != SQLITE_OK) {
-            failed_.store(true, std::memory_order_release);
+            fail("a checkpoint");
             busy_.store(false, std::memory_order_release);
             return;
         }

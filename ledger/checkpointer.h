@@ -58,12 +58,15 @@ public:
     uint64_t durable_seq() const { return durable_.load(std::memory_order_acquire); }
     // Set for good once the connection could not be opened or a checkpoint failed.
     bool failed() const { return failed_.load(std::memory_order_acquire); }
+    // Once failed(): what failed, with SQLite's message.
+    std::string failure() const { return failed() ? failure_ : std::string(); }
     // Checkpoints run, and those that copied the whole WAL (for tests and metrics).
     uint64_t runs() const { return runs_.load(std::memory_order_relaxed); }
     uint64_t complete() const { return complete_.load(std::memory_order_relaxed); }
 
 private:
     void run();
+    void fail(const std::string& what);
 
     std::string path_;
     std::function<void(uint64_t)> after_complete_;
@@ -74,6 +77,7 @@ private:
     bool stop_ = false;               // under mu_
     std::atomic<bool> busy_{false};   // written under mu_
     std::atomic<uint64_t> durable_{0};
+    std::string failure_;  // written once, before failed_
     std::atomic<bool> failed_{false};
     std::atomic<uint64_t> runs_{0};
     std::atomic<uint64_t> complete_{0};

@@ -274,6 +274,7 @@ private:
     Traffic::Count sent_total_;         // every message to a peer, metrics or not (status_reply)
     uint64_t state_transfers_ = 0;      // ledger snapshots installed
     uint64_t unchecked_votes_ = 0;      // see unchecked_votes()
+    bool checkpointer_failure_logged_ = false;  // log_stats: said once
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;
     ClientRoutes routes_;

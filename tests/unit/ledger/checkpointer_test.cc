@@ -92,6 +92,8 @@ TEST(Checkpointer, AFileItCannotOpenIsFailedNotACrash) {
     testing::TempDir dir;
     Checkpointer checkpointer(dir.file("no-such-dir/ledger.db"));
     EXPECT_TRUE(checkpointer.failed());
+    EXPECT_NE(checkpointer.failure().find("no-such-dir/ledger.db: opening a second connection: "), std::string::npos)
+        << checkpointer.failure();
     checkpointer.request(1);
     EXPECT_EQ(checkpointer.durable_seq(), 0u);
 }
