@@ -123,23 +123,21 @@ struct Direct {
             for (const auto& c : out.commit) delivered.push_back(c.seq);
             return out;
         }
-        for (const auto& c : out.commit) {
-            EXPECT_EQ(c.seq, executed + 1);
-            executed = c.seq;
-            after.append(apply(engine->on_executed(c.seq, digest_of(c.seq))));
-        }
+        for (const auto& c : out.commit) after.append(apply(execute(c.seq)));
         out.append(std::move(after));
         return out;
     }
     Output execute_delivered() {
         Output out;
-        for (uint64_t seq : std::exchange(delivered, {})) {
-            EXPECT_EQ(seq, executed + 1);
-            executed = seq;
-            out.append(engine->on_executed(seq, digest_of(seq)));
-        }
+        for (uint64_t seq : std::exchange(delivered, {})) out.append(execute(seq));
         execute_at_once = true;
         return apply(std::move(out));
+    }
+    // Executes `seq`, which must follow the last executed; returns the engine's answer.
+    Output execute(uint64_t seq) {
+        EXPECT_EQ(seq, executed + 1);
+        executed = seq;
+        return engine->on_executed(seq, digest_of(seq));
     }
     static crypto::Hash digest_of(uint64_t seq) {
         crypto::Hash h{};
