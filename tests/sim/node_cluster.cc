@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "bft/pbft/engine.h"
+#include "bft/pbft/messages.h"
+#include "crypto/envelope.h"
 #include "client/link.h"
 #include "crypto/assert.h"
 #include "node/store.h"
@@ -121,8 +123,23 @@ public:
         auto records = cluster_.nodes_[id].replica->store().load_all();
         return records ? std::move(records).value() : std::vector<std::pair<std::string, std::string>>{};
     }
-    // Agreement on delivered batches is watched on the ledgers instead (watch_blocks).
-    std::optional<crypto::Hash> delivered(bft::ReplicaId, uint64_t) const override { return std::nullopt; }
+    // The digest of the batch replica `id`'s ledger holds at `seq`: the one its block's commit
+    // certificate names (the pre-prepare in it, read unchecked: the replica's own ledger). None
+    // under Raft, whose blocks carry no such certificate, and none for a block held without
+    // its certificate (a snapshot's, until backfill brings it).
+    std::optional<crypto::Hash> delivered(bft::ReplicaId id, uint64_t seq) const override {
+        if (!cluster_.is_up(id) || cluster_.config_.protocol != bft::Protocol::kPbft) return std::nullopt;
+        const auto block = cluster_.nodes_[id].replica->ledger().certified_block(seq);
+        if (!block || block->certificate.empty()) return std::nullopt;
+        bft::pbft::pb::CommittedProof proof;
+        if (!proof.ParseFromString(block->certificate)) return std::nullopt;
+        crypto::OpenOptions unchecked;
+        unchecked.verify_signature = false;
+        const auto pre_prepare = crypto::open(proof.pre_prepare(), unchecked);
+        bft::pbft::pb::PrePrepare pp;
+        if (!pre_prepare || !bft::pbft::decode(pre_prepare->body, pp)) return std::nullopt;
+        return bft::pbft::hash_from_bytes(pp.digest());
+    }
 
 private:
     const NodeCluster& cluster_;

@@ -20,7 +20,8 @@
 //
 // Checks: no two honest replicas ever hold different blocks at one height (watched as blocks
 // appear, across crashes, power losses and state transfers); no honest replica ever signs two
-// things for one slot, and its VIEW-CHANGEs carry what its store holds (sim/signed_watch.h);
+// things for one slot, nor a pre-prepare or vote for another batch than the one its ledger
+// executed at that seq, and its VIEW-CHANGEs carry what its store holds (sim/signed_watch.h);
 // money is conserved; every
 // acknowledged ok transfer is in every up-to-date ledger exactly once, at the seq its client was
 // told; the clients' history is linearizable; after the faults heal, every live replica
