@@ -138,7 +138,8 @@ uint64_t State::synced_seq() const {
 State::Checkpoints State::checkpoints() const {
     const Impl& m = *impl_;
     if (!m.checkpointer) return Checkpoints{0, m.checkpoints_here, {}};
-    return Checkpoints{m.checkpointer->runs(), m.checkpoints_here, m.checkpointer->failure()};
+    return Checkpoints{m.checkpointer->runs(), m.checkpoints_here, m.checkpointer->failure(),
+                       !m.checkpointer->idle()};
 }
 
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {

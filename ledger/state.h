@@ -179,6 +179,7 @@ class State {
         uint64_t on_checkpointer = 0;
         uint64_t on_applying_thread = 0;
         std::string checkpointer_failure;  // why it stopped (all run on the applying thread since)
+        bool checkpointer_busy = false;    // one is asked for or under way on its thread
     };
     Checkpoints checkpoints() const;
     // The database's bytes (sqlite3_serialize): what the simulator keeps as a ledger's durable
