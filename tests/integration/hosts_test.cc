@@ -332,9 +332,10 @@ public:
         if (subnet_.empty()) return "no free /24 in 10.213.0.0/16";
         std::vector<std::string> steps = {
             "-n " + switch_ + " link set br0 up",
-            // The client's way in, from the root namespace.
-            "link add " + client_link_ + " type veth peer name sw-client",
-            "link set sw-client netns " + switch_,
+            // The client's way in, from the root namespace. Its peer is made in the switch's
+            // namespace, not here: a run beside this one (ctest -j2 runs the PBFT and the Raft
+            // case together) makes one of the same name.
+            "link add " + client_link_ + " type veth peer name sw-client netns " + switch_,
             "-n " + switch_ + " link set sw-client master br0",
             "-n " + switch_ + " link set sw-client up",
             "addr add " + address_of_client() + "/24 dev " + client_link_,
