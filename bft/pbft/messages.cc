@@ -67,13 +67,18 @@ std::string seal_pre_prepare(const crypto::KeyPair& key, uint64_t view, uint64_t
     return crypto::seal(key, crypto::MessageType::kPrePrepare, pp.SerializeAsString());
 }
 
-std::string header_of(std::string_view pre_prepare_envelope) {
+std::optional<pb::PrePrepare> read_pre_prepare(std::string_view envelope, crypto::MessageType type) {
     crypto::OpenOptions unchecked;
     unchecked.verify_signature = false;
-    auto env = crypto::open(pre_prepare_envelope, unchecked);
+    auto env = crypto::open(envelope, unchecked);
     pb::PrePrepare pp;
-    if (!env || !decode(env->body, pp)) return {};
-    return pp.header();
+    if (!env || env->type != type || !decode(env->body, pp)) return std::nullopt;
+    return pp;
+}
+
+std::string header_of(std::string_view pre_prepare_envelope) {
+    const auto pp = read_pre_prepare(pre_prepare_envelope);
+    return pp ? pp->header() : std::string();
 }
 bool decode(std::string_view body, pb::CommittedReply& out) {
     return parse(body, out) && (out.stable_digest().empty() || out.stable_digest().size() == 32);

@@ -39,6 +39,11 @@ bool decode(std::string_view body, pb::Batches& out);
 // VIEW-CHANGE carries.)
 std::string seal_pre_prepare(const crypto::KeyPair& key, uint64_t view, uint64_t seq,
                              const crypto::Hash& digest, const std::vector<std::string>& requests);
+// The pre-prepare an envelope holds, its signature unchecked: for what this replica stored
+// itself, or checked before. None unless it opens as a message of `type` (a pre-prepare, or
+// its header as a VIEW-CHANGE carries it) that decodes.
+std::optional<pb::PrePrepare> read_pre_prepare(std::string_view envelope,
+                                               crypto::MessageType type = crypto::MessageType::kPrePrepare);
 // The header a pre-prepare envelope carries (unchecked; empty if none).
 std::string header_of(std::string_view pre_prepare_envelope);
 

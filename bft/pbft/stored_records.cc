@@ -2,7 +2,6 @@
 #include "bft/pbft/stored_records.h"
 
 #include "bft/pbft/messages.h"
-#include "crypto/envelope.h"
 
 namespace tally::bft::pbft {
 
@@ -80,12 +79,8 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
             if (!proof.ParseFromString(value)) return bad("not a prepared proof");
             pre_prepare = proof.pre_prepare();
         }
-        crypto::OpenOptions options;
-        options.verify_signature = false;
-        auto envelope = crypto::open(pre_prepare, options);
-        pb::PrePrepare pp;
-        if (!envelope || envelope->type != crypto::MessageType::kPrePrepare ||
-            !decode(envelope->body, pp) || pp.seq() != seq || pp.view() != view)
+        const auto pp = read_pre_prepare(pre_prepare);
+        if (!pp || pp->seq() != seq || pp->view() != view)
             return bad("its pre-prepare is not one for seq " + std::to_string(seq) + " view " +
                        std::to_string(view));
     }

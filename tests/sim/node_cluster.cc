@@ -133,12 +133,9 @@ public:
         if (!block || block->certificate.empty()) return std::nullopt;
         bft::pbft::pb::CommittedProof proof;
         if (!proof.ParseFromString(block->certificate)) return std::nullopt;
-        crypto::OpenOptions unchecked;
-        unchecked.verify_signature = false;
-        const auto pre_prepare = crypto::open(proof.pre_prepare(), unchecked);
-        bft::pbft::pb::PrePrepare pp;
-        if (!pre_prepare || !bft::pbft::decode(pre_prepare->body, pp)) return std::nullopt;
-        return bft::pbft::hash_from_bytes(pp.digest());
+        const auto pp = bft::pbft::read_pre_prepare(proof.pre_prepare());
+        if (!pp) return std::nullopt;
+        return bft::pbft::hash_from_bytes(pp->digest());
     }
 
 private:

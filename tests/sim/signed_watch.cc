@@ -61,13 +61,9 @@ void SignedWatch::record(const std::string& envelope, bft::ReplicaId sender, uin
                              (unsigned long long)now, signer, (unsigned long long)vc.new_view(),
                              (unsigned long long)vc.stable_seq(), vc.prepared_size());
             std::map<uint64_t, uint64_t> carried;  // seq -> view of the certificate carried
-            crypto::OpenOptions unchecked;
-            unchecked.verify_signature = false;
-            for (const auto& p : vc.prepared()) {
-                auto pp_env = crypto::open(p.pre_prepare(), unchecked);
-                bft::pbft::pb::PrePrepare pp;
-                if (pp_env && bft::pbft::decode(pp_env->body, pp)) carried[pp.seq()] = pp.view();
-            }
+            for (const auto& p : vc.prepared())
+                if (const auto pp = bft::pbft::read_pre_prepare(p.pre_prepare(), crypto::MessageType::kPrePrepareHeader))
+                    carried[pp->seq()] = pp->view();
             for (const auto& [key, value] : signers.stored(signer)) {
                 if (key.size() != 18 || key[0] != bft::pbft::kKeySlotPrefix || key[17] != bft::pbft::kSlotPrepared)
                     continue;
