@@ -444,6 +444,7 @@ Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, con
     if (auto s = add_account("faucet", kFaucetBalance); !s) return s.error();
     config.genesis.ballast = ledger::Ballast{options.ballast, 1};
 
+    if (options.edit_config) options.edit_config(config);
     if (auto s = node::api::save_network_config(config, config_path(abs)); !s) return s.error();
     return node::api::load_network_config(config_path(abs));
 }

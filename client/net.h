@@ -21,12 +21,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "crypto/result.h"
+
+namespace tally::node::api {
+struct NetworkConfig;
+}
 
 namespace tally::client {
 
@@ -54,6 +59,9 @@ struct NetUpOptions {
     // Raft: serve linearizable reads from the leader's lease (network.json's
     // consensus.lease_reads; the clock assumption is at bft::raft::Config::lease_reads).
     bool lease_reads = false;
+    // For tests: changes a new network's network.json before any replica starts (so that no
+    // replica's ports are bound and released again in between). Not applied to a restart.
+    std::function<void(node::api::NetworkConfig&)> edit_config;
 };
 
 // `tally net init --hosts H1,...,Hn --out DIR`: a network for n machines, one replica on each,

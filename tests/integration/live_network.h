@@ -61,21 +61,12 @@ public:
         dir_ = scratch_ + "/net";
         options.dir = dir_;
         options.tallyd = bin_dir() + "/tallyd";
+        options.edit_config = std::move(edit);
         std::ostringstream out, progress;
         auto up = client::net_up(options, out, progress);
         if (!up) {
             ADD_FAILURE() << "net up: " << up.error().message << "\n" << out.str() << progress.str();
             return;
-        }
-        if (edit) {
-            // Stop, change the configuration, start again: the replicas read it at start.
-            std::ostringstream ignored;
-            (void)client::net_down(dir_, ignored);
-            auto config = node::api::load_network_config(dir_ + "/network.json");
-            EXPECT_TRUE(config.ok());
-            edit(*config);
-            EXPECT_TRUE(node::api::save_network_config(*config, dir_ + "/network.json").ok());
-            for (uint32_t id = 0; id < config->n(); ++id) start(id);
         }
         auto config = node::api::load_network_config(dir_ + "/network.json");
         if (!config) {
