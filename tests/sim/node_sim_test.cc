@@ -83,6 +83,41 @@ TEST_P(NodeSim, AReplicaDownForLongCatchesUpByStateTransfer) {
     });
 }
 
+// The same, with nothing left to order when it comes back: every client is done, its peers are
+// idle far past its window, and one of them is down too. It must still ask for their state,
+// rather than wait for traffic that would show it how far behind it is: under PBFT, f+1
+// matching checkpoints beyond it show that, where 2f+1 would make them stable (engine search
+// seed 3116179, until now an engine unit test only:
+// PbftCheckpoint.FPlusOnePeersCheckpointingBeyondTheWindowMakeALaggardAskForState).
+TEST_P(NodeSim, AReplicaBackAfterTheClientsAreDoneCatchesUpFromIdlePeers) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config = lossy(seed, GetParam());
+        config.ops_per_client = 40;
+        config.read_fraction = 0.0;
+        NodeCluster cluster(config);
+        const bft::ReplicaId late = cluster.n() - 1;
+        cluster.crash(late);
+        ASSERT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 40000)) << node_report(cluster, seed);
+        const uint64_t head = cluster.ledger(0).last_seq();
+        ASSERT_GT(head, 40u) << "the others did not move past the late replica's window";
+        cluster.crash(late - 1);
+        cluster.restart(late);
+        ASSERT_TRUE(cluster.is_up(late));
+        // (Replica 0 may still apply the last blocks, a Raft follower a heartbeat behind.)
+        const auto caught_up = [&] {
+            const uint64_t at = cluster.ledger(late).last_seq();
+            return at >= head && at == cluster.ledger(0).last_seq();
+        };
+        EXPECT_TRUE(cluster.run_until(caught_up, 20000))
+            << "replica " << late << " stayed at " << cluster.ledger(late).last_seq() << " of " << head << "\n"
+            << node_report(cluster, seed);
+        EXPECT_EQ(cluster.ledger(late).state_digest(), cluster.ledger(0).state_digest()) << node_report(cluster, seed);
+        if (GetParam() == bft::Protocol::kPbft) {
+            EXPECT_GE(cluster.state_transfers(late), 1u) << node_report(cluster, seed);
+        }
+    });
+}
+
 // A power loss of every replica at once: what each keeps is what it synced. Every transfer a
 // client was told committed is still there when they come back (issue 11).
 TEST_P(NodeSim, APowerLossOfEveryReplicaKeepsEveryAcknowledgedTransfer) {
