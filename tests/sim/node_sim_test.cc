@@ -26,6 +26,14 @@ size_t answered(const NodeCluster& cluster) {
     return n;
 }
 
+// Transfers only, 40 a client: enough for the others to move far past a replica that is down.
+NodeSimConfig long_transfers(uint64_t seed, bft::Protocol protocol) {
+    NodeSimConfig c = lossy(seed, protocol);
+    c.ops_per_client = 40;
+    c.read_fraction = 0.0;
+    return c;
+}
+
 class NodeSim : public ::testing::TestWithParam<bft::Protocol> {};
 
 INSTANTIATE_TEST_SUITE_P(Protocols, NodeSim, ::testing::Values(bft::Protocol::kPbft, bft::Protocol::kRaft),
@@ -65,10 +73,7 @@ TEST_P(NodeSim, TheSameSeedReplaysTheSameRun) {
 // peer and checked against the checkpoint, then the blocks below it backfilled.
 TEST_P(NodeSim, AReplicaDownForLongCatchesUpByStateTransfer) {
     for_each_seed(2, [&](uint64_t seed) {
-        NodeSimConfig config = lossy(seed, GetParam());
-        config.ops_per_client = 40;
-        config.read_fraction = 0.0;
-        NodeCluster cluster(config);
+        NodeCluster cluster(long_transfers(seed, GetParam()));
         const bft::ReplicaId late = cluster.n() - 1;
         cluster.crash(late);
         ASSERT_TRUE(cluster.run_until([&] { return cluster.ledger(0).last_seq() >= 60; }, 20000))
@@ -91,10 +96,7 @@ TEST_P(NodeSim, AReplicaDownForLongCatchesUpByStateTransfer) {
 // PbftCheckpoint.FPlusOnePeersCheckpointingBeyondTheWindowMakeALaggardAskForState).
 TEST_P(NodeSim, AReplicaBackAfterTheClientsAreDoneCatchesUpFromIdlePeers) {
     for_each_seed(2, [&](uint64_t seed) {
-        NodeSimConfig config = lossy(seed, GetParam());
-        config.ops_per_client = 40;
-        config.read_fraction = 0.0;
-        NodeCluster cluster(config);
+        NodeCluster cluster(long_transfers(seed, GetParam()));
         const bft::ReplicaId late = cluster.n() - 1;
         cluster.crash(late);
         ASSERT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 40000)) << node_report(cluster, seed);
