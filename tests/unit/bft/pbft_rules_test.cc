@@ -532,5 +532,36 @@ TEST(PbftRestart, ARestartedPrimaryProposesNothingInItsOldView) {
     EXPECT_TRUE(sent(out, MessageType::kPrePrepare).empty());
 }
 
+// read_pre_prepare (messages.h) reads what this replica stored or checked before: a
+// pre-prepare, or the header a VIEW-CHANGE carries when asked for that type; anything else,
+// another type or a body that does not decode, is none.
+TEST(PbftMessages, ReadPrePrepareReadsAPrePrepareOrItsHeaderAndNothingElse) {
+    const auto key = key_of(0);
+    const std::vector<std::string> requests{"a", "b"};
+    const std::string pp = seal_pre_prepare(key, 2, 7, batch_digest(requests), requests);
+    const auto read = read_pre_prepare(pp);
+    ASSERT_TRUE(read.has_value());
+    EXPECT_EQ(read->view(), 2u);
+    EXPECT_EQ(read->seq(), 7u);
+    EXPECT_EQ(hash_from_bytes(read->digest()), batch_digest(requests));
+    EXPECT_EQ(read->requests_size(), 2);
+
+    const std::string header = header_of(pp);
+    EXPECT_FALSE(read_pre_prepare(header).has_value()) << "a header read as a whole pre-prepare";
+    const auto head = read_pre_prepare(header, MessageType::kPrePrepareHeader);
+    ASSERT_TRUE(head.has_value());
+    EXPECT_EQ(head->seq(), 7u);
+    EXPECT_EQ(head->requests_size(), 0);
+    EXPECT_FALSE(read_pre_prepare(pp, MessageType::kPrePrepareHeader).has_value());
+
+    pb::Vote vote;
+    vote.set_view(2);
+    vote.set_seq(7);
+    EXPECT_FALSE(read_pre_prepare(crypto::seal(key, MessageType::kPrepare, vote.SerializeAsString())).has_value());
+    EXPECT_FALSE(read_pre_prepare(crypto::seal(key, MessageType::kPrePrepare, "\xff\xff\xff")).has_value());
+    EXPECT_FALSE(read_pre_prepare("not an envelope").has_value());
+    EXPECT_EQ(header_of("not an envelope"), "");
+}
+
 }  // namespace
 }  // namespace tally::bft::pbft::testing
