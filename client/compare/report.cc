@@ -123,7 +123,9 @@ std::vector<Point> summarize(const std::vector<Run>& runs) {
     std::map<std::tuple<std::string, uint32_t, uint32_t>, std::vector<const Run*>> groups;
     for (const auto& r : runs) groups[{r.key.system, r.key.n, r.key.clients}].push_back(&r);
     std::vector<Point> points;
-    for (const auto& [key, group] : groups) {
+    for (const auto& [key, members] : groups) {
+        // A named reference: clang 14 cannot capture a structured binding in a lambda.
+        const std::vector<const Run*>& group = members;
         Point p;
         std::tie(p.system, p.n, p.clients) = key;
         p.rounds = static_cast<uint32_t>(group.size());
