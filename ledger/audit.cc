@@ -86,8 +86,9 @@ Result<AuditReport> audit_ledger(const std::string& path, const AuditOptions& op
         return make_error("corrupt", path + ": not a Tally ledger (another program's SQLite file)");
     auto version = file.scalar("SELECT value FROM meta WHERE key = 'schema_version'", error);
     if (!version) return error;
-    // Version 4 differs only by having no account log (a tally of this version upgrades it).
-    if (*version != kLedgerSchemaVersion && *version != 4)
+    // Versions 4 and 5 differ only by having no account log (4) and no transaction log (4, 5):
+    // a tally of this version upgrades them.
+    if (*version != kLedgerSchemaVersion && *version != 4 && *version != 5)
         return make_error("corrupt", path + ": a ledger of schema version " + std::to_string(*version) +
                                          ", expected " + std::to_string(kLedgerSchemaVersion) +
                                          (*version < kLedgerSchemaVersion
@@ -204,7 +205,9 @@ Result<AuditReport> audit_ledger(const std::string& path, const AuditOptions& op
         return failed("the file holds " + std::to_string(i) + " accounts, the chain leads to " +
                       std::to_string(expected_accounts.size()));
     report.accounts = i;
-    sqlite3_stmt* records = file.prepare("SELECT id, code, seq, value FROM transactions ORDER BY seq, id", error);
+    sqlite3_stmt* records = file.prepare(*version < 6 ? "SELECT id, code, seq, value FROM transactions ORDER BY seq, id"
+                                                      : "SELECT id, code, seq, value FROM all_transactions ORDER BY seq, id",
+                                         error);
     if (records == nullptr) return error;
     HistoryChain history;
     while ((rc = sqlite3_step(records)) == SQLITE_ROW) {

@@ -108,7 +108,7 @@ Result<std::string> State::snapshot_chunk(const SnapshotPoint& point, std::strin
     // Records by (seq, id), through the point, after the cursor.
     Statement page;
     if (page.prepare(m.db,
-                     "SELECT id, code, seq, value FROM transactions "
+                     "SELECT id, code, seq, value FROM all_transactions "
                      "WHERE seq <= ?1 AND (seq, id) > (?2, ?3) ORDER BY seq, id LIMIT ?4") !=
         SQLITE_OK)
         fatal(m.io_error("reading transactions").message);
@@ -362,14 +362,17 @@ Status SnapshotImport::install() {
                                                  std::to_string(header.seq));
     // Since what the ledger holds: its records and blocks stay (blocks it executed meanwhile
     // too; their records are the snapshot's own, hence OR IGNORE), the snapshot's records
-    // and block join them, its accounts replace them. Whole: everything is replaced, and the
+    // and block join them, its accounts replace them. The transaction log joins the table
+    // first, so that OR IGNORE sees every record held. Whole: everything is replaced, and the
     // not-yet outcomes of the history that went wrong are dropped (a snapshot has none).
     const char* replace =
         impl_->since_seq > 0
             ? "DELETE FROM accounts; DELETE FROM account_log;"
               "INSERT OR IGNORE INTO transactions(id, code, seq, value) "
+              "SELECT id, code, seq, value FROM tx_log; DELETE FROM tx_log;"
+              "INSERT OR IGNORE INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records"
-            : "DELETE FROM accounts; DELETE FROM account_log; DELETE FROM transactions;"
+            : "DELETE FROM accounts; DELETE FROM account_log; DELETE FROM transactions; DELETE FROM tx_log;"
               "DELETE FROM not_yet_outcomes; DELETE FROM blocks WHERE height > 0;"
               "INSERT INTO transactions(id, code, seq, value) "
               "SELECT id, code, seq, value FROM temp.snapshot_records";
@@ -398,6 +401,7 @@ Status SnapshotImport::install() {
     m.exec("DELETE FROM temp.snapshot_records");
     m.accounts = AccountTable(std::move(impl_->accounts));
     m.account_log_rows = 0;
+    m.tx_log.clear();
     m.last_block = header;
     m.history = impl_->history;
     m.committed(header.seq);

@@ -172,6 +172,14 @@ std::optional<Outcome> State::Impl::find_outcome(const Statement& select, const 
 }
 
 std::optional<Outcome> State::Impl::find_recorded(const crypto::Hash& id, int& rc) {
+    if (auto logged = tx_log.find(id); logged != tx_log.end()) {
+        Outcome outcome;
+        outcome.tx_id = id;
+        outcome.code = logged->second.code;
+        outcome.seq = logged->second.seq;
+        outcome.value = logged->second.value;
+        return outcome;
+    }
     return find_outcome(select_tx, id, rc);
 }
 
@@ -218,7 +226,9 @@ Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
     insert.bind(1, tx.id).bind(2, static_cast<uint64_t>(outcome.code)).bind(3, seq);
     insert.bind(4, outcome.value);
     if (insert.step() != SQLITE_DONE) rc = sqlite3_extended_errcode(db);
-    block_records.push_back(TxRecord{tx.id, outcome.code, seq, outcome.value});
+    const TxRecord record{tx.id, outcome.code, seq, outcome.value};
+    block_records.push_back(record);
+    tx_log.emplace(tx.id, record);
     return outcome;
 }
 
@@ -292,6 +302,8 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
     const uint64_t log_rows = account_log_rows + accounts.touched().size();
     const bool merge_log = log_rows >= kAccountLogMergeRows;
     if (merge_log && merge_account_log() != SQLITE_OK) return io_error("merging the account log");
+    const bool merge_txs = tx_log.size() >= kTxLogMergeRows;
+    if (merge_txs && merge_tx_log() != SQLITE_OK) return io_error("merging the transaction log");
 
     BlockHeader& header = applied.header;
     header.height = seq;
@@ -315,12 +327,16 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
     }
     if (commit_or_break() != SQLITE_DONE) return io_error("committing block " + std::to_string(seq));
     account_log_rows = merge_log ? 0 : log_rows;
+    if (merge_txs) tx_log.clear();
+    block_records.clear();  // committed: nothing for abort_block to take back
     return applied;
 }
 
 void State::Impl::abort_block() {
     if (!sqlite3_get_autocommit(db) && run(rollback) != SQLITE_DONE) broken = true;
     accounts.undo();
+    for (const TxRecord& record : block_records) tx_log.erase(record.id);
+    block_records.clear();
 }
 
 Result<AppliedBlock> State::apply_block(uint64_t seq, uint64_t view,

@@ -32,10 +32,16 @@ inline constexpr int32_t kLedgerApplicationId = 0x54414C59;
 // 5: a block appends the accounts it touched to account_log; they join the accounts table
 //    every so many rows; the view current_accounts reads the two as one (schema.cc). A version
 //    4 file is upgraded when State opens it (it is a version 5 file with an empty log).
-inline constexpr int64_t kLedgerSchemaVersion = 5;
+// 6: a block appends its transaction records to tx_log, in (seq, id) order; they join the
+//    transactions table (keyed by id) every so many rows; the view all_transactions reads the
+//    two as one (schema.cc). A version 4 or 5 file is upgraded when State opens it.
+inline constexpr int64_t kLedgerSchemaVersion = 6;
 // Rows of account log that make the block that reaches them merge it into the accounts table
 // (at 64 transfers a block, touching up to 128 accounts: every 128 blocks or more).
 inline constexpr uint64_t kAccountLogMergeRows = 16384;
+// Rows of transaction log that make the block that reaches them merge it into the
+// transactions table (one record per transfer: every 256 blocks of 64).
+inline constexpr uint64_t kTxLogMergeRows = 16384;
 
 struct BlockHeader {
     uint64_t height = 0;  // == the consensus sequence number it was ordered at

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,11 @@ struct State::Impl {
     // is last_block.state_digest.
     AccountTable accounts;
     uint64_t account_log_rows = 0;  // rows in account_log (schema.cc, kAccountLogSchema)
+    // The rows of tx_log (schema.cc, kTxLogSchema) by id, where find_recorded looks before
+    // the transactions table. A block adds its records as it runs (abort_block takes them out
+    // again); after the block that merges the log commits, it is empty. Ordered, not hashed:
+    // a client chooses its transfers' bytes, and could choose ids that share a hash bucket.
+    std::map<crypto::Hash, TxRecord> tx_log;
     BlockHeader last_block;
     crypto::Hash history{};  // after last_block
     // The block in progress: the records it wrote, and the history digest it leads to.
@@ -125,6 +131,8 @@ struct State::Impl {
     }
     // Moves the account log into the accounts table (schema.cc, kAccountLogSchema says why).
     int merge_account_log();
+    // Moves the transaction log into the transactions table (schema.cc, kTxLogSchema).
+    int merge_tx_log();
 
     // ---- blocks (state.cc) ----
     std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);

@@ -136,6 +136,18 @@ TEST_F(AuditTest, AWholeChainOfCertifiedBlocksPasses) {
     EXPECT_EQ(report->records, 18u);
 }
 
+TEST_F(AuditTest, AChangedRecordFailsTheAuditInTheLogAndInTheTable) {
+    exec_sql(path, "UPDATE tx_log SET value = value + 1 WHERE seq = 2");
+    expect_failure("transaction records");
+    exec_sql(path, "UPDATE tx_log SET value = value - 1 WHERE seq = 2");
+    ASSERT_TRUE(audit().ok());
+    // The same record once the log has joined the table (as a merge leaves it).
+    exec_sql(path,
+             "INSERT INTO transactions(id, code, seq, value) SELECT id, code, seq, value FROM tx_log;"
+             "DELETE FROM tx_log; UPDATE transactions SET code = code + 1 WHERE seq = 2");
+    expect_failure("transaction records");
+}
+
 TEST_F(AuditTest, ABlockWhoseFieldsWereChangedFailsAtThatBlock) {
     exec_sql(path, "UPDATE blocks SET state_digest = zeroblob(32) WHERE height = 5");
     expect_failure("block 5: its fields do not hash to its stored hash");

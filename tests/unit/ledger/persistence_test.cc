@@ -227,11 +227,13 @@ TEST(Persistence, ALedgerOfSchemaVersion4IsUpgradedWhenOpened) {
         last = state->last_block();
         accounts = state->accounts();
     }
-    // What version 4 kept: the accounts in their table, no log.
+    // What version 4 kept: the accounts and the records in their tables, no logs.
     exec_sql(path,
              "INSERT INTO accounts(key, balance, nonce) SELECT key, balance, nonce FROM current_accounts "
              "WHERE true ON CONFLICT(key) DO UPDATE SET balance = excluded.balance, nonce = excluded.nonce;"
              "DROP VIEW current_accounts; DROP TABLE account_log;"
+             "INSERT INTO transactions(id, code, seq, value) SELECT id, code, seq, value FROM tx_log;"
+             "DROP VIEW all_transactions; DROP TABLE tx_log;"
              "UPDATE meta SET value = 4 WHERE key = 'schema_version'");
     {
         auto state = open_ok(path, genesis(1, 5));
@@ -241,11 +243,119 @@ TEST(Persistence, ALedgerOfSchemaVersion4IsUpgradedWhenOpened) {
         ASSERT_TRUE(state->apply_block(4, 0, transfers(nonces, 4, 8)).ok());
         last = state->last_block();
     }
-    EXPECT_EQ(query_int(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 5);
+    EXPECT_EQ(query_int(path, "SELECT value FROM meta WHERE key = 'schema_version'"), kLedgerSchemaVersion);
     EXPECT_EQ(query_int(path, "SELECT count(*) FROM account_log"), 4);
     auto state = open_ok(path, genesis(1, 5));
     ASSERT_TRUE(state);
     EXPECT_EQ(state->last_block().hash(), last.hash());
+}
+
+// Blocks of 256 transfers among 200 accounts: kTxLogMergeRows / 256 of them fill the
+// transaction log to the row before a merge (the last one reaches it).
+constexpr size_t kTxsPerBlock = 256;
+constexpr uint64_t kTxBlocksBeforeMerge = kTxLogMergeRows / kTxsPerBlock;
+
+crypto::Hash id_of(const std::string& bytes) {
+    auto tx = decode_tx(bytes);
+    EXPECT_TRUE(tx.ok());
+    return tx.ok() ? tx->id : crypto::Hash{};
+}
+
+TEST(Persistence, TheTransactionLogIsFoundByIdReadBackAndMergedIntoTheTable) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    std::vector<uint64_t> nonces(kLogAccounts + 1, 0);
+    std::string first;  // a transfer of block 1
+    {
+        auto state = open_ok(path, genesis(kLogAccounts, 1'000'000));
+        ASSERT_TRUE(state);
+        for (uint64_t seq = 1; seq < kTxBlocksBeforeMerge; ++seq) {
+            auto txs = transfers(nonces, kLogAccounts, kTxsPerBlock);
+            if (seq == 1) first = txs[0];
+            ASSERT_TRUE(state->apply_block(seq, 0, txs, Verify::kTrusted).ok());
+        }
+        auto found = state->transaction(id_of(first));
+        ASSERT_TRUE(found.has_value());
+        EXPECT_EQ(found->seq, 1u);
+        EXPECT_EQ(found->code, ResultCode::kOk);
+    }
+    const auto logged = static_cast<int64_t>((kTxBlocksBeforeMerge - 1) * kTxsPerBlock);
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM tx_log"), logged);
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM transactions"), 0);
+    {
+        // Read back: a transfer of block 1 is found by id, and sent again it is a duplicate
+        // answered with its first outcome, in the block that merges the log.
+        auto state = open_ok(path, genesis(1, 5));
+        ASSERT_TRUE(state);
+        auto found = state->transaction(id_of(first));
+        ASSERT_TRUE(found.has_value());
+        EXPECT_EQ(found->seq, 1u);
+        auto txs = transfers(nonces, kLogAccounts, kTxsPerBlock);
+        txs.push_back(first);
+        auto applied = state->apply_block(kTxBlocksBeforeMerge, 0, txs, Verify::kTrusted);
+        ASSERT_TRUE(applied.ok()) << applied.error().message;
+        EXPECT_TRUE(applied->outcomes.back().duplicate);
+        EXPECT_EQ(applied->outcomes.back().seq, 1u);
+        EXPECT_EQ(applied->outcomes.back().code, ResultCode::kOk);
+    }
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM tx_log"), 0);
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM transactions"), logged + static_cast<int64_t>(kTxsPerBlock));
+    auto state = open_ok(path, genesis(1, 5));
+    ASSERT_TRUE(state);
+    auto found = state->transaction(id_of(first));
+    ASSERT_TRUE(found.has_value());
+    EXPECT_EQ(found->seq, 1u);
+    // After the merge, the log fills again and both are read as one.
+    auto txs = transfers(nonces, kLogAccounts, 3);
+    ASSERT_TRUE(state->apply_block(kTxBlocksBeforeMerge + 1, 0, txs, Verify::kTrusted).ok());
+    EXPECT_EQ(state->transaction(id_of(txs[2]))->seq, kTxBlocksBeforeMerge + 1);
+    EXPECT_EQ(state->transaction(id_of(first))->seq, 1u);
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM all_transactions"),
+              logged + static_cast<int64_t>(kTxsPerBlock) + 3);
+}
+
+TEST(Persistence, AFailedBlockLeavesNoRecordBehindInTheTransactionLog) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    auto state = open_ok(path, genesis(4, 100));
+    ASSERT_TRUE(state);
+    std::vector<uint64_t> nonces(5, 0);
+    auto txs = transfers(nonces, 4, 3);
+    // The block's statements fail once SQLite can no longer write: here, the log's table is
+    // gone, so the block's first record cannot be inserted.
+    exec_sql(path, "DROP VIEW all_transactions; ALTER TABLE tx_log RENAME TO tx_log_gone");
+    auto failed = state->apply_block(1, 0, txs, Verify::kTrusted);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_FALSE(state->transaction(id_of(txs[0])).has_value()) << "a record of the failed block stayed";
+}
+
+TEST(Persistence, ALedgerOfSchemaVersion5IsUpgradedWhenOpened) {
+    TempDir dir;
+    const std::string path = dir.file("ledger.db");
+    std::vector<uint64_t> nonces(5, 0);
+    std::vector<std::string> txs;
+    {
+        auto state = open_ok(path, genesis(4, 100));
+        ASSERT_TRUE(state);
+        for (uint64_t seq = 1; seq <= 3; ++seq) {
+            txs = transfers(nonces, 4, 8);
+            ASSERT_TRUE(state->apply_block(seq, 0, txs).ok());
+        }
+    }
+    // What version 5 kept: every record in the transactions table, no log.
+    exec_sql(path,
+             "INSERT INTO transactions(id, code, seq, value) SELECT id, code, seq, value FROM tx_log;"
+             "DROP VIEW all_transactions; DROP TABLE tx_log;"
+             "UPDATE meta SET value = 5 WHERE key = 'schema_version'");
+    {
+        auto state = open_ok(path, genesis(1, 5));
+        ASSERT_TRUE(state);
+        EXPECT_EQ(state->transaction(id_of(txs[0]))->seq, 3u);
+        ASSERT_TRUE(state->apply_block(4, 0, transfers(nonces, 4, 8)).ok());
+    }
+    EXPECT_EQ(query_int(path, "SELECT value FROM meta WHERE key = 'schema_version'"), kLedgerSchemaVersion);
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM tx_log"), 8);
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM all_transactions"), 32);
 }
 
 TEST(Persistence, AMissingLastBlockIsRefused) {
