@@ -5,6 +5,7 @@
 #include "crypto/hash.h"
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include <memory>
 
@@ -33,6 +34,18 @@ int hex_value(char c) {
 }
 
 }  // namespace
+
+KeyedBytesHash::KeyedBytesHash() {
+    static_assert(crypto_shorthash_KEYBYTES == sizeof(key_) && crypto_shorthash_BYTES == sizeof(uint64_t));
+    TALLY_ASSERT(sodium_init() >= 0);  // 1 when done already
+    randombytes_buf(key_.data(), key_.size());
+}
+
+size_t KeyedBytesHash::hash(const uint8_t* data, size_t size) const noexcept {
+    uint64_t out = 0;
+    crypto_shorthash(reinterpret_cast<unsigned char*>(&out), data, size, key_.data());
+    return static_cast<size_t>(out);
+}
 
 Hash sha256(std::string_view data) {
     // One context per thread, reused: allocating a context per call costs as much as hashing

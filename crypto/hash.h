@@ -26,6 +26,24 @@ struct UniformBytesHash {
     }
 };
 
+// For unordered containers keyed by bytes that someone outside chooses (a transfer's id is
+// the hash of bytes its client picked, so a client can grind ids whose first 8 bytes share a
+// bucket): SipHash-2-4 (libsodium's crypto_shorthash) under a key drawn at random for each
+// hasher, so that no one can aim at a bucket. It changes only where entries sit, never what a
+// lookup finds.
+class KeyedBytesHash {
+public:
+    KeyedBytesHash();  // a fresh random key
+    template <typename A>
+    size_t operator()(const A& bytes) const noexcept {
+        return hash(bytes.data(), bytes.size());
+    }
+
+private:
+    size_t hash(const uint8_t* data, size_t size) const noexcept;
+    std::array<uint8_t, 16> key_{};
+};
+
 // SHA-256 of `data`.
 Hash sha256(std::string_view data);
 

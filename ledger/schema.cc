@@ -362,7 +362,7 @@ Status State::Impl::load() {
         if (row.step() != SQLITE_ROW) return open_error(sqlite3_errcode(db), "counting the account log");
         account_log_rows = row.u64(0);
     }
-    std::map<crypto::Hash, TxRecord> logged;
+    decltype(tx_log) logged;
     {
         Use rows(tx_log_rows);
         int rc;

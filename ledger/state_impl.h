@@ -4,11 +4,11 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "ledger/account_table.h"
@@ -43,9 +43,9 @@ struct State::Impl {
     uint64_t account_log_rows = 0;  // rows in account_log (schema.cc, kAccountLogSchema)
     // The rows of tx_log (schema.cc, kTxLogSchema) by id, where find_recorded looks before
     // the transactions table. A block adds its records as it runs (abort_block takes them out
-    // again); after the block that merges the log commits, it is empty. Ordered, not hashed:
-    // a client chooses its transfers' bytes, and could choose ids that share a hash bucket.
-    std::map<crypto::Hash, TxRecord> tx_log;
+    // again); after the block that merges the log commits, it is empty. Keyed hashing: a
+    // client chooses its transfers' bytes (crypto::KeyedBytesHash).
+    std::unordered_map<crypto::Hash, TxRecord, crypto::KeyedBytesHash> tx_log;
     BlockHeader last_block;
     crypto::Hash history{};  // after last_block
     // The block in progress: the records it wrote, and the history digest it leads to.

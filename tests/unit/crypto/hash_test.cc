@@ -112,5 +112,23 @@ TEST(Hex, ArrayFromBytesChecksLength) {
     EXPECT_EQ(as_bytes(*a), "abc");
 }
 
+// Each hasher draws its own key: the same bytes land in different buckets of two containers
+// (an all-equal result over these inputs would mean a fixed key: chance 2^-512 otherwise),
+// and one hasher always answers the same.
+TEST(KeyedBytesHash, EachHasherHasItsOwnKeyAndIsAFunction) {
+    const KeyedBytesHash one, other;
+    bool differ = false;
+    for (uint8_t i = 0; i < 8; ++i) {
+        Hash bytes{};
+        bytes[0] = i;
+        EXPECT_EQ(one(bytes), one(bytes));
+        differ = differ || one(bytes) != other(bytes);
+    }
+    EXPECT_TRUE(differ);
+    Hash low{}, high{};
+    high[31] = 1;  // the last byte counts as much as the first
+    EXPECT_NE(one(low), one(high));
+}
+
 }  // namespace
 }  // namespace tally::crypto
