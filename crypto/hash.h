@@ -14,18 +14,6 @@ namespace tally::crypto {
 
 using Hash = std::array<uint8_t, 32>;
 
-// For unordered containers keyed by a hash or a public key (32 uniform bytes already): any 8
-// of them will do.
-struct UniformBytesHash {
-    template <typename A>
-    size_t operator()(const A& bytes) const noexcept {
-        static_assert(sizeof(bytes) >= sizeof(size_t));
-        size_t out = 0;
-        std::memcpy(&out, bytes.data(), sizeof(out));
-        return out;
-    }
-};
-
 // For unordered containers keyed by bytes that someone outside chooses (a transfer's id is
 // the hash of bytes its client picked, so a client can grind ids whose first 8 bytes share a
 // bucket): SipHash-2-4 (libsodium's crypto_shorthash) under a key drawn at random for each

@@ -63,7 +63,7 @@ private:
 
     const size_t entries_max_;
     mutable std::mutex mutex_;
-    std::unordered_map<crypto::Hash, Verdict, crypto::UniformBytesHash> cache_;  // guarded by mutex_
+    std::unordered_map<crypto::Hash, Verdict, crypto::KeyedBytesHash> cache_;  // guarded by mutex_
     std::deque<crypto::Hash> order_;                               // insertion order; guarded
     uint64_t hits_ = 0;                                            // guarded
     uint64_t misses_ = 0;                                          // guarded

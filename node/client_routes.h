@@ -154,7 +154,7 @@ private:
         uint64_t generation = 0;
         Clock::time_point admitted{};
     };
-    using Map = std::unordered_map<crypto::Hash, Entry, crypto::UniformBytesHash>;
+    using Map = std::unordered_map<crypto::Hash, Entry, crypto::KeyedBytesHash>;
     using Order = std::pair<crypto::Hash, uint64_t>;
 
     bool live(const Order& o) const {
@@ -195,7 +195,7 @@ private:
     size_t queries_ = 0;
     Map entries_;
     std::deque<Order> order_;  // admission order, with stale entries for taken requests
-    std::unordered_map<crypto::PublicKey, size_t, crypto::UniformBytesHash> of_sender_;
+    std::unordered_map<crypto::PublicKey, size_t, crypto::KeyedBytesHash> of_sender_;
     std::unordered_map<std::string, size_t> of_connection_;
 };
 

@@ -122,7 +122,7 @@ private:
     SeqTrace* seq_entry(uint64_t seq);
 
     TracesLimits limits_;
-    std::unordered_map<crypto::Hash, TxTrace, crypto::UniformBytesHash> txs_;
+    std::unordered_map<crypto::Hash, TxTrace, crypto::KeyedBytesHash> txs_;
     std::deque<crypto::Hash> tx_order_;  // oldest first, each once
     std::map<uint64_t, SeqTrace> seqs_;
     std::deque<TimedStep> view_changes_;
