@@ -202,11 +202,13 @@ Outcome State::Impl::apply_transfer(const Tx& tx, uint64_t seq, int& rc) {
     Outcome outcome;
     outcome.tx_id = tx.id;
     outcome.seq = seq;
-    if (auto first = find_recorded(tx.id, rc)) {
-        first->duplicate = true;
-        return *first;
+    if (may_be_recorded(tx.sender, tx.nonce)) {
+        if (auto first = find_recorded(tx.id, rc)) {
+            first->duplicate = true;
+            return *first;
+        }
+        if (rc != SQLITE_OK) return outcome;
     }
-    if (rc != SQLITE_OK) return outcome;
 
     const TransferEffect effect = decide_transfer(tx, accounts.find(tx.sender), accounts.find(tx.to));
     outcome.code = effect.code;
@@ -410,6 +412,12 @@ std::optional<Outcome> State::transaction(const crypto::Hash& tx_id) const {
     auto recorded = impl_->find_recorded(tx_id, rc);
     if (rc != SQLITE_OK) fatal(impl_->io_error("reading a transaction").message);
     return recorded;
+}
+
+std::optional<Outcome> State::transfer_outcome(const crypto::Hash& tx_id, const crypto::PublicKey& sender,
+                                               uint64_t nonce) const {
+    if (!impl_->may_be_recorded(sender, nonce)) return std::nullopt;
+    return transaction(tx_id);
 }
 
 std::optional<BlockHeader> State::block(uint64_t height) const {

@@ -201,6 +201,12 @@ class State {
     // The transaction's FINAL recorded outcome (tx.h), not a not-yet one: what a retransmission
     // is answered with.
     std::optional<Outcome> transaction(const crypto::Hash& tx_id) const;
+    // The same for a transfer whose sender and nonce are known, without a lookup when it
+    // cannot have one: a transfer is recorded only with a nonce at most its sender's (it
+    // consumed it, or came too late) and a sender's nonce never falls, so a transfer from no
+    // account or above its sender's nonce (every new one) has none.
+    std::optional<Outcome> transfer_outcome(const crypto::Hash& tx_id, const crypto::PublicKey& sender,
+                                            uint64_t nonce) const;
     std::optional<BlockHeader> block(uint64_t height) const;
     // The sum of all balances, modulo 2^64 (for conservation checks).
     uint64_t total_balance() const;

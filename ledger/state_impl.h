@@ -136,6 +136,11 @@ struct State::Impl {
 
     // ---- blocks (state.cc) ----
     std::optional<Outcome> find_recorded(const crypto::Hash& id, int& rc);
+    // Whether a transfer of `sender` at `nonce` may have a record (State::transfer_outcome).
+    bool may_be_recorded(const crypto::PublicKey& sender, uint64_t nonce) const {
+        const Account* account = accounts.find(sender);
+        return account != nullptr && nonce <= account->nonce;
+    }
     // The outcome `select` finds (code, seq, value of the id ?1): select_tx, a final record;
     // select_not_yet, the last nonce_too_high execution kept aside (schema.cc, kNotYetSchema).
     std::optional<Outcome> find_outcome(const Statement& select, const crypto::Hash& id, int& rc);

@@ -146,7 +146,7 @@ void Replica::on_forwarded(bft::ClientRequest request, bft::Output& out) {
                           "nonce " + std::to_string(tx->nonce) + " from " +
                               crypto::key_to_hex(tx->sender).substr(0, 16) + "..., forwarded by a peer");
     };
-    if (ledger_->transaction(tx->id)) return refuse_forwarded("executed");
+    if (ledger_->transfer_outcome(tx->id, tx->sender, tx->nonce)) return refuse_forwarded("executed");
     RequestIn in{{}, std::move(request), tx->id, tx->kind != ledger::TxKind::kTransfer};
     if (const Refusal refusal = admission_of(in, /*forwarded=*/true); refusal != Refusal::kNone)
         return refuse_forwarded(refusal_name(refusal));
@@ -182,7 +182,7 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
     const ClientRoute route{in.routing_id, in.request.info.client, in.request.info.nonce};
     // The reply cache: a request that already executed is answered from the ledger with its
     // recorded outcome, and never reaches the engine again.
-    if (auto done = ledger_->transaction(in.tx_id)) {
+    if (auto done = ledger_->transfer_outcome(in.tx_id, in.request.info.client, in.request.info.nonce)) {
         reply(route, in.tx_id, *done, engine_->status().view);
         return;
     }
