@@ -20,7 +20,9 @@ struct Config {
     // primary can get one prepared (and carried, whole, in every later VIEW-CHANGE). 256 KiB
     // holds 256 transfers (~200 bytes each) five times over.
     uint32_t batch_bytes_max = 256u << 10;
-    uint32_t pipeline_depth = 2;       // batches the primary keeps in flight at once
+    // Batches the primary keeps in flight at once; a second goes only when a full batch
+    // waits (batch_is_due, bft/pbft/normal_case.cc).
+    uint32_t pipeline_depth = 2;
     uint64_t checkpoint_interval = 128;        // K
     uint64_t watermark_window = 512;           // L: accept sequence numbers in (h, h + L]
     uint64_t view_change_timeout_ticks = 200;  // T; doubles on each failed view change

@@ -28,7 +28,8 @@ struct Config {
     uint32_t batch_size_max = 256;            // requests in one log entry
     uint32_t batch_bytes_max = 256u << 10;    // bytes of requests in one log entry
     // Entries the leader has appended but not committed, at most: requests queue meanwhile
-    // and go out in the next, fuller batch (the same role as PBFT's pipeline_depth).
+    // and go out in the next, fuller batch (the same role as PBFT's pipeline_depth). With one
+    // in flight, another goes only when a full batch waits (worth_waiting, bft/raft/engine.cc).
     uint32_t pipeline_depth = 4;
     // AppendEntries in flight to one follower before it acknowledges (flow-control window).
     uint32_t max_inflight = 8;

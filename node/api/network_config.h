@@ -64,7 +64,7 @@ struct ConsensusConfig {
     uint32_t tick_ms = 10;
     uint32_t batch_size_max = 256;
     uint32_t batch_bytes_max = 256u << 10;  // bytes of requests in one batch (bft/pbft/pbft.h)
-    uint32_t pipeline_depth = 2;  // measured: fewer, bigger batches cost less CPU per transfer
+    uint32_t pipeline_depth = 2;  // a second batch in flight only when a full one waits (bft/)
     uint64_t checkpoint_interval = 128;
     uint64_t watermark_window = 512;
     uint64_t view_change_timeout_ticks = 200;

@@ -489,14 +489,19 @@ TEST(PbftViewChangeUnderLoad, ANewPrimaryFetchesABatchItLacksAndProposesNothingN
     EXPECT_EQ(sent(formed, MessageType::kFetchBatch).size(), 1u);
     ASSERT_FALSE(h.engine->status().view_changing);
 
-    // A new request waits: seq 2 may not be proposed before seq 1 is.
-    const std::string later = h.request();
-    EXPECT_FALSE(proposes(h.engine->on_client_request(ClientRequest{{h.client.public_key(), 9}, later}), later));
+    // New requests wait, even a full batch of them (batch_size_max 4, due at once with seq 1
+    // in flight): seq 2 may not be proposed before seq 1 is.
+    std::vector<std::string> later;
+    for (uint64_t nonce = 9; nonce < 13; ++nonce) {
+        later.push_back(h.request());
+        EXPECT_FALSE(proposes(h.engine->on_client_request(ClientRequest{{h.client.public_key(), nonce}, later.back()}),
+                              later.back()));
+    }
     // A batch that is not the one the certificate names is refused.
     Output lie = h.deliver(batches(h, 2, 1, {h.request()}));
     EXPECT_TRUE(sent(lie, MessageType::kPrePrepare).empty());
     EXPECT_TRUE(h.detected(Misbehaviour::kBadBatch));
-    // The right one: seq 1 is re-proposed with it, and the waiting request follows at seq 2.
+    // The right one: seq 1 is re-proposed with it, and the waiting batch follows at seq 2.
     Output right = h.deliver(batches(h, 2, 1, b));
     auto pps = sent(right, MessageType::kPrePrepare);
     ASSERT_EQ(pps.size(), 2u);
@@ -504,7 +509,7 @@ TEST(PbftViewChangeUnderLoad, ANewPrimaryFetchesABatchItLacksAndProposesNothingN
     ASSERT_TRUE(first.ParseFromString(pps[0].body));
     EXPECT_EQ(first.seq(), 1u);
     EXPECT_EQ(hash_from_bytes(first.digest()), batch_digest(b));
-    EXPECT_TRUE(proposes(right, later));
+    for (const auto& r : later) EXPECT_TRUE(proposes(right, r));
 }
 
 TEST(PbftViewChangeUnderLoad, AReplicaServesBatchesOnlyToItsViewsPrimaryAndAtMostOncePerInterval) {

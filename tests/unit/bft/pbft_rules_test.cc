@@ -106,7 +106,10 @@ TEST(PbftNormalCase, ABackupRecordsWhatItSignsAndItsPrepareLeavesWhileTheRecordI
 TEST(PbftNormalCase, ThePrimarysPrePrepareLeavesWhileItsRecordIsWritten) {
     Harness h(0);
     h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()});  // first vote
-    Output out = h.engine->on_client_request(ClientRequest{{h.client.public_key(), 2}, h.request()});
+    // With seq 1 in flight, the next pre-prepare waits for a full batch (batch_size_max 4).
+    for (uint64_t nonce = 2; nonce < 5; ++nonce)
+        ASSERT_TRUE(h.engine->on_client_request(ClientRequest{{h.client.public_key(), nonce}, h.request()}).send_early.empty());
+    Output out = h.engine->on_client_request(ClientRequest{{h.client.public_key(), 5}, h.request()});
     ASSERT_EQ(out.send_early.size(), 1u);
     EXPECT_TRUE(out.send.empty());
     EXPECT_EQ(crypto::open(out.send_early[0].envelope)->type, MessageType::kPrePrepare);
@@ -226,7 +229,7 @@ TEST(PbftNormalCase, ThePrimaryBatchesRequestsAndKeepsAtMostPipelineDepthInFligh
     EXPECT_EQ(pre_prepares, h.config.pipeline_depth) << "nothing executed yet, so the pipeline is full";
 }
 
-TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyABatchNoSmallerThanTheSmallest) {
+TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyAFullBatch) {
     Harness h(0);  // the primary of view 0; pipeline depth 4, batches of at most 4
     std::vector<pb::PrePrepare> proposed;
     auto collect = [&](const Output& out) {
@@ -252,33 +255,35 @@ TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyABatchNoSmallerTha
         collect(h.engine->on_executed(seq, crypto::Hash{}));
     };
 
-    // Nothing in flight: the first request is proposed at once, alone; so is each next one,
-    // since a batch of one is no smaller than those in flight; the pipeline is then full.
-    for (int i = 0; i < 4; ++i) submit();
+    // Nothing in flight: the first request is proposed at once, alone (one client waits for
+    // nothing).
+    submit();
+    ASSERT_EQ(proposed.size(), 1u);
+    // With a batch in flight, lone requests wait rather than take a slot ...
+    for (int i = 0; i < 3; ++i) submit();
+    EXPECT_EQ(proposed.size(), 1u) << "a batch of fewer than four (batch_size_max) would be proposed";
+    // ... until a full batch waits: then the pipeline takes it, and the next, until it is full.
+    submit();
+    ASSERT_EQ(proposed.size(), 2u);
+    EXPECT_EQ(proposed[1].requests_size(), 4);
+    for (int i = 0; i < 8; ++i) submit();
     ASSERT_EQ(proposed.size(), 4u);
+    EXPECT_EQ(proposed[3].requests_size(), 4);
     for (int i = 0; i < 4; ++i) submit();
-    ASSERT_EQ(proposed.size(), 4u);
+    EXPECT_EQ(proposed.size(), 4u) << "four batches in flight: the pipeline is full";
     // Executing seq 1 frees a slot: the four waiting requests go as one batch.
     commit_and_execute(1);
     ASSERT_EQ(proposed.size(), 5u);
     EXPECT_EQ(proposed[4].requests_size(), 4);
     for (uint64_t seq = 2; seq <= 4; ++seq) commit_and_execute(seq);
     ASSERT_EQ(proposed.size(), 5u);
-    // Only the batch of four is in flight: lone requests wait rather than take a slot alone ...
+    // Seq 5 alone is in flight: three requests wait for it, not for a full batch of their own,
     for (int i = 0; i < 3; ++i) submit();
-    EXPECT_EQ(proposed.size(), 5u) << "a batch of fewer than four would be proposed";
-    // ... until they make a batch as big as it,
-    submit();
-    ASSERT_EQ(proposed.size(), 6u);
-    EXPECT_EQ(proposed[5].requests_size(), 4);
-    // or until the smaller in-flight batches execute: with nothing in flight, anything goes.
-    submit();
-    EXPECT_EQ(proposed.size(), 6u);
+    EXPECT_EQ(proposed.size(), 5u);
+    // and go out together once it executes, since with nothing in flight anything goes.
     commit_and_execute(5);
-    EXPECT_EQ(proposed.size(), 6u) << "seq 6 (four requests) is still in flight";
-    commit_and_execute(6);
-    ASSERT_EQ(proposed.size(), 7u);
-    EXPECT_EQ(proposed[6].requests_size(), 1);
+    ASSERT_EQ(proposed.size(), 6u);
+    EXPECT_EQ(proposed[5].requests_size(), 3);
 }
 
 TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog) {

@@ -848,26 +848,45 @@ TEST(RaftRules, ALeaderSendsNewEntriesWhileItWritesThemAndCommitsOnlyOnAnAnswer)
     EXPECT_EQ(answered.commit[0].seq, 2u);
 }
 
-// Batching under load: with entries in flight, a new entry waits until it would be no smaller
-// than the smallest of them; with nothing in flight (or only the no-op) it goes at once.
-TEST(RaftRules, WithEntriesInFlightANewOneWaitsUntilItIsNoSmaller) {
+// Batching under load: with entries in flight, a new entry waits until a full batch waits
+// (batch_size_max requests or batch_bytes_max bytes); with nothing in flight (or only the
+// no-op) it goes at once.
+TEST(RaftRules, WithEntriesInFlightANewOneWaitsForAFullBatch) {
     Direct d(3, 0);
-    d.config.pipeline_depth = 2;
+    d.config.pipeline_depth = 3;
+    d.config.batch_size_max = 3;
     d.restart();
     d.elect();  // the no-op, in flight: it holds no request, so nothing waits for it
     const uint64_t t = d.term();
     d.request("r0");
     ASSERT_EQ(d.durable().log.size(), 2u);
-    for (int i = 1; i <= 3; ++i) d.request("r" + std::to_string(i));  // the pipeline is full
-    d.append_reply(1, t, true, 2);  // both commit: r1..r3 go out as one entry
+    d.request("r1");
+    d.request("r2");
+    EXPECT_EQ(d.durable().log.size(), 2u) << "two queued, fewer than a full batch: they wait";
+    d.request("r3");  // a full batch: the pipeline takes it
     ASSERT_EQ(d.durable().log.size(), 3u);
-    EXPECT_EQ(d.durable().log[2].requests.size(), 3u);
+    EXPECT_EQ(d.durable().log[2].requests, (std::vector<std::string>{"r1", "r2", "r3"}));
     d.request("r4");
     d.request("r5");
-    EXPECT_EQ(d.durable().log.size(), 3u) << "two queued, three in flight: they wait";
-    d.request("r6");
+    EXPECT_EQ(d.durable().log.size(), 3u);
+    d.append_reply(1, t, true, 3);  // everything in flight commits: r4 and r5 go out together
     ASSERT_EQ(d.durable().log.size(), 4u);
-    EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"r4", "r5", "r6"}));
+    EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"r4", "r5"}));
+}
+
+// A request larger than batch_bytes_max alone is a full batch: it does not wait behind the
+// entries in flight for company that could not join it.
+TEST(RaftRules, ABatchFullByItsBytesDoesNotWait) {
+    Direct d(3, 0);
+    d.config.pipeline_depth = 3;
+    d.config.batch_bytes_max = 16;
+    d.restart();
+    d.elect();
+    d.request("r0");
+    ASSERT_EQ(d.durable().log.size(), 2u);
+    d.request(std::string(16, 'b'));
+    ASSERT_EQ(d.durable().log.size(), 3u);
+    EXPECT_EQ(d.durable().log[2].requests, (std::vector<std::string>{std::string(16, 'b')}));
 }
 
 // Raft keeps no certificates, so nothing it sends a peer is ever shown to a third party: each
