@@ -3,6 +3,7 @@
 #include "node/transport.h"
 
 #include <netdb.h>
+#include <poll.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "crypto/hash.h"
@@ -138,6 +140,8 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
             t->connections_per_address_max_ = options.client_connections.connections_per_address_max;
         }
         t->peers_monitor_ = watch(t->context_, t->router_, kPeersMonitorEndpoint, kHandshakeFailed);
+        t->router_fd_ = t->router_.get(zmq::sockopt::fd);
+        if (t->has_clients_) t->clients_fd_ = t->clients_.get(zmq::sockopt::fd);
         // ZAP requests wait in zap_'s queue until this thread answers them.
         t->zap_thread_ = std::thread([raw = t.get()] { raw->serve_zap(); });
         t->peers_.resize(config.n());
@@ -298,22 +302,26 @@ bool Transport::admit(std::string_view domain, std::string_view address, std::st
 }
 
 Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& frame, bool clients_too) {
-    if (!has_clients_ || !clients_too) return receive_from(router_, kPeerPortTag, routing_id, frame);
+    if (!has_clients_ || !clients_too)
+        return receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame);
     clients_first_ = !clients_first_;
-    zmq::socket_t& first = clients_first_ ? clients_ : router_;
-    zmq::socket_t& second = clients_first_ ? router_ : clients_;
-    const char first_tag = clients_first_ ? kClientPortTag : kPeerPortTag;
-    const char second_tag = clients_first_ ? kPeerPortTag : kClientPortTag;
-    const Received received = receive_from(first, first_tag, routing_id, frame);
+    const Received received =
+        clients_first_ ? receive_from(clients_, kClientPortTag, clients_readable_, routing_id, frame)
+                       : receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame);
     if (received != Received::kNone) return received;
-    return receive_from(second, second_tag, routing_id, frame);
+    return clients_first_ ? receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame)
+                          : receive_from(clients_, kClientPortTag, clients_readable_, routing_id, frame);
 }
 
-Transport::Received Transport::receive_from(zmq::socket_t& socket, char tag,
+Transport::Received Transport::receive_from(zmq::socket_t& socket, char tag, bool& readable,
                                             std::string& routing_id, zmq::message_t& frame) {
+    if (!readable) return Received::kNone;
     zmq::message_t id;
     try {
-        if (!socket.recv(id, zmq::recv_flags::dontwait)) return Received::kNone;
+        if (!socket.recv(id, zmq::recv_flags::dontwait)) {
+            readable = false;
+            return Received::kNone;
+        }
         routing_id.assign(1, tag);
         routing_id.append(static_cast<const char*>(id.data()), id.size());
         // A ROUTER always delivers the routing id with more parts to follow.
@@ -332,16 +340,25 @@ Transport::Received Transport::receive_from(zmq::socket_t& socket, char tag,
 }
 
 Status Transport::wait(std::chrono::milliseconds wait, bool clients_too, int wake_fd) {
-    zmq::pollitem_t items[3];
-    size_t count = 0;
-    items[count++] = zmq::pollitem_t{router_.handle(), 0, ZMQ_POLLIN, 0};
-    if (wake_fd >= 0) items[count++] = zmq::pollitem_t{nullptr, wake_fd, ZMQ_POLLIN, 0};
-    if (has_clients_ && clients_too) items[count++] = zmq::pollitem_t{clients_.handle(), 0, ZMQ_POLLIN, 0};
+    const bool clients = has_clients_ && clients_too;
     try {
-        zmq::poll(items, count, wait);
+        router_readable_ = (router_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+        clients_readable_ = clients && (clients_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
     } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) return make_error("network", std::string("poll: ") + e.what());
+        return make_error("network", std::string("reading socket events: ") + e.what());
     }
+    if (router_readable_ || clients_readable_) return Ok{};
+    pollfd fds[3];
+    nfds_t count = 0;
+    fds[count++] = pollfd{router_fd_, POLLIN, 0};
+    if (clients) fds[count++] = pollfd{clients_fd_, POLLIN, 0};
+    if (wake_fd >= 0) fds[count++] = pollfd{wake_fd, POLLIN, 0};
+    const int timeout = wait.count() < 0 ? -1 : static_cast<int>(std::min<int64_t>(wait.count(), INT32_MAX));
+    const int rc = ::poll(fds, count, timeout);
+    if (rc < 0 && errno != EINTR) return make_error("network", std::string("poll: ") + std::strerror(errno));
+    // A signalled ZMQ_FD means "may have changed": receive() finds out by reading.
+    router_readable_ = rc > 0 && (fds[0].revents & POLLIN) != 0;
+    clients_readable_ = rc > 0 && clients && (fds[1].revents & POLLIN) != 0;
     return Ok{};
 }
 

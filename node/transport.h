@@ -114,9 +114,17 @@ public:
     bool clients_have_own_port() const override { return has_clients_; }
 
     // Receives one message from either ROUTER without waiting, taking turns between them so
-    // that neither starves the other (Network::receive).
+    // that neither starves the other (Network::receive). A ROUTER is read only while it may
+    // hold a message: since wait() said so, and until a read finds it empty (each empty read
+    // costs ZeroMQ two system calls).
     Received receive(std::string& routing_id, zmq::message_t& frame, bool clients_too = true) override;
-    // zmq::poll on the ROUTERs (the clients' only when `clients_too`) and `wake_fd`.
+    // Returns at once when a ROUTER (the clients' only when `clients_too`) holds a message, else
+    // waits until one may, `wake_fd` is readable, or `wait` has passed. How: ZMQ_FD is
+    // edge-triggered (it signals that a socket's state may have changed, and any operation on
+    // the socket may consume the signal), so each ROUTER is asked first (ZMQ_EVENTS, which
+    // takes in its pending commands) and poll(2) on the ZMQ_FDs and `wake_fd` comes right after,
+    // with no other operation on those sockets between: whatever arrives after the question
+    // signals its fd. (zmq::poll asks each socket twice and polls twice per blocking wait.)
     Status wait(std::chrono::milliseconds wait, bool clients_too, int wake_fd) override;
 
     // Non-blocking sends; false when dropped (queue full, peer not connected, unknown id).
@@ -142,7 +150,8 @@ public:
 
 private:
     Transport() = default;
-    Received receive_from(zmq::socket_t& socket, char tag, std::string& routing_id,
+    // kNone without touching the socket unless `readable`; an empty read clears it.
+    Received receive_from(zmq::socket_t& socket, char tag, bool& readable, std::string& routing_id,
                           zmq::message_t& frame);
     // The ZAP handler's loop (its own thread) until the context shuts down.
     void serve_zap();
@@ -169,6 +178,11 @@ private:
     zmq::socket_t clients_;
     bool has_clients_ = false;
     bool clients_first_ = false;  // whose turn it is to be read first
+    // Whether each ROUTER may hold a message (wait() sets them, an empty read clears them).
+    bool router_readable_ = true;
+    bool clients_readable_ = true;
+    int router_fd_ = -1;   // their ZMQ_FDs, for poll(2)
+    int clients_fd_ = -1;
     std::vector<zmq::socket_t> peers_;  // index = replica id; self's is not connected
     bft::ReplicaId self_ = 0;
     std::string endpoint_;
