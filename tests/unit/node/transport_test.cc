@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <limits>
 #include <memory>
@@ -158,6 +162,65 @@ TEST(TransportTest, ClientsHaveTheirOwnSocketAndAFrameAboveItsLimitNeverArrives)
     EXPECT_EQ(got->second.size(), big.size());
     EXPECT_FALSE(on_client_port(got->first));
     EXPECT_FALSE(receive(transport, 200ms).has_value()) << "the oversized client frame arrived";
+}
+
+// wait() sleeps on the sockets' ZMQ_FDs, which are edge-triggered: it must still wake for a
+// frame that arrives while it sleeps, on either socket, after the loop's own reads and sends
+// on them (either may consume a socket's signal), and for the workers' eventfd. It may also
+// wake for less (a connection's own commands signal the fd too): then nothing is read and
+// the loop waits again, as the replica's does. A lost wake-up shows as a wait that lasts its
+// whole timeout (30 s here, against the milliseconds a frame takes).
+TEST(TransportTest, AWaitWakesForAFrameOnEitherSocketAndForTheWakeFd) {
+    const TestNetwork net = replicas(2, true);
+    auto t = Transport::open(net.config, 0, net.keys[0]);
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    Transport& transport = **t;
+    zmq::context_t context(1);
+    auto client = dealer(context, net.config.replicas[0].client_endpoint(), net.keys[0].public_key());
+    auto peer = dealer(context, net.config.replicas[0].endpoint(), net.keys[0].public_key(), &net.keys[1]);
+    constexpr auto kTimeout = 30s;
+
+    // Frames keep coming from another thread until one is read, so some arrive while the
+    // loop sleeps (and some just before it asks, which it must see too).
+    const auto wakes_for = [&](zmq::socket_t& from, const std::string& text) {
+        std::atomic<bool> got_one{false};
+        std::thread sender([&] {
+            while (!got_one.load()) {
+                from.send(zmq::buffer(text), zmq::send_flags::dontwait);
+                std::this_thread::sleep_for(2ms);  // pacing, not synchronisation
+            }
+        });
+        for (int waits = 0; waits < 1000 && !got_one; ++waits) {
+            const auto start = std::chrono::steady_clock::now();
+            ASSERT_TRUE(transport.wait(kTimeout, true, -1).ok());
+            ASSERT_LT(std::chrono::steady_clock::now() - start, kTimeout) << "woken by the timeout: " << text;
+            std::string routing_id;
+            zmq::message_t frame;
+            while (transport.receive(routing_id, frame) == Transport::Received::kFrame) {
+                if (frame.to_string() == text) got_one = true;
+                transport.send_to_client(routing_id, "ack");  // a send on that socket, as the loop's
+            }
+        }
+        got_one = true;
+        sender.join();
+    };
+    for (int round = 0; round < 5; ++round) {
+        wakes_for(client, "from a client");
+        wakes_for(peer, "from a peer");
+    }
+
+    // The workers' eventfd.
+    const int wake = eventfd(0, EFD_NONBLOCK);
+    ASSERT_GE(wake, 0);
+    std::thread waker([&] {
+        const uint64_t one = 1;
+        EXPECT_EQ(write(wake, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+    });
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(transport.wait(kTimeout, true, wake).ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, kTimeout) << "woken by the timeout";
+    waker.join();
+    close(wake);
 }
 
 TEST(TransportTest, WithoutAClientPortClientsShareThePeersSocket) {
