@@ -345,7 +345,11 @@ Status Transport::wait(std::chrono::milliseconds wait, bool clients_too, int wak
         router_readable_ = (router_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
         clients_readable_ = clients && (clients_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
     } catch (const zmq::error_t& e) {
-        return make_error("network", std::string("reading socket events: ") + e.what());
+        if (e.num() != EINTR) return make_error("network", std::string("reading socket events: ") + e.what());
+        // Interrupted (a signal: the loop checks for a stop): let receive() look at both.
+        router_readable_ = true;
+        clients_readable_ = clients;
+        return Ok{};
     }
     if (router_readable_ || clients_readable_) return Ok{};
     pollfd fds[3];
