@@ -302,15 +302,15 @@ bool Transport::admit(std::string_view domain, std::string_view address, std::st
 }
 
 Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& frame, bool clients_too) {
-    if (!has_clients_ || !clients_too)
-        return receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame);
+    const auto from_peers = [&] { return receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame); };
+    const auto from_clients = [&] {
+        return receive_from(clients_, kClientPortTag, clients_readable_, routing_id, frame);
+    };
+    if (!has_clients_ || !clients_too) return from_peers();
     clients_first_ = !clients_first_;
-    const Received received =
-        clients_first_ ? receive_from(clients_, kClientPortTag, clients_readable_, routing_id, frame)
-                       : receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame);
+    const Received received = clients_first_ ? from_clients() : from_peers();
     if (received != Received::kNone) return received;
-    return clients_first_ ? receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame)
-                          : receive_from(clients_, kClientPortTag, clients_readable_, routing_id, frame);
+    return clients_first_ ? from_peers() : from_clients();
 }
 
 Transport::Received Transport::receive_from(zmq::socket_t& socket, char tag, bool& readable,

@@ -64,28 +64,23 @@ void run_random_schedule(uint64_t seed, uint32_t n, int rounds, Totals& totals) 
     // election restriction is all that stands between a stale log and leadership.
     // Another quarter sends one entry per append, so an old term's entries can reach a
     // majority before the new leader's no-op does (the Figure 8 schedule).
-    // Every seed cuts batches of two requests, so that full batches form under the schedule's
-    // load and the leader keeps several entries in flight (worth_waiting).
-    void (*tweak)(Config&) = +[](Config& cfg) { cfg.batch_size_max = 2; };
-    if (seed % 4 == 0)
-        tweak = +[](Config& cfg) {
-            cfg.batch_size_max = 2;
+    // And another compacts its log every few entries, so lagging and restarted replicas
+    // catch up by InstallSnapshot. Every seed cuts batches of two requests, so that full
+    // batches form under the schedule's load and the leader keeps several entries in flight
+    // (worth_waiting).
+    const uint64_t quarter = seed % 4;
+    const auto tweak = [quarter](Config& cfg) {
+        cfg.batch_size_max = 2;
+        if (quarter == 0) {
             cfg.pre_vote = false;
             cfg.check_quorum = false;
-        };
-    if (seed % 4 == 2)
-        tweak = +[](Config& cfg) {
-            cfg.batch_size_max = 2;
-            cfg.max_entries_per_append = 1;
-        };
-    // And another compacts its log every few entries, so lagging and restarted replicas
-    // catch up by InstallSnapshot.
-    if (seed % 4 == 1)
-        tweak = +[](Config& cfg) {
-            cfg.batch_size_max = 2;
+        }
+        if (quarter == 2) cfg.max_entries_per_append = 1;
+        if (quarter == 1) {
             cfg.snapshot_interval = 6;
             cfg.snapshot_trailing = 2;
-        };
+        }
+    };
     Cluster c(n, seed, f, tweak);
     for (int r = 0; r < rounds && !c.failed; ++r) {
         c.round(true);

@@ -301,7 +301,7 @@ public:
     std::vector<std::string> submitted;
     bool failed = false;
 
-    Cluster(uint32_t replicas, uint64_t s, const Faults& f, void (*tweak)(Config&) = nullptr)
+    Cluster(uint32_t replicas, uint64_t s, const Faults& f, const std::function<void(Config&)>& tweak = nullptr)
         : n(replicas), seed(s), rng(s), faults(f) {
         nodes.resize(n);
         for (uint32_t i = 0; i < n; ++i) {
