@@ -261,6 +261,7 @@ std::optional<pb::StableCheckpoint> PbftEngine::load_stable_record(
 // invariant).
 void PbftEngine::load_slots(const std::vector<std::pair<std::string, std::string>>& records,
                             uint64_t stable_seq, uint64_t reach, uint64_t executed_seq) {
+    const AcceptedPrePrepares accepted = accepted_pre_prepares(records);
     for (const auto& [key, value] : records) {
         const auto slot = parse_slot_key(key);
         if (!slot) continue;
@@ -268,7 +269,10 @@ void PbftEngine::load_slots(const std::vector<std::pair<std::string, std::string
             detect(config_.id, Misbehaviour::kBadRecord);
             continue;
         }
-        if (slot->seq > stable_seq) load_slot(slot->seq, slot->view, slot->kind, value, executed_seq);
+        if (slot->seq <= stable_seq) continue;
+        // check_stored_records refused a store with a record that is not whole.
+        if (const auto whole = whole_slot_record(*slot, value, accepted))
+            load_slot(slot->seq, slot->view, slot->kind, *whole, executed_seq);
     }
 }
 
@@ -362,6 +366,7 @@ void PbftEngine::load_slot(uint64_t seq, uint64_t view, char kind, std::string_v
         slot.digest = d;
         slot.requests = std::move(requests);
         slot.pre_prepare = proof.pre_prepare();
+        slot.pre_prepare_recorded = true;  // this very record
         for (const auto& p : proof.prepares()) slot.prepares[{view, d}][config_.id] = p;
     } else if (kind == kSlotPrepared) {
         entered_view_ = std::max(entered_view_, view);  // it prepared there: it was active in it

@@ -79,6 +79,9 @@ private:
         crypto::Hash digest{};
         std::vector<std::string> requests;
         std::string pre_prepare;
+        // The store's 'a' record of (seq, view) holds `pre_prepare`: the 'b' and 'c' records
+        // of that view and pre-prepare leave it out (messages.h, kSlotAccepted).
+        bool pre_prepare_recorded = false;
         bool prepared = false;   // Invariant: prepared => accepted, in `view`
         bool committed = false;  // Invariant: committed => prepared (committed-local)
         // Set by NEW-VIEW: the only digest a pre-prepare for this seq in the new view may carry.
@@ -185,6 +188,11 @@ private:
     // lost record costs only the ability to serve it to peers and to refuse a conflicting
     // proposal for it, which the prepared certificates of f+1 honest replicas prevent anyway).
     void decide(uint64_t seq, Slot& slot, Decided decided, Output& out);
+    // Whether a 'b' or 'c' record of `view` proving `pre_prepare` may leave it out: the slot's
+    // 'a' record, written before it, holds that very pre-prepare.
+    static bool pre_prepare_recorded(const Slot& slot, uint64_t view, const std::string& pre_prepare) {
+        return slot.pre_prepare_recorded && slot.view == view && slot.pre_prepare == pre_prepare;
+    }
     // Would accepting a pre-prepare of `digest` at `seq` contradict what was decided there?
     // Yes for another batch than the one decided; at a slot executed without a record of which
     // batch, for anything but what a checked NEW-VIEW re-proposes from a certificate.

@@ -134,4 +134,39 @@ ViewRecord parse_view_record(std::string_view value) {
 
 std::string slot_key_bound(uint64_t seq) { return std::string(1, kKeySlotPrefix) + be64(seq); }
 
+AcceptedPrePrepares accepted_pre_prepares(const std::vector<std::pair<std::string, std::string>>& records) {
+    AcceptedPrePrepares out;
+    for (const auto& [key, value] : records) {
+        const auto slot = parse_slot_key(key);
+        if (!slot || slot->kind != kSlotAccepted) continue;
+        pb::PreparedProof proof;
+        if (proof.ParseFromString(value) && !proof.pre_prepare().empty())
+            out[{slot->seq, slot->view}] = proof.pre_prepare();
+    }
+    return out;
+}
+
+namespace {
+
+template <typename Proof>
+std::optional<std::string> with_pre_prepare(std::string_view value, const std::string* accepted) {
+    Proof proof;
+    if (!proof.ParseFromArray(value.data(), static_cast<int>(value.size()))) return std::nullopt;
+    if (!proof.pre_prepare().empty()) return std::string(value);
+    if (!accepted) return std::nullopt;
+    proof.set_pre_prepare(*accepted);
+    return proof.SerializeAsString();
+}
+
+}  // namespace
+
+std::optional<std::string> whole_slot_record(const SlotKey& slot, std::string_view value,
+                                             const AcceptedPrePrepares& accepted) {
+    // An 'a' record carries its own: there is nothing to lean on.
+    const auto it = slot.kind == kSlotAccepted ? accepted.end() : accepted.find({slot.seq, slot.view});
+    const std::string* pre_prepare = it == accepted.end() ? nullptr : &it->second;
+    return slot.kind == kSlotCommitted ? with_pre_prepare<pb::CommittedProof>(value, pre_prepare)
+                                       : with_pre_prepare<pb::PreparedProof>(value, pre_prepare);
+}
+
 }  // namespace tally::bft::pbft

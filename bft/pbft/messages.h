@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "bft/engine.h"
@@ -53,6 +55,10 @@ uint64_t read_be64(std::string_view bytes);  // 0 unless at least 8 bytes
 inline constexpr std::string_view kKeyView = "view";        // the view this replica is in
 inline constexpr std::string_view kKeyStable = "stable";    // StableCheckpoint
 inline constexpr char kKeySlotPrefix = 's';                // s | seq | view | kind
+// A slot's records. Its pre-prepare (the whole batch) is stored once: a 'b' or 'c' record
+// whose pre_prepare is empty proves the pre-prepare of the 'a' record of the same seq and view,
+// written before it (in the same store write or an earlier one, so on disk whenever it is).
+// One that names another pre-prepare, or has no 'a' record to lean on, carries its own.
 inline constexpr char kSlotAccepted = 'a';                 // PreparedProof{pre-prepare, own prepare}
 inline constexpr char kSlotPrepared = 'b';                 // PreparedProof: the certificate
 inline constexpr char kSlotCommitted = 'c';                // CommittedProof: what was decided
@@ -76,5 +82,14 @@ struct SlotKey {
 };
 std::optional<SlotKey> parse_slot_key(std::string_view key);
 std::string slot_key_bound(uint64_t seq);  // the first key at seq (for erasing below it)
+
+// The pre-prepares the 'a' records among `records` hold, by (seq, view).
+using AcceptedPrePrepares = std::map<std::pair<uint64_t, uint64_t>, std::string>;
+AcceptedPrePrepares accepted_pre_prepares(const std::vector<std::pair<std::string, std::string>>& records);
+// A slot record's value as a whole proof: as stored, or, for a 'b' or 'c' record that left its
+// pre-prepare out, with the one of its 'a' record put back. None when the value is not the
+// proof its kind stores, or leaves the pre-prepare out with no 'a' record to take it from.
+std::optional<std::string> whole_slot_record(const SlotKey& slot, std::string_view value,
+                                             const AcceptedPrePrepares& accepted);
 
 }  // namespace tally::bft::pbft

@@ -249,6 +249,7 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
     slot.expected.reset();
     slot.expected_certified = false;
     slot.pre_prepare = raw;
+    slot.pre_prepare_recorded = false;
     mark_in_log(seq, requests);
     slot.requests = std::move(requests);
     out.steps.push_back(Step{seq, view, "pre-prepare", {primary_of(view)}});
@@ -264,6 +265,7 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
     std::vector<Outgoing>& sends = early ? out.send_early : out.send;
     pb::PreparedProof record;
     record.set_pre_prepare(raw);
+    slot.pre_prepare_recorded = true;
     if (primary_of(view) == config_.id) {
         out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
         sends.push_back(Outgoing{kAllReplicas, std::move(raw)});
@@ -359,7 +361,7 @@ void PbftEngine::advance(uint64_t seq, Output& out) {
         // The certificate survives a crash, even of the machine (synced before the commit
         // leaves), so a later view change can still report it.
         pb::PreparedProof record;
-        record.set_pre_prepare(cert.pre_prepare);
+        if (!pre_prepare_recorded(slot, view_, cert.pre_prepare)) record.set_pre_prepare(cert.pre_prepare);
         for (const auto& e : cert.prepares) record.add_prepares(e);
         out.persist.push_back(PersistPut{slot_key(seq, view_, kSlotPrepared), record.SerializeAsString()});
         out.sync = true;
@@ -399,7 +401,7 @@ void PbftEngine::advance(uint64_t seq, Output& out) {
 
 void PbftEngine::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) {
     pb::CommittedProof record;
-    record.set_pre_prepare(decided.pre_prepare);
+    if (!pre_prepare_recorded(slot, decided.view, decided.pre_prepare)) record.set_pre_prepare(decided.pre_prepare);
     for (const auto& e : decided.commits) record.add_commits(e);
     out.persist.push_back(PersistPut{slot_key(seq, decided.view, kSlotCommitted), record.SerializeAsString()});
     slot.committed = true;

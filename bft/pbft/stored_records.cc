@@ -22,6 +22,14 @@ std::string printable(const std::string& key) {
     return out;
 }
 
+// The pre-prepare a whole slot record (whole_slot_record) proves.
+std::string pre_prepare_of(char kind, const std::string& whole) {
+    pb::CommittedProof committed;
+    pb::PreparedProof prepared;
+    if (kind == kSlotCommitted) return committed.ParseFromString(whole) ? committed.pre_prepare() : "";
+    return prepared.ParseFromString(whole) ? prepared.pre_prepare() : "";
+}
+
 }  // namespace
 
 Status check_stored_records(const std::vector<std::pair<std::string, std::string>>& records,
@@ -38,6 +46,7 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
             recorded_view = read_be64(record_kv.second);
     }
     const uint64_t reach = watermark_window > UINT64_MAX / 2 ? UINT64_MAX : 2 * watermark_window;
+    const AcceptedPrePrepares accepted = accepted_pre_prepares(records);
     for (const auto& record_kv : records) {
         // Not a structured binding: clang before 16 cannot capture one (the fuzz build, tests/fuzz).
         const std::string& key = record_kv.first;
@@ -69,17 +78,11 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
             return bad("a slot more than 2L = " + std::to_string(reach) +
                        " above the stable checkpoint (" + std::to_string(stable_seq) +
                        "): the stable checkpoint's record is missing, or the file is not this replica's");
-        std::string pre_prepare;
-        if (slot->kind == kSlotCommitted) {
-            pb::CommittedProof proof;
-            if (!proof.ParseFromString(value)) return bad("not a committed proof");
-            pre_prepare = proof.pre_prepare();
-        } else {
-            pb::PreparedProof proof;
-            if (!proof.ParseFromString(value)) return bad("not a prepared proof");
-            pre_prepare = proof.pre_prepare();
-        }
-        const auto pp = read_pre_prepare(pre_prepare);
+        const auto whole = whole_slot_record(*slot, value, accepted);
+        if (!whole)
+            return bad(slot->kind == kSlotCommitted ? "not a committed proof with a pre-prepare"
+                                                    : "not a prepared proof with a pre-prepare");
+        const auto pp = read_pre_prepare(pre_prepare_of(slot->kind, *whole));
         if (!pp || pp->seq() != seq || pp->view() != view)
             return bad("its pre-prepare is not one for seq " + std::to_string(seq) + " view " +
                        std::to_string(view));

@@ -19,7 +19,8 @@ namespace tally::bft::pbft {
 // Ok when every record is a view record (8 bytes of view, then an optional active flag), the
 // stable checkpoint (a StableCheckpoint), or a slot record (s | seq | view | 'a' or 'b', a
 // PreparedProof; 'c', a CommittedProof; either's pre-prepare a PRE-PREPARE envelope for that
-// seq and view) at a seq no further than 2L (`watermark_window` L, Config::watermark_window)
+// seq and view, which a 'b' or 'c' record leaves out only when the 'a' record of its seq and
+// view holds it: messages.h) at a seq no further than 2L (`watermark_window` L, Config::watermark_window)
 // above the stored stable checkpoint (0 without one): the engine's log never holds a slot
 // beyond h + 2L, and its stable record is durable before any slot above the old window is, so
 // a slot beyond it means the stable record was lost or the file is not this replica's (found by

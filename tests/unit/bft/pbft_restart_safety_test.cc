@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "bft/pbft/stored_records.h"
 #include "tests/unit/bft/pbft_harness.h"
 
 namespace tally::bft::pbft::testing {
@@ -68,10 +69,12 @@ struct Wire {
     }
 };
 
-// A power loss: of the slot records, only the synced prepared certificates survive.
+// A power loss after a slot committed: its commit record ('c', written unsynced) is lost; its
+// prepared certificate ('b', synced before the commit left) survives, and with it the accepted
+// record ('a') written before it, whose pre-prepare the certificate leaves out.
 void lose_unsynced_slot_records(Store& store) {
     for (auto it = store.begin(); it != store.end();)
-        it = it->first.size() == 18 && it->first[17] != kSlotPrepared ? store.erase(it) : std::next(it);
+        it = it->first.size() == 18 && it->first[17] == kSlotCommitted ? store.erase(it) : std::next(it);
 }
 
 // Replica `h` (a backup of view 0) accepts b at seq 1 from replica 0, prepares it with
@@ -425,6 +428,83 @@ TEST(PbftRestart, WithoutARecordOfWhatItExecutedAReplicaRefusesANullFill) {
     enter_view_1_as_replica_1_proposes(h, 2, b2, {{1, batch_digest({})}, {2, batch_digest(b2)}});
     ASSERT_FALSE(h.engine->status().view_changing);
     EXPECT_TRUE(sent(h.deliver(h.pre_prepare(1, 1, 1, {})), MessageType::kPrepare).empty());
+}
+
+
+// A slot's batch is written once, in its accepted record: the prepared certificate and the
+// commit record of the same view and pre-prepare leave it out, and read back whole. Without
+// the accepted record they lean on, the store is refused.
+TEST(PbftRecords, ASlotsBatchIsStoredOnceInItsAcceptedRecord) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    std::vector<std::string> b1{h.request(), h.request()};
+    commit_and_execute_seq_1(h, 3, b1, wire);
+    Store& store = wire.stores[2];
+    ASSERT_TRUE(store.count(slot_key(1, 0, kSlotAccepted)) && store.count(slot_key(1, 0, kSlotPrepared)) &&
+                store.count(slot_key(1, 0, kSlotCommitted)));
+    pb::PreparedProof accepted, prepared;
+    pb::CommittedProof committed;
+    ASSERT_TRUE(accepted.ParseFromString(store[slot_key(1, 0, kSlotAccepted)]));
+    ASSERT_TRUE(prepared.ParseFromString(store[slot_key(1, 0, kSlotPrepared)]));
+    ASSERT_TRUE(committed.ParseFromString(store[slot_key(1, 0, kSlotCommitted)]));
+    const auto pp = read_pre_prepare(accepted.pre_prepare());
+    ASSERT_TRUE(pp);
+    EXPECT_EQ(hash_from_bytes(pp->digest()), batch_digest(b1));
+    EXPECT_TRUE(prepared.pre_prepare().empty());
+    EXPECT_EQ(prepared.prepares_size(), 2);
+    EXPECT_TRUE(committed.pre_prepare().empty());
+    EXPECT_EQ(committed.commits_size(), 3);
+    EXPECT_LT(store[slot_key(1, 0, kSlotCommitted)].size(), accepted.pre_prepare().size());
+
+    const std::vector<std::pair<std::string, std::string>> records(store.begin(), store.end());
+    const AcceptedPrePrepares by_slot = accepted_pre_prepares(records);
+    for (char kind : {kSlotPrepared, kSlotCommitted}) {
+        const auto whole = whole_slot_record(SlotKey{1, 0, kind}, store[slot_key(1, 0, kind)], by_slot);
+        ASSERT_TRUE(whole) << kind;
+        pb::CommittedProof read;  // both proofs carry the pre-prepare as field 1
+        ASSERT_TRUE(read.ParseFromString(*whole));
+        EXPECT_EQ(read.pre_prepare(), accepted.pre_prepare()) << kind;
+    }
+    EXPECT_TRUE(check_stored_records(records, h.config.watermark_window).ok());
+
+    Store without = store;
+    without.erase(slot_key(1, 0, kSlotAccepted));
+    const auto refused = check_stored_records({without.begin(), without.end()}, h.config.watermark_window);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "corrupt");
+}
+
+// A replica silent in its view after a restart accepts a pre-prepare without recording it
+// (it votes for nothing) and may still become prepared from its peers' votes: that
+// certificate has no accepted record to lean on, so it carries its pre-prepare.
+TEST(PbftRecords, ACertificateWithoutAnAcceptedRecordToLeanOnCarriesItsPrePrepare) {
+    Harness h(2);
+    Wire wire;
+    wire.engines = {{2, &h}};
+    commit_and_execute_seq_1(h, 3, {h.request()}, wire);
+    wire.restart(2, 1);  // it voted in view 0: silent there now
+
+    std::vector<std::string> b2{h.request()};
+    const crypto::Hash d2 = batch_digest(b2);
+    Output out = h.deliver(h.pre_prepare(0, 0, 2, b2));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
+    out.append(h.deliver(h.vote(MessageType::kPrepare, 1, 0, 2, d2)));
+    out.append(h.deliver(h.vote(MessageType::kPrepare, 3, 0, 2, d2)));
+    const auto put = std::find_if(out.persist.begin(), out.persist.end(), [](const PersistOp& op) {
+        const auto* p = std::get_if<PersistPut>(&op);
+        return p && p->key == slot_key(2, 0, kSlotPrepared);
+    });
+    ASSERT_NE(put, out.persist.end()) << "it did not become prepared";
+    for (const auto& op : out.persist)
+        if (const auto* p = std::get_if<PersistPut>(&op)) {
+            EXPECT_NE(p->key, slot_key(2, 0, kSlotAccepted));
+        }
+    pb::PreparedProof certificate;
+    ASSERT_TRUE(certificate.ParseFromString(std::get<PersistPut>(*put).value));
+    const auto pp = read_pre_prepare(certificate.pre_prepare());
+    ASSERT_TRUE(pp);
+    EXPECT_EQ(hash_from_bytes(pp->digest()), d2);
 }
 
 }  // namespace
