@@ -28,7 +28,7 @@ Result<std::unique_ptr<ZmqLink>> ZmqLink::connect(const node::api::NetworkConfig
             link->sockets_.push_back(std::move(socket));
         }
         for (auto& socket : link->sockets_)
-            link->items_.push_back(zmq::pollitem_t{socket.handle(), 0, ZMQ_POLLIN, 0});
+            link->watched_.push_back(node::WatchedSocket{&socket, socket.get(zmq::sockopt::fd)});
         return link;
     } catch (const zmq::error_t& e) {
         return make_error("network", std::string("cannot connect to the replicas: ") + e.what());
@@ -47,19 +47,16 @@ bool ZmqLink::send(uint32_t replica, std::string_view frame) {
 
 void ZmqLink::receive(Duration max_wait, const std::function<void(uint32_t, std::string_view)>& on_frame,
                       uint64_t& malformed) {
-    int ready = 0;
-    try {
-        ready = zmq::poll(items_.data(), items_.size(), max_wait);
-    } catch (const zmq::error_t&) {
-        return;  // EINTR: the Client polls again
-    }
-    if (ready <= 0) return;
-    for (uint32_t i = 0; i < items_.size(); ++i) {
-        if (!(items_[i].revents & ZMQ_POLLIN)) continue;
-        for (int k = 0; k < kDrainPerSocketMax; ++k) {
+    // A failed wait (ZeroMQ or poll(2) refusing) reads nothing; the Client polls again.
+    if (!node::wait_readable(watched_, max_wait)) return;
+    for (uint32_t i = 0; i < watched_.size(); ++i) {
+        for (int k = 0; k < kDrainPerSocketMax && watched_[i].readable; ++k) {
             zmq::message_t message;
             try {
-                if (!sockets_[i].recv(message, zmq::recv_flags::dontwait)) break;
+                if (!sockets_[i].recv(message, zmq::recv_flags::dontwait)) {
+                    watched_[i].readable = false;  // empty until the next wait says otherwise
+                    break;
+                }
             } catch (const zmq::error_t&) {
                 break;
             }

@@ -12,6 +12,7 @@
 #include "client/link.h"
 #include "crypto/result.h"
 #include "node/api/network_config.h"
+#include "node/socket_wait.h"
 
 namespace tally::client {
 
@@ -23,8 +24,11 @@ public:
     static Result<std::unique_ptr<ZmqLink>> connect(const node::api::NetworkConfig& config);
 
     bool send(uint32_t replica, std::string_view frame) override;
-    // Takes at most kDrainPerSocketMax frames from each socket per call, so one chatty replica
-    // cannot starve the others. An interrupted wait (EINTR) returns having received nothing.
+    // Waits as the replica's transport does (node/socket_wait.h: one question per socket and
+    // one poll(2), where zmq::poll asks twice and polls twice), then reads the sockets that may
+    // hold a message. Takes at most kDrainPerSocketMax frames from each socket per call, so one
+    // chatty replica cannot starve the others. An interrupted wait (EINTR) returns having
+    // received nothing.
     void receive(Duration max_wait, const std::function<void(uint32_t, std::string_view)>& on_frame,
                  uint64_t& malformed) override;
 
@@ -35,7 +39,7 @@ private:
 
     zmq::context_t context_{1};
     std::vector<zmq::socket_t> sockets_;  // by replica id
-    std::vector<zmq::pollitem_t> items_;  // one per socket, in the same order
+    std::vector<node::WatchedSocket> watched_;  // one per socket, in the same order
 };
 
 }  // namespace tally::client

@@ -3,14 +3,12 @@
 #include "node/transport.h"
 
 #include <netdb.h>
-#include <poll.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <zmq.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 
@@ -140,8 +138,8 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
             t->connections_per_address_max_ = options.client_connections.connections_per_address_max;
         }
         t->peers_monitor_ = watch(t->context_, t->router_, kPeersMonitorEndpoint, kHandshakeFailed);
-        t->router_fd_ = t->router_.get(zmq::sockopt::fd);
-        if (t->has_clients_) t->clients_fd_ = t->clients_.get(zmq::sockopt::fd);
+        t->watched_[0] = WatchedSocket{&t->router_, t->router_.get(zmq::sockopt::fd)};
+        if (t->has_clients_) t->watched_[1] = WatchedSocket{&t->clients_, t->clients_.get(zmq::sockopt::fd)};
         // ZAP requests wait in zap_'s queue until this thread answers them.
         t->zap_thread_ = std::thread([raw = t.get()] { raw->serve_zap(); });
         t->peers_.resize(config.n());
@@ -302,10 +300,8 @@ bool Transport::admit(std::string_view domain, std::string_view address, std::st
 }
 
 Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& frame, bool clients_too) {
-    const auto from_peers = [&] { return receive_from(router_, kPeerPortTag, router_readable_, routing_id, frame); };
-    const auto from_clients = [&] {
-        return receive_from(clients_, kClientPortTag, clients_readable_, routing_id, frame);
-    };
+    const auto from_peers = [&] { return receive_from(watched_[0], kPeerPortTag, routing_id, frame); };
+    const auto from_clients = [&] { return receive_from(watched_[1], kClientPortTag, routing_id, frame); };
     if (!has_clients_ || !clients_too) return from_peers();
     clients_first_ = !clients_first_;
     const Received received = clients_first_ ? from_clients() : from_peers();
@@ -313,13 +309,14 @@ Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& 
     return clients_first_ ? from_peers() : from_clients();
 }
 
-Transport::Received Transport::receive_from(zmq::socket_t& socket, char tag, bool& readable,
-                                            std::string& routing_id, zmq::message_t& frame) {
-    if (!readable) return Received::kNone;
+Transport::Received Transport::receive_from(WatchedSocket& watched, char tag, std::string& routing_id,
+                                            zmq::message_t& frame) {
+    if (!watched.readable) return Received::kNone;
+    zmq::socket_t& socket = *watched.socket;
     zmq::message_t id;
     try {
         if (!socket.recv(id, zmq::recv_flags::dontwait)) {
-            readable = false;
+            watched.readable = false;
             return Received::kNone;
         }
         routing_id.assign(1, tag);
@@ -341,29 +338,8 @@ Transport::Received Transport::receive_from(zmq::socket_t& socket, char tag, boo
 
 Status Transport::wait(std::chrono::milliseconds wait, bool clients_too, int wake_fd) {
     const bool clients = has_clients_ && clients_too;
-    try {
-        router_readable_ = (router_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
-        clients_readable_ = clients && (clients_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
-    } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) return make_error("network", std::string("reading socket events: ") + e.what());
-        // Interrupted (a signal: the loop checks for a stop): let receive() look at both.
-        router_readable_ = true;
-        clients_readable_ = clients;
-        return Ok{};
-    }
-    if (router_readable_ || clients_readable_) return Ok{};
-    pollfd fds[3];
-    nfds_t count = 0;
-    fds[count++] = pollfd{router_fd_, POLLIN, 0};
-    if (clients) fds[count++] = pollfd{clients_fd_, POLLIN, 0};
-    if (wake_fd >= 0) fds[count++] = pollfd{wake_fd, POLLIN, 0};
-    const int timeout = wait.count() < 0 ? -1 : static_cast<int>(std::min<int64_t>(wait.count(), INT32_MAX));
-    const int rc = ::poll(fds, count, timeout);
-    if (rc < 0 && errno != EINTR) return make_error("network", std::string("poll: ") + std::strerror(errno));
-    // A signalled ZMQ_FD means "may have changed": receive() finds out by reading.
-    router_readable_ = rc > 0 && (fds[0].revents & POLLIN) != 0;
-    clients_readable_ = rc > 0 && clients && (fds[1].revents & POLLIN) != 0;
-    return Ok{};
+    if (!clients) watched_[1].readable = false;
+    return wait_readable(std::span(watched_.data(), clients ? 2 : 1), wait, wake_fd);
 }
 
 bool Transport::send_to_replica(bft::ReplicaId to, std::string_view envelope) {

@@ -51,6 +51,7 @@
 // (written before it starts) and four atomic counters; the address counts are its own.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -68,6 +69,7 @@
 #include "node/api/network_config.h"
 #include "node/connection_limits.h"
 #include "node/host.h"
+#include "node/socket_wait.h"
 
 namespace tally::node {
 
@@ -119,12 +121,8 @@ public:
     // costs ZeroMQ two system calls).
     Received receive(std::string& routing_id, zmq::message_t& frame, bool clients_too = true) override;
     // Returns at once when a ROUTER (the clients' only when `clients_too`) holds a message, else
-    // waits until one may, `wake_fd` is readable, or `wait` has passed. How: ZMQ_FD is
-    // edge-triggered (it signals that a socket's state may have changed, and any operation on
-    // the socket may consume the signal), so each ROUTER is asked first (ZMQ_EVENTS, which
-    // takes in its pending commands) and poll(2) on the ZMQ_FDs and `wake_fd` comes right after,
-    // with no other operation on those sockets between: whatever arrives after the question
-    // signals its fd. (zmq::poll asks each socket twice and polls twice per blocking wait.)
+    // waits until one may, `wake_fd` is readable, or `wait` has passed (node/socket_wait.h: one
+    // question per socket and one poll(2), where zmq::poll asks twice and polls twice).
     Status wait(std::chrono::milliseconds wait, bool clients_too, int wake_fd) override;
 
     // Non-blocking sends; false when dropped (queue full, peer not connected, unknown id).
@@ -151,8 +149,7 @@ public:
 private:
     Transport() = default;
     // kNone without touching the socket unless `readable`; an empty read clears it.
-    Received receive_from(zmq::socket_t& socket, char tag, bool& readable, std::string& routing_id,
-                          zmq::message_t& frame);
+    Received receive_from(WatchedSocket& socket, char tag, std::string& routing_id, zmq::message_t& frame);
     // The ZAP handler's loop (its own thread) until the context shuts down.
     void serve_zap();
     // Whether a connection to `domain` with CURVE client key `key` may proceed.
@@ -178,11 +175,8 @@ private:
     zmq::socket_t clients_;
     bool has_clients_ = false;
     bool clients_first_ = false;  // whose turn it is to be read first
-    // Whether each ROUTER may hold a message (wait() sets them, an empty read clears them).
-    bool router_readable_ = true;
-    bool clients_readable_ = true;
-    int router_fd_ = -1;   // their ZMQ_FDs, for poll(2)
-    int clients_fd_ = -1;
+    // The ROUTERs as wait() watches them: the peers' first, then the clients' (when has_clients_).
+    std::array<WatchedSocket, 2> watched_{};
     std::vector<zmq::socket_t> peers_;  // index = replica id; self's is not connected
     bft::ReplicaId self_ = 0;
     std::string endpoint_;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "client/net.h"
+#include "client/zmq_link.h"
 #include "crypto/envelope.h"
 #include "ledger/tx.h"
 #include "node/api/client.pb.h"
@@ -221,6 +222,56 @@ TEST(TransportTest, AWaitWakesForAFrameOnEitherSocketAndForTheWakeFd) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, kTimeout) << "woken by the timeout";
     waker.join();
     close(wake);
+}
+
+// The client's link waits as the transport does (node/socket_wait.h), on one DEALER per
+// replica: a frame from any replica wakes it, also one that arrives while it sleeps.
+TEST(ZmqLinkTest, AReceiveWakesForAFrameFromAnyReplica) {
+    const TestNetwork net = replicas(3, true);
+    std::vector<std::unique_ptr<Transport>> transports;
+    for (uint32_t i = 0; i < 3; ++i) {
+        auto t = Transport::open(net.config, i, net.keys[i]);
+        ASSERT_TRUE(t.ok()) << t.error().message;
+        transports.push_back(std::move(*t));
+    }
+    auto link = client::ZmqLink::connect(net.config);
+    ASSERT_TRUE(link.ok()) << link.error().message;
+    // Each replica learns the link's routing id from a frame the link sends it.
+    std::vector<std::string> routing_ids;
+    for (uint32_t i = 0; i < 3; ++i) {
+        ASSERT_TRUE((*link)->send(i, "hello"));
+        const auto got = receive(*transports[i], 30s);
+        ASSERT_TRUE(got) << "replica " << i << " heard nothing";
+        routing_ids.push_back(got->first);
+    }
+    constexpr auto kTimeout = 30s;
+    uint64_t malformed = 0;
+    for (int round = 0; round < 3; ++round) {
+        for (uint32_t i = 0; i < 3; ++i) {
+            const std::string text = "from replica " + std::to_string(i);
+            std::atomic<bool> got_one{false};
+            std::thread sender([&] {
+                while (!got_one.load()) {
+                    transports[i]->send_to_client(routing_ids[i], text);
+                    std::this_thread::sleep_for(2ms);  // pacing, not synchronisation
+                }
+            });
+            for (int waits = 0; waits < 1000 && !got_one; ++waits) {
+                const auto start = std::chrono::steady_clock::now();
+                (*link)->receive(kTimeout, [&](uint32_t from, std::string_view frame) {
+                    if (from == i && frame == text) got_one = true;
+                }, malformed);
+                if (std::chrono::steady_clock::now() - start >= kTimeout) {
+                    ADD_FAILURE() << "woken by the timeout: " << text;
+                    break;
+                }
+            }
+            EXPECT_TRUE(got_one.load()) << text;
+            got_one = true;
+            sender.join();
+        }
+    }
+    EXPECT_EQ(malformed, 0u);
 }
 
 TEST(TransportTest, WithoutAClientPortClientsShareThePeersSocket) {
