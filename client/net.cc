@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <random>
 #include <map>
@@ -147,22 +148,74 @@ uint16_t ephemeral_low() {
     return static_cast<uint16_t>(low);
 }
 
+// Where free_ports records which network folder each port it handed out belongs to: one file
+// per port, named by it, holding the folder's path. A replica that restarts binds its port
+// again, and in between the port is free for anyone's bind; the lease keeps another
+// network's free_ports from giving it away meanwhile. Per user, so no one can forge another's.
+std::string port_lease_dir() {
+    return "/tmp/tally-port-leases-" + std::to_string(::getuid());
+}
+
+// A port is leased while the folder its lease names exists: removing a network's folder frees
+// its ports, and a lease nobody can read holds nothing.
+bool leased_in(const std::string& leases, uint16_t port) {
+    std::ifstream in(leases + "/" + std::to_string(port));
+    std::string holder;
+    if (!std::getline(in, holder) || holder.empty()) return false;
+    std::error_code ec;
+    return fs::exists(holder, ec);
+}
+
+// Records that PORT belongs to HOLDER (written aside and renamed, so a reader sees a whole
+// lease or the old one). Best effort: without a lease the port is still free to use, only
+// less protected while its replica restarts, so a failure is logged and not an error.
+void lease_port(const std::string& leases, uint16_t port, const std::string& holder) {
+    const std::string path = leases + "/" + std::to_string(port);
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << holder << "\n";
+        if (!out) {
+            std::cerr << "warning: cannot write port lease " << tmp << ": " << std::strerror(errno) << "\n";
+            return;
+        }
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) {
+        std::cerr << "warning: cannot write port lease " << path << ": " << ec.message() << "\n";
+        fs::remove(tmp, ec);
+    }
+}
+
 }  // namespace
 
-// Free TCP ports on 127.0.0.1 (net.h). They are drawn from below the ephemeral range: a port the kernel hands out for bind(0) lies inside
-// it, where any process's next outgoing connection (a ZeroMQ peer's, another test's) may take
-// it between now and the replica's bind ("Address already in use"). Below, only a listener
-// could, and it would have to pick the same port. Port 0's answer is the fallback.
-Result<std::vector<uint16_t>> free_ports(uint32_t count) {
+bool port_leased(uint16_t port) { return leased_in(port_lease_dir(), port); }
+
+// Free TCP ports on 127.0.0.1 (net.h). They are drawn from below the ephemeral range: a port
+// the kernel hands out for bind(0) lies inside it, where any process's next outgoing
+// connection (a ZeroMQ peer's, another test's) may take it between now and the replica's bind
+// ("Address already in use"). Below, only a listener could, and it would have to pick the
+// same port: one whose replica is down for a restart, unless a lease (above) says it is taken.
+// Port 0's answer is the fallback.
+Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& holder) {
     std::vector<int> fds;
     std::vector<uint16_t> ports;
     auto close_all = [&] {
         for (int fd : fds) ::close(fd);
     };
+    const std::string leases = port_lease_dir();
+    if (!holder.empty()) {
+        std::error_code ec;
+        fs::create_directories(leases, ec);
+        fs::permissions(leases, fs::perms::owner_all, ec);
+    }
     constexpr uint16_t kLowest = 10'000;
     const uint16_t below = ephemeral_low();
     std::random_device entropy;  // which ports: any will do, nothing replays this
     std::uniform_int_distribution<uint32_t> pick(kLowest, below > kLowest + 1 ? below - 1u : kLowest);
+    // The bind is held until every port is picked, so no other free_ports can pick it meanwhile
+    // (without SO_REUSEADDR, a second bind fails): the lease check below cannot race.
     auto try_bind = [&](uint16_t port) -> std::optional<uint16_t> {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0) return std::nullopt;
@@ -173,6 +226,10 @@ Result<std::vector<uint16_t>> free_ports(uint32_t count) {
         socklen_t len = sizeof(addr);
         if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
             ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+            ::close(fd);
+            return std::nullopt;
+        }
+        if (port != 0 && leased_in(leases, port)) {
             ::close(fd);
             return std::nullopt;
         }
@@ -190,6 +247,8 @@ Result<std::vector<uint16_t>> free_ports(uint32_t count) {
         }
         ports.push_back(*port);
     }
+    if (!holder.empty())
+        for (uint16_t port : ports) lease_port(leases, port, holder);
     close_all();
     return ports;
 }
@@ -399,7 +458,7 @@ Result<node::api::NetworkConfig> create_network(const NetUpOptions& options, con
     config.dir = abs;
     config.consensus.lease_reads = options.lease_reads;
     // Each replica's, then each one's for clients, then each one's for its metrics.
-    auto ports = free_ports(3 * options.nodes);
+    auto ports = free_ports(3 * options.nodes, abs);
     if (!ports) return ports.error();
     for (uint32_t i = 0; i < options.nodes; ++i) {
         const auto key = crypto::KeyPair::generate();

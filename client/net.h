@@ -143,6 +143,11 @@ std::string absolute_dir(const std::string& dir);
 // `count` distinct free TCP ports on 127.0.0.1, none in the kernel's ephemeral range (where an
 // outgoing connection could take one before it is bound): what `net up` gives replicas, and
 // what tests that start replicas themselves use. Error "io" when none can be found.
-Result<std::vector<uint16_t>> free_ports(uint32_t count);
+// With a HOLDER (a network's folder), the ports stay leased to it while it exists: no other
+// free_ports hands one out, even while its replica is down for a restart.
+Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& holder = {});
+
+// Whether PORT is leased to a network folder that still exists (see free_ports).
+bool port_leased(uint16_t port);
 
 }  // namespace tally::client

@@ -126,7 +126,7 @@ protected:
         dir_ = tmpl;
 
         // Keys, genesis and network.json, as `tally net up` would write them.
-        const auto found = client::free_ports(kReplicas);
+        const auto found = client::free_ports(kReplicas, dir_);
         ASSERT_TRUE(found.ok()) << found.error().message;
         const auto& ports = *found;
         config_.protocol = bft::Protocol::kPbft;
