@@ -199,8 +199,11 @@ private:
     bool conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const;
     void mark_in_log(uint64_t seq, const std::vector<std::string>& requests);
     std::vector<std::string> take_batch();
-    // Batching: may the primary start another batch now, with batches already in flight?
+    // Batching: may the primary start another batch now?
     bool batch_is_due() const;
+    // Notes that CLIENT sent a request now, and forgets clients quiet for kRecentClientTicks.
+    void note_client(const crypto::PublicKey& client);
+    void forget_quiet_clients();
 
     // --- checkpoint.cc
     void on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
@@ -325,6 +328,9 @@ private:
     // client out while committing others still times out.
     std::optional<crypto::Hash> timed_request_;
     std::deque<crypto::Hash> queue_;  // primary: requests in arrival order, not yet proposed
+    // Clients this replica got a request from in the last kRecentClientTicks ticks -> the tick
+    // of the latest (batch_is_due). At most batch_size_max: a full batch proposes at once anyway.
+    std::map<crypto::PublicKey, uint64_t> recent_clients_;
     // Backup: requests to forward to the primary if still not proposed by (tick, digest).first.
     // Invariant: at most one entry per waiting request and view (bounded by waiting_'s bound).
     std::deque<std::pair<uint64_t, crypto::Hash>> to_forward_;

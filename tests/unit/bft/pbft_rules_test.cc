@@ -286,6 +286,65 @@ TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyAFullBatch) {
     EXPECT_EQ(proposed[5].requests_size(), 3);
 }
 
+// With nothing in flight, the primary waits for a request from every client it heard from
+// recently, or into the next tick: clients that fell into two cohorts (one's requests arriving
+// while the other's batch is in flight) are merged into one batch instead of alternating. One
+// client, or clients that went quiet, wait for nothing.
+TEST(PbftNormalCase, WithNothingInFlightThePrimaryWaitsForEveryRecentClientOrOneTick) {
+    Harness h(0);  // batches of at most 4
+    std::vector<crypto::KeyPair> clients{key_of(200), key_of(201), key_of(202)};
+    std::map<size_t, uint64_t> nonces;
+    std::vector<pb::PrePrepare> proposed;
+    auto collect = [&](const Output& out) {
+        for (const auto& env : sent(out, MessageType::kPrePrepare)) {
+            pb::PrePrepare pp;
+            ASSERT_TRUE(pp.ParseFromString(env.body));
+            proposed.push_back(pp);
+        }
+    };
+    auto submit = [&](size_t c) {
+        const auto& key = clients[c];
+        std::string tx = ledger::make_transfer(key, key_of(101).public_key(), 5, ++nonces[c]);
+        collect(h.engine->on_client_request(ClientRequest{{key.public_key(), nonces[c]}, tx}));
+    };
+    auto commit_and_execute = [&](uint64_t seq) {
+        const crypto::Hash d = hash_from_bytes(proposed.at(seq - 1).digest());
+        for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.vote(MessageType::kPrepare, from, 0, seq, d)));
+        for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.vote(MessageType::kCommit, from, 0, seq, d)));
+        collect(h.engine->on_executed(seq, crypto::Hash{}));
+    };
+
+    // The first client alone: proposed at once.
+    submit(0);
+    ASSERT_EQ(proposed.size(), 1u);
+    // Two more clients arrive while it is in flight (too few for a full batch: they wait).
+    submit(1);
+    submit(2);
+    commit_and_execute(1);
+    EXPECT_EQ(proposed.size(), 1u) << "two requests wait for three recent clients";
+    // Client 0, answered, sends again: every recent client has a request waiting.
+    submit(0);
+    ASSERT_EQ(proposed.size(), 2u);
+    EXPECT_EQ(proposed[1].requests_size(), 3) << "the two cohorts in one batch";
+    commit_and_execute(2);
+
+    // A client that does not come back holds a batch back into the next tick, no longer.
+    submit(0);
+    submit(1);
+    EXPECT_EQ(proposed.size(), 2u);
+    collect(h.engine->on_tick());
+    ASSERT_EQ(proposed.size(), 3u);
+    EXPECT_EQ(proposed[2].requests_size(), 2);
+    commit_and_execute(3);
+
+    // Once the others have been quiet for a while, client 0 alone waits for nothing.
+    for (int i = 0; i < 12; ++i) collect(h.engine->on_tick());
+    ASSERT_EQ(proposed.size(), 3u);
+    submit(0);
+    ASSERT_EQ(proposed.size(), 4u);
+    EXPECT_EQ(proposed[3].requests_size(), 1);
+}
+
 TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog) {
     Harness h(1);
     crypto::Hash digest{};
