@@ -83,7 +83,7 @@ std::optional<crypto::Envelope> PbftEngine::open_from(std::string_view raw,
 Output PbftEngine::on_tick() {
     Output out;
     ++now_;
-    forget_quiet_clients();
+    recent_clients_.forget_quiet(now_);
     tick_view_change(out);
     tick_catch_up(out);
     tick_forward(out);

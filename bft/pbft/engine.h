@@ -24,6 +24,7 @@
 #include "bft/pbft/messages.h"
 #include "bft/pbft/pbft.h"
 #include "bft/quorum.h"
+#include "bft/recent_clients.h"
 
 namespace tally::bft::pbft {
 
@@ -201,9 +202,6 @@ private:
     std::vector<std::string> take_batch();
     // Batching: may the primary start another batch now?
     bool batch_is_due() const;
-    // Notes that CLIENT sent a request now, and forgets clients quiet for kRecentClientTicks.
-    void note_client(const crypto::PublicKey& client);
-    void forget_quiet_clients();
 
     // --- checkpoint.cc
     void on_checkpoint(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
@@ -328,9 +326,9 @@ private:
     // client out while committing others still times out.
     std::optional<crypto::Hash> timed_request_;
     std::deque<crypto::Hash> queue_;  // primary: requests in arrival order, not yet proposed
-    // Clients this replica got a request from in the last kRecentClientTicks ticks -> the tick
-    // of the latest (batch_is_due). At most batch_size_max: a full batch proposes at once anyway.
-    std::map<crypto::PublicKey, uint64_t> recent_clients_;
+    // Clients this replica got requests from lately (batch_is_due). At most batch_size_max: a
+    // full batch proposes at once anyway.
+    RecentClients recent_clients_{config_.batch_size_max};
     // Backup: requests to forward to the primary if still not proposed by (tick, digest).first.
     // Invariant: at most one entry per waiting request and view (bounded by waiting_'s bound).
     std::deque<std::pair<uint64_t, crypto::Hash>> to_forward_;

@@ -28,6 +28,7 @@
 
 #include "bft/raft/block_record.h"
 #include "bft/raft/raft.pb.h"
+#include "bft/recent_clients.h"
 #include "crypto/envelope.h"
 #include "crypto/hash.h"
 
@@ -170,6 +171,7 @@ public:
         Output out;
         ++now_;
         ++election_elapsed_;
+        recent_clients_.forget_quiet(now_);
         if (role_ == Role::kLeader) {
             // Check-quorum (thesis 6.2): a leader that heard from no majority within an
             // election timeout steps down, so a partitioned leader stops serving.
@@ -285,9 +287,10 @@ public:
         if (queue_.size() >= config_.max_queued_requests ||
             queue_bytes_ + request.payload.size() > config_.max_queued_bytes)
             return out;  // full: the client retries
-        queue_.push_back(request.payload);
+        queue_.push_back(Queued{request.payload, now_});
         queue_bytes_ += request.payload.size();
         pending_.insert(digest);
+        recent_clients_.heard(request.info.client, now_);
         propose(out);
         return out;
     }
@@ -811,10 +814,10 @@ private:
             std::vector<std::string> batch;
             size_t bytes = 0;
             while (!queue_.empty() && batch.size() < config_.batch_size_max &&
-                   (batch.empty() || bytes + queue_.front().size() <= config_.batch_bytes_max)) {
-                bytes += queue_.front().size();
-                queue_bytes_ -= queue_.front().size();
-                batch.push_back(std::move(queue_.front()));
+                   (batch.empty() || bytes + queue_.front().payload.size() <= config_.batch_bytes_max)) {
+                bytes += queue_.front().payload.size();
+                queue_bytes_ -= queue_.front().payload.size();
+                batch.push_back(std::move(queue_.front().payload));
                 queue_.pop_front();
             }
             append_own_entry(std::move(batch), out);
@@ -840,15 +843,16 @@ private:
     // messages, and on a CPU-bound machine that bounds throughput (pipeline_depth 1 against 2,
     // alternated on 2 cores: 5,549-5,679/s against 5,291-5,424/s at 64 clients and a lower p50
     // at 4, 16 and 64; README, Performance). With nothing in flight (or only entries without
-    // requests, the no-op) the leader proposes at once: one client waits for nothing. Above a
-    // full batch, pipelining keeps the entries full. (PBFT's primary does the same, bft/pbft.)
+    // requests, the no-op) the leader waits until a request is queued from each client it heard
+    // from lately, or the oldest has waited a whole tick (RecentClients): cohorts of clients
+    // merge into one entry, and one client waits for nothing. Above a full batch, pipelining
+    // keeps the entries full. (PBFT's primary does the same, bft/pbft.) Requires a queued request.
     bool worth_waiting() const {
-        if (last_index() <= commit_ || queue_.size() >= config_.batch_size_max ||
-            queue_bytes_ >= config_.batch_bytes_max)
+        if (queue_.size() >= config_.batch_size_max || queue_bytes_ >= config_.batch_bytes_max)
             return false;
         for (uint64_t i = std::max(commit_, snap_index_) + 1; i <= last_index(); ++i)
             if (!entry(i).requests.empty()) return true;
-        return false;
+        return recent_clients_.worth_waiting(queue_.size(), queue_.front().since, now_);
     }
 
     pb::Append make_append(uint64_t next, uint64_t& last_sent) const {
@@ -1268,7 +1272,14 @@ private:
     std::set<ReplicaId> granted_;
     std::set<ReplicaId> refused_;
     std::vector<Progress> progress_;  // leader only
-    std::deque<std::string> queue_;   // leader only: requests not yet in the log
+    struct Queued {
+        std::string payload;
+        uint64_t since = 0;  // the tick it arrived
+    };
+    std::deque<Queued> queue_;        // leader only: requests not yet in the log
+    // Leader only: clients it got requests from lately (worth_waiting). At most batch_size_max:
+    // once that many requests wait, an entry goes anyway.
+    RecentClients recent_clients_{config_.batch_size_max};
     size_t queue_bytes_ = 0;
     std::set<crypto::Hash> pending_;  // leader only: digests queued or in entries not yet executed
     std::vector<Detected> detected_;

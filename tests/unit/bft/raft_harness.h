@@ -154,8 +154,11 @@ struct Direct {
         for (int i = 0; i < times; ++i) all.append(apply(engine->on_tick()));
         return all;
     }
-    Output request(const std::string& payload) {
-        return apply(engine->on_client_request(ClientRequest{RequestInfo{}, payload}));
+    // A request from the client whose public key starts with byte `client` (the rest zero).
+    Output request(const std::string& payload, uint8_t client = 0) {
+        RequestInfo info;
+        info.client[0] = client;
+        return apply(engine->on_client_request(ClientRequest{info, payload}));
     }
 
     Output vote(ReplicaId from, uint64_t term, uint64_t last_index, uint64_t last_term, bool pre = false) {

@@ -874,6 +874,45 @@ TEST(RaftRules, WithEntriesInFlightANewOneWaitsForAFullBatch) {
     EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"r4", "r5"}));
 }
 
+// With nothing in flight, the leader waits until a request is queued from every client it heard
+// from lately, or the oldest has waited a whole tick (bft/recent_clients.h): clients that fell
+// into cohorts share one entry; one client, or clients gone quiet, wait for nothing.
+TEST(RaftRules, WithNothingInFlightTheLeaderWaitsForEveryRecentClientOrOneTick) {
+    Direct d(3, 0);
+    d.config.pipeline_depth = 3;
+    d.config.batch_size_max = 8;
+    d.config.check_quorum = false;  // the ticks below pass without followers' answers
+    d.restart();
+    d.elect();
+    const uint64_t t = d.term();
+    const auto commit_all = [&] { d.append_reply(1, t, true, d.durable().log.size()); };  // log[i] is index i + 1
+    d.request("a0", 1);  // the first client alone: at once
+    ASSERT_EQ(d.durable().log.size(), 2u);
+    d.request("b0", 2);
+    d.request("c0", 3);
+    commit_all();
+    EXPECT_EQ(d.durable().log.size(), 2u) << "two queued wait for three recent clients";
+    d.request("a1", 1);  // every recent client has a request queued
+    ASSERT_EQ(d.durable().log.size(), 3u);
+    EXPECT_EQ(d.durable().log[2].requests, (std::vector<std::string>{"b0", "c0", "a1"}));
+    commit_all();
+
+    // A client that does not come back holds an entry back a whole tick, no longer.
+    d.request("a2", 1);
+    d.request("b1", 2);
+    d.tick();
+    EXPECT_EQ(d.durable().log.size(), 3u) << "appended at the first tick boundary";
+    d.tick();
+    ASSERT_EQ(d.durable().log.size(), 4u);
+    EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"a2", "b1"}));
+    commit_all();
+
+    // Once the others have been quiet a while, client 1 alone waits for nothing.
+    d.tick(12);
+    d.request("a3", 1);
+    ASSERT_EQ(d.durable().log.size(), 5u);
+}
+
 // A request larger than batch_bytes_max alone is a full batch: it does not wait behind the
 // entries in flight for company that could not join it.
 TEST(RaftRules, ABatchFullByItsBytesDoesNotWait) {
