@@ -229,21 +229,21 @@ TEST(PbftNormalCase, ThePrimaryBatchesRequestsAndKeepsAtMostPipelineDepthInFligh
     EXPECT_EQ(pre_prepares, h.config.pipeline_depth) << "nothing executed yet, so the pipeline is full";
 }
 
-TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyAFullBatch) {
-    Harness h(0);  // the primary of view 0; pipeline depth 4, batches of at most 4
+// What the primary of view 0 proposes, collected from its outputs; the backups' votes that
+// commit a batch of it, and its execution.
+struct Proposals {
+    Harness& h;
     std::vector<pb::PrePrepare> proposed;
-    auto collect = [&](const Output& out) {
+
+    void collect(const Output& out) {
         for (const auto& env : sent(out, MessageType::kPrePrepare)) {
             pb::PrePrepare pp;
             ASSERT_TRUE(pp.ParseFromString(env.body));
             proposed.push_back(pp);
         }
-    };
-    auto submit = [&] {
-        collect(h.engine->on_client_request(ClientRequest{{h.client.public_key(), 0}, h.request()}));
-    };
+    }
     // Prepares and commits from backups 1 and 2 commit `seq`; then the caller executes it.
-    auto commit_and_execute = [&](uint64_t seq) {
+    void commit_and_execute(uint64_t seq) {
         const crypto::Hash d = hash_from_bytes(proposed.at(seq - 1).digest());
         for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.vote(MessageType::kPrepare, from, 0, seq, d)));
         Output out;
@@ -253,7 +253,17 @@ TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyAFullBatch) {
         }
         ASSERT_EQ(out.commit.size(), 1u);
         collect(h.engine->on_executed(seq, crypto::Hash{}));
+    }
+};
+
+TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyAFullBatch) {
+    Harness h(0);  // the primary of view 0; pipeline depth 4, batches of at most 4
+    Proposals p{h, {}};
+    auto& proposed = p.proposed;
+    auto submit = [&] {
+        p.collect(h.engine->on_client_request(ClientRequest{{h.client.public_key(), 0}, h.request()}));
     };
+    auto commit_and_execute = [&](uint64_t seq) { p.commit_and_execute(seq); };
 
     // Nothing in flight: the first request is proposed at once, alone (one client waits for
     // nothing).
@@ -287,32 +297,22 @@ TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyAFullBatch) {
 }
 
 // With nothing in flight, the primary waits for a request from every client it heard from
-// recently, or into the next tick: clients that fell into two cohorts (one's requests arriving
+// recently, or a whole tick: clients that fell into two cohorts (one's requests arriving
 // while the other's batch is in flight) are merged into one batch instead of alternating. One
 // client, or clients that went quiet, wait for nothing.
 TEST(PbftNormalCase, WithNothingInFlightThePrimaryWaitsForEveryRecentClientOrOneTick) {
     Harness h(0);  // batches of at most 4
     std::vector<crypto::KeyPair> clients{key_of(200), key_of(201), key_of(202)};
     std::map<size_t, uint64_t> nonces;
-    std::vector<pb::PrePrepare> proposed;
-    auto collect = [&](const Output& out) {
-        for (const auto& env : sent(out, MessageType::kPrePrepare)) {
-            pb::PrePrepare pp;
-            ASSERT_TRUE(pp.ParseFromString(env.body));
-            proposed.push_back(pp);
-        }
-    };
+    Proposals p{h, {}};
+    auto& proposed = p.proposed;
+    auto collect = [&](const Output& out) { p.collect(out); };
     auto submit = [&](size_t c) {
         const auto& key = clients[c];
         std::string tx = ledger::make_transfer(key, key_of(101).public_key(), 5, ++nonces[c]);
         collect(h.engine->on_client_request(ClientRequest{{key.public_key(), nonces[c]}, tx}));
     };
-    auto commit_and_execute = [&](uint64_t seq) {
-        const crypto::Hash d = hash_from_bytes(proposed.at(seq - 1).digest());
-        for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.vote(MessageType::kPrepare, from, 0, seq, d)));
-        for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.vote(MessageType::kCommit, from, 0, seq, d)));
-        collect(h.engine->on_executed(seq, crypto::Hash{}));
-    };
+    auto commit_and_execute = [&](uint64_t seq) { p.commit_and_execute(seq); };
 
     // The first client alone: proposed at once.
     submit(0);
