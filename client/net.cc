@@ -13,6 +13,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "bft/behaviours.h"
 #include "bft/quorum.h"
@@ -151,19 +153,56 @@ uint16_t ephemeral_low() {
 // Where free_ports records which network folder each port it handed out belongs to: one file
 // per port, named by it, holding the folder's path. A replica that restarts binds its port
 // again, and in between the port is free for anyone's bind; the lease keeps another
-// network's free_ports from giving it away meanwhile. Per user, so no one can forge another's.
-std::string port_lease_dir() {
-    return "/tmp/tally-port-leases-" + std::to_string(::getuid());
+// network's free_ports from giving it away meanwhile. The folder is this user's alone (0700):
+// one that another user made, a symlink, or one others may write is not used (no leases are
+// read or written, and free_ports works as without them), since its leases could be forged.
+std::optional<std::string> port_lease_dir() {
+    const std::string dir = "/tmp/tally-port-leases-" + std::to_string(::getuid());
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return std::nullopt;
+    struct stat st{};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+        (st.st_mode & 077) != 0) {
+        static bool warned = false;
+        if (!std::exchange(warned, true))
+            std::cerr << "warning: " << dir << " is not a folder of this user's alone: ports are not leased\n";
+        return std::nullopt;
+    }
+    return dir;
+}
+
+// The folder a lease file names, or "" when it names none.
+std::string lease_holder(const std::string& lease) {
+    std::ifstream in(lease);
+    std::string holder;
+    std::getline(in, holder);
+    return holder;
 }
 
 // A port is leased while the folder its lease names exists: removing a network's folder frees
 // its ports, and a lease nobody can read holds nothing.
-bool leased_in(const std::string& leases, uint16_t port) {
-    std::ifstream in(leases + "/" + std::to_string(port));
-    std::string holder;
-    if (!std::getline(in, holder) || holder.empty()) return false;
+bool leased_in(const std::optional<std::string>& leases, uint16_t port) {
+    if (!leases) return false;
+    const std::string holder = lease_holder(*leases + "/" + std::to_string(port));
     std::error_code ec;
-    return fs::exists(holder, ec);
+    return !holder.empty() && fs::exists(holder, ec);
+}
+
+// Removes the leases that hold nothing any more: of folders that are gone, HOLDER's own from
+// an earlier network in the same folder (a new network there gets all its ports at once), and
+// files a process that died left half-written (PORT.tmp.PID).
+void collect_leases(const std::string& leases, const std::string& holder) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(leases, ec)) {
+        const std::string name = entry.path().filename().string();
+        std::error_code gone;
+        if (const size_t tmp = name.find(".tmp."); tmp != std::string::npos) {
+            const long pid = std::strtol(name.c_str() + tmp + 5, nullptr, 10);
+            if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove(entry.path(), gone);
+            continue;
+        }
+        const std::string owner = lease_holder(entry.path().string());
+        if (owner.empty() || owner == holder || !fs::exists(owner, gone)) fs::remove(entry.path(), gone);
+    }
 }
 
 // Records that PORT belongs to HOLDER (written aside and renamed, so a reader sees a whole
@@ -172,19 +211,17 @@ bool leased_in(const std::string& leases, uint16_t port) {
 void lease_port(const std::string& leases, uint16_t port, const std::string& holder) {
     const std::string path = leases + "/" + std::to_string(port);
     const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << holder << "\n";
-        if (!out) {
-            std::cerr << "warning: cannot write port lease " << tmp << ": " << std::strerror(errno) << "\n";
-            return;
-        }
-    }
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    const std::string line = holder + "\n";
+    bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    const int error = errno;
+    if (fd >= 0 && ::close(fd) != 0) written = false;
     std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-        std::cerr << "warning: cannot write port lease " << path << ": " << ec.message() << "\n";
-        fs::remove(tmp, ec);
+    if (written) fs::rename(tmp, path, ec);
+    if (!written || ec) {
+        std::cerr << "warning: cannot write port lease " << path << ": "
+                  << (ec ? ec.message() : std::string(std::strerror(error))) << "\n";
+        if (fd >= 0) fs::remove(tmp, ec);
     }
 }
 
@@ -198,22 +235,21 @@ bool port_leased(uint16_t port) { return leased_in(port_lease_dir(), port); }
 // ("Address already in use"). Below, only a listener could, and it would have to pick the
 // same port: one whose replica is down for a restart, unless a lease (above) says it is taken.
 // Port 0's answer is the fallback.
-Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& holder) {
+Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& holder, PortRange range) {
     std::vector<int> fds;
     std::vector<uint16_t> ports;
     auto close_all = [&] {
         for (int fd : fds) ::close(fd);
     };
-    const std::string leases = port_lease_dir();
-    if (!holder.empty()) {
-        std::error_code ec;
-        fs::create_directories(leases, ec);
-        fs::permissions(leases, fs::perms::owner_all, ec);
+    const auto leases = port_lease_dir();
+    if (leases && !holder.empty()) collect_leases(*leases, holder);
+    if (range.lowest == 0) {
+        range.lowest = 10'000;
+        const uint16_t below = ephemeral_low();
+        range.highest = below > range.lowest + 1 ? static_cast<uint16_t>(below - 1u) : range.lowest;
     }
-    constexpr uint16_t kLowest = 10'000;
-    const uint16_t below = ephemeral_low();
     std::random_device entropy;  // which ports: any will do, nothing replays this
-    std::uniform_int_distribution<uint32_t> pick(kLowest, below > kLowest + 1 ? below - 1u : kLowest);
+    std::uniform_int_distribution<uint32_t> pick(range.lowest, std::max(range.lowest, range.highest));
     // The bind is held until every port is picked, so no other free_ports can pick it meanwhile
     // (without SO_REUSEADDR, a second bind fails): the lease check below cannot race.
     auto try_bind = [&](uint16_t port) -> std::optional<uint16_t> {
@@ -238,7 +274,7 @@ Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& hold
     };
     for (uint32_t i = 0; i < count; ++i) {
         std::optional<uint16_t> port;
-        for (int attempt = 0; attempt < 64 && !port && below > kLowest + 1; ++attempt)
+        for (int attempt = 0; attempt < 64 && !port && range.highest >= range.lowest; ++attempt)
             port = try_bind(static_cast<uint16_t>(pick(entropy)));
         if (!port) port = try_bind(0);
         if (!port) {
@@ -247,8 +283,8 @@ Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& hold
         }
         ports.push_back(*port);
     }
-    if (!holder.empty())
-        for (uint16_t port : ports) lease_port(leases, port, holder);
+    if (leases && !holder.empty())
+        for (uint16_t port : ports) lease_port(*leases, port, holder);
     close_all();
     return ports;
 }

@@ -144,8 +144,14 @@ std::string absolute_dir(const std::string& dir);
 // outgoing connection could take one before it is bound): what `net up` gives replicas, and
 // what tests that start replicas themselves use. Error "io" when none can be found.
 // With a HOLDER (a network's folder), the ports stay leased to it while it exists: no other
-// free_ports hands one out, even while its replica is down for a restart.
-Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& holder = {});
+// free_ports hands one out, even while its replica is down for a restart. A holder gets all its
+// ports in one call: a new call for it drops its earlier leases. RANGE, for tests, narrows
+// the ports drawn from (default: 10000 up to the ephemeral range).
+struct PortRange {
+    uint16_t lowest = 0;  // 0: the default range
+    uint16_t highest = 0;
+};
+Result<std::vector<uint16_t>> free_ports(uint32_t count, const std::string& holder = {}, PortRange range = {});
 
 // Whether PORT is leased to a network folder that still exists (see free_ports).
 bool port_leased(uint16_t port);

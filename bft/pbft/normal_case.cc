@@ -16,7 +16,6 @@ void PbftEngine::on_request(const ClientRequest& request, Output& out) {
     crypto::Hash d = crypto::sha256(request.payload);
     if (waiting_.count(d)) return;  // a retransmission of a request already held
     if (delivered_digests_.count(d)) return;  // committed, executing now: nothing to wait for
-    recent_clients_.heard(request.info.client, now_);
     if (request.payload.size() > config_.batch_bytes_max) {
         detect(config_.id, Misbehaviour::kRequestTooLarge);  // no batch could ever carry it
         return;
@@ -25,6 +24,7 @@ void PbftEngine::on_request(const ClientRequest& request, Output& out) {
         detect(config_.id, Misbehaviour::kRequestOverload);
         return;
     }
+    recent_clients_.heard(request.info.client, now_);  // only clients whose requests wait
     // The view-change timer runs while a request waits; it starts when the first one arrives.
     if (waiting_.empty()) progress_tick_ = now_;
     waiting_.emplace(d, Waiting{request.payload, now_, false});

@@ -175,22 +175,34 @@ TEST_F(NetTest, KillAndStartCheckTheReplicaId) {
 // must not be handed it. Its ports stay leased to the folder that holds its network.json.
 TEST_F(NetTest, PortsStayLeasedToTheirNetworkWhileItsFolderExists) {
     fs::create_directories(dir_);
-    const auto leased = free_ports(6, dir_);
+    // Seven ports to draw from: six leased, so the seventh is the only one left to give.
+    const auto anywhere = free_ports(1);
+    ASSERT_TRUE(anywhere.ok()) << anywhere.error().message;
+    const uint16_t low = std::min<uint16_t>((*anywhere)[0], 32000);
+    const PortRange seven{low, static_cast<uint16_t>(low + 6)};
+    const auto leased = free_ports(6, dir_, seven);
     ASSERT_TRUE(leased.ok()) << leased.error().message;
     for (uint16_t port : *leased) EXPECT_TRUE(port_leased(port)) << port;
 
     // Every one of them is free to bind now, yet none is handed out again while the folder
-    // exists, even among many thousands of picks (by chance, 3,000 picks of 22,000 ports
-    // would hit one of the six about half the time).
-    for (int round = 0; round < 15; ++round) {
-        const auto others = free_ports(200);
-        ASSERT_TRUE(others.ok()) << others.error().message;
-        for (uint16_t port : *others)
-            EXPECT_EQ(std::count(leased->begin(), leased->end(), port), 0) << port << " was handed out twice";
+    // exists: 64 draws from seven ports find the one not leased (or fall back to the kernel's
+    // choice, outside them), never a leased one.
+    for (int round = 0; round < 20; ++round) {
+        const auto other = free_ports(1, {}, seven);
+        ASSERT_TRUE(other.ok()) << other.error().message;
+        EXPECT_EQ(std::count(leased->begin(), leased->end(), (*other)[0]), 0)
+            << (*other)[0] << " was handed out twice";
     }
 
+    // A new network in the same folder drops the leases of the one before it there.
+    const auto again = free_ports(1, dir_, seven);
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    size_t still = 0;
+    for (uint16_t port : *leased) still += port_leased(port) && port != (*again)[0];
+    EXPECT_EQ(still, 0u) << "an earlier network's leases in the same folder";
+
     fs::remove_all(dir_);
-    for (uint16_t port : *leased) EXPECT_FALSE(port_leased(port)) << port;
+    for (uint16_t port : *again) EXPECT_FALSE(port_leased(port)) << port;
 }
 
 }  // namespace
