@@ -50,8 +50,6 @@ public:
         return queued < last_heard_.size() && oldest + 1 >= now;
     }
 
-    size_t size() const { return last_heard_.size(); }
-
 private:
     size_t cap_;
     std::map<crypto::PublicKey, uint64_t> last_heard_;  // client -> tick of its latest request

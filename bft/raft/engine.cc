@@ -1279,7 +1279,7 @@ private:
     std::deque<Queued> queue_;        // leader only: requests not yet in the log
     // Leader only: clients it got requests from lately (worth_waiting). At most batch_size_max:
     // once that many requests wait, an entry goes anyway.
-    RecentClients recent_clients_{std::max<uint32_t>(config_.batch_size_max, 1)};  // clamped as config_ is
+    RecentClients recent_clients_{config_.batch_size_max};
     size_t queue_bytes_ = 0;
     std::set<crypto::Hash> pending_;  // leader only: digests queued or in entries not yet executed
     std::vector<Detected> detected_;
