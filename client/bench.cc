@@ -1,4 +1,4 @@
-// `tally bench`: closed-loop clients over one pipelined Client. See bench.h.
+// `tally bench`: closed- or open-loop clients over one pipelined Client. See bench.h.
 #include "client/bench.h"
 
 #include <algorithm>
@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <random>
@@ -395,12 +396,14 @@ private:
     Reading begin_, end_;
 };
 
-// The load itself: each bench account keeps one transfer in flight, and the next leaves when
-// the last is accepted. Counts what completes inside the window [window_begin, window_end).
-class ClosedLoop {
+// The load itself: each bench account has at most one transfer in flight. Closed loop: the
+// next leaves when the last is accepted. Open loop: arrivals come from a Poisson process and go
+// to idle accounts, or wait in arrival order for one (bench.h). Counts what completes inside
+// the window [window_begin, window_end).
+class Load {
 public:
-    ClosedLoop(Client& client, const crypto::KeyPair& faucet, const std::vector<crypto::KeyPair>& keys,
-               const BenchOptions& options)
+    Load(Client& client, const crypto::KeyPair& faucet, const std::vector<crypto::KeyPair>& keys,
+         const BenchOptions& options)
         : client_(client),
           faucet_(faucet),
           keys_(keys),
@@ -410,35 +413,56 @@ public:
           window_begin_(begin_ + std::chrono::duration_cast<Clock::duration>(Seconds(options.warmup_s))),
           window_end_(window_begin_ + std::chrono::duration_cast<Clock::duration>(Seconds(options.duration_s))),
           next_nonce_(keys.size(), 1),
-          random_(std::random_device{}()) {}
+          random_(std::random_device{}()),
+          open_(options.rate > 0),
+          arrivals_(options.rate, options.seed) {}
 
     // Runs until the window ends (or `stop_after` committed), reporting each second, then lets
     // what is in flight complete (uncounted) for at most kDrainMax.
     // `on_window` is called once, when the measured window begins.
     void run(std::ostream& progress, const std::function<void(bool begins)>& on_window) {
-        progress << "running " << options_.clients << " clients: " << options_.warmup_s
-                 << " s warm-up, then " << options_.duration_s << " s measured" << std::endl;
-        for (size_t i = 0; i < keys_.size(); ++i) issue(i);
+        if (open_) {
+            progress << "offering " << options_.rate << " transfers/s (Poisson arrivals, seed " << options_.seed
+                     << ") over " << options_.clients << " clients: " << options_.warmup_s << " s warm-up, then "
+                     << options_.duration_s << " s measured" << std::endl;
+            for (size_t i = 0; i < keys_.size(); ++i) idle_.push_back(i);
+            next_arrival_ = arrival_time(arrivals_.next_s());
+        } else {
+            progress << "running " << options_.clients << " clients: " << options_.warmup_s
+                     << " s warm-up, then " << options_.duration_s << " s measured" << std::endl;
+            for (size_t i = 0; i < keys_.size(); ++i) issue(i, Clock::now());
+        }
         auto next_report = window_begin_ + std::chrono::seconds(1);
         uint64_t last_committed = 0;
         bool window_begun = false;
         while (!done()) {
-            client_.poll(Duration{50});
+            Duration wait{50};
+            if (open_) {
+                admit_arrivals(Clock::now());
+                // Released at most 1 ms late (the wait's grain); the latency counts from the arrival.
+                const auto until_next = std::chrono::ceil<Duration>(next_arrival_ - Clock::now());
+                wait = std::clamp(until_next, Duration{0}, wait);
+            }
+            client_.poll(wait);
             const auto now = Clock::now();
             if (!window_begun && now >= window_begin_) {
                 window_begun = true;
                 if (on_window) on_window(true);
             }
             if (now < next_report) continue;
-            char line[128];
+            char line[160];
             std::snprintf(line, sizeof(line), "  %5.1f s  %8llu tx/s  (%llu committed)",
                           Seconds(now - window_begin_).count(),
                           static_cast<unsigned long long>(committed_ - last_committed),
                           static_cast<unsigned long long>(committed_));
-            progress << line << std::endl;
+            progress << line;
+            if (open_) progress << "  " << backlog_.size() << " arrivals waiting for a client";
+            progress << std::endl;
             last_committed = committed_;
             next_report += std::chrono::seconds(1);
         }
+        // Every arrival inside the window is offered, the last ones too (they complete uncounted).
+        if (open_) admit_arrivals(std::min(Clock::now(), window_end_));
         stopping_ = true;
         window_end_ = std::min(window_end_, Clock::now());  // what completes while draining is not counted
         if (on_window) on_window(false);
@@ -468,6 +492,17 @@ public:
         result.interval_s = std::chrono::duration<double>(options_.interval).count();
         if (options_.timeline) result.timeline = timeline_of(commit_times_s_, result.interval_s, measured_s);
         if (options_.commit_times) result.commit_times_s = std::move(commit_times_s_);
+        if (open_) {
+            OpenLoop open;
+            open.rate = options_.rate;
+            open.seed = options_.seed;
+            open.arrivals = arrivals_in_window_;
+            open.waited = waited_in_window_;
+            open.backlog_max = backlog_max_;
+            open.lag_p50_ms = percentile(lags_ms_, 50);
+            open.lag_p99_ms = percentile(lags_ms_, 99);
+            result.open_loop = open;
+        }
         return result;
     }
 
@@ -489,14 +524,53 @@ private:
         return keys_[to].public_key();
     }
 
-    // Account i's next transfer; when it completes, the one after (or a resync on failure).
-    void issue(size_t i) {
+    Clock::time_point arrival_time(double s) const {
+        return begin_ + std::chrono::duration_cast<Clock::duration>(Seconds(s));
+    }
+
+    // Open loop: every arrival due by `now` goes to an idle account, or waits for one.
+    void admit_arrivals(Clock::time_point now) {
+        while (next_arrival_ <= now && !stopping_) {
+            const auto arrived = next_arrival_;
+            const bool counted = in_window(arrived);
+            if (counted) ++arrivals_in_window_;
+            if (idle_.empty()) {
+                backlog_.push_back(arrived);
+                backlog_max_ = std::max<uint64_t>(backlog_max_, backlog_.size());
+                if (counted) ++waited_in_window_;
+            } else {
+                const size_t i = idle_.front();
+                idle_.pop_front();
+                issue(i, arrived);
+            }
+            next_arrival_ = arrival_time(arrivals_.next_s());
+        }
+    }
+
+    // Account i is free again: closed loop, its next transfer leaves now; open loop, it takes
+    // the oldest waiting arrival, or waits for the next.
+    void free(size_t i) {
+        if (!open_) return issue(i, Clock::now());
+        if (backlog_.empty()) {
+            idle_.push_back(i);
+            return;
+        }
+        const auto arrived = backlog_.front();
+        backlog_.pop_front();
+        issue(i, arrived);
+    }
+
+    // Account i's next transfer, counted from `start` (closed loop: now; open loop: its
+    // arrival); when it completes, the account is free (or resyncs its nonce on failure).
+    void issue(size_t i, Clock::time_point start) {
         if (stopping_) return;
-        const auto start = Clock::now();
+        const auto signing = Clock::now();
+        if (open_ && in_window(start) && lags_ms_.size() < 10'000'000)
+            lags_ms_.push_back(std::chrono::duration<double, std::milli>(signing - start).count());
         std::string transfer = ledger::make_transfer(keys_[i], payee_of(i), 1, next_nonce_[i]);
         request_bytes_ = transfer.size();
-        if (options_.breakdown && in_window(start) && sign_us_.size() < 1'000'000)
-            sign_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+        if (options_.breakdown && in_window(signing) && sign_us_.size() < 1'000'000)
+            sign_us_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - signing).count());
         auto submitted = client_.submit_async(
             std::move(transfer),
             [this, i, start](const Result<OrderedResult>& r) { on_transfer(i, start, r); },
@@ -516,7 +590,7 @@ private:
                 commit_times_s_.push_back(Seconds(now - window_begin_).count());
             }
             ++next_nonce_[i];
-            return issue(i);
+            return free(i);
         }
         if (in_window(now)) ++failed_;
         resync(i);
@@ -531,7 +605,7 @@ private:
             [this, i](const Result<OrderedResult>& r) {
                 if (!r || !r->ok()) return resync(i);
                 next_nonce_[i] = r->account_nonce + 1;
-                issue(i);
+                free(i);
             },
             options_.request_timeout);
         (void)submitted;  // a fresh key's query cannot be in flight already
@@ -554,6 +628,16 @@ private:
     uint64_t failed_ = 0;
     uint64_t request_bytes_ = 0;
     bool stopping_ = false;
+    // Open loop only.
+    const bool open_;
+    PoissonArrivals arrivals_;
+    Clock::time_point next_arrival_;
+    std::deque<size_t> idle_;                  // accounts with nothing in flight
+    std::deque<Clock::time_point> backlog_;    // arrivals waiting for an account, oldest first
+    uint64_t arrivals_in_window_ = 0;
+    uint64_t waited_in_window_ = 0;
+    uint64_t backlog_max_ = 0;
+    std::vector<double> lags_ms_;              // arrival to send
 };
 
 }  // namespace
@@ -563,6 +647,8 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     if (options.clients < 1) return make_error("usage", "bench needs at least 1 client");
     if (!(options.duration_s > 0)) return make_error("usage", "bench needs a positive duration");
     if (options.interval.count() <= 0) return make_error("usage", "bench needs a positive interval");
+    if (!(options.rate >= 0) || !std::isfinite(options.rate))
+        return make_error("usage", "bench needs a rate of 0 (closed loop) or more transfers per second");
     Client client;
     if (auto s = client.connect(config); !s) return s.error();
     std::vector<crypto::KeyPair> keys;
@@ -588,7 +674,7 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     }
     CostMeter meter(config);
     if (auto s = meter.connect(); !s) return s.error();
-    ClosedLoop load(client, faucet, keys, options);
+    Load load(client, faucet, keys, options);
     load.run(progress, [&](bool begins) {
         if (begins) {
             meter.read_begin();

@@ -1,10 +1,20 @@
-// `tally bench`: closed-loop load on a running network, measured end to end at the client.
+// `tally bench`: load on a running network, measured end to end at the client.
 //
-// C logical clients, each with a fresh account funded from the faucet, each keeping exactly one
-// transfer outstanding (to a random other bench account) and sending the next, with the next
-// nonce, when the last one is accepted by f+1 matching replies. All of them run in one thread
-// over one Client (pipelined over its sockets). Throughput counts accepted transfers with
-// result ok inside the measuring window (after a warm-up); latency is submit to acceptance.
+// C logical clients, each with a fresh account funded from the faucet, each with at most one
+// transfer outstanding (to a random other bench account; its nonces go in order). All of them
+// run in one thread over one Client (pipelined over its sockets). Two loads:
+//   - closed loop (the default): each client sends its next transfer when the last one is
+//     accepted by the protocol's quorum of replies. The load follows the network's speed;
+//     latency is submit to acceptance.
+//   - open loop (`rate` > 0): transfers arrive at `rate` per second in all, at exponentially
+//     distributed intervals (a Poisson process, from `seed`), whether or not earlier ones
+//     completed, as users who do not wait for each other would send them. Each arrival goes to
+//     an idle client; when none is idle it waits, in arrival order, for the first to free up.
+//     Latency is arrival to acceptance, so time spent waiting (for a client, or for the
+//     client's 1 ms wait to release it) counts in full: a network slower than the offered rate
+//     shows as growing latency, never as a lighter load (no coordinated omission).
+// Throughput counts accepted transfers with result ok inside the measuring window (after a
+// warm-up).
 // Optionally it keeps when each transfer was accepted: a timeline of commits per interval, and
 // the largest gap between consecutive commits (a view change shows up as one), so throughput
 // before, during and after a fault can be read from one run.
@@ -16,6 +26,7 @@
 #include <cstdint>
 #include <optional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -46,6 +57,37 @@ struct BenchOptions {
     int flood_replica = -1;
     uint32_t flood_connections = 1;
     bool breakdown = false;  // fill BenchResult::breakdown
+    // Open loop: arrivals per second in all (a Poisson process from `seed`); 0: closed loop.
+    double rate = 0;
+    uint64_t seed = 1;
+};
+
+// The arrival times of a Poisson process of `rate` per second: gaps exponential with mean
+// 1/rate, drawn from `seed` (the same seed gives the same times, so an open-loop run offers the
+// same load every time). Times are seconds from the process's start, ascending.
+class PoissonArrivals {
+public:
+    PoissonArrivals(double rate, uint64_t seed) : random_(seed), gap_(rate > 0 ? rate : 1.0) {}
+    double next_s() {
+        t_s_ += gap_(random_);
+        return t_s_;
+    }
+
+private:
+    std::mt19937_64 random_;
+    std::exponential_distribution<double> gap_;
+    double t_s_ = 0;
+};
+
+// Open loop (BenchOptions::rate): what was offered inside the measured window.
+struct OpenLoop {
+    double rate = 0;           // asked for (per second)
+    uint64_t seed = 0;
+    uint64_t arrivals = 0;     // arrivals inside the window
+    uint64_t waited = 0;       // of them, how many found no idle client and waited for one
+    uint64_t backlog_max = 0;  // the most arrivals waiting for a client at once (whole run)
+    double lag_p50_ms = 0;     // arrival to send, inside the window: the client's own delay
+    double lag_p99_ms = 0;
 };
 
 // `--breakdown`: where committed batches spent their time, phase by phase (client/phases.h), at
@@ -122,6 +164,7 @@ struct BenchResult {
     std::vector<TimelinePoint> timeline;  // when asked for
     std::vector<double> commit_times_s;   // when asked for: each commit, from the window's start
     std::optional<Breakdown> breakdown;   // when asked for
+    std::optional<OpenLoop> open_loop;    // when BenchOptions::rate > 0
     uint64_t flood_sent = 0;              // frames the flooding client sent (whole run)
     double flood_per_s = 0;               // of them, per second over the whole run
 };

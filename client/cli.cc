@@ -379,6 +379,14 @@ nlohmann::json bench_json(const BenchResult& r) {
         out["timeline"] = std::move(points);
     }
     if (!r.commit_times_s.empty()) out["commit_times_s"] = r.commit_times_s;
+    if (const auto& open = r.open_loop)
+        out["open_loop"] = {{"rate", open->rate},
+                            {"seed", open->seed},
+                            {"arrivals", open->arrivals},
+                            {"waited_for_client", open->waited},
+                            {"backlog_max", open->backlog_max},
+                            {"arrival_to_send_p50_ms", open->lag_p50_ms},
+                            {"arrival_to_send_p99_ms", open->lag_p99_ms}};
     if (r.flood_sent > 0) out["flood"] = {{"sent", r.flood_sent}, {"per_s", r.flood_per_s}};
     if (r.breakdown) {
         auto summary = [](const PhaseSummary& s) {

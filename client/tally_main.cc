@@ -75,6 +75,8 @@ struct Args {
     uint32_t clients = 16;
     double duration_s = 10.0;
     double warmup_s = 1.0;
+    double rate = 0;    // open loop when > 0
+    uint64_t seed = 1;  // the open loop's arrivals
     std::string faucet;
     bool timeline = false;
     uint32_t interval_ms = 1000;
@@ -397,6 +399,8 @@ int cmd_bench(const Args& args) {
     options.flood_replica = args.flood_replica;
     options.flood_connections = args.flood_connections;
     options.breakdown = args.breakdown;
+    options.rate = args.rate;
+    options.seed = args.seed;
     auto result = tc::run_bench(*config, *faucet, options, std::cerr);
     if (!result) return fail(result.error());
     if (args.json) {
@@ -429,6 +433,17 @@ int cmd_bench(const Args& args) {
                           "per transfer %.3f ms CPU at this client (a replica did not report its own)\n",
                           cost.client_cpu_ms);
         if (result->committed > 0) std::cout << line;
+        if (const auto& open = result->open_loop) {
+            std::snprintf(line, sizeof(line),
+                          "offered      %.1f tx/s (Poisson, seed %llu): %llu arrivals in the window, %llu "
+                          "waited for an idle client (at most %llu at once); arrival to send p50 %.2f ms, "
+                          "p99 %.2f ms\n",
+                          open->rate, static_cast<unsigned long long>(open->seed),
+                          static_cast<unsigned long long>(open->arrivals),
+                          static_cast<unsigned long long>(open->waited),
+                          static_cast<unsigned long long>(open->backlog_max), open->lag_p50_ms, open->lag_p99_ms);
+            std::cout << line;
+        }
         if (!result->timeline.empty()) std::cout << "\n" << timeline_table(*result);
         if (result->breakdown) std::cout << "\n" << tc::breakdown_table(*result->breakdown);
     }
@@ -653,8 +668,15 @@ void add_explain_command(CLI::App& app, Args& args, Commands& commands) {
 }
 
 void add_bench_command(CLI::App& app, Args& args, Commands& commands) {
-    auto* bench = app.add_subcommand("bench", "closed-loop benchmark against the network");
+    auto* bench = app.add_subcommand("bench", "closed- or open-loop benchmark against the network");
     bench->add_option("--clients", args.clients, "logical clients (one transfer in flight each)")
+        ->capture_default_str();
+    bench->add_option("--rate", args.rate,
+                      "open loop: transfers arrive at this many per second in all (Poisson), whether "
+                      "or not earlier ones completed, each sent by an idle client; latency counts from "
+                      "the arrival (default: closed loop)")
+        ->check(CLI::Range(0.0, 1e7));
+    bench->add_option("--seed", args.seed, "open loop: the arrivals' seed (the same seed, the same arrivals)")
         ->capture_default_str();
     bench->add_option("--duration", args.duration_s, "measured seconds")->capture_default_str();
     bench->add_option("--warmup", args.warmup_s, "unmeasured seconds first")->capture_default_str();
