@@ -10,6 +10,11 @@
 // merges the cohorts into one batch, at the cost of at most one client round trip. One client
 // waits for nothing; a client that went quiet holds batches back one to two ticks, and only for
 // kQuietTicks.
+//
+// Only prompt clients are waited for: those whose latest request followed the one before within
+// kPromptTicks, as closed-loop clients' do. Users who each send now and then (an open-loop load,
+// `tally bench --rate`) are not: waiting for every one heard from lately held nearly every batch
+// back a whole tick (PBFT at 500 transfers/s from 256 clients: p50 16 ms).
 #pragma once
 
 #include <cstddef>
@@ -24,35 +29,50 @@ class RecentClients {
 public:
     // A client counts as recent this many ticks after its latest request.
     static constexpr uint64_t kQuietTicks = 10;
+    // ... and is waited for only while it is prompt: its latest request came at most this many
+    // ticks after the one before it, as a closed-loop client's next request follows its reply.
+    static constexpr uint64_t kPromptTicks = 4;
 
     // At most `cap` clients are remembered: once that many requests wait, a batch goes anyway.
     explicit RecentClients(size_t cap) : cap_(cap) {}
 
     void heard(const crypto::PublicKey& client, uint64_t now) {
-        auto it = last_heard_.find(client);
-        if (it != last_heard_.end()) {
-            it->second = now;
-        } else if (last_heard_.size() < cap_) {
-            last_heard_.emplace(client, now);
+        auto it = clients_.find(client);
+        if (it == clients_.end()) {
+            // Heard once is not yet prompt: nothing says when its next request comes.
+            if (clients_.size() < cap_) clients_.emplace(client, Client{now, false});
+            return;
         }
+        const bool prompt = now - it->second.last_heard <= kPromptTicks;
+        prompt_ += static_cast<size_t>(prompt) - static_cast<size_t>(it->second.prompt);
+        it->second = Client{now, prompt};
     }
 
     // Called once a tick: forgets clients quiet for longer than kQuietTicks.
     void forget_quiet(uint64_t now) {
-        std::erase_if(last_heard_, [&](const auto& c) { return c.second + kQuietTicks < now; });
+        std::erase_if(clients_, [&](const auto& c) {
+            const bool quiet = c.second.last_heard + kQuietTicks < now;
+            if (quiet && c.second.prompt) --prompt_;
+            return quiet;
+        });
     }
 
     // With nothing in flight: should `queued` requests, the oldest queued at tick `oldest`,
-    // wait for more? Yes while fewer wait than clients were heard from lately and the oldest
-    // has not yet waited a whole tick. (A whole tick, not just to the next tick boundary: a
-    // boundary falls anywhere in a cohort's arrival and would split it again.)
+    // wait for more? Yes while fewer wait than recent prompt clients and the oldest has not yet
+    // waited a whole tick. (A whole tick, not just to the next tick boundary: a boundary falls
+    // anywhere in a cohort's arrival and would split it again.)
     bool worth_waiting(size_t queued, uint64_t oldest, uint64_t now) const {
-        return queued < last_heard_.size() && oldest + 1 >= now;
+        return queued < prompt_ && oldest + 1 >= now;
     }
 
 private:
+    struct Client {
+        uint64_t last_heard = 0;  // the tick of its latest request
+        bool prompt = false;      // that request came at most kPromptTicks after the one before
+    };
     size_t cap_;
-    std::map<crypto::PublicKey, uint64_t> last_heard_;  // client -> tick of its latest request
+    std::map<crypto::PublicKey, Client> clients_;
+    size_t prompt_ = 0;  // clients_ that are prompt
 };
 
 }  // namespace tally::bft

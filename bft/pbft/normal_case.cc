@@ -135,9 +135,10 @@ std::vector<std::string> PbftEngine::take_batch() {
 // a batch go once it was as big as the smallest in flight (62, 1, 1, 62 before that): still
 // twice the batches. Above a full batch, pipelining keeps the batches full.
 //
-// With nothing in flight, a batch is due once a request waits from each client heard from
-// lately, or the oldest has waited a whole tick (RecentClients, bft/recent_clients.h): 64
-// clients in two cohorts of 32 go as one batch of 64, one client waits for nothing. Alternated
+// With nothing in flight, a batch is due once a request waits from each prompt client heard
+// from lately, or the oldest has waited a whole tick (RecentClients, bft/recent_clients.h): 64
+// closed-loop clients in two cohorts of 32 go as one batch of 64; one client, and users who
+// send now and then (an open loop), wait for nothing. Alternated
 // on 2 cores, 6 rounds: 16 clients 1,350 -> 1,900/s, 64 clients 2,780 -> 3,000/s with a wait to
 // the next tick boundary, and 2,880 -> 3,370/s with a whole tick instead (4 rounds; README,
 // Performance). A client that sends many requests at once only makes batches go sooner. queue_

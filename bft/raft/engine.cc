@@ -843,9 +843,10 @@ private:
     // messages, and on a CPU-bound machine that bounds throughput (pipeline_depth 1 against 2,
     // alternated on 2 cores: 5,549-5,679/s against 5,291-5,424/s at 64 clients and a lower p50
     // at 4, 16 and 64; README, Performance). With nothing in flight (or only entries without
-    // requests, the no-op) the leader waits until a request is queued from each client it heard
-    // from lately, or the oldest has waited a whole tick (RecentClients): cohorts of clients
-    // merge into one entry, and one client waits for nothing. Above a full batch, pipelining
+    // requests, the no-op) the leader waits until a request is queued from each prompt client it
+    // heard from lately, or the oldest has waited a whole tick (RecentClients): cohorts of
+    // closed-loop clients merge into one entry; one client, and users who send now and then,
+    // wait for nothing. Above a full batch, pipelining
     // keeps the entries full. (PBFT's primary does the same, bft/pbft.) Requires a queued request.
     bool worth_waiting() const {
         if (queue_.size() >= config_.batch_size_max || queue_bytes_ >= config_.batch_bytes_max)

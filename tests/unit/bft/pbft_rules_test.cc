@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "bft/recent_clients.h"
 #include "tests/unit/bft/pbft_harness.h"
 
 namespace tally::bft::pbft::testing {
@@ -242,7 +243,8 @@ struct Proposals {
             proposed.push_back(pp);
         }
     }
-    // Prepares and commits from backups 1 and 2 commit `seq`; then the caller executes it.
+    // Prepares and commits from backups 1 and 2 commit `seq`; then the caller executes it, and at
+    // a checkpoint the backups' checkpoints make it stable (so that the window moves on).
     void commit_and_execute(uint64_t seq) {
         const crypto::Hash d = hash_from_bytes(proposed.at(seq - 1).digest());
         for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.vote(MessageType::kPrepare, from, 0, seq, d)));
@@ -253,6 +255,9 @@ struct Proposals {
         }
         ASSERT_EQ(out.commit.size(), 1u);
         collect(h.engine->on_executed(seq, crypto::Hash{}));
+        if (seq % h.config.checkpoint_interval != 0) return;
+        for (ReplicaId from : {1u, 2u}) collect(h.deliver(h.checkpoint(from, seq, crypto::Hash{})));
+        ASSERT_EQ(h.engine->status().low_water_mark, seq);
     }
 };
 
@@ -296,11 +301,12 @@ TEST(PbftNormalCase, WithBatchesInFlightThePrimaryProposesOnlyAFullBatch) {
     EXPECT_EQ(proposed[5].requests_size(), 3);
 }
 
-// With nothing in flight, the primary waits for a request from every client it heard from
-// recently, or a whole tick: clients that fell into two cohorts (one's requests arriving
-// while the other's batch is in flight) are merged into one batch instead of alternating. One
-// client, or clients that went quiet, wait for nothing.
-TEST(PbftNormalCase, WithNothingInFlightThePrimaryWaitsForEveryRecentClientOrOneTick) {
+// With nothing in flight, the primary waits for a request from every prompt client it heard
+// from recently (its latest request within kPromptTicks of the one before, as a closed-loop
+// client's), or a whole tick: clients that fell into two cohorts (one's requests arriving while
+// the other's batch is in flight) are merged into one batch instead of alternating. One client,
+// clients that went quiet, and clients that send only now and then wait for nothing.
+TEST(PbftNormalCase, WithNothingInFlightThePrimaryWaitsForEveryPromptClientOrOneTick) {
     Harness h(0);  // batches of at most 4
     std::vector<crypto::KeyPair> clients{key_of(200), key_of(201), key_of(202)};
     std::map<size_t, uint64_t> nonces;
@@ -313,39 +319,71 @@ TEST(PbftNormalCase, WithNothingInFlightThePrimaryWaitsForEveryRecentClientOrOne
         collect(h.engine->on_client_request(ClientRequest{{key.public_key(), nonces[c]}, tx}));
     };
     auto commit_and_execute = [&](uint64_t seq) { p.commit_and_execute(seq); };
+    auto ticks = [&](int n) {
+        for (int i = 0; i < n; ++i) collect(h.engine->on_tick());
+    };
 
-    // The first client alone: proposed at once.
+    // First requests: nobody is known to be prompt yet, so nothing waits for company.
     submit(0);
     ASSERT_EQ(proposed.size(), 1u);
-    // Two more clients arrive while it is in flight (too few for a full batch: they wait).
     submit(1);
     submit(2);
     commit_and_execute(1);
-    EXPECT_EQ(proposed.size(), 1u) << "two requests wait for three recent clients";
-    // Client 0, answered, sends again: every recent client has a request waiting.
-    submit(0);
-    ASSERT_EQ(proposed.size(), 2u);
-    EXPECT_EQ(proposed[1].requests_size(), 3) << "the two cohorts in one batch";
+    ASSERT_EQ(proposed.size(), 2u) << "clients heard once were waited for";
+    EXPECT_EQ(proposed[1].requests_size(), 2);
     commit_and_execute(2);
+
+    // Each sends again at once: now all three are prompt. Client 0 alone goes (the only one
+    // prompt then); the two that come while it is in flight wait for client 0's next request.
+    submit(0);
+    ASSERT_EQ(proposed.size(), 3u);
+    submit(1);
+    submit(2);
+    commit_and_execute(3);
+    EXPECT_EQ(proposed.size(), 3u) << "two requests wait for three prompt clients";
+    submit(0);
+    ASSERT_EQ(proposed.size(), 4u);
+    EXPECT_EQ(proposed[3].requests_size(), 3) << "the two cohorts in one batch";
+    commit_and_execute(4);
 
     // A client that does not come back holds a batch back for a whole tick, no longer: not
     // just to the next tick boundary, which may fall a moment after the first request.
     submit(0);
     submit(1);
-    EXPECT_EQ(proposed.size(), 2u);
-    collect(h.engine->on_tick());
-    EXPECT_EQ(proposed.size(), 2u) << "proposed at the first tick boundary";
-    collect(h.engine->on_tick());
-    ASSERT_EQ(proposed.size(), 3u);
-    EXPECT_EQ(proposed[2].requests_size(), 2);
-    commit_and_execute(3);
+    EXPECT_EQ(proposed.size(), 4u);
+    ticks(1);
+    EXPECT_EQ(proposed.size(), 4u) << "proposed at the first tick boundary";
+    ticks(1);
+    ASSERT_EQ(proposed.size(), 5u);
+    EXPECT_EQ(proposed[4].requests_size(), 2);
+    commit_and_execute(5);
 
-    // Once the others have been quiet for a while, client 0 alone waits for nothing.
-    for (int i = 0; i < 12; ++i) collect(h.engine->on_tick());
-    ASSERT_EQ(proposed.size(), 3u);
+    // Clients that take turns two ticks apart each send every six ticks: recent (kQuietTicks
+    // is 10) but not prompt (kPromptTicks is 4), as users who send now and then (an open loop).
+    // Nothing waits for them.
+    static_assert(RecentClients::kPromptTicks < 6 && 6 <= RecentClients::kQuietTicks);
+    ticks(12);  // all forgotten: from here on, only the turns below
+    uint64_t seq = 5;
+    for (int round = 0; round < 3; ++round) {
+        for (size_t c = 0; c < clients.size(); ++c) {
+            ticks(2);
+            submit(c);
+            ASSERT_EQ(proposed.size(), seq + 1) << "a client that is not prompt was waited for (round " << round << ")";
+            EXPECT_EQ(proposed[seq].requests_size(), 1);
+            commit_and_execute(++seq);
+        }
+    }
+
+    // Once the others have been quiet for a while, client 0 alone waits for nothing, even
+    // prompt (two requests a tick apart).
+    ticks(12);
     submit(0);
-    ASSERT_EQ(proposed.size(), 4u);
-    EXPECT_EQ(proposed[3].requests_size(), 1);
+    ASSERT_EQ(proposed.size(), seq + 1);
+    commit_and_execute(++seq);
+    ticks(1);
+    submit(0);
+    ASSERT_EQ(proposed.size(), seq + 1);
+    EXPECT_EQ(proposed[seq].requests_size(), 1);
 }
 
 TEST(PbftCheckpoint, TwoFPlusOneMatchingCheckpointsMakeItStableAndCollectTheLog) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "bft/raft/block_record.h"
+#include "bft/recent_clients.h"
 #include "tests/unit/bft/raft_harness.h"
 
 namespace tally::bft::raft::testing {
@@ -874,10 +875,11 @@ TEST(RaftRules, WithEntriesInFlightANewOneWaitsForAFullBatch) {
     EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"r4", "r5"}));
 }
 
-// With nothing in flight, the leader waits until a request is queued from every client it heard
-// from lately, or the oldest has waited a whole tick (bft/recent_clients.h): clients that fell
-// into cohorts share one entry; one client, or clients gone quiet, wait for nothing.
-TEST(RaftRules, WithNothingInFlightTheLeaderWaitsForEveryRecentClientOrOneTick) {
+// With nothing in flight, the leader waits until a request is queued from every prompt client it
+// heard from lately (its latest request within kPromptTicks of the one before), or the oldest has
+// waited a whole tick (bft/recent_clients.h): clients that fell into cohorts share one entry; one
+// client, clients gone quiet, and clients that send only now and then wait for nothing.
+TEST(RaftRules, WithNothingInFlightTheLeaderWaitsForEveryPromptClientOrOneTick) {
     Direct d(3, 0);
     d.config.pipeline_depth = 3;
     d.config.batch_size_max = 8;
@@ -886,31 +888,64 @@ TEST(RaftRules, WithNothingInFlightTheLeaderWaitsForEveryRecentClientOrOneTick) 
     d.elect();
     const uint64_t t = d.term();
     const auto commit_all = [&] { d.append_reply(1, t, true, d.durable().log.size()); };  // log[i] is index i + 1
-    d.request("a0", 1);  // the first client alone: at once
-    ASSERT_EQ(d.durable().log.size(), 2u);
+    const auto entries = [&] { return d.durable().log.size(); };
+    using Requests = std::vector<std::string>;
+
+    // First requests: nobody is known to be prompt yet, so nothing waits for company.
+    d.request("a0", 1);
+    ASSERT_EQ(entries(), 2u);
     d.request("b0", 2);
     d.request("c0", 3);
     commit_all();
-    EXPECT_EQ(d.durable().log.size(), 2u) << "two queued wait for three recent clients";
-    d.request("a1", 1);  // every recent client has a request queued
-    ASSERT_EQ(d.durable().log.size(), 3u);
-    EXPECT_EQ(d.durable().log[2].requests, (std::vector<std::string>{"b0", "c0", "a1"}));
+    ASSERT_EQ(entries(), 3u) << "clients heard once were waited for";
+    EXPECT_EQ(d.durable().log[2].requests, (Requests{"b0", "c0"}));
+    commit_all();
+
+    // Each sends again at once: now all three are prompt, and the two that come while the
+    // first is in flight wait for its client's next request.
+    d.request("a1", 1);
+    ASSERT_EQ(entries(), 4u);
+    d.request("b1", 2);
+    d.request("c1", 3);
+    commit_all();
+    EXPECT_EQ(entries(), 4u) << "two queued wait for three prompt clients";
+    d.request("a2", 1);
+    ASSERT_EQ(entries(), 5u);
+    EXPECT_EQ(d.durable().log[4].requests, (Requests{"b1", "c1", "a2"}));
     commit_all();
 
     // A client that does not come back holds an entry back a whole tick, no longer.
-    d.request("a2", 1);
-    d.request("b1", 2);
+    d.request("a3", 1);
+    d.request("b2", 2);
     d.tick();
-    EXPECT_EQ(d.durable().log.size(), 3u) << "appended at the first tick boundary";
+    EXPECT_EQ(entries(), 5u) << "appended at the first tick boundary";
     d.tick();
-    ASSERT_EQ(d.durable().log.size(), 4u);
-    EXPECT_EQ(d.durable().log[3].requests, (std::vector<std::string>{"a2", "b1"}));
+    ASSERT_EQ(entries(), 6u);
+    EXPECT_EQ(d.durable().log[5].requests, (Requests{"a3", "b2"}));
     commit_all();
 
-    // Once the others have been quiet a while, client 1 alone waits for nothing.
+    // Clients taking turns two ticks apart each send every six ticks: recent, not prompt (an
+    // open loop's users). Nothing waits for them.
+    static_assert(RecentClients::kPromptTicks < 6 && 6 <= RecentClients::kQuietTicks);
     d.tick(12);
-    d.request("a3", 1);
-    ASSERT_EQ(d.durable().log.size(), 5u);
+    for (int round = 0; round < 3; ++round) {
+        for (uint8_t c = 1; c <= 3; ++c) {
+            const size_t before = entries();
+            d.tick(2);
+            d.request("turn" + std::to_string(round) + "-" + std::to_string(c), c);
+            ASSERT_EQ(entries(), before + 1) << "a client that is not prompt was waited for (round " << round << ")";
+            commit_all();
+        }
+    }
+
+    // Once the others have been quiet a while, client 1 alone waits for nothing, prompt or not.
+    d.tick(12);
+    d.request("z0", 1);
+    ASSERT_EQ(entries(), 16u);
+    commit_all();
+    d.tick();
+    d.request("z1", 1);
+    ASSERT_EQ(entries(), 17u);
 }
 
 // A request larger than batch_bytes_max alone is a full batch: it does not wait behind the
