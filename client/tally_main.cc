@@ -72,7 +72,7 @@ struct Args {
     std::string data_dir;
     std::string network_file;
     // bench
-    uint32_t clients = 16;
+    uint32_t clients = 0;  // bench: 16, or 256 with --rate
     double duration_s = 10.0;
     double warmup_s = 1.0;
     double rate = 0;    // open loop when > 0
@@ -388,7 +388,7 @@ int cmd_bench(const Args& args) {
     auto timeout = tc::parse_timeout_s(args.timeout_s);
     if (!timeout) return fail(timeout.error());
     tc::BenchOptions options;
-    options.clients = args.clients;
+    options.clients = args.clients != 0 ? args.clients : (args.rate > 0 ? 256 : 16);
     options.duration_s = args.duration_s;
     options.warmup_s = args.warmup_s;
     options.request_timeout = *timeout;
@@ -669,8 +669,10 @@ void add_explain_command(CLI::App& app, Args& args, Commands& commands) {
 
 void add_bench_command(CLI::App& app, Args& args, Commands& commands) {
     auto* bench = app.add_subcommand("bench", "closed- or open-loop benchmark against the network");
-    bench->add_option("--clients", args.clients, "logical clients (one transfer in flight each)")
-        ->capture_default_str();
+    bench->add_option("--clients", args.clients,
+                      "logical clients, one transfer in flight each (default 16; with --rate 256, so "
+                      "that most arrivals find an idle one)")
+        ->check(CLI::Range(1u, 1'000'000u));
     bench->add_option("--rate", args.rate,
                       "open loop: transfers arrive at this many per second in all (Poisson), whether "
                       "or not earlier ones completed, each sent by an idle client; latency counts from "
