@@ -1,20 +1,23 @@
 // The clients an engine heard from lately, so that a leader with nothing in flight can wait for
-// each of them to have a request queued before it starts a batch (PBFT's primary and Raft's
+// each prompt one to have a request queued before it starts a batch (PBFT's primary and Raft's
 // leader alike). Pure: time is the engine's tick count.
 //
 // Why wait at all: every batch costs each replica its messages, a write, an fsync and a SQLite
 // transaction, and on a CPU-bound machine that is what bounds throughput. Closed-loop clients
 // fall into cohorts: those answered by one batch send again while the next is in flight, and a
 // leader that starts a batch as soon as nothing is in flight keeps them apart (batches of 31,
-// 33, 31, ... at 64 clients). Waiting until every recently heard client has a request queued
+// 33, 31, ... at 64 clients). Waiting until every recent prompt client has a request queued
 // merges the cohorts into one batch, at the cost of at most one client round trip. One client
-// waits for nothing; a client that went quiet holds batches back one to two ticks, and only for
-// kQuietTicks.
+// waits for nothing; a prompt client that went quiet holds batches back one to two ticks, and
+// only for kQuietTicks.
 //
-// Only prompt clients are waited for: those whose latest request followed the one before within
-// kPromptTicks, as closed-loop clients' do. Users who each send now and then (an open-loop load,
-// `tally bench --rate`) are not: waiting for every one heard from lately held nearly every batch
-// back a whole tick (PBFT at 500 transfers/s from 256 clients: p50 16 ms).
+// Prompt: a client whose latest request followed the one before within kPromptTicks, as a
+// closed-loop client's next request follows its reply. Users who each send now and then (an
+// open-loop load, `tally bench --rate`) are not: waiting for every client heard from lately held
+// nearly every batch back a whole tick (PBFT at 500 transfers/s from 256 clients: p50 16 ms).
+// kPromptTicks is absolute time (40 ms at the default 10 ms tick): closed-loop clients whose
+// round trip is longer (a slow network, a WAN) are not waited for, and their cohorts are not
+// merged; their batches then only go sooner.
 #pragma once
 
 #include <cstddef>

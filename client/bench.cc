@@ -415,7 +415,8 @@ public:
           next_nonce_(keys.size(), 1),
           random_(std::random_device{}()),
           open_(options.rate > 0),
-          arrivals_(options.rate, options.seed) {}
+          to_send_(options.rate, options.seed),
+          to_count_(options.rate, options.seed) {}
 
     // Runs until the window ends (or `stop_after` committed), reporting each second, then lets
     // what is in flight complete (uncounted) for at most kDrainMax.
@@ -426,7 +427,8 @@ public:
                      << ") over " << options_.clients << " clients: " << options_.warmup_s << " s warm-up, then "
                      << options_.duration_s << " s measured" << std::endl;
             for (size_t i = 0; i < keys_.size(); ++i) idle_.push_back(i);
-            next_arrival_ = arrival_time(arrivals_.next_s());
+            next_to_send_ = arrival_time(to_send_.next_s());
+            next_to_count_ = arrival_time(to_count_.next_s());
         } else {
             progress << "running " << options_.clients << " clients: " << options_.warmup_s
                      << " s warm-up, then " << options_.duration_s << " s measured" << std::endl;
@@ -440,7 +442,7 @@ public:
             if (open_) {
                 admit_arrivals(Clock::now());
                 // Released at most 1 ms late (the wait's grain); the latency counts from the arrival.
-                const auto until_next = std::chrono::ceil<Duration>(next_arrival_ - Clock::now());
+                const auto until_next = std::chrono::ceil<Duration>(next_to_count_ - Clock::now());
                 wait = std::clamp(until_next, Duration{0}, wait);
             }
             client_.poll(wait);
@@ -456,13 +458,16 @@ public:
                           static_cast<unsigned long long>(committed_ - last_committed),
                           static_cast<unsigned long long>(committed_));
             progress << line;
-            if (open_) progress << "  " << backlog_.size() << " arrivals waiting for a client";
+            if (open_) progress << "  " << arrived_ - sent_ << " arrivals waiting for a client";
             progress << std::endl;
             last_committed = committed_;
             next_report += std::chrono::seconds(1);
         }
         // Every arrival inside the window is offered, the last ones too (they complete uncounted).
-        if (open_) admit_arrivals(std::min(Clock::now(), window_end_));
+        if (open_) {
+            admit_arrivals(std::min(Clock::now(), window_end_));
+            waiting_at_end_ = arrived_ - sent_;
+        }
         stopping_ = true;
         window_end_ = std::min(window_end_, Clock::now());  // what completes while draining is not counted
         if (on_window) on_window(false);
@@ -499,6 +504,7 @@ public:
             open.arrivals = arrivals_in_window_;
             open.waited = waited_in_window_;
             open.backlog_max = backlog_max_;
+            open.waiting_at_end = waiting_at_end_;
             open.lag_p50_ms = percentile(lags_ms_, 50);
             open.lag_p99_ms = percentile(lags_ms_, 99);
             result.open_loop = open;
@@ -524,40 +530,47 @@ private:
         return keys_[to].public_key();
     }
 
+    // A time of the arrival process; one past the run's end (and its drain) is never.
     Clock::time_point arrival_time(double s) const {
+        const double horizon_s = options_.warmup_s + options_.duration_s + Seconds(kDrainMax).count() + 1;
+        if (!(s < horizon_s)) return Clock::time_point::max();
         return begin_ + std::chrono::duration_cast<Clock::duration>(Seconds(s));
     }
 
-    // Open loop: every arrival due by `now` goes to an idle account, or waits for one.
+    // Open loop: arrivals due by `now` go to idle accounts, in order; then those left count as
+    // waiting (every arrival's time passes here first, within the 1 ms wait grain).
     void admit_arrivals(Clock::time_point now) {
-        while (next_arrival_ <= now && !stopping_) {
-            const auto arrived = next_arrival_;
-            const bool counted = in_window(arrived);
-            if (counted) ++arrivals_in_window_;
-            if (idle_.empty()) {
-                backlog_.push_back(arrived);
-                backlog_max_ = std::max<uint64_t>(backlog_max_, backlog_.size());
-                if (counted) ++waited_in_window_;
-            } else {
+        // (An idle account means nothing waits: free() sends a waiting arrival at once.)
+        if (stopping_) return;
+        while (next_to_count_ <= now) {
+            ++arrived_;
+            if (!idle_.empty()) {
                 const size_t i = idle_.front();
                 idle_.pop_front();
-                issue(i, arrived);
+                issue_arrival(i);  // this very arrival: nothing waits before it
+            } else if (in_window(next_to_count_)) {
+                ++waited_in_window_;
             }
-            next_arrival_ = arrival_time(arrivals_.next_s());
+            if (in_window(next_to_count_)) ++arrivals_in_window_;
+            next_to_count_ = arrival_time(to_count_.next_s());
         }
+        backlog_max_ = std::max(backlog_max_, arrived_ - sent_);
+    }
+
+    // The oldest arrival not yet sent, from account i.
+    void issue_arrival(size_t i) {
+        const auto arrived = next_to_send_;
+        ++sent_;
+        next_to_send_ = arrival_time(to_send_.next_s());
+        issue(i, arrived);
     }
 
     // Account i is free again: closed loop, its next transfer leaves now; open loop, it takes
     // the oldest waiting arrival, or waits for the next.
     void free(size_t i) {
         if (!open_) return issue(i, Clock::now());
-        if (backlog_.empty()) {
-            idle_.push_back(i);
-            return;
-        }
-        const auto arrived = backlog_.front();
-        backlog_.pop_front();
-        issue(i, arrived);
+        if (sent_ < arrived_ && !stopping_) return issue_arrival(i);
+        idle_.push_back(i);
     }
 
     // Account i's next transfer, counted from `start` (closed loop: now; open loop: its
@@ -628,16 +641,24 @@ private:
     uint64_t failed_ = 0;
     uint64_t request_bytes_ = 0;
     bool stopping_ = false;
-    // Open loop only.
+    // Open loop only. Arrivals wait in arrival order, so those waiting are always the latest
+    // ones: two cursors over the same seeded process stand for the queue, and hold no memory
+    // however far the offer outruns the network. `to_send_` is the next arrival to send (the
+    // oldest waiting, or the next to come); `to_count_` runs ahead, counting arrivals as their
+    // time comes.
     const bool open_;
-    PoissonArrivals arrivals_;
-    Clock::time_point next_arrival_;
-    std::deque<size_t> idle_;                  // accounts with nothing in flight
-    std::deque<Clock::time_point> backlog_;    // arrivals waiting for an account, oldest first
+    PoissonArrivals to_send_;
+    PoissonArrivals to_count_;
+    Clock::time_point next_to_send_;
+    Clock::time_point next_to_count_;
+    uint64_t sent_ = 0;     // arrivals sent
+    uint64_t arrived_ = 0;  // arrivals whose time has come; arrived_ - sent_ wait for an account
+    std::deque<size_t> idle_;  // accounts with nothing in flight
     uint64_t arrivals_in_window_ = 0;
     uint64_t waited_in_window_ = 0;
     uint64_t backlog_max_ = 0;
-    std::vector<double> lags_ms_;              // arrival to send
+    uint64_t waiting_at_end_ = 0;
+    std::vector<double> lags_ms_;  // arrival to send
 };
 
 }  // namespace
@@ -647,8 +668,9 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     if (options.clients < 1) return make_error("usage", "bench needs at least 1 client");
     if (!(options.duration_s > 0)) return make_error("usage", "bench needs a positive duration");
     if (options.interval.count() <= 0) return make_error("usage", "bench needs a positive interval");
-    if (!(options.rate >= 0) || !std::isfinite(options.rate))
-        return make_error("usage", "bench needs a rate of 0 (closed loop) or more transfers per second");
+    if (options.rate != 0 && !(options.rate >= kRateMin && options.rate <= kRateMax))
+        return make_error("usage", "bench needs a rate of 0 (closed loop) or from " + std::to_string(kRateMin) +
+                                       " to " + std::to_string(kRateMax) + " transfers per second");
     Client client;
     if (auto s = client.connect(config); !s) return s.error();
     std::vector<crypto::KeyPair> keys;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -36,6 +37,8 @@
 #include "node/api/network_config.h"
 
 namespace tally::client {
+
+inline constexpr double kRateMin = 0.001, kRateMax = 1e7;  // BenchOptions::rate, when not 0
 
 struct BenchOptions {
     uint32_t clients = 16;
@@ -58,24 +61,28 @@ struct BenchOptions {
     uint32_t flood_connections = 1;
     bool breakdown = false;  // fill BenchResult::breakdown
     // Open loop: arrivals per second in all (a Poisson process from `seed`); 0: closed loop.
+    // Otherwise at least kRateMin and at most kRateMax.
     double rate = 0;
     uint64_t seed = 1;
 };
 
 // The arrival times of a Poisson process of `rate` per second: gaps exponential with mean
-// 1/rate, drawn from `seed` (the same seed gives the same times, so an open-loop run offers the
-// same load every time). Times are seconds from the process's start, ascending.
+// 1/rate, drawn from `seed` (the same seed gives the same times on every machine and library:
+// the gaps are computed here from the generator's 53 top bits, not by a std:: distribution,
+// whose algorithm each standard library chooses). Times are seconds from the process's start,
+// ascending. `rate` must be positive.
 class PoissonArrivals {
 public:
-    PoissonArrivals(double rate, uint64_t seed) : random_(seed), gap_(rate > 0 ? rate : 1.0) {}
+    PoissonArrivals(double rate, uint64_t seed) : random_(seed), rate_(rate) {}
     double next_s() {
-        t_s_ += gap_(random_);
+        const double u = static_cast<double>(random_() >> 11) * 0x1p-53;  // in [0, 1)
+        t_s_ += -std::log1p(-u) / rate_;
         return t_s_;
     }
 
 private:
     std::mt19937_64 random_;
-    std::exponential_distribution<double> gap_;
+    double rate_;
     double t_s_ = 0;
 };
 
@@ -86,6 +93,8 @@ struct OpenLoop {
     uint64_t arrivals = 0;     // arrivals inside the window
     uint64_t waited = 0;       // of them, how many found no idle client and waited for one
     uint64_t backlog_max = 0;  // the most arrivals waiting for a client at once (whole run)
+    uint64_t waiting_at_end = 0;  // arrivals still waiting for a client when the window closed:
+                                  // their latency is in no percentile (the slowest of an overload)
     double lag_p50_ms = 0;     // arrival to send, inside the window: the client's own delay
     double lag_p99_ms = 0;
 };

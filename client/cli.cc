@@ -385,6 +385,7 @@ nlohmann::json bench_json(const BenchResult& r) {
                             {"arrivals", open->arrivals},
                             {"waited_for_client", open->waited},
                             {"backlog_max", open->backlog_max},
+                            {"waiting_at_end", open->waiting_at_end},
                             {"arrival_to_send_p50_ms", open->lag_p50_ms},
                             {"arrival_to_send_p99_ms", open->lag_p99_ms}};
     if (r.flood_sent > 0) out["flood"] = {{"sent", r.flood_sent}, {"per_s", r.flood_per_s}};

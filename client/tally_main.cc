@@ -436,12 +436,13 @@ int cmd_bench(const Args& args) {
         if (const auto& open = result->open_loop) {
             std::snprintf(line, sizeof(line),
                           "offered      %.1f tx/s (Poisson, seed %llu): %llu arrivals in the window, %llu "
-                          "waited for an idle client (at most %llu at once); arrival to send p50 %.2f ms, "
-                          "p99 %.2f ms\n",
+                          "waited for an idle client (at most %llu at once, %llu still waiting at the end); arrival "
+                          "to send p50 %.2f ms, p99 %.2f ms\n",
                           open->rate, static_cast<unsigned long long>(open->seed),
                           static_cast<unsigned long long>(open->arrivals),
                           static_cast<unsigned long long>(open->waited),
-                          static_cast<unsigned long long>(open->backlog_max), open->lag_p50_ms, open->lag_p99_ms);
+                          static_cast<unsigned long long>(open->backlog_max),
+                          static_cast<unsigned long long>(open->waiting_at_end), open->lag_p50_ms, open->lag_p99_ms);
             std::cout << line;
         }
         if (!result->timeline.empty()) std::cout << "\n" << timeline_table(*result);
@@ -677,7 +678,7 @@ void add_bench_command(CLI::App& app, Args& args, Commands& commands) {
                       "open loop: transfers arrive at this many per second in all (Poisson), whether "
                       "or not earlier ones completed, each sent by an idle client; latency counts from "
                       "the arrival (default: closed loop)")
-        ->check(CLI::Range(0.0, 1e7));
+        ->check(CLI::Range(tc::kRateMin, tc::kRateMax));
     bench->add_option("--seed", args.seed, "open loop: the arrivals' seed (the same seed, the same arrivals)")
         ->capture_default_str();
     bench->add_option("--duration", args.duration_s, "measured seconds")->capture_default_str();
