@@ -323,23 +323,25 @@ TEST(PbftNormalCase, WithNothingInFlightThePrimaryWaitsForEveryPromptClientOrOne
         for (int i = 0; i < n; ++i) collect(h.engine->on_tick());
     };
 
+    // Client 0 sends and is proposed at once (as seq `seq`); clients 1 and 2 send while it is
+    // in flight; it executes. What the two then do is what the rule decides.
+    auto zero_then_one_and_two = [&](uint64_t seq) {
+        submit(0);
+        ASSERT_EQ(proposed.size(), seq);
+        submit(1);
+        submit(2);
+        commit_and_execute(seq);
+    };
+
     // First requests: nobody is known to be prompt yet, so nothing waits for company.
-    submit(0);
-    ASSERT_EQ(proposed.size(), 1u);
-    submit(1);
-    submit(2);
-    commit_and_execute(1);
+    zero_then_one_and_two(1);
     ASSERT_EQ(proposed.size(), 2u) << "clients heard once were waited for";
     EXPECT_EQ(proposed[1].requests_size(), 2);
     commit_and_execute(2);
 
     // Each sends again at once: now all three are prompt. Client 0 alone goes (the only one
     // prompt then); the two that come while it is in flight wait for client 0's next request.
-    submit(0);
-    ASSERT_EQ(proposed.size(), 3u);
-    submit(1);
-    submit(2);
-    commit_and_execute(3);
+    zero_then_one_and_two(3);
     EXPECT_EQ(proposed.size(), 3u) << "two requests wait for three prompt clients";
     submit(0);
     ASSERT_EQ(proposed.size(), 4u);
