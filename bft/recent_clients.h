@@ -47,7 +47,8 @@ public:
             return;
         }
         const bool prompt = now - it->second.last_heard <= kPromptTicks;
-        prompt_ += static_cast<size_t>(prompt) - static_cast<size_t>(it->second.prompt);
+        if (prompt && !it->second.prompt) ++prompt_;
+        if (!prompt && it->second.prompt) --prompt_;
         it->second = Client{now, prompt};
     }
 
