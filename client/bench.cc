@@ -422,16 +422,18 @@ public:
     // what is in flight complete (uncounted) for at most kDrainMax.
     // `on_window` is called once, when the measured window begins.
     void run(std::ostream& progress, const std::function<void(bool begins)>& on_window) {
-        if (open_) {
+        if (open_)
             progress << "offering " << options_.rate << " transfers/s (Poisson arrivals, seed " << options_.seed
-                     << ") over " << options_.clients << " clients: " << options_.warmup_s << " s warm-up, then "
-                     << options_.duration_s << " s measured" << std::endl;
+                     << ") over ";
+        else
+            progress << "running ";
+        progress << options_.clients << " clients: " << options_.warmup_s << " s warm-up, then "
+                 << options_.duration_s << " s measured" << std::endl;
+        if (open_) {
             for (size_t i = 0; i < keys_.size(); ++i) idle_.push_back(i);
             next_to_send_ = arrival_time(to_send_.next_s());
             next_to_count_ = arrival_time(to_count_.next_s());
         } else {
-            progress << "running " << options_.clients << " clients: " << options_.warmup_s
-                     << " s warm-up, then " << options_.duration_s << " s measured" << std::endl;
             for (size_t i = 0; i < keys_.size(); ++i) issue(i, Clock::now());
         }
         auto next_report = window_begin_ + std::chrono::seconds(1);
@@ -544,14 +546,15 @@ private:
         if (stopping_) return;
         while (next_to_count_ <= now) {
             ++arrived_;
+            const bool counted = in_window(next_to_count_);
+            arrivals_in_window_ += counted;
             if (!idle_.empty()) {
                 const size_t i = idle_.front();
                 idle_.pop_front();
                 issue_arrival(i);  // this very arrival: nothing waits before it
-            } else if (in_window(next_to_count_)) {
-                ++waited_in_window_;
+            } else {
+                waited_in_window_ += counted;
             }
-            if (in_window(next_to_count_)) ++arrivals_in_window_;
             next_to_count_ = arrival_time(to_count_.next_s());
         }
         backlog_max_ = std::max(backlog_max_, arrived_ - sent_);
