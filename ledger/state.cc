@@ -15,6 +15,8 @@
 // checkpoint.
 #include "ledger/state.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <limits>
 #include <string>
@@ -42,6 +44,7 @@ constexpr int kWalCheckpointRoundsMax = 4;
 
 int State::Impl::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
     auto& m = *static_cast<Impl*>(self);
+    m.wal_pages = pages;
     if (pages < m.checkpoint_asked_pages) m.checkpoint_asked_pages = 0;  // the WAL started over
     if (pages < kWalCheckpointPages) return SQLITE_OK;
     const bool here_alone = m.sync_observer || (m.checkpointer && m.checkpointer->failed()) ||
@@ -74,6 +77,7 @@ void State::Impl::committed(uint64_t seq) {
         synced_seq = seq;
         return;
     }
+    start_writeback();
     if (checkpoint_wanted) {
         checkpoint_wanted = false;
         if (!checkpointer) checkpointer = std::make_unique<Checkpointer>(path);
@@ -86,6 +90,22 @@ void State::Impl::committed(uint64_t seq) {
         return;
     }
     catch_up_synced();
+}
+
+void State::Impl::start_writeback() {
+    if (wal_pages < written_back_pages) written_back_pages = 0;  // the WAL started over
+    if (wal_fd == kNoWal || wal_pages - written_back_pages < kWritebackPages) return;
+    written_back_pages = wal_pages;
+    if (wal_fd < 0) {
+        const char* wal = sqlite3_filename_wal(sqlite3_db_filename(db, "main"));
+        wal_fd = wal != nullptr ? ::open(wal, O_RDONLY | O_CLOEXEC) : -1;
+        if (wal_fd < 0) {
+            wal_fd = kNoWal;
+            return;
+        }
+    }
+    // Every page of the file not yet written: the new frames, and a WAL that started over.
+    if (::sync_file_range(wal_fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0) ++writebacks;
 }
 
 void State::Impl::catch_up_synced() {
@@ -137,9 +157,9 @@ uint64_t State::synced_seq() const {
 
 State::Checkpoints State::checkpoints() const {
     const Impl& m = *impl_;
-    if (!m.checkpointer) return Checkpoints{0, m.checkpoints_here, {}};
+    if (!m.checkpointer) return Checkpoints{0, m.checkpoints_here, {}, false, m.writebacks};
     return Checkpoints{m.checkpointer->runs(), m.checkpoints_here, m.checkpointer->failure(),
-                       !m.checkpointer->idle()};
+                       !m.checkpointer->idle(), m.writebacks};
 }
 
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {

@@ -540,11 +540,12 @@ void Replica::log_stats() {
     const auto checkpoints = ledger_->checkpoints();
     spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
                  "{} hits / {} misses, {} pending jobs, {} dropped sends, {} refused connections, store commits {} ({} synced), "
-                 "{} late votes not checked, ledger checkpoints {} on the checkpointer / {} on this thread",
+                 "{} late votes not checked, ledger checkpoints {} on the checkpointer / {} on this thread, WAL written back early {} times",
                  id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
                  cache.hits, cache.misses, workers_->pending_jobs(), network_->dropped_sends(),
                  network_->refused_connections(), store_->commits(), store_->synced_commits(),
-                 unchecked_votes_, checkpoints.on_checkpointer, checkpoints.on_applying_thread);
+                 unchecked_votes_, checkpoints.on_checkpointer, checkpoints.on_applying_thread,
+                 checkpoints.early_writebacks);
     if (!checkpoints.checkpointer_failure.empty() && !checkpointer_failure_logged_) {
         checkpointer_failure_logged_ = true;
         spdlog::warn("the ledger's checkpointer stopped ({}); the WAL is checkpointed on the consensus "

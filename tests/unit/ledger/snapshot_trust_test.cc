@@ -203,6 +203,31 @@ TEST(LedgerDurability, SyncMakesEveryAppliedBlockDurableAndTellsTheObserver) {
     EXPECT_EQ(observed.size(), 1u);
 }
 
+// Block commits start the disk writing the WAL's new pages without waiting, once every
+// kWritebackPages pages (state_impl.h, start_writeback), so that the fsync before a checkpoint
+// message finds little left; only a deferred ledger on a file has such pages, and a block
+// written back is still not durable until sync() says so.
+TEST(LedgerDurability, ADeferredFileStartsWritingItsBlocksAsTheyCommitWithoutCallingThemDurable) {
+    testing::TempDir dir;
+    auto deferred = State::open(dir.file("deferred.db"), genesis(2, 100), State::Durability::kDeferred);
+    auto every_block = State::open(dir.file("every.db"), genesis(2, 100), State::Durability::kEveryBlock);
+    auto in_memory = State::open(":memory:", genesis(2, 100), State::Durability::kDeferred);
+    ASSERT_TRUE(deferred.ok() && every_block.ok() && in_memory.ok());
+    // Each writes ~4 pages: three rounds of kWritebackPages, short of the WAL's first checkpoint.
+    constexpr uint64_t kBlocks = 200;
+    for (auto* state : {&*deferred, &*every_block, &*in_memory})
+        for (uint64_t seq = 1; seq <= kBlocks; ++seq)
+            ASSERT_TRUE((*state)->apply_block(seq, 0, {make_transfer(key(1), key(2).public_key(), 1, seq)}).ok());
+    const uint64_t writebacks = (*deferred)->checkpoints().early_writebacks;
+    EXPECT_GE(writebacks, 2u);
+    EXPECT_LT(writebacks, kBlocks / 8) << "not one trip to the disk per block";
+    EXPECT_LT((*deferred)->synced_seq(), kBlocks) << "a write started is not a write synced";
+    ASSERT_TRUE((*deferred)->sync().ok());
+    EXPECT_EQ((*deferred)->synced_seq(), kBlocks);
+    EXPECT_EQ((*every_block)->checkpoints().early_writebacks, 0u) << "its blocks are synced as they commit";
+    EXPECT_EQ((*in_memory)->checkpoints().early_writebacks, 0u) << "nothing to write";
+}
+
 // The WAL's checkpoints run on a thread of their own (ledger/checkpointer.h): blocks become
 // durable without a sync() and without the applying thread checkpointing, synced_seq follows
 // (never past the last block), and the WAL is restarted after each complete checkpoint instead
