@@ -96,7 +96,7 @@ struct State::Impl {
     // checkpoint interval. Every 1 MiB, not every block: each request is a trip to the disk's
     // queue (on this VM, a hypervisor exit), and the writes it starts queue the consensus
     // store's fsyncs behind them. Measured (README, Performance, session 26): at every block
-    // and every 64 pages one Raft client's median rose ~0.07 ms; every 256 it did not move.
+    // and every 64 pages one Raft client's median rose 0.06-0.10 ms; every 256 it did not move.
     static constexpr int kWritebackPages = 256;
     void start_writeback();
     void notify_synced() {
