@@ -105,7 +105,7 @@ void State::Impl::start_writeback() {
         }
     }
     // Every page of the file not yet written: the new frames, and a WAL that started over.
-    if (::sync_file_range(wal_fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0) ++writebacks;
+    if (::sync_file_range(wal_fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0) ++early_writebacks;
 }
 
 void State::Impl::catch_up_synced() {
@@ -157,9 +157,15 @@ uint64_t State::synced_seq() const {
 
 State::Checkpoints State::checkpoints() const {
     const Impl& m = *impl_;
-    if (!m.checkpointer) return Checkpoints{0, m.checkpoints_here, {}, false, m.writebacks};
-    return Checkpoints{m.checkpointer->runs(), m.checkpoints_here, m.checkpointer->failure(),
-                       !m.checkpointer->idle(), m.writebacks};
+    Checkpoints c;
+    c.on_applying_thread = m.checkpoints_here;
+    c.early_writebacks = m.early_writebacks;
+    if (m.checkpointer) {
+        c.on_checkpointer = m.checkpointer->runs();
+        c.checkpointer_failure = m.checkpointer->failure();
+        c.checkpointer_busy = !m.checkpointer->idle();
+    }
+    return c;
 }
 
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {

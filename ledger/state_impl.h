@@ -67,11 +67,11 @@ struct State::Impl {
     int checkpoint_rounds = 0;       // times it was asked since the WAL last started over
     std::function<void(uint64_t)> sync_observer;
     // Writeback ahead of the sync (start_writeback): the WAL, opened read-only at the first
-    // commit on a file (kNoWal once that failed: then the sync writes it all, as before), and
-    // how many commits handed their pages to the disk early (State::Checkpoints).
+    // request (kNoWal once that failed: then the sync writes it all, as before), and how many
+    // requests the kernel took (State::Checkpoints::early_writebacks).
     static constexpr int kNoWal = -2;
     int wal_fd = -1;
-    uint64_t writebacks = 0;
+    uint64_t early_writebacks = 0;
     int wal_pages = 0;          // the WAL's length after the last commit (the WAL hook's count)
     int written_back_pages = 0;  // its length when the disk was last asked to write it
     // The checkpoints of a kDeferred file (checkpointer.h), started at the first one wanted.
