@@ -72,4 +72,53 @@ void Checkpointer::run() {
     }
 }
 
+bool WalCheckpoints::on_commit(sqlite3* db, const char* name, int pages, bool alone) {
+    wal_pages_ = pages;
+    if (pages < asked_pages_) asked_pages_ = 0;  // the WAL started over
+    if (pages < kPages) return false;
+    if (path_.empty()) {
+        const char* file = sqlite3_db_filename(db, name);
+        if (file != nullptr) path_ = file;  // (empty for a temporary database: no checkpointer)
+    }
+    alone = alone || path_.empty() || (checkpointer_ && checkpointer_->failed()) ||
+            pages >= kAlonePages;
+    if (!alone) {
+        if (checkpointer_ && !checkpointer_->idle()) return false;  // still copying
+        // What it copied last time was committed before; what came since is to copy still.
+        // While that is more than a little, and for a few rounds at most (each is shorter
+        // than the one before), the checkpointer copies it too.
+        const bool asked = asked_pages_ != 0;
+        if (!asked || (pages - asked_pages_ > kFinishPages && rounds_ < kRoundsMax)) {
+            wanted_ = true;
+            asked_pages_ = pages;
+            rounds_ = asked ? rounds_ + 1 : 1;
+            return false;
+        }
+        asked_pages_ = 0;  // it copied the bulk: the rest is this connection's
+    }
+    int log = -1, done = -1;
+    const int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    ++here_;
+    // An incomplete checkpoint is retried at the next commit, as SQLite's own.
+    return rc == SQLITE_OK && log >= 0 && log == done;
+}
+
+WalCheckpoints::Counts WalCheckpoints::counts() const {
+    Counts c;
+    c.on_connection = here_;
+    if (checkpointer_) {
+        c.on_checkpointer = checkpointer_->runs();
+        c.checkpointer_failure = checkpointer_->failure();
+        c.checkpointer_busy = !checkpointer_->idle();
+    }
+    return c;
+}
+
+void WalCheckpoints::hand_over(uint64_t seq) {
+    if (!wanted_) return;
+    wanted_ = false;
+    if (!checkpointer_) checkpointer_ = std::make_unique<Checkpointer>(path_);
+    checkpointer_->request(seq);
+}
+
 }  // namespace tally::ledger

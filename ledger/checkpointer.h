@@ -1,4 +1,4 @@
-// The ledger's WAL checkpoints, off the thread that applies blocks.
+// WAL checkpoints off the thread that commits: the ledger's, and the consensus store's.
 //
 // A kDeferred ledger (state.h) commits each block to the WAL unsynced; a WAL checkpoint syncs
 // the WAL, copies it into ledger.db and syncs that, and so makes every block before it
@@ -23,6 +23,10 @@
 // If the second connection cannot be opened, or a checkpoint fails, nothing is lost: the WAL
 // still holds every block, State::sync still syncs it, and the ledger runs the checkpoint on
 // its own connection again (failed() says so; State::Impl::on_wal_commit).
+//
+// The consensus store (node/store.h) commits on the consensus thread, most of its commits
+// synced; its checkpoints, SQLite's automatic ones until session 27, took 5-25 ms inside a
+// commit there every ~1,000 pages. WalCheckpoints below is the rule both files follow.
 #pragma once
 
 #include <sqlite3.h>
@@ -31,6 +35,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -82,6 +87,72 @@ private:
     std::atomic<uint64_t> runs_{0};
     std::atomic<uint64_t> complete_{0};
     std::thread thread_;
+};
+
+// When a WAL is checkpointed, and on which connection, in place of SQLite's automatic
+// checkpoint: the rule the ledger (State) and the consensus store (node::Store) share. The
+// connection's WAL hook calls on_commit() after each commit. Every kPages pages it asks a
+// Checkpointer to copy the bulk, in rounds, and once that is idle again and little is left,
+// it finishes on the connection itself (the header above says why). It checkpoints on the
+// connection alone when the caller says so, when the checkpointer failed, or when the WAL
+// outgrew what the checkpointer keeps up with (kAlonePages).
+// Threads: the committing thread's; the Checkpointer has its own.
+class WalCheckpoints {
+public:
+    // SQLite's own default. 8,000 and 250 were measured against it for the ledger and not
+    // kept (README, "One client's latency under Raft").
+    static constexpr int kPages = 1000;
+    // Beyond this the checkpointer has not kept up (a slow disk, or it failed): the
+    // connection checkpoints alone, between two commits, so that the WAL cannot grow without
+    // bound.
+    static constexpr int kAlonePages = 16 * kPages;
+    // The checkpointer copies in rounds until what is left for the connection to copy is at
+    // most this many pages (or it had this many rounds).
+    static constexpr int kFinishPages = kPages / 8;
+    static constexpr int kRoundsMax = 4;
+
+    WalCheckpoints() = default;
+    // Stops the checkpointer first: its connection closes before the owner's, so that the
+    // owner's is the last and removes the WAL.
+    ~WalCheckpoints() { stop(); }
+    WalCheckpoints(const WalCheckpoints&) = delete;
+    WalCheckpoints& operator=(const WalCheckpoints&) = delete;
+
+    // From the WAL hook of connection `db` (database `name`), after a commit left `pages`
+    // pages in its WAL. `alone`: checkpoint on this connection, not on the checkpointer. True
+    // when a checkpoint on this connection copied the whole WAL: it synced the WAL first, so
+    // everything committed is durable.
+    bool on_commit(sqlite3* db, const char* name, int pages, bool alone);
+    // After the commit returned (outside the hook, where the caller knows what it committed):
+    // hands the checkpointer the request on_commit made, if any, tagged `seq`
+    // (Checkpointer::durable_seq). The checkpointer starts at the first request.
+    void hand_over(uint64_t seq);
+    // Stops the checkpointer, after the checkpoint under way; a later request starts another.
+    void stop() {
+        checkpointer_.reset();
+        wanted_ = false;
+    }
+
+    int wal_pages() const { return wal_pages_; }  // after the last commit (0 before any)
+    const Checkpointer* checkpointer() const { return checkpointer_.get(); }  // null until started
+    // The checkpoints run so far: on the checkpointer's thread (the bulk of the copying), and
+    // on the connection's (finishing one, or alone).
+    struct Counts {
+        uint64_t on_checkpointer = 0;
+        uint64_t on_connection = 0;
+        std::string checkpointer_failure;  // why it stopped (all run on the connection since)
+        bool checkpointer_busy = false;    // one is asked for or under way on its thread
+    };
+    Counts counts() const;
+
+private:
+    std::string path_;           // the database file (the checkpointer's to open)
+    int wal_pages_ = 0;
+    int asked_pages_ = 0;        // the WAL's length when the checkpointer was last asked (0: not asked)
+    int rounds_ = 0;             // times it was asked since the WAL last started over
+    bool wanted_ = false;        // set in the hook, read by hand_over()
+    uint64_t here_ = 0;
+    std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace tally::ledger

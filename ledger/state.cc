@@ -31,45 +31,11 @@ namespace tally::ledger {
 
 // ---- durability ----
 
-// A checkpoint once the WAL holds this many pages (SQLite's own default). 8,000 and 250 were
-// measured against it and not kept (README, "One client's latency under Raft").
-constexpr int kWalCheckpointPages = 1000;
-// Beyond this the checkpointer has not kept up (a slow disk, or it failed): this connection
-// checkpoints alone, between two blocks, so that the WAL cannot grow without bound.
-constexpr int kWalInlineCheckpointPages = 16 * kWalCheckpointPages;
-// The checkpointer copies in rounds until what is left for the applying thread to copy is
-// at most this many pages (or it had this many rounds).
-constexpr int kWalFinishPages = kWalCheckpointPages / 8;
-constexpr int kWalCheckpointRoundsMax = 4;
-
 int State::Impl::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
     auto& m = *static_cast<Impl*>(self);
-    m.wal_pages = pages;
-    if (pages < m.checkpoint_asked_pages) m.checkpoint_asked_pages = 0;  // the WAL started over
-    if (pages < kWalCheckpointPages) return SQLITE_OK;
-    const bool here_alone = m.sync_observer || (m.checkpointer && m.checkpointer->failed()) ||
-                            pages >= kWalInlineCheckpointPages;
-    if (!here_alone) {
-        if (m.checkpointer && !m.checkpointer->idle()) return SQLITE_OK;  // still copying
-        // What it copied last time was committed before; what came since is to copy still.
-        // While that is more than a little, and for a few rounds at most (each is shorter
-        // than the one before), the checkpointer copies it too.
-        const bool asked = m.checkpoint_asked_pages != 0;
-        if (!asked || (pages - m.checkpoint_asked_pages > kWalFinishPages &&
-                       m.checkpoint_rounds < kWalCheckpointRoundsMax)) {
-            m.checkpoint_wanted = true;  // committed() hands it the block's seq
-            m.checkpoint_asked_pages = pages;
-            m.checkpoint_rounds = asked ? m.checkpoint_rounds + 1 : 1;
-            return SQLITE_OK;
-        }
-        m.checkpoint_asked_pages = 0;  // it copied the bulk: the rest is this connection's
-    }
-    int log = -1, done = -1;
-    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    ++m.checkpoints_here;
-    // Complete: the WAL was synced and copied, so everything committed is durable.
-    if (rc == SQLITE_OK && log >= 0 && log == done) m.wal_checkpointed = true;
-    return SQLITE_OK;  // an incomplete checkpoint is retried at the next commit, as SQLite's own
+    if (m.wal.on_commit(db, name, pages, /*alone=*/static_cast<bool>(m.sync_observer)))
+        m.wal_checkpointed = true;
+    return SQLITE_OK;
 }
 
 void State::Impl::committed(uint64_t seq) {
@@ -78,11 +44,7 @@ void State::Impl::committed(uint64_t seq) {
         return;
     }
     start_writeback();
-    if (checkpoint_wanted) {
-        checkpoint_wanted = false;
-        if (!checkpointer) checkpointer = std::make_unique<Checkpointer>(path);
-        checkpointer->request(seq);
-    }
+    wal.hand_over(seq);
     if (wal_checkpointed) {
         wal_checkpointed = false;
         synced_seq = seq;
@@ -93,6 +55,7 @@ void State::Impl::committed(uint64_t seq) {
 }
 
 void State::Impl::start_writeback() {
+    const int wal_pages = wal.wal_pages();
     if (wal_pages < written_back_pages) written_back_pages = 0;  // the WAL started over
     if (wal_fd == kNoWal || wal_pages - written_back_pages < kWritebackPages) return;
     written_back_pages = wal_pages;
@@ -109,8 +72,8 @@ void State::Impl::start_writeback() {
 }
 
 void State::Impl::catch_up_synced() {
-    if (!checkpointer) return;
-    const uint64_t durable = std::min(checkpointer->durable_seq(), last_block.seq);
+    if (wal.checkpointer() == nullptr) return;
+    const uint64_t durable = std::min(wal.checkpointer()->durable_seq(), last_block.seq);
     if (durable <= synced_seq) return;
     synced_seq = durable;
     notify_synced();
@@ -158,19 +121,18 @@ uint64_t State::synced_seq() const {
 State::Checkpoints State::checkpoints() const {
     const Impl& m = *impl_;
     Checkpoints c;
-    c.on_applying_thread = m.checkpoints_here;
+    auto counts = m.wal.counts();
+    c.on_checkpointer = counts.on_checkpointer;
+    c.on_applying_thread = counts.on_connection;
+    c.checkpointer_failure = std::move(counts.checkpointer_failure);
+    c.checkpointer_busy = counts.checkpointer_busy;
     c.early_writebacks = m.early_writebacks;
-    if (m.checkpointer) {
-        c.on_checkpointer = m.checkpointer->runs();
-        c.checkpointer_failure = m.checkpointer->failure();
-        c.checkpointer_busy = !m.checkpointer->idle();
-    }
     return c;
 }
 
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {
     // (Its copies assume the files change only in a sync: checkpoints run here from now on.)
-    impl_->checkpointer.reset();
+    impl_->wal.stop();
     impl_->sync_observer = std::move(observer);
 }
 

@@ -61,10 +61,6 @@ struct State::Impl {
     bool deferred = false;
     uint64_t synced_seq = 0;
     bool wal_checkpointed = false;   // set by the WAL hook (a checkpoint ran here), read after each commit
-    bool checkpoint_wanted = false;  // set by the WAL hook (the checkpointer's turn), read after each commit
-    uint64_t checkpoints_here = 0;   // run on this connection (State::checkpoints)
-    int checkpoint_asked_pages = 0;  // the WAL's length when the checkpointer was last asked (0: not asked)
-    int checkpoint_rounds = 0;       // times it was asked since the WAL last started over
     std::function<void(uint64_t)> sync_observer;
     // Writeback ahead of the sync (start_writeback): the WAL, opened read-only at the first
     // request (kNoWal once that failed: then the sync writes it all, as before), and how many
@@ -72,16 +68,12 @@ struct State::Impl {
     static constexpr int kNoWal = -2;
     int wal_fd = -1;
     uint64_t early_writebacks = 0;
-    int wal_pages = 0;          // the WAL's length after the last commit (the WAL hook's count)
-    int written_back_pages = 0;  // its length when the disk was last asked to write it
-    // The checkpoints of a kDeferred file (checkpointer.h), started at the first one wanted.
-    std::unique_ptr<Checkpointer> checkpointer;
-    // The WAL hook, in place of SQLite's automatic checkpoint: every kWalCheckpointPages it
-    // asks the checkpointer to copy the bulk, and once it is idle again finishes on this
-    // connection (checkpointer.h says why). It checkpoints on this connection alone when the
-    // checkpointer failed, when the WAL outgrew what the checkpointer keeps up with, or when
-    // a sync observer copies the files at each sync (they must not change in between). A
-    // checkpoint here syncs the WAL before it copies it, noted so that synced_seq knows.
+    int written_back_pages = 0;  // the WAL's length when the disk was last asked to write it
+    // The checkpoints of a kDeferred file (checkpointer.h, WalCheckpoints).
+    WalCheckpoints wal;
+    // The WAL hook: WalCheckpoints decides, on this connection alone while a sync observer
+    // copies the files at each sync (they must not change in between). A checkpoint here
+    // syncs the WAL before it copies it, noted so that synced_seq knows.
     static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
     // After a commit of block `seq` (or of a snapshot at `seq`).
     void committed(uint64_t seq);
@@ -107,7 +99,7 @@ struct State::Impl {
     // the WAL. sqlite3_close_v2 defers the close until the statements (members, destroyed
     // after this body runs) are finalized.
     ~Impl() {
-        checkpointer.reset();
+        wal.stop();
         if (wal_fd >= 0) ::close(wal_fd);  // (SQLite locks the database and its -shm, never the WAL)
         sqlite3_close_v2(db);
     }

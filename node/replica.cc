@@ -538,20 +538,26 @@ void Replica::log_stats() {
     const auto status = engine_->status();
     const auto cache = authenticator_.stats();
     const auto checkpoints = ledger_->checkpoints();
+    const auto store_checkpoints = store_->checkpoints();
     spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
                  "{} hits / {} misses, {} pending jobs, {} dropped sends, {} refused connections, store commits {} ({} synced), "
-                 "{} late votes not checked, ledger checkpoints {} on the checkpointer / {} on this thread, WAL written back early {} times",
+                 "{} late votes not checked, ledger checkpoints {} on the checkpointer / {} on this thread, WAL written back early {} times, "
+                 "store checkpoints {} on the checkpointer / {} on this thread",
                  id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
                  cache.hits, cache.misses, workers_->pending_jobs(), network_->dropped_sends(),
                  network_->refused_connections(), store_->commits(), store_->synced_commits(),
                  unchecked_votes_, checkpoints.on_checkpointer, checkpoints.on_applying_thread,
-                 checkpoints.early_writebacks);
-    if (!checkpoints.checkpointer_failure.empty() && !checkpointer_failure_logged_) {
-        checkpointer_failure_logged_ = true;
-        spdlog::warn("the ledger's checkpointer stopped ({}); the WAL is checkpointed on the consensus "
+                 checkpoints.early_writebacks, store_checkpoints.on_checkpointer,
+                 store_checkpoints.on_connection);
+    const auto warn_once = [](bool& logged, const char* whose, const std::string& failure) {
+        if (failure.empty() || logged) return;
+        logged = true;
+        spdlog::warn("the {} checkpointer stopped ({}); its WAL is checkpointed on the consensus "
                      "thread from now on, nothing is lost",
-                     checkpoints.checkpointer_failure);
-    }
+                     whose, failure);
+    };
+    warn_once(checkpointer_failure_logged_, "ledger's", checkpoints.checkpointer_failure);
+    warn_once(store_checkpointer_failure_logged_, "consensus store's", store_checkpoints.checkpointer_failure);
 }
 
 }  // namespace tally::node

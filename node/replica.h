@@ -274,7 +274,8 @@ private:
     Traffic::Count sent_total_;         // every message to a peer, metrics or not (status_reply)
     uint64_t state_transfers_ = 0;      // ledger snapshots installed
     uint64_t unchecked_votes_ = 0;      // see unchecked_votes()
-    bool checkpointer_failure_logged_ = false;  // log_stats: said once
+    bool checkpointer_failure_logged_ = false;        // log_stats: said once (the ledger's)
+    bool store_checkpointer_failure_logged_ = false;  // and the consensus store's
     // Declared after everything its threads use, so it is destroyed (and joined) first.
     std::unique_ptr<WorkerPool> workers_;
     ClientRoutes routes_;

@@ -1,8 +1,12 @@
 // Store: SQLite-backed durable records of the consensus engine (see store.h).
 #include "node/store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,7 +40,10 @@ Store::~Store() {
     sqlite3_finalize(put_);
     sqlite3_finalize(erase_);
     sqlite3_finalize(all_);
+    wal_.reset();  // the checkpointer's connection first: this one is the last, and removes the WAL
     sqlite3_close_v2(db_);
+    // Last: closing any descriptor of the file drops the process's fcntl locks on it, SQLite's.
+    if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 Error Store::sqlite_error(const std::string& what) const {
@@ -78,6 +85,23 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, Create creat
                                     std::string(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     }
     sqlite3_extended_result_codes(db, 1);
+    // A commit waits out the moment the checkpointer holds a WAL lock, as the ledger's does,
+    // rather than failing with SQLITE_BUSY.
+    sqlite3_busy_timeout(db, 5000);
+    // One process at a time (two replicas on one data folder would contradict each other).
+    // SQLite's own locks cannot say it: its WAL checkpointer is a second connection.
+    store->lock_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (store->lock_fd_ < 0 && errno == ENOENT) {
+        // (SQLite creates the file at its first write.)
+        store->lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    }
+    if (store->lock_fd_ < 0)
+        return make_error("io", path + ": cannot open: " + std::strerror(errno));
+    if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        const bool held = errno == EWOULDBLOCK;
+        return make_error("io", path + ": cannot lock: " + std::strerror(errno) +
+                                    (held ? " (is another tallyd running on this data folder?)" : ""));
+    }
     return check_and_set_up(std::move(store), create, /*in_memory=*/false);
 }
 
@@ -142,9 +166,8 @@ Result<std::unique_ptr<Store>> Store::check_and_set_up(std::unique_ptr<Store> st
                                              std::to_string(kSchemaVersion));
     }
     const char* setup =
-        // One process owns the file: exclusive locking spares SQLite its per-transaction file
-        // locks (fcntl calls) and the WAL's shared-memory index.
-        "PRAGMA locking_mode=EXCLUSIVE;"
+        // Normal locking (not EXCLUSIVE, which would spare one fcntl per transaction): the
+        // checkpointer reads the WAL through a second connection.
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=FULL;";  // apply() switches to NORMAL for unsynced commits
     // In memory there is no file to lock and no WAL: the rollback journal is kept in memory too
@@ -175,6 +198,10 @@ Result<std::unique_ptr<Store>> Store::check_and_set_up(std::unique_ptr<Store> st
     }
     store->created_ = blank;
     if (auto s = store->prepare(); !s) return make_error("foreign", s.error().message);
+    if (!in_memory) {
+        store->wal_ = std::make_unique<ledger::WalCheckpoints>();
+        sqlite3_wal_hook(db, &Store::on_wal_commit, store.get());  // (in place of SQLite's own)
+    }
     return store;
 }
 
@@ -193,6 +220,22 @@ std::string Store::image() const {
 }
 
 void Store::set_sync_observer(std::function<void()> observer) { sync_observer_ = std::move(observer); }
+
+int Store::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
+    // (Every commit of the store is durable by itself or by a later synced one: what a
+    // checkpoint here makes durable needs no note.)
+    static_cast<Store*>(self)->wal_->on_commit(db, name, pages, /*alone=*/false);
+    return SQLITE_OK;
+}
+
+void Store::committed() {
+    ++commits_;
+    if (wal_) wal_->hand_over(commits_);
+}
+
+ledger::WalCheckpoints::Counts Store::checkpoints() const {
+    return wal_ ? wal_->counts() : ledger::WalCheckpoints::Counts{};
+}
 
 void Store::synced() {
     ++synced_commits_;
@@ -264,7 +307,7 @@ Status Store::put_meta(const std::vector<std::pair<std::string, std::string>>& r
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return s;
     }
-    ++commits_;
+    committed();
     synced();
     return Ok{};
 }
@@ -345,7 +388,7 @@ Status Store::apply(const std::vector<bft::PersistOp>& ops, bool sync) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return e;
     }
-    ++commits_;
+    committed();
     if (sync) {
         synced();
     } else {

@@ -1,6 +1,9 @@
 // Store: the consensus engine's durable key-value records (bft::PersistOp), in SQLite.
 //
 // One file, DATA_DIR/consensus.db, one table kv(key BLOB PRIMARY KEY, value BLOB), WAL journal.
+// One process at a time: the store holds an exclusive flock(2) on the file while it is open.
+// Its WAL is checkpointed mostly on a thread of its own (ledger/checkpointer.h,
+// WalCheckpoints), as the ledger's is: not inside a commit on the consensus thread.
 // apply() returns once its writes are in the OS (they survive the process being killed); with
 // `sync` it returns only once they, and every earlier write, are on disk (synchronous=FULL for
 // that commit; the WAL is one append-only file, so its fsync covers every earlier frame). The
@@ -38,6 +41,8 @@
 
 #include "bft/engine.h"
 #include "crypto/result.h"
+
+#include "ledger/checkpointer.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -106,6 +111,10 @@ public:
     uint64_t commits() const { return commits_; }
     uint64_t synced_commits() const { return synced_commits_; }
 
+    // The WAL's checkpoints so far, on the checkpointer's thread and on the committing thread
+    // (all zero in memory).
+    ledger::WalCheckpoints::Counts checkpoints() const;
+
     // Every record, sorted by key (bytewise). Error "io".
     Result<std::vector<std::pair<std::string, std::string>>> load_all() const;
 
@@ -123,6 +132,8 @@ private:
     static Result<std::unique_ptr<Store>> check_and_set_up(std::unique_ptr<Store> store,
                                                            Create create, bool in_memory);
     void synced();  // after a durable commit: counts it and calls the observer
+    void committed();  // after every commit
+    static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
 
     std::string path_;
     sqlite3* db_ = nullptr;
@@ -135,6 +146,8 @@ private:
     uint64_t commits_ = 0;
     uint64_t synced_commits_ = 0;
     std::function<void()> sync_observer_;
+    int lock_fd_ = -1;  // a file store's flock, released after the connection closes
+    std::unique_ptr<ledger::WalCheckpoints> wal_;  // a file store's
 };
 
 }  // namespace tally::node

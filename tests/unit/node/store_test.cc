@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/unit/node/test_dir.h"
 
@@ -124,6 +128,64 @@ TEST(StoreTest, ASecondStoreOnTheSameFileIsRefused) {
     EXPECT_EQ(second.error().code, "io");
     EXPECT_NE(second.error().message.find("another tallyd"), std::string::npos)
         << second.error().message;
+    // The lock goes with the store: once it is closed, the file opens again.
+    (*first).reset();
+    auto third = Store::open(dir / "consensus.db");
+    EXPECT_TRUE(third.ok()) << third.error().message;
+}
+
+// The WAL's checkpoints run on a thread of their own (ledger/checkpointer.h, WalCheckpoints),
+// not inside a commit on the consensus thread, and the WAL still starts over after each one
+// instead of growing with the store. The writer waits for each checkpoint it asked for before
+// its next commit, so that what is asserted follows from page counts, not from how fast the
+// checkpointer's thread runs beside it (as in the ledger's LedgerDurability test).
+TEST(StoreTest, ItsWalIsCheckpointedOffTheCommittingThreadAndStartsOver) {
+    TempDir dir;
+    const std::string path = dir / "consensus.db";
+    {
+        auto store = Store::open(path);
+        ASSERT_TRUE(store.ok()) << store.error().message;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        const auto wait_for_checkpointer = [&] {
+            while ((*store)->checkpoints().checkpointer_busy && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            ASSERT_FALSE((*store)->checkpoints().checkpointer_busy) << "a checkpoint ran for a minute";
+        };
+        uintmax_t wal_max = 0;
+        const std::string value(3000, 'v');  // a page or so a commit: ~5,000 pages in all
+        for (int i = 0; i < 3000; ++i) {
+            ASSERT_TRUE((*store)->apply({put("k" + std::to_string(i % 300), value + std::to_string(i))},
+                                        /*sync=*/i % 4 == 0)
+                            .ok());
+            std::error_code ec;
+            wal_max = std::max<uintmax_t>(wal_max, std::filesystem::file_size(path + "-wal", ec));
+            ASSERT_NO_FATAL_FAILURE(wait_for_checkpointer());
+        }
+        // A checkpoint every 1,000 pages of 4 KiB; unchecked, the WAL would be ~20 MB.
+        EXPECT_LT(wal_max, 8u << 20) << "the WAL grew: its checkpoints did not complete";
+        const auto runs = (*store)->checkpoints();
+        EXPECT_EQ(runs.checkpointer_failure, "");
+        EXPECT_GE(runs.on_checkpointer, 3u);
+        EXPECT_EQ(runs.on_connection, 0u) << "the checkpointer copied it all: nothing was left to finish";
+    }
+    auto reopened = Store::open(path, Store::Create::kNever);
+    ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+    const Records records = load(**reopened);
+    ASSERT_EQ(records.size(), 300u);
+    // Each key holds its last write: "k0" was last written at 2,700, "k99" (last bytewise) at 2,799.
+    EXPECT_EQ(records.front().first, "k0");
+    EXPECT_EQ(records.front().second.substr(3000), "2700");
+    EXPECT_EQ(records.back().first, "k99");
+    EXPECT_EQ(records.back().second.substr(3000), "2799");
+}
+
+// A store in memory has no WAL and no checkpointer.
+TEST(StoreTest, AStoreInMemoryHasNoCheckpoints) {
+    auto store = Store::open_memory();
+    ASSERT_TRUE(store.ok());
+    for (int i = 0; i < 200; ++i) ASSERT_TRUE((*store)->apply({put("k", std::string(3000, 'v'))}).ok());
+    const auto runs = (*store)->checkpoints();
+    EXPECT_EQ(runs.on_checkpointer + runs.on_connection, 0u);
 }
 
 TEST(StoreTest, AnUnwritablePathIsAnError) {
