@@ -98,14 +98,14 @@ bool WalCheckpoints::on_commit(sqlite3* db, const char* name, int pages, bool al
     }
     int log = -1, done = -1;
     const int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    ++here_;
+    ++checkpoints_here_;
     // An incomplete checkpoint is retried at the next commit, as SQLite's own.
     return rc == SQLITE_OK && log >= 0 && log == done;
 }
 
-WalCheckpoints::Counts WalCheckpoints::counts() const {
-    Counts c;
-    c.on_connection = here_;
+WalCheckpointCounts WalCheckpoints::counts() const {
+    WalCheckpointCounts c;
+    c.on_connection = checkpoints_here_;
     if (checkpointer_) {
         c.on_checkpointer = checkpointer_->runs();
         c.checkpointer_failure = checkpointer_->failure();

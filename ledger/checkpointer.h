@@ -9,7 +9,7 @@
 // made durable (durable_seq), which State::synced_seq reports.
 //
 // The checkpointer copies the bulk; the last few frames are the ledger's own connection's to
-// copy (State::Impl::on_wal_commit): SQLite restarts the WAL from its beginning only when a
+// copy (WalCheckpoints::on_commit, below): SQLite restarts the WAL from its beginning only when a
 // write transaction begins with every frame copied, which a writer that commits block after
 // block rarely lets a checkpoint on another thread achieve. So once the checkpointer is idle
 // again, the next commit finishes the checkpoint itself (the frames committed meanwhile, and
@@ -22,11 +22,12 @@
 //
 // If the second connection cannot be opened, or a checkpoint fails, nothing is lost: the WAL
 // still holds every block, State::sync still syncs it, and the ledger runs the checkpoint on
-// its own connection again (failed() says so; State::Impl::on_wal_commit).
+// its own connection again (failed() says so; WalCheckpoints::on_commit).
 //
-// The consensus store (node/store.h) commits on the consensus thread, most of its commits
-// synced; its checkpoints, SQLite's automatic ones until session 27, took 5-25 ms inside a
-// commit there every ~1,000 pages. WalCheckpoints below is the rule both files follow.
+// The consensus store (node/store.h) follows the same rule for its WAL (its seq is a commit
+// count, and its durability does not depend on the checkpoints: each of its synced commits
+// syncs the WAL). Its checkpoints, SQLite's automatic ones until session 27, took 5-25 ms
+// inside a synced commit on the consensus thread every ~1,000 pages.
 #pragma once
 
 #include <sqlite3.h>
@@ -45,10 +46,10 @@ namespace tally::ledger {
 
 class Checkpointer {
 public:
-    // Opens a second connection to the ledger file at `path` (which must be in WAL mode).
+    // Opens a second connection to the database file at `path` (which must be in WAL mode).
     // `after_complete`, for tests: called on the checkpointer's thread after each complete
     // checkpoint with the seq it made durable, while the database file cannot change (the
-    // ledger's own connection checkpoints only while the checkpointer is idle).
+    // committing connection checkpoints only while the checkpointer is idle).
     explicit Checkpointer(std::string path, std::function<void(uint64_t seq)> after_complete = {});
     ~Checkpointer();  // finishes the checkpoint under way, then stops
     Checkpointer(const Checkpointer&) = delete;
@@ -87,6 +88,15 @@ private:
     std::atomic<uint64_t> runs_{0};
     std::atomic<uint64_t> complete_{0};
     std::thread thread_;
+};
+
+// The checkpoints of one WAL so far: on the checkpointer's thread (the bulk of the copying),
+// and on the committing connection's (finishing one, or alone).
+struct WalCheckpointCounts {
+    uint64_t on_checkpointer = 0;
+    uint64_t on_connection = 0;
+    std::string checkpointer_failure;  // why it stopped (all run on the connection since)
+    bool checkpointer_busy = false;    // one is asked for or under way on its thread
 };
 
 // When a WAL is checkpointed, and on which connection, in place of SQLite's automatic
@@ -135,15 +145,7 @@ public:
 
     int wal_pages() const { return wal_pages_; }  // after the last commit (0 before any)
     const Checkpointer* checkpointer() const { return checkpointer_.get(); }  // null until started
-    // The checkpoints run so far: on the checkpointer's thread (the bulk of the copying), and
-    // on the connection's (finishing one, or alone).
-    struct Counts {
-        uint64_t on_checkpointer = 0;
-        uint64_t on_connection = 0;
-        std::string checkpointer_failure;  // why it stopped (all run on the connection since)
-        bool checkpointer_busy = false;    // one is asked for or under way on its thread
-    };
-    Counts counts() const;
+    WalCheckpointCounts counts() const;
 
 private:
     std::string path_;           // the database file (the checkpointer's to open)
@@ -151,7 +153,7 @@ private:
     int asked_pages_ = 0;        // the WAL's length when the checkpointer was last asked (0: not asked)
     int rounds_ = 0;             // times it was asked since the WAL last started over
     bool wanted_ = false;        // set in the hook, read by hand_over()
-    uint64_t here_ = 0;
+    uint64_t checkpoints_here_ = 0;  // on the connection
     std::unique_ptr<Checkpointer> checkpointer_;
 };
 

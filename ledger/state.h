@@ -180,7 +180,7 @@ class State {
     // when it is called), not on the checkpointer's (ledger/checkpointer.h).
     void set_sync_observer(std::function<void(uint64_t synced_seq)> observer);
     // The WAL checkpoints run so far: by the checkpointer's thread (the bulk of the copying),
-    // and on the applying thread (finishing one, or alone: state_impl.h, on_wal_commit).
+    // and on the applying thread (finishing one, or alone: checkpointer.h, WalCheckpoints).
     struct Checkpoints {
         uint64_t on_checkpointer = 0;
         uint64_t on_applying_thread = 0;

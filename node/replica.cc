@@ -12,6 +12,7 @@
 #include "bft/pbft/stored_records.h"
 #include "bft/raft/raft.h"
 #include "crypto/hash.h"
+#include "ledger/checkpointer.h"
 #include "node/certified_replay.h"
 #include "node/engine_factory.h"
 #include "node/store_binding.h"

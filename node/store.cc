@@ -14,6 +14,8 @@
 #include <map>
 #include <variant>
 
+#include "ledger/checkpointer.h"
+
 namespace tally::node {
 
 namespace {
@@ -42,7 +44,6 @@ Store::~Store() {
     sqlite3_finalize(all_);
     wal_.reset();  // the checkpointer's connection first: this one is the last, and removes the WAL
     sqlite3_close_v2(db_);
-    // Last: closing any descriptor of the file drops the process's fcntl locks on it, SQLite's.
     if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
@@ -75,33 +76,33 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, Create creat
     const bool empty_file = exists && std::filesystem::file_size(path, ec) == 0 && !ec;
     if ((!exists || empty_file) && create == Create::kNever)
         return make_error("missing", path + (exists ? " is empty" : " does not exist"));
+    // One tallyd at a time (two replicas on one data folder would contradict each other).
+    // SQLite's own locks cannot say it, since its WAL checkpointer is a second connection, and
+    // the lock is on a file of its own: closing a descriptor of the database itself would drop
+    // the process's fcntl locks on it, SQLite's.
+    const std::string lock_path = path + ".lock";
+    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return make_error("io", lock_path + ": cannot open: " + std::strerror(errno));
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        const int error = errno;
+        ::close(lock_fd);
+        return make_error("io", lock_path + ": cannot lock: " + std::strerror(error) +
+                                    (error == EWOULDBLOCK ? " (is another tallyd running on this data folder?)" : ""));
+    }
     sqlite3* db = nullptr;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (create == Create::kIfMissing) flags |= SQLITE_OPEN_CREATE;
     const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
     std::unique_ptr<Store> store(new Store(path, db));
+    store->lock_fd_ = lock_fd;
     if (rc != SQLITE_OK) {
         return make_error("io", path + ": cannot open: " +
                                     std::string(db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     }
     sqlite3_extended_result_codes(db, 1);
-    // A commit waits out the moment the checkpointer holds a WAL lock, as the ledger's does,
-    // rather than failing with SQLITE_BUSY.
+    // Against another program holding a lock on the file for a moment (the sqlite3 shell):
+    // the checkpointer never holds the write lock, and SQLite retries its own brief clashes.
     sqlite3_busy_timeout(db, 5000);
-    // One process at a time (two replicas on one data folder would contradict each other).
-    // SQLite's own locks cannot say it: its WAL checkpointer is a second connection.
-    store->lock_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (store->lock_fd_ < 0 && errno == ENOENT) {
-        // (SQLite creates the file at its first write.)
-        store->lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    }
-    if (store->lock_fd_ < 0)
-        return make_error("io", path + ": cannot open: " + std::strerror(errno));
-    if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-        const bool held = errno == EWOULDBLOCK;
-        return make_error("io", path + ": cannot lock: " + std::strerror(errno) +
-                                    (held ? " (is another tallyd running on this data folder?)" : ""));
-    }
     return check_and_set_up(std::move(store), create, /*in_memory=*/false);
 }
 
@@ -219,12 +220,18 @@ std::string Store::image() const {
     return out;
 }
 
-void Store::set_sync_observer(std::function<void()> observer) { sync_observer_ = std::move(observer); }
+void Store::set_sync_observer(std::function<void()> observer) {
+    if (wal_) wal_->stop();  // (its copies need files that change only at a sync)
+    sync_observer_ = std::move(observer);
+}
 
 int Store::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
     // (Every commit of the store is durable by itself or by a later synced one: what a
     // checkpoint here makes durable needs no note.)
-    static_cast<Store*>(self)->wal_->on_commit(db, name, pages, /*alone=*/false);
+    auto& store = *static_cast<Store*>(self);
+    // While a sync observer copies the files at each sync, they change only then: every
+    // checkpoint runs here, inside a commit, as the ledger's do.
+    if (store.wal_) store.wal_->on_commit(db, name, pages, /*alone=*/static_cast<bool>(store.sync_observer_));
     return SQLITE_OK;
 }
 
@@ -233,8 +240,8 @@ void Store::committed() {
     if (wal_) wal_->hand_over(commits_);
 }
 
-ledger::WalCheckpoints::Counts Store::checkpoints() const {
-    return wal_ ? wal_->counts() : ledger::WalCheckpoints::Counts{};
+ledger::WalCheckpointCounts Store::checkpoints() const {
+    return wal_ ? wal_->counts() : ledger::WalCheckpointCounts{};
 }
 
 void Store::synced() {

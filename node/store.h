@@ -1,9 +1,13 @@
 // Store: the consensus engine's durable key-value records (bft::PersistOp), in SQLite.
 //
 // One file, DATA_DIR/consensus.db, one table kv(key BLOB PRIMARY KEY, value BLOB), WAL journal.
-// One process at a time: the store holds an exclusive flock(2) on the file while it is open.
-// Its WAL is checkpointed mostly on a thread of its own (ledger/checkpointer.h,
-// WalCheckpoints), as the ledger's is: not inside a commit on the consensus thread.
+// One tallyd at a time: the store holds an exclusive flock(2) on DATA_DIR/consensus.db.lock
+// while it is open. Its WAL is checkpointed mostly on a thread of its own
+// (ledger/checkpointer.h, WalCheckpoints), as the ledger's is, not inside a commit on the
+// consensus thread; that second connection needs SQLite's normal locking, so other programs
+// can open the file too: read it with the sqlite3 shell if you must, never write it while the
+// replica runs (a write lock held for more than 5 s makes the replica's next commit fail, and
+// the replica stops).
 // apply() returns once its writes are in the OS (they survive the process being killed); with
 // `sync` it returns only once they, and every earlier write, are on disk (synchronous=FULL for
 // that commit; the WAL is one append-only file, so its fsync covers every earlier frame). The
@@ -42,10 +46,13 @@
 #include "bft/engine.h"
 #include "crypto/result.h"
 
-#include "ledger/checkpointer.h"
-
 struct sqlite3;
 struct sqlite3_stmt;
+
+namespace tally::ledger {
+class WalCheckpoints;
+struct WalCheckpointCounts;
+}  // namespace tally::ledger
 
 namespace tally::node {
 
@@ -113,7 +120,7 @@ public:
 
     // The WAL's checkpoints so far, on the checkpointer's thread and on the committing thread
     // (all zero in memory).
-    ledger::WalCheckpoints::Counts checkpoints() const;
+    ledger::WalCheckpointCounts checkpoints() const;  // (ledger/checkpointer.h)
 
     // Every record, sorted by key (bytewise). Error "io".
     Result<std::vector<std::pair<std::string, std::string>>> load_all() const;
@@ -146,7 +153,7 @@ private:
     uint64_t commits_ = 0;
     uint64_t synced_commits_ = 0;
     std::function<void()> sync_observer_;
-    int lock_fd_ = -1;  // a file store's flock, released after the connection closes
+    int lock_fd_ = -1;  // a file store's flock (PATH.lock), released when the store closes
     std::unique_ptr<ledger::WalCheckpoints> wal_;  // a file store's
 };
 

@@ -237,7 +237,7 @@ TEST(LedgerDurability, ADeferredFileStartsWritingItsBlocksAsTheyCommitWithoutCal
 // is asserted follows from page counts and not from how fast the checkpointer's thread runs
 // beside it. Then every checkpoint is the checkpointer's and complete, and the WAL starts over
 // at the next block. (A writer that does not wait outruns it on a loaded machine: for that,
-// the rounds the applying thread finishes and the inline checkpoints of on_wal_commit.)
+// the rounds the applying thread finishes and the inline checkpoints of WalCheckpoints::on_commit.)
 TEST(LedgerDurability, ACheckpointOffTheApplyingThreadMakesBlocksDurableWithoutASync) {
     testing::TempDir dir;
     const std::string path = dir.file("ledger.db");
@@ -247,8 +247,8 @@ TEST(LedgerDurability, ACheckpointOffTheApplyingThreadMakesBlocksDurableWithoutA
         auto& state = *opened;
         uint64_t seq = 0;
         uintmax_t wal_max = 0;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         const auto wait_for_checkpointer = [&] {
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
             while (state->checkpoints().checkpointer_busy && std::chrono::steady_clock::now() < deadline)
                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
             ASSERT_FALSE(state->checkpoints().checkpointer_busy) << "a checkpoint ran for a minute";

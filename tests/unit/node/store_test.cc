@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "ledger/checkpointer.h"
 #include "tests/unit/node/test_dir.h"
 
 namespace tally::node {
@@ -145,8 +146,8 @@ TEST(StoreTest, ItsWalIsCheckpointedOffTheCommittingThreadAndStartsOver) {
     {
         auto store = Store::open(path);
         ASSERT_TRUE(store.ok()) << store.error().message;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         const auto wait_for_checkpointer = [&] {
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
             while ((*store)->checkpoints().checkpointer_busy && std::chrono::steady_clock::now() < deadline)
                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
             ASSERT_FALSE((*store)->checkpoints().checkpointer_busy) << "a checkpoint ran for a minute";
