@@ -145,11 +145,22 @@ void PbftEngine::maybe_join_higher_view(Output& out) {
 
 bool PbftEngine::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Output& out) {
     if (seq <= left_view_at_seq_ || seq > high_water_mark()) return false;
+    // A peer whose VIEW-CHANGE for a later view this replica holds has left `view`: what it
+    // signed there came before (a retransmission, or a message that crossed its VIEW-CHANGE)
+    // and shows nothing of where it is now; back in `view` by this rule, it would be silent
+    // there. (Seed 2624410396: a replica that had just joined view 2 on two peers'
+    // VIEW-CHANGEs went back to view 1 on the same two peers' older COMMITs, in one turn.)
+    const auto left = [this](ReplicaId peer, uint64_t v) {
+        for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
+            if (it->second.count(peer)) return true;
+        return false;
+    };
+    if (left(from, view)) return false;
     uint64_t& seen = lower_view_seen_[from];
     seen = std::max(seen, view);
     std::map<uint64_t, uint32_t> in_view;  // view -> peers whose newest message is of it
     for (const auto& [peer, v] : lower_view_seen_)
-        if (v < view_) ++in_view[v];
+        if (v < view_ && !left(peer, v)) ++in_view[v];
     for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
         if (it->second < quorum_.weak() || it->first < entered_view_) continue;
         // f+1 peers signed messages of view it->first since this replica left it: at least one

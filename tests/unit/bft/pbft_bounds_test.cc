@@ -360,6 +360,30 @@ TEST(PbftRejoin, AReplicaThatRejoinedALowerViewNeverSignsForAViewBelowTheOneItLe
     }
 }
 
+// Seed 2624410396 (the randomized node search): replica 0, left behind in a view change, joined
+// view 2 on two peers' VIEW-CHANGEs and, in the same turn, went back to view 1 on the same two
+// peers' older COMMITs of view 1. It then prepared a batch of view 1 that the VIEW-CHANGE it had
+// just signed did not carry. A peer whose VIEW-CHANGE for a later view it holds has left the
+// view it signed those messages in: they are no evidence that f+1 peers are still there.
+TEST(PbftRejoin, PeersWhoseViewChangeForALaterViewItHoldsDoNotPullItBackToAnEarlierView) {
+    Harness h(3);
+    std::vector<std::string> batch{h.request()};
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
+    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    ASSERT_EQ(h.engine->status().view, 1u);
+    // Two peers (f+1) ask for view 2: it joins them.
+    h.deliver(view_change(h, 1, 2));
+    h.deliver(view_change(h, 2, 2));
+    ASSERT_EQ(h.engine->status().view, 2u);
+    ASSERT_TRUE(h.engine->status().view_changing);
+    (void)h.detected(Misbehaviour::kRejoinedView);  // (clears what was detected so far)
+    // Their messages of view 0, signed before they left it, arrive late, with the primary's.
+    commit_batch(h, 0, 1, batch);
+    EXPECT_EQ(h.engine->status().view, 2u) << "pulled back to view 0 by what its peers signed before they left it";
+    EXPECT_TRUE(h.engine->status().view_changing);
+    EXPECT_FALSE(h.detected(Misbehaviour::kRejoinedView));
+}
+
 // --- Oversized batches -------------------------------------------------------------------
 
 TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
