@@ -5,6 +5,7 @@
 // accepting it. Failed view changes double the timeout; f+1 view changes for higher views
 // make a replica join the smallest of them.
 #include <algorithm>
+#include <set>
 
 #include "bft/pbft/engine.h"
 
@@ -119,7 +120,11 @@ void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std
         return;
     }
     if (!valid_view_change(from, vc)) return detect(from, Misbehaviour::kBadViewChange);
-    // One view change per sender is kept, its newest: memory stays bounded whatever it sends.
+    // One view change per sender is kept, its highest: memory stays bounded whatever it sends.
+    // (An honest replica's VIEW-CHANGEs only rise, engine.h: a lower one after a higher is a
+    // retransmission overtaken, or a traitor's way to make this map hold one per view.)
+    for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
+        if (it->second.count(from)) return;
     for (auto it = view_changes_.begin(); it != view_changes_.end();) {
         if (it->first < v) it->second.erase(from);
         it = it->second.empty() ? view_changes_.erase(it) : std::next(it);
@@ -161,8 +166,20 @@ bool PbftEngine::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Ou
     std::map<uint64_t, uint32_t> in_view;  // view -> peers whose newest message is of it
     for (const auto& [peer, v] : lower_view_seen_)
         if (v < view_ && !left(peer, v)) ++in_view[v];
+    // f+1 other peers asking for views above v (the join rule's own condition) outweigh f+1
+    // showing v: at least one honest peer has left v, and rejoining it would only have the
+    // join rule take this replica up again, back and forth.
+    const auto asking_above = [this](uint64_t v) {
+        std::set<ReplicaId> senders;
+        for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
+            for (const auto& [sender, envelope] : it->second)
+                if (sender != config_.id) senders.insert(sender);
+        return senders.size();
+    };
     for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
-        if (it->second < quorum_.weak() || it->first < entered_view_) continue;
+        if (it->second < quorum_.weak() || it->first < entered_view_ ||
+            asking_above(it->first) >= quorum_.weak())
+            continue;
         // f+1 peers signed messages of view it->first since this replica left it: at least one
         // honest replica works in that view. Rejoin it, silent (the rejoin rule, engine.h).
         rejoined_below_view_ = std::max(rejoined_below_view_, view_);

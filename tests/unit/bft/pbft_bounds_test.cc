@@ -384,6 +384,61 @@ TEST(PbftRejoin, PeersWhoseViewChangeForALaterViewItHoldsDoNotPullItBackToAnEarl
     EXPECT_FALSE(h.detected(Misbehaviour::kRejoinedView));
 }
 
+// The same rule for a message noted before its signer's VIEW-CHANGE arrived: from then on it
+// no longer counts; f+1 other peers still in the view do.
+TEST(PbftRejoin, APeersMessageNotedBeforeItsViewChangeForALaterViewStopsCounting) {
+    Harness h(3);
+    std::vector<std::string> batch{h.request()};
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
+    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    ASSERT_EQ(h.engine->status().view, 1u);
+    const crypto::Hash d = batch_digest(batch);
+    h.deliver(h.vote(MessageType::kPrepare, 1, 0, 1, d));  // replica 1, still in view 0
+    h.deliver(view_change(h, 1, 2));                       // then asking for view 2, alone
+    ASSERT_EQ(h.engine->status().view, 1u);
+    (void)h.detected(Misbehaviour::kRejoinedView);  // (clears what was detected so far)
+    h.deliver(h.pre_prepare(0, 0, 1, batch));  // view 0's primary
+    EXPECT_EQ(h.engine->status().view, 1u) << "replica 1's prepare, signed before it left view 0, counted";
+    EXPECT_FALSE(h.detected(Misbehaviour::kRejoinedView));
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d));  // a second peer still in view 0: f+1
+    EXPECT_EQ(h.engine->status().view, 0u) << "f+1 peers in view 0, none of them gone, did not bring it back";
+    EXPECT_TRUE(h.detected(Misbehaviour::kRejoinedView));
+}
+
+// n = 7: f+1 peers asking for view 2 and f+1 others still showing view 0. Joining view 2 and
+// rejoining view 0 would each be justified, and each would undo the other on the next message;
+// f+1 peers asking for a later view win (at least one honest replica has left view 0).
+TEST(PbftRejoin, FPlusOnePeersAskingForALaterViewOutweighFPlusOneShowingAnEarlierOne) {
+    Harness h(6, 2);
+    std::vector<std::string> batch{h.request()};
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
+    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    ASSERT_EQ(h.engine->status().view, 1u);
+    for (ReplicaId r : {1, 2, 3}) h.deliver(view_change(h, r, 2));
+    ASSERT_EQ(h.engine->status().view, 2u);
+    (void)h.detected(Misbehaviour::kRejoinedView);
+    const crypto::Hash d = batch_digest(batch);
+    h.deliver(h.pre_prepare(0, 0, 1, batch));
+    for (ReplicaId r : {4, 5}) h.deliver(h.vote(MessageType::kPrepare, r, 0, 1, d));
+    EXPECT_EQ(h.engine->status().view, 2u);
+    EXPECT_TRUE(h.engine->status().view_changing);
+    EXPECT_FALSE(h.detected(Misbehaviour::kRejoinedView));
+}
+
+// A sender's VIEW-CHANGEs are kept one, its highest: a traitor sending them for views K, K-1,
+// ... cannot make the replica hold one per view.
+TEST(PbftBounds, AViewChangeBelowOneItsSenderAlreadySentIsNotKept) {
+    Harness h(2);  // the primary of view 2
+    h.deliver(view_change(h, 0, 3));
+    h.deliver(view_change(h, 0, 2));                // below replica 0's own for view 3: not kept
+    Output out = h.deliver(view_change(h, 1, 2));  // f+1 above its view: it joins view 2
+    ASSERT_EQ(h.engine->status().view, 2u);
+    EXPECT_TRUE(sent(out, MessageType::kNewView).empty())
+        << "replica 0's VIEW-CHANGE for view 2, sent after its one for view 3, was kept and counted";
+    out = h.deliver(view_change(h, 3, 2));
+    EXPECT_EQ(sent(out, MessageType::kNewView).size(), 1u) << "2f+1 VIEW-CHANGEs for view 2, and no NEW-VIEW";
+}
+
 // --- Oversized batches -------------------------------------------------------------------
 
 TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
