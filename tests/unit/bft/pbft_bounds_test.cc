@@ -315,11 +315,18 @@ TEST(PbftAmplification, TheNewViewIsNeverSentBackToItsOwnSigner) {
 
 // --- Lone rejoin ---------------------------------------------------------------------------
 
-TEST(PbftRejoin, AReplicaThatChangedViewAloneRejoinsTheViewFPlusOnePeersShowAndExecutesSilently) {
-    Harness h(3);
+// A request that does not execute in view 0 takes the replica under test to view 1 alone (its
+// peers send nothing). Returns the request's batch.
+std::vector<std::string> strand_in_view_1(Harness& h) {
     std::vector<std::string> batch{h.request()};
     h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
     for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    return batch;
+}
+
+TEST(PbftRejoin, AReplicaThatChangedViewAloneRejoinsTheViewFPlusOnePeersShowAndExecutesSilently) {
+    Harness h(3);
+    const std::vector<std::string> batch = strand_in_view_1(h);
     ASSERT_TRUE(h.engine->status().view_changing);
     ASSERT_EQ(h.engine->status().view, 1u);
     // The others stayed in view 0 and go on: their messages of view 0 are the proof.
@@ -367,9 +374,7 @@ TEST(PbftRejoin, AReplicaThatRejoinedALowerViewNeverSignsForAViewBelowTheOneItLe
 // view it signed those messages in: they are no evidence that f+1 peers are still there.
 TEST(PbftRejoin, PeersWhoseViewChangeForALaterViewItHoldsDoNotPullItBackToAnEarlierView) {
     Harness h(3);
-    std::vector<std::string> batch{h.request()};
-    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
-    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    const std::vector<std::string> batch = strand_in_view_1(h);
     ASSERT_EQ(h.engine->status().view, 1u);
     // Two peers (f+1) ask for view 2: it joins them.
     h.deliver(view_change(h, 1, 2));
@@ -388,9 +393,7 @@ TEST(PbftRejoin, PeersWhoseViewChangeForALaterViewItHoldsDoNotPullItBackToAnEarl
 // no longer counts; f+1 other peers still in the view do.
 TEST(PbftRejoin, APeersMessageNotedBeforeItsViewChangeForALaterViewStopsCounting) {
     Harness h(3);
-    std::vector<std::string> batch{h.request()};
-    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
-    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    const std::vector<std::string> batch = strand_in_view_1(h);
     ASSERT_EQ(h.engine->status().view, 1u);
     const crypto::Hash d = batch_digest(batch);
     h.deliver(h.vote(MessageType::kPrepare, 1, 0, 1, d));  // replica 1, still in view 0
@@ -410,9 +413,7 @@ TEST(PbftRejoin, APeersMessageNotedBeforeItsViewChangeForALaterViewStopsCounting
 // f+1 peers asking for a later view win (at least one honest replica has left view 0).
 TEST(PbftRejoin, FPlusOnePeersAskingForALaterViewOutweighFPlusOneShowingAnEarlierOne) {
     Harness h(6, 2);
-    std::vector<std::string> batch{h.request()};
-    h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, batch[0]});
-    for (uint64_t t = 0; t < h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    const std::vector<std::string> batch = strand_in_view_1(h);
     ASSERT_EQ(h.engine->status().view, 1u);
     for (ReplicaId r : {1, 2, 3}) h.deliver(view_change(h, r, 2));
     ASSERT_EQ(h.engine->status().view, 2u);
