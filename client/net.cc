@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -105,20 +106,51 @@ std::string how_it_ended(pid_t pid) {
     return "exited";
 }
 
-// True when `pid` is a live `tallyd --config <config> --id <id>`.
-bool is_our_replica(pid_t pid, const std::string& config, uint32_t id) {
-    if (pid <= 1) return false;
+// The replica id of `pid` when it is a live `tallyd --config <config> --id <id>`. A relative
+// --config is the process's own, taken from its working folder.
+std::optional<uint32_t> replica_id_of(pid_t pid, const std::string& config) {
+    if (pid <= 1) return std::nullopt;
     reap(pid);
     const auto args = read_cmdline(pid);  // empty for a zombie or a dead pid
-    if (args.empty() || fs::path(args[0]).filename() != "tallyd") return false;
+    if (args.empty() || fs::path(args[0]).filename() != "tallyd") return std::nullopt;
     bool config_ok = false;
-    bool id_ok = false;
+    std::optional<uint32_t> id;
     for (size_t i = 0; i + 1 < args.size(); ++i) {
-        if (args[i] == "--config" && fs::weakly_canonical(args[i + 1]) == fs::weakly_canonical(config))
-            config_ok = true;
-        if (args[i] == "--id" && args[i + 1] == std::to_string(id)) id_ok = true;
+        const std::string& value = args[i + 1];
+        if (args[i] == "--config") {
+            std::error_code ec;
+            fs::path path = value;
+            if (path.is_relative()) path = fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec) / path;
+            config_ok = !ec && fs::weakly_canonical(path, ec) == fs::weakly_canonical(config, ec) && !ec;
+        }
+        if (args[i] == "--id") {
+            uint32_t parsed = 0;
+            const auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+            if (err == std::errc{} && end == value.data() + value.size()) id = parsed;
+        }
     }
-    return config_ok && id_ok;
+    return config_ok ? id : std::nullopt;
+}
+
+// True when `pid` is a live `tallyd --config <config> --id <id>`.
+bool is_our_replica(pid_t pid, const std::string& config, uint32_t id) {
+    return replica_id_of(pid, config) == id;
+}
+
+// Every live replica of the network whose network.json is `config`, by pid, found among all
+// processes: those their pid files name and those they do not (a pid file lost or
+// overwritten, a tallyd started by hand, or by a wrapper that runs it as its child).
+std::map<pid_t, uint32_t> replica_processes(const std::string& config) {
+    std::map<pid_t, uint32_t> found;
+    std::error_code ec;
+    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        pid_t pid = 0;
+        const auto [last, err] = std::from_chars(name.data(), name.data() + name.size(), pid);
+        if (err != std::errc{} || last != name.data() + name.size()) continue;
+        if (auto id = replica_id_of(pid, config)) found[pid] = *id;
+    }
+    return found;
 }
 
 std::optional<pid_t> read_pid_file(const std::string& path) {
@@ -553,12 +585,13 @@ void stop_started(const std::map<uint32_t, pid_t>& started, const std::string& a
 }
 
 // Waits until none of `pids` is still our replica, or the deadline. Returns those still alive.
-std::map<uint32_t, pid_t> wait_gone(std::map<uint32_t, pid_t> pids, const std::string& abs,
+// `pids` maps a process id to its replica id.
+std::map<pid_t, uint32_t> wait_gone(std::map<pid_t, uint32_t> pids, const std::string& abs,
                                     milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
     while (true) {
         for (auto it = pids.begin(); it != pids.end();) {
-            if (is_our_replica(it->second, config_path(abs), it->first)) {
+            if (is_our_replica(it->first, config_path(abs), it->second)) {
                 ++it;
             } else {
                 it = pids.erase(it);
@@ -807,8 +840,10 @@ std::string default_tallyd_path() {
 std::optional<pid_t> replica_pid(const std::string& dir, uint32_t id) {
     const std::string abs = absolute_dir(dir);
     auto pid = read_pid_file(pid_path(abs, id));
-    if (!pid || !is_our_replica(*pid, config_path(abs), id)) return std::nullopt;
-    return pid;
+    if (pid && is_our_replica(*pid, config_path(abs), id)) return pid;
+    for (const auto& [found, found_id] : replica_processes(config_path(abs)))
+        if (found_id == id) return found;
+    return std::nullopt;
 }
 
 Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progress) {
@@ -916,9 +951,18 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
     const std::string abs = absolute_dir(dir);
     auto config = load_existing(dir, abs);
     if (!config) return config.error();
-    std::map<uint32_t, pid_t> running;
+    // By pid: each replica its pid file names, then every other live process of this network
+    // (a second tallyd for one id included), so that none outlives `net down`.
+    std::map<pid_t, uint32_t> running;
     for (uint32_t id = 0; id < config->n(); ++id) {
-        if (auto pid = replica_pid(abs, id)) running[id] = *pid;
+        const auto pid = read_pid_file(pid_path(abs, id));
+        if (pid && is_our_replica(*pid, config_path(abs), id)) running[*pid] = id;
+    }
+    for (const auto& [pid, id] : replica_processes(config_path(abs))) {
+        if (running.emplace(pid, id).second)
+            out << "replica " << id << " runs as pid " << pid
+                << ", which no pid file names (a pid file lost or overwritten, or a tallyd started by "
+                   "hand): stopping it too\n";
     }
     auto remove_pid_files = [&] {
         for (uint32_t id = 0; id < config->n(); ++id) {
@@ -931,9 +975,9 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
         out << "no replicas are running in " << dir << "\n";
         return Ok{};
     }
-    for (const auto& [id, pid] : running) ::kill(pid, SIGTERM);
+    for (const auto& [pid, id] : running) ::kill(pid, SIGTERM);
     auto left = wait_gone(running, abs, grace);
-    for (const auto& [id, pid] : left) ::kill(pid, SIGKILL);
+    for (const auto& [pid, id] : left) ::kill(pid, SIGKILL);
     auto stuck = wait_gone(left, abs, kKillWait);
     remove_pid_files();
     out << "stopped " << running.size() << " replica(s) in " << dir;
@@ -958,7 +1002,7 @@ Status end_replica(const std::string& dir, uint32_t id, std::ostream& out, bool 
         out << "replica " << id << " is not running\n";
         return Ok{};
     }
-    auto stuck = std::map<uint32_t, pid_t>{{id, *pid}};
+    auto stuck = std::map<pid_t, uint32_t>{{*pid, id}};
     if (clean) {
         ::kill(*pid, SIGTERM);
         stuck = wait_gone(stuck, abs, grace);

@@ -110,6 +110,8 @@ Status check_host(const std::string& host);
 Status net_up(const NetUpOptions& options, std::ostream& out, std::ostream& progress);
 
 // Stops every replica of DIR: SIGTERM, wait up to `grace`, then SIGKILL. Removes pid files.
+// "Every": those the pid files name, and any other live `tallyd --config DIR/network.json`
+// (found in /proc, each named in `out`), so that a lost pid file leaves no replica behind.
 Status net_down(const std::string& dir, std::ostream& out,
                 std::chrono::milliseconds grace = std::chrono::milliseconds{10'000});
 
@@ -131,7 +133,8 @@ Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::os
                  const std::string& tallyd = "", bool recover = false);
 
 // The process id of replica `id` of the network in DIR when it is running (and really is that
-// replica: see the file comment).
+// replica: see the file comment): the one its pid file names, or when the file is missing or
+// stale, the lowest-numbered live `tallyd --config DIR/network.json --id ID` in /proc.
 std::optional<pid_t> replica_pid(const std::string& dir, uint32_t id);
 
 // Absolute path of `tallyd` next to the running program (/proc/self/exe).

@@ -3,6 +3,7 @@
 // some other process never gets that process signalled.
 #include "client/net.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -10,9 +11,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "crypto/keys.h"
 #include "node/api/network_config.h"
@@ -32,6 +37,12 @@ protected:
         dir_ = scratch_ + "/net";
     }
     void TearDown() override {
+        if (write_end_ >= 0) ::close(write_end_);  // the look-alikes' reads end
+        for (pid_t pid : look_alikes_) {
+            if (pid <= 0 || ::waitpid(pid, nullptr, WNOHANG) != 0) continue;  // reaped already
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
         if (stranger_ > 0) {
             ::kill(stranger_, SIGKILL);
             ::waitpid(stranger_, nullptr, 0);
@@ -67,6 +78,8 @@ protected:
     std::string scratch_;
     std::string dir_;
     pid_t stranger_ = -1;
+    std::vector<pid_t> look_alikes_;  // spawn_look_alike's, killed if still alive
+    int write_end_ = -1;
 };
 
 TEST_F(NetTest, UpRefusesAFolderThatHoldsSomethingElse) {
@@ -158,6 +171,80 @@ TEST_F(NetTest, AStalePidFileNeverGetsAStrangerSignalled) {
     EXPECT_EQ(::kill(stranger_, 0), 0);
     // And the stale pid files are gone.
     EXPECT_FALSE(fs::exists(dir_ + "/run/replica-0.pid"));
+}
+
+// A process that looks like replica `id` of the network whose network.json is `config` (argv[0]
+// "tallyd", --config and --id), but is a shell blocked reading a pipe the test holds: it
+// lives until signalled and leaves no child behind.
+pid_t spawn_look_alike(const std::string& config, uint32_t id, int stdin_fd) {
+    std::vector<std::string> args = {"tallyd", "-c", "read line", "sh", "--config", config,
+                                     "--id", std::to_string(id)};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
+    pid_t pid = -1;
+    const int rc = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc == 0 ? pid : -1;
+}
+
+// Its command line is set once exec is done: until then it would not be recognised.
+bool wait_recognised(const std::string& dir, uint32_t id) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (replica_pid(dir, id)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+}
+
+// A replica that no pid file names (its file lost, or overwritten by a stranger's pid, or a
+// tallyd started by hand) is still this network's: kill finds it, and down stops it; a
+// tallyd of another network is left alone.
+TEST_F(NetTest, ReplicasNoPidFileNamesAreFoundAndStoppedOthersAreNot) {
+    write_network();
+    int pipe_fds[2];  // close-on-exec: only the test holds the write end
+    ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+    const pid_t ours_2 = spawn_look_alike(dir_ + "/network.json", 2, pipe_fds[0]);
+    const pid_t ours_3 = spawn_look_alike(dir_ + "/network.json", 3, pipe_fds[0]);
+    stranger_ = spawn_look_alike(scratch_ + "/other/network.json", 2, pipe_fds[0]);
+    look_alikes_ = {ours_2, ours_3};
+    ::close(pipe_fds[0]);
+    write_end_ = pipe_fds[1];
+    ASSERT_GT(ours_2, 0);
+    ASSERT_GT(ours_3, 0);
+    ASSERT_GT(stranger_, 0);
+    ASSERT_TRUE(wait_recognised(dir_, 2));
+    ASSERT_TRUE(wait_recognised(dir_, 3));
+    EXPECT_EQ(replica_pid(dir_, 2), ours_2);
+    EXPECT_FALSE(replica_pid(dir_, 0).has_value());
+    std::ofstream(dir_ + "/run/replica-3.pid") << stranger_ << "\n";  // overwritten
+    EXPECT_EQ(replica_pid(dir_, 3), ours_3);
+
+    std::ostringstream out;
+    ASSERT_TRUE(net_kill(dir_, 2, out).ok());
+    EXPECT_NE(out.str().find("killed replica 2 (pid " + std::to_string(ours_2) + ")"), std::string::npos)
+        << out.str();
+    // (net_kill reaped it: it is this test's child.)
+    EXPECT_NE(::kill(ours_2, 0), 0);
+
+    out.str("");
+    ASSERT_TRUE(net_down(dir_, out, std::chrono::milliseconds{5'000}).ok());
+    EXPECT_NE(out.str().find("replica 3 runs as pid " + std::to_string(ours_3) + ", which no pid file names"),
+              std::string::npos)
+        << out.str();
+    EXPECT_NE(out.str().find("stopped 1 replica(s)"), std::string::npos) << out.str();
+    EXPECT_EQ(out.str().find("killed after"), std::string::npos) << out.str();  // SIGTERM sufficed
+    EXPECT_NE(::kill(ours_3, 0), 0);
+
+    // The other network's replica 2 runs on, and the pid file that named it is gone unsignalled.
+    int status = 0;
+    EXPECT_EQ(::waitpid(stranger_, &status, WNOHANG), 0);
+    EXPECT_EQ(::kill(stranger_, 0), 0);
+    EXPECT_FALSE(fs::exists(dir_ + "/run/replica-3.pid"));
 }
 
 TEST_F(NetTest, KillAndStartCheckTheReplicaId) {
