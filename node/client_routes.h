@@ -133,6 +133,23 @@ public:
         }
     }
 
+    // The transfers pending (not queries), in the order they were admitted: for a caller that
+    // settles those its ledger executed without it (Replica::answer_settled_routes).
+    struct PendingTransfer {
+        crypto::Hash tx_id{};
+        crypto::PublicKey client{};
+        uint64_t nonce = 0;
+    };
+    std::vector<PendingTransfer> transfers() const {
+        std::vector<PendingTransfer> out;
+        for (const Order& o : order_) {
+            auto it = entries_.find(o.first);
+            if (it == entries_.end() || it->second.generation != o.second || it->second.request.query) continue;
+            out.push_back({o.first, it->second.request.client, it->second.request.nonce});
+        }
+        return out;
+    }
+
     size_t size() const { return entries_.size(); }
     size_t queries() const { return queries_; }
     uint64_t expired() const { return expired_; }

@@ -154,6 +154,8 @@ public:
     const ledger::State& ledger() const { return *ledger_; }
     const Store& store() const { return *store_; }
     uint64_t state_transfers() const { return state_transfers_; }  // ledger snapshots installed
+    // The client requests admitted here and not answered yet.
+    const ClientRoutes& routes() const { return routes_; }
     // Peers' frames dropped unchecked: votes that came after the certificate they would count
     // toward (receive_frames).
     uint64_t unchecked_votes() const { return unchecked_votes_; }
@@ -190,6 +192,8 @@ private:
     void request_piece();
     void begin_import(const bft::SnapshotTarget& target);
     void finish_state_transfer(bft::Output& out);
+    // Answers (and forgets) the pending requests its ledger now holds an outcome for.
+    void answer_settled_routes();
     // SnapshotServer, for answers_.
     bool serves(uint64_t seq) const override;
     std::optional<std::string> snapshot_piece(uint64_t seq, const std::string& cursor) override;

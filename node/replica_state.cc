@@ -257,7 +257,32 @@ void Replica::finish_state_transfer(bft::Output& out) {
     next_fetch_.reset();
     import_.reset();
     start_backfill();  // the blocks between the ledger's last before and the snapshot's
+    answer_settled_routes();
     out.append(engine_->on_state_restored(seq, ledger_->last_block().hash()));
+}
+
+// Requests admitted while this replica was behind may have executed in the range the transfer
+// skipped, where no reply_batch took their routes: each would wait for a reply that never
+// comes, and count against its sender and its connection until it expired (ClientRoutes' ttl,
+// 30 s) — long enough for a client that multiplexes many accounts over one connection (the
+// benchmark's) to be refused "connection_busy" by this replica for all that time. Each one
+// the ledger holds a final outcome for now is answered with it, as its retransmission would
+// be (on_request). A query keeps its route: it leaves no outcome, and its client's
+// retransmission is ordered again.
+void Replica::answer_settled_routes() {
+    const uint64_t view = engine_->status().view;
+    size_t answered = 0;
+    for (const auto& pending : routes_.transfers()) {
+        const auto done = ledger_->transfer_outcome(pending.tx_id, pending.client, pending.nonce);
+        if (!done) continue;
+        auto taken = routes_.take(pending.tx_id);
+        for (auto& routing_id : taken->routing_ids)
+            reply(ClientRoute{std::move(routing_id), taken->client, taken->nonce}, pending.tx_id, *done, view);
+        ++answered;
+    }
+    if (answered > 0)
+        spdlog::info("replica {} answered {} pending requests that executed in the state it installed", id_,
+                     answered);
 }
 
 // Keeps the newest two checkpoints, and any a peer asked for lately: a replica that fell

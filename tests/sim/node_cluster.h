@@ -166,6 +166,16 @@ public:
     bft::EngineStatus status(bft::ReplicaId id) const { return nodes_[id].replica->engine().status(); }
     const ledger::State& ledger(bft::ReplicaId id) const { return nodes_[id].replica->ledger(); }
     uint64_t state_transfers(bft::ReplicaId id) const { return nodes_[id].replica->state_transfers(); }
+    // Transfers replica `id` still holds as pending (admitted, waiting for their reply) although
+    // its ledger executed them already: each would hold its sender's and connection's admission
+    // slots until it expired.
+    size_t executed_but_pending(bft::ReplicaId id) const {
+        const auto& replica = *nodes_[id].replica;
+        size_t stuck = 0;
+        for (const auto& t : replica.routes().transfers())
+            stuck += replica.ledger().transfer_outcome(t.tx_id, t.client, t.nonce).has_value();
+        return stuck;
+    }
     // What the clients' quorums saw besides what they accepted (client/reply_quorum.h).
     client::ReplyCounters client_counters() const;
 

@@ -85,6 +85,10 @@ TEST_P(NodeSim, AReplicaDownForLongCatchesUpByStateTransfer) {
         if (GetParam() == bft::Protocol::kPbft) {
             EXPECT_GE(cluster.state_transfers(late), 1u) << node_report(cluster, seed);
         }
+        // What it admitted while behind and then installed executed is answered, not left
+        // pending until it expires (holding its senders' and connections' admission slots).
+        for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
+            EXPECT_EQ(cluster.executed_but_pending(id), 0u) << "replica " << id << "\n" << node_report(cluster, seed);
     });
 }
 
