@@ -454,7 +454,15 @@ TEST(Persistence, AFullDiskFailsTheBlockWithIoAndChangesNothing) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     TempDir dir;
     const std::string path = dir.file("ledger.db");
-    EXPECT_EXIT(std::_Exit(full_disk_scenario(path)), ::testing::ExitedWithCode(0), "");
+    // The threadsafe death test runs this body again in the child, whose own TempDir would
+    // outlive its _Exit: the child removes its folder itself.
+    const auto scenario = [&] {
+        const int rc = full_disk_scenario(path);
+        std::error_code ignored;
+        std::filesystem::remove_all(std::filesystem::path(path).parent_path(), ignored);
+        return rc;
+    };
+    EXPECT_EXIT(std::_Exit(scenario()), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
