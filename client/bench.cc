@@ -664,6 +664,13 @@ private:
     std::vector<double> lags_ms_;  // arrival to send
 };
 
+// True when every replica listens on a loopback address: their CPU is this machine's.
+bool replicas_on_this_machine(const node::api::NetworkConfig& config) {
+    return std::all_of(config.replicas.begin(), config.replicas.end(), [](const auto& r) {
+        return r.host == "127.0.0.1" || r.host == "localhost" || r.host == "::1";
+    });
+}
+
 }  // namespace
 
 Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const crypto::KeyPair& faucet,
@@ -700,11 +707,14 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     CostMeter meter(config);
     if (auto s = meter.connect(); !s) return s.error();
     Load load(client, faucet, keys, options);
+    std::optional<MachineCpu> machine_begin, machine_end;
     load.run(progress, [&](bool begins) {
         if (begins) {
+            machine_begin = machine_cpu();
             meter.read_begin();
             if (poller) poller->count(true);
         } else {
+            machine_end = machine_cpu();
             meter.read_end();
             if (poller) poller->finish();  // what drains after the window is not counted
         }
@@ -712,6 +722,11 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     if (poller) poller->stop();
     BenchResult result = load.result();
     result.cost = meter.cost(result.committed);
+    if (machine_begin && machine_end && result.cost.replicas_known && replicas_on_this_machine(config)) {
+        const double system_cpu_s = (result.cost.replica_cpu_ms + result.cost.client_cpu_ms) *
+                                    static_cast<double>(result.committed) / 1000.0;
+        result.machine = machine_use(*machine_begin, *machine_end, result.duration_s, system_cpu_s);
+    }
     if (poller) {
         result.breakdown = poller->result();
         result.breakdown->sign_p50_us = load.sign_p50_us();

@@ -174,6 +174,9 @@ struct BenchResult {
     std::vector<double> commit_times_s;   // when asked for: each commit, from the window's start
     std::optional<Breakdown> breakdown;   // when asked for
     std::optional<OpenLoop> open_loop;    // when BenchOptions::rate > 0
+    // The machine over the window (load_measure.h), when every replica runs on this machine
+    // and reported its CPU: what else ran beside the benchmark.
+    std::optional<MachineUse> machine;
     uint64_t flood_sent = 0;              // frames the flooding client sent (whole run)
     double flood_per_s = 0;               // of them, per second over the whole run
 };

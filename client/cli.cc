@@ -379,6 +379,12 @@ nlohmann::json bench_json(const BenchResult& r) {
         out["timeline"] = std::move(points);
     }
     if (!r.commit_times_s.empty()) out["commit_times_s"] = r.commit_times_s;
+    if (const auto& m = r.machine)
+        out["machine"] = {{"cpus", m->cpus},
+                          {"busy_cpus", m->busy_cpus},
+                          {"system_cpus", m->system_cpus},
+                          {"other_cpus", m->other_cpus},
+                          {"steal_cpus", m->steal_cpus}};
     if (const auto& open = r.open_loop)
         out["open_loop"] = {{"rate", open->rate},
                             {"seed", open->seed},

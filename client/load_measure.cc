@@ -68,4 +68,33 @@ std::optional<uint64_t> process_cpu_us(pid_t pid) {
     return (utime + stime) * 1'000'000 / static_cast<uint64_t>(ticks);
 }
 
+std::optional<MachineCpu> machine_cpu() {
+    std::ifstream in("/proc/stat");
+    std::string label;
+    uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    if (!(in >> label >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || label != "cpu")
+        return std::nullopt;
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    if (ticks <= 0 || cpus <= 0) return std::nullopt;
+    const auto us = [ticks](uint64_t t) { return t * 1'000'000 / static_cast<uint64_t>(ticks); };
+    MachineCpu m;
+    m.busy_us = us(user + nice + system + irq + softirq);
+    m.steal_us = us(steal);
+    m.cpus = static_cast<uint32_t>(cpus);
+    return m;
+}
+
+std::optional<MachineUse> machine_use(const MachineCpu& begin, const MachineCpu& end, double window_s,
+                                      double system_cpu_s) {
+    if (!(window_s > 0) || end.busy_us < begin.busy_us || end.steal_us < begin.steal_us) return std::nullopt;
+    MachineUse u;
+    u.cpus = end.cpus;
+    u.busy_cpus = static_cast<double>(end.busy_us - begin.busy_us) / 1e6 / window_s;
+    u.steal_cpus = static_cast<double>(end.steal_us - begin.steal_us) / 1e6 / window_s;
+    u.system_cpus = std::max(system_cpu_s, 0.0) / window_s;
+    u.other_cpus = std::max(u.busy_cpus - u.system_cpus, 0.0);
+    return u;
+}
+
 }  // namespace tally::client

@@ -27,4 +27,32 @@ uint64_t own_cpu_us();
 // (no such process).
 std::optional<uint64_t> process_cpu_us(pid_t pid);
 
+// The whole machine's CPU time since boot (/proc/stat's "cpu" line), in microseconds: `busy`
+// is user, nice, system, irq and softirq time (guest time is inside user); `steal` is time
+// the hypervisor gave this VM's CPUs to others while they wanted to run. nullopt when it
+// cannot be read.
+struct MachineCpu {
+    uint64_t busy_us = 0;
+    uint64_t steal_us = 0;
+    uint32_t cpus = 0;  // online
+};
+std::optional<MachineCpu> machine_cpu();
+
+// The machine over a measured window of `window_s` seconds: how many of its CPUs were busy on
+// average, how many of them the measured system (its replicas or members, and the load
+// generator itself: `system_cpu_s` CPU-seconds in all over the window) accounts for, and the
+// rest: other work sharing the machine, which makes a run slower than the system is. Readings
+// on a shared machine: a busy machine shows as other_cpus, a noisy VM as steal_cpus.
+struct MachineUse {
+    uint32_t cpus = 0;
+    double busy_cpus = 0;
+    double system_cpus = 0;
+    double other_cpus = 0;  // busy_cpus - system_cpus, at least 0
+    double steal_cpus = 0;
+};
+// nullopt when the readings do not make a window (a non-positive length, a counter that went
+// back).
+std::optional<MachineUse> machine_use(const MachineCpu& begin, const MachineCpu& end, double window_s,
+                                      double system_cpu_s);
+
 }  // namespace tally::client

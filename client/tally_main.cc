@@ -433,6 +433,13 @@ int cmd_bench(const Args& args) {
                           "per transfer %.3f ms CPU at this client (a replica did not report its own)\n",
                           cost.client_cpu_ms);
         if (result->committed > 0) std::cout << line;
+        if (const auto& m = result->machine) {
+            std::snprintf(line, sizeof(line),
+                          "machine      %u CPUs, %.2f busy on average: %.2f the replicas and this client, "
+                          "%.2f other work; %.2f taken by the hypervisor\n",
+                          m->cpus, m->busy_cpus, m->system_cpus, m->other_cpus, m->steal_cpus);
+            std::cout << line;
+        }
         if (const auto& open = result->open_loop) {
             std::snprintf(line, sizeof(line),
                           "offered      %.1f tx/s (Poisson, seed %llu): %llu arrivals in the window, %llu "

@@ -241,8 +241,10 @@ int main(int argc, char** argv) {
                              window_begin, window_end, std::ref(workers[i]));
     // The window's edges are the benchmark's own schedule: this thread only reads the costs there.
     std::this_thread::sleep_until(window_begin);
+    const auto machine_first = tc::machine_cpu();
     const Reading first = read_costs(endpoints, pids);
     std::this_thread::sleep_until(window_end);
+    const auto machine_last = tc::machine_cpu();
     const Reading last = read_costs(endpoints, pids);
     for (auto& t : threads) t.join();
 
@@ -272,6 +274,10 @@ int main(int argc, char** argv) {
             result.cost.replicas_known = true;
             result.cost.replica_cpu_ms = static_cast<double>(members->first) / 1000.0 / n;
             result.cost.bytes = members->second / n;
+            // The members run on this machine (scripts/bench-compare starts them here).
+            if (machine_first && machine_last)
+                result.machine = tc::machine_use(*machine_first, *machine_last, duration_s,
+                                                 static_cast<double>(members->first + last.own_cpu_us - first.own_cpu_us) / 1e6);
         }
         result.cost.messages_known = false;
     }

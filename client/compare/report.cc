@@ -68,6 +68,27 @@ const Point* find(const std::vector<Point>& points, const std::string& system, u
     return nullptr;
 }
 
+// What else the machine did while the runs were measured: a run beside other work is slower
+// than the system is, so the report says how much there was. Empty when no run reported it.
+std::string machine_sentence(const std::vector<Point>& points) {
+    std::vector<double> others, steals;
+    const Point* busiest = nullptr;
+    for (const auto& p : points) {
+        if (p.other_cpus) others.push_back(*p.other_cpus);
+        if (p.steal_cpus) steals.push_back(*p.steal_cpus);
+        if (p.other_cpus_max && (!busiest || *p.other_cpus_max > *busiest->other_cpus_max)) busiest = &p;
+    }
+    if (others.empty() || !busiest) return "";
+    std::ostringstream s;
+    s << "Other work on the machine during the measured windows (CPUs busy beyond the measured system's "
+      << "processes and its load generator, from /proc/stat): a median of " << number(*median(others), 2)
+      << " CPUs over the rows below, at most " << number(*busiest->other_cpus_max, 2) << " in one run ("
+      << title_of(busiest->system) << ", n=" << busiest->n << ", " << busiest->clients << " clients)";
+    if (!steals.empty()) s << "; the hypervisor took a median of " << number(*median(steals), 2) << " CPUs";
+    s << ".\n\n";
+    return s.str();
+}
+
 }  // namespace
 
 std::optional<RunKey> parse_run_name(const std::string& file_name) {
@@ -101,6 +122,10 @@ Result<Run> parse_run(const RunKey& key, const nlohmann::json& json) {
             run.messages = field(cost, "messages");
             run.bytes = field(cost, "bytes");
         }
+    }
+    if (json.contains("machine") && json["machine"].is_object()) {
+        run.other_cpus = field(json["machine"], "other_cpus");
+        run.steal_cpus = field(json["machine"], "steal_cpus");
     }
     if (json.contains("latency_percentiles_ms") && json["latency_percentiles_ms"].is_array()) {
         for (const auto& pair : json["latency_percentiles_ms"]) {
@@ -147,6 +172,10 @@ std::vector<Point> summarize(const std::vector<Run>& runs) {
         p.client_cpu_ms = opt_med(&Run::client_cpu_ms);
         p.messages = opt_med(&Run::messages);
         p.bytes = opt_med(&Run::bytes);
+        p.other_cpus = opt_med(&Run::other_cpus);
+        p.steal_cpus = opt_med(&Run::steal_cpus);
+        for (const Run* r : group)
+            if (r->other_cpus) p.other_cpus_max = std::max(p.other_cpus_max.value_or(0.0), *r->other_cpus);
         // Each percentile's median over the rounds that have the same points as the first.
         const auto& first = group.front()->percentiles;
         for (size_t i = 0; i < first.size(); ++i) {
@@ -195,6 +224,7 @@ std::map<std::string, std::string> report_files(const std::vector<Point>& points
     md << ".\n\n"
        << "CPU is per committed request: the replicas' (members') processes together, and the load "
        << "generator's; all share this machine's cores.\n\n";
+    md << machine_sentence(points);
 
     md << "## Throughput and latency against clients\n\n";
     md << "| clients | system | n | committed/s | vs etcd | p50 ms | p99 ms | CPU ms/req, replicas | CPU ms/req, client |\n"

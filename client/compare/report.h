@@ -32,6 +32,8 @@ struct Run {
     uint64_t request_bytes = 0;
     std::optional<double> replica_cpu_ms, client_cpu_ms, messages, bytes;  // per committed transfer
     std::vector<std::pair<double, double>> percentiles;                    // (p, ms)
+    // The machine over the window (load_measure.h, MachineUse), when the run reported it.
+    std::optional<double> other_cpus, steal_cpus;
 };
 // Error "format" naming the field when the JSON is not a benchmark's result.
 Result<Run> parse_run(const RunKey& key, const nlohmann::json& json);
@@ -47,6 +49,9 @@ struct Point {
     uint64_t request_bytes = 0;  // the largest of its rounds'
     std::optional<double> replica_cpu_ms, client_cpu_ms, messages, bytes;
     std::vector<std::pair<double, double>> percentiles;  // each p's median
+    // Other work on the machine during its rounds' windows, in CPUs: the median and the
+    // largest; and the hypervisor's steal, the median.
+    std::optional<double> other_cpus, other_cpus_max, steal_cpus;
 };
 std::vector<Point> summarize(const std::vector<Run>& runs);
 

@@ -57,7 +57,13 @@ TEST(BenchCompare, AQuickRunWritesASummaryRawRunsAndPlotsForEverySystem) {
         EXPECT_GT(json.value("request_bytes", 0), 0) << entry.path();
         EXPECT_EQ(json["latency_percentiles_ms"].size(), 19u) << entry.path();
         EXPECT_TRUE(json["cost_per_tx"].value("replicas_known", false)) << entry.path();
+        // What else ran on the machine in the window: every system runs here, so each run says.
+        ASSERT_TRUE(json.contains("machine")) << entry.path();
+        EXPECT_GE(json["machine"].value("cpus", 0), 1) << entry.path();
+        EXPECT_GT(json["machine"].value("busy_cpus", 0.0), 0.0) << entry.path();
+        EXPECT_GE(json["machine"].value("other_cpus", -1.0), 0.0) << entry.path();
     }
+    EXPECT_NE(md.find("Other work on the machine during the measured windows"), std::string::npos) << md;
     // PBFT n=4 at 1 and 4 clients, n=7 at 4; Raft n=3 at 1 and 4, n=5 at 4; etcd at 1 and 4.
     EXPECT_EQ(runs, 8u);
 

@@ -107,6 +107,65 @@ TEST(CompareReport, WritesTablesWithRatiosToEtcdDataFilesAndAPlotScript) {
         EXPECT_NE(gp.find(output), std::string::npos) << output;
 }
 
+// A report says what else the machine did while its runs were measured: the median over its
+// rows of each row's median, the largest single run, and the hypervisor's share; nothing when
+// the runs did not report it.
+TEST(CompareReport, SaysHowMuchOtherWorkTheMachineDidDuringTheRuns) {
+    auto with_machine = [](double tps, double other, double steal) {
+        auto json = run_json(tps, 2);
+        json["machine"] = {{"cpus", 2}, {"busy_cpus", 1.9}, {"system_cpus", 1.9 - other},
+                           {"other_cpus", other}, {"steal_cpus", steal}};
+        return json;
+    };
+    const std::vector<compare::Run> runs = {parsed("pbft-n4-c64-r1.json", with_machine(3000, 0.05, 0.01)),
+                                            parsed("pbft-n4-c64-r2.json", with_machine(3100, 0.15, 0.03)),
+                                            parsed("pbft-n4-c64-r3.json", with_machine(3200, 0.10, 0.02)),
+                                            parsed("raft-n3-c64-r1.json", with_machine(6000, 0.90, 0.02))};
+    EXPECT_EQ(runs[1].other_cpus, 0.15);
+    const auto points = summarize(runs);
+    ASSERT_EQ(points.size(), 2u);
+    EXPECT_EQ(points[0].other_cpus, 0.10);      // PBFT's three rounds: the median
+    EXPECT_EQ(points[0].other_cpus_max, 0.15);  // and the largest
+    EXPECT_EQ(points[0].steal_cpus, 0.02);
+    ReportInfo info{"a test machine", "abc1234", "2026-12-01", 5, 1, 64};
+    const std::string md = report_files(points, info)["summary.md"];
+    EXPECT_NE(md.find("a median of 0.50 CPUs over the rows below, at most 0.90 in one run (Tally Raft, n=3, "
+                      "64 clients); the hypervisor took a median of 0.02 CPUs."),
+              std::string::npos)
+        << md;
+
+    const std::vector<compare::Run> without = {parsed("pbft-n4-c64-r1.json", run_json(3000, 2))};
+    EXPECT_EQ(report_files(summarize(without), info)["summary.md"].find("Other work"), std::string::npos);
+}
+
+TEST(LoadMeasure, TheMachineSplitsIntoTheMeasuredSystemOtherWorkAndSteal) {
+    const MachineCpu begin{10'000'000, 1'000'000, 2};
+    const MachineCpu end{13'000'000, 1'200'000, 2};  // 3 CPU-seconds busy, 0.2 stolen, in 2 s
+    auto use = machine_use(begin, end, 2.0, 2.0);    // the system used 2 of the 3
+    ASSERT_TRUE(use);
+    EXPECT_EQ(use->cpus, 2u);
+    EXPECT_DOUBLE_EQ(use->busy_cpus, 1.5);
+    EXPECT_DOUBLE_EQ(use->system_cpus, 1.0);
+    EXPECT_DOUBLE_EQ(use->other_cpus, 0.5);
+    EXPECT_DOUBLE_EQ(use->steal_cpus, 0.1);
+    // Counted in whole ticks, the system can seem to exceed the machine: no negative other work.
+    EXPECT_DOUBLE_EQ(machine_use(begin, end, 2.0, 3.5)->other_cpus, 0.0);
+    EXPECT_FALSE(machine_use(begin, end, 0.0, 1.0));
+    EXPECT_FALSE(machine_use(end, begin, 2.0, 1.0));  // a counter that went back
+
+    // The real /proc/stat: 100 ms of this process's CPU is in the machine's busy time.
+    const auto before = machine_cpu();
+    ASSERT_TRUE(before);
+    EXPECT_GE(before->cpus, 1u);
+    volatile uint64_t sink = 0;
+    const uint64_t own = own_cpu_us();
+    while (own_cpu_us() < own + 100'000)
+        for (int i = 0; i < 100'000; ++i) sink = sink + static_cast<uint64_t>(i);
+    const auto after = machine_cpu();
+    ASSERT_TRUE(after);
+    EXPECT_GE(after->busy_us, before->busy_us + 100'000 - 40'000);
+}
+
 TEST(LoadMeasure, PercentilesAtTheCdfPointsAndCpuTimeFromProc) {
     std::vector<double> values;
     for (int i = 100; i >= 1; --i) values.push_back(i);
