@@ -83,7 +83,8 @@ std::string machine_sentence(const std::vector<Point>& points) {
     s << "Other work on the machine during the measured windows (CPUs busy beyond the measured system's "
       << "processes and its load generator, from /proc/stat): a median of " << number(*median(others), 2)
       << " CPUs over the rows below, at most " << number(*busiest->other_cpus_max, 2) << " in one run ("
-      << title_of(busiest->system) << ", n=" << busiest->n << ", " << busiest->clients << " clients)";
+      << title_of(busiest->system) << ", n=" << busiest->n << ", " << busiest->clients
+      << (busiest->clients == 1 ? " client)" : " clients)");
     if (!steals.empty()) s << "; the hypervisor took a median of " << number(*median(steals), 2) << " CPUs";
     s << ".\n\n";
     return s.str();
