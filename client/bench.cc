@@ -664,10 +664,11 @@ private:
     std::vector<double> lags_ms_;  // arrival to send
 };
 
-// True when every replica listens on a loopback address: their CPU is this machine's.
+// True when every replica listens on a loopback address (127/8, as `net init --hosts` tells
+// them apart): their CPU is this machine's.
 bool replicas_on_this_machine(const node::api::NetworkConfig& config) {
     return std::all_of(config.replicas.begin(), config.replicas.end(), [](const auto& r) {
-        return r.host == "127.0.0.1" || r.host == "localhost" || r.host == "::1";
+        return r.host.starts_with("127.") || r.host == "localhost";
     });
 }
 
@@ -725,7 +726,7 @@ Result<BenchResult> run_bench(const node::api::NetworkConfig& config, const cryp
     if (machine_begin && machine_end && result.cost.replicas_known && replicas_on_this_machine(config)) {
         const double system_cpu_s = (result.cost.replica_cpu_ms + result.cost.client_cpu_ms) *
                                     static_cast<double>(result.committed) / 1000.0;
-        result.machine = machine_use(*machine_begin, *machine_end, result.duration_s, system_cpu_s);
+        result.machine = machine_use(*machine_begin, *machine_end, system_cpu_s);
     }
     if (poller) {
         result.breakdown = poller->result();

@@ -2,6 +2,7 @@
 #include "client/load_measure.h"
 
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,16 +79,19 @@ std::optional<MachineCpu> machine_cpu() {
     const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
     if (ticks <= 0 || cpus <= 0) return std::nullopt;
     const auto us = [ticks](uint64_t t) { return t * 1'000'000 / static_cast<uint64_t>(ticks); };
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
     MachineCpu m;
+    m.at_us = static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
     m.busy_us = us(user + nice + system + irq + softirq);
     m.steal_us = us(steal);
     m.cpus = static_cast<uint32_t>(cpus);
     return m;
 }
 
-std::optional<MachineUse> machine_use(const MachineCpu& begin, const MachineCpu& end, double window_s,
-                                      double system_cpu_s) {
-    if (!(window_s > 0) || end.busy_us < begin.busy_us || end.steal_us < begin.steal_us) return std::nullopt;
+std::optional<MachineUse> machine_use(const MachineCpu& begin, const MachineCpu& end, double system_cpu_s) {
+    if (end.at_us <= begin.at_us || end.busy_us < begin.busy_us || end.steal_us < begin.steal_us) return std::nullopt;
+    const double window_s = static_cast<double>(end.at_us - begin.at_us) / 1e6;
     MachineUse u;
     u.cpus = end.cpus;
     u.busy_cpus = static_cast<double>(end.busy_us - begin.busy_us) / 1e6 / window_s;

@@ -34,15 +34,18 @@ std::optional<uint64_t> process_cpu_us(pid_t pid);
 struct MachineCpu {
     uint64_t busy_us = 0;
     uint64_t steal_us = 0;
-    uint32_t cpus = 0;  // online
+    uint32_t cpus = 0;   // online
+    uint64_t at_us = 0;  // when it was read (CLOCK_MONOTONIC)
 };
 std::optional<MachineCpu> machine_cpu();
 
-// The machine over a measured window of `window_s` seconds: how many of its CPUs were busy on
-// average, how many of them the measured system (its replicas or members, and the load
-// generator itself: `system_cpu_s` CPU-seconds in all over the window) accounts for, and the
-// rest: other work sharing the machine, which makes a run slower than the system is. Readings
-// on a shared machine: a busy machine shows as other_cpus, a noisy VM as steal_cpus.
+// The machine between two readings (the window): how many of its CPUs were busy on average,
+// how many of them the measured system (its replicas or members, and the load generator
+// itself: `system_cpu_s` CPU-seconds in all over the window) was charged for, and the rest,
+// "other work": other processes sharing the machine, which make a run slower than the system
+// is, and the kernel time charged to no process (interrupts, softirqs such as loopback
+// traffic, writeback threads), part of which the measured system caused. A busy machine shows
+// as other_cpus, a noisy VM as steal_cpus.
 struct MachineUse {
     uint32_t cpus = 0;
     double busy_cpus = 0;
@@ -52,7 +55,6 @@ struct MachineUse {
 };
 // nullopt when the readings do not make a window (a non-positive length, a counter that went
 // back).
-std::optional<MachineUse> machine_use(const MachineCpu& begin, const MachineCpu& end, double window_s,
-                                      double system_cpu_s);
+std::optional<MachineUse> machine_use(const MachineCpu& begin, const MachineCpu& end, double system_cpu_s);
 
 }  // namespace tally::client

@@ -107,10 +107,10 @@ std::string how_it_ended(pid_t pid) {
 }
 
 // The replica id of `pid` when it is a live `tallyd --config <config> --id <id>`. A relative
-// --config is the process's own, taken from its working folder.
+// --config is the process's own, taken from its working folder. Reaps nothing: a zombie's
+// command line is empty, so it is never one (is_our_replica reaps our own children first).
 std::optional<uint32_t> replica_id_of(pid_t pid, const std::string& config) {
     if (pid <= 1) return std::nullopt;
-    reap(pid);
     const auto args = read_cmdline(pid);  // empty for a zombie or a dead pid
     if (args.empty() || fs::path(args[0]).filename() != "tallyd") return std::nullopt;
     bool config_ok = false;
@@ -134,6 +134,8 @@ std::optional<uint32_t> replica_id_of(pid_t pid, const std::string& config) {
 
 // True when `pid` is a live `tallyd --config <config> --id <id>`.
 bool is_our_replica(pid_t pid, const std::string& config, uint32_t id) {
+    if (pid <= 1) return false;
+    reap(pid);
     return replica_id_of(pid, config) == id;
 }
 
@@ -396,6 +398,7 @@ Result<pid_t> spawn_replica(const std::string& tallyd, const std::string& config
         ::_exit(127);
     }
     ::close(exec_pipe[1]);
+    exit_statuses().erase(pid);  // an earlier child's, whose pid this one reuses
     int child_errno = 0;
     ssize_t got = 0;
     do {

@@ -435,8 +435,9 @@ int cmd_bench(const Args& args) {
         if (result->committed > 0) std::cout << line;
         if (const auto& m = result->machine) {
             std::snprintf(line, sizeof(line),
-                          "machine      %u CPUs, %.2f busy on average: %.2f the replicas and this client, "
-                          "%.2f other work; %.2f taken by the hypervisor\n",
+                          "machine      %u CPUs, %.2f busy on average: %.2f charged to the replicas and this "
+                          "client, %.2f to other work (other processes, interrupts, kernel threads); %.2f taken "
+                          "by the hypervisor\n",
                           m->cpus, m->busy_cpus, m->system_cpus, m->other_cpus, m->steal_cpus);
             std::cout << line;
         }

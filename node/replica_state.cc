@@ -276,6 +276,7 @@ void Replica::answer_settled_routes() {
         const auto done = ledger_->transfer_outcome(pending.tx_id, pending.client, pending.nonce);
         if (!done) continue;
         auto taken = routes_.take(pending.tx_id);
+        if (!taken) continue;  // (transfers() lists only pending ones)
         for (auto& routing_id : taken->routing_ids)
             reply(ClientRoute{std::move(routing_id), taken->client, taken->nonce}, pending.tx_id, *done, view);
         ++answered;

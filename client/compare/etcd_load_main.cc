@@ -276,7 +276,7 @@ int main(int argc, char** argv) {
             result.cost.bytes = members->second / n;
             // The members run on this machine (scripts/bench-compare starts them here).
             if (machine_first && machine_last)
-                result.machine = tc::machine_use(*machine_first, *machine_last, duration_s,
+                result.machine = tc::machine_use(*machine_first, *machine_last,
                                                  static_cast<double>(members->first + last.own_cpu_us - first.own_cpu_us) / 1e6);
         }
         result.cost.messages_known = false;

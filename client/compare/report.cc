@@ -80,8 +80,9 @@ std::string machine_sentence(const std::vector<Point>& points) {
     }
     if (others.empty() || !busiest) return "";
     std::ostringstream s;
-    s << "Other work on the machine during the measured windows (CPUs busy beyond the measured system's "
-      << "processes and its load generator, from /proc/stat): a median of " << number(*median(others), 2)
+    s << "Other work on the machine during the measured windows (CPU time, from /proc/stat, not charged "
+      << "to the measured system's processes or its load generator: other processes, and interrupts "
+      << "and kernel threads, part of them the system's own traffic and writeback): a median of " << number(*median(others), 2)
       << " CPUs over the rows below, at most " << number(*busiest->other_cpus_max, 2) << " in one run ("
       << title_of(busiest->system) << ", n=" << busiest->n << ", " << busiest->clients
       << (busiest->clients == 1 ? " client)" : " clients)");

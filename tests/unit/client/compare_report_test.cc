@@ -139,9 +139,9 @@ TEST(CompareReport, SaysHowMuchOtherWorkTheMachineDidDuringTheRuns) {
 }
 
 TEST(LoadMeasure, TheMachineSplitsIntoTheMeasuredSystemOtherWorkAndSteal) {
-    const MachineCpu begin{10'000'000, 1'000'000, 2};
-    const MachineCpu end{13'000'000, 1'200'000, 2};  // 3 CPU-seconds busy, 0.2 stolen, in 2 s
-    auto use = machine_use(begin, end, 2.0, 2.0);    // the system used 2 of the 3
+    const MachineCpu begin{10'000'000, 1'000'000, 2, 50'000'000};
+    const MachineCpu end{13'000'000, 1'200'000, 2, 52'000'000};  // 3 CPU-seconds busy, 0.2 stolen, in 2 s
+    auto use = machine_use(begin, end, 2.0);                      // the system used 2 of the 3
     ASSERT_TRUE(use);
     EXPECT_EQ(use->cpus, 2u);
     EXPECT_DOUBLE_EQ(use->busy_cpus, 1.5);
@@ -149,9 +149,11 @@ TEST(LoadMeasure, TheMachineSplitsIntoTheMeasuredSystemOtherWorkAndSteal) {
     EXPECT_DOUBLE_EQ(use->other_cpus, 0.5);
     EXPECT_DOUBLE_EQ(use->steal_cpus, 0.1);
     // Counted in whole ticks, the system can seem to exceed the machine: no negative other work.
-    EXPECT_DOUBLE_EQ(machine_use(begin, end, 2.0, 3.5)->other_cpus, 0.0);
-    EXPECT_FALSE(machine_use(begin, end, 0.0, 1.0));
-    EXPECT_FALSE(machine_use(end, begin, 2.0, 1.0));  // a counter that went back
+    EXPECT_DOUBLE_EQ(machine_use(begin, end, 3.5)->other_cpus, 0.0);
+    MachineCpu same_time = end;
+    same_time.at_us = begin.at_us;
+    EXPECT_FALSE(machine_use(begin, same_time, 1.0));  // no window
+    EXPECT_FALSE(machine_use(end, begin, 1.0));        // counters that went back
 
     // The real /proc/stat: 100 ms of this process's CPU is in the machine's busy time.
     const auto before = machine_cpu();
@@ -164,6 +166,7 @@ TEST(LoadMeasure, TheMachineSplitsIntoTheMeasuredSystemOtherWorkAndSteal) {
     const auto after = machine_cpu();
     ASSERT_TRUE(after);
     EXPECT_GE(after->busy_us, before->busy_us + 100'000 - 40'000);
+    EXPECT_GE(after->at_us, before->at_us + 100'000);  // the readings' own times: the window
 }
 
 TEST(LoadMeasure, PercentilesAtTheCdfPointsAndCpuTimeFromProc) {
