@@ -15,6 +15,7 @@
 
 #include "bft/quorum.h"
 #include "client/client.h"
+#include "client/net.h"
 #include "client/phases.h"
 #include "client/curve.h"
 #include "ledger/tx.h"
@@ -664,12 +665,10 @@ private:
     std::vector<double> lags_ms_;  // arrival to send
 };
 
-// True when every replica listens on a loopback address (127/8, as `net init --hosts` tells
-// them apart): their CPU is this machine's.
+// True when every replica listens on a loopback address: their CPU is this machine's.
 bool replicas_on_this_machine(const node::api::NetworkConfig& config) {
-    return std::all_of(config.replicas.begin(), config.replicas.end(), [](const auto& r) {
-        return r.host.starts_with("127.") || r.host == "localhost";
-    });
+    return std::all_of(config.replicas.begin(), config.replicas.end(),
+                       [](const auto& r) { return is_loopback_host(r.host); });
 }
 
 }  // namespace

@@ -162,6 +162,13 @@ std::optional<pid_t> read_pid_file(const std::string& path) {
     return static_cast<pid_t>(value);
 }
 
+// The pid replica `id`'s pid file in the network folder `abs` names, when it is that replica.
+std::optional<pid_t> pid_file_replica(const std::string& abs, uint32_t id) {
+    const auto pid = read_pid_file(pid_path(abs, id));
+    if (!pid || !is_our_replica(*pid, config_path(abs), id)) return std::nullopt;
+    return pid;
+}
+
 Status write_pid_file(const std::string& path, pid_t pid) {
     const std::string tmp = path + ".tmp";
     {
@@ -659,6 +666,12 @@ std::string lower(std::string s) {
 
 }  // namespace
 
+bool is_loopback_host(const std::string& host) {
+    if (const auto ip = parse_ipv4(host)) return (*ip)[0] == 127;
+    const std::string name = lower(host);
+    return name == "localhost" || name.ends_with(".localhost");
+}
+
 Status check_host(const std::string& host) {
     auto bad = [&](const std::string& why) { return make_error("usage", "--hosts: \"" + host + "\" " + why); };
     if (host.empty())
@@ -675,13 +688,12 @@ Status check_host(const std::string& host) {
         const auto ip = parse_ipv4(host);
         if (!ip) return bad("is not an IPv4 address (four numbers 0-255 separated by dots)");
         if ((*ip)[0] == 0) return bad("is the unspecified address: give the address the other hosts reach this one at");
-        if ((*ip)[0] == 127) return bad("is a loopback address, which no other host can reach");
+        if (is_loopback_host(host)) return bad("is a loopback address, which no other host can reach");
         if ((*ip)[0] >= 224) return bad("is a multicast or reserved address, not a host's");
         return Ok{};
     }
+    if (is_loopback_host(host)) return bad("is this machine's loopback name, which no other host can reach");
     const std::string name = lower(host);
-    if (name == "localhost" || name.ends_with(".localhost"))
-        return bad("is this machine's loopback name, which no other host can reach");
     size_t start = 0;
     std::string last_label;
     while (true) {
@@ -842,8 +854,7 @@ std::string default_tallyd_path() {
 
 std::optional<pid_t> replica_pid(const std::string& dir, uint32_t id) {
     const std::string abs = absolute_dir(dir);
-    auto pid = read_pid_file(pid_path(abs, id));
-    if (pid && is_our_replica(*pid, config_path(abs), id)) return pid;
+    if (auto pid = pid_file_replica(abs, id)) return pid;
     for (const auto& [found, found_id] : replica_processes(config_path(abs)))
         if (found_id == id) return found;
     return std::nullopt;
@@ -957,10 +968,8 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
     // By pid: each replica its pid file names, then every other live process of this network
     // (a second tallyd for one id included), so that none outlives `net down`.
     std::map<pid_t, uint32_t> running;
-    for (uint32_t id = 0; id < config->n(); ++id) {
-        const auto pid = read_pid_file(pid_path(abs, id));
-        if (pid && is_our_replica(*pid, config_path(abs), id)) running[*pid] = id;
-    }
+    for (uint32_t id = 0; id < config->n(); ++id)
+        if (auto pid = pid_file_replica(abs, id)) running[*pid] = id;
     for (const auto& [pid, id] : replica_processes(config_path(abs))) {
         if (running.emplace(pid, id).second)
             out << "replica " << id << " runs as pid " << pid

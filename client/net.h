@@ -132,6 +132,9 @@ Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::os
                  std::chrono::milliseconds ready_timeout = std::chrono::milliseconds{30'000},
                  const std::string& tallyd = "", bool recover = false);
 
+// True for a loopback host: an IPv4 address in 127/8, or "localhost" or a name under it.
+bool is_loopback_host(const std::string& host);
+
 // The process id of replica `id` of the network in DIR when it is running (and really is that
 // replica: see the file comment): the one its pid file names, or when the file is missing or
 // stale, the lowest-numbered live `tallyd --config DIR/network.json --id ID` in /proc.

@@ -237,6 +237,10 @@ private:
     void on_new_view(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     void maybe_send_new_view(uint64_t view, Output& out);
     void maybe_join_higher_view(Output& out);
+    // Over the VIEW-CHANGEs held (view_changes_): whether `peer` asks for a view above `v`,
+    // and how many peers other than this replica do.
+    bool asks_above(ReplicaId peer, uint64_t v) const;
+    size_t peers_asking_above(uint64_t v) const;
     // The rejoin rule: a replica alone between views notes the newest lower view each peer
     // showed a signed normal-case message of, and rejoins the highest that f+1 peers are in.
     // Only a message for a seq above any this replica knew of when it left its view counts:

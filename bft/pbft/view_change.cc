@@ -123,8 +123,7 @@ void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std
     // One view change per sender is kept, its highest: memory stays bounded whatever it sends.
     // (An honest replica's VIEW-CHANGEs only rise, engine.h: a lower one after a higher is a
     // retransmission overtaken, or a traitor's way to make this map hold one per view.)
-    for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
-        if (it->second.count(from)) return;
+    if (asks_above(from, v)) return;
     for (auto it = view_changes_.begin(); it != view_changes_.end();) {
         if (it->first < v) it->second.erase(from);
         it = it->second.empty() ? view_changes_.erase(it) : std::next(it);
@@ -132,6 +131,20 @@ void PbftEngine::on_view_change(ReplicaId from, const crypto::Envelope& env, std
     view_changes_[v][from] = std::string(raw);
     maybe_join_higher_view(out);
     maybe_send_new_view(v, out);
+}
+
+bool PbftEngine::asks_above(ReplicaId peer, uint64_t v) const {
+    for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
+        if (it->second.count(peer)) return true;
+    return false;
+}
+
+size_t PbftEngine::peers_asking_above(uint64_t v) const {
+    std::set<ReplicaId> senders;
+    for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
+        for (const auto& [sender, envelope] : it->second)
+            if (sender != config_.id) senders.insert(sender);
+    return senders.size();
 }
 
 // Rule: a replica that holds f+1 valid view changes for views above its own joins the
@@ -155,30 +168,18 @@ bool PbftEngine::note_lower_view(ReplicaId from, uint64_t view, uint64_t seq, Ou
     // and shows nothing of where it is now; back in `view` by this rule, it would be silent
     // there. (Seed 2624410396: a replica that had just joined view 2 on two peers'
     // VIEW-CHANGEs went back to view 1 on the same two peers' older COMMITs, in one turn.)
-    const auto left = [this](ReplicaId peer, uint64_t v) {
-        for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
-            if (it->second.count(peer)) return true;
-        return false;
-    };
-    if (left(from, view)) return false;
+    if (asks_above(from, view)) return false;
     uint64_t& seen = lower_view_seen_[from];
     seen = std::max(seen, view);
     std::map<uint64_t, uint32_t> in_view;  // view -> peers whose newest message is of it
     for (const auto& [peer, v] : lower_view_seen_)
-        if (v < view_ && !left(peer, v)) ++in_view[v];
+        if (v < view_ && !asks_above(peer, v)) ++in_view[v];
     // f+1 other peers asking for views above v (the join rule's own condition) outweigh f+1
     // showing v: at least one honest peer has left v, and rejoining it would only have the
     // join rule take this replica up again, back and forth.
-    const auto asking_above = [this](uint64_t v) {
-        std::set<ReplicaId> senders;
-        for (auto it = view_changes_.upper_bound(v); it != view_changes_.end(); ++it)
-            for (const auto& [sender, envelope] : it->second)
-                if (sender != config_.id) senders.insert(sender);
-        return senders.size();
-    };
     for (auto it = in_view.rbegin(); it != in_view.rend(); ++it) {
         if (it->second < quorum_.weak() || it->first < entered_view_ ||
-            asking_above(it->first) >= quorum_.weak())
+            peers_asking_above(it->first) >= quorum_.weak())
             continue;
         // f+1 peers signed messages of view it->first since this replica left it: at least one
         // honest replica works in that view. Rejoin it, silent (the rejoin rule, engine.h).
