@@ -191,6 +191,18 @@ pid_t spawn_look_alike(const std::string& config, uint32_t id, int stdin_fd) {
     return rc == 0 ? pid : -1;
 }
 
+// True once `pid` (a child of this test) has exited, within a deadline: a process that was
+// sent SIGKILL loses its command line (net kill's sign that it is gone) a moment before
+// waitpid can see it exit.
+bool exits(pid_t pid) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (::waitpid(pid, nullptr, WNOHANG) != 0) return true;  // reaped now, or by net's code
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+}
+
 // Its command line is set once exec is done: until then it would not be recognised.
 bool wait_recognised(const std::string& dir, uint32_t id) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -228,9 +240,7 @@ TEST_F(NetTest, ReplicasNoPidFileNamesAreFoundAndStoppedOthersAreNot) {
     ASSERT_TRUE(net_kill(dir_, 2, out).ok());
     EXPECT_NE(out.str().find("killed replica 2 (pid " + std::to_string(ours_2) + ")"), std::string::npos)
         << out.str();
-    // Dead: reaped by net_kill (it is this test's child), or a zombie that waitpid reaps now
-    // (net_kill may see it dead, its command line gone, before it can be reaped). 0 = running.
-    EXPECT_NE(::waitpid(ours_2, nullptr, WNOHANG), 0);
+    EXPECT_TRUE(exits(ours_2));
 
     out.str("");
     ASSERT_TRUE(net_down(dir_, out, std::chrono::milliseconds{5'000}).ok());
@@ -239,7 +249,7 @@ TEST_F(NetTest, ReplicasNoPidFileNamesAreFoundAndStoppedOthersAreNot) {
         << out.str();
     EXPECT_NE(out.str().find("stopped 1 replica(s)"), std::string::npos) << out.str();
     EXPECT_EQ(out.str().find("killed after"), std::string::npos) << out.str();  // SIGTERM sufficed
-    EXPECT_NE(::waitpid(ours_3, nullptr, WNOHANG), 0);
+    EXPECT_TRUE(exits(ours_3));
 
     // The other network's replica 2 runs on, and the pid file that named it is gone unsignalled.
     int status = 0;
