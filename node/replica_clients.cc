@@ -204,6 +204,19 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
         out.append(engine_->on_client_request(in.request));
         return;
     }
+    // Behind a stable checkpoint, this replica's ledger would judge a new request against
+    // stale accounts (admitting nonces its peers' ledgers have used, refusing ones they wait
+    // for), and every request it admitted would hold slots of its sender and connection until
+    // the install. It admits none until then and answers none: the request is counted and
+    // dropped unsigned (signing a refusal for each would cost the replica what it needs to
+    // catch up), the client's quorum comes from the other replicas, and its retransmission is
+    // admitted here once the state is installed.
+    if (catching_up()) {
+        rejections_.count("catching_up", "a client request while this replica fetches the state at seq " +
+                                             std::to_string(fetching_ ? fetching_->seq : 0) +
+                                             " (not admitted until it is installed)");
+        return;
+    }
     if (const Refusal refusal = admission_of(in); refusal != Refusal::kNone) {
         refuse(in, refusal);
         return;

@@ -37,6 +37,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bft/engine.h"
@@ -166,6 +167,11 @@ public:
     bft::EngineStatus status(bft::ReplicaId id) const { return nodes_[id].replica->engine().status(); }
     const ledger::State& ledger(bft::ReplicaId id) const { return nodes_[id].replica->ledger(); }
     uint64_t state_transfers(bft::ReplicaId id) const { return nodes_[id].replica->state_transfers(); }
+    bool catching_up(bft::ReplicaId id) const { return nodes_[id].replica->catching_up(); }
+    const node::ClientRoutes& routes(bft::ReplicaId id) const { return nodes_[id].replica->routes(); }
+    uint64_t rejected(bft::ReplicaId id, std::string_view reason) const {
+        return nodes_[id].replica->rejections().get(reason);
+    }
     // Transfers replica `id` still holds as pending (admitted, waiting for their reply) although
     // its ledger executed them already: each would hold its sender's and connection's admission
     // slots until it expired.
