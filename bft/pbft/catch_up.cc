@@ -21,8 +21,17 @@ constexpr size_t kRetransmitSlotsMax = 32;
 }  // namespace
 
 void PbftEngine::tick_catch_up(Output& out) {
-    if (now_ - last_retransmit_tick_ < config_.retransmit_ticks) return;
+    // A replica that has not run a round since it started, and sees its peers a checkpoint
+    // interval or more beyond what it executed (a restart after a while down), runs its first
+    // round now, not retransmit_ticks after its start: until its FETCH-COMMITTED brings the
+    // stable checkpoint that shows it is behind, its node admits client requests against a
+    // stale ledger (node/replica_clients.cc). One round early, once: the rate an honest asker
+    // keeps (answer_interval_ticks) is unchanged.
+    const bool far_behind_at_start =
+        !retransmitted_ && max_seq_seen_ > last_delivered_ + config_.checkpoint_interval;
+    if (!far_behind_at_start && now_ - last_retransmit_tick_ < config_.retransmit_ticks) return;
     last_retransmit_tick_ = now_;
+    retransmitted_ = true;
 
     size_t resent = 0;
     for (auto it = log_.upper_bound(last_delivered_); it != log_.end() && resent < kRetransmitSlotsMax; ++it) {

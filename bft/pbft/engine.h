@@ -357,6 +357,7 @@ private:
     // Catch-up: the highest seq peers showed a commit for, and whom to ask next.
     uint64_t max_seq_seen_ = 0;
     uint64_t last_retransmit_tick_ = 0;
+    bool retransmitted_ = false;  // a catch-up round ran since this engine started (tick_catch_up)
     ReplicaId next_fetch_peer_ = 0;
 
     // View change.

@@ -445,6 +445,34 @@ TEST(PbftCheckpoint, FPlusOnePeersCheckpointingBeyondTheWindowMakeALaggardAskFor
         << "behind, it never asked for state";
 }
 
+// A replica back from a while down learns how far behind it is from its first FETCH-COMMITTED
+// (the answer carries the stable checkpoint it must fetch). Until then its node admits client
+// requests against a stale ledger, so the first round runs as soon as it sees its peers a
+// checkpoint interval ahead, not retransmit_ticks after it started; then at the usual rate.
+TEST(PbftCatchUp, AReplicaBackFarBehindAsksAtOnceThenAtTheUsualRate) {
+    Harness h(1);
+    h.restart({});
+    crypto::Hash digest{};
+    digest[1] = 4;
+    const uint64_t ahead = h.config.checkpoint_interval + 5;
+    h.deliver(h.vote(MessageType::kCommit, 0, 0, ahead, digest));
+    Output first = h.engine->on_tick();
+    EXPECT_EQ(sent(first, MessageType::kFetchCommitted).size(), 1u)
+        << "far behind, it waited for its first round";
+    Output meanwhile;
+    for (uint64_t t = 1; t < h.config.retransmit_ticks; ++t) meanwhile.append(h.engine->on_tick());
+    EXPECT_TRUE(sent(meanwhile, MessageType::kFetchCommitted).empty()) << "it asked faster than an honest asker does";
+    EXPECT_EQ(sent(h.engine->on_tick(), MessageType::kFetchCommitted).size(), 1u);
+
+    // A seq or two behind (the normal case of a replica that missed a message) waits its round.
+    Harness near(1);
+    near.restart({});
+    near.deliver(near.vote(MessageType::kCommit, 0, 0, 2, digest));
+    Output early;
+    for (uint64_t t = 1; t < near.config.retransmit_ticks; ++t) early.append(near.engine->on_tick());
+    EXPECT_TRUE(sent(early, MessageType::kFetchCommitted).empty());
+}
+
 TEST(PbftCheckpoint, CheckpointsThatDisagreeNeverBecomeStable) {
     Harness h(1);
     crypto::Hash a{}, b{};
