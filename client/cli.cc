@@ -171,6 +171,7 @@ nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {
             r["low_water_mark"] = p.low_water_mark();
             r["stable_checkpoint"] = p.stable_checkpoint();
             r["view_changing"] = p.view_changing();
+            r["catching_up_to"] = p.catching_up_to();
             r["commit_index"] = p.commit_index();
             r["applied"] = p.applied();
             r["last_log_index"] = p.last_log_index();
@@ -192,6 +193,7 @@ namespace {
 std::string replica_notes(const node::api::pb::StatusReply& p) {
     std::string notes;
     if (p.view_changing()) notes += "view-changing ";
+    if (p.catching_up_to() > 0) notes += "catching-up-to:" + std::to_string(p.catching_up_to()) + " ";
     for (const auto& t : p.traitor()) notes += "traitor:" + t + " ";
     for (const auto& d : p.detected()) notes += "detected:" + d.kind() + "=" + std::to_string(d.count()) + " ";
     // Input the replica refused (admission, garbage), by reason.

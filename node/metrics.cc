@@ -71,6 +71,8 @@ Result<std::unique_ptr<Metrics>> Metrics::open(const std::string& host, uint16_t
     m->view_changing_ = &gauge("tally_view_changing", "1 while this replica is between views (PBFT)");
     m->executed_ = &gauge("tally_executed_seq", "The last sequence number this replica's ledger executed");
     m->stable_ = &gauge("tally_stable_checkpoint_seq", "The last stable checkpoint (PBFT)");
+    m->catching_up_to_ = &gauge("tally_catching_up_to_seq",
+                                "The stable checkpoint whose state this replica fetches (0: none)");
     m->low_water_mark_ = &gauge("tally_low_water_mark_seq", "The low water mark (PBFT)");
     m->commit_index_ = &gauge("tally_commit_index", "The highest sequence number it knows committed (Raft)");
     m->last_log_index_ = &gauge("tally_last_log_index", "The last sequence number its log holds (Raft)");
@@ -148,6 +150,7 @@ void Metrics::refresh(const api::pb::StatusReply& status, const Traffic& traffic
     view_changing_->Set(status.view_changing() ? 1 : 0);
     executed_->Set(static_cast<double>(status.executed()));
     stable_->Set(static_cast<double>(status.stable_checkpoint()));
+    catching_up_to_->Set(static_cast<double>(status.catching_up_to()));
     low_water_mark_->Set(static_cast<double>(status.low_water_mark()));
     commit_index_->Set(static_cast<double>(status.commit_index()));
     last_log_index_->Set(static_cast<double>(status.last_log_index()));

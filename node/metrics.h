@@ -20,6 +20,7 @@
 //                                             "leader", "follower", "candidate"), 0 for the others seen
 //   tally_executed_seq, tally_stable_checkpoint_seq, tally_low_water_mark_seq,
 //   tally_commit_index, tally_last_log_index  the sequence numbers `tally net status` shows
+//   tally_catching_up_to_seq                  the stable checkpoint whose state it fetches; 0: none
 //   tally_rejected_messages_total{reason}     input refused, by reason (node/rejections.h)
 //   tally_misbehaviour_detected_total{kind}   what this replica detected its peers doing
 //   tally_messages_received_total{type,peer}, tally_received_bytes_total{type,peer}
@@ -109,6 +110,7 @@ private:
     prometheus::Gauge* view_changing_ = nullptr;
     prometheus::Gauge* executed_ = nullptr;
     prometheus::Gauge* stable_ = nullptr;
+    prometheus::Gauge* catching_up_to_ = nullptr;
     prometheus::Gauge* low_water_mark_ = nullptr;
     prometheus::Gauge* commit_index_ = nullptr;
     prometheus::Gauge* last_log_index_ = nullptr;

@@ -357,6 +357,7 @@ api::pb::StatusReply Replica::status_reply() const {
     r.set_commit_index(status.commit_index);
     r.set_last_log_index(status.last_log_index);
     r.set_applied(status.last_executed);
+    if (fetching_) r.set_catching_up_to(fetching_->seq);
     if (status.leader) {
         r.set_has_leader(true);
         r.set_leader(*status.leader);

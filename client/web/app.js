@@ -102,6 +102,7 @@ function renderReplicas(state) {
       const term = r.protocol === "raft" ? "term" : "view";
       box.role.replaceChildren(el("b", null, r.role || "?"), document.createTextNode(
           " · " + term + " " + r.view + (r.view_changing ? " (changing view)" : "") +
+          (r.catching_up_to > 0 ? " · catching up to seq " + r.catching_up_to : "") +
           (r.leader !== undefined && r.protocol === "raft" ? " · leader " + r.leader : "")));
       box.executed.textContent = String(r.executed);
       box.stable.textContent = String(r.stable_checkpoint);

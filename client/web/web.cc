@@ -448,6 +448,7 @@ private:
                 r["stable_checkpoint"] = p.stable_checkpoint();
                 r["low_water_mark"] = p.low_water_mark();
                 r["view_changing"] = p.view_changing();
+                r["catching_up_to"] = p.catching_up_to();
                 r["commit_index"] = p.commit_index();
                 r["last_log_index"] = p.last_log_index();
                 if (p.has_leader()) r["leader"] = p.leader();

@@ -209,6 +209,7 @@ TEST(Cli, StatusJsonHasOneEntryPerReplicaWithFullDigests) {
     statuses[0].reply.set_low_water_mark(64);
     statuses[0].reply.set_stable_checkpoint(64);
     statuses[0].reply.add_traitor("silent");
+    statuses[0].reply.set_catching_up_to(128);
     auto* d = statuses[0].reply.add_detected();
     d->set_kind("bad_signature");
     d->set_count(3);
@@ -227,6 +228,7 @@ TEST(Cli, StatusJsonHasOneEntryPerReplicaWithFullDigests) {
     EXPECT_EQ(r0["low_water_mark"], 64);
     EXPECT_EQ(r0["stable_checkpoint"], 64);
     EXPECT_EQ(r0["traitor"][0], "silent");
+    EXPECT_EQ(r0["catching_up_to"], 128);
     EXPECT_EQ(r0["detected"]["bad_signature"], 3);
     EXPECT_EQ(j["replicas"][1]["up"], false);
 
@@ -238,6 +240,7 @@ TEST(Cli, StatusJsonHasOneEntryPerReplicaWithFullDigests) {
     EXPECT_NE(table.find("stable(h)"), std::string::npos);
     EXPECT_NE(table.find("detected:bad_signature=3"), std::string::npos);
     EXPECT_NE(table.find("traitor:silent"), std::string::npos);
+    EXPECT_NE(table.find("catching-up-to:128"), std::string::npos);
 }
 
 // Replicas at one seq with different state digests: the table says the network forked, and
