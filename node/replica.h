@@ -156,9 +156,10 @@ public:
     uint64_t state_transfers() const { return state_transfers_; }  // ledger snapshots installed
     // The client requests admitted here and not answered yet.
     const ClientRoutes& routes() const { return routes_; }
-    // A state transfer is under way: this replica knows its ledger is behind a stable
-    // checkpoint, and admits no new client request until it has installed it (on_request).
-    bool catching_up() const { return fetching_.has_value() || replaying_; }
+    // A state transfer is under way (replaying certified blocks is part of one): this replica
+    // knows its ledger is behind a stable checkpoint (a Raft snapshot), and admits no new
+    // request from a client until it has installed it (on_request).
+    bool catching_up() const { return fetching_.has_value(); }
     const Rejections& rejections() const { return rejections_; }
     // Peers' frames dropped unchecked: votes that came after the certificate they would count
     // toward (receive_frames).

@@ -207,13 +207,15 @@ void Replica::on_request(RequestIn& in, bft::Output& out) {
     // Behind a stable checkpoint, this replica's ledger would judge a new request against
     // stale accounts (admitting nonces its peers' ledgers have used, refusing ones they wait
     // for), and every request it admitted would hold slots of its sender and connection until
-    // the install. It admits none until then and answers none: the request is counted and
-    // dropped unsigned (signing a refusal for each would cost the replica what it needs to
-    // catch up), the client's quorum comes from the other replicas, and its retransmission is
-    // admitted here once the state is installed.
+    // the install. It admits no request from a client until then and answers none: the
+    // request is counted and dropped unsigned (signing a refusal for each would cost the
+    // replica what it needs to catch up), the client's quorum comes from the other replicas,
+    // and its retransmission is admitted here once the state is installed. Requests a backup
+    // forwards (on_forwarded) still go in: a primary that is catching up must still order
+    // them, or nothing is ordered until a view change.
     if (catching_up()) {
         rejections_.count("catching_up", "a client request while this replica fetches the state at seq " +
-                                             std::to_string(fetching_ ? fetching_->seq : 0) +
+                                             std::to_string(fetching_->seq) +
                                              " (not admitted until it is installed)");
         return;
     }

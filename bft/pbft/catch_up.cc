@@ -21,14 +21,16 @@ constexpr size_t kRetransmitSlotsMax = 32;
 }  // namespace
 
 void PbftEngine::tick_catch_up(Output& out) {
-    // A replica that has not run a round since it started, and sees its peers a checkpoint
-    // interval or more beyond what it executed (a restart after a while down), runs its first
-    // round now, not retransmit_ticks after its start: until its FETCH-COMMITTED brings the
-    // stable checkpoint that shows it is behind, its node admits client requests against a
-    // stale ledger (node/replica_clients.cc). One round early, once: the rate an honest asker
-    // keeps (answer_interval_ticks) is unchanged.
+    // A replica that has not run a round since it started, and sees its peers (a commit, or f+1
+    // checkpoints) a checkpoint interval or more beyond what it executed — a restart after a
+    // while down — runs its first round now, not retransmit_ticks after its start: until its
+    // FETCH-COMMITTED brings the stable checkpoint that shows it is behind, its node admits
+    // client requests against a stale ledger (node/replica_clients.cc). One round early, once
+    // per start; later rounds keep their rate. (A replica restarted within
+    // answer_interval_ticks of an ask to the same peer is refused once, counted `fetch_flood`
+    // there, and asks again at its next round.)
     const bool far_behind_at_start =
-        !retransmitted_ && max_seq_seen_ > last_delivered_ + config_.checkpoint_interval;
+        !retransmitted_ && max_seq_seen_ >= last_delivered_ + config_.checkpoint_interval;
     if (!far_behind_at_start && now_ - last_retransmit_tick_ < config_.retransmit_ticks) return;
     last_retransmit_tick_ = now_;
     retransmitted_ = true;
