@@ -72,7 +72,7 @@ Result<std::unique_ptr<Metrics>> Metrics::open(const std::string& host, uint16_t
     m->executed_ = &gauge("tally_executed_seq", "The last sequence number this replica's ledger executed");
     m->stable_ = &gauge("tally_stable_checkpoint_seq", "The last stable checkpoint (PBFT)");
     m->catching_up_to_ = &gauge("tally_catching_up_to_seq",
-                                "The stable checkpoint whose state this replica fetches (0: none)");
+                                "The seq of the stable checkpoint (PBFT) or snapshot (Raft) whose state this replica fetches (0: none)");
     m->low_water_mark_ = &gauge("tally_low_water_mark_seq", "The low water mark (PBFT)");
     m->commit_index_ = &gauge("tally_commit_index", "The highest sequence number it knows committed (Raft)");
     m->last_log_index_ = &gauge("tally_last_log_index", "The last sequence number its log holds (Raft)");

@@ -20,7 +20,8 @@
 //                                             "leader", "follower", "candidate"), 0 for the others seen
 //   tally_executed_seq, tally_stable_checkpoint_seq, tally_low_water_mark_seq,
 //   tally_commit_index, tally_last_log_index  the sequence numbers `tally net status` shows
-//   tally_catching_up_to_seq                  the stable checkpoint whose state it fetches; 0: none
+//   tally_catching_up_to_seq                  the seq of the checkpoint (PBFT) or snapshot (Raft)
+//                                             whose state it fetches; 0: none
 //   tally_rejected_messages_total{reason}     input refused, by reason (node/rejections.h)
 //   tally_misbehaviour_detected_total{kind}   what this replica detected its peers doing
 //   tally_messages_received_total{type,peer}, tally_received_bytes_total{type,peer}
