@@ -44,6 +44,29 @@ std::string seal_body(const crypto::KeyPair& key, const pb::TxBody& body) {
 
 Error malformed(std::string reason) { return make_error("malformed", std::move(reason)); }
 
+// Whether `body`, or its operation, carries a field this build does not know. Asked of each
+// message directly: DiscardUnknownFields walks them by reflection and allocates, 1.5% of a
+// replica's CPU at 64 clients, for a check made twice per transfer. The operations hold only
+// bytes and integers (no deeper message); the switch has no default so that a new operation
+// is a compiler warning here, and DecodeTx.RefusesAnUnknownFieldInsideEachOperation fails.
+bool unknown_fields_in(const google::protobuf::Message& message) {
+    return !message.GetReflection()->GetUnknownFields(message).empty();
+}
+bool has_unknown_fields(const pb::TxBody& body) {
+    if (unknown_fields_in(body)) return true;
+    switch (body.op_case()) {
+        case pb::TxBody::kTransfer:
+            return unknown_fields_in(body.transfer());
+        case pb::TxBody::kBalance:
+            return unknown_fields_in(body.balance());
+        case pb::TxBody::kTx:
+            return unknown_fields_in(body.tx());
+        case pb::TxBody::OP_NOT_SET:
+            return false;
+    }
+    return false;
+}
+
 // Copies a 32-byte field into `out`; false when it has any other size.
 template <size_t N>
 bool take_fixed(const std::string& field, std::array<uint8_t, N>& out) {
@@ -113,10 +136,10 @@ Result<Tx> decode_tx(std::string_view envelope) {
 
     pb::TxBody body;
     if (!body.ParseFromString(opened->body)) return malformed("body is not a TxBody");
-    // Re-encoding without unknown fields must give back the very same bytes.
-    body.DiscardUnknownFields();
+    // No unknown field, and re-encoding must give back the very same bytes.
     std::string canonical;
-    if (!body.SerializeToString(&canonical) || canonical != opened->body)
+    if (has_unknown_fields(body) || !body.SerializeToString(&canonical) ||
+        canonical != opened->body)
         return malformed("body is not canonically encoded (unknown or repeated fields)");
 
     Tx tx;

@@ -17,10 +17,10 @@ TxTrace& Traces::entry(const crypto::Hash& tx) {
     if (fresh) {
         tx_order_.push_back(tx);
         if (tx_order_.size() > limits_.txs_max) {
-            txs_.erase(tx_order_.front());  // never `tx` itself: it is the newest
+            // Never `tx` itself (it is the newest), and erasing another leaves `it` valid.
+            txs_.erase(tx_order_.front());
             tx_order_.pop_front();
         }
-        it = txs_.find(tx);
     }
     return it->second;
 }
