@@ -155,34 +155,36 @@ Result<node::api::NetworkConfig> load_network(const std::string& dir) {
     return node::api::load_network_config(path);
 }
 
+nlohmann::json replica_status_json(const node::api::pb::StatusReply& p) {
+    nlohmann::json r;
+    r["protocol"] = p.protocol();
+    r["role"] = p.role();
+    r["view"] = p.view();
+    r["executed"] = p.executed();
+    r["digest"] = crypto::to_hex(p.state_digest());
+    r["low_water_mark"] = p.low_water_mark();
+    r["stable_checkpoint"] = p.stable_checkpoint();
+    r["view_changing"] = p.view_changing();
+    r["catching_up_to"] = p.catching_up_to();
+    r["commit_index"] = p.commit_index();
+    r["applied"] = p.applied();
+    r["last_log_index"] = p.last_log_index();
+    r["messages_sent"] = p.messages_sent();
+    r["bytes_sent"] = p.bytes_sent();
+    r["cpu_ms"] = static_cast<double>(p.cpu_us()) / 1000.0;
+    if (p.has_leader()) r["leader"] = p.leader();
+    r["traitor"] = std::vector<std::string>(p.traitor().begin(), p.traitor().end());
+    r["detected"] = counts_json(p.detected());
+    r["rejected"] = counts_json(p.rejected());
+    return r;
+}
+
 nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses) {
     nlohmann::json replicas = nlohmann::json::array();
     for (const auto& s : statuses) {
-        nlohmann::json r;
+        nlohmann::json r = s.up ? replica_status_json(s.reply) : nlohmann::json::object();
         r["id"] = s.id;
         r["up"] = s.up;
-        if (s.up) {
-            const auto& p = s.reply;
-            r["protocol"] = p.protocol();
-            r["role"] = p.role();
-            r["view"] = p.view();
-            r["executed"] = p.executed();
-            r["digest"] = crypto::to_hex(p.state_digest());
-            r["low_water_mark"] = p.low_water_mark();
-            r["stable_checkpoint"] = p.stable_checkpoint();
-            r["view_changing"] = p.view_changing();
-            r["catching_up_to"] = p.catching_up_to();
-            r["commit_index"] = p.commit_index();
-            r["applied"] = p.applied();
-            r["last_log_index"] = p.last_log_index();
-            r["messages_sent"] = p.messages_sent();
-            r["bytes_sent"] = p.bytes_sent();
-            r["cpu_ms"] = static_cast<double>(p.cpu_us()) / 1000.0;
-            if (p.has_leader()) r["leader"] = p.leader();
-            r["traitor"] = std::vector<std::string>(p.traitor().begin(), p.traitor().end());
-            r["detected"] = counts_json(p.detected());
-            r["rejected"] = counts_json(p.rejected());
-        }
         replicas.push_back(std::move(r));
     }
     return nlohmann::json{{"replicas", std::move(replicas)}};

@@ -57,7 +57,11 @@ Result<Duration> parse_timeout_s(double seconds, std::string_view option = "--ti
 // Loads DIR/network.json; a missing one says how to start a network.
 Result<node::api::NetworkConfig> load_network(const std::string& dir);
 
-// {"replicas":[{"id","up","role","view","executed","digest",...}]}
+// What one answering replica says of itself: {"protocol","role","view","executed","digest"
+// (hex),...,"detected":{kind:count},"rejected":{...}}. `tally net status --json` and the live
+// view (client/web) both show it.
+nlohmann::json replica_status_json(const node::api::pb::StatusReply& reply);
+// {"replicas":[{"id","up", and when up replica_status_json's fields}]}
 nlohmann::json status_json(const std::vector<ReplicaStatus>& statuses);
 // The human table of `tally net status`.
 std::string status_table(const std::vector<ReplicaStatus>& statuses);

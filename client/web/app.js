@@ -107,7 +107,8 @@ function renderReplicas(state) {
       box.executed.textContent = String(r.executed);
       box.stable.textContent = String(r.stable_checkpoint);
       box.transactions.textContent = r.transactions === null ? "–" : String(r.transactions);
-      box.digest.textContent = r.digest;
+      box.digest.textContent = r.digest.slice(0, 12);
+      box.digest.title = r.digest;
       fillCounts(box.detected, box.counts.detected, r.detected);
       fillCounts(box.rejected, box.counts.rejected, r.rejected);
     } else {

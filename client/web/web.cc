@@ -149,17 +149,6 @@ double honest_rate(std::vector<double> rates, uint32_t f) {
     return rates[std::min<size_t>(f, rates.size() - 1)];
 }
 
-json counts(const google::protobuf::RepeatedPtrField<node::api::pb::DetectedCount>& list) {
-    json out = json::object();
-    for (const auto& c : list) out[c.kind()] = c.count();
-    return out;
-}
-
-std::string short_digest(const std::string& bytes) {
-    const std::string hex = crypto::to_hex(bytes);
-    return hex.substr(0, std::min<size_t>(12, hex.size()));
-}
-
 // One phase duration of one seq at one replica.
 struct LatencySample {
     int64_t t_ms = 0;  // when the poller saw it (the window's clock)
@@ -430,7 +419,11 @@ private:
         for (uint32_t i = 0; i < config_.n(); ++i) {
             const auto& o = last_[i];
             const auto& rc = config_.replicas[i];
-            json r{{"id", i}, {"up", o.up}, {"address", rc.host + ":" + std::to_string(rc.port)}};
+            // What `tally net status --json` shows of it, and the live view's own.
+            json r = o.up ? replica_status_json(o.reply) : json::object();
+            r["id"] = i;
+            r["up"] = o.up;
+            r["address"] = rc.host + ":" + std::to_string(rc.port);
             // The traitor's behaviours as network.json says, also while it is down.
             std::vector<std::string> traitor;
             if (!rc.traitor.empty()) {
@@ -441,20 +434,6 @@ private:
             if (o.up) {
                 const auto& p = o.reply;
                 if (p.traitor_size() > 0) traitor.assign(p.traitor().begin(), p.traitor().end());
-                r["protocol"] = p.protocol();
-                r["role"] = p.role();
-                r["view"] = p.view();
-                r["executed"] = p.executed();
-                r["stable_checkpoint"] = p.stable_checkpoint();
-                r["low_water_mark"] = p.low_water_mark();
-                r["view_changing"] = p.view_changing();
-                r["catching_up_to"] = p.catching_up_to();
-                r["commit_index"] = p.commit_index();
-                r["last_log_index"] = p.last_log_index();
-                if (p.has_leader()) r["leader"] = p.leader();
-                r["digest"] = short_digest(p.state_digest());
-                r["detected"] = counts(p.detected());
-                r["rejected"] = counts(p.rejected());
                 r["transactions"] = o.transactions ? json(*o.transactions) : json(nullptr);
                 json recent = json::array();
                 for (const auto& seq : p.recent()) {
