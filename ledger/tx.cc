@@ -45,10 +45,11 @@ std::string seal_body(const crypto::KeyPair& key, const pb::TxBody& body) {
 Error malformed(std::string reason) { return make_error("malformed", std::move(reason)); }
 
 // Whether `body`, or its operation, carries a field this build does not know. Asked of each
-// message directly: DiscardUnknownFields walks them by reflection and allocates, 1.5% of a
-// replica's CPU at 64 clients, for a check made twice per transfer. The operations hold only
-// bytes and integers (no deeper message); the switch has no default so that a new operation
-// is a compiler warning here, and DecodeTx.RefusesAnUnknownFieldInsideEachOperation fails.
+// message directly: DiscardUnknownFields walks them by reflection and allocates (a decode took
+// 631 ns with it, 386 ns with this: BM_DecodeTransfer), twice per transfer at each replica.
+// The operations hold only bytes and integers (no deeper message); the switch has no default
+// so that a new operation is a compiler warning here, and
+// DecodeTx.RefusesAnUnknownFieldInsideEachOperation fails.
 bool unknown_fields_in(const google::protobuf::Message& message) {
     return !message.GetReflection()->GetUnknownFields(message).empty();
 }
