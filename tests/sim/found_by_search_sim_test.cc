@@ -182,5 +182,56 @@ TEST(FoundBySearch, ALaggardWhosePeersHoldNoSnapshotOfItsCheckpointCatchesUpByCe
     });
 }
 
+// Found as seed 3196750 of the engine-level search. The primary of view 0 crashed at once and
+// came back after the others had committed seqs 1..6 in later views; it learned them by
+// catch-up (FETCH-COMMITTED), still in view 0, whose primary it was. Its next sequence number
+// was still where its own proposals had left it, so executing the batches it had learned freed
+// its pipeline and it signed a PRE-PREPARE for seq 2 with another batch than the one it had
+// just executed there. Fix: delivering a batch moves a primary's next sequence number past it
+// (PbftEngine::deliver): a primary never proposes at a seq already decided.
+//
+// The scenario, made explicit on the node: replica 0 is down from the start while the others
+// change to view 1 and order every request, one a batch, below the first checkpoint (so that
+// replica 0 catches up by certificates, not by a state transfer). Then they restart (a process
+// crash), so none holds the NEW-VIEW that began view 1 any more and an answer to a
+// FETCH-COMMITTED carries batches only: replica 0 learns the seqs without learning the view.
+// It comes back with new requests arriving, proposes one at seq 1 as primary of view 0
+// (pipeline depth 1), and its catch-up then brings seqs 1..N. Without the fix, executing seq 1
+// makes it propose at seq 2, which the signature watch flags (a PRE-PREPARE for another batch
+// than the one its ledger holds there).
+TEST(FoundBySearch, ARestartedPrimaryThatCaughtUpNeverProposesAtASeqAlreadyDecided) {
+    for_each_seed(5, [](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.ops_per_client = 2;
+        config.consensus.batch_size_max = 1;
+        config.consensus.pipeline_depth = 1;
+        config.consensus.checkpoint_interval = 16;
+        config.consensus.watermark_window = 32;
+        NodeCluster cluster(config);
+        cluster.crash(0);
+        ASSERT_TRUE(cluster.run_until([&] { return cluster.clients_done(); }, 20000))
+            << "the others did not order the requests without replica 0\n"
+            << node_report(cluster, seed);
+        const uint64_t decided = cluster.ledger(1).last_seq();
+        ASSERT_GE(cluster.status(1).view, 1u) << node_report(cluster, seed);
+        ASSERT_GE(decided, 2u) << node_report(cluster, seed);
+        ASSERT_LT(decided, config.consensus.checkpoint_interval) << node_report(cluster, seed);
+
+        for (bft::ReplicaId id : {1u, 2u, 3u}) cluster.crash(id);
+        for (bft::ReplicaId id : {1u, 2u, 3u}) cluster.restart(id);
+        cluster.restart(0);
+        cluster.add_requests(1);
+        ASSERT_TRUE(
+            cluster.run_until([&] { return cluster.ledger(0).last_seq() >= decided; }, 2000))
+            << "replica 0 did not catch up\n"
+            << node_report(cluster, seed);
+        // The seed's situation: it caught up still as the primary of view 0.
+        ASSERT_EQ(cluster.status(0).view, 0u) << node_report(cluster, seed);
+        ASSERT_FALSE(cluster.status(0).view_changing) << node_report(cluster, seed);
+        expect_node_live_and_safe(cluster, seed);
+    });
+}
+
 }  // namespace
 }  // namespace tally::sim
