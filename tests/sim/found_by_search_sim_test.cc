@@ -233,5 +233,70 @@ TEST(FoundBySearch, ARestartedPrimaryThatCaughtUpNeverProposesAtASeqAlreadyDecid
     });
 }
 
+// Found as seed 3217840 of the engine-level search. A request that had executed before a
+// restart came back to the restarted replica (a peer forwarded it; the replica no longer knew it
+// had executed it) and waited again. The next NEW-VIEW re-proposed the batch that had executed
+// it (a new view re-proposes every prepared batch above the stable checkpoint), which marked
+// the request "in the log": neither proposed nor forwarded again, it never executed again, never
+// stopped waiting, and timed out every view after (a livelock). Fix: a waiting request found in
+// a batch at a seq already delivered stops waiting (PbftEngine::mark_in_log).
+//
+// On the node few requests come back so: the ledger records a transfer's final result and
+// answers a retransmission itself (node/replica_clients.cc, the reply cache). What it does not
+// record is a query's answer (kept in memory, which a restart empties) and a transfer that
+// executed too early (nonce_too_high: it may still apply later). The scenario uses reads: every
+// client sends an ordered read (read_fraction 1); every replica executes them, but no reply reaches
+// a client (held back), so the clients keep retransmitting. Then the primary of view 0 crashes and
+// replicas 1 and 2 restart (a process crash): their engines take the retransmitted reads in as new,
+// and with no primary to order them, 1 and 2 time out into view 1, whose NEW-VIEW re-proposes the
+// batches that executed them. With the fix the reads stop waiting there (a retransmission is
+// ordered again, as a new read); without it they wait for good at 1 and 2, and view 1 times out,
+// then view 2, and so on: a view-change storm.
+TEST(FoundBySearch, AReadThatExecutedBeforeARestartDoesNotWaitAgainWhenANewViewReproposesItsBatch) {
+    for_each_seed(5, [](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.ops_per_client = 2;
+        config.read_fraction = 1.0;
+        NodeCluster cluster(config);
+        for (bft::ReplicaId id = 0; id < cluster.n(); ++id)
+            cluster.slow(id, 10'000'000,
+                         {crypto::MessageType::kReply, crypto::MessageType::kBatchReply});
+        // One read per client, executed everywhere (the clients wait for replies that never come).
+        cluster.run_until([&] { return cluster.now() >= 100; }, 100);
+        const uint64_t executed = cluster.status(0).last_executed;
+        ASSERT_GE(executed, 1u) << node_report(cluster, seed);
+        for (bft::ReplicaId id = 1; id < cluster.n(); ++id)
+            ASSERT_EQ(cluster.status(id).last_executed, executed) << node_report(cluster, seed);
+        ASSERT_EQ(cluster.history().size(), config.clients) << node_report(cluster, seed);
+
+        cluster.crash(0);
+        for (bft::ReplicaId id : {1u, 2u}) cluster.crash(id);
+        for (bft::ReplicaId id : {1u, 2u}) cluster.restart(id);
+        auto in_view_1 = [&] {
+            for (bft::ReplicaId id : {1u, 2u, 3u})
+                if (cluster.status(id).view != 1 || cluster.status(id).view_changing) return false;
+            return true;
+        };
+        ASSERT_TRUE(cluster.run_until(in_view_1, 2000))
+            << "the reads taken in again did not make 1 and 2 change view\n"
+            << node_report(cluster, seed);
+        const uint64_t timeout = config.consensus.view_change_timeout_ticks;
+        const bool stormed = cluster.run_until(
+            [&] {
+                for (bft::ReplicaId id : {1u, 2u, 3u})
+                    if (cluster.status(id).view > 1) return true;
+                return false;
+            },
+            5 * timeout);
+        EXPECT_FALSE(stormed)
+            << "view 1 timed out: a read whose batch it re-proposed waited again\n"
+            << node_report(cluster, seed);
+
+        cluster.restart(0);
+        expect_node_live_and_safe(cluster, seed);
+    });
+}
+
 }  // namespace
 }  // namespace tally::sim
