@@ -8,8 +8,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
+#include "bft/pbft/messages.h"
+#include "crypto/envelope.h"
 #include "sim/byzantine.h"
 #include "sim/node_checks.h"
 #include "sim/node_cluster.h"
@@ -17,6 +20,57 @@
 
 namespace tally::sim {
 namespace {
+
+// Replica 0 as a traitor for the seed 3328 scenario: as primary of view 0 it never sends its
+// PRE-PREPARE for seq 1 (those for later seqs go out), so the next view fills seq 1 with a null
+// batch; from view 1 on it sends no protocol message (its node still answers clients).
+class LeavesSeqOneEmptyThenSilent final : public bft::Engine {
+  public:
+    explicit LeavesSeqOneEmptyThenSilent(std::unique_ptr<bft::Engine> honest)
+        : honest_(std::move(honest)) {}
+
+    bft::Output on_tick() override { return rewrite(honest_->on_tick()); }
+    bft::Output on_message(bft::ReplicaId from, const crypto::Envelope& envelope,
+                           std::string_view raw) override {
+        return rewrite(honest_->on_message(from, envelope, raw));
+    }
+    bft::Output on_client_request(const bft::ClientRequest& request) override {
+        return rewrite(honest_->on_client_request(request));
+    }
+    bft::Output on_executed(uint64_t seq, const crypto::Hash& digest) override {
+        return rewrite(honest_->on_executed(seq, digest));
+    }
+    bft::Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
+        return rewrite(honest_->on_state_restored(seq, digest));
+    }
+    bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
+                         uint64_t executed_seq, const crypto::Hash& digest,
+                         const bft::CertificateOf& certificate_of) override {
+        return rewrite(honest_->on_start(records, executed_seq, digest, certificate_of));
+    }
+    bft::EngineStatus status() const override { return honest_->status(); }
+    std::vector<bft::Detected> take_detected() override { return honest_->take_detected(); }
+
+  private:
+    bft::Output rewrite(bft::Output out) {
+        out.fold_send_early();
+        if (honest_->status().view > 0) {
+            out.send.clear();
+            return out;
+        }
+        std::erase_if(out.send, [](const bft::Outgoing& o) {
+            crypto::OpenOptions header_only;
+            header_only.verify_signature = false;
+            const auto env = crypto::open(o.envelope, header_only);
+            bft::pbft::pb::PrePrepare pp;
+            return env && env->type == crypto::MessageType::kPrePrepare &&
+                   bft::pbft::decode(env->body, pp) && pp.seq() == 1;
+        });
+        return out;
+    }
+
+    std::unique_ptr<bft::Engine> honest_;
+};
 
 // Found as seed 102960 of the engine-level search. Every replica executes up to h + L (the
 // window is full) while no CHECKPOINT has arrived anywhere yet; then the whole cluster loses
@@ -295,6 +349,72 @@ TEST(FoundBySearch, AReadThatExecutedBeforeARestartDoesNotWaitAgainWhenANewViewR
 
         cluster.restart(0);
         expect_node_live_and_safe(cluster, seed);
+    });
+}
+
+// Found as seed 3328 of the engine-level search (with power losses and a silent traitor). The
+// batch decided at seq 1 was a null batch: a view change's fill, then prepared and committed in
+// view 1. The one replica that executed it lost its record of which batch in a power loss (the
+// commit record is written unsynced) and, taking a null batch for a fill it could not tell
+// from a lie, refused its re-proposal from a prepared certificate in every later view; with the
+// traitor silent the others needed its vote, never committed seq 1, and views changed forever.
+// Fix: at a slot executed without a record, a null batch that a certificate in V holds is
+// accepted (a null fill still is not; PbftEngine::conflicts_with_decided).
+//
+// The scenario, made explicit on the node: replica 0, primary of view 0, withholds its
+// PRE-PREPARE for seq 1 and sends seq 2's, then falls silent, so view 1 fills seq 1 with a null
+// batch. Replica 3's COMMITs are held back, so of the honest three only 3 commits seq 1 (and
+// executes it, and seq 2, whose CHECKPOINT makes its ledger durable through both). Then it
+// loses power and its commit records with it, and 1 and 2 time out into view 2, whose NEW-VIEW
+// re-proposes the null batch from their certificates: they can commit it only with 3's vote.
+// On the node this passes with the engine's fix undone: a restarted replica decides the slots
+// its ledger executed again from the commit certificates the ledger keeps with each block
+// (PbftEngine::restore_decided_from_ledger, seed 6455629450's fix), so it is never without a
+// record of what it executed there. With that undone as well, it fails (1 and 2 stay at seq 0
+// while views change on); with either one it passes. What this guards is the outcome: the
+// certified null batch commits everywhere.
+TEST(FoundBySearch, AReplicaThatLostItsRecordOfACertifiedNullBatchStillVotesForIt) {
+    for_each_seed(5, [](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.ops_per_client = 2;
+        config.consensus.batch_size_max = 1;
+        config.consensus.pipeline_depth = 2;
+        config.consensus.checkpoint_interval = 2;
+        config.consensus.watermark_window = 8;
+        config.wrap[0] = [](WrapContext& w) -> std::unique_ptr<bft::Engine> {
+            return std::make_unique<LeavesSeqOneEmptyThenSilent>(std::move(w.honest));
+        };
+        NodeCluster cluster(config);
+        cluster.slow(3, 10'000'000, {crypto::MessageType::kCommit});
+        // COMMITs reach 3 a little late: it prepares every slot of view 1 (a synced write)
+        // before it commits seq 1, so that nothing syncs its commit record before the power loss.
+        cluster.slow_to(3, 10, {crypto::MessageType::kCommit});
+        ASSERT_TRUE(cluster.run_until(
+            [&] {
+                return cluster.status(3).last_executed >= 2 && cluster.ledger_synced_seq(3) >= 2;
+            },
+            5000))
+            << "replica 3 did not execute seqs 1 and 2\n"
+            << node_report(cluster, seed);
+        ASSERT_EQ(cluster.status(3).view, 1u) << node_report(cluster, seed);
+        const auto null_block = cluster.ledger(3).block(1);
+        ASSERT_TRUE(null_block.has_value());
+        ASSERT_EQ(null_block->tx_count, 0u) << "seq 1 is not the null batch\n"
+                                            << node_report(cluster, seed);
+        for (bft::ReplicaId id : {1u, 2u})
+            ASSERT_EQ(cluster.status(id).last_executed, 0u) << node_report(cluster, seed);
+
+        ASSERT_GT(cluster.unsynced_records(3), 0u) << "the power loss takes no record\n"
+                                                   << node_report(cluster, seed);
+        cluster.crash(3, NodeCluster::CrashKind::kPowerLoss);
+        cluster.restart(3);
+        expect_node_live_and_safe(cluster, seed);
+        for (bft::ReplicaId id : {1u, 2u, 3u}) {
+            const auto block = cluster.ledger(id).block(1);
+            ASSERT_TRUE(block.has_value()) << node_report(cluster, seed);
+            EXPECT_EQ(block->tx_count, 0u) << node_report(cluster, seed);
+        }
     });
 }
 
