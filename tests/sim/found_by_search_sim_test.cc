@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bft/pbft/messages.h"
+#include "bft/traitor_base.h"
 #include "crypto/envelope.h"
 #include "sim/byzantine.h"
 #include "sim/node_checks.h"
@@ -24,37 +25,15 @@ namespace {
 // Replica 0 as a traitor for the seed 3328 scenario: as primary of view 0 it never sends its
 // PRE-PREPARE for seq 1 (those for later seqs go out), so the next view fills seq 1 with a null
 // batch; from view 1 on it sends no protocol message (its node still answers clients).
-class LeavesSeqOneEmptyThenSilent final : public bft::Engine {
-  public:
+class LeavesSeqOneEmptyThenSilent final : public bft::TraitorBase<bft::Engine> {
+public:
     explicit LeavesSeqOneEmptyThenSilent(std::unique_ptr<bft::Engine> honest)
-        : honest_(std::move(honest)) {}
+        : TraitorBase(std::move(honest), {}) {}
 
-    bft::Output on_tick() override { return rewrite(honest_->on_tick()); }
-    bft::Output on_message(bft::ReplicaId from, const crypto::Envelope& envelope,
-                           std::string_view raw) override {
-        return rewrite(honest_->on_message(from, envelope, raw));
-    }
-    bft::Output on_client_request(const bft::ClientRequest& request) override {
-        return rewrite(honest_->on_client_request(request));
-    }
-    bft::Output on_executed(uint64_t seq, const crypto::Hash& digest) override {
-        return rewrite(honest_->on_executed(seq, digest));
-    }
-    bft::Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override {
-        return rewrite(honest_->on_state_restored(seq, digest));
-    }
-    bft::Output on_start(const std::vector<std::pair<std::string, std::string>>& records,
-                         uint64_t executed_seq, const crypto::Hash& digest,
-                         const bft::CertificateOf& certificate_of) override {
-        return rewrite(honest_->on_start(records, executed_seq, digest, certificate_of));
-    }
-    bft::EngineStatus status() const override { return honest_->status(); }
-    std::vector<bft::Detected> take_detected() override { return honest_->take_detected(); }
-
-  private:
-    bft::Output rewrite(bft::Output out) {
+protected:
+    bft::Output rewrite(bft::Output out) override {
         out.fold_send_early();
-        if (honest_->status().view > 0) {
+        if (honest().status().view > 0) {
             out.send.clear();
             return out;
         }
@@ -68,8 +47,6 @@ class LeavesSeqOneEmptyThenSilent final : public bft::Engine {
         });
         return out;
     }
-
-    std::unique_ptr<bft::Engine> honest_;
 };
 
 // Found as seed 102960 of the engine-level search. Every replica executes up to h + L (the
