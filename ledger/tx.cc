@@ -44,28 +44,21 @@ std::string seal_body(const crypto::KeyPair& key, const pb::TxBody& body) {
 
 Error malformed(std::string reason) { return make_error("malformed", std::move(reason)); }
 
-// Whether `body`, or its operation, carries a field this build does not know. Asked of each
-// message directly: DiscardUnknownFields walks them by reflection and allocates (a decode took
-// 631 ns with it, 386 ns with this: BM_DecodeTransfer), twice per transfer at each replica.
-// The operations hold only bytes and integers (no deeper message); the switch has no default
-// so that a new operation is a compiler warning here, and
-// DecodeTx.RefusesAnUnknownFieldInsideEachOperation fails.
-bool unknown_fields_in(const google::protobuf::Message& message) {
-    return !message.GetReflection()->GetUnknownFields(message).empty();
-}
+// Whether `body`, or the operation it carries, holds a field this build does not know. Asked of
+// the two messages directly, where DiscardUnknownFields walks every field by reflection and
+// allocates: a decode took 597 ns with it and 411 ns with this (BM_DecodeTransfer, one
+// sitting), and a decode is made twice per transfer at each replica. Whichever operation is set
+// is the one looked at, so a new operation is covered as it comes; the operations hold only
+// bytes and integers, no deeper message (DecodeTx.RefusesAnUnknownFieldInsideEachOperation
+// fails when one does, or when TxBody gains a message outside `op`).
 bool has_unknown_fields(const pb::TxBody& body) {
-    if (unknown_fields_in(body)) return true;
-    switch (body.op_case()) {
-        case pb::TxBody::kTransfer:
-            return unknown_fields_in(body.transfer());
-        case pb::TxBody::kBalance:
-            return unknown_fields_in(body.balance());
-        case pb::TxBody::kTx:
-            return unknown_fields_in(body.tx());
-        case pb::TxBody::OP_NOT_SET:
-            return false;
-    }
-    return false;
+    const auto* reflection = body.GetReflection();
+    if (!reflection->GetUnknownFields(body).empty()) return true;
+    static const auto* const op = pb::TxBody::descriptor()->FindOneofByName("op");
+    const auto* set = reflection->GetOneofFieldDescriptor(body, op);
+    if (set == nullptr) return false;
+    const auto& operation = reflection->GetMessage(body, set);
+    return !operation.GetReflection()->GetUnknownFields(operation).empty();
 }
 
 // Copies a 32-byte field into `out`; false when it has any other size.

@@ -29,7 +29,6 @@
 #include "client/net.h"
 #include "client/phases.h"
 #include "client/web/assets.h"
-#include "crypto/hash.h"
 
 namespace tally::client::web {
 namespace {
@@ -424,7 +423,8 @@ private:
             r["id"] = i;
             r["up"] = o.up;
             r["address"] = rc.host + ":" + std::to_string(rc.port);
-            // The traitor's behaviours as network.json says, also while it is down.
+            // The traitor's behaviours as network.json says, also while it is down (in place of
+            // replica_status_json's, which an answering traitor says itself).
             std::vector<std::string> traitor;
             if (!rc.traitor.empty()) {
                 std::stringstream list(rc.traitor);

@@ -13,7 +13,6 @@
 
 #include "bft/pbft/messages.h"
 #include "bft/traitor_base.h"
-#include "crypto/envelope.h"
 #include "sim/byzantine.h"
 #include "sim/node_checks.h"
 #include "sim/node_cluster.h"
@@ -38,12 +37,8 @@ protected:
             return out;
         }
         std::erase_if(out.send, [](const bft::Outgoing& o) {
-            crypto::OpenOptions header_only;
-            header_only.verify_signature = false;
-            const auto env = crypto::open(o.envelope, header_only);
-            bft::pbft::pb::PrePrepare pp;
-            return env && env->type == crypto::MessageType::kPrePrepare &&
-                   bft::pbft::decode(env->body, pp) && pp.seq() == 1;
+            const auto pp = bft::pbft::read_pre_prepare(o.envelope);
+            return pp && pp->seq() == 1;
         });
         return out;
     }

@@ -193,10 +193,9 @@ async function main() {
     return (await executed(1)) >= first + 20;
   });
   log(`executed rose from ${first} to ${await executed(1)}`);
-  const digest = box(1).locator(".digest");
-  expect(/^[0-9a-f]{12}$/.test(await digest.textContent()) &&
-         (await digest.getAttribute("title")).startsWith(await digest.textContent()) &&
-         (await digest.getAttribute("title")).length === 64,
+  // Both read at once: the page redraws while transfers run.
+  const [shown, whole] = await box(1).locator(".digest").evaluate((e) => [e.textContent, e.title]);
+  expect(/^[0-9a-f]{12}$/.test(shown) && /^[0-9a-f]{64}$/.test(whole) && whole.startsWith(shown),
          "a state digest shown as its first 12 hex digits, all 64 in its title");
 
   const detections = await waitFor("an honest replica's detection of the traitor", 15_000, async () => {
@@ -238,8 +237,8 @@ async function main() {
       (await page.locator('#view-changes li[data-phase="new-view"]').count()) >= 1);
   const state = await (await fetch(base + "/api/state")).json();
   expect(state.replicas.every((r) => !r.up || r.recent.length <= 16), "no more than the 16 seqs the server asks for");
-  expect(state.replicas.every((r) => !r.up || (r.digest.length === 64 && typeof r.messages_sent === "number")),
-         "each replica's fields as `tally net status --json` gives them");
+  const asNetStatus = (r) => !r.up || (r.digest.length === 64 && typeof r.messages_sent === "number");
+  expect(state.replicas.every(asNetStatus), "each replica's fields as `tally net status --json` gives them");
 
   const killedAt = Date.now();
   runSync(["net", "kill", "--node", "3"], 15_000);

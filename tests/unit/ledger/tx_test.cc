@@ -167,13 +167,21 @@ TEST(VerifyTx, DetectsAForgedSignatureAndAnAlteredBody) {
     EXPECT_FALSE(verify_tx(*tx));
 }
 
-// decode_tx asks each operation for unknown fields by name: every operation TxBody has, filled
-// with valid fields, decodes; with one unknown field more inside it, it is refused.
+// decode_tx looks for unknown fields in the body and in the operation it carries: every
+// operation TxBody has, filled with valid fields, decodes; with one unknown field more inside
+// it, it is refused. A message anywhere else in TxBody, or inside an operation, would need the
+// check to look there too.
 TEST(DecodeTx, RefusesAnUnknownFieldInsideEachOperation) {
     auto alice = key(1), bob = key(2);
     const auto* op = pb::TxBody::descriptor()->FindOneofByName("op");
     ASSERT_NE(op, nullptr);
     ASSERT_GE(op->field_count(), 3);
+    for (int i = 0; i < pb::TxBody::descriptor()->field_count(); ++i) {
+        const auto* field = pb::TxBody::descriptor()->field(i);
+        if (field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+            EXPECT_EQ(field->containing_oneof(), op) << field->name() << " is a message outside op";
+        }
+    }
     for (int i = 0; i < op->field_count(); ++i) {
         const auto* field = op->field(i);
         SCOPED_TRACE(field->name());
