@@ -326,18 +326,18 @@ size_t NodeCluster::in_flight_from(bft::ReplicaId from, std::optional<crypto::Me
     return count;
 }
 
-size_t NodeCluster::unsynced_records(bft::ReplicaId id) const {
-    if (!is_up(id)) return 0;
+std::vector<std::string> NodeCluster::unsynced_records(bft::ReplicaId id) const {
+    if (!is_up(id)) return {};
     auto now = nodes_[id].replica->store().load_all();
     auto synced_store = node::Store::open_memory(nodes_[id].disk.synced_store);
     TALLY_ASSERT(now.ok() && synced_store.ok());
     auto synced = (*synced_store)->load_all();
     TALLY_ASSERT(synced.ok());
     const std::map<std::string, std::string> kept(synced->begin(), synced->end());
-    size_t count = 0;
+    std::vector<std::string> keys;
     for (const auto& [key, value] : *now)
-        if (auto k = kept.find(key); k == kept.end() || k->second != value) ++count;
-    return count;
+        if (auto k = kept.find(key); k == kept.end() || k->second != value) keys.push_back(key);
+    return keys;
 }
 
 std::map<std::string, uint64_t> NodeCluster::detected() const {

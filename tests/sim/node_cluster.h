@@ -136,9 +136,9 @@ public:
     bool is_up(bft::ReplicaId id) const { return nodes_[id].replica != nullptr; }
     // The seq a power loss would take replica `id`'s ledger back to (its last sync).
     uint64_t ledger_synced_seq(bft::ReplicaId id) const { return nodes_[id].disk.synced_ledger_seq; }
-    // Records in replica `id`'s consensus store that a power loss would take (written, not yet
-    // synced: absent from, or other than, the store as of its last sync).
-    size_t unsynced_records(bft::ReplicaId id) const;
+    // The keys of the records in replica `id`'s consensus store that a power loss would take
+    // (written, not yet synced: absent from, or other than, the store as of its last sync).
+    std::vector<std::string> unsynced_records(bft::ReplicaId id) const;
     bool is_honest(bft::ReplicaId id) const { return !config_.traitors.count(id) && !config_.wrap.count(id); }
     // What honest replicas detected in others, by kind, over the whole run.
     std::map<std::string, uint64_t> detected() const;

@@ -257,9 +257,9 @@ TEST(PbftFaultsSim, PowerLossWithUnsyncedRecordsNeverMakesAReplicaContradictItse
         size_t lost = 0;
         for (bft::ReplicaId id = 0; id < cluster.n(); ++id) {
             cluster.run_until([] { return false; }, 10 + seed % 20);
-            if (!cluster.run_until([&] { return cluster.unsynced_records(id) > 0; }, 1000))
+            if (!cluster.run_until([&] { return !cluster.unsynced_records(id).empty(); }, 1000))
                 continue;
-            lost += cluster.unsynced_records(id);
+            lost += cluster.unsynced_records(id).size();
             cluster.crash(id, NodeCluster::CrashKind::kPowerLoss);
             cluster.run_until([] { return false; }, seed % 30);
             cluster.restart(id);

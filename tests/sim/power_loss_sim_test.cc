@@ -140,7 +140,7 @@ TEST(PowerLossSim, AReplicaThatMissedBatchesGetsThemFromPeersWhoseStoresLostThei
         ASSERT_GT(executed, 0u);
         size_t unsynced = 0;
         for (bft::ReplicaId id = 1; id < cluster.n(); ++id) {
-            unsynced += cluster.unsynced_records(id);
+            unsynced += cluster.unsynced_records(id).size();
             cluster.crash(id, NodeCluster::CrashKind::kPowerLoss);
         }
         ASSERT_GT(unsynced, 0u) << "the power loss took no record from any store\n" << node_report(cluster, seed);
