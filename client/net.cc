@@ -106,13 +106,11 @@ std::string how_it_ended(pid_t pid) {
     return "exited";
 }
 
-// The replica id of `pid` when it is a live `tallyd --config <config> --id <id>`. A relative
-// --config is the process's own, taken from its working folder. Reaps nothing: a zombie's
-// command line is empty, so it is never one (is_our_replica reaps our own children first).
-std::optional<uint32_t> replica_id_of(pid_t pid, const std::string& config) {
-    if (pid <= 1) return std::nullopt;
-    const auto args = read_cmdline(pid);  // empty for a zombie or a dead pid
-    if (args.empty() || fs::path(args[0]).filename() != "tallyd") return std::nullopt;
+// The replica id that `args`, the command line of process `pid`, name when they hold
+// `--config <config> --id <id>`, whatever the program. A relative --config is the process's
+// own, taken from its working folder.
+std::optional<uint32_t> replica_id_in_args(pid_t pid, const std::vector<std::string>& args,
+                                           const std::string& config) {
     bool config_ok = false;
     std::optional<uint32_t> id;
     for (size_t i = 0; i + 1 < args.size(); ++i) {
@@ -130,6 +128,16 @@ std::optional<uint32_t> replica_id_of(pid_t pid, const std::string& config) {
         }
     }
     return config_ok ? id : std::nullopt;
+}
+
+// The replica id of `pid` when it is a live `tallyd --config <config> --id <id>`. Reaps
+// nothing: a zombie's command line is empty, so it is never one (is_our_replica reaps our own
+// children first).
+std::optional<uint32_t> replica_id_of(pid_t pid, const std::string& config) {
+    if (pid <= 1) return std::nullopt;
+    const auto args = read_cmdline(pid);  // empty for a zombie or a dead pid
+    if (args.empty() || fs::path(args[0]).filename() != "tallyd") return std::nullopt;
+    return replica_id_in_args(pid, args, config);
 }
 
 // True when `pid` is a live `tallyd --config <config> --id <id>`.
@@ -975,6 +983,19 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
             out << "replica " << id << " runs as pid " << pid
                 << ", which no pid file names (a pid file lost or overwritten, or a tallyd started by "
                    "hand): stopping it too\n";
+    }
+    // Only processes named tallyd are stopped, so that a pid the kernel gave to another program
+    // since is never signalled. A pid file naming a live process that runs with this network's
+    // --config and the file's --id under another name (a wrapper that execs a renamed copy) is
+    // one of this network's replicas all the same: it is left running, and said so.
+    for (uint32_t id = 0; id < config->n(); ++id) {
+        const auto pid = read_pid_file(pid_path(abs, id));
+        if (!pid || running.count(*pid)) continue;
+        const auto args = read_cmdline(*pid);
+        if (args.empty() || replica_id_in_args(*pid, args, config_path(abs)) != id) continue;
+        out << "replica " << id << "'s pid file names pid " << *pid << ", which runs with this network's --config and --id "
+            << id << " as " << args[0] << ", not tallyd: left running (net down stops only processes named tallyd); "
+            << "stop it yourself if it is this replica\n";
     }
     auto remove_pid_files = [&] {
         for (uint32_t id = 0; id < config->n(); ++id) {

@@ -174,10 +174,10 @@ TEST_F(NetTest, AStalePidFileNeverGetsAStrangerSignalled) {
 }
 
 // A process that looks like replica `id` of the network whose network.json is `config` (argv[0]
-// "tallyd", --config and --id), but is a shell blocked reading a pipe the test holds: it
+// `name`, --config and --id), but is a shell blocked reading a pipe the test holds: it
 // lives until signalled and leaves no child behind.
-pid_t spawn_look_alike(const std::string& config, uint32_t id, int stdin_fd) {
-    std::vector<std::string> args = {"tallyd", "-c", "read line", "sh", "--config", config,
+pid_t spawn_look_alike(const std::string& config, uint32_t id, int stdin_fd, std::string name = "tallyd") {
+    std::vector<std::string> args = {std::move(name), "-c", "read line", "sh", "--config", config,
                                      "--id", std::to_string(id)};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -256,6 +256,45 @@ TEST_F(NetTest, ReplicasNoPidFileNamesAreFoundAndStoppedOthersAreNot) {
     EXPECT_EQ(::waitpid(stranger_, &status, WNOHANG), 0);
     EXPECT_EQ(::kill(stranger_, 0), 0);
     EXPECT_FALSE(fs::exists(dir_ + "/run/replica-3.pid"));
+}
+
+// A replica run under another name (a wrapper that execs a renamed copy of tallyd) is not
+// signalled, since only processes named tallyd are, but when its pid file names it, down says
+// that it is left running rather than passing over it in silence.
+TEST_F(NetTest, DownSaysWhenAPidFileNamesThisNetworksReplicaUnderAnotherName) {
+    write_network();
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+    const pid_t renamed = spawn_look_alike(dir_ + "/network.json", 1, pipe_fds[0], "tallyd-trial");
+    look_alikes_ = {renamed};
+    ::close(pipe_fds[0]);
+    write_end_ = pipe_fds[1];
+    ASSERT_GT(renamed, 0);
+    std::ofstream(dir_ + "/run/replica-1.pid") << renamed << "\n";
+    // Its command line is in place once exec is done.
+    auto named = [&] {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (std::chrono::steady_clock::now() < deadline) {
+            std::ifstream cmdline("/proc/" + std::to_string(renamed) + "/cmdline");
+            std::string first;
+            if (std::getline(cmdline, first, '\0') && first == "tallyd-trial") return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return false;
+    };
+    ASSERT_TRUE(named());
+    EXPECT_FALSE(replica_pid(dir_, 1).has_value());
+
+    std::ostringstream out;
+    ASSERT_TRUE(net_down(dir_, out).ok());
+    EXPECT_NE(out.str().find("replica 1's pid file names pid " + std::to_string(renamed) +
+                             ", which runs with this network's --config and --id 1 as tallyd-trial, not "
+                             "tallyd: left running"),
+              std::string::npos)
+        << out.str();
+    EXPECT_NE(out.str().find("no replicas are running"), std::string::npos) << out.str();
+    EXPECT_EQ(::waitpid(renamed, nullptr, WNOHANG), 0);
+    EXPECT_EQ(::kill(renamed, 0), 0);
 }
 
 TEST_F(NetTest, KillAndStartCheckTheReplicaId) {
