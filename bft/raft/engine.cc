@@ -228,7 +228,12 @@ public:
         case MessageType::kRaftVoteReply: {
             pb::VoteReply m;
             if (!parse(envelope.body, m)) return malformed(from);
-            if (recovering_ && m.pre_vote()) note_peer_term(from, m.term());
+            // Config::recovering: only a refusal carries the peer's own term. A grant carries
+            // the term its pre-vote proposed, so it answers a pre-vote this replica sent before
+            // its loss (a term query asks with term 0, which nobody grants): taken for the
+            // peer's term, it named a term no replica was in, above every leader's, and the
+            // recovery waited for a leader of it (`scripts/simulate --raft`, seed 7687771407).
+            if (recovering_ && m.pre_vote() && !m.granted()) note_peer_term(from, m.term());
             if (!step_term(from, m.term(), Kind::kVoteReply, m.pre_vote(), m.granted(), out)) return out;
             on_vote_reply(from, m, out);
             end_recovery_if_safe(out);

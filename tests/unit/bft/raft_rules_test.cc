@@ -737,6 +737,26 @@ TEST(RaftRules, ARecoveringReplicaVotesAgainOnlyOnceItKnowsEveryTermAndHoldsALea
     EXPECT_TRUE(in_8[0].second.granted());
 }
 
+// Found by `scripts/simulate --raft` (seed 7687771407, 3 replicas, lost stores): a pre-vote
+// reply that grants carries the term its pre-vote proposed, not the voter's. One that answers
+// a pre-vote this replica sent before it lost its store, arriving after the restart, is no
+// answer to a term query; counted as the peer's term, it named a term nobody was in, above the
+// leader's, and the replica stayed recovering (never voting) for as long as that leader led.
+TEST(RaftRules, ARecoveringReplicaTakesAPeersTermOnlyFromARefusal) {
+    Direct d(3, 0);
+    d.config.recovering = true;
+    d.restart();
+    d.vote_reply(2, 8, /*granted=*/true, /*pre=*/true);  // for term 8, proposed before the loss
+    auto answer = sent<pb::AppendReply>(d.append(1, 7, 0, 0, 0, {}), MessageType::kRaftAppendReply);
+    ASSERT_EQ(answer.size(), 1u);
+    const uint64_t nonce = answer[0].second.recovery_nonce();
+    d.vote_reply(1, 7, false, true);
+    d.vote_reply(2, 7, false, true);  // replica 2's own term
+    d.append(1, 7, 0, 0, 1, {{7, {"a"}}}, nonce);
+    EXPECT_FALSE(d.engine->status().recovering) << "waits for a leader of term 8, which nobody was in";
+    EXPECT_EQ(d.durable().term, 7u);
+}
+
 // A leader learns that a follower lost what it acknowledged (its refusals say so) and sends
 // it everything again, where an ordinary refusal below the match would be ignored as stale.
 TEST(RaftRules, ALeaderResendsWhatAFollowerThatLostItsStoreOnceAcknowledged) {
