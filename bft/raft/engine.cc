@@ -221,19 +221,22 @@ public:
         case MessageType::kRaftVote: {
             pb::Vote m;
             if (!parse(envelope.body, m)) return malformed(from);
-            if (!step_term(from, m.term(), Kind::kVote, m.pre_vote(), false, out, m.transfer())) return out;
+            if (!step_term(from, m.term(), Kind::kVote, m.pre_vote(), false, out, m.transfer(), m.recovery_nonce()))
+                return out;
             on_vote(from, m, out);
             break;
         }
         case MessageType::kRaftVoteReply: {
             pb::VoteReply m;
             if (!parse(envelope.body, m)) return malformed(from);
-            // Config::recovering: only a refusal carries the peer's own term. A grant carries
-            // the term its pre-vote proposed, so it answers a pre-vote this replica sent before
-            // its loss (a term query asks with term 0, which nobody grants): taken for the
-            // peer's term, it named a term no replica was in, above every leader's, and the
-            // recovery waited for a leader of it (`scripts/simulate --raft`, seed 7687771407).
-            if (recovering_ && m.pre_vote() && !m.granted()) note_peer_term(from, m.term());
+            // Config::recovering: a peer's term counts only from its answer to this start's
+            // query (it echoes the nonce). An answer to a pre-vote sent before the loss may
+            // still arrive: a refusal then carries the peer's term of that time, which may be
+            // below a term this replica voted in since (M too low), and a grant the term its
+            // pre-vote proposed, which nobody may ever have been in (M too high: the recovery
+            // waited for a leader of it, `scripts/simulate --raft` seed 7687771407).
+            if (recovering_ && m.pre_vote() && m.recovery_echo() == recovery_nonce_)
+                note_peer_term(from, m.term());
             if (!step_term(from, m.term(), Kind::kVoteReply, m.pre_vote(), m.granted(), out)) return out;
             on_vote_reply(from, m, out);
             end_recovery_if_safe(out);
@@ -605,8 +608,9 @@ private:
 
     // A message's term against ours (Figure 2, "all servers"; thesis 9.6 for pre-vote and the
     // leader lease). False: the message is answered here or dropped.
+    // `recovery_nonce`: a vote request's (a recovering peer's term query), echoed in the answer.
     bool step_term(ReplicaId from, uint64_t msg_term, Kind kind, bool pre_vote, bool granted, Output& out,
-                   bool transfer = false) {
+                   bool transfer = false, uint64_t recovery_nonce = 0) {
         if (msg_term > term_) {
             if (kind == Kind::kVote) {
                 // A replica that heard from a leader within the election timeout ignores a
@@ -631,6 +635,7 @@ private:
                 pb::VoteReply r;
                 r.set_term(term_);
                 r.set_pre_vote(true);
+                r.set_recovery_echo(recovery_nonce);
                 send(from, MessageType::kRaftVoteReply, r, out);
             }
             return false;
@@ -646,6 +651,7 @@ private:
         pb::Vote v;
         v.set_term(0);
         v.set_pre_vote(true);
+        v.set_recovery_nonce(recovery_nonce_);
         for (ReplicaId p : peers())
             if (!peer_terms_[p]) send(p, MessageType::kRaftVote, v, out);
     }
@@ -732,6 +738,7 @@ private:
                           (m.last_log_term() == last_term() && m.last_log_index() >= last_index());
         pb::VoteReply r;
         r.set_pre_vote(m.pre_vote());
+        r.set_recovery_echo(m.recovery_nonce());
         if (recovering_) {
             // Config::recovering: no vote at all; our term answers a peer's term query too.
             r.set_term(term_);

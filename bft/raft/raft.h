@@ -65,7 +65,10 @@ struct Config {
     // somewhere in our log is not enough: one of term M can sit below one committed before the
     // loss; nor is an old append's commit index.) It then counts
     // as having voted for that leader in the current term and votes only in later terms. The
-    // peers' terms are asked with a pre-vote of term 0, which every replica answers with its term.
+    // peers' terms are asked with a pre-vote of term 0 carrying the same nonce, which every
+    // replica refuses, answering with its term and the nonce; only such an answer counts (an
+    // answer to a pre-vote sent before the loss carries a term of that time, or, granted, the
+    // term the pre-vote proposed).
     bool recovering = false;
     // Requests the leader queues, at most (count and bytes): beyond, it drops them (the
     // client retries). Bounds what clients can make the leader hold.

@@ -169,11 +169,13 @@ struct Direct {
         v.set_pre_vote(pre);
         return deliver(crypto::seal(keys[from], crypto::MessageType::kRaftVote, v.SerializeAsString()), from);
     }
-    Output vote_reply(ReplicaId from, uint64_t term, bool granted, bool pre = false) {
+    // `recovery_echo`: the nonce of the recovering replica's term query it answers.
+    Output vote_reply(ReplicaId from, uint64_t term, bool granted, bool pre = false, uint64_t recovery_echo = 0) {
         pb::VoteReply r;
         r.set_term(term);
         r.set_granted(granted);
         r.set_pre_vote(pre);
+        r.set_recovery_echo(recovery_echo);
         return deliver(crypto::seal(keys[from], crypto::MessageType::kRaftVoteReply, r.SerializeAsString()), from);
     }
     // entries: (term, requests) for prev_index + 1, + 2, ...

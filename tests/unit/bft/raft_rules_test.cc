@@ -688,6 +688,8 @@ TEST(RaftRules, ARecoveringReplicaVotesAgainOnlyOnceItKnowsEveryTermAndHoldsALea
         EXPECT_TRUE(q.pre_vote());
         EXPECT_EQ(q.term(), 0u);
     }
+    const uint64_t nonce = queries[0].second.recovery_nonce();  // this start's, echoed in answers
+    ASSERT_NE(nonce, 0u);
     EXPECT_TRUE(d.engine->status().recovering);
 
     // Never a candidate, however long no leader speaks.
@@ -704,14 +706,13 @@ TEST(RaftRules, ARecoveringReplicaVotesAgainOnlyOnceItKnowsEveryTermAndHoldsALea
     EXPECT_FALSE(refused[0].second.granted());
 
     // Replica 2 answers that it is in term 7 (it may have been a candidate of term 7 we voted
-    // for before the loss); replica 1 leads term 7 and answers too. Its answers carry this
-    // start's nonce, which the leader echoes in appends made since.
-    d.vote_reply(2, 7, false, true);
+    // for before the loss); replica 1 leads term 7 and answers too. The queries' answers echo
+    // this start's nonce, and so do the leader's appends made since (our answers carry it).
+    d.vote_reply(2, 7, false, true, nonce);
     auto answer = sent<pb::AppendReply>(d.append(1, 7, 0, 0, 0, {}), MessageType::kRaftAppendReply);
     ASSERT_EQ(answer.size(), 1u);
-    const uint64_t nonce = answer[0].second.recovery_nonce();
-    ASSERT_NE(nonce, 0u);
-    d.vote_reply(1, 7, false, true);
+    ASSERT_EQ(answer[0].second.recovery_nonce(), nonce);
+    d.vote_reply(1, 7, false, true, nonce);
     // The leader's commit index at an entry of term 6: not enough, only one of the leader's
     // own term shows our log holds all that committed.
     d.append(1, 7, 0, 0, 1, {{6, {"a"}}}, nonce);
@@ -737,24 +738,50 @@ TEST(RaftRules, ARecoveringReplicaVotesAgainOnlyOnceItKnowsEveryTermAndHoldsALea
     EXPECT_TRUE(in_8[0].second.granted());
 }
 
-// Found by `scripts/simulate --raft` (seed 7687771407, 3 replicas, lost stores): a pre-vote
-// reply that grants carries the term its pre-vote proposed, not the voter's. One that answers
-// a pre-vote this replica sent before it lost its store, arriving after the restart, is no
-// answer to a term query; counted as the peer's term, it named a term nobody was in, above the
-// leader's, and the replica stayed recovering (never voting) for as long as that leader led.
-TEST(RaftRules, ARecoveringReplicaTakesAPeersTermOnlyFromARefusal) {
+// A recovering replica takes a peer's term only from the answer to this start's query (it
+// echoes the query's nonce); an answer to a pre-vote it sent before the loss may still arrive.
+// A refusal of that time carries the peer's term then, which may be below a term this replica
+// voted in since: M too low, and it would vote again in that term (found in review). A grant
+// carries the term its pre-vote proposed, which nobody may ever have been in: M too high, and
+// the replica stayed recovering, never voting, while the leader lived (`scripts/simulate
+// --raft`, seed 7687771407, 3 replicas, lost stores).
+TEST(RaftRules, ARecoveringReplicaTakesAPeersTermOnlyFromItsAnswerToThisStartsQuery) {
     Direct d(3, 0);
     d.config.recovering = true;
-    d.restart();
-    d.vote_reply(2, 8, /*granted=*/true, /*pre=*/true);  // for term 8, proposed before the loss
-    auto answer = sent<pb::AppendReply>(d.append(1, 7, 0, 0, 0, {}), MessageType::kRaftAppendReply);
+    auto queries = sent<pb::Vote>(d.restart(), MessageType::kRaftVote);
+    ASSERT_EQ(queries.size(), 2u);
+    const uint64_t nonce = queries[0].second.recovery_nonce();
+    ASSERT_NE(nonce, 0u);
+    auto answer = sent<pb::AppendReply>(d.append(1, 5, 0, 0, 0, {}), MessageType::kRaftAppendReply);
     ASSERT_EQ(answer.size(), 1u);
-    const uint64_t nonce = answer[0].second.recovery_nonce();
-    d.vote_reply(1, 7, false, true);
-    d.vote_reply(2, 7, false, true);  // replica 2's own term
-    d.append(1, 7, 0, 0, 1, {{7, {"a"}}}, nonce);
-    EXPECT_FALSE(d.engine->status().recovering) << "waits for a leader of term 8, which nobody was in";
-    EXPECT_EQ(d.durable().term, 7u);
+    ASSERT_EQ(answer[0].second.recovery_nonce(), nonce);
+
+    // Replica 2 refused an old pre-vote in term 5 (since then we voted for it in term 6): that
+    // refusal, and one echoing another start's nonce, tell nothing. Replica 1 leads term 5.
+    d.vote_reply(2, 5, false, true);
+    d.vote_reply(2, 5, false, true, nonce + 2);
+    d.vote_reply(1, 5, false, true, nonce);
+    d.append(1, 5, 0, 0, 1, {{5, {"a"}}}, nonce);
+    EXPECT_TRUE(d.engine->status().recovering) << "ended on a stale answer: M = 5 below the term 6 it voted in";
+    // Still asked: replica 2's term is not known.
+    auto asked = sent<pb::Vote>(d.tick(100), MessageType::kRaftVote);
+    EXPECT_TRUE(std::any_of(asked.begin(), asked.end(), [&](const auto& q) {
+        return q.first == 2u && q.second.term() == 0u && q.second.recovery_nonce() == nonce;
+    })) << "replica 2 is not asked again";
+    d.vote_reply(2, 6, false, true, nonce);  // its answer: term 6 (M = 6)
+    d.append(1, 5, 1, 5, 1, {}, nonce);
+    EXPECT_TRUE(d.engine->status().recovering) << "a leader of term 5 < M ended it";
+
+    // A stale grant (for a term its pre-vote proposed) does not raise M either.
+    d.vote_reply(1, 9, true, true);
+    // Replica 2 leads term 6 now; its entry of term 6 at its commit index ends the recovery.
+    answer = sent<pb::AppendReply>(d.append(2, 6, 1, 5, 2, {{6, {}}}, nonce), MessageType::kRaftAppendReply);
+    ASSERT_EQ(answer.size(), 1u);
+    EXPECT_TRUE(answer[0].second.success());
+    d.vote_reply(1, 6, false, true, nonce);
+    d.append(2, 6, 2, 6, 2, {}, nonce);
+    EXPECT_FALSE(d.engine->status().recovering) << "waits for a term nobody was in";
+    EXPECT_EQ(d.durable().term, 6u);
 }
 
 // A leader learns that a follower lost what it acknowledged (its refusals say so) and sends
