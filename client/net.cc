@@ -22,6 +22,7 @@
 #include <optional>
 #include <random>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -175,6 +176,29 @@ std::optional<pid_t> pid_file_replica(const std::string& abs, uint32_t id) {
     const auto pid = read_pid_file(pid_path(abs, id));
     if (!pid || !is_our_replica(*pid, config_path(abs), id)) return std::nullopt;
     return pid;
+}
+
+// Only processes named tallyd are ever signalled, so that a pid the kernel gave to another
+// program since never is. A pid file may still name a live process that runs with this
+// network's --config and the file's --id under another name (a wrapper that execs a renamed
+// copy): one of this network's replicas all the same, which the commands leave running and
+// say so. Its pid, and what it says, when replica `id`'s pid file names one.
+struct RenamedReplica {
+    pid_t pid = 0;
+    std::string note;
+};
+std::optional<RenamedReplica> renamed_replica(const std::string& abs, uint32_t id) {
+    const auto pid = read_pid_file(pid_path(abs, id));
+    if (!pid || is_our_replica(*pid, config_path(abs), id)) return std::nullopt;
+    const auto args = read_cmdline(*pid);
+    if (args.empty() || replica_id_in_args(*pid, args, config_path(abs)) != id) return std::nullopt;
+    std::string name;  // another process's argument, printed: control characters escaped
+    for (unsigned char c : args[0]) name += std::isprint(c) ? std::string(1, static_cast<char>(c)) : "?";
+    return RenamedReplica{*pid, "replica " + std::to_string(id) + "'s pid file names pid " +
+                                    std::to_string(*pid) + ", which runs with this network's --config and --id " +
+                                    std::to_string(id) + " as " + name +
+                                    ", not tallyd: left running (only processes named tallyd are "
+                                    "signalled); stop it yourself if it is this replica\n"};
 }
 
 Status write_pid_file(const std::string& path, pid_t pid) {
@@ -984,28 +1008,25 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
                 << ", which no pid file names (a pid file lost or overwritten, or a tallyd started by "
                    "hand): stopping it too\n";
     }
-    // Only processes named tallyd are stopped, so that a pid the kernel gave to another program
-    // since is never signalled. A pid file naming a live process that runs with this network's
-    // --config and the file's --id under another name (a wrapper that execs a renamed copy) is
-    // one of this network's replicas all the same: it is left running, and said so.
+    // A replica running under another name is left running, and its pid file kept.
+    std::set<uint32_t> left_running;
     for (uint32_t id = 0; id < config->n(); ++id) {
-        const auto pid = read_pid_file(pid_path(abs, id));
-        if (!pid || running.count(*pid)) continue;
-        const auto args = read_cmdline(*pid);
-        if (args.empty() || replica_id_in_args(*pid, args, config_path(abs)) != id) continue;
-        out << "replica " << id << "'s pid file names pid " << *pid << ", which runs with this network's --config and --id "
-            << id << " as " << args[0] << ", not tallyd: left running (net down stops only processes named tallyd); "
-            << "stop it yourself if it is this replica\n";
+        if (auto renamed = renamed_replica(abs, id); renamed && !running.count(renamed->pid)) {
+            out << renamed->note;
+            left_running.insert(id);
+        }
     }
     auto remove_pid_files = [&] {
         for (uint32_t id = 0; id < config->n(); ++id) {
             std::error_code ec;
-            fs::remove(pid_path(abs, id), ec);
+            if (!left_running.count(id)) fs::remove(pid_path(abs, id), ec);
         }
     };
     if (running.empty()) {
         remove_pid_files();
-        out << "no replicas are running in " << dir << "\n";
+        if (left_running.empty()) out << "no replicas are running in " << dir << "\n";
+        else out << "no tallyd replicas are running in " << dir << " (" << left_running.size()
+                 << " left running under another name)\n";
         return Ok{};
     }
     for (const auto& [pid, id] : running) ::kill(pid, SIGTERM);
@@ -1032,7 +1053,8 @@ Status end_replica(const std::string& dir, uint32_t id, std::ostream& out, bool 
                                        std::to_string(config->n()) + ")");
     auto pid = replica_pid(abs, id);
     if (!pid) {
-        out << "replica " << id << " is not running\n";
+        if (auto renamed = renamed_replica(abs, id)) out << renamed->note;
+        else out << "replica " << id << " is not running\n";
         return Ok{};
     }
     auto stuck = std::map<pid_t, uint32_t>{{*pid, id}};

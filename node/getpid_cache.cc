@@ -6,11 +6,13 @@
 // calls, and on this project's VM a system call costs its hypervisor's interrupt path each time.
 // Measured (README, Performance: "getpid() from memory"), tallyd with and without it
 // alternated in one sitting, 5 rounds of 5 s each: PBFT one client p50 3.21 -> 3.07 ms and
-// replica CPU per transfer 5.29 -> 5.06 ms; Raft one client 1.07 -> 1.01 ms and 1.25 -> 1.19 ms of replica CPU;
-// ahead in 5 of 5 rounds each. At 64 clients, where a message carries a batch, within noise.
+// replica CPU per transfer 5.29 -> 5.06 ms; Raft one client 1.07 -> 1.01 ms, and 1.25 ->
+// 1.19 ms of replica CPU; ahead in 5 of 5 rounds each. At 64 clients, where a message carries
+// a batch, within the noise.
 //
 // Linked into those executables only (an object library, node/CMakeLists.txt; and test_node,
-// which tests it): this definition interposes on libc's for every library the program loads, libzmq and SQLite included.
+// which tests it): this definition interposes on libc's for every library the program loads,
+// libzmq, SQLite and OpenSSL's libcrypto (its own fork check) included.
 //
 // Correct because a process's id changes only in a new process: after fork(), whose child
 // handler (pthread_atfork) asks the kernel again before the child's own code runs, and after
@@ -35,7 +37,10 @@ pid_t ask_kernel() {
     return pid;
 }
 
+// Asks once at load, too: a vfork() child that called getpid() first would otherwise store its
+// own id in the memory it shares with its parent.
 [[gnu::constructor]] void register_fork_handler() {
+    ask_kernel();
     ::pthread_atfork(nullptr, nullptr, [] { ask_kernel(); });
 }
 

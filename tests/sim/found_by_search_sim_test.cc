@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -380,8 +381,15 @@ TEST(FoundBySearch, AReplicaThatLostItsRecordOfACertifiedNullBatchStillVotesForI
 
         // What the power loss takes includes the record of what seq 1 decided in view 1.
         const auto unsynced = cluster.unsynced_records(3);
-        EXPECT_THAT(unsynced, testing::Contains(bft::pbft::slot_key(1, 1, bft::pbft::kSlotCommitted)))
-            << "the power loss would keep replica 3's commit record of seq 1\n"
+        std::string named;  // the keys as (seq, view, kind), for the message
+        for (const auto& key : unsynced) {
+            const auto slot = bft::pbft::parse_slot_key(key);
+            named += slot ? " (" + std::to_string(slot->seq) + ", " + std::to_string(slot->view) + ", " +
+                                std::string(1, slot->kind) + ")"
+                          : " " + key;
+        }
+        ASSERT_THAT(unsynced, testing::Contains(bft::pbft::slot_key(1, 1, bft::pbft::kSlotCommitted)))
+            << "the power loss would keep replica 3's commit record of seq 1; it takes" << named << "\n"
             << node_report(cluster, seed);
         cluster.crash(3, NodeCluster::CrashKind::kPowerLoss);
         cluster.restart(3);

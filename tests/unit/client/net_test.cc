@@ -191,26 +191,26 @@ pid_t spawn_look_alike(const std::string& config, uint32_t id, int stdin_fd, std
     return rc == 0 ? pid : -1;
 }
 
-// True once `pid` (a child of this test) has exited, within a deadline: a process that was
-// sent SIGKILL loses its command line (net kill's sign that it is gone) a moment before
-// waitpid can see it exit.
-bool exits(pid_t pid) {
+// True once `condition` holds, false if it does not within 10 s (asked every 5 ms).
+template <typename Condition>
+bool eventually(Condition condition) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-        if (::waitpid(pid, nullptr, WNOHANG) != 0) return true;  // reaped now, or by net's code
+        if (condition()) return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return false;
 }
 
+// True once `pid` (a child of this test) has exited: a process that was sent SIGKILL loses its
+// command line (net kill's sign that it is gone) a moment before waitpid can see it exit.
+bool exits(pid_t pid) {
+    return eventually([&] { return ::waitpid(pid, nullptr, WNOHANG) != 0; });  // reaped now, or by net's code
+}
+
 // Its command line is set once exec is done: until then it would not be recognised.
 bool wait_recognised(const std::string& dir, uint32_t id) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (replica_pid(dir, id)) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
+    return eventually([&] { return replica_pid(dir, id).has_value(); });
 }
 
 // A replica that no pid file names (its file lost, or overwritten by a stranger's pid, or a
@@ -259,8 +259,9 @@ TEST_F(NetTest, ReplicasNoPidFileNamesAreFoundAndStoppedOthersAreNot) {
 }
 
 // A replica run under another name (a wrapper that execs a renamed copy of tallyd) is not
-// signalled, since only processes named tallyd are, but when its pid file names it, down says
-// that it is left running rather than passing over it in silence.
+// signalled, since only processes named tallyd are, but when its pid file names it, kill and
+// down say that it is left running rather than passing over it in silence, and down keeps
+// its pid file.
 TEST_F(NetTest, DownSaysWhenAPidFileNamesThisNetworksReplicaUnderAnotherName) {
     write_network();
     int pipe_fds[2];
@@ -272,29 +273,28 @@ TEST_F(NetTest, DownSaysWhenAPidFileNamesThisNetworksReplicaUnderAnotherName) {
     ASSERT_GT(renamed, 0);
     std::ofstream(dir_ + "/run/replica-1.pid") << renamed << "\n";
     // Its command line is in place once exec is done.
-    auto named = [&] {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (std::chrono::steady_clock::now() < deadline) {
-            std::ifstream cmdline("/proc/" + std::to_string(renamed) + "/cmdline");
-            std::string first;
-            if (std::getline(cmdline, first, '\0') && first == "tallyd-trial") return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        return false;
-    };
-    ASSERT_TRUE(named());
+    ASSERT_TRUE(eventually([&] {
+        std::ifstream cmdline("/proc/" + std::to_string(renamed) + "/cmdline");
+        std::string first;
+        return std::getline(cmdline, first, '\0') && first == "tallyd-trial";
+    }));
     EXPECT_FALSE(replica_pid(dir_, 1).has_value());
 
+    const std::string note = "replica 1's pid file names pid " + std::to_string(renamed) +
+                             ", which runs with this network's --config and --id 1 as tallyd-trial, "
+                             "not tallyd: left running";
     std::ostringstream out;
+    ASSERT_TRUE(net_kill(dir_, 1, out).ok());
+    EXPECT_NE(out.str().find(note), std::string::npos) << out.str();
+    out.str("");
     ASSERT_TRUE(net_down(dir_, out).ok());
-    EXPECT_NE(out.str().find("replica 1's pid file names pid " + std::to_string(renamed) +
-                             ", which runs with this network's --config and --id 1 as tallyd-trial, not "
-                             "tallyd: left running"),
+    EXPECT_NE(out.str().find(note), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find("no tallyd replicas are running in " + dir_ + " (1 left running under another name)"),
               std::string::npos)
         << out.str();
-    EXPECT_NE(out.str().find("no replicas are running"), std::string::npos) << out.str();
     EXPECT_EQ(::waitpid(renamed, nullptr, WNOHANG), 0);
     EXPECT_EQ(::kill(renamed, 0), 0);
+    EXPECT_TRUE(fs::exists(dir_ + "/run/replica-1.pid")) << "the pid file of a replica left running was removed";
 }
 
 TEST_F(NetTest, KillAndStartCheckTheReplicaId) {
