@@ -7,39 +7,19 @@
 
 #include "node/store.h"
 #include "node/store_binding.h"
+#include "tests/unit/node/store_helpers.h"
 #include "tests/unit/node/test_dir.h"
 
 namespace tally::node {
 namespace {
 
-using Records = std::vector<std::pair<std::string, std::string>>;
-
-bft::PersistOp put(std::string key, std::string value) {
-    return bft::PersistPut{std::move(key), std::move(value)};
-}
-
-Records load(const Store& store) {
-    auto records = store.load_all();
-    EXPECT_TRUE(records.ok()) << records.error().message;
-    return records.ok() ? *records : Records{};
-}
+using namespace store_test;
 
 std::unique_ptr<Store> open_memory(std::string_view image = {}) {
     auto store = Store::open_memory(image);
     EXPECT_TRUE(store.ok()) << store.error().message;
     return store.ok() ? std::move(store).value() : nullptr;
 }
-
-LedgerIdentity ledger_at(uint64_t last_seq, bool created_now = false) {
-    LedgerIdentity l;
-    l.replica_key = std::string(32, 'r');
-    l.ledger_id = 4242;
-    l.last_seq = last_seq;
-    l.created_now = created_now;
-    return l;
-}
-
-constexpr uint64_t kMargin = 32;
 
 TEST(MemoryStoreTest, ANewStoreIsUnboundAndItsImageOpensAsTheSameStore) {
     auto store = open_memory();

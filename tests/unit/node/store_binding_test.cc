@@ -11,21 +11,13 @@
 
 #include "bft/pbft/messages.h"
 #include "bft/pbft/stored_records.h"
+#include "tests/unit/node/store_helpers.h"
 #include "tests/unit/node/test_dir.h"
 
 namespace tally::node {
 namespace {
 
-LedgerIdentity ledger_at(uint64_t last_seq, bool created_now = false) {
-    LedgerIdentity l;
-    l.replica_key = std::string(32, 'r');
-    l.ledger_id = 4242;
-    l.last_seq = last_seq;
-    l.created_now = created_now;
-    return l;
-}
-
-constexpr uint64_t kMargin = 32;
+using namespace store_test;
 
 // A store bound by a first start beside a new ledger, then closed.
 void first_start(const std::string& path) {

@@ -11,24 +11,16 @@
 #include <thread>
 
 #include "ledger/checkpointer.h"
+#include "tests/unit/node/store_helpers.h"
 #include "tests/unit/node/test_dir.h"
 
 namespace tally::node {
 namespace {
 
-using Records = std::vector<std::pair<std::string, std::string>>;
+using namespace store_test;
 
-bft::PersistOp put(std::string key, std::string value) {
-    return bft::PersistPut{std::move(key), std::move(value)};
-}
 bft::PersistOp erase(std::string from, std::string to) {
     return bft::PersistErase{std::move(from), std::move(to)};
-}
-
-Records load(const Store& store) {
-    auto records = store.load_all();
-    EXPECT_TRUE(records.ok()) << records.error().message;
-    return records.ok() ? *records : Records{};
 }
 
 TEST(StoreTest, PutsAreLoadedSortedByKeyAsBytes) {
