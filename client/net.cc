@@ -131,13 +131,16 @@ std::optional<uint32_t> replica_id_in_args(pid_t pid, const std::vector<std::str
     return config_ok ? id : std::nullopt;
 }
 
+// Whether the command line `args` (not empty) runs a program named tallyd.
+bool runs_tallyd(const std::vector<std::string>& args) { return fs::path(args[0]).filename() == "tallyd"; }
+
 // The replica id of `pid` when it is a live `tallyd --config <config> --id <id>`. Reaps
 // nothing: a zombie's command line is empty, so it is never one (is_our_replica reaps our own
 // children first).
 std::optional<uint32_t> replica_id_of(pid_t pid, const std::string& config) {
     if (pid <= 1) return std::nullopt;
     const auto args = read_cmdline(pid);  // empty for a zombie or a dead pid
-    if (args.empty() || fs::path(args[0]).filename() != "tallyd") return std::nullopt;
+    if (args.empty() || !runs_tallyd(args)) return std::nullopt;
     return replica_id_in_args(pid, args, config);
 }
 
@@ -182,23 +185,19 @@ std::optional<pid_t> pid_file_replica(const std::string& abs, uint32_t id) {
 // program since never is. A pid file may still name a live process that runs with this
 // network's --config and the file's --id under another name (a wrapper that execs a renamed
 // copy): one of this network's replicas all the same, which the commands leave running and
-// say so. Its pid, and what it says, when replica `id`'s pid file names one.
-struct RenamedReplica {
-    pid_t pid = 0;
-    std::string note;
-};
-std::optional<RenamedReplica> renamed_replica(const std::string& abs, uint32_t id) {
+// say so. What they say, when replica `id`'s pid file names one.
+std::optional<std::string> renamed_replica(const std::string& abs, uint32_t id) {
     const auto pid = read_pid_file(pid_path(abs, id));
-    if (!pid || is_our_replica(*pid, config_path(abs), id)) return std::nullopt;
+    if (!pid) return std::nullopt;
     const auto args = read_cmdline(*pid);
-    if (args.empty() || replica_id_in_args(*pid, args, config_path(abs)) != id) return std::nullopt;
+    if (args.empty() || runs_tallyd(args) || replica_id_in_args(*pid, args, config_path(abs)) != id)
+        return std::nullopt;
     std::string name;  // another process's argument, printed: control characters escaped
     for (unsigned char c : args[0]) name += std::isprint(c) ? std::string(1, static_cast<char>(c)) : "?";
-    return RenamedReplica{*pid, "replica " + std::to_string(id) + "'s pid file names pid " +
-                                    std::to_string(*pid) + ", which runs with this network's --config and --id " +
-                                    std::to_string(id) + " as " + name +
-                                    ", not tallyd: left running (only processes named tallyd are "
-                                    "signalled); stop it yourself if it is this replica\n"};
+    return "replica " + std::to_string(id) + "'s pid file names pid " + std::to_string(*pid) +
+           ", which runs with this network's --config and --id " + std::to_string(id) + " as " + name +
+           ", not tallyd: left running (only processes named tallyd are signalled); stop it yourself "
+           "if it is this replica\n";
 }
 
 Status write_pid_file(const std::string& path, pid_t pid) {
@@ -1011,8 +1010,8 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
     // A replica running under another name is left running, and its pid file kept.
     std::set<uint32_t> left_running;
     for (uint32_t id = 0; id < config->n(); ++id) {
-        if (auto renamed = renamed_replica(abs, id); renamed && !running.count(renamed->pid)) {
-            out << renamed->note;
+        if (auto note = renamed_replica(abs, id)) {  // never in `running`: that holds tallyds
+            out << *note;
             left_running.insert(id);
         }
     }
@@ -1053,7 +1052,7 @@ Status end_replica(const std::string& dir, uint32_t id, std::ostream& out, bool 
                                        std::to_string(config->n()) + ")");
     auto pid = replica_pid(abs, id);
     if (!pid) {
-        if (auto renamed = renamed_replica(abs, id)) out << renamed->note;
+        if (auto note = renamed_replica(abs, id)) out << *note;
         else out << "replica " << id << " is not running\n";
         return Ok{};
     }
