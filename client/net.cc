@@ -184,20 +184,31 @@ std::optional<pid_t> pid_file_replica(const std::string& abs, uint32_t id) {
 // Only processes named tallyd are ever signalled, so that a pid the kernel gave to another
 // program since never is. A pid file may still name a live process that runs with this
 // network's --config and the file's --id under another name (a wrapper that execs a renamed
-// copy): one of this network's replicas all the same, which the commands leave running and
-// say so. What they say, when replica `id`'s pid file names one.
-std::optional<std::string> renamed_replica(const std::string& abs, uint32_t id) {
+// copy): one of this network's replicas all the same, which the commands leave running (and
+// `net up` and `net start` do not start beside), and say so.
+struct RenamedReplica {
+    pid_t pid = 0;
+    std::string name;  // its program, as printed: control characters escaped
+};
+
+// Replica `id`'s pid file names one of those.
+std::optional<RenamedReplica> renamed_replica(const std::string& abs, uint32_t id) {
     const auto pid = read_pid_file(pid_path(abs, id));
     if (!pid) return std::nullopt;
     const auto args = read_cmdline(*pid);
     if (args.empty() || runs_tallyd(args) || replica_id_in_args(*pid, args, config_path(abs)) != id)
         return std::nullopt;
-    std::string name;  // another process's argument, printed: control characters escaped
-    for (unsigned char c : args[0]) name += std::isprint(c) ? std::string(1, static_cast<char>(c)) : "?";
-    return "replica " + std::to_string(id) + "'s pid file names pid " + std::to_string(*pid) +
-           ", which runs with this network's --config and --id " + std::to_string(id) + " as " + name +
-           ", not tallyd: left running (only processes named tallyd are signalled); stop it yourself "
-           "if it is this replica\n";
+    RenamedReplica renamed{*pid, {}};
+    for (unsigned char c : args[0]) renamed.name += std::isprint(c) ? std::string(1, static_cast<char>(c)) : "?";
+    return renamed;
+}
+
+// What the stopping commands say of one.
+std::string left_running_note(uint32_t id, const RenamedReplica& renamed) {
+    return "replica " + std::to_string(id) + "'s pid file names pid " + std::to_string(renamed.pid) +
+           ", which runs with this network's --config and --id " + std::to_string(id) + " as " +
+           renamed.name + ", not tallyd: left running (only processes named tallyd are signalled); "
+           "stop it yourself if it is this replica\n";
 }
 
 Status write_pid_file(const std::string& path, pid_t pid) {
@@ -906,18 +917,22 @@ Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progre
         auto loaded = node::api::load_network_config(config_path(abs));
         if (!loaded) return loaded.error();
         config = std::move(*loaded);
-        std::vector<uint32_t> all(config.n());
-        for (uint32_t id = 0; id < config.n(); ++id) all[id] = id;
-        if (auto s = check_keys_here(config, options.dir, all); !s) return s;
         std::string running;
         for (uint32_t id = 0; id < config.n(); ++id) {
-            if (auto pid = replica_pid(abs, id))
+            if (replica_pid(abs, id)) {
                 running += (running.empty() ? "" : ", ") + std::to_string(id);
+            } else if (auto renamed = renamed_replica(abs, id)) {
+                running += (running.empty() ? "" : ", ") + std::to_string(id) + " (pid " +
+                           std::to_string(renamed->pid) + ", as " + renamed->name + ", not tallyd)";
+            }
         }
         if (!running.empty())
             return make_error("running", "a network is already running in " + options.dir +
                                              " (replicas " + running + "); stop it with `tally net down" +
                                              dir_flag(options.dir) + "`");
+        std::vector<uint32_t> all(config.n());
+        for (uint32_t id = 0; id < config.n(); ++id) all[id] = id;
+        if (auto s = check_keys_here(config, options.dir, all); !s) return s;
         out << "restarting the network in " << options.dir << " (existing keys and data)\n";
     } else {
         std::error_code ec;
@@ -1010,8 +1025,8 @@ Status net_down(const std::string& dir, std::ostream& out, milliseconds grace) {
     // A replica running under another name is left running, and its pid file kept.
     std::set<uint32_t> left_running;
     for (uint32_t id = 0; id < config->n(); ++id) {
-        if (auto note = renamed_replica(abs, id)) {  // never in `running`: that holds tallyds
-            out << *note;
+        if (auto renamed = renamed_replica(abs, id)) {  // never in `running`: that holds tallyds
+            out << left_running_note(id, *renamed);
             left_running.insert(id);
         }
     }
@@ -1052,7 +1067,7 @@ Status end_replica(const std::string& dir, uint32_t id, std::ostream& out, bool 
                                        std::to_string(config->n()) + ")");
     auto pid = replica_pid(abs, id);
     if (!pid) {
-        if (auto note = renamed_replica(abs, id)) out << *note;
+        if (auto renamed = renamed_replica(abs, id)) out << left_running_note(id, *renamed);
         else out << "replica " << id << " is not running\n";
         return Ok{};
     }
@@ -1093,6 +1108,11 @@ Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::os
                                        std::to_string(config->n()) + ")");
     if (auto pid = replica_pid(abs, id)) {
         out << "replica " << id << " is already running (pid " << *pid << ")\n";
+        return Ok{};
+    }
+    if (auto renamed = renamed_replica(abs, id)) {  // a second one would only meet its store's lock
+        out << "replica " << id << " is already running (pid " << renamed->pid << ", as " << renamed->name
+            << ", not tallyd)\n";
         return Ok{};
     }
     if (auto s = check_keys_here(*config, dir, {id}); !s) return s;

@@ -262,7 +262,7 @@ TEST_F(NetTest, ReplicasNoPidFileNamesAreFoundAndStoppedOthersAreNot) {
 // signalled, since only processes named tallyd are, but when its pid file names it, kill and
 // down say that it is left running rather than passing over it in silence, and down keeps
 // its pid file.
-TEST_F(NetTest, DownSaysWhenAPidFileNamesThisNetworksReplicaUnderAnotherName) {
+TEST_F(NetTest, StartUpAndDownSayWhenAPidFileNamesThisNetworksReplicaUnderAnotherName) {
     write_network();
     int pipe_fds[2];
     ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
@@ -279,6 +279,18 @@ TEST_F(NetTest, DownSaysWhenAPidFileNamesThisNetworksReplicaUnderAnotherName) {
         return std::getline(cmdline, first, '\0') && first == "tallyd-trial";
     }));
     EXPECT_FALSE(replica_pid(dir_, 1).has_value());
+
+    // Nothing starts beside it: a second replica 1 would only meet its store's lock.
+    std::ostringstream started, progress;
+    ASSERT_TRUE(net_start(dir_, 1, started, progress, std::chrono::milliseconds{1'000}, "/bin/true").ok());
+    EXPECT_EQ(started.str(), "replica 1 is already running (pid " + std::to_string(renamed) +
+                                 ", as tallyd-trial, not tallyd)\n");
+    auto up = net_up(up_options(), started, progress);
+    ASSERT_FALSE(up.ok());
+    EXPECT_EQ(up.error().code, "running");
+    EXPECT_NE(up.error().message.find("(replicas 1 (pid " + std::to_string(renamed) + ", as tallyd-trial, not tallyd))"),
+              std::string::npos)
+        << up.error().message;
 
     const std::string note = "replica 1's pid file names pid " + std::to_string(renamed) +
                              ", which runs with this network's --config and --id 1 as tallyd-trial, "
