@@ -229,6 +229,7 @@ bool PbftEngine::load_view_record(const std::vector<std::pair<std::string, std::
         const ViewRecord record = parse_view_record(value);
         view_ = record.view;
         active_ = record.active;
+        rejoined_below_view_ = record.rejoined_below;
         known = true;
     }
     return known;

@@ -302,8 +302,11 @@ private:
     // view change. Its VIEW-CHANGE for the view it left may still be counted in a NEW-VIEW, and
     // it does not report what it learns after it; so in every view below the one it left it
     // stays silent: no pre-prepare, prepare or commit (it still executes what 2f+1 of its
-    // peers commit). Not persisted: its view record keeps the view it left, and after a
-    // restart it rejoins again. Invariant: only rises.
+    // peers commit). Persisted with the view record (ViewRecord::rejoined_below): until it
+    // enters another view its record keeps the view it left, and after a restart it rejoins
+    // again; but a NEW-VIEW for a view between the two, entered while rejoined, writes that
+    // lower view, and without this a restart would let it vote in views up to the one it
+    // left, below a VIEW-CHANGE it signed that reports nothing of them. Invariant: only rises.
     uint64_t rejoined_below_view_ = 0;
     std::map<ReplicaId, uint64_t> lower_view_seen_;  // peer -> newest view below view_ it showed
     uint64_t left_view_at_seq_ = 0;  // the highest seq this replica knew of when it left its view

@@ -118,17 +118,22 @@ std::optional<SlotKey> parse_slot_key(std::string_view key) {
                    read_be64(key.substr(kSlotKeyViewAt, 8)), kind};
 }
 
-// The view record's layout: view (8, big-endian) | active (1).
+// The view record's layout: view (8, big-endian) | active (1) | rejoined_below (8, when above
+// the view).
 constexpr size_t kViewRecordActiveAt = 8;
+constexpr size_t kViewRecordRejoinedAt = 9;
 
 std::string view_record(const ViewRecord& record) {
-    return be64(record.view) + std::string(1, record.active ? 1 : 0);
+    std::string value = be64(record.view) + std::string(1, record.active ? 1 : 0);
+    if (record.rejoined_below > record.view) value += be64(record.rejoined_below);
+    return value;
 }
 
 ViewRecord parse_view_record(std::string_view value) {
     ViewRecord record;
     record.view = read_be64(value);
     record.active = value.size() > kViewRecordActiveAt ? value[kViewRecordActiveAt] != 0 : true;
+    if (value.size() >= kViewRecordRejoinedAt + 8) record.rejoined_below = read_be64(value.substr(kViewRecordRejoinedAt));
     return record;
 }
 

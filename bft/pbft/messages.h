@@ -64,14 +64,17 @@ inline constexpr char kSlotPrepared = 'b';                 // PreparedProof: the
 inline constexpr char kSlotCommitted = 'c';                // CommittedProof: what was decided
 std::string slot_key(uint64_t seq, uint64_t view, char kind);
 // The view record's value: be64(view) | 1 byte, nonzero when the replica was in that view
-// (0: it was changing views, towards view + 1 or beyond).
+// (0: it was changing views, towards view + 1 or beyond) | be64(rejoined_below), only when
+// above the view: the view this replica had left when it went back to a lower one (the rejoin
+// rule, PbftEngine::rejoined_below_view_), below which it stays silent after a restart too.
 struct ViewRecord {
     uint64_t view = 0;
     bool active = true;
+    uint64_t rejoined_below = 0;
 };
 std::string view_record(const ViewRecord& record);
-// Lenient: check_stored_records refuses any but 8 or 9 bytes before a restart reads it. Without
-// the last byte, active; shorter than 8 bytes, view 0.
+// Lenient: check_stored_records refuses any but 8, 9 or 17 bytes before a restart reads it.
+// Without the ninth byte, active; shorter than 8 bytes, view 0; shorter than 17, not rejoined.
 ViewRecord parse_view_record(std::string_view value);
 // A slot record's key read back: none when `key` is not one slot_key() makes (a kind it
 // does not write included).

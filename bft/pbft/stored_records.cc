@@ -55,7 +55,8 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
             return make_error("corrupt", "stored record \"" + printable(key) + "\": " + why);
         };
         if (key == kKeyView) {
-            if (value.size() != 8 && value.size() != 9) return bad("a view record is 8 or 9 bytes");
+            if (value.size() != 8 && value.size() != 9 && value.size() != 17)
+                return bad("a view record is 8, 9 or 17 bytes");
             continue;
         }
         if (key == kKeyStable) {

@@ -61,7 +61,7 @@ void PbftEngine::tick_view_change(Output& out) {
 
 void PbftEngine::persist_view(Output& out) {
     out.persist.push_back(
-        PersistPut{std::string(kKeyView), view_record(ViewRecord{view_, active_})});
+        PersistPut{std::string(kKeyView), view_record(ViewRecord{view_, active_, rejoined_below_view_})});
     out.sync = true;
     view_recorded_ = true;
 }

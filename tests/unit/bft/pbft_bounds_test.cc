@@ -367,6 +367,52 @@ TEST(PbftRejoin, AReplicaThatRejoinedALowerViewNeverSignsForAViewBelowTheOneItLe
     }
 }
 
+// A review's find: the view record went down below a VIEW-CHANGE the replica had signed.
+// Replica 2 left view 0 alone and joined view 3 (signing VIEW-CHANGE(3)); after a restart, its
+// peers' messages of view 0 took it back there (silent below 3), and a NEW-VIEW for view 1 then
+// came, was entered, and its record written: (1, active). A second restart left it silent
+// through view 1 only, and it signed a NEW-VIEW and a PRE-PREPARE for view 2 (whose primary it
+// is): a view its VIEW-CHANGE(3) reports nothing of, so a NEW-VIEW(3) built from that
+// VIEW-CHANGE could drop what it helped commit in view 2. The record keeps the view it left.
+TEST(PbftRejoin, ARestartAfterEnteringAViewBelowTheOneItLeftKeepsItSilentBelowThatOne) {
+    Harness h(2);
+    Store store;
+    keep(h.engine->on_client_request(ClientRequest{{h.client.public_key(), 1}, h.request()}), store);
+    for (uint64_t t = 0; t <= h.config.view_change_timeout_ticks; ++t) keep(h.engine->on_tick(), store);
+    ASSERT_EQ(h.engine->status().view, 1u);
+    keep(h.deliver(view_change(h, 0, 3)), store);
+    Output out = h.deliver(view_change(h, 3, 3));
+    keep(out, store);
+    ASSERT_EQ(h.engine->status().view, 3u);
+    ASSERT_EQ(sent(out, MessageType::kViewChange).size(), 1u) << "it signed VIEW-CHANGE(3)";
+
+    keep(h.restart({store.begin(), store.end()}), store);  // (3, changing views)
+    const std::vector<std::string> batch{h.request()};
+    keep(h.deliver(h.pre_prepare(0, 0, 1, batch)), store);
+    keep(h.deliver(h.vote(MessageType::kPrepare, 1, 0, 1, batch_digest(batch))), store);
+    ASSERT_EQ(h.engine->status().view, 0u) << "f+1 peers in view 0 did not take it back there";
+    pb::NewView nv;
+    nv.set_view(1);
+    for (ReplicaId r : {0, 1, 3}) nv.add_view_changes(view_change(h, r, 1));
+    keep(h.deliver(crypto::seal(h.keys[1], MessageType::kNewView, nv.SerializeAsString())), store);
+    ASSERT_EQ(h.engine->status().view, 1u);
+    ASSERT_FALSE(h.engine->status().view_changing);
+
+    out = h.restart({store.begin(), store.end()});
+    EXPECT_EQ(h.engine->status().view, 1u);
+    out.append(h.engine->on_client_request(ClientRequest{{h.client.public_key(), 2}, h.request()}));
+    for (uint64_t t = 0; t <= h.config.view_change_timeout_ticks; ++t) out.append(h.engine->on_tick());
+    out.append(h.deliver(view_change(h, 0, 2)));
+    out.append(h.deliver(view_change(h, 3, 2)));
+    EXPECT_TRUE(sent(out, MessageType::kNewView).empty()) << "a NEW-VIEW for view 2 after VIEW-CHANGE(3)";
+    EXPECT_TRUE(sent(out, MessageType::kPrePrepare).empty()) << "a PRE-PREPARE in view 2 after VIEW-CHANGE(3)";
+    for (const auto& env : sent(out, MessageType::kViewChange)) {
+        pb::ViewChange vc;
+        ASSERT_TRUE(vc.ParseFromString(env.body));
+        EXPECT_GE(vc.new_view(), 3u) << "a VIEW-CHANGE for a view below the one it had left";
+    }
+}
+
 // Seed 2624410396 (the randomized node search): replica 0, left behind in a view change, joined
 // view 2 on two peers' VIEW-CHANGEs and, in the same turn, went back to view 1 on the same two
 // peers' older COMMITs of view 1. It then prepared a batch of view 1 that the VIEW-CHANGE it had

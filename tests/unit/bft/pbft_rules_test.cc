@@ -81,8 +81,8 @@ TEST(PbftRecords, ASlotKeyReadsBackAndAnythingElseIsNone) {
     EXPECT_FALSE(parse_slot_key(slot_key(1, 0, kSlotAccepted) + "x").has_value());
 }
 
-// The view record reads back as what made it; one without its last byte (8 bytes) is a
-// replica that was in its view.
+// The view record reads back as what made it; one without its ninth byte (8 bytes) is a
+// replica that was in its view, and one of 9 bytes a replica that had not rejoined a lower view.
 TEST(PbftRecords, AViewRecordReadsBackAndWithoutItsLastByteIsActive) {
     for (bool active : {true, false}) {
         const ViewRecord record = parse_view_record(view_record(ViewRecord{7, active}));
@@ -90,9 +90,15 @@ TEST(PbftRecords, AViewRecordReadsBackAndWithoutItsLastByteIsActive) {
         EXPECT_EQ(record.active, active);
     }
     EXPECT_EQ(view_record(ViewRecord{7, false}).size(), 9u);
+    EXPECT_EQ(view_record(ViewRecord{7, true, 7}).size(), 9u) << "rejoined below its own view: nothing to keep";
+    const ViewRecord rejoined = parse_view_record(view_record(ViewRecord{1, true, 3}));
+    EXPECT_EQ(rejoined.view, 1u);
+    EXPECT_TRUE(rejoined.active);
+    EXPECT_EQ(rejoined.rejoined_below, 3u);
     const ViewRecord old = parse_view_record(be64(5));
     EXPECT_EQ(old.view, 5u);
     EXPECT_TRUE(old.active);
+    EXPECT_EQ(old.rejoined_below, 0u);
 }
 
 TEST(PbftNormalCase, ABackupRecordsWhatItSignsAndItsPrepareLeavesWhileTheRecordIsWritten) {
