@@ -7,6 +7,7 @@
 #include "bft/pbft/traitor.h"
 #include "bft/raft/traitor.h"
 #include "bft/raft/raft.h"
+#include "ledger/tx.h"
 
 namespace tally::node {
 
@@ -70,7 +71,11 @@ Result<std::unique_ptr<bft::Engine>> make_engine(const api::NetworkConfig& confi
     if (auto s = check_protocol(config); !s) return s.error();
     switch (config.protocol) {
         case bft::Protocol::kPbft: {
-            const bft::pbft::Config pbft = pbft_config(config, id, options.recovering);
+            bft::pbft::Config pbft = pbft_config(config, id, options.recovering);
+            // Recovery ends once a request only this start made commits (pbft::Config): an
+            // ordered balance query under this replica's own key, its nonce this start's seed.
+            if (options.recovering)
+                pbft.recovery_request = ledger::make_balance_query(key, key.public_key(), std::max<uint64_t>(options.seed, 1));
             std::unique_ptr<bft::Engine> engine = bft::pbft::make_engine(pbft, key, authenticator);
             if (options.traitor.empty()) return engine;
             return std::unique_ptr<bft::Engine>(std::make_unique<bft::pbft::TraitorEngine>(

@@ -37,7 +37,9 @@ struct EngineOptions {
     // with these behaviours, its random choices seeded with traitor_seed. Empty: honest.
     std::vector<bft::Behaviour> traitor;
     uint64_t traitor_seed = 1;
-    uint64_t seed = 0;  // Raft: election-timeout randomness (the caller's)
+    // The caller's randomness, new at each start: Raft's election timeouts and recovery nonce,
+    // PBFT's recovery request's nonce.
+    uint64_t seed = 0;
 };
 
 // The engine of replica `id`, for the network's protocol. `key` and `authenticator` must

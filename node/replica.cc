@@ -106,7 +106,8 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
     if (!transport) return transport.error();
     parts.network = std::move(transport).value();
     parts.clock = std::make_shared<SystemClock>();
-    parts.seed = std::random_device{}();
+    std::random_device random;  // 64 bits: PBFT's recovery request carries it (engine_factory.cc)
+    parts.seed = (static_cast<uint64_t>(random()) << 32) | random();
     return open_with(config, id, key, options, std::move(parts));
 }
 
@@ -133,7 +134,8 @@ Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& co
         spdlog::warn("--recover: the old consensus store was moved to {}", bound->replaced);
     if (bound->recovering && config.protocol == bft::Protocol::kPbft)
         spdlog::warn("recovering: this replica lost its consensus store; it stays silent (no "
-                     "pre-prepare, prepare or new-view) until it has caught up with its peers");
+                     "pre-prepare, prepare, commit or new-view) until its peers commit a request "
+                     "it made at this start (bft/pbft/pbft.h, Config::recovery_request)");
     if (bound->recovering && config.protocol == bft::Protocol::kRaft)
         spdlog::warn("recovering: this replica lost its term, vote and log; it neither votes nor "
                      "campaigns until every peer told it its term and it holds a leader's entry "

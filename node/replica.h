@@ -107,7 +107,7 @@ struct ReplicaParts {
     std::function<Result<BoundStore>(const LedgerIdentity&)> open_store;
     std::unique_ptr<Network> network;
     std::shared_ptr<const Clock> clock;
-    uint64_t seed = 0;  // the engine's randomness (Raft's election timeouts)
+    uint64_t seed = 0;  // the engine's randomness, new at each start (Raft's election timeouts, PBFT's recovery request)
     // The simulator's own traitors (message mutation, twins: tests/sim/byzantine.h) wrap the
     // engine, as tallyd's do (node/engine_factory.h). Empty: the engine as made.
     std::function<std::unique_ptr<bft::Engine>(std::unique_ptr<bft::Engine>)> wrap_engine;

@@ -87,6 +87,7 @@ Output PbftEngine::on_tick() {
     tick_view_change(out);
     tick_catch_up(out);
     tick_forward(out);
+    tick_recovery(out);
     if (active_ && is_primary()) propose(out);
     return with_certificates(std::move(out));
 }

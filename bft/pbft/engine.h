@@ -119,8 +119,9 @@ private:
         return !recovering_ && (!silent_through_view_ || view > *silent_through_view_) &&
                view >= rejoined_below_view_;
     }
-    // The rejoin rule: may this replica send a COMMIT in `view`?
-    bool may_commit(uint64_t view) const { return view >= rejoined_below_view_; }
+    // The rejoin rule, and recovery: may this replica send a COMMIT in `view`? (A recovering
+    // one sends none, so that the commits that end its recovery are all its peers'.)
+    bool may_commit(uint64_t view) const { return !recovering_ && view >= rejoined_below_view_; }
     std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
     void detect(ReplicaId from, Misbehaviour kind);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
@@ -172,6 +173,8 @@ private:
     // forward_delay_ticks() without seeing them proposed; the primary takes them as a client's.
     uint64_t forward_delay_ticks() const { return std::max<uint64_t>(1, config_.view_change_timeout_ticks / 4); }
     void tick_forward(Output& out);
+    void tick_recovery(Output& out);
+    void maybe_end_recovery(Output& out);
     void on_forward(ReplicaId from, const crypto::Envelope& env, Output& out);
     void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     // Keeps a message for a view this replica has not entered (future_), within its bounds.
@@ -288,14 +291,21 @@ private:
     // peers' votes, and votes again from the next view on). Commits, prepared certificates and
     // views are synced, so nothing else it signed can be forgotten.
     std::optional<uint64_t> silent_through_view_;
-    // Recovery (Config::recovering): silent in every view until this replica sees a batch
-    // commit in its current view from 2f+1 commits. Then the network is in that view (honest
-    // replicas commit only in their current view, and views never go back), and the views this
-    // replica voted in before it lost its store were at most this one unless f traitors helped
-    // lagging replicas to that quorum — a replica that lost its store counts as one of the f
-    // until it recovers. Recovery then ends as a restart does: silent through this view (the
-    // view record is synced), voting from the next.
+    // Recovery (Config::recovering): silent in every view until a batch holding this start's
+    // recovery request (Config::recovery_request, made after the store was lost) commits, in
+    // view V, and this replica is in V or above. Every view it voted in before the loss is at
+    // most V: to vote in a view v it accepted a NEW-VIEW of 2f+1 VIEW-CHANGEs for v, at least
+    // f of them from honest peers, whose view records (synced, rejoin included) are then at
+    // least v; V's 2f+1 commits came from peers (it is silent), at least f+1 of them honest, so
+    // at least one honest peer signed both, and it never commits in a view below one it left.
+    // Old messages cannot end it: no commit certificate signed before the loss holds the
+    // request. (Ending on any 2f+1 commits in its view, as before, let a traitor replay old
+    // ones, of a view long left, and then have it vote again in a view it had voted in.)
+    // Recovery ends as a restart does: silent through its view (the view record is synced),
+    // voting from the next. A replica that lost its store counts as one of the f until then.
     bool recovering_ = false;
+    std::optional<uint64_t> recovery_view_;  // V: the view its recovery request committed in
+    uint64_t recovery_asked_tick_ = 0;       // when it last sent the request to its peers
     bool view_recorded_ = false;  // the store holds the current view (synced before any vote)
     // The rejoin rule. A replica that changed view alone (its peers stayed in an older view)
     // goes back to the view f+1 peers show they are in, rather than wait for the next real

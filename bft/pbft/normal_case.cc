@@ -400,12 +400,6 @@ void PbftEngine::advance(uint64_t seq, Output& out) {
         }
         out.steps.push_back(std::move(step));
         decide(seq, slot, std::move(decided), out);
-        if (recovering_) {
-            // Recovery ends (engine.h, recovering_): 2f+1 committed in this view.
-            recovering_ = false;
-            silent_through_view_ = view_;
-            persist_view(out);
-        }
         deliver(out);
     }
 }
@@ -415,8 +409,32 @@ void PbftEngine::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) 
     if (!pre_prepare_recorded(slot, decided.view, decided.pre_prepare)) record.set_pre_prepare(decided.pre_prepare);
     for (const auto& e : decided.commits) record.add_commits(e);
     out.persist.push_back(PersistPut{slot_key(seq, decided.view, kSlotCommitted), record.SerializeAsString()});
+    if (recovering_ && !recovery_view_ && !config_.recovery_request.empty() &&
+        std::find(decided.requests.begin(), decided.requests.end(), config_.recovery_request) !=
+            decided.requests.end())
+        recovery_view_ = decided.view;
     slot.committed = true;
     slot.decided = std::move(decided);
+    maybe_end_recovery(out);
+}
+
+// Recovery (engine.h, recovering_): its request goes to every peer, since it cannot tell which
+// is the primary (it starts in view 0); the primary of each peer's own view orders it. Again
+// each retransmit_ticks until it commits (a peer's on_forward bounds what it takes).
+void PbftEngine::tick_recovery(Output& out) {
+    if (!recovering_ || recovery_view_ || config_.recovery_request.empty()) return;
+    if (recovery_asked_tick_ != 0 && now_ - recovery_asked_tick_ < config_.retransmit_ticks) return;
+    recovery_asked_tick_ = now_;
+    pb::Forward forward;
+    forward.add_requests(config_.recovery_request);
+    out.send.push_back(Outgoing{kAllReplicas, seal(crypto::MessageType::kForward, forward)});
+}
+
+void PbftEngine::maybe_end_recovery(Output& out) {
+    if (!recovering_ || !recovery_view_ || !active_ || view_ < *recovery_view_) return;
+    recovering_ = false;
+    silent_through_view_ = view_;
+    persist_view(out);
 }
 
 bool PbftEngine::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const {

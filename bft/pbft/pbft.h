@@ -34,6 +34,12 @@ struct Config {
     // in any view up to the network's current one, and cannot know which. It then sends no
     // pre-prepare, prepare or NEW-VIEW until recovery ends (PbftEngine::recovering_).
     bool recovering = false;
+    // With `recovering`: a client request that only this start made (the node's: an ordered
+    // balance query under this replica's key with a nonce new at each start). The replica has it
+    // ordered, and recovery ends once a batch holding it commits: a commit certificate made
+    // after the store was lost, whatever old messages arrive meanwhile. Without one, recovery
+    // never ends.
+    std::string recovery_request;
 };
 
 // `key` is this replica's signing key (config.replicas[config.id]); `authenticator` checks

@@ -376,6 +376,7 @@ void PbftEngine::enter_view(uint64_t view, uint64_t min_s, const crypto::Hash& m
     // again: a livelock.
     progress_tick_ = now_;
     persist_view(out);
+    maybe_end_recovery(out);  // its recovery request committed in this view or an earlier one
     view_changes_.erase(view_changes_.begin(), view_changes_.upper_bound(view));
     new_view_sent_.erase(new_view_sent_.begin(), new_view_sent_.lower_bound(view));
     if (min_s > low_) make_stable(min_s, min_digest, std::move(min_proof), out);

@@ -1,13 +1,15 @@
 // Recovery after a lost consensus store (`tallyd --recover`, pbft::Config::recovering): the
-// replica may have voted in any view up to the network's, so it sends no pre-prepare, prepare
-// or NEW-VIEW until it sees a batch commit in its view from 2f+1 commits; then it is silent
-// through that view (the view record synced) and votes from the next, as after a restart.
+// replica may have voted in any view up to the network's, so it sends no pre-prepare, prepare,
+// commit or NEW-VIEW until a batch holding its own recovery request (made after the loss)
+// commits; then it is silent through its view (the view record synced) and votes from the
+// next, as after a restart.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 
 #include "bft/pbft/engine.h"
+#include "ledger/tx.h"
 #include "tests/unit/bft/pbft_harness.h"
 
 namespace tally::bft::pbft::testing {
@@ -69,40 +71,121 @@ TEST(PbftRecovery, SlotsBeyondTwoLAboveAStableCheckpointThatDoesNotVerifyAreNotL
     EXPECT_TRUE(h.detected(Misbehaviour::kBadRecord));
 }
 
-TEST(PbftRecovery, ARecoveringBackupSendsNoPrepareUntilTwoFPlusOneCommitInItsViewThenVotesOnlyFromTheNextView) {
+// A recovering replica's request (pbft::Config::recovery_request), as the node makes it.
+std::string recovery_request_of(Harness& h) {
+    return ledger::make_balance_query(h.keys[h.id], h.keys[h.id].public_key(), 77);
+}
+
+TEST(PbftRecovery, ARecoveringBackupIsSilentUntilItsOwnRequestCommitsThenVotesOnlyFromTheNextView) {
     Harness h(1);
     h.config.recovering = true;
+    h.config.recovery_request = recovery_request_of(h);
     h.restart({});  // an empty store (set aside by --recover) beside the ledger
     EXPECT_TRUE(h.engine->status().recovering);
     std::map<std::string, std::string> store;
 
+    // It asks every peer to order its request (it cannot tell which is the primary).
+    Output out = h.engine->on_tick();
+    const auto asked = sent(out, MessageType::kForward);
+    ASSERT_EQ(asked.size(), 1u);
+    pb::Forward forward;
+    ASSERT_TRUE(forward.ParseFromString(asked[0].body));
+    ASSERT_EQ(forward.requests_size(), 1);
+    EXPECT_EQ(forward.requests(0), h.config.recovery_request);
+
+    // A batch without it commits in view 0: it executes it, signs nothing, and still recovers.
     std::vector<std::string> batch{h.request()};
-    const crypto::Hash d = batch_digest(batch);
-    Output out = h.deliver(h.pre_prepare(0, 0, 1, batch));
+    crypto::Hash d = batch_digest(batch);
+    out = h.deliver(h.pre_prepare(0, 0, 1, batch));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty()) << "it may have prepared another digest here";
     keep(out, store);
-    // It still prepares from its peers' votes, and commits: that never contradicts it.
     keep(h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d)), store);
     out = h.deliver(h.vote(MessageType::kPrepare, 3, 0, 1, d));
-    EXPECT_EQ(sent(out, MessageType::kCommit).size(), 1u);
+    EXPECT_TRUE(sent(out, MessageType::kCommit).empty()) << "its commits would count toward its own recovery";
     keep(out, store);
-    keep(h.deliver(h.vote(MessageType::kCommit, 0, 0, 1, d)), store);
-    EXPECT_TRUE(h.engine->status().recovering);
-    out = h.deliver(h.vote(MessageType::kCommit, 2, 0, 1, d));
+    for (ReplicaId r : {0, 2}) keep(h.deliver(h.vote(MessageType::kCommit, r, 0, 1, d)), store);
+    out = h.deliver(h.vote(MessageType::kCommit, 3, 0, 1, d));
     ASSERT_EQ(out.commit.size(), 1u);
-    // The network is in view 0: recovery ends, silent through view 0, and says so durably.
+    EXPECT_TRUE(h.engine->status().recovering) << "2f+1 commits of any batch prove nothing about when they were signed";
+    keep(out, store);
+
+    // The batch that holds its request commits: the network was in view 0 after the loss.
+    batch = {h.request(), h.config.recovery_request};
+    d = batch_digest(batch);
+    keep(h.deliver(h.pre_prepare(0, 0, 2, batch)), store);
+    for (ReplicaId r : {2, 3}) keep(h.deliver(h.vote(MessageType::kPrepare, r, 0, 2, d)), store);
+    for (ReplicaId r : {0, 2}) keep(h.deliver(h.vote(MessageType::kCommit, r, 0, 2, d)), store);
+    out = h.deliver(h.vote(MessageType::kCommit, 3, 0, 2, d));
+    ASSERT_EQ(out.commit.size(), 1u);
+    // Recovery ends, silent through view 0, and says so durably.
     EXPECT_FALSE(h.engine->status().recovering);
     EXPECT_TRUE(out.sync);
     keep(out, store);
     ASSERT_TRUE(store.count(std::string(kKeyView)));
-    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(0, 0, 2, {h.request()})), MessageType::kPrepare).empty())
+    EXPECT_TRUE(sent(h.engine->on_tick(), MessageType::kForward).empty()) << "it no longer asks";
+    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(0, 0, 3, {h.request()})), MessageType::kPrepare).empty())
         << "still silent in the view it may have voted in";
 
     // A restart after recovery keeps the silence from the view record.
     h.config.recovering = false;
-    h.restart({store.begin(), store.end()}, 1);
+    h.restart({store.begin(), store.end()}, 2);
     EXPECT_FALSE(h.engine->status().recovering);
-    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(0, 0, 2, {h.request()})), MessageType::kPrepare).empty());
+    EXPECT_TRUE(sent(h.deliver(h.pre_prepare(0, 0, 3, {h.request()})), MessageType::kPrepare).empty());
+}
+
+// A review's find (session 32): recovery used to end on 2f+1 commits of any batch in the
+// replica's view, and a recovering replica starts in view 0. A traitor (replica 3, primary of
+// view 3) replayed view 0's old pre-prepare, prepares and commits of seq 1: recovery ended
+// there, silent through view 0 only; the traitor then replayed the NEW-VIEW of view 3 and sent
+// another batch for seq 2, and the replica prepared it although it had prepared a different
+// one at (3, 2) before it lost its store. With 1's old prepare of that batch, 1, 2 and 3
+// committed it while 0 had executed the first: two honest replicas, two batches at one seq.
+TEST(PbftRecovery, OldCommitsReplayedByATraitorDoNotEndRecovery) {
+    Harness h(2);
+    const std::vector<std::string> b0{h.request()}, b{h.request()}, b_other{h.request()};
+    const crypto::Hash d0 = batch_digest(b0), d = batch_digest(b);
+    // View 0 committed b0 at seq 1; view 3 began with a NEW-VIEW that re-proposes it.
+    pb::ViewChange with_cert;
+    with_cert.set_new_view(3);
+    auto* p = with_cert.add_prepared();
+    p->set_pre_prepare(h.header(0, 0, 1, d0));
+    for (ReplicaId r : {1, 3}) p->add_prepares(h.vote(MessageType::kPrepare, r, 0, 1, d0));
+    pb::NewView nv;
+    nv.set_view(3);
+    nv.add_view_changes(view_change(h, 0, 3));
+    nv.add_view_changes(crypto::seal(h.keys[1], MessageType::kViewChange, with_cert.SerializeAsString()));
+    nv.add_view_changes(view_change(h, 3, 3));
+    pb::Vote* o = nv.add_reproposals();
+    o->set_view(3);
+    o->set_seq(1);
+    o->set_digest(hash_bytes(d0));
+    const std::string nv3 = crypto::seal(h.keys[3], MessageType::kNewView, nv.SerializeAsString());
+
+    // Before the loss: replica 2 enters view 3 and prepares b at seq 2.
+    h.deliver(nv3);
+    ASSERT_EQ(h.engine->status().view, 3u);
+    const auto before = sent(h.deliver(h.pre_prepare(3, 3, 2, b)), MessageType::kPrepare);
+    ASSERT_EQ(before.size(), 1u);
+
+    // Its consensus store is lost: --recover.
+    h.config.recovering = true;
+    h.config.recovery_request = recovery_request_of(h);
+    h.restart({});
+    ASSERT_TRUE(h.engine->status().recovering);
+    // View 0's old messages of seq 1, replayed (or merely late).
+    h.deliver(h.pre_prepare(0, 0, 1, b0));
+    for (ReplicaId r : {1, 3}) h.deliver(h.vote(MessageType::kPrepare, r, 0, 1, d0));
+    for (ReplicaId r : {0, 1}) h.deliver(h.vote(MessageType::kCommit, r, 0, 1, d0));
+    Output out = h.deliver(h.vote(MessageType::kCommit, 3, 0, 1, d0));
+    EXPECT_EQ(out.commit.size(), 1u) << "it executes what 2f+1 committed";
+    EXPECT_TRUE(h.engine->status().recovering) << "old commits ended its recovery";
+
+    // The old NEW-VIEW of view 3 again, then the traitor's other batch at seq 2.
+    h.deliver(nv3);
+    out = h.deliver(h.pre_prepare(3, 3, 2, b_other));
+    out.append(h.deliver(h.vote(MessageType::kPrepare, 1, 3, 2, batch_digest(b_other))));
+    EXPECT_TRUE(sent(out, MessageType::kPrepare).empty()) << "a second PREPARE at (3, 2) for another batch";
+    EXPECT_TRUE(sent(out, MessageType::kCommit).empty());
 }
 
 TEST(PbftRecovery, ARecoveringPrimaryProposesNothing) {
