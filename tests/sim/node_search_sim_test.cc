@@ -2,9 +2,10 @@
 // VOPR: one seed picks a whole schedule — protocol (PBFT or Raft, by the seed's parity), f,
 // clients and their load, the consensus settings, network faults, for PBFT up to f traitors of
 // random kinds (tallyd's behaviours, message mutation, twins: sim/byzantine.h), and a timeline
-// of process crashes, power losses (of one replica or of all at once), restarts, partitions and
-// slow replicas. Then every fault heals, every replica comes back, and every request must
-// complete, the live replicas converge, and the history be safe and linearizable. Throughout,
+// of process crashes, power losses (of one replica or of all at once), restarts (some without
+// the consensus store: --recover), partitions and slow replicas. Then every fault heals, every
+// replica comes back, and every request must complete, the live replicas converge, every
+// recovery end, and the history be safe and linearizable. Throughout,
 // every honest PBFT engine's check_invariants() runs after every turn (a broken one aborts; the
 // abort names the seed: sim/abort_report.h). The schedule is a function of the seed alone.
 //
@@ -147,24 +148,42 @@ Outcome run_node_schedule(uint64_t seed, const SearchSpace& space = {}) {
     std::ostringstream story;
     story << cluster.describe() << traitor_story << "\n";
 
-    // The timeline: at most f replicas faulty at once (traitors count), so the rest can go on.
+    // The timeline: at most f replicas faulty at once (traitors count, and so does a replica
+    // that lost its consensus store until it has recovered), so the rest can go on.
     const uint32_t down_max = config.f - static_cast<uint32_t>(config.traitors.size() + config.wrap.size());
     std::set<bft::ReplicaId> down;
+    // A quarter of the restarts lose the replica's consensus store (`tallyd --recover`): drawn
+    // from a generator of their own, so that every other choice an existing seed makes stays.
+    std::mt19937_64 store_rng(seed ^ 0x73746f7265ull);
+    auto recovering = [&] {
+        size_t count = 0;
+        for (bft::ReplicaId i = 0; i < n; ++i)
+            if (!down.count(i) && cluster.status(i).recovering) ++count;
+        return count;
+    };
     const uint64_t events = between(0, 8);
     for (uint64_t e = 0; e < events; ++e) {
         cluster.run_until([] { return false; }, between(20, 250));
         const auto r = static_cast<bft::ReplicaId>(between(0, n - 1));
         const uint64_t kind = between(0, 9);
-        if (kind <= 3 && space.crashes && down.size() < down_max && !down.count(r)) {
+        if (kind <= 3 && space.crashes && down.size() + recovering() < down_max && !down.count(r)) {
             const bool power = chance(0.5);
             cluster.crash(r, power ? NodeCluster::CrashKind::kPowerLoss : NodeCluster::CrashKind::kProcess);
             down.insert(r);
             story << "@" << cluster.now() << " " << (power ? "power loss of " : "crash of ") << r << "\n";
         } else if (kind <= 6 && !down.empty()) {
             const bft::ReplicaId back = *down.begin();
-            cluster.restart(back);
+            if (store_rng() % 4 == 0) {
+                story << "@" << cluster.now() << " restart of " << back << " without its consensus store (--recover)\n";
+                if (!cluster.restart_without_store(back, /*recover=*/true)) {
+                    story << "  refused\n";
+                    continue;  // still down; the liveness phase restarts it with its store
+                }
+            } else {
+                cluster.restart(back);
+                story << "@" << cluster.now() << " restart of " << back << "\n";
+            }
             down.erase(back);
-            story << "@" << cluster.now() << " restart of " << back << "\n";
         } else if (kind == 7) {
             cluster.isolate({r});
             story << "@" << cluster.now() << " partition {" << r << "}\n";
@@ -196,6 +215,15 @@ Outcome run_node_schedule(uint64_t seed, const SearchSpace& space = {}) {
     if (!cluster.run_until([&] { return cluster.check_converged().empty(); }, 20000))
         for (auto& p : cluster.check_converged()) out.problems.push_back("not converged: " + p);
     for (auto& p : cluster.check_safety()) out.problems.push_back(p);
+    const auto recovered = [&] {
+        for (bft::ReplicaId i = 0; i < n; ++i)
+            if (cluster.status(i).recovering) return false;
+        return true;
+    };
+    if (!cluster.run_until(recovered, 20000))
+        for (bft::ReplicaId i = 0; i < n; ++i)
+            if (cluster.status(i).recovering)
+                out.problems.push_back("replica " + std::to_string(i) + " never ended its recovery");
     if (const auto lin = cluster.check_linearizable(); !lin.linearizable)
         out.problems.push_back("not linearizable: " + lin.explanation);
     // Without traitors, no client ever refuses a reply: honest replicas never contradict what
