@@ -2,14 +2,8 @@
 # ledger: the client must reach replicas through node/api and bft/quorum.h only (README,
 # "How it is built"). client/CMakeLists.txt refuses such a link at configure time; this looks at
 # what was really linked. Run as: cmake -DNM=nm -DBINARY=path/to/tally -P client_links_check.cmake
-if(NOT BINARY OR NOT EXISTS "${BINARY}")
-  message(FATAL_ERROR "no binary to check: '${BINARY}'")
-endif()
-execute_process(COMMAND "${NM}" -C "${BINARY}" OUTPUT_VARIABLE symbols RESULT_VARIABLE status
-                ERROR_VARIABLE errors)
-if(NOT status EQUAL 0)
-  message(FATAL_ERROR "${NM} ${BINARY} failed: ${errors}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/binary_symbols.cmake)
+binary_symbols(symbols -C)
 # Sanity: the client itself is there (so an nm that printed nothing does not pass).
 if(NOT symbols MATCHES "tally::client::Client::")
   message(FATAL_ERROR "${BINARY} has no tally::client::Client symbols: not the binary expected")

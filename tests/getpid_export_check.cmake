@@ -2,14 +2,8 @@
 # without it every ZeroMQ mailbox operation is a system call again, which only a benchmark would
 # notice. test_node checks that the cache is right and interposes; this checks that tallyd and
 # tally are linked with it. Run as: cmake -DNM=nm -DBINARY=path -P getpid_export_check.cmake
-if(NOT BINARY OR NOT EXISTS "${BINARY}")
-  message(FATAL_ERROR "no binary to check: '${BINARY}'")
-endif()
-execute_process(COMMAND "${NM}" -D --defined-only "${BINARY}" OUTPUT_VARIABLE symbols
-                RESULT_VARIABLE status ERROR_VARIABLE errors)
-if(NOT status EQUAL 0)
-  message(FATAL_ERROR "${NM} -D ${BINARY} failed: ${errors}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/binary_symbols.cmake)
+binary_symbols(symbols -D --defined-only)
 if(NOT symbols MATCHES "(^|\n)[0-9a-f]+ [TW] getpid\n")
   message(FATAL_ERROR "${BINARY} does not export getpid (link it with tally_getpid_cache)")
 endif()
