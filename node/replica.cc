@@ -435,8 +435,10 @@ Status Replica::drain(bft::Output out) {
         // The engine persisted (synced) its view above: from now on the restart rule holds.
         if (auto s = store_->set_recovering(false); !s) return make_error("store", s.error().message);
         recovering_ = false;
-        spdlog::info("replica {} has caught up: it votes again from {} {}", id_,
-                     config_.protocol == bft::Protocol::kRaft ? "term" : "view", engine_->status().view + 1);
+        if (config_.protocol == bft::Protocol::kRaft)
+            spdlog::info("replica {} has caught up: it votes again from term {}", id_, engine_->status().view + 1);
+        else  // (the rejoin rule may keep it silent beyond the next view: bft/pbft/engine.h)
+            spdlog::info("replica {} has caught up: it votes again in views after view {}", id_, engine_->status().view);
     }
     return Ok{};
 }

@@ -174,6 +174,7 @@ private:
     uint64_t forward_delay_ticks() const { return std::max<uint64_t>(1, config_.view_change_timeout_ticks / 4); }
     void tick_forward(Output& out);
     void tick_recovery(Output& out);
+    void hold_peer_request(ReplicaId from, const pb::Forward& forward, Output& out);
     void maybe_end_recovery(Output& out);
     void on_forward(ReplicaId from, const crypto::Envelope& env, Output& out);
     void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
@@ -303,6 +304,10 @@ private:
     // ones, of a view long left, and then have it vote again in a view it had voted in.)
     // Recovery ends as a restart does: silent through its view (the view record is synced),
     // voting from the next. A replica that lost its store counts as one of the f until then.
+    // Not covered by this argument: a VIEW-CHANGE it signed before the loss for a view above V
+    // that it never entered (one it signs later for that view reports what it holds then), and
+    // the prepared certificates it forgot, which its VIEW-CHANGEs lack until a stable
+    // checkpoint passes them (README, --recover).
     bool recovering_ = false;
     std::optional<uint64_t> recovery_view_;  // V: the view its recovery request committed in
     uint64_t recovery_asked_tick_ = 0;       // when it last sent the request to its peers
@@ -352,6 +357,13 @@ private:
     // Primary: the tick of the last Forward taken from each peer, and how many requests it
     // took from that peer in that tick (a traitor's forwards are bounded per tick).
     std::map<ReplicaId, std::pair<uint64_t, uint32_t>> forwards_taken_;
+    // The last own request (one it signed: its recovery request) a backup took from each peer
+    // (hold_peer_request), and when.
+    struct PeerRequest {
+        crypto::Hash digest{};
+        uint64_t tick = 0;
+    };
+    std::map<ReplicaId, PeerRequest> peer_requests_;
     // Requests of batches handed out in Output::commit that the caller has not executed yet,
     // by seq: a copy arriving meanwhile is already done (the caller answers it once executed)
     // and must not wait again, or it would time out into a view change no fault caused.

@@ -58,7 +58,7 @@ void PbftEngine::tick_forward(Output& out) {
 void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::Forward forward;
     if (!decode(env.body, forward)) return detect(from, Misbehaviour::kMalformed);
-    if (!active_ || !is_primary()) return;  // sent to an older primary: the sender will retry
+    if (!active_ || !is_primary()) return hold_peer_request(from, forward, out);  // (else sent to an older primary: the sender will retry)
     // Per peer and tick, at most two Forwards' worth: a traitor cannot make the primary check
     // signatures faster than an honest backup would make it.
     auto& [tick, taken] = forwards_taken_[from];
@@ -66,6 +66,7 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
         tick = now_;
         taken = 0;
     }
+    if (!forward.own_request().empty()) hold_peer_request(from, forward, out);
     for (const auto& payload : forward.requests()) {
         if (taken >= 2 * config_.batch_size_max) return detect(from, Misbehaviour::kForwardFlood);
         ++taken;
@@ -74,6 +75,27 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
         // Not straight into the queue: the node admits it first (Output::forwarded).
         out.forwarded.push_back(ClientRequest{*info, payload});
     }
+}
+
+// A recovering replica sends its recovery request to every peer (tick_recovery, as
+// Forward.own_request). The primary orders it; a backup holds it too, as a client's request (the
+// node admits it first): its request timer then replaces a primary that never orders it — the
+// recovering replica itself, primary of an idle network's view, or a traitor. Only a request the
+// sender signed; one per peer while it waits, never the same one twice, and a new one at most
+// once each retransmit_ticks: a peer makes a replica check one signature per period at most.
+void PbftEngine::hold_peer_request(ReplicaId from, const pb::Forward& forward, Output& out) {
+    const std::string& payload = forward.own_request();
+    if (payload.empty()) return;
+    const crypto::Hash digest = crypto::sha256(payload);
+    if (auto held = peer_requests_.find(from); held != peer_requests_.end()) {
+        const PeerRequest& last = held->second;
+        if (last.digest == digest || waiting_.count(last.digest) || now_ - last.tick < config_.retransmit_ticks)
+            return;
+    }
+    peer_requests_[from] = PeerRequest{digest, now_};
+    auto info = authenticator_.authenticate(payload);
+    if (!info || info->client != config_.replicas[from]) return;
+    out.forwarded.push_back(ClientRequest{*info, payload});
 }
 
 // Bounded per sender, by count and bytes: one traitor flooding messages for a later view
@@ -422,11 +444,13 @@ void PbftEngine::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) 
 // is the primary (it starts in view 0); the primary of each peer's own view orders it. Again
 // each retransmit_ticks until it commits (a peer's on_forward bounds what it takes).
 void PbftEngine::tick_recovery(Output& out) {
-    if (!recovering_ || recovery_view_ || config_.recovery_request.empty()) return;
+    if (!recovering_) return;
+    maybe_end_recovery(out);  // (also after the rejoin rule took it back to a view >= V)
+    if (recovery_view_ || config_.recovery_request.empty()) return;
     if (recovery_asked_tick_ != 0 && now_ - recovery_asked_tick_ < config_.retransmit_ticks) return;
     recovery_asked_tick_ = now_;
     pb::Forward forward;
-    forward.add_requests(config_.recovery_request);
+    forward.set_own_request(config_.recovery_request);
     out.send.push_back(Outgoing{kAllReplicas, seal(crypto::MessageType::kForward, forward)});
 }
 

@@ -57,6 +57,8 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
         if (key == kKeyView) {
             if (value.size() != 8 && value.size() != 9 && value.size() != 17)
                 return bad("a view record is 8, 9 or 17 bytes");
+            if (value.size() == 17 && parse_view_record(value).rejoined_below <= read_be64(value))
+                return bad("a view record's rejoined view is not above its view");
             continue;
         }
         if (key == kKeyStable) {

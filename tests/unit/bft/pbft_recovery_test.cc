@@ -90,8 +90,7 @@ TEST(PbftRecovery, ARecoveringBackupIsSilentUntilItsOwnRequestCommitsThenVotesOn
     ASSERT_EQ(asked.size(), 1u);
     pb::Forward forward;
     ASSERT_TRUE(forward.ParseFromString(asked[0].body));
-    ASSERT_EQ(forward.requests_size(), 1);
-    EXPECT_EQ(forward.requests(0), h.config.recovery_request);
+    EXPECT_EQ(forward.own_request(), h.config.recovery_request);
 
     // A batch without it commits in view 0: it executes it, signs nothing, and still recovers.
     std::vector<std::string> batch{h.request()};
@@ -166,6 +165,9 @@ TEST(PbftRecovery, OldCommitsReplayedByATraitorDoNotEndRecovery) {
     ASSERT_EQ(h.engine->status().view, 3u);
     const auto before = sent(h.deliver(h.pre_prepare(3, 3, 2, b)), MessageType::kPrepare);
     ASSERT_EQ(before.size(), 1u);
+    pb::Vote prepared;
+    ASSERT_TRUE(prepared.ParseFromString(before[0].body));
+    ASSERT_EQ(hash_from_bytes(prepared.digest()), d);
 
     // Its consensus store is lost: --recover.
     h.config.recovering = true;
@@ -186,6 +188,67 @@ TEST(PbftRecovery, OldCommitsReplayedByATraitorDoNotEndRecovery) {
     out.append(h.deliver(h.vote(MessageType::kPrepare, 1, 3, 2, batch_digest(b_other))));
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty()) << "a second PREPARE at (3, 2) for another batch";
     EXPECT_TRUE(sent(out, MessageType::kCommit).empty());
+}
+
+// A review's find: replica 0, primary of an idle network's view 0, recovering, sent its request
+// to its peers, all backups, and each dropped it (a Forward is for the primary): nothing timed
+// out anywhere, and recovery never ended. A backup now holds a peer's own request as a client's:
+// its request timer replaces a primary that never orders it.
+TEST(PbftRecovery, ABackupHoldsARecoveringPeersRequestSoThatItsTimerReplacesASilentPrimary) {
+    Harness h(1);
+    const std::string own = ledger::make_balance_query(h.keys[0], h.keys[0].public_key(), 77);
+    pb::Forward forward;
+    forward.set_own_request(own);
+    const std::string from_0 = crypto::seal(h.keys[0], MessageType::kForward, forward.SerializeAsString());
+    Output out = h.deliver(from_0);
+    ASSERT_EQ(out.forwarded.size(), 1u) << "the backup dropped the primary's own request";
+    EXPECT_EQ(out.forwarded[0].payload, own);
+    EXPECT_EQ(out.forwarded[0].info.client, h.keys[0].public_key());
+    EXPECT_TRUE(h.deliver(from_0).forwarded.empty()) << "one of a peer's own requests at a time";
+    // Someone else's request, forwarded to a backup, is still not its business, nor is another
+    // replica's request claimed as a peer's own.
+    pb::Forward other;
+    other.add_requests(h.request());
+    EXPECT_TRUE(h.deliver(crypto::seal(h.keys[2], MessageType::kForward, other.SerializeAsString())).forwarded.empty());
+    EXPECT_TRUE(h.deliver(crypto::seal(h.keys[3], MessageType::kForward, forward.SerializeAsString())).forwarded.empty());
+
+    // Admitted (as the node does), it waits; the primary proposes nothing, and the backup leaves.
+    out = h.engine->on_client_request(out.forwarded[0]);
+    for (uint64_t t = 0; t <= h.config.view_change_timeout_ticks; ++t) out.append(h.engine->on_tick());
+    EXPECT_EQ(sent(out, MessageType::kViewChange).size(), 1u) << "no timer ran for the request";
+}
+
+// A review's find: recovery could be left open after the rejoin rule. Replica 1, recovering,
+// timed out alone into view 1; catch-up then decided the batch with its request, of view 0,
+// while it was between views; its peers' heartbeats took it back to view 0, and nothing then
+// ended the recovery in an idle network.
+TEST(PbftRecovery, ARejoinToTheViewItsRequestCommittedInEndsRecovery) {
+    Harness h(1);
+    h.config.recovering = true;
+    h.config.recovery_request = recovery_request_of(h);
+    h.restart({});
+    const std::string request = h.request();
+    h.engine->on_client_request(ClientRequest{{h.client.public_key(), h.client_nonce}, request});
+    for (uint64_t t = 0; t <= h.config.view_change_timeout_ticks; ++t) h.engine->on_tick();
+    ASSERT_TRUE(h.engine->status().view_changing);
+    ASSERT_EQ(h.engine->status().view, 1u);
+
+    const std::vector<std::string> batch{request, h.config.recovery_request};
+    const crypto::Hash d = batch_digest(batch);
+    pb::CommittedReply reply;
+    pb::CommittedProof* proof = reply.add_batches();
+    proof->set_pre_prepare(h.pre_prepare(0, 0, 1, batch));
+    for (ReplicaId r : {0, 2, 3}) proof->add_commits(h.vote(MessageType::kCommit, r, 0, 1, d));
+    Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kCommitted, reply.SerializeAsString()));
+    ASSERT_EQ(out.commit.size(), 1u);
+    h.engine->on_executed(1, crypto::sha256("state"));
+    EXPECT_TRUE(h.engine->status().recovering) << "between views: not yet";
+
+    for (ReplicaId r : {0, 2}) h.deliver(h.vote(MessageType::kCommit, r, 0, 1, d));  // heartbeats
+    ASSERT_FALSE(h.engine->status().view_changing) << "it did not rejoin view 0";
+    ASSERT_EQ(h.engine->status().view, 0u);
+    h.engine->on_tick();
+    EXPECT_FALSE(h.engine->status().recovering) << "in view 0, where its request committed";
 }
 
 TEST(PbftRecovery, ARecoveringPrimaryProposesNothing) {
