@@ -66,8 +66,10 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
         tick = now_;
         taken = 0;
     }
-    if (!forward.own_request().empty()) hold_peer_request(from, forward, out);
-    for (const auto& payload : forward.requests()) {
+    // Its own request (a recovering peer's) is ordered like any other it forwards.
+    const bool own = !forward.own_request().empty();
+    for (int i = own ? -1 : 0; i < forward.requests_size(); ++i) {
+        const std::string& payload = i < 0 ? forward.own_request() : forward.requests(i);
         if (taken >= 2 * config_.batch_size_max) return detect(from, Misbehaviour::kForwardFlood);
         ++taken;
         auto info = authenticator_.authenticate(payload);
@@ -78,19 +80,18 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
 }
 
 // A recovering replica sends its recovery request to every peer (tick_recovery, as
-// Forward.own_request). The primary orders it; a backup holds it too, as a client's request (the
-// node admits it first): its request timer then replaces a primary that never orders it — the
-// recovering replica itself, primary of an idle network's view, or a traitor. Only a request the
-// sender signed; one per peer while it waits, never the same one twice, and a new one at most
-// once each retransmit_ticks: a peer makes a replica check one signature per period at most.
+// Forward.own_request). The primary orders it (on_forward); a backup holds it too, as a client's
+// request (the node admits it first): its request timer then replaces a primary that never
+// orders it — the recovering replica itself, primary of an idle network's view, or a traitor.
+// Only a request the sender signed; one per peer while it waits here, and one signature check
+// per peer each retransmit_ticks at most.
 void PbftEngine::hold_peer_request(ReplicaId from, const pb::Forward& forward, Output& out) {
     const std::string& payload = forward.own_request();
     if (payload.empty()) return;
     const crypto::Hash digest = crypto::sha256(payload);
     if (auto held = peer_requests_.find(from); held != peer_requests_.end()) {
         const PeerRequest& last = held->second;
-        if (last.digest == digest || waiting_.count(last.digest) || now_ - last.tick < config_.retransmit_ticks)
-            return;
+        if (waiting_.count(last.digest) || now_ - last.tick < config_.retransmit_ticks) return;
     }
     peer_requests_[from] = PeerRequest{digest, now_};
     auto info = authenticator_.authenticate(payload);

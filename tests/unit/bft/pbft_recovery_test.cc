@@ -204,7 +204,7 @@ TEST(PbftRecovery, ABackupHoldsARecoveringPeersRequestSoThatItsTimerReplacesASil
     ASSERT_EQ(out.forwarded.size(), 1u) << "the backup dropped the primary's own request";
     EXPECT_EQ(out.forwarded[0].payload, own);
     EXPECT_EQ(out.forwarded[0].info.client, h.keys[0].public_key());
-    EXPECT_TRUE(h.deliver(from_0).forwarded.empty()) << "one of a peer's own requests at a time";
+    EXPECT_TRUE(h.deliver(from_0).forwarded.empty()) << "a second signature check in one period";
     // Someone else's request, forwarded to a backup, is still not its business, nor is another
     // replica's request claimed as a peer's own.
     pb::Forward other;
