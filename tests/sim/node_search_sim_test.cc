@@ -51,6 +51,7 @@ struct SearchSpace {
     bool twins = true;       // TwinsEngine
     bool crashes = true;     // process crashes, power losses (of one replica or all) and restarts
     uint32_t min_traitors = 0;  // PBFT: at least this many traitors (at most f), of the kinds allowed
+    uint32_t min_f = 1;         // f is drawn (1, or 2 in about one schedule in seven), then at least this
 };
 
 // A schedule's run: what went wrong, and what makes it this run (ASeedReplaysExactly compares
@@ -81,7 +82,7 @@ Outcome run_node_schedule(uint64_t seed, const SearchSpace& space = {}) {
     NodeSimConfig config;
     config.seed = seed;
     config.protocol = space.raft && seed % 2 ? bft::Protocol::kRaft : bft::Protocol::kPbft;
-    config.f = chance(0.15) ? 2 : 1;
+    config.f = std::max<uint32_t>(chance(0.15) ? 2 : 1, space.min_f);
     config.clients = static_cast<uint32_t>(between(2, 5));
     config.ops_per_client = static_cast<uint32_t>(between(4, 16));
     config.read_fraction = chance(0.5) ? 0.25 : 0.0;
@@ -383,6 +384,19 @@ TEST_F(NodeSearch, TwinsCannotBreakSafetyOrLiveness) {
     if (runs_ >= 50) {
         EXPECT_GT(detected_["equivocation"], 0u) << "twins never equivocated";
     }
+}
+
+// A traitor beside a replica that lost its consensus store: PBFT with f = 2 (7 replicas), at
+// least one traitor of any kind, and crashes, a quarter of whose restarts are --recover ones.
+// With f = 1 a recovering replica, which counts among the f, never shares a schedule with a
+// traitor; a traitor replaying old messages to it is what PBFT's recovery rule is made against
+// (PbftRecovery.OldCommitsReplayedByATraitorDoNotEndRecovery).
+TEST_F(NodeSearch, ATraitorBesideARecoveringReplicaCannotBreakSafetyOrLiveness) {
+    SearchSpace space;
+    space.raft = false;
+    space.min_f = 2;
+    space.min_traitors = 1;
+    run_many(150, space, 1);
 }
 
 // A seed's schedule is a function of the seed alone: run again, in the other order and after
