@@ -216,14 +216,19 @@ Outcome run_node_schedule(uint64_t seed, const SearchSpace& space = {}) {
     if (!cluster.run_until([&] { return cluster.check_converged().empty(); }, 20000))
         for (auto& p : cluster.check_converged()) out.problems.push_back("not converged: " + p);
     for (auto& p : cluster.check_safety()) out.problems.push_back(p);
+    // Honest ones: a traitor that lost its store may never get its recovery request ordered
+    // (seed 9639708462: a bad-signature traitor's).
+    const auto still_recovering = [&](bft::ReplicaId i) {
+        return !config.traitors.count(i) && !config.wrap.count(i) && cluster.status(i).recovering;
+    };
     const auto recovered = [&] {
         for (bft::ReplicaId i = 0; i < n; ++i)
-            if (cluster.status(i).recovering) return false;
+            if (still_recovering(i)) return false;
         return true;
     };
     if (!cluster.run_until(recovered, 20000))
         for (bft::ReplicaId i = 0; i < n; ++i)
-            if (cluster.status(i).recovering)
+            if (still_recovering(i))
                 out.problems.push_back("replica " + std::to_string(i) + " never ended its recovery");
     if (const auto lin = cluster.check_linearizable(); !lin.linearizable)
         out.problems.push_back("not linearizable: " + lin.explanation);
