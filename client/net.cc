@@ -189,6 +189,7 @@ std::optional<pid_t> pid_file_replica(const std::string& abs, uint32_t id) {
 struct RenamedReplica {
     pid_t pid = 0;
     std::string name;  // its program, as printed: control characters escaped
+    std::string what() const { return "pid " + std::to_string(pid) + ", as " + name + ", not tallyd"; }
 };
 
 // Replica `id`'s pid file names one of those.
@@ -922,8 +923,7 @@ Status net_up(const NetUpOptions& given, std::ostream& out, std::ostream& progre
             if (replica_pid(abs, id)) {
                 running += (running.empty() ? "" : ", ") + std::to_string(id);
             } else if (auto renamed = renamed_replica(abs, id)) {
-                running += (running.empty() ? "" : ", ") + std::to_string(id) + " (pid " +
-                           std::to_string(renamed->pid) + ", as " + renamed->name + ", not tallyd)";
+                running += (running.empty() ? "" : ", ") + std::to_string(id) + " (" + renamed->what() + ")";
             }
         }
         if (!running.empty())
@@ -1111,8 +1111,7 @@ Status net_start(const std::string& dir, uint32_t id, std::ostream& out, std::os
         return Ok{};
     }
     if (auto renamed = renamed_replica(abs, id)) {  // a second one would only meet its store's lock
-        out << "replica " << id << " is already running (pid " << renamed->pid << ", as " << renamed->name
-            << ", not tallyd)\n";
+        out << "replica " << id << " is already running (" << renamed->what() << ")\n";
         return Ok{};
     }
     if (auto s = check_keys_here(*config, dir, {id}); !s) return s;

@@ -58,7 +58,9 @@ void PbftEngine::tick_forward(Output& out) {
 void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output& out) {
     pb::Forward forward;
     if (!decode(env.body, forward)) return detect(from, Misbehaviour::kMalformed);
-    if (!active_ || !is_primary()) return hold_peer_request(from, forward, out);  // (else sent to an older primary: the sender will retry)
+    // A backup takes only a peer's own request; the rest was sent to an older primary (the
+    // sender will retry).
+    if (!active_ || !is_primary()) return hold_peer_request(from, forward, out);
     // Per peer and tick, at most two Forwards' worth: a traitor cannot make the primary check
     // signatures faster than an honest backup would make it.
     auto& [tick, taken] = forwards_taken_[from];
@@ -66,17 +68,25 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
         tick = now_;
         taken = 0;
     }
-    // Its own request (a recovering peer's) is ordered like any other it forwards.
-    const bool own = !forward.own_request().empty();
-    for (int i = own ? -1 : 0; i < forward.requests_size(); ++i) {
-        const std::string& payload = i < 0 ? forward.own_request() : forward.requests(i);
-        if (taken >= 2 * config_.batch_size_max) return detect(from, Misbehaviour::kForwardFlood);
+    const auto take = [&](const std::string& payload) {
+        if (taken >= 2 * config_.batch_size_max) {
+            detect(from, Misbehaviour::kForwardFlood);
+            return false;
+        }
         ++taken;
         auto info = authenticator_.authenticate(payload);
-        if (!info) return detect(from, Misbehaviour::kForgedRequest);
+        if (!info) {
+            detect(from, Misbehaviour::kForgedRequest);
+            return false;
+        }
         // Not straight into the queue: the node admits it first (Output::forwarded).
         out.forwarded.push_back(ClientRequest{*info, payload});
-    }
+        return true;
+    };
+    // Its own request (a recovering peer's) is ordered like any other it forwards.
+    if (!forward.own_request().empty() && !take(forward.own_request())) return;
+    for (const auto& payload : forward.requests())
+        if (!take(payload)) return;
 }
 
 // A recovering replica sends its recovery request to every peer (tick_recovery, as
