@@ -63,7 +63,9 @@ void PbftEngine::on_forward(ReplicaId from, const crypto::Envelope& env, Output&
     if (!active_ || !is_primary()) return hold_peer_request(from, forward, out);
     // Per peer and tick, at most two Forwards' worth: a traitor cannot make the primary check
     // signatures faster than an honest backup would make it.
-    auto& [tick, taken] = forwards_taken_[from];
+    // (References, not a structured binding: clang before 16 cannot capture one, the ASan build.)
+    uint64_t& tick = forwards_taken_[from].first;
+    uint32_t& taken = forwards_taken_[from].second;
     if (tick != now_) {
         tick = now_;
         taken = 0;
