@@ -209,6 +209,10 @@ struct EngineStatus {
     std::optional<ReplicaId> leader;  // who this replica believes leads, if anyone
     bool recovering = false;  // PBFT: silent after losing its consensus store, until caught up;
                               // Raft: the same (no vote, no campaign), or fetching a snapshot
+    // PBFT, after losing its consensus store: it signs no VIEW-CHANGE until its stable
+    // checkpoint reaches this seq (it votes again before; bft/pbft/engine.h, forgot_through_).
+    // 0 when it sends them.
+    uint64_t view_changes_withheld_through = 0;
     // --- the protocol's own
     uint64_t low_water_mark = 0;     // PBFT h; Raft: the snapshot index (log compacted to it)
     uint64_t stable_checkpoint = 0;  // PBFT

@@ -431,16 +431,7 @@ Status Replica::drain(bft::Output out) {
     }
     answer_reads();
     collect_detected();
-    if (recovering_ && !engine_->status().recovering) {
-        // The engine persisted (synced) its view above: from now on the restart rule holds.
-        if (auto s = store_->set_recovering(false); !s) return make_error("store", s.error().message);
-        recovering_ = false;
-        if (config_.protocol == bft::Protocol::kRaft)
-            spdlog::info("replica {} has caught up: it votes again from term {}", id_, engine_->status().view + 1);
-        else  // (the rejoin rule may keep it silent beyond the next view: bft/pbft/engine.h)
-            spdlog::info("replica {} has caught up: it votes again in views after view {}", id_, engine_->status().view);
-    }
-    return Ok{};
+    return note_recovery_progress();
 }
 
 Status Replica::allow_ledger_through(uint64_t seq) {
@@ -527,6 +518,31 @@ void Replica::send(const bft::Outgoing& message) {
                      network_->dropped_sends());
         dropped_sends_logged_ = network_->dropped_sends();
     }
+}
+
+Status Replica::note_recovery_progress() {
+    const bft::EngineStatus status = engine_->status();
+    if (recovering_ && !status.recovering) {
+        // The engine persisted (synced) its view above: from now on the restart rule holds.
+        if (auto s = store_->set_recovering(false); !s) return make_error("store", s.error().message);
+        recovering_ = false;
+        if (config_.protocol == bft::Protocol::kRaft)
+            spdlog::info("replica {} has caught up: it votes again from term {}", id_, status.view + 1);
+        else  // (the rejoin rule may keep it silent beyond the next view: bft/pbft/engine.h)
+            spdlog::info("replica {} has caught up: it votes again in views after view {}", id_, status.view);
+    }
+    const uint64_t withheld = status.recovering ? 0 : status.view_changes_withheld_through;
+    if (withheld == view_changes_withheld_through_) return Ok{};
+    view_changes_withheld_through_ = withheld;
+    if (withheld != 0)
+        spdlog::info("replica {} sends no VIEW-CHANGE until its stable checkpoint reaches seq {}: it may have "
+                     "prepared batches up to there before it lost its store, and cannot report them",
+                     id_, withheld);
+    else
+        spdlog::info("replica {}: its stable checkpoint passed every batch it may have prepared before it lost "
+                     "its store; it sends VIEW-CHANGEs again",
+                     id_);
+    return Ok{};
 }
 
 void Replica::collect_detected() {

@@ -184,6 +184,9 @@ private:
     Status execute(const bft::Committed& batch, bft::Output& next);
     void send(const bft::Outgoing& message);
     void collect_detected();
+    // After --recover: clears the store's `recovering` mark (synced) once the engine votes
+    // again, and logs that, and when it sends VIEW-CHANGEs again (bft/engine.h, EngineStatus).
+    Status note_recovery_progress();
     // The store's binding: raises ledger_seq_max (synced) before the ledger may pass it.
     Status allow_ledger_through(uint64_t seq);
     void log_stats();
@@ -272,6 +275,7 @@ private:
     // Invariant: the ledger's last seq <= ledger_seq_max_, which the store holds synced.
     uint64_t ledger_seq_max_ = 0;
     bool recovering_ = false;  // the engine was started recovering and has not caught up yet
+    uint64_t view_changes_withheld_through_ = 0;  // EngineStatus's, as last logged
     std::unique_ptr<bft::Engine> engine_;
     // What it tells clients and peers outside consensus passes through this (node/answers.h):
     // honest, or a traitor's LyingAnswers (node/traitor.h).

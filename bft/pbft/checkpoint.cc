@@ -86,6 +86,7 @@ void PbftEngine::make_stable(uint64_t seq, const crypto::Hash& digest,
     low_ = seq;
     low_digest_ = digest;
     low_proof_ = std::move(proof);
+    maybe_stop_withholding(out);
     missing_batches_.erase(missing_batches_.begin(), missing_batches_.upper_bound(seq));
     pb::StableCheckpoint record;
     record.set_seq(seq);

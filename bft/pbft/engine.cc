@@ -202,6 +202,8 @@ Output PbftEngine::on_start(const std::vector<std::pair<std::string, std::string
     // may only claim a checkpoint its sender can prove. The ledger's last block may lie above it.
     low_ = 0;
     const bool view_known = load_view_record(records);
+    for (const auto& [key, value] : records)
+        if (key == kKeyForgot) forgot_through_ = read_be64(value);
     const std::optional<pb::StableCheckpoint> stable = load_stable_record(records);
     const uint64_t stable_seq = stable ? stable->seq() : 0;
     // The log holds slots in (h, h + 2L] only.
@@ -211,6 +213,7 @@ Output PbftEngine::on_start(const std::vector<std::pair<std::string, std::string
     if (certificate_of)
         restore_decided_from_ledger(certificate_of, stable_seq, reach, executed_seq);
     if (stable) restore_stable_checkpoint(*stable, executed_seq, out);
+    maybe_stop_withholding(out);
     reenter_view(view_known);
     // Its checkpoint at the ledger's seq may never have reached anyone (its own record of
     // signing it is in memory only): sign it again, or with every replica restarted at h + L
@@ -408,6 +411,10 @@ EngineStatus PbftEngine::status() const {
     s.stable_checkpoint = low_;
     s.view_changing = !active_;
     s.recovering = recovering_;
+    if (recovering_)
+        s.view_changes_withheld_through = UINT64_MAX;  // not known before its request commits
+    else if (forgot_through_)
+        s.view_changes_withheld_through = *forgot_through_;
     if (active_) s.leader = primary_of(view_);
     return s;
 }

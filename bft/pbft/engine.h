@@ -176,6 +176,7 @@ private:
     void tick_recovery(Output& out);
     void hold_peer_request(ReplicaId from, const pb::Forward& forward, Output& out);
     void maybe_end_recovery(Output& out);
+    void maybe_stop_withholding(Output& out);
     void on_forward(ReplicaId from, const crypto::Envelope& env, Output& out);
     void on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
     // Keeps a message for a view this replica has not entered (future_), within its bounds.
@@ -305,11 +306,25 @@ private:
     // Recovery ends as a restart does: silent through its view (the view record is synced),
     // voting from the next. A replica that lost its store counts as one of the f until then.
     // Not covered by this argument: a VIEW-CHANGE it signed before the loss for a view above V
-    // that it never entered (one it signs later for that view reports what it holds then), and
-    // the prepared certificates it forgot, which its VIEW-CHANGEs lack until a stable
-    // checkpoint passes them (README, --recover).
+    // that it never entered (one it signs later for that view reports what it holds then).
     bool recovering_ = false;
     std::optional<uint64_t> recovery_view_;  // V: the view its recovery request committed in
+    uint64_t recovery_seq_ = 0;              // r: the seq of the batch that holds it
+    // The prepared certificates it forgot. A VIEW-CHANGE reports its signer's prepared
+    // certificates, and a NEW-VIEW keeps a batch that may have committed only because 2f+1
+    // VIEW-CHANGEs intersect the 2f+1 replicas that prepared it in an honest one that reports
+    // it. A replica that lost its store reports none of what it prepared before: its VIEW-CHANGE
+    // and f traitors' could make a NEW-VIEW that drops a committed batch (session 32's note).
+    // So from the loss on it signs no VIEW-CHANGE (and, as a primary, builds a NEW-VIEW from
+    // 2f+1 of its peers' alone) until its stable checkpoint reaches r + L: before the loss it
+    // prepared only within (h, h + L] of its water mark h then, a checkpoint stable before the
+    // loss, and h < r (2f+1 peers committed r, f+1 of them honest, and at least one of those
+    // had executed h: an honest replica never prepares a new batch at a seq it executed). Set
+    // when recovery ends (its votes resume) and stored with the view record, synced (kKeyForgot:
+    // a restart, a power loss of every replica, keeps it, and needs no second recovery);
+    // reset, and the record erased, once low_ >= it.
+    std::optional<uint64_t> forgot_through_;
+    bool withholds_view_changes() const { return recovering_ || forgot_through_.has_value(); }
     uint64_t recovery_asked_tick_ = 0;       // when it last sent the request to its peers
     bool view_recorded_ = false;  // the store holds the current view (synced before any vote)
     // The rejoin rule. A replica that changed view alone (its peers stayed in an older view)

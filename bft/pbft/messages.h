@@ -54,6 +54,9 @@ std::string be64(uint64_t v);
 uint64_t read_be64(std::string_view bytes);  // 0 unless at least 8 bytes
 inline constexpr std::string_view kKeyView = "view";        // the view this replica is in
 inline constexpr std::string_view kKeyStable = "stable";    // StableCheckpoint
+// be64(seq): after a lost store, no VIEW-CHANGE until the stable checkpoint reaches it
+// (PbftEngine::forgot_through_); erased once it has.
+inline constexpr std::string_view kKeyForgot = "forgot";
 inline constexpr char kKeySlotPrefix = 's';                // s | seq | view | kind
 // A slot's records. Its pre-prepare (the whole batch) is stored once: a 'b' or 'c' record
 // whose pre_prepare is empty proves the pre-prepare of the 'a' record of the same seq and view,

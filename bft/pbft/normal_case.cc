@@ -446,8 +446,10 @@ void PbftEngine::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) 
     out.persist.push_back(PersistPut{slot_key(seq, decided.view, kSlotCommitted), record.SerializeAsString()});
     if (recovering_ && !recovery_view_ && !config_.recovery_request.empty() &&
         std::find(decided.requests.begin(), decided.requests.end(), config_.recovery_request) !=
-            decided.requests.end())
+            decided.requests.end()) {
         recovery_view_ = decided.view;
+        recovery_seq_ = seq;
+    }
     slot.committed = true;
     slot.decided = std::move(decided);
     maybe_end_recovery(out);
@@ -457,7 +459,7 @@ void PbftEngine::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) 
 // is the primary (it starts in view 0); the primary of each peer's own view orders it. Again
 // each retransmit_ticks until it commits (a peer's on_forward bounds what it takes).
 void PbftEngine::tick_recovery(Output& out) {
-    if (!recovering_) return;
+    if (!recovering_) return maybe_stop_withholding(out);
     maybe_end_recovery(out);  // (also after the rejoin rule took it back to a view >= V)
     if (recovery_view_ || config_.recovery_request.empty()) return;
     if (recovery_asked_tick_ != 0 && now_ - recovery_asked_tick_ < config_.retransmit_ticks) return;
@@ -471,7 +473,18 @@ void PbftEngine::maybe_end_recovery(Output& out) {
     if (!recovering_ || !recovery_view_ || !active_ || view_ < *recovery_view_) return;
     recovering_ = false;
     silent_through_view_ = view_;
-    persist_view(out);
+    forgot_through_ = recovery_seq_ + config_.watermark_window;
+    out.persist.push_back(PersistPut{std::string(kKeyForgot), be64(*forgot_through_)});
+    persist_view(out);  // (synced)
+    maybe_stop_withholding(out);
+}
+
+// The prepared certificates it forgot (engine.h, forgot_through_) are all at or below its
+// stable checkpoint now: no NEW-VIEW needs them, and its VIEW-CHANGEs are whole again.
+void PbftEngine::maybe_stop_withholding(Output& out) {
+    if (!forgot_through_ || low_ < *forgot_through_) return;
+    forgot_through_.reset();
+    out.persist.push_back(PersistErase{std::string(kKeyForgot), std::string(kKeyForgot) + '\0'});
 }
 
 bool PbftEngine::conflicts_with_decided(uint64_t seq, const crypto::Hash& digest) const {

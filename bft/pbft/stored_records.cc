@@ -61,6 +61,10 @@ Status check_stored_records(const std::vector<std::pair<std::string, std::string
                 return bad("a view record's rejoined view is not above its view");
             continue;
         }
+        if (key == kKeyForgot) {
+            if (value.size() != 8) return bad("a forgotten-certificates record is 8 bytes");
+            continue;
+        }
         if (key == kKeyStable) {
             pb::StableCheckpoint record;
             if (!record.ParseFromString(value) || record.seq() == 0 || record.state_digest().size() != 32)

@@ -45,7 +45,7 @@ void PbftEngine::tick_view_change(Output& out) {
         view_change_started_tick_ = now_;
         if (held != view_changes_.end() && held->second.count(config_.id)) {
             out.send.push_back(Outgoing{kAllReplicas, held->second.at(config_.id)});
-        } else {
+        } else if (!withholds_view_changes()) {
             start_view_change(view_, out);
         }
         return;
@@ -83,6 +83,13 @@ void PbftEngine::start_view_change(uint64_t new_view, Output& out) {
     view_change_quorum_tick_.reset();
     queue_.clear();
     missing_batches_.clear();
+    if (withholds_view_changes()) {
+        // It forgot prepared certificates (engine.h, forgot_through_): it waits for a NEW-VIEW
+        // made of its peers' VIEW-CHANGEs, or builds one from them as the primary.
+        persist_view(out);
+        maybe_send_new_view(new_view, out);
+        return;
+    }
 
     pb::ViewChange vc;
     vc.set_new_view(new_view);
@@ -201,7 +208,10 @@ void PbftEngine::maybe_send_new_view(uint64_t view, Output& out) {
     if (primary_of(view) != config_.id || view != view_ || active_ || new_view_sent_.count(view)) return;
     if (recovering_) return;  // it may have sent another NEW-VIEW for this view before
     auto it = view_changes_.find(view);
-    if (it == view_changes_.end() || !it->second.count(config_.id) || it->second.size() < quorum_.quorum())
+    // Its own VIEW-CHANGE among them, unless it forgot prepared certificates and sends none
+    // (engine.h, forgot_through_).
+    if (it == view_changes_.end() || (!it->second.count(config_.id) && !withholds_view_changes()) ||
+        it->second.size() < quorum_.quorum())
         return;
     pb::NewView nv;
     nv.set_view(view);

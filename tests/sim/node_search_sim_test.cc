@@ -150,7 +150,8 @@ Outcome run_node_schedule(uint64_t seed, const SearchSpace& space = {}) {
     story << cluster.describe() << traitor_story << "\n";
 
     // The timeline: at most f replicas faulty at once (traitors count, and so does a replica
-    // that lost its consensus store until it has recovered), so the rest can go on.
+    // that lost its consensus store until it has recovered and, under PBFT, sends VIEW-CHANGEs
+    // again: bft/pbft/engine.h, forgot_through_), so the rest can go on.
     const uint32_t down_max = config.f - static_cast<uint32_t>(config.traitors.size() + config.wrap.size());
     std::set<bft::ReplicaId> down;
     // A quarter of the restarts lose the replica's consensus store (`tallyd --recover`): drawn
@@ -159,7 +160,8 @@ Outcome run_node_schedule(uint64_t seed, const SearchSpace& space = {}) {
     auto recovering = [&] {
         size_t count = 0;
         for (bft::ReplicaId i = 0; i < n; ++i)
-            if (!down.count(i) && cluster.status(i).recovering) ++count;
+            if (!down.count(i) && (cluster.status(i).recovering || cluster.status(i).view_changes_withheld_through))
+                ++count;
         return count;
     };
     const uint64_t events = between(0, 8);
@@ -230,6 +232,22 @@ Outcome run_node_schedule(uint64_t seed, const SearchSpace& space = {}) {
         for (bft::ReplicaId i = 0; i < n; ++i)
             if (still_recovering(i))
                 out.problems.push_back("replica " + std::to_string(i) + " never ended its recovery");
+    // PBFT: and send VIEW-CHANGEs again once their stable checkpoint passes every batch they may
+    // have prepared before the loss (r + L): traffic takes it there, a few requests at a time.
+    const auto withholding = [&] {
+        for (bft::ReplicaId i = 0; i < n; ++i)
+            if (!config.traitors.count(i) && !config.wrap.count(i) && cluster.status(i).view_changes_withheld_through)
+                return true;
+        return false;
+    };
+    for (int round = 0; round < 100 && withholding() && out.problems.empty(); ++round) {
+        cluster.add_requests(1);
+        if (!cluster.run_until([&] { return cluster.clients_done(); }, 30000))
+            out.problems.push_back("clients did not finish requests sent after recovery, by tick " +
+                                   std::to_string(cluster.now()));
+    }
+    if (out.problems.empty() && withholding())
+        out.problems.push_back("a replica still withholds its VIEW-CHANGEs after 100 more requests per client");
     if (const auto lin = cluster.check_linearizable(); !lin.linearizable)
         out.problems.push_back("not linearizable: " + lin.explanation);
     // Without traitors, no client ever refuses a reply: honest replicas never contradict what

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "bft/pbft/engine.h"
+#include "bft/pbft/stored_records.h"
 #include "ledger/tx.h"
 #include "tests/unit/bft/pbft_harness.h"
 
@@ -249,6 +250,76 @@ TEST(PbftRecovery, ARejoinToTheViewItsRequestCommittedInEndsRecovery) {
     ASSERT_EQ(h.engine->status().view, 0u);
     h.engine->on_tick();
     EXPECT_FALSE(h.engine->status().recovering) << "in view 0, where its request committed";
+}
+
+// Session 32's note: a batch a replica prepared before it lost its store went into none of its
+// VIEW-CHANGEs after its recovery ended, and a NEW-VIEW made of that VIEW-CHANGE and f
+// traitors' could then drop a batch that 2f+1 had committed. Replica 1 prepared b at (0, 1) and
+// lost its store; it learns only that its request committed at seq 2. It sends no VIEW-CHANGE
+// (as the primary of view 1 it builds the NEW-VIEW from 2f+1 of its peers') until its stable
+// checkpoint reaches 2 + L, past everything it may have prepared before the loss.
+TEST(PbftRecovery, AReplicaThatForgotItsPreparedCertificatesSendsNoViewChangeUntilACheckpointPassesThem) {
+    Harness h(1);  // L = 8, K = 4
+    const std::vector<std::string> b{h.request()};
+    const crypto::Hash d = batch_digest(b);
+    ASSERT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, b)), MessageType::kPrepare).size(), 1u);
+    for (ReplicaId r : {2, 3}) h.deliver(h.vote(MessageType::kPrepare, r, 0, 1, d));
+
+    h.config.recovering = true;
+    h.config.recovery_request = recovery_request_of(h);
+    h.restart({});
+    Store store;
+    const auto deliver = [&](const std::string& raw) {
+        Output out = h.deliver(raw);
+        keep(out, store);
+        return out;
+    };
+    const std::vector<std::string> own{h.config.recovery_request};
+    const crypto::Hash d_own = batch_digest(own);
+    deliver(h.pre_prepare(0, 0, 2, own));
+    for (ReplicaId r : {2, 3}) deliver(h.vote(MessageType::kPrepare, r, 0, 2, d_own));
+    for (ReplicaId r : {0, 2, 3}) deliver(h.vote(MessageType::kCommit, r, 0, 2, d_own));
+    ASSERT_FALSE(h.engine->status().recovering) << "its request committed in its view";
+    EXPECT_EQ(h.engine->status().view_changes_withheld_through, 2u + h.config.watermark_window);
+
+    // View 1 forms without it: it joins, signs no VIEW-CHANGE, and as view 1's primary sends
+    // the NEW-VIEW of its three peers' VIEW-CHANGEs.
+    Output out;
+    for (ReplicaId r : {0, 2, 3}) out.append(deliver(view_change(h, r, 1)));
+    EXPECT_TRUE(sent(out, MessageType::kViewChange).empty())
+        << "a VIEW-CHANGE without the certificate of (0, 1), which it prepared before the loss";
+    const auto new_views = sent(out, MessageType::kNewView);
+    ASSERT_EQ(new_views.size(), 1u);
+    pb::NewView nv;
+    ASSERT_TRUE(nv.ParseFromString(new_views[0].body));
+    EXPECT_EQ(nv.view_changes_size(), 3);
+    for (const auto& envelope : nv.view_changes())
+        EXPECT_NE(crypto::open(envelope)->sender, h.keys[1].public_key());
+    ASSERT_EQ(h.engine->status().view, 1u);
+    ASSERT_FALSE(h.engine->status().view_changing);
+
+    // A restart (the node cleared its `recovering` mark when the votes resumed) keeps it.
+    const std::vector<std::pair<std::string, std::string>> records(store.begin(), store.end());
+    ASSERT_TRUE(check_stored_records(records, h.config.watermark_window));
+    h.config.recovering = false;
+    keep(h.restart(records, 2), store);
+    EXPECT_FALSE(h.engine->status().recovering);
+    EXPECT_EQ(h.engine->status().view_changes_withheld_through, 2u + h.config.watermark_window);
+
+    // A stable checkpoint at 8 is not past 2 + L = 10; one at 12 is.
+    for (ReplicaId r : {0, 2, 3}) deliver(h.checkpoint(r, 8, crypto::sha256("state 8")));
+    ASSERT_EQ(h.engine->status().stable_checkpoint, 8u);
+    EXPECT_NE(h.engine->status().view_changes_withheld_through, 0u);
+    out = Output{};
+    for (ReplicaId r : {0, 2}) out.append(deliver(view_change(h, r, 2)));
+    EXPECT_TRUE(sent(out, MessageType::kViewChange).empty());
+    for (ReplicaId r : {0, 2, 3}) deliver(h.checkpoint(r, 12, crypto::sha256("state 12")));
+    ASSERT_EQ(h.engine->status().stable_checkpoint, 12u);
+    EXPECT_EQ(h.engine->status().view_changes_withheld_through, 0u);
+    EXPECT_FALSE(store.count(std::string(kKeyForgot))) << "its record outlived it";
+    out = Output{};
+    for (ReplicaId r : {0, 2}) out.append(deliver(view_change(h, r, 3)));
+    EXPECT_EQ(sent(out, MessageType::kViewChange).size(), 1u) << "whole again, it signs VIEW-CHANGEs";
 }
 
 TEST(PbftRecovery, ARecoveringPrimaryProposesNothing) {
