@@ -452,6 +452,12 @@ void PbftEngine::check_invariants() const {
     }
     // The restart rule only ever silences views up to the current one.
     TALLY_ASSERT(!silent_through_view_ || *silent_through_view_ <= view_);
+    // A replica that forgot prepared certificates holds back until its stable checkpoint passes
+    // them, and holds no VIEW-CHANGE of its own meanwhile (it signs none; its peers' copies of
+    // its old ones are dropped as its own messages).
+    TALLY_ASSERT(!forgot_through_ || low_ < *forgot_through_);
+    if (withholds_view_changes())
+        for (const auto& [view, senders] : view_changes_) TALLY_ASSERT(!senders.count(config_.id));
     // (Not an invariant: queue_.size() <= waiting_.size(). The queue keeps stale entries —
     // requests executed or proposed since, skipped by take_batch — so it can outgrow waiting_.)
     // Own checkpoints are above h (older ones are garbage) and of executed states only.

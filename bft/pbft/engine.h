@@ -319,11 +319,17 @@ private:
     // 2f+1 of its peers' alone) until its stable checkpoint reaches r + L: before the loss it
     // prepared only within (h, h + L] of its water mark h then, a checkpoint stable before the
     // loss, and h < r (2f+1 peers committed r, f+1 of them honest, and at least one of those
-    // had executed h: an honest replica never prepares a new batch at a seq it executed). Set
+    // had executed h: an honest replica never prepares a new batch at a seq it executed; one
+    // that lost the record of an executed batch accepts there only a re-proposal backed by a
+    // certificate, so the first certificate for r is still made by replicas that never executed
+    // r, and the two groups share an honest one). Set
     // when recovery ends (its votes resume) and stored with the view record, synced (kKeyForgot:
     // a restart, a power loss of every replica, keeps it, and needs no second recovery);
     // reset, and the record erased, once low_ >= it.
     std::optional<uint64_t> forgot_through_;
+    // Set when withholding ends: between views, it signs the VIEW-CHANGE it withheld at the next
+    // tick (as the primary it needs its own to send a NEW-VIEW: maybe_send_new_view).
+    bool sign_withheld_view_change_ = false;
     bool withholds_view_changes() const { return recovering_ || forgot_through_.has_value(); }
     uint64_t recovery_asked_tick_ = 0;       // when it last sent the request to its peers
     bool view_recorded_ = false;  // the store holds the current view (synced before any vote)

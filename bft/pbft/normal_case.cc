@@ -459,7 +459,14 @@ void PbftEngine::decide(uint64_t seq, Slot& slot, Decided decided, Output& out) 
 // is the primary (it starts in view 0); the primary of each peer's own view orders it. Again
 // each retransmit_ticks until it commits (a peer's on_forward bounds what it takes).
 void PbftEngine::tick_recovery(Output& out) {
-    if (!recovering_) return maybe_stop_withholding(out);
+    if (!recovering_) {
+        maybe_stop_withholding(out);
+        if (std::exchange(sign_withheld_view_change_, false) && !active_) {
+            auto held = view_changes_.find(view_);
+            if (held == view_changes_.end() || !held->second.count(config_.id)) start_view_change(view_, out);
+        }
+        return;
+    }
     maybe_end_recovery(out);  // (also after the rejoin rule took it back to a view >= V)
     if (recovery_view_ || config_.recovery_request.empty()) return;
     if (recovery_asked_tick_ != 0 && now_ - recovery_asked_tick_ < config_.retransmit_ticks) return;
@@ -484,6 +491,7 @@ void PbftEngine::maybe_end_recovery(Output& out) {
 void PbftEngine::maybe_stop_withholding(Output& out) {
     if (!forgot_through_ || low_ < *forgot_through_) return;
     forgot_through_.reset();
+    sign_withheld_view_change_ = true;
     out.persist.push_back(PersistErase{std::string(kKeyForgot), std::string(kKeyForgot) + '\0'});
 }
 
