@@ -166,6 +166,8 @@ nlohmann::json replica_status_json(const node::api::pb::StatusReply& p) {
     r["stable_checkpoint"] = p.stable_checkpoint();
     r["view_changing"] = p.view_changing();
     r["catching_up_to"] = p.catching_up_to();
+    r["recovering"] = p.recovering();
+    r["view_changes_withheld_through"] = p.view_changes_withheld_through();
     r["commit_index"] = p.commit_index();
     r["applied"] = p.applied();
     r["last_log_index"] = p.last_log_index();
@@ -196,6 +198,10 @@ std::string replica_notes(const node::api::pb::StatusReply& p) {
     std::string notes;
     if (p.view_changing()) notes += "view-changing ";
     if (p.catching_up_to() > 0) notes += "catching-up-to:" + std::to_string(p.catching_up_to()) + " ";
+    if (p.recovering()) notes += "recovering ";
+    // (A replica that lost its store: bft/pbft/engine.h, forgot_through_.)
+    if (!p.recovering() && p.view_changes_withheld_through() > 0)
+        notes += "no-view-change-until-checkpoint:" + std::to_string(p.view_changes_withheld_through()) + " ";
     for (const auto& t : p.traitor()) notes += "traitor:" + t + " ";
     for (const auto& d : p.detected()) notes += "detected:" + d.kind() + "=" + std::to_string(d.count()) + " ";
     // Input the replica refused (admission, garbage), by reason.

@@ -134,7 +134,7 @@ Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& co
         spdlog::warn("--recover: the old consensus store was moved to {}", bound->replaced);
     if (bound->recovering && config.protocol == bft::Protocol::kPbft)
         spdlog::warn("recovering: this replica lost its consensus store; it stays silent (no "
-                     "pre-prepare, prepare, commit or new-view) until its peers commit a request "
+                     "pre-prepare, prepare, commit, view-change or new-view) until its peers commit a request "
                      "it made at this start (bft/pbft/pbft.h, Config::recovery_request)");
     if (bound->recovering && config.protocol == bft::Protocol::kRaft)
         spdlog::warn("recovering: this replica lost its term, vote and log; it neither votes nor "

@@ -360,6 +360,8 @@ api::pb::StatusReply Replica::status_reply() const {
     r.set_last_log_index(status.last_log_index);
     r.set_applied(status.last_executed);
     if (fetching_) r.set_catching_up_to(fetching_->seq);
+    r.set_recovering(status.recovering);
+    r.set_view_changes_withheld_through(status.view_changes_withheld_through);
     if (status.leader) {
         r.set_has_leader(true);
         r.set_leader(*status.leader);

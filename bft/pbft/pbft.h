@@ -32,7 +32,8 @@ struct Config {
     uint64_t retransmit_ticks = 50;
     // The replica lost its consensus store (`tallyd --recover`): it may have voted, before,
     // in any view up to the network's current one, and cannot know which. It then sends no
-    // pre-prepare, prepare, commit or NEW-VIEW until recovery ends (PbftEngine::recovering_).
+    // pre-prepare, prepare, commit, VIEW-CHANGE or NEW-VIEW until recovery ends (PbftEngine::recovering_;
+    // no VIEW-CHANGE for a while after: PbftEngine::forgot_through_).
     bool recovering = false;
     // With `recovering`: a client request that only this start made (the node's: an ordered
     // balance query under this replica's key with a nonce new at each start). The replica has it

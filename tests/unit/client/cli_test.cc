@@ -243,6 +243,28 @@ TEST(Cli, StatusJsonHasOneEntryPerReplicaWithFullDigests) {
     EXPECT_NE(table.find("catching-up-to:128"), std::string::npos);
 }
 
+// After --recover: silent while recovering, then (PBFT) no VIEW-CHANGE until a checkpoint.
+TEST(Cli, TheStatusSaysWhileAReplicaRecoversAndWhileItWithholdsViewChanges) {
+    std::vector<ReplicaStatus> statuses(2);
+    for (uint32_t i = 0; i < 2; ++i) {
+        statuses[i].id = i;
+        statuses[i].up = true;
+        statuses[i].reply.set_role("backup");
+    }
+    statuses[0].reply.set_recovering(true);
+    statuses[0].reply.set_view_changes_withheld_through(UINT64_MAX);
+    statuses[1].reply.set_view_changes_withheld_through(640);
+    const auto j = status_json(statuses);
+    EXPECT_EQ(j["replicas"][0]["recovering"], true);
+    EXPECT_EQ(j["replicas"][1]["recovering"], false);
+    EXPECT_EQ(j["replicas"][1]["view_changes_withheld_through"], 640);
+    const auto table = status_table(statuses);
+    EXPECT_NE(table.find("recovering"), std::string::npos);
+    EXPECT_NE(table.find("no-view-change-until-checkpoint:640"), std::string::npos);
+    EXPECT_EQ(table.find("no-view-change-until-checkpoint:1844"), std::string::npos)
+        << "while recovering the seq is not known yet";
+}
+
 // Replicas at one seq with different state digests: the table says the network forked, and
 // under Raft that Raft cannot tell; replicas at different seqs are only lagging.
 TEST(Cli, TheStatusTableSaysSoWhenReplicasHoldDifferentStatesAtOneSeq) {
