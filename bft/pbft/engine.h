@@ -321,11 +321,11 @@ private:
     // loss, and h < r (2f+1 peers committed r, f+1 of them honest, and at least one of those
     // had executed h: an honest replica never prepares a new batch at a seq it executed; one
     // that lost the record of an executed batch accepts there only a re-proposal backed by a
-    // certificate, so the first certificate for r is still made by replicas that never executed
-    // r, and the two groups share an honest one). Set
-    // when recovery ends (its votes resume) and stored with the view record, synced (kKeyForgot:
-    // a restart, a power loss of every replica, keeps it, and needs no second recovery);
-    // reset, and the record erased, once low_ >= it.
+    // certificate, so the first certificate for the batch at r comes from replicas that had not
+    // executed r, and it shares an honest one with those that had executed h). Set when
+    // recovery ends (its votes resume) and stored with the view record, synced (kKeyForgot: a
+    // restart, a power loss of every replica, keeps it, and needs no second recovery); reset,
+    // and the record erased, once low_ >= it.
     std::optional<uint64_t> forgot_through_;
     // Set when withholding ends: between views, it signs the VIEW-CHANGE it withheld at the next
     // tick (as the primary it needs its own to send a NEW-VIEW: maybe_send_new_view).
