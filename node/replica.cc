@@ -431,7 +431,9 @@ Status Replica::drain(bft::Output out) {
     }
     answer_reads();
     collect_detected();
-    return note_recovery_progress();
+    // (Looked at once after a start, then only while something is held back: not every turn.)
+    if (recovering_ || view_changes_withheld_through_ != 0 || !recovery_looked_at_) return note_recovery_progress();
+    return Ok{};
 }
 
 Status Replica::allow_ledger_through(uint64_t seq) {
@@ -521,6 +523,7 @@ void Replica::send(const bft::Outgoing& message) {
 }
 
 Status Replica::note_recovery_progress() {
+    recovery_looked_at_ = true;
     const bft::EngineStatus status = engine_->status();
     if (recovering_ && !status.recovering) {
         // The engine persisted (synced) its view above: from now on the restart rule holds.

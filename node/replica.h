@@ -276,6 +276,7 @@ private:
     uint64_t ledger_seq_max_ = 0;
     bool recovering_ = false;  // the engine was started recovering and has not caught up yet
     uint64_t view_changes_withheld_through_ = 0;  // EngineStatus's, as last logged
+    bool recovery_looked_at_ = false;  // note_recovery_progress ran since the start
     std::unique_ptr<bft::Engine> engine_;
     // What it tells clients and peers outside consensus passes through this (node/answers.h):
     // honest, or a traitor's LyingAnswers (node/traitor.h).

@@ -243,14 +243,20 @@ TEST(Cli, StatusJsonHasOneEntryPerReplicaWithFullDigests) {
     EXPECT_NE(table.find("catching-up-to:128"), std::string::npos);
 }
 
-// After --recover: silent while recovering, then (PBFT) no VIEW-CHANGE until a checkpoint.
-TEST(Cli, TheStatusSaysWhileAReplicaRecoversAndWhileItWithholdsViewChanges) {
-    std::vector<ReplicaStatus> statuses(2);
-    for (uint32_t i = 0; i < 2; ++i) {
+// `n` replicas, all up, with ids 0..n-1 and empty replies.
+std::vector<ReplicaStatus> up_replicas(uint32_t n) {
+    std::vector<ReplicaStatus> statuses(n);
+    for (uint32_t i = 0; i < n; ++i) {
         statuses[i].id = i;
         statuses[i].up = true;
-        statuses[i].reply.set_role("backup");
     }
+    return statuses;
+}
+
+// After --recover: silent while recovering, then (PBFT) no VIEW-CHANGE until a checkpoint.
+TEST(Cli, TheStatusSaysWhileAReplicaRecoversAndWhileItWithholdsViewChanges) {
+    std::vector<ReplicaStatus> statuses = up_replicas(2);
+    for (auto& s : statuses) s.reply.set_role("backup");
     statuses[0].reply.set_recovering(true);
     statuses[0].reply.set_view_changes_withheld_through(UINT64_MAX);
     statuses[1].reply.set_view_changes_withheld_through(640);
@@ -268,10 +274,8 @@ TEST(Cli, TheStatusSaysWhileAReplicaRecoversAndWhileItWithholdsViewChanges) {
 // Replicas at one seq with different state digests: the table says the network forked, and
 // under Raft that Raft cannot tell; replicas at different seqs are only lagging.
 TEST(Cli, TheStatusTableSaysSoWhenReplicasHoldDifferentStatesAtOneSeq) {
-    std::vector<ReplicaStatus> statuses(3);
+    std::vector<ReplicaStatus> statuses = up_replicas(3);
     for (uint32_t i = 0; i < 3; ++i) {
-        statuses[i].id = i;
-        statuses[i].up = true;
         statuses[i].reply.set_protocol("raft");
         statuses[i].reply.set_role(i == 0 ? "leader" : "follower");
         statuses[i].reply.set_executed(13);
