@@ -75,7 +75,8 @@ void Checkpointer::run() {
 bool WalCheckpoints::on_commit(sqlite3* db, const char* name, int pages, bool alone) {
     wal_pages_ = pages;
     if (pages < asked_pages_) asked_pages_ = 0;  // the WAL started over
-    if (pages < kPages) return false;
+    if (pages < kPages + first_extra_pages_) return false;
+    first_extra_pages_ = 0;  // (stagger: the first checkpoint only)
     if (path_.empty()) {
         const char* file = sqlite3_db_filename(db, name);
         if (file != nullptr) path_ = file;  // (empty for a temporary database: no checkpointer)

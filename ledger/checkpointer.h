@@ -143,6 +143,19 @@ public:
         wanted_ = false;
     }
 
+    // Staggers this WAL's checkpoints against those of the other replicas' copies of the same
+    // file: its first checkpoint waits for kPages * index / count more pages, and every later
+    // one comes kPages after the WAL started over, as before. Replicas write nearly the same
+    // pages per block, so without it all of them copy their WAL in the same block, and their
+    // synced commits wait on the disk together; a quorum then waits for the slowest of them.
+    // Staggered, one replica at a time is slowed, and the others make the quorum. (On one
+    // machine, the replicas' bursts also no longer land on its one disk at once.)
+    // Call before the first commit; 0 of any count (the default) is no stagger.
+    void stagger(uint32_t index, uint32_t count) {
+        first_extra_pages_ = count == 0 ? 0 : static_cast<int>(kPages * static_cast<uint64_t>(index % count) / count);
+    }
+    int first_extra_pages() const { return first_extra_pages_; }
+
     int wal_pages() const { return wal_pages_; }  // after the last commit (0 before any)
     const Checkpointer* checkpointer() const { return checkpointer_.get(); }  // null until started
     WalCheckpointCounts counts() const;
@@ -153,6 +166,7 @@ private:
     int asked_pages_ = 0;        // the WAL's length when the checkpointer was last asked (0: not asked)
     int rounds_ = 0;             // times it was asked since the WAL last started over
     bool wanted_ = false;        // set in the hook, read by hand_over()
+    int first_extra_pages_ = 0;  // stagger(): until the first checkpoint is asked for
     uint64_t checkpoints_here_ = 0;  // on the connection
     std::unique_ptr<Checkpointer> checkpointer_;
 };

@@ -130,6 +130,8 @@ State::Checkpoints State::checkpoints() const {
     return c;
 }
 
+void State::stagger_wal_checkpoints(uint32_t index, uint32_t count) { impl_->wal.stagger(index, count); }
+
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {
     // (Its copies assume the files change only in a sync: checkpoints run here from now on.)
     impl_->wal.stop();

@@ -170,6 +170,9 @@ class State {
     // a power loss of every replica at once cannot take a block 2f+1 of them vouched for.
     // Error "io": the disk is in doubt, and every later write fails too (as apply_block's).
     Status sync();
+    // Replica `index` of `count`: the WAL's checkpoints staggered against the other replicas'
+    // (checkpointer.h, WalCheckpoints::stagger). No effect unless kDeferred on a file.
+    void stagger_wal_checkpoints(uint32_t index, uint32_t count);
     // The seq through which the ledger is known durable: by sync(), by the WAL's checkpoints
     // (which sync the WAL first), by kEveryBlock, or by being in memory.
     uint64_t synced_seq() const;

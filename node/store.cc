@@ -225,6 +225,10 @@ void Store::set_sync_observer(std::function<void()> observer) {
     sync_observer_ = std::move(observer);
 }
 
+void Store::stagger_wal_checkpoints(uint32_t index, uint32_t count) {
+    if (wal_) wal_->stagger(index, count);
+}
+
 int Store::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
     // (Every commit of the store is durable by itself or by a later synced one: what a
     // checkpoint here makes durable needs no note.)

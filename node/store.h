@@ -83,6 +83,9 @@ public:
     // Called after every write that is durable when it returns (see the header comment), on the
     // thread that wrote. One observer; empty removes it. Called for a file store too.
     void set_sync_observer(std::function<void()> observer);
+    // Replica `index` of `count`: its WAL's checkpoints staggered against the other replicas'
+    // (ledger/checkpointer.h, WalCheckpoints::stagger). No effect on an in-memory store.
+    void stagger_wal_checkpoints(uint32_t index, uint32_t count);
 
     // True when open() found no store (a missing or empty file) and created this one.
     bool created() const { return created_; }

@@ -172,6 +172,46 @@ TEST(StoreTest, ItsWalIsCheckpointedOffTheCommittingThreadAndStartsOver) {
     EXPECT_EQ(records.back().second.substr(3000), "2799");
 }
 
+// Replicas write nearly the same pages per batch, so unstaggered they would all copy their
+// WALs in the same batch and their synced commits would wait on the disk together
+// (WalCheckpoints::stagger). Replica 2 of 4 asks for its first checkpoint half of kPages later
+// than replica 0; after that the WAL starts over and stays as short as an unstaggered one's.
+TEST(StoreTest, ItsFirstWalCheckpointIsStaggeredByItsReplicaIndex) {
+    constexpr uintmax_t kFrame = 24 + 4096;  // a WAL frame: its header and one page
+    const auto wal_when_first_asked = [](const std::string& path, uint32_t index, uintmax_t* wal_max) {
+        auto store = Store::open(path);
+        EXPECT_TRUE(store.ok()) << store.error().message;
+        if (!store.ok()) return uintmax_t{0};
+        (*store)->stagger_wal_checkpoints(index, 4);
+        uintmax_t first = 0;
+        const std::string value(3000, 'v');
+        for (int i = 0; i < 3000; ++i) {
+            EXPECT_TRUE((*store)->apply({put("k" + std::to_string(i % 300), value + std::to_string(i))},
+                                        /*sync=*/i % 4 == 0)
+                            .ok());
+            std::error_code ec;
+            const uintmax_t wal = std::filesystem::file_size(path + "-wal", ec);
+            *wal_max = std::max(*wal_max, wal);
+            if (first == 0 && (*store)->checkpoints().on_checkpointer + (*store)->checkpoints().checkpointer_busy > 0)
+                first = wal;
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while ((*store)->checkpoints().checkpointer_busy && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        EXPECT_GE((*store)->checkpoints().on_checkpointer, 3u);
+        return first;
+    };
+    TempDir dir;
+    uintmax_t wal_max0 = 0, wal_max2 = 0;
+    const uintmax_t first0 = wal_when_first_asked(dir / "r0.db", 0, &wal_max0);
+    const uintmax_t first2 = wal_when_first_asked(dir / "r2.db", 2, &wal_max2);
+    const uintmax_t pages = ledger::WalCheckpoints::kPages;
+    EXPECT_GE(first0, pages * kFrame);
+    EXPECT_LT(first0, (pages + pages / 4) * kFrame) << "replica 0 is not delayed";
+    EXPECT_GE(first2, (pages + pages / 2) * kFrame) << "replica 2 asked before kPages * 2 / 4 more pages";
+    EXPECT_LT(wal_max2, 8u << 20) << "after the first checkpoint the WAL did not start over";
+}
+
 // A store in memory has no WAL and no checkpointer.
 TEST(StoreTest, AStoreInMemoryHasNoCheckpoints) {
     auto store = Store::open_memory();
