@@ -150,11 +150,10 @@ public:
     // synced commits wait on the disk together; a quorum then waits for the slowest of them.
     // Staggered, one replica at a time is slowed, and the others make the quorum. (On one
     // machine, the replicas' bursts also no longer land on its one disk at once.)
-    // Call before the first commit; 0 of any count (the default) is no stagger.
+    // Call before the WAL first reaches kPages; 0 of any count (the default) is no stagger.
     void stagger(uint32_t index, uint32_t count) {
         first_extra_pages_ = count == 0 ? 0 : static_cast<int>(kPages * static_cast<uint64_t>(index % count) / count);
     }
-    int first_extra_pages() const { return first_extra_pages_; }
 
     int wal_pages() const { return wal_pages_; }  // after the last commit (0 before any)
     const Checkpointer* checkpointer() const { return checkpointer_.get(); }  // null until started
