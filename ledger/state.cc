@@ -130,7 +130,12 @@ State::Checkpoints State::checkpoints() const {
     return c;
 }
 
-void State::stagger_wal_checkpoints(uint32_t index, uint32_t count) { impl_->wal.stagger(index, count); }
+void State::stagger(uint32_t index, uint32_t count) {
+    impl_->wal.stagger(index, count);
+    const uint64_t share = count == 0 ? 0 : index % count;
+    impl_->account_log_extra_rows = count == 0 ? 0 : kAccountLogMergeRows * share / count;
+    impl_->tx_log_extra_rows = count == 0 ? 0 : kTxLogMergeRows * share / count;
+}
 
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {
     // (Its copies assume the files change only in a sync: checkpoints run here from now on.)
@@ -292,9 +297,9 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
         if (use.step() != SQLITE_DONE) return io_error("writing accounts");
     }
     const uint64_t log_rows = account_log_rows + accounts.touched().size();
-    const bool merge_log = log_rows >= kAccountLogMergeRows;
+    const bool merge_log = log_rows >= kAccountLogMergeRows + account_log_extra_rows;
     if (merge_log && merge_account_log() != SQLITE_OK) return io_error("merging the account log");
-    const bool merge_txs = tx_log.size() >= kTxLogMergeRows;
+    const bool merge_txs = tx_log.size() >= kTxLogMergeRows + tx_log_extra_rows;
     if (merge_txs && merge_tx_log() != SQLITE_OK) return io_error("merging the transaction log");
 
     BlockHeader& header = applied.header;
@@ -319,7 +324,11 @@ Result<AppliedBlock> State::Impl::run_block(uint64_t seq, uint64_t view,
     }
     if (commit_or_break() != SQLITE_DONE) return io_error("committing block " + std::to_string(seq));
     account_log_rows = merge_log ? 0 : log_rows;
-    if (merge_txs) tx_log.clear();
+    if (merge_log) account_log_extra_rows = 0;
+    if (merge_txs) {
+        tx_log.clear();
+        tx_log_extra_rows = 0;
+    }
     block_records.clear();  // committed: nothing for abort_block to take back
     return applied;
 }

@@ -170,9 +170,15 @@ class State {
     // a power loss of every replica at once cannot take a block 2f+1 of them vouched for.
     // Error "io": the disk is in doubt, and every later write fails too (as apply_block's).
     Status sync();
-    // Replica `index` of `count`: the WAL's checkpoints staggered against the other replicas'
-    // (checkpointer.h, WalCheckpoints::stagger). No effect unless kDeferred on a file.
-    void stagger_wal_checkpoints(uint32_t index, uint32_t count);
+    // Replica `index` of `count`: the work every replica would otherwise do in the same block,
+    // staggered against the other replicas', so that a quorum never waits for all of them at
+    // once. The WAL's checkpoints (checkpointer.h, WalCheckpoints::stagger; kDeferred files
+    // only), and the first merge of each log (account_log, tx_log), which waits for
+    // k * index / count more rows than kAccountLogMergeRows or kTxLogMergeRows (a merge is a
+    // few tens of milliseconds inside a block); later merges come every k rows, as before.
+    // Nothing any digest covers depends on it: the views read a log and its table as one.
+    // Call before applying blocks; 0 of any count is no stagger.
+    void stagger(uint32_t index, uint32_t count);
     // The seq through which the ledger is known durable: by sync(), by the WAL's checkpoints
     // (which sync the WAL first), by kEveryBlock, or by being in memory.
     uint64_t synced_seq() const;

@@ -48,6 +48,9 @@ struct State::Impl {
     // again); after the block that merges the log commits, it is empty. Keyed hashing: a
     // client chooses its transfers' bytes (crypto::KeyedBytesHash).
     std::unordered_map<crypto::Hash, TxRecord, crypto::KeyedBytesHash> tx_log;
+    // State::stagger: rows the first merge of each log waits for beyond its kMergeRows (then 0).
+    uint64_t account_log_extra_rows = 0;
+    uint64_t tx_log_extra_rows = 0;
     BlockHeader last_block;
     crypto::Hash history{};  // after last_block
     // The block in progress: the records it wrote, and the history digest it leads to.

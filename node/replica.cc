@@ -141,10 +141,11 @@ Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& co
                      "campaigns until every peer told it its term and it holds a leader's entry "
                      "of a term at least that high (bft/raft/raft.h, Config::recovering)");
     r->store_ = std::move(bound->store);
-    // Both WALs' checkpoints staggered against the other replicas' (ledger/checkpointer.h,
-    // WalCheckpoints::stagger): a quorum never waits for every replica's copying at once.
+    // The ledger's log merges and both WALs' checkpoints staggered against the other
+    // replicas' (ledger/state.h, State::stagger): a quorum never waits for every replica's
+    // merging or copying at once.
     const auto replicas = static_cast<uint32_t>(config.replicas.size());
-    r->ledger_->stagger_wal_checkpoints(id, replicas);
+    r->ledger_->stagger(id, replicas);
     r->store_->stagger_wal_checkpoints(id, replicas);
     r->ledger_seq_max_ = bound->ledger_seq_max;
     r->recovering_ = bound->recovering;

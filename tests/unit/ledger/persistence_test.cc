@@ -314,6 +314,45 @@ TEST(Persistence, TheTransactionLogIsFoundByIdReadBackAndMergedIntoTheTable) {
               logged + static_cast<int64_t>(kTxsPerBlock) + 3);
 }
 
+// Every replica writes the same blocks, so unstaggered all of them would merge their logs in
+// the same block, a few tens of milliseconds each, and a quorum would wait for all of them
+// (State::stagger). Replica 0 of 4 merges its transaction log in the block that reaches
+// kTxLogMergeRows, replica 2 in the one that reaches half as many rows again (its account log
+// likewise), and the two ledgers agree on every block all along.
+TEST(Persistence, EachReplicaMergesItsLogsInADifferentBlockAndTheLedgersStayTheSame) {
+    TempDir dir;
+    const std::string path0 = dir.file("r0.db"), path2 = dir.file("r2.db");
+    auto r0 = open_ok(path0, genesis(kLogAccounts, 1'000'000));
+    auto r2 = open_ok(path2, genesis(kLogAccounts, 1'000'000));
+    ASSERT_TRUE(r0 && r2);
+    r0->stagger(0, 4);
+    r2->stagger(2, 4);
+    std::vector<uint64_t> nonces(kLogAccounts + 1, 0);
+    std::string first;  // a transfer of block 1
+    uint64_t merged0 = 0, merged2 = 0;  // the block that emptied each one's transaction log
+    const uint64_t blocks = kTxBlocksBeforeMerge * 3 / 2 + 1;
+    for (uint64_t seq = 1; seq <= blocks; ++seq) {
+        auto txs = transfers(nonces, kLogAccounts, kTxsPerBlock);
+        if (seq == 1) first = txs[0];
+        ASSERT_TRUE(r0->apply_block(seq, 0, txs, Verify::kTrusted).ok());
+        ASSERT_TRUE(r2->apply_block(seq, 0, txs, Verify::kTrusted).ok());
+        ASSERT_EQ(r0->last_block().hash(), r2->last_block().hash()) << "block " << seq;
+        if (merged0 == 0 && query_int(path0, "SELECT count(*) FROM tx_log") == 0) merged0 = seq;
+        if (merged2 == 0 && query_int(path2, "SELECT count(*) FROM tx_log") == 0) merged2 = seq;
+    }
+    EXPECT_EQ(merged0, kTxBlocksBeforeMerge);
+    EXPECT_EQ(merged2, kTxBlocksBeforeMerge * 3 / 2) << "replica 2's merge was not staggered";
+    // Each block touches all 200 accounts: replica 0 merged its account log in the block that
+    // reached kAccountLogMergeRows, replica 2 has not reached its own point yet.
+    const auto merged_accounts0 = static_cast<int64_t>((kAccountLogMergeRows + kLogAccounts - 1) / kLogAccounts);
+    EXPECT_EQ(query_int(path0, "SELECT count(*) FROM account_log"),
+              (static_cast<int64_t>(blocks) - merged_accounts0) * kLogAccounts);
+    EXPECT_EQ(query_int(path2, "SELECT count(*) FROM account_log"), static_cast<int64_t>(blocks) * kLogAccounts);
+    EXPECT_EQ(r0->accounts(), r2->accounts());
+    EXPECT_EQ(r0->transaction(id_of(first))->seq, 1u);
+    EXPECT_EQ(r2->transaction(id_of(first))->seq, 1u);
+}
+
 TEST(Persistence, AFailedBlockLeavesNoRecordBehindInTheTransactionLog) {
     TempDir dir;
     const std::string path = dir.file("ledger.db");
