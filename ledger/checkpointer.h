@@ -44,6 +44,13 @@
 
 namespace tally::ledger {
 
+// Replica `index` of `count`'s share of `period`: how much later than replica 0 it does work
+// that every replica would otherwise do at the same point (WalCheckpoints::stagger,
+// State::stagger). 0 when count is 0.
+inline uint64_t stagger_offset(uint64_t period, uint32_t index, uint32_t count) {
+    return count == 0 ? 0 : period * (index % count) / count;
+}
+
 class Checkpointer {
 public:
     // Opens a second connection to the database file at `path` (which must be in WAL mode).
@@ -152,7 +159,7 @@ public:
     // machine, the replicas' bursts also no longer land on its one disk at once.)
     // Call before the WAL first reaches kPages; 0 of any count (the default) is no stagger.
     void stagger(uint32_t index, uint32_t count) {
-        first_extra_pages_ = count == 0 ? 0 : static_cast<int>(kPages * static_cast<uint64_t>(index % count) / count);
+        first_extra_pages_ = static_cast<int>(stagger_offset(kPages, index, count));
     }
 
     int wal_pages() const { return wal_pages_; }  // after the last commit (0 before any)

@@ -132,9 +132,8 @@ State::Checkpoints State::checkpoints() const {
 
 void State::stagger(uint32_t index, uint32_t count) {
     impl_->wal.stagger(index, count);
-    const uint64_t share = count == 0 ? 0 : index % count;
-    impl_->account_log_extra_rows = count == 0 ? 0 : kAccountLogMergeRows * share / count;
-    impl_->tx_log_extra_rows = count == 0 ? 0 : kTxLogMergeRows * share / count;
+    impl_->account_log_extra_rows = stagger_offset(kAccountLogMergeRows, index, count);
+    impl_->tx_log_extra_rows = stagger_offset(kTxLogMergeRows, index, count);
 }
 
 void State::set_sync_observer(std::function<void(uint64_t)> observer) {

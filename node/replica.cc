@@ -146,7 +146,7 @@ Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& co
     // merging or copying at once.
     const auto replicas = static_cast<uint32_t>(config.replicas.size());
     r->ledger_->stagger(id, replicas);
-    r->store_->stagger_wal_checkpoints(id, replicas);
+    r->store_->stagger(id, replicas);
     r->ledger_seq_max_ = bound->ledger_seq_max;
     r->recovering_ = bound->recovering;
     {

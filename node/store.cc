@@ -225,7 +225,7 @@ void Store::set_sync_observer(std::function<void()> observer) {
     sync_observer_ = std::move(observer);
 }
 
-void Store::stagger_wal_checkpoints(uint32_t index, uint32_t count) {
+void Store::stagger(uint32_t index, uint32_t count) {
     if (wal_) wal_->stagger(index, count);
 }
 

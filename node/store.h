@@ -85,7 +85,7 @@ public:
     void set_sync_observer(std::function<void()> observer);
     // Replica `index` of `count`: its WAL's checkpoints staggered against the other replicas'
     // (ledger/checkpointer.h, WalCheckpoints::stagger). No effect on an in-memory store.
-    void stagger_wal_checkpoints(uint32_t index, uint32_t count);
+    void stagger(uint32_t index, uint32_t count);
 
     // True when open() found no store (a missing or empty file) and created this one.
     bool created() const { return created_; }

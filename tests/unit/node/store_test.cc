@@ -182,7 +182,7 @@ TEST(StoreTest, ItsFirstWalCheckpointIsStaggeredByItsReplicaIndex) {
         auto store = Store::open(path);
         EXPECT_TRUE(store.ok()) << store.error().message;
         if (!store.ok()) return uintmax_t{0};
-        (*store)->stagger_wal_checkpoints(index, 4);
+        (*store)->stagger(index, 4);
         uintmax_t first = 0;
         const std::string value(3000, 'v');
         for (int i = 0; i < 3000; ++i) {
