@@ -239,7 +239,8 @@ public:
     virtual Output on_tick() = 0;
 
     // A message from replica `from`. The caller has opened the envelope: its signature is
-    // valid and its sender is replica `from`'s key. `raw` is the envelope's bytes, which an
+    // valid (for a PBFT pre-prepare, its header's: bft/pbft/messages.h, pre_prepare_authentic)
+    // and its sender is replica `from`'s key. `raw` is the envelope's bytes, which an
     // engine may keep as proof and forward. The body is untrusted until decoded.
     virtual Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) = 0;
 

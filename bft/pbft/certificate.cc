@@ -43,13 +43,16 @@ Result<CertifiedBatch> check_commit_certificate(const pb::CommittedProof& proof,
             return bad("two commits from replica " + std::to_string(*sender));
     }
 
-    auto pp_env = crypto::open(proof.pre_prepare());
+    // The pre-prepare is authenticated by its header (messages.h), not its envelope's signature.
+    auto pp_env = crypto::open(proof.pre_prepare(), header_only);
     if (!pp_env) return bad("the pre-prepare does not open (" + pp_env.error().code + ")");
     if (pp_env->type != crypto::MessageType::kPrePrepare) return bad("the pre-prepare is not of type pre-prepare");
     auto primary = replica_of(pp_env->sender, replicas);
     if (!primary) return bad("the pre-prepare is signed by a key that is not a replica's");
     pb::PrePrepare pp;
     if (!decode(pp_env->body, pp)) return bad("the pre-prepare's body does not decode");
+    if (!header_binds(pp, pp_env->sender, /*check_signature=*/true))
+        return bad("the pre-prepare's header does not verify, or names another view, seq or batch");
     const uint64_t n = replicas.size();
     if (*primary != pp.view() % n)
         return bad("the pre-prepare of view " + std::to_string(pp.view()) + " is signed by replica " +

@@ -2,6 +2,8 @@
 // Message families are handled in normal_case.cc, checkpoint.cc and view_change.cc.
 #include "bft/pbft/engine.h"
 
+#include <algorithm>
+
 #include "crypto/assert.h"
 
 namespace tally::bft::pbft {
@@ -64,6 +66,10 @@ bool PbftEngine::may_answer(std::map<ReplicaId, uint64_t>& answered, ReplicaId p
     if (it != answered.end() && now_ - it->second < answer_interval_ticks()) return false;
     answered[peer] = now_;
     return true;
+}
+
+bool PbftEngine::is_replica_key(const crypto::PublicKey& key) const {
+    return std::find(config_.replicas.begin(), config_.replicas.end(), key) != config_.replicas.end();
 }
 
 std::optional<crypto::Envelope> PbftEngine::open_from(std::string_view raw,
@@ -355,10 +361,10 @@ void PbftEngine::load_slot(uint64_t seq, uint64_t view, char kind, std::string_v
     }
     pb::PreparedProof proof;
     if (!proof.ParseFromArray(value.data(), static_cast<int>(value.size()))) return;
-    ReplicaId primary = 0;
-    auto pp_env = open_from(proof.pre_prepare(), crypto::MessageType::kPrePrepare, &primary);
-    pb::PrePrepare pp;
-    if (!pp_env || !decode(pp_env->body, pp) || pp.view() != view || pp.seq() != seq) return;
+    auto opened = open_pre_prepare(proof.pre_prepare());
+    if (!opened || !is_replica_key(opened->envelope.sender)) return;
+    const pb::PrePrepare& pp = opened->pre_prepare;
+    if (pp.view() != view || pp.seq() != seq) return;
     std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
     crypto::Hash d = hash_from_bytes(pp.digest());
     Slot& slot = log_[seq];

@@ -126,6 +126,7 @@ private:
     void detect(ReplicaId from, Misbehaviour kind);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
                                               ReplicaId* sender) const;
+    bool is_replica_key(const crypto::PublicKey& key) const;
 
     // Proof shape, before any signature is checked: `proof` holds exactly `count` envelopes of
     // `type`, each signed (so far as its header says) by a distinct replica other than

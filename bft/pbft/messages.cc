@@ -67,6 +67,35 @@ std::string seal_pre_prepare(const crypto::KeyPair& key, uint64_t view, uint64_t
     return crypto::seal(key, crypto::MessageType::kPrePrepare, pp.SerializeAsString());
 }
 
+bool header_binds(const pb::PrePrepare& pp, const crypto::PublicKey& primary, bool check_signature) {
+    crypto::OpenOptions options;
+    options.verify_signature = check_signature;
+    auto env = crypto::open(pp.header(), options);
+    pb::PrePrepare header;
+    return env && !env->pairwise && env->type == crypto::MessageType::kPrePrepareHeader &&
+           env->sender == primary &&
+           decode(env->body, header) && header.requests_size() == 0 && header.header().empty() &&
+           header.view() == pp.view() && header.seq() == pp.seq() && header.digest() == pp.digest();
+}
+
+bool pre_prepare_authentic(const crypto::Envelope& envelope) {
+    pb::PrePrepare pp;
+    return envelope.type == crypto::MessageType::kPrePrepare && decode(envelope.body, pp) &&
+           header_binds(pp, envelope.sender, true);
+}
+
+std::optional<OpenedPrePrepare> open_pre_prepare(std::string_view envelope) {
+    crypto::OpenOptions unchecked;
+    unchecked.verify_signature = false;
+    auto env = crypto::open(envelope, unchecked);
+    OpenedPrePrepare opened;
+    if (!env || env->type != crypto::MessageType::kPrePrepare || !decode(env->body, opened.pre_prepare) ||
+        !header_binds(opened.pre_prepare, env->sender, true))
+        return std::nullopt;
+    opened.envelope = std::move(env).value();
+    return opened;
+}
+
 std::optional<pb::PrePrepare> read_pre_prepare(std::string_view envelope, crypto::MessageType type) {
     crypto::OpenOptions unchecked;
     unchecked.verify_signature = false;

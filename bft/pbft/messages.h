@@ -41,6 +41,26 @@ bool decode(std::string_view body, pb::Batches& out);
 // VIEW-CHANGE carries.)
 std::string seal_pre_prepare(const crypto::KeyPair& key, uint64_t view, uint64_t seq,
                              const crypto::Hash& digest, const std::vector<std::string>& requests);
+// A pre-prepare is authenticated by its header alone: the kPrePrepareHeader envelope it
+// carries, signed by the key that sent it (its view's primary), naming its view, seq and digest
+// and nothing more; its digest names its batch (batch_digest, checked wherever the batch is
+// used). The pre-prepare's own envelope signature covers nothing that these do not already
+// bind, so no replica checks it: one signature check per pre-prepare instead of two. (The
+// primary still makes it, for replicas of builds that check it.)
+// True when pp's header is such an envelope from `primary`; its signature is checked unless
+// `check_signature` is false (for the engine: its caller checked it, pre_prepare_authentic).
+bool header_binds(const pb::PrePrepare& pp, const crypto::PublicKey& primary, bool check_signature);
+// What a replica checks of a pre-prepare it receives, in place of its envelope's signature (the
+// node's workers, and the test and fuzz harnesses that deliver as they do): its body decodes
+// and its header binds it, signed by the envelope's sender.
+bool pre_prepare_authentic(const crypto::Envelope& envelope);
+// A stored or certified pre-prepare envelope, opened and authenticated the same way. None
+// unless it opens as a kPrePrepare whose body decodes and whose header binds it.
+struct OpenedPrePrepare {
+    crypto::Envelope envelope;
+    pb::PrePrepare pre_prepare;
+};
+std::optional<OpenedPrePrepare> open_pre_prepare(std::string_view envelope);
 // The pre-prepare an envelope holds, its signature unchecked: for what this replica stored
 // itself, or checked before. None unless it opens as a message of `type` (a pre-prepare, or
 // its header as a VIEW-CHANGE carries it) that decodes.

@@ -207,13 +207,15 @@ void PbftEngine::propose(Output& out) {
     }
 }
 
-// Rule: a backup accepts PRE-PREPARE(v, s, d) only if it is signed by the primary of v, d is
+// Rule: a backup accepts PRE-PREPARE(v, s, d) only if it is signed by the primary of v (its
+// header is: messages.h), d is
 // the batch's digest, every request carries a valid client signature, it is in view v, it has
 // not accepted a different digest for (v, s), and h < s <= H.
 void PbftEngine::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std::string_view raw,
                                 Output& out) {
     pb::PrePrepare pp;
     if (!decode(env.body, pp)) return detect(from, Misbehaviour::kMalformed);
+    if (!valid_header(from, pp)) return detect(from, Misbehaviour::kBadHeader);
     // Stale: a view this replica left (unless it shows, and it rejoins, that view).
     if (pp.view() < view_ && (active_ || !note_lower_view(from, pp.view(), pp.seq(), out) || pp.view() != view_))
         return;
@@ -237,20 +239,15 @@ void PbftEngine::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std
         return;
     }
     if (!valid_batch(from, pp)) return;
-    if (!valid_header(from, pp)) return detect(from, Misbehaviour::kBadHeader);
     accept_pre_prepare(pp.seq(), pp.view(), d, {pp.requests().begin(), pp.requests().end()},
                        std::string(raw), out);
 }
 
-// The header a VIEW-CHANGE will carry for this slot: signed by the same primary, naming the
-// same (view, seq, digest), nothing more.
+// The header a VIEW-CHANGE will carry for this slot, and what authenticates the pre-prepare
+// (messages.h): from the same primary, naming the same (view, seq, digest), nothing more. Its
+// signature is the one the caller checked (engine.h), so it is not checked again here.
 bool PbftEngine::valid_header(ReplicaId from, const pb::PrePrepare& pp) const {
-    ReplicaId signer = 0;
-    auto env = open_from(pp.header(), crypto::MessageType::kPrePrepareHeader, &signer);
-    pb::PrePrepare header;
-    return env && signer == from && decode(env->body, header) && header.requests_size() == 0 &&
-           header.header().empty() && header.view() == pp.view() && header.seq() == pp.seq() &&
-           header.digest() == pp.digest();
+    return header_binds(pp, config_.replicas[from], /*check_signature=*/false);
 }
 
 bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {

@@ -55,8 +55,17 @@ bool is_broadcast_vote(const Outgoing& msg, const crypto::Envelope& env) {
            msg.to == bft::kAllReplicas;
 }
 
-// bad-signature: one flipped bit in the signature, which closes the envelope.
-void corrupt_signature(Outgoing msg, std::vector<Outgoing>& sent) {
+// bad-signature: one flipped bit in the signature, which closes the envelope; in a pre-prepare,
+// in its header's signature too, the one that authenticates it (messages.h).
+void corrupt_signature(const crypto::KeyPair& key, Outgoing msg, const crypto::Envelope& env,
+                       std::vector<Outgoing>& sent) {
+    pb::PrePrepare pp;
+    if (env.type == MessageType::kPrePrepare && pp.ParseFromString(env.body) && !pp.header().empty()) {
+        std::string header = pp.header();
+        header.back() = static_cast<char>(header.back() ^ 0x01);
+        pp.set_header(std::move(header));
+        msg.envelope = crypto::seal(key, MessageType::kPrePrepare, pp.SerializeAsString());
+    }
     msg.envelope.back() = static_cast<char>(msg.envelope.back() ^ 0x01);
     sent.push_back(std::move(msg));
 }
@@ -154,7 +163,7 @@ void TraitorEngine::rewrite_one(Outgoing msg, Behaviour b, std::vector<Outgoing>
         case Behaviour::kSilent:
             return;
         case Behaviour::kBadSignature:
-            return corrupt_signature(std::move(msg), sent);
+            return corrupt_signature(key_, std::move(msg), *env, sent);
         case Behaviour::kWrongDigest:
             return change_normal_case(std::move(msg), *env, name_digest_of_nothing, sent);
         case Behaviour::kStaleView:

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bft/engine.h"
+#include "bft/pbft/messages.h"
 #include "bft/pbft/pbft.h"
 #include "bft/raft/raft.h"
 #include "crypto/envelope.h"
@@ -129,6 +130,9 @@ struct EngineDriver {
         if (from >= replicas.size() || from == id || !crypto::is_known_type(type)) return;
         std::string raw = crypto::seal(replica_keys()[from], static_cast<crypto::MessageType>(type), body);
         auto env = crypto::open(raw);
+        // A pre-prepare is authenticated by its header (bft/pbft/messages.h): one whose header
+        // does not bind it is dropped, as the node's workers drop it.
+        if (env && env->type == crypto::MessageType::kPrePrepare && !bft::pbft::pre_prepare_authentic(*env)) return;
         // A kBatchReply's signature is over its batch's root, not its frame (reply_batch.h): the
         // transport refuses such a frame, as it would this one.
         if (!env) {

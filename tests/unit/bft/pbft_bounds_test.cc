@@ -496,6 +496,7 @@ TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
     pp.set_seq(1);
     pp.set_digest(hash_bytes(batch_digest(batch)));
     pp.add_requests(batch[0]);
+    pp.set_header(h.header(0, 0, 1, batch_digest(batch)));
     std::string body = pp.SerializeAsString();
     // An unknown field of 3 MiB: once prepared it would ride in every VIEW-CHANGE and NEW-VIEW.
     std::string pad(3u << 20, 'p');
@@ -507,7 +508,11 @@ TEST(PbftOversized, ABackupRefusesAPrePreparePaddedBeyondItsFields) {
     }
     body += static_cast<char>(len);
     body += pad;
-    Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, body));
+    const std::string padded = crypto::seal(h.keys[0], MessageType::kPrePrepare, body);
+    // Its header binds it, but its body is not one a replica reads: the transport's check of
+    // a pre-prepare refuses it, and so does the engine.
+    EXPECT_FALSE(pre_prepare_authentic(*crypto::open(padded)));
+    Output out = h.deliver_unchecked(padded);
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
     EXPECT_TRUE(h.detected(Misbehaviour::kMalformed));
 }
@@ -674,16 +679,57 @@ TEST(PbftViewChangeUnderLoad, APrePrepareWhoseSignedHeaderDoesNotMatchIsRefused)
     pp.set_digest(hash_bytes(d));
     pp.add_requests(b[0]);
     pp.set_header(h.header(0, 0, 2, d));
-    Output out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString()));
+    // The header is what authenticates a pre-prepare (messages.h): the transport refuses it,
+    // and the engine, handed it unchecked, refuses it too and says why.
+    std::string raw = crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString());
+    EXPECT_FALSE(pre_prepare_authentic(*crypto::open(raw)));
+    Output out = h.deliver_unchecked(raw);
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
     EXPECT_TRUE(h.detected(Misbehaviour::kBadHeader));
     // Signed by another replica.
     pp.set_header(h.header(3, 0, 1, d));
-    out = h.deliver(crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString()));
+    raw = crypto::seal(h.keys[0], MessageType::kPrePrepare, pp.SerializeAsString());
+    EXPECT_FALSE(pre_prepare_authentic(*crypto::open(raw)));
+    out = h.deliver_unchecked(raw);
     EXPECT_TRUE(sent(out, MessageType::kPrepare).empty());
     EXPECT_TRUE(h.detected(Misbehaviour::kBadHeader));
     // The real one.
     EXPECT_EQ(sent(h.deliver(h.pre_prepare(0, 0, 1, b)), MessageType::kPrepare).size(), 1u);
+}
+
+// One signature check per pre-prepare (messages.h): its header's. The envelope's own signature
+// binds nothing more, so a wrong one does not matter; a wrong header signature does.
+TEST(PbftViewChangeUnderLoad, APrePrepareIsAuthenticatedByItsHeaderAloneNotByItsEnvelopesSignature) {
+    Harness h(1);
+    std::vector<std::string> b{h.request()};
+    std::string raw = h.pre_prepare(0, 0, 1, b);
+    std::string bad_envelope = raw;
+    bad_envelope.back() = static_cast<char>(bad_envelope.back() ^ 0x01);
+    ASSERT_FALSE(crypto::open(bad_envelope).ok());
+    crypto::OpenOptions unchecked;
+    unchecked.verify_signature = false;
+    EXPECT_TRUE(pre_prepare_authentic(*crypto::open(bad_envelope, unchecked)));
+    ASSERT_TRUE(open_pre_prepare(bad_envelope).has_value());
+    EXPECT_EQ(open_pre_prepare(bad_envelope)->pre_prepare.seq(), 1u);
+
+    // A flipped bit in the header's signature, the envelope re-signed by the primary.
+    auto pp = read_pre_prepare(raw);
+    ASSERT_TRUE(pp.has_value());
+    std::string header = pp->header();
+    header.back() = static_cast<char>(header.back() ^ 0x01);
+    pp->set_header(header);
+    const std::string bad_header = crypto::seal(h.keys[0], MessageType::kPrePrepare, pp->SerializeAsString());
+    ASSERT_TRUE(crypto::open(bad_header).ok());
+    EXPECT_FALSE(pre_prepare_authentic(*crypto::open(bad_header)));
+    EXPECT_FALSE(open_pre_prepare(bad_header).has_value());
+    EXPECT_TRUE(sent(h.deliver(bad_header), MessageType::kPrepare).empty());
+
+    // Another replica's envelope around the primary's authentic pre-prepare: the header's
+    // signer must be the envelope's sender.
+    const std::string relabelled = crypto::seal(h.keys[2], MessageType::kPrePrepare, read_pre_prepare(raw)->SerializeAsString());
+    EXPECT_FALSE(pre_prepare_authentic(*crypto::open(relabelled)));
+
+    EXPECT_EQ(sent(h.deliver(bad_envelope), MessageType::kPrepare).size(), 1u);
 }
 
 }  // namespace

@@ -31,18 +31,13 @@ std::vector<crypto::PublicKey> replica_keys() {
 std::string certificate(uint64_t view, uint64_t seq, const std::vector<std::string>& requests,
                         std::vector<size_t> committers = {0, 1, 2},
                         std::optional<std::pair<size_t, crypto::KeyPair>> forged = std::nullopt) {
-    bft::pbft::pb::PrePrepare pp;
-    pp.set_view(view);
-    pp.set_seq(seq);
-    pp.set_digest(bft::pbft::hash_bytes(bft::pbft::batch_digest(requests)));
-    for (const auto& r : requests) pp.add_requests(r);
+    const crypto::Hash digest = bft::pbft::batch_digest(requests);
     bft::pbft::pb::CommittedProof proof;
-    proof.set_pre_prepare(crypto::seal(replica_key(view % kReplicas), crypto::MessageType::kPrePrepare,
-                                       pp.SerializeAsString()));
+    proof.set_pre_prepare(bft::pbft::seal_pre_prepare(replica_key(view % kReplicas), view, seq, digest, requests));
     bft::pbft::pb::Vote vote;
     vote.set_view(view);
     vote.set_seq(seq);
-    vote.set_digest(pp.digest());
+    vote.set_digest(bft::pbft::hash_bytes(digest));
     for (size_t i : committers) {
         std::string commit = crypto::seal(replica_key(i), crypto::MessageType::kCommit, vote.SerializeAsString());
         if (forged && forged->first == i) {
@@ -191,6 +186,30 @@ TEST_F(AuditTest, ACertificateWithAForgedCommitFailsNamingTheReplica) {
     exec_sql(path, "UPDATE blocks SET certificate = x'" + crypto::to_hex(forged) +
                        "' WHERE height = 2");
     expect_failure("block 2: its commit certificate is not valid: the commit of replica 3 does not verify");
+}
+
+// Its commits certify the batch; its pre-prepare is authenticated by its header (bft/pbft/
+// messages.h), not by its envelope's signature, which nobody checks.
+TEST_F(AuditTest, ACertificatesPrePrepareIsCheckedByItsHeaderNotItsEnvelopesSignature) {
+    bft::pbft::pb::CommittedProof proof;
+    ASSERT_TRUE(proof.ParseFromString(certificate(0, 3, chain.batches[3])));
+    std::string pp = proof.pre_prepare();
+    pp.back() = static_cast<char>(pp.back() ^ 1);
+    proof.set_pre_prepare(pp);
+    exec_sql(path, "UPDATE blocks SET certificate = x'" + crypto::to_hex(proof.SerializeAsString()) +
+                       "' WHERE height = 3");
+    auto report = audit();
+    ASSERT_TRUE(report.ok()) << report.error().message;
+
+    // The primary's envelope around a header that replica 1 signed.
+    auto body = bft::pbft::read_pre_prepare(pp);
+    ASSERT_TRUE(body.has_value());
+    body->set_header(bft::pbft::header_of(bft::pbft::seal_pre_prepare(
+        replica_key(1), 0, 3, bft::pbft::batch_digest(chain.batches[3]), {})));
+    proof.set_pre_prepare(crypto::seal(replica_key(0), crypto::MessageType::kPrePrepare, body->SerializeAsString()));
+    exec_sql(path, "UPDATE blocks SET certificate = x'" + crypto::to_hex(proof.SerializeAsString()) +
+                       "' WHERE height = 3");
+    expect_failure("block 3: its commit certificate is not valid: the pre-prepare's header does not verify");
 }
 
 TEST_F(AuditTest, ACertificateForAnotherBatchFailsOnTheTransactionRoot) {

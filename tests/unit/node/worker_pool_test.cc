@@ -8,6 +8,7 @@
 #include <chrono>
 #include <set>
 
+#include "bft/pbft/messages.h"
 #include "bft/pbft/pbft.pb.h"
 #include "crypto/envelope.h"
 #include "crypto/reply_batch.h"
@@ -177,6 +178,10 @@ TEST_F(WorkerPoolTest, EachBadFrameIsCountedUnderItsOwnReason) {
     unknown_type[1] = static_cast<char>(99);
     std::string bad_tx = ledger::make_transfer(key_n(9), key_n(8).public_key(), 3, 1);
     bad_tx[bad_tx.size() - 5] = static_cast<char>(bad_tx[bad_tx.size() - 5] ^ 4);
+    // A pre-prepare is authenticated by its header (bft/pbft/messages.h): replica 1's, with
+    // replica 2's header inside.
+    auto pp = bft::pbft::read_pre_prepare(bft::pbft::seal_pre_prepare(key_n(2), 1, 1, {}, {}));
+    const std::string foreign_header = crypto::seal(key_n(1), crypto::MessageType::kPrePrepare, pp->SerializeAsString());
 
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"truncated", "short"},
@@ -185,6 +190,8 @@ TEST_F(WorkerPoolTest, EachBadFrameIsCountedUnderItsOwnReason) {
         {"bad_signature", bad_signature},
         {"bad_signature", forged_replica},
         {"bad_signature", bad_tx},
+        {"bad_signature", foreign_header},
+        {"malformed_body", crypto::seal(key_n(1), crypto::MessageType::kPrePrepare, "\xff\xff")},
         {"wrong_sender", crypto::seal(key_n(9), crypto::MessageType::kPrePrepare, "")},
         {"from_self", crypto::seal(self_key_, crypto::MessageType::kPrepare, "")},
         {"unexpected_type", crypto::seal(key_n(9), crypto::MessageType::kReply, "")},
@@ -265,21 +272,48 @@ TEST_F(WorkerPoolTest, AFullQueueDropsAndCounts) {
 TEST_F(WorkerPoolTest, AWorkerPreAuthenticatesAPrePreparesRequestsOnlyFromThePrimaryOfItsView) {
     auto pool = make_pool();
     const auto alice = key_n(9);
-    bft::pbft::pb::PrePrepare pp;
-    pp.set_view(0);  // primary: replica 0; sent by replica 2
-    pp.set_seq(1);
-    pp.set_digest(std::string(32, '\0'));
+    std::vector<std::string> batch;
     for (uint64_t nonce = 1; nonce <= 8; ++nonce)
-        pp.add_requests(ledger::make_transfer(alice, key_n(8).public_key(), 3, nonce));
+        batch.push_back(ledger::make_transfer(alice, key_n(8).public_key(), 3, nonce));
+    const crypto::Hash digest = bft::pbft::batch_digest(batch);
     std::vector<Event> out;
-    auto not_primary = job(crypto::seal(key_n(2), crypto::MessageType::kPrePrepare, pp.SerializeAsString()));
+    // View 0 (primary: replica 0), sent by replica 2.
+    auto not_primary = job(bft::pbft::seal_pre_prepare(key_n(2), 0, 1, digest, batch));
     pool->verify_here(not_primary, out);
     ASSERT_EQ(out.size(), 1u) << "the engine still gets it, and counts it";
     EXPECT_EQ(auth_.stats().misses, 0u) << "requests checked for a replica that is not the primary";
-    pp.set_view(2);  // now replica 2 is the primary of the pre-prepare's view
-    auto primary = job(crypto::seal(key_n(2), crypto::MessageType::kPrePrepare, pp.SerializeAsString()));
+    // View 2: now replica 2 is the primary of the pre-prepare's view.
+    auto primary = job(bft::pbft::seal_pre_prepare(key_n(2), 2, 1, digest, batch));
     pool->verify_here(primary, out);
     EXPECT_EQ(auth_.stats().misses, 8u);
+}
+
+// One signature check per pre-prepare, its header's (bft/pbft/messages.h): a pre-prepare whose
+// envelope signature is wrong but whose header binds it is the primary's, and goes to the
+// engine; one whose header signature is wrong does not, whatever its envelope's.
+TEST_F(WorkerPoolTest, APrePrepareIsCheckedByItsHeadersSignatureAlone) {
+    auto pool = make_pool();
+    std::vector<std::string> batch{ledger::make_transfer(key_n(9), key_n(8).public_key(), 3, 1)};
+    std::string raw = bft::pbft::seal_pre_prepare(key_n(1), 1, 1, bft::pbft::batch_digest(batch), batch);
+    raw.back() = static_cast<char>(raw.back() ^ 1);
+    std::vector<Event> out;
+    auto bad_envelope = job(raw);
+    pool->verify_here(bad_envelope, out);
+    ASSERT_EQ(out.size(), 1u);
+    auto* in = std::get_if<PeerMessage>(&out[0]);
+    ASSERT_NE(in, nullptr);
+    EXPECT_EQ(in->from, 1u);
+    EXPECT_EQ(in->envelope.type, crypto::MessageType::kPrePrepare);
+    EXPECT_EQ(total_rejected(), 0u);
+
+    auto pp = bft::pbft::read_pre_prepare(raw);
+    std::string header = pp->header();
+    header.back() = static_cast<char>(header.back() ^ 1);
+    pp->set_header(header);
+    auto bad_header = job(crypto::seal(key_n(1), crypto::MessageType::kPrePrepare, pp->SerializeAsString()));
+    pool->verify_here(bad_header, out);
+    EXPECT_EQ(out.size(), 1u);
+    EXPECT_EQ(rejections_.get("bad_signature"), 1u);
 }
 
 // threads = 0 (the simulator's): every job is done inside its submit_*, in order, with no
