@@ -43,7 +43,8 @@ Result<CertifiedBatch> check_commit_certificate(const pb::CommittedProof& proof,
             return bad("two commits from replica " + std::to_string(*sender));
     }
 
-    // The pre-prepare is authenticated by its header (messages.h), not its envelope's signature.
+    // The pre-prepare is authenticated by its header (messages.h), not its envelope's signature;
+    // one certified before headers (d839607) has none, and its envelope's signature is checked.
     auto pp_env = crypto::open(proof.pre_prepare(), header_only);
     if (!pp_env) return bad("the pre-prepare does not open (" + pp_env.error().code + ")");
     if (pp_env->type != crypto::MessageType::kPrePrepare) return bad("the pre-prepare is not of type pre-prepare");
@@ -51,7 +52,8 @@ Result<CertifiedBatch> check_commit_certificate(const pb::CommittedProof& proof,
     if (!primary) return bad("the pre-prepare is signed by a key that is not a replica's");
     pb::PrePrepare pp;
     if (!decode(pp_env->body, pp)) return bad("the pre-prepare's body does not decode");
-    if (!header_binds(pp, pp_env->sender, /*check_signature=*/true))
+    if (pp.header().empty() ? !crypto::open(proof.pre_prepare()).ok()
+                            : !header_binds(pp, pp_env->sender, /*check_signature=*/true))
         return bad("the pre-prepare's header does not verify, or names another view, seq or batch");
     const uint64_t n = replicas.size();
     if (*primary != pp.view() % n)

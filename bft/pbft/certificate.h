@@ -27,7 +27,8 @@ struct CertifiedBatch {
 
 // Checks, in this order (everything that costs no signature first): exactly `quorum` commit
 // envelopes, each of type commit from a distinct replica in `replicas` (by their headers);
-// the pre-prepare's signature, its canonical body, that its sender is the primary of its view
+// the pre-prepare's canonical body, its header's signature (messages.h; its envelope's for one
+// from before headers), that its sender is the primary of its view
 // (view mod n) and that its digest is the batch's; then each commit's signature and that it
 // names the pre-prepare's (view, seq, digest). Errors ("bad_certificate") say which part
 // failed and, where one replica's envelope did, which replica.

@@ -361,7 +361,7 @@ void PbftEngine::load_slot(uint64_t seq, uint64_t view, char kind, std::string_v
     }
     pb::PreparedProof proof;
     if (!proof.ParseFromArray(value.data(), static_cast<int>(value.size()))) return;
-    auto opened = open_pre_prepare(proof.pre_prepare());
+    auto opened = open_pre_prepare(proof.pre_prepare());  // its digest checked against its batch
     if (!opened || !is_replica_key(opened->envelope.sender)) return;
     const pb::PrePrepare& pp = opened->pre_prepare;
     if (pp.view() != view || pp.seq() != seq) return;

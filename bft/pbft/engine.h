@@ -183,7 +183,8 @@ private:
     // Keeps a message for a view this replica has not entered (future_), within its bounds.
     void keep_future(ReplicaId from, const crypto::Envelope& env, std::string_view raw);
     void on_vote(ReplicaId from, const crypto::Envelope& env, std::string_view raw, Output& out);
-    // Validates a pre-prepare's body: digest, size, every request's client signature.
+    // Validates a pre-prepare's batch: size, every request's client signature (its digest is
+    // checked first, digest_binds).
     bool valid_batch(ReplicaId from, const pb::PrePrepare& pp);
     bool valid_header(ReplicaId from, const pb::PrePrepare& pp) const;
     void accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,

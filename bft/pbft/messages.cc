@@ -78,6 +78,11 @@ bool header_binds(const pb::PrePrepare& pp, const crypto::PublicKey& primary, bo
            header.view() == pp.view() && header.seq() == pp.seq() && header.digest() == pp.digest();
 }
 
+bool digest_binds(const pb::PrePrepare& pp) {
+    std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
+    return batch_digest(requests) == hash_from_bytes(pp.digest());
+}
+
 bool pre_prepare_authentic(const crypto::Envelope& envelope) {
     pb::PrePrepare pp;
     return envelope.type == crypto::MessageType::kPrePrepare && decode(envelope.body, pp) &&
@@ -90,8 +95,12 @@ std::optional<OpenedPrePrepare> open_pre_prepare(std::string_view envelope) {
     auto env = crypto::open(envelope, unchecked);
     OpenedPrePrepare opened;
     if (!env || env->type != crypto::MessageType::kPrePrepare || !decode(env->body, opened.pre_prepare) ||
-        !header_binds(opened.pre_prepare, env->sender, true))
+        !digest_binds(opened.pre_prepare))
         return std::nullopt;
+    const bool authentic = opened.pre_prepare.header().empty()
+                               ? crypto::open(envelope).ok()  // written before headers
+                               : header_binds(opened.pre_prepare, env->sender, true);
+    if (!authentic) return std::nullopt;
     opened.envelope = std::move(env).value();
     return opened;
 }

@@ -50,12 +50,16 @@ std::string seal_pre_prepare(const crypto::KeyPair& key, uint64_t view, uint64_t
 // True when pp's header is such an envelope from `primary`; its signature is checked unless
 // `check_signature` is false (for the engine: its caller checked it, pre_prepare_authentic).
 bool header_binds(const pb::PrePrepare& pp, const crypto::PublicKey& primary, bool check_signature);
+// True when pp's digest is its batch's (batch_digest).
+bool digest_binds(const pb::PrePrepare& pp);
 // What a replica checks of a pre-prepare it receives, in place of its envelope's signature (the
 // node's workers, and the test and fuzz harnesses that deliver as they do): its body decodes
 // and its header binds it, signed by the envelope's sender.
 bool pre_prepare_authentic(const crypto::Envelope& envelope);
-// A stored or certified pre-prepare envelope, opened and authenticated the same way. None
-// unless it opens as a kPrePrepare whose body decodes and whose header binds it.
+// A stored or certified pre-prepare envelope, opened and authenticated the same way, and its
+// digest checked against its batch. One without a header (stored or certified before headers,
+// d839607) is authenticated by its envelope's signature, as it was then. None unless it opens
+// as a kPrePrepare whose body decodes and that authenticates so.
 struct OpenedPrePrepare {
     crypto::Envelope envelope;
     pb::PrePrepare pre_prepare;

@@ -216,6 +216,9 @@ void PbftEngine::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std
     pb::PrePrepare pp;
     if (!decode(env.body, pp)) return detect(from, Misbehaviour::kMalformed);
     if (!valid_header(from, pp)) return detect(from, Misbehaviour::kBadHeader);
+    // The header binds the digest, and the digest the batch: checked before anything is kept
+    // (keep_future), since the header alone does not say who put this batch around it.
+    if (!digest_binds(pp)) return detect(from, Misbehaviour::kBadDigest);
     // Stale: a view this replica left (unless it shows, and it rejoins, that view).
     if (pp.view() < view_ && (active_ || !note_lower_view(from, pp.view(), pp.seq(), out) || pp.view() != view_))
         return;
@@ -257,12 +260,7 @@ bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
         detect(from, Misbehaviour::kOversizedBatch);
         return false;
     }
-    std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
-    if (batch_digest(requests) != hash_from_bytes(pp.digest())) {
-        detect(from, Misbehaviour::kBadDigest);
-        return false;
-    }
-    for (const auto& r : requests) {
+    for (const auto& r : pp.requests()) {
         if (!authenticator_.authenticate(r)) {
             detect(from, Misbehaviour::kForgedRequest);
             return false;

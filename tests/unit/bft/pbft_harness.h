@@ -2,6 +2,8 @@
 // direct line into one engine under test. No network, no time but ticks.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -97,15 +99,18 @@ struct Harness {
     }
 
     // Delivers a sealed message as the transport would: opened and authenticated (a pre-prepare
-    // by its header, messages.h), sender mapped to its id. One that does not authenticate is
-    // dropped, as the transport drops it: an empty output.
+    // by its header, messages.h), sender mapped to its id. A test that hands it one the
+    // transport would drop fails: check pre_prepare_authentic, or use deliver_unchecked.
     Output deliver(const std::string& raw) {
         crypto::OpenOptions unchecked;
         unchecked.verify_signature = false;
         auto env = crypto::open(raw, unchecked);
-        if (!env) return {};
-        if (env->type == crypto::MessageType::kPrePrepare ? !pre_prepare_authentic(*env) : !crypto::open(raw))
+        const bool authentic = env && (env->type == crypto::MessageType::kPrePrepare ? pre_prepare_authentic(*env)
+                                                                                   : crypto::open(raw).ok());
+        if (!authentic) {
+            ADD_FAILURE() << "deliver(): a message the transport would drop";
             return {};
+        }
         return deliver_unchecked(raw);
     }
 
