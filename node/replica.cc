@@ -53,6 +53,20 @@ Replica::Replica(const api::NetworkConfig& config, bft::ReplicaId id, const cryp
 
 Replica::~Replica() = default;
 
+namespace {
+
+// What the consensus store is bound to (node/store_binding.h).
+LedgerIdentity ledger_identity(const crypto::KeyPair& key, const ledger::State& ledger, bool created_now) {
+    LedgerIdentity identity;
+    identity.replica_key = std::string(crypto::as_bytes(key.public_key()));
+    identity.ledger_id = ledger.ledger_id();
+    identity.last_seq = ledger.last_seq();
+    identity.created_now = created_now;
+    return identity;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config, bft::ReplicaId id,
                                                const crypto::KeyPair& key,
                                                const ReplicaOptions& options) {
@@ -98,10 +112,13 @@ Result<std::unique_ptr<Replica>> Replica::open(const api::NetworkConfig& config,
             spdlog::debug("ledger durable through seq {}: copy kept in {}", seq, to);
         });
     }
-    parts.open_store = [path = self.data_dir + "/consensus.db", recover = options.recover,
-                        margin = config.consensus.checkpoint_interval](const LedgerIdentity& identity) {
-        return open_bound_store(path, identity, recover, margin);
-    };
+    // The consensus store before the ports: a start refused for its store says so, and what to
+    // do, whatever holds this replica's ports (a test's or another program's).
+    auto bound = std::make_shared<Result<BoundStore>>(
+        open_bound_store(self.data_dir + "/consensus.db", ledger_identity(key, *parts.ledger, parts.ledger_created),
+                         options.recover, config.consensus.checkpoint_interval));
+    if (!*bound && bound->error().code == "store_refused") return bound->error();
+    parts.open_store = [bound](const LedgerIdentity&) { return std::move(*bound); };
     auto transport = Transport::open(config, id, key, options.transport);
     if (!transport) return transport.error();
     parts.network = std::move(transport).value();
@@ -120,12 +137,7 @@ Result<std::unique_ptr<Replica>> Replica::open_with(const api::NetworkConfig& co
     r->network_ = std::move(parts.network);
     r->clock_ = std::move(parts.clock);
 
-    LedgerIdentity identity;
-    identity.replica_key = std::string(crypto::as_bytes(key.public_key()));
-    identity.ledger_id = r->ledger_->ledger_id();
-    identity.last_seq = r->ledger_->last_seq();
-    identity.created_now = parts.ledger_created;
-    auto bound = parts.open_store(identity);
+    auto bound = parts.open_store(ledger_identity(key, *r->ledger_, parts.ledger_created));
     if (!bound) {
         if (bound.error().code == "store_refused") return bound.error();
         return make_error("store", bound.error().message);

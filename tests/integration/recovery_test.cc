@@ -8,7 +8,11 @@
 // still apply" (exit 4), and indeed a later copy of its bytes applies — so the user who paid
 // again with the next nonce (as the old "the transfer failed", exit 1, invited) paid twice.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -76,6 +80,17 @@ TEST(Recovery, AReplicaRefusesAMissingForeignOrOlderConsensusStoreAndRejoinsWith
         net.kill(3);
     }
 
+    // Its port held by another program meanwhile (this one, or another test that picked it when
+    // it was free): the store is checked before the ports are bound, so each refusal below is
+    // about the store, whatever holds them.
+    const int squatter = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(squatter, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(net.config().replicas[3].port);
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(squatter, reinterpret_cast<sockaddr*>(&at), sizeof(at)) == 0) (void)::listen(squatter, 1);
+
     // Deleted: refused, with the file and the way out named.
     remove_store(store);
     Ran missing = run(tallyd);
@@ -99,6 +114,7 @@ TEST(Recovery, AReplicaRefusesAMissingForeignOrOlderConsensusStoreAndRejoinsWith
     EXPECT_EQ(older.exit_code, 2) << older.output;
     EXPECT_NE(older.output.find("older than the ledger"), std::string::npos) << older.output;
     EXPECT_NE(older.output.find("--recover"), std::string::npos) << older.output;
+    ::close(squatter);
 
     // --recover: the old store is set aside, the replica rejoins and catches up.
     std::ostringstream out, progress;
