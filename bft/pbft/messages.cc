@@ -5,13 +5,22 @@
 
 namespace tally::bft::pbft {
 
-crypto::Hash batch_digest(const std::vector<std::string>& requests) {
+namespace {
+
+// batch_digest over any sequence of requests (a vector, or a message's repeated field read in
+// place: the check of every pre-prepare copies no request).
+template <typename Requests>
+crypto::Hash digest_of(const Requests& requests) {
     crypto::Sha256 h;
     h.update(std::string_view("tally/pbft/batch/v1"));
     h.update_u64(requests.size());
     for (const auto& r : requests) h.update(crypto::sha256(r));
     return h.finish();
 }
+
+}  // namespace
+
+crypto::Hash batch_digest(const std::vector<std::string>& requests) { return digest_of(requests); }
 
 crypto::Hash hash_from_bytes(std::string_view bytes) {
     crypto::Hash out{};
@@ -79,8 +88,7 @@ bool header_binds(const pb::PrePrepare& pp, const crypto::PublicKey& primary, bo
 }
 
 bool digest_binds(const pb::PrePrepare& pp) {
-    std::vector<std::string> requests(pp.requests().begin(), pp.requests().end());
-    return batch_digest(requests) == hash_from_bytes(pp.digest());
+    return digest_of(pp.requests()) == hash_from_bytes(pp.digest());
 }
 
 bool pre_prepare_authentic(const crypto::Envelope& envelope) {
