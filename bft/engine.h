@@ -245,15 +245,33 @@ public:
     virtual Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) = 0;
 
     // Asked before a peer's message has its signature checked (the largest cost of most
-    // messages), from its type and its unverified body: would it still change anything here,
-    // whoever signed it? False lets the caller drop it unchecked. An engine answers false only
-    // for a message that would change nothing even if its signature held, and reads the body
-    // only to answer: nothing of it is kept or acted on, so a forged body can at most make the
-    // caller drop a message the engine did not need. Default: every message counts.
-    virtual bool wants_unverified(crypto::MessageType type, std::string_view body) const {
+    // messages), from its type, its unverified body and the replica its envelope names as its
+    // sender (unverified too; nullopt: none): would it still change anything here, whether
+    // or not its signature holds, and if it is a vote toward a certificate not made yet, how many more
+    // votes that certificate lacks (Worth). wanted = false lets the caller drop it unchecked; a
+    // caller holding more votes toward one certificate than it lacks may check only that many
+    // first, and the others once it knows whether they are still needed. An engine answers
+    // only from what it would do even if the signature held, and reads the body only to
+    // answer: nothing of it is kept or acted on, so a forged body can at most make the caller
+    // drop, or check later, a message the engine did not need. Default: every message counts.
+    struct Worth {
+        bool wanted = true;
+        // A name for the certificate the vote counts toward (unique among this engine's
+        // certificates at this moment), and how many more distinct replicas' votes it lacks;
+        // empty: no certificate in sight, no limit.
+        std::string toward;
+        uint32_t lacking = 0;
+    };
+    virtual Worth worth_unverified(crypto::MessageType type, std::string_view body,
+                                   std::optional<ReplicaId> from) const {
         (void)type;
         (void)body;
-        return true;
+        (void)from;
+        return {};
+    }
+    bool wants_unverified(crypto::MessageType type, std::string_view body,
+                          std::optional<ReplicaId> from = std::nullopt) const {
+        return worth_unverified(type, body, from).wanted;
     }
 
     // A client's request, already authenticated by the caller.

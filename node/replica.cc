@@ -310,15 +310,27 @@ Result<std::chrono::milliseconds> Replica::turn() {
         log_stats();
         next_stats_ = now + std::chrono::seconds(10);
     }
-    // Round up, so the loop never spins on a sub-millisecond remainder.
+    // Held votes are looked at again at once. Otherwise round up, so the loop never spins on a
+    // sub-millisecond remainder.
     const auto after = clock_->now();
-    return after >= next_tick_ ? std::chrono::milliseconds(0)
+    return after >= next_tick_ || !held_votes_.empty() ? std::chrono::milliseconds(0)
                                : std::chrono::ceil<std::chrono::milliseconds>(next_tick_ - after);
 }
 
 void Replica::receive_frames(size_t client_frames_max) {
     // Collected first and handed over at once: one lock and one wake-up per turn, not per frame.
     const auto now = clock_->now();
+    // Votes held back last turn come first: the engine has counted the ones checked beside
+    // them on this thread (those the workers check may still be on their way), so most of
+    // these are no longer wanted.
+    std::vector<HeldVote> held = std::exchange(held_votes_, {});
+    held_per_peer_.assign(config_.replicas.size(), 0);
+    TurnVotes counted;
+    for (auto& vote : held) {
+        const size_t checked = frames_.size();
+        admit_peer_frame(std::move(vote.job), counted);
+        held_votes_count_.checked_later += frames_.size() - checked;
+    }
     size_t client_frames = 0;
     for (size_t i = 0; i < options_.frames_per_turn_max; ++i) {
         VerifyJob job;
@@ -331,16 +343,15 @@ void Replica::receive_frames(size_t client_frames_max) {
                                                  crypto::to_hex(job.routing_id));
             continue;
         }
-        if (on_client_port(job.routing_id) &&
-            !client_rates_.allow(job.routing_id, job.frame.size(), now)) {
+        if (!on_client_port(job.routing_id)) {
+            admit_peer_frame(std::move(job), counted);
+            continue;
+        }
+        if (!client_rates_.allow(job.routing_id, job.frame.size(), now)) {
             rejections_.count("client_rate_limited",
                               "client connection " + crypto::to_hex(job.routing_id) + " sent more than " +
                                   std::to_string(options_.transport.client_connections.bytes_per_second) +
                                   " bytes/s (its frames are dropped; it retransmits)");
-            continue;
-        }
-        if (!on_client_port(job.routing_id) && !engine_wants(job)) {
-            ++unchecked_votes_;
             continue;
         }
         frames_.push_back(std::move(job));
@@ -354,12 +365,46 @@ void Replica::receive_frames(size_t client_frames_max) {
     workers_->submit_verify_all(frames_);
 }
 
-bool Replica::engine_wants(const VerifyJob& job) const {
+// A peer's frame, before its signature is checked: dropped if the engine could not use it
+// whoever signed it (a vote after its certificate was made, or one its sender's already
+// counted), held for the next turn if this turn already checks as many distinct replicas'
+// votes toward its certificate as the certificate lacks (or this sender's, again), else
+// checked. A held vote costs nothing unless one checked beside it fails (a forgery): then it
+// is checked next turn. Each peer has at most kHeldVotesPerPeer held; past that its votes are
+// checked at once, as if none were held.
+void Replica::admit_peer_frame(VerifyJob job, TurnVotes& counted) {
+    constexpr size_t kHeldVotesPerPeer = 256;
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
     auto unverified = crypto::open(view_of(job.frame), header_only);
-    // A frame that does not open is the workers' to refuse and count.
-    return !unverified || engine_->wants_unverified(unverified->type, unverified->body);
+    // A frame that does not open, or from no peer's key, is the workers' to refuse and count.
+    std::optional<bft::ReplicaId> from;
+    if (unverified)
+        for (bft::ReplicaId i = 0; i < config_.replicas.size(); ++i)
+            if (i != id_ && config_.replicas[i].public_key == unverified->sender) from = i;
+    if (!from) {
+        frames_.push_back(std::move(job));
+        return;
+    }
+    const bft::Engine::Worth worth = engine_->worth_unverified(unverified->type, unverified->body, from);
+    if (!worth.wanted) {
+        ++unchecked_votes_;
+        return;
+    }
+    if (!worth.toward.empty()) {
+        auto& senders = counted[worth.toward];
+        const bool surplus = senders.size() >= worth.lacking ||
+                             std::find(senders.begin(), senders.end(), *from) != senders.end();
+        held_per_peer_.resize(config_.replicas.size());
+        if (surplus && held_per_peer_[*from] < kHeldVotesPerPeer) {
+            ++held_per_peer_[*from];
+            ++held_votes_count_.held;
+            held_votes_.push_back(HeldVote{*from, std::move(job)});
+            return;
+        }
+        if (!surplus) senders.push_back(*from);
+    }
+    frames_.push_back(std::move(job));
 }
 
 void Replica::handle_events(bft::Output& out) {
@@ -583,12 +628,12 @@ void Replica::log_stats() {
     const auto store_checkpoints = store_->checkpoints();
     spdlog::info("replica {}: {} view {}, executed {}, stable checkpoint {}, signature cache "
                  "{} hits / {} misses, {} pending jobs, {} dropped sends, {} refused connections, store commits {} ({} synced), "
-                 "{} late votes not checked, ledger checkpoints {} on the checkpointer / {} on this thread, WAL written back early {} times, "
+                 "{} late votes not checked, {} votes held a turn ({} checked after all), ledger checkpoints {} on the checkpointer / {} on this thread, WAL written back early {} times, "
                  "store checkpoints {} on the checkpointer / {} on this thread",
                  id_, status.role, status.view, ledger_->last_seq(), status.stable_checkpoint,
                  cache.hits, cache.misses, workers_->pending_jobs(), network_->dropped_sends(),
                  network_->refused_connections(), store_->commits(), store_->synced_commits(),
-                 unchecked_votes_, checkpoints.on_checkpointer, checkpoints.on_applying_thread,
+                 unchecked_votes_, held_votes_count_.held, held_votes_count_.checked_later, checkpoints.on_checkpointer, checkpoints.on_applying_thread,
                  checkpoints.early_writebacks, store_checkpoints.on_checkpointer,
                  store_checkpoints.on_connection);
     const auto warn_once = [](bool& logged, const char* whose, const std::string& failure) {

@@ -162,8 +162,16 @@ public:
     bool catching_up() const { return fetching_.has_value(); }
     const Rejections& rejections() const { return rejections_; }
     // Peers' frames dropped unchecked: votes that came after the certificate they would count
-    // toward (receive_frames).
+    // toward, or like one their sender's already counted (receive_frames).
     uint64_t unchecked_votes() const { return unchecked_votes_; }
+    // Peers' votes held back a turn because the votes checked beside them were enough
+    // (receive_frames), and of those, the ones still wanted a turn later and checked then
+    // (one checked beside them failed, or the workers had not yet checked them).
+    struct HeldVotes {
+        uint64_t held = 0;
+        uint64_t checked_later = 0;
+    };
+    HeldVotes held_votes() const { return held_votes_count_; }
     // Misbehaviour this replica detected in its peers, by kind.
     const std::map<bft::Misbehaviour, uint64_t>& detected() const { return detected_; }
 
@@ -175,10 +183,13 @@ private:
     // How many frames the clients' socket may be read for now (0: not at all): back-pressure.
     size_t client_frames_max() const;
     // Reads what waits on the sockets, at most `client_frames_max` frames from the clients'.
-    // A peer's frame that the engine says could change nothing (bft::Engine::wants_unverified)
-    // is dropped there, before its signature is checked, and counted in unchecked_votes_.
+    // A peer's frame that the engine says could change nothing (bft::Engine::worth_unverified)
+    // is dropped there, before its signature is checked, and counted in unchecked_votes_; a
+    // vote beyond what its certificate lacks is held for the next turn (admit_peer_frame).
     void receive_frames(size_t client_frames_max);
-    bool engine_wants(const VerifyJob& job) const;
+    // The distinct senders of the votes checked this turn, by the certificate they count toward.
+    using TurnVotes = std::map<std::string, std::vector<bft::ReplicaId>>;
+    void admit_peer_frame(VerifyJob job, TurnVotes& counted);
     void handle_events(bft::Output& out);
     Status drain(bft::Output out);
     Status execute(const bft::Committed& batch, bft::Output& next);
@@ -288,6 +299,7 @@ private:
     Traffic::Count sent_total_;         // every message to a peer, metrics or not (status_reply)
     uint64_t state_transfers_ = 0;      // ledger snapshots installed
     uint64_t unchecked_votes_ = 0;      // see unchecked_votes()
+    HeldVotes held_votes_count_;        // see held_votes()
     bool checkpointer_failure_logged_ = false;        // log_stats: said once (the ledger's)
     bool store_checkpointer_failure_logged_ = false;  // and the consensus store's
     // Declared after everything its threads use, so it is destroyed (and joined) first.
@@ -318,6 +330,14 @@ private:
 
     std::vector<Event> events_;      // reused every turn
     std::vector<VerifyJob> frames_;  // reused every turn
+    // Votes beyond what their certificate lacked in the turn they came (admit_peer_frame):
+    // looked at again first thing next turn, which comes at once.
+    struct HeldVote {
+        bft::ReplicaId from;  // as its envelope claims
+        VerifyJob job;
+    };
+    std::vector<HeldVote> held_votes_;
+    std::vector<size_t> held_per_peer_;  // held_votes_ by `from`
     // Bytes per second per client connection (node/connection_limits.h), checked as a frame
     // is read, before it costs a signature check.
     ConnectionRates client_rates_;

@@ -35,8 +35,10 @@ public:
 
     Output on_tick() override;
     Output on_message(ReplicaId from, const crypto::Envelope& envelope, std::string_view raw) override;
-    // A vote for a slot whose certificate this replica already holds (normal_case.cc).
-    bool wants_unverified(crypto::MessageType type, std::string_view body) const override;
+    // A vote for a slot whose certificate this replica already holds is not wanted; one toward
+    // a certificate it lacks says how many more it needs (normal_case.cc).
+    Worth worth_unverified(crypto::MessageType type, std::string_view body,
+                           std::optional<ReplicaId> from) const override;
     Output on_client_request(const ClientRequest& request) override;
     Output on_executed(uint64_t seq, const crypto::Hash& digest) override;
     Output on_state_restored(uint64_t seq, const crypto::Hash& digest) override;

@@ -362,22 +362,47 @@ void PbftEngine::on_vote(ReplicaId from, const crypto::Envelope& env, std::strin
 // A vote changes nothing once the certificate it would count toward is made: a PREPARE for a
 // slot prepared in this view, a COMMIT for one committed-local, for the digest the slot holds
 // (the certificates keep the votes that made them; a later one is neither counted nor kept as
-// proof). The node drops such votes before checking their signatures (Engine::wants_unverified):
+// proof). The node drops such votes before checking their signatures (Engine::worth_unverified):
 // with n = 4, each backup needs one other backup's PREPARE and each replica two of the three
 // others' COMMITs, so 8 of a batch's 31 signature checks were of votes that came too late to
 // count. A vote for another digest, view or slot is checked as ever (equivocation evidence); a
-// COMMIT above the highest seq seen committed too (catch-up reads it).
-bool PbftEngine::wants_unverified(crypto::MessageType type, std::string_view body) const {
+// COMMIT above the highest seq seen committed too (catch-up reads it). A vote of this view at or
+// below the stable checkpoint is not (on_vote ignores it: out of the window).
+//
+// A vote toward a certificate not made yet says how many more distinct replicas' votes it
+// lacks, so that the node, holding the other backups' PREPAREs or the others' COMMITs of one
+// turn together, checks only as many as can count and keeps the rest until it knows; and a
+// vote like one its sender's already counted (a retransmission) is not wanted: it would add
+// nothing (a vote of another digest is, as evidence).
+PbftEngine::Worth PbftEngine::worth_unverified(crypto::MessageType type, std::string_view body,
+                                               std::optional<ReplicaId> from) const {
     const bool is_prepare = type == crypto::MessageType::kPrepare;
-    if (!is_prepare && type != crypto::MessageType::kCommit) return true;
+    if (!is_prepare && type != crypto::MessageType::kCommit) return {};
     pb::Vote vote;
-    if (!decode(body, vote) || !active_ || vote.view() != view_) return true;
+    if (!decode(body, vote) || !active_ || vote.view() != view_) return {};
+    Worth unwanted;
+    unwanted.wanted = false;
+    if (vote.seq() <= low_) return unwanted;  // below the window: on_vote ignores it
     auto it = log_.find(vote.seq());
-    if (it == log_.end()) return true;
+    if (it == log_.end()) return {};
     const Slot& slot = it->second;
-    if (!slot.accepted || slot.view != view_ || vote.digest() != hash_bytes(slot.digest)) return true;
-    if (is_prepare) return !slot.prepared;
-    return !slot.committed || vote.seq() > max_seq_seen_;
+    if (!slot.accepted || slot.view != view_ || vote.digest() != hash_bytes(slot.digest)) return {};
+    if (is_prepare ? slot.prepared : slot.committed) {
+        unwanted.wanted = !is_prepare && vote.seq() > max_seq_seen_;
+        return unwanted;
+    }
+    const auto& votes = is_prepare ? slot.prepares : slot.commits;
+    const auto counted = votes.find(VoteKey{view_, slot.digest});
+    const size_t have = counted == votes.end() ? 0 : counted->second.size();
+    if (from && have > 0 && counted->second.count(*from)) return unwanted;
+    const size_t needed = is_prepare ? quorum_.prepares() : quorum_.quorum();
+    // Enough already and still no certificate (a COMMIT quorum before this replica prepared):
+    // what another vote is worth is the default's answer.
+    if (have >= needed) return {};
+    Worth toward;
+    toward.toward = std::string(is_prepare ? "prepare " : "commit ") + std::to_string(vote.seq());
+    toward.lacking = static_cast<uint32_t>(needed - have);
+    return toward;
 }
 
 // Moves a slot forward: prepared(v, s, d) needs the pre-prepare and 2f matching prepares from

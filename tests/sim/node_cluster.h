@@ -168,6 +168,7 @@ public:
     const ledger::State& ledger(bft::ReplicaId id) const { return nodes_[id].replica->ledger(); }
     uint64_t state_transfers(bft::ReplicaId id) const { return nodes_[id].replica->state_transfers(); }
     bool catching_up(bft::ReplicaId id) const { return nodes_[id].replica->catching_up(); }
+    node::Replica::HeldVotes held_votes(bft::ReplicaId id) const { return nodes_[id].replica->held_votes(); }
     const node::ClientRoutes& routes(bft::ReplicaId id) const { return nodes_[id].replica->routes(); }
     uint64_t rejected(bft::ReplicaId id, std::string_view reason) const {
         return nodes_[id].replica->rejections().get(reason);

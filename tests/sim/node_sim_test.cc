@@ -192,6 +192,48 @@ TEST(NodeSimTraitor, AWrongReplyTraitorIsOutvotedByTheClientsQuorum) {
     });
 }
 
+// One turn's votes toward a certificate are checked only as far as the certificate lacks them
+// (node::Replica::receive_frames): the others wait a turn and, in an honest run, are then
+// dropped unchecked, since the ones checked beside them made the certificate.
+node::Replica::HeldVotes held_votes(const NodeCluster& cluster) {
+    node::Replica::HeldVotes all;
+    for (bft::ReplicaId id = 0; id < cluster.n(); ++id) {
+        if (!cluster.is_up(id) || !cluster.is_honest(id)) continue;
+        all.held += cluster.held_votes(id).held;
+        all.checked_later += cluster.held_votes(id).checked_later;
+    }
+    return all;
+}
+
+TEST(NodeSimVotes, VotesBeyondWhatACertificateLacksWaitATurnAndAreNeverChecked) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.protocol = bft::Protocol::kPbft;
+        NodeCluster cluster(config);
+        expect_node_live_and_safe(cluster, seed);
+        const auto held = held_votes(cluster);
+        EXPECT_GT(held.held, 0u) << node_report(cluster, seed);
+        EXPECT_EQ(held.checked_later, 0u) << "every vote checked beside them held: none was needed\n"
+                                          << node_report(cluster, seed);
+    });
+}
+
+// A traitor whose votes fail their signature checks costs the honest replicas a turn, not a
+// certificate: the votes held beside its forgery are checked the next turn.
+TEST(NodeSimVotes, AHeldVoteIsCheckedWhenAForgeryCheckedBesideItFails) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.protocol = bft::Protocol::kPbft;
+        config.traitors[3] = "bad-signature";
+        NodeCluster cluster(config);
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_GT(held_votes(cluster).checked_later, 0u) << node_report(cluster, seed);
+        EXPECT_GT(cluster.rejected(1, "bad_signature"), 0u) << node_report(cluster, seed);
+    });
+}
+
 TEST(NodeSimTraitor, AnEquivocatingPrimaryIsReplacedAndTheLedgerStaysOne) {
     for_each_seed(2, [&](uint64_t seed) {
         NodeSimConfig config = lossy(seed, bft::Protocol::kPbft);

@@ -226,6 +226,43 @@ TEST(PbftNormalCase, AVoteIsWantedUntilTheCertificateItWouldCountTowardIsMade) {
     EXPECT_TRUE(wants(MessageType::kCheckpoint, 0, 0, 1, d)) << "only votes are ever dropped";
 }
 
+// A wanted vote toward a certificate not made yet says how many more distinct replicas' votes
+// the certificate lacks (Engine::worth_unverified), so that the node checks no more of one
+// turn's votes than can count; a vote with no certificate in sight says nothing (no limit).
+TEST(PbftNormalCase, AVoteTowardACertificateSaysHowManyMoreVotesItLacks) {
+    Harness h(1);  // a backup of view 0, n = 4: 2 prepares (its own among them), 3 commits
+    std::vector<std::string> batch{h.request()};
+    crypto::Hash d = batch_digest(batch);
+    auto worth = [&](MessageType type, ReplicaId from, uint64_t seq) {
+        return h.engine->worth_unverified(type, crypto::open(h.vote(type, from, 0, seq, d))->body, from);
+    };
+    auto before = worth(MessageType::kPrepare, 2, 1);
+    EXPECT_TRUE(before.wanted);
+    EXPECT_TRUE(before.toward.empty()) << "no pre-prepare yet: nothing to count toward";
+    h.deliver(h.pre_prepare(0, 0, 1, batch));  // accepted, and its own prepare counted
+    auto prepare = worth(MessageType::kPrepare, 2, 1);
+    EXPECT_TRUE(prepare.wanted);
+    EXPECT_EQ(prepare.lacking, 1u) << "its own prepare and one other backup's";
+    auto commit = worth(MessageType::kCommit, 2, 1);
+    EXPECT_EQ(commit.lacking, 3u) << "not prepared: no commit of its own yet";
+    EXPECT_NE(commit.toward, prepare.toward) << "two certificates, two names";
+    EXPECT_NE(worth(MessageType::kPrepare, 2, 2).toward, prepare.toward) << "no slot 2 yet";
+    h.deliver(h.vote(MessageType::kPrepare, 2, 0, 1, d));  // prepared: its commit sent and counted
+    EXPECT_FALSE(worth(MessageType::kPrepare, 3, 1).wanted);
+    commit = worth(MessageType::kCommit, 2, 1);
+    EXPECT_EQ(commit.lacking, 2u);
+    h.deliver(h.vote(MessageType::kCommit, 2, 0, 1, d));
+    EXPECT_EQ(worth(MessageType::kCommit, 3, 1).lacking, 1u);
+    EXPECT_FALSE(worth(MessageType::kCommit, 2, 1).wanted) << "replica 2's commit again adds nothing";
+    EXPECT_TRUE(h.engine->worth_unverified(MessageType::kCommit,
+                                           crypto::open(h.vote(MessageType::kCommit, 2, 0, 1, d))->body,
+                                           std::nullopt)
+                    .wanted)
+        << "no sender named: no repeat known";
+    EXPECT_EQ(h.deliver(h.vote(MessageType::kCommit, 3, 0, 1, d)).commit.size(), 1u);
+    EXPECT_FALSE(worth(MessageType::kCommit, 0, 1).wanted) << "committed-local";
+}
+
 TEST(PbftNormalCase, ThePrimaryBatchesRequestsAndKeepsAtMostPipelineDepthInFlight) {
     Harness h(0);
     size_t pre_prepares = 0;
