@@ -191,6 +191,11 @@ struct Output {
 struct Detected {
     ReplicaId from = 0;
     Misbehaviour kind = Misbehaviour::kMalformed;
+    // False when nothing checked proves that `from` made the fault, only that the message names
+    // it: a PBFT pre-prepare is authenticated by its header, which any replica can put around
+    // another batch, so a batch that does not hash to the header's digest is nobody's proven
+    // doing (the logs say so).
+    bool proven = true;
 };
 
 // What `tally net status` shows of an engine. The first part is neutral: every protocol

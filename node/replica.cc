@@ -615,9 +615,14 @@ void Replica::collect_detected() {
     for (const auto& d : engine_->take_detected()) {
         ++detected_[d.kind];
         uint64_t suppressed = 0;
-        if (detected_log_.allow(&suppressed))
+        if (!detected_log_.allow(&suppressed)) continue;
+        if (d.proven)
             spdlog::warn("detected misbehaviour: replica {}: {} [{} more not logged]", d.from,
                          bft::misbehaviour_name(d.kind), suppressed);
+        else
+            spdlog::warn("detected misbehaviour: {} in a message that names replica {}, not proven to "
+                         "be its doing [{} more not logged]",
+                         bft::misbehaviour_name(d.kind), d.from, suppressed);
     }
 }
 

@@ -36,9 +36,9 @@ std::string PbftEngine::seal(crypto::MessageType type,
     return crypto::seal(key_, type, body.SerializeAsString());
 }
 
-void PbftEngine::detect(ReplicaId from, Misbehaviour kind) {
+void PbftEngine::detect(ReplicaId from, Misbehaviour kind, bool proven) {
     // Bounded: a flood of bad messages between two status reads must not grow memory.
-    if (detected_.size() < 10000) detected_.push_back(Detected{from, kind});
+    if (detected_.size() < 10000) detected_.push_back(Detected{from, kind, proven});
 }
 
 std::vector<Detected> PbftEngine::take_detected() { return std::exchange(detected_, {}); }

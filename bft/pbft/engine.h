@@ -125,7 +125,7 @@ private:
     // one sends none, so that the commits that end its recovery are all its peers'.)
     bool may_commit(uint64_t view) const { return !recovering_ && view >= rejoined_below_view_; }
     std::string seal(crypto::MessageType type, const google::protobuf::Message& body) const;
-    void detect(ReplicaId from, Misbehaviour kind);
+    void detect(ReplicaId from, Misbehaviour kind, bool proven = true);
     std::optional<crypto::Envelope> open_from(std::string_view raw, crypto::MessageType type,
                                               ReplicaId* sender) const;
     bool is_replica_key(const crypto::PublicKey& key) const;

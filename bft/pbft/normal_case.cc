@@ -218,9 +218,10 @@ void PbftEngine::on_pre_prepare(ReplicaId from, const crypto::Envelope& env, std
     if (!valid_header(from, pp)) return detect(from, Misbehaviour::kBadHeader);
     // The header binds the digest, and the digest the batch: checked before anything is kept
     // (keep_future), since the header alone does not say who put this batch around it. So
-    // this one detection may name the primary for another replica's doing (a genuine header
-    // around another batch); past it, the batch is the one the primary signed the digest of.
-    if (!digest_binds(pp)) return detect(from, Misbehaviour::kBadDigest);
+    // this one detection is not proven to be the primary's doing (a genuine header around
+    // another batch, from any replica); past it, the batch is the one the primary signed the
+    // digest of, and every detection below is the header's signer's.
+    if (!digest_binds(pp)) return detect(from, Misbehaviour::kBadDigest, /*proven=*/false);
     // Stale: a view this replica left (unless it shows, and it rejoins, that view).
     if (pp.view() < view_ && (active_ || !note_lower_view(from, pp.view(), pp.seq(), out) || pp.view() != view_))
         return;
