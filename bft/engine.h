@@ -92,6 +92,13 @@ struct Outgoing {
 struct PersistPut {
     std::string key;
     std::string value;
+    // The engine does not rely on this record surviving even the process: its loss is covered
+    // the way a power loss of an unsynced write is (PBFT: the record of a pre-prepare or prepare
+    // it sent, which the restart rule stands in for). The caller may then hold it back and
+    // write it with its next write, to save a transaction of its own; it still writes every
+    // earlier-held record first, in the same transaction or before, so that one never lands
+    // after a later write of the same engine. Step 1's order is kept for every other op.
+    bool may_wait = false;
 };
 struct PersistErase {  // erases every key in [from, to)
     std::string from;

@@ -274,7 +274,7 @@ Status Replica::run(const std::atomic<bool>& stop) {
         wait = *next;
     }
     spdlog::info("replica {} stopping", id_);
-    return Ok{};
+    return flush_held_writes();
 }
 
 size_t Replica::client_frames_max() const {
@@ -297,6 +297,11 @@ Result<std::chrono::milliseconds> Replica::turn() {
         if (next_tick_ <= now) next_tick_ = now + tick;  // after a stall, no burst of ticks
     }
     if (auto s = drain(std::move(out)); !s) return s.error();
+    // A held record waits a few ticks at most for a write to go with (a round trip of votes
+    // is well under a tick; in the simulator, where a tick is a step, it takes a few).
+    constexpr int kHeldWritesTicks = 4;
+    if (!held_writes_.empty() && now - held_writes_since_ >= kHeldWritesTicks * tick)
+        if (auto s = flush_held_writes(); !s) return s.error();
     retry_state_transfer();
     backfill();
     answers_->on_turn(*this, clock_->now());
@@ -448,6 +453,29 @@ void Replica::record_steps(std::vector<bft::Step>& steps) {
     for (const auto& p : phases) metrics_->on_phase(p.phase, p.seconds);
 }
 
+bool Replica::may_all_wait(const bft::Output& out) {
+    return !out.sync && std::all_of(out.persist.begin(), out.persist.end(), [](const bft::PersistOp& op) {
+               const auto* put = std::get_if<bft::PersistPut>(&op);
+               return put && put->may_wait;
+           });
+}
+
+void Replica::hold_writes(std::vector<bft::PersistOp> ops) {
+    if (ops.empty()) return;
+    if (held_writes_.empty()) held_writes_since_ = clock_->now();
+    std::move(ops.begin(), ops.end(), std::back_inserter(held_writes_));
+}
+
+Status Replica::flush_held_writes() {
+    if (held_writes_.empty()) return Ok{};
+    std::vector<bft::PersistOp> ops = std::exchange(held_writes_, {});
+    if (auto written = store_->apply(ops, false); !written) {
+        spdlog::critical("consensus store write failed, stopping: {}", written.error().message);
+        return make_error("store", written.error().message);
+    }
+    return Ok{};
+}
+
 Status Replica::drain(bft::Output out) {
     record_steps(out.steps);
     while (!out.empty()) {
@@ -464,7 +492,17 @@ Status Replica::drain(bft::Output out) {
                 return make_error("ledger", s.error().message);
             }
         }
-        // 1. persist: written (and synced when the engine asks) before anything it signed leaves.
+        // 1. persist: written (and synced when the engine asks) before anything it signed leaves;
+        //    records that may wait (PersistPut::may_wait) wait for the next write, and every
+        //    record held goes first in it.
+        if (may_all_wait(out)) {
+            hold_writes(std::move(out.persist));
+            out.persist.clear();
+        } else if (!held_writes_.empty()) {
+            out.persist.insert(out.persist.begin(), std::make_move_iterator(held_writes_.begin()),
+                               std::make_move_iterator(held_writes_.end()));
+            held_writes_.clear();
+        }
         const auto write_started = clock_->now();
         auto written = store_->apply(out.persist, out.sync);
         if (metrics_ && out.sync)

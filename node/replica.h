@@ -153,6 +153,8 @@ public:
     const bft::Engine& engine() const { return *engine_; }
     const ledger::State& ledger() const { return *ledger_; }
     const Store& store() const { return *store_; }
+    // Records held for the next write (may_all_wait): what a process crash now would lose.
+    size_t held_writes() const { return held_writes_.size(); }
     uint64_t state_transfers() const { return state_transfers_; }  // ledger snapshots installed
     // The client requests admitted here and not answered yet.
     const ClientRoutes& routes() const { return routes_; }
@@ -192,6 +194,12 @@ private:
     void admit_peer_frame(VerifyJob job, TurnVotes& counted);
     void handle_events(bft::Output& out);
     Status drain(bft::Output out);
+    // Records that may wait for the next write (bft::PersistPut::may_wait): an output whose
+    // writes all may, and that asks no sync, leaves them held; any other write takes every held
+    // one first, and a record held a few ticks is written on its own (turn), as at a clean stop.
+    static bool may_all_wait(const bft::Output& out);
+    void hold_writes(std::vector<bft::PersistOp> ops);
+    Status flush_held_writes();
     Status execute(const bft::Committed& batch, bft::Output& next);
     void send(const bft::Outgoing& message);
     void collect_detected();
@@ -336,6 +344,8 @@ private:
         bft::ReplicaId from;  // as its envelope claims
         VerifyJob job;
     };
+    std::vector<bft::PersistOp> held_writes_;  // see may_all_wait()
+    Clock::TimePoint held_writes_since_{};
     std::vector<HeldVote> held_votes_;
     std::vector<size_t> held_per_peer_;  // held_votes_ by `from`
     // Bytes per second per client connection (node/connection_limits.h), checked as a frame

@@ -189,6 +189,8 @@ private:
     // checked first, digest_binds).
     bool valid_batch(ReplicaId from, const pb::PrePrepare& pp);
     bool valid_header(ReplicaId from, const pb::PrePrepare& pp) const;
+    // The record of what this replica signs for (v, s), which may wait for its next write.
+    static PersistPut accepted_record(uint64_t seq, uint64_t view, const pb::PreparedProof& record);
     void accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
                             std::vector<std::string> requests, std::string raw, Output& out);
     void propose(Output& out);

@@ -272,6 +272,12 @@ bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
     return true;
 }
 
+PersistPut PbftEngine::accepted_record(uint64_t seq, uint64_t view, const pb::PreparedProof& record) {
+    PersistPut put{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()};
+    put.may_wait = true;
+    return put;
+}
+
 // Logs the pre-prepare, persists what this replica signs for (v, s), and sends the pre-prepare
 // itself (primary) or a PREPARE (backup) — unless the restart rule keeps it silent in this
 // view. The record is written without fsync: a replica that loses it in a machine crash keeps
@@ -280,7 +286,9 @@ bool PbftEngine::valid_batch(ReplicaId from, const pb::PrePrepare& pp) {
 // every transfer's critical path, and each used to wait for an SQLite transaction (and, when
 // the same turn also prepared a slot, for its fsync). Only a replica's first vote in a view
 // waits, for its view record to be synced (as does any vote in an output with a sync pending:
-// it may be that record).
+// it may be that record). Since the restart rule covers any restart, the record may also wait
+// for the replica's next write (PersistPut::may_wait): with one client a batch's prepared
+// certificate comes a round trip later, and the two then share one SQLite transaction.
 void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::Hash& digest,
                                     std::vector<std::string> requests, std::string raw,
                                     Output& out) {
@@ -311,7 +319,7 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
     record.set_pre_prepare(raw);
     slot.pre_prepare_recorded = true;
     if (primary_of(view) == config_.id) {
-        out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
+        out.persist.push_back(accepted_record(seq, view, record));
         sends.push_back(Outgoing{kAllReplicas, std::move(raw)});
     } else {
         pb::Vote vote;
@@ -320,7 +328,7 @@ void PbftEngine::accept_pre_prepare(uint64_t seq, uint64_t view, const crypto::H
         vote.set_digest(hash_bytes(digest));
         std::string prepare = seal(crypto::MessageType::kPrepare, vote);
         record.add_prepares(prepare);
-        out.persist.push_back(PersistPut{slot_key(seq, view, kSlotAccepted), record.SerializeAsString()});
+        out.persist.push_back(accepted_record(seq, view, record));
         slot.prepares[{view, digest}][config_.id] = prepare;
         sends.push_back(Outgoing{kAllReplicas, std::move(prepare)});
     }

@@ -169,6 +169,8 @@ public:
     uint64_t state_transfers(bft::ReplicaId id) const { return nodes_[id].replica->state_transfers(); }
     bool catching_up(bft::ReplicaId id) const { return nodes_[id].replica->catching_up(); }
     node::Replica::HeldVotes held_votes(bft::ReplicaId id) const { return nodes_[id].replica->held_votes(); }
+    size_t held_writes(bft::ReplicaId id) const { return nodes_[id].replica->held_writes(); }
+    uint64_t store_commits(bft::ReplicaId id) const { return nodes_[id].replica->store().commits(); }
     const node::ClientRoutes& routes(bft::ReplicaId id) const { return nodes_[id].replica->routes(); }
     uint64_t rejected(bft::ReplicaId id, std::string_view reason) const {
         return nodes_[id].replica->rejections().get(reason);
