@@ -23,6 +23,8 @@
 //   1. persist — apply every PersistOp (written to the OS: it survives the process being
 //      killed) before anything in `send` leaves; when `sync` is set, make them and every
 //      earlier write durable (fsync) first, so they survive the machine losing power too.
+//      A put marked may_wait (PersistPut) is the exception: it may be held and written first
+//      in the caller's next write, and a process crash may lose it.
 //      An honest replica must never contradict after a crash what it signed before it: an
 //      engine sets `sync` where a lost write could make it do so (and, for what it writes
 //      without sync, must not rely on it after a restart; see bft/pbft's restart rule).
