@@ -283,10 +283,6 @@ public:
         (void)from;
         return {};
     }
-    bool wants_unverified(crypto::MessageType type, std::string_view body,
-                          std::optional<ReplicaId> from = std::nullopt) const {
-        return worth_unverified(type, body, from).wanted;
-    }
 
     // A client's request, already authenticated by the caller.
     virtual Output on_client_request(const ClientRequest& request) = 0;

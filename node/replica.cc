@@ -318,24 +318,26 @@ Result<std::chrono::milliseconds> Replica::turn() {
     // Held votes are looked at again at once. Otherwise round up, so the loop never spins on a
     // sub-millisecond remainder.
     const auto after = clock_->now();
-    return after >= next_tick_ || !held_votes_.empty() ? std::chrono::milliseconds(0)
-                               : std::chrono::ceil<std::chrono::milliseconds>(next_tick_ - after);
+    if (after >= next_tick_ || !held_votes_.empty()) return std::chrono::milliseconds(0);
+    return std::chrono::ceil<std::chrono::milliseconds>(next_tick_ - after);
 }
 
 void Replica::receive_frames(size_t client_frames_max) {
     // Collected first and handed over at once: one lock and one wake-up per turn, not per frame.
     const auto now = clock_->now();
-    // Votes held back last turn come first: the engine has counted the ones checked beside
-    // them on this thread (those the workers check may still be on their way), so most of
-    // these are no longer wanted.
-    std::vector<HeldVote> held = std::exchange(held_votes_, {});
+    // Votes held back last turn come first, and are not held again: the engine has counted the
+    // ones checked beside them, so most are no longer wanted, and the others are checked now (a
+    // forgery checked beside them failed). Votes are held only while this turn's checks are
+    // made here, on this thread (below): the workers' results could come too late for that.
+    std::vector<VerifyJob> held = std::exchange(held_votes_, {});
     held_per_peer_.assign(config_.replicas.size(), 0);
     TurnVotes counted;
-    for (auto& vote : held) {
+    for (auto& job : held) {
         const size_t checked = frames_.size();
-        admit_peer_frame(std::move(vote.job), counted);
+        admit_peer_frame(std::move(job), counted, /*may_hold=*/false);
         held_votes_count_.checked_later += frames_.size() - checked;
     }
+    const bool may_hold = workers_->idle();
     size_t client_frames = 0;
     for (size_t i = 0; i < options_.frames_per_turn_max; ++i) {
         VerifyJob job;
@@ -349,7 +351,7 @@ void Replica::receive_frames(size_t client_frames_max) {
             continue;
         }
         if (!on_client_port(job.routing_id)) {
-            admit_peer_frame(std::move(job), counted);
+            admit_peer_frame(std::move(job), counted, may_hold);
             continue;
         }
         if (!client_rates_.allow(job.routing_id, job.frame.size(), now)) {
@@ -367,18 +369,22 @@ void Replica::receive_frames(size_t client_frames_max) {
         frames_.clear();
         return;
     }
+    // Too many for this thread: the workers check them all, the votes held this turn too.
+    held_votes_count_.held -= held_votes_.size();
+    std::move(held_votes_.begin(), held_votes_.end(), std::back_inserter(frames_));
+    held_votes_.clear();
     workers_->submit_verify_all(frames_);
 }
 
 // A peer's frame, before its signature is checked: dropped if the engine could not use it
 // whoever signed it (a vote after its certificate was made, or one its sender's already
-// counted), held for the next turn if this turn already checks as many distinct replicas'
-// votes toward its certificate as the certificate lacks (or this sender's, again), else
-// checked. A held vote costs nothing unless one checked beside it fails (a forgery): then it
-// is checked next turn. Each peer has at most kHeldVotesPerPeer held; past that its votes are
-// checked at once, as if none were held.
-void Replica::admit_peer_frame(VerifyJob job, TurnVotes& counted) {
-    constexpr size_t kHeldVotesPerPeer = 256;
+// counted); held for the next turn, when `may_hold`, if this turn already checks as many
+// distinct replicas' votes toward its certificate as the certificate lacks, or this sender's
+// again; else checked. A held vote costs nothing unless one checked beside it fails (a
+// forgery): then it is checked next turn. Each peer has at most kHeldVotesPerPeerMax held;
+// past that its votes are checked at once, as if none were held.
+void Replica::admit_peer_frame(VerifyJob job, TurnVotes& counted, bool may_hold) {
+    constexpr size_t kHeldVotesPerPeerMax = 256;
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
     auto unverified = crypto::open(view_of(job.frame), header_only);
@@ -391,23 +397,22 @@ void Replica::admit_peer_frame(VerifyJob job, TurnVotes& counted) {
         frames_.push_back(std::move(job));
         return;
     }
-    const bft::Engine::Worth worth = engine_->worth_unverified(unverified->type, unverified->body, from);
+    const auto worth = engine_->worth_unverified(unverified->type, unverified->body, from);
     if (!worth.wanted) {
         ++unchecked_votes_;
         return;
     }
     if (!worth.toward.empty()) {
         auto& senders = counted[worth.toward];
-        const bool surplus = senders.size() >= worth.lacking ||
-                             std::find(senders.begin(), senders.end(), *from) != senders.end();
-        held_per_peer_.resize(config_.replicas.size());
-        if (surplus && held_per_peer_[*from] < kHeldVotesPerPeer) {
+        const bool again = std::find(senders.begin(), senders.end(), *from) != senders.end();
+        if (!again && senders.size() < worth.lacking) {
+            senders.push_back(*from);
+        } else if (may_hold && held_per_peer_[*from] < kHeldVotesPerPeerMax) {
             ++held_per_peer_[*from];
             ++held_votes_count_.held;
-            held_votes_.push_back(HeldVote{*from, std::move(job)});
+            held_votes_.push_back(std::move(job));
             return;
         }
-        if (!surplus) senders.push_back(*from);
     }
     frames_.push_back(std::move(job));
 }

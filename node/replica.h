@@ -191,7 +191,7 @@ private:
     void receive_frames(size_t client_frames_max);
     // The distinct senders of the votes checked this turn, by the certificate they count toward.
     using TurnVotes = std::map<std::string, std::vector<bft::ReplicaId>>;
-    void admit_peer_frame(VerifyJob job, TurnVotes& counted);
+    void admit_peer_frame(VerifyJob job, TurnVotes& counted, bool may_hold);
     void handle_events(bft::Output& out);
     Status drain(bft::Output out);
     // Records that may wait for the next write (bft::PersistPut::may_wait): an output whose
@@ -338,16 +338,12 @@ private:
 
     std::vector<Event> events_;      // reused every turn
     std::vector<VerifyJob> frames_;  // reused every turn
-    // Votes beyond what their certificate lacked in the turn they came (admit_peer_frame):
-    // looked at again first thing next turn, which comes at once.
-    struct HeldVote {
-        bft::ReplicaId from;  // as its envelope claims
-        VerifyJob job;
-    };
     std::vector<bft::PersistOp> held_writes_;  // see may_all_wait()
     Clock::TimePoint held_writes_since_{};
-    std::vector<HeldVote> held_votes_;
-    std::vector<size_t> held_per_peer_;  // held_votes_ by `from`
+    // Votes beyond what their certificate lacked in the turn they came (admit_peer_frame):
+    // looked at again first thing next turn, which comes at once.
+    std::vector<VerifyJob> held_votes_;
+    std::vector<size_t> held_per_peer_;  // held_votes_ by the peer each names
     // Bytes per second per client connection (node/connection_limits.h), checked as a frame
     // is read, before it costs a signature check.
     ConnectionRates client_rates_;

@@ -400,6 +400,8 @@ PbftEngine::Worth PbftEngine::worth_unverified(crypto::MessageType type, std::st
         unwanted.wanted = !is_prepare && vote.seq() > max_seq_seen_;
         return unwanted;
     }
+    // A PREPARE from the primary counts toward nothing (on_vote refuses it, and detects it).
+    if (is_prepare && from && *from == primary_of(view_)) return {};
     const auto& votes = is_prepare ? slot.prepares : slot.commits;
     const auto counted = votes.find(VoteKey{view_, slot.digest});
     const size_t have = counted == votes.end() ? 0 : counted->second.size();

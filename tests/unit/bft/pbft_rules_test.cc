@@ -207,7 +207,7 @@ TEST(PbftNormalCase, CommittedLocalNeedsTwoFPlusOneCommitsAndExecutionIsInSequen
     EXPECT_EQ(out.commit[0].requests, b1);
 }
 
-// The node asks before it checks a vote's signature (Engine::wants_unverified): only a vote
+// The node asks before it checks a vote's signature (Engine::worth_unverified): only a vote
 // that comes after the certificate it would count toward, for that very batch, may be dropped
 // unchecked; any other (another digest: equivocation evidence; another view or slot) is wanted.
 TEST(PbftNormalCase, AVoteIsWantedUntilTheCertificateItWouldCountTowardIsMade) {
@@ -220,7 +220,7 @@ TEST(PbftNormalCase, AVoteIsWantedUntilTheCertificateItWouldCountTowardIsMade) {
         return crypto::open(h.vote(type, from, view, seq, digest))->body;
     };
     auto wants = [&](MessageType type, ReplicaId from, uint64_t view, uint64_t seq, const crypto::Hash& digest) {
-        return h.engine->wants_unverified(type, body(type, from, view, seq, digest));
+        return h.engine->worth_unverified(type, body(type, from, view, seq, digest), from).wanted;
     };
     EXPECT_TRUE(wants(MessageType::kPrepare, 2, 0, 1, d)) << "no pre-prepare yet";
     h.deliver(h.pre_prepare(0, 0, 1, batch));
@@ -236,7 +236,8 @@ TEST(PbftNormalCase, AVoteIsWantedUntilTheCertificateItWouldCountTowardIsMade) {
     ASSERT_EQ(out.commit.size(), 1u);
     EXPECT_FALSE(wants(MessageType::kCommit, 0, 0, 1, d)) << "a commit after committed-local";
     EXPECT_TRUE(wants(MessageType::kCommit, 0, 0, 1, other));
-    EXPECT_TRUE(h.engine->wants_unverified(MessageType::kCommit, "not a vote")) << "the checked path refuses it";
+    EXPECT_TRUE(h.engine->worth_unverified(MessageType::kCommit, "not a vote", 0).wanted)
+        << "the checked path refuses it";
     EXPECT_TRUE(wants(MessageType::kCheckpoint, 0, 0, 1, d)) << "only votes are ever dropped";
 }
 
@@ -257,6 +258,8 @@ TEST(PbftNormalCase, AVoteTowardACertificateSaysHowManyMoreVotesItLacks) {
     auto prepare = worth(MessageType::kPrepare, 2, 1);
     EXPECT_TRUE(prepare.wanted);
     EXPECT_EQ(prepare.lacking, 1u) << "its own prepare and one other backup's";
+    EXPECT_TRUE(worth(MessageType::kPrepare, 0, 1).toward.empty())
+        << "a prepare from the primary counts toward nothing (on_vote refuses it): checked, not held";
     auto commit = worth(MessageType::kCommit, 2, 1);
     EXPECT_EQ(commit.lacking, 3u) << "not prepared: no commit of its own yet";
     EXPECT_NE(commit.toward, prepare.toward) << "two certificates, two names";
