@@ -473,8 +473,15 @@ void Replica::hold_writes(std::vector<bft::PersistOp> ops) {
 
 Status Replica::flush_held_writes() {
     if (held_writes_.empty()) return Ok{};
-    std::vector<bft::PersistOp> ops = std::exchange(held_writes_, {});
-    if (auto written = store_->apply(ops, false); !written) {
+    return write_store(std::exchange(held_writes_, {}), false);
+}
+
+Status Replica::write_store(const std::vector<bft::PersistOp>& ops, bool sync) {
+    const auto write_started = clock_->now();
+    auto written = store_->apply(ops, sync);
+    if (metrics_ && sync)
+        metrics_->on_fsync("consensus_store", std::chrono::duration<double>(clock_->now() - write_started).count());
+    if (!written) {
         spdlog::critical("consensus store write failed, stopping: {}", written.error().message);
         return make_error("store", written.error().message);
     }
@@ -508,14 +515,7 @@ Status Replica::drain(bft::Output out) {
                                std::make_move_iterator(held_writes_.end()));
             held_writes_.clear();
         }
-        const auto write_started = clock_->now();
-        auto written = store_->apply(out.persist, out.sync);
-        if (metrics_ && out.sync)
-            metrics_->on_fsync("consensus_store", std::chrono::duration<double>(clock_->now() - write_started).count());
-        if (!written) {
-            spdlog::critical("consensus store write failed, stopping: {}", written.error().message);
-            return make_error("store", written.error().message);
-        }
+        if (auto s = write_store(out.persist, out.sync); !s) return s;
         // 2. send
         for (const auto& message : out.send) send(message);
         // 3. execute, in order; on_executed's outputs are drained next, the same way.

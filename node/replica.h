@@ -200,6 +200,8 @@ private:
     static bool may_all_wait(const bft::Output& out);
     void hold_writes(std::vector<bft::PersistOp> ops);
     Status flush_held_writes();
+    // One consensus-store transaction (synced when `sync`); a failure stops the replica.
+    Status write_store(const std::vector<bft::PersistOp>& ops, bool sync);
     Status execute(const bft::Committed& batch, bft::Output& next);
     void send(const bft::Outgoing& message);
     void collect_detected();
