@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <zmq.hpp>
@@ -49,6 +51,31 @@ inline constexpr char kClientPortTag = 'c';
 // Whether a routing id from Network::receive came in on the clients' socket.
 inline bool on_client_port(std::string_view routing_id) {
     return !routing_id.empty() && routing_id.front() == kClientPortTag;
+}
+// A connection to the peers' socket whose CURVE key the transport matched to a replica's
+// transport key (its ZAP handler) has routing ids that name that replica: the tag, the
+// replica's id (4 bytes), then the connection's own id. A replica's message is then held to
+// the connection it came on before its signature costs anything (WorkerPool::verify): one
+// replica cannot make another check frames that name a third as their sender.
+inline constexpr char kReplicaConnectionTag = 'r';
+inline std::string replica_routing_id(bft::ReplicaId replica, std::string_view connection) {
+    std::string id(1 + sizeof replica, kReplicaConnectionTag);
+    std::memcpy(id.data() + 1, &replica, sizeof replica);
+    id.append(connection);
+    return id;
+}
+// The replica a routing id's connection was authenticated as; none for any other connection.
+inline std::optional<bft::ReplicaId> replica_connection(std::string_view routing_id) {
+    bft::ReplicaId replica = 0;
+    if (routing_id.size() < 1 + sizeof replica || routing_id.front() != kReplicaConnectionTag)
+        return std::nullopt;
+    std::memcpy(&replica, routing_id.data() + 1, sizeof replica);
+    return replica;
+}
+// The connection's own id, as the socket knows it, without what receive() put in front.
+inline std::string_view socket_routing_id(std::string_view routing_id) {
+    if (replica_connection(routing_id)) return routing_id.substr(1 + sizeof(bft::ReplicaId));
+    return routing_id.empty() ? routing_id : routing_id.substr(1);
 }
 
 // A replica's two doors: one for its peers, one for clients (which may be the same).

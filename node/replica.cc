@@ -388,12 +388,11 @@ void Replica::admit_peer_frame(VerifyJob job, TurnVotes& counted, bool may_hold)
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
     auto unverified = crypto::open(view_of(job.frame), header_only);
-    // A frame that does not open, or from no peer's key, is the workers' to refuse and count.
-    std::optional<bft::ReplicaId> from;
-    if (unverified)
-        for (bft::ReplicaId i = 0; i < config_.replicas.size(); ++i)
-            if (i != id_ && config_.replicas[i].public_key == unverified->sender) from = i;
-    if (!from) {
+    // A frame that does not open, or that names another sender than the replica whose
+    // connection it came on, is the workers' to refuse and count.
+    const std::optional<bft::ReplicaId> from = replica_connection(job.routing_id);
+    if (!unverified || !from || *from >= config_.replicas.size() ||
+        config_.replicas[*from].public_key != unverified->sender) {
         frames_.push_back(std::move(job));
         return;
     }

@@ -9,6 +9,7 @@
 #include <zmq.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 
@@ -101,7 +102,7 @@ Result<std::unique_ptr<Transport>> Transport::open(const api::NetworkConfig& con
     t->endpoint_ = config.replicas[self].endpoint();
     t->client_endpoint_ = config.replicas[self].client_endpoint();
     for (bft::ReplicaId id = 0; id < config.n(); ++id)
-        if (id != self) t->peer_keys_.push_back(transport_keys[id]);
+        if (id != self) t->peer_keys_.emplace_back(id, transport_keys[id]);
     t->peers_accept_any_ = config.replicas[self].client_port == 0;
     if (t->peers_accept_any_)
         spdlog::warn("replica {} has no client_port in network.json: clients share the replicas' "
@@ -209,6 +210,7 @@ void Transport::serve_zap() {
         std::string status = "400";
         std::string text = "malformed ZAP request";
         std::string request_id;
+        std::string user_id;  // a replica's id, for a connection under its transport key
         if (request.size() >= 6) {
             request_id = request[1].to_string();
             const std::string_view version = view(request[0]);
@@ -219,7 +221,7 @@ void Transport::serve_zap() {
             } else if (mechanism != "CURVE" || request.size() != 7 ||
                        request[6].size() != sizeof(crypto::CurveKey)) {
                 text = "CURVE only";
-            } else if (admit(domain, view(request[3]), view(request[6]))) {
+            } else if (admit(domain, view(request[3]), view(request[6]), &user_id)) {
                 status = "200";
                 text = "OK";
             } else if (domain == kClientsDomain) {
@@ -252,7 +254,7 @@ void Transport::serve_zap() {
             zap_.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
             zap_.send(zmq::buffer(status), zmq::send_flags::sndmore);
             zap_.send(zmq::buffer(text), zmq::send_flags::sndmore);
-            zap_.send(zmq::str_buffer(""), zmq::send_flags::sndmore);  // user id
+            zap_.send(zmq::buffer(user_id), zmq::send_flags::sndmore);
             zap_.send(zmq::str_buffer(""), zmq::send_flags::none);     // metadata
         } catch (const zmq::error_t& e) {
             if (e.num() == ETERM) break;
@@ -284,7 +286,8 @@ void Transport::drain_monitor(zmq::socket_t& monitor) {
     }
 }
 
-bool Transport::admit(std::string_view domain, std::string_view address, std::string_view key) {
+bool Transport::admit(std::string_view domain, std::string_view address, std::string_view key,
+                      std::string* user_id) {
     if (domain == kClientsDomain) {
         // The count includes the connection asking (its "accepted" was drained first).
         if (client_addresses_.count(address) <= connections_per_address_max_) return true;
@@ -292,9 +295,12 @@ bool Transport::admit(std::string_view domain, std::string_view address, std::st
         return false;
     }
     if (domain != kPeersDomain) return false;
+    for (const auto& [id, k] : peer_keys_)
+        if (key.size() == k.size() && sodium_memcmp(key.data(), k.data(), k.size()) == 0) {
+            *user_id = std::to_string(id);  // what receive() reads back off its messages
+            return true;
+        }
     if (peers_accept_any_) return true;
-    for (const auto& k : peer_keys_)
-        if (key.size() == k.size() && sodium_memcmp(key.data(), k.data(), k.size()) == 0) return true;
     refused_connections_.fetch_add(1, std::memory_order_relaxed);
     return false;
 }
@@ -309,6 +315,22 @@ Transport::Received Transport::receive(std::string& routing_id, zmq::message_t& 
     return clients_first_ ? from_peers() : from_clients();
 }
 
+// The replica whose transport key the connection a message came on was admitted under: the
+// ZAP handler (admit) gave it as the connection's user id, which libzmq puts on every message.
+std::optional<bft::ReplicaId> Transport::authenticated_replica(zmq::message_t& frame) {
+    const char* user_id = nullptr;
+    try {
+        user_id = frame.gets("User-Id");
+    } catch (const zmq::error_t&) {
+        return std::nullopt;  // no ZAP user id: not a replica's connection
+    }
+    bft::ReplicaId id = 0;
+    const std::string_view text = user_id ? user_id : "";
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || id == self_) return std::nullopt;
+    return id;
+}
+
 Transport::Received Transport::receive_from(WatchedSocket& watched, char tag, std::string& routing_id,
                                             zmq::message_t& frame) {
     if (!watched.readable) return Received::kNone;
@@ -319,11 +341,14 @@ Transport::Received Transport::receive_from(WatchedSocket& watched, char tag, st
             watched.readable = false;
             return Received::kNone;
         }
+        const std::string_view connection(static_cast<const char*>(id.data()), id.size());
         routing_id.assign(1, tag);
-        routing_id.append(static_cast<const char*>(id.data()), id.size());
+        routing_id.append(connection);
         // A ROUTER always delivers the routing id with more parts to follow.
         if (!id.more()) return Received::kBadFraming;
         (void)socket.recv(frame, zmq::recv_flags::dontwait);
+        if (tag == kPeerPortTag)
+            if (auto replica = authenticated_replica(frame)) routing_id = replica_routing_id(*replica, connection);
         if (!frame.more()) return Received::kFrame;
         // More than one frame: read and drop the rest of the message.
         zmq::message_t rest;
@@ -363,7 +388,7 @@ bool Transport::send_to_client(std::string_view routing_id, std::string_view env
         return false;
     }
     zmq::socket_t& socket = on_client_port(routing_id) ? clients_ : router_;
-    routing_id.remove_prefix(1);
+    routing_id = socket_routing_id(routing_id);
     try {
         auto first = socket.send(zmq::const_buffer(routing_id.data(), routing_id.size()),
                                  zmq::send_flags::sndmore | zmq::send_flags::dontwait);

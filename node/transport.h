@@ -9,8 +9,8 @@
 //   - a replica sends to a peer over its own outgoing DEALER (one per peer), and answers a
 //     client through the ROUTER it came on as [routing_id][envelope].
 // Routing ids handed out by receive() carry the socket they came on in their first byte
-// (kPeerPortTag or kClientPortTag), so that they are unique across both sockets and a reply goes
-// back through the right one.
+// (kPeerPortTag, kReplicaConnectionTag or kClientPortTag), so that they are unique across both
+// sockets and a reply goes back through the right one.
 // Sends never block: a full queue (or a peer not connected) drops the message and counts it.
 //
 // Bounds per connection: the clients' ROUTER takes frames of at most
@@ -30,7 +30,11 @@
 //   - domain "peers" (the peers' ROUTER): only the transport keys of the OTHER replicas in
 //     network.json; any other key is refused, counted (refused_connections()) and logged with its
 //     address and key (rate-limited). Without a client port, clients share that ROUTER and it
-//     must take any key (a warning says so once at start: no allowlist then);
+//     must take any key (a warning says so once at start: no allowlist then). A connection
+//     under a replica's key is admitted with that replica's id as its ZAP user id, which
+//     libzmq puts on each of its messages; receive() reads it back and hands out a routing id
+//     that names the replica (kReplicaConnectionTag, node/host.h), so its messages can be held
+//     to their sender's connection;
 //   - domain "clients" (the clients' ROUTER): any key. A client is authenticated by its
 //     transactions' signatures, not by its connection; it connects with an ephemeral key. But
 //     one address may hold at most connections_per_address_max connections open at once
@@ -150,10 +154,12 @@ private:
     Transport() = default;
     // kNone without touching the socket unless `readable`; an empty read clears it.
     Received receive_from(WatchedSocket& socket, char tag, std::string& routing_id, zmq::message_t& frame);
+    std::optional<bft::ReplicaId> authenticated_replica(zmq::message_t& frame);
     // The ZAP handler's loop (its own thread) until the context shuts down.
     void serve_zap();
-    // Whether a connection to `domain` with CURVE client key `key` may proceed.
-    bool admit(std::string_view domain, std::string_view address, std::string_view key);
+    // Whether a connection to `domain` with CURVE client key `key` may proceed; `user_id` gets
+    // the replica's id for a connection under another replica's transport key.
+    bool admit(std::string_view domain, std::string_view address, std::string_view key, std::string* user_id);
     // Reads a socket monitor's pending events into client_addresses_ and failed_handshakes_
     // (ZAP thread).
     void drain_monitor(zmq::socket_t& monitor);
@@ -165,7 +171,7 @@ private:
     AddressCounts client_addresses_;  // zap_thread_ only
     size_t connections_per_address_max_ = 0;
     std::thread zap_thread_;
-    std::vector<crypto::CurveKey> peer_keys_;  // the other replicas' transport keys
+    std::vector<std::pair<bft::ReplicaId, crypto::CurveKey>> peer_keys_;  // the other replicas' transport keys
     bool peers_accept_any_ = false;            // no client port: clients share the peers' socket
     std::atomic<uint64_t> refused_connections_{0};
     std::atomic<uint64_t> zap_requests_{0};

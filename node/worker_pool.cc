@@ -273,7 +273,7 @@ void WorkerPool::verify(VerifyJob& job, std::vector<Event>* here) {
     if (env.type == crypto::MessageType::kRequest) return accept_request(job, frame, here);
     std::optional<bft::ReplicaId> from;
     if (is_replica_type(env.type)) {
-        from = replica_sender(env);
+        from = replica_sender(job, env);
         if (!from) return;
     }
     if (!signature_holds(job, env, frame, from, here)) return;
@@ -328,7 +328,7 @@ void WorkerPool::accept_request(VerifyJob& job, std::string_view frame, std::vec
 
 // The id of the replica whose key signed a replica message: none (and counted) when the key is
 // no replica's, or is this replica's own (a frame of its own that came back).
-std::optional<bft::ReplicaId> WorkerPool::replica_sender(const crypto::Envelope& env) {
+std::optional<bft::ReplicaId> WorkerPool::replica_sender(const VerifyJob& job, const crypto::Envelope& env) {
     std::optional<bft::ReplicaId> from;
     for (bft::ReplicaId i = 0; i < replicas_.size(); ++i)
         if (replicas_[i] == env.sender) from = i;
@@ -341,6 +341,17 @@ std::optional<bft::ReplicaId> WorkerPool::replica_sender(const crypto::Envelope&
     if (*from == self_) {
         reject("from_self", "a " + std::string(crypto::type_name(env.type)) +
                                 " signed by this replica's own key came back");
+        return std::nullopt;
+    }
+    // Only the replica it names may send it, over its own connection (node/host.h): a frame
+    // naming another replica is a forgery or a replay, and costs no signature check.
+    const auto connection = replica_connection(job.routing_id);
+    if (connection != from) {
+        reject("wrong_connection",
+               "a " + std::string(crypto::type_name(env.type)) + " naming replica " + std::to_string(*from) +
+                   " as its sender came on " +
+                   (connection ? "replica " + std::to_string(*connection) + "'s connection"
+                               : "a connection that is no replica's"));
         return std::nullopt;
     }
     return from;

@@ -124,7 +124,7 @@ private:
     // verify's steps, in order (worker_pool.cc). Each counts what it refuses.
     std::optional<crypto::Envelope> open_unverified(const VerifyJob& job, std::string_view frame);
     void accept_request(VerifyJob& job, std::string_view frame, std::vector<Event>* here);
-    std::optional<bft::ReplicaId> replica_sender(const crypto::Envelope& env);
+    std::optional<bft::ReplicaId> replica_sender(const VerifyJob& job, const crypto::Envelope& env);
     bool signature_holds(VerifyJob& job, const crypto::Envelope& env, std::string_view frame,
                          std::optional<bft::ReplicaId> from, std::vector<Event>* here);
     void accept_read(VerifyJob& job, const crypto::Envelope& env, std::vector<Event>* here);

@@ -307,12 +307,13 @@ TEST_F(GarbageTest, AConsensusMessageFromANonReplicaKeyIsRejectedAsWrongSender) 
                         [&](RawPeer& p) { p.send(sealed(crypto::MessageType::kPrepare, "x")); }));
 }
 
-TEST_F(GarbageTest, AConsensusMessageWithAForgedReplicaSignatureIsRejectedAsBadSignature) {
-    // Claims replica 1 as its sender, but is signed by someone else.
+TEST_F(GarbageTest, AConsensusMessageNamingAReplicaFromAnotherConnectionIsRejectedAsWrongConnection) {
+    // Claims replica 1 as its sender, but is signed by someone else, and comes on a client's
+    // connection: refused for the connection, before its signature costs a check.
     std::string frame = sealed(crypto::MessageType::kCommit, "x");
     const auto& replica1 = config_.replicas[1].public_key;
     std::copy(replica1.begin(), replica1.end(), frame.begin() + 2);
-    EXPECT_TRUE(counted("bad_signature", [&](RawPeer& p) { p.send(frame); }));
+    EXPECT_TRUE(counted("wrong_connection", [&](RawPeer& p) { p.send(frame); }));
 }
 
 TEST_F(GarbageTest, AReplyTypeSentToAReplicaIsRejectedAsUnexpectedType) {

@@ -73,7 +73,8 @@ public:
     const std::string& endpoint() const override { return endpoint_; }
     uint64_t dropped_sends() const override { return 0; }
 
-    static std::string peer_routing_id(uint32_t from) { return std::string{node::kPeerPortTag, static_cast<char>(from)}; }
+    // A replica's connection, as tallyd's transport names one it authenticated (node/host.h).
+    static std::string peer_routing_id(uint32_t from) { return node::replica_routing_id(from, ""); }
     static std::string client_routing_id(uint32_t c) {
         std::string id(1 + sizeof c, node::kClientPortTag);
         std::memcpy(id.data() + 1, &c, sizeof c);

@@ -187,6 +187,10 @@ public:
     }
     // What the clients' quorums saw besides what they accepted (client/reply_quorum.h).
     client::ReplyCounters client_counters() const;
+    // A frame of a traitor's making, sent from replica `from`'s connection to `to` over the
+    // simulated network (its faults apply), and the key a replica signs with.
+    void send_as(bft::ReplicaId from, bft::ReplicaId to, std::string frame) { send(from, to, std::move(frame)); }
+    const crypto::PublicKey& replica_key(bft::ReplicaId id) const { return replica_keys_[id]; }
 
     std::vector<std::string> check_safety() const;
     std::vector<std::string> check_converged() const;

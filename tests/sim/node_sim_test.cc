@@ -234,6 +234,33 @@ TEST(NodeSimVotes, AHeldVoteIsCheckedWhenAForgeryCheckedBesideItFails) {
     });
 }
 
+// A traitor's frames that name another replica as their sender are refused for the connection
+// they came on, before any signature check: a flood of forged copies of replica 1's votes, sent
+// by replica 3 to replica 2, costs no check, holds none of replica 1's votes back, and is
+// counted; the run stays live and safe.
+TEST(NodeSimVotes, AFloodOfVotesNamingAnotherReplicaCostsNoSignatureCheck) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeSimConfig config;
+        config.seed = seed;
+        config.protocol = bft::Protocol::kPbft;
+        NodeCluster cluster(config);
+        crypto::Seed forger_seed{};
+        forger_seed[0] = static_cast<uint8_t>(seed);
+        const auto forger = crypto::KeyPair::from_seed(forger_seed);  // the run replays by its seed
+        constexpr uint64_t kCopies = 200;
+        for (uint64_t i = 0; i < kCopies; ++i) {
+            std::string vote = crypto::seal(forger, i % 2 ? crypto::MessageType::kCommit : crypto::MessageType::kPrepare,
+                                            "copy " + std::to_string(i));
+            const auto& named = cluster.replica_key(1);
+            std::copy(named.begin(), named.end(), vote.begin() + 2);  // the envelope's sender
+            cluster.send_as(3, 2, std::move(vote));
+        }
+        expect_node_live_and_safe(cluster, seed);
+        EXPECT_EQ(cluster.rejected(2, "wrong_connection"), kCopies) << node_report(cluster, seed);
+        EXPECT_EQ(cluster.rejected(2, "bad_signature"), 0u) << node_report(cluster, seed);
+    });
+}
+
 // The record of what a replica signs for (v, s) may wait for its next write (PersistPut::
 // may_wait): with one client, the next is its prepared certificate's, a round trip later, and
 // the two share one SQLite transaction. Three transactions per batch became two.

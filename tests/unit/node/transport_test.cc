@@ -288,6 +288,7 @@ TEST(TransportTest, WithoutAClientPortClientsShareThePeersSocket) {
     auto got = receive(**t, 3000ms);
     ASSERT_TRUE(got.has_value());
     EXPECT_FALSE(on_client_port(got->first));
+    EXPECT_EQ(replica_connection(got->first), std::nullopt) << "a client's connection named a replica";
     EXPECT_TRUE((*t)->send_to_client(got->first, "reply"));
     EXPECT_EQ((*t)->refused_connections(), 0u);
 }
@@ -330,6 +331,9 @@ TEST(TransportTest, OnlyTheOtherReplicasKeysDeliverToThePeersSocket) {
     auto got = receive(replica0, 3000ms);
     ASSERT_TRUE(got.has_value());
     EXPECT_EQ(got->second, "from replica 1");
+    // Its routing id names the replica its key is (node/host.h), and a reply goes back over it.
+    EXPECT_EQ(replica_connection(got->first), std::optional<bft::ReplicaId>(1));
+    EXPECT_TRUE(replica0.send_to_client(got->first, "to replica 1"));
     // And a bare DEALER holding replica 1's key pair.
     auto as_one = dealer(context, peers, server, &net.keys[1]);
     as_one.send(zmq::str_buffer("under replica 1's key"));
@@ -337,6 +341,12 @@ TEST(TransportTest, OnlyTheOtherReplicasKeysDeliverToThePeersSocket) {
     ASSERT_TRUE(got.has_value());
     EXPECT_EQ(got->second, "under replica 1's key");
     EXPECT_FALSE(on_client_port(got->first));
+    EXPECT_EQ(replica_connection(got->first), std::optional<bft::ReplicaId>(1));
+    EXPECT_TRUE(replica0.send_to_client(got->first, "to replica 1's key"));
+    zmq::message_t back;
+    ASSERT_TRUE(wait_until([&] { return as_one.recv(back, zmq::recv_flags::dontwait).has_value(); }, 3000ms))
+        << "a reply to the routing id receive() gave never reached the connection";
+    EXPECT_EQ(back.to_string(), "to replica 1's key");
     // Nothing else ever arrived: not the stranger's, not the plain one's, not the impostor's.
     EXPECT_FALSE(receive(replica0, 300ms).has_value()) << "a refused connection delivered a message";
     EXPECT_GE(replica0.refused_connections(), 2u);

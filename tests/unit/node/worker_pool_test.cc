@@ -14,6 +14,7 @@
 #include "crypto/reply_batch.h"
 #include "ledger/tx.h"
 #include "node/api/client.pb.h"
+#include "node/host.h"
 
 namespace tally::node {
 namespace {
@@ -37,7 +38,18 @@ protected:
         return std::make_unique<WorkerPool>(options, self_key_, replicas_, 0, auth_, rejections_);
     }
 
-    static VerifyJob job(std::string frame, std::string routing_id = "rid") {
+    // A frame as it arrives: on the connection of the replica it names as its sender (as the
+    // transport hands those out, node/host.h), or on another one.
+    VerifyJob job(std::string frame) const {
+        std::string routing_id = "rid";
+        crypto::OpenOptions header_only;
+        header_only.verify_signature = false;
+        if (auto env = crypto::open(frame, header_only))
+            for (bft::ReplicaId i = 0; i < replicas_.size(); ++i)
+                if (replicas_[i] == env->sender) routing_id = replica_routing_id(i, "rid");
+        return job(std::move(frame), std::move(routing_id));
+    }
+    static VerifyJob job(std::string frame, std::string routing_id) {
         return VerifyJob{std::move(routing_id), zmq::message_t(frame.data(), frame.size())};
     }
 
@@ -207,6 +219,26 @@ TEST_F(WorkerPoolTest, EachBadFrameIsCountedUnderItsOwnReason) {
     EXPECT_EQ(total_rejected(), cases.size());
 }
 
+// A replica's message is held to the connection it came on before its signature is checked:
+// one naming replica 1, even validly signed (a replay), is refused on replica 2's connection
+// and on a connection that is no replica's; on replica 1's own it gets through.
+TEST_F(WorkerPoolTest, AReplicasMessageOnAnotherConnectionIsRefusedBeforeItsSignatureIsChecked) {
+    auto pool = make_pool();
+    const std::string commit = crypto::seal(key_n(1), crypto::MessageType::kCommit, "x");
+    ASSERT_TRUE(pool->submit_verify(job(commit, replica_routing_id(2, "rid"))));
+    ASSERT_TRUE(pool->submit_verify(job(commit, "prid")));
+    EXPECT_TRUE(wait_for(*pool, 0, 2).empty());
+    EXPECT_EQ(rejections_.get("wrong_connection"), 2u);
+    EXPECT_EQ(total_rejected(), 2u);
+    ASSERT_TRUE(pool->submit_verify(job(commit, replica_routing_id(1, "rid"))));
+    auto events = wait_for(*pool, 1);
+    ASSERT_EQ(events.size(), 1u);
+    auto* m = std::get_if<PeerMessage>(&events[0]);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->from, 1u);
+    EXPECT_EQ(total_rejected(), 2u);
+}
+
 TEST_F(WorkerPoolTest, SignJobsComeBackAsSealedEnvelopes) {
     auto pool = make_pool();
     ASSERT_TRUE(pool->submit_sign(SignJob{"client-7", crypto::MessageType::kReply, "body"}));
@@ -337,11 +369,12 @@ TEST_F(WorkerPoolTest, WithNoThreadsEachJobIsDoneAsItIsSubmittedInOrder) {
                                       "vote " + std::to_string(nonce)));
     }
     std::vector<VerifyJob> jobs;
-    for (size_t i = 0; i < frames.size(); ++i) jobs.push_back(job(frames[i], "conn-" + std::to_string(i)));
+    for (size_t i = 0; i < frames.size(); ++i)  // the prepares on their replicas' connections
+        jobs.push_back(i % 2 ? job(frames[i]) : job(frames[i], "conn-" + std::to_string(i)));
     jobs.push_back(job("not a frame"));
     pool->submit_verify_all(jobs);
     EXPECT_TRUE(jobs.empty());
-    EXPECT_TRUE(pool->submit_verify(job(frames[1], "last")));
+    EXPECT_TRUE(pool->submit_verify(job(frames[1], replica_routing_id(1, "last"))));
     ASSERT_TRUE(pool->submit_sign(SignJob{"client-7", crypto::MessageType::kReply, "body"}));
     BatchSignJob batch{12, {"b-0", "b-1"}, {"reply 0", "reply 1"}};
     ASSERT_TRUE(pool->submit_sign_batch(batch));
