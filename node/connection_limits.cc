@@ -9,6 +9,10 @@ ConnectionRates::ConnectionRates(const ConnectionLimits& limits)
     : rate_(static_cast<double>(std::max<uint64_t>(limits.bytes_per_second, 1))),
       burst_(static_cast<double>(std::max<uint64_t>(limits.burst_bytes, 1))) {}
 
+ConnectionRates::ConnectionRates(const PeerFaultLimits& limits)
+    : rate_(static_cast<double>(std::max<uint64_t>(limits.per_second, 1))),
+      burst_(static_cast<double>(std::max<uint64_t>(limits.burst, 1))) {}
+
 double ConnectionRates::refilled(const Bucket& bucket, Clock::time_point now) const {
     const double elapsed = std::chrono::duration<double>(now - bucket.last).count();
     return std::min(burst_, bucket.tokens + rate_ * std::max(elapsed, 0.0));

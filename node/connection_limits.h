@@ -47,11 +47,24 @@ struct ConnectionLimits {
     size_t connections_per_address_max = 64;
 };
 
+// What a replica that proved itself faulty may still make this one check. A frame that came
+// over a replica's own connection (node/host.h) and failed its signature check is that
+// replica's doing: an honest replica never sends one. Such a replica may send `burst` of them
+// at once, then `per_second`; past that, every frame of its connection is dropped before any
+// check ("peer_silenced") until its debt is paid off at `per_second`. A flood of bad
+// signatures from a traitor then costs about one check a second, not a core, and nothing an
+// honest replica sends is ever dropped. (A ConnectionRates whose bytes are faults.)
+struct PeerFaultLimits {
+    uint64_t burst = 16;
+    uint64_t per_second = 1;
+};
+
 class ConnectionRates {
 public:
     using Clock = std::chrono::steady_clock;
 
     explicit ConnectionRates(const ConnectionLimits& limits);
+    explicit ConnectionRates(const PeerFaultLimits& limits);
 
     // Whether connection `routing_id` may send `bytes` now; if so they are taken from its
     // bucket. A frame larger than the whole burst never fits (the clients' socket refuses such

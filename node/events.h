@@ -53,12 +53,13 @@ struct SignedOut {
     std::string envelope;
 };
 
-// A frame from client connection `routing_id` cost a signature check and failed it: the
-// consensus thread charges the connection for it (node/connection_limits.h).
-struct ClientFault {
+// A frame from connection `routing_id` (a client's, or a replica's own: node/host.h) cost a
+// signature check and failed it: the consensus thread charges the connection, or the replica,
+// for it (node/connection_limits.h).
+struct ConnectionFault {
     std::string routing_id;
 };
 
-using Event = std::variant<PeerMessage, RequestIn, ReadIn, StatusIn, SignedOut, ClientFault>;
+using Event = std::variant<PeerMessage, RequestIn, ReadIn, StatusIn, SignedOut, ConnectionFault>;
 
 }  // namespace tally::node

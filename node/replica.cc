@@ -49,7 +49,8 @@ Replica::Replica(const api::NetworkConfig& config, bft::ReplicaId id, const cryp
       authenticator_(options.authenticator_cache_max),
       answers_(std::make_unique<HonestAnswers>()),
       routes_(options.client_routes),
-      client_rates_(options.transport.client_connections) {}
+      client_rates_(options.transport.client_connections),
+      peer_faults_(options.peer_faults) {}
 
 Replica::~Replica() = default;
 
@@ -312,6 +313,7 @@ Result<std::chrono::milliseconds> Replica::turn() {
     }
     if (now >= next_stats_) {
         client_rates_.prune(now);
+        peer_faults_.prune(now);
         log_stats();
         next_stats_ = now + std::chrono::seconds(10);
     }
@@ -385,6 +387,16 @@ void Replica::receive_frames(size_t client_frames_max) {
 // past that its votes are checked at once, as if none were held.
 void Replica::admit_peer_frame(VerifyJob job, TurnVotes& counted, bool may_hold) {
     constexpr size_t kHeldVotesPerPeerMax = 256;
+    // A replica that sent more bad signatures than it may (PeerFaultLimits) is not heard.
+    if (const auto replica = replica_connection(job.routing_id);
+        replica && !peer_faults_.allow(std::to_string(*replica), 0, clock_->now())) {
+        rejections_.count("peer_silenced",
+                          "replica " + std::to_string(*replica) + " sent more frames that failed their signature "
+                          "checks than " + std::to_string(options_.peer_faults.burst) + " at once and " +
+                          std::to_string(options_.peer_faults.per_second) +
+                          " a second: its frames are dropped unchecked until that is paid off");
+        return;
+    }
     crypto::OpenOptions header_only;
     header_only.verify_signature = false;
     auto unverified = crypto::open(view_of(job.frame), header_only);
@@ -439,9 +451,12 @@ void Replica::handle_events(bft::Output& out) {
             on_read(*read);
         } else if (auto* status = std::get_if<StatusIn>(&event)) {
             on_status(*status);
-        } else if (auto* fault = std::get_if<ClientFault>(&event)) {
-            client_rates_.charge(fault->routing_id, options_.transport.client_connections.bad_signature_bytes,
-                                 clock_->now());
+        } else if (auto* fault = std::get_if<ConnectionFault>(&event)) {
+            if (const auto replica = replica_connection(fault->routing_id))
+                peer_faults_.charge(std::to_string(*replica), 1, clock_->now());
+            else
+                client_rates_.charge(fault->routing_id, options_.transport.client_connections.bad_signature_bytes,
+                                     clock_->now());
         } else {
             auto& signed_out = std::get<SignedOut>(event);
             network_->send_to_client(signed_out.routing_id, signed_out.envelope);

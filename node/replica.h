@@ -66,6 +66,7 @@ struct ReplicaOptions {
     TransportOptions transport;
     ClientRoutesLimits client_routes;  // pending client requests (node/client_routes.h)
     AdmissionLimits admission;         // what a sender or a connection may have pending
+    PeerFaultLimits peer_faults;       // what a replica's bad signatures may cost
     size_t authenticator_cache_max = TxAuthenticator::kDefaultCacheEntries;
     size_t frames_per_turn_max = 4096;  // frames read from the ROUTER per loop turn
     // Back-pressure on clients: while this many frames wait for a worker's signature check,
@@ -349,6 +350,7 @@ private:
     // Bytes per second per client connection (node/connection_limits.h), checked as a frame
     // is read, before it costs a signature check.
     ConnectionRates client_rates_;
+    ConnectionRates peer_faults_;  // keyed by the replica's id: its connection may change
     // The recent life of transactions here, for `tally explain` (node/traces.h).
     Traces traces_;
     // Records an output's steps (traces_) and how long each phase took (metrics_).

@@ -318,7 +318,7 @@ void WorkerPool::accept_request(VerifyJob& job, std::string_view frame, std::vec
         reject(bad_signature ? "bad_signature" : "malformed_request",
                peer_label(job.routing_id) + ": " + tx.error().message);
         if (bad_signature && on_client_port(job.routing_id))
-            deliver(here, ClientFault{std::move(job.routing_id)});
+            deliver(here, ConnectionFault{std::move(job.routing_id)});
         return;
     }
     const bool query = tx->kind != ledger::TxKind::kTransfer;
@@ -359,8 +359,8 @@ std::optional<bft::ReplicaId> WorkerPool::replica_sender(const VerifyJob& job, c
 
 // The envelope's signature, over everything but itself (envelope.h); a PBFT pre-prepare's
 // header's instead, which is what authenticates it (bft/pbft/messages.h: one check, not two).
-// A client whose frame fails it is reported to the consensus thread (ClientFault), which may
-// cut it off.
+// A client, or a replica over its own connection, whose frame fails it is reported to the
+// consensus thread (ConnectionFault), which may cut it off for a while.
 bool WorkerPool::signature_holds(VerifyJob& job, const crypto::Envelope& env,
                                  std::string_view frame, std::optional<bft::ReplicaId> from,
                                  std::vector<Event>* here) {
@@ -374,6 +374,7 @@ bool WorkerPool::signature_holds(VerifyJob& job, const crypto::Envelope& env,
         reject("bad_signature", "replica " + std::to_string(*from) +
                                     ": a pre_prepare whose signed header does not verify, or does "
                                     "not name its view, seq and digest");
+        deliver(here, ConnectionFault{std::move(job.routing_id)});
         return false;
     }
     const std::string_view covered = frame.substr(0, frame.size() - kSignatureBytes);
@@ -385,7 +386,8 @@ bool WorkerPool::signature_holds(VerifyJob& job, const crypto::Envelope& env,
            (from ? "replica " + std::to_string(*from) : peer_label(job.routing_id)) + ": " +
                std::string(crypto::type_name(env.type)) +
                (env.pairwise && !pairwise_key ? " with a MAC where a signature is required" : ""));
-    if (on_client_port(job.routing_id)) deliver(here, ClientFault{std::move(job.routing_id)});
+    if (on_client_port(job.routing_id) || replica_connection(job.routing_id))
+        deliver(here, ConnectionFault{std::move(job.routing_id)});
     return false;
 }
 

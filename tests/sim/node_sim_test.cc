@@ -3,6 +3,10 @@
 // Each test runs a few seeds; TALLY_SIM_SEED / TALLY_SIM_SEEDS choose others (sim/seeds.h).
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "sim/node_checks.h"
 #include "sim/node_cluster.h"
 #include "sim/seeds.h"
@@ -27,6 +31,31 @@ size_t answered(const NodeCluster& cluster) {
 }
 
 // Transfers only, 40 a client: enough for the others to move far past a replica that is down.
+// PBFT on the real node, every replica honest but `traitor` (when given), which is
+// `behaviour` (bft/behaviours.h).
+NodeSimConfig pbft(uint64_t seed, std::optional<bft::ReplicaId> traitor = {}, const std::string& behaviour = "") {
+    NodeSimConfig config;
+    config.seed = seed;
+    config.protocol = bft::Protocol::kPbft;
+    if (traitor) config.traitors[*traitor] = behaviour;
+    return config;
+}
+
+// `count` votes (prepares and commits) whose envelopes name `sender` and whose signatures are
+// someone else's: a traitor's forgeries, the same for the same seed.
+std::vector<std::string> forged_votes(uint64_t seed, const crypto::PublicKey& sender, uint64_t count) {
+    crypto::Seed forger_seed{};
+    forger_seed[0] = static_cast<uint8_t>(seed);
+    const auto forger = crypto::KeyPair::from_seed(forger_seed);
+    std::vector<std::string> votes;
+    for (uint64_t i = 0; i < count; ++i) {
+        votes.push_back(crypto::seal(forger, i % 2 ? crypto::MessageType::kCommit : crypto::MessageType::kPrepare,
+                                     "copy " + std::to_string(i)));
+        std::copy(sender.begin(), sender.end(), votes.back().begin() + 2);  // the envelope's sender
+    }
+    return votes;
+}
+
 NodeSimConfig long_transfers(uint64_t seed, bft::Protocol protocol) {
     NodeSimConfig c = lossy(seed, protocol);
     c.ops_per_client = 40;
@@ -207,10 +236,7 @@ node::Replica::HeldVotes held_votes(const NodeCluster& cluster) {
 
 TEST(NodeSimVotes, VotesBeyondWhatACertificateLacksWaitATurnAndAreNeverChecked) {
     for_each_seed(2, [&](uint64_t seed) {
-        NodeSimConfig config;
-        config.seed = seed;
-        config.protocol = bft::Protocol::kPbft;
-        NodeCluster cluster(config);
+        NodeCluster cluster(pbft(seed));
         expect_node_live_and_safe(cluster, seed);
         const auto held = held_votes(cluster);
         EXPECT_GT(held.held, 0u) << node_report(cluster, seed);
@@ -223,11 +249,7 @@ TEST(NodeSimVotes, VotesBeyondWhatACertificateLacksWaitATurnAndAreNeverChecked) 
 // certificate: the votes held beside its forgery are checked the next turn.
 TEST(NodeSimVotes, AHeldVoteIsCheckedWhenAForgeryCheckedBesideItFails) {
     for_each_seed(2, [&](uint64_t seed) {
-        NodeSimConfig config;
-        config.seed = seed;
-        config.protocol = bft::Protocol::kPbft;
-        config.traitors[3] = "bad-signature";
-        NodeCluster cluster(config);
+        NodeCluster cluster(pbft(seed, 3, "bad-signature"));
         expect_node_live_and_safe(cluster, seed);
         EXPECT_GT(held_votes(cluster).checked_later, 0u) << node_report(cluster, seed);
         EXPECT_GT(cluster.rejected(1, "bad_signature"), 0u) << node_report(cluster, seed);
@@ -240,24 +262,39 @@ TEST(NodeSimVotes, AHeldVoteIsCheckedWhenAForgeryCheckedBesideItFails) {
 // counted; the run stays live and safe.
 TEST(NodeSimVotes, AFloodOfVotesNamingAnotherReplicaCostsNoSignatureCheck) {
     for_each_seed(2, [&](uint64_t seed) {
-        NodeSimConfig config;
-        config.seed = seed;
-        config.protocol = bft::Protocol::kPbft;
-        NodeCluster cluster(config);
-        crypto::Seed forger_seed{};
-        forger_seed[0] = static_cast<uint8_t>(seed);
-        const auto forger = crypto::KeyPair::from_seed(forger_seed);  // the run replays by its seed
+        NodeCluster cluster(pbft(seed));
         constexpr uint64_t kCopies = 200;
-        for (uint64_t i = 0; i < kCopies; ++i) {
-            std::string vote = crypto::seal(forger, i % 2 ? crypto::MessageType::kCommit : crypto::MessageType::kPrepare,
-                                            "copy " + std::to_string(i));
-            const auto& named = cluster.replica_key(1);
-            std::copy(named.begin(), named.end(), vote.begin() + 2);  // the envelope's sender
-            cluster.send_as(3, 2, std::move(vote));
-        }
+        for (auto& vote : forged_votes(seed, cluster.replica_key(1), kCopies)) cluster.send_as(3, 2, std::move(vote));
         expect_node_live_and_safe(cluster, seed);
         EXPECT_EQ(cluster.rejected(2, "wrong_connection"), kCopies) << node_report(cluster, seed);
         EXPECT_EQ(cluster.rejected(2, "bad_signature"), 0u) << node_report(cluster, seed);
+    });
+}
+
+// A replica whose frames fail their signature checks over its own connection is proven
+// faulty, and may cost another only so many checks: PeerFaultLimits' burst, then one a
+// second; past that its frames are dropped unchecked. A bad-signature traitor (replica 3) is
+// silenced at replica 2 once its first bad frames are counted (those of the turn they came in
+// are checked); after that, 400 more bad frames from it cost replica 2 at most one check a
+// (virtual) second, and the run stays live and safe.
+TEST(NodeSimVotes, AReplicaSendingBadSignaturesIsSilencedAfterABurst) {
+    for_each_seed(2, [&](uint64_t seed) {
+        NodeCluster cluster(pbft(seed, 3, "bad-signature"));
+        ASSERT_TRUE(cluster.run_until([&] { return cluster.rejected(2, "peer_silenced") > 0; }, 2000))
+            << "replica 3's bad signatures never silenced it\n" << node_report(cluster, seed);
+        const uint64_t checked_before = cluster.rejected(2, "bad_signature");
+        const uint64_t silenced_before = cluster.rejected(2, "peer_silenced");
+        const uint64_t since = cluster.now();
+        constexpr uint64_t kFrames = 400;  // under its own name, with bad signatures
+        for (auto& vote : forged_votes(seed, cluster.replica_key(3), kFrames)) cluster.send_as(3, 2, std::move(vote));
+        expect_node_live_and_safe(cluster, seed);
+        const node::PeerFaultLimits limits;
+        const uint64_t seconds = (cluster.now() - since) * NodeSimConfig::default_consensus().tick_ms / 1000 + 1;
+        const uint64_t checked = cluster.rejected(2, "bad_signature") - checked_before;
+        // (The debt it had when the flood began may be paid off within the first second.)
+        EXPECT_LE(checked, 1 + seconds * limits.per_second)
+            << "in " << seconds << " virtual seconds\n" << node_report(cluster, seed);
+        EXPECT_GE(cluster.rejected(2, "peer_silenced") - silenced_before, kFrames) << node_report(cluster, seed);
     });
 }
 

@@ -1,5 +1,6 @@
 // Per-connection limits for clients: a token bucket of bytes per connection and the count of
-// connections open per address (node/connection_limits.h).
+// connections open per address; and what a replica's bad signatures may cost
+// (node/connection_limits.h).
 #include "node/connection_limits.h"
 
 #include <gtest/gtest.h>
@@ -62,6 +63,23 @@ TEST(ConnectionRates, ABadSignaturesChargeSilencesItsConnectionUntilTheDebtIsRep
     EXPECT_TRUE(rates.allow("bystander", 500, t0)) << "the charge is the liar's alone";
     rates.prune(t0 + 1s);
     EXPECT_FALSE(rates.allow("liar", 1, t0 + 1500ms)) << "pruning forgave a debt";
+}
+
+// A replica's bad signatures (PeerFaultLimits, used as the replica node does: a fault is one
+// unit, and a frame costs nothing to let through while the replica is not in debt).
+TEST(ConnectionRates, AReplicaMaySendABurstOfBadSignaturesThenOneASecond) {
+    ConnectionRates faults(PeerFaultLimits{});
+    const Clock::time_point t0{};
+    EXPECT_TRUE(faults.allow("3", 0, t0)) << "a replica that never sent a bad signature is heard";
+    for (int i = 0; i < 16; ++i) faults.charge("3", 1, t0);
+    EXPECT_TRUE(faults.allow("3", 0, t0)) << "16 at once: the burst";
+    faults.charge("3", 1, t0);
+    EXPECT_FALSE(faults.allow("3", 0, t0)) << "the 17th puts it in debt: silenced";
+    EXPECT_FALSE(faults.allow("3", 0, t0 + 900ms));
+    EXPECT_TRUE(faults.allow("3", 0, t0 + 1s)) << "heard again once a second paid the debt";
+    faults.charge("3", 1, t0 + 1s);
+    EXPECT_FALSE(faults.allow("3", 0, t0 + 1500ms)) << "then one bad signature a second, no burst";
+    EXPECT_TRUE(faults.allow("1", 0, t0 + 1500ms)) << "another replica is not charged";
 }
 
 TEST(AddressCounts, ConnectionsAreCountedPerAddressUntilTheyClose) {

@@ -77,6 +77,17 @@ protected:
         return m ? std::move(*m) : PeerMessage{};
     }
 
+    // Takes the ConnectionFault events out of `events`: the routing ids they charge.
+    static std::vector<std::string> take_faults(std::vector<Event>& events) {
+        std::vector<std::string> faults;
+        std::erase_if(events, [&](Event& e) {
+            auto* fault = std::get_if<ConnectionFault>(&e);
+            if (fault) faults.push_back(fault->routing_id);
+            return fault != nullptr;
+        });
+        return faults;
+    }
+
     uint64_t total_rejected() const {
         uint64_t total = 0;
         for (const auto& [reason, count] : rejections_.snapshot()) total += count;
@@ -135,7 +146,9 @@ TEST_F(WorkerPoolTest, WithPeerMacsAReplicasMacForThisReplicaIsAcceptedAndAnyOth
     ASSERT_TRUE(pool->submit_verify(
         job(crypto::seal_for_peer(two, for_three, crypto::MessageType::kRaftAppend, "entries"))));
     ASSERT_TRUE(pool->submit_verify(job(crypto::seal(two, crypto::MessageType::kRaftAppend, "signed"))));
-    auto events = wait_for(*pool, 1, 1);
+    auto events = wait_for(*pool, 2, 1);
+    // The MAC that fails is charged to the replica whose connection it came on.
+    EXPECT_EQ(take_faults(events), std::vector<std::string>{replica_routing_id(2, "rid")});
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(std::get<PeerMessage>(events[0]).envelope.body, "signed");
     EXPECT_EQ(rejections_.get("bad_signature"), 1u);
@@ -146,7 +159,8 @@ TEST_F(WorkerPoolTest, WithoutPeerMacsAReplicasMacIsRefused) {
     const auto two = key_n(2);
     const auto for_us = crypto::PairwiseKey::derive(two, self_key_.public_key()).value();
     ASSERT_TRUE(pool->submit_verify(job(crypto::seal_for_peer(two, for_us, crypto::MessageType::kPrepare, "vote"))));
-    auto events = wait_for(*pool, 0, 1);
+    auto events = wait_for(*pool, 1, 1);
+    EXPECT_EQ(take_faults(events), std::vector<std::string>{replica_routing_id(2, "rid")});
     EXPECT_TRUE(events.empty());
     EXPECT_EQ(rejections_.get("bad_signature"), 1u);
 }
@@ -211,7 +225,10 @@ TEST_F(WorkerPoolTest, EachBadFrameIsCountedUnderItsOwnReason) {
         {"malformed_body", crypto::seal(key_n(9), crypto::MessageType::kStatusRequest, "\xff\xff")},
     };
     for (const auto& [reason, frame] : cases) ASSERT_TRUE(pool->submit_verify(job(frame)));
-    auto events = wait_for(*pool, 0, cases.size());
+    auto events = wait_for(*pool, 2, cases.size());
+    // Replica 1's two frames that fail their checks on its own connection are charged to it
+    // (ConnectionFault); the others came on no client's or replica's connection.
+    EXPECT_EQ(take_faults(events), std::vector<std::string>(2, replica_routing_id(1, "rid")));
     EXPECT_TRUE(events.empty());
     std::map<std::string, uint64_t> want;
     for (const auto& [reason, frame] : cases) ++want[reason];
@@ -344,7 +361,8 @@ TEST_F(WorkerPoolTest, APrePrepareIsCheckedByItsHeadersSignatureAlone) {
     pp->set_header(header);
     auto bad_header = job(crypto::seal(key_n(1), crypto::MessageType::kPrePrepare, pp->SerializeAsString()));
     pool->verify_here(bad_header, out);
-    EXPECT_EQ(out.size(), 1u);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_NE(std::get_if<ConnectionFault>(&out[1]), nullptr) << "replica 1 was not charged for it";
     EXPECT_EQ(rejections_.get("bad_signature"), 1u);
 }
 
